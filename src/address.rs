@@ -1,0 +1,195 @@
+//! Recipient addresses: the RCPT argument → a [`Recipient`] whose parts are safe to use in
+//! paths, and the Dovecot-style `%u`/`%n`/`%d` templates that turn it into paths.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// A local recipient, resolved at RCPT time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipient {
+    /// The address exactly as the client sent it in RCPT TO (for logs and `Delivered-To`).
+    pub original: String,
+    /// Local part, lowercased, `+detail` removed: the user (Dovecot's `%Ln`).
+    pub local: String,
+    /// The `+detail` part without the delimiter, as sent (Sieve `subaddress` may use it).
+    pub detail: Option<String>,
+    /// Domain, lowercased.
+    pub domain: String,
+}
+
+/// Why a RCPT address is not one of ours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressError {
+    /// No `@`, an empty part, or a null (`<>`) recipient.
+    Syntax,
+    /// The domain is not in `[mailbox] domains`.
+    UnknownDomain,
+    /// The local part could name a path outside the store (`/`, `..`, NUL, control bytes,
+    /// a leading dot or `%`).
+    UnsafeLocalPart,
+}
+
+impl Recipient {
+    /// Resolves `address` (without angle brackets) against the local `domains` (lowercase).
+    /// `delimiter` splits `user+detail`; an empty delimiter disables subaddressing.
+    pub fn resolve(
+        address: &str,
+        domains: &[String],
+        delimiter: &str,
+    ) -> Result<Self, AddressError> {
+        let (local, domain) = address.rsplit_once('@').ok_or(AddressError::Syntax)?;
+        if local.is_empty() || domain.is_empty() {
+            return Err(AddressError::Syntax);
+        }
+        let domain = domain.to_lowercase();
+        if !is_safe_component(&domain) {
+            return Err(AddressError::UnsafeLocalPart);
+        }
+        if !domains.iter().any(|d| *d == domain) {
+            return Err(AddressError::UnknownDomain);
+        }
+        // A quoted local part ("a b"@d) is legal SMTP, but nothing a mailbox path should hold.
+        if !is_safe_component(local) || local.contains('"') || local.contains('\\') {
+            return Err(AddressError::UnsafeLocalPart);
+        }
+        let (user, detail) = match (!delimiter.is_empty())
+            .then(|| local.split_once(delimiter))
+            .flatten()
+        {
+            Some((user, detail)) if !user.is_empty() => (user, Some(detail.to_string())),
+            _ => (local, None),
+        };
+        let user = user.to_lowercase();
+        if !is_safe_component(&user) {
+            return Err(AddressError::UnsafeLocalPart);
+        }
+        Ok(Recipient {
+            original: address.to_string(),
+            local: user,
+            detail,
+            domain,
+        })
+    }
+
+    /// `user@domain`, lowercased, without detail: the mailbox this recipient delivers to.
+    pub fn user(&self) -> String {
+        format!("{}@{}", self.local, self.domain)
+    }
+
+    /// Expands a Dovecot-style template: `%u` user@domain, `%n` local part, `%d` domain,
+    /// `%%` a percent sign. Unknown `%x` sequences are kept as written.
+    pub fn expand(&self, template: &str) -> PathBuf {
+        let mut out = String::with_capacity(template.len() + 32);
+        let mut chars = template.chars();
+        while let Some(c) = chars.next() {
+            if c != '%' {
+                out.push(c);
+                continue;
+            }
+            match chars.next() {
+                Some('u') => out.push_str(&self.user()),
+                Some('n') => out.push_str(&self.local),
+                Some('d') => out.push_str(&self.domain),
+                Some('%') => out.push('%'),
+                Some(other) => {
+                    out.push('%');
+                    out.push(other);
+                }
+                None => out.push('%'),
+            }
+        }
+        PathBuf::from(out)
+    }
+}
+
+impl fmt::Display for Recipient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.original)
+    }
+}
+
+/// True when `part` can be one path component: no separators, no `..`, no leading dot, no
+/// NUL or control bytes, and no `%` (it would be re-expanded by a template).
+fn is_safe_component(part: &str) -> bool {
+    !part.is_empty()
+        && !part.starts_with('.')
+        && !part.contains("..")
+        && !part.chars().any(|c| c == '/' || c == '%' || c.is_control())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn domains() -> Vec<String> {
+        vec!["example.test".to_string()]
+    }
+
+    #[test]
+    fn resolve_table() {
+        use AddressError::*;
+        let cases: &[(&str, Result<(&str, Option<&str>, &str), AddressError>)] = &[
+            ("alice@example.test", Ok(("alice", None, "example.test"))),
+            ("Alice@EXAMPLE.test", Ok(("alice", None, "example.test"))),
+            (
+                "alice+lists@example.test",
+                Ok(("alice", Some("lists"), "example.test")),
+            ),
+            (
+                "Alice+Lists+x@example.test",
+                Ok(("alice", Some("Lists+x"), "example.test")),
+            ),
+            ("+only@example.test", Ok(("+only", None, "example.test"))),
+            (
+                "first.last@example.test",
+                Ok(("first.last", None, "example.test")),
+            ),
+            ("bob@other.test", Err(UnknownDomain)),
+            ("bob", Err(Syntax)),
+            ("@example.test", Err(Syntax)),
+            ("bob@", Err(Syntax)),
+            ("../etc@example.test", Err(UnsafeLocalPart)),
+            ("..@example.test", Err(UnsafeLocalPart)),
+            ("a/b@example.test", Err(UnsafeLocalPart)),
+            (".hidden@example.test", Err(UnsafeLocalPart)),
+            ("a\0b@example.test", Err(UnsafeLocalPart)),
+            ("a\tb@example.test", Err(UnsafeLocalPart)),
+            ("a\x7fb@example.test", Err(UnsafeLocalPart)),
+            ("a%db@example.test", Err(UnsafeLocalPart)),
+            ("\"a b\"@example.test", Err(UnsafeLocalPart)),
+            ("x@../example.test", Err(UnsafeLocalPart)),
+            ("x@exa/mple.test", Err(UnsafeLocalPart)),
+            ("a+../x@example.test", Err(UnsafeLocalPart)),
+        ];
+        for (input, want) in cases {
+            let got = Recipient::resolve(input, &domains(), "+")
+                .map(|r| (r.local.clone(), r.detail.clone(), r.domain.clone()));
+            let want =
+                want.map(|(l, d, dom)| (l.to_string(), d.map(str::to_string), dom.to_string()));
+            assert_eq!(got, want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn no_delimiter_keeps_plus() {
+        let r = Recipient::resolve("a+b@example.test", &domains(), "").expect("valid");
+        assert_eq!(r.local, "a+b");
+        assert_eq!(r.detail, None);
+    }
+
+    #[test]
+    fn expand_table() {
+        let r = Recipient::resolve("Bob+x@Example.TEST", &domains(), "+").expect("valid");
+        for (template, want) in [
+            (
+                "/var/vmail/%d/%n/Maildir",
+                "/var/vmail/example.test/bob/Maildir",
+            ),
+            ("%u", "bob@example.test"),
+            ("100%%/%q", "100%/%q"),
+            ("end%", "end%"),
+        ] {
+            assert_eq!(r.expand(template), PathBuf::from(want), "{template}");
+        }
+    }
+}

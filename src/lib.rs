@@ -1,0 +1,27 @@
+//! sievegate: an LMTP (RFC 2033) final-delivery agent that scans every message once with
+//! ClamAV, runs the recipient's Sieve scripts with RFC 5235 `virustest`, and stores into
+//! Maildir. Infected mail is never bounced, rejected or redirected towards its sender.
+//!
+//! # Layout
+//! One delivery reads top to bottom through these modules:
+//!
+//! - [`config`]: TOML file → validated [`config::Config`]; every problem reported at once.
+//! - [`server`]: TCP and unix listeners, the connection limit, graceful shutdown.
+//! - [`lmtp`]: the session state machine (generic over the stream), one file per verb;
+//!   [`lmtp::reply`] owns every reply text the client sees.
+//! - [`address`]: RCPT address → [`address::Recipient`] (case folding, `+detail`, path safety).
+//! - [`scan`]: clamd INSTREAM client, its reply parser, verdict → `virustest` value.
+//! - [`filter`]: Sieve script resolution and compile cache; runs the script chain to a
+//!   printable [`filter::Plan`] without touching any mailbox.
+//! - [`delivery`]: executes a Plan for one recipient → [`delivery::RcptOutcome`]; adds the
+//!   trace headers.
+//! - [`store`]: the durable Maildir++ writer (tmp → fsync → rename → fsync dir).
+
+pub mod address;
+pub mod config;
+pub mod delivery;
+pub mod filter;
+pub mod lmtp;
+pub mod scan;
+pub mod server;
+pub mod store;

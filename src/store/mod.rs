@@ -1,0 +1,251 @@
+//! The Maildir++ store: folder names, flags, and the durable writer.
+
+use std::fmt;
+
+/// A validated Maildir++ folder: `INBOX` (the Maildir root) or a sub-folder whose Sieve name
+/// `Work.Projects` lives in the directory `.Work.Projects`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Folder {
+    /// Hierarchy components, in IMAP modified UTF-7 as Dovecot stores them on disk; empty
+    /// for INBOX.
+    components: Vec<String>,
+}
+
+/// Why a Sieve folder name cannot be a Maildir++ folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FolderError {
+    /// Empty name or an empty hierarchy level (`a..b`, trailing `.`).
+    Empty,
+    /// A leading `.`: would name a hidden directory or escape the `.Name` scheme.
+    LeadingDot,
+    /// `/`, `\`, NUL or a control character.
+    BadCharacter,
+}
+
+impl fmt::Display for FolderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FolderError::Empty => "empty folder name or hierarchy level",
+            FolderError::LeadingDot => "folder name starts with '.'",
+            FolderError::BadCharacter => "folder name contains '/', '\\' or a control character",
+        })
+    }
+}
+
+impl std::error::Error for FolderError {}
+
+impl Folder {
+    /// The root folder.
+    pub fn inbox() -> Self {
+        Folder {
+            components: Vec::new(),
+        }
+    }
+
+    /// Parses a Sieve `fileinto` name. `.` separates hierarchy levels (Dovecot's Maildir++
+    /// separator); a leading `INBOX` level (any case) is the root, so `INBOX` and
+    /// `INBOX.Work` name the root and `.Work`. Non-ASCII names are stored in modified UTF-7
+    /// (RFC 3501 §5.1.3), like Dovecot.
+    pub fn from_sieve(name: &str) -> Result<Self, FolderError> {
+        if name.is_empty() {
+            return Err(FolderError::Empty);
+        }
+        if name.starts_with('.') {
+            return Err(FolderError::LeadingDot);
+        }
+        if name
+            .chars()
+            .any(|c| c == '/' || c == '\\' || c.is_control())
+        {
+            return Err(FolderError::BadCharacter);
+        }
+        let mut levels: Vec<&str> = name.split('.').collect();
+        if levels.iter().any(|l| l.is_empty()) {
+            return Err(FolderError::Empty);
+        }
+        if levels[0].eq_ignore_ascii_case("INBOX") {
+            levels.remove(0);
+        }
+        Ok(Folder {
+            components: levels.into_iter().map(encode_mutf7).collect(),
+        })
+    }
+
+    /// True for the root folder.
+    pub fn is_inbox(&self) -> bool {
+        self.components.is_empty()
+    }
+
+    /// The directory below the Maildir root: `None` for INBOX, else `.A.B`.
+    pub fn dir_name(&self) -> Option<String> {
+        (!self.is_inbox()).then(|| format!(".{}", self.components.join(".")))
+    }
+
+    /// The IMAP name as Dovecot lists it (`INBOX` or `A.B`, modified UTF-7): what the
+    /// `subscriptions` file holds.
+    pub fn imap_name(&self) -> String {
+        if self.is_inbox() {
+            "INBOX".to_string()
+        } else {
+            self.components.join(".")
+        }
+    }
+}
+
+impl fmt::Display for Folder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.imap_name())
+    }
+}
+
+/// IMAP modified UTF-7 (RFC 3501 §5.1.3): printable ASCII as is (`&` as `&-`), anything
+/// else as `&` + modified base64 of its UTF-16 + `-`.
+fn encode_mutf7(name: &str) -> String {
+    const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
+    let mut out = String::with_capacity(name.len());
+    let mut pending: Vec<u16> = Vec::new();
+    let flush = |pending: &mut Vec<u16>, out: &mut String| {
+        if pending.is_empty() {
+            return;
+        }
+        let bytes: Vec<u8> = pending.iter().flat_map(|u| u.to_be_bytes()).collect();
+        out.push('&');
+        for chunk in bytes.chunks(3) {
+            let b = [
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ];
+            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+            let chars = chunk.len() + 1;
+            for i in 0..chars {
+                out.push(B64[((n >> (18 - 6 * i)) & 0x3f) as usize] as char);
+            }
+        }
+        out.push('-');
+        pending.clear();
+    };
+    for c in name.chars() {
+        if (' '..='~').contains(&c) {
+            flush(&mut pending, &mut out);
+            if c == '&' {
+                out.push_str("&-");
+            } else {
+                out.push(c);
+            }
+        } else {
+            let mut buf = [0u16; 2];
+            pending.extend_from_slice(c.encode_utf16(&mut buf));
+        }
+    }
+    flush(&mut pending, &mut out);
+    out
+}
+
+/// IMAP system flags, stored in the Maildir info part (`:2,DFRST`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SystemFlags {
+    pub draft: bool,
+    pub flagged: bool,
+    pub answered: bool,
+    pub seen: bool,
+    pub deleted: bool,
+}
+
+impl SystemFlags {
+    /// Splits Sieve imap4flags (RFC 5232) into system flags and the keywords left over.
+    /// Flag names are case-insensitive; a list item may hold several space-separated flags.
+    pub fn from_sieve<S: AsRef<str>>(flags: &[S]) -> (Self, Vec<String>) {
+        let mut out = SystemFlags::default();
+        let mut keywords = Vec::new();
+        for flag in flags.iter().flat_map(|f| f.as_ref().split_whitespace()) {
+            match flag.to_ascii_lowercase().as_str() {
+                "\\seen" => out.seen = true,
+                "\\answered" => out.answered = true,
+                "\\flagged" => out.flagged = true,
+                "\\deleted" => out.deleted = true,
+                "\\draft" => out.draft = true,
+                _ => {
+                    if !keywords
+                        .iter()
+                        .any(|k: &String| k.eq_ignore_ascii_case(flag))
+                    {
+                        keywords.push(flag.to_string());
+                    }
+                }
+            }
+        }
+        (out, keywords)
+    }
+
+    /// True when no flag is set: the message goes to `new/`.
+    pub fn is_empty(&self) -> bool {
+        *self == SystemFlags::default()
+    }
+
+    /// The Maildir info letters in ASCII order, as the Maildir spec requires: `DFRST`.
+    pub fn info(&self) -> String {
+        [
+            (self.draft, 'D'),
+            (self.flagged, 'F'),
+            (self.answered, 'R'),
+            (self.seen, 'S'),
+            (self.deleted, 'T'),
+        ]
+        .iter()
+        .filter(|(set, _)| *set)
+        .map(|(_, c)| *c)
+        .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folder_table() {
+        let cases: &[(&str, Result<Option<&str>, FolderError>)] = &[
+            ("INBOX", Ok(None)),
+            ("inbox", Ok(None)),
+            ("Work", Ok(Some(".Work"))),
+            ("Work.Projects", Ok(Some(".Work.Projects"))),
+            ("INBOX.Work", Ok(Some(".Work"))),
+            ("Spam & Co", Ok(Some(".Spam &- Co"))),
+            ("Entwürfe", Ok(Some(".Entw&APw-rfe"))),
+            ("日本語", Ok(Some(".&ZeVnLIqe-"))),
+            ("", Err(FolderError::Empty)),
+            ("a..b", Err(FolderError::Empty)),
+            ("a.", Err(FolderError::Empty)),
+            ("..", Err(FolderError::LeadingDot)),
+            (".hidden", Err(FolderError::LeadingDot)),
+            ("../../etc", Err(FolderError::LeadingDot)),
+            ("a/../../b", Err(FolderError::BadCharacter)),
+            ("a/b", Err(FolderError::BadCharacter)),
+            ("a\\b", Err(FolderError::BadCharacter)),
+            ("a\0b", Err(FolderError::BadCharacter)),
+            ("a\nb", Err(FolderError::BadCharacter)),
+        ];
+        for (name, want) in cases {
+            let got = Folder::from_sieve(name).map(|f| f.dir_name());
+            let want = want.clone().map(|d| d.map(str::to_string));
+            assert_eq!(got, want, "{name:?}");
+        }
+    }
+
+    #[test]
+    fn flags_table() {
+        let cases: &[(&[&str], &str, &[&str])] = &[
+            (&[], "", &[]),
+            (&["\\Seen"], "S", &[]),
+            (&["\\seen \\FLAGGED"], "FS", &[]),
+            (&["\\Deleted", "\\Draft", "\\Answered"], "DRT", &[]),
+            (&["$Label1", "\\Seen", "$label1"], "S", &["$Label1"]),
+        ];
+        for (input, info, keywords) in cases {
+            let (flags, kw) = SystemFlags::from_sieve(input);
+            assert_eq!(flags.info(), *info, "{input:?}");
+            assert_eq!(kw, *keywords, "{input:?}");
+        }
+    }
+}
