@@ -1,1 +1,122 @@
-fn main() {}
+//! The `sievegate` command: `serve` runs the LMTP server, `check-config` validates a
+//! configuration and compiles its global Sieve scripts.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use sievegate::config::Config;
+use sievegate::lmtp::Services;
+use sievegate::server::Server;
+
+#[derive(Parser)]
+#[command(name = "sievegate", version, about = "LMTP delivery agent: ClamAV scan, Sieve with virustest, Maildir")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the LMTP server.
+    Serve {
+        /// Configuration file (TOML).
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Validate the configuration and compile every global Sieve script; exit 0 or 1.
+    CheckConfig {
+        /// Configuration file (TOML).
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { config } => serve(config),
+        Command::CheckConfig { config } => check_config(config),
+    }
+}
+
+/// Loads the config and compiles the global scripts; every problem goes to stderr.
+fn load(path: &PathBuf) -> Option<Services> {
+    let config = match Config::load(path) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("{e}");
+            return None;
+        }
+    };
+    let services = Services::new(config);
+    let problems = services.filter.check();
+    for p in &problems {
+        eprintln!("{p}");
+    }
+    problems.is_empty().then_some(services)
+}
+
+fn check_config(path: PathBuf) -> ExitCode {
+    match load(&path) {
+        Some(_) => {
+            println!("{}: configuration ok", path.display());
+            ExitCode::SUCCESS
+        }
+        None => ExitCode::FAILURE,
+    }
+}
+
+fn serve(path: PathBuf) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let Some(services) = load(&path) else {
+        eprintln!("sievegate: not starting: fix the configuration above");
+        return ExitCode::FAILURE;
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sievegate: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let services = Arc::new(services);
+        let server = match Server::bind(Arc::clone(&services)).await {
+            Ok(server) => server,
+            Err(e) => {
+                eprintln!("sievegate: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        for addr in server.local_addrs() {
+            tracing::info!(%addr, "listening on {addr}");
+        }
+        match services.scanner.ping().await {
+            Ok(()) => tracing::info!(clamd = %services.config.scanner.clamd, "clamd answers"),
+            Err(e) => tracing::warn!(clamd = %services.config.scanner.clamd, error = %e, "clamd does not answer yet; messages get 451 until it does"),
+        }
+        server.run(shutdown_signal()).await;
+        ExitCode::SUCCESS
+    })
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers; stop with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+}

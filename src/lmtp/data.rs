@@ -1,0 +1,111 @@
+//! DATA (RFC 5321 §4.1.1.4, RFC 2033 §4.2): receive the message, then answer once per
+//! accepted recipient, in RCPT order — also when the whole message fails.
+
+use smtp_proto::request::receiver::{DataReceiver, DummyDataReceiver};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::{deliver, reply, Flow, ReadResult, Session};
+
+/// How the DATA phase ended.
+enum Received {
+    Message(Vec<u8>),
+    /// Over `max_message_size`; the rest was read and dropped.
+    TooBig,
+    Closed,
+    Timeout,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
+    pub(super) async fn data(&mut self) -> std::io::Result<Flow> {
+        match &self.txn {
+            None => {
+                self.push(reply::need_mail());
+                return Ok(Flow::Continue);
+            }
+            Some(txn) if txn.rcpts.is_empty() => {
+                self.push(reply::need_rcpt());
+                return Ok(Flow::Continue);
+            }
+            Some(_) => {}
+        }
+        self.push(reply::start_data());
+        let received = self.receive().await?;
+        let Some(txn) = self.txn.take() else {
+            return Ok(Flow::Continue);
+        };
+        let flow = match received {
+            Received::Message(message) => {
+                let ctx = deliver::Context {
+                    session_id: self.id.clone(),
+                    lhlo: self.lhlo.clone(),
+                    xforward: self.xforward.clone(),
+                    peer: self.peer,
+                };
+                for r in deliver::deliver(&self.services, &ctx, &txn, message).await {
+                    self.push(r);
+                }
+                Flow::Continue
+            }
+            Received::TooBig => {
+                tracing::info!(
+                    from = %txn.mail_from,
+                    limit = self.services.config.server.max_message_size,
+                    "message refused: too big"
+                );
+                for rcpt in &txn.rcpts {
+                    self.push(reply::message_too_big(&rcpt.original));
+                }
+                Flow::Continue
+            }
+            Received::Closed => {
+                tracing::info!("connection lost during DATA: nothing delivered");
+                Flow::Quit
+            }
+            Received::Timeout => {
+                tracing::info!("timeout during DATA: nothing delivered");
+                self.push(reply::idle_timeout());
+                Flow::Quit
+            }
+        };
+        self.end_transaction();
+        Ok(flow)
+    }
+
+    /// Reads the message up to `<CRLF>.<CRLF>`, dot-unstuffed, without holding more than
+    /// `max_message_size` (plus one read) in memory.
+    async fn receive(&mut self) -> std::io::Result<Received> {
+        let max = self.services.config.server.max_message_size;
+        let timeout = self.services.config.server.data_timeout;
+        let mut receiver = DataReceiver::new();
+        // The receiver recognises "." only after a CRLF it has seen; DATA's own CRLF was
+        // consumed as a command, so prime it with one (this also unstuffs a first "..").
+        receiver.ingest(&mut b"\r\n".iter(), &mut Vec::new());
+        let mut skipping: Option<DummyDataReceiver> = None;
+        let mut message = Vec::with_capacity(self.inbuf.len().clamp(4096, 1 << 20));
+        loop {
+            let mut bytes = self.inbuf.iter();
+            let done = match skipping.as_mut() {
+                Some(dummy) => dummy.ingest(&mut bytes),
+                None => receiver.ingest(&mut bytes, &mut message),
+            };
+            let consumed = self.inbuf.len() - bytes.len();
+            self.inbuf.drain(..consumed);
+            if skipping.is_none() && message.len() > max {
+                skipping = Some(DummyDataReceiver::new_data(&receiver));
+                message = Vec::new();
+            }
+            if done {
+                return Ok(match skipping {
+                    Some(_) => Received::TooBig,
+                    None => Received::Message(message),
+                });
+            }
+            self.flush().await?;
+            match self.read_some(timeout, false).await? {
+                ReadResult::Data => {}
+                ReadResult::Eof => return Ok(Received::Closed),
+                ReadResult::Timeout | ReadResult::Shutdown => return Ok(Received::Timeout),
+            }
+        }
+    }
+}

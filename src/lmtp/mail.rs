@@ -1,0 +1,23 @@
+//! MAIL FROM (RFC 5321 §4.1.1.2) with SIZE (RFC 1870), BODY (RFC 6152) and SMTPUTF8
+//! (RFC 6531) parameters, which smtp-proto parses.
+
+use smtp_proto::MailFrom;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::{reply, reply::Reply, Session, Transaction};
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
+    pub(super) fn mail(&mut self, from: MailFrom<String>) -> Reply {
+        if self.lhlo.is_none() {
+            return reply::need_lhlo();
+        }
+        if self.txn.is_some() {
+            return reply::nested_mail();
+        }
+        if from.size > self.services.config.server.max_message_size {
+            return reply::size_exceeded();
+        }
+        self.txn = Some(Transaction { mail_from: from.address, rcpts: Vec::new(), started: std::time::Instant::now() });
+        reply::sender_ok()
+    }
+}

@@ -1,0 +1,36 @@
+//! RCPT TO (RFC 5321 §4.1.1.3): the recipient is resolved here, so unknown domains and
+//! addresses that could escape the store are refused before any data is sent.
+
+use smtp_proto::RcptTo;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::{reply, reply::Reply, Session};
+use crate::address::{AddressError, Recipient};
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
+    pub(super) fn rcpt(&mut self, to: RcptTo<String>) -> Reply {
+        let mailbox = &self.services.config.mailbox;
+        let max = self.services.config.server.max_recipients;
+        let Some(txn) = self.txn.as_mut() else {
+            return reply::need_mail();
+        };
+        if txn.rcpts.len() >= max {
+            return reply::too_many_recipients();
+        }
+        match Recipient::resolve(&to.address, &mailbox.domains, &mailbox.recipient_delimiter) {
+            Ok(rcpt) => {
+                txn.rcpts.push(rcpt);
+                reply::recipient_ok()
+            }
+            Err(AddressError::Syntax) => reply::bad_recipient_syntax(),
+            Err(AddressError::UnknownDomain) => {
+                tracing::info!(to = %to.address, "recipient refused: domain not local");
+                reply::unknown_domain(&to.address)
+            }
+            Err(AddressError::UnsafeLocalPart) => {
+                tracing::warn!(to = ?to.address, "recipient refused: local part could escape the store");
+                reply::unsafe_recipient(&to.address)
+            }
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! Layer 3: the real binary on 127.0.0.1:0 (and a unix socket) with a real clamd, driven by
+//! an independent LMTP client (swaks) and by raw sockets.
+
+use std::process::Command;
+use std::time::Duration;
+
+use crate::support::binary::{bin, converse, tcp, Running};
+use crate::support::clamd::Clamd;
+use crate::support::env::{split_trace, Env, Options};
+use crate::support::messages::{clean_message, infected_message};
+
+fn swaks() -> &'static str {
+    assert!(
+        std::path::Path::new("/usr/bin/swaks").exists(),
+        "swaks not found: apt-get install swaks (scripts/test installs it)"
+    );
+    "/usr/bin/swaks"
+}
+
+fn transaction(rcpts: &[&str], message: &[u8]) -> Vec<u8> {
+    let mut input = b"LHLO client.example\r\nMAIL FROM:<sender@remote.example>\r\n".to_vec();
+    for r in rcpts {
+        input.extend_from_slice(format!("RCPT TO:<{r}>\r\n").as_bytes());
+    }
+    input.extend_from_slice(b"DATA\r\n");
+    input.extend_from_slice(message);
+    input.extend_from_slice(b".\r\nQUIT\r\n");
+    input
+}
+
+#[test]
+fn swaks_delivers_clean_and_infected_mail_to_several_recipients() {
+    let mut options = Options::new(Clamd::shared().addr());
+    let sock_dir = tempfile::tempdir().expect("tempdir");
+    let sock = sock_dir.path().join("lmtp.sock");
+    options.listen = vec!["127.0.0.1:0".into(), format!("unix:{}", sock.display())];
+    let env = Env::new(options);
+    env.set_personal("bob", "require [\"fileinto\", \"mailbox\"];\nfileinto :create \"Inbound\";\n");
+    let server = Running::start(&env.config_path);
+
+    let clean = clean_message("swaks clean");
+    let clean_file = env.dir.path().join("clean.eml");
+    std::fs::write(&clean_file, &clean).expect("write");
+    let infected_file = env.dir.path().join("infected.eml");
+    std::fs::write(&infected_file, infected_message()).expect("write");
+
+    for (file, what) in [(&clean_file, "clean"), (&infected_file, "infected")] {
+        let out = Command::new(swaks())
+            .args(["--server", &server.addr.ip().to_string(), "--port", &server.addr.port().to_string()])
+            .args(["--protocol", "LMTP", "--helo", "client.example", "--from", "sender@remote.example"])
+            .args(["--to", "alice@example.test,bob@example.test,carol@example.test"])
+            .arg("--data")
+            .arg(format!("@{}", file.display()))
+            .output()
+            .expect("run swaks");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let finals = text.lines().filter(|l| l.starts_with("<~  250 2.0.0 <") || l.starts_with("<~ 250 2.0.0 <")).count();
+        assert_eq!(finals, 3, "{what}: one 250 per recipient from swaks:\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "{what}: swaks failed:\n{text}");
+    }
+
+    for (user, folder) in [("alice", ""), ("bob", ".Inbound"), ("carol", "")] {
+        let stored = env.messages(user, folder);
+        assert_eq!(stored.len(), 1, "{user}: only the clean message, in {folder:?}");
+        let (_, body) = split_trace(&stored[0].1);
+        assert_eq!(body, &clean[..], "{user}: byte-identical below the added headers");
+    }
+    assert_eq!(env.total_messages(), 3, "the infected message landed nowhere");
+
+    // The unix socket serves too.
+    let unix = std::os::unix::net::UnixStream::connect(&sock).expect("connect unix");
+    let got = converse(unix, &transaction(&["dave@example.test"], &clean_message("via unix"))[..]);
+    assert!(got.contains("250 2.0.0 <dave@example.test>"), "{got}");
+    let logs = server.logs();
+    assert!(logs.contains("listening on unix:"), "{logs}");
+    assert!(logs.contains("to=alice@example.test"), "per-recipient log lines: {logs}");
+}
+
+#[test]
+fn clamd_down_gives_451_then_recovers_without_restart() {
+    let mut clamd = Clamd::start();
+    let env = Env::new(Options::new(clamd.addr()));
+    let server = Running::start(&env.config_path);
+    let input = transaction(&["alice@example.test", "bob@example.test"], &clean_message("recovery"));
+
+    let got = converse(tcp(server.addr), &input);
+    assert_eq!(got.matches("Saved\r\n").count(), 2, "{got}");
+
+    clamd.stop();
+    let got = converse(tcp(server.addr), &input);
+    assert_eq!(got.matches("451 4.7.0").count(), 2, "clamd down: 451 per recipient: {got}");
+
+    clamd.restart();
+    let got = converse(tcp(server.addr), &input);
+    assert_eq!(got.matches("Saved\r\n").count(), 2, "clamd back: {got}");
+    assert_eq!(env.messages("alice", "").len(), 2);
+}
+
+#[test]
+fn sigterm_sends_421_to_idle_sessions_and_exits_0() {
+    let env = Env::new(Options::new(Clamd::shared().addr()));
+    let mut server = Running::start(&env.config_path);
+    let mut idle = tcp(server.addr);
+    let mut buf = [0u8; 512];
+    let n = std::io::Read::read(&mut idle, &mut buf).expect("greeting");
+    assert!(buf[..n].starts_with(b"220 "));
+    std::io::Write::write_all(&mut idle, b"LHLO x\r\n").expect("write");
+    std::thread::sleep(Duration::from_millis(200));
+    let status = server.terminate(Duration::from_secs(15));
+    assert!(status.success(), "exit status {status:?}\n{}", server.logs());
+    let mut rest = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut idle, &mut rest);
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(rest.contains("421 4.3.2"), "{rest}");
+}
+
+#[test]
+fn max_connections_refuses_with_421() {
+    let mut options = Options::new(Clamd::shared().addr());
+    options.max_connections = 1;
+    let env = Env::new(options);
+    let server = Running::start(&env.config_path);
+    let mut first = tcp(server.addr);
+    let mut buf = [0u8; 256];
+    let n = std::io::Read::read(&mut first, &mut buf).expect("greeting");
+    assert!(buf[..n].starts_with(b"220 "));
+    let got = converse(tcp(server.addr), b"");
+    assert!(got.starts_with("421 4.3.2"), "{got}");
+}
+
+#[test]
+fn port_in_use_exits_non_zero_with_a_clear_message() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let mut options = Options::new(Clamd::shared().addr());
+    options.listen = vec![taken.local_addr().expect("addr").to_string()];
+    let env = Env::new(options);
+    let out = Command::new(bin()).args(["serve", "-c"]).arg(&env.config_path).output().expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot listen on 127.0.0.1:"), "{err}");
+}
+
+#[test]
+fn check_config_accepts_the_shipped_example_and_reports_problems() {
+    let shipped = crate::support::env::repo().join("config/sievegate.toml");
+    let out = Command::new(bin()).args(["check-config", "-c"]).arg(&shipped).output().expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broken_script = dir.path().join("broken.sieve");
+    std::fs::write(&broken_script, "require \"fileinto\";\nif true {\n  fileinto \"x\"\n").expect("write");
+    let config = dir.path().join("bad.toml");
+    std::fs::write(
+        &config,
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n[scanner]\nclamd = \"unix:/nonexistent.sock\"\n[mailbox]\ndomains = [\"example.test\"]\nmaildir = \"m/%n\"\n[sieve]\nbefore = [\"broken.sieve\"]\n",
+    )
+    .expect("write");
+    let out = Command::new(bin()).args(["check-config", "-c"]).arg(&config).output().expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{}:", broken_script.display())), "file:line:col expected: {err}");
+
+    std::fs::write(&config, "[server]\nlisten = [\"127.0.0.1:0\"]\nbogus = 1\n").expect("write");
+    let out = Command::new(bin()).args(["check-config", "-c"]).arg(&config).output().expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("3:1:"), "line:col of the unknown key: {err}");
+}

@@ -1,0 +1,358 @@
+//! Layer 2: the LMTP session over an in-memory stream, with a real clamd and real Maildirs.
+//! Every transcript is also replayed split at every byte.
+
+use crate::support::clamd::Clamd;
+use crate::support::env::{split_trace, Env, Options};
+use crate::support::fake_clamd::{FakeClamd, Mode};
+use crate::support::messages::{clean_message, eicar, infected_message};
+use sievegate::lmtp::Peer;
+
+fn env() -> Env {
+    Env::new(Options::new(Clamd::shared().addr()))
+}
+
+const LHLO_REPLY: &str = "250-mx.example.test\r\n250-PIPELINING\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-SIZE 10485760\r\n250-SMTPUTF8\r\n250 XFORWARD NAME ADDR PORT PROTO HELO IDENT SOURCE\r\n";
+const GREETING: &str = "220 mx.example.test LMTP sievegate ready\r\n";
+
+/// Builds a complete pipelined transaction for `rcpts` carrying `message` (CRLF, no dot
+/// stuffing needed for our fixtures).
+fn transaction(rcpts: &[&str], message: &[u8]) -> Vec<u8> {
+    let mut input = b"LHLO client.example\r\nMAIL FROM:<sender@remote.example>\r\n".to_vec();
+    for r in rcpts {
+        input.extend_from_slice(format!("RCPT TO:<{r}>\r\n").as_bytes());
+    }
+    input.extend_from_slice(b"DATA\r\n");
+    input.extend_from_slice(message);
+    input.extend_from_slice(b".\r\nQUIT\r\n");
+    input
+}
+
+fn expected(rcpt_replies: &[&str], finals: &[String]) -> String {
+    let mut out = format!("{GREETING}{LHLO_REPLY}250 2.1.0 Sender ok\r\n");
+    for r in rcpt_replies {
+        out.push_str(r);
+        out.push_str("\r\n");
+    }
+    out.push_str("354 Start mail input; end with <CRLF>.<CRLF>\r\n");
+    for f in finals {
+        out.push_str(f);
+        out.push_str("\r\n");
+    }
+    out.push_str("221 2.0.0 Bye\r\n");
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clean_mail_to_two_recipients_split_at_every_byte() {
+    let env = env();
+    let message = clean_message("split test");
+    let input = transaction(&["alice@example.test", "Bob+news@Example.TEST"], &message);
+    let want = expected(
+        &["250 2.1.5 Recipient ok", "250 2.1.5 Recipient ok"],
+        &["250 2.0.0 <alice@example.test> ID Saved".into(), "250 2.0.0 <Bob+news@Example.TEST> ID Saved".into()],
+    );
+    let mut runs = 0;
+    for k in 0..=input.len() {
+        let got = env.transcript(&[&input[..k], &input[k..]]).await;
+        assert_eq!(got, want, "split at byte {k}");
+        runs += 1;
+    }
+    for user in ["alice", "bob"] {
+        let stored = env.messages(user, "");
+        assert_eq!(stored.len(), runs, "{user}: one file per run");
+        for (path, bytes) in &stored {
+            let (trace, rest) = split_trace(bytes);
+            assert_eq!(rest, &message[..], "{}: byte-identical below our headers", path.display());
+            let trace = String::from_utf8_lossy(trace);
+            assert!(trace.starts_with("Return-Path: <sender@remote.example>\r\n"), "{trace}");
+            assert!(trace.contains(&format!("Delivered-To: {user}@example.test\r\n")), "{trace}");
+            assert!(trace.contains("X-Virus-Status: Clean\r\n"), "{trace}");
+            assert!(path.to_string_lossy().contains(&format!(",S={}", bytes.len())), "{}", path.display());
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn infected_mail_gets_250_per_recipient_and_lands_nowhere_split_at_every_byte() {
+    let env = env();
+    // bob's script would reject, carol's would file it: the virus policy wins for both.
+    env.set_personal("bob", "require \"reject\";\nreject \"go away\";\n");
+    env.set_personal("carol", "require [\"fileinto\", \"mailbox\"];\nfileinto :create \"Keep\";\n");
+    let message = infected_message();
+    let input = transaction(&["alice@example.test", "bob@example.test", "carol@example.test"], &message);
+    let want = expected(
+        &["250 2.1.5 Recipient ok"; 3],
+        &[
+            "250 2.0.0 <alice@example.test> ID Ok".into(),
+            "250 2.0.0 <bob@example.test> ID Ok".into(),
+            "250 2.0.0 <carol@example.test> ID Ok".into(),
+        ],
+    );
+    for k in (0..=input.len()).step_by(7) {
+        assert_eq!(env.transcript(&[&input[..k], &input[k..]]).await, want, "split at byte {k}");
+    }
+    assert_eq!(env.total_messages(), 0, "infected mail must land nowhere");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recipients_with_different_scripts_get_their_own_outcomes() {
+    let env = env();
+    env.set_personal("alice", "require [\"fileinto\", \"mailbox\", \"imap4flags\"];\nfileinto :create :flags \"\\\\Seen\" \"Work.Reports\";\n");
+    env.set_personal("bob", "require \"reject\";\nreject \"I do not want this\";\n");
+    env.set_personal("carol", "discard;\n");
+    env.set_personal("dave", "require \"fileinto\";\nfileinto \"../../../../etc\";\n");
+    let message = clean_message("outcomes");
+    let input = transaction(
+        &["alice@example.test", "bob@example.test", "carol@example.test", "dave@example.test", "erin@example.test"],
+        &message,
+    );
+    let got = env.transcript(&[&input]).await;
+    let want = expected(
+        &["250 2.1.5 Recipient ok"; 5],
+        &[
+            "250 2.0.0 <alice@example.test> ID Saved".into(),
+            "550 5.7.1 <bob@example.test> I do not want this".into(),
+            "250 2.0.0 <carol@example.test> ID Ok".into(),
+            "250 2.0.0 <dave@example.test> ID Saved".into(),
+            "250 2.0.0 <erin@example.test> ID Saved".into(),
+        ],
+    );
+    assert_eq!(got, want);
+    let work = env.messages("alice", ".Work.Reports");
+    assert_eq!(work.len(), 1);
+    assert!(work[0].0.to_string_lossy().ends_with(":2,S"), "{}", work[0].0.display());
+    assert!(env.messages("alice", "").is_empty());
+    assert!(env.messages("bob", "").is_empty());
+    assert!(env.messages("carol", "").is_empty());
+    assert_eq!(env.messages("dave", "").len(), 1, "bad folder name falls back to INBOX");
+    assert_eq!(env.messages("erin", "").len(), 1, "no personal script: default keep");
+    assert!(!env.dir.path().join("etc").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn infected_variants_never_reach_a_mailbox() {
+    let env = env();
+    env.set_personal("alice", "require \"vacation\";\nvacation \"away\";\nkeep;\n");
+    for (name, message) in crate::support::messages::infected_fixtures() {
+        let input = transaction(&["alice@example.test", "bob@example.test"], &message);
+        let got = env.transcript(&[&input]).await;
+        assert!(got.contains("250 2.0.0 <alice@example.test> ID Ok\r\n250 2.0.0 <bob@example.test> ID Ok\r\n"), "{name}: {got}");
+    }
+    assert_eq!(env.total_messages(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clean_mail_mentioning_eicar_is_delivered() {
+    let env = env();
+    let message = crate::support::load_message("clean-mentions-eicar.eml");
+    let got = env.transcript(&[&transaction(&["alice@example.test"], &message)]).await;
+    assert!(got.contains("250 2.0.0 <alice@example.test> ID Saved"), "{got}");
+    assert_eq!(env.messages("alice", "").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protocol_errors_table() {
+    let env = env();
+    let long = format!("NOOP {}\r\n", "x".repeat(5000));
+    let cases: &[(&str, &[u8], &str)] = &[
+        ("mail before lhlo", b"MAIL FROM:<a@b>\r\n", "503 5.5.1 Send LHLO first\r\n"),
+        ("ehlo", b"EHLO x\r\n", "500 5.5.1 This is an LMTP server: use LHLO\r\n"),
+        ("helo", b"HELO x\r\n", "500 5.5.1 This is an LMTP server: use LHLO\r\n"),
+        ("unknown", b"FOO bar\r\n", "500 5.5.2 Command unrecognized\r\n"),
+        ("noop", b"NOOP\r\n", "250 2.0.0 Ok\r\n"),
+        ("vrfy", b"VRFY alice\r\n", "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery\r\n"),
+        ("rcpt before mail", b"LHLO x\r\nRCPT TO:<alice@example.test>\r\n", "503 5.5.1 Need MAIL command\r\n"),
+        ("data before rcpt", b"LHLO x\r\nMAIL FROM:<>\r\nDATA\r\n", "503 5.5.1 No valid recipients\r\n"),
+        ("data before mail", b"LHLO x\r\nDATA\r\n", "503 5.5.1 Need MAIL command\r\n"),
+        ("nested mail", b"LHLO x\r\nMAIL FROM:<>\r\nMAIL FROM:<>\r\n", "503 5.5.1 Nested MAIL command\r\n"),
+        ("size too big", b"LHLO x\r\nMAIL FROM:<a@b> SIZE=999999999\r\n", "552 5.3.4 Message size exceeds fixed maximum message size\r\n"),
+        ("unknown domain", b"LHLO x\r\nMAIL FROM:<>\r\nRCPT TO:<alice@elsewhere.test>\r\n", "550 5.1.1 <alice@elsewhere.test> User unknown in local recipient table\r\n"),
+        ("dotdot", b"LHLO x\r\nMAIL FROM:<>\r\nRCPT TO:<../../etc@example.test>\r\n", "550 5.1.3 <../../etc@example.test> Invalid local part\r\n"),
+        ("slash", b"LHLO x\r\nMAIL FROM:<>\r\nRCPT TO:<a/b@example.test>\r\n", "550 5.1.3 <a/b@example.test> Invalid local part\r\n"),
+        ("leading dot", b"LHLO x\r\nMAIL FROM:<>\r\nRCPT TO:<.x@example.test>\r\n", "550 5.1.3 <.x@example.test> Invalid local part\r\n"),
+        ("bad rcpt syntax", b"LHLO x\r\nMAIL FROM:<>\r\nRCPT TO:<>\r\n", "501 5.1.3 Bad recipient address syntax\r\n"),
+        ("starttls", b"STARTTLS\r\n", "502 5.5.1 Command not implemented\r\n"),
+        ("bdat", b"LHLO x\r\nMAIL FROM:<>\r\nRCPT TO:<alice@example.test>\r\nBDAT 10 LAST\r\n", "502 5.5.1 Command not implemented\r\n"),
+        ("too long", long.as_bytes(), "500 5.5.2 Line too long\r\n"),
+        ("rset ends transaction", b"LHLO x\r\nMAIL FROM:<>\r\nRSET\r\nRCPT TO:<alice@example.test>\r\n", "503 5.5.1 Need MAIL command\r\n"),
+        ("xforward in transaction", b"LHLO x\r\nMAIL FROM:<>\r\nXFORWARD NAME=x\r\n", "503 5.5.1 XFORWARD not allowed within a mail transaction\r\n"),
+        ("xforward ok", b"LHLO x\r\nXFORWARD NAME=mx.remote ADDR=192.0.2.1\r\n", "250 2.0.0 Ok\r\n"),
+        ("xforward bad attr", b"LHLO x\r\nXFORWARD COLOUR=red\r\n", "501 5.5.4 Syntax error: unknown XFORWARD attribute\r\n"),
+    ];
+    for (name, input, want_last) in cases {
+        let mut full = input.to_vec();
+        full.extend_from_slice(b"QUIT\r\n");
+        let got = env.transcript(&[&full]).await;
+        let lines: Vec<&str> = got.split_inclusive("\r\n").collect();
+        assert!(lines.len() >= 2, "{name}: {got}");
+        assert_eq!(lines[lines.len() - 2], *want_last, "{name}: {got}");
+        assert_eq!(lines[lines.len() - 1], "221 2.0.0 Bye\r\n", "{name}");
+    }
+    assert!(!env.dir.path().join("etc").exists());
+    assert!(!env.dir.path().join("mail/example.test/a").exists());
+    assert_eq!(env.total_messages(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xforward_only_from_allowed_peers() {
+    let mut options = Options::new(Clamd::shared().addr());
+    options.xforward_from = vec!["10.0.0.0/8".into()];
+    let env = Env::new(options);
+    let got = env.transcript_as(&[b"LHLO x\r\nXFORWARD NAME=a\r\nQUIT\r\n"], Peer::Unix).await;
+    assert!(!got.contains("XFORWARD NAME"), "not advertised: {got}");
+    assert!(got.contains("550 5.7.0 XFORWARD not permitted from this client\r\n"), "{got}");
+    let got = env.transcript_as(&[b"LHLO x\r\nXFORWARD NAME=a\r\nQUIT\r\n"], Peer::Tcp("10.1.2.3:25".parse().expect("addr"))).await;
+    assert!(got.contains("250 XFORWARD NAME ADDR PORT PROTO HELO IDENT SOURCE\r\n"), "{got}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xforward_client_shows_in_received_header() {
+    let env = env();
+    let message = clean_message("xforward");
+    let mut input = b"LHLO postfix.local\r\nXFORWARD NAME=mail.remote.example ADDR=192.0.2.7 PORT=4711 PROTO=ESMTP HELO=remote-helo IDENT=4QueueId SOURCE=REMOTE\r\n".to_vec();
+    input.extend_from_slice(&transaction(&["alice@example.test"], &message)[b"LHLO client.example\r\n".len()..]);
+    let got = env.transcript(&[&input]).await;
+    assert!(got.contains("<alice@example.test> ID Saved"), "{got}");
+    let stored = env.messages("alice", "");
+    let (trace, _) = split_trace(&stored[0].1);
+    let trace = String::from_utf8_lossy(trace);
+    assert!(trace.contains("remote-helo"), "{trace}");
+    assert!(trace.contains("mail.remote.example"), "{trace}");
+    assert!(trace.contains("[192.0.2.7]"), "{trace}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_recipients_and_oversized_message() {
+    let mut options = Options::new(Clamd::shared().addr());
+    options.max_recipients = 2;
+    options.max_message_size = 2048;
+    let env = Env::new(options);
+    let mut input = b"LHLO x\r\nMAIL FROM:<>\r\n".to_vec();
+    for r in ["a", "b", "c"] {
+        input.extend_from_slice(format!("RCPT TO:<{r}@example.test>\r\n").as_bytes());
+    }
+    input.extend_from_slice(b"DATA\r\n");
+    input.extend_from_slice(&clean_message(&"big ".repeat(1000)));
+    input.extend_from_slice(b".\r\nNOOP\r\nQUIT\r\n");
+    let got = env.transcript(&[&input]).await;
+    assert!(got.contains("452 4.5.3 Too many recipients\r\n"), "{got}");
+    assert!(
+        got.contains("552 5.3.4 <a@example.test> Message size exceeds fixed maximum message size\r\n552 5.3.4 <b@example.test> Message size exceeds fixed maximum message size\r\n250 2.0.0 Ok\r\n"),
+        "one 552 per accepted recipient, then the session goes on: {got}"
+    );
+    assert_eq!(env.total_messages(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_messages_are_delivered_and_the_session_survives() {
+    let env = env();
+    let long_line = format!("Subject: long\r\n\r\n{}\r\n", "y".repeat(5000));
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("bare LF", b"Subject: bare\nFrom: a@b\n\nline one\nline two\n".to_vec()),
+        ("NUL bytes", b"Subject: nul\r\n\r\nbefore\0after\r\n".to_vec()),
+        ("5000-char line", long_line.into_bytes()),
+        ("broken MIME", crate::support::load_message("broken-mime.eml")),
+        ("no header", b"just a body line\r\n".to_vec()),
+        ("empty", Vec::new()),
+        ("dot stuffing", b"Subject: dots\r\n\r\n..leading dot\r\n.\r\n".to_vec()),
+    ];
+    for (name, message) in cases {
+        let input = transaction(&["alice@example.test"], &message);
+        let got = env.transcript(&[&input]).await;
+        assert!(got.contains("250 2.0.0 <alice@example.test> ID Saved\r\n221 2.0.0 Bye\r\n"), "{name}: {got}");
+    }
+    assert_eq!(env.messages("alice", "").len(), 7);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dot_unstuffing_and_smuggling() {
+    let env = env();
+    // "\n.\n" (bare LF) does not end DATA; only CRLF.CRLF does.
+    let input = b"LHLO x\r\nMAIL FROM:<>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\nSubject: s\r\n\r\n..a\r\nb\n.\nMAIL FROM:<evil@x>\r\n.\r\nQUIT\r\n";
+    let got = env.transcript(&[input]).await;
+    assert!(got.contains("250 2.0.0 <alice@example.test> ID Saved\r\n221 2.0.0 Bye\r\n"), "{got}");
+    let stored = env.messages("alice", "");
+    let (_, body) = split_trace(&stored[0].1);
+    assert_eq!(body, b"Subject: s\r\n\r\n.a\r\nb\n.\nMAIL FROM:<evil@x>\r\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spoofed_scan_headers_are_removed() {
+    let env = env();
+    let message = b"X-Virus-Status: Clean\r\nX-Virus-Scanned: by a liar\r\nSubject: s\r\n\r\nbody\r\n";
+    let got = env.transcript(&[&transaction(&["alice@example.test"], message)]).await;
+    assert!(got.contains("ID Saved"), "{got}");
+    let stored = env.messages("alice", "");
+    let text = String::from_utf8_lossy(&stored[0].1);
+    assert_eq!(text.matches("X-Virus-Status:").count(), 1, "{text}");
+    assert!(!text.contains("by a liar"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scanner_failures_give_451_for_every_recipient() {
+    for mode in [Mode::Hang, Mode::Garbage, Mode::Close, Mode::Error] {
+        let fake = FakeClamd::start(mode);
+        let mut options = Options::new(fake.addr());
+        options.scan_timeout_secs = 1;
+        let env = Env::new(options);
+        let input = transaction(&["alice@example.test", "bob@example.test"], &clean_message("x"));
+        let got = env.transcript(&[&input]).await;
+        assert!(
+            got.contains("451 4.7.0 <alice@example.test> Virus scan unavailable, try again later\r\n451 4.7.0 <bob@example.test> Virus scan unavailable, try again later\r\n221"),
+            "{mode:?}: {got}"
+        );
+        assert_eq!(env.total_messages(), 0, "{mode:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliver_unscanned_when_configured() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut options = Options::new(sievegate::scan::ClamdAddr::Unix(dir.path().join("missing.sock")));
+    options.on_failure = "deliver-unscanned";
+    let env = Env::new(options);
+    let got = env.transcript(&[&transaction(&["alice@example.test"], &clean_message("x"))]).await;
+    assert!(got.contains("250 2.0.0 <alice@example.test> ID Saved"), "{got}");
+    let stored = env.messages("alice", "");
+    assert!(String::from_utf8_lossy(&stored[0].1).contains("X-Virus-Status: Not scanned\r\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sessions_get_421_on_shutdown() {
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let env = env();
+    let (mut client, server) = tokio::io::duplex(1 << 16);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let session = sievegate::lmtp::Session::new(server, Arc::clone(&env.services), Peer::Unix, stop_rx);
+    let task = tokio::spawn(session.run());
+    client.write_all(b"LHLO x\r\n").await.expect("write");
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    stop_tx.send(true).expect("send");
+    let mut out = Vec::new();
+    client.read_to_end(&mut out).await.expect("read");
+    task.await.expect("join").expect("io");
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.ends_with("421 4.3.2 Service shutting down, closing transmission channel\r\n"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_timeout_closes_with_421() {
+    let mut options = Options::new(Clamd::shared().addr());
+    options.idle_timeout_secs = 1;
+    let env = Env::new(options);
+    let (client, server) = tokio::io::duplex(1 << 16);
+    let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let session = sievegate::lmtp::Session::new(server, std::sync::Arc::clone(&env.services), Peer::Unix, stop_rx);
+    let mut client = client;
+    let task = tokio::spawn(session.run());
+    let mut out = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(&mut client, &mut out).await.expect("read");
+    task.await.expect("join").expect("io");
+    assert!(String::from_utf8_lossy(&out).ends_with("421 4.4.2 Timeout, closing transmission channel\r\n"));
+}
+
+#[test]
+fn eicar_constant_is_the_standard_68_bytes() {
+    assert_eq!(eicar().len(), 68);
+}
