@@ -1,6 +1,15 @@
 //! The Maildir++ store: folder names, flags, and the durable writer.
+//!
+//! [`Folder`] and [`SystemFlags`] say *where* and *how* a message is stored; [`Maildir`]
+//! does the durable write (see [`maildir`]); `subscriptions` keeps Dovecot's subscription
+//! file in step with the folders we create.
 
 use std::fmt;
+
+pub mod maildir;
+mod subscriptions;
+
+pub use maildir::{Maildir, StoreError, StoredMessage};
 
 /// A validated Maildir++ folder: `INBOX` (the Maildir root) or a sub-folder whose Sieve name
 /// `Work.Projects` lives in the directory `.Work.Projects`.
