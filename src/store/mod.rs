@@ -154,10 +154,15 @@ fn encode_mutf7(name: &str) -> String {
 /// IMAP system flags, stored in the Maildir info part (`:2,DFRST`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SystemFlags {
+    /// `\Draft`, info letter `D`.
     pub draft: bool,
+    /// `\Flagged`, info letter `F`.
     pub flagged: bool,
+    /// `\Answered`, info letter `R` (replied).
     pub answered: bool,
+    /// `\Seen`, info letter `S`.
     pub seen: bool,
+    /// `\Deleted`, info letter `T` (trashed).
     pub deleted: bool,
 }
 
