@@ -1,6 +1,15 @@
 //! The Maildir++ store: folder names, flags, and the durable writer.
+//!
+//! [`Folder`] and [`SystemFlags`] say *where* and *how* a message is stored; [`Maildir`]
+//! does the durable write (see [`maildir`]); `subscriptions` keeps Dovecot's subscription
+//! file in step with the folders we create.
 
 use std::fmt;
+
+pub mod maildir;
+mod subscriptions;
+
+pub use maildir::{Maildir, StoreError, StoredMessage};
 
 /// A validated Maildir++ folder: `INBOX` (the Maildir root) or a sub-folder whose Sieve name
 /// `Work.Projects` lives in the directory `.Work.Projects`.
@@ -145,10 +154,15 @@ fn encode_mutf7(name: &str) -> String {
 /// IMAP system flags, stored in the Maildir info part (`:2,DFRST`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SystemFlags {
+    /// `\Draft`, info letter `D`.
     pub draft: bool,
+    /// `\Flagged`, info letter `F`.
     pub flagged: bool,
+    /// `\Answered`, info letter `R` (replied).
     pub answered: bool,
+    /// `\Seen`, info letter `S`.
     pub seen: bool,
+    /// `\Deleted`, info letter `T` (trashed).
     pub deleted: bool,
 }
 

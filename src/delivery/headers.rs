@@ -1,0 +1,521 @@
+//! Header work done at delivery time: removing scan headers a sender could forge, and the
+//! trace headers (`Return-Path`, `Delivered-To`, `Received`, scan status) prepended to
+//! every stored copy.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::address::Recipient;
+use crate::scan::Verdict;
+
+/// Header fields we set ourselves. An incoming copy would be a forgery (or an earlier hop's
+/// opinion): the Sieve `virustest` configuration of a Dovecot reading this mailbox trusts
+/// them.
+const SCAN_HEADERS: [&[u8]; 2] = [b"X-Virus-Scanned", b"X-Virus-Status"];
+
+/// Longest client-supplied value copied into a header, in bytes: keeps every line we write
+/// far below RFC 5322's 998-character limit (§2.1.1).
+const MAX_VALUE: usize = 255;
+
+/// Removes every `X-Virus-Scanned` and `X-Virus-Status` field (any case, with its folded
+/// continuation lines) from the header section. The body and every other byte are kept as
+/// they are; without a match the input is returned borrowed.
+///
+/// The header section ends at the first empty line (CRLF or bare LF); a message without
+/// that separator is all header.
+pub fn strip_virus_headers(raw: &[u8]) -> Cow<'_, [u8]> {
+    // Allocated only at the first removal: most messages carry no such header.
+    let mut out: Option<Vec<u8>> = None;
+    let mut removing = false;
+    let mut pos = 0;
+    while pos < raw.len() {
+        let end = raw[pos..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(raw.len(), |i| pos + i + 1);
+        let line = &raw[pos..end];
+        if is_blank_line(line) {
+            break;
+        }
+        // RFC 5322 §2.2.3: a line starting with WSP continues the previous field.
+        if !matches!(line[0], b' ' | b'\t') {
+            removing = field_name(line)
+                .is_some_and(|name| SCAN_HEADERS.iter().any(|h| name.eq_ignore_ascii_case(h)));
+        }
+        match (&mut out, removing) {
+            (None, true) => out = Some(raw[..pos].to_vec()),
+            (Some(buf), false) => buf.extend_from_slice(line),
+            _ => {}
+        }
+        pos = end;
+    }
+    match out {
+        None => Cow::Borrowed(raw),
+        Some(mut buf) => {
+            buf.extend_from_slice(&raw[pos..]);
+            Cow::Owned(buf)
+        }
+    }
+}
+
+/// The separator between header and body: `\r\n`, `\n` (or a lone `\r` at the very end).
+fn is_blank_line(line: &[u8]) -> bool {
+    matches!(line, b"\r\n" | b"\n" | b"\r")
+}
+
+/// The field name of a header line (RFC 5322 §3.6.8: printable ASCII but `:`), allowing the
+/// obsolete white space before the colon (§4.5). `None` for anything else.
+fn field_name(line: &[u8]) -> Option<&[u8]> {
+    let colon = line.iter().position(|&b| b == b':')?;
+    let name = line[..colon].trim_ascii_end();
+    (!name.is_empty() && name.iter().all(|b| (33..=126).contains(b))).then_some(name)
+}
+
+/// The original client as Postfix reports it with XFORWARD (already xtext-decoded; the
+/// `[UNAVAILABLE]` / `[TEMPUNAVAIL]` placeholders count as absent).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClientInfo<'a> {
+    /// Reverse-DNS name of the original SMTP client.
+    pub name: Option<&'a str>,
+    /// Its IP address (Postfix writes IPv6 as `IPv6:…`).
+    pub addr: Option<&'a str>,
+    /// The HELO/EHLO name it sent.
+    pub helo: Option<&'a str>,
+}
+
+/// What the trace headers say about one message; borrowed from the session.
+#[derive(Debug, Clone, Copy)]
+pub struct TraceInfo<'a> {
+    /// The MAIL FROM address without brackets; empty for the null sender.
+    pub return_path: &'a str,
+    /// Our host name, as in the LHLO greeting.
+    pub hostname: &'a str,
+    /// The session (or transaction) id that also appears in our logs.
+    pub session_id: &'a str,
+    /// The LMTP client's LHLO name.
+    pub helo: Option<&'a str>,
+    /// The LMTP client's address (`None` on a unix socket).
+    pub peer_addr: Option<&'a str>,
+    /// The original client from XFORWARD; when present it replaces `helo`/`peer_addr`,
+    /// which then describe only the local MTA.
+    pub client: Option<ClientInfo<'a>>,
+    /// The scan result of this message.
+    pub verdict: &'a Verdict,
+    /// What `X-Virus-Scanned` names, e.g. `ClamAV via sievegate`.
+    pub scanner_name: &'a str,
+    /// When the message was received (end of DATA): the `Received` date.
+    pub received_at: SystemTime,
+}
+
+/// The trace headers for one recipient, CRLF-terminated, in the order they are prepended:
+/// `Return-Path`, `Delivered-To`, `Received` (RFC 5321 §4.4), `X-Virus-Scanned`,
+/// `X-Virus-Status`. Every client-supplied value is sanitized so it cannot start a header
+/// line of its own.
+pub fn trace_headers(info: &TraceInfo<'_>, rcpt: &Recipient) -> Vec<u8> {
+    let mut out = String::with_capacity(512);
+    // Writing into a String cannot fail; the results are ignored for that reason only.
+    let _ = write!(out, "Return-Path: <{}>\r\n", clean(info.return_path));
+    let _ = write!(out, "Delivered-To: {}\r\n", clean(&rcpt.user()));
+
+    let (helo, name, addr) = match &info.client {
+        Some(c) => (present(c.helo), present(c.name), present(c.addr)),
+        None => (present(info.helo), None, present(info.peer_addr)),
+    };
+    out.push_str("Received:");
+    if helo.is_some() || name.is_some() || addr.is_some() {
+        out.push_str(" from ");
+        // Postfix style: `from helo (name [addr])`, `unknown` for a client without rDNS.
+        out.push_str(helo.as_deref().unwrap_or("unknown"));
+        match (name, addr) {
+            (Some(n), Some(a)) => {
+                let _ = write!(out, " ({n} [{a}])");
+            }
+            // The LMTP peer has no looked-up name; an XFORWARD client without one is
+            // `unknown`, as Postfix writes it.
+            (None, Some(a)) if info.client.is_some() => {
+                let _ = write!(out, " (unknown [{a}])");
+            }
+            (None, Some(a)) => {
+                let _ = write!(out, " ([{a}])");
+            }
+            (Some(n), None) => {
+                let _ = write!(out, " ({n})");
+            }
+            (None, None) => {}
+        }
+        out.push_str("\r\n\t");
+    } else {
+        out.push(' ');
+    }
+    let _ = write!(
+        out,
+        "by {} (sievegate) with LMTP id {}\r\n\tfor <{}>; {}\r\n",
+        clean(info.hostname),
+        clean(info.session_id),
+        clean(&rcpt.original),
+        rfc5322_date(info.received_at)
+    );
+
+    let _ = write!(
+        out,
+        "X-Virus-Scanned: {} on {}\r\n",
+        clean(info.scanner_name),
+        clean(info.hostname)
+    );
+    let status: Cow<'_, str> = match info.verdict {
+        Verdict::Clean => "Clean".into(),
+        Verdict::Unscanned => "Not scanned".into(),
+        Verdict::Infected { name, .. } => format!("Infected ({})", clean(name)).into(),
+    };
+    let _ = write!(out, "X-Virus-Status: {status}\r\n");
+    out.into_bytes()
+}
+
+/// A sanitized optional value; empty after cleaning, or an XFORWARD placeholder, is absent.
+fn present(value: Option<&str>) -> Option<Cow<'_, str>> {
+    let v = clean(value?);
+    (!v.is_empty() && v != "[UNAVAILABLE]" && v != "[TEMPUNAVAIL]").then_some(v)
+}
+
+/// Makes a client-supplied value safe inside a header: control characters (CR, LF, NUL, TAB,
+/// DEL, C1) are dropped so nothing can fold into a new header line, surrounding white
+/// space is trimmed, and the result is cut to [`MAX_VALUE`] bytes at a character boundary.
+fn clean(value: &str) -> Cow<'_, str> {
+    let trimmed = value.trim();
+    if trimmed.len() <= MAX_VALUE && !trimmed.chars().any(char::is_control) {
+        return Cow::Borrowed(trimmed);
+    }
+    let mut out = String::with_capacity(trimmed.len().min(MAX_VALUE));
+    for c in trimmed.chars().filter(|c| !c.is_control()) {
+        if out.len() + c.len_utf8() > MAX_VALUE {
+            break;
+        }
+        out.push(c);
+    }
+    let kept = out.trim_end().len();
+    out.truncate(kept);
+    Cow::Owned(out)
+}
+
+/// RFC 5322 §3.3 date-time in UTC: `Fri, 27 Nov 2026 09:25:19 +0000`. UTC needs no time
+/// zone database; times before 1970 (a broken clock) print as the epoch.
+pub(crate) fn rfc5322_date(t: SystemTime) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{}, {:02} {} {} {:02}:{:02}:{:02} +0000",
+        DAYS[(days % 7) as usize], // 1970-01-01 was a Thursday
+        day,
+        MONTHS[(month - 1) as usize],
+        year,
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 → (year, month 1–12, day 1–31), proleptic Gregorian.
+///
+/// Counting from 0000-03-01 puts the leap day at the end of the year, so every year is
+/// 365 days plus an optional last day and the months from March have a regular pattern
+/// (153 days per 5 months); 400-year eras of 146 097 days repeat exactly.
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    // 719 468 days from 0000-03-01 to 1970-01-01.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let day_of_era = z % 146_097;
+    // Year within the era: remove the leap days of the 4-, 100- and 400-year cycles.
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    };
+    let year = era * 400 + year_of_era + u64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn strip_table() {
+        let cases: &[(&str, &[u8], &[u8])] = &[
+            (
+                "nothing to do",
+                b"Subject: a\r\n\r\nbody\r\n",
+                b"Subject: a\r\n\r\nbody\r\n",
+            ),
+            (
+                "both, any case",
+                b"x-virus-scanned: fake\r\nSubject: a\r\nX-VIRUS-STATUS: Clean\r\n\r\nb\r\n",
+                b"Subject: a\r\n\r\nb\r\n",
+            ),
+            (
+                "folded status",
+                b"A: 1\r\nX-Virus-Status: Clean\r\n\tand more\r\n  even more\r\nB: 2\r\n\r\nb",
+                b"A: 1\r\nB: 2\r\n\r\nb",
+            ),
+            (
+                "similar names stay",
+                b"X-Virus-Scanned-Extra: x\r\nX-Virus-Statuses: y\r\n\r\n",
+                b"X-Virus-Scanned-Extra: x\r\nX-Virus-Statuses: y\r\n\r\n",
+            ),
+            (
+                "obsolete space before colon",
+                b"X-Virus-Status : Clean\r\nA: 1\r\n\r\n",
+                b"A: 1\r\n\r\n",
+            ),
+            (
+                "body untouched",
+                b"A: 1\r\n\r\nX-Virus-Status: Clean\r\n",
+                b"A: 1\r\n\r\nX-Virus-Status: Clean\r\n",
+            ),
+            (
+                "bare LF",
+                b"A: 1\nX-Virus-Status: Clean\n x\nB: 2\n\nX-Virus-Status: body\n",
+                b"A: 1\nB: 2\n\nX-Virus-Status: body\n",
+            ),
+            (
+                "no body, no separator",
+                b"A: 1\r\nX-Virus-Scanned: by me\r\n",
+                b"A: 1\r\n",
+            ),
+            (
+                "last line unterminated",
+                b"A: 1\r\nX-Virus-Status: x",
+                b"A: 1\r\n",
+            ),
+            ("first line", b"X-Virus-Status: x\r\n\r\n", b"\r\n"),
+            ("empty", b"", b""),
+            (
+                "continuation of a kept field",
+                b"Subject: a\r\n X-Virus-Status: no\r\n\r\n",
+                b"Subject: a\r\n X-Virus-Status: no\r\n\r\n",
+            ),
+            (
+                "non-header line ends removal",
+                b"X-Virus-Status: x\r\ngarbage\r\n\r\n",
+                b"garbage\r\n\r\n",
+            ),
+        ];
+        for (what, input, want) in cases {
+            let got = strip_virus_headers(input);
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(want),
+                "{what}"
+            );
+            assert_eq!(
+                matches!(got, Cow::Borrowed(_)),
+                input == want,
+                "{what}: borrowed iff unchanged"
+            );
+        }
+    }
+
+    #[test]
+    fn date_table() {
+        let cases: &[(u64, &str)] = &[
+            (0, "Thu, 01 Jan 1970 00:00:00 +0000"),
+            (951_782_400, "Tue, 29 Feb 2000 00:00:00 +0000"),
+            (1_709_164_800, "Thu, 29 Feb 2024 00:00:00 +0000"),
+            (1_795_771_519, "Fri, 27 Nov 2026 09:25:19 +0000"),
+            (1_798_363_519, "Sun, 27 Dec 2026 09:25:19 +0000"),
+            (4_102_444_799, "Thu, 31 Dec 2099 23:59:59 +0000"),
+        ];
+        for (secs, want) in cases {
+            let t = UNIX_EPOCH + Duration::from_secs(*secs);
+            assert_eq!(rfc5322_date(t), *want, "{secs}");
+        }
+        let before = UNIX_EPOCH - Duration::from_secs(10);
+        assert_eq!(rfc5322_date(before), "Thu, 01 Jan 1970 00:00:00 +0000");
+    }
+
+    fn rcpt(original: &str) -> Recipient {
+        Recipient::resolve(original, &["example.test".to_string()], "+").expect("recipient")
+    }
+
+    fn info<'a>(verdict: &'a Verdict, client: Option<ClientInfo<'a>>) -> TraceInfo<'a> {
+        TraceInfo {
+            return_path: "alice@sender.test",
+            hostname: "mx.example.test",
+            session_id: "S1a2b",
+            helo: Some("postfix.example.test"),
+            peer_addr: Some("127.0.0.1"),
+            client,
+            verdict,
+            scanner_name: "ClamAV via sievegate",
+            received_at: UNIX_EPOCH + Duration::from_secs(1_795_771_519),
+        }
+    }
+
+    const DATE: &str = "Fri, 27 Nov 2026 09:25:19 +0000";
+
+    #[test]
+    fn trace_table() {
+        let clean = Verdict::Clean;
+        let unscanned = Verdict::Unscanned;
+        let infected = Verdict::Infected {
+            name: "Eicar-Signature\r\nBcc: x".to_string(),
+            heuristic: false,
+        };
+        let xf = ClientInfo {
+            name: Some("mail.sender.test"),
+            addr: Some("192.0.2.7"),
+            helo: Some("helo.sender.test"),
+        };
+        let no_rdns = ClientInfo {
+            name: Some("[UNAVAILABLE]"),
+            addr: Some("IPv6:2001:db8::1"),
+            helo: None,
+        };
+        let evil = ClientInfo {
+            name: Some("n\0ame\x7f"),
+            addr: Some("1.2.3.4\r\n"),
+            helo: Some("evil\r\nBcc: victim@example.test"),
+        };
+        let cases: Vec<(&str, TraceInfo<'_>, String)> = vec![
+            (
+                "no XFORWARD: LHLO and peer",
+                info(&clean, None),
+                format!(
+                    "Received: from postfix.example.test ([127.0.0.1])\r\n\tby mx.example.test \
+                     (sievegate) with LMTP id S1a2b\r\n\tfor <Bob+x@Example.test>; {DATE}\r\n\
+                     X-Virus-Scanned: ClamAV via sievegate on mx.example.test\r\n\
+                     X-Virus-Status: Clean\r\n"
+                ),
+            ),
+            (
+                "XFORWARD",
+                info(&unscanned, Some(xf)),
+                format!(
+                    "Received: from helo.sender.test (mail.sender.test [192.0.2.7])\r\n\tby \
+                     mx.example.test (sievegate) with LMTP id S1a2b\r\n\tfor \
+                     <Bob+x@Example.test>; {DATE}\r\n\
+                     X-Virus-Scanned: ClamAV via sievegate on mx.example.test\r\n\
+                     X-Virus-Status: Not scanned\r\n"
+                ),
+            ),
+            (
+                "XFORWARD without rDNS and HELO",
+                info(&clean, Some(no_rdns)),
+                format!(
+                    "Received: from unknown (unknown [IPv6:2001:db8::1])\r\n\tby \
+                     mx.example.test (sievegate) with LMTP id S1a2b\r\n\tfor \
+                     <Bob+x@Example.test>; {DATE}\r\n\
+                     X-Virus-Scanned: ClamAV via sievegate on mx.example.test\r\n\
+                     X-Virus-Status: Clean\r\n"
+                ),
+            ),
+            (
+                "injection attempts",
+                info(&infected, Some(evil)),
+                format!(
+                    "Received: from evilBcc: victim@example.test (name [1.2.3.4])\r\n\tby \
+                     mx.example.test (sievegate) with LMTP id S1a2b\r\n\tfor \
+                     <Bob+x@Example.test>; {DATE}\r\n\
+                     X-Virus-Scanned: ClamAV via sievegate on mx.example.test\r\n\
+                     X-Virus-Status: Infected (Eicar-SignatureBcc: x)\r\n"
+                ),
+            ),
+            (
+                "unix socket, no LHLO",
+                TraceInfo {
+                    helo: None,
+                    peer_addr: None,
+                    ..info(&clean, None)
+                },
+                format!(
+                    "Received: by mx.example.test (sievegate) with LMTP id S1a2b\r\n\tfor \
+                     <Bob+x@Example.test>; {DATE}\r\n\
+                     X-Virus-Scanned: ClamAV via sievegate on mx.example.test\r\n\
+                     X-Virus-Status: Clean\r\n"
+                ),
+            ),
+        ];
+        let r = rcpt("Bob+x@Example.test");
+        for (what, info, want_tail) in cases {
+            let got = String::from_utf8(trace_headers(&info, &r)).expect("utf-8");
+            let want = format!(
+                "Return-Path: <alice@sender.test>\r\nDelivered-To: bob@example.test\r\n{want_tail}"
+            );
+            assert_eq!(got, want, "{what}");
+            assert_no_injection(&got);
+        }
+    }
+
+    /// Every line is a known field or a tab-folded continuation; no bare CR or LF.
+    fn assert_no_injection(headers: &str) {
+        assert!(headers.ends_with("\r\n"));
+        for line in headers.trim_end_matches("\r\n").split("\r\n") {
+            assert!(!line.contains(['\r', '\n', '\0']), "{line:?}");
+            let known = [
+                "Return-Path:",
+                "Delivered-To:",
+                "Received:",
+                "X-Virus-Scanned:",
+                "X-Virus-Status:",
+                "\t",
+            ];
+            assert!(known.iter().any(|k| line.starts_with(k)), "{line:?}");
+        }
+    }
+
+    #[test]
+    fn sender_sanitized_and_capped() {
+        let clean_verdict = Verdict::Clean;
+        let long = "a".repeat(300) + "@x.test";
+        for sender in [
+            "",
+            "evil@x\r\nBcc: y@z",
+            long.as_str(),
+            "ü".repeat(200).as_str(),
+        ] {
+            let i = TraceInfo {
+                return_path: sender,
+                ..info(&clean_verdict, None)
+            };
+            let got =
+                String::from_utf8(trace_headers(&i, &rcpt("bob@example.test"))).expect("utf-8");
+            assert_no_injection(&got);
+            let first = got.split("\r\n").next().unwrap_or_default();
+            assert!(
+                first.len() <= "Return-Path: <>".len() + MAX_VALUE,
+                "{first}"
+            );
+        }
+    }
+
+    #[test]
+    fn clean_table() {
+        let cases: &[(&str, &str)] = &[
+            ("plain", "plain"),
+            ("  padded \t", "padded"),
+            ("a\r\nb", "ab"),
+            ("a\0b\x1bc\x7fd\u{85}e", "abcde"),
+            ("tab\tinside", "tabinside"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(clean(input), *want, "{input:?}");
+        }
+        assert_eq!(clean(&"x".repeat(1000)).len(), MAX_VALUE);
+        // A cut never splits a character.
+        let euros = "€".repeat(100);
+        let cut = clean(&euros);
+        assert!(cut.len() <= MAX_VALUE && cut.chars().all(|c| c == '€'));
+    }
+}

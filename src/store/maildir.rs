@@ -1,0 +1,392 @@
+//! The durable Maildir++ writer: `tmp/` → write → fsync → rename into `new/` or `cur/` →
+//! fsync the directory. Blocking `std::fs`; the async caller runs it in `spawn_blocking`.
+//!
+//! The layout and file names follow Dovecot's Maildir++ so that Dovecot serves what we write
+//! without a resync surprise: INBOX is the root, a folder `A.B` lives in `.A.B` with an empty
+//! `maildirfolder` file, created folders are listed in `subscriptions`.
+
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::subscriptions;
+use super::{Folder, SystemFlags};
+
+/// Mail is private: Dovecot creates its files 0600 and directories 0700 by default too.
+pub(crate) const FILE_MODE: u32 = 0o600;
+const DIR_MODE: u32 = 0o700;
+
+/// The Maildir++ marker that tells Dovecot (and Courier) a directory is a sub-folder.
+const MAILDIRFOLDER: &str = "maildirfolder";
+
+/// Process-wide sequence number for unique names: two deliveries in the same microsecond by
+/// the same process still get different names.
+static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+
+/// One user's Maildir++ tree.
+#[derive(Debug, Clone)]
+pub struct Maildir {
+    /// The Maildir root, which is also INBOX, e.g. `/var/vmail/example.test/bob/Maildir`.
+    root: PathBuf,
+}
+
+/// A message that is durably on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    /// The folder it was stored in (after any fallback decided by the caller).
+    pub folder: Folder,
+    /// Its final path in `new/` or `cur/`, for the log and for [`Maildir::remove`].
+    pub path: PathBuf,
+}
+
+/// Why a message could not be stored. Every variant leaves nothing behind.
+#[derive(thiserror::Error, Debug)]
+pub enum StoreError {
+    /// The sub-folder does not exist and the caller did not ask to create it.
+    #[error("folder \"{0}\" does not exist")]
+    FolderMissing(Folder),
+    /// A file-system call failed; `op` names the call, `path` what it was called on.
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        /// The failed call (`create`, `write`, `fsync`, `rename`, `mkdir`, …).
+        op: &'static str,
+        /// The file or directory it was called on.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: io::Error,
+    },
+    /// [`Maildir::remove`] was handed a path that is not a message file of this Maildir.
+    #[error("refusing to remove {}: not a message file below {}", path.display(), root.display())]
+    OutsideRoot {
+        /// The path that was refused.
+        path: PathBuf,
+        /// This Maildir's root.
+        root: PathBuf,
+    },
+}
+
+impl StoreError {
+    /// True when the file system or the user's quota is full (`ENOSPC`, `EDQUOT`): worth its
+    /// own enhanced status code (RFC 3463 4.2.2 / 4.3.1) and its own log wording.
+    pub fn is_no_space(&self) -> bool {
+        match self {
+            StoreError::Io { source, .. } => is_no_space_error(source),
+            _ => false,
+        }
+    }
+
+    /// True when the user's quota (`EDQUOT`) rather than the whole file system is full.
+    pub fn is_quota_exceeded(&self) -> bool {
+        match self {
+            StoreError::Io { source, .. } => {
+                source.raw_os_error() == Some(libc::EDQUOT)
+                    || source.kind() == io::ErrorKind::QuotaExceeded
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The classification behind [`StoreError::is_no_space`]: errno first (what the kernel said),
+/// the portable kinds second (errors built without an errno).
+pub(crate) fn is_no_space_error(err: &io::Error) -> bool {
+    matches!(err.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+        || matches!(
+            err.kind(),
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+        )
+}
+
+/// Builds a `map_err` closure that records which call failed on which path.
+pub(crate) fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StoreError {
+    let path = path.to_path_buf();
+    move |source| StoreError::Io { op, path, source }
+}
+
+impl Maildir {
+    /// A Maildir rooted at `root`. Nothing is touched until the first [`Maildir::store`].
+    pub fn new(root: PathBuf) -> Self {
+        Maildir { root }
+    }
+
+    /// The Maildir root (INBOX).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// True when a delivery to `folder` without `create` would succeed. INBOX always
+    /// exists: the root is created on the first delivery, like Dovecot does.
+    pub fn folder_exists(&self, folder: &Folder) -> bool {
+        folder.is_inbox() || self.folder_dir(folder).is_dir()
+    }
+
+    /// Writes `chunks` (concatenated: trace headers then the message) as one new message in
+    /// `folder`, in `new/` without flags or in `cur/` with them. Returns only once the file
+    /// and the directory entry are on stable storage. A missing sub-folder is created (with
+    /// `maildirfolder` and a subscription) only when `create` is true, else
+    /// [`StoreError::FolderMissing`]. On any error no file of this call is left behind.
+    pub fn store(
+        &self,
+        folder: &Folder,
+        flags: SystemFlags,
+        create: bool,
+        chunks: &[&[u8]],
+    ) -> Result<StoredMessage, StoreError> {
+        let dir = self.folder_dir(folder);
+        let size: u64 = chunks.iter().map(|c| c.len() as u64).sum();
+        let base = unique_name(size);
+        let tmp_path = dir.join("tmp").join(&base);
+
+        // Fast path: the folder exists, so the first open succeeds and no directory is
+        // checked or created. Only a missing tmp/ sends us through `prepare`.
+        let file = match open_new(&tmp_path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.prepare(folder, &dir, create)?;
+                open_new(&tmp_path).map_err(io_err("create", &tmp_path))?
+            }
+            Err(e) => return Err(io_err("create", &tmp_path)(e)),
+        };
+        let mut cleanup = Cleanup::new(tmp_path.clone());
+        write_all_synced(file, chunks, &tmp_path)?;
+
+        let final_path = if flags.is_empty() {
+            dir.join("new").join(&base)
+        } else {
+            dir.join("cur").join(format!("{base}:2,{}", flags.info()))
+        };
+        match fs::rename(&tmp_path, &final_path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // new/ or cur/ went missing while tmp/ is there: repair and retry once.
+                self.prepare(folder, &dir, create)?;
+                fs::rename(&tmp_path, &final_path).map_err(io_err("rename", &tmp_path))?;
+            }
+            Err(e) => return Err(io_err("rename", &tmp_path)(e)),
+        }
+        // From here a failure must remove the final file, not the (renamed) tmp one.
+        cleanup.path = final_path.clone();
+        let final_dir = final_path.parent().unwrap_or(&dir);
+        sync_dir(final_dir)?;
+        cleanup.disarm();
+        Ok(StoredMessage {
+            folder: folder.clone(),
+            path: final_path,
+        })
+    }
+
+    /// Removes a message stored earlier in the same delivery (rollback after a later store
+    /// failed), and fsyncs its directory so a crash cannot bring it back as a duplicate.
+    /// A file that is already gone counts as removed. Paths outside this Maildir's
+    /// `new/` and `cur/` directories are refused.
+    pub fn remove(&self, stored: &StoredMessage) -> Result<(), StoreError> {
+        let path = &stored.path;
+        let parent = path.parent().filter(|_| self.owns_message_path(path));
+        let Some(parent) = parent else {
+            return Err(StoreError::OutsideRoot {
+                path: path.clone(),
+                root: self.root.clone(),
+            });
+        };
+        match fs::remove_file(path) {
+            Ok(()) => sync_dir(parent),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err("unlink", path)(e)),
+        }
+    }
+
+    /// The folder's directory: the root for INBOX, `root/.A.B` otherwise.
+    fn folder_dir(&self, folder: &Folder) -> PathBuf {
+        match folder.dir_name() {
+            Some(name) => self.root.join(name),
+            None => self.root.clone(),
+        }
+    }
+
+    /// True for `root/{new,cur}/<file>` or `root/.<folder>/{new,cur}/<file>`, with no `..`
+    /// anywhere: the only shapes `store` produces.
+    fn owns_message_path(&self, path: &Path) -> bool {
+        let Ok(rest) = path.strip_prefix(&self.root) else {
+            return false;
+        };
+        let parts: Vec<Component<'_>> = rest.components().collect();
+        let normal = |c: &Component<'_>| matches!(c, Component::Normal(_));
+        let is_sub = |c: &Component<'_>| c.as_os_str() == "new" || c.as_os_str() == "cur";
+        match parts.as_slice() {
+            [sub, file] => is_sub(sub) && normal(file),
+            [folder, sub, file] => {
+                normal(folder)
+                    && folder.as_os_str().to_string_lossy().starts_with('.')
+                    && is_sub(sub)
+                    && normal(file)
+            }
+            _ => false,
+        }
+    }
+
+    /// Creates what a delivery into `folder` needs: the root with cur/new/tmp, and for a
+    /// sub-folder its directory, cur/new/tmp and `maildirfolder`. Every directory that got
+    /// a new entry is fsynced, so a new folder survives a crash as well as the message.
+    /// Concurrent deliveries may race here: "already exists" is success.
+    fn prepare(&self, folder: &Folder, dir: &Path, create: bool) -> Result<(), StoreError> {
+        let mut changed: Vec<PathBuf> = Vec::new();
+        mkdir_all(&self.root, &mut changed)?;
+        for sub in ["cur", "new", "tmp"] {
+            mkdir(&self.root.join(sub), &mut changed)?;
+        }
+        if !folder.is_inbox() {
+            if !dir.is_dir() {
+                if !create {
+                    return Err(StoreError::FolderMissing(folder.clone()));
+                }
+                // Subscribe first: if that fails the folder is not created either, so the
+                // MTA's retry starts over; a subscription without a folder is harmless
+                // (Dovecot lists it as \NonExistent) and the retry creates the folder.
+                subscriptions::subscribe(&self.root, &folder.imap_name())?;
+                mkdir(dir, &mut changed)?;
+            }
+            for sub in ["cur", "new", "tmp"] {
+                mkdir(&dir.join(sub), &mut changed)?;
+            }
+            let marker = dir.join(MAILDIRFOLDER);
+            match OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(FILE_MODE)
+                .open(&marker)
+            {
+                Ok(_) => changed.push(dir.to_path_buf()),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io_err("create", &marker)(e)),
+            }
+        }
+        // Deepest first, so a parent's entry is synced after its child's content exists.
+        changed.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+        changed.dedup();
+        for d in &changed {
+            sync_dir(d)?;
+        }
+        Ok(())
+    }
+}
+
+/// Unlinks `path` when dropped, unless disarmed: whatever goes wrong after the file was
+/// created, the Maildir is left as it was.
+struct Cleanup {
+    path: PathBuf,
+    armed: bool,
+}
+
+impl Cleanup {
+    fn new(path: PathBuf) -> Self {
+        Cleanup { path, armed: true }
+    }
+
+    fn disarm(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if self.armed {
+            // Nothing more can be done about a failing unlink while already failing; the
+            // original error is what the caller reports.
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// `O_CREAT|O_EXCL`: a name collision must fail, never overwrite another message.
+pub(crate) fn open_new(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(FILE_MODE)
+        .open(path)
+}
+
+/// Writes every chunk and fsyncs the file before it is closed.
+fn write_all_synced(mut file: File, chunks: &[&[u8]], path: &Path) -> Result<(), StoreError> {
+    for chunk in chunks {
+        file.write_all(chunk).map_err(io_err("write", path))?;
+    }
+    file.sync_all().map_err(io_err("fsync", path))
+}
+
+/// fsync on a directory makes its entries (a rename, a new sub-directory) durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err("fsync dir", dir))
+}
+
+/// `mkdir` that treats an existing directory as success and records `path`'s parent as
+/// changed when it did create it.
+fn mkdir(path: &Path, changed: &mut Vec<PathBuf>) -> Result<(), StoreError> {
+    match DirBuilder::new().mode(DIR_MODE).create(path) {
+        Ok(()) => {
+            if let Some(parent) = path.parent() {
+                changed.push(parent.to_path_buf());
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
+        Err(e) => Err(io_err("mkdir", path)(e)),
+    }
+}
+
+/// `mkdir -p` that records which parents gained an entry (`create_dir_all` does not tell).
+fn mkdir_all(path: &Path, changed: &mut Vec<PathBuf>) -> Result<(), StoreError> {
+    if path.is_dir() {
+        return Ok(());
+    }
+    let missing: Vec<&Path> = path.ancestors().take_while(|p| !p.is_dir()).collect();
+    for dir in missing.into_iter().rev() {
+        if dir.as_os_str().is_empty() {
+            continue;
+        }
+        mkdir(dir, changed)?;
+    }
+    Ok(())
+}
+
+/// A Dovecot-compatible unique base name, `<secs>.M<usecs>P<pid>Q<n>.<host>,S=<size>`.
+/// The size lets Dovecot skip a stat; the counter keeps names unique within the process.
+fn unique_name(size: u64) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let n = SEQUENCE.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "{}.M{}P{}Q{}.{},S={}",
+        now.as_secs(),
+        now.subsec_micros(),
+        std::process::id(),
+        n,
+        hostname(),
+        size
+    )
+}
+
+/// The host name as it goes into file names: `/` would be a path separator and `:` starts
+/// the info part, so they are escaped as octal like Dovecot and Courier do.
+fn hostname() -> &'static str {
+    static HOST: OnceLock<String> = OnceLock::new();
+    HOST.get_or_init(|| escape_hostname(&gethostname::gethostname().to_string_lossy()))
+}
+
+fn escape_hostname(host: &str) -> String {
+    if host.is_empty() {
+        return "localhost".to_string();
+    }
+    host.replace('/', "\\057").replace(':', "\\072")
+}
+
+#[cfg(test)]
+mod tests;
