@@ -186,7 +186,11 @@ fn compile_file(
 }
 
 /// Compiles script text, turning sieve-rs's error into a [`ScriptProblem::Compile`].
-pub fn compile_bytes(path: &Path, bytes: &[u8], compiler: &Compiler) -> Result<Sieve, ScriptProblem> {
+pub fn compile_bytes(
+    path: &Path,
+    bytes: &[u8],
+    compiler: &Compiler,
+) -> Result<Sieve, ScriptProblem> {
     compiler.compile(bytes).map_err(|err| {
         // sieve-rs appends " at line N, column M." to every message; we print the position
         // in front instead, the way compilers and editors expect it.

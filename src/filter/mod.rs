@@ -42,9 +42,10 @@ use run::Chain;
 /// (2), one include from that script (3). Deeper includes are a runtime error → implicit keep,
 /// which also ends `include` recursion.
 const MAX_NESTED_INCLUDES: usize = 3;
-/// At most one redirect and two generated messages per run; none are sent today, but the
-/// bounds keep a hostile script from producing many events.
+/// At most one redirect per run. None is sent today, but the bound keeps a hostile script
+/// from producing many events (and is what a later redirect implementation wants anyway).
 const MAX_REDIRECTS: usize = 1;
+/// At most two generated messages (redirects, vacation replies, notifications) per run.
 const MAX_OUT_MESSAGES: usize = 2;
 
 /// Which scripts run, and the limits they run under.
@@ -141,8 +142,9 @@ impl Filter {
         let source = run::wrapper_source(config.before.len(), config.after.len());
         let wrapper_compiler =
             Compiler::new().with_max_includes(config.before.len() + config.after.len() + 1);
-        let wrapper = cache::compile_bytes(Path::new("<chain>"), source.as_bytes(), &wrapper_compiler)
-            .map(Arc::new);
+        let wrapper =
+            cache::compile_bytes(Path::new("<chain>"), source.as_bytes(), &wrapper_compiler)
+                .map(Arc::new);
         Filter {
             config,
             compiler: Compiler::new(),
@@ -200,8 +202,9 @@ impl Filter {
             Err(problem) => {
                 tracing::error!(%problem, "Sieve chain wrapper does not compile");
                 let mut plan = Plan::implicit_keep();
-                plan.notes
-                    .push(format!("Sieve chain unavailable ({problem}): implicit keep"));
+                plan.notes.push(format!(
+                    "Sieve chain unavailable ({problem}): implicit keep"
+                ));
                 return plan;
             }
         };

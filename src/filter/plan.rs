@@ -117,8 +117,9 @@ impl Plan {
             tracing::warn!(virustest, action = %action, "virus policy overrides Sieve action");
             self.notes.push(note);
         }
-        self.notes
-            .push(format!("infected: message discarded (virustest {virustest})"));
+        self.notes.push(format!(
+            "infected: message discarded (virustest {virustest})"
+        ));
     }
 }
 
@@ -215,7 +216,11 @@ mod tests {
     #[test]
     fn add_store_merges_same_folder() {
         let mut plan = Plan::default();
-        plan.add_store(Folder::inbox(), SystemFlags::from_sieve(&["\\Seen"]).0, false);
+        plan.add_store(
+            Folder::inbox(),
+            SystemFlags::from_sieve(&["\\Seen"]).0,
+            false,
+        );
         plan.add_store(
             Folder::from_sieve("Work").expect("valid"),
             SystemFlags::default(),
@@ -238,8 +243,16 @@ mod tests {
     #[test]
     fn virus_policy_table() {
         let cases: Vec<(Vec<Action>, u8, Vec<Action>)> = vec![
-            (vec![store("INBOX", &[], false)], 0, vec![store("INBOX", &[], false)]),
-            (vec![store("INBOX", &[], false)], 1, vec![store("INBOX", &[], false)]),
+            (
+                vec![store("INBOX", &[], false)],
+                0,
+                vec![store("INBOX", &[], false)],
+            ),
+            (
+                vec![store("INBOX", &[], false)],
+                1,
+                vec![store("INBOX", &[], false)],
+            ),
             (vec![reject("no", false)], 1, vec![reject("no", false)]),
             (vec![store("INBOX", &[], false)], 4, vec![]),
             (vec![store("Work", &[], true)], 5, vec![]),

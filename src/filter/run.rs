@@ -290,7 +290,9 @@ impl Collector {
                 let target = match Folder::from_sieve(&folder) {
                     Ok(target) => target,
                     Err(err) => {
-                        self.note(format!("fileinto {folder:?} refused ({err}): stored in INBOX"));
+                        self.note(format!(
+                            "fileinto {folder:?} refused ({err}): stored in INBOX"
+                        ));
                         Folder::inbox()
                     }
                 };
@@ -304,9 +306,9 @@ impl Collector {
             } => {
                 let to = recipient_text(&recipient);
                 match self.created.get(&message_id) {
-                    Some(Created::AutoReply) => self.note(format!(
-                        "vacation not yet supported: no reply sent to {to}"
-                    )),
+                    Some(Created::AutoReply) => {
+                        self.note(format!("vacation not yet supported: no reply sent to {to}"))
+                    }
                     Some(Created::Notification) => self.note(format!(
                         "notify not yet supported: no notification sent to {to}"
                     )),
@@ -364,7 +366,8 @@ impl Collector {
         }
         if self.redirected && !self.plan.stores() && !self.plan.rejects() {
             // The redirect cancelled the implicit keep, but we send nothing: never lose it.
-            self.plan.add_store(Folder::inbox(), SystemFlags::default(), false);
+            self.plan
+                .add_store(Folder::inbox(), SystemFlags::default(), false);
         }
         if self.edited {
             self.note("message edits (editheader, mime) not applied: original stored".into());
@@ -400,7 +403,10 @@ mod tests {
                 b"auto-submitted:Auto-Notified\r\n\r\n",
                 Created::Notification,
             ),
-            (b"From: a\r\nSubject: x\r\n\r\nAuto-Submitted: auto-replied", Created::Edited),
+            (
+                b"From: a\r\nSubject: x\r\n\r\nAuto-Submitted: auto-replied",
+                Created::Edited,
+            ),
             (b"Auto-Submitted: no\r\n\r\n", Created::Edited),
             (b"", Created::Edited),
         ];

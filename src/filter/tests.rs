@@ -146,11 +146,7 @@ impl Case {
 
 #[test]
 fn chain_table() {
-    let deep_nesting = format!(
-        "{}keep;{}",
-        "if true { ".repeat(40),
-        " }".repeat(40)
-    );
+    let deep_nesting = format!("{}keep;{}", "if true { ".repeat(40), " }".repeat(40));
     let giant_string = format!(
         "require \"fileinto\"; fileinto \"{}\";",
         "x".repeat(100_000)
@@ -299,7 +295,7 @@ fn chain_table() {
         case(
             "before, personal, after in order; keep cancelled once",
             Setup::new()
-                .before("require \"fileinto\"; fileinto :copy \"B\";")
+                .before("require [\"fileinto\", \"copy\"]; fileinto :copy \"B\";")
                 .personal("require \"fileinto\"; fileinto \"P\";")
                 .after("require \"fileinto\"; fileinto \"A\";"),
             Verdict::Clean,
@@ -370,7 +366,7 @@ fn chain_table() {
         case(
             "runtime error keeps, drops earlier actions",
             Setup::new().personal(
-                "require [\"fileinto\", \"variables\"]; fileinto \"X\"; error \"boom\";",
+                "require [\"fileinto\", \"ihave\"]; fileinto \"X\"; error \"boom\";",
             ),
             Verdict::Clean,
             vec![inbox(&[])],
@@ -381,11 +377,12 @@ fn chain_table() {
             Setup::new().personal("require \"vnd.stalwart.while\"; discard;"),
             Verdict::Clean,
             vec![inbox(&[])],
-        ),
+        )
+        .note("runtime error"),
         case(
             "runtime error on infected mail still discards",
             Setup::new().personal(
-                "require [\"fileinto\", \"variables\"]; fileinto \"X\"; error \"boom\";",
+                "require [\"fileinto\", \"ihave\"]; fileinto \"X\"; error \"boom\";",
             ),
             virus(false),
             vec![],
@@ -489,7 +486,8 @@ fn chain_table() {
             ),
             Verdict::Clean,
             vec![inbox(&[])],
-        ),
+        )
+        .note("notify not yet supported"),
         case(
             "explicit keep on infected",
             Setup::new().personal("keep;"),
@@ -499,7 +497,7 @@ fn chain_table() {
         .note("store into INBOX dropped"),
         case(
             "explicit fileinto on infected",
-            Setup::new().personal("require \"fileinto\"; fileinto :create \"Work\";"),
+            Setup::new().personal("require [\"fileinto\", \"mailbox\"]; fileinto :create \"Work\";"),
             virus(true),
             vec![],
         )
@@ -550,17 +548,19 @@ fn chain_table() {
             ),
             Verdict::Clean,
             vec![inbox(&[])],
-        ),
+        )
+        .note("mailboxexists not supported yet"),
         case(
             "duplicate answers not a duplicate",
             Setup::new().personal("require \"duplicate\"; if duplicate { discard; }"),
             Verdict::Clean,
             vec![inbox(&[])],
-        ),
+        )
+        .note("answered not a duplicate"),
         case(
             "virustest value visible to personal",
             Setup::new().personal(
-                r#"require ["virustest", "fileinto"];
+                r#"require ["virustest", "fileinto", "relational", "comparator-i;ascii-numeric"];
                    if virustest :value "eq" :comparator "i;ascii-numeric" "1" { fileinto "Clean"; }"#,
             ),
             Verdict::Clean,
@@ -578,6 +578,16 @@ fn chain_table() {
             ));
             continue;
         }
+        // A script that does not compile would make many cases pass for the wrong reason.
+        let skipped = plan.notes.iter().any(|n| n.contains("script skipped"));
+        if skipped
+            && !case
+                .note
+                .is_some_and(|n| n.contains("skipped") || n.contains(".sieve:"))
+        {
+            failures.push(format!("{}: unexpected skipped script:\n{plan}", case.name));
+            continue;
+        }
         if let Some(note) = case.note {
             if !plan.notes.iter().any(|n| n.contains(note)) {
                 failures.push(format!("{}: no note with {note:?}:\n{plan}", case.name));
@@ -590,9 +600,8 @@ fn chain_table() {
 #[test]
 fn cpu_limit_ends_in_keep() {
     let body = "if header :contains \"subject\" \"nothing\" { discard; }\n".repeat(500);
-    let mut setup = Setup::new().personal(&format!(
-        "require \"fileinto\"; fileinto \"X\";\n{body}"
-    ));
+    let mut setup =
+        Setup::new().personal(&format!("require \"fileinto\"; fileinto \"X\";\n{body}"));
     setup.config.cpu_limit = 100;
     let filter = Filter::new(setup.config.clone());
     for verdict in [Verdict::Clean, virus(false)] {
@@ -603,10 +612,7 @@ fn cpu_limit_ends_in_keep() {
             vec![]
         };
         assert_eq!(plan.actions, want, "{plan}");
-        assert!(
-            plan.notes.iter().any(|n| n.contains("CPU limit")),
-            "{plan}"
-        );
+        assert!(plan.notes.iter().any(|n| n.contains("CPU limit")), "{plan}");
     }
 }
 
@@ -630,7 +636,9 @@ fn null_sender_in_envelope() {
 
 #[test]
 fn parsed_once_for_many_recipients() {
-    let setup = Setup::new().personal("require \"fileinto\"; if header :is \"subject\" \"hello\" { fileinto \"Hello\"; }");
+    let setup = Setup::new().personal(
+        "require \"fileinto\"; if header :is \"subject\" \"hello\" { fileinto \"Hello\"; }",
+    );
     let filter = Filter::new(setup.config.clone());
     let parsed = ParsedMessage::new(MESSAGE);
     let rcpt = rcpt();
@@ -679,17 +687,37 @@ fn rewrite(path: &Path, text: &str, age: u64) {
 fn cache_sees_changed_file() {
     let setup = Setup::new().personal("require \"fileinto\"; fileinto \"A\";");
     let filter = Filter::new(setup.config.clone());
-    assert_eq!(plan_for(&filter, &Verdict::Clean).actions, vec![store("A", &[], false)]);
+    assert_eq!(
+        plan_for(&filter, &Verdict::Clean).actions,
+        vec![store("A", &[], false)]
+    );
     // Same size, different content: only the mtime tells them apart.
-    rewrite(&setup.personal_path(), "require \"fileinto\"; fileinto \"B\";", 10);
-    assert_eq!(plan_for(&filter, &Verdict::Clean).actions, vec![store("B", &[], false)]);
+    rewrite(
+        &setup.personal_path(),
+        "require \"fileinto\"; fileinto \"B\";",
+        10,
+    );
+    assert_eq!(
+        plan_for(&filter, &Verdict::Clean).actions,
+        vec![store("B", &[], false)]
+    );
     // Unchanged file: the cached script is used again.
-    assert_eq!(plan_for(&filter, &Verdict::Clean).actions, vec![store("B", &[], false)]);
+    assert_eq!(
+        plan_for(&filter, &Verdict::Clean).actions,
+        vec![store("B", &[], false)]
+    );
     // A broken rewrite is noticed too, and a fix after it.
     rewrite(&setup.personal_path(), "if {", 20);
     assert_eq!(plan_for(&filter, &Verdict::Clean).actions, vec![inbox(&[])]);
-    rewrite(&setup.personal_path(), "require \"fileinto\"; fileinto \"C\";", 30);
-    assert_eq!(plan_for(&filter, &Verdict::Clean).actions, vec![store("C", &[], false)]);
+    rewrite(
+        &setup.personal_path(),
+        "require \"fileinto\"; fileinto \"C\";",
+        30,
+    );
+    assert_eq!(
+        plan_for(&filter, &Verdict::Clean).actions,
+        vec![store("C", &[], false)]
+    );
     // Removing it means "no personal script".
     fs::remove_file(setup.personal_path()).expect("remove");
     assert_eq!(plan_for(&filter, &Verdict::Clean).actions, vec![inbox(&[])]);
@@ -703,18 +731,27 @@ fn cache_follows_repointed_symlink() {
     let link = setup.personal_path();
     std::os::unix::fs::symlink(&a, &link).expect("symlink");
     let filter = Filter::new(setup.config.clone());
-    assert_eq!(plan_for(&filter, &Verdict::Clean).actions, vec![store("A", &[], false)]);
+    assert_eq!(
+        plan_for(&filter, &Verdict::Clean).actions,
+        vec![store("A", &[], false)]
+    );
     // Re-point the way sieve managers do: new link, rename over the old one.
     let tmp = setup.dir.path().join("alice.sieve.tmp");
     std::os::unix::fs::symlink(&b, &tmp).expect("symlink");
     fs::rename(&tmp, &link).expect("rename");
-    assert_eq!(plan_for(&filter, &Verdict::Clean).actions, vec![store("B", &[], false)]);
+    assert_eq!(
+        plan_for(&filter, &Verdict::Clean).actions,
+        vec![store("B", &[], false)]
+    );
     // A dangling symlink is no personal script: the default runs.
     let mut config = setup.config.clone();
     config.default = Some(setup.write("default.sieve", "require \"fileinto\"; fileinto \"D\";"));
     let filter = Filter::new(config);
     fs::remove_file(&b).expect("remove target");
-    assert_eq!(plan_for(&filter, &Verdict::Clean).actions, vec![store("D", &[], false)]);
+    assert_eq!(
+        plan_for(&filter, &Verdict::Clean).actions,
+        vec![store("D", &[], false)]
+    );
 }
 
 #[test]
@@ -724,7 +761,10 @@ fn personal_not_a_regular_file_is_broken() {
     let filter = Filter::new(setup.config.clone());
     let plan = plan_for(&filter, &Verdict::Clean);
     assert_eq!(plan.actions, vec![inbox(&[])], "{plan}");
-    assert!(plan.notes.iter().any(|n| n.contains("not a regular file")), "{plan}");
+    assert!(
+        plan.notes.iter().any(|n| n.contains("not a regular file")),
+        "{plan}"
+    );
 }
 
 #[test]
@@ -746,19 +786,50 @@ fn check_reports_every_global_problem() {
     assert_eq!(problems[1], format!("{}: no such file", missing.display()));
     assert!(problems[2].contains("default.sieve:1:"), "{problems:?}");
     // A clean configuration has nothing to report.
-    let filter = Filter::new(Setup::new().before(VIRUS_BEFORE).config);
-    assert!(filter.check().is_empty());
+    let clean = Setup::new().before(VIRUS_BEFORE);
+    let filter = Filter::new(clean.config.clone());
+    assert_eq!(filter.check(), vec![]);
 }
 
 #[test]
 fn plan_display_end_to_end() {
-    let setup = Setup::new().personal(
-        "require [\"fileinto\", \"imap4flags\"]; fileinto :flags \"\\\\Seen\" \"../x\";",
-    );
+    let setup = Setup::new()
+        .personal("require [\"fileinto\", \"imap4flags\"]; fileinto :flags \"\\\\Seen\" \"../x\";");
     let filter = Filter::new(setup.config.clone());
     let text = plan_for(&filter, &Verdict::Clean).to_string();
-    assert!(text.starts_with("store INBOX :flags \"\\\\Seen\"\nnote: fileinto \"../x\" refused"), "{text}");
+    assert!(
+        text.starts_with("store INBOX :flags \"\\\\Seen\"\nnote: fileinto \"../x\" refused"),
+        "{text}"
+    );
     let text = plan_for(&filter, &virus(false)).to_string();
     assert!(text.starts_with("discard\nnote: "), "{text}");
-    assert!(text.contains("note: infected: message discarded (virustest 5)"), "{text}");
+    assert!(
+        text.contains("note: infected: message discarded (virustest 5)"),
+        "{text}"
+    );
+}
+
+/// sieve-rs 0.7.3 records an explicit `keep` as the final event, so a later `discard` or
+/// `fileinto` overrides it (RFC 5228 §4.3 says keep stays). The event stream does not show
+/// the keep, so we cannot correct it here. This pins the behaviour: when it fails after an
+/// upgrade, upstream has changed it and the expectations can become the RFC's.
+#[test]
+fn sieve_rs_explicit_keep_deviation() {
+    let cases: Vec<(&str, Vec<Action>)> = vec![
+        ("keep; discard;", vec![]),
+        (
+            "require \"fileinto\"; keep; fileinto \"X\";",
+            vec![store("X", &[], false)],
+        ),
+        (
+            "require \"fileinto\"; fileinto \"X\"; keep;",
+            vec![store("X", &[], false), inbox(&[])],
+        ),
+        ("discard; keep;", vec![inbox(&[])]),
+    ];
+    for (script, want) in cases {
+        let setup = Setup::new().personal(script);
+        let filter = Filter::new(setup.config.clone());
+        assert_eq!(plan_for(&filter, &Verdict::Clean).actions, want, "{script}");
+    }
 }
