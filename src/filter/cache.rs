@@ -1,0 +1,209 @@
+//! The compile cache: each script file compiles once and is reused until the file it names
+//! changes. A script is identified by its canonical path (symlinks resolved), so re-pointing
+//! a `.dovecot.sieve` symlink selects a different entry, and an entry is valid only while
+//! device, inode, size and mtime of that target are unchanged.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use sieve::{Compiler, Sieve};
+
+/// Largest script file we read; matches sieve-rs's default `max_script_size`, checked before
+/// reading so a huge file is never loaded into memory.
+pub const MAX_SCRIPT_BYTES: u64 = 1024 * 1024;
+
+/// Cache size at which the whole map is dropped. Entries are per user (personal scripts)
+/// and outlive re-pointed symlinks, so the map needs a bound; recompiling is cheap.
+const MAX_ENTRIES: usize = 10_000;
+
+/// Why a script could not be used. Displays as `path:line:col: message` (compile errors) or
+/// `path: message` (the file could not be read).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScriptProblem {
+    /// The file was read but does not compile.
+    #[error("{}:{line}:{column}: {message}", path.display())]
+    Compile {
+        /// The script as configured (or expanded from the personal template).
+        path: PathBuf,
+        /// 1-based line of the error as sieve-rs reports it (0 for whole-file errors).
+        line: usize,
+        /// Column of the error as sieve-rs reports it.
+        column: usize,
+        /// The compiler's message, without its own position suffix.
+        message: String,
+    },
+    /// The file exists but cannot be used: permissions, not a regular file, too large, or
+    /// (for a global script) missing.
+    #[error("{}: {message}", path.display())]
+    Unreadable {
+        /// The script as configured (or expanded from the personal template).
+        path: PathBuf,
+        /// What went wrong, for the log.
+        message: String,
+    },
+}
+
+impl ScriptProblem {
+    /// The script the problem is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            ScriptProblem::Compile { path, .. } | ScriptProblem::Unreadable { path, .. } => path,
+        }
+    }
+}
+
+/// What looking a script up gave.
+#[derive(Debug, Clone)]
+pub enum Lookup {
+    /// No file (or a dangling symlink): for a personal script, "the user has none".
+    Missing,
+    /// Compiled and ready to run.
+    Ready(Arc<Sieve>),
+    /// Present but unusable.
+    Broken(ScriptProblem),
+}
+
+/// Identity of the file content we compiled. Any change of the target (rewrite in place,
+/// rename over it, re-pointed symlink) changes at least one of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: i64,
+    mtime_nsec: i64,
+}
+
+impl Stamp {
+    fn of(meta: &fs::Metadata) -> Self {
+        Stamp {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime: meta.mtime(),
+            mtime_nsec: meta.mtime_nsec(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Entry {
+    stamp: Stamp,
+    compiled: Result<Arc<Sieve>, ScriptProblem>,
+}
+
+/// Thread-safe map of canonical path → compiled script (or its compile error, so a broken
+/// script is not recompiled for every recipient).
+#[derive(Debug, Default)]
+pub struct ScriptCache {
+    entries: Mutex<HashMap<PathBuf, Entry>>,
+}
+
+impl ScriptCache {
+    /// Looks `path` up, compiling it when it is new or changed. Stats the file on every call;
+    /// compiles outside the lock so one slow compile does not stall other recipients.
+    pub fn get(&self, path: &Path, compiler: &Compiler) -> Lookup {
+        let canonical = match fs::canonicalize(path) {
+            Ok(canonical) => canonical,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Lookup::Missing,
+            Err(err) => return Lookup::Broken(unreadable(path, &err.to_string())),
+        };
+        let meta = match fs::metadata(&canonical) {
+            Ok(meta) => meta,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Lookup::Missing,
+            Err(err) => return Lookup::Broken(unreadable(path, &err.to_string())),
+        };
+        // A FIFO or device would block or stream forever on read.
+        if !meta.is_file() {
+            return Lookup::Broken(unreadable(path, "not a regular file"));
+        }
+        let stamp = Stamp::of(&meta);
+        if let Some(entry) = self.lock().get(&canonical) {
+            if entry.stamp == stamp {
+                return to_lookup(entry.compiled.clone());
+            }
+        }
+        // The stamp was taken before reading: if the file changes in between, the next call
+        // sees a different stamp and compiles again, never the other way round.
+        let compiled = compile_file(path, &canonical, &meta, compiler);
+        let mut entries = self.lock();
+        if entries.len() >= MAX_ENTRIES {
+            entries.clear();
+        }
+        entries.insert(
+            canonical,
+            Entry {
+                stamp,
+                compiled: compiled.clone(),
+            },
+        );
+        to_lookup(compiled)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, Entry>> {
+        // A panic while holding the lock cannot leave the map half-updated (every change is a
+        // single insert or clear), so a poisoned map is still good to use.
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn to_lookup(compiled: Result<Arc<Sieve>, ScriptProblem>) -> Lookup {
+    match compiled {
+        Ok(script) => Lookup::Ready(script),
+        Err(problem) => Lookup::Broken(problem),
+    }
+}
+
+fn unreadable(path: &Path, message: &str) -> ScriptProblem {
+    ScriptProblem::Unreadable {
+        path: path.to_path_buf(),
+        message: message.to_string(),
+    }
+}
+
+/// Reads and compiles one script; `path` is what problems name (the configured path, which
+/// the administrator or user recognises), `canonical` what is read.
+fn compile_file(
+    path: &Path,
+    canonical: &Path,
+    meta: &fs::Metadata,
+    compiler: &Compiler,
+) -> Result<Arc<Sieve>, ScriptProblem> {
+    if meta.len() > MAX_SCRIPT_BYTES {
+        return Err(unreadable(
+            path,
+            &format!("script larger than {MAX_SCRIPT_BYTES} bytes"),
+        ));
+    }
+    let bytes = fs::read(canonical).map_err(|err| unreadable(path, &err.to_string()))?;
+    compile_bytes(path, &bytes, compiler).map(Arc::new)
+}
+
+/// Compiles script text, turning sieve-rs's error into a [`ScriptProblem::Compile`].
+pub fn compile_bytes(
+    path: &Path,
+    bytes: &[u8],
+    compiler: &Compiler,
+) -> Result<Sieve, ScriptProblem> {
+    compiler.compile(bytes).map_err(|err| {
+        // sieve-rs appends " at line N, column M." to every message; we print the position
+        // in front instead, the way compilers and editors expect it.
+        let text = err.to_string();
+        let message = text
+            .rsplit_once(" at line ")
+            .map_or(text.as_str(), |(message, _)| message)
+            .to_string();
+        ScriptProblem::Compile {
+            path: path.to_path_buf(),
+            line: err.line_num(),
+            column: err.line_pos(),
+            message,
+        }
+    })
+}

@@ -1,0 +1,127 @@
+//! The chain end to end: scripts written into a tempdir, one Plan per case.
+//!
+//! - `chain`: the table of script chains and verdicts.
+//! - `run`: limits, envelope, parsing, and the sieve-rs behaviour we pin.
+//! - `cache`: file changes, symlinks, `check`, the printed plan.
+
+mod cache;
+mod chain;
+mod run;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use super::*;
+use crate::store::{Folder, SystemFlags};
+
+pub(super) const MESSAGE: &[u8] = b"From: Bob <bob@example.org>\r\n\
+To: Alice <alice@example.test>\r\n\
+Subject: hello\r\n\
+Message-ID: <1@example.org>\r\n\
+\r\n\
+Hi Alice.\r\n";
+
+pub(super) const VIRUS_BEFORE: &str = r#"require ["virustest", "relational", "comparator-i;ascii-numeric"];
+if virustest :value "ge" :comparator "i;ascii-numeric" "4" { discard; stop; }
+"#;
+
+pub(super) fn rcpt() -> Recipient {
+    Recipient::resolve("Alice+tag@example.test", &["example.test".to_string()], "+")
+        .expect("valid recipient")
+}
+
+pub(super) fn virus(heuristic: bool) -> Verdict {
+    Verdict::Infected {
+        name: "Eicar-Signature".to_string(),
+        heuristic,
+    }
+}
+
+pub(super) fn inbox(flags: &[&str]) -> Action {
+    store("INBOX", flags, false)
+}
+
+pub(super) fn store(folder: &str, flags: &[&str], create: bool) -> Action {
+    Action::Store {
+        folder: Folder::from_sieve(folder).expect("valid folder"),
+        flags: SystemFlags::from_sieve(flags).0,
+        create,
+    }
+}
+
+pub(super) fn reject(reason: &str, extended: bool) -> Action {
+    Action::Reject {
+        reason: reason.to_string(),
+        extended,
+    }
+}
+
+/// A tempdir with scripts and a config pointing at them; the personal script of the test
+/// recipient is `<dir>/alice.sieve`.
+pub(super) struct Setup {
+    pub(super) dir: tempfile::TempDir,
+    pub(super) config: FilterConfig,
+}
+
+impl Setup {
+    pub(super) fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let personal = format!("{}/%n.sieve", dir.path().display());
+        Setup {
+            dir,
+            config: FilterConfig {
+                before: vec![],
+                personal: Some(personal),
+                after: vec![],
+                default: None,
+                hostname: "mx.example.test".to_string(),
+                cpu_limit: 5000,
+            },
+        }
+    }
+
+    pub(super) fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        fs::write(&path, text).expect("write script");
+        path
+    }
+
+    pub(super) fn before(mut self, text: &str) -> Self {
+        let path = self.write(&format!("before{}.sieve", self.config.before.len()), text);
+        self.config.before.push(path);
+        self
+    }
+
+    pub(super) fn after(mut self, text: &str) -> Self {
+        let path = self.write(&format!("after{}.sieve", self.config.after.len()), text);
+        self.config.after.push(path);
+        self
+    }
+
+    pub(super) fn default(mut self, text: &str) -> Self {
+        self.config.default = Some(self.write("default.sieve", text));
+        self
+    }
+
+    pub(super) fn personal(self, text: &str) -> Self {
+        self.write("alice.sieve", text);
+        self
+    }
+
+    pub(super) fn personal_path(&self) -> PathBuf {
+        self.dir.path().join("alice.sieve")
+    }
+}
+
+pub(super) fn plan_for(filter: &Filter, verdict: &Verdict) -> Plan {
+    let rcpt = rcpt();
+    filter.plan(&FilterInput {
+        message: MESSAGE,
+        mail_from: "bob@example.org",
+        rcpt: &rcpt,
+        verdict,
+        remote_ip: Some("192.0.2.1"),
+        remote_host: Some("client.example.org"),
+    })
+}
