@@ -45,7 +45,7 @@ impl Recipient {
         if !is_safe_component(&domain) {
             return Err(AddressError::UnsafeLocalPart);
         }
-        if !domains.iter().any(|d| *d == domain) {
+        if !domains.contains(&domain) {
             return Err(AddressError::UnknownDomain);
         }
         // A quoted local part ("a b"@d) is legal SMTP, but nothing a mailbox path should hold.

@@ -89,7 +89,7 @@ pub struct RawMailbox {
 }
 
 /// `[sieve]`: the script chain.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSieve {
     #[serde(default)]
@@ -101,6 +101,18 @@ pub struct RawSieve {
     /// Instructions one recipient's chain may execute before it is stopped (implicit keep).
     #[serde(default = "defaults::cpu_limit")]
     pub cpu_limit: usize,
+}
+
+impl Default for RawSieve {
+    fn default() -> Self {
+        RawSieve {
+            before: Vec::new(),
+            personal: None,
+            after: Vec::new(),
+            default: None,
+            cpu_limit: defaults::cpu_limit(),
+        }
+    }
 }
 
 mod defaults {
@@ -265,11 +277,15 @@ impl Cidr {
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u128::from(net) & mask == u128::from(ip) & mask
             }
             _ => false,
@@ -285,7 +301,9 @@ impl FromStr for Cidr {
             Some((addr, prefix)) => (addr, Some(prefix)),
             None => (s, None),
         };
-        let addr: IpAddr = addr.parse().map_err(|_| format!("{s:?} is not an IP network"))?;
+        let addr: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("{s:?} is not an IP network"))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
             Some(p) => p
@@ -303,18 +321,26 @@ impl FromStr for Cidr {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{path}: cannot read: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("{}", .problems.iter().map(|p| format!("{}: {p}", .path.display())).collect::<Vec<_>>().join("\n"))]
-    Invalid { path: PathBuf, problems: Vec<String> },
+    Invalid {
+        path: PathBuf,
+        problems: Vec<String>,
+    },
 }
 
 impl Config {
     /// Reads, parses and validates `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Config::from_toml(&text, path)
     }
 
@@ -327,7 +353,13 @@ impl Config {
         })?;
         let base = path
             .parent()
-            .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    p
+                }
+            })
             .unwrap_or(Path::new("."));
         let base = std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
         raw.validate(&base)
@@ -335,7 +367,10 @@ impl Config {
                 config.path = path.to_path_buf();
                 config
             })
-            .map_err(|problems| ConfigError::Invalid { path: path.to_path_buf(), problems })
+            .map_err(|problems| ConfigError::Invalid {
+                path: path.to_path_buf(),
+                problems,
+            })
     }
 }
 
@@ -389,8 +424,14 @@ impl RawConfig {
             .hostname
             .clone()
             .unwrap_or_else(|| gethostname::gethostname().to_string_lossy().into_owned());
-        if hostname.is_empty() || !hostname.chars().all(|c| c.is_ascii_alphanumeric() || "-._[]:".contains(c)) {
-            problems.push(format!("server.hostname: {hostname:?} is not a valid host name"));
+        if hostname.is_empty()
+            || !hostname
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-._[]:".contains(c))
+        {
+            problems.push(format!(
+                "server.hostname: {hostname:?} is not a valid host name"
+            ));
         }
         let mut xforward = XforwardAcl::default();
         for entry in &s.xforward_from {
@@ -417,11 +458,18 @@ impl RawConfig {
             }
         }
         if s.max_line_length < 512 {
-            problems.push("server.max_line_length: must be at least 512 (RFC 5321 §4.5.3.1.4)".to_string());
+            problems.push(
+                "server.max_line_length: must be at least 512 (RFC 5321 §4.5.3.1.4)".to_string(),
+            );
         }
-        let socket_mode = u32::from_str_radix(&s.socket_mode, 8).ok().filter(|m| *m <= 0o777);
+        let socket_mode = u32::from_str_radix(&s.socket_mode, 8)
+            .ok()
+            .filter(|m| *m <= 0o777);
         if socket_mode.is_none() {
-            problems.push(format!("server.socket_mode: {:?} is not an octal mode like \"0660\"", s.socket_mode));
+            problems.push(format!(
+                "server.socket_mode: {:?} is not an octal mode like \"0660\"",
+                s.socket_mode
+            ));
         }
 
         let sc = self.scanner;
@@ -451,7 +499,8 @@ impl RawConfig {
             problems.push("mailbox.domains: at least one domain is needed".to_string());
         }
         for d in &m.domains {
-            if d.is_empty() || d.contains(['/', '@', ' ']) || d.starts_with('.') || d.contains("..") {
+            if d.is_empty() || d.contains(['/', '@', ' ']) || d.starts_with('.') || d.contains("..")
+            {
                 problems.push(format!("mailbox.domains: {d:?} is not a domain name"));
             }
         }
@@ -481,7 +530,10 @@ impl RawConfig {
         if let Some(p) = &default {
             check_file("sieve.default", p, &mut problems);
         }
-        let personal = sv.personal.as_deref().map(|p| resolve(base, p).to_string_lossy().into_owned());
+        let personal = sv
+            .personal
+            .as_deref()
+            .map(|p| resolve(base, p).to_string_lossy().into_owned());
 
         if !problems.is_empty() {
             return Err(problems);
@@ -516,7 +568,13 @@ impl RawConfig {
                 maildir,
                 recipient_delimiter: m.recipient_delimiter,
             },
-            sieve: SieveConfig { before, personal, after, default, cpu_limit: sv.cpu_limit },
+            sieve: SieveConfig {
+                before,
+                personal,
+                after,
+                default,
+                cpu_limit: sv.cpu_limit,
+            },
         })
     }
 }
@@ -538,7 +596,8 @@ maildir = "vmail/%d/%n/Maildir"
 
     #[test]
     fn minimal_config_resolves_relative_paths_and_defaults() {
-        let config = Config::from_toml(MINIMAL, Path::new("/etc/sievegate/sievegate.toml")).expect("valid");
+        let config =
+            Config::from_toml(MINIMAL, Path::new("/etc/sievegate/sievegate.toml")).expect("valid");
         assert_eq!(
             config.server.listen,
             vec![
@@ -546,15 +605,27 @@ maildir = "vmail/%d/%n/Maildir"
                 ListenAddr::Unix(PathBuf::from("/etc/sievegate/run/lmtp.sock")),
             ]
         );
-        assert_eq!(config.scanner.clamd, ClamdAddr::Unix(PathBuf::from("/etc/sievegate/run/clamd.sock")));
+        assert_eq!(
+            config.scanner.clamd,
+            ClamdAddr::Unix(PathBuf::from("/etc/sievegate/run/clamd.sock"))
+        );
         assert_eq!(config.mailbox.maildir, "/etc/sievegate/vmail/%d/%n/Maildir");
         assert_eq!(config.mailbox.domains, vec!["example.test"]);
         assert_eq!(config.server.max_message_size, 52_428_800);
         assert_eq!(config.scanner.on_failure, OnScanFailure::Tempfail);
         assert!(config.server.xforward_from.allows_unix());
-        assert!(config.server.xforward_from.allows_ip("127.0.0.9".parse().expect("ip")));
-        assert!(config.server.xforward_from.allows_ip("::ffff:127.0.0.1".parse().expect("ip")));
-        assert!(!config.server.xforward_from.allows_ip("192.0.2.1".parse().expect("ip")));
+        assert!(config
+            .server
+            .xforward_from
+            .allows_ip("127.0.0.9".parse().expect("ip")));
+        assert!(config
+            .server
+            .xforward_from
+            .allows_ip("::ffff:127.0.0.1".parse().expect("ip")));
+        assert!(!config
+            .server
+            .xforward_from
+            .allows_ip("192.0.2.1".parse().expect("ip")));
     }
 
     #[test]
@@ -574,7 +645,8 @@ maildir = "/var/vmail/shared"
 [sieve]
 before = ["missing.sieve"]
 "#;
-        let Err(ConfigError::Invalid { problems, .. }) = Config::from_toml(text, Path::new("/nonexistent/x.toml"))
+        let Err(ConfigError::Invalid { problems, .. }) =
+            Config::from_toml(text, Path::new("/nonexistent/x.toml"))
         else {
             panic!("expected problems");
         };
@@ -599,7 +671,9 @@ before = ["missing.sieve"]
     fn unknown_key_is_an_error_with_position() {
         let text = "[server]\nlisten = [\"127.0.0.1:1\"]\nlisen = 1\n";
         match Config::from_toml(text, Path::new("x.toml")) {
-            Err(ConfigError::Parse { message, .. }) => assert!(message.starts_with("3:1:"), "{message}"),
+            Err(ConfigError::Parse { message, .. }) => {
+                assert!(message.starts_with("3:1:"), "{message}")
+            }
             other => panic!("expected a parse error, got {other:?}"),
         }
     }

@@ -11,7 +11,11 @@ use sievegate::lmtp::Services;
 use sievegate::server::Server;
 
 #[derive(Parser)]
-#[command(name = "sievegate", version, about = "LMTP delivery agent: ClamAV scan, Sieve with virustest, Maildir")]
+#[command(
+    name = "sievegate",
+    version,
+    about = "LMTP delivery agent: ClamAV scan, Sieve with virustest, Maildir"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -80,7 +84,10 @@ fn serve(path: PathBuf) -> ExitCode {
         eprintln!("sievegate: not starting: fix the configuration above");
         return ExitCode::FAILURE;
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("sievegate: cannot start the runtime: {e}");
@@ -111,7 +118,10 @@ fn serve(path: PathBuf) -> ExitCode {
 /// Resolves on SIGTERM or SIGINT.
 async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("cannot install signal handlers; stop with SIGKILL");
         return std::future::pending().await;
     };

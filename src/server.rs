@@ -19,7 +19,10 @@ use crate::lmtp::{reply, Peer, Services, Session};
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: ListenAddr, source: std::io::Error },
+    Bind {
+        addr: ListenAddr,
+        source: std::io::Error,
+    },
     #[error("cannot listen on {addr}: a server is already answering on that socket")]
     SocketInUse { addr: ListenAddr },
 }
@@ -42,15 +45,23 @@ impl Server {
         let mut listeners = Vec::new();
         for addr in &config.server.listen {
             let listener = match addr {
-                ListenAddr::Tcp(sa) => TcpListener::bind(sa)
-                    .await
-                    .map(Listener::Tcp)
-                    .map_err(|source| ServerError::Bind { addr: addr.clone(), source })?,
+                ListenAddr::Tcp(sa) => {
+                    TcpListener::bind(sa)
+                        .await
+                        .map(Listener::Tcp)
+                        .map_err(|source| ServerError::Bind {
+                            addr: addr.clone(),
+                            source,
+                        })?
+                }
                 ListenAddr::Unix(path) => bind_unix(addr, path, config.server.socket_mode).await?,
             };
             listeners.push(listener);
         }
-        Ok(Server { listeners, services })
+        Ok(Server {
+            listeners,
+            services,
+        })
     }
 
     /// The addresses actually bound (a TCP port 0 becomes the real port).
@@ -75,7 +86,12 @@ impl Server {
             if let Listener::Unix(_, path) = &listener {
                 unix_paths.push(path.clone());
             }
-            accept_loops.spawn(accept_loop(listener, Arc::clone(&self.services), Arc::clone(&limit), stop_rx.clone()));
+            accept_loops.spawn(accept_loop(
+                listener,
+                Arc::clone(&self.services),
+                Arc::clone(&limit),
+                stop_rx.clone(),
+            ));
         }
         shutdown.await;
         tracing::info!("shutting down: idle sessions get 421, in-flight deliveries finish");
@@ -89,7 +105,10 @@ impl Server {
         let timeout = server.shutdown_timeout;
         let all = async { while sessions.join_next().await.is_some() {} };
         if tokio::time::timeout(timeout, all).await.is_err() {
-            tracing::warn!(timeout_secs = timeout.as_secs(), "sessions still busy after the shutdown timeout; exiting");
+            tracing::warn!(
+                timeout_secs = timeout.as_secs(),
+                "sessions still busy after the shutdown timeout; exiting"
+            );
         }
         for path in unix_paths {
             let _ = std::fs::remove_file(path);
@@ -105,7 +124,10 @@ async fn drain(mut set: JoinSet<()>) {
 /// A stale socket file (no server behind it) is replaced; a live one is an error, so two
 /// instances never steal each other's socket.
 async fn bind_unix(addr: &ListenAddr, path: &Path, mode: u32) -> Result<Listener, ServerError> {
-    let err = |source| ServerError::Bind { addr: addr.clone(), source };
+    let err = |source| ServerError::Bind {
+        addr: addr.clone(),
+        source,
+    };
     if path.exists() {
         if tokio::net::UnixStream::connect(path).await.is_ok() {
             return Err(ServerError::SocketInUse { addr: addr.clone() });

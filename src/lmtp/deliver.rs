@@ -7,7 +7,7 @@ use super::{reply, reply::Reply, Peer, Services, Transaction, Xforward};
 use crate::config::OnScanFailure;
 use crate::delivery::headers::{strip_virus_headers, trace_headers, ClientInfo, TraceInfo};
 use crate::delivery::{self, RcptOutcome};
-use crate::filter::FilterInput;
+use crate::filter::{FilterInput, ParsedMessage};
 use crate::scan::Verdict;
 use crate::store::maildir::Maildir;
 
@@ -21,7 +21,12 @@ pub(super) struct Context {
 }
 
 /// Scans and delivers one message; returns one reply per recipient of `txn`, in order.
-pub(super) async fn deliver(services: &Arc<Services>, ctx: &Context, txn: &Transaction, message: Vec<u8>) -> Vec<Reply> {
+pub(super) async fn deliver(
+    services: &Arc<Services>,
+    ctx: &Context,
+    txn: &Transaction,
+    message: Vec<u8>,
+) -> Vec<Reply> {
     let size = message.len();
     let message_id = header_value(&message, "message-id").unwrap_or_default();
     let verdict = match services.scanner.scan(&message).await {
@@ -70,7 +75,11 @@ pub(super) async fn deliver(services: &Arc<Services>, ctx: &Context, txn: &Trans
         Err(e) => {
             // A panic in the filter or store must not take the server down or lose mail.
             tracing::error!(error = %e, "delivery task failed: every recipient gets 451");
-            txn.rcpts.iter().take(rcpt_count).map(|r| reply::local_error(&r.original)).collect()
+            txn.rcpts
+                .iter()
+                .take(rcpt_count)
+                .map(|r| reply::local_error(&r.original))
+                .collect()
         }
     }
 }
@@ -87,11 +96,17 @@ fn deliver_all(
     let config = &services.config;
     // Spoofable scan headers go before Sieve sees the message and before it is stored.
     let body = strip_virus_headers(message);
-    let client = (ctx.xforward != Xforward::default()).then(|| ClientInfo {
-        name: ctx.xforward.name.as_deref(),
-        addr: ctx.xforward.addr.as_deref(),
-        helo: ctx.xforward.helo.as_deref(),
-        proto: ctx.xforward.proto.as_deref(),
+    let parsed = ParsedMessage::new(&body);
+    let received_at = std::time::SystemTime::now();
+    let peer_addr = match ctx.peer {
+        Peer::Tcp(addr) => Some(addr.ip().to_string()),
+        Peer::Unix => None,
+    };
+    let x = &ctx.xforward;
+    let client = (x.name.is_some() || x.addr.is_some() || x.helo.is_some()).then_some(ClientInfo {
+        name: x.name.as_deref(),
+        addr: x.addr.as_deref(),
+        helo: x.helo.as_deref(),
     });
     let (virus, virustest) = match verdict {
         Verdict::Infected { name, .. } => (name.as_str(), verdict.virustest()),
@@ -105,22 +120,25 @@ fn deliver_all(
     txn.rcpts
         .iter()
         .map(|rcpt| {
-            let plan = services.filter.plan(&FilterInput {
+            let input = FilterInput {
                 message: &body,
                 mail_from: &txn.mail_from,
                 rcpt,
                 verdict,
-                remote_ip: ctx.xforward.addr.as_deref(),
-                remote_host: ctx.xforward.name.as_deref(),
-            });
+                remote_ip: x.addr.as_deref(),
+                remote_host: x.name.as_deref(),
+            };
+            let plan = services.filter.plan_parsed(&input, &parsed);
             let info = TraceInfo {
                 return_path: &txn.mail_from,
                 hostname: &config.server.hostname,
                 session_id: &ctx.session_id,
                 helo: ctx.lhlo.as_deref(),
-                client: client.clone(),
+                peer_addr: peer_addr.as_deref(),
+                client,
                 verdict,
                 scanner_name: "ClamAV using sievegate",
+                received_at,
             };
             let header = trace_headers(&info, rcpt);
             let maildir = Maildir::new(rcpt.expand(&config.mailbox.maildir));
@@ -138,7 +156,12 @@ fn deliver_all(
                     }
                 }
             };
-            let notes: Vec<&str> = plan.notes.iter().chain(notes.iter()).map(String::as_str).collect();
+            let notes: Vec<&str> = plan
+                .notes
+                .iter()
+                .chain(notes.iter())
+                .map(String::as_str)
+                .collect();
             tracing::info!(
                 queue_id = ctx.xforward.ident.as_deref().unwrap_or(""),
                 from = %txn.mail_from,
@@ -173,10 +196,15 @@ fn header_value(message: &[u8], name: &str) -> Option<String> {
         let Some(colon) = line.iter().position(|b| *b == b':') else {
             continue;
         };
-        if !line[..colon].trim_ascii().eq_ignore_ascii_case(name.as_bytes()) {
+        if !line[..colon]
+            .trim_ascii()
+            .eq_ignore_ascii_case(name.as_bytes())
+        {
             continue;
         }
-        let mut value = String::from_utf8_lossy(&line[colon + 1..]).trim().to_string();
+        let mut value = String::from_utf8_lossy(&line[colon + 1..])
+            .trim()
+            .to_string();
         while let Some(next) = lines.peek() {
             if !matches!(next.first(), Some(b' ' | b'\t')) {
                 break;
@@ -186,7 +214,7 @@ fn header_value(message: &[u8], name: &str) -> Option<String> {
             value.push_str(String::from_utf8_lossy(next).trim());
             lines.next();
         }
-        return Some(reply::sanitize(&value, 255));
+        return Some(reply::sanitize(value.trim(), 255));
     }
     None
 }
@@ -198,14 +226,22 @@ mod tests {
     #[test]
     fn header_value_table() {
         let cases: &[(&[u8], Option<&str>)] = &[
-            (b"Subject: x\r\nMessage-ID: <a@b>\r\n\r\nbody", Some("<a@b>")),
+            (
+                b"Subject: x\r\nMessage-ID: <a@b>\r\n\r\nbody",
+                Some("<a@b>"),
+            ),
             (b"message-id:\r\n <folded@b>\r\n\r\n", Some("<folded@b>")),
             (b"Subject: x\r\n\r\nMessage-ID: <in-body@b>\r\n", None),
             (b"Message-ID: <lf@b>\nSubject: y\n\n", Some("<lf@b>")),
             (b"no headers at all", None),
         ];
         for (msg, want) in cases {
-            assert_eq!(header_value(msg, "message-id").as_deref(), *want, "{:?}", String::from_utf8_lossy(msg));
+            assert_eq!(
+                header_value(msg, "message-id").as_deref(),
+                *want,
+                "{:?}",
+                String::from_utf8_lossy(msg)
+            );
         }
     }
 }

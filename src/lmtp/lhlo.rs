@@ -9,6 +9,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         self.end_transaction();
         self.lhlo = Some(reply::sanitize(&host, 255));
         let server = &self.services.config.server;
-        reply::lhlo(&server.hostname, server.max_message_size, self.xforward_allowed)
+        reply::lhlo(
+            &server.hostname,
+            server.max_message_size,
+            self.xforward_allowed,
+        )
     }
 }

@@ -17,7 +17,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         if from.size > self.services.config.server.max_message_size {
             return reply::size_exceeded();
         }
-        self.txn = Some(Transaction { mail_from: from.address, rcpts: Vec::new(), started: std::time::Instant::now() });
+        self.txn = Some(Transaction {
+            mail_from: from.address,
+            rcpts: Vec::new(),
+            started: std::time::Instant::now(),
+        });
         reply::sender_ok()
     }
 }

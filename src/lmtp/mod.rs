@@ -51,7 +51,11 @@ impl Services {
             hostname: config.server.hostname.clone(),
             cpu_limit: config.sieve.cpu_limit,
         });
-        Services { config, scanner, filter }
+        Services {
+            config,
+            scanner,
+            filter,
+        }
     }
 }
 
@@ -131,7 +135,12 @@ pub struct Session<S> {
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     /// A session over `stream`. `shutdown` turns true on SIGTERM.
-    pub fn new(stream: S, services: Arc<Services>, peer: Peer, shutdown: watch::Receiver<bool>) -> Self {
+    pub fn new(
+        stream: S,
+        services: Arc<Services>,
+        peer: Peer,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
         let acl = &services.config.server.xforward_from;
         let xforward_allowed = match peer {
             Peer::Tcp(addr) => acl.allows_ip(addr.ip()),
@@ -294,7 +303,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
 
     /// Reads more bytes into `inbuf`. With `interruptible`, shutdown wins the race (idle
     /// sessions get 421); during DATA it does not (in-flight messages finish).
-    async fn read_some(&mut self, timeout: Duration, interruptible: bool) -> std::io::Result<ReadResult> {
+    async fn read_some(
+        &mut self,
+        timeout: Duration,
+        interruptible: bool,
+    ) -> std::io::Result<ReadResult> {
         self.inbuf.reserve(8192);
         let deadline = Instant::now() + timeout;
         let read = tokio::time::timeout_at(deadline.into(), self.stream.read_buf(&mut self.inbuf));
@@ -331,7 +344,10 @@ async fn wait_true(rx: &mut watch::Receiver<bool>) {
 
 fn is_disconnect(e: &std::io::Error) -> bool {
     use std::io::ErrorKind::*;
-    matches!(e.kind(), ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof)
+    matches!(
+        e.kind(),
+        ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
+    )
 }
 
 fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
@@ -349,6 +365,8 @@ fn parse_error_reply(error: &ProtoError) -> Reply {
         ProtoError::InvalidParameter { param } => reply::syntax(param),
         ProtoError::UnsupportedParameter { param } => reply::unsupported_parameter(param),
         ProtoError::ResponseTooLong => reply::line_too_long(),
-        ProtoError::NeedsMoreData { .. } | ProtoError::InvalidResponse { .. } => reply::syntax("incomplete command"),
+        ProtoError::NeedsMoreData { .. } | ProtoError::InvalidResponse { .. } => {
+            reply::syntax("incomplete command")
+        }
     }
 }

@@ -15,7 +15,11 @@ pub struct Reply {
 
 impl Reply {
     fn new(code: u16, esc: &'static str, text: impl Into<Cow<'static, str>>) -> Self {
-        Reply { code, esc, lines: vec![text.into()] }
+        Reply {
+            code,
+            esc,
+            lines: vec![text.into()],
+        }
     }
 
     /// True for 2xx and 3xx.
@@ -51,7 +55,10 @@ impl fmt::Display for Reply {
 /// Keeps only printable ASCII so a value from the client or a script cannot break the reply
 /// framing, and caps the length.
 pub fn sanitize(text: &str, max: usize) -> String {
-    text.chars().filter(|c| (' '..='~').contains(c)).take(max).collect()
+    text.chars()
+        .filter(|c| (' '..='~').contains(c))
+        .take(max)
+        .collect()
 }
 
 // Session-level replies.
@@ -72,7 +79,11 @@ pub fn lhlo(hostname: &str, max_size: usize, xforward: bool) -> Reply {
     if xforward {
         lines.push("XFORWARD NAME ADDR PORT PROTO HELO IDENT SOURCE".into());
     }
-    Reply { code: 250, esc: "", lines }
+    Reply {
+        code: 250,
+        esc: "",
+        lines,
+    }
 }
 
 pub fn ok() -> Reply {
@@ -96,15 +107,27 @@ pub fn bye() -> Reply {
 }
 
 pub fn vrfy() -> Reply {
-    Reply::new(252, "2.5.0", "Cannot VRFY user, but will accept message and attempt delivery")
+    Reply::new(
+        252,
+        "2.5.0",
+        "Cannot VRFY user, but will accept message and attempt delivery",
+    )
 }
 
 pub fn help() -> Reply {
-    Reply::new(214, "2.0.0", "Commands: LHLO MAIL RCPT DATA RSET NOOP QUIT VRFY XFORWARD")
+    Reply::new(
+        214,
+        "2.0.0",
+        "Commands: LHLO MAIL RCPT DATA RSET NOOP QUIT VRFY XFORWARD",
+    )
 }
 
 pub fn shutting_down() -> Reply {
-    Reply::new(421, "4.3.2", "Service shutting down, closing transmission channel")
+    Reply::new(
+        421,
+        "4.3.2",
+        "Service shutting down, closing transmission channel",
+    )
 }
 
 pub fn idle_timeout() -> Reply {
@@ -144,7 +167,11 @@ pub fn bad_recipient_syntax() -> Reply {
 }
 
 pub fn unsupported_parameter(param: &str) -> Reply {
-    Reply::new(555, "5.5.4", format!("Unsupported parameter {}", sanitize(param, 64)))
+    Reply::new(
+        555,
+        "5.5.4",
+        format!("Unsupported parameter {}", sanitize(param, 64)),
+    )
 }
 
 pub fn need_lhlo() -> Reply {
@@ -164,7 +191,11 @@ pub fn need_rcpt() -> Reply {
 }
 
 pub fn xforward_in_transaction() -> Reply {
-    Reply::new(503, "5.5.1", "XFORWARD not allowed within a mail transaction")
+    Reply::new(
+        503,
+        "5.5.1",
+        "XFORWARD not allowed within a mail transaction",
+    )
 }
 
 pub fn xforward_denied() -> Reply {
@@ -172,7 +203,11 @@ pub fn xforward_denied() -> Reply {
 }
 
 pub fn size_exceeded() -> Reply {
-    Reply::new(552, "5.3.4", "Message size exceeds fixed maximum message size")
+    Reply::new(
+        552,
+        "5.3.4",
+        "Message size exceeds fixed maximum message size",
+    )
 }
 
 pub fn too_many_recipients() -> Reply {
@@ -180,43 +215,94 @@ pub fn too_many_recipients() -> Reply {
 }
 
 pub fn unknown_domain(rcpt: &str) -> Reply {
-    Reply::new(550, "5.1.1", format!("<{}> User unknown in local recipient table", sanitize(rcpt, 256)))
+    Reply::new(
+        550,
+        "5.1.1",
+        format!(
+            "<{}> User unknown in local recipient table",
+            sanitize(rcpt, 256)
+        ),
+    )
 }
 
 pub fn unsafe_recipient(rcpt: &str) -> Reply {
-    Reply::new(550, "5.1.3", format!("<{}> Invalid local part", sanitize(rcpt, 256)))
+    Reply::new(
+        550,
+        "5.1.3",
+        format!("<{}> Invalid local part", sanitize(rcpt, 256)),
+    )
 }
 
 // Per-recipient replies after the final dot: one per accepted RCPT, in RCPT order.
 
 pub fn delivered(rcpt: &str, session_id: &str) -> Reply {
-    Reply::new(250, "2.0.0", format!("<{}> {session_id} Saved", sanitize(rcpt, 256)))
+    Reply::new(
+        250,
+        "2.0.0",
+        format!("<{}> {session_id} Saved", sanitize(rcpt, 256)),
+    )
 }
 
 pub fn discarded(rcpt: &str, session_id: &str) -> Reply {
-    Reply::new(250, "2.0.0", format!("<{}> {session_id} Ok", sanitize(rcpt, 256)))
+    Reply::new(
+        250,
+        "2.0.0",
+        format!("<{}> {session_id} Ok", sanitize(rcpt, 256)),
+    )
 }
 
 pub fn rejected(rcpt: &str, reason: &str) -> Reply {
     let reason = sanitize(reason, 200);
-    let reason = if reason.trim().is_empty() { "Message rejected by recipient's filter".to_string() } else { reason };
+    let reason = if reason.trim().is_empty() {
+        "Message rejected by recipient's filter".to_string()
+    } else {
+        reason
+    };
     Reply::new(550, "5.7.1", format!("<{}> {reason}", sanitize(rcpt, 256)))
 }
 
 pub fn mailbox_full(rcpt: &str) -> Reply {
-    Reply::new(452, "4.2.2", format!("<{}> Mailbox full or disk full, try again later", sanitize(rcpt, 256)))
+    Reply::new(
+        452,
+        "4.2.2",
+        format!(
+            "<{}> Mailbox full or disk full, try again later",
+            sanitize(rcpt, 256)
+        ),
+    )
 }
 
 pub fn local_error(rcpt: &str) -> Reply {
-    Reply::new(451, "4.3.0", format!("<{}> Temporary local problem, try again later", sanitize(rcpt, 256)))
+    Reply::new(
+        451,
+        "4.3.0",
+        format!(
+            "<{}> Temporary local problem, try again later",
+            sanitize(rcpt, 256)
+        ),
+    )
 }
 
 pub fn scan_failed(rcpt: &str) -> Reply {
-    Reply::new(451, "4.7.0", format!("<{}> Virus scan unavailable, try again later", sanitize(rcpt, 256)))
+    Reply::new(
+        451,
+        "4.7.0",
+        format!(
+            "<{}> Virus scan unavailable, try again later",
+            sanitize(rcpt, 256)
+        ),
+    )
 }
 
 pub fn message_too_big(rcpt: &str) -> Reply {
-    Reply::new(552, "5.3.4", format!("<{}> Message size exceeds fixed maximum message size", sanitize(rcpt, 256)))
+    Reply::new(
+        552,
+        "5.3.4",
+        format!(
+            "<{}> Message size exceeds fixed maximum message size",
+            sanitize(rcpt, 256)
+        ),
+    )
 }
 
 #[cfg(test)]

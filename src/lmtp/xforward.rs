@@ -125,26 +125,43 @@ mod tests {
             (b"XFORWARDX\r\n", false),
             (b"MAIL FROM:<>\r\n", false),
         ] {
-            assert_eq!(is_xforward(line), want, "{:?}", String::from_utf8_lossy(line));
+            assert_eq!(
+                is_xforward(line),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(line)
+            );
         }
     }
 
     #[test]
     fn apply_table() {
         let mut x = Xforward::default();
-        x.apply(b"XFORWARD NAME=mail.example.org ADDR=192.0.2.1 PORT=4711 PROTO=ESMTP\r\n").expect("ok");
-        x.apply(b"XFORWARD HELO=[UNAVAILABLE] IDENT=4Xyz12 SOURCE=REMOTE\r\n").expect("ok");
+        x.apply(b"XFORWARD NAME=mail.example.org ADDR=192.0.2.1 PORT=4711 PROTO=ESMTP\r\n")
+            .expect("ok");
+        x.apply(b"XFORWARD HELO=[UNAVAILABLE] IDENT=4Xyz12 SOURCE=REMOTE\r\n")
+            .expect("ok");
         assert_eq!(x.name.as_deref(), Some("mail.example.org"));
         assert_eq!(x.addr.as_deref(), Some("192.0.2.1"));
         assert_eq!(x.helo, None);
         assert_eq!(x.ident.as_deref(), Some("4Xyz12"));
 
         let mut y = Xforward::default();
-        y.apply(b"XFORWARD ADDR=IPV6:2001:db8::1 HELO=a+20b+0D+0AX\r\n").expect("ok");
+        y.apply(b"XFORWARD ADDR=IPV6:2001:db8::1 HELO=a+20b+0D+0AX\r\n")
+            .expect("ok");
         assert_eq!(y.addr.as_deref(), Some("2001:db8::1"));
-        assert_eq!(y.helo.as_deref(), Some("a bX"), "CR/LF from xtext must not survive");
+        assert_eq!(
+            y.helo.as_deref(),
+            Some("a bX"),
+            "CR/LF from xtext must not survive"
+        );
 
-        for bad in [&b"XFORWARD\r\n"[..], b"XFORWARD NAME\r\n", b"XFORWARD FOO=1\r\n", b"XFORWARD NAME=a+Z\r\n"] {
+        for bad in [
+            &b"XFORWARD\r\n"[..],
+            b"XFORWARD NAME\r\n",
+            b"XFORWARD FOO=1\r\n",
+            b"XFORWARD NAME=a+Z\r\n",
+        ] {
             let mut z = Xforward::default();
             assert!(z.apply(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
             assert_eq!(z, Xforward::default(), "all or nothing");
