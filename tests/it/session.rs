@@ -356,3 +356,42 @@ async fn idle_timeout_closes_with_421() {
 fn eicar_constant_is_the_standard_68_bytes() {
     assert_eq!(eicar().len(), 68);
 }
+
+/// A 1 MiB tmpfs as the mail store: a message that does not fit gets 452 4.2.2 for that
+/// recipient, nothing is left behind, and the next small message still gets through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disk_full_gives_452_and_leaves_no_file() {
+    let mnt = tempfile::tempdir().expect("tempdir");
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(mnt.path())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !mounted {
+        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "CI runs as root and must be able to mount a tmpfs");
+        eprintln!("NOTE: disk_full_gives_452_and_leaves_no_file needs root (mount -t tmpfs); not run here");
+        return;
+    }
+    struct Umount(std::path::PathBuf);
+    impl Drop for Umount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _guard = Umount(mnt.path().to_path_buf());
+    let mut options = Options::new(Clamd::shared().addr());
+    options.maildir = Some(format!("{}/%d/%n/Maildir", mnt.path().display()));
+    let env = Env::new(options);
+    let mut big = clean_message("big");
+    big.extend(std::iter::repeat_n(b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\r\n".as_slice(), 32 * 1024).flatten());
+    let got = env.transcript(&[&transaction(&["alice@example.test"], &big)]).await;
+    assert!(got.contains("452 4.2.2 <alice@example.test> Mailbox full or disk full, try again later\r\n"), "{got}");
+    let leftovers: Vec<_> = ["tmp", "new", "cur"]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(mnt.path().join("example.test/alice/Maildir").join(d)).into_iter().flatten().flatten())
+        .collect();
+    assert!(leftovers.is_empty(), "no file left behind: {leftovers:?}");
+    let got = env.transcript(&[&transaction(&["alice@example.test"], &clean_message("small"))]).await;
+    assert!(got.contains("250 2.0.0 <alice@example.test> ID Saved"), "{got}");
+}
