@@ -1,6 +1,7 @@
 //! The scanner against a real clamd (our signature database) and against fake, misbehaving
 //! peers.
 
+use std::io;
 use std::time::{Duration, Instant};
 
 use sievegate::scan::{ClamdAddr, ScanError, Scanner, Verdict};
@@ -185,20 +186,35 @@ async fn thirty_megabyte_messages_scan_fully() {
 #[tokio::test]
 async fn stream_over_clamd_limit_is_a_clamd_error() {
     // clamd answers ERROR and hangs up while we are still sending; the reply must survive
-    // the broken pipe rather than turn into an I/O error.
+    // the broken pipe rather than turn into an I/O error. But clamd 1.4.6 itself sometimes
+    // (about 1 in 20, measured with a plain Python client too) closes without the reply, and
+    // then an I/O error is all there is. So: every attempt is one of the two, and at least
+    // one attempt carries clamd's reason (all five failing by chance: ~1e-6).
     let clamd = Clamd::start_with(ClamdOptions {
         stream_max_length: "1M".to_owned(),
         ..ClamdOptions::default()
     });
     let scanner = scanner(clamd.addr());
     let message = vec![b'a'; 5 * 1024 * 1024];
-    match scanner.scan(&message).await {
-        Err(ScanError::Clamd(text)) => assert!(text.contains("size limit"), "{text}"),
-        other => panic!(
-            "expected a size-limit error, got {other:?}\n{}",
-            clamd.log()
-        ),
+    let mut reasons = 0;
+    for _ in 0..5 {
+        match scanner.scan(&message).await {
+            Err(ScanError::Clamd(text)) => {
+                assert!(text.contains("size limit"), "{text}");
+                reasons += 1;
+            }
+            Err(ScanError::Io(err))
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+                ) => {}
+            other => panic!(
+                "expected a size-limit error, got {other:?}\n{}",
+                clamd.log()
+            ),
+        }
     }
+    assert!(reasons > 0, "clamd's ERROR reply was lost every time");
     expect_clean(&scanner, "under the limit", &load_message("clean.eml")).await;
 }
 
