@@ -1,5 +1,28 @@
 //! clamd client: one INSTREAM scan per message, our own reply parser, and the mapping of the
 //! verdict to RFC 5235 `virustest` values.
+//!
+//! - [`addr`]: the `unix:` / `tcp:` address form ([`ClamdAddr`]).
+//! - [`reply`]: the sans-IO parser of clamd's answer ([`parse_reply`]).
+//! - `transport`: adapts `clamav_client`'s transports so connect failures and clamd's
+//!   early `ERROR` replies survive to [`ScanError`].
+//!
+//! Each call opens a fresh connection: clamd closes after every INSTREAM anyway, and this way a
+//! clamd that was down is picked up again by the next scan with no state to reset.
+
+pub mod addr;
+pub mod reply;
+mod transport;
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clamav_client::tokio::{Socket, Tcp};
+
+pub use addr::{AddrParseError, ClamdAddr};
+pub use reply::{parse_reply, ClamdReply};
+
+use transport::{into_scan_error, Tagged};
 
 /// What the scan concluded about one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,5 +49,207 @@ impl Verdict {
                 heuristic: false, ..
             } => 5,
         }
+    }
+
+    /// The signature name for an infected message, for logs and trace headers.
+    pub fn virus_name(&self) -> Option<&str> {
+        match self {
+            Verdict::Infected { name, .. } => Some(name),
+            Verdict::Clean | Verdict::Unscanned => None,
+        }
+    }
+}
+
+/// Why a scan produced no verdict. The session decides what the client sees (per
+/// `on_failure`); the text here is for the log only.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    /// clamd could not be reached: socket missing, connection refused, DNS failure.
+    #[error("cannot connect to clamd: {0}")]
+    Connect(#[source] io::Error),
+    /// The connection broke while sending the message or reading the reply.
+    #[error("I/O error talking to clamd: {0}")]
+    Io(#[source] io::Error),
+    /// connect + send + reply did not finish within the configured timeout.
+    #[error("clamd did not answer in time")]
+    Timeout,
+    /// clamd answered `... ERROR`, e.g. `INSTREAM size limit exceeded.` when the message is
+    /// larger than its `StreamMaxLength`.
+    #[error("clamd error: {0}")]
+    Clamd(String),
+    /// The peer answered something that is not a clamd reply.
+    #[error("malformed clamd reply: {0}")]
+    Malformed(String),
+}
+
+/// How many bytes go into one INSTREAM chunk. `clamav_client`'s default of 4 KiB costs two
+/// writes per 4 KiB; 64 KiB keeps a 30 MB message to ~500 chunks and stays far below any
+/// sane `StreamMaxLength`.
+const CHUNK_SIZE: usize = 64 * 1024;
+
+/// A clamd client. Cheap to clone: clones share the configuration and hold no connection.
+#[derive(Debug, Clone)]
+pub struct Scanner {
+    addr: Arc<ClamdAddr>,
+    /// Bounds connect + send + reply together, because a clamd that accepts but never
+    /// answers must not hold an LMTP transaction open until Postfix gives up.
+    timeout: Duration,
+    /// Names starting with one of these are heuristic matches (virustest 4), not viruses (5).
+    heuristic_prefixes: Arc<[String]>,
+}
+
+impl Scanner {
+    /// A scanner for the clamd at `addr`. `timeout` bounds each whole scan or ping;
+    /// `heuristic_prefixes` (e.g. `Heuristics.`, `PUA.`) classify detections as heuristic.
+    pub fn new(addr: ClamdAddr, timeout: Duration, heuristic_prefixes: Vec<String>) -> Self {
+        Scanner {
+            addr: Arc::new(addr),
+            timeout,
+            heuristic_prefixes: heuristic_prefixes.into(),
+        }
+    }
+
+    /// The clamd address this scanner talks to, for logs.
+    pub fn addr(&self) -> &ClamdAddr {
+        &self.addr
+    }
+
+    /// One INSTREAM scan of the whole message under the timeout (connect + send + reply).
+    pub async fn scan(&self, message: &[u8]) -> Result<Verdict, ScanError> {
+        let raw = self.with_timeout(self.instream(message)).await?;
+        match parse_reply(&raw)? {
+            ClamdReply::Ok => Ok(Verdict::Clean),
+            ClamdReply::Found(name) => {
+                let heuristic = self.is_heuristic(&name);
+                Ok(Verdict::Infected { name, heuristic })
+            }
+            ClamdReply::Error(text) => Err(ScanError::Clamd(text)),
+        }
+    }
+
+    /// Sends PING and expects PONG, under the timeout. For startup logging and health checks.
+    pub async fn ping(&self) -> Result<(), ScanError> {
+        let raw = self.with_timeout(self.send_ping()).await?;
+        let reply = raw.strip_suffix(b"\0").unwrap_or(&raw);
+        if reply == b"PONG" {
+            Ok(())
+        } else {
+            Err(ScanError::Malformed(format!(
+                "expected PONG, got \"{}\"",
+                raw.escape_ascii()
+            )))
+        }
+    }
+
+    /// True when `name` starts with one of the configured heuristic prefixes.
+    pub fn is_heuristic(&self, name: &str) -> bool {
+        self.heuristic_prefixes
+            .iter()
+            .any(|prefix| name.starts_with(prefix.as_str()))
+    }
+
+    async fn with_timeout<F>(&self, exchange: F) -> Result<Vec<u8>, ScanError>
+    where
+        F: std::future::Future<Output = io::Result<Vec<u8>>>,
+    {
+        match tokio::time::timeout(self.timeout, exchange).await {
+            Ok(Ok(raw)) => Ok(raw),
+            Ok(Err(err)) => Err(into_scan_error(err)),
+            Err(_elapsed) => Err(ScanError::Timeout),
+        }
+    }
+
+    async fn instream(&self, message: &[u8]) -> io::Result<Vec<u8>> {
+        use clamav_client::tokio::scan_buffer;
+        match &*self.addr {
+            ClamdAddr::Unix(path) => {
+                let socket = Tagged(Socket {
+                    socket_path: path.as_path(),
+                });
+                scan_buffer(message, socket, Some(CHUNK_SIZE)).await
+            }
+            ClamdAddr::Tcp(host_port) => {
+                let tcp = Tagged(Tcp {
+                    host_address: host_port.as_str(),
+                });
+                scan_buffer(message, tcp, Some(CHUNK_SIZE)).await
+            }
+        }
+    }
+
+    async fn send_ping(&self) -> io::Result<Vec<u8>> {
+        use clamav_client::tokio::ping;
+        match &*self.addr {
+            ClamdAddr::Unix(path) => {
+                ping(Tagged(Socket {
+                    socket_path: path.as_path(),
+                }))
+                .await
+            }
+            ClamdAddr::Tcp(host_port) => {
+                ping(Tagged(Tcp {
+                    host_address: host_port.as_str(),
+                }))
+                .await
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scanner(prefixes: &[&str]) -> Scanner {
+        Scanner::new(
+            ClamdAddr::Unix("/nonexistent/clamd.sock".into()),
+            Duration::from_secs(1),
+            prefixes.iter().map(|p| p.to_string()).collect(),
+        )
+    }
+
+    #[test]
+    fn heuristic_prefixes_decide_virustest_4_or_5() {
+        let s = scanner(&["Heuristics.", "PUA."]);
+        let cases = [
+            ("Heuristics.Phishing.Email.SpoofedDomain", true),
+            ("PUA.Win.Packer.Upx", true),
+            ("Win.Test.EICAR_HDB-1", false),
+            ("Sievegate.Test.EICAR.UNOFFICIAL", false),
+            // Prefixes are case-sensitive, as clamd's names are.
+            ("heuristics.lowercase", false),
+            ("PUAX.NotAPrefixMatch", false),
+        ];
+        for (name, heuristic) in cases {
+            assert_eq!(s.is_heuristic(name), heuristic, "{name}");
+            let verdict = Verdict::Infected {
+                name: name.to_owned(),
+                heuristic: s.is_heuristic(name),
+            };
+            assert_eq!(verdict.virustest(), if heuristic { 4 } else { 5 }, "{name}");
+            assert_eq!(verdict.virus_name(), Some(name));
+        }
+        assert!(!scanner(&[]).is_heuristic("Heuristics.Anything"));
+        assert_eq!(Verdict::Clean.virustest(), 1);
+        assert_eq!(Verdict::Unscanned.virustest(), 0);
+        assert_eq!(Verdict::Clean.virus_name(), None);
+    }
+
+    #[tokio::test]
+    async fn missing_socket_is_a_connect_error() {
+        let err = scanner(&[]).scan(b"hello").await.expect_err("no clamd");
+        assert!(matches!(err, ScanError::Connect(_)), "{err:?}");
+        let err = scanner(&[]).ping().await.expect_err("no clamd");
+        assert!(matches!(err, ScanError::Connect(_)), "{err:?}");
+    }
+
+    #[test]
+    fn scan_future_is_send() {
+        // The LMTP session runs on a multi-threaded runtime; a !Send scan future would only
+        // show up there as a confusing compile error.
+        fn assert_send<T: Send>(_: T) {}
+        let s = scanner(&[]);
+        assert_send(s.scan(b""));
+        assert_send(s.ping());
     }
 }

@@ -1,0 +1,5 @@
+//! The integration-test binary: one binary, one `support` module (as ripgrep does), so the
+//! crate is linked once and helpers are shared.
+
+mod scan;
+mod support;
