@@ -79,6 +79,7 @@ fn serve(path: PathBuf) -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let Some(services) = load(&path) else {
         eprintln!("sievegate: not starting: fix the configuration above");

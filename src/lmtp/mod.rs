@@ -215,6 +215,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         }
         let request = match Request::parse(&mut line.iter()) {
             Ok(request) => request.into_owned(),
+            Err(ProtoError::InvalidRecipientAddress) if self.txn.is_some() => {
+                let r = self.rcpt_unparsable(line);
+                self.push(r);
+                return Ok(Flow::Continue);
+            }
             Err(e) => {
                 self.push(parse_error_reply(&e));
                 return Ok(Flow::Continue);

@@ -8,6 +8,26 @@ use super::{reply, reply::Reply, Session};
 use crate::address::{AddressError, Recipient};
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
+    /// smtp-proto refuses some addresses outright (`../x@d`, bare `.`); when such an
+    /// address would also be unsafe as a path, say so with 550 5.1.3 (and log it) rather
+    /// than a plain syntax error, so path tricks are visible as what they are.
+    pub(super) fn rcpt_unparsable(&mut self, line: &[u8]) -> Reply {
+        let text = String::from_utf8_lossy(line);
+        let address = text
+            .split_once('<')
+            .and_then(|(_, rest)| rest.split_once('>'))
+            .map(|(address, _)| address.to_string())
+            .unwrap_or_default();
+        let mailbox = &self.services.config.mailbox;
+        match Recipient::resolve(&address, &mailbox.domains, &mailbox.recipient_delimiter) {
+            Err(AddressError::UnsafeLocalPart) => {
+                tracing::warn!(to = ?address, "recipient refused: local part could escape the store");
+                reply::unsafe_recipient(&address)
+            }
+            _ => reply::bad_recipient_syntax(),
+        }
+    }
+
     pub(super) fn rcpt(&mut self, to: RcptTo<String>) -> Reply {
         let mailbox = &self.services.config.mailbox;
         let max = self.services.config.server.max_recipients;

@@ -2,4 +2,6 @@
 //! crate is linked once and helpers are shared.
 
 mod scan;
+mod server;
+mod session;
 mod support;

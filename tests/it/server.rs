@@ -35,45 +35,92 @@ fn swaks_delivers_clean_and_infected_mail_to_several_recipients() {
     let sock = sock_dir.path().join("lmtp.sock");
     options.listen = vec!["127.0.0.1:0".into(), format!("unix:{}", sock.display())];
     let env = Env::new(options);
-    env.set_personal("bob", "require [\"fileinto\", \"mailbox\"];\nfileinto :create \"Inbound\";\n");
+    env.set_personal(
+        "bob",
+        "require [\"fileinto\", \"mailbox\"];\nfileinto :create \"Inbound\";\n",
+    );
     let server = Running::start(&env.config_path);
 
     let clean = clean_message("swaks clean");
     let clean_file = env.dir.path().join("clean.eml");
-    std::fs::write(&clean_file, &clean).expect("write");
+    // swaks ends DATA with "\r\n.\r\n" after the file's content, so the file leaves out
+    // the message's last CRLF.
+    std::fs::write(&clean_file, &clean[..clean.len() - 2]).expect("write");
     let infected_file = env.dir.path().join("infected.eml");
-    std::fs::write(&infected_file, infected_message()).expect("write");
+    let infected = infected_message();
+    std::fs::write(&infected_file, &infected[..infected.len() - 2]).expect("write");
 
     for (file, what) in [(&clean_file, "clean"), (&infected_file, "infected")] {
         let out = Command::new(swaks())
-            .args(["--server", &server.addr.ip().to_string(), "--port", &server.addr.port().to_string()])
-            .args(["--protocol", "LMTP", "--helo", "client.example", "--from", "sender@remote.example"])
-            .args(["--to", "alice@example.test,bob@example.test,carol@example.test"])
+            .args([
+                "--server",
+                &server.addr.ip().to_string(),
+                "--port",
+                &server.addr.port().to_string(),
+            ])
+            .args([
+                "--protocol",
+                "LMTP",
+                "--helo",
+                "client.example",
+                "--from",
+                "sender@remote.example",
+            ])
+            .args([
+                "--to",
+                "alice@example.test,bob@example.test,carol@example.test",
+            ])
             .arg("--data")
             .arg(format!("@{}", file.display()))
             .output()
             .expect("run swaks");
         let text = String::from_utf8_lossy(&out.stdout);
-        let finals = text.lines().filter(|l| l.starts_with("<~  250 2.0.0 <") || l.starts_with("<~ 250 2.0.0 <")).count();
-        assert_eq!(finals, 3, "{what}: one 250 per recipient from swaks:\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
+        let finals = text
+            .lines()
+            .filter(|l| l.starts_with("<-  250 2.0.0 <"))
+            .count();
+        assert_eq!(
+            finals,
+            3,
+            "{what}: one 250 per recipient from swaks:\n{text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(out.status.success(), "{what}: swaks failed:\n{text}");
     }
 
     for (user, folder) in [("alice", ""), ("bob", ".Inbound"), ("carol", "")] {
         let stored = env.messages(user, folder);
-        assert_eq!(stored.len(), 1, "{user}: only the clean message, in {folder:?}");
+        assert_eq!(
+            stored.len(),
+            1,
+            "{user}: only the clean message, in {folder:?}"
+        );
         let (_, body) = split_trace(&stored[0].1);
-        assert_eq!(body, &clean[..], "{user}: byte-identical below the added headers");
+        assert_eq!(
+            body,
+            &clean[..],
+            "{user}: byte-identical below the added headers"
+        );
     }
-    assert_eq!(env.total_messages(), 3, "the infected message landed nowhere");
+    assert_eq!(
+        env.total_messages(),
+        3,
+        "the infected message landed nowhere"
+    );
 
     // The unix socket serves too.
     let unix = std::os::unix::net::UnixStream::connect(&sock).expect("connect unix");
-    let got = converse(unix, &transaction(&["dave@example.test"], &clean_message("via unix"))[..]);
+    let got = converse(
+        unix,
+        &transaction(&["dave@example.test"], &clean_message("via unix"))[..],
+    );
     assert!(got.contains("250 2.0.0 <dave@example.test>"), "{got}");
     let logs = server.logs();
     assert!(logs.contains("listening on unix:"), "{logs}");
-    assert!(logs.contains("to=alice@example.test"), "per-recipient log lines: {logs}");
+    assert!(
+        logs.contains("to=alice@example.test"),
+        "per-recipient log lines: {logs}"
+    );
 }
 
 #[test]
@@ -81,14 +128,21 @@ fn clamd_down_gives_451_then_recovers_without_restart() {
     let mut clamd = Clamd::start();
     let env = Env::new(Options::new(clamd.addr()));
     let server = Running::start(&env.config_path);
-    let input = transaction(&["alice@example.test", "bob@example.test"], &clean_message("recovery"));
+    let input = transaction(
+        &["alice@example.test", "bob@example.test"],
+        &clean_message("recovery"),
+    );
 
     let got = converse(tcp(server.addr), &input);
     assert_eq!(got.matches("Saved\r\n").count(), 2, "{got}");
 
     clamd.stop();
     let got = converse(tcp(server.addr), &input);
-    assert_eq!(got.matches("451 4.7.0").count(), 2, "clamd down: 451 per recipient: {got}");
+    assert_eq!(
+        got.matches("451 4.7.0").count(),
+        2,
+        "clamd down: 451 per recipient: {got}"
+    );
 
     clamd.restart();
     let got = converse(tcp(server.addr), &input);
@@ -107,7 +161,11 @@ fn sigterm_sends_421_to_idle_sessions_and_exits_0() {
     std::io::Write::write_all(&mut idle, b"LHLO x\r\n").expect("write");
     std::thread::sleep(Duration::from_millis(200));
     let status = server.terminate(Duration::from_secs(15));
-    assert!(status.success(), "exit status {status:?}\n{}", server.logs());
+    assert!(
+        status.success(),
+        "exit status {status:?}\n{}",
+        server.logs()
+    );
     let mut rest = Vec::new();
     let _ = std::io::Read::read_to_end(&mut idle, &mut rest);
     let rest = String::from_utf8_lossy(&rest);
@@ -134,7 +192,11 @@ fn port_in_use_exits_non_zero_with_a_clear_message() {
     let mut options = Options::new(Clamd::shared().addr());
     options.listen = vec![taken.local_addr().expect("addr").to_string()];
     let env = Env::new(options);
-    let out = Command::new(bin()).args(["serve", "-c"]).arg(&env.config_path).output().expect("run");
+    let out = Command::new(bin())
+        .args(["serve", "-c"])
+        .arg(&env.config_path)
+        .output()
+        .expect("run");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot listen on 127.0.0.1:"), "{err}");
@@ -143,25 +205,48 @@ fn port_in_use_exits_non_zero_with_a_clear_message() {
 #[test]
 fn check_config_accepts_the_shipped_example_and_reports_problems() {
     let shipped = crate::support::env::repo().join("config/sievegate.toml");
-    let out = Command::new(bin()).args(["check-config", "-c"]).arg(&shipped).output().expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(bin())
+        .args(["check-config", "-c"])
+        .arg(&shipped)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let dir = tempfile::tempdir().expect("tempdir");
     let broken_script = dir.path().join("broken.sieve");
-    std::fs::write(&broken_script, "require \"fileinto\";\nif true {\n  fileinto \"x\"\n").expect("write");
+    std::fs::write(
+        &broken_script,
+        "require \"fileinto\";\nif true {\n  fileinto \"x\"\n",
+    )
+    .expect("write");
     let config = dir.path().join("bad.toml");
     std::fs::write(
         &config,
         "[server]\nlisten = [\"127.0.0.1:0\"]\n[scanner]\nclamd = \"unix:/nonexistent.sock\"\n[mailbox]\ndomains = [\"example.test\"]\nmaildir = \"m/%n\"\n[sieve]\nbefore = [\"broken.sieve\"]\n",
     )
     .expect("write");
-    let out = Command::new(bin()).args(["check-config", "-c"]).arg(&config).output().expect("run");
+    let out = Command::new(bin())
+        .args(["check-config", "-c"])
+        .arg(&config)
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("{}:", broken_script.display())), "file:line:col expected: {err}");
+    assert!(
+        err.contains(&format!("{}:", broken_script.display())),
+        "file:line:col expected: {err}"
+    );
 
     std::fs::write(&config, "[server]\nlisten = [\"127.0.0.1:0\"]\nbogus = 1\n").expect("write");
-    let out = Command::new(bin()).args(["check-config", "-c"]).arg(&config).output().expect("run");
+    let out = Command::new(bin())
+        .args(["check-config", "-c"])
+        .arg(&config)
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("3:1:"), "line:col of the unknown key: {err}");

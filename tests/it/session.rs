@@ -23,6 +23,10 @@ fn transaction(rcpts: &[&str], message: &[u8]) -> Vec<u8> {
     }
     input.extend_from_slice(b"DATA\r\n");
     input.extend_from_slice(message);
+    // Like every real client, end the content with CRLF before the final dot.
+    if !message.is_empty() && !message.ends_with(b"\r\n") {
+        input.extend_from_slice(b"\r\n");
+    }
     input.extend_from_slice(b".\r\nQUIT\r\n");
     input
 }
@@ -49,7 +53,10 @@ async fn clean_mail_to_two_recipients_split_at_every_byte() {
     let input = transaction(&["alice@example.test", "Bob+news@Example.TEST"], &message);
     let want = expected(
         &["250 2.1.5 Recipient ok", "250 2.1.5 Recipient ok"],
-        &["250 2.0.0 <alice@example.test> ID Saved".into(), "250 2.0.0 <Bob+news@Example.TEST> ID Saved".into()],
+        &[
+            "250 2.0.0 <alice@example.test> ID Saved".into(),
+            "250 2.0.0 <Bob+news@Example.TEST> ID Saved".into(),
+        ],
     );
     let mut runs = 0;
     for k in 0..=input.len() {
@@ -62,12 +69,28 @@ async fn clean_mail_to_two_recipients_split_at_every_byte() {
         assert_eq!(stored.len(), runs, "{user}: one file per run");
         for (path, bytes) in &stored {
             let (trace, rest) = split_trace(bytes);
-            assert_eq!(rest, &message[..], "{}: byte-identical below our headers", path.display());
+            assert_eq!(
+                rest,
+                &message[..],
+                "{}: byte-identical below our headers",
+                path.display()
+            );
             let trace = String::from_utf8_lossy(trace);
-            assert!(trace.starts_with("Return-Path: <sender@remote.example>\r\n"), "{trace}");
-            assert!(trace.contains(&format!("Delivered-To: {user}@example.test\r\n")), "{trace}");
+            assert!(
+                trace.starts_with("Return-Path: <sender@remote.example>\r\n"),
+                "{trace}"
+            );
+            assert!(
+                trace.contains(&format!("Delivered-To: {user}@example.test\r\n")),
+                "{trace}"
+            );
             assert!(trace.contains("X-Virus-Status: Clean\r\n"), "{trace}");
-            assert!(path.to_string_lossy().contains(&format!(",S={}", bytes.len())), "{}", path.display());
+            assert!(
+                path.to_string_lossy()
+                    .contains(&format!(",S={}", bytes.len())),
+                "{}",
+                path.display()
+            );
         }
     }
 }
@@ -77,9 +100,19 @@ async fn infected_mail_gets_250_per_recipient_and_lands_nowhere_split_at_every_b
     let env = env();
     // bob's script would reject, carol's would file it: the virus policy wins for both.
     env.set_personal("bob", "require \"reject\";\nreject \"go away\";\n");
-    env.set_personal("carol", "require [\"fileinto\", \"mailbox\"];\nfileinto :create \"Keep\";\n");
+    env.set_personal(
+        "carol",
+        "require [\"fileinto\", \"mailbox\"];\nfileinto :create \"Keep\";\n",
+    );
     let message = infected_message();
-    let input = transaction(&["alice@example.test", "bob@example.test", "carol@example.test"], &message);
+    let input = transaction(
+        &[
+            "alice@example.test",
+            "bob@example.test",
+            "carol@example.test",
+        ],
+        &message,
+    );
     let want = expected(
         &["250 2.1.5 Recipient ok"; 3],
         &[
@@ -89,7 +122,11 @@ async fn infected_mail_gets_250_per_recipient_and_lands_nowhere_split_at_every_b
         ],
     );
     for k in (0..=input.len()).step_by(7) {
-        assert_eq!(env.transcript(&[&input[..k], &input[k..]]).await, want, "split at byte {k}");
+        assert_eq!(
+            env.transcript(&[&input[..k], &input[k..]]).await,
+            want,
+            "split at byte {k}"
+        );
     }
     assert_eq!(env.total_messages(), 0, "infected mail must land nowhere");
 }
@@ -98,12 +135,24 @@ async fn infected_mail_gets_250_per_recipient_and_lands_nowhere_split_at_every_b
 async fn recipients_with_different_scripts_get_their_own_outcomes() {
     let env = env();
     env.set_personal("alice", "require [\"fileinto\", \"mailbox\", \"imap4flags\"];\nfileinto :create :flags \"\\\\Seen\" \"Work.Reports\";\n");
-    env.set_personal("bob", "require \"reject\";\nreject \"I do not want this\";\n");
+    env.set_personal(
+        "bob",
+        "require \"reject\";\nreject \"I do not want this\";\n",
+    );
     env.set_personal("carol", "discard;\n");
-    env.set_personal("dave", "require \"fileinto\";\nfileinto \"../../../../etc\";\n");
+    env.set_personal(
+        "dave",
+        "require \"fileinto\";\nfileinto \"../../../../etc\";\n",
+    );
     let message = clean_message("outcomes");
     let input = transaction(
-        &["alice@example.test", "bob@example.test", "carol@example.test", "dave@example.test", "erin@example.test"],
+        &[
+            "alice@example.test",
+            "bob@example.test",
+            "carol@example.test",
+            "dave@example.test",
+            "erin@example.test",
+        ],
         &message,
     );
     let got = env.transcript(&[&input]).await;
@@ -120,23 +169,43 @@ async fn recipients_with_different_scripts_get_their_own_outcomes() {
     assert_eq!(got, want);
     let work = env.messages("alice", ".Work.Reports");
     assert_eq!(work.len(), 1);
-    assert!(work[0].0.to_string_lossy().ends_with(":2,S"), "{}", work[0].0.display());
+    assert!(
+        work[0].0.to_string_lossy().ends_with(":2,S"),
+        "{}",
+        work[0].0.display()
+    );
     assert!(env.messages("alice", "").is_empty());
     assert!(env.messages("bob", "").is_empty());
     assert!(env.messages("carol", "").is_empty());
-    assert_eq!(env.messages("dave", "").len(), 1, "bad folder name falls back to INBOX");
-    assert_eq!(env.messages("erin", "").len(), 1, "no personal script: default keep");
+    assert_eq!(
+        env.messages("dave", "").len(),
+        1,
+        "bad folder name falls back to INBOX"
+    );
+    assert_eq!(
+        env.messages("erin", "").len(),
+        1,
+        "no personal script: default keep"
+    );
     assert!(!env.dir.path().join("etc").exists());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn infected_variants_never_reach_a_mailbox() {
     let env = env();
-    env.set_personal("alice", "require \"vacation\";\nvacation \"away\";\nkeep;\n");
+    env.set_personal(
+        "alice",
+        "require \"vacation\";\nvacation \"away\";\nkeep;\n",
+    );
     for (name, message) in crate::support::messages::infected_fixtures() {
         let input = transaction(&["alice@example.test", "bob@example.test"], &message);
         let got = env.transcript(&[&input]).await;
-        assert!(got.contains("250 2.0.0 <alice@example.test> ID Ok\r\n250 2.0.0 <bob@example.test> ID Ok\r\n"), "{name}: {got}");
+        assert!(
+            got.contains(
+                "250 2.0.0 <alice@example.test> ID Ok\r\n250 2.0.0 <bob@example.test> ID Ok\r\n"
+            ),
+            "{name}: {got}"
+        );
     }
     assert_eq!(env.total_messages(), 0);
 }
@@ -145,8 +214,13 @@ async fn infected_variants_never_reach_a_mailbox() {
 async fn clean_mail_mentioning_eicar_is_delivered() {
     let env = env();
     let message = crate::support::load_message("clean-mentions-eicar.eml");
-    let got = env.transcript(&[&transaction(&["alice@example.test"], &message)]).await;
-    assert!(got.contains("250 2.0.0 <alice@example.test> ID Saved"), "{got}");
+    let got = env
+        .transcript(&[&transaction(&["alice@example.test"], &message)])
+        .await;
+    assert!(
+        got.contains("250 2.0.0 <alice@example.test> ID Saved"),
+        "{got}"
+    );
     assert_eq!(env.messages("alice", "").len(), 1);
 }
 
@@ -155,29 +229,113 @@ async fn protocol_errors_table() {
     let env = env();
     let long = format!("NOOP {}\r\n", "x".repeat(5000));
     let cases: &[(&str, &[u8], &str)] = &[
-        ("mail before lhlo", b"MAIL FROM:<a@b>\r\n", "503 5.5.1 Send LHLO first\r\n"),
-        ("ehlo", b"EHLO x\r\n", "500 5.5.1 This is an LMTP server: use LHLO\r\n"),
-        ("helo", b"HELO x\r\n", "500 5.5.1 This is an LMTP server: use LHLO\r\n"),
-        ("unknown", b"FOO bar\r\n", "500 5.5.2 Command unrecognized\r\n"),
+        (
+            "mail before lhlo",
+            b"MAIL FROM:<a@b>\r\n",
+            "503 5.5.1 Send LHLO first\r\n",
+        ),
+        (
+            "ehlo",
+            b"EHLO x\r\n",
+            "500 5.5.1 This is an LMTP server: use LHLO\r\n",
+        ),
+        (
+            "helo",
+            b"HELO x\r\n",
+            "500 5.5.1 This is an LMTP server: use LHLO\r\n",
+        ),
+        (
+            "unknown",
+            b"FOO bar\r\n",
+            "500 5.5.2 Command unrecognized\r\n",
+        ),
         ("noop", b"NOOP\r\n", "250 2.0.0 Ok\r\n"),
-        ("vrfy", b"VRFY alice\r\n", "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery\r\n"),
-        ("rcpt before mail", b"LHLO x\r\nRCPT TO:<alice@example.test>\r\n", "503 5.5.1 Need MAIL command\r\n"),
-        ("data before rcpt", b"LHLO x\r\nMAIL FROM:<>\r\nDATA\r\n", "503 5.5.1 No valid recipients\r\n"),
-        ("data before mail", b"LHLO x\r\nDATA\r\n", "503 5.5.1 Need MAIL command\r\n"),
-        ("nested mail", b"LHLO x\r\nMAIL FROM:<>\r\nMAIL FROM:<>\r\n", "503 5.5.1 Nested MAIL command\r\n"),
-        ("size too big", b"LHLO x\r\nMAIL FROM:<a@b> SIZE=999999999\r\n", "552 5.3.4 Message size exceeds fixed maximum message size\r\n"),
-        ("unknown domain", b"LHLO x\r\nMAIL FROM:<>\r\nRCPT TO:<alice@elsewhere.test>\r\n", "550 5.1.1 <alice@elsewhere.test> User unknown in local recipient table\r\n"),
-        ("dotdot", b"LHLO x\r\nMAIL FROM:<>\r\nRCPT TO:<../../etc@example.test>\r\n", "550 5.1.3 <../../etc@example.test> Invalid local part\r\n"),
-        ("slash", b"LHLO x\r\nMAIL FROM:<>\r\nRCPT TO:<a/b@example.test>\r\n", "550 5.1.3 <a/b@example.test> Invalid local part\r\n"),
-        ("leading dot", b"LHLO x\r\nMAIL FROM:<>\r\nRCPT TO:<.x@example.test>\r\n", "550 5.1.3 <.x@example.test> Invalid local part\r\n"),
-        ("bad rcpt syntax", b"LHLO x\r\nMAIL FROM:<>\r\nRCPT TO:<>\r\n", "501 5.1.3 Bad recipient address syntax\r\n"),
-        ("starttls", b"STARTTLS\r\n", "502 5.5.1 Command not implemented\r\n"),
-        ("bdat", b"LHLO x\r\nMAIL FROM:<>\r\nRCPT TO:<alice@example.test>\r\nBDAT 10 LAST\r\n", "502 5.5.1 Command not implemented\r\n"),
+        (
+            "vrfy",
+            b"VRFY alice\r\n",
+            "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery\r\n",
+        ),
+        (
+            "rcpt before mail",
+            b"LHLO x\r\nRCPT TO:<alice@example.test>\r\n",
+            "503 5.5.1 Need MAIL command\r\n",
+        ),
+        (
+            "data before rcpt",
+            b"LHLO x\r\nMAIL FROM:<>\r\nDATA\r\n",
+            "503 5.5.1 No valid recipients\r\n",
+        ),
+        (
+            "data before mail",
+            b"LHLO x\r\nDATA\r\n",
+            "503 5.5.1 Need MAIL command\r\n",
+        ),
+        (
+            "nested mail",
+            b"LHLO x\r\nMAIL FROM:<>\r\nMAIL FROM:<>\r\n",
+            "503 5.5.1 Nested MAIL command\r\n",
+        ),
+        (
+            "size too big",
+            b"LHLO x\r\nMAIL FROM:<a@b> SIZE=999999999\r\n",
+            "552 5.3.4 Message size exceeds fixed maximum message size\r\n",
+        ),
+        (
+            "unknown domain",
+            b"LHLO x\r\nMAIL FROM:<>\r\nRCPT TO:<alice@elsewhere.test>\r\n",
+            "550 5.1.1 <alice@elsewhere.test> User unknown in local recipient table\r\n",
+        ),
+        (
+            "dotdot",
+            b"LHLO x\r\nMAIL FROM:<>\r\nRCPT TO:<../../etc@example.test>\r\n",
+            "550 5.1.3 <../../etc@example.test> Invalid local part\r\n",
+        ),
+        (
+            "slash",
+            b"LHLO x\r\nMAIL FROM:<>\r\nRCPT TO:<a/b@example.test>\r\n",
+            "550 5.1.3 <a/b@example.test> Invalid local part\r\n",
+        ),
+        (
+            "leading dot",
+            b"LHLO x\r\nMAIL FROM:<>\r\nRCPT TO:<.x@example.test>\r\n",
+            "550 5.1.3 <.x@example.test> Invalid local part\r\n",
+        ),
+        (
+            "bad rcpt syntax",
+            b"LHLO x\r\nMAIL FROM:<>\r\nRCPT TO:<>\r\n",
+            "501 5.1.3 Bad recipient address syntax\r\n",
+        ),
+        (
+            "starttls",
+            b"STARTTLS\r\n",
+            "502 5.5.1 Command not implemented\r\n",
+        ),
+        (
+            "bdat",
+            b"LHLO x\r\nMAIL FROM:<>\r\nRCPT TO:<alice@example.test>\r\nBDAT 10 LAST\r\n",
+            "502 5.5.1 Command not implemented\r\n",
+        ),
         ("too long", long.as_bytes(), "500 5.5.2 Line too long\r\n"),
-        ("rset ends transaction", b"LHLO x\r\nMAIL FROM:<>\r\nRSET\r\nRCPT TO:<alice@example.test>\r\n", "503 5.5.1 Need MAIL command\r\n"),
-        ("xforward in transaction", b"LHLO x\r\nMAIL FROM:<>\r\nXFORWARD NAME=x\r\n", "503 5.5.1 XFORWARD not allowed within a mail transaction\r\n"),
-        ("xforward ok", b"LHLO x\r\nXFORWARD NAME=mx.remote ADDR=192.0.2.1\r\n", "250 2.0.0 Ok\r\n"),
-        ("xforward bad attr", b"LHLO x\r\nXFORWARD COLOUR=red\r\n", "501 5.5.4 Syntax error: unknown XFORWARD attribute\r\n"),
+        (
+            "rset ends transaction",
+            b"LHLO x\r\nMAIL FROM:<>\r\nRSET\r\nRCPT TO:<alice@example.test>\r\n",
+            "503 5.5.1 Need MAIL command\r\n",
+        ),
+        (
+            "xforward in transaction",
+            b"LHLO x\r\nMAIL FROM:<>\r\nXFORWARD NAME=x\r\n",
+            "503 5.5.1 XFORWARD not allowed within a mail transaction\r\n",
+        ),
+        (
+            "xforward ok",
+            b"LHLO x\r\nXFORWARD NAME=mx.remote ADDR=192.0.2.1\r\n",
+            "250 2.0.0 Ok\r\n",
+        ),
+        (
+            "xforward bad attr",
+            b"LHLO x\r\nXFORWARD COLOUR=red\r\n",
+            "501 5.5.4 Syntax error: unknown XFORWARD attribute\r\n",
+        ),
     ];
     for (name, input, want_last) in cases {
         let mut full = input.to_vec();
@@ -198,11 +356,24 @@ async fn xforward_only_from_allowed_peers() {
     let mut options = Options::new(Clamd::shared().addr());
     options.xforward_from = vec!["10.0.0.0/8".into()];
     let env = Env::new(options);
-    let got = env.transcript_as(&[b"LHLO x\r\nXFORWARD NAME=a\r\nQUIT\r\n"], Peer::Unix).await;
+    let got = env
+        .transcript_as(&[b"LHLO x\r\nXFORWARD NAME=a\r\nQUIT\r\n"], Peer::Unix)
+        .await;
     assert!(!got.contains("XFORWARD NAME"), "not advertised: {got}");
-    assert!(got.contains("550 5.7.0 XFORWARD not permitted from this client\r\n"), "{got}");
-    let got = env.transcript_as(&[b"LHLO x\r\nXFORWARD NAME=a\r\nQUIT\r\n"], Peer::Tcp("10.1.2.3:25".parse().expect("addr"))).await;
-    assert!(got.contains("250 XFORWARD NAME ADDR PORT PROTO HELO IDENT SOURCE\r\n"), "{got}");
+    assert!(
+        got.contains("550 5.7.0 XFORWARD not permitted from this client\r\n"),
+        "{got}"
+    );
+    let got = env
+        .transcript_as(
+            &[b"LHLO x\r\nXFORWARD NAME=a\r\nQUIT\r\n"],
+            Peer::Tcp("10.1.2.3:25".parse().expect("addr")),
+        )
+        .await;
+    assert!(
+        got.contains("250 XFORWARD NAME ADDR PORT PROTO HELO IDENT SOURCE\r\n"),
+        "{got}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -210,7 +381,9 @@ async fn xforward_client_shows_in_received_header() {
     let env = env();
     let message = clean_message("xforward");
     let mut input = b"LHLO postfix.local\r\nXFORWARD NAME=mail.remote.example ADDR=192.0.2.7 PORT=4711 PROTO=ESMTP HELO=remote-helo IDENT=4QueueId SOURCE=REMOTE\r\n".to_vec();
-    input.extend_from_slice(&transaction(&["alice@example.test"], &message)[b"LHLO client.example\r\n".len()..]);
+    input.extend_from_slice(
+        &transaction(&["alice@example.test"], &message)[b"LHLO client.example\r\n".len()..],
+    );
     let got = env.transcript(&[&input]).await;
     assert!(got.contains("<alice@example.test> ID Saved"), "{got}");
     let stored = env.messages("alice", "");
@@ -248,18 +421,33 @@ async fn malformed_messages_are_delivered_and_the_session_survives() {
     let env = env();
     let long_line = format!("Subject: long\r\n\r\n{}\r\n", "y".repeat(5000));
     let cases: Vec<(&str, Vec<u8>)> = vec![
-        ("bare LF", b"Subject: bare\nFrom: a@b\n\nline one\nline two\n".to_vec()),
-        ("NUL bytes", b"Subject: nul\r\n\r\nbefore\0after\r\n".to_vec()),
+        (
+            "bare LF",
+            b"Subject: bare\nFrom: a@b\n\nline one\nline two\n".to_vec(),
+        ),
+        (
+            "NUL bytes",
+            b"Subject: nul\r\n\r\nbefore\0after\r\n".to_vec(),
+        ),
         ("5000-char line", long_line.into_bytes()),
-        ("broken MIME", crate::support::load_message("broken-mime.eml")),
+        (
+            "broken MIME",
+            crate::support::load_message("broken-mime.eml"),
+        ),
         ("no header", b"just a body line\r\n".to_vec()),
         ("empty", Vec::new()),
-        ("dot stuffing", b"Subject: dots\r\n\r\n..leading dot\r\n.\r\n".to_vec()),
+        (
+            "dot stuffing",
+            b"Subject: dots\r\n\r\n..leading dot\r\n".to_vec(),
+        ),
     ];
     for (name, message) in cases {
         let input = transaction(&["alice@example.test"], &message);
         let got = env.transcript(&[&input]).await;
-        assert!(got.contains("250 2.0.0 <alice@example.test> ID Saved\r\n221 2.0.0 Bye\r\n"), "{name}: {got}");
+        assert!(
+            got.contains("250 2.0.0 <alice@example.test> ID Saved\r\n221 2.0.0 Bye\r\n"),
+            "{name}: {got}"
+        );
     }
     assert_eq!(env.messages("alice", "").len(), 7);
 }
@@ -270,17 +458,26 @@ async fn dot_unstuffing_and_smuggling() {
     // "\n.\n" (bare LF) does not end DATA; only CRLF.CRLF does.
     let input = b"LHLO x\r\nMAIL FROM:<>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\nSubject: s\r\n\r\n..a\r\nb\n.\nMAIL FROM:<evil@x>\r\n.\r\nQUIT\r\n";
     let got = env.transcript(&[input]).await;
-    assert!(got.contains("250 2.0.0 <alice@example.test> ID Saved\r\n221 2.0.0 Bye\r\n"), "{got}");
+    assert!(
+        got.contains("250 2.0.0 <alice@example.test> ID Saved\r\n221 2.0.0 Bye\r\n"),
+        "{got}"
+    );
     let stored = env.messages("alice", "");
     let (_, body) = split_trace(&stored[0].1);
-    assert_eq!(body, b"Subject: s\r\n\r\n.a\r\nb\n.\nMAIL FROM:<evil@x>\r\n");
+    assert_eq!(
+        body,
+        b"Subject: s\r\n\r\n.a\r\nb\n.\nMAIL FROM:<evil@x>\r\n"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spoofed_scan_headers_are_removed() {
     let env = env();
-    let message = b"X-Virus-Status: Clean\r\nX-Virus-Scanned: by a liar\r\nSubject: s\r\n\r\nbody\r\n";
-    let got = env.transcript(&[&transaction(&["alice@example.test"], message)]).await;
+    let message =
+        b"X-Virus-Status: Clean\r\nX-Virus-Scanned: by a liar\r\nSubject: s\r\n\r\nbody\r\n";
+    let got = env
+        .transcript(&[&transaction(&["alice@example.test"], message)])
+        .await;
     assert!(got.contains("ID Saved"), "{got}");
     let stored = env.messages("alice", "");
     let text = String::from_utf8_lossy(&stored[0].1);
@@ -295,7 +492,10 @@ async fn scanner_failures_give_451_for_every_recipient() {
         let mut options = Options::new(fake.addr());
         options.scan_timeout_secs = 1;
         let env = Env::new(options);
-        let input = transaction(&["alice@example.test", "bob@example.test"], &clean_message("x"));
+        let input = transaction(
+            &["alice@example.test", "bob@example.test"],
+            &clean_message("x"),
+        );
         let got = env.transcript(&[&input]).await;
         assert!(
             got.contains("451 4.7.0 <alice@example.test> Virus scan unavailable, try again later\r\n451 4.7.0 <bob@example.test> Virus scan unavailable, try again later\r\n221"),
@@ -308,11 +508,18 @@ async fn scanner_failures_give_451_for_every_recipient() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deliver_unscanned_when_configured() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut options = Options::new(sievegate::scan::ClamdAddr::Unix(dir.path().join("missing.sock")));
+    let mut options = Options::new(sievegate::scan::ClamdAddr::Unix(
+        dir.path().join("missing.sock"),
+    ));
     options.on_failure = "deliver-unscanned";
     let env = Env::new(options);
-    let got = env.transcript(&[&transaction(&["alice@example.test"], &clean_message("x"))]).await;
-    assert!(got.contains("250 2.0.0 <alice@example.test> ID Saved"), "{got}");
+    let got = env
+        .transcript(&[&transaction(&["alice@example.test"], &clean_message("x"))])
+        .await;
+    assert!(
+        got.contains("250 2.0.0 <alice@example.test> ID Saved"),
+        "{got}"
+    );
     let stored = env.messages("alice", "");
     assert!(String::from_utf8_lossy(&stored[0].1).contains("X-Virus-Status: Not scanned\r\n"));
 }
@@ -324,7 +531,8 @@ async fn idle_sessions_get_421_on_shutdown() {
     let env = env();
     let (mut client, server) = tokio::io::duplex(1 << 16);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let session = sievegate::lmtp::Session::new(server, Arc::clone(&env.services), Peer::Unix, stop_rx);
+    let session =
+        sievegate::lmtp::Session::new(server, Arc::clone(&env.services), Peer::Unix, stop_rx);
     let task = tokio::spawn(session.run());
     client.write_all(b"LHLO x\r\n").await.expect("write");
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -333,7 +541,10 @@ async fn idle_sessions_get_421_on_shutdown() {
     client.read_to_end(&mut out).await.expect("read");
     task.await.expect("join").expect("io");
     let out = String::from_utf8_lossy(&out);
-    assert!(out.ends_with("421 4.3.2 Service shutting down, closing transmission channel\r\n"), "{out}");
+    assert!(
+        out.ends_with("421 4.3.2 Service shutting down, closing transmission channel\r\n"),
+        "{out}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -343,13 +554,21 @@ async fn idle_timeout_closes_with_421() {
     let env = Env::new(options);
     let (client, server) = tokio::io::duplex(1 << 16);
     let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let session = sievegate::lmtp::Session::new(server, std::sync::Arc::clone(&env.services), Peer::Unix, stop_rx);
+    let session = sievegate::lmtp::Session::new(
+        server,
+        std::sync::Arc::clone(&env.services),
+        Peer::Unix,
+        stop_rx,
+    );
     let mut client = client;
     let task = tokio::spawn(session.run());
     let mut out = Vec::new();
-    tokio::io::AsyncReadExt::read_to_end(&mut client, &mut out).await.expect("read");
+    tokio::io::AsyncReadExt::read_to_end(&mut client, &mut out)
+        .await
+        .expect("read");
     task.await.expect("join").expect("io");
-    assert!(String::from_utf8_lossy(&out).ends_with("421 4.4.2 Timeout, closing transmission channel\r\n"));
+    assert!(String::from_utf8_lossy(&out)
+        .ends_with("421 4.4.2 Timeout, closing transmission channel\r\n"));
 }
 
 #[test]
@@ -369,7 +588,11 @@ async fn disk_full_gives_452_and_leaves_no_file() {
         .map(|s| s.success())
         .unwrap_or(false);
     if !mounted {
-        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "CI runs as root and must be able to mount a tmpfs");
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI runs as root and must be able to mount a tmpfs"
+        );
         eprintln!("NOTE: disk_full_gives_452_and_leaves_no_file needs root (mount -t tmpfs); not run here");
         return;
     }
@@ -384,14 +607,40 @@ async fn disk_full_gives_452_and_leaves_no_file() {
     options.maildir = Some(format!("{}/%d/%n/Maildir", mnt.path().display()));
     let env = Env::new(options);
     let mut big = clean_message("big");
-    big.extend(std::iter::repeat_n(b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\r\n".as_slice(), 32 * 1024).flatten());
-    let got = env.transcript(&[&transaction(&["alice@example.test"], &big)]).await;
-    assert!(got.contains("452 4.2.2 <alice@example.test> Mailbox full or disk full, try again later\r\n"), "{got}");
+    big.extend(
+        std::iter::repeat_n(
+            b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\r\n".as_slice(),
+            32 * 1024,
+        )
+        .flatten(),
+    );
+    let got = env
+        .transcript(&[&transaction(&["alice@example.test"], &big)])
+        .await;
+    assert!(
+        got.contains(
+            "452 4.2.2 <alice@example.test> Mailbox full or disk full, try again later\r\n"
+        ),
+        "{got}"
+    );
     let leftovers: Vec<_> = ["tmp", "new", "cur"]
         .iter()
-        .flat_map(|d| std::fs::read_dir(mnt.path().join("example.test/alice/Maildir").join(d)).into_iter().flatten().flatten())
+        .flat_map(|d| {
+            std::fs::read_dir(mnt.path().join("example.test/alice/Maildir").join(d))
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
         .collect();
     assert!(leftovers.is_empty(), "no file left behind: {leftovers:?}");
-    let got = env.transcript(&[&transaction(&["alice@example.test"], &clean_message("small"))]).await;
-    assert!(got.contains("250 2.0.0 <alice@example.test> ID Saved"), "{got}");
+    let got = env
+        .transcript(&[&transaction(
+            &["alice@example.test"],
+            &clean_message("small"),
+        )])
+        .await;
+    assert!(
+        got.contains("250 2.0.0 <alice@example.test> ID Saved"),
+        "{got}"
+    );
 }

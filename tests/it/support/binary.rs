@@ -74,7 +74,11 @@ impl Running {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "sievegate did not exit after SIGTERM:\n{}", self.logs());
+            assert!(
+                Instant::now() < deadline,
+                "sievegate did not exit after SIGTERM:\n{}",
+                self.logs()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -97,6 +101,7 @@ pub fn converse<S: Read + Write>(mut stream: S, input: &[u8]) -> String {
 
 pub fn tcp(addr: SocketAddr) -> std::net::TcpStream {
     let s = std::net::TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
     s
 }

@@ -62,8 +62,16 @@ impl Env {
             ClamdAddr::Unix(p) => format!("unix:{}", p.display()),
             ClamdAddr::Tcp(a) => format!("tcp:{a}"),
         };
-        let q = |v: &[String]| v.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ");
-        let maildir = options.maildir.clone().unwrap_or_else(|| "mail/%d/%n/Maildir".to_string());
+        let q = |v: &[String]| {
+            v.iter()
+                .map(|s| format!("{s:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let maildir = options
+            .maildir
+            .clone()
+            .unwrap_or_else(|| "mail/%d/%n/Maildir".to_string());
         let toml = format!(
             r#"
 [server]
@@ -102,17 +110,30 @@ default = "{repo}/sieve/default.sieve"
         std::fs::write(&config_path, toml).expect("write config");
         let config = Config::load(&config_path).expect("valid test config");
         let services = Arc::new(Services::new(config));
-        Env { dir, config_path, services }
+        Env {
+            dir,
+            config_path,
+            services,
+        }
     }
 
     /// `<dir>/mail/example.test/<user>/Maildir`.
     pub fn maildir(&self, user: &str) -> PathBuf {
-        self.dir.path().join("mail/example.test").join(user).join("Maildir")
+        self.dir
+            .path()
+            .join("mail/example.test")
+            .join(user)
+            .join("Maildir")
     }
 
     /// Installs `script` as `user`'s personal Sieve script.
     pub fn set_personal(&self, user: &str, script: &str) {
-        let path = self.dir.path().join("mail/example.test").join(user).join(".dovecot.sieve");
+        let path = self
+            .dir
+            .path()
+            .join("mail/example.test")
+            .join(user)
+            .join(".dovecot.sieve");
         std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
         std::fs::write(path, script).expect("write script");
     }
@@ -140,7 +161,8 @@ default = "{repo}/sieve/default.sieve"
     /// Runs one in-memory session, writing `chunks` one after another, and returns the
     /// whole server output with session ids replaced by `ID`.
     pub async fn transcript(&self, chunks: &[&[u8]]) -> String {
-        self.transcript_as(chunks, Peer::Tcp("127.0.0.1:40000".parse().expect("addr"))).await
+        self.transcript_as(chunks, Peer::Tcp("127.0.0.1:40000".parse().expect("addr")))
+            .await
     }
 
     pub async fn transcript_as(&self, chunks: &[&[u8]], peer: Peer) -> String {
@@ -163,14 +185,20 @@ default = "{repo}/sieve/default.sieve"
 }
 
 fn count_files(dir: &Path) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
     entries
         .flatten()
         .map(|e| {
             let p = e.path();
             if p.is_dir() {
                 count_files(&p)
-            } else if p.parent().and_then(|d| d.file_name()).is_some_and(|n| n == "new" || n == "cur" || n == "tmp") {
+            } else if p
+                .parent()
+                .and_then(|d| d.file_name())
+                .is_some_and(|n| n == "new" || n == "cur" || n == "tmp")
+            {
                 1
             } else {
                 0
@@ -197,7 +225,14 @@ pub fn normalize(out: &str) -> String {
 /// ends with the `X-Virus-Status:` line we add last.
 pub fn split_trace(stored: &[u8]) -> (&[u8], &[u8]) {
     let needle = b"X-Virus-Status:";
-    let start = stored.windows(needle.len()).position(|w| w == needle).expect("X-Virus-Status header");
-    let end = stored[start..].iter().position(|b| *b == b'\n').map(|i| start + i + 1).expect("line end");
+    let start = stored
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("X-Virus-Status header");
+    let end = stored[start..]
+        .iter()
+        .position(|b| *b == b'\n')
+        .map(|i| start + i + 1)
+        .expect("line end");
     stored.split_at(end)
 }

@@ -1,11 +1,6 @@
 //! Test messages built in code (CRLF line ends, ready for DATA).
 
-/// The 68-byte EICAR test string, assembled at run time so this source file itself is not
-/// a detection.
-pub fn eicar() -> Vec<u8> {
-    let parts = ["X5O!P%@AP[4\\PZX54(P^)7CC)7}$", "EICAR-STANDARD-ANTIVIRUS", "-TEST-FILE!$H+H*"];
-    parts.concat().into_bytes()
-}
+pub use super::eicar;
 
 /// A small clean message (about 400 bytes) with `subject`.
 pub fn clean_message(subject: &str) -> Vec<u8> {

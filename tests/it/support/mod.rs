@@ -1,8 +1,11 @@
 //! Shared helpers for the integration tests: real and fake peers, fixture loading.
 #![allow(dead_code)] // each test module uses a different subset
 
+pub mod binary;
 pub mod clamd;
+pub mod env;
 pub mod fake_clamd;
+pub mod messages;
 
 use std::path::PathBuf;
 
@@ -48,3 +51,16 @@ pub fn eicar() -> Vec<u8> {
     assert_eq!(line.len(), 68, "EICAR string is 68 bytes");
     line.to_vec()
 }
+
+/// Fixtures that clamd must flag (virustest 4 or 5).
+pub const INFECTED_FIXTURES: &[&str] = &[
+    "eicar-plain.eml",
+    "eicar-base64.eml",
+    "eicar-zip.eml",
+    "eicar-qp.eml",
+    "eicar-nested-rfc822.eml",
+    "eicar-uuencode.eml",
+    "clamexe-attachment.eml",
+    "heuristic.eml",
+    "pua.eml",
+];
