@@ -125,10 +125,13 @@ mod tests {
         vec!["example.test".to_string()]
     }
 
+    /// (local, detail, domain) of a resolved recipient.
+    type Parts<'a> = (&'a str, Option<&'a str>, &'a str);
+
     #[test]
     fn resolve_table() {
         use AddressError::*;
-        let cases: &[(&str, Result<(&str, Option<&str>, &str), AddressError>)] = &[
+        let cases: &[(&str, Result<Parts, AddressError>)] = &[
             ("alice@example.test", Ok(("alice", None, "example.test"))),
             ("Alice@EXAMPLE.test", Ok(("alice", None, "example.test"))),
             (

@@ -46,7 +46,7 @@ fn main() -> ExitCode {
 }
 
 /// Loads the config and compiles the global scripts; every problem goes to stderr.
-fn load(path: &PathBuf) -> Option<Services> {
+fn load(path: &std::path::Path) -> Option<Services> {
     let config = match Config::load(path) {
         Ok(config) => config,
         Err(e) => {
