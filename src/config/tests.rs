@@ -1,0 +1,117 @@
+//! Config parsing and validation tables.
+use super::*;
+
+const MINIMAL: &str = r#"
+[server]
+listen = ["127.0.0.1:2424", "unix:run/lmtp.sock"]
+hostname = "mx.example.test"
+[scanner]
+clamd = "unix:run/clamd.sock"
+[mailbox]
+domains = ["Example.TEST"]
+maildir = "vmail/%d/%n/Maildir"
+"#;
+
+#[test]
+fn minimal_config_resolves_relative_paths_and_defaults() {
+    let config =
+        Config::from_toml(MINIMAL, Path::new("/etc/sievegate/sievegate.toml")).expect("valid");
+    assert_eq!(
+        config.server.listen,
+        vec![
+            ListenAddr::Tcp("127.0.0.1:2424".parse().expect("addr")),
+            ListenAddr::Unix(PathBuf::from("/etc/sievegate/run/lmtp.sock")),
+        ]
+    );
+    assert_eq!(
+        config.scanner.clamd,
+        ClamdAddr::Unix(PathBuf::from("/etc/sievegate/run/clamd.sock"))
+    );
+    assert_eq!(config.mailbox.maildir, "/etc/sievegate/vmail/%d/%n/Maildir");
+    assert_eq!(config.mailbox.domains, vec!["example.test"]);
+    assert_eq!(config.server.max_message_size, 52_428_800);
+    assert_eq!(config.scanner.on_failure, OnScanFailure::Tempfail);
+    assert!(config.server.xforward_from.allows_unix());
+    assert!(config
+        .server
+        .xforward_from
+        .allows_ip("127.0.0.9".parse().expect("ip")));
+    assert!(config
+        .server
+        .xforward_from
+        .allows_ip("::ffff:127.0.0.1".parse().expect("ip")));
+    assert!(!config
+        .server
+        .xforward_from
+        .allows_ip("192.0.2.1".parse().expect("ip")));
+}
+
+#[test]
+fn all_problems_reported_at_once() {
+    let text = r#"
+[server]
+listen = ["nonsense", "unix:"]
+max_connections = 0
+xforward_from = ["10.0.0.0/40", "unix"]
+socket_mode = "999"
+[scanner]
+clamd = "smoke:signals"
+on_failure = "bounce"
+[mailbox]
+domains = []
+maildir = "/var/vmail/shared"
+[sieve]
+before = ["missing.sieve"]
+"#;
+    let Err(ConfigError::Invalid { problems, .. }) =
+        Config::from_toml(text, Path::new("/nonexistent/x.toml"))
+    else {
+        panic!("expected problems");
+    };
+    let joined = problems.join("\n");
+    for needle in [
+        "\"nonsense\"",
+        "\"unix:\" needs a path",
+        "max_connections",
+        "prefix must be",
+        "socket_mode",
+        "scanner.clamd",
+        "on_failure",
+        "mailbox.domains",
+        "mailbox.maildir",
+        "sieve.before",
+    ] {
+        assert!(joined.contains(needle), "missing {needle:?} in:\n{joined}");
+    }
+}
+
+#[test]
+fn unknown_key_is_an_error_with_position() {
+    let text = "[server]\nlisten = [\"127.0.0.1:1\"]\nlisen = 1\n";
+    match Config::from_toml(text, Path::new("x.toml")) {
+        Err(ConfigError::Parse { message, .. }) => {
+            assert!(message.starts_with("3:1:"), "{message}")
+        }
+        other => panic!("expected a parse error, got {other:?}"),
+    }
+}
+
+#[test]
+fn cidr_table() {
+    for (net, ip, want) in [
+        ("127.0.0.0/8", "127.1.2.3", true),
+        ("127.0.0.0/8", "128.0.0.1", false),
+        ("0.0.0.0/0", "203.0.113.9", true),
+        ("::1/128", "::1", true),
+        ("::1", "::2", false),
+        ("2001:db8::/32", "2001:db8:ffff::1", true),
+        ("192.0.2.7", "192.0.2.7", true),
+        ("10.0.0.0/8", "::1", false),
+    ] {
+        let cidr: Cidr = net.parse().expect("cidr");
+        assert_eq!(cidr.contains(ip.parse().expect("ip")), want, "{net} ∋ {ip}");
+    }
+    for bad in ["", "1.2.3.4/33", "::/129", "host/8", "1.2.3.4/x"] {
+        assert!(bad.parse::<Cidr>().is_err(), "{bad}");
+    }
+}
