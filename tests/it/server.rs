@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::support::binary::{bin, converse, tcp, Running};
 use crate::support::clamd::Clamd;
 use crate::support::env::{split_trace, Env, Options};
-use crate::support::messages::{clean_message, infected_message};
+use crate::support::messages::{clean_message, infected_message, transaction};
 
 fn swaks() -> &'static str {
     assert!(
@@ -15,17 +15,6 @@ fn swaks() -> &'static str {
         "swaks not found: apt-get install swaks (scripts/test installs it)"
     );
     "/usr/bin/swaks"
-}
-
-fn transaction(rcpts: &[&str], message: &[u8]) -> Vec<u8> {
-    let mut input = b"LHLO client.example\r\nMAIL FROM:<sender@remote.example>\r\n".to_vec();
-    for r in rcpts {
-        input.extend_from_slice(format!("RCPT TO:<{r}>\r\n").as_bytes());
-    }
-    input.extend_from_slice(b"DATA\r\n");
-    input.extend_from_slice(message);
-    input.extend_from_slice(b".\r\nQUIT\r\n");
-    input
 }
 
 #[test]

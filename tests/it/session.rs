@@ -4,7 +4,7 @@
 use crate::support::clamd::Clamd;
 use crate::support::env::{split_trace, Env, Options};
 use crate::support::fake_clamd::{FakeClamd, Mode};
-use crate::support::messages::{clean_message, eicar, infected_message};
+use crate::support::messages::{clean_message, eicar, infected_message, transaction};
 use sievegate::lmtp::Peer;
 
 fn env() -> Env {
@@ -13,23 +13,6 @@ fn env() -> Env {
 
 const LHLO_REPLY: &str = "250-mx.example.test\r\n250-PIPELINING\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-SIZE 10485760\r\n250-SMTPUTF8\r\n250 XFORWARD NAME ADDR PORT PROTO HELO IDENT SOURCE\r\n";
 const GREETING: &str = "220 mx.example.test LMTP sievegate ready\r\n";
-
-/// Builds a complete pipelined transaction for `rcpts` carrying `message` (CRLF, no dot
-/// stuffing needed for our fixtures).
-fn transaction(rcpts: &[&str], message: &[u8]) -> Vec<u8> {
-    let mut input = b"LHLO client.example\r\nMAIL FROM:<sender@remote.example>\r\n".to_vec();
-    for r in rcpts {
-        input.extend_from_slice(format!("RCPT TO:<{r}>\r\n").as_bytes());
-    }
-    input.extend_from_slice(b"DATA\r\n");
-    input.extend_from_slice(message);
-    // Like every real client, end the content with CRLF before the final dot.
-    if !message.is_empty() && !message.ends_with(b"\r\n") {
-        input.extend_from_slice(b"\r\n");
-    }
-    input.extend_from_slice(b".\r\nQUIT\r\n");
-    input
-}
 
 fn expected(rcpt_replies: &[&str], finals: &[String]) -> String {
     let mut out = format!("{GREETING}{LHLO_REPLY}250 2.1.0 Sender ok\r\n");
@@ -438,7 +421,7 @@ async fn malformed_messages_are_delivered_and_the_session_survives() {
         ("empty", Vec::new()),
         (
             "dot stuffing",
-            b"Subject: dots\r\n\r\n..leading dot\r\n".to_vec(),
+            b"Subject: dots\r\n\r\n.leading dot\r\n.\r\n..\r\n".to_vec(),
         ),
     ];
     for (name, message) in cases {

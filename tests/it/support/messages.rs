@@ -27,3 +27,27 @@ pub fn infected_fixtures() -> Vec<(String, Vec<u8>)> {
     }
     out
 }
+
+/// Builds a complete pipelined transaction for `rcpts` carrying `message`, dot-stuffed
+/// (RFC 5321 §4.5.2) as a client sends it.
+pub fn transaction(rcpts: &[&str], message: &[u8]) -> Vec<u8> {
+    let mut input = b"LHLO client.example\r\nMAIL FROM:<sender@remote.example>\r\n".to_vec();
+    for r in rcpts {
+        input.extend_from_slice(format!("RCPT TO:<{r}>\r\n").as_bytes());
+    }
+    input.extend_from_slice(b"DATA\r\n");
+    let mut at_line_start = true;
+    for &b in message {
+        if at_line_start && b == b'.' {
+            input.push(b'.');
+        }
+        input.push(b);
+        at_line_start = b == b'\n';
+    }
+    // Like every real client, end the content with CRLF before the final dot.
+    if !message.is_empty() && !message.ends_with(b"\r\n") {
+        input.extend_from_slice(b"\r\n");
+    }
+    input.extend_from_slice(b".\r\nQUIT\r\n");
+    input
+}
