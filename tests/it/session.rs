@@ -104,7 +104,7 @@ async fn infected_mail_gets_250_per_recipient_and_lands_nowhere_split_at_every_b
             "250 2.0.0 <carol@example.test> ID Ok".into(),
         ],
     );
-    for k in (0..=input.len()).step_by(7) {
+    for k in 0..=input.len() {
         assert_eq!(
             env.transcript(&[&input[..k], &input[k..]]).await,
             want,
@@ -323,7 +323,7 @@ async fn protocol_errors_table() {
     for (name, input, want_last) in cases {
         let mut full = input.to_vec();
         full.extend_from_slice(b"QUIT\r\n");
-        let got = env.transcript(&[&full]).await;
+        let got = env.transcript_every_split(&full).await;
         let lines: Vec<&str> = got.split_inclusive("\r\n").collect();
         assert!(lines.len() >= 2, "{name}: {got}");
         assert_eq!(lines[lines.len() - 2], *want_last, "{name}: {got}");
@@ -426,13 +426,13 @@ async fn malformed_messages_are_delivered_and_the_session_survives() {
     ];
     for (name, message) in cases {
         let input = transaction(&["alice@example.test"], &message);
-        let got = env.transcript(&[&input]).await;
+        let got = env.transcript_every_split(&input).await;
         assert!(
             got.contains("250 2.0.0 <alice@example.test> ID Saved\r\n221 2.0.0 Bye\r\n"),
             "{name}: {got}"
         );
     }
-    assert_eq!(env.messages("alice", "").len(), 7);
+    assert!(env.messages("alice", "").len() >= 7);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -440,17 +440,20 @@ async fn dot_unstuffing_and_smuggling() {
     let env = env();
     // "\n.\n" (bare LF) does not end DATA; only CRLF.CRLF does.
     let input = b"LHLO x\r\nMAIL FROM:<>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\nSubject: s\r\n\r\n..a\r\nb\n.\nMAIL FROM:<evil@x>\r\n.\r\nQUIT\r\n";
-    let got = env.transcript(&[input]).await;
+    let got = env.transcript_every_split(input).await;
     assert!(
         got.contains("250 2.0.0 <alice@example.test> ID Saved\r\n221 2.0.0 Bye\r\n"),
         "{got}"
     );
-    let stored = env.messages("alice", "");
-    let (_, body) = split_trace(&stored[0].1);
-    assert_eq!(
-        body,
-        b"Subject: s\r\n\r\n.a\r\nb\n.\nMAIL FROM:<evil@x>\r\n"
-    );
+    for (path, stored) in env.messages("alice", "") {
+        let (_, body) = split_trace(&stored);
+        assert_eq!(
+            body,
+            b"Subject: s\r\n\r\n.a\r\nb\n.\nMAIL FROM:<evil@x>\r\n",
+            "{}",
+            path.display()
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -165,6 +165,24 @@ default = "{repo}/sieve/default.sieve"
             .await
     }
 
+    /// Runs `input` in one write, then split in two at every byte (at most ~300 split
+    /// points for long inputs, evenly spread), asserts every run answers the same, and
+    /// returns that answer.
+    pub async fn transcript_every_split(&self, input: &[u8]) -> String {
+        let whole = self.transcript(&[input]).await;
+        let step = (input.len() / 300).max(1);
+        for k in (1..input.len()).step_by(step) {
+            let got = self.transcript(&[&input[..k], &input[k..]]).await;
+            assert_eq!(
+                got,
+                whole,
+                "split at byte {k} of {:?}",
+                String::from_utf8_lossy(&input[..k.min(80)])
+            );
+        }
+        whole
+    }
+
     pub async fn transcript_as(&self, chunks: &[&[u8]], peer: Peer) -> String {
         let (mut client, server) = tokio::io::duplex(4 << 20);
         let (_stop_tx, stop_rx) = watch::channel(false);
