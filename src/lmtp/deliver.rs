@@ -177,7 +177,12 @@ fn deliver_all(
                 delay_ms = txn.started.elapsed().as_millis() as u64,
                 status = %r,
                 "{}",
-                if r.is_positive() { "delivered" } else { "not delivered" }
+                match outcome {
+                    RcptOutcome::Delivered { .. } => "delivered",
+                    RcptOutcome::Discarded => "discarded",
+                    RcptOutcome::Rejected { .. } => "rejected",
+                    RcptOutcome::Failed { .. } => "deferred",
+                }
             );
             r
         })
