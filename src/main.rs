@@ -96,6 +96,14 @@ fn serve(path: PathBuf) -> ExitCode {
         }
     };
     runtime.block_on(async move {
+        // Signal handlers first: a SIGTERM during startup must still mean a clean exit.
+        let shutdown = match shutdown_signal() {
+            Ok(shutdown) => shutdown,
+            Err(e) => {
+                eprintln!("sievegate: cannot install signal handlers: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
         let services = Arc::new(services);
         let server = match Server::bind(Arc::clone(&services)).await {
             Ok(server) => server,
@@ -107,27 +115,30 @@ fn serve(path: PathBuf) -> ExitCode {
         for addr in server.local_addrs() {
             tracing::info!(%addr, "listening on {addr}");
         }
-        match services.scanner.ping().await {
-            Ok(()) => tracing::info!(clamd = %services.config.scanner.clamd, "clamd answers"),
-            Err(e) => tracing::warn!(clamd = %services.config.scanner.clamd, error = %e, "clamd does not answer yet; messages get 451 until it does"),
-        }
-        server.run(shutdown_signal()).await;
+        // Only informative, so it must not delay serving: a hung clamd would otherwise
+        // hold startup for the whole scan timeout.
+        let probe = Arc::clone(&services);
+        tokio::spawn(async move {
+            let clamd = &probe.config.scanner.clamd;
+            match probe.scanner.ping().await {
+                Ok(()) => tracing::info!(%clamd, "clamd answers"),
+                Err(e) => tracing::warn!(%clamd, error = %e, "clamd does not answer yet; messages get 451 until it does"),
+            }
+        });
+        server.run(shutdown).await;
         ExitCode::SUCCESS
     })
 }
 
-/// Resolves on SIGTERM or SIGINT.
-async fn shutdown_signal() {
+/// Installs the SIGTERM and SIGINT handlers now; the returned future resolves on either.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers; stop with SIGKILL");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = int.recv() => tracing::info!("SIGINT received"),
-    }
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
+    })
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::support::binary::{bin, converse, tcp, Running};
 use crate::support::clamd::Clamd;
 use crate::support::env::{split_trace, Env, Options};
+use crate::support::fake_clamd::{FakeClamd, Mode};
 use crate::support::messages::{clean_message, infected_message, transaction};
 
 fn swaks() -> &'static str {
@@ -159,6 +160,39 @@ fn sigterm_sends_421_to_idle_sessions_and_exits_0() {
     let _ = std::io::Read::read_to_end(&mut idle, &mut rest);
     let rest = String::from_utf8_lossy(&rest);
     assert!(rest.contains("421 4.3.2"), "{rest}");
+}
+
+#[test]
+fn sigterm_lets_an_in_flight_delivery_finish() {
+    let fake = FakeClamd::start(Mode::SlowOk);
+    let env = Env::new(Options::new(fake.addr()));
+    let mut server = Running::start(&env.config_path);
+    let client = std::thread::spawn({
+        let addr = server.addr;
+        let input = transaction(
+            &["alice@example.test", "bob@example.test"],
+            &clean_message("in flight"),
+        );
+        move || converse(tcp(addr), &input)
+    });
+    // The scan takes 1.5 s: SIGTERM arrives while the message is being processed.
+    std::thread::sleep(Duration::from_millis(500));
+    let status = server.terminate(Duration::from_secs(15));
+    let Ok(got) = client.join() else {
+        panic!("client failed; server log:\n{}", server.logs());
+    };
+    assert!(
+        status.success(),
+        "exit status {status:?}\n{}",
+        server.logs()
+    );
+    assert_eq!(
+        got.matches(" Saved\r\n").count(),
+        2,
+        "both recipients answered 250 before exit: {got}"
+    );
+    assert_eq!(env.messages("alice", "").len(), 1);
+    assert_eq!(env.messages("bob", "").len(), 1);
 }
 
 #[test]

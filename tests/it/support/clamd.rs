@@ -1,7 +1,7 @@
 //! A real `/usr/sbin/clamd` in the foreground, with a private configuration and our own
 //! signature database (`tests/fixtures/clamd/`) in a temporary directory.
 //!
-//! Tests must fail, never skip, when clamd is missing: a skipped scan test would let a broken
+//! Tests must fail, never pass vacuously, when clamd is missing: such a scan test would let a broken
 //! scanner ship.
 
 use std::fs;

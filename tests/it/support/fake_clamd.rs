@@ -22,6 +22,9 @@ pub enum Mode {
     Close,
     /// Reads the INSTREAM, then answers `INSTREAM size limit exceeded. ERROR\0`.
     Error,
+    /// Reads the INSTREAM, waits 1.5 s, then answers `stream: OK\0`: a delivery that is
+    /// still in flight when something else happens (e.g. SIGTERM).
+    SlowOk,
 }
 
 /// A fake clamd listening in its own temporary directory. Stops on drop.
@@ -99,6 +102,11 @@ fn serve(mode: Mode, mut conn: UnixStream) -> io::Result<()> {
         Mode::Error => {
             read_instream(&mut conn)?;
             conn.write_all(b"INSTREAM size limit exceeded. ERROR\0")
+        }
+        Mode::SlowOk => {
+            read_instream(&mut conn)?;
+            std::thread::sleep(std::time::Duration::from_millis(1500));
+            conn.write_all(b"stream: OK\0")
         }
     }
 }
