@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use sievegate::config::Config;
+use sievegate::config::{Config, ConfigError};
+use sievegate::filter::{Filter, FilterConfig};
 use sievegate::lmtp::Services;
 use sievegate::server::Server;
 
@@ -45,12 +46,26 @@ fn main() -> ExitCode {
     }
 }
 
-/// Loads the config and compiles the global scripts; every problem goes to stderr.
+/// Loads the config and compiles the global scripts; every problem goes to stderr. When the
+/// config itself is invalid, the scripts it names are still compiled, so one run shows all.
 fn load(path: &std::path::Path) -> Option<Services> {
     let config = match Config::load(path) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("{e}");
+            if let ConfigError::Invalid { sieve, .. } = e {
+                let filter = Filter::new(FilterConfig {
+                    before: sieve.before,
+                    personal: None,
+                    after: sieve.after,
+                    default: sieve.default,
+                    hostname: "localhost".into(),
+                    cpu_limit: sieve.cpu_limit,
+                });
+                for p in filter.check() {
+                    eprintln!("{p}");
+                }
+            }
             return None;
         }
     };

@@ -331,6 +331,9 @@ pub enum ConfigError {
     Invalid {
         path: PathBuf,
         problems: Vec<String>,
+        /// The `[sieve]` section's scripts that do exist, so `check-config` can still
+        /// compile them and report everything in one pass.
+        sieve: Box<SieveConfig>,
     },
 }
 
@@ -367,9 +370,10 @@ impl Config {
                 config.path = path.to_path_buf();
                 config
             })
-            .map_err(|problems| ConfigError::Invalid {
+            .map_err(|(problems, sieve)| ConfigError::Invalid {
                 path: path.to_path_buf(),
                 problems,
+                sieve: Box::new(sieve),
             })
     }
 }
@@ -399,8 +403,9 @@ fn resolve(base: &Path, path: &str) -> PathBuf {
 }
 
 impl RawConfig {
-    /// Checks every value; returns all problems at once.
-    pub fn validate(self, base: &Path) -> Result<Config, Vec<String>> {
+    /// Checks every value; returns all problems at once, with the `[sieve]` scripts that
+    /// exist (for compiling them anyway).
+    pub fn validate(self, base: &Path) -> Result<Config, (Vec<String>, SieveConfig)> {
         let mut problems = Vec::new();
         let s = self.server;
 
@@ -535,12 +540,25 @@ impl RawConfig {
             .as_deref()
             .map(|p| resolve(base, p).to_string_lossy().into_owned());
 
-        if !problems.is_empty() {
-            return Err(problems);
-        }
-        let (Some(clamd), Some(socket_mode)) = (clamd, socket_mode) else {
-            // Both are reported as problems above when missing.
-            return Err(vec!["internal: unreported invalid value".to_string()]);
+        let sieve = SieveConfig {
+            before,
+            personal,
+            after,
+            default,
+            cpu_limit: sv.cpu_limit,
+        };
+        let (true, Some(clamd), Some(socket_mode)) = (problems.is_empty(), clamd, socket_mode)
+        else {
+            // A missing clamd or socket_mode was reported as a problem above.
+            let existing =
+                |paths: &[PathBuf]| paths.iter().filter(|p| p.is_file()).cloned().collect();
+            let sieve = SieveConfig {
+                before: existing(&sieve.before),
+                after: existing(&sieve.after),
+                default: sieve.default.filter(|p| p.is_file()),
+                ..sieve
+            };
+            return Err((problems, sieve));
         };
         Ok(Config {
             path: PathBuf::new(),
@@ -568,13 +586,7 @@ impl RawConfig {
                 maildir,
                 recipient_delimiter: m.recipient_delimiter,
             },
-            sieve: SieveConfig {
-                before,
-                personal,
-                after,
-                default,
-                cpu_limit: sv.cpu_limit,
-            },
+            sieve,
         })
     }
 }

@@ -249,7 +249,7 @@ fn check_config_accepts_the_shipped_example_and_reports_problems() {
     let config = dir.path().join("bad.toml");
     std::fs::write(
         &config,
-        "[server]\nlisten = [\"127.0.0.1:0\"]\n[scanner]\nclamd = \"unix:/nonexistent.sock\"\n[mailbox]\ndomains = [\"example.test\"]\nmaildir = \"m/%n\"\n[sieve]\nbefore = [\"broken.sieve\"]\n",
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n[scanner]\nclamd = \"unix:/nonexistent.sock\"\n[mailbox]\ndomains = [\"example.test\"]\nmaildir = \"m/shared\"\n[sieve]\nbefore = [\"broken.sieve\"]\n",
     )
     .expect("write");
     let out = Command::new(bin())
@@ -259,6 +259,7 @@ fn check_config_accepts_the_shipped_example_and_reports_problems() {
         .expect("run");
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("mailbox.maildir"), "config problems: {err}");
     assert!(
         err.contains(&format!("{}:", broken_script.display())),
         "file:line:col expected: {err}"
