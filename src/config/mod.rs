@@ -373,7 +373,7 @@ impl Config {
             .map_err(|(problems, sieve)| ConfigError::Invalid {
                 path: path.to_path_buf(),
                 problems,
-                sieve: Box::new(sieve),
+                sieve,
             })
     }
 }
@@ -405,7 +405,7 @@ fn resolve(base: &Path, path: &str) -> PathBuf {
 impl RawConfig {
     /// Checks every value; returns all problems at once, with the `[sieve]` scripts that
     /// exist (for compiling them anyway).
-    pub fn validate(self, base: &Path) -> Result<Config, (Vec<String>, SieveConfig)> {
+    pub fn validate(self, base: &Path) -> Result<Config, (Vec<String>, Box<SieveConfig>)> {
         let mut problems = Vec::new();
         let s = self.server;
 
@@ -558,7 +558,7 @@ impl RawConfig {
                 default: sieve.default.filter(|p| p.is_file()),
                 ..sieve
             };
-            return Err((problems, sieve));
+            return Err((problems, Box::new(sieve)));
         };
         Ok(Config {
             path: PathBuf::new(),
