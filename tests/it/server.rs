@@ -226,6 +226,34 @@ fn port_in_use_exits_non_zero_with_a_clear_message() {
 }
 
 #[test]
+fn a_live_unix_socket_is_not_stolen_but_a_stale_one_is_replaced() {
+    let sock_dir = tempfile::tempdir().expect("tempdir");
+    let sock = sock_dir.path().join("lmtp.sock");
+    let mut options = Options::new(Clamd::shared().addr());
+    options.listen = vec!["127.0.0.1:0".into(), format!("unix:{}", sock.display())];
+    let env = Env::new(options);
+    let first = Running::start(&env.config_path);
+    let out = Command::new(bin())
+        .args(["serve", "-c"])
+        .arg(&env.config_path)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("already answering"), "{err}");
+    // The first server still serves on its socket.
+    let unix = std::os::unix::net::UnixStream::connect(&sock).expect("connect");
+    let got = converse(unix, b"QUIT\r\n");
+    assert!(got.starts_with("220 "), "{got}");
+    drop(first); // SIGKILL: the socket file stays behind, stale.
+    assert!(sock.exists());
+    let second = Running::start(&env.config_path);
+    let unix = std::os::unix::net::UnixStream::connect(&sock).expect("connect");
+    assert!(converse(unix, b"QUIT\r\n").starts_with("220 "));
+    drop(second);
+}
+
+#[test]
 fn check_config_accepts_the_shipped_example_and_reports_problems() {
     let shipped = crate::support::env::repo().join("config/sievegate.toml");
     let out = Command::new(bin())

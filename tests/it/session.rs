@@ -630,3 +630,36 @@ async fn disk_full_gives_452_and_leaves_no_file() {
         "{got}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_timeout_answers_421_and_delivers_nothing() {
+    let mut options = Options::new(Clamd::shared().addr());
+    options.idle_timeout_secs = 1;
+    let env = Env::new(options);
+    let (mut client, server) = tokio::io::duplex(1 << 16);
+    let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let session = sievegate::lmtp::Session::new(
+        server,
+        std::sync::Arc::clone(&env.services),
+        Peer::Unix,
+        stop_rx,
+    );
+    let task = tokio::spawn(session.run());
+    tokio::io::AsyncWriteExt::write_all(
+        &mut client,
+        b"LHLO x\r\nMAIL FROM:<>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\nSubject: half\r\n\r\nand then silence",
+    )
+    .await
+    .expect("write");
+    let mut out = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(&mut client, &mut out)
+        .await
+        .expect("read");
+    task.await.expect("join").expect("io");
+    let out = String::from_utf8_lossy(&out);
+    assert!(
+        out.ends_with("354 Start mail input; end with <CRLF>.<CRLF>\r\n421 4.4.2 Timeout, closing transmission channel\r\n"),
+        "{out}"
+    );
+    assert_eq!(env.total_messages(), 0);
+}
