@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use smtp_proto::{Error as ProtoError, Request};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use crate::address::Recipient;
 use crate::config::Config;
@@ -168,17 +169,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
 
     /// Runs the session to its end. Errors are I/O failures of the stream only.
     pub async fn run(mut self) -> std::io::Result<()> {
+        // `instrument`, not `span.enter()`: an entered guard held across awaits would leak
+        // this session's span into whatever else runs on the worker thread meanwhile.
         let span = tracing::info_span!("session", id = %self.id, peer = %self.peer);
-        let _enter = span.enter();
-        tracing::debug!("connected");
-        let hostname = self.services.config.server.hostname.clone();
-        self.push(reply::greeting(&hostname));
-        let result = self.command_loop().await;
-        // Whatever ended the session, send what is pending; the peer may be gone already.
-        let _ = self.flush().await;
-        let _ = self.stream.shutdown().await;
-        tracing::debug!("disconnected");
-        result
+        async move {
+            tracing::debug!("connected");
+            let hostname = self.services.config.server.hostname.clone();
+            self.push(reply::greeting(&hostname));
+            let result = self.command_loop().await;
+            // Whatever ended the session, send what is pending; the peer may be gone already.
+            let _ = self.flush().await;
+            let _ = self.stream.shutdown().await;
+            tracing::debug!("disconnected");
+            result
+        }
+        .instrument(span)
+        .await
     }
 
     async fn command_loop(&mut self) -> std::io::Result<()> {
