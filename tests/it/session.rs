@@ -259,6 +259,16 @@ async fn protocol_errors_table() {
             "503 5.5.1 Nested MAIL command\r\n",
         ),
         (
+            "8bitmime and smtputf8",
+            b"LHLO x\r\nMAIL FROM:<j\xc3\xb6rg@example.org> BODY=8BITMIME SMTPUTF8 SIZE=1000\r\n",
+            "250 2.1.0 Sender ok\r\n",
+        ),
+        (
+            "binarymime",
+            b"LHLO x\r\nMAIL FROM:<a@b> BODY=BINARYMIME\r\n",
+            "555 5.5.4 Unsupported parameter BODY=BINARYMIME\r\n",
+        ),
+        (
             "size too big",
             b"LHLO x\r\nMAIL FROM:<a@b> SIZE=999999999\r\n",
             "552 5.3.4 Message size exceeds fixed maximum message size\r\n",
