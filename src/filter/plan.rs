@@ -63,7 +63,7 @@ impl Plan {
             } = action
             {
                 if *existing == folder {
-                    *existing_flags = union(*existing_flags, flags);
+                    *existing_flags = existing_flags.union(flags);
                     *existing_create |= create;
                     return;
                 }
@@ -123,31 +123,9 @@ impl Plan {
     }
 }
 
-/// Bitwise union of two flag sets.
-fn union(a: SystemFlags, b: SystemFlags) -> SystemFlags {
-    SystemFlags {
-        draft: a.draft || b.draft,
-        flagged: a.flagged || b.flagged,
-        answered: a.answered || b.answered,
-        seen: a.seen || b.seen,
-        deleted: a.deleted || b.deleted,
-    }
-}
-
 /// Flags as Sieve writes them (`\Seen \Flagged`), for the printed plan.
 fn sieve_flags(flags: &SystemFlags) -> String {
-    [
-        (flags.draft, "\\Draft"),
-        (flags.flagged, "\\Flagged"),
-        (flags.answered, "\\Answered"),
-        (flags.seen, "\\Seen"),
-        (flags.deleted, "\\Deleted"),
-    ]
-    .iter()
-    .filter(|(set, _)| *set)
-    .map(|(_, name)| *name)
-    .collect::<Vec<_>>()
-    .join(" ")
+    flags.imap_names().join(" ")
 }
 
 impl fmt::Display for Action {

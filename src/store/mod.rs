@@ -197,19 +197,36 @@ impl SystemFlags {
         *self == SystemFlags::default()
     }
 
+    /// Each flag with its Maildir info letter and IMAP name, in the Maildir (ASCII) order.
+    fn table(&self) -> [(bool, char, &'static str); 5] {
+        [
+            (self.draft, 'D', "\\Draft"),
+            (self.flagged, 'F', "\\Flagged"),
+            (self.answered, 'R', "\\Answered"),
+            (self.seen, 'S', "\\Seen"),
+            (self.deleted, 'T', "\\Deleted"),
+        ]
+    }
+
     /// The Maildir info letters in ASCII order, as the Maildir spec requires: `DFRST`.
     pub fn info(&self) -> String {
-        [
-            (self.draft, 'D'),
-            (self.flagged, 'F'),
-            (self.answered, 'R'),
-            (self.seen, 'S'),
-            (self.deleted, 'T'),
-        ]
-        .iter()
-        .filter(|(set, _)| *set)
-        .map(|(_, c)| *c)
-        .collect()
+        self.table().iter().filter(|f| f.0).map(|f| f.1).collect()
+    }
+
+    /// The IMAP names of the flags set (`\Seen`, ...), in the same order as [`Self::info`].
+    pub fn imap_names(&self) -> Vec<&'static str> {
+        self.table().iter().filter(|f| f.0).map(|f| f.2).collect()
+    }
+
+    /// The flags set in either.
+    pub fn union(self, other: SystemFlags) -> SystemFlags {
+        SystemFlags {
+            draft: self.draft || other.draft,
+            flagged: self.flagged || other.flagged,
+            answered: self.answered || other.answered,
+            seen: self.seen || other.seen,
+            deleted: self.deleted || other.deleted,
+        }
     }
 }
 
