@@ -64,7 +64,6 @@ pub(super) async fn deliver(
     let services = Arc::clone(services);
     let ctx = ctx.clone();
     let txn_owned = txn.clone();
-    let rcpt_count = txn.rcpts.len();
     let span = tracing::Span::current();
     let task = tokio::task::spawn_blocking(move || {
         let _enter = span.enter();
@@ -77,7 +76,6 @@ pub(super) async fn deliver(
             tracing::error!(error = %e, "delivery task failed: every recipient gets 451");
             txn.rcpts
                 .iter()
-                .take(rcpt_count)
                 .map(|r| reply::local_error(&r.original))
                 .collect()
         }

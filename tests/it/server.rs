@@ -209,19 +209,24 @@ fn max_connections_refuses_with_421() {
     assert!(got.starts_with("421 4.3.2"), "{got}");
 }
 
+/// Runs `sievegate serve`, expects it to exit non-zero at startup, returns its stderr.
+fn serve_must_fail(config: &std::path::Path) -> String {
+    let out = Command::new(bin())
+        .args(["serve", "-c"])
+        .arg(config)
+        .output()
+        .expect("run");
+    assert!(!out.status.success(), "serve should have refused to start");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[test]
 fn port_in_use_exits_non_zero_with_a_clear_message() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let mut options = Options::new(Clamd::shared().addr());
     options.listen = vec![taken.local_addr().expect("addr").to_string()];
     let env = Env::new(options);
-    let out = Command::new(bin())
-        .args(["serve", "-c"])
-        .arg(&env.config_path)
-        .output()
-        .expect("run");
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = serve_must_fail(&env.config_path);
     assert!(err.contains("cannot listen on 127.0.0.1:"), "{err}");
 }
 
@@ -233,13 +238,7 @@ fn a_live_unix_socket_is_not_stolen_but_a_stale_one_is_replaced() {
     options.listen = vec!["127.0.0.1:0".into(), format!("unix:{}", sock.display())];
     let env = Env::new(options);
     let first = Running::start(&env.config_path);
-    let out = Command::new(bin())
-        .args(["serve", "-c"])
-        .arg(&env.config_path)
-        .output()
-        .expect("run");
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = serve_must_fail(&env.config_path);
     assert!(err.contains("already answering"), "{err}");
     // The first server still serves on its socket.
     let unix = std::os::unix::net::UnixStream::connect(&sock).expect("connect");

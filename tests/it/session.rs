@@ -522,21 +522,13 @@ async fn deliver_unscanned_when_configured() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_sessions_get_421_on_shutdown() {
-    use std::sync::Arc;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let env = env();
-    let (mut client, server) = tokio::io::duplex(1 << 16);
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let session =
-        sievegate::lmtp::Session::new(server, Arc::clone(&env.services), Peer::Unix, stop_rx);
-    let task = tokio::spawn(session.run());
-    client.write_all(b"LHLO x\r\n").await.expect("write");
+    let mut live = env.start_session(Peer::Unix);
+    live.client.write_all(b"LHLO x\r\n").await.expect("write");
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    stop_tx.send(true).expect("send");
-    let mut out = Vec::new();
-    client.read_to_end(&mut out).await.expect("read");
-    task.await.expect("join").expect("io");
-    let out = String::from_utf8_lossy(&out);
+    live.stop.send(true).expect("send");
+    let out = live.finish().await;
     assert!(
         out.ends_with("421 4.3.2 Service shutting down, closing transmission channel\r\n"),
         "{out}"
@@ -548,23 +540,8 @@ async fn idle_timeout_closes_with_421() {
     let mut options = Options::new(Clamd::shared().addr());
     options.idle_timeout_secs = 1;
     let env = Env::new(options);
-    let (client, server) = tokio::io::duplex(1 << 16);
-    let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let session = sievegate::lmtp::Session::new(
-        server,
-        std::sync::Arc::clone(&env.services),
-        Peer::Unix,
-        stop_rx,
-    );
-    let mut client = client;
-    let task = tokio::spawn(session.run());
-    let mut out = Vec::new();
-    tokio::io::AsyncReadExt::read_to_end(&mut client, &mut out)
-        .await
-        .expect("read");
-    task.await.expect("join").expect("io");
-    assert!(String::from_utf8_lossy(&out)
-        .ends_with("421 4.4.2 Timeout, closing transmission channel\r\n"));
+    let out = env.start_session(Peer::Unix).finish().await;
+    assert!(out.ends_with("421 4.4.2 Timeout, closing transmission channel\r\n"));
 }
 
 #[test]
@@ -643,30 +620,16 @@ async fn disk_full_gives_452_and_leaves_no_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn data_timeout_answers_421_and_delivers_nothing() {
+    use tokio::io::AsyncWriteExt;
     let mut options = Options::new(Clamd::shared().addr());
     options.idle_timeout_secs = 1;
     let env = Env::new(options);
-    let (mut client, server) = tokio::io::duplex(1 << 16);
-    let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let session = sievegate::lmtp::Session::new(
-        server,
-        std::sync::Arc::clone(&env.services),
-        Peer::Unix,
-        stop_rx,
-    );
-    let task = tokio::spawn(session.run());
-    tokio::io::AsyncWriteExt::write_all(
-        &mut client,
-        b"LHLO x\r\nMAIL FROM:<>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\nSubject: half\r\n\r\nand then silence",
-    )
-    .await
-    .expect("write");
-    let mut out = Vec::new();
-    tokio::io::AsyncReadExt::read_to_end(&mut client, &mut out)
+    let mut live = env.start_session(Peer::Unix);
+    live.client
+        .write_all(b"LHLO x\r\nMAIL FROM:<>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\nSubject: half\r\n\r\nand then silence")
         .await
-        .expect("read");
-    task.await.expect("join").expect("io");
-    let out = String::from_utf8_lossy(&out);
+        .expect("write");
+    let out = live.finish().await;
     assert!(
         out.ends_with("354 Start mail input; end with <CRLF>.<CRLF>\r\n421 4.4.2 Timeout, closing transmission channel\r\n"),
         "{out}"

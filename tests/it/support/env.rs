@@ -9,8 +9,9 @@ use sievegate::config::Config;
 use sievegate::lmtp::{Peer, Services, Session};
 use sievegate::scan::ClamdAddr;
 use tempfile::TempDir;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 /// Knobs for the generated config; `Default` is what most tests want.
 #[derive(Clone)]
@@ -184,21 +185,47 @@ default = "{repo}/sieve/default.sieve"
     }
 
     pub async fn transcript_as(&self, chunks: &[&[u8]], peer: Peer) -> String {
-        let (mut client, server) = tokio::io::duplex(4 << 20);
-        let (_stop_tx, stop_rx) = watch::channel(false);
-        let session = Session::new(server, Arc::clone(&self.services), peer, stop_rx);
-        let task = tokio::spawn(session.run());
+        let mut live = self.start_session(peer);
         for chunk in chunks {
-            client.write_all(chunk).await.expect("write");
+            live.client.write_all(chunk).await.expect("write");
             tokio::task::yield_now().await;
         }
+        normalize(&live.finish().await)
+    }
+
+    /// Starts a session over an in-memory stream; the test drives its client end and its
+    /// shutdown switch.
+    pub fn start_session(&self, peer: Peer) -> LiveSession {
+        let (client, server) = tokio::io::duplex(4 << 20);
+        let (stop, stop_rx) = watch::channel(false);
+        let session = Session::new(server, Arc::clone(&self.services), peer, stop_rx);
+        LiveSession {
+            client,
+            stop,
+            task: tokio::spawn(session.run()),
+        }
+    }
+}
+
+/// A running in-memory session (see [`Env::start_session`]).
+pub struct LiveSession {
+    pub client: DuplexStream,
+    /// Sending `true` is SIGTERM for this session.
+    pub stop: watch::Sender<bool>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl LiveSession {
+    /// Reads everything the server sends until it closes (at most 30 s), checks the
+    /// session ended without an I/O error, and returns the raw output.
+    pub async fn finish(mut self) -> String {
         let mut out = Vec::new();
-        tokio::time::timeout(Duration::from_secs(30), client.read_to_end(&mut out))
+        tokio::time::timeout(Duration::from_secs(30), self.client.read_to_end(&mut out))
             .await
             .expect("session answered within 30 s")
             .expect("read");
-        task.await.expect("session task").expect("session io");
-        normalize(&String::from_utf8_lossy(&out))
+        self.task.await.expect("session task").expect("session io");
+        String::from_utf8_lossy(&out).into_owned()
     }
 }
 
