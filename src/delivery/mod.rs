@@ -68,8 +68,12 @@ impl RcptOutcome {
 ///
 /// Returns the outcome and the notes worth a log line that arose while executing (the
 /// plan's own notes stay with the plan). A `Store` into a missing folder without `:create`
-/// falls back to INBOX, like Dovecot with `lda_mailbox_autocreate = no`; a folder named
-/// twice gets one copy, with the flags of its first action.
+/// falls back to INBOX, like Dovecot with `lda_mailbox_autocreate = no`; so does a folder
+/// that can never take the message ([`StoreError::is_folder_problem`]: name too long, no
+/// permission, a file in the way), like Pigeonhole, so a retry does not fail the same way
+/// for five days and then bounce. Only a failure at INBOX itself (or a transient one, such as
+/// a full disk) fails the recipient. A folder named twice gets one copy, with the flags of
+/// its first action.
 pub fn execute(
     plan: &Plan,
     maildir: &Maildir,
@@ -112,10 +116,8 @@ pub fn execute(
         match store_once(maildir, &stored, folder, *flags, *create, header, body) {
             Ok(None) => {}
             Ok(Some(message)) => stored.push(message),
-            Err(StoreError::FolderMissing(missing)) => {
-                notes.push(format!(
-                    "folder \"{missing}\" does not exist and :create not given: kept in INBOX"
-                ));
+            Err(error) if error.is_folder_problem() => {
+                notes.push(fallback_note(&error));
                 let inbox = Folder::inbox();
                 match store_once(maildir, &stored, &inbox, *flags, false, header, body) {
                     Ok(None) => {}
@@ -131,6 +133,21 @@ pub fn execute(
         (RcptOutcome::Discarded, notes)
     } else {
         (RcptOutcome::Delivered { stored }, notes)
+    }
+}
+
+/// The log note for a folder that cannot take the message; the message goes to INBOX.
+fn fallback_note(error: &StoreError) -> String {
+    match error {
+        StoreError::FolderMissing(missing) => {
+            format!("folder \"{missing}\" does not exist and :create not given: kept in INBOX")
+        }
+        other => {
+            // Unlike a missing folder (the script's choice), this needs an admin: a folder
+            // the mail user may not write, a file in the way, a name too long.
+            tracing::warn!(error = %other, "folder unusable: message stored in INBOX instead");
+            format!("{other}: stored in INBOX instead")
+        }
     }
 }
 
@@ -350,15 +367,16 @@ mod tests {
     fn failure_rolls_back_earlier_copies() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let md = Maildir::new(tmp.path().join("Maildir"));
-        // `.Work/tmp` is a file: creating the message there fails (ENOTDIR) even as root,
-        // where permission bits would not stop us.
-        fs::create_dir_all(md.root().join(".Work")).expect("mkdir");
+        // `.Lists` exists, so its store needs nothing from the root; `.Work/tmp` is a file
+        // (ENOTDIR: a folder problem, even as root where permission bits would not stop
+        // us), and INBOX, the fallback, is broken too (`tmp` is a file): 4xx, and the copy
+        // in `.Lists` must go again.
+        for dir in [".Lists/cur", ".Lists/new", ".Lists/tmp", ".Work"] {
+            fs::create_dir_all(md.root().join(dir)).expect("mkdir");
+        }
         fs::write(md.root().join(".Work/tmp"), "").expect("write");
-        let actions = vec![
-            store("INBOX", &[], false),
-            store("Lists", &["\\Seen"], true),
-            store("Work", &[], false),
-        ];
+        fs::write(md.root().join("tmp"), "").expect("write");
+        let actions = vec![store("Lists", &["\\Seen"], true), store("Work", &[], false)];
         let (outcome, notes) = execute(&plan(actions), &md, HEADER, BODY);
         assert!(outcome.is_temporary_failure(), "{}", outcome.summary());
         assert!(!outcome.is_no_space());
@@ -367,8 +385,175 @@ mod tests {
             "{}",
             outcome.summary()
         );
-        assert!(notes.is_empty(), "{notes:?}");
+        assert_eq!(notes.len(), 1, "the fallback is noted: {notes:?}");
         assert_eq!(files(md.root()), Vec::<String>::new());
+    }
+
+    /// Hardening #5 item 4: a folder that can never take the message falls back to INBOX
+    /// (before, each of these answered 451 on every retry until Postfix bounced); INBOX
+    /// itself failing stays a temporary failure.
+    #[test]
+    fn unusable_folder_falls_back_to_inbox() {
+        type Setup = fn(&Path);
+        struct Case {
+            what: &'static str,
+            folder: String,
+            create: bool,
+            setup: Setup,
+            /// `Some(files)` when delivered, `None` when the recipient fails (4xx).
+            files: Option<&'static [&'static str]>,
+            note: &'static str,
+        }
+        let long_ascii = "x".repeat(300);
+        // The limit is on the modified UTF-7 directory name, not the UTF-8 Sieve name: 94 CJK
+        // characters are 282 bytes of UTF-8 but `.&` + 251 + `-` = 254 bytes on disk (fits);
+        // 95 are 257 bytes on disk (too long).
+        let fits_mutf7 = "日".repeat(94);
+        let long_mutf7 = "日".repeat(95);
+        let nothing: Setup = |_| {};
+        let cases = vec![
+            Case {
+                what: "300-character name with :create",
+                folder: long_ascii.clone(),
+                create: true,
+                setup: nothing,
+                files: Some(&["new:"]),
+                note: "directory name longer than 255 bytes",
+            },
+            Case {
+                what: "300-character name without :create",
+                folder: long_ascii,
+                create: false,
+                setup: nothing,
+                files: Some(&["new:"]),
+                note: "directory name longer than 255 bytes",
+            },
+            Case {
+                what: "95 CJK characters: too long in modified UTF-7",
+                folder: long_mutf7,
+                create: true,
+                setup: nothing,
+                files: Some(&["new:"]),
+                note: "directory name longer than 255 bytes",
+            },
+            Case {
+                what: "the folder is a plain file",
+                folder: "Work".into(),
+                create: true,
+                setup: |root| {
+                    fs::create_dir_all(root).expect("mkdir");
+                    fs::write(root.join(".Work"), "x").expect("write");
+                },
+                files: Some(&["new:"]),
+                note: "Not a directory",
+            },
+            Case {
+                what: "the folder's tmp/ is a plain file",
+                folder: "Work".into(),
+                create: false,
+                setup: |root| {
+                    fs::create_dir_all(root.join(".Work")).expect("mkdir");
+                    fs::write(root.join(".Work/tmp"), "x").expect("write");
+                },
+                files: Some(&["new:"]),
+                note: "Not a directory",
+            },
+            Case {
+                what: "the folder's new/ is a plain file (rename fails)",
+                folder: "Work".into(),
+                create: false,
+                setup: |root| {
+                    fs::create_dir_all(root.join(".Work/tmp")).expect("mkdir");
+                    fs::create_dir_all(root.join(".Work/cur")).expect("mkdir");
+                    fs::write(root.join(".Work/new"), "x").expect("write");
+                },
+                files: Some(&["new:"]),
+                note: "Not a directory",
+            },
+            Case {
+                what: "subscriptions is a directory (creating the folder fails)",
+                folder: "Work".into(),
+                create: true,
+                setup: |root| {
+                    fs::create_dir_all(root.join("subscriptions/x")).expect("mkdir");
+                },
+                files: Some(&["new:"]),
+                note: "Is a directory",
+            },
+            Case {
+                what: "INBOX's tmp/ is a plain file: 4xx",
+                folder: "INBOX".into(),
+                create: false,
+                setup: |root| {
+                    fs::create_dir_all(root).expect("mkdir");
+                    fs::write(root.join("tmp"), "x").expect("write");
+                },
+                files: None,
+                note: "",
+            },
+            Case {
+                what: "folder unusable and INBOX unusable: 4xx",
+                folder: "Work".into(),
+                create: false,
+                setup: |root| {
+                    fs::create_dir_all(root.join(".Work")).expect("mkdir");
+                    fs::write(root.join(".Work/tmp"), "x").expect("write");
+                    fs::write(root.join("tmp"), "x").expect("write");
+                },
+                files: None,
+                note: "Not a directory",
+            },
+        ];
+        // The boundary: 94 CJK characters are stored in their folder.
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let md = Maildir::new(tmp.path().join("Maildir"));
+        let fits = folder(&fits_mutf7);
+        assert_eq!(fits.dir_name().map(|d| d.len()), Some(254));
+        let actions = vec![store(&fits_mutf7, &[], true)];
+        let (outcome, notes) = execute(&plan(actions), &md, HEADER, BODY);
+        assert_eq!(outcome.summary(), format!("stored {}", fits.imap_name()));
+        assert!(notes.is_empty(), "{notes:?}");
+
+        for case in cases {
+            let tmp = tempfile::tempdir().expect("tempdir");
+            let md = Maildir::new(tmp.path().join("Maildir"));
+            (case.setup)(md.root());
+            let target = folder(&case.folder);
+            let actions = vec![Action::Store {
+                folder: target,
+                flags: SystemFlags::default(),
+                create: case.create,
+            }];
+            let (outcome, notes) = execute(&plan(actions), &md, HEADER, BODY);
+            match case.files {
+                Some(want) => {
+                    assert_eq!(outcome.summary(), "stored INBOX", "{}", case.what);
+                    assert_eq!(files(md.root()), want, "{}", case.what);
+                    assert_eq!(notes.len(), 1, "{}: {notes:?}", case.what);
+                    assert!(notes[0].contains(case.note), "{}: {notes:?}", case.what);
+                    assert!(notes[0].ends_with("INBOX instead"), "{}", case.what);
+                }
+                None => {
+                    assert!(outcome.is_temporary_failure(), "{}", case.what);
+                    assert!(!outcome.is_no_space(), "{}", case.what);
+                    assert!(
+                        notes.iter().all(|n| n.contains(case.note)),
+                        "{}: {notes:?}",
+                        case.what
+                    );
+                }
+            }
+            // Nothing half-made of the long folders is left behind.
+            let leftovers: Vec<_> = fs::read_dir(md.root())
+                .map(|rd| {
+                    rd.flatten()
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .filter(|n| n.len() > 100)
+                        .collect()
+                })
+                .unwrap_or_default();
+            assert!(leftovers.is_empty(), "{}: {leftovers:?}", case.what);
+        }
     }
 
     #[test]

@@ -43,12 +43,34 @@ pub struct StoredMessage {
     pub path: PathBuf,
 }
 
+/// The longest file name (one path component) Linux file systems accept: the `.A.B`
+/// directory of a folder must fit, in modified UTF-7.
+pub const NAME_MAX: usize = 255;
+
 /// Why a message could not be stored. Every variant leaves nothing behind.
+///
+/// Errors say *where* they happened: a failure inside a sub-folder (its directory, its
+/// creation, its subscription) is wrapped in [`StoreError::InFolder`], so the caller can
+/// tell "this folder is unusable, store into INBOX instead" ([`StoreError::is_folder_problem`])
+/// from "the Maildir itself is unusable, try again later".
 #[derive(thiserror::Error, Debug)]
 pub enum StoreError {
     /// The sub-folder does not exist and the caller did not ask to create it.
     #[error("folder \"{0}\" does not exist")]
     FolderMissing(Folder),
+    /// The folder's directory name (`.A.B`, modified UTF-7) is longer than [`NAME_MAX`]:
+    /// no retry can ever create it.
+    #[error("folder \"{0}\": directory name longer than {NAME_MAX} bytes")]
+    FolderNameTooLong(Folder),
+    /// Something failed inside a sub-folder (not INBOX, not the Maildir root).
+    #[error("folder \"{folder}\": {source}")]
+    InFolder {
+        /// The sub-folder the store was for.
+        folder: Folder,
+        /// What failed there (an [`StoreError::Io`]).
+        #[source]
+        source: Box<StoreError>,
+    },
     /// A file-system call failed; `op` names the call, `path` what it was called on.
     #[error("{op} {}: {source}", path.display())]
     Io {
@@ -71,11 +93,25 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Wraps an I/O error that happened inside `folder` as [`StoreError::InFolder`]; INBOX
+    /// errors and errors that already say where they happened are returned unchanged.
+    pub(crate) fn in_folder(folder: &Folder, error: StoreError) -> StoreError {
+        match error {
+            StoreError::Io { .. } if !folder.is_inbox() => StoreError::InFolder {
+                folder: folder.clone(),
+                source: Box::new(error),
+            },
+            other => other,
+        }
+    }
+
     /// True when the file system or the user's quota is full (`ENOSPC`, `EDQUOT`): worth its
-    /// own enhanced status code (RFC 3463 4.2.2 / 4.3.1) and its own log wording.
+    /// own enhanced status code (RFC 3463 4.2.2 / 4.3.1) and its own log wording. Also
+    /// inside a folder: the disk is just as full for INBOX.
     pub fn is_no_space(&self) -> bool {
         match self {
             StoreError::Io { source, .. } => is_no_space_error(source),
+            StoreError::InFolder { source, .. } => source.is_no_space(),
             _ => false,
         }
     }
@@ -87,9 +123,48 @@ impl StoreError {
                 source.raw_os_error() == Some(libc::EDQUOT)
                     || source.kind() == io::ErrorKind::QuotaExceeded
             }
+            StoreError::InFolder { source, .. } => source.is_quota_exceeded(),
             _ => false,
         }
     }
+
+    /// True when this sub-folder cannot take the message and retrying will not change that:
+    /// it does not exist (without `:create`), its name is too long, or a call inside it
+    /// failed with a permanent errno ([`is_permanent_error`]). The caller stores into INBOX
+    /// instead, as Dovecot/Pigeonhole do. False for anything at INBOX or the Maildir root,
+    /// for a full disk or quota (INBOX is on the same disk) and for transient errors
+    /// (`EIO`, `EMFILE`, a lock timeout, ...): those are worth a 4xx and a retry.
+    pub fn is_folder_problem(&self) -> bool {
+        match self {
+            StoreError::FolderMissing(_) | StoreError::FolderNameTooLong(_) => true,
+            StoreError::InFolder { source, .. } => match source.as_ref() {
+                StoreError::Io { source, .. } => is_permanent_error(source),
+                other => other.is_folder_problem(),
+            },
+            _ => false,
+        }
+    }
+}
+
+/// Errnos that say "this path can never work as it is" (permissions, a read-only mount of
+/// that folder, a file where a directory belongs, a name too long or invalid for this file
+/// system, a symlink loop, too many sub-directories). `ENOSPC`/`EDQUOT` are not among them.
+pub(crate) fn is_permanent_error(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(
+            libc::EACCES
+                | libc::EPERM
+                | libc::EROFS
+                | libc::ENOTDIR
+                | libc::EISDIR
+                | libc::EEXIST
+                | libc::ENAMETOOLONG
+                | libc::EINVAL
+                | libc::ELOOP
+                | libc::EMLINK
+        )
+    )
 }
 
 /// The classification behind [`StoreError::is_no_space`]: errno first (what the kernel said),
@@ -137,10 +212,16 @@ impl Maildir {
         create: bool,
         chunks: &[&[u8]],
     ) -> Result<StoredMessage, StoreError> {
+        if folder.dir_name().is_some_and(|name| name.len() > NAME_MAX) {
+            return Err(StoreError::FolderNameTooLong(folder.clone()));
+        }
         let dir = self.folder_dir(folder);
         let size: u64 = chunks.iter().map(|c| c.len() as u64).sum();
         let base = unique_name(size);
         let tmp_path = dir.join("tmp").join(&base);
+        // `prepare` locates its own errors (root or folder); everything else here happens
+        // inside the folder's directory.
+        let here = |e: StoreError| StoreError::in_folder(folder, e);
 
         // Fast path: the folder exists, so the first open succeeds and no directory is
         // checked or created. Only a missing tmp/ sends us through `prepare`.
@@ -148,12 +229,14 @@ impl Maildir {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 self.prepare(folder, &dir, create)?;
-                open_new(&tmp_path).map_err(io_err("create", &tmp_path))?
+                open_new(&tmp_path)
+                    .map_err(io_err("create", &tmp_path))
+                    .map_err(here)?
             }
-            Err(e) => return Err(io_err("create", &tmp_path)(e)),
+            Err(e) => return Err(here(io_err("create", &tmp_path)(e))),
         };
         let mut cleanup = Cleanup::new(tmp_path.clone());
-        write_all_synced(file, chunks, &tmp_path)?;
+        write_all_synced(file, chunks, &tmp_path).map_err(here)?;
 
         let final_path = if flags.is_empty() {
             dir.join("new").join(&base)
@@ -165,14 +248,16 @@ impl Maildir {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 // new/ or cur/ went missing while tmp/ is there: repair and retry once.
                 self.prepare(folder, &dir, create)?;
-                fs::rename(&tmp_path, &final_path).map_err(io_err("rename", &tmp_path))?;
+                fs::rename(&tmp_path, &final_path)
+                    .map_err(io_err("rename", &tmp_path))
+                    .map_err(here)?;
             }
-            Err(e) => return Err(io_err("rename", &tmp_path)(e)),
+            Err(e) => return Err(here(io_err("rename", &tmp_path)(e))),
         }
         // From here a failure must remove the final file, not the (renamed) tmp one.
         cleanup.path = final_path.clone();
         let final_dir = final_path.parent().unwrap_or(&dir);
-        sync_dir(final_dir)?;
+        sync_dir(final_dir).map_err(here)?;
         cleanup.disarm();
         Ok(StoredMessage {
             folder: folder.clone(),
@@ -233,6 +318,9 @@ impl Maildir {
     /// sub-folder its directory, cur/new/tmp and `maildirfolder`. Every directory that got
     /// a new entry is fsynced, so a new folder survives a crash as well as the message.
     /// Concurrent deliveries may race here: "already exists" is success.
+    ///
+    /// Errors creating the root are returned as they are (INBOX is unusable); errors from
+    /// the sub-folder part are [`StoreError::InFolder`].
     fn prepare(&self, folder: &Folder, dir: &Path, create: bool) -> Result<(), StoreError> {
         let mut changed: Vec<PathBuf> = Vec::new();
         mkdir_all(&self.root, &mut changed)?;
@@ -240,36 +328,55 @@ impl Maildir {
             mkdir(&self.root.join(sub), &mut changed)?;
         }
         if !folder.is_inbox() {
-            if !dir.is_dir() {
-                if !create {
-                    return Err(StoreError::FolderMissing(folder.clone()));
-                }
-                // Subscribe first: if that fails the folder is not created either, so the
-                // MTA's retry starts over; a subscription without a folder is harmless
-                // (Dovecot lists it as \NonExistent) and the retry creates the folder.
-                subscriptions::subscribe(&self.root, &folder.imap_name())?;
-                mkdir(dir, &mut changed)?;
-            }
-            for sub in ["cur", "new", "tmp"] {
-                mkdir(&dir.join(sub), &mut changed)?;
-            }
-            let marker = dir.join(MAILDIRFOLDER);
-            match OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(FILE_MODE)
-                .open(&marker)
-            {
-                Ok(_) => changed.push(dir.to_path_buf()),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(io_err("create", &marker)(e)),
-            }
+            self.prepare_folder(folder, dir, create, &mut changed)
+                .map_err(|e| StoreError::in_folder(folder, e))?;
         }
         // Deepest first, so a parent's entry is synced after its child's content exists.
         changed.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
         changed.dedup();
         for d in &changed {
-            sync_dir(d)?;
+            let located = if d.starts_with(dir) && !folder.is_inbox() {
+                sync_dir(d).map_err(|e| StoreError::in_folder(folder, e))
+            } else {
+                sync_dir(d)
+            };
+            located?;
+        }
+        Ok(())
+    }
+
+    /// The sub-folder part of [`Self::prepare`]: its directory, cur/new/tmp, the marker and
+    /// the subscription.
+    fn prepare_folder(
+        &self,
+        folder: &Folder,
+        dir: &Path,
+        create: bool,
+        changed: &mut Vec<PathBuf>,
+    ) -> Result<(), StoreError> {
+        if !dir.is_dir() {
+            if !create {
+                return Err(StoreError::FolderMissing(folder.clone()));
+            }
+            // Subscribe first: if that fails the folder is not created either, so the
+            // MTA's retry starts over; a subscription without a folder is harmless
+            // (Dovecot lists it as \NonExistent) and the retry creates the folder.
+            subscriptions::subscribe(&self.root, &folder.imap_name())?;
+            mkdir(dir, changed)?;
+        }
+        for sub in ["cur", "new", "tmp"] {
+            mkdir(&dir.join(sub), changed)?;
+        }
+        let marker = dir.join(MAILDIRFOLDER);
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(FILE_MODE)
+            .open(&marker)
+        {
+            Ok(_) => changed.push(dir.to_path_buf()),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io_err("create", &marker)(e)),
         }
         Ok(())
     }

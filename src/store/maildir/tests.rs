@@ -330,6 +330,8 @@ fn disk_full_leaves_nothing() {
             )
             .expect_err("disk full");
         assert!(err.is_no_space(), "{err}");
+        // The disk is just as full for INBOX: no fallback, a 452.
+        assert!(!err.is_folder_problem(), "{err}");
         let dir = md.root().join(f.dir_name().unwrap_or_default());
         for sub in ["tmp", "new", "cur"] {
             assert!(entries(&dir.join(sub)).is_empty(), "{f} {sub}");
@@ -338,4 +340,95 @@ fn disk_full_leaves_nothing() {
     // The space is free again: a small message still goes through.
     md.store(&Folder::inbox(), SystemFlags::default(), false, &[b"small"])
         .expect("small store after ENOSPC");
+}
+
+/// Where an error happened and its errno decide between "store into INBOX instead" and a
+/// 4xx (hardening #5 item 4); the message text plays no part.
+#[test]
+fn folder_problem_table() {
+    let io = |errno: i32| StoreError::Io {
+        op: "create",
+        path: PathBuf::from("/m/.Work/tmp/x"),
+        source: io::Error::from_raw_os_error(errno),
+    };
+    let in_folder = |errno: i32| StoreError::in_folder(&folder("Work"), io(errno));
+    // (errno, folder problem inside a sub-folder, no space)
+    let cases: &[(i32, bool, bool)] = &[
+        (libc::EACCES, true, false),
+        (libc::EPERM, true, false),
+        (libc::EROFS, true, false),
+        (libc::ENOTDIR, true, false),
+        (libc::EISDIR, true, false),
+        (libc::EEXIST, true, false),
+        (libc::ENAMETOOLONG, true, false),
+        (libc::EINVAL, true, false),
+        (libc::ELOOP, true, false),
+        (libc::EMLINK, true, false),
+        (libc::ENOSPC, false, true),
+        (libc::EDQUOT, false, true),
+        (libc::EIO, false, false),
+        (libc::EMFILE, false, false),
+        (libc::ENFILE, false, false),
+        (libc::ENOENT, false, false),
+        (libc::ESTALE, false, false),
+    ];
+    for &(errno, problem, no_space) in cases {
+        let err = in_folder(errno);
+        assert!(matches!(err, StoreError::InFolder { .. }), "{errno}");
+        assert_eq!(err.is_folder_problem(), problem, "in folder, errno {errno}");
+        assert_eq!(err.is_no_space(), no_space, "in folder, errno {errno}");
+        // The same errno at INBOX (the root) is never a folder problem: INBOX is the
+        // fallback, so its failure is the recipient's 4xx.
+        let at_inbox = StoreError::in_folder(&Folder::inbox(), io(errno));
+        assert!(matches!(at_inbox, StoreError::Io { .. }), "{errno}");
+        assert!(!at_inbox.is_folder_problem(), "at INBOX, errno {errno}");
+        assert_eq!(at_inbox.is_no_space(), no_space, "at INBOX, errno {errno}");
+    }
+    // An error without an errno (a lock timeout) is transient.
+    let timeout = StoreError::in_folder(
+        &folder("Work"),
+        StoreError::Io {
+            op: "lock",
+            path: PathBuf::from("/m/subscriptions.lock"),
+            source: io::Error::from(io::ErrorKind::TimedOut),
+        },
+    );
+    assert!(!timeout.is_folder_problem());
+    assert!(StoreError::FolderMissing(folder("Work")).is_folder_problem());
+    assert!(StoreError::FolderNameTooLong(folder("Work")).is_folder_problem());
+    let outside = StoreError::OutsideRoot {
+        path: PathBuf::from("/x"),
+        root: PathBuf::from("/m"),
+    };
+    assert!(!outside.is_folder_problem());
+}
+
+/// Real errors land in the right place: a file where the folder's tmp/ belongs is a problem
+/// of that folder; the same at the root is not.
+#[test]
+fn errors_are_located() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let md = Maildir::new(tmp.path().join("Maildir"));
+    fs::create_dir_all(md.root().join(".Work")).expect("mkdir");
+    fs::write(md.root().join(".Work/tmp"), "").expect("write");
+    let err = md
+        .store(&folder("Work"), SystemFlags::default(), false, &[b"x"])
+        .expect_err("ENOTDIR");
+    assert!(err.is_folder_problem(), "{err}");
+    fs::write(md.root().join("tmp"), "").expect("write");
+    let err = md
+        .store(&Folder::inbox(), SystemFlags::default(), false, &[b"x"])
+        .expect_err("ENOTDIR");
+    assert!(!err.is_folder_problem(), "{err}");
+    // Creating a folder needs the root's cur/new/tmp first: a broken root is not the
+    // folder's problem either.
+    let err = md
+        .store(&folder("Other"), SystemFlags::default(), true, &[b"x"])
+        .expect_err("root broken");
+    assert!(!err.is_folder_problem(), "{err}");
+    let long = folder(&"y".repeat(300));
+    let err = md
+        .store(&long, SystemFlags::default(), true, &[b"x"])
+        .expect_err("too long");
+    assert!(matches!(err, StoreError::FolderNameTooLong(_)), "{err}");
 }
