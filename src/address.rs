@@ -15,6 +15,9 @@ pub struct Recipient {
     pub detail: Option<String>,
     /// Domain, lowercased.
     pub domain: String,
+    /// The user's home from `[mailbox] users_file` (`%h`), set at RCPT; `None` without a
+    /// users file or when the entry has no home.
+    pub home: Option<PathBuf>,
 }
 
 /// Why a RCPT address is not one of ours.
@@ -68,6 +71,7 @@ impl Recipient {
             local: user,
             detail,
             domain,
+            home: None,
         })
     }
 
@@ -77,7 +81,9 @@ impl Recipient {
     }
 
     /// Expands a Dovecot-style template: `%u` user@domain, `%n` local part, `%d` domain,
-    /// `%%` a percent sign. Unknown `%x` sequences are kept as written.
+    /// `%h` the home from the users file, `%%` a percent sign. Unknown `%x` sequences, and
+    /// `%h` for a recipient without a home, are kept as written: callers check
+    /// [`template_uses`]`(t, 'h')` against [`Recipient::home`] first (the RCPT hook does).
     pub fn expand(&self, template: &str) -> PathBuf {
         let mut out = String::with_capacity(template.len() + 32);
         let mut chars = template.chars();
@@ -90,6 +96,10 @@ impl Recipient {
                 Some('u') => out.push_str(&self.user()),
                 Some('n') => out.push_str(&self.local),
                 Some('d') => out.push_str(&self.domain),
+                Some('h') => match &self.home {
+                    Some(home) => out.push_str(&home.to_string_lossy()),
+                    None => out.push_str("%h"),
+                },
                 Some('%') => out.push('%'),
                 Some(other) => {
                     out.push('%');
@@ -106,6 +116,20 @@ impl fmt::Display for Recipient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.original)
     }
+}
+
+/// True when `template` uses the variable `%<var>` (a `%%` is a literal percent sign).
+pub fn template_uses(template: &str, var: char) -> bool {
+    let mut chars = template.chars();
+    while let Some(c) = chars.next() {
+        if c == '%' {
+            match chars.next() {
+                Some(v) if v == var => return true,
+                _ => {}
+            }
+        }
+    }
+    false
 }
 
 /// True when `part` can be one path component: no separators, no `..`, no leading dot, no
@@ -191,8 +215,31 @@ mod tests {
             ("%u", "bob@example.test"),
             ("100%%/%q", "100%/%q"),
             ("end%", "end%"),
+            ("%h/Maildir", "%h/Maildir"),
         ] {
             assert_eq!(r.expand(template), PathBuf::from(want), "{template}");
+        }
+        let with_home = Recipient {
+            home: Some(PathBuf::from("/home/bob")),
+            ..r
+        };
+        assert_eq!(
+            with_home.expand("%h/Maildir"),
+            PathBuf::from("/home/bob/Maildir")
+        );
+    }
+
+    #[test]
+    fn template_uses_table() {
+        for (template, var, want) in [
+            ("%h/Maildir", 'h', true),
+            ("/var/%d/%n", 'h', false),
+            ("/var/%d/%n", 'n', true),
+            ("100%%h", 'h', false),
+            ("100%%%h", 'h', true),
+            ("end%", 'h', false),
+        ] {
+            assert_eq!(template_uses(template, var), want, "{template} {var}");
         }
     }
 }

@@ -10,6 +10,7 @@
 //! - [`lmtp`]: the session state machine (generic over the stream), one file per verb;
 //!   [`lmtp::reply`] owns every reply text the client sees.
 //! - [`address`]: RCPT address → [`address::Recipient`] (case folding, `+detail`, path safety).
+//! - [`users`]: which recipients exist (`[mailbox] users_file`, Dovecot passwd-file), their `%h`.
 //! - [`scan`]: clamd INSTREAM client, its reply parser, verdict → `virustest` value.
 //! - [`filter`]: Sieve script resolution and compile cache; runs the script chain to a
 //!   printable [`filter::Plan`] without touching any mailbox.
@@ -25,3 +26,4 @@ pub mod lmtp;
 pub mod scan;
 pub mod server;
 pub mod store;
+pub mod users;

@@ -10,6 +10,7 @@ use sievegate::config::{Config, ConfigError};
 use sievegate::filter::{Filter, FilterConfig};
 use sievegate::lmtp::Services;
 use sievegate::server::Server;
+use sievegate::users::Users;
 
 #[derive(Parser)]
 #[command(
@@ -77,10 +78,31 @@ fn load(path: &std::path::Path) -> Option<Services> {
     problems.is_empty().then_some(services)
 }
 
+/// Who counts as a recipient, for `check-config` and the startup log: without a users file
+/// any local part is accepted, which an admin should know.
+fn recipients_note(services: &Services) -> String {
+    let domains = services.config.mailbox.domains.join(", ");
+    match (&services.users, services.users.table()) {
+        (Users::Everyone, _) => {
+            format!("recipients: every local part at {domains} is accepted (no mailbox.users_file)")
+        }
+        (Users::File(file), Some(table)) => format!(
+            "recipients: the {} users in {} (others get 550 5.1.1)",
+            table.len(),
+            file.path().display()
+        ),
+        (Users::File(file), None) => format!(
+            "recipients: {} could not be read: every recipient gets 451 until it can",
+            file.path().display()
+        ),
+    }
+}
+
 fn check_config(path: PathBuf) -> ExitCode {
     match load(&path) {
-        Some(_) => {
+        Some(services) => {
             println!("{}: configuration ok", path.display());
+            println!("{}", recipients_note(&services));
             ExitCode::SUCCESS
         }
         None => ExitCode::FAILURE,
@@ -130,6 +152,7 @@ fn serve(path: PathBuf) -> ExitCode {
         for addr in server.local_addrs() {
             tracing::info!(%addr, "listening on {addr}");
         }
+        tracing::info!("{}", recipients_note(&services));
         // Only informative, so it must not delay serving: a hung clamd would otherwise
         // hold startup for the whole scan timeout.
         let probe = Arc::clone(&services);

@@ -86,6 +86,9 @@ pub struct RawMailbox {
     pub maildir: String,
     #[serde(default = "defaults::recipient_delimiter")]
     pub recipient_delimiter: String,
+    /// Dovecot passwd-file listing the users that exist; others get 550 5.1.1 at RCPT.
+    /// Without it every local part at `domains` is accepted. Its home field is `%h`.
+    pub users_file: Option<String>,
 }
 
 /// `[sieve]`: the script chain.
@@ -210,9 +213,14 @@ pub enum OnScanFailure {
 pub struct MailboxConfig {
     /// Lowercased.
     pub domains: Vec<String>,
-    /// Absolute template.
+    /// Absolute template (or one starting with `%h`, the user's absolute home).
     pub maildir: String,
     pub recipient_delimiter: String,
+    /// The passwd-file of existing users; `None`: every local part exists.
+    pub users_file: Option<PathBuf>,
+    /// True when `maildir` or `sieve.personal` uses `%h`: a user without a home in
+    /// `users_file` cannot be delivered to.
+    pub needs_home: bool,
 }
 
 /// Validated `[sieve]`, paths absolute.
@@ -402,6 +410,16 @@ fn resolve(base: &Path, path: &str) -> PathBuf {
     }
 }
 
+/// [`resolve`] for a path template: one starting with `%h` (the user's home, absolute) is
+/// kept as it is.
+fn resolve_template(base: &Path, template: &str) -> String {
+    if template.starts_with("%h") {
+        template.to_string()
+    } else {
+        resolve(base, template).to_string_lossy().into_owned()
+    }
+}
+
 impl RawConfig {
     /// Checks every value; returns all problems at once, with the `[sieve]` scripts that
     /// exist (for compiling them anyway).
@@ -509,13 +527,34 @@ impl RawConfig {
                 problems.push(format!("mailbox.domains: {d:?} is not a domain name"));
             }
         }
-        if !m.maildir.contains("%n") && !m.maildir.contains("%u") {
+        let uses = crate::address::template_uses;
+        if !uses(&m.maildir, 'n') && !uses(&m.maildir, 'u') && !uses(&m.maildir, 'h') {
             problems.push(format!(
-                "mailbox.maildir: {:?} must contain %n or %u, or every user would share one Maildir",
+                "mailbox.maildir: {:?} must contain %n, %u or %h, or every user would share one Maildir",
                 m.maildir
             ));
         }
-        let maildir = resolve(base, &m.maildir).to_string_lossy().into_owned();
+        let maildir = resolve_template(base, &m.maildir);
+        let users_file = m.users_file.as_deref().map(|p| resolve(base, p));
+        if let Some(path) = &users_file {
+            if let Err(e) = crate::users::UserTable::load(path) {
+                problems.push(format!("mailbox.users_file: {e}"));
+            }
+        }
+        let personal_home = self.sieve.personal.as_deref().is_some_and(|p| uses(p, 'h'));
+        let needs_home = uses(&m.maildir, 'h') || personal_home;
+        if needs_home && users_file.is_none() {
+            for (key, template) in [
+                ("mailbox.maildir", Some(m.maildir.as_str())),
+                ("sieve.personal", self.sieve.personal.as_deref()),
+            ] {
+                if template.is_some_and(|t| uses(t, 'h')) {
+                    problems.push(format!(
+                        "{key}: %h (the user's home) needs mailbox.users_file, which gives the homes"
+                    ));
+                }
+            }
+        }
 
         let sv = self.sieve;
         let check_file = |key: &str, path: &PathBuf, problems: &mut Vec<String>| {
@@ -535,10 +574,7 @@ impl RawConfig {
         if let Some(p) = &default {
             check_file("sieve.default", p, &mut problems);
         }
-        let personal = sv
-            .personal
-            .as_deref()
-            .map(|p| resolve(base, p).to_string_lossy().into_owned());
+        let personal = sv.personal.as_deref().map(|p| resolve_template(base, p));
 
         let sieve = SieveConfig {
             before,
@@ -585,6 +621,8 @@ impl RawConfig {
                 domains: m.domains.iter().map(|d| d.to_lowercase()).collect(),
                 maildir,
                 recipient_delimiter: m.recipient_delimiter,
+                users_file,
+                needs_home,
             },
             sieve,
         })

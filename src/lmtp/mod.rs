@@ -26,6 +26,7 @@ use crate::address::Recipient;
 use crate::config::Config;
 use crate::filter::{Filter, FilterConfig};
 use crate::scan::Scanner;
+use crate::users::Users;
 use reply::Reply;
 pub use xforward::Xforward;
 
@@ -34,6 +35,8 @@ pub struct Services {
     pub config: Config,
     pub scanner: Scanner,
     pub filter: Filter,
+    /// Which recipients exist (`[mailbox] users_file`).
+    pub users: Users,
 }
 
 impl Services {
@@ -52,10 +55,12 @@ impl Services {
             hostname: config.server.hostname.clone(),
             cpu_limit: config.sieve.cpu_limit,
         });
+        let users = Users::new(config.mailbox.users_file.as_deref());
         Services {
             config,
             scanner,
             filter,
+            users,
         }
     }
 }

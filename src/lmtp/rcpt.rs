@@ -6,6 +6,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{reply, reply::Reply, Session};
 use crate::address::{AddressError, Recipient};
+use crate::users::Refusal;
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     /// smtp-proto refuses some addresses outright (`../x@d`, bare `.`); when such an
@@ -38,10 +39,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             return reply::too_many_recipients();
         }
         match Recipient::resolve(&to.address, &mailbox.domains, &mailbox.recipient_delimiter) {
-            Ok(rcpt) => {
-                txn.rcpts.push(rcpt);
-                reply::recipient_ok()
-            }
+            Ok(mut rcpt) => match self.services.users.admit(&mut rcpt, mailbox.needs_home) {
+                Ok(()) => {
+                    txn.rcpts.push(rcpt);
+                    reply::recipient_ok()
+                }
+                Err(Refusal::Unknown) => {
+                    tracing::info!(to = %to.address, "recipient refused: no such user");
+                    reply::unknown_domain(&to.address)
+                }
+                Err(refusal) => {
+                    tracing::error!(to = %to.address, "recipient deferred: {refusal}");
+                    reply::local_error(&to.address)
+                }
+            },
             Err(AddressError::Syntax) => reply::bad_recipient_syntax(),
             Err(AddressError::UnknownDomain) => {
                 tracing::info!(to = %to.address, "recipient refused: domain not local");
