@@ -89,7 +89,9 @@ fn admit_table() {
     )
     .expect("write");
     let users = Users::new(Some(&path));
-    let cases: &[(&str, bool, Result<Option<&str>, Refusal>)] = &[
+    /// (address, needs_home, the home set or the refusal)
+    type Case<'a> = (&'a str, bool, Result<Option<&'a str>, Refusal>);
+    let cases: &[Case] = &[
         ("alice@example.test", false, Ok(Some("/home/alice"))),
         ("ALICE+lists@Example.Test", true, Ok(Some("/home/alice"))),
         ("alice@other.test", false, Err(Refusal::Unknown)),
