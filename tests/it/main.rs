@@ -4,4 +4,5 @@
 mod scan;
 mod server;
 mod session;
+mod store;
 mod support;

@@ -26,6 +26,8 @@ pub struct Options {
     pub idle_timeout_secs: u64,
     pub xforward_from: Vec<String>,
     pub maildir: Option<String>,
+    /// Content of a `[mailbox] users_file` written as `<dir>/users`; `None`: no users file.
+    pub users: Option<String>,
 }
 
 impl Options {
@@ -41,6 +43,7 @@ impl Options {
             idle_timeout_secs: 60,
             xforward_from: vec!["127.0.0.0/8".into(), "unix".into()],
             maildir: None,
+            users: None,
         }
     }
 }
@@ -107,6 +110,11 @@ default = "{repo}/sieve/default.sieve"
             on_failure = options.on_failure,
             repo = repo().display(),
         );
+        let mut toml = toml;
+        if let Some(users) = &options.users {
+            std::fs::write(dir.path().join("users"), users).expect("write users file");
+            toml = toml.replace("[mailbox]\n", "[mailbox]\nusers_file = \"users\"\n");
+        }
         let config_path = dir.path().join("sievegate.toml");
         std::fs::write(&config_path, toml).expect("write config");
         let config = Config::load(&config_path).expect("valid test config");
