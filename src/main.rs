@@ -98,6 +98,29 @@ fn recipients_note(services: &Services) -> String {
     }
 }
 
+/// Removes crash leftovers from every Maildir's `tmp/` in a background thread: the walk may
+/// be long and must not delay serving (deliveries clean their own folder anyway).
+fn start_tmp_sweep(services: &Services) {
+    let mailbox = services.config.mailbox.clone();
+    let table = services.users.table();
+    let spawned = std::thread::Builder::new()
+        .name("tmp-sweep".into())
+        .spawn(move || {
+            let sweep = sievegate::store::cleanup::startup_sweep(&mailbox, table.as_deref());
+            tracing::info!(
+                maildirs = sweep.maildirs,
+                removed = sweep.removed,
+                truncated = sweep.truncated,
+                "tmp/ sweep done: {} leftover files removed from {} Maildirs",
+                sweep.removed,
+                sweep.maildirs
+            );
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the tmp/ sweep; deliveries still clean their folders");
+    }
+}
+
 fn check_config(path: PathBuf) -> ExitCode {
     match load(&path) {
         Some(services) => {
@@ -153,6 +176,7 @@ fn serve(path: PathBuf) -> ExitCode {
             tracing::info!(%addr, "listening on {addr}");
         }
         tracing::info!("{}", recipients_note(&services));
+        start_tmp_sweep(&services);
         // Only informative, so it must not delay serving: a hung clamd would otherwise
         // hold startup for the whole scan timeout.
         let probe = Arc::clone(&services);

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::subscriptions;
+use super::{cleanup, subscriptions};
 use super::{Folder, SystemFlags};
 
 /// Mail is private: Dovecot creates its files 0600 and directories 0700 by default too.
@@ -222,6 +222,8 @@ impl Maildir {
         // `prepare` locates its own errors (root or folder); everything else here happens
         // inside the folder's directory.
         let here = |e: StoreError| StoreError::in_folder(folder, e);
+        // Leftovers of a crash, at most once an hour per folder; never fails the store.
+        cleanup::TmpCleaner::global().maybe_clean(&dir.join("tmp"));
 
         // Fast path: the folder exists, so the first open succeeds and no directory is
         // checked or created. Only a missing tmp/ sends us through `prepare`.

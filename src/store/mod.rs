@@ -2,10 +2,11 @@
 //!
 //! [`Folder`] and [`SystemFlags`] say *where* and *how* a message is stored; [`Maildir`]
 //! does the durable write (see [`maildir`]); `subscriptions` keeps Dovecot's subscription
-//! file in step with the folders we create.
+//! file in step with the folders we create; [`cleanup`] removes `tmp/` files a crash left.
 
 use std::fmt;
 
+pub mod cleanup;
 pub mod maildir;
 mod subscriptions;
 

@@ -194,3 +194,53 @@ fn check_config_says_who_is_a_recipient() {
         assert!(stdout.contains(want), "{stdout}");
     }
 }
+
+/// Item 13: at startup the binary removes crash leftovers (older than 36 hours) from the
+/// `tmp/` of every Maildir under the `maildir` template, in the background; recent files
+/// and directories that are not Maildirs are left alone.
+#[test]
+fn startup_sweep_removes_old_tmp_files() {
+    let env = Env::new(Options::new(ClamdAddr::Unix(
+        "/nonexistent/clamd.sock".into(),
+    )));
+    let day = Duration::from_secs(24 * 3600);
+    let aged = |path: &Path, age: Duration| {
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        let file = std::fs::File::create(path).expect("create");
+        file.set_modified(std::time::SystemTime::now() - age)
+            .expect("set mtime");
+    };
+    let alice = env.maildir("alice");
+    for dir in ["", ".Lists"] {
+        for sub in ["cur", "new", "tmp"] {
+            std::fs::create_dir_all(alice.join(dir).join(sub)).expect("mkdir");
+        }
+    }
+    aged(&alice.join("tmp/crashed"), 2 * day);
+    aged(&alice.join(".Lists/tmp/crashed"), 3 * day);
+    aged(&alice.join("tmp/recent"), Duration::from_secs(60));
+    let not_maildir = env.dir.path().join("mail/example.test/bob/Maildir/tmp/old");
+    aged(&not_maildir, 2 * day);
+
+    let server = Running::start(&env.config_path);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !server.logs().contains("tmp/ sweep done") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no sweep: {}",
+            server.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!alice.join("tmp/crashed").exists());
+    assert!(!alice.join(".Lists/tmp/crashed").exists());
+    assert!(alice.join("tmp/recent").exists());
+    assert!(not_maildir.exists(), "bob's directory is not a Maildir");
+    assert!(
+        server
+            .logs()
+            .contains("2 leftover files removed from 1 Maildirs"),
+        "{}",
+        server.logs()
+    );
+}

@@ -432,3 +432,41 @@ fn errors_are_located() {
         .expect_err("too long");
     assert!(matches!(err, StoreError::FolderNameTooLong(_)), "{err}");
 }
+
+/// Hardening #5 item 13: a crash leftover in `tmp/` (older than 36 hours) is removed when
+/// the folder is next delivered to; a recent file (maybe a delivery in progress) is not.
+#[test]
+fn store_cleans_crash_leftovers_in_tmp() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let md = Maildir::new(tmp.path().join("Maildir"));
+    let hour = std::time::Duration::from_secs(3600);
+    for dir in ["", ".Work"] {
+        for sub in ["cur", "new", "tmp"] {
+            fs::create_dir_all(md.root().join(dir).join(sub)).expect("mkdir");
+        }
+        for (name, age) in [("crashed", 48 * hour), ("in-progress", hour)] {
+            let path = md.root().join(dir).join("tmp").join(name);
+            let file = fs::File::create(&path).expect("create");
+            file.set_modified(SystemTime::now() - age).expect("mtime");
+        }
+    }
+    md.store(&Folder::inbox(), SystemFlags::default(), false, &[b"x"])
+        .expect("store");
+    let names = |dir: &str| -> Vec<String> {
+        let mut v: Vec<String> = entries(&md.root().join(dir).join("tmp"))
+            .iter()
+            .map(|p| p.file_name().expect("name").to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(""), ["in-progress"]);
+    assert_eq!(
+        names(".Work"),
+        ["crashed", "in-progress"],
+        "not delivered to yet"
+    );
+    md.store(&folder("Work"), SystemFlags::default(), false, &[b"x"])
+        .expect("store");
+    assert_eq!(names(".Work"), ["in-progress"]);
+}
