@@ -5,9 +5,17 @@
 //! `subscriptions.lock` with `O_EXCL`, write the whole new content into the lock file, fsync
 //! it and rename it over `subscriptions`. A file that starts with the version-2 header
 //! `V\t2\n\n` separates hierarchy levels with a tab; an older or new file holds plain names.
+//!
+//! A dotlock older than 30 seconds is stale and broken, as Dovecot does. Breaking is racy by
+//! nature: two writers that both judge the lock stale could each remove it, the second one
+//! removing the first one's *fresh* lock, and then both "hold" it. So our writers (threads and
+//! processes alike) first take an exclusive `flock` on the Maildir root directory: only one of
+//! them at a time can look at, break or take the dotlock. The dotlock remains what keeps
+//! Dovecot out.
 
 use std::fs;
 use std::io::{self, Write};
+use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -29,7 +37,9 @@ const RETRY_EVERY: Duration = Duration::from_millis(10);
 pub(crate) fn subscribe(root: &Path, name: &str) -> Result<(), StoreError> {
     let path = root.join(FILE_NAME);
     let lock_path = root.join(LOCK_NAME);
-    let mut lock = Lock::acquire(&lock_path)?;
+    let deadline = Instant::now() + LOCK_TIMEOUT;
+    let writers = WriterLock::acquire(root, deadline)?;
+    let mut lock = Lock::acquire(&lock_path, deadline, writers)?;
 
     let current = match fs::read(&path) {
         Ok(bytes) => bytes,
@@ -63,16 +73,49 @@ pub(crate) fn subscribe(root: &Path, name: &str) -> Result<(), StoreError> {
     sync_dir(root)
 }
 
-/// The held dotlock; dropping it without a rename releases it.
+/// An exclusive `flock` on the Maildir root among our own writers; released when dropped
+/// (the descriptor closes). `None` on a file system without `flock`: the dotlock alone then.
+struct WriterLock(Option<fs::File>);
+
+impl WriterLock {
+    fn acquire(root: &Path, deadline: Instant) -> Result<WriterLock, StoreError> {
+        let dir = fs::File::open(root).map_err(io_err("open", root))?;
+        loop {
+            // SAFETY: flock(2) on a descriptor we own and keep open; no memory is shared.
+            let rc = unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+            if rc == 0 {
+                return Ok(WriterLock(Some(dir)));
+            }
+            let err = io::Error::last_os_error();
+            match err.raw_os_error() {
+                Some(libc::EWOULDBLOCK) => {}
+                Some(libc::EINTR) => continue,
+                Some(libc::ENOLCK | libc::EOPNOTSUPP | libc::EINVAL) => {
+                    return Ok(WriterLock(None))
+                }
+                _ => return Err(io_err("flock", root)(err)),
+            }
+            if Instant::now() > deadline {
+                return Err(io_err("flock", root)(io::Error::from(
+                    io::ErrorKind::TimedOut,
+                )));
+            }
+            thread::sleep(RETRY_EVERY);
+        }
+    }
+}
+
+/// The held dotlock; dropping it without a rename releases it, then the writer lock.
 struct Lock<'a> {
     path: &'a Path,
     file: fs::File,
     held: bool,
+    /// Dropped after the dotlock is gone (fields drop after `Drop::drop`).
+    _writers: WriterLock,
 }
 
 impl<'a> Lock<'a> {
-    fn acquire(path: &'a Path) -> Result<Self, StoreError> {
-        let deadline = Instant::now() + LOCK_TIMEOUT;
+    fn acquire(path: &'a Path, deadline: Instant, writers: WriterLock) -> Result<Self, StoreError> {
         loop {
             match open_new(path) {
                 Ok(file) => {
@@ -80,6 +123,7 @@ impl<'a> Lock<'a> {
                         path,
                         file,
                         held: true,
+                        _writers: writers,
                     })
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
@@ -90,7 +134,8 @@ impl<'a> Lock<'a> {
                 .ok()
                 .and_then(|m| m.elapsed().ok());
             if age.is_some_and(|age| age > STALE_AFTER) {
-                // Another process may remove the same stale lock first: NotFound is fine.
+                // Only one of our writers gets here at a time (the writer lock); Dovecot may
+                // still break the same lock first: NotFound is fine.
                 let _ = fs::remove_file(path);
                 continue;
             }
@@ -116,6 +161,7 @@ impl Drop for Lock<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::{Arc, Barrier};
     use std::time::SystemTime;
 
     #[test]
@@ -151,5 +197,43 @@ mod tests {
         subscribe(tmp.path(), "Work").expect("subscribe");
         let got = fs::read_to_string(tmp.path().join(FILE_NAME)).expect("read");
         assert_eq!(got, "Work\n");
+    }
+
+    /// Two (here: eight) writers find the same stale lock at once: only one may break it,
+    /// so every subscription survives and no writer renames another's half-written lock.
+    #[test]
+    fn concurrent_writers_and_a_stale_lock_lose_nothing() {
+        const WRITERS: usize = 8;
+        for round in 0..40 {
+            let tmp = tempfile::tempdir().expect("tempdir");
+            let root = tmp.path().to_path_buf();
+            let lock = fs::File::create(root.join(LOCK_NAME)).expect("create");
+            lock.set_modified(SystemTime::now() - Duration::from_secs(120))
+                .expect("set mtime");
+            let barrier = Arc::new(Barrier::new(WRITERS));
+            let threads: Vec<_> = (0..WRITERS)
+                .map(|i| {
+                    let root = root.clone();
+                    let barrier = Arc::clone(&barrier);
+                    thread::spawn(move || {
+                        barrier.wait();
+                        subscribe(&root, &format!("Folder{i}"))
+                    })
+                })
+                .collect();
+            let mut failures = Vec::new();
+            for t in threads {
+                if let Err(e) = t.join().expect("thread") {
+                    failures.push(e.to_string());
+                }
+            }
+            assert!(failures.is_empty(), "round {round}: {failures:?}");
+            let got = fs::read_to_string(root.join(FILE_NAME)).expect("read");
+            let mut lines: Vec<&str> = got.lines().collect();
+            lines.sort();
+            let want: Vec<String> = (0..WRITERS).map(|i| format!("Folder{i}")).collect();
+            assert_eq!(lines, want, "round {round}: {got:?}");
+            assert!(!root.join(LOCK_NAME).exists(), "round {round}");
+        }
     }
 }
