@@ -75,7 +75,10 @@ pub(crate) fn subscribe(root: &Path, name: &str) -> Result<(), StoreError> {
 
 /// An exclusive `flock` on the Maildir root among our own writers; released when dropped
 /// (the descriptor closes). `None` on a file system without `flock`: the dotlock alone then.
-struct WriterLock(Option<fs::File>);
+struct WriterLock {
+    /// Held only to keep the descriptor (and so the lock) open.
+    _dir: Option<fs::File>,
+}
 
 impl WriterLock {
     fn acquire(root: &Path, deadline: Instant) -> Result<WriterLock, StoreError> {
@@ -84,14 +87,14 @@ impl WriterLock {
             // SAFETY: flock(2) on a descriptor we own and keep open; no memory is shared.
             let rc = unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
             if rc == 0 {
-                return Ok(WriterLock(Some(dir)));
+                return Ok(WriterLock { _dir: Some(dir) });
             }
             let err = io::Error::last_os_error();
             match err.raw_os_error() {
                 Some(libc::EWOULDBLOCK) => {}
                 Some(libc::EINTR) => continue,
                 Some(libc::ENOLCK | libc::EOPNOTSUPP | libc::EINVAL) => {
-                    return Ok(WriterLock(None))
+                    return Ok(WriterLock { _dir: None })
                 }
                 _ => return Err(io_err("flock", root)(err)),
             }
