@@ -16,7 +16,8 @@
 //!   printable [`filter::Plan`] without touching any mailbox.
 //! - [`delivery`]: executes a Plan for one recipient → [`delivery::RcptOutcome`]; adds the
 //!   trace headers.
-//! - [`store`]: the durable Maildir++ writer (tmp → fsync → rename → fsync dir).
+//! - [`store`]: the durable Maildir++ writer (tmp → fsync → rename → fsync dir), the
+//!   INBOX fallback classification of its errors, and crash-leftover cleanup in `tmp/`.
 
 pub mod address;
 pub mod config;
