@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sievegate::config::Config;
-use sievegate::lmtp::{Peer, Services, Session};
+use sievegate::delivery::Services;
+use sievegate::lmtp::{Peer, Session};
 use sievegate::scan::ClamdAddr;
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
