@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use sievegate::config::{Config, ConfigError};
-use sievegate::filter::{Filter, FilterConfig};
 use sievegate::delivery::Services;
+use sievegate::filter::{Filter, FilterConfig};
 use sievegate::server::Server;
 
 #[derive(Parser)]

@@ -252,7 +252,11 @@ mod tests {
 
     #[test]
     fn a_panic_defers_only_its_recipient() {
-        let rcpts = [rcpt("a@example.test"), rcpt("b@example.test"), rcpt("c@example.test")];
+        let rcpts = [
+            rcpt("a@example.test"),
+            rcpt("b@example.test"),
+            rcpt("c@example.test"),
+        ];
         let mut ran = Vec::new();
         let outcomes = each_recipient(&rcpts, |r| {
             ran.push(r.local.clone());

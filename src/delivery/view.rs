@@ -336,7 +336,11 @@ mod tests {
         let view = SieveView::new(&message, &lim);
         // Two structure lines per part: the cut falls in the middle of the parts.
         let kept = view.bytes().len();
-        assert!(kept < message.len() / 2 + 100, "{kept} of {}", message.len());
+        assert!(
+            kept < message.len() / 2 + 100,
+            "{kept} of {}",
+            message.len()
+        );
         assert!(view.dropped_body > 0);
         assert_eq!(view.notes().len(), 1);
 
@@ -358,7 +362,12 @@ mod tests {
             (b"", false),
         ];
         for (header, want) in cases {
-            assert_eq!(is_mime(header), *want, "{:?}", String::from_utf8_lossy(header));
+            assert_eq!(
+                is_mime(header),
+                *want,
+                "{:?}",
+                String::from_utf8_lossy(header)
+            );
         }
     }
 }

@@ -344,7 +344,13 @@ async fn over_max_scan_size_is_not_sent_to_clamd() {
     let fake = FakeClamd::start(Mode::Garbage);
     let message = load_message("clean.eml");
     let scanner = scanner(fake.addr()).with_max_scan_size(message.len() - 1);
-    assert_eq!(scanner.scan(&message).await.expect("verdict"), Verdict::TooLarge);
+    assert_eq!(
+        scanner.scan(&message).await.expect("verdict"),
+        Verdict::TooLarge
+    );
     let scanner = scanner.with_max_scan_size(message.len());
-    assert!(scanner.scan(&message).await.is_err(), "at the limit it is scanned");
+    assert!(
+        scanner.scan(&message).await.is_err(),
+        "at the limit it is scanned"
+    );
 }

@@ -27,6 +27,8 @@ pub struct Options {
     pub idle_timeout_secs: u64,
     pub xforward_from: Vec<String>,
     pub maildir: Option<String>,
+    /// `[scanner] max_scan_size`; `None` keeps the default.
+    pub max_scan_size: Option<usize>,
 }
 
 impl Options {
@@ -42,6 +44,7 @@ impl Options {
             idle_timeout_secs: 60,
             xforward_from: vec!["127.0.0.0/8".into(), "unix".into()],
             maildir: None,
+            max_scan_size: None,
         }
     }
 }
@@ -90,6 +93,7 @@ shutdown_timeout_secs = 10
 clamd = "{clamd}"
 timeout_secs = {scan_timeout}
 on_failure = "{on_failure}"
+{max_scan_size}
 [mailbox]
 domains = ["example.test", "other.example"]
 maildir = "{maildir}"
@@ -106,6 +110,10 @@ default = "{repo}/sieve/default.sieve"
             idle = options.idle_timeout_secs,
             scan_timeout = options.scan_timeout_secs,
             on_failure = options.on_failure,
+            max_scan_size = options
+                .max_scan_size
+                .map(|n| format!("max_scan_size = {n}"))
+                .unwrap_or_default(),
             repo = repo().display(),
         );
         let config_path = dir.path().join("sievegate.toml");
