@@ -177,24 +177,9 @@ fn present(value: Option<&str>) -> Option<Cow<'_, str>> {
     (!v.is_empty() && v != "[UNAVAILABLE]" && v != "[TEMPUNAVAIL]").then_some(v)
 }
 
-/// Makes a client-supplied value safe inside a header: control characters (CR, LF, NUL, TAB,
-/// DEL, C1) are dropped so nothing can fold into a new header line, surrounding white
-/// space is trimmed, and the result is cut to [`MAX_VALUE`] bytes at a character boundary.
+/// A client-supplied value made safe inside a header ([`crate::text::sanitize`]).
 fn clean(value: &str) -> Cow<'_, str> {
-    let trimmed = value.trim();
-    if trimmed.len() <= MAX_VALUE && !trimmed.chars().any(char::is_control) {
-        return Cow::Borrowed(trimmed);
-    }
-    let mut out = String::with_capacity(trimmed.len().min(MAX_VALUE));
-    for c in trimmed.chars().filter(|c| !c.is_control()) {
-        if out.len() + c.len_utf8() > MAX_VALUE {
-            break;
-        }
-        out.push(c);
-    }
-    let kept = out.trim_end().len();
-    out.truncate(kept);
-    Cow::Owned(out)
+    crate::text::sanitize(value, MAX_VALUE, crate::text::Charset::Utf8)
 }
 
 /// RFC 5322 §3.3 date-time in UTC (`Fri, 27 Nov 2026 09:25:19 +0000`), by mail-parser's
@@ -456,24 +441,5 @@ mod tests {
                 "{first}"
             );
         }
-    }
-
-    #[test]
-    fn clean_table() {
-        let cases: &[(&str, &str)] = &[
-            ("plain", "plain"),
-            ("  padded \t", "padded"),
-            ("a\r\nb", "ab"),
-            ("a\0b\x1bc\x7fd\u{85}e", "abcde"),
-            ("tab\tinside", "tabinside"),
-        ];
-        for (input, want) in cases {
-            assert_eq!(clean(input), *want, "{input:?}");
-        }
-        assert_eq!(clean(&"x".repeat(1000)).len(), MAX_VALUE);
-        // A cut never splits a character.
-        let euros = "€".repeat(100);
-        let cut = clean(&euros);
-        assert!(cut.len() <= MAX_VALUE && cut.chars().all(|c| c == '€'));
     }
 }
