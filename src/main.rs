@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use sievegate::config::{Config, ConfigError};
+use sievegate::delivery::Services;
 use sievegate::filter::{Filter, FilterConfig};
-use sievegate::lmtp::Services;
 use sievegate::server::Server;
 use sievegate::users::Users;
 
@@ -70,6 +70,9 @@ fn load(path: &std::path::Path) -> Option<Services> {
             return None;
         }
     };
+    for warning in config.warnings() {
+        eprintln!("{}: warning: {warning}", path.display());
+    }
     let services = Services::new(config);
     let problems = services.filter.check();
     for p in &problems {

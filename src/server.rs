@@ -13,7 +13,8 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::config::{Config, ListenAddr};
-use crate::lmtp::{reply, Peer, Services, Session};
+use crate::delivery::Services;
+use crate::lmtp::{reply, Peer, Session};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]

@@ -23,47 +23,9 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::address::Recipient;
-use crate::config::Config;
-use crate::filter::{Filter, FilterConfig};
-use crate::scan::Scanner;
-use crate::users::Users;
+use crate::delivery::Services;
 use reply::Reply;
 pub use xforward::Xforward;
-
-/// What every session shares: configuration and the long-lived clients.
-pub struct Services {
-    pub config: Config,
-    pub scanner: Scanner,
-    pub filter: Filter,
-    /// Which recipients exist (`[mailbox] users_file`).
-    pub users: Users,
-}
-
-impl Services {
-    /// Builds the scanner and the Sieve filter from a validated configuration.
-    pub fn new(config: Config) -> Self {
-        let scanner = Scanner::new(
-            config.scanner.clamd.clone(),
-            config.scanner.timeout,
-            config.scanner.heuristic_prefixes.clone(),
-        );
-        let filter = Filter::new(FilterConfig {
-            before: config.sieve.before.clone(),
-            personal: config.sieve.personal.clone(),
-            after: config.sieve.after.clone(),
-            default: config.sieve.default.clone(),
-            hostname: config.server.hostname.clone(),
-            cpu_limit: config.sieve.cpu_limit,
-        });
-        let users = Users::new(config.mailbox.users_file.as_deref());
-        Services {
-            config,
-            scanner,
-            filter,
-            users,
-        }
-    }
-}
 
 /// Who is on the other end of the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
