@@ -631,6 +631,47 @@ mod tests {
         }
     }
 
+    /// A folder on a read-only mount (EROFS on that folder only) falls back to INBOX. Needs
+    /// root for the bind mount, like the disk-full tests; it fails rather than skips.
+    #[test]
+    fn read_only_folder_falls_back_to_inbox() {
+        use std::process::Command;
+        struct Unmount(std::path::PathBuf);
+        impl Drop for Unmount {
+            fn drop(&mut self) {
+                let _ = Command::new("umount").arg(&self.0).status();
+            }
+        }
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let md = Maildir::new(tmp.path().join("Maildir"));
+        let work = md.root().join(".Work");
+        for sub in ["cur", "new", "tmp"] {
+            fs::create_dir_all(work.join(sub)).expect("mkdir");
+        }
+        let run = |args: &[&str]| {
+            let out = Command::new("mount")
+                .args(args)
+                .arg(&work)
+                .arg(&work)
+                .output()
+                .expect("run mount");
+            assert!(
+                out.status.success(),
+                "read_only_folder_falls_back_to_inbox needs root to bind-mount: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        };
+        run(&["--bind"]);
+        let _unmount = Unmount(work.clone());
+        run(&["-o", "remount,bind,ro"]);
+
+        let (outcome, notes) = execute(&plan(vec![store("Work", &[], false)]), &md, HEADER, BODY);
+        assert_eq!(outcome.summary(), "stored INBOX", "{notes:?}");
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].contains("Read-only file system"), "{notes:?}");
+        assert_eq!(files(md.root()), ["new:"]);
+    }
+
     #[test]
     fn unusable_root_fails() {
         let tmp = tempfile::tempdir().expect("tempdir");
