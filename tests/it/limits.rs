@@ -109,8 +109,8 @@ fn over_max_scan_size_is_not_sent_to_clamd() {
         status_header(&stored[0].1),
         "X-Virus-Status: Not scanned (too large)"
     );
-    let logs = server.wait_for_log("verdict=too-large");
-    assert!(logs.contains("verdict=too-large"), "{logs}");
+    let logs = server.wait_for_log("verdict=\"too-large\"");
+    assert!(logs.contains("verdict=\"too-large\""), "{logs}");
 
     // Under the limit it goes to clamd (here: garbage → 451, the MTA retries).
     let out = send(&server, "alice@example.test", &padded(50_000));
