@@ -636,3 +636,76 @@ async fn data_timeout_answers_421_and_delivers_nothing() {
     );
     assert_eq!(env.total_messages(), 0);
 }
+
+/// RFC 5321 §4.5.2 as the server applies it: a "." right after a CRLF (or at the start of
+/// the data) is removed. Used to say what the stored body of a smuggling attempt must be.
+fn unstuff(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len());
+    for (i, &b) in data.iter().enumerate() {
+        let line_start = i == 0 || (i >= 2 && &data[i - 2..i] == b"\r\n");
+        if !(b == b'.' && line_start) {
+            out.push(b);
+        }
+    }
+    out
+}
+
+/// Every end-of-data look-alike from the SMTP smuggling advisories (SEC Consult, Postfix,
+/// sendmail, chasquid): none of them may end DATA. The smuggled MAIL/RCPT/DATA must become
+/// body text of the first message, and bob (the smuggled recipient) must get nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smuggling_variants_never_end_data() {
+    let env = env();
+    let variants: &[(&str, &[u8])] = &[
+        ("LF.LF", b"\n.\n"),
+        ("CRLF.LF", b"\r\n.\n"),
+        ("LF.CRLF", b"\n.\r\n"),
+        ("CR.CRLF", b"\r.\r\n"),
+        ("CRLF.CR", b"\r\n.\r"),
+        ("CR.CR", b"\r.\r"),
+        ("CR.LF", b"\r.\n"),
+        ("CRLF.CRCRLF", b"\r\n.\r\r\n"),
+        ("CRLF.CRCRCRLF", b"\r\n.\r\r\r\n"),
+        ("CRLF NUL.CRLF", b"\r\n\0.\r\n"),
+        ("CRLF.NUL CRLF", b"\r\n.\0\r\n"),
+        ("CRLF.CR NUL LF", b"\r\n.\r\0\n"),
+        ("CRLF.SP CRLF", b"\r\n. \r\n"),
+    ];
+    let smuggled = b"MAIL FROM:<evil@attacker.example>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\nSubject: smuggled\r\n\r\nsmuggled body\r\n";
+    for (name, sep) in variants {
+        let mut data = b"Subject: first\r\n\r\nhello".to_vec();
+        data.extend_from_slice(sep);
+        data.extend_from_slice(smuggled);
+        let mut input =
+            b"LHLO x\r\nMAIL FROM:<a@remote.example>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n"
+                .to_vec();
+        input.extend_from_slice(&data);
+        input.extend_from_slice(b".\r\nQUIT\r\n");
+        let before = 0;
+        let got = env.transcript_every_split(&input).await;
+        let want = format!(
+            "{GREETING}{LHLO_REPLY}250 2.1.0 Sender ok\r\n250 2.1.5 Recipient ok\r\n354 Start mail input; end with <CRLF>.<CRLF>\r\n250 2.0.0 <alice@example.test> ID Saved\r\n221 2.0.0 Bye\r\n"
+        );
+        assert_eq!(got, want, "{name}: exactly one transaction");
+        assert!(
+            env.messages("bob", "").is_empty(),
+            "{name}: smuggled delivery to bob"
+        );
+        let stored = env.messages("alice", "");
+        assert!(stored.len() > before, "{name}");
+        let want_body = unstuff(&data);
+        for (path, bytes) in &stored[before..] {
+            let (_, body) = split_trace(bytes);
+            assert_eq!(
+                String::from_utf8_lossy(body),
+                String::from_utf8_lossy(&want_body),
+                "{name}: {}",
+                path.display()
+            );
+        }
+        // Clean up so the next variant counts only its own files.
+        for (path, _) in stored {
+            std::fs::remove_file(path).expect("remove");
+        }
+    }
+}
