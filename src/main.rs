@@ -69,6 +69,9 @@ fn load(path: &std::path::Path) -> Option<Services> {
             return None;
         }
     };
+    for w in &config.server.warnings {
+        eprintln!("{}: warning: {w}", path.display());
+    }
     let services = Services::new(config);
     let problems = services.filter.check();
     for p in &problems {

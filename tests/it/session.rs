@@ -709,3 +709,55 @@ async fn smuggling_variants_never_end_data() {
         }
     }
 }
+
+/// A command line must end in CRLF and hold no other CR or LF (RFC 5321 §2.3.8). Acting on
+/// a bare-LF line would let "DATA\n" turn the message into commands, so such a line is
+/// refused and the connection closed (as Postfix's `smtpd_forbid_bare_newline` does): no
+/// reply of the table's lines after it may appear, and nothing is executed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bare_cr_or_lf_in_a_command_line_is_refused_and_closes() {
+    let env = env();
+    let refused = "500 5.5.2 Bare CR or LF in command line, closing connection\r\n";
+    let cases: &[(&str, &[u8])] = &[
+        ("bare LF", b"NOOP\nNOOP\r\n"),
+        ("bare LF after MAIL", b"LHLO x\r\nMAIL FROM:<>\nRCPT TO:<alice@example.test>\r\n"),
+        ("bare CR inside", b"NOOP\rRSET\r\n"),
+        ("CR CR LF", b"NOOP\r\r\n"),
+        ("LF only line", b"\n"),
+        (
+            "DATA with bare LF",
+            b"LHLO x\r\nMAIL FROM:<>\r\nRCPT TO:<alice@example.test>\r\nDATA\nMAIL FROM:<evil@x>\r\n",
+        ),
+    ];
+    for (name, input) in cases {
+        let mut full = input.to_vec();
+        full.extend_from_slice(b"QUIT\r\n");
+        let got = closing_transcript(&env, &[&full]).await;
+        for k in 1..full.len() {
+            let split = closing_transcript(&env, &[&full[..k], &full[k..]]).await;
+            assert_eq!(split, got, "{name}: split at byte {k}");
+        }
+        assert!(got.ends_with(refused), "{name}: {got}");
+        assert_eq!(got.matches(refused).count(), 1, "{name}: {got}");
+        assert!(
+            !got.contains("221 "),
+            "{name}: nothing after the refusal: {got}"
+        );
+        assert!(!got.contains("354 "), "{name}: {got}");
+    }
+    assert_eq!(env.total_messages(), 0);
+}
+
+/// Like `Env::transcript`, for sessions the server closes early: writes after the close
+/// fail, which is expected here.
+async fn closing_transcript(env: &Env, chunks: &[&[u8]]) -> String {
+    use tokio::io::AsyncWriteExt;
+    let mut live = env.start_session(Peer::Tcp("127.0.0.1:40000".parse().expect("addr")));
+    for chunk in chunks {
+        if live.client.write_all(chunk).await.is_err() {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    live.finish().await
+}
