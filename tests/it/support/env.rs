@@ -26,6 +26,8 @@ pub struct Options {
     pub idle_timeout_secs: u64,
     pub xforward_from: Vec<String>,
     pub maildir: Option<String>,
+    /// Extra `key = value` lines for `[server]`.
+    pub server_extra: Vec<String>,
 }
 
 impl Options {
@@ -41,6 +43,7 @@ impl Options {
             idle_timeout_secs: 60,
             xforward_from: vec!["127.0.0.0/8".into(), "unix".into()],
             maildir: None,
+            server_extra: Vec::new(),
         }
     }
 }
@@ -85,6 +88,7 @@ xforward_from = [{xforward}]
 idle_timeout_secs = {idle}
 data_timeout_secs = {idle}
 shutdown_timeout_secs = 10
+{server_extra}
 [scanner]
 clamd = "{clamd}"
 timeout_secs = {scan_timeout}
@@ -106,6 +110,7 @@ default = "{repo}/sieve/default.sieve"
             scan_timeout = options.scan_timeout_secs,
             on_failure = options.on_failure,
             repo = repo().display(),
+            server_extra = options.server_extra.join("\n"),
         );
         let config_path = dir.path().join("sievegate.toml");
         std::fs::write(&config_path, toml).expect("write config");
