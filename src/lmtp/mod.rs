@@ -210,7 +210,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             let result = self.command_loop().await;
             // Whatever ended the session, send what is pending; the peer may be gone already
             // (both bounded: a peer that does not read must not hold the slot).
-            let _ = self.flush().await;
+            if result.is_ok() {
+                let _ = self.flush().await;
+            }
             let idle = self.services.config.server.idle_timeout;
             let _ = tokio::time::timeout(idle, self.stream.shutdown()).await;
             tracing::debug!("disconnected");

@@ -973,3 +973,43 @@ async fn xforward_trust_follows_the_unix_peer_uid() {
         );
     }
 }
+
+/// A client that pipelines commands but never reads the replies cannot hold the session:
+/// writing replies has the same total deadline as reading a command line. Before, the
+/// session waited for the client to read forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_does_not_read_replies_is_dropped() {
+    use sievegate::lmtp::Session;
+    use std::sync::Arc;
+    use tokio::io::AsyncWriteExt;
+    let mut options = Options::new(Clamd::shared().addr());
+    options.idle_timeout_secs = 1;
+    let env = Env::new(options);
+    // A small pipe, so unread replies fill it quickly.
+    let (client, server) = tokio::io::duplex(1024);
+    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+    let session = Session::new(
+        server,
+        Arc::clone(&env.services),
+        Peer::Tcp("127.0.0.1:40000".parse().expect("addr")),
+        stop_rx,
+    );
+    let started = std::time::Instant::now();
+    let task = tokio::spawn(session.run());
+    let (_rx, mut tx) = tokio::io::split(client);
+    let writer = tokio::spawn(async move {
+        let noops = b"NOOP\r\n".repeat(2000);
+        let _ = tx.write_all(&noops).await;
+        tx
+    });
+    let result = tokio::time::timeout(std::time::Duration::from_secs(10), task)
+        .await
+        .expect("session ended within 10 s")
+        .expect("task");
+    let took = started.elapsed();
+    let err = result.expect_err("the session ends with a write timeout");
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
+    eprintln!("non-reading client dropped after {took:?} (idle_timeout 1 s)");
+    assert!(took < std::time::Duration::from_secs(4), "{took:?}");
+    drop(writer);
+}
