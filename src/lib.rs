@@ -8,14 +8,16 @@
 //! - [`config`]: TOML file → validated [`config::Config`]; every problem reported at once.
 //! - [`server`]: TCP and unix listeners, the connection limit, graceful shutdown.
 //! - [`lmtp`]: the session state machine (generic over the stream), one file per verb;
-//!   [`lmtp::reply`] owns every reply text the client sees.
+//!   [`lmtp::reply`] owns every reply text the client sees; outcomes become replies there.
 //! - [`address`]: RCPT address → [`address::Recipient`] (case folding, `+detail`, path safety).
 //! - [`scan`]: clamd INSTREAM client, its reply parser, verdict → `virustest` value.
 //! - [`filter`]: Sieve script resolution and compile cache; runs the script chain to a
 //!   printable [`filter::Plan`] without touching any mailbox.
-//! - [`delivery`]: executes a Plan for one recipient → [`delivery::RcptOutcome`]; adds the
-//!   trace headers.
+//! - [`delivery`]: the pipeline for one message (scan once; per recipient: the bounded
+//!   Sieve view → Plan → trace headers → Maildir → one log line) → one
+//!   [`delivery::RcptOutcome`] per recipient. [`delivery::Services`] is what it shares.
 //! - [`store`]: the durable Maildir++ writer (tmp → fsync → rename → fsync dir).
+//! - [`text`]: the one sanitizer for client text written into headers and replies.
 
 pub mod address;
 pub mod config;
@@ -25,3 +27,4 @@ pub mod lmtp;
 pub mod scan;
 pub mod server;
 pub mod store;
+pub mod text;

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use sievegate::config::{Config, ConfigError};
+use sievegate::delivery::Services;
 use sievegate::filter::{Filter, FilterConfig};
-use sievegate::lmtp::Services;
 use sievegate::server::Server;
 
 #[derive(Parser)]
@@ -69,8 +69,8 @@ fn load(path: &std::path::Path) -> Option<Services> {
             return None;
         }
     };
-    for w in &config.server.warnings {
-        eprintln!("{}: warning: {w}", path.display());
+    for warning in config.warnings() {
+        eprintln!("{}: warning: {warning}", path.display());
     }
     let services = Services::new(config);
     let problems = services.filter.check();

@@ -19,7 +19,8 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::config::{Config, ListenAddr};
-use crate::lmtp::{is_trusted, reply, Peer, Services, Session};
+use crate::delivery::Services;
+use crate::lmtp::{is_trusted, reply, Peer, Session};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]

@@ -48,8 +48,9 @@ pub struct RawServer {
     /// Trusted peers, allowed to send XFORWARD and to use the reserved connections: CIDR
     /// networks or addresses, `unix:USER` / `unix:UID` (unix-socket peers by their uid), or
     /// `unix` (any peer that can open the unix socket).
-    #[serde(default = "defaults::xforward_from")]
-    pub xforward_from: Vec<String>,
+    /// Default: `["unix:postfix"]` (trusting no one, silently, where there is no such
+    /// user).
+    pub xforward_from: Option<Vec<String>>,
     /// Seconds a whole command line may take to arrive (a total, not per byte).
     #[serde(default = "defaults::idle_timeout_secs")]
     pub idle_timeout_secs: u64,
@@ -88,6 +89,9 @@ pub struct RawScanner {
     /// Signature name prefixes that mean "probably a virus" (virustest 4) rather than 5.
     #[serde(default = "defaults::heuristic_prefixes")]
     pub heuristic_prefixes: Vec<String>,
+    /// Larger messages are not scanned; they are delivered with virustest 0.
+    #[serde(default = "defaults::max_scan_size")]
+    pub max_scan_size: u64,
 }
 
 /// `[mailbox]`: which recipients are local and where their Maildir lives.
@@ -114,6 +118,12 @@ pub struct RawSieve {
     /// Instructions one recipient's chain may execute before it is stopped (implicit keep).
     #[serde(default = "defaults::cpu_limit")]
     pub cpu_limit: usize,
+    /// Top-level header fields Sieve sees; later ones are not parsed (still stored).
+    #[serde(default = "defaults::max_header_fields")]
+    pub max_header_fields: usize,
+    /// Bytes of the top-level header section Sieve sees.
+    #[serde(default = "defaults::max_header_size")]
+    pub max_header_size: usize,
 }
 
 impl Default for RawSieve {
@@ -124,6 +134,8 @@ impl Default for RawSieve {
             after: Vec::new(),
             default: None,
             cpu_limit: defaults::cpu_limit(),
+            max_header_fields: defaults::max_header_fields(),
+            max_header_size: defaults::max_header_size(),
         }
     }
 }
@@ -173,6 +185,16 @@ mod defaults {
     }
     pub fn cpu_limit() -> usize {
         10_000
+    }
+    /// Debian's packaged clamd.conf has `StreamMaxLength 25M`.
+    pub fn max_scan_size() -> u64 {
+        25 * 1024 * 1024
+    }
+    pub fn max_header_fields() -> usize {
+        1000
+    }
+    pub fn max_header_size() -> usize {
+        256 * 1024
     }
 }
 
@@ -230,6 +252,7 @@ pub struct ScannerConfig {
     pub timeout: Duration,
     pub on_failure: OnScanFailure,
     pub heuristic_prefixes: Vec<String>,
+    pub max_scan_size: usize,
 }
 
 /// What a scanner failure does to the message.
@@ -259,6 +282,16 @@ pub struct SieveConfig {
     pub after: Vec<PathBuf>,
     pub default: Option<PathBuf>,
     pub cpu_limit: usize,
+    pub limits: MessageLimits,
+}
+
+/// How much of a message's header section Sieve parses (see `delivery::view`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageLimits {
+    /// Top-level header fields (a folded field counts once).
+    pub max_header_fields: usize,
+    /// Bytes of the top-level header section.
+    pub max_header_size: usize,
 }
 
 /// One listening address.
@@ -444,6 +477,21 @@ impl Config {
     }
 }
 
+impl Config {
+    /// Settings that are valid but probably not what the admin wants; `check-config` prints
+    /// them and `serve` logs them at startup.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = self.server.warnings.clone();
+        if self.server.max_message_size > self.scanner.max_scan_size {
+            warnings.push(format!(
+                "server.max_message_size ({}) is larger than scanner.max_scan_size ({}): messages in between are delivered unscanned (virustest 0)",
+                self.server.max_message_size, self.scanner.max_scan_size
+            ));
+        }
+        warnings
+    }
+}
+
 /// `line:col: message` for a TOML syntax or type error.
 fn parse_message(text: &str, error: &toml::de::Error) -> String {
     let message = error.message().trim().to_string();
@@ -506,11 +554,17 @@ impl RawConfig {
         }
         let mut warnings = Vec::new();
         let mut xforward = XforwardAcl::default();
-        for entry in &s.xforward_from {
+        let explicit_acl = s.xforward_from.is_some();
+        let acl_entries = s
+            .xforward_from
+            .clone()
+            .unwrap_or_else(defaults::xforward_from);
+        for entry in &acl_entries {
             match parse_acl_entry(entry) {
                 Ok(AclEntry::Net(net)) => xforward.nets.push(net),
                 Ok(AclEntry::UnixAny) => xforward.unix_any = true,
                 Ok(AclEntry::Uid(uid)) => xforward.unix_uids.push(uid),
+                Ok(AclEntry::UnknownUser(_)) if !explicit_acl => {}
                 Ok(AclEntry::UnknownUser(user)) => warnings.push(format!(
                     "server.xforward_from: no user {user:?} on this host; {entry:?} trusts no one"
                 )),
@@ -543,6 +597,9 @@ impl RawConfig {
             ("server.min_data_rate", s.min_data_rate as usize),
             ("scanner.timeout_secs", self.scanner.timeout_secs as usize),
             ("sieve.cpu_limit", self.sieve.cpu_limit),
+            ("sieve.max_header_fields", self.sieve.max_header_fields),
+            ("sieve.max_header_size", self.sieve.max_header_size),
+            ("scanner.max_scan_size", self.scanner.max_scan_size as usize),
         ] {
             if value == 0 {
                 problems.push(format!("{key}: must be greater than 0"));
@@ -646,6 +703,10 @@ impl RawConfig {
             after,
             default,
             cpu_limit: sv.cpu_limit,
+            limits: MessageLimits {
+                max_header_fields: sv.max_header_fields,
+                max_header_size: sv.max_header_size,
+            },
         };
         let (true, Some(clamd), Some(socket_mode)) = (problems.is_empty(), clamd, socket_mode)
         else {
@@ -684,6 +745,7 @@ impl RawConfig {
                 timeout: Duration::from_secs(sc.timeout_secs),
                 on_failure,
                 heuristic_prefixes: sc.heuristic_prefixes,
+                max_scan_size: sc.max_scan_size as usize,
             },
             mailbox: MailboxConfig {
                 domains: m.domains.iter().map(|d| d.to_lowercase()).collect(),

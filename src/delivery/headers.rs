@@ -30,10 +30,7 @@ pub fn strip_virus_headers(raw: &[u8]) -> Cow<'_, [u8]> {
     let mut removing = false;
     let mut pos = 0;
     while pos < raw.len() {
-        let end = raw[pos..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(raw.len(), |i| pos + i + 1);
+        let end = memchr::memchr(b'\n', &raw[pos..]).map_or(raw.len(), |i| pos + i + 1);
         let line = &raw[pos..end];
         if is_blank_line(line) {
             break;
@@ -116,7 +113,8 @@ pub fn trace_headers(info: &TraceInfo<'_>, rcpt: &Recipient) -> Vec<u8> {
     let mut out = String::with_capacity(512);
     // Writing into a String cannot fail; the results are ignored for that reason only.
     let _ = write!(out, "Return-Path: <{}>\r\n", clean(info.return_path));
-    let _ = write!(out, "Delivered-To: {}\r\n", clean(&rcpt.user()));
+    // As given in RCPT TO, `+detail` included, as Postfix's local(8) and Dovecot write it.
+    let _ = write!(out, "Delivered-To: {}\r\n", clean(&rcpt.original));
 
     let (helo, name, addr) = match &info.client {
         Some(c) => (present(c.helo), present(c.name), present(c.addr)),
@@ -166,6 +164,7 @@ pub fn trace_headers(info: &TraceInfo<'_>, rcpt: &Recipient) -> Vec<u8> {
     let status: Cow<'_, str> = match info.verdict {
         Verdict::Clean => "Clean".into(),
         Verdict::Unscanned => "Not scanned".into(),
+        Verdict::TooLarge => "Not scanned (too large)".into(),
         Verdict::Infected { name, .. } => format!("Infected ({})", clean(name)).into(),
     };
     let _ = write!(out, "X-Virus-Status: {status}\r\n");
@@ -178,72 +177,16 @@ fn present(value: Option<&str>) -> Option<Cow<'_, str>> {
     (!v.is_empty() && v != "[UNAVAILABLE]" && v != "[TEMPUNAVAIL]").then_some(v)
 }
 
-/// Makes a client-supplied value safe inside a header: control characters (CR, LF, NUL, TAB,
-/// DEL, C1) are dropped so nothing can fold into a new header line, surrounding white
-/// space is trimmed, and the result is cut to [`MAX_VALUE`] bytes at a character boundary.
+/// A client-supplied value made safe inside a header ([`crate::text::sanitize`]).
 fn clean(value: &str) -> Cow<'_, str> {
-    let trimmed = value.trim();
-    if trimmed.len() <= MAX_VALUE && !trimmed.chars().any(char::is_control) {
-        return Cow::Borrowed(trimmed);
-    }
-    let mut out = String::with_capacity(trimmed.len().min(MAX_VALUE));
-    for c in trimmed.chars().filter(|c| !c.is_control()) {
-        if out.len() + c.len_utf8() > MAX_VALUE {
-            break;
-        }
-        out.push(c);
-    }
-    let kept = out.trim_end().len();
-    out.truncate(kept);
-    Cow::Owned(out)
+    crate::text::sanitize(value, MAX_VALUE, crate::text::Charset::Utf8)
 }
 
-/// RFC 5322 §3.3 date-time in UTC: `Fri, 27 Nov 2026 09:25:19 +0000`. UTC needs no time
-/// zone database; times before 1970 (a broken clock) print as the epoch.
+/// RFC 5322 §3.3 date-time in UTC (`Fri, 27 Nov 2026 09:25:19 +0000`), by mail-parser's
+/// date type. Times before 1970 (a broken clock) print as the epoch.
 pub(crate) fn rfc5322_date(t: SystemTime) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
     let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{}, {:02} {} {} {:02}:{:02}:{:02} +0000",
-        DAYS[(days % 7) as usize], // 1970-01-01 was a Thursday
-        day,
-        MONTHS[(month - 1) as usize],
-        year,
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 → (year, month 1–12, day 1–31), proleptic Gregorian.
-///
-/// Counting from 0000-03-01 puts the leap day at the end of the year, so every year is
-/// 365 days plus an optional last day and the months from March have a regular pattern
-/// (153 days per 5 months); 400-year eras of 146 097 days repeat exactly.
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    // 719 468 days from 0000-03-01 to 1970-01-01.
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let day_of_era = z % 146_097;
-    // Year within the era: remove the leap days of the 4-, 100- and 400-year cycles.
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_from_march = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
-    let month = if month_from_march < 10 {
-        month_from_march + 3
-    } else {
-        month_from_march - 9
-    };
-    let year = era * 400 + year_of_era + u64::from(month <= 2);
-    (year, month, day)
+    mail_parser::DateTime::from_timestamp(i64::try_from(secs).unwrap_or(i64::MAX)).to_rfc822()
 }
 
 #[cfg(test)]
@@ -330,7 +273,7 @@ mod tests {
     #[test]
     fn date_table() {
         let cases: &[(u64, &str)] = &[
-            (0, "Thu, 01 Jan 1970 00:00:00 +0000"),
+            (0, "Thu, 1 Jan 1970 00:00:00 +0000"),
             (951_782_400, "Tue, 29 Feb 2000 00:00:00 +0000"),
             (1_709_164_800, "Thu, 29 Feb 2024 00:00:00 +0000"),
             (1_795_771_519, "Fri, 27 Nov 2026 09:25:19 +0000"),
@@ -342,7 +285,7 @@ mod tests {
             assert_eq!(rfc5322_date(t), *want, "{secs}");
         }
         let before = UNIX_EPOCH - Duration::from_secs(10);
-        assert_eq!(rfc5322_date(before), "Thu, 01 Jan 1970 00:00:00 +0000");
+        assert_eq!(rfc5322_date(before), "Thu, 1 Jan 1970 00:00:00 +0000");
     }
 
     fn rcpt(original: &str) -> Recipient {
@@ -451,7 +394,7 @@ mod tests {
         for (what, info, want_tail) in cases {
             let got = String::from_utf8(trace_headers(&info, &r)).expect("utf-8");
             let want = format!(
-                "Return-Path: <alice@sender.test>\r\nDelivered-To: bob@example.test\r\n{want_tail}"
+                "Return-Path: <alice@sender.test>\r\nDelivered-To: Bob+x@Example.test\r\n{want_tail}"
             );
             assert_eq!(got, want, "{what}");
             assert_no_injection(&got);
@@ -498,24 +441,5 @@ mod tests {
                 "{first}"
             );
         }
-    }
-
-    #[test]
-    fn clean_table() {
-        let cases: &[(&str, &str)] = &[
-            ("plain", "plain"),
-            ("  padded \t", "padded"),
-            ("a\r\nb", "ab"),
-            ("a\0b\x1bc\x7fd\u{85}e", "abcde"),
-            ("tab\tinside", "tabinside"),
-        ];
-        for (input, want) in cases {
-            assert_eq!(clean(input), *want, "{input:?}");
-        }
-        assert_eq!(clean(&"x".repeat(1000)).len(), MAX_VALUE);
-        // A cut never splits a character.
-        let euros = "€".repeat(100);
-        let cut = clean(&euros);
-        assert!(cut.len() <= MAX_VALUE && cut.chars().all(|c| c == '€'));
     }
 }

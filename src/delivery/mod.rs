@@ -1,16 +1,68 @@
-//! Executes one recipient's [`Plan`] against its [`Maildir`] and reduces it to one
-//! [`RcptOutcome`], the thing the LMTP session turns into that recipient's reply.
+//! The delivery pipeline: one received message → one [`RcptOutcome`] per recipient. Its
+//! callers are thin: the LMTP session turns outcomes into replies.
+//!
+//! - [`pipeline`]: scan once, the scan-failure policy, then per recipient: Sieve → Plan →
+//!   trace headers → [`execute`] → one log line.
+//! - [`view`]: the bounded part of a message that Sieve parses.
+//! - [`headers`]: scan headers stripped from incoming mail, trace headers prepended.
+//! - [`execute`] (here): one recipient's [`Plan`] against its [`Maildir`].
 //!
 //! All or nothing per recipient: if any copy cannot be stored, the copies already stored
 //! are removed again, so the MTA's retry after a 4xx does not create duplicates.
-//! Blocking; the async caller runs [`execute`] in `spawn_blocking`.
 
 pub mod headers;
+pub mod pipeline;
+pub mod view;
 
 pub use headers::{strip_virus_headers, trace_headers, ClientInfo, TraceInfo};
+pub use pipeline::{deliver, Client, Envelope};
 
-use crate::filter::{Action, Plan};
+use crate::config::Config;
+use crate::filter::{Action, Filter, FilterConfig, Plan};
+use crate::scan::Scanner;
 use crate::store::{Folder, Maildir, StoreError, StoredMessage, SystemFlags};
+
+/// What every delivery shares: the configuration and the long-lived clients. Built once at
+/// startup and shared (`Arc`) by every session.
+pub struct Services {
+    pub config: Config,
+    pub scanner: Scanner,
+    pub filter: Filter,
+}
+
+impl Services {
+    /// Builds the scanner and the Sieve filter from a validated configuration.
+    pub fn new(config: Config) -> Self {
+        let scanner = Scanner::new(
+            config.scanner.clamd.clone(),
+            config.scanner.timeout,
+            config.scanner.heuristic_prefixes.clone(),
+        )
+        .with_max_scan_size(config.scanner.max_scan_size);
+        let filter = Filter::new(FilterConfig {
+            before: config.sieve.before.clone(),
+            personal: config.sieve.personal.clone(),
+            after: config.sieve.after.clone(),
+            default: config.sieve.default.clone(),
+            hostname: config.server.hostname.clone(),
+            cpu_limit: config.sieve.cpu_limit,
+        });
+        Services {
+            config,
+            scanner,
+            filter,
+        }
+    }
+}
+
+/// Why a recipient is deferred without a store having been tried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deferral {
+    /// The virus scan failed and `on_failure = "tempfail"`.
+    ScanFailed,
+    /// A bug (a panic) while handling this recipient; logged.
+    Internal,
+}
 
 /// What happened to the message for one recipient.
 #[derive(Debug)]
@@ -34,13 +86,29 @@ pub enum RcptOutcome {
         /// The store failure that caused the rollback.
         error: StoreError,
     },
+    /// Nothing was tried for this recipient; the MTA should retry.
+    Deferred(Deferral),
 }
 
 impl RcptOutcome {
     /// True when the MTA should retry later (a 4xx reply): every store failure is, because
     /// a full disk or a broken directory can be fixed without the sender's help.
     pub fn is_temporary_failure(&self) -> bool {
-        matches!(self, RcptOutcome::Failed { .. })
+        matches!(self, RcptOutcome::Failed { .. } | RcptOutcome::Deferred(_))
+    }
+
+    /// One word for the log line: `delivered`, `discarded`, `rejected` (Sieve `reject`),
+    /// `erejected` (Sieve `ereject`), `deferred`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RcptOutcome::Delivered { .. } => "delivered",
+            RcptOutcome::Discarded => "discarded",
+            RcptOutcome::Rejected {
+                extended: false, ..
+            } => "rejected",
+            RcptOutcome::Rejected { extended: true, .. } => "erejected",
+            RcptOutcome::Failed { .. } | RcptOutcome::Deferred(_) => "deferred",
+        }
     }
 
     /// True when the failure is a full file system or quota, for its own status code.
@@ -57,8 +125,10 @@ impl RcptOutcome {
                 format!("stored {}", folders.join(","))
             }
             RcptOutcome::Discarded => "discarded".to_string(),
-            RcptOutcome::Rejected { reason, .. } => format!("rejected: {reason}"),
+            RcptOutcome::Rejected { reason, .. } => format!("{}: {reason}", self.kind()),
             RcptOutcome::Failed { error } => format!("failed: {error}"),
+            RcptOutcome::Deferred(Deferral::ScanFailed) => "not delivered: scan failed".into(),
+            RcptOutcome::Deferred(Deferral::Internal) => "not delivered: internal error".into(),
         }
     }
 }
@@ -310,7 +380,7 @@ mod tests {
                         extended: true,
                     },
                 ],
-                summary: "rejected: no",
+                summary: "erejected: no",
                 files: &[],
                 notes: 1,
             },

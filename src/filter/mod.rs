@@ -98,6 +98,14 @@ impl<'a> ParsedMessage<'a> {
             ..Default::default()
         }))
     }
+
+    /// The first `Message-ID` header's value, for logs: `<id>` as written, or `""`.
+    pub fn message_id(&self) -> String {
+        self.0
+            .message_id()
+            .map(|id| format!("<{}>", crate::lmtp::reply::sanitize(id, 253)))
+            .unwrap_or_default()
+    }
 }
 
 /// Runs Sieve for recipients. Built once from the configuration and shared (`Arc`) across

@@ -28,42 +28,9 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::address::Recipient;
-use crate::config::Config;
-use crate::filter::{Filter, FilterConfig};
-use crate::scan::Scanner;
+use crate::delivery::Services;
 use reply::Reply;
 pub use xforward::Xforward;
-
-/// What every session shares: configuration and the long-lived clients.
-pub struct Services {
-    pub config: Config,
-    pub scanner: Scanner,
-    pub filter: Filter,
-}
-
-impl Services {
-    /// Builds the scanner and the Sieve filter from a validated configuration.
-    pub fn new(config: Config) -> Self {
-        let scanner = Scanner::new(
-            config.scanner.clamd.clone(),
-            config.scanner.timeout,
-            config.scanner.heuristic_prefixes.clone(),
-        );
-        let filter = Filter::new(FilterConfig {
-            before: config.sieve.before.clone(),
-            personal: config.sieve.personal.clone(),
-            after: config.sieve.after.clone(),
-            default: config.sieve.default.clone(),
-            hostname: config.server.hostname.clone(),
-            cpu_limit: config.sieve.cpu_limit,
-        });
-        Services {
-            config,
-            scanner,
-            filter,
-        }
-    }
-}
 
 /// Who is on the other end of the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -402,7 +369,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
 
 /// True when `peer` (with `uid` for a unix-socket peer) is in `xforward_from`: it may send
 /// XFORWARD and use the reserved connections.
-pub fn is_trusted(config: &Config, peer: Peer, uid: Option<u32>) -> bool {
+pub fn is_trusted(config: &crate::config::Config, peer: Peer, uid: Option<u32>) -> bool {
     let acl = &config.server.xforward_from;
     match peer {
         Peer::Tcp(addr) => acl.allows_ip(addr.ip()),

@@ -53,12 +53,9 @@ impl fmt::Display for Reply {
 }
 
 /// Keeps only printable ASCII so a value from the client or a script cannot break the reply
-/// framing, and caps the length.
+/// framing, and caps the length ([`crate::text::sanitize`]).
 pub fn sanitize(text: &str, max: usize) -> String {
-    text.chars()
-        .filter(|c| (' '..='~').contains(c))
-        .take(max)
-        .collect()
+    crate::text::sanitize(text, max, crate::text::Charset::Ascii).into_owned()
 }
 
 // Session-level replies.

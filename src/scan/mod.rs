@@ -34,13 +34,25 @@ pub enum Verdict {
     Infected { name: String, heuristic: bool },
     /// The message was not scanned (clamd failed and `on_failure = "deliver-unscanned"`).
     Unscanned,
+    /// The message is larger than `max_scan_size` (or clamd's own `StreamMaxLength`), so it
+    /// was not scanned. Retrying cannot change that, so it is delivered with virustest 0.
+    TooLarge,
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Verdict::Infected { name, .. } => write!(f, "infected ({name})"),
+            other => f.write_str(other.word()),
+        }
+    }
 }
 
 impl Verdict {
     /// The RFC 5235 `virustest` value: 0 not scanned, 1 clean, 4 heuristic match, 5 virus.
     pub fn virustest(&self) -> u8 {
         match self {
-            Verdict::Unscanned => 0,
+            Verdict::Unscanned | Verdict::TooLarge => 0,
             Verdict::Clean => 1,
             Verdict::Infected {
                 heuristic: true, ..
@@ -55,7 +67,17 @@ impl Verdict {
     pub fn virus_name(&self) -> Option<&str> {
         match self {
             Verdict::Infected { name, .. } => Some(name),
-            Verdict::Clean | Verdict::Unscanned => None,
+            Verdict::Clean | Verdict::Unscanned | Verdict::TooLarge => None,
+        }
+    }
+
+    /// One word for the log line: `clean`, `infected`, `unscanned`, `too-large`.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Verdict::Clean => "clean",
+            Verdict::Infected { .. } => "infected",
+            Verdict::Unscanned => "unscanned",
+            Verdict::TooLarge => "too-large",
         }
     }
 }
@@ -96,6 +118,8 @@ pub struct Scanner {
     timeout: Duration,
     /// Names starting with one of these are heuristic matches (virustest 4), not viruses (5).
     heuristic_prefixes: Arc<[String]>,
+    /// Larger messages are not sent to clamd at all ([`Verdict::TooLarge`]).
+    max_scan_size: usize,
 }
 
 impl Scanner {
@@ -106,7 +130,14 @@ impl Scanner {
             addr: Arc::new(addr),
             timeout,
             heuristic_prefixes: heuristic_prefixes.into(),
+            max_scan_size: usize::MAX,
         }
+    }
+
+    /// Messages larger than `max` bytes are not scanned: [`Verdict::TooLarge`].
+    pub fn with_max_scan_size(mut self, max: usize) -> Self {
+        self.max_scan_size = max;
+        self
     }
 
     /// The clamd address this scanner talks to, for logs.
@@ -115,16 +146,39 @@ impl Scanner {
     }
 
     /// One INSTREAM scan of the whole message under the timeout (connect + send + reply).
+    /// A message over `max_scan_size`, or one clamd refuses as over its `StreamMaxLength`,
+    /// is [`Verdict::TooLarge`], not an error: a retry would fail the same way.
     pub async fn scan(&self, message: &[u8]) -> Result<Verdict, ScanError> {
-        let raw = self.with_timeout(self.instream(message)).await?;
+        if message.len() > self.max_scan_size {
+            return Ok(Verdict::TooLarge);
+        }
+        let raw = match self.with_timeout(self.instream(message)).await {
+            Err(ScanError::Clamd(text)) if is_size_limit(&text) => {
+                return Ok(self.over_stream_max_length(message, &text))
+            }
+            other => other?,
+        };
         match parse_reply(&raw)? {
             ClamdReply::Ok => Ok(Verdict::Clean),
             ClamdReply::Found(name) => {
                 let heuristic = self.is_heuristic(&name);
                 Ok(Verdict::Infected { name, heuristic })
             }
+            ClamdReply::Error(text) if is_size_limit(&text) => {
+                Ok(self.over_stream_max_length(message, &text))
+            }
             ClamdReply::Error(text) => Err(ScanError::Clamd(text)),
         }
+    }
+
+    fn over_stream_max_length(&self, message: &[u8], text: &str) -> Verdict {
+        tracing::warn!(
+            size = message.len(),
+            max_scan_size = self.max_scan_size,
+            clamd = %text,
+            "clamd's StreamMaxLength is below [scanner] max_scan_size: message not scanned; raise StreamMaxLength or lower max_scan_size"
+        );
+        Verdict::TooLarge
     }
 
     /// Sends PING and expects PONG, under the timeout. For startup logging and health checks.
@@ -196,6 +250,12 @@ impl Scanner {
     }
 }
 
+/// clamd's answer to an INSTREAM longer than its `StreamMaxLength`:
+/// `INSTREAM size limit exceeded. ERROR`.
+fn is_size_limit(text: &str) -> bool {
+    text.contains("size limit exceeded")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,6 +292,7 @@ mod tests {
         assert!(!scanner(&[]).is_heuristic("Heuristics.Anything"));
         assert_eq!(Verdict::Clean.virustest(), 1);
         assert_eq!(Verdict::Unscanned.virustest(), 0);
+        assert_eq!(Verdict::TooLarge.virustest(), 0);
         assert_eq!(Verdict::Clean.virus_name(), None);
     }
 

@@ -61,6 +61,19 @@ impl Running {
         self.logs.lock().expect("logs").clone()
     }
 
+    /// Waits up to 10 s for a log line containing `needle` (the log is read by a thread, so
+    /// a line about a reply already received may still be on its way); the logs so far.
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let logs = self.logs();
+            if logs.contains(needle) || Instant::now() > deadline {
+                return logs;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
     }

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sievegate::config::Config;
-use sievegate::lmtp::{Peer, Services, Session};
+use sievegate::delivery::Services;
+use sievegate::lmtp::{Peer, Session};
 use sievegate::scan::ClamdAddr;
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
@@ -28,6 +29,8 @@ pub struct Options {
     pub maildir: Option<String>,
     /// Extra `key = value` lines for `[server]`.
     pub server_extra: Vec<String>,
+    /// `[scanner] max_scan_size`; `None` keeps the default.
+    pub max_scan_size: Option<usize>,
 }
 
 impl Options {
@@ -44,6 +47,7 @@ impl Options {
             xforward_from: vec!["127.0.0.0/8".into(), "unix".into()],
             maildir: None,
             server_extra: Vec::new(),
+            max_scan_size: None,
         }
     }
 }
@@ -93,6 +97,7 @@ shutdown_timeout_secs = 10
 clamd = "{clamd}"
 timeout_secs = {scan_timeout}
 on_failure = "{on_failure}"
+{max_scan_size}
 [mailbox]
 domains = ["example.test", "other.example"]
 maildir = "{maildir}"
@@ -109,6 +114,10 @@ default = "{repo}/sieve/default.sieve"
             idle = options.idle_timeout_secs,
             scan_timeout = options.scan_timeout_secs,
             on_failure = options.on_failure,
+            max_scan_size = options
+                .max_scan_size
+                .map(|n| format!("max_scan_size = {n}"))
+                .unwrap_or_default(),
             repo = repo().display(),
             server_extra = options.server_extra.join("\n"),
         );

@@ -20,8 +20,11 @@ pub enum Mode {
     Garbage,
     /// Closes each connection right after accepting it.
     Close,
-    /// Reads the INSTREAM, then answers `INSTREAM size limit exceeded. ERROR\0`.
+    /// Reads the INSTREAM, then answers `INSTREAM: Can't write to temporary file. ERROR\0`
+    /// (clamd's answer when its temporary directory is full).
     Error,
+    /// Reads the INSTREAM, then answers `INSTREAM size limit exceeded. ERROR\0`.
+    SizeLimit,
     /// Reads the INSTREAM, waits 1.5 s, then answers `stream: OK\0`: a delivery that is
     /// still in flight when something else happens (e.g. SIGTERM).
     SlowOk,
@@ -100,6 +103,10 @@ fn serve(mode: Mode, mut conn: UnixStream) -> io::Result<()> {
             conn.write_all(&garbage(512))
         }
         Mode::Error => {
+            read_instream(&mut conn)?;
+            conn.write_all(b"INSTREAM: Can't write to temporary file. ERROR\0")
+        }
+        Mode::SizeLimit => {
             read_instream(&mut conn)?;
             conn.write_all(b"INSTREAM size limit exceeded. ERROR\0")
         }

@@ -1,0 +1,276 @@
+//! The pipeline for one received message: scan once, then for each recipient run Sieve to a
+//! Plan, add that recipient's trace headers, execute the Plan against the recipient's
+//! Maildir, and log one line. Its callers (the LMTP session today) only turn the returned
+//! outcomes into their own kind of answer.
+//!
+//! # Failure rules
+//! - The scan fails (clamd down, timeout, error): with `on_failure = "tempfail"` every
+//!   recipient is [`RcptOutcome::Deferred`] and nothing is stored; with
+//!   `"deliver-unscanned"` the message goes on with `virustest` 0.
+//! - A message larger than `[scanner] max_scan_size`, or one clamd refuses as over its own
+//!   `StreamMaxLength`, is not scanned and goes on with `virustest` 0
+//!   ([`Verdict::TooLarge`]): retrying could never change that, and a 4xx loop ends in a
+//!   bounce. Admins who would rather refuse such mail set `max_message_size` to at most
+//!   `max_scan_size` (`check-config` warns when it is larger).
+//! - A panic while one recipient is handled defers that recipient only: the others keep the
+//!   outcome they already have, so a retry does not duplicate their copies.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use super::headers::{strip_virus_headers, trace_headers, ClientInfo, TraceInfo};
+use super::view::SieveView;
+use super::{execute, Deferral, RcptOutcome, Services};
+use crate::address::Recipient;
+use crate::config::OnScanFailure;
+use crate::filter::{FilterInput, ParsedMessage};
+use crate::scan::Verdict;
+use crate::store::maildir::Maildir;
+
+/// One message as received, and who it is for: what the pipeline needs from its caller.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    /// Transaction id: the `Received` header's `id` and the logs.
+    pub id: String,
+    /// MAIL FROM without brackets; `""` for the null sender.
+    pub mail_from: String,
+    /// Accepted recipients, in RCPT order; one outcome each comes back in this order.
+    pub rcpts: Vec<Recipient>,
+    /// The LMTP client's LHLO name.
+    pub helo: Option<String>,
+    /// The LMTP client's IP address (`None` on a unix socket).
+    pub peer_addr: Option<String>,
+    /// What the MTA told us about its own client (XFORWARD).
+    pub client: Client,
+    /// When the transaction started (MAIL): the log's `delay` counts from here.
+    pub started: Instant,
+}
+
+/// The original SMTP client, as the MTA reports it with XFORWARD (decoded; placeholders such
+/// as `[UNAVAILABLE]` are kept as sent and treated as absent where it matters).
+#[derive(Debug, Clone, Default)]
+pub struct Client {
+    /// Reverse-DNS name (XFORWARD NAME).
+    pub name: Option<String>,
+    /// IP address (XFORWARD ADDR): Sieve's `remote-ip`.
+    pub addr: Option<String>,
+    /// HELO name (XFORWARD HELO).
+    pub helo: Option<String>,
+    /// The MTA's queue id (XFORWARD IDENT), for the logs.
+    pub queue_id: Option<String>,
+}
+
+/// Scans and delivers `message`; returns one outcome per recipient of `envelope`, in order.
+pub async fn deliver(
+    services: &Arc<Services>,
+    envelope: &Envelope,
+    message: Vec<u8>,
+) -> Vec<RcptOutcome> {
+    let started = Instant::now();
+    let verdict = match services.scanner.scan(&message).await {
+        Ok(verdict) => verdict,
+        Err(error) => match services.config.scanner.on_failure {
+            OnScanFailure::Tempfail => {
+                tracing::warn!(error = %error, "virus scan failed: every recipient is deferred, the MTA retries");
+                let outcome = || RcptOutcome::Deferred(Deferral::ScanFailed);
+                let log = LogLine::new(envelope, &message, &Verdict::Unscanned);
+                return envelope
+                    .rcpts
+                    .iter()
+                    .map(|rcpt| {
+                        let outcome = outcome();
+                        log.emit(rcpt, &outcome, &[]);
+                        outcome
+                    })
+                    .collect();
+            }
+            OnScanFailure::DeliverUnscanned => {
+                tracing::warn!(error = %error, "virus scan failed: delivering unscanned (on_failure = deliver-unscanned)");
+                Verdict::Unscanned
+            }
+        },
+    };
+    tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, %verdict, "scanned");
+
+    let services_owned = Arc::clone(services);
+    let envelope_owned = envelope.clone();
+    let span = tracing::Span::current();
+    let task = tokio::task::spawn_blocking(move || {
+        let _enter = span.enter();
+        deliver_all(&services_owned, &envelope_owned, &message, &verdict)
+    });
+    match task.await {
+        Ok(outcomes) => outcomes,
+        Err(e) => {
+            // Only the preparation before the first recipient runs outside the per-recipient
+            // guard, so nothing was stored yet: deferring everyone duplicates nothing.
+            tracing::error!(error = %e, "delivery task failed before any recipient: every recipient is deferred");
+            envelope
+                .rcpts
+                .iter()
+                .map(|_| RcptOutcome::Deferred(Deferral::Internal))
+                .collect()
+        }
+    }
+}
+
+/// The blocking part: Sieve and the store, recipient by recipient.
+fn deliver_all(
+    services: &Services,
+    envelope: &Envelope,
+    message: &[u8],
+    verdict: &Verdict,
+) -> Vec<RcptOutcome> {
+    let config = &services.config;
+    // Spoofable scan headers go before Sieve sees the message and before it is stored.
+    let body = strip_virus_headers(message);
+    let view = SieveView::new(&body, &config.sieve.limits);
+    let parsed = ParsedMessage::new(view.bytes());
+    let mut log = LogLine::new(envelope, message, verdict);
+    log.message_id = parsed.message_id();
+    let received_at = SystemTime::now();
+    let client = &envelope.client;
+    let client_info = (client.name.is_some() || client.addr.is_some() || client.helo.is_some())
+        .then_some(ClientInfo {
+            name: client.name.as_deref(),
+            addr: client.addr.as_deref(),
+            helo: client.helo.as_deref(),
+        });
+    let info = TraceInfo {
+        return_path: &envelope.mail_from,
+        hostname: &config.server.hostname,
+        session_id: &envelope.id,
+        helo: envelope.helo.as_deref(),
+        peer_addr: envelope.peer_addr.as_deref(),
+        client: client_info,
+        verdict,
+        scanner_name: "ClamAV using sievegate",
+        received_at,
+    };
+    let view_notes = view.notes();
+    each_recipient(&envelope.rcpts, |rcpt| {
+        let input = FilterInput {
+            message: &body,
+            mail_from: &envelope.mail_from,
+            rcpt,
+            verdict,
+            remote_ip: client.addr.as_deref(),
+            remote_host: client.name.as_deref(),
+        };
+        let plan = services.filter.plan_parsed(&input, &parsed);
+        let header = trace_headers(&info, rcpt);
+        let maildir = Maildir::new(rcpt.expand(&config.mailbox.maildir));
+        let (outcome, notes) = execute(&plan, &maildir, &header, &body);
+        let notes: Vec<&str> = view_notes
+            .iter()
+            .chain(&plan.notes)
+            .chain(&notes)
+            .map(String::as_str)
+            .collect();
+        log.emit(rcpt, &outcome, &notes);
+        outcome
+    })
+}
+
+/// Runs `one` for every recipient, in order. A panic in one recipient's run defers that
+/// recipient only (logged): copies already stored for the others stay, and so do their
+/// outcomes, so the MTA's retry of the deferred one duplicates nothing.
+pub fn each_recipient<F>(rcpts: &[Recipient], mut one: F) -> Vec<RcptOutcome>
+where
+    F: FnMut(&Recipient) -> RcptOutcome,
+{
+    rcpts
+        .iter()
+        .map(|rcpt| {
+            // The closure's shared state is the filter's cache and the log line, both of
+            // which stay consistent at a panic (the cache recovers poisoned locks).
+            match catch_unwind(AssertUnwindSafe(|| one(rcpt))) {
+                Ok(outcome) => outcome,
+                Err(panic) => {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "unknown panic".to_string());
+                    tracing::error!(to = %rcpt.original, panic = %what, "delivery to this recipient panicked: deferred");
+                    RcptOutcome::Deferred(Deferral::Internal)
+                }
+            }
+        })
+        .collect()
+}
+
+/// The per-recipient log line, like Postfix's delivery lines: the fields every recipient of
+/// one message shares, and [`LogLine::emit`] for each outcome.
+struct LogLine<'a> {
+    envelope: &'a Envelope,
+    message_id: String,
+    size: usize,
+    verdict: &'a Verdict,
+}
+
+impl<'a> LogLine<'a> {
+    fn new(envelope: &'a Envelope, message: &[u8], verdict: &'a Verdict) -> Self {
+        LogLine {
+            envelope,
+            message_id: String::new(),
+            size: message.len(),
+            verdict,
+        }
+    }
+
+    fn emit(&self, rcpt: &Recipient, outcome: &RcptOutcome, notes: &[&str]) {
+        let e = self.envelope;
+        tracing::info!(
+            id = %e.id,
+            queue_id = e.client.queue_id.as_deref().unwrap_or(""),
+            from = %e.mail_from,
+            to = %rcpt.original,
+            mailbox = %rcpt.user(),
+            message_id = %self.message_id,
+            size = self.size,
+            verdict = self.verdict.word(),
+            virustest = self.verdict.virustest(),
+            virus = self.verdict.virus_name().unwrap_or(""),
+            actions = %outcome.summary(),
+            notes = %notes.join("; "),
+            delay_ms = e.started.elapsed().as_millis() as u64,
+            "{}",
+            outcome.kind()
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rcpt(address: &str) -> Recipient {
+        Recipient::resolve(address, &["example.test".to_string()], "+").expect("recipient")
+    }
+
+    #[test]
+    fn a_panic_defers_only_its_recipient() {
+        let rcpts = [
+            rcpt("a@example.test"),
+            rcpt("b@example.test"),
+            rcpt("c@example.test"),
+        ];
+        let mut ran = Vec::new();
+        let outcomes = each_recipient(&rcpts, |r| {
+            ran.push(r.local.clone());
+            if r.local == "b" {
+                panic!("injected failure for b");
+            }
+            RcptOutcome::Discarded
+        });
+        assert_eq!(ran, ["a", "b", "c"], "every recipient runs");
+        let kinds: Vec<&str> = outcomes.iter().map(RcptOutcome::kind).collect();
+        assert_eq!(kinds, ["discarded", "deferred", "discarded"]);
+        assert!(matches!(
+            outcomes[1],
+            RcptOutcome::Deferred(Deferral::Internal)
+        ));
+    }
+}

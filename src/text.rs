@@ -1,0 +1,71 @@
+//! The one sanitizer for text that comes from a client, a script or a message and goes into
+//! something we write: header fields (UTF-8 allowed) and LMTP replies (ASCII only).
+
+use std::borrow::Cow;
+
+/// Which characters a sanitized value may keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Charset {
+    /// Printable ASCII: LMTP replies (RFC 5321 §4.2 reply text).
+    Ascii,
+    /// Any non-control character: header field values (RFC 6532 allows UTF-8 there).
+    Utf8,
+}
+
+/// Makes `value` safe to write: control characters (CR, LF, NUL, TAB, DEL, C1) are dropped so
+/// nothing can start a line of its own, with [`Charset::Ascii`] every non-ASCII character is
+/// dropped too, surrounding white space is trimmed, and the result is cut to `max` bytes at a
+/// character boundary. Borrowed when nothing had to change.
+pub fn sanitize(value: &str, max: usize, charset: Charset) -> Cow<'_, str> {
+    let keep = |c: char| !c.is_control() && (charset == Charset::Utf8 || c.is_ascii());
+    let trimmed = value.trim();
+    if trimmed.len() <= max && trimmed.chars().all(keep) {
+        return Cow::Borrowed(trimmed);
+    }
+    let mut out = String::with_capacity(trimmed.len().min(max));
+    for c in trimmed.chars().filter(|c| keep(*c)) {
+        if out.len() + c.len_utf8() > max {
+            break;
+        }
+        out.push(c);
+    }
+    let kept = out.trim().len();
+    if kept != out.len() {
+        out = out.trim().to_string();
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitize_table() {
+        use Charset::*;
+        let cases: &[(&str, usize, Charset, &str)] = &[
+            ("plain", 255, Utf8, "plain"),
+            ("  padded \t", 255, Utf8, "padded"),
+            ("a\r\nb", 255, Utf8, "ab"),
+            ("a\r\nBcc: x", 255, Ascii, "aBcc: x"),
+            ("a\0b\x1bc\x7fd\u{85}e", 255, Utf8, "abcde"),
+            ("tab\tinside", 255, Utf8, "tabinside"),
+            ("Grüße", 255, Utf8, "Grüße"),
+            ("Grüße", 255, Ascii, "Gre"),
+            ("abcdef", 3, Ascii, "abc"),
+            ("ab  cd", 3, Ascii, "ab"),
+        ];
+        for (input, max, charset, want) in cases {
+            assert_eq!(
+                sanitize(input, *max, *charset),
+                *want,
+                "{input:?} {charset:?}"
+            );
+        }
+        assert_eq!(sanitize(&"x".repeat(1000), 255, Utf8).len(), 255);
+        // A cut never splits a character.
+        let euros = "€".repeat(100);
+        let cut = sanitize(&euros, 255, Utf8);
+        assert!(cut.len() <= 255 && cut.chars().all(|c| c == '€'));
+    }
+}

@@ -1,0 +1,212 @@
+//! Size and structure limits through the real binary: messages clamd cannot scan, and
+//! messages built to blow up the MIME parse. Memory is read from the server's
+//! `/proc/PID/status` (`VmHWM`, the peak resident set).
+
+use std::io::{Read, Write};
+use std::time::Instant;
+
+use crate::support::binary::{tcp, Running};
+use crate::support::clamd::{Clamd, ClamdOptions};
+use crate::support::env::{Env, Options};
+use crate::support::fake_clamd::{FakeClamd, Mode};
+use crate::support::messages::{clean_message, transaction};
+
+/// Peak resident set of `pid`, in bytes.
+fn peak_rss(pid: i32) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let kb: usize = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM line");
+    kb * 1024
+}
+
+/// Sends one transaction for `rcpt` and returns the server's whole answer.
+fn send(server: &Running, rcpt: &str, message: &[u8]) -> String {
+    let mut stream = tcp(server.addr);
+    stream
+        .write_all(&transaction(&[rcpt], message))
+        .expect("write");
+    let mut out = Vec::new();
+    stream.read_to_end(&mut out).expect("read");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `size` bytes of `message` padded with a plain-text body.
+fn padded(size: usize) -> Vec<u8> {
+    let mut m = clean_message("large");
+    let line = b"0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz\r\n";
+    while m.len() + line.len() <= size {
+        m.extend_from_slice(line);
+    }
+    m
+}
+
+fn status_header(stored: &[u8]) -> String {
+    String::from_utf8_lossy(stored)
+        .lines()
+        .find(|l| l.starts_with("X-Virus-Status:"))
+        .unwrap_or("")
+        .to_string()
+}
+
+#[test]
+fn clamd_stream_limit_is_delivered_unscanned_not_deferred_forever() {
+    // Debian's clamd.conf has StreamMaxLength 25M while max_message_size defaults to 50 MiB:
+    // clamd's "size limit exceeded" used to be a 451 on every retry, then Postfix bounced.
+    let clamd = Clamd::start_with(ClamdOptions {
+        stream_max_length: "1M".to_owned(),
+        ..ClamdOptions::default()
+    });
+    let env = Env::new(Options::new(clamd.addr()));
+    let server = Running::start(&env.config_path);
+    let message = padded(2 * 1024 * 1024);
+    // clamd 1.4.6 drops its ERROR reply about 1 time in 20 (see scan.rs); that attempt is a
+    // 451 (a real retry), so allow a few attempts, but the outcome must become 250.
+    let mut answers = Vec::new();
+    for _ in 0..4 {
+        let out = send(&server, "alice@example.test", &message);
+        let delivered = out.contains("250 2.0.0 <alice@example.test>");
+        answers.push(out);
+        if delivered {
+            break;
+        }
+    }
+    let last = answers.last().expect("one attempt");
+    assert!(
+        last.contains("250 2.0.0 <alice@example.test>"),
+        "{answers:#?}\n{}",
+        server.logs()
+    );
+    let stored = env.messages("alice", "");
+    assert_eq!(stored.len(), 1, "stored once");
+    assert_eq!(
+        status_header(&stored[0].1),
+        "X-Virus-Status: Not scanned (too large)"
+    );
+    assert!(
+        server.logs().contains("StreamMaxLength"),
+        "{}",
+        server.logs()
+    );
+}
+
+#[test]
+fn over_max_scan_size_is_not_sent_to_clamd() {
+    // A clamd that answers garbage: reaching it would defer the message.
+    let fake = FakeClamd::start(Mode::Garbage);
+    let mut options = Options::new(fake.addr());
+    options.max_scan_size = Some(100_000);
+    let env = Env::new(options);
+    let server = Running::start(&env.config_path);
+
+    let out = send(&server, "alice@example.test", &padded(200_000));
+    assert!(out.contains("250 2.0.0 <alice@example.test>"), "{out}");
+    let stored = env.messages("alice", "");
+    assert_eq!(stored.len(), 1);
+    assert_eq!(
+        status_header(&stored[0].1),
+        "X-Virus-Status: Not scanned (too large)"
+    );
+    let logs = server.wait_for_log("verdict=\"too-large\"");
+    assert!(logs.contains("verdict=\"too-large\""), "{logs}");
+
+    // Under the limit it goes to clamd (here: garbage → 451, the MTA retries).
+    let out = send(&server, "alice@example.test", &padded(50_000));
+    assert!(out.contains("451 4.7.0"), "{out}");
+}
+
+/// One structure bomb: what Postfix would pass within `max_message_size`.
+struct Bomb {
+    what: &'static str,
+    message: Vec<u8>,
+}
+
+fn bombs(size: usize) -> Vec<Bomb> {
+    let repeat = |head: &[u8], unit: &[u8], tail: &[u8]| {
+        let mut m = head.to_vec();
+        while m.len() + unit.len() + tail.len() <= size {
+            m.extend_from_slice(unit);
+        }
+        m.extend_from_slice(tail);
+        m
+    };
+    vec![
+        Bomb {
+            what: "X:a header lines (CRLF)",
+            message: repeat(b"", b"X:a\r\n", b"\r\nbody\r\n"),
+        },
+        Bomb {
+            what: "X: header lines (bare LF)",
+            message: repeat(b"", b"X:\n", b"\nbody\n"),
+        },
+        Bomb {
+            what: "empty MIME parts",
+            message: repeat(
+                b"Content-Type: multipart/mixed; boundary=b\r\n\r\n",
+                b"--b\r\n\r\n",
+                b"--b--\r\n",
+            ),
+        },
+        Bomb {
+            what: "MIME parts full of header fields",
+            message: repeat(
+                b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n",
+                b"X:a\r\n",
+                b"\r\nx\r\n--b--\r\n",
+            ),
+        },
+    ]
+}
+
+#[test]
+fn structure_bombs_keep_memory_a_small_multiple_of_the_message() {
+    // 10.4 M lines of "X:a" (52 MB) once cost 2.6 GB of RSS; "X:" with bare LF 4 GB.
+    const SIZE: usize = 48 * 1024 * 1024;
+    let clamd = Clamd::shared();
+    let mut options = Options::new(clamd.addr());
+    options.max_message_size = SIZE + 1024 * 1024;
+    let env = Env::new(options);
+    let server = Running::start(&env.config_path);
+    let baseline = peak_rss(server.pid());
+    let mut report = Vec::new();
+    for bomb in bombs(SIZE) {
+        let started = Instant::now();
+        let out = send(&server, "alice@example.test", &bomb.message);
+        let elapsed = started.elapsed();
+        assert!(
+            out.contains("250 2.0.0 <alice@example.test>"),
+            "{}: {out}\n{}",
+            bomb.what,
+            server.logs()
+        );
+        let peak = peak_rss(server.pid());
+        report.push(format!(
+            "{}: {} MB, peak RSS {} MB (baseline {} MB), {:.1} s",
+            bomb.what,
+            bomb.message.len() / 1_000_000,
+            peak / 1_000_000,
+            baseline / 1_000_000,
+            elapsed.as_secs_f64()
+        ));
+        // The message itself is held about twice while it is received (the buffer grows
+        // by doubling); the parse must add little on top.
+        assert!(
+            peak < baseline + 4 * bomb.message.len(),
+            "{}: peak RSS {peak} over 4 × {} + baseline {baseline}\n{}",
+            bomb.what,
+            bomb.message.len(),
+            report.join("\n")
+        );
+    }
+    // The whole message is stored, byte for byte after our trace headers.
+    let stored = env.messages("alice", "");
+    assert_eq!(stored.len(), 4);
+    assert!(
+        server.logs().contains("not seen by Sieve"),
+        "{}",
+        server.logs()
+    );
+    eprintln!("{}", report.join("\n"));
+}
