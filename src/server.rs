@@ -1,6 +1,12 @@
 //! Listeners (TCP and unix), the connection limit, and graceful shutdown: on SIGTERM the
 //! accept loops stop, idle sessions get `421`, in-flight deliveries finish (bounded by
 //! `shutdown_timeout_secs`), then [`Server::run`] returns.
+//!
+//! The connection limit keeps `reserved_connections` of its `max_connections` slots for
+//! trusted peers (`xforward_from`: the MTA, a unix-socket peer judged by its uid from
+//! `SO_PEERCRED`). Slow or hostile clients can fill the rest, but the session deadlines
+//! (see [`crate::lmtp`]) drop each of them within `idle_timeout` (or DATA's allowance), and
+//! meanwhile the MTA still gets a slot.
 
 use std::future::Future;
 use std::os::unix::fs::PermissionsExt;
@@ -14,7 +20,7 @@ use tokio::task::JoinSet;
 
 use crate::config::{Config, ListenAddr};
 use crate::delivery::Services;
-use crate::lmtp::{reply, Peer, Session};
+use crate::lmtp::{is_trusted, reply, Peer, Session};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +61,10 @@ impl Server {
                             source,
                         })?
                 }
-                ListenAddr::Unix(path) => bind_unix(addr, path, config.server.socket_mode).await?,
+                ListenAddr::Unix(path) => {
+                    let server = &config.server;
+                    bind_unix(addr, path, server.socket_mode, server.socket_group).await?
+                }
             };
             listeners.push(listener);
         }
@@ -79,7 +88,10 @@ impl Server {
     /// Serves until `shutdown` resolves, then drains: see the module doc.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let server = &self.services.config.server;
-        let limit = Arc::new(Semaphore::new(server.max_connections));
+        let limit = Arc::new(Limits {
+            general: Semaphore::new(server.max_connections - server.reserved_connections),
+            reserved: Semaphore::new(server.reserved_connections),
+        });
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut accept_loops = JoinSet::new();
         let mut unix_paths = Vec::new();
@@ -122,9 +134,56 @@ async fn drain(mut set: JoinSet<()>) {
     while set.join_next().await.is_some() {}
 }
 
+/// The connection slots: `general` for anyone, `reserved` only for trusted peers, who try
+/// `general` first. Together they are `max_connections`.
+struct Limits {
+    general: Semaphore,
+    reserved: Semaphore,
+}
+
+impl Limits {
+    /// A slot for a peer, or `None` when every slot it may use is taken.
+    fn acquire(self: &Arc<Self>, trusted: bool) -> Option<Slot> {
+        if self.general.try_acquire().map(|p| p.forget()).is_ok() {
+            return Some(Slot {
+                limits: Arc::clone(self),
+                reserved: false,
+            });
+        }
+        if trusted && self.reserved.try_acquire().map(|p| p.forget()).is_ok() {
+            return Some(Slot {
+                limits: Arc::clone(self),
+                reserved: true,
+            });
+        }
+        None
+    }
+}
+
+/// One taken slot; given back on drop.
+struct Slot {
+    limits: Arc<Limits>,
+    reserved: bool,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        match self.reserved {
+            true => self.limits.reserved.add_permits(1),
+            false => self.limits.general.add_permits(1),
+        }
+    }
+}
+
 /// A stale socket file (no server behind it) is replaced; a live one is an error, so two
-/// instances never steal each other's socket.
-async fn bind_unix(addr: &ListenAddr, path: &Path, mode: u32) -> Result<Listener, ServerError> {
+/// instances never steal each other's socket. The group is set before the mode, so the
+/// socket is never open to the wrong group.
+async fn bind_unix(
+    addr: &ListenAddr,
+    path: &Path,
+    mode: u32,
+    group: Option<u32>,
+) -> Result<Listener, ServerError> {
     let err = |source| ServerError::Bind {
         addr: addr.clone(),
         source,
@@ -139,6 +198,9 @@ async fn bind_unix(addr: &ListenAddr, path: &Path, mode: u32) -> Result<Listener
         std::fs::create_dir_all(parent).map_err(err)?;
     }
     let listener = UnixListener::bind(path).map_err(err)?;
+    if let Some(gid) = group {
+        std::os::unix::fs::chown(path, None, Some(gid)).map_err(err)?;
+    }
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(err)?;
     Ok(Listener::Unix(listener, path.to_path_buf()))
 }
@@ -147,7 +209,7 @@ async fn bind_unix(addr: &ListenAddr, path: &Path, mode: u32) -> Result<Listener
 async fn accept_loop(
     listener: Listener,
     services: Arc<Services>,
-    limit: Arc<Semaphore>,
+    limit: Arc<Limits>,
     mut stop: watch::Receiver<bool>,
 ) -> JoinSet<()> {
     let mut sessions = JoinSet::new();
@@ -158,8 +220,8 @@ async fn accept_loop(
             _ = stop.wait_for(|v| *v) => break,
             a = accept(&listener) => a,
         };
-        let (stream, peer) = match accepted {
-            Ok(pair) => pair,
+        let (stream, peer, uid) = match accepted {
+            Ok(accepted) => accepted,
             Err(e) => {
                 // EMFILE and friends: log, pause briefly, keep serving.
                 tracing::error!(error = %e, "accept failed");
@@ -167,23 +229,34 @@ async fn accept_loop(
                 continue;
             }
         };
-        let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
-            tracing::warn!(peer = %peer, "connection refused: max_connections reached");
+        let trusted = is_trusted(&services.config, peer, uid);
+        let Some(slot) = limit.acquire(trusted) else {
+            tracing::warn!(
+                peer = %peer,
+                uid,
+                trusted,
+                "connection refused: every slot this peer may use is taken"
+            );
+            let timeout = services.config.server.idle_timeout;
             sessions.spawn(async move {
                 let mut stream = stream;
                 let mut out = Vec::new();
                 reply::too_many_connections().write_to(&mut out);
-                let _ = stream.write_all(&out).await;
-                let _ = stream.shutdown().await;
+                // Bounded: a peer that does not read must not pile up tasks.
+                let _ = tokio::time::timeout(timeout, async {
+                    let _ = stream.write_all(&out).await;
+                    let _ = stream.shutdown().await;
+                })
+                .await;
             });
             continue;
         };
-        let session = Session::new(stream, Arc::clone(&services), peer, stop.clone());
+        let session = Session::new(stream, Arc::clone(&services), peer, stop.clone()).peer_uid(uid);
         sessions.spawn(async move {
             if let Err(e) = session.run().await {
                 tracing::info!(error = %e, "session ended with an I/O error");
             }
-            drop(permit);
+            drop(slot);
         });
     }
     sessions
@@ -196,16 +269,26 @@ type Stream = Box<dyn AsyncStream>;
 pub trait AsyncStream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> AsyncStream for T {}
 
-async fn accept(listener: &Listener) -> std::io::Result<(Stream, Peer)> {
+/// Accepts one connection: the stream, the peer, and a unix-socket peer's uid.
+async fn accept(listener: &Listener) -> std::io::Result<(Stream, Peer, Option<u32>)> {
     match listener {
         Listener::Tcp(l) => {
             let (s, addr) = l.accept().await?;
             let _ = s.set_nodelay(true);
-            Ok((Box::new(s), Peer::Tcp(addr)))
+            Ok((Box::new(s), Peer::Tcp(addr), None))
         }
         Listener::Unix(l, _) => {
             let (s, _) = l.accept().await?;
-            Ok((Box::new(s), Peer::Unix))
+            // SO_PEERCRED: the uid of the process that connected. If the kernel cannot
+            // say, the peer is treated as unknown (untrusted unless plain "unix").
+            let uid = match s.peer_cred() {
+                Ok(cred) => Some(cred.uid()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the unix peer's credentials");
+                    None
+                }
+            };
+            Ok((Box::new(s), Peer::Unix, uid))
         }
     }
 }

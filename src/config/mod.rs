@@ -6,9 +6,9 @@
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
+use ipnet::IpNet;
 use serde::Deserialize;
 
 use crate::scan::ClamdAddr;
@@ -38,18 +38,29 @@ pub struct RawServer {
     /// Concurrent sessions; more get `421` and are closed.
     #[serde(default = "defaults::max_connections")]
     pub max_connections: usize,
+    /// Of `max_connections`, slots only trusted peers (those in `xforward_from`: the MTA)
+    /// may use, so slow or hostile clients cannot take every slot. Default: an eighth of
+    /// `max_connections`.
+    pub reserved_connections: Option<usize>,
     /// Recipients per transaction; more get `452 4.5.3` (the client sends them later).
     #[serde(default = "defaults::max_recipients")]
     pub max_recipients: usize,
-    /// Peers allowed to send XFORWARD: CIDR networks and/or `unix`.
-    #[serde(default = "defaults::xforward_from")]
-    pub xforward_from: Vec<String>,
-    /// Seconds a session may wait for a command.
+    /// Trusted peers, allowed to send XFORWARD and to use the reserved connections: CIDR
+    /// networks or addresses, `unix:USER` / `unix:UID` (unix-socket peers by their uid), or
+    /// `unix` (any peer that can open the unix socket).
+    /// Default: `["unix:postfix"]` (trusting no one, silently, where there is no such
+    /// user).
+    pub xforward_from: Option<Vec<String>>,
+    /// Seconds a whole command line may take to arrive (a total, not per byte).
     #[serde(default = "defaults::idle_timeout_secs")]
     pub idle_timeout_secs: u64,
-    /// Seconds the client may stay silent while sending DATA.
+    /// Seconds DATA may take on top of the allowance of `min_data_rate` (a total).
     #[serde(default = "defaults::data_timeout_secs")]
     pub data_timeout_secs: u64,
+    /// Bytes per second: every byte of DATA received extends its deadline by
+    /// `1 / min_data_rate` seconds (Postfix's `smtpd_min_data_rate`).
+    #[serde(default = "defaults::min_data_rate")]
+    pub min_data_rate: u64,
     /// Longest command line, in bytes (DATA lines are not limited by this).
     #[serde(default = "defaults::max_line_length")]
     pub max_line_length: usize,
@@ -59,6 +70,9 @@ pub struct RawServer {
     /// Permissions of unix listening sockets, octal.
     #[serde(default = "defaults::socket_mode")]
     pub socket_mode: String,
+    /// Group (name or gid) of unix listening sockets, e.g. `postfix`; default: the
+    /// process's group. Setting it needs root or membership of that group.
+    pub socket_group: Option<String>,
 }
 
 /// `[scanner]`: the clamd connection and what to do when it fails.
@@ -140,13 +154,16 @@ mod defaults {
         1000
     }
     pub fn xforward_from() -> Vec<String> {
-        vec!["127.0.0.0/8".into(), "::1/128".into(), "unix".into()]
+        vec!["unix:postfix".into()]
     }
     pub fn idle_timeout_secs() -> u64 {
         300
     }
     pub fn data_timeout_secs() -> u64 {
         300
+    }
+    pub fn min_data_rate() -> u64 {
+        500
     }
     pub fn max_line_length() -> usize {
         4096
@@ -155,7 +172,7 @@ mod defaults {
         60
     }
     pub fn socket_mode() -> String {
-        "0666".into()
+        "0660".into()
     }
     pub fn scan_timeout_secs() -> u64 {
         60
@@ -202,13 +219,33 @@ pub struct ServerConfig {
     pub hostname: String,
     pub max_message_size: usize,
     pub max_connections: usize,
+    /// Slots of `max_connections` kept for trusted peers; always below `max_connections`.
+    pub reserved_connections: usize,
     pub max_recipients: usize,
+    /// Trusted peers: XFORWARD and the reserved connections.
     pub xforward_from: XforwardAcl,
+    /// Total time for one command line.
     pub idle_timeout: Duration,
+    /// Total time for DATA, before the size allowance.
     pub data_timeout: Duration,
+    /// Bytes per second; never 0.
+    pub min_data_rate: u64,
     pub max_line_length: usize,
     pub shutdown_timeout: Duration,
     pub socket_mode: u32,
+    /// Group id for unix listening sockets.
+    pub socket_group: Option<u32>,
+    /// Not wrong, but risky: `check-config` and `serve` print these.
+    pub warnings: Vec<String>,
+}
+
+impl ServerConfig {
+    /// How long DATA may take once `received` bytes have arrived: `data_timeout` plus the
+    /// time those bytes need at `min_data_rate`. A client that sends at least that fast
+    /// never hits it; one that drips a byte now and then gets about `data_timeout` in all.
+    pub fn data_allowance(&self, received: u64) -> Duration {
+        self.data_timeout + Duration::from_secs_f64(received as f64 / self.min_data_rate as f64)
+    }
 }
 
 /// Validated `[scanner]`.
@@ -281,12 +318,15 @@ impl fmt::Display for ListenAddr {
     }
 }
 
-/// Who may send XFORWARD (it sets the client address Sieve and the logs see, so only the
-/// MTA may).
+/// Trusted peers: who may send XFORWARD (it sets the client address Sieve and the logs
+/// see, so only the MTA may) and use the reserved connections.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct XforwardAcl {
-    nets: Vec<Cidr>,
-    unix: bool,
+    nets: Vec<IpNet>,
+    /// `unix`: any peer that can open the socket (its permissions decide).
+    unix_any: bool,
+    /// `unix:USER` / `unix:UID`: unix-socket peers by their uid (`SO_PEERCRED`).
+    unix_uids: Vec<u32>,
 }
 
 impl XforwardAcl {
@@ -296,65 +336,92 @@ impl XforwardAcl {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
             v4 => v4,
         };
-        self.nets.iter().any(|net| net.contains(ip))
+        self.nets.iter().any(|net| net.contains(&ip))
     }
 
-    /// True when unix-socket peers may send XFORWARD.
-    pub fn allows_unix(&self) -> bool {
-        self.unix
+    /// True for a unix-socket peer with `uid` (`None`: its credentials are unknown).
+    pub fn allows_unix(&self, uid: Option<u32>) -> bool {
+        self.unix_any || uid.is_some_and(|uid| self.unix_uids.contains(&uid))
     }
 }
 
-/// An IP network, `addr/prefix`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    addr: IpAddr,
-    prefix: u8,
+/// One `xforward_from` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum AclEntry {
+    Net(IpNet),
+    UnixAny,
+    /// `unix:NAME` of a user that does not exist (here, now): matches no one.
+    UnknownUser(String),
+    Uid(u32),
 }
 
-impl Cidr {
-    /// True when `ip` is inside this network.
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
+/// Parses an entry: `unix`, `unix:UID`, `unix:USER`, `ADDR/PREFIX` or a single address.
+fn parse_acl_entry(entry: &str) -> Result<AclEntry, String> {
+    if entry == "unix" {
+        return Ok(AclEntry::UnixAny);
+    }
+    if let Some(user) = entry.strip_prefix("unix:") {
+        if user.is_empty() {
+            return Err(format!("{entry:?}: \"unix:\" needs a user name or uid"));
         }
+        if let Ok(uid) = user.parse::<u32>() {
+            return Ok(AclEntry::Uid(uid));
+        }
+        return Ok(match user_id(user) {
+            Some(uid) => AclEntry::Uid(uid),
+            None => AclEntry::UnknownUser(user.to_string()),
+        });
+    }
+    if let Ok(net) = entry.parse::<IpNet>() {
+        return Ok(AclEntry::Net(net));
+    }
+    match entry.parse::<IpAddr>() {
+        Ok(ip) => Ok(AclEntry::Net(IpNet::from(ip))),
+        Err(_) => Err(format!(
+            "{entry:?} is neither an IP network (ADDR/PREFIX, prefix 0..=32 or 0..=128), an IP address, \"unix\" nor \"unix:USER\""
+        )),
     }
 }
 
-impl FromStr for Cidr {
-    type Err = String;
+/// The uid of user `name` (getpwnam_r: /etc/passwd or whatever NSS is configured).
+fn user_id(name: &str) -> Option<u32> {
+    let name = std::ffi::CString::new(name).ok()?;
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: an all-zero passwd is a valid value to be overwritten (pointers null).
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call and `buf.len()` is its real size;
+    // getpwnam_r writes only into `pwd` and `buf`.
+    let rc = unsafe {
+        libc::getpwnam_r(
+            name.as_ptr(),
+            &mut pwd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    (rc == 0 && !result.is_null()).then_some(pwd.pw_uid)
+}
 
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (addr, prefix) = match s.split_once('/') {
-            Some((addr, prefix)) => (addr, Some(prefix)),
-            None => (s, None),
-        };
-        let addr: IpAddr = addr
-            .parse()
-            .map_err(|_| format!("{s:?} is not an IP network"))?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            Some(p) => p
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= max)
-                .ok_or_else(|| format!("{s:?}: prefix must be 0..={max}"))?,
-            None => max,
-        };
-        Ok(Cidr { addr, prefix })
-    }
+/// The gid of group `name` (getgrnam_r).
+fn group_id(name: &str) -> Option<u32> {
+    let name = std::ffi::CString::new(name).ok()?;
+    let mut buf = vec![0 as libc::c_char; 64 * 1024];
+    // SAFETY: as in `user_id`.
+    let mut grp: libc::group = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: as in `user_id`, for getgrnam_r.
+    let rc = unsafe {
+        libc::getgrnam_r(
+            name.as_ptr(),
+            &mut grp,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    (rc == 0 && !result.is_null()).then_some(grp.gr_gid)
 }
 
 /// Why a config could not be loaded.
@@ -422,7 +489,7 @@ impl Config {
     /// Settings that are valid but probably not what the admin wants; `check-config` prints
     /// them and `serve` logs them at startup.
     pub fn warnings(&self) -> Vec<String> {
-        let mut warnings = Vec::new();
+        let mut warnings = self.server.warnings.clone();
         if self.server.max_message_size > self.scanner.max_scan_size {
             warnings.push(format!(
                 "server.max_message_size ({}) is larger than scanner.max_scan_size ({}): messages in between are delivered unscanned (virustest 0)",
@@ -503,23 +570,49 @@ impl RawConfig {
                 "server.hostname: {hostname:?} is not a valid host name"
             ));
         }
+        let mut warnings = Vec::new();
         let mut xforward = XforwardAcl::default();
-        for entry in &s.xforward_from {
-            if entry == "unix" {
-                xforward.unix = true;
-            } else {
-                match entry.parse::<Cidr>() {
-                    Ok(net) => xforward.nets.push(net),
-                    Err(e) => problems.push(format!("server.xforward_from: {e}")),
-                }
+        let explicit_acl = s.xforward_from.is_some();
+        let acl_entries = s
+            .xforward_from
+            .clone()
+            .unwrap_or_else(defaults::xforward_from);
+        for entry in &acl_entries {
+            match parse_acl_entry(entry) {
+                Ok(AclEntry::Net(net)) => xforward.nets.push(net),
+                Ok(AclEntry::UnixAny) => xforward.unix_any = true,
+                Ok(AclEntry::Uid(uid)) => xforward.unix_uids.push(uid),
+                Ok(AclEntry::UnknownUser(_)) if !explicit_acl => {}
+                Ok(AclEntry::UnknownUser(user)) => warnings.push(format!(
+                    "server.xforward_from: no user {user:?} on this host; {entry:?} trusts no one"
+                )),
+                Err(e) => problems.push(format!("server.xforward_from: {e}")),
             }
         }
+        let reserved_connections = s.reserved_connections.unwrap_or(s.max_connections / 8);
+        if s.max_connections > 0 && reserved_connections >= s.max_connections {
+            problems.push(format!(
+                "server.reserved_connections: {reserved_connections} must be below max_connections ({})",
+                s.max_connections
+            ));
+        }
+        let socket_group = match s.socket_group.as_deref() {
+            None => None,
+            Some(g) => match g.parse::<u32>().ok().or_else(|| group_id(g)) {
+                Some(gid) => Some(gid),
+                None => {
+                    problems.push(format!("server.socket_group: no group {g:?} on this host"));
+                    None
+                }
+            },
+        };
         for (key, value) in [
             ("server.max_message_size", s.max_message_size as usize),
             ("server.max_connections", s.max_connections),
             ("server.max_recipients", s.max_recipients),
             ("server.idle_timeout_secs", s.idle_timeout_secs as usize),
             ("server.data_timeout_secs", s.data_timeout_secs as usize),
+            ("server.min_data_rate", s.min_data_rate as usize),
             ("scanner.timeout_secs", self.scanner.timeout_secs as usize),
             ("sieve.cpu_limit", self.sieve.cpu_limit),
             ("sieve.max_header_fields", self.sieve.max_header_fields),
@@ -543,6 +636,20 @@ impl RawConfig {
                 "server.socket_mode: {:?} is not an octal mode like \"0660\"",
                 s.socket_mode
             ));
+        }
+        let has_unix_listener = listen.iter().any(|l| matches!(l, ListenAddr::Unix(_)));
+        if has_unix_listener && socket_mode.is_some_and(|m| m & 0o002 != 0) {
+            if xforward.unix_any {
+                warnings.push(format!(
+                    "server.xforward_from: \"unix\" with socket_mode {:?}: every local user can connect and forge XFORWARD (the client address in Received and Sieve's remote-ip); use \"unix:postfix\" or socket_mode \"0660\" with socket_group",
+                    s.socket_mode
+                ));
+            } else {
+                warnings.push(format!(
+                    "server.socket_mode: {:?} lets every local user connect to the LMTP socket and deliver mail; \"0660\" with socket_group = \"postfix\" is enough for Postfix",
+                    s.socket_mode
+                ));
+            }
         }
 
         let sc = self.scanner;
@@ -657,13 +764,17 @@ impl RawConfig {
                 hostname,
                 max_message_size: s.max_message_size as usize,
                 max_connections: s.max_connections,
+                reserved_connections,
                 max_recipients: s.max_recipients,
                 xforward_from: xforward,
                 idle_timeout: Duration::from_secs(s.idle_timeout_secs),
                 data_timeout: Duration::from_secs(s.data_timeout_secs),
+                min_data_rate: s.min_data_rate,
                 max_line_length: s.max_line_length,
                 shutdown_timeout: Duration::from_secs(s.shutdown_timeout_secs),
                 socket_mode,
+                socket_group,
+                warnings,
             },
             scanner: ScannerConfig {
                 clamd,

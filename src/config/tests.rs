@@ -31,19 +31,126 @@ fn minimal_config_resolves_relative_paths_and_defaults() {
     assert_eq!(config.mailbox.domains, vec!["example.test"]);
     assert_eq!(config.server.max_message_size, 52_428_800);
     assert_eq!(config.scanner.on_failure, OnScanFailure::Tempfail);
-    assert!(config.server.xforward_from.allows_unix());
-    assert!(config
-        .server
-        .xforward_from
-        .allows_ip("127.0.0.9".parse().expect("ip")));
-    assert!(config
-        .server
-        .xforward_from
-        .allows_ip("::ffff:127.0.0.1".parse().expect("ip")));
-    assert!(!config
-        .server
-        .xforward_from
-        .allows_ip("192.0.2.1".parse().expect("ip")));
+    // Safe defaults on a shared host: only the postfix user is trusted (if it exists), the
+    // socket is not world-connectable, an eighth of the slots is kept for trusted peers.
+    let acl = &config.server.xforward_from;
+    assert!(!acl.allows_unix(None), "unknown unix peers are not trusted");
+    assert!(!acl.allows_unix(Some(12345)));
+    assert_eq!(
+        acl.allows_unix(user_id("postfix")),
+        user_id("postfix").is_some()
+    );
+    assert!(!acl.allows_ip("127.0.0.1".parse().expect("ip")));
+    assert_eq!(config.server.socket_mode, 0o660);
+    assert_eq!(config.server.socket_group, None);
+    assert_eq!(config.server.reserved_connections, 256 / 8);
+    assert_eq!(config.server.min_data_rate, 500);
+    assert_eq!(
+        config.server.data_allowance(1000),
+        Duration::from_secs(302),
+        "300 s plus 1000 bytes at 500 B/s"
+    );
+}
+
+fn server_section(extra: &str) -> String {
+    format!(
+        "[server]\nlisten = [\"unix:run/lmtp.sock\"]\nhostname = \"h\"\n{extra}\n[scanner]\nclamd = \"unix:c.sock\"\n[mailbox]\ndomains = [\"d.test\"]\nmaildir = \"m/%n\"\n"
+    )
+}
+
+fn load_server(extra: &str) -> Result<Config, ConfigError> {
+    Config::from_toml(&server_section(extra), Path::new("/x/s.toml"))
+}
+
+fn load_acl(acl: &str) -> Result<Config, ConfigError> {
+    load_server(&format!("xforward_from = [{acl}]"))
+}
+
+#[test]
+fn xforward_from_entries() {
+    let config =
+        load_acl(r#""unix:root", "unix:4242", "127.0.0.1", "2001:db8::/32", "10.1.2.3/8""#)
+            .expect("valid");
+    let acl = &config.server.xforward_from;
+    assert!(acl.allows_unix(Some(0)), "unix:root is uid 0");
+    assert!(acl.allows_unix(Some(4242)));
+    assert!(!acl.allows_unix(Some(4243)));
+    assert!(
+        !acl.allows_unix(None),
+        "unknown credentials are not trusted"
+    );
+    for (ip, want) in [
+        ("127.0.0.1", true),
+        ("::ffff:127.0.0.1", true),
+        ("127.0.0.2", false),
+        ("2001:db8:ffff::1", true),
+        ("2001:db9::1", false),
+        ("10.200.0.1", true),
+        ("11.0.0.1", false),
+    ] {
+        assert_eq!(acl.allows_ip(ip.parse().expect("ip")), want, "{ip}");
+    }
+    assert!(
+        config.server.warnings.is_empty(),
+        "{:?}",
+        config.server.warnings
+    );
+
+    // "unix" is any local peer that can open the socket: fine at 0660, a warning at 0666.
+    let config = load_acl(r#""unix""#).expect("valid");
+    assert!(config.server.xforward_from.allows_unix(None));
+    assert!(config.server.warnings.is_empty());
+    let config = load_server("xforward_from = [\"unix\"]\nsocket_mode = \"0666\"").expect("valid");
+    assert!(
+        config
+            .server
+            .warnings
+            .iter()
+            .any(|w| w.contains("forge XFORWARD")),
+        "{:?}",
+        config.server.warnings
+    );
+
+    // A user that does not exist is a warning, and trusts no one.
+    let config = load_acl(r#""unix:no-such-user-here""#).expect("valid");
+    assert!(!config.server.xforward_from.allows_unix(Some(0)));
+    assert!(
+        config.server.warnings[0].contains("no-such-user-here"),
+        "{:?}",
+        config.server.warnings
+    );
+
+    for bad in ["unix:", "host/8", "1.2.3.4/33", "::/129", "1.2.3.4/x", ""] {
+        let Err(ConfigError::Invalid { problems, .. }) = load_acl(&format!("{bad:?}")) else {
+            panic!("{bad} should be refused");
+        };
+        assert!(problems[0].contains("server.xforward_from"), "{problems:?}");
+    }
+}
+
+#[test]
+fn reserved_connections_and_socket_group() {
+    let c = load_server("max_connections = 10\nreserved_connections = 9\nsocket_group = \"root\"")
+        .expect("valid");
+    assert_eq!(c.server.reserved_connections, 9);
+    assert_eq!(c.server.socket_group, Some(0));
+    let c = load_server("max_connections = 1").expect("valid");
+    assert_eq!(c.server.reserved_connections, 0);
+    let c = load_server("socket_group = \"4711\"").expect("valid");
+    assert_eq!(c.server.socket_group, Some(4711));
+    for (extra, needle) in [
+        (
+            "max_connections = 4\nreserved_connections = 4",
+            "reserved_connections",
+        ),
+        ("socket_group = \"no-such-group-here\"", "socket_group"),
+        ("min_data_rate = 0", "min_data_rate"),
+    ] {
+        let Err(ConfigError::Invalid { problems, .. }) = load_server(extra) else {
+            panic!("{extra} should be refused");
+        };
+        assert!(problems.join("\n").contains(needle), "{problems:?}");
+    }
 }
 
 #[test]
@@ -73,7 +180,7 @@ before = ["missing.sieve"]
         "\"nonsense\"",
         "\"unix:\" needs a path",
         "max_connections",
-        "prefix must be",
+        "server.xforward_from",
         "socket_mode",
         "scanner.clamd",
         "on_failure",
@@ -96,28 +203,6 @@ fn unknown_key_is_an_error_with_position() {
     }
 }
 
-#[test]
-fn cidr_table() {
-    for (net, ip, want) in [
-        ("127.0.0.0/8", "127.1.2.3", true),
-        ("127.0.0.0/8", "128.0.0.1", false),
-        ("0.0.0.0/0", "203.0.113.9", true),
-        ("::1/128", "::1", true),
-        ("::1", "::2", false),
-        ("2001:db8::/32", "2001:db8:ffff::1", true),
-        ("192.0.2.7", "192.0.2.7", true),
-        ("10.0.0.0/8", "::1", false),
-    ] {
-        let cidr: Cidr = net.parse().expect("cidr");
-        assert_eq!(cidr.contains(ip.parse().expect("ip")), want, "{net} ∋ {ip}");
-    }
-    for bad in ["", "1.2.3.4/33", "::/129", "host/8", "1.2.3.4/x"] {
-        assert!(bad.parse::<Cidr>().is_err(), "{bad}");
-    }
-}
-
-/// `[mailbox] users_file` and `%h`: (extra `[mailbox]` lines, `sieve.personal`, the users
-/// file's content or none, Ok((maildir, needs_home)) or the problems expected).
 #[test]
 fn users_file_and_home_table() {
     type Want<'a> = Result<(&'a str, bool), &'a [&'a str]>;

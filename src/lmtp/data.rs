@@ -1,8 +1,11 @@
 //! DATA (RFC 5321 §4.1.1.4, RFC 2033 §4.2): receive the message, then answer once per
 //! accepted recipient, in RCPT order — also when the whole message fails.
 
+use std::time::Instant;
+
 use smtp_proto::request::receiver::{DataReceiver, DummyDataReceiver};
 use tokio::io::{AsyncRead, AsyncWrite};
+use tracing::Instrument;
 
 use super::{deliver, reply, Flow, ReadResult, Session};
 
@@ -12,6 +15,7 @@ enum Received {
     /// Over `max_message_size`; the rest was read and dropped.
     TooBig,
     Closed,
+    /// The DATA deadline passed (see [`crate::config::ServerConfig::data_allowance`]).
     Timeout,
 }
 
@@ -36,12 +40,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let flow = match received {
             Received::Message(message) => {
                 let ctx = deliver::Context {
-                    session_id: self.id.clone(),
                     lhlo: self.lhlo.clone(),
                     xforward: self.xforward.clone(),
                     peer: self.peer,
                 };
-                for r in deliver::deliver(&self.services, &ctx, &txn, message).await {
+                let span = tracing::info_span!("transaction", id = %txn.id);
+                let replies = deliver::deliver(&self.services, &ctx, &txn, message)
+                    .instrument(span)
+                    .await;
+                for r in replies {
                     self.push(r);
                 }
                 Flow::Continue
@@ -62,7 +69,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 Flow::Quit
             }
             Received::Timeout => {
-                tracing::info!("timeout during DATA: nothing delivered");
+                tracing::info!(
+                    txn = %txn.id,
+                    "DATA deadline passed (data_timeout plus min_data_rate allowance): nothing delivered"
+                );
                 self.push(reply::idle_timeout());
                 Flow::Quit
             }
@@ -72,10 +82,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     }
 
     /// Reads the message up to `<CRLF>.<CRLF>`, dot-unstuffed, without holding more than
-    /// `max_message_size` (plus one read) in memory.
+    /// `max_message_size` (plus one read) in memory. The deadline is a total for the whole
+    /// DATA, extended only in proportion to the bytes received, so dripping a byte now and
+    /// then does not keep the session alive.
     async fn receive(&mut self) -> std::io::Result<Received> {
         let max = self.services.config.server.max_message_size;
-        let timeout = self.services.config.server.data_timeout;
+        let started = Instant::now();
+        let mut received: u64 = 0;
         let mut receiver = DataReceiver::new();
         // The receiver recognises "." only after a CRLF it has seen; DATA's own CRLF was
         // consumed as a command, so prime it with one (this also unstuffs a first "..").
@@ -90,6 +103,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             };
             let consumed = self.inbuf.len() - bytes.len();
             self.inbuf.drain(..consumed);
+            received += consumed as u64;
             if skipping.is_none() && message.len() > max {
                 skipping = Some(DummyDataReceiver::new_data(&receiver));
                 message = Vec::new();
@@ -101,7 +115,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 });
             }
             self.flush().await?;
-            match self.read_some(timeout, false).await? {
+            let deadline = started + self.services.config.server.data_allowance(received);
+            match self.read_some(deadline, false).await? {
                 ReadResult::Data => {}
                 ReadResult::Eof => return Ok(Received::Closed),
                 ReadResult::Timeout | ReadResult::Shutdown => return Ok(Received::Timeout),

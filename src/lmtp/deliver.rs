@@ -9,7 +9,6 @@ use crate::delivery::{self, Client, Deferral, Envelope, RcptOutcome, Services};
 /// What the session knows about the client, copied for the delivery.
 #[derive(Debug, Clone)]
 pub(super) struct Context {
-    pub session_id: String,
     pub lhlo: Option<String>,
     pub xforward: Xforward,
     pub peer: Peer,
@@ -24,7 +23,8 @@ pub(super) async fn deliver(
 ) -> Vec<Reply> {
     let x = &ctx.xforward;
     let envelope = Envelope {
-        id: ctx.session_id.clone(),
+        // The `Received` id and the id in the replies: the transaction's, not the session's.
+        id: txn.id.clone(),
         mail_from: txn.mail_from.clone(),
         rcpts: txn.rcpts.clone(),
         helo: ctx.lhlo.clone(),

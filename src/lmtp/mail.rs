@@ -21,7 +21,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         if from.size > self.services.config.server.max_message_size {
             return reply::size_exceeded();
         }
+        let id = super::new_transaction_id();
+        tracing::debug!(txn = %id, from = %from.address, "transaction started");
         self.txn = Some(Transaction {
+            id,
             mail_from: from.address,
             rcpts: Vec::new(),
             started: std::time::Instant::now(),

@@ -1,9 +1,14 @@
 //! The LMTP session (RFC 2033), generic over the byte stream so tests drive it in memory.
 //!
-//! Framing is ours (command lines, DATA via smtp-proto's `DataReceiver`); command parsing
-//! is smtp-proto's, except XFORWARD, which it does not know. Replies to pipelined commands
-//! (RFC 2920) are collected and flushed before the session would block on a read. Each verb
-//! lives in its own file; [`reply`] owns every text the client sees.
+//! Framing is ours (command lines, DATA via smtp-proto's `DataReceiver`, patched so only
+//! `<CRLF>.<CRLF>` ends it); command parsing is smtp-proto's, except XFORWARD, which it does
+//! not know. Replies to pipelined commands (RFC 2920) are collected and flushed before the
+//! session would block on a read. Each verb lives in its own file; [`reply`] owns every
+//! text the client sees.
+//!
+//! Deadlines are totals, so a client cannot stretch them by dripping bytes: a command line
+//! must arrive whole within `idle_timeout`, DATA within `data_timeout` plus the time its
+//! bytes need at `min_data_rate`, and every write of replies within `idle_timeout`.
 
 mod data;
 mod deliver;
@@ -15,7 +20,7 @@ mod xforward;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use smtp_proto::{Error as ProtoError, Request};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -46,6 +51,9 @@ impl std::fmt::Display for Peer {
 /// A mail transaction between MAIL and the end of DATA (or RSET).
 #[derive(Debug, Clone)]
 pub(crate) struct Transaction {
+    /// Unique per transaction (not per connection): the `Received` header's `id` and the
+    /// id in the final replies, so two messages of one session can be told apart.
+    pub id: String,
     pub mail_from: String,
     pub rcpts: Vec<Recipient>,
     /// When MAIL was accepted: the log's `delay` counts from here.
@@ -59,6 +67,8 @@ enum Input {
     Line(Vec<u8>),
     /// A line over the limit was read and dropped.
     TooLong,
+    /// A line with a CR or LF other than its final CRLF (RFC 5321 §2.3.8).
+    BareNewline,
     Closed,
     Timeout,
     Shutdown,
@@ -76,6 +86,15 @@ static SESSION_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// A short id for logs and replies, unique within this process and unlikely to repeat
 /// across restarts (it starts with the time).
 pub fn new_session_id() -> String {
+    new_id()
+}
+
+/// An id for one mail transaction, from the same sequence as session ids.
+pub fn new_transaction_id() -> String {
+    new_id()
+}
+
+fn new_id() -> String {
     let n = SESSION_COUNTER.fetch_add(1, Ordering::Relaxed);
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -89,6 +108,8 @@ pub struct Session<S> {
     stream: S,
     services: Arc<Services>,
     peer: Peer,
+    /// A unix-socket peer's uid (`SO_PEERCRED`), when known.
+    peer_uid: Option<u32>,
     id: String,
     shutdown: watch::Receiver<bool>,
     /// Bytes read but not consumed yet (pipelined commands, DATA).
@@ -102,22 +123,21 @@ pub struct Session<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
-    /// A session over `stream`. `shutdown` turns true on SIGTERM.
+    /// A session over `stream`. `shutdown` turns true on SIGTERM. A unix-socket peer
+    /// counts as unknown (only a plain `unix` in `xforward_from` trusts it) until
+    /// [`Session::peer_uid`] says who it is.
     pub fn new(
         stream: S,
         services: Arc<Services>,
         peer: Peer,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
-        let acl = &services.config.server.xforward_from;
-        let xforward_allowed = match peer {
-            Peer::Tcp(addr) => acl.allows_ip(addr.ip()),
-            Peer::Unix => acl.allows_unix(),
-        };
+        let xforward_allowed = is_trusted(&services.config, peer, None);
         Session {
             stream,
             services,
             peer,
+            peer_uid: None,
             id: new_session_id(),
             shutdown,
             inbuf: Vec::with_capacity(8192),
@@ -129,7 +149,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         }
     }
 
-    /// The session id used in logs and replies.
+    /// Sets the unix-socket peer's uid (from `SO_PEERCRED`), which decides whether it is
+    /// trusted (`unix:USER` in `xforward_from`).
+    pub fn peer_uid(mut self, uid: Option<u32>) -> Self {
+        self.peer_uid = uid;
+        self.xforward_allowed = is_trusted(&self.services.config, self.peer, uid);
+        self
+    }
+
+    /// The session id used in logs.
     pub fn id(&self) -> &str {
         &self.id
     }
@@ -138,15 +166,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     pub async fn run(mut self) -> std::io::Result<()> {
         // `instrument`, not `span.enter()`: an entered guard held across awaits would leak
         // this session's span into whatever else runs on the worker thread meanwhile.
-        let span = tracing::info_span!("session", id = %self.id, peer = %self.peer);
+        let span = match self.peer_uid {
+            Some(uid) => tracing::info_span!("session", id = %self.id, peer = %self.peer, uid),
+            None => tracing::info_span!("session", id = %self.id, peer = %self.peer),
+        };
         async move {
             tracing::debug!("connected");
             let hostname = self.services.config.server.hostname.clone();
             self.push(reply::greeting(&hostname));
             let result = self.command_loop().await;
-            // Whatever ended the session, send what is pending; the peer may be gone already.
-            let _ = self.flush().await;
-            let _ = self.stream.shutdown().await;
+            // Whatever ended the session, send what is pending; the peer may be gone already
+            // (both bounded: a peer that does not read must not hold the slot).
+            if result.is_ok() {
+                let _ = self.flush().await;
+            }
+            let idle = self.services.config.server.idle_timeout;
+            let _ = tokio::time::timeout(idle, self.stream.shutdown()).await;
             tracing::debug!("disconnected");
             result
         }
@@ -162,9 +197,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     self.push(reply::line_too_long());
                     continue;
                 }
+                Input::BareNewline => {
+                    // The client's framing is not ours: what follows (e.g. after "DATA\n")
+                    // may be message text, so nothing more is read or executed.
+                    tracing::info!("bare CR or LF in a command line: closing");
+                    self.push(reply::bare_newline());
+                    return Ok(());
+                }
                 Input::Closed => return Ok(()),
                 Input::Timeout => {
-                    tracing::info!("idle timeout");
+                    tracing::info!("command timeout: no complete command line in time");
                     self.push(reply::idle_timeout());
                     return Ok(());
                 }
@@ -238,26 +280,44 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         reply.write_to(&mut self.out);
     }
 
+    /// Writes pending replies. A peer that stops reading gets `idle_timeout` for the whole
+    /// write, then the session ends with `TimedOut`.
     async fn flush(&mut self) -> std::io::Result<()> {
         if !self.out.is_empty() {
-            self.stream.write_all(&self.out).await?;
-            self.stream.flush().await?;
+            let idle = self.services.config.server.idle_timeout;
+            let write = async {
+                self.stream.write_all(&self.out).await?;
+                self.stream.flush().await
+            };
+            match tokio::time::timeout(idle, write).await {
+                Ok(result) => result?,
+                Err(_) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "peer did not read our replies in time",
+                    ))
+                }
+            }
             self.out.clear();
         }
         Ok(())
     }
 
     /// The next command line, reading (after flushing pending replies) when none is
-    /// buffered. Reads race the idle timeout and shutdown.
+    /// buffered. The whole line must arrive within `idle_timeout` from when we start
+    /// waiting for it: each byte does not restart the clock. Reads race shutdown.
     async fn next_line(&mut self) -> std::io::Result<Input> {
         let max = self.services.config.server.max_line_length;
-        let idle = self.services.config.server.idle_timeout;
+        let deadline = Instant::now() + self.services.config.server.idle_timeout;
         let mut discarding = false;
         loop {
-            if let Some(pos) = memchr(b'\n', &self.inbuf) {
+            if let Some(pos) = memchr::memchr(b'\n', &self.inbuf) {
                 let line: Vec<u8> = self.inbuf.drain(..=pos).collect();
                 if discarding || line.len() > max {
                     return Ok(Input::TooLong);
+                }
+                if has_bare_newline(&line) {
+                    return Ok(Input::BareNewline);
                 }
                 return Ok(Input::Line(line));
             }
@@ -270,7 +330,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             if *self.shutdown.borrow() {
                 return Ok(Input::Shutdown);
             }
-            match self.read_some(idle, true).await? {
+            match self.read_some(deadline, true).await? {
                 ReadResult::Data => {}
                 ReadResult::Eof => return Ok(Input::Closed),
                 ReadResult::Timeout => return Ok(Input::Timeout),
@@ -283,11 +343,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     /// sessions get 421); during DATA it does not (in-flight messages finish).
     async fn read_some(
         &mut self,
-        timeout: Duration,
+        deadline: Instant,
         interruptible: bool,
     ) -> std::io::Result<ReadResult> {
         self.inbuf.reserve(8192);
-        let deadline = Instant::now() + timeout;
         let read = tokio::time::timeout_at(deadline.into(), self.stream.read_buf(&mut self.inbuf));
         let result = if interruptible {
             let mut shutdown = self.shutdown.clone();
@@ -305,6 +364,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             Ok(Err(e)) if is_disconnect(&e) => Ok(ReadResult::Eof),
             Ok(Err(e)) => Err(e),
         }
+    }
+}
+
+/// True when `peer` (with `uid` for a unix-socket peer) is in `xforward_from`: it may send
+/// XFORWARD and use the reserved connections.
+pub fn is_trusted(config: &crate::config::Config, peer: Peer, uid: Option<u32>) -> bool {
+    let acl = &config.server.xforward_from;
+    match peer {
+        Peer::Tcp(addr) => acl.allows_ip(addr.ip()),
+        Peer::Unix => acl.allows_unix(uid),
+    }
+}
+
+/// True unless `line` ends in CRLF with no other CR or LF in it.
+fn has_bare_newline(line: &[u8]) -> bool {
+    match line.strip_suffix(b"\r\n") {
+        Some(body) => body.iter().any(|b| matches!(b, b'\r' | b'\n')),
+        None => true,
     }
 }
 
@@ -326,10 +403,6 @@ fn is_disconnect(e: &std::io::Error) -> bool {
         e.kind(),
         ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
     )
-}
-
-fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
-    haystack.iter().position(|b| *b == needle)
 }
 
 /// Maps smtp-proto's parse errors to replies (RFC 5321 §4.2.4: 500 unknown command, 501

@@ -139,6 +139,14 @@ pub fn line_too_long() -> Reply {
     Reply::new(500, "5.5.2", "Line too long")
 }
 
+pub fn bare_newline() -> Reply {
+    Reply::new(
+        500,
+        "5.5.2",
+        "Bare CR or LF in command line, closing connection",
+    )
+}
+
 pub fn unknown_command() -> Reply {
     Reply::new(500, "5.5.2", "Command unrecognized")
 }
@@ -192,6 +200,14 @@ pub fn xforward_in_transaction() -> Reply {
         503,
         "5.5.1",
         "XFORWARD not allowed within a mail transaction",
+    )
+}
+
+pub fn xforward_bad_addr() -> Reply {
+    Reply::new(
+        501,
+        "5.5.4",
+        "Syntax error: XFORWARD ADDR must be an IP address or [UNAVAILABLE]",
     )
 }
 

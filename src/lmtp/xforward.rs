@@ -11,6 +11,7 @@ use super::{reply, reply::Reply, Session};
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Xforward {
     pub name: Option<String>,
+    /// Always a valid IP address in its canonical form (no `IPV6:` prefix).
     pub addr: Option<String>,
     pub port: Option<String>,
     pub proto: Option<String>,
@@ -34,6 +35,8 @@ pub(super) enum XforwardError {
     Empty,
     Syntax,
     UnknownAttribute,
+    /// `ADDR` is neither an IP address nor `[UNAVAILABLE]`/`[TEMPUNAVAIL]`.
+    BadAddress,
 }
 
 impl Xforward {
@@ -49,11 +52,14 @@ impl Xforward {
         for pair in args.split_ascii_whitespace() {
             let (name, value) = pair.split_once('=').ok_or(XforwardError::Syntax)?;
             let value = xtext_decode(value).ok_or(XforwardError::Syntax)?;
+            let name = name.to_ascii_uppercase();
             let value = match value.as_str() {
-                "[UNAVAILABLE]" | "[TEMPUNAVAIL]" | "" => None,
+                "[UNAVAILABLE]" | "[TEMPUNAVAIL]" => None,
+                _ if name == "ADDR" => Some(parse_addr(&value)?),
+                "" => None,
                 _ => Some(reply::sanitize(&value, 255)),
             };
-            let slot = match name.to_ascii_uppercase().as_str() {
+            let slot = match name.as_str() {
                 "NAME" => &mut next.name,
                 "ADDR" => &mut next.addr,
                 "PORT" => &mut next.port,
@@ -65,15 +71,23 @@ impl Xforward {
             };
             *slot = value;
         }
-        // Postfix writes IPv6 client addresses as "IPV6:2001:db8::1".
-        if let Some(addr) = next.addr.as_mut() {
-            if addr.len() > 5 && addr[..5].eq_ignore_ascii_case("IPV6:") {
-                *addr = addr[5..].to_string();
-            }
-        }
         *self = next;
         Ok(())
     }
+}
+
+/// An XFORWARD `ADDR` value: an IPv4 address, or an IPv6 address with or without
+/// Postfix's `IPV6:` prefix. It ends up in `Received` and Sieve's `remote-ip`, so nothing
+/// else is taken.
+fn parse_addr(value: &str) -> Result<String, XforwardError> {
+    let ip: std::net::IpAddr = match value.get(..5) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("IPV6:") => value[5..]
+            .parse::<std::net::Ipv6Addr>()
+            .map_err(|_| XforwardError::BadAddress)?
+            .into(),
+        _ => value.parse().map_err(|_| XforwardError::BadAddress)?,
+    };
+    Ok(ip.to_string())
 }
 
 /// RFC 3461 §4 xtext: `+XX` is a hex-encoded byte.
@@ -108,6 +122,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             Err(XforwardError::Empty) => reply::syntax("XFORWARD needs attributes"),
             Err(XforwardError::Syntax) => reply::syntax("XFORWARD attribute=value"),
             Err(XforwardError::UnknownAttribute) => reply::syntax("unknown XFORWARD attribute"),
+            Err(XforwardError::BadAddress) => {
+                tracing::warn!("XFORWARD refused: ADDR is not an IP address");
+                reply::xforward_bad_addr()
+            }
         }
     }
 }
@@ -165,6 +183,44 @@ mod tests {
             let mut z = Xforward::default();
             assert!(z.apply(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
             assert_eq!(z, Xforward::default(), "all or nothing");
+        }
+    }
+
+    #[test]
+    fn addr_must_be_an_ip_address() {
+        for (value, want) in [
+            ("192.0.2.1", Some("192.0.2.1")),
+            ("2001:db8::1", Some("2001:db8::1")),
+            ("IPV6:2001:DB8::1", Some("2001:db8::1")),
+            ("ipv6:::1", Some("::1")),
+            ("IPV6:::ffff:192.0.2.1", Some("::ffff:192.0.2.1")),
+            ("[UNAVAILABLE]", None),
+            ("[TEMPUNAVAIL]", None),
+        ] {
+            let mut x = Xforward::default();
+            x.apply(format!("XFORWARD NAME=n ADDR={value}\r\n").as_bytes())
+                .unwrap_or_else(|e| panic!("{value}: {e:?}"));
+            assert_eq!(x.addr.as_deref(), want, "{value}");
+        }
+        for value in [
+            "",
+            "mail.example.org",
+            "192.0.2.1]",
+            "[192.0.2.1]",
+            "192.0.2.256",
+            "IPV6:192.0.2.1",
+            "IPV6:",
+            "1.2.3.4+0D+0AX-Evil:+20yes",
+            "fe80::1%eth0",
+        ] {
+            let mut x = Xforward::default();
+            let line = format!("XFORWARD NAME=n ADDR={value}\r\n");
+            assert_eq!(
+                x.apply(line.as_bytes()),
+                Err(XforwardError::BadAddress),
+                "{value:?}"
+            );
+            assert_eq!(x, Xforward::default(), "{value:?}: all or nothing");
         }
     }
 }

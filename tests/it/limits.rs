@@ -62,10 +62,11 @@ fn clamd_stream_limit_is_delivered_unscanned_not_deferred_forever() {
     let env = Env::new(Options::new(clamd.addr()));
     let server = Running::start(&env.config_path);
     let message = padded(2 * 1024 * 1024);
-    // clamd 1.4.6 drops its ERROR reply about 1 time in 20 (see scan.rs); that attempt is a
-    // 451 (a real retry), so allow a few attempts, but the outcome must become 250.
+    // clamd 1.4.6 sometimes closes without its ERROR reply (about 1 in 20 when idle, far more
+    // often on a loaded machine: its reset can overtake the reply). That attempt is a 451 (a
+    // real retry, as Postfix would make), so allow several, but the outcome must become 250.
     let mut answers = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..12 {
         let out = send(&server, "alice@example.test", &message);
         let delivered = out.contains("250 2.0.0 <alice@example.test>");
         answers.push(out);

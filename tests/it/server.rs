@@ -302,3 +302,243 @@ fn check_config_accepts_the_shipped_example_and_reports_problems() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("3:1:"), "line:col of the unknown key: {err}");
 }
+
+/// Item 11 through the real binary: the headline smuggling case `<CRLF>.<CR><CR><LF>`
+/// followed by a whole second transaction. It must be body text of the first message;
+/// bob, the smuggled recipient, must get nothing.
+#[test]
+fn smuggled_message_through_the_binary_is_body_text() {
+    let env = Env::new(Options::new(Clamd::shared().addr()));
+    let server = Running::start(&env.config_path);
+    let smuggled = b"MAIL FROM:<evil@attacker.example>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\nSubject: smuggled\r\n\r\nsmuggled body\r\n";
+    let mut input = b"LHLO client.example\r\nMAIL FROM:<a@remote.example>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\nSubject: first\r\n\r\nhello\r\n.\r\r\n".to_vec();
+    input.extend_from_slice(smuggled);
+    input.extend_from_slice(b".\r\nQUIT\r\n");
+    let got = converse(tcp(server.addr), &input);
+    assert_eq!(got.matches("354 ").count(), 1, "one DATA: {got}");
+    assert_eq!(got.matches(" Saved\r\n").count(), 1, "one delivery: {got}");
+    assert!(got.contains("<alice@example.test>"), "{got}");
+    assert!(got.ends_with("221 2.0.0 Bye\r\n"), "{got}");
+    assert!(env.messages("bob", "").is_empty(), "smuggled delivery");
+    let stored = env.messages("alice", "");
+    assert_eq!(stored.len(), 1);
+    let (_, body) = split_trace(&stored[0].1);
+    let mut want = b"Subject: first\r\n\r\nhello\r\n\r\r\n".to_vec();
+    want.extend_from_slice(smuggled);
+    assert_eq!(
+        String::from_utf8_lossy(body),
+        String::from_utf8_lossy(&want),
+        "the smuggled commands are body text"
+    );
+}
+
+/// What one dripping client saw: its output and how long it was connected.
+struct Dripped {
+    out: String,
+    held: Duration,
+}
+
+/// Connects, sends `first`, then one byte of `drip` every `every` until the server closes.
+fn dripper(addr: std::net::SocketAddr, first: &'static [u8], drip: &'static [u8]) -> Dripped {
+    use std::io::{Read, Write};
+    let mut s = tcp(addr);
+    let start = std::time::Instant::now();
+    let mut reader = s.try_clone().expect("clone");
+    let read = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let _ = reader.read_to_end(&mut out);
+        (String::from_utf8_lossy(&out).into_owned(), start.elapsed())
+    });
+    let _ = s.write_all(first);
+    for byte in drip.iter().cycle() {
+        if read.is_finished() || start.elapsed() > Duration::from_secs(30) {
+            break;
+        }
+        if s.write_all(&[*byte]).is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let (out, held) = read.join().expect("reader");
+    Dripped { out, held }
+}
+
+/// Item 10 through the real binary: every general slot is held by a client dripping one
+/// byte every 300 ms (half in a command line, half in DATA). Another untrusted client is
+/// refused with 421 4.3.2, the trusted MTA (the unix socket, by uid) still delivers through
+/// the reserved slots, and each dripper gets 421 4.4.2 within the 3 s deadline.
+#[test]
+fn slow_drippers_cannot_lock_out_the_mta() {
+    let sock_dir = tempfile::tempdir().expect("tempdir");
+    let sock = sock_dir.path().join("lmtp.sock");
+    let mut options = Options::new(Clamd::shared().addr());
+    options.listen = vec!["127.0.0.1:0".into(), format!("unix:{}", sock.display())];
+    options.max_connections = 64;
+    options.idle_timeout_secs = 3;
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    options.xforward_from = vec![format!("unix:{uid}")];
+    options.server_extra = vec!["reserved_connections = 8".into()];
+    let env = Env::new(options);
+    let server = Running::start(&env.config_path);
+    let general = 64 - 8;
+
+    let started = std::time::Instant::now();
+    let drippers: Vec<_> = (0..general)
+        .map(|i| {
+            let addr = server.addr;
+            std::thread::spawn(move || {
+                if i % 2 == 0 {
+                    dripper(addr, b"LHLO slow\r\n", b"NOOP NOOP NOOP ")
+                } else {
+                    dripper(
+                        addr,
+                        b"LHLO slow\r\nMAIL FROM:<>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n",
+                        b"Subject: slow\r\n\r\nslow\r\n",
+                    )
+                }
+            })
+        })
+        .collect();
+    // Let every dripper get its slot (they are served in well under a second).
+    std::thread::sleep(Duration::from_millis(700));
+
+    // Another untrusted client: every slot it may use is taken.
+    let refused = converse(tcp(server.addr), b"");
+    assert!(refused.starts_with("421 4.3.2"), "{refused}");
+
+    // The MTA, trusted by uid on the unix socket, gets a reserved slot and delivers.
+    let mta_start = std::time::Instant::now();
+    let unix = std::os::unix::net::UnixStream::connect(&sock).expect("connect unix");
+    unix.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let got = converse(
+        unix,
+        &transaction(&["carol@example.test"], &clean_message("under attack")),
+    );
+    let mta_took = mta_start.elapsed();
+    assert!(got.contains("250 XFORWARD "), "trusted: {got}");
+    assert!(
+        got.contains("250 2.0.0 <carol@example.test>") && got.contains(" Saved\r\n"),
+        "{got}"
+    );
+    let during_attack = started.elapsed();
+
+    let results: Vec<Dripped> = drippers
+        .into_iter()
+        .map(|d| d.join().expect("dripper"))
+        .collect();
+    let mut held: Vec<Duration> = results.iter().map(|d| d.held).collect();
+    held.sort();
+    for d in &results {
+        assert!(
+            d.out
+                .ends_with("421 4.4.2 Timeout, closing transmission channel\r\n"),
+            "{}",
+            d.out
+        );
+        assert!(d.held < Duration::from_secs(8), "held a slot {:?}", d.held);
+    }
+    eprintln!(
+        "{general} drippers (1 byte/300 ms), idle/data timeout 3 s: slot held min {:?}, median {:?}, max {:?}; \
+         MTA delivered in {mta_took:?} at {during_attack:?} into the attack",
+        held[0],
+        held[held.len() / 2],
+        held[held.len() - 1]
+    );
+    assert!(
+        during_attack < held[0],
+        "the MTA was served while every dripper held its slot"
+    );
+
+    // The drippers' slots are free again: an ordinary client is served.
+    let got = converse(
+        tcp(server.addr),
+        &transaction(&["dave@example.test"], &clean_message("after")),
+    );
+    assert!(got.contains(" Saved\r\n"), "{got}");
+    assert_eq!(env.total_messages(), 2, "only carol's and dave's messages");
+}
+
+/// Item 15 through the real binary: the socket is `0660` by default and `socket_group`
+/// sets its group; trust on the unix socket follows the peer's uid (SO_PEERCRED). Root is
+/// trusted (`unix:root`); `nobody`, let in through the socket's group, is not: no XFORWARD
+/// advertised, and its forged XFORWARD is refused.
+#[test]
+fn unix_socket_trust_follows_the_peer_uid() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let sock_dir = tempfile::tempdir().expect("tempdir");
+    // nobody must be able to reach the socket file.
+    std::fs::set_permissions(sock_dir.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod");
+    let sock = sock_dir.path().join("lmtp.sock");
+    let mut options = Options::new(Clamd::shared().addr());
+    options.listen = vec!["127.0.0.1:0".into(), format!("unix:{}", sock.display())];
+    options.xforward_from = vec!["unix:root".into()];
+    options.server_extra = vec!["socket_group = \"nogroup\"".into()];
+    let env = Env::new(options);
+    let server = Running::start(&env.config_path);
+    let meta = std::fs::metadata(&sock).expect("socket");
+    assert_eq!(meta.mode() & 0o777, 0o660, "default socket_mode");
+    assert_eq!(meta.gid(), 65534, "socket_group nogroup");
+
+    let session = b"LHLO x\r\nXFORWARD NAME=forged.example ADDR=192.0.2.66\r\nQUIT\r\n";
+    let unix = std::os::unix::net::UnixStream::connect(&sock).expect("connect");
+    let root = converse(unix, session);
+    assert!(
+        root.contains("250 XFORWARD NAME ADDR"),
+        "root is trusted: {root}"
+    );
+    assert!(!root.contains("550 5.7.0"), "{root}");
+
+    let client = r#"
+use IO::Socket::UNIX;
+my $s = IO::Socket::UNIX->new(Peer => $ARGV[0]) or die "connect: $!\n";
+print $s "LHLO x\r\nXFORWARD NAME=forged.example ADDR=192.0.2.66\r\nQUIT\r\n";
+print while <$s>;
+"#;
+    let as_user = |uid: &str, gid: &str| {
+        Command::new("setpriv")
+            .args([
+                &format!("--reuid={uid}"),
+                &format!("--regid={gid}"),
+                "--clear-groups",
+                "/usr/bin/perl",
+                "-e",
+                client,
+            ])
+            .arg(&sock)
+            .output()
+            .expect("run setpriv")
+    };
+    let out = as_user("65534", "65534");
+    let nobody = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{nobody}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(nobody.starts_with("220 "), "{nobody}");
+    assert!(
+        !nobody.contains("XFORWARD NAME ADDR"),
+        "not advertised: {nobody}"
+    );
+    assert!(
+        nobody.contains("550 5.7.0 XFORWARD not permitted from this client"),
+        "{nobody}"
+    );
+    // Any other local user cannot even connect.
+    let out = as_user("4242", "4242");
+    assert!(
+        !out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Permission denied"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let logs = server.logs();
+    assert!(logs.contains("XFORWARD refused"), "{logs}");
+}

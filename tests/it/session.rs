@@ -329,6 +329,16 @@ async fn protocol_errors_table() {
             "250 2.0.0 Ok\r\n",
         ),
         (
+            "xforward addr not an ip",
+            b"LHLO x\r\nXFORWARD NAME=mx.remote ADDR=mx.remote\r\n",
+            "501 5.5.4 Syntax error: XFORWARD ADDR must be an IP address or [UNAVAILABLE]\r\n",
+        ),
+        (
+            "xforward addr ipv6",
+            b"LHLO x\r\nXFORWARD ADDR=IPV6:2001:db8::7\r\n",
+            "250 2.0.0 Ok\r\n",
+        ),
+        (
             "xforward bad attr",
             b"LHLO x\r\nXFORWARD COLOUR=red\r\n",
             "501 5.5.4 Syntax error: unknown XFORWARD attribute\r\n",
@@ -637,4 +647,371 @@ async fn data_timeout_answers_421_and_delivers_nothing() {
         "{out}"
     );
     assert_eq!(env.total_messages(), 0);
+}
+
+/// RFC 5321 §4.5.2 as the server applies it: a "." right after a CRLF (or at the start of
+/// the data) is removed. Used to say what the stored body of a smuggling attempt must be.
+fn unstuff(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len());
+    for (i, &b) in data.iter().enumerate() {
+        let line_start = i == 0 || (i >= 2 && &data[i - 2..i] == b"\r\n");
+        if !(b == b'.' && line_start) {
+            out.push(b);
+        }
+    }
+    out
+}
+
+/// Every end-of-data look-alike from the SMTP smuggling advisories (SEC Consult, Postfix,
+/// sendmail, chasquid): none of them may end DATA. The smuggled MAIL/RCPT/DATA must become
+/// body text of the first message, and bob (the smuggled recipient) must get nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smuggling_variants_never_end_data() {
+    let env = env();
+    let variants: &[(&str, &[u8])] = &[
+        ("LF.LF", b"\n.\n"),
+        ("CRLF.LF", b"\r\n.\n"),
+        ("LF.CRLF", b"\n.\r\n"),
+        ("CR.CRLF", b"\r.\r\n"),
+        ("CRLF.CR", b"\r\n.\r"),
+        ("CR.CR", b"\r.\r"),
+        ("CR.LF", b"\r.\n"),
+        ("CRLF.CRCRLF", b"\r\n.\r\r\n"),
+        ("CRLF.CRCRCRLF", b"\r\n.\r\r\r\n"),
+        ("CRLF NUL.CRLF", b"\r\n\0.\r\n"),
+        ("CRLF.NUL CRLF", b"\r\n.\0\r\n"),
+        ("CRLF.CR NUL LF", b"\r\n.\r\0\n"),
+        ("CRLF.SP CRLF", b"\r\n. \r\n"),
+    ];
+    let smuggled = b"MAIL FROM:<evil@attacker.example>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\nSubject: smuggled\r\n\r\nsmuggled body\r\n";
+    for (name, sep) in variants {
+        let mut data = b"Subject: first\r\n\r\nhello".to_vec();
+        data.extend_from_slice(sep);
+        data.extend_from_slice(smuggled);
+        let mut input =
+            b"LHLO x\r\nMAIL FROM:<a@remote.example>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n"
+                .to_vec();
+        input.extend_from_slice(&data);
+        input.extend_from_slice(b".\r\nQUIT\r\n");
+        let before = 0;
+        let got = env.transcript_every_split(&input).await;
+        let want = format!(
+            "{GREETING}{LHLO_REPLY}250 2.1.0 Sender ok\r\n250 2.1.5 Recipient ok\r\n354 Start mail input; end with <CRLF>.<CRLF>\r\n250 2.0.0 <alice@example.test> ID Saved\r\n221 2.0.0 Bye\r\n"
+        );
+        assert_eq!(got, want, "{name}: exactly one transaction");
+        assert!(
+            env.messages("bob", "").is_empty(),
+            "{name}: smuggled delivery to bob"
+        );
+        let stored = env.messages("alice", "");
+        assert!(stored.len() > before, "{name}");
+        let want_body = unstuff(&data);
+        for (path, bytes) in &stored[before..] {
+            let (_, body) = split_trace(bytes);
+            assert_eq!(
+                String::from_utf8_lossy(body),
+                String::from_utf8_lossy(&want_body),
+                "{name}: {}",
+                path.display()
+            );
+        }
+        // Clean up so the next variant counts only its own files.
+        for (path, _) in stored {
+            std::fs::remove_file(path).expect("remove");
+        }
+    }
+}
+
+/// A command line must end in CRLF and hold no other CR or LF (RFC 5321 §2.3.8). Acting on
+/// a bare-LF line would let "DATA\n" turn the message into commands, so such a line is
+/// refused and the connection closed (as Postfix's `smtpd_forbid_bare_newline` does): no
+/// reply of the table's lines after it may appear, and nothing is executed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bare_cr_or_lf_in_a_command_line_is_refused_and_closes() {
+    let env = env();
+    let refused = "500 5.5.2 Bare CR or LF in command line, closing connection\r\n";
+    let cases: &[(&str, &[u8])] = &[
+        ("bare LF", b"NOOP\nNOOP\r\n"),
+        ("bare LF after MAIL", b"LHLO x\r\nMAIL FROM:<>\nRCPT TO:<alice@example.test>\r\n"),
+        ("bare CR inside", b"NOOP\rRSET\r\n"),
+        ("CR CR LF", b"NOOP\r\r\n"),
+        ("LF only line", b"\n"),
+        (
+            "DATA with bare LF",
+            b"LHLO x\r\nMAIL FROM:<>\r\nRCPT TO:<alice@example.test>\r\nDATA\nMAIL FROM:<evil@x>\r\n",
+        ),
+    ];
+    for (name, input) in cases {
+        let mut full = input.to_vec();
+        full.extend_from_slice(b"QUIT\r\n");
+        let got = closing_transcript(&env, &[&full]).await;
+        for k in 1..full.len() {
+            let split = closing_transcript(&env, &[&full[..k], &full[k..]]).await;
+            assert_eq!(split, got, "{name}: split at byte {k}");
+        }
+        assert!(got.ends_with(refused), "{name}: {got}");
+        assert_eq!(got.matches(refused).count(), 1, "{name}: {got}");
+        assert!(
+            !got.contains("221 "),
+            "{name}: nothing after the refusal: {got}"
+        );
+        assert!(!got.contains("354 "), "{name}: {got}");
+    }
+    assert_eq!(env.total_messages(), 0);
+}
+
+/// Like `Env::transcript`, for sessions the server closes early: writes after the close
+/// fail, which is expected here.
+async fn closing_transcript(env: &Env, chunks: &[&[u8]]) -> String {
+    use tokio::io::AsyncWriteExt;
+    let mut live = env.start_session(Peer::Tcp("127.0.0.1:40000".parse().expect("addr")));
+    for chunk in chunks {
+        if live.client.write_all(chunk).await.is_err() {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    live.finish().await
+}
+
+/// Writes `first`, then drips `drip` one byte every `every` until the server closes or
+/// `for_at_most` passes; returns the server's output and when (since `first`) it closed.
+async fn drip(
+    env: &Env,
+    first: &[u8],
+    drip: &[u8],
+    every: std::time::Duration,
+    for_at_most: std::time::Duration,
+) -> (String, std::time::Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let live = env.start_session(Peer::Tcp("127.0.0.1:40000".parse().expect("addr")));
+    let (mut rx, mut tx) = tokio::io::split(live.client);
+    let start = std::time::Instant::now();
+    tx.write_all(first).await.expect("write");
+    let reader = tokio::spawn(async move {
+        let mut out = Vec::new();
+        let _ = rx.read_to_end(&mut out).await;
+        (String::from_utf8_lossy(&out).into_owned(), start.elapsed())
+    });
+    for byte in drip.iter().cycle() {
+        if reader.is_finished() || start.elapsed() > for_at_most {
+            break;
+        }
+        if tx.write_all(&[*byte]).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(every).await;
+    }
+    drop(tx);
+    reader.await.expect("reader")
+}
+
+/// Item 10: a command line must arrive whole within idle_timeout. Before, every byte
+/// restarted the timer, so one byte every 250 ms held the session for as long as the
+/// client liked (here: until the drip stops after 4 s, then 1 s more).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dripping_a_command_line_does_not_restart_the_deadline() {
+    let mut options = Options::new(Clamd::shared().addr());
+    options.idle_timeout_secs = 1;
+    let env = Env::new(options);
+    let every = std::time::Duration::from_millis(250);
+    let (out, closed) = drip(
+        &env,
+        b"LHLO x\r\n",
+        b"NOOP and on and on ",
+        every,
+        std::time::Duration::from_secs(4),
+    )
+    .await;
+    assert!(
+        out.ends_with("421 4.4.2 Timeout, closing transmission channel\r\n"),
+        "{out}"
+    );
+    eprintln!("command-line dripper dropped after {closed:?} (idle_timeout 1 s)");
+    assert!(
+        closed < std::time::Duration::from_millis(2500),
+        "dropped after {closed:?}, want about 1 s"
+    );
+}
+
+/// Item 10: DATA has a total deadline, data_timeout plus 1/min_data_rate seconds per byte
+/// received. A byte every 250 ms (4 B/s, far below the 500 B/s minimum) earns 2 ms each,
+/// so the dripper is out after about data_timeout (1 s here). Before, it never was while
+/// it kept dripping.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dripping_data_hits_the_total_data_deadline() {
+    let mut options = Options::new(Clamd::shared().addr());
+    options.idle_timeout_secs = 1;
+    let env = Env::new(options);
+    let (out, closed) = drip(
+        &env,
+        b"LHLO x\r\nMAIL FROM:<>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n",
+        b"Subject: slow\r\n\r\nslow body\r\n",
+        std::time::Duration::from_millis(250),
+        std::time::Duration::from_secs(4),
+    )
+    .await;
+    assert!(
+        out.ends_with(
+            "354 Start mail input; end with <CRLF>.<CRLF>\r\n421 4.4.2 Timeout, closing transmission channel\r\n"
+        ),
+        "{out}"
+    );
+    eprintln!("DATA dripper dropped after {closed:?} (data_timeout 1 s, min_data_rate 500 B/s)");
+    assert!(
+        closed < std::time::Duration::from_millis(2500),
+        "dropped after {closed:?}, want about 1 s"
+    );
+    assert_eq!(env.total_messages(), 0);
+}
+
+/// A client that sends at least min_data_rate is not cut off by the DATA deadline even
+/// when the whole transfer takes longer than data_timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_at_the_minimum_rate_is_not_cut_off() {
+    use tokio::io::AsyncWriteExt;
+    let mut options = Options::new(Clamd::shared().addr());
+    options.idle_timeout_secs = 1;
+    options.server_extra = vec!["min_data_rate = 1000".into()];
+    let env = Env::new(options);
+    let mut live = env.start_session(Peer::Tcp("127.0.0.1:40000".parse().expect("addr")));
+    live.client
+        .write_all(b"LHLO x\r\nMAIL FROM:<>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\nSubject: steady\r\n\r\n")
+        .await
+        .expect("write");
+    // 2.5 s at 2000 B/s: twice the minimum rate, 2.5 times data_timeout.
+    let line = [b"x".repeat(198), b"\r\n".to_vec()].concat();
+    for _ in 0..25 {
+        live.client.write_all(&line).await.expect("write");
+        live.client.write_all(&line).await.expect("write");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    live.client
+        .write_all(b".\r\nQUIT\r\n")
+        .await
+        .expect("write");
+    let out = live.finish().await;
+    assert!(
+        out.contains("<alice@example.test>") && out.contains(" Saved\r\n"),
+        "{out}"
+    );
+}
+
+/// The `Received` id and the id in the final replies belong to the transaction: two
+/// messages in one session get two ids. Before, both carried the session id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_transaction_gets_its_own_id() {
+    let env = env();
+    let one = transaction(&["alice@example.test"], &clean_message("first"));
+    let two = transaction(&["alice@example.test"], &clean_message("second one"));
+    // One session: the first transaction without its QUIT, the second without its LHLO.
+    let mut input = one[..one.len() - b"QUIT\r\n".len()].to_vec();
+    input.extend_from_slice(&two[b"LHLO client.example\r\n".len()..]);
+    let mut live = env.start_session(Peer::Tcp("127.0.0.1:40000".parse().expect("addr")));
+    tokio::io::AsyncWriteExt::write_all(&mut live.client, &input)
+        .await
+        .expect("write");
+    let out = live.finish().await;
+    let ids: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("250 2.0.0 <alice@example.test> "))
+        .filter_map(|l| l.strip_suffix(" Saved"))
+        .collect();
+    assert_eq!(ids.len(), 2, "{out}");
+    assert_ne!(ids[0], ids[1], "one id per transaction: {out}");
+    let stored = env.messages("alice", "");
+    assert_eq!(stored.len(), 2);
+    let mut received_ids: Vec<String> = stored
+        .iter()
+        .map(|(_, bytes)| {
+            let text = String::from_utf8_lossy(bytes);
+            let at = text.find("with LMTP id ").expect("Received id") + "with LMTP id ".len();
+            text[at..]
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    received_ids.sort();
+    let mut want: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    assert_eq!(received_ids, want, "Received ids match the replies");
+}
+
+/// Item 15: a unix-socket peer is trusted by its uid. One not in xforward_from gets no
+/// XFORWARD in the LHLO reply, and its XFORWARD is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xforward_trust_follows_the_unix_peer_uid() {
+    use sievegate::lmtp::Session;
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut options = Options::new(Clamd::shared().addr());
+    options.xforward_from = vec!["unix:4242".into(), "10.0.0.0/8".into()];
+    let env = Env::new(options);
+    for (uid, trusted) in [(Some(4242), true), (Some(4243), false), (None, false)] {
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+        let session =
+            Session::new(server, Arc::clone(&env.services), Peer::Unix, stop_rx).peer_uid(uid);
+        let task = tokio::spawn(session.run());
+        client
+            .write_all(b"LHLO x\r\nXFORWARD NAME=forged.example ADDR=192.0.2.66\r\nQUIT\r\n")
+            .await
+            .expect("write");
+        let mut out = Vec::new();
+        client.read_to_end(&mut out).await.expect("read");
+        task.await.expect("task").expect("session");
+        let out = String::from_utf8_lossy(&out);
+        assert_eq!(
+            out.contains("250 XFORWARD NAME ADDR PORT PROTO HELO IDENT SOURCE\r\n"),
+            trusted,
+            "uid {uid:?}: {out}"
+        );
+        assert_eq!(
+            out.contains("550 5.7.0 XFORWARD not permitted from this client\r\n"),
+            !trusted,
+            "uid {uid:?}: {out}"
+        );
+    }
+}
+
+/// A client that pipelines commands but never reads the replies cannot hold the session:
+/// writing replies has the same total deadline as reading a command line. Before, the
+/// session waited for the client to read forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_does_not_read_replies_is_dropped() {
+    use sievegate::lmtp::Session;
+    use std::sync::Arc;
+    use tokio::io::AsyncWriteExt;
+    let mut options = Options::new(Clamd::shared().addr());
+    options.idle_timeout_secs = 1;
+    let env = Env::new(options);
+    // A small pipe, so unread replies fill it quickly.
+    let (client, server) = tokio::io::duplex(1024);
+    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+    let session = Session::new(
+        server,
+        Arc::clone(&env.services),
+        Peer::Tcp("127.0.0.1:40000".parse().expect("addr")),
+        stop_rx,
+    );
+    let started = std::time::Instant::now();
+    let task = tokio::spawn(session.run());
+    let (_rx, mut tx) = tokio::io::split(client);
+    let writer = tokio::spawn(async move {
+        let noops = b"NOOP\r\n".repeat(2000);
+        let _ = tx.write_all(&noops).await;
+        tx
+    });
+    let result = tokio::time::timeout(std::time::Duration::from_secs(10), task)
+        .await
+        .expect("session ended within 10 s")
+        .expect("task");
+    let took = started.elapsed();
+    let err = result.expect_err("the session ends with a write timeout");
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
+    eprintln!("non-reading client dropped after {took:?} (idle_timeout 1 s)");
+    assert!(took < std::time::Duration::from_secs(4), "{took:?}");
+    drop(writer);
 }

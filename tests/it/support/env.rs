@@ -29,6 +29,8 @@ pub struct Options {
     pub maildir: Option<String>,
     /// Content of a `[mailbox] users_file` written as `<dir>/users`; `None`: no users file.
     pub users: Option<String>,
+    /// Extra `key = value` lines for `[server]`.
+    pub server_extra: Vec<String>,
     /// `[scanner] max_scan_size`; `None` keeps the default.
     pub max_scan_size: Option<usize>,
 }
@@ -47,6 +49,7 @@ impl Options {
             xforward_from: vec!["127.0.0.0/8".into(), "unix".into()],
             maildir: None,
             users: None,
+            server_extra: Vec::new(),
             max_scan_size: None,
         }
     }
@@ -92,6 +95,7 @@ xforward_from = [{xforward}]
 idle_timeout_secs = {idle}
 data_timeout_secs = {idle}
 shutdown_timeout_secs = 10
+{server_extra}
 [scanner]
 clamd = "{clamd}"
 timeout_secs = {scan_timeout}
@@ -118,6 +122,7 @@ default = "{repo}/sieve/default.sieve"
                 .map(|n| format!("max_scan_size = {n}"))
                 .unwrap_or_default(),
             repo = repo().display(),
+            server_extra = options.server_extra.join("\n"),
         );
         let mut toml = toml;
         if let Some(users) = &options.users {
