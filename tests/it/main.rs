@@ -2,6 +2,7 @@
 //! crate is linked once and helpers are shared.
 
 mod scan;
+mod pigeonhole;
 mod server;
 mod session;
 mod support;

@@ -1,0 +1,557 @@
+//! Differential test: sievegate against a real Dovecot LMTP + Pigeonhole (the reference
+//! implementation of `sieve_before`/`sieve_after` chains), case by case.
+//!
+//! Both get the same global and personal script files and the same message over LMTP; the
+//! test compares *where each copy lands*: the LMTP reply code, and the sorted list of
+//! (folder, flags) of every stored file, which also counts copies per folder. It fails on any
+//! difference and prints one table with every differing case.
+//!
+//! How the sides are set up (see `support/dovecot.rs`):
+//! - one Dovecot for all cases. Each case gets a fresh user `cNN`; Dovecot's `sieve`,
+//!   `sieve_before`, `sieve_after` and `sieve_default` settings expand `%n`, so each user has
+//!   its own chain;
+//! - sievegate's before/after/default are global paths without templates, so one sievegate
+//!   runs per distinct (before, after, default) combination, pointing at one case's copies of
+//!   those files. Its `personal` template points at the very files Dovecot reads. All share
+//!   the private clamd and one Maildir root.
+//!
+//! Not compared: whether a copy sits in `new/` or `cur/`. Both are valid places for a newly
+//! delivered message; IMAP shows the same flags either way (it only sets `\Recent` for
+//! `new/`). Differences there are printed as a note. A file left in `tmp/` is compared (it
+//! shows up as a copy in `<folder> (tmp/)`), since neither side may leave one.
+
+mod cases;
+
+use std::fmt;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use cases::{Body, Case, Message};
+
+use crate::support::binary::Running;
+use crate::support::clamd::Clamd;
+use crate::support::dovecot::{Dovecot, GlobalScripts, DOMAIN, VIRUS_HEADER};
+use crate::support::eicar;
+use crate::support::maildir_tree::{decode_mutf7, read_tree, StoredCopy, Subdir};
+
+/// What one side did with one case's message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Outcome {
+    /// The reply code to the final dot (or to whichever command failed first).
+    reply: String,
+    /// (folder, flags) per stored file, sorted; `tmp/` leftovers count as a copy.
+    copies: Vec<(String, Vec<String>)>,
+}
+
+impl Outcome {
+    fn new(reply: &Reply, stored: &[StoredCopy]) -> Outcome {
+        let mut copies: Vec<_> = stored
+            .iter()
+            .map(|c| {
+                let folder = match c.subdir {
+                    Subdir::Tmp => format!("{} (tmp/)", c.folder),
+                    Subdir::New | Subdir::Cur => c.folder.clone(),
+                };
+                (folder, c.flags.clone())
+            })
+            .collect();
+        copies.sort();
+        Outcome {
+            reply: reply.code.clone(),
+            copies,
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    /// `250 INBOX + Copy(\Seen)`; `×2` for two copies in one folder.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ", self.reply)?;
+        if self.copies.is_empty() {
+            return write!(f, "nothing stored");
+        }
+        let mut counted: Vec<(&(String, Vec<String>), usize)> = Vec::new();
+        for copy in &self.copies {
+            match counted.last_mut() {
+                Some((last, n)) if *last == copy => *n += 1,
+                _ => counted.push((copy, 1)),
+            }
+        }
+        let parts: Vec<String> = counted
+            .iter()
+            .map(|((folder, flags), n)| {
+                let mut s = folder.clone();
+                if !flags.is_empty() {
+                    s.push_str(&format!("({})", flags.join(" ")));
+                }
+                if *n > 1 {
+                    s.push_str(&format!(" ×{n}"));
+                }
+                s
+            })
+            .collect();
+        write!(f, "{}", parts.join(" + "))
+    }
+}
+
+#[test]
+fn sievegate_stores_like_pigeonhole() {
+    let started = Instant::now();
+    let cases = cases::all();
+    assert!(cases.len() >= 40, "the brief asks for at least 40 cases");
+    let mut names: Vec<_> = cases.iter().map(|c| c.name).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), cases.len(), "case names must be unique");
+
+    let dovecot = Dovecot::start();
+    let clamd = Clamd::shared();
+    let sg_dir = tempfile::Builder::new()
+        .prefix("sievegate-diff-")
+        .tempdir()
+        .expect("tempdir");
+
+    // Install every case's scripts; group cases by their global scripts.
+    let users: Vec<String> = (1..=cases.len()).map(|i| format!("c{i:02}")).collect();
+    let mut groups: Vec<Group> = Vec::new();
+    for (index, (case, user)) in cases.iter().zip(&users).enumerate() {
+        if let Some(script) = case.personal {
+            dovecot.set_personal(user, script);
+        }
+        let globals = dovecot.set_globals(user, case.before, case.after, case.default);
+        match groups.iter_mut().find(|g| g.same_globals(&cases[g.cases[0]], case)) {
+            Some(group) => group.cases.push(index),
+            None => groups.push(Group {
+                globals,
+                cases: vec![index],
+            }),
+        }
+    }
+    let servers: Vec<Running> = groups
+        .iter()
+        .enumerate()
+        .map(|(g, group)| {
+            let config = sg_dir.path().join(format!("group{g:02}.toml"));
+            std::fs::write(
+                &config,
+                sievegate_config(sg_dir.path(), &dovecot, clamd, &group.globals),
+            )
+            .expect("write sievegate config");
+            Running::start(&config)
+        })
+        .collect();
+
+    // Deliver: one LMTP connection to Dovecot for all cases, one per sievegate.
+    let messages: Vec<Vec<u8>> = cases.iter().map(|c| c.message.to_crlf()).collect();
+    let recipient = |i: usize| match cases[i].detail {
+        Some(detail) => format!("{}+{detail}@{DOMAIN}", users[i]),
+        None => format!("{}@{DOMAIN}", users[i]),
+    };
+    let mut to_dovecot = Lmtp::connect(dovecot.addr());
+    let dovecot_replies: Vec<Reply> = (0..cases.len())
+        .map(|i| to_dovecot.deliver(cases[i].mail_from, &recipient(i), &messages[i]))
+        .collect();
+    to_dovecot.quit();
+    let mut sievegate_replies: Vec<Option<Reply>> = vec![None; cases.len()];
+    for (group, server) in groups.iter().zip(&servers) {
+        let mut lmtp = Lmtp::connect(server.addr);
+        for &i in &group.cases {
+            sievegate_replies[i] =
+                Some(lmtp.deliver(cases[i].mail_from, &recipient(i), &messages[i]));
+        }
+        lmtp.quit();
+    }
+
+    // Read both trees back and compare.
+    let sievegate_maildir = |user: &str| sg_dir.path().join("mail").join(DOMAIN).join(user);
+    let mut differences = Vec::new();
+    let mut placement_notes = Vec::new();
+    for (i, case) in cases.iter().enumerate() {
+        let user = &users[i];
+        let server = &servers[groups
+            .iter()
+            .position(|g| g.cases.contains(&i))
+            .expect("every case is in a group")];
+        let pigeonhole_stored = read_tree(&dovecot.maildir(user));
+        let sievegate_stored = read_tree(&sievegate_maildir(user).join("Maildir"));
+        let pigeonhole = Outcome::new(&dovecot_replies[i], &pigeonhole_stored);
+        let sievegate = Outcome::new(
+            sievegate_replies[i].as_ref().expect("delivered"),
+            &sievegate_stored,
+        );
+        if pigeonhole != sievegate {
+            differences.push(Difference {
+                number: i + 1,
+                case: *case,
+                pigeonhole,
+                sievegate,
+                pigeonhole_log: dovecot.user_log(user),
+                sievegate_log: user_lines(&server.logs(), &format!("{user}@{DOMAIN}")),
+                replies: (
+                    dovecot_replies[i].text.clone(),
+                    sievegate_replies[i].as_ref().expect("delivered").text.clone(),
+                ),
+            });
+        } else if placement(&pigeonhole_stored) != placement(&sievegate_stored) {
+            placement_notes.push(format!(
+                "  {:>2} {}: Pigeonhole {:?}, sievegate {:?}",
+                i + 1,
+                case.name,
+                placement(&pigeonhole_stored),
+                placement(&sievegate_stored)
+            ));
+        }
+    }
+    let elapsed = started.elapsed();
+    eprintln!(
+        "pigeonhole differential: {} cases, {} sievegate instances, {} differ, {:.1} s",
+        cases.len(),
+        servers.len(),
+        differences.len(),
+        elapsed.as_secs_f64()
+    );
+    if !placement_notes.is_empty() {
+        eprintln!(
+            "note (not compared): same folders and flags, different new/ vs cur/ placement:\n{}",
+            placement_notes.join("\n")
+        );
+    }
+    assert!(
+        differences.is_empty(),
+        "sievegate differs from Pigeonhole in {} of {} cases:\n\n{}",
+        differences.len(),
+        cases.len(),
+        table(&differences)
+    );
+}
+
+/// Cases that share before/after/default scripts, served by one sievegate.
+struct Group {
+    /// The first case's copies of the global scripts (same text for every case here).
+    globals: GlobalScripts,
+    cases: Vec<usize>,
+}
+
+impl Group {
+    fn same_globals(&self, first: &Case, other: &Case) -> bool {
+        first.before == other.before && first.after == other.after && first.default == other.default
+    }
+}
+
+fn sievegate_config(
+    dir: &Path,
+    dovecot: &Dovecot,
+    clamd: &Clamd,
+    globals: &GlobalScripts,
+) -> String {
+    let list = |paths: &[PathBuf]| {
+        paths
+            .iter()
+            .map(|p| format!("{:?}", p.display().to_string()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let default = globals
+        .default
+        .as_ref()
+        .map(|p| format!("default = {:?}\n", p.display().to_string()))
+        .unwrap_or_default();
+    format!(
+        r#"[server]
+listen = ["127.0.0.1:0"]
+hostname = "mx.{DOMAIN}"
+[scanner]
+clamd = {clamd:?}
+[mailbox]
+domains = ["{DOMAIN}"]
+maildir = {maildir:?}
+[sieve]
+before = [{before}]
+personal = {personal:?}
+after = [{after}]
+{default}"#,
+        clamd = format!("unix:{}", clamd.socket().display()),
+        maildir = format!("{}/mail/%d/%n/Maildir", dir.display()),
+        before = list(&globals.before),
+        personal = dovecot.personal_template(),
+        after = list(&globals.after),
+    )
+}
+
+impl Message {
+    /// The message as sent over LMTP (CRLF). The `X-Diff-Scan` header makes Pigeonhole's
+    /// virustest see what clamd tells sievegate: `infected` for EICAR, else `clean`.
+    fn to_crlf(&self) -> Vec<u8> {
+        let (scan, body) = match self.body {
+            Body::Text(text) => ("clean", text.to_owned()),
+            Body::Padded(line, size) => ("clean", line.repeat(size / line.len() + 1)),
+            Body::Eicar => (
+                "infected",
+                format!(
+                    "This carries the EICAR test string:\n{}\n",
+                    String::from_utf8(eicar()).expect("EICAR is ASCII")
+                ),
+            ),
+        };
+        let text = format!(
+            "{VIRUS_HEADER}: {scan}\nFrom: {from}\nTo: {to}\nSubject: {subject}\n\
+             Message-ID: <diff.{nonce}@remote.example>\nDate: Fri, 27 Nov 2026 09:00:00 +0000\n\
+             {extra}MIME-Version: 1.0\nContent-Type: {content_type}\n\n{body}",
+            from = self.from,
+            to = self.to,
+            subject = self.subject,
+            nonce = body.len(),
+            extra = self.extra_headers,
+            content_type = self.content_type,
+        );
+        text.replace('\n', "\r\n").into_bytes()
+    }
+}
+
+/// Where each copy sits, for the placement note.
+fn placement(stored: &[StoredCopy]) -> Vec<String> {
+    let mut out: Vec<String> = stored
+        .iter()
+        .map(|c| {
+            let sub = match c.subdir {
+                Subdir::New => "new",
+                Subdir::Cur => "cur",
+                Subdir::Tmp => "tmp",
+            };
+            format!("{}/{sub}", c.folder)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn user_lines(log: &str, address: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| l.contains(address))
+        .map(str::to_owned)
+        .collect()
+}
+
+struct Difference {
+    number: usize,
+    case: Case,
+    pigeonhole: Outcome,
+    sievegate: Outcome,
+    pigeonhole_log: Vec<String>,
+    sievegate_log: Vec<String>,
+    /// Full reply lines (Pigeonhole, sievegate).
+    replies: (String, String),
+}
+
+/// One row per differing case, then per case its scripts and both sides' log lines.
+fn table(differences: &[Difference]) -> String {
+    let width = |f: &dyn Fn(&Difference) -> usize, title: &str| {
+        differences
+            .iter()
+            .map(f)
+            .chain([title.chars().count()])
+            .max()
+            .unwrap_or(0)
+    };
+    let w_case = width(&|d| d.case.name.len() + 4, "case");
+    let w_ph = width(&|d| d.pigeonhole.to_string().chars().count(), "Pigeonhole");
+    let pad = |s: &str, w: usize| format!("{s}{}", " ".repeat(w.saturating_sub(s.chars().count())));
+    let mut out = format!(
+        "{} | {} | sievegate\n{}\n",
+        pad("case", w_case),
+        pad("Pigeonhole", w_ph),
+        "-".repeat(w_case + w_ph + 20)
+    );
+    for d in differences {
+        out.push_str(&format!(
+            "{} | {} | {}\n",
+            pad(&format!("{:>2} {}", d.number, d.case.name), w_case),
+            pad(&d.pigeonhole.to_string(), w_ph),
+            d.sievegate
+        ));
+    }
+    out.push_str("\nDetails:\n");
+    for d in differences {
+        out.push_str(&format!("\n{:>2} {}\n", d.number, d.case.name));
+        for line in scripts_of(&d.case) {
+            out.push_str(&format!("     {line}\n"));
+        }
+        out.push_str(&format!("     Pigeonhole: {}\n", d.pigeonhole));
+        out.push_str(&format!("       reply: {}\n", d.replies.0));
+        for line in &d.pigeonhole_log {
+            out.push_str(&format!("       log: {}\n", log_tail(line)));
+        }
+        out.push_str(&format!("     sievegate:  {}\n", d.sievegate));
+        out.push_str(&format!("       reply: {}\n", d.replies.1));
+        for line in &d.sievegate_log {
+            out.push_str(&format!("       log: {}\n", log_tail(line)));
+        }
+    }
+    out
+}
+
+/// The case's scripts on one line each, without `require` lines.
+fn scripts_of(case: &Case) -> Vec<String> {
+    let one_line = |script: &str| {
+        let text: Vec<&str> = script
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with("require"))
+            .collect();
+        if text.is_empty() {
+            "(empty)".to_owned()
+        } else {
+            text.join(" ")
+        }
+    };
+    let mut out = Vec::new();
+    for (i, s) in case.before.iter().enumerate() {
+        out.push(format!("before[{i}]: {}", one_line(s)));
+    }
+    match case.personal {
+        Some(s) => out.push(format!("personal:  {}", one_line(s))),
+        None => out.push("personal:  (none)".to_owned()),
+    }
+    if let Some(s) = case.default {
+        out.push(format!("default:   {}", one_line(s)));
+    }
+    for (i, s) in case.after.iter().enumerate() {
+        out.push(format!("after[{i}]:  {}", one_line(s)));
+    }
+    out
+}
+
+/// A log line from its first `: ` after the process/user prefix, shortened.
+fn log_tail(line: &str) -> String {
+    let tail = line
+        .find(">: ")
+        .map(|i| &line[i + 3..])
+        .unwrap_or(line)
+        .trim();
+    let mut s: String = tail.chars().take(300).collect();
+    if tail.chars().count() > 300 {
+        s.push('…');
+    }
+    s
+}
+
+/// A final LMTP reply (last line of a possibly multi-line reply).
+#[derive(Debug, Clone)]
+struct Reply {
+    code: String,
+    text: String,
+}
+
+/// The smallest blocking LMTP client (RFC 2033) for one recipient per transaction.
+struct Lmtp {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Lmtp {
+    fn connect(addr: SocketAddr) -> Lmtp {
+        let stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .expect("read timeout");
+        let writer = stream.try_clone().expect("clone stream");
+        let mut lmtp = Lmtp {
+            reader: BufReader::new(stream),
+            writer,
+        };
+        let greeting = lmtp.reply();
+        assert_eq!(greeting.code, "220", "greeting from {addr}: {}", greeting.text);
+        let lhlo = lmtp.command("LHLO client.example");
+        assert_eq!(lhlo.code, "250", "LHLO to {addr}: {}", lhlo.text);
+        lmtp
+    }
+
+    /// One transaction; returns the reply to the final dot, or the first non-2xx/3xx reply.
+    fn deliver(&mut self, mail_from: &str, rcpt: &str, message: &[u8]) -> Reply {
+        for command in [format!("MAIL FROM:<{mail_from}>"), format!("RCPT TO:<{rcpt}>")] {
+            let reply = self.command(&command);
+            if reply.code != "250" {
+                self.command("RSET");
+                return reply;
+            }
+        }
+        let reply = self.command("DATA");
+        if reply.code != "354" {
+            return reply;
+        }
+        let mut data = Vec::with_capacity(message.len() + 16);
+        for line in message.split_inclusive(|&b| b == b'\n') {
+            if line.starts_with(b".") {
+                data.push(b'.');
+            }
+            data.extend_from_slice(line);
+        }
+        if !data.ends_with(b"\r\n") {
+            data.extend_from_slice(b"\r\n");
+        }
+        data.extend_from_slice(b".\r\n");
+        self.writer.write_all(&data).expect("write message");
+        self.reply()
+    }
+
+    fn quit(mut self) {
+        self.command("QUIT");
+    }
+
+    fn command(&mut self, line: &str) -> Reply {
+        self.writer
+            .write_all(format!("{line}\r\n").as_bytes())
+            .unwrap_or_else(|e| panic!("send {line}: {e}"));
+        self.reply()
+    }
+
+    fn reply(&mut self) -> Reply {
+        loop {
+            let mut line = String::new();
+            let n = self.reader.read_line(&mut line).expect("read reply");
+            assert!(n > 0, "LMTP server closed the connection");
+            let line = line.trim_end().to_owned();
+            if line.len() < 4 || line.as_bytes()[3] != b'-' {
+                return Reply {
+                    code: line.get(..3).unwrap_or("").to_owned(),
+                    text: line,
+                };
+            }
+        }
+    }
+}
+
+#[test]
+fn mutf7_folder_names_decode() {
+    assert_eq!(decode_mutf7("Entw&APw-rfe"), "Entwürfe");
+    assert_eq!(decode_mutf7("&ZeVnLA-"), "日本");
+    assert_eq!(decode_mutf7("R&-D"), "R&D");
+    assert_eq!(decode_mutf7("Plain.Sub"), "Plain.Sub");
+    // Malformed input stays visible instead of being guessed at.
+    assert_eq!(decode_mutf7("Bad&!!-x"), "Bad&!!-x");
+}
+
+#[test]
+fn outcome_table_counts_copies() {
+    let reply = Reply {
+        code: "250".into(),
+        text: String::new(),
+    };
+    let stored = |folder: &str, flags: &[&str], subdir| StoredCopy {
+        folder: folder.into(),
+        flags: flags.iter().map(|f| f.to_string()).collect(),
+        subdir,
+    };
+    let outcome = Outcome::new(
+        &reply,
+        &[
+            stored("INBOX", &[], Subdir::New),
+            stored("Copy", &["\\Seen"], Subdir::Cur),
+            stored("INBOX", &[], Subdir::Cur),
+        ],
+    );
+    assert_eq!(outcome.to_string(), "250 Copy(\\Seen) + INBOX ×2");
+    assert_eq!(Outcome::new(&reply, &[]).to_string(), "250 nothing stored");
+}
