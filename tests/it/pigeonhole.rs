@@ -96,32 +96,134 @@ impl fmt::Display for Outcome {
     }
 }
 
+/// Set to a comma-separated list of case names to run only those.
+const SELECT_ENV: &str = "SIEVEGATE_DIFF_CASES";
+/// Set to `1` to leave both trees, scripts, configs and Dovecot's log behind.
+const KEEP_ENV: &str = "SIEVEGATE_DIFF_KEEP";
+
 #[test]
 fn sievegate_stores_like_pigeonhole() {
     let started = Instant::now();
-    let cases = cases::all();
-    assert!(cases.len() >= 40, "the brief asks for at least 40 cases");
-    let mut names: Vec<_> = cases.iter().map(|c| c.name).collect();
+    let all = cases::all();
+    assert!(all.len() >= 40, "the table must keep at least 40 cases");
+    let mut names: Vec<_> = all.iter().map(|c| c.name).collect();
     names.sort_unstable();
     names.dedup();
-    assert_eq!(names.len(), cases.len(), "case names must be unique");
+    assert_eq!(names.len(), all.len(), "case names must be unique");
+    let cases = select(all);
 
-    let dovecot = Dovecot::start();
+    let (results, instances) = run(&cases);
+    let differing: Vec<usize> = (0..cases.len())
+        .filter(|&i| results[i].pigeonhole != results[i].sievegate)
+        .collect();
+    eprintln!(
+        "pigeonhole differential: {} cases, {} sievegate instances, {} differ, {:.1} s\n{}",
+        cases.len(),
+        instances,
+        differing.len(),
+        started.elapsed().as_secs_f64(),
+        listing(&cases, &results)
+    );
+    let placement_notes: Vec<String> = (0..cases.len())
+        .filter(|i| !differing.contains(i))
+        .filter(|&i| results[i].pigeonhole_placement != results[i].sievegate_placement)
+        .map(|i| {
+            format!(
+                "  {:>2} {}: Pigeonhole {:?}, sievegate {:?}",
+                results[i].number,
+                cases[i].name,
+                results[i].pigeonhole_placement,
+                results[i].sievegate_placement
+            )
+        })
+        .collect();
+    if !placement_notes.is_empty() {
+        eprintln!(
+            "note (not compared): same folders and flags, different new/ vs cur/ placement:\n{}",
+            placement_notes.join("\n")
+        );
+    }
+    assert!(
+        differing.is_empty(),
+        "sievegate differs from Pigeonhole in {} of {} cases:\n\n{}",
+        differing.len(),
+        cases.len(),
+        table(&cases, &results, &differing)
+    );
+}
+
+/// The whole table, or the cases named in [`SELECT_ENV`] (unknown names fail the test).
+fn select(all: Vec<Case>) -> Vec<Case> {
+    let Some(wanted) = std::env::var(SELECT_ENV).ok().filter(|v| !v.is_empty()) else {
+        return all;
+    };
+    let wanted: Vec<&str> = wanted.split(',').map(str::trim).collect();
+    for name in &wanted {
+        assert!(
+            all.iter().any(|c| c.name == *name),
+            "{SELECT_ENV}: no case named {name:?}"
+        );
+    }
+    all.into_iter()
+        .filter(|c| wanted.contains(&c.name))
+        .collect()
+}
+
+/// What happened to one case on both sides.
+struct CaseResult {
+    /// 1-based position in the full table: the user is `c<number>`.
+    number: usize,
+    pigeonhole: Outcome,
+    sievegate: Outcome,
+    pigeonhole_placement: Vec<String>,
+    sievegate_placement: Vec<String>,
+    /// Full reply lines.
+    pigeonhole_reply: String,
+    sievegate_reply: String,
+    pigeonhole_log: Vec<String>,
+    sievegate_log: Vec<String>,
+}
+
+/// Installs every case's scripts, delivers every message to both sides, and reads both
+/// Maildir trees back. Returns the results and the number of sievegate instances. Dovecot
+/// and every sievegate are stopped when this returns (or panics).
+fn run(cases: &[Case]) -> (Vec<CaseResult>, usize) {
+    let mut dovecot = Dovecot::start();
     let clamd = Clamd::shared();
     let sg_dir = tempfile::Builder::new()
         .prefix("sievegate-diff-")
         .tempdir()
         .expect("tempdir");
+    let keep = std::env::var_os(KEEP_ENV).is_some_and(|v| v == "1");
+    if keep {
+        dovecot.keep_files();
+        eprintln!(
+            "keeping Dovecot's files in {} and sievegate's in {}",
+            dovecot.root().display(),
+            sg_dir.path().display()
+        );
+    }
 
-    // Install every case's scripts; group cases by their global scripts.
-    let users: Vec<String> = (1..=cases.len()).map(|i| format!("c{i:02}")).collect();
+    // A fresh user per case, so that Maildirs never mix. Numbered by position in the full
+    // table, so a case keeps its user when run alone.
+    let all_names: Vec<&str> = cases::all().iter().map(|c| c.name).collect();
+    let users: Vec<String> = cases
+        .iter()
+        .map(|c| {
+            let n = all_names.iter().position(|n| *n == c.name).expect("listed") + 1;
+            format!("c{n:02}")
+        })
+        .collect();
     let mut groups: Vec<Group> = Vec::new();
     for (index, (case, user)) in cases.iter().zip(&users).enumerate() {
         if let Some(script) = case.personal {
             dovecot.set_personal(user, script);
         }
         let globals = dovecot.set_globals(user, case.before, case.after, case.default);
-        match groups.iter_mut().find(|g| g.same_globals(&cases[g.cases[0]], case)) {
+        match groups
+            .iter_mut()
+            .find(|g| same_globals(&cases[g.cases[0]], case))
+        {
             Some(group) => group.cases.push(index),
             None => groups.push(Group {
                 globals,
@@ -134,17 +236,18 @@ fn sievegate_stores_like_pigeonhole() {
         .enumerate()
         .map(|(g, group)| {
             let config = sg_dir.path().join(format!("group{g:02}.toml"));
-            std::fs::write(
-                &config,
-                sievegate_config(sg_dir.path(), &dovecot, clamd, &group.globals),
-            )
-            .expect("write sievegate config");
+            let text = sievegate_config(sg_dir.path(), &dovecot, clamd, &group.globals);
+            std::fs::write(&config, text).expect("write sievegate config");
             Running::start(&config)
         })
         .collect();
 
     // Deliver: one LMTP connection to Dovecot for all cases, one per sievegate.
-    let messages: Vec<Vec<u8>> = cases.iter().map(|c| c.message.to_crlf()).collect();
+    let messages: Vec<Vec<u8>> = cases
+        .iter()
+        .zip(&users)
+        .map(|(c, user)| c.message.to_crlf(user))
+        .collect();
     let recipient = |i: usize| match cases[i].detail {
         Some(detail) => format!("{}+{detail}@{DOMAIN}", users[i]),
         None => format!("{}@{DOMAIN}", users[i]),
@@ -155,76 +258,83 @@ fn sievegate_stores_like_pigeonhole() {
         .collect();
     to_dovecot.quit();
     let mut sievegate_replies: Vec<Option<Reply>> = vec![None; cases.len()];
+    // Where each case's log lines start in its server's log (a panic's lines do not name
+    // the recipient).
+    let mut log_starts = vec![0; cases.len()];
     for (group, server) in groups.iter().zip(&servers) {
         let mut lmtp = Lmtp::connect(server.addr);
         for &i in &group.cases {
+            log_starts[i] = server.logs().len();
             sievegate_replies[i] =
                 Some(lmtp.deliver(cases[i].mail_from, &recipient(i), &messages[i]));
         }
         lmtp.quit();
     }
 
-    // Read both trees back and compare.
-    let sievegate_maildir = |user: &str| sg_dir.path().join("mail").join(DOMAIN).join(user);
-    let mut differences = Vec::new();
-    let mut placement_notes = Vec::new();
-    for (i, case) in cases.iter().enumerate() {
-        let user = &users[i];
-        let server = &servers[groups
+    // Read both trees back.
+    let mut results = Vec::with_capacity(cases.len());
+    for (i, user) in users.iter().enumerate() {
+        let (group, server) = groups
             .iter()
-            .position(|g| g.cases.contains(&i))
-            .expect("every case is in a group")];
+            .zip(&servers)
+            .find(|(g, _)| g.cases.contains(&i))
+            .expect("every case is in a group");
+        let logs = server.logs();
+        let next = group.cases.iter().position(|&c| c == i).expect("in group") + 1;
+        let end = group
+            .cases
+            .get(next)
+            .map_or(logs.len(), |&c| log_starts[c]);
         let pigeonhole_stored = read_tree(&dovecot.maildir(user));
-        let sievegate_stored = read_tree(&sievegate_maildir(user).join("Maildir"));
-        let pigeonhole = Outcome::new(&dovecot_replies[i], &pigeonhole_stored);
-        let sievegate = Outcome::new(
-            sievegate_replies[i].as_ref().expect("delivered"),
-            &sievegate_stored,
+        let sievegate_stored = read_tree(
+            &sg_dir
+                .path()
+                .join("mail")
+                .join(DOMAIN)
+                .join(user)
+                .join("Maildir"),
         );
-        if pigeonhole != sievegate {
-            differences.push(Difference {
-                number: i + 1,
-                case: *case,
-                pigeonhole,
-                sievegate,
-                pigeonhole_log: dovecot.user_log(user),
-                sievegate_log: user_lines(&server.logs(), &format!("{user}@{DOMAIN}")),
-                replies: (
-                    dovecot_replies[i].text.clone(),
-                    sievegate_replies[i].as_ref().expect("delivered").text.clone(),
-                ),
-            });
-        } else if placement(&pigeonhole_stored) != placement(&sievegate_stored) {
-            placement_notes.push(format!(
-                "  {:>2} {}: Pigeonhole {:?}, sievegate {:?}",
-                i + 1,
-                case.name,
-                placement(&pigeonhole_stored),
-                placement(&sievegate_stored)
-            ));
-        }
+        let sievegate_reply = sievegate_replies[i].clone().expect("delivered");
+        results.push(CaseResult {
+            number: user[1..].parse().expect("cNN"),
+            pigeonhole: Outcome::new(&dovecot_replies[i], &pigeonhole_stored),
+            sievegate: Outcome::new(&sievegate_reply, &sievegate_stored),
+            pigeonhole_placement: placement(&pigeonhole_stored),
+            sievegate_placement: placement(&sievegate_stored),
+            pigeonhole_reply: dovecot_replies[i].text.clone(),
+            sievegate_reply: sievegate_reply.text,
+            pigeonhole_log: dovecot.user_log(user),
+            sievegate_log: case_lines(
+                logs.get(log_starts[i]..end).unwrap_or(""),
+                &format!("{user}@{DOMAIN}"),
+            ),
+        });
     }
-    let elapsed = started.elapsed();
-    eprintln!(
-        "pigeonhole differential: {} cases, {} sievegate instances, {} differ, {:.1} s",
-        cases.len(),
-        servers.len(),
-        differences.len(),
-        elapsed.as_secs_f64()
-    );
-    if !placement_notes.is_empty() {
-        eprintln!(
-            "note (not compared): same folders and flags, different new/ vs cur/ placement:\n{}",
-            placement_notes.join("\n")
-        );
+    let instances = servers.len();
+    drop(servers);
+    if keep {
+        let _ = sg_dir.keep();
     }
-    assert!(
-        differences.is_empty(),
-        "sievegate differs from Pigeonhole in {} of {} cases:\n\n{}",
-        differences.len(),
-        cases.len(),
-        table(&differences)
-    );
+    (results, instances)
+}
+
+/// Every case's outcome on one line (printed with --nocapture, or on failure).
+fn listing(cases: &[Case], results: &[CaseResult]) -> String {
+    cases
+        .iter()
+        .zip(results)
+        .map(|(case, r)| {
+            if r.pigeonhole == r.sievegate {
+                format!("{:>2}   {:<44} {}", r.number, case.name, r.pigeonhole)
+            } else {
+                format!(
+                    "{:>2} ≠ {:<44} Pigeonhole {} | sievegate {}",
+                    r.number, case.name, r.pigeonhole, r.sievegate
+                )
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Cases that share before/after/default scripts, served by one sievegate.
@@ -234,10 +344,8 @@ struct Group {
     cases: Vec<usize>,
 }
 
-impl Group {
-    fn same_globals(&self, first: &Case, other: &Case) -> bool {
-        first.before == other.before && first.after == other.after && first.default == other.default
-    }
+fn same_globals(a: &Case, b: &Case) -> bool {
+    a.before == b.before && a.after == b.after && a.default == b.default
 }
 
 fn sievegate_config(
@@ -283,7 +391,7 @@ after = [{after}]
 impl Message {
     /// The message as sent over LMTP (CRLF). The `X-Diff-Scan` header makes Pigeonhole's
     /// virustest see what clamd tells sievegate: `infected` for EICAR, else `clean`.
-    fn to_crlf(&self) -> Vec<u8> {
+    fn to_crlf(&self, user: &str) -> Vec<u8> {
         let (scan, body) = match self.body {
             Body::Text(text) => ("clean", text.to_owned()),
             Body::Padded(line, size) => ("clean", line.repeat(size / line.len() + 1)),
@@ -297,12 +405,11 @@ impl Message {
         };
         let text = format!(
             "{VIRUS_HEADER}: {scan}\nFrom: {from}\nTo: {to}\nSubject: {subject}\n\
-             Message-ID: <diff.{nonce}@remote.example>\nDate: Fri, 27 Nov 2026 09:00:00 +0000\n\
+             Message-ID: <{user}.diff@remote.example>\nDate: Fri, 27 Nov 2026 09:00:00 +0000\n\
              {extra}MIME-Version: 1.0\nContent-Type: {content_type}\n\n{body}",
             from = self.from,
             to = self.to,
             subject = self.subject,
-            nonce = body.len(),
             extra = self.extra_headers,
             content_type = self.content_type,
         );
@@ -327,36 +434,33 @@ fn placement(stored: &[StoredCopy]) -> Vec<String> {
     out
 }
 
-fn user_lines(log: &str, address: &str) -> Vec<String> {
-    log.lines()
-        .filter(|l| l.contains(address))
+/// The log lines of one delivery, from its slice of a sievegate log: lines naming this
+/// recipient or no test recipient at all (a panic message, say), without backtrace frames.
+fn case_lines(slice: &str, address: &str) -> Vec<String> {
+    slice
+        .lines()
+        .filter(|l| !l.starts_with(char::is_whitespace) && !l.is_empty())
+        .filter(|l| l.contains(address) || !l.contains(&format!("@{DOMAIN}")))
         .map(str::to_owned)
         .collect()
 }
 
-struct Difference {
-    number: usize,
-    case: Case,
-    pigeonhole: Outcome,
-    sievegate: Outcome,
-    pigeonhole_log: Vec<String>,
-    sievegate_log: Vec<String>,
-    /// Full reply lines (Pigeonhole, sievegate).
-    replies: (String, String),
-}
-
-/// One row per differing case, then per case its scripts and both sides' log lines.
-fn table(differences: &[Difference]) -> String {
-    let width = |f: &dyn Fn(&Difference) -> usize, title: &str| {
-        differences
+/// One row per differing case, then per case its scripts, replies and log lines.
+fn table(cases: &[Case], results: &[CaseResult], differing: &[usize]) -> String {
+    let name = |i: usize| format!("{:>2} {}", results[i].number, cases[i].name);
+    let width = |f: &dyn Fn(usize) -> usize, title: &str| {
+        differing
             .iter()
-            .map(f)
+            .map(|&i| f(i))
             .chain([title.chars().count()])
             .max()
             .unwrap_or(0)
     };
-    let w_case = width(&|d| d.case.name.len() + 4, "case");
-    let w_ph = width(&|d| d.pigeonhole.to_string().chars().count(), "Pigeonhole");
+    let w_case = width(&|i| name(i).chars().count(), "case");
+    let w_ph = width(
+        &|i| results[i].pigeonhole.to_string().chars().count(),
+        "Pigeonhole",
+    );
     let pad = |s: &str, w: usize| format!("{s}{}", " ".repeat(w.saturating_sub(s.chars().count())));
     let mut out = format!(
         "{} | {} | sievegate\n{}\n",
@@ -364,29 +468,29 @@ fn table(differences: &[Difference]) -> String {
         pad("Pigeonhole", w_ph),
         "-".repeat(w_case + w_ph + 20)
     );
-    for d in differences {
+    for &i in differing {
         out.push_str(&format!(
             "{} | {} | {}\n",
-            pad(&format!("{:>2} {}", d.number, d.case.name), w_case),
-            pad(&d.pigeonhole.to_string(), w_ph),
-            d.sievegate
+            pad(&name(i), w_case),
+            pad(&results[i].pigeonhole.to_string(), w_ph),
+            results[i].sievegate
         ));
     }
     out.push_str("\nDetails:\n");
-    for d in differences {
-        out.push_str(&format!("\n{:>2} {}\n", d.number, d.case.name));
-        for line in scripts_of(&d.case) {
+    for &i in differing {
+        let r = &results[i];
+        out.push_str(&format!("\n{}\n", name(i)));
+        for line in scripts_of(&cases[i]) {
             out.push_str(&format!("     {line}\n"));
         }
-        out.push_str(&format!("     Pigeonhole: {}\n", d.pigeonhole));
-        out.push_str(&format!("       reply: {}\n", d.replies.0));
-        for line in &d.pigeonhole_log {
-            out.push_str(&format!("       log: {}\n", log_tail(line)));
-        }
-        out.push_str(&format!("     sievegate:  {}\n", d.sievegate));
-        out.push_str(&format!("       reply: {}\n", d.replies.1));
-        for line in &d.sievegate_log {
-            out.push_str(&format!("       log: {}\n", log_tail(line)));
+        for (side, outcome, reply, log) in [
+            ("Pigeonhole", &r.pigeonhole, &r.pigeonhole_reply, &r.pigeonhole_log),
+            ("sievegate ", &r.sievegate, &r.sievegate_reply, &r.sievegate_log),
+        ] {
+            out.push_str(&format!("     {side}: {outcome}\n       reply: {reply}\n"));
+            for line in log {
+                out.push_str(&format!("       log: {}\n", shorten_log(line)));
+            }
         }
     }
     out
@@ -423,18 +527,30 @@ fn scripts_of(case: &Case) -> Vec<String> {
     out
 }
 
-/// A log line from its first `: ` after the process/user prefix, shortened.
-fn log_tail(line: &str) -> String {
-    let tail = line
-        .find(">: ")
-        .map(|i| &line[i + 3..])
-        .unwrap_or(line)
-        .trim();
-    let mut s: String = tail.chars().take(300).collect();
-    if tail.chars().count() > 300 {
-        s.push('…');
-    }
-    s
+/// A log line without what the table already says: Dovecot's process/user prefix,
+/// sievegate's timestamp, span and per-recipient fields that are the same for every case.
+fn shorten_log(line: &str) -> String {
+    let line = match line.find(">: ") {
+        Some(i) => &line[i + 3..],
+        None => match line.find("sievegate::") {
+            Some(i) => line[i..].split_once(": ").map_or(line, |(_, rest)| rest),
+            None => line,
+        },
+    };
+    const SAME_FOR_ALL: &[&str] = &[
+        "queue_id=",
+        "from=",
+        "to=",
+        "mailbox=",
+        "message_id=",
+        "size=",
+        "verdict=",
+        "virus=",
+    ];
+    line.split(' ')
+        .filter(|word| !SAME_FOR_ALL.iter().any(|key| word.starts_with(key)))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A final LMTP reply (last line of a possibly multi-line reply).

@@ -490,6 +490,29 @@ else { fileinto :create "Shared"; }
             ..BASE
         },
         Case {
+            name: "personal_fileinto_copy_then_after",
+            personal: Some(
+                r#"require ["fileinto", "mailbox", "copy"];
+fileinto :copy :create "Personal";
+"#,
+            ),
+            after: &[TO_AFTER],
+            ..BASE
+        },
+        Case {
+            name: "personal_discard_then_after_keep",
+            personal: Some(DISCARD),
+            after: &[KEEP],
+            ..BASE
+        },
+        Case {
+            name: "explicit_keeps_then_after_fileinto",
+            before: &[KEEP],
+            personal: Some(KEEP),
+            after: &[TO_AFTER],
+            ..BASE
+        },
+        Case {
             name: "personal_flags_then_after_fileinto",
             personal: Some(ADD_SEEN),
             after: &[TO_AFTER],
@@ -568,7 +591,91 @@ addflag "\\Answered";
             ..BASE
         },
         Case {
-            name: "runtime_error_empty_mailbox_name",
+            name: "personal_compile_error_then_after",
+            personal: Some("if true {\n  keep;\n"),
+            after: &[TO_AFTER],
+            ..BASE
+        },
+        Case {
+            // Pigeonhole logs the bad pattern and treats the test as false; the script goes on.
+            name: "invalid_regex_at_run_time",
+            personal: Some(
+                r#"require ["fileinto", "mailbox", "regex", "variables"];
+fileinto :create "Early";
+set "pattern" "(";
+if header :regex "subject" "${pattern}" { fileinto :create "Matched"; }
+"#,
+            ),
+            ..BASE
+        },
+        Case {
+            name: "invalid_regex_at_run_time_in_before",
+            before: &[r#"require ["fileinto", "mailbox", "regex", "variables"];
+fileinto :create "Early";
+set "pattern" "(";
+if header :regex "subject" "${pattern}" { discard; }
+"#],
+            personal: Some(TO_PERSONAL),
+            ..BASE
+        },
+        Case {
+            name: "fileinto_slash_in_name",
+            personal: Some(
+                r#"require ["fileinto", "mailbox"];
+fileinto :create "bad/name";
+"#,
+            ),
+            ..BASE
+        },
+        Case {
+            name: "fileinto_name_too_long",
+            // 300 bytes: longer than a file name may be (255).
+            personal: Some(concat!(
+                "require [\"fileinto\", \"mailbox\"];\nfileinto :create \"",
+                "Long0123456789012345678901234567890123456789012345678901234567890123456789",
+                "0123456789012345678901234567890123456789012345678901234567890123456789012345",
+                "0123456789012345678901234567890123456789012345678901234567890123456789012345",
+                "0123456789012345678901234567890123456789012345678901234567890123456789012345",
+                "\";\n"
+            )),
+            ..BASE
+        },
+        Case {
+            // A failing action: Pigeonhole's failsafe is the implicit keep.
+            name: "fileinto_name_too_long_after_other_fileinto",
+            personal: Some(concat!(
+                "require [\"fileinto\", \"mailbox\"];\nfileinto :create \"Early\";\n",
+                "fileinto :create \"",
+                "Long0123456789012345678901234567890123456789012345678901234567890123456789",
+                "0123456789012345678901234567890123456789012345678901234567890123456789012345",
+                "0123456789012345678901234567890123456789012345678901234567890123456789012345",
+                "0123456789012345678901234567890123456789012345678901234567890123456789012345",
+                "\";\n"
+            )),
+            ..BASE
+        },
+        Case {
+            // Pigeonhole's sieve_max_actions is 32: the 33rd action is a run-time error.
+            name: "too_many_actions",
+            personal: Some(
+                r#"require ["fileinto", "mailbox", "copy"];
+fileinto :copy :create "F01"; fileinto :copy :create "F02"; fileinto :copy :create "F03";
+fileinto :copy :create "F04"; fileinto :copy :create "F05"; fileinto :copy :create "F06";
+fileinto :copy :create "F07"; fileinto :copy :create "F08"; fileinto :copy :create "F09";
+fileinto :copy :create "F10"; fileinto :copy :create "F11"; fileinto :copy :create "F12";
+fileinto :copy :create "F13"; fileinto :copy :create "F14"; fileinto :copy :create "F15";
+fileinto :copy :create "F16"; fileinto :copy :create "F17"; fileinto :copy :create "F18";
+fileinto :copy :create "F19"; fileinto :copy :create "F20"; fileinto :copy :create "F21";
+fileinto :copy :create "F22"; fileinto :copy :create "F23"; fileinto :copy :create "F24";
+fileinto :copy :create "F25"; fileinto :copy :create "F26"; fileinto :copy :create "F27";
+fileinto :copy :create "F28"; fileinto :copy :create "F29"; fileinto :copy :create "F30";
+fileinto :copy :create "F31"; fileinto :copy :create "F32"; fileinto :copy :create "F33";
+"#,
+            ),
+            ..BASE
+        },
+        Case {
+            name: "fileinto_empty_name_is_inbox",
             personal: Some(
                 r#"require ["fileinto", "mailbox", "variables"];
 fileinto :create "Early";

@@ -95,7 +95,9 @@ pub struct GlobalScripts {
 
 /// A running private Dovecot; stopped on drop (also when the test panics).
 pub struct Dovecot {
-    dir: TempDir,
+    /// `None` after [`Dovecot::keep_files`]; `root` stays valid.
+    dir: Option<TempDir>,
+    root: PathBuf,
     child: Option<Child>,
     port: u16,
     user: MailUser,
@@ -139,8 +141,10 @@ impl Dovecot {
         }
         let port = free_tcp_port();
         fs::write(root.join("dovecot.conf"), config(root, port, &user)).expect("write config");
+        let root = root.to_owned();
         let mut dovecot = Dovecot {
-            dir,
+            dir: Some(dir),
+            root,
             child: None,
             port,
             user,
@@ -155,7 +159,15 @@ impl Dovecot {
     }
 
     pub fn root(&self) -> &Path {
-        self.dir.path()
+        &self.root
+    }
+
+    /// Leaves the directory (config, logs, scripts, Maildirs) in place after the test, for
+    /// a post-mortem.
+    pub fn keep_files(&mut self) {
+        if let Some(dir) = self.dir.take() {
+            let _ = dir.keep();
+        }
     }
 
     pub fn config_path(&self) -> PathBuf {
@@ -233,15 +245,25 @@ impl Dovecot {
         format!("--- dovecot.log ---\n{log}--- dovecot stdout/stderr ---\n{out}")
     }
 
-    /// Log lines about one user's deliveries (`lmtp(<local>@example.test)...`).
+    /// Log lines about one user's deliveries (`lmtp(<local>@example.test)...`), then the
+    /// compile errors Pigeonhole writes beside the personal script.
     pub fn user_log(&self, local: &str) -> Vec<String> {
         let needle = format!("({local}@{DOMAIN})");
-        fs::read_to_string(self.root().join("dovecot.log"))
+        let mut lines: Vec<String> = fs::read_to_string(self.root().join("dovecot.log"))
             .unwrap_or_default()
             .lines()
             .filter(|l| l.contains(&needle))
             .map(str::to_owned)
-            .collect()
+            .collect();
+        let script_log = self.root().join("sieve").join(local).join("personal.sieve.log");
+        lines.extend(
+            fs::read_to_string(script_log)
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| !l.contains("started log at"))
+                .map(|l| format!("personal.sieve.log: {l}")),
+        );
+        lines
     }
 
     /// SIGTERM, wait (Dovecot's master stops its children first), SIGKILL after a timeout.
