@@ -1,8 +1,8 @@
 //! The integration-test binary: one binary, one `support` module (as ripgrep does), so the
 //! crate is linked once and helpers are shared.
 
-mod scan;
 mod pigeonhole;
+mod scan;
 mod server;
 mod session;
 mod support;

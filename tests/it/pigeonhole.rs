@@ -281,10 +281,7 @@ fn run(cases: &[Case]) -> (Vec<CaseResult>, usize) {
             .expect("every case is in a group");
         let logs = server.logs();
         let next = group.cases.iter().position(|&c| c == i).expect("in group") + 1;
-        let end = group
-            .cases
-            .get(next)
-            .map_or(logs.len(), |&c| log_starts[c]);
+        let end = group.cases.get(next).map_or(logs.len(), |&c| log_starts[c]);
         let pigeonhole_stored = read_tree(&dovecot.maildir(user));
         let sievegate_stored = read_tree(
             &sg_dir
@@ -391,7 +388,7 @@ after = [{after}]
 impl Message {
     /// The message as sent over LMTP (CRLF). The `X-Diff-Scan` header makes Pigeonhole's
     /// virustest see what clamd tells sievegate: `infected` for EICAR, else `clean`.
-    fn to_crlf(&self, user: &str) -> Vec<u8> {
+    fn to_crlf(self, user: &str) -> Vec<u8> {
         let (scan, body) = match self.body {
             Body::Text(text) => ("clean", text.to_owned()),
             Body::Padded(line, size) => ("clean", line.repeat(size / line.len() + 1)),
@@ -452,16 +449,16 @@ fn table(cases: &[Case], results: &[CaseResult], differing: &[usize]) -> String 
         differing
             .iter()
             .map(|&i| f(i))
-            .chain([title.chars().count()])
+            .chain([columns(title)])
             .max()
             .unwrap_or(0)
     };
-    let w_case = width(&|i| name(i).chars().count(), "case");
+    let w_case = width(&|i| columns(&name(i)), "case");
     let w_ph = width(
-        &|i| results[i].pigeonhole.to_string().chars().count(),
+        &|i| columns(&results[i].pigeonhole.to_string()),
         "Pigeonhole",
     );
-    let pad = |s: &str, w: usize| format!("{s}{}", " ".repeat(w.saturating_sub(s.chars().count())));
+    let pad = |s: &str, w: usize| format!("{s}{}", " ".repeat(w.saturating_sub(columns(s))));
     let mut out = format!(
         "{} | {} | sievegate\n{}\n",
         pad("case", w_case),
@@ -484,8 +481,18 @@ fn table(cases: &[Case], results: &[CaseResult], differing: &[usize]) -> String 
             out.push_str(&format!("     {line}\n"));
         }
         for (side, outcome, reply, log) in [
-            ("Pigeonhole", &r.pigeonhole, &r.pigeonhole_reply, &r.pigeonhole_log),
-            ("sievegate ", &r.sievegate, &r.sievegate_reply, &r.sievegate_log),
+            (
+                "Pigeonhole",
+                &r.pigeonhole,
+                &r.pigeonhole_reply,
+                &r.pigeonhole_log,
+            ),
+            (
+                "sievegate ",
+                &r.sievegate,
+                &r.sievegate_reply,
+                &r.sievegate_log,
+            ),
         ] {
             out.push_str(&format!("     {side}: {outcome}\n       reply: {reply}\n"));
             for line in log {
@@ -494,6 +501,22 @@ fn table(cases: &[Case], results: &[CaseResult], differing: &[usize]) -> String 
         }
     }
     out
+}
+
+/// Terminal columns `s` takes: East Asian wide characters (folder names like 日本) take two.
+fn columns(s: &str) -> usize {
+    s.chars()
+        .map(|c| match u32::from(c) {
+            0x1100..=0x115F
+            | 0x2E80..=0xA4CF
+            | 0xAC00..=0xD7A3
+            | 0xF900..=0xFAFF
+            | 0xFE30..=0xFE4F
+            | 0xFF00..=0xFF60
+            | 0xFFE0..=0xFFE6 => 2,
+            _ => 1,
+        })
+        .sum()
 }
 
 /// The case's scripts on one line each, without `require` lines.
@@ -578,7 +601,11 @@ impl Lmtp {
             writer,
         };
         let greeting = lmtp.reply();
-        assert_eq!(greeting.code, "220", "greeting from {addr}: {}", greeting.text);
+        assert_eq!(
+            greeting.code, "220",
+            "greeting from {addr}: {}",
+            greeting.text
+        );
         let lhlo = lmtp.command("LHLO client.example");
         assert_eq!(lhlo.code, "250", "LHLO to {addr}: {}", lhlo.text);
         lmtp
@@ -586,7 +613,10 @@ impl Lmtp {
 
     /// One transaction; returns the reply to the final dot, or the first non-2xx/3xx reply.
     fn deliver(&mut self, mail_from: &str, rcpt: &str, message: &[u8]) -> Reply {
-        for command in [format!("MAIL FROM:<{mail_from}>"), format!("RCPT TO:<{rcpt}>")] {
+        for command in [
+            format!("MAIL FROM:<{mail_from}>"),
+            format!("RCPT TO:<{rcpt}>"),
+        ] {
             let reply = self.command(&command);
             if reply.code != "250" {
                 self.command("RSET");

@@ -255,7 +255,11 @@ impl Dovecot {
             .filter(|l| l.contains(&needle))
             .map(str::to_owned)
             .collect();
-        let script_log = self.root().join("sieve").join(local).join("personal.sieve.log");
+        let script_log = self
+            .root()
+            .join("sieve")
+            .join(local)
+            .join("personal.sieve.log");
         lines.extend(
             fs::read_to_string(script_log)
                 .unwrap_or_default()
