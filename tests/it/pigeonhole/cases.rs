@@ -564,6 +564,23 @@ addflag "\\Answered";
             ..BASE
         },
         Case {
+            name: "default_stop_then_after",
+            personal: None,
+            default: Some(STOP),
+            after: &[TO_AFTER],
+            ..BASE
+        },
+        Case {
+            name: "before_keep_personal_fileinto_copy",
+            before: &[KEEP],
+            personal: Some(
+                r#"require ["fileinto", "mailbox", "copy"];
+fileinto :copy :create "Personal";
+"#,
+            ),
+            ..BASE
+        },
+        Case {
             name: "no_personal_no_default",
             personal: None,
             ..BASE
@@ -722,6 +739,19 @@ if not exists "Subject" { fileinto :create "NoSubject"; }
                 r#"require ["fileinto", "mailbox", "editheader"];
 addheader "X-Tag" "auto";
 fileinto :create "Auto";
+"#,
+            ),
+            message: Message {
+                extra_headers: "Auto-Submitted: auto-replied\n",
+                ..MESSAGE
+            },
+            ..BASE
+        },
+        Case {
+            name: "auto_submitted_addheader_implicit_keep",
+            personal: Some(
+                r#"require "editheader";
+addheader "X-Tag" "auto";
 "#,
             ),
             message: Message {

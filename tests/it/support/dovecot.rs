@@ -132,6 +132,20 @@ impl Dovecot {
         let root = dir.path();
         // The mail user must traverse the tree down to its Maildirs and scripts.
         fs::set_permissions(root, fs::Permissions::from_mode(0o755)).expect("chmod root");
+        for dir in root.ancestors().skip(1) {
+            let mode = fs::metadata(dir)
+                .expect("stat temp dir parent")
+                .permissions()
+                .mode();
+            assert!(
+                mode & 0o001 != 0,
+                "the `{MAIL_USER}` user cannot reach {}: {} is mode {:o}; set TMPDIR to a \
+                 directory others can traverse (e.g. /tmp)",
+                root.display(),
+                dir.display(),
+                mode & 0o7777
+            );
+        }
         for sub in ["run", "state", "global"] {
             fs::create_dir(root.join(sub)).expect("mkdir");
         }
