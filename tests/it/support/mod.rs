@@ -3,8 +3,10 @@
 
 pub mod binary;
 pub mod clamd;
+pub mod dovecot;
 pub mod env;
 pub mod fake_clamd;
+pub mod maildir_tree;
 pub mod messages;
 
 use std::path::PathBuf;

@@ -1,0 +1,992 @@
+//! The differential cases: scripts and messages that both Pigeonhole and sievegate get.
+//!
+//! To add a case, append a `Case { name, .., ..BASE }` to [`all`]: `before`/`after` are the
+//! global scripts (run in the listed order), `personal` the user's script (`None`: the user
+//! has none, so `default` runs), `message` what arrives. Nothing states an expected result:
+//! Pigeonhole's result *is* the expectation.
+//!
+//! Left out on purpose, because the two differ by design or cannot be observed in a Maildir:
+//! `reject`/`ereject` (Pigeonhole 0.5.19 answers 250 and mails a rejection to the sender, and
+//! has no `ereject`; sievegate answers 550), `redirect`, `vacation` and `notify` (sievegate
+//! sends nothing yet; Pigeonhole would run `sendmail_path`, which is `/bin/false` here), user
+//! `include` (not in sievegate yet), and infected mail that a script stores (sievegate never
+//! stores infected mail, whatever the scripts say; Pigeonhole stores it as told).
+
+/// What arrives over LMTP. The body is built at run time (see `Message::to_crlf` in
+/// `pigeonhole.rs`).
+#[derive(Debug, Clone, Copy)]
+pub struct Message {
+    /// The `From:` header field value.
+    pub from: &'static str,
+    pub to: &'static str,
+    pub subject: &'static str,
+    /// More header lines, each ending in `\n`.
+    pub extra_headers: &'static str,
+    pub content_type: &'static str,
+    pub body: Body,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Body {
+    Text(&'static str),
+    /// The text repeated up to about `size` bytes (for `size` tests).
+    Padded(&'static str, usize),
+    /// The EICAR test string: clamd flags it for sievegate, and the message's
+    /// `X-Diff-Scan: infected` header tells Pigeonhole's `virustest` the same (value 5).
+    Eicar,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Case {
+    /// Unique; shown in the result table.
+    pub name: &'static str,
+    /// Global scripts before the personal one (Pigeonhole's `sieve_before`), in order.
+    pub before: &'static [&'static str],
+    /// The user's script; `None`: the user has none (the `default` runs instead).
+    pub personal: Option<&'static str>,
+    /// Global scripts after the personal one (`sieve_after`), in order.
+    pub after: &'static [&'static str],
+    /// `sieve_default` / sievegate's `default`.
+    pub default: Option<&'static str>,
+    /// Envelope sender (`MAIL FROM`); `""` is the null sender.
+    pub mail_from: &'static str,
+    /// `+detail` on the recipient address.
+    pub detail: Option<&'static str>,
+    pub message: Message,
+}
+
+pub const MESSAGE: Message = Message {
+    from: "Alice <alice@remote.example>",
+    to: "Team <team@example.test>",
+    subject: "Hello",
+    extra_headers: "",
+    content_type: "text/plain; charset=utf-8",
+    body: Body::Text("Hello,\n\nsee you tomorrow.\n"),
+};
+
+pub const BASE: Case = Case {
+    name: "",
+    before: &[],
+    personal: None,
+    after: &[],
+    default: None,
+    mail_from: "alice@remote.example",
+    detail: None,
+    message: MESSAGE,
+};
+
+const NOTHING: &str = "# no action: the implicit keep decides\n";
+const KEEP: &str = "keep;\n";
+const DISCARD: &str = "discard;\n";
+const STOP: &str = "stop;\n";
+const ADD_SEEN: &str = "require \"imap4flags\";\naddflag \"\\\\Seen\";\n";
+const ADD_FLAGGED: &str = "require \"imap4flags\";\naddflag \"\\\\Flagged\";\n";
+const TO_PERSONAL: &str = "require [\"fileinto\", \"mailbox\"];\nfileinto :create \"Personal\";\n";
+const TO_AFTER: &str = "require [\"fileinto\", \"mailbox\"];\nfileinto :create \"After\";\n";
+const TO_DEFAULT: &str = "require [\"fileinto\", \"mailbox\"];\nfileinto :create \"Default\";\n";
+
+pub fn all() -> Vec<Case> {
+    vec![
+        // ---- keep, discard, fileinto in a single personal script ----
+        Case {
+            name: "implicit_keep",
+            personal: Some(NOTHING),
+            ..BASE
+        },
+        Case {
+            name: "explicit_keep",
+            personal: Some(KEEP),
+            ..BASE
+        },
+        Case {
+            name: "empty_personal_script",
+            personal: Some(""),
+            ..BASE
+        },
+        Case {
+            name: "discard",
+            personal: Some(DISCARD),
+            ..BASE
+        },
+        Case {
+            name: "keep_then_discard",
+            personal: Some("keep;\ndiscard;\n"),
+            ..BASE
+        },
+        Case {
+            name: "discard_then_keep",
+            personal: Some("discard;\nkeep;\n"),
+            ..BASE
+        },
+        Case {
+            name: "keep_twice",
+            personal: Some("keep;\nkeep;\n"),
+            ..BASE
+        },
+        Case {
+            name: "keep_and_fileinto_create",
+            personal: Some(
+                r#"require ["fileinto", "mailbox"];
+keep;
+fileinto :create "Copy";
+"#,
+            ),
+            ..BASE
+        },
+        Case {
+            name: "fileinto_create",
+            personal: Some(
+                r#"require ["fileinto", "mailbox"];
+fileinto :create "Work";
+"#,
+            ),
+            ..BASE
+        },
+        Case {
+            name: "fileinto_missing_folder_without_create",
+            personal: Some(
+                r#"require "fileinto";
+fileinto "Nowhere";
+"#,
+            ),
+            ..BASE
+        },
+        Case {
+            name: "fileinto_inbox",
+            personal: Some(
+                r#"require "fileinto";
+fileinto "INBOX";
+"#,
+            ),
+            ..BASE
+        },
+        Case {
+            name: "fileinto_inbox_lowercase",
+            personal: Some(
+                r#"require "fileinto";
+fileinto "inbox";
+"#,
+            ),
+            ..BASE
+        },
+        Case {
+            name: "fileinto_inbox_then_keep",
+            personal: Some(
+                r#"require "fileinto";
+fileinto "INBOX";
+keep;
+"#,
+            ),
+            ..BASE
+        },
+        Case {
+            name: "fileinto_same_folder_twice",
+            personal: Some(
+                r#"require ["fileinto", "mailbox"];
+fileinto :create "Twice";
+fileinto :create "Twice";
+"#,
+            ),
+            ..BASE
+        },
+        Case {
+            name: "fileinto_two_folders",
+            personal: Some(
+                r#"require ["fileinto", "mailbox"];
+fileinto :create "One";
+fileinto :create "Two";
+"#,
+            ),
+            ..BASE
+        },
+        Case {
+            name: "fileinto_copy",
+            personal: Some(
+                r#"require ["fileinto", "mailbox", "copy"];
+fileinto :copy :create "Archive";
+"#,
+            ),
+            ..BASE
+        },
+        Case {
+            name: "fileinto_copy_then_discard",
+            personal: Some(
+                r#"require ["fileinto", "mailbox", "copy"];
+fileinto :copy :create "Archive";
+discard;
+"#,
+            ),
+            ..BASE
+        },
+        Case {
+            name: "fileinto_then_stop",
+            personal: Some(
+                r#"require ["fileinto", "mailbox"];
+fileinto :create "First";
+stop;
+fileinto :create "Never";
+"#,
+            ),
+            ..BASE
+        },
+        Case {
+            name: "fileinto_hierarchy",
+            personal: Some(
+                r#"require ["fileinto", "mailbox"];
+fileinto :create "Work.Reports";
+"#,
+            ),
+            ..BASE
+        },
+        Case {
+            name: "fileinto_non_ascii_umlaut",
+            personal: Some(
+                r#"require ["fileinto", "mailbox"];
+fileinto :create "Entwürfe";
+"#,
+            ),
+            ..BASE
+        },
+        Case {
+            name: "fileinto_non_ascii_cjk",
+            personal: Some(
+                r#"require ["fileinto", "mailbox"];
+fileinto :create "日本";
+"#,
+            ),
+            ..BASE
+        },
+        Case {
+            name: "fileinto_ampersand",
+            personal: Some(
+                r#"require ["fileinto", "mailbox"];
+fileinto :create "R&D";
+"#,
+            ),
+            ..BASE
+        },
+        Case {
+            name: "mailboxexists",
+            personal: Some(
+                r#"require ["fileinto", "mailbox"];
+if mailboxexists "Nope" { fileinto "Nope"; } else { fileinto :create "Made"; }
+"#,
+            ),
+            ..BASE
+        },
+        // ---- imap4flags ----
+        Case {
+            name: "setflag_keep",
+            personal: Some(
+                r#"require "imap4flags";
+setflag "\\Seen";
+keep;
+"#,
+            ),
+            ..BASE
+        },
+        Case {
+            name: "addflag_implicit_keep",
+            personal: Some(
+                r#"require "imap4flags";
+addflag ["\\Flagged", "\\Answered"];
+"#,
+            ),
+            ..BASE
+        },
+        Case {
+            name: "removeflag",
+            personal: Some(
+                r#"require "imap4flags";
+addflag ["\\Seen", "\\Flagged"];
+removeflag "\\Seen";
+keep;
+"#,
+            ),
+            ..BASE
+        },
+        Case {
+            name: "keep_flags_argument",
+            personal: Some(
+                r#"require "imap4flags";
+addflag "\\Seen";
+keep :flags ["\\Deleted", "\\Draft"];
+"#,
+            ),
+            ..BASE
+        },
+        Case {
+            name: "fileinto_flags_argument",
+            personal: Some(
+                r#"require ["fileinto", "mailbox", "imap4flags"];
+fileinto :create :flags "\\Seen" "Read";
+"#,
+            ),
+            ..BASE
+        },
+        Case {
+            name: "flags_change_between_actions",
+            personal: Some(
+                r#"require ["fileinto", "mailbox", "imap4flags"];
+addflag "\\Seen";
+fileinto :create "A";
+removeflag "\\Seen";
+addflag "\\Flagged";
+fileinto :create "B";
+"#,
+            ),
+            ..BASE
+        },
+        Case {
+            name: "hasflag",
+            personal: Some(
+                r#"require ["fileinto", "mailbox", "imap4flags"];
+addflag "\\Answered";
+if hasflag :is "\\Answered" { fileinto :create "HasFlag"; }
+"#,
+            ),
+            ..BASE
+        },
+        Case {
+            name: "flag_variable",
+            personal: Some(
+                r#"require ["imap4flags", "variables"];
+addflag "marks" "\\Flagged";
+keep :flags "${marks}";
+"#,
+            ),
+            ..BASE
+        },
+        Case {
+            name: "keyword_flag",
+            personal: Some(
+                r#"require "imap4flags";
+addflag "$Label1";
+keep;
+"#,
+            ),
+            ..BASE
+        },
+        // ---- the chain: before → personal (or default) → after ----
+        Case {
+            name: "before_flags_carried_into_personal_fileinto",
+            before: &[ADD_FLAGGED],
+            personal: Some(TO_PERSONAL),
+            ..BASE
+        },
+        Case {
+            name: "before_flags_with_implicit_keep",
+            before: &[ADD_SEEN],
+            personal: Some(NOTHING),
+            ..BASE
+        },
+        Case {
+            name: "before_fileinto_without_stop",
+            before: &[r#"require ["fileinto", "mailbox"];
+fileinto :create "Before";
+"#],
+            personal: Some(TO_PERSONAL),
+            ..BASE
+        },
+        Case {
+            name: "before_fileinto_copy",
+            before: &[r#"require ["fileinto", "mailbox", "copy"];
+fileinto :copy :create "Audit";
+"#],
+            personal: Some(TO_PERSONAL),
+            ..BASE
+        },
+        Case {
+            name: "before_discard",
+            before: &[DISCARD],
+            personal: Some(TO_PERSONAL),
+            ..BASE
+        },
+        Case {
+            name: "before_stop_only",
+            before: &[STOP],
+            personal: Some(TO_PERSONAL),
+            ..BASE
+        },
+        Case {
+            name: "before_fileinto_and_stop",
+            before: &[r#"require ["fileinto", "mailbox"];
+fileinto :create "Before";
+stop;
+"#],
+            personal: Some(TO_PERSONAL),
+            ..BASE
+        },
+        Case {
+            name: "before_keep_personal_fileinto",
+            before: &[KEEP],
+            personal: Some(TO_PERSONAL),
+            ..BASE
+        },
+        Case {
+            name: "before_keep_personal_nothing",
+            before: &[KEEP],
+            personal: Some(NOTHING),
+            ..BASE
+        },
+        Case {
+            name: "before_keep_personal_discard",
+            before: &[KEEP],
+            personal: Some(DISCARD),
+            ..BASE
+        },
+        Case {
+            name: "two_before_scripts_in_order",
+            before: &[
+                ADD_SEEN,
+                r#"require ["fileinto", "mailbox"];
+fileinto :create "Second";
+"#,
+            ],
+            personal: Some(TO_PERSONAL),
+            ..BASE
+        },
+        Case {
+            name: "before_editheader_seen_by_personal",
+            before: &[r#"require "editheader";
+addheader "X-Before" "yes";
+"#],
+            personal: Some(
+                r#"require ["fileinto", "mailbox"];
+if header :is "X-Before" "yes" { fileinto :create "SawBefore"; }
+"#,
+            ),
+            ..BASE
+        },
+        Case {
+            name: "variables_not_shared_across_chain",
+            before: &[r#"require "variables";
+set "folder" "FromBefore";
+"#],
+            personal: Some(
+                r#"require ["fileinto", "mailbox", "variables"];
+if string :is "${folder}" "" { fileinto :create "NotShared"; }
+else { fileinto :create "Shared"; }
+"#,
+            ),
+            ..BASE
+        },
+        Case {
+            name: "personal_stop_then_after",
+            personal: Some(STOP),
+            after: &[TO_AFTER],
+            ..BASE
+        },
+        Case {
+            name: "personal_keep_then_after",
+            personal: Some(KEEP),
+            after: &[TO_AFTER],
+            ..BASE
+        },
+        Case {
+            name: "personal_fileinto_then_after",
+            personal: Some(TO_PERSONAL),
+            after: &[TO_AFTER],
+            ..BASE
+        },
+        Case {
+            name: "personal_fileinto_copy_then_after",
+            personal: Some(
+                r#"require ["fileinto", "mailbox", "copy"];
+fileinto :copy :create "Personal";
+"#,
+            ),
+            after: &[TO_AFTER],
+            ..BASE
+        },
+        Case {
+            name: "personal_discard_then_after_keep",
+            personal: Some(DISCARD),
+            after: &[KEEP],
+            ..BASE
+        },
+        Case {
+            name: "explicit_keeps_then_after_fileinto",
+            before: &[KEEP],
+            personal: Some(KEEP),
+            after: &[TO_AFTER],
+            ..BASE
+        },
+        Case {
+            name: "personal_flags_then_after_fileinto",
+            personal: Some(ADD_SEEN),
+            after: &[TO_AFTER],
+            ..BASE
+        },
+        Case {
+            name: "after_discard_with_keep_pending",
+            personal: Some(NOTHING),
+            after: &[DISCARD],
+            ..BASE
+        },
+        Case {
+            name: "after_stop",
+            personal: Some(NOTHING),
+            after: &[r#"require ["fileinto", "mailbox", "imap4flags"];
+addflag "\\Seen";
+stop;
+fileinto :create "Never";
+"#],
+            ..BASE
+        },
+        Case {
+            name: "two_after_scripts",
+            personal: Some(NOTHING),
+            after: &[
+                r#"require ["fileinto", "mailbox", "copy"];
+fileinto :copy :create "AfterCopy";
+"#,
+                ADD_FLAGGED,
+            ],
+            ..BASE
+        },
+        Case {
+            name: "before_personal_after_all_flag",
+            before: &[ADD_SEEN],
+            personal: Some(
+                r#"require "imap4flags";
+addflag "\\Answered";
+"#,
+            ),
+            after: &[ADD_FLAGGED],
+            ..BASE
+        },
+        // ---- default script, compile and run-time errors ----
+        Case {
+            name: "default_runs_without_personal",
+            personal: None,
+            default: Some(TO_DEFAULT),
+            ..BASE
+        },
+        Case {
+            name: "default_stop_then_after",
+            personal: None,
+            default: Some(STOP),
+            after: &[TO_AFTER],
+            ..BASE
+        },
+        Case {
+            name: "before_keep_personal_fileinto_copy",
+            before: &[KEEP],
+            personal: Some(
+                r#"require ["fileinto", "mailbox", "copy"];
+fileinto :copy :create "Personal";
+"#,
+            ),
+            ..BASE
+        },
+        Case {
+            name: "no_personal_no_default",
+            personal: None,
+            ..BASE
+        },
+        Case {
+            name: "default_with_before_and_after",
+            before: &[ADD_SEEN],
+            personal: None,
+            default: Some(NOTHING),
+            after: &[TO_AFTER],
+            ..BASE
+        },
+        Case {
+            name: "personal_compile_error_default_not_used",
+            // fileinto without require: a compile error.
+            personal: Some("fileinto \"Broken\";\n"),
+            default: Some(TO_DEFAULT),
+            ..BASE
+        },
+        Case {
+            name: "personal_syntax_error_in_chain",
+            before: &[ADD_SEEN],
+            personal: Some("if true {\n  keep;\n"),
+            after: &[TO_AFTER],
+            ..BASE
+        },
+        Case {
+            name: "personal_compile_error_then_after",
+            personal: Some("if true {\n  keep;\n"),
+            after: &[TO_AFTER],
+            ..BASE
+        },
+        Case {
+            // Pigeonhole logs the bad pattern and treats the test as false; the script goes on.
+            name: "invalid_regex_at_run_time",
+            personal: Some(
+                r#"require ["fileinto", "mailbox", "regex", "variables"];
+fileinto :create "Early";
+set "pattern" "(";
+if header :regex "subject" "${pattern}" { fileinto :create "Matched"; }
+"#,
+            ),
+            ..BASE
+        },
+        Case {
+            name: "invalid_regex_at_run_time_in_before",
+            before: &[r#"require ["fileinto", "mailbox", "regex", "variables"];
+fileinto :create "Early";
+set "pattern" "(";
+if header :regex "subject" "${pattern}" { discard; }
+"#],
+            personal: Some(TO_PERSONAL),
+            ..BASE
+        },
+        Case {
+            name: "fileinto_slash_in_name",
+            personal: Some(
+                r#"require ["fileinto", "mailbox"];
+fileinto :create "bad/name";
+"#,
+            ),
+            ..BASE
+        },
+        Case {
+            name: "fileinto_name_too_long",
+            // 300 bytes: longer than a file name may be (255).
+            personal: Some(concat!(
+                "require [\"fileinto\", \"mailbox\"];\nfileinto :create \"",
+                "Long0123456789012345678901234567890123456789012345678901234567890123456789",
+                "0123456789012345678901234567890123456789012345678901234567890123456789012345",
+                "0123456789012345678901234567890123456789012345678901234567890123456789012345",
+                "0123456789012345678901234567890123456789012345678901234567890123456789012345",
+                "\";\n"
+            )),
+            ..BASE
+        },
+        Case {
+            // A failing action: Pigeonhole's failsafe is the implicit keep.
+            name: "fileinto_name_too_long_after_other_fileinto",
+            personal: Some(concat!(
+                "require [\"fileinto\", \"mailbox\"];\nfileinto :create \"Early\";\n",
+                "fileinto :create \"",
+                "Long0123456789012345678901234567890123456789012345678901234567890123456789",
+                "0123456789012345678901234567890123456789012345678901234567890123456789012345",
+                "0123456789012345678901234567890123456789012345678901234567890123456789012345",
+                "0123456789012345678901234567890123456789012345678901234567890123456789012345",
+                "\";\n"
+            )),
+            ..BASE
+        },
+        Case {
+            // Pigeonhole's sieve_max_actions is 32: the 33rd action is a run-time error.
+            name: "too_many_actions",
+            personal: Some(
+                r#"require ["fileinto", "mailbox", "copy"];
+fileinto :copy :create "F01"; fileinto :copy :create "F02"; fileinto :copy :create "F03";
+fileinto :copy :create "F04"; fileinto :copy :create "F05"; fileinto :copy :create "F06";
+fileinto :copy :create "F07"; fileinto :copy :create "F08"; fileinto :copy :create "F09";
+fileinto :copy :create "F10"; fileinto :copy :create "F11"; fileinto :copy :create "F12";
+fileinto :copy :create "F13"; fileinto :copy :create "F14"; fileinto :copy :create "F15";
+fileinto :copy :create "F16"; fileinto :copy :create "F17"; fileinto :copy :create "F18";
+fileinto :copy :create "F19"; fileinto :copy :create "F20"; fileinto :copy :create "F21";
+fileinto :copy :create "F22"; fileinto :copy :create "F23"; fileinto :copy :create "F24";
+fileinto :copy :create "F25"; fileinto :copy :create "F26"; fileinto :copy :create "F27";
+fileinto :copy :create "F28"; fileinto :copy :create "F29"; fileinto :copy :create "F30";
+fileinto :copy :create "F31"; fileinto :copy :create "F32"; fileinto :copy :create "F33";
+"#,
+            ),
+            ..BASE
+        },
+        Case {
+            name: "fileinto_empty_name_is_inbox",
+            personal: Some(
+                r#"require ["fileinto", "mailbox", "variables"];
+fileinto :create "Early";
+set "name" "";
+fileinto "${name}";
+"#,
+            ),
+            ..BASE
+        },
+        // ---- editheader ----
+        Case {
+            name: "addheader_then_fileinto",
+            personal: Some(
+                r#"require ["fileinto", "mailbox", "editheader"];
+addheader "X-Filed" "yes";
+fileinto :create "Tagged";
+"#,
+            ),
+            ..BASE
+        },
+        Case {
+            name: "addheader_then_header_test",
+            personal: Some(
+                r#"require ["fileinto", "mailbox", "editheader"];
+addheader "X-Seen-By" "sieve";
+if header :is "X-Seen-By" "sieve" { fileinto :create "SawOwnHeader"; }
+"#,
+            ),
+            ..BASE
+        },
+        Case {
+            name: "deleteheader_then_test",
+            personal: Some(
+                r#"require ["fileinto", "mailbox", "editheader"];
+deleteheader "Subject";
+if not exists "Subject" { fileinto :create "NoSubject"; }
+"#,
+            ),
+            ..BASE
+        },
+        Case {
+            name: "auto_submitted_addheader_fileinto",
+            personal: Some(
+                r#"require ["fileinto", "mailbox", "editheader"];
+addheader "X-Tag" "auto";
+fileinto :create "Auto";
+"#,
+            ),
+            message: Message {
+                extra_headers: "Auto-Submitted: auto-replied\n",
+                ..MESSAGE
+            },
+            ..BASE
+        },
+        Case {
+            name: "auto_submitted_addheader_implicit_keep",
+            personal: Some(
+                r#"require "editheader";
+addheader "X-Tag" "auto";
+"#,
+            ),
+            message: Message {
+                extra_headers: "Auto-Submitted: auto-replied\n",
+                ..MESSAGE
+            },
+            ..BASE
+        },
+        Case {
+            name: "auto_submitted_fileinto",
+            personal: Some(
+                r#"require ["fileinto", "mailbox"];
+fileinto :create "Auto";
+"#,
+            ),
+            message: Message {
+                extra_headers: "Auto-Submitted: auto-replied\n",
+                ..MESSAGE
+            },
+            ..BASE
+        },
+        // ---- tests: envelope, header, address, body, size, exists, string ----
+        Case {
+            name: "envelope_from",
+            personal: Some(
+                r#"require ["fileinto", "mailbox", "envelope"];
+if envelope :is "from" "boss@remote.example" { fileinto :create "Boss"; }
+"#,
+            ),
+            mail_from: "boss@remote.example",
+            ..BASE
+        },
+        Case {
+            name: "envelope_null_sender",
+            personal: Some(
+                r#"require ["fileinto", "mailbox", "envelope"];
+if envelope :is "from" "" { fileinto :create "Bounces"; }
+"#,
+            ),
+            mail_from: "",
+            ..BASE
+        },
+        Case {
+            name: "envelope_to_detail",
+            personal: Some(
+                r#"require ["fileinto", "mailbox", "envelope", "subaddress"];
+if envelope :detail "to" "lists" { fileinto :create "Lists"; }
+"#,
+            ),
+            detail: Some("lists"),
+            ..BASE
+        },
+        Case {
+            name: "header_contains",
+            personal: Some(
+                r#"require ["fileinto", "mailbox"];
+if header :contains "subject" "invoice" { fileinto :create "Invoices"; }
+"#,
+            ),
+            message: Message {
+                subject: "Your invoice 42",
+                ..MESSAGE
+            },
+            ..BASE
+        },
+        Case {
+            name: "header_matches_variable_folder",
+            personal: Some(
+                r#"require ["fileinto", "mailbox", "variables"];
+if header :matches "Subject" "[*] *" { fileinto :create "${1}"; }
+"#,
+            ),
+            message: Message {
+                subject: "[lists] weekly digest",
+                ..MESSAGE
+            },
+            ..BASE
+        },
+        Case {
+            name: "header_encoded_word",
+            personal: Some(
+                r#"require ["fileinto", "mailbox"];
+if header :contains "subject" "Grüße" { fileinto :create "Greetings"; }
+"#,
+            ),
+            message: Message {
+                subject: "=?UTF-8?B?R3LDvMOfZSBhdXMgQmVybGlu?=",
+                ..MESSAGE
+            },
+            ..BASE
+        },
+        Case {
+            name: "header_no_match_keeps",
+            personal: Some(
+                r#"require ["fileinto", "mailbox"];
+if header :contains "subject" "invoice" { fileinto :create "Invoices"; }
+"#,
+            ),
+            ..BASE
+        },
+        Case {
+            name: "address_domain",
+            personal: Some(
+                r#"require ["fileinto", "mailbox"];
+if address :domain :is "from" "partner.example" { fileinto :create "Partner"; }
+"#,
+            ),
+            message: Message {
+                from: "\"Partner, Inc.\" <sales@partner.example>",
+                ..MESSAGE
+            },
+            ..BASE
+        },
+        Case {
+            name: "address_localpart_matches_variable",
+            personal: Some(
+                r#"require ["fileinto", "mailbox", "variables"];
+if address :localpart :matches "from" "*-bounces" { fileinto :create "Bounce ${1}"; }
+"#,
+            ),
+            message: Message {
+                from: "list-bounces@lists.example",
+                ..MESSAGE
+            },
+            ..BASE
+        },
+        Case {
+            name: "exists_allof_anyof_not",
+            personal: Some(
+                r#"require ["fileinto", "mailbox"];
+if allof (exists "List-Id", anyof (header :is "Precedence" "bulk", false), not exists "X-Nope") {
+  fileinto :create "Lists";
+}
+"#,
+            ),
+            message: Message {
+                extra_headers: "List-Id: <news.lists.example>\nPrecedence: bulk\n",
+                ..MESSAGE
+            },
+            ..BASE
+        },
+        Case {
+            name: "body_contains",
+            personal: Some(
+                r#"require ["fileinto", "mailbox", "body"];
+if body :contains "unsubscribe" { fileinto :create "Bulk"; }
+"#,
+            ),
+            message: Message {
+                body: Body::Text("Big sale!\n\nTo unsubscribe, reply STOP.\n"),
+                ..MESSAGE
+            },
+            ..BASE
+        },
+        Case {
+            name: "body_text_multipart",
+            personal: Some(
+                r#"require ["fileinto", "mailbox", "body"];
+if body :text :contains "agenda" { fileinto :create "Meetings"; }
+"#,
+            ),
+            message: Message {
+                content_type: "multipart/alternative; boundary=\"b1\"",
+                body: Body::Text(
+                    "--b1\nContent-Type: text/plain; charset=utf-8\n\nThe agenda is attached.\n--b1\nContent-Type: text/html; charset=utf-8\n\n<p>The agenda is attached.</p>\n--b1--\n",
+                ),
+                ..MESSAGE
+            },
+            ..BASE
+        },
+        Case {
+            name: "size_over",
+            personal: Some(
+                r#"require ["fileinto", "mailbox"];
+if size :over 10K { fileinto :create "Big"; } else { fileinto :create "Small"; }
+"#,
+            ),
+            message: Message {
+                body: Body::Padded("A line of padding to make this message large.\n", 20_000),
+                ..MESSAGE
+            },
+            ..BASE
+        },
+        Case {
+            name: "size_under",
+            personal: Some(
+                r#"require ["fileinto", "mailbox"];
+if size :under 10K { fileinto :create "Small"; } else { fileinto :create "Big"; }
+"#,
+            ),
+            ..BASE
+        },
+        Case {
+            name: "variables_modifiers",
+            personal: Some(
+                r#"require ["fileinto", "mailbox", "variables"];
+set :lower :upperfirst "folder" "REPORTS";
+fileinto :create "${folder}";
+"#,
+            ),
+            ..BASE
+        },
+        Case {
+            name: "string_test",
+            personal: Some(
+                r#"require ["fileinto", "mailbox", "variables"];
+set "state" "on";
+if string :is "${state}" "on" { fileinto :create "StringTest"; }
+"#,
+            ),
+            ..BASE
+        },
+        // ---- virustest (Pigeonhole reads X-Diff-Scan; sievegate asks clamd) ----
+        Case {
+            name: "virustest_clean",
+            personal: Some(
+                r#"require ["fileinto", "mailbox", "virustest", "relational", "comparator-i;ascii-numeric"];
+if virustest :value "eq" :comparator "i;ascii-numeric" "1" { fileinto :create "Clean"; }
+"#,
+            ),
+            ..BASE
+        },
+        Case {
+            name: "virustest_infected_discard",
+            before: &[
+                r#"require ["virustest", "relational", "comparator-i;ascii-numeric"];
+if virustest :value "ge" :comparator "i;ascii-numeric" "4" { discard; stop; }
+"#,
+            ],
+            personal: Some(TO_PERSONAL),
+            message: Message {
+                body: Body::Eicar,
+                ..MESSAGE
+            },
+            ..BASE
+        },
+    ]
+}
