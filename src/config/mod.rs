@@ -98,9 +98,14 @@ pub struct RawSieve {
     #[serde(default)]
     pub after: Vec<String>,
     pub default: Option<String>,
-    /// Instructions one recipient's chain may execute before it is stopped (implicit keep).
+    /// Instructions each script of the chain may execute before it is stopped (implicit keep).
     #[serde(default = "defaults::cpu_limit")]
     pub cpu_limit: usize,
+    /// Wall-clock seconds one recipient's whole chain may run before it is stopped (implicit
+    /// keep). Keep it well under Postfix's `lmtp_data_done_timeout` (600 s) divided by the
+    /// recipients per transaction (`lmtp_destination_recipient_limit`, 50).
+    #[serde(default = "defaults::max_run_time_secs")]
+    pub max_run_time_secs: u64,
 }
 
 impl Default for RawSieve {
@@ -111,6 +116,7 @@ impl Default for RawSieve {
             after: Vec::new(),
             default: None,
             cpu_limit: defaults::cpu_limit(),
+            max_run_time_secs: defaults::max_run_time_secs(),
         }
     }
 }
@@ -157,6 +163,9 @@ mod defaults {
     }
     pub fn cpu_limit() -> usize {
         10_000
+    }
+    pub fn max_run_time_secs() -> u64 {
+        10
     }
 }
 
@@ -223,6 +232,8 @@ pub struct SieveConfig {
     pub after: Vec<PathBuf>,
     pub default: Option<PathBuf>,
     pub cpu_limit: usize,
+    /// Wall-clock budget of one recipient's chain.
+    pub max_run_time: Duration,
 }
 
 /// One listening address.
@@ -457,6 +468,7 @@ impl RawConfig {
             ("server.data_timeout_secs", s.data_timeout_secs as usize),
             ("scanner.timeout_secs", self.scanner.timeout_secs as usize),
             ("sieve.cpu_limit", self.sieve.cpu_limit),
+            ("sieve.max_run_time_secs", self.sieve.max_run_time_secs as usize),
         ] {
             if value == 0 {
                 problems.push(format!("{key}: must be greater than 0"));
@@ -546,6 +558,7 @@ impl RawConfig {
             after,
             default,
             cpu_limit: sv.cpu_limit,
+            max_run_time: Duration::from_secs(sv.max_run_time_secs),
         };
         let (true, Some(clamd), Some(socket_mode)) = (problems.is_empty(), clamd, socket_mode)
         else {

@@ -51,6 +51,7 @@ impl Services {
             default: config.sieve.default.clone(),
             hostname: config.server.hostname.clone(),
             cpu_limit: config.sieve.cpu_limit,
+            max_run_time: config.sieve.max_run_time,
         });
         Services {
             config,

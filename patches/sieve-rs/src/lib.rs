@@ -135,6 +135,8 @@ pub struct Context<'x> {
     pub(crate) num_redirects: usize,
     pub(crate) num_instructions: usize,
     pub(crate) num_out_messages: usize,
+    /// sievegate patch: wall-clock deadline for this context's runs (PATCHES.md #4).
+    pub(crate) deadline: Option<std::time::Instant>,
 }
 
 #[derive(Debug, Clone, Eq, PartialEq, Hash)]
@@ -212,6 +214,9 @@ pub enum Event {
     Keep {
         flags: Vec<String>,
         message_id: usize,
+        /// sievegate patch (PATCHES.md #1): true for the implicit keep at the end of a run,
+        /// false for an explicit `keep` command, which is reported when it executes.
+        implicit: bool,
     },
     Discard,
     Reject {
@@ -243,7 +248,22 @@ pub enum Event {
     CreatedMessage {
         message_id: usize,
         message: Vec<u8>,
+        /// sievegate patch (PATCHES.md #2): what produced this message.
+        origin: MessageOrigin,
     },
+}
+
+/// sievegate patch (PATCHES.md #2): what produced a `CreatedMessage`, so that a consumer
+/// never has to guess it from the message's content (which a sender controls).
+#[derive(Debug, Clone, Copy, Eq, PartialEq, Hash)]
+pub enum MessageOrigin {
+    /// The incoming message after `editheader`/MIME changes; later Keep, FileInto and
+    /// redirect events refer to it by its id.
+    Edited,
+    /// A `vacation` reply.
+    Vacation,
+    /// An `enotify` (mailto) notification.
+    Notification,
 }
 
 pub type ExternalId = u32;
@@ -645,6 +665,7 @@ mod tests {
                                                             if let Event::CreatedMessage {
                                                                 message_id: message_id_,
                                                                 message,
+                                                                ..
                                                             } = item
                                                                 && message_id == message_id_
                                                             {
@@ -893,6 +914,7 @@ mod tests {
                                     instance.final_event = Event::Keep {
                                         flags: vec![],
                                         message_id: 0,
+                                        implicit: true,
                                     }
                                     .into();
                                     instance.metadata.clear();

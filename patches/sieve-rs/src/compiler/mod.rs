@@ -594,6 +594,9 @@ impl Display for RuntimeError {
                 f,
                 "Script exceeded the maximum number of instructions allowed to execute."
             ),
+            RuntimeError::TimeLimitReached => {
+                write!(f, "Script exceeded its wall-clock time limit.")
+            }
         }
     }
 }

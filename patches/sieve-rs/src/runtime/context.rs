@@ -57,6 +57,7 @@ impl<'x> Context<'x> {
             final_event: Event::Keep {
                 flags: Vec::with_capacity(0),
                 message_id: 0,
+                implicit: true,
             }
             .into(),
             queued_events: vec![].into_iter(),
@@ -74,11 +75,15 @@ impl<'x> Context<'x> {
             main_message_id: 0,
             virus_status: VirusStatus::Unknown,
             spam_status: SpamStatus::Unknown,
+            deadline: None,
         }
     }
 
     #[allow(clippy::while_let_on_iterator)]
     pub fn run(&mut self, input: Input) -> Option<Result<Event, RuntimeError>> {
+        // sievegate patch (PATCHES.md #4): the glob matcher has no Context, so it reads the
+        // deadline of the run in progress from a thread-local, reset when `run` returns.
+        let _deadline = super::deadline::Scope::enter(self.deadline);
         match input {
             Input::True => self.test_result ^= true,
             Input::False => self.test_result ^= false,
@@ -128,6 +133,13 @@ impl<'x> Context<'x> {
                     self.finish_loop();
                     return Some(Err(RuntimeError::CPULimitReached));
                 }
+                // sievegate patch (PATCHES.md #4): the CPU limit counts instructions, but one
+                // instruction (a test over a huge header) can take seconds; this also catches
+                // a test that the glob matcher cut short at the deadline.
+                if super::deadline::passed(self.deadline) {
+                    self.finish_loop();
+                    return Some(Err(RuntimeError::TimeLimitReached));
+                }
                 self.pos += 1;
 
                 match instruction {
@@ -154,6 +166,12 @@ impl<'x> Context<'x> {
                         continue;
                     }
                     Instruction::Test(test) => match test.exec(self) {
+                        // sievegate patch (PATCHES.md #4): a test cut short by the deadline
+                        // has no trustworthy result.
+                        TestResult::Bool(_) if super::deadline::passed(self.deadline) => {
+                            self.finish_loop();
+                            return Some(Err(RuntimeError::TimeLimitReached));
+                        }
                         TestResult::Bool(result) => {
                             self.test_result = result;
                         }
@@ -194,14 +212,25 @@ impl<'x> Context<'x> {
                         }
                     }
                     Instruction::Keep(keep) => {
-                        let next_event = self.build_message_id();
-                        self.final_event = Event::Keep {
+                        // sievegate patch (PATCHES.md #1): an explicit keep is an action of
+                        // its own, reported now like fileinto; it cancels only the implicit
+                        // keep, so a later discard or fileinto no longer undoes it
+                        // (RFC 5228 §2.10.2, §4.3, §4.4).
+                        let mut events = Vec::with_capacity(2);
+                        if let Some(event) = self.build_message_id() {
+                            events.push(event);
+                        }
+                        if matches!(&self.final_event, Some(Event::Keep { .. })) {
+                            self.final_event = None;
+                        }
+                        events.push(Event::Keep {
                             flags: self.get_local_or_global_flags(&keep.flags),
                             message_id: self.main_message_id,
-                        }
-                        .into();
-                        if let Some(next_event) = next_event {
-                            return Some(Ok(next_event));
+                            implicit: false,
+                        });
+                        self.queued_events = events.into_iter();
+                        if let Some(event) = self.queued_events.next() {
+                            return Some(Ok(event));
                         }
                     }
                     Instruction::FileInto(fi) => {
@@ -410,6 +439,7 @@ impl<'x> Context<'x> {
             Some(Event::Keep {
                 mut flags,
                 message_id,
+                ..
             }) => {
                 let create_event = if self.has_changes {
                     self.build_message_id()
@@ -427,12 +457,17 @@ impl<'x> Context<'x> {
                         Event::Keep {
                             flags,
                             message_id: self.main_message_id,
+                            implicit: true,
                         },
                     ]
                     .into_iter();
                     self.queued_events.next().map(Ok)
                 } else {
-                    Some(Ok(Event::Keep { flags, message_id }))
+                    Some(Ok(Event::Keep {
+                        flags,
+                        message_id,
+                        implicit: true,
+                    }))
                 }
             }
             Some(event) => Some(Ok(event)),
@@ -446,6 +481,7 @@ impl<'x> Context<'x> {
             self.queued_events = if let Event::Keep {
                 mut flags,
                 message_id,
+                ..
             } = event
             {
                 let global_flags = self.get_global_flags();
@@ -460,13 +496,22 @@ impl<'x> Context<'x> {
                             Event::Keep {
                                 flags,
                                 message_id: self.main_message_id,
+                                implicit: true,
                             },
                         ]
                     } else {
-                        vec![Event::Keep { flags, message_id }]
+                        vec![Event::Keep {
+                            flags,
+                            message_id,
+                            implicit: true,
+                        }]
                     }
                 } else {
-                    vec![Event::Keep { flags, message_id }]
+                    vec![Event::Keep {
+                        flags,
+                        message_id,
+                        implicit: true,
+                    }]
                 }
             } else {
                 vec![event]
@@ -600,6 +645,19 @@ impl<'x> Context<'x> {
         self
     }
 
+    /// sievegate patch (PATCHES.md #4): a wall-clock deadline for every later `run` call.
+    /// Past it, `run` returns [`RuntimeError::TimeLimitReached`]; it is checked between
+    /// instructions and inside the glob matcher.
+    pub fn set_deadline(&mut self, deadline: std::time::Instant) {
+        self.deadline = Some(deadline);
+    }
+
+    /// Builder form of [`Context::set_deadline`].
+    pub fn with_deadline(mut self, deadline: std::time::Instant) -> Self {
+        self.set_deadline(deadline);
+        self
+    }
+
     pub fn set_virus_status(&mut self, status: impl Into<VirusStatus>) {
         self.virus_status = status.into();
     }
@@ -667,6 +725,7 @@ impl<'x> Context<'x> {
             final_event: Event::Keep {
                 flags: Vec::with_capacity(0),
                 message_id: 0,
+                implicit: true,
             }
             .into(),
             queued_events: vec![].into_iter(),
@@ -684,6 +743,7 @@ impl<'x> Context<'x> {
             main_message_id: 0,
             virus_status: VirusStatus::Unknown,
             spam_status: SpamStatus::Unknown,
+            deadline: None,
         }
     }
 }

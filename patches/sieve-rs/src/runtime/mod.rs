@@ -6,6 +6,7 @@
 
 pub mod actions;
 pub mod context;
+pub(crate) mod deadline;
 pub mod eval;
 pub mod expression;
 pub mod tests;
@@ -50,6 +51,8 @@ pub enum RuntimeError {
     CapabilityNotAllowed(Capability),
     CapabilityNotSupported(String),
     CPULimitReached,
+    /// sievegate patch (PATCHES.md #4): the deadline set with `Context::set_deadline` passed.
+    TimeLimitReached,
 }
 
 impl Default for Variable {

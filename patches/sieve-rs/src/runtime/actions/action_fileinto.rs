@@ -14,9 +14,10 @@ impl FileInto {
             events.push(event);
         }
 
-        if !self.copy
-            && !matches!(&ctx.final_event, Some(Event::Keep { flags, .. }) if !flags.is_empty())
-        {
+        // sievegate patch (PATCHES.md #1): the final event slot now holds only the implicit
+        // keep (an explicit keep is reported when it runs), so fileinto cancels exactly that;
+        // a pending discard is left alone, as redirect does.
+        if !self.copy && matches!(&ctx.final_event, Some(Event::Keep { .. })) {
             ctx.final_event = None;
         }
 

@@ -391,6 +391,7 @@ impl Context<'_> {
             Some(Event::CreatedMessage {
                 message_id: self.main_message_id,
                 message,
+                origin: crate::MessageOrigin::Edited,
             })
         } else {
             None

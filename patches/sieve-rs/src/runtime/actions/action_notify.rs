@@ -210,6 +210,7 @@ impl Notify {
             events.push(Event::CreatedMessage {
                 message_id: ctx.last_message_id,
                 message,
+                origin: crate::MessageOrigin::Notification,
             });
 
             if is_mailto {

@@ -299,6 +299,7 @@ impl Vacation {
         events.push(Event::CreatedMessage {
             message_id: ctx.last_message_id,
             message,
+            origin: crate::MessageOrigin::Vacation,
         });
         events.push(Event::SendMessage {
             recipient: Recipient::Address(vacation_to.to_string()),

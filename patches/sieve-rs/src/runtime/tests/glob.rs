@@ -65,47 +65,49 @@ impl GlobPattern {
         }
     }
 
-    // Credits: Algorithm ported from https://research.swtch.com/glob
+    /// sievegate patch (PATCHES.md #5): match without captures in linear time for the
+    /// common shapes. The pattern is split at each `*` into segments; the first segment is
+    /// anchored at the start, the last at the end, and each middle segment is taken at its
+    /// leftmost place (a leftmost match never prevents a later segment from matching, so
+    /// this is exact). Segments without `?` are found with `str::find` (Two-Way, linear);
+    /// the rest try each start position and check the deadline as they go. The former
+    /// single-backtrack loop (still used by `capture`) costs O(value × pattern): `*a…b`
+    /// against a 1 MB header took seconds per test.
     pub fn matches(&self, value: &str) -> bool {
+        let lowered;
         let value = if self.to_lower {
-            value.to_lowercase().chars().collect::<Vec<_>>()
+            lowered = value.to_lowercase();
+            lowered.as_str()
         } else {
-            value.chars().collect::<Vec<_>>()
+            value
         };
-
-        let mut px = 0;
-        let mut nx = 0;
-        let mut next_px = 0;
-        let mut next_nx = 0;
-
-        while px < self.pattern.len() || nx < value.len() {
-            match self.pattern.get(px) {
-                Some(PatternChar::Char { char, .. }) => {
-                    if matches!(value.get(nx), Some(nc) if nc == char ) {
-                        px += 1;
-                        nx += 1;
-                        continue;
-                    }
-                }
-                Some(PatternChar::WildcardSingle { .. }) if nx < value.len() => {
-                    px += 1;
-                    nx += 1;
-                    continue;
-                }
-                Some(PatternChar::WildcardMany { .. }) => {
-                    next_px = px;
-                    next_nx = nx + 1;
-                    px += 1;
-                    continue;
-                }
-                _ => (),
-            }
-            if 0 < next_nx && next_nx <= value.len() {
-                px = next_px;
-                nx = next_nx;
-                continue;
-            }
+        let mut segments = self
+            .pattern
+            .split(|pc| matches!(pc, PatternChar::WildcardMany { .. }));
+        let Some(first) = segments.next() else {
+            return value.is_empty();
+        };
+        let segments: Vec<&[PatternChar]> = segments.collect();
+        let Some((last, middle)) = segments.split_last() else {
+            // No `*`: the whole value must match the one segment.
+            return match_at(first, value, 0) == Some(value.len());
+        };
+        let Some(mut pos) = match_at(first, value, 0) else {
             return false;
+        };
+        // The last segment is as many characters long as it has pattern items.
+        let Some(tail) = start_of_last_chars(value, last.len()) else {
+            return false;
+        };
+        if tail < pos || match_at(last, value, tail) != Some(value.len()) {
+            return false;
+        }
+        let mut ticker = crate::runtime::deadline::Ticker::default();
+        for segment in middle {
+            match find(segment, value, pos, tail, &mut ticker) {
+                Some(end) => pos = end,
+                None => return false,
+            }
         }
         true
     }
@@ -143,8 +145,14 @@ impl GlobPattern {
         let mut nx = 0;
         let mut next_px = 0;
         let mut next_nx = 0;
+        // sievegate patch (PATCHES.md #4): this loop is O(value × pattern); give up at the
+        // deadline (Context::run then reports TimeLimitReached).
+        let mut ticker = crate::runtime::deadline::Ticker::default();
 
         while px < self.pattern.len() || nx < value.len() {
+            if ticker.expired() {
+                return false;
+            }
             match self.pattern.get_mut(px) {
                 Some(PatternChar::Char { char, match_pos }) => {
                     if matches!(value.get(nx), Some(nc) if &nc.0 == char ) {
@@ -248,6 +256,69 @@ impl GlobPattern {
         }
         true
     }
+}
+
+/// sievegate patch (PATCHES.md #5): byte offset after `segment` (no `*`) matched at `pos`,
+/// or `None`. Every pattern item consumes exactly one character.
+fn match_at(segment: &[PatternChar], value: &str, pos: usize) -> Option<usize> {
+    let rest = value.get(pos..)?;
+    let mut chars = rest.char_indices();
+    for item in segment {
+        let (_, ch) = chars.next()?;
+        if let PatternChar::Char { char, .. } = item {
+            if *char != ch {
+                return None;
+            }
+        }
+    }
+    Some(chars.next().map_or(value.len(), |(offset, _)| pos + offset))
+}
+
+/// sievegate patch (PATCHES.md #5): byte offset where the last `count` characters of `value`
+/// start, or `None` when it is shorter.
+fn start_of_last_chars(value: &str, count: usize) -> Option<usize> {
+    if count == 0 {
+        return Some(value.len());
+    }
+    value.char_indices().rev().nth(count - 1).map(|(offset, _)| offset)
+}
+
+/// sievegate patch (PATCHES.md #5): end of the leftmost match of `segment` that starts at or
+/// after `from` and ends at or before `limit`.
+fn find(
+    segment: &[PatternChar],
+    value: &str,
+    from: usize,
+    limit: usize,
+    ticker: &mut crate::runtime::deadline::Ticker,
+) -> Option<usize> {
+    let window = value.get(from..limit)?;
+    if segment
+        .iter()
+        .all(|item| matches!(item, PatternChar::Char { .. }))
+    {
+        let literal: String = segment
+            .iter()
+            .filter_map(|item| match item {
+                PatternChar::Char { char, .. } => Some(*char),
+                _ => None,
+            })
+            .collect();
+        return window
+            .find(literal.as_str())
+            .map(|offset| from + offset + literal.len());
+    }
+    for (offset, _) in window.char_indices() {
+        if ticker.expired() {
+            return None;
+        }
+        match match_at(segment, value, from + offset) {
+            Some(end) if end <= limit => return Some(end),
+            Some(_) => return None,
+            None => {}
+        }
+    }
+    None
 }
 
 #[cfg(test)]

@@ -47,12 +47,10 @@ impl TestSpamTest {
                 *capture_positions,
                 &mut captured_values,
             ),
+            // sievegate patch (PATCHES.md #3): RFC 5235 §3.1: the :count is 1 when the test
+            // was done and 0 when it was not (RFC 5231 §4.2 counts entities, an integer).
             MatchType::Count(rel_match) => rel_match.cmp(
-                &Number::from(if matches!(&ctx.spam_status, SpamStatus::Unknown) {
-                    0.0
-                } else {
-                    1.1
-                }),
+                &Number::Integer(i64::from(!matches!(&ctx.spam_status, SpamStatus::Unknown))),
                 &value.to_number(),
             ),
             MatchType::List => false,
@@ -91,12 +89,10 @@ impl TestVirusTest {
                 *capture_positions,
                 &mut captured_values,
             ),
+            // sievegate patch (PATCHES.md #3): RFC 5235 §3.1: the :count is 1 when the test
+            // was done and 0 when it was not (RFC 5231 §4.2 counts entities, an integer).
             MatchType::Count(rel_match) => rel_match.cmp(
-                &Number::from(if matches!(&ctx.virus_status, VirusStatus::Unknown) {
-                    0.0
-                } else {
-                    1.1
-                }),
+                &Number::Integer(i64::from(!matches!(&ctx.virus_status, VirusStatus::Unknown))),
                 &value.to_number(),
             ),
             MatchType::List => false,
