@@ -162,9 +162,7 @@ fn chain_table() {
         ),
         case(
             "bare stop in before keeps",
-            Setup::new()
-                .before("stop;")
-                .personal("require \"fileinto\"; fileinto \"B\";"),
+            Setup::new().before("stop;"),
             Verdict::Clean,
             vec![inbox(&[])],
         ),
@@ -177,10 +175,10 @@ fn chain_table() {
             vec![store("P", &[], false)],
         ),
         case(
-            "before, personal, after in order; keep cancelled once",
+            "before, personal, after in order while the keep is pending",
             Setup::new()
                 .before("require [\"fileinto\", \"copy\"]; fileinto :copy \"B\";")
-                .personal("require \"fileinto\"; fileinto \"P\";")
+                .personal("require [\"fileinto\", \"copy\"]; fileinto :copy \"P\";")
                 .after("require \"fileinto\"; fileinto \"A\";"),
             Verdict::Clean,
             vec![
@@ -225,10 +223,21 @@ fn chain_table() {
         )
         .note("alice.sieve:2:"),
         case(
-            "broken global skipped, rest runs",
+            "broken global ends the chain",
             Setup::new()
                 .before("if {")
                 .personal("require \"fileinto\"; fileinto \"P\";"),
+            Verdict::Clean,
+            vec![inbox(&[])],
+        )
+        .note("global script skipped"),
+        case(
+            "missing global skipped, rest runs",
+            {
+                let mut setup = Setup::new().personal("require \"fileinto\"; fileinto \"P\";");
+                setup.config.before.push(setup.dir.path().join("nope.sieve"));
+                setup
+            },
             Verdict::Clean,
             vec![store("P", &[], false)],
         )
@@ -273,14 +282,14 @@ fn chain_table() {
         )
         .note("runtime error"),
         case(
-            "include recursion ends in keep",
+            "include of a chain name ends in keep",
             Setup::new().personal(
                 "require [\"include\", \"fileinto\"]; fileinto \"X\"; include :global \"sievegate:main\";",
             ),
             Verdict::Clean,
             vec![inbox(&[])],
         )
-        .note("too many nested includes"),
+        .note("not supported: treated as missing"),
         case(
             "missing include ends in keep",
             Setup::new().personal(
@@ -451,6 +460,11 @@ fn chain_table() {
             vec![store("Clean", &[], false)],
         ),
     ];
+    check(cases);
+}
+
+/// Runs every case and reports all failures at once.
+fn check(cases: Vec<Case>) {
     let mut failures = Vec::new();
     for case in cases {
         let filter = Filter::new(case.setup.config.clone());
@@ -479,4 +493,219 @@ fn chain_table() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+const FILEINTO_P: &str = "require \"fileinto\"; fileinto \"P\";";
+const COPY_P: &str = "require [\"fileinto\", \"copy\"]; fileinto :copy \"P\";";
+const ERROR: &str = "require \"ihave\"; error \"boom\";";
+
+/// Pigeonhole's multiscript rules (see the module doc of `filter`), one case per rule; the
+/// first five are the behaviour observed on Dovecot 2.3.19 / Pigeonhole 0.5.19.
+#[test]
+fn multiscript_table() {
+    let cases = vec![
+        // Observed: a before fileinto without stop ends the sequence.
+        case(
+            "before fileinto: personal does not run",
+            Setup::new()
+                .before("require [\"fileinto\", \"mailbox\"]; fileinto :create \"Spamish\";")
+                .personal(FILEINTO_P),
+            Verdict::Clean,
+            vec![store("Spamish", &[], true)],
+        ),
+        case(
+            "before discard: nothing stored, personal does not run",
+            Setup::new().before("discard;").personal("keep;"),
+            Verdict::Clean,
+            vec![],
+        ),
+        case(
+            "before stop only: personal still runs",
+            Setup::new().before("stop;").personal(FILEINTO_P),
+            Verdict::Clean,
+            vec![store("P", &[], false)],
+        ),
+        case(
+            "before explicit keep stays pending; personal fileinto cancels it",
+            Setup::new().before("keep;").personal(FILEINTO_P),
+            Verdict::Clean,
+            vec![store("P", &[], false)],
+        ),
+        case(
+            "before keep :flags stays pending; personal fileinto cancels it",
+            Setup::new()
+                .before("require \"imap4flags\"; keep :flags \"\\\\Seen\";")
+                .personal(FILEINTO_P),
+            Verdict::Clean,
+            vec![store("P", &[], false)],
+        ),
+        case(
+            "before addflag reaches the personal fileinto",
+            Setup::new()
+                .before("require \"imap4flags\"; addflag \"\\\\Flagged\";")
+                .personal(FILEINTO_P),
+            Verdict::Clean,
+            vec![store("P", &["\\Flagged"], false)],
+        ),
+        // Keep and flags across scripts.
+        case(
+            "before keep :flags with nothing after: the keep carries its flags",
+            Setup::new()
+                .before("require \"imap4flags\"; keep :flags \"\\\\Seen\";")
+                .personal("stop;"),
+            Verdict::Clean,
+            vec![inbox(&["\\Seen"])],
+        ),
+        case(
+            "personal removeflag changes the implicit keep's flags",
+            Setup::new()
+                .before("require \"imap4flags\"; addflag [\"\\\\Seen\", \"\\\\Flagged\"];")
+                .personal("require \"imap4flags\"; removeflag \"\\\\Seen\";"),
+            Verdict::Clean,
+            vec![inbox(&["\\Flagged"])],
+        ),
+        case(
+            "a store into INBOX is the keep: keep adds no flags",
+            Setup::new().personal(
+                "require [\"imap4flags\", \"fileinto\", \"copy\"]; addflag \"\\\\Flagged\"; \
+                 fileinto :copy :flags \"\\\\Seen\" \"INBOX\";",
+            ),
+            Verdict::Clean,
+            vec![inbox(&["\\Seen"])],
+        ),
+        // After scripts.
+        case(
+            "after does not run once personal cancelled the keep",
+            Setup::new()
+                .personal(FILEINTO_P)
+                .after("require \"fileinto\"; fileinto \"A\";"),
+            Verdict::Clean,
+            vec![store("P", &[], false)],
+        ),
+        case(
+            "after runs while the keep is pending",
+            Setup::new()
+                .personal(COPY_P)
+                .after("require \"fileinto\"; fileinto \"A\";"),
+            Verdict::Clean,
+            vec![store("P", &[], false), store("A", &[], false)],
+        ),
+        case(
+            "personal explicit keep; after fileinto cancels it",
+            Setup::new()
+                .personal("require \"imap4flags\"; keep :flags \"\\\\Seen\";")
+                .after("require \"fileinto\"; fileinto \"A\";"),
+            Verdict::Clean,
+            vec![store("A", &[], false)],
+        ),
+        case(
+            "discard in after cancels a pending keep",
+            Setup::new().personal(COPY_P).after("discard;"),
+            Verdict::Clean,
+            vec![store("P", &[], false)],
+        ),
+        case(
+            "discard in after cancels the personal explicit keep",
+            Setup::new().personal("keep;").after("discard;"),
+            Verdict::Clean,
+            vec![],
+        ),
+        case(
+            "stop in after ends only the after script",
+            Setup::new()
+                .after("stop;")
+                .after("require \"fileinto\"; fileinto \"A2\";"),
+            Verdict::Clean,
+            vec![store("A2", &[], false)],
+        ),
+        // fileinto :copy leaves the keep pending.
+        case(
+            "before fileinto :copy: personal runs",
+            Setup::new()
+                .before("require [\"fileinto\", \"copy\"]; fileinto :copy \"B\";")
+                .personal(FILEINTO_P),
+            Verdict::Clean,
+            vec![store("B", &[], false), store("P", &[], false)],
+        ),
+        // Runtime errors in each slot.
+        case(
+            "runtime error in before: personal does not run",
+            Setup::new().before(ERROR).personal(FILEINTO_P),
+            Verdict::Clean,
+            vec![inbox(&[])],
+        )
+        .note("runtime error in before script"),
+        case(
+            "runtime error in personal keeps the before actions",
+            Setup::new()
+                .before("require [\"fileinto\", \"copy\"]; fileinto :copy \"B\";")
+                .personal(&format!("require \"fileinto\"; fileinto \"P\"; {ERROR}"))
+                .after("require \"fileinto\"; fileinto \"A\";"),
+            Verdict::Clean,
+            vec![store("B", &[], false), inbox(&[])],
+        )
+        .note("runtime error in personal script"),
+        case(
+            "runtime error in after keeps the personal actions",
+            Setup::new().personal(COPY_P).after(ERROR),
+            Verdict::Clean,
+            vec![store("P", &[], false), inbox(&[])],
+        )
+        .note("runtime error in after script"),
+        case(
+            "failure keep carries no flags",
+            Setup::new()
+                .before("require \"imap4flags\"; addflag \"\\\\Seen\";")
+                .personal(ERROR),
+            Verdict::Clean,
+            vec![inbox(&[])],
+        )
+        .note("runtime error"),
+        case(
+            "runtime error on infected mail still discards",
+            Setup::new()
+                .before("require [\"fileinto\", \"copy\"]; fileinto :copy \"B\";")
+                .personal(ERROR),
+            virus(false),
+            vec![],
+        )
+        .note("infected"),
+        // Scripts that do not compile.
+        case(
+            "broken personal: no default, no after",
+            Setup::new()
+                .default("require \"fileinto\"; fileinto \"D\";")
+                .personal("if {")
+                .after("require [\"fileinto\", \"copy\"]; fileinto :copy \"A\";"),
+            Verdict::Clean,
+            vec![inbox(&[])],
+        )
+        .note("personal script skipped"),
+        case(
+            "broken after: earlier actions stand, keep applies",
+            Setup::new().personal(COPY_P).after("if {"),
+            Verdict::Clean,
+            vec![store("P", &[], false), inbox(&[])],
+        )
+        .note("global script skipped"),
+        // Reject across scripts.
+        case(
+            "reject in before: personal does not run",
+            Setup::new()
+                .before("require \"reject\"; reject \"no\";")
+                .personal(FILEINTO_P),
+            Verdict::Clean,
+            vec![reject("no", false)],
+        ),
+        case(
+            "reject after an earlier copy: reject dropped, copy kept",
+            Setup::new()
+                .before("require [\"fileinto\", \"copy\"]; fileinto :copy \"B\";")
+                .personal("require \"reject\"; reject \"no\";"),
+            Verdict::Clean,
+            vec![store("B", &[], false)],
+        )
+        .note("reject dropped"),
+    ];
+    check(cases);
 }
