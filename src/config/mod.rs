@@ -468,7 +468,10 @@ impl RawConfig {
             ("server.data_timeout_secs", s.data_timeout_secs as usize),
             ("scanner.timeout_secs", self.scanner.timeout_secs as usize),
             ("sieve.cpu_limit", self.sieve.cpu_limit),
-            ("sieve.max_run_time_secs", self.sieve.max_run_time_secs as usize),
+            (
+                "sieve.max_run_time_secs",
+                self.sieve.max_run_time_secs as usize,
+            ),
         ] {
             if value == 0 {
                 problems.push(format!("{key}: must be greater than 0"));

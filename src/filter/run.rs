@@ -451,9 +451,15 @@ impl ChainState {
             // Pigeonhole's failure keep carries no side effects (no flags).
             Some(SystemFlags::default())
         } else if self.keep_pending {
-            let variable = flags.map(|v| v.to_string().into_owned()).unwrap_or_default();
+            let variable = flags
+                .map(|v| v.to_string().into_owned())
+                .unwrap_or_default();
             let implicit = SystemFlags::from_sieve(&variable.split(' ').collect::<Vec<_>>()).0;
-            Some(self.explicit_keep.filter(|f| !f.is_empty()).unwrap_or(implicit))
+            Some(
+                self.explicit_keep
+                    .filter(|f| !f.is_empty())
+                    .unwrap_or(implicit),
+            )
         } else if self.redirected && !self.plan.stores() && !self.plan.rejects() {
             // The redirect cancelled the keep, but we send nothing: never lose the message.
             Some(SystemFlags::default())
@@ -463,9 +469,10 @@ impl ChainState {
         if let Some(flags) = keep {
             // A store into INBOX that already ran is the keep ("equivalent action already
             // executed"): the keep adds nothing, not even its flags.
-            let inbox_stored = self.plan.actions.iter().any(
-                |a| matches!(a, Action::Store { folder, .. } if *folder == Folder::inbox()),
-            );
+            let inbox_stored =
+                self.plan.actions.iter().any(
+                    |a| matches!(a, Action::Store { folder, .. } if *folder == Folder::inbox()),
+                );
             if !inbox_stored {
                 self.plan.add_store(Folder::inbox(), flags, false);
             }
@@ -473,7 +480,9 @@ impl ChainState {
         if self.plan.rejects() && self.plan.stores() {
             // A reject after an earlier script stored a copy: no consistent LMTP reply.
             // Keeping loses nothing.
-            self.plan.actions.retain(|a| !matches!(a, Action::Reject { .. }));
+            self.plan
+                .actions
+                .retain(|a| !matches!(a, Action::Reject { .. }));
             self.note("reject conflicts with an earlier keep/fileinto: reject dropped".into());
         }
         if self.edited {
@@ -504,6 +513,127 @@ fn recipient_text(recipient: &SieveRecipient) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn created(message_id: usize, origin: MessageOrigin) -> Event {
+        Event::CreatedMessage {
+            message_id,
+            // Content a sender controls: it must not matter.
+            message: b"Auto-Submitted: auto-replied\r\n\r\nhi".to_vec(),
+            origin,
+        }
+    }
+
+    fn fileinto(folder: &str, message_id: usize) -> Event {
+        Event::FileInto {
+            folder: folder.to_string(),
+            flags: vec![],
+            mailbox_id: None,
+            special_use: None,
+            create: false,
+            message_id,
+        }
+    }
+
+    fn send(message_id: usize) -> Event {
+        Event::SendMessage {
+            recipient: SieveRecipient::Address("carol@example.net".into()),
+            notify: sieve::compiler::grammar::actions::action_redirect::Notify::Never,
+            return_of_content: sieve::compiler::grammar::actions::action_redirect::Ret::Default,
+            by_time: sieve::compiler::grammar::actions::action_redirect::ByTime::None,
+            message_id,
+        }
+    }
+
+    /// Events → (stored folders, redirected, edited, notes): messages are told apart by what
+    /// created them, never by their headers.
+    #[test]
+    fn messages_are_told_apart_by_origin() {
+        let cases: Vec<(&str, Vec<Event>, Vec<&str>, bool, bool, &str)> = vec![
+            (
+                "edited incoming message with an auto-reply header is filed",
+                vec![created(1, MessageOrigin::Edited), fileinto("Tagged", 1)],
+                vec!["Tagged"],
+                false,
+                true,
+                "",
+            ),
+            (
+                "original message is filed",
+                vec![fileinto("Tagged", 0)],
+                vec!["Tagged"],
+                false,
+                false,
+                "",
+            ),
+            (
+                "vacation copy is skipped",
+                vec![created(1, MessageOrigin::Vacation), fileinto("Sent", 1)],
+                vec![],
+                false,
+                false,
+                "copy of a generated message",
+            ),
+            (
+                "notification copy is skipped",
+                vec![created(1, MessageOrigin::Notification), fileinto("Sent", 1)],
+                vec![],
+                false,
+                false,
+                "copy of a generated message",
+            ),
+            (
+                "vacation reply is not a redirect",
+                vec![created(1, MessageOrigin::Vacation), send(1)],
+                vec![],
+                false,
+                false,
+                "vacation not yet supported",
+            ),
+            (
+                "notification is not a redirect",
+                vec![created(1, MessageOrigin::Notification), send(1)],
+                vec![],
+                false,
+                false,
+                "notify not yet supported",
+            ),
+            (
+                "edited message sent on is a redirect",
+                vec![created(1, MessageOrigin::Edited), send(1)],
+                vec![],
+                true,
+                false,
+                "redirect to <carol@example.net>",
+            ),
+        ];
+        for (name, events, folders, redirected, edited, note) in cases {
+            let mut notes = Vec::new();
+            let mut collector = Collector {
+                notes: &mut notes,
+                outcome: ScriptOutcome::default(),
+                created: HashMap::new(),
+            };
+            for event in events {
+                assert_eq!(collector.on_event(event), Ok(Input::True), "{name}");
+            }
+            let outcome = collector.outcome;
+            let stored: Vec<String> = outcome
+                .actions
+                .iter()
+                .map(|a| match a {
+                    Action::Store { folder, .. } => folder.to_string(),
+                    other => other.to_string(),
+                })
+                .collect();
+            assert_eq!(stored, folders, "{name}");
+            assert_eq!(outcome.redirected, redirected, "{name}");
+            assert_eq!(outcome.edited, edited, "{name}");
+            assert!(
+                note.is_empty() || notes.iter().any(|n| n.contains(note)),
+                "{name}: {notes:?}"
+            );
+        }
+    }
 
     #[test]
     fn virus_status_table() {

@@ -78,7 +78,8 @@ fn edits_carry_to_the_next_script() {
 /// incoming message keeps its implicit keep.
 #[test]
 fn vacation_copy_is_skipped_by_origin() {
-    let setup = Setup::new().personal(r#"require ["vacation", "fcc"]; vacation :fcc "Sent" "away";"#);
+    let setup =
+        Setup::new().personal(r#"require ["vacation", "fcc"]; vacation :fcc "Sent" "away";"#);
     let filter = Filter::new(setup.config.clone());
     let plan = plan_message(&filter, MESSAGE, &Verdict::Clean);
     assert_eq!(plan.actions, vec![inbox(&[])], "{plan}");
