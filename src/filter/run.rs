@@ -544,11 +544,21 @@ mod tests {
         }
     }
 
+    /// Name, events, stored folders, redirected, edited, a note some note must contain.
+    type OriginCase = (
+        &'static str,
+        Vec<Event>,
+        Vec<&'static str>,
+        bool,
+        bool,
+        &'static str,
+    );
+
     /// Events → (stored folders, redirected, edited, notes): messages are told apart by what
     /// created them, never by their headers.
     #[test]
     fn messages_are_told_apart_by_origin() {
-        let cases: Vec<(&str, Vec<Event>, Vec<&str>, bool, bool, &str)> = vec![
+        let cases: Vec<OriginCase> = vec![
             (
                 "edited incoming message with an auto-reply header is filed",
                 vec![created(1, MessageOrigin::Edited), fileinto("Tagged", 1)],

@@ -280,7 +280,11 @@ fn start_of_last_chars(value: &str, count: usize) -> Option<usize> {
     if count == 0 {
         return Some(value.len());
     }
-    value.char_indices().rev().nth(count - 1).map(|(offset, _)| offset)
+    value
+        .char_indices()
+        .rev()
+        .nth(count - 1)
+        .map(|(offset, _)| offset)
 }
 
 /// sievegate patch (PATCHES.md #5): end of the leftmost match of `segment` that starts at or

@@ -92,7 +92,10 @@ impl TestVirusTest {
             // sievegate patch (PATCHES.md #3): RFC 5235 §3.1: the :count is 1 when the test
             // was done and 0 when it was not (RFC 5231 §4.2 counts entities, an integer).
             MatchType::Count(rel_match) => rel_match.cmp(
-                &Number::Integer(i64::from(!matches!(&ctx.virus_status, VirusStatus::Unknown))),
+                &Number::Integer(i64::from(!matches!(
+                    &ctx.virus_status,
+                    VirusStatus::Unknown
+                ))),
                 &value.to_number(),
             ),
             MatchType::List => false,
