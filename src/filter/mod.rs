@@ -40,6 +40,7 @@
 //! - Last, always: [`Plan::enforce_virus_policy`].
 
 mod cache;
+mod collect;
 pub mod plan;
 mod run;
 

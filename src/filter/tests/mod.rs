@@ -1,12 +1,14 @@
 //! The chain end to end: scripts written into a tempdir, one Plan per case.
 //!
 //! - `chain`: the table of script chains and verdicts.
+//! - `multiscript`: Pigeonhole's multiscript rules (what runs after what, keep, flags, errors).
 //! - `run`: limits, envelope, parsing, and the explicit keep (RFC 5228).
 //! - `patches`: what our sieve-rs patches give (origin, `:count`, time limit, `:matches`).
 //! - `cache`: file changes, symlinks, `check`, the printed plan.
 
 mod cache;
 mod chain;
+mod multiscript;
 mod patches;
 mod run;
 
