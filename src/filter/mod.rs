@@ -8,7 +8,7 @@
 //! `lda_sieve_execute_scripts` (plugins/lda-sieve), `sieve_multiscript_run` /
 //! `sieve_multiscript_finish` (lib-sieve/sieve.c) and `sieve_result_execute` /
 //! `sieve_result_implicit_keep_execute` (lib-sieve/sieve-result.c). Each script is its own
-//! sieve-rs execution ([`run::run_chain`]); the rules:
+//! sieve-rs execution (`run::run_chain`); the rules:
 //!
 //! - **Next script only while the keep is pending.** After each script, the sequence goes on
 //!   only if the keep is still pending (`sieve_multiscript_run`: `keep` → next script,
