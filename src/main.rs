@@ -62,6 +62,7 @@ fn load(path: &std::path::Path) -> Option<Services> {
                     default: sieve.default,
                     hostname: "localhost".into(),
                     cpu_limit: sieve.cpu_limit,
+                    max_run_time: sieve.max_run_time,
                 });
                 for p in filter.check() {
                     eprintln!("{p}");

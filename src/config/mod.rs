@@ -118,7 +118,7 @@ pub struct RawSieve {
     #[serde(default)]
     pub after: Vec<String>,
     pub default: Option<String>,
-    /// Instructions one recipient's chain may execute before it is stopped (implicit keep).
+    /// Instructions each script of the chain may execute before it is stopped (implicit keep).
     #[serde(default = "defaults::cpu_limit")]
     pub cpu_limit: usize,
     /// Top-level header fields Sieve sees; later ones are not parsed (still stored).
@@ -127,6 +127,11 @@ pub struct RawSieve {
     /// Bytes of the top-level header section Sieve sees.
     #[serde(default = "defaults::max_header_size")]
     pub max_header_size: usize,
+    /// Wall-clock seconds one recipient's whole chain may run before it is stopped (implicit
+    /// keep). Keep it well under Postfix's `lmtp_data_done_timeout` (600 s) divided by the
+    /// recipients per transaction (`lmtp_destination_recipient_limit`, 50).
+    #[serde(default = "defaults::max_run_time_secs")]
+    pub max_run_time_secs: u64,
 }
 
 impl Default for RawSieve {
@@ -139,6 +144,7 @@ impl Default for RawSieve {
             cpu_limit: defaults::cpu_limit(),
             max_header_fields: defaults::max_header_fields(),
             max_header_size: defaults::max_header_size(),
+            max_run_time_secs: defaults::max_run_time_secs(),
         }
     }
 }
@@ -198,6 +204,9 @@ mod defaults {
     }
     pub fn max_header_size() -> usize {
         256 * 1024
+    }
+    pub fn max_run_time_secs() -> u64 {
+        10
     }
 }
 
@@ -290,6 +299,8 @@ pub struct SieveConfig {
     pub after: Vec<PathBuf>,
     pub default: Option<PathBuf>,
     pub cpu_limit: usize,
+    /// Wall-clock budget of one recipient's chain.
+    pub max_run_time: Duration,
     pub limits: MessageLimits,
 }
 
@@ -618,6 +629,10 @@ impl RawConfig {
             ("sieve.max_header_fields", self.sieve.max_header_fields),
             ("sieve.max_header_size", self.sieve.max_header_size),
             ("scanner.max_scan_size", self.scanner.max_scan_size as usize),
+            (
+                "sieve.max_run_time_secs",
+                self.sieve.max_run_time_secs as usize,
+            ),
         ] {
             if value == 0 {
                 problems.push(format!("{key}: must be greater than 0"));
@@ -743,6 +758,7 @@ impl RawConfig {
                 max_header_fields: sv.max_header_fields,
                 max_header_size: sv.max_header_size,
             },
+            max_run_time: Duration::from_secs(sv.max_run_time_secs),
         };
         let (true, Some(clamd), Some(socket_mode)) = (problems.is_empty(), clamd, socket_mode)
         else {

@@ -49,6 +49,7 @@ impl Services {
             default: config.sieve.default.clone(),
             hostname: config.server.hostname.clone(),
             cpu_limit: config.sieve.cpu_limit,
+            max_run_time: config.sieve.max_run_time,
         });
         let users = Users::new(config.mailbox.users_file.as_deref());
         Services {

@@ -5,15 +5,15 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io;
-use std::os::unix::fs::MetadataExt;
+use std::io::{self, Read};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use sieve::{Compiler, Sieve};
 
-/// Largest script file we read; matches sieve-rs's default `max_script_size`, checked before
-/// reading so a huge file is never loaded into memory.
+/// Largest script file we read; matches sieve-rs's default `max_script_size`. At most this
+/// many bytes (plus one, to tell "too large") are ever read, whatever the file claims.
 pub const MAX_SCRIPT_BYTES: u64 = 1024 * 1024;
 
 /// Cache size at which the whole map is dropped. Entries are per user (personal scripts)
@@ -104,17 +104,23 @@ pub struct ScriptCache {
 }
 
 impl ScriptCache {
-    /// Looks `path` up, compiling it when it is new or changed. Stats the file on every call;
-    /// compiles outside the lock so one slow compile does not stall other recipients.
+    /// Looks `path` up, compiling it when it is new or changed. Opens the file on every call
+    /// and checks the opened descriptor (`fstat`), so what is checked is what is read: no
+    /// window between a check by name and the read. Compiles outside the lock so one slow
+    /// compile does not stall other recipients.
     pub fn get(&self, path: &Path, compiler: &Compiler) -> Lookup {
         let canonical = match fs::canonicalize(path) {
             Ok(canonical) => canonical,
             Err(err) if err.kind() == io::ErrorKind::NotFound => return Lookup::Missing,
             Err(err) => return Lookup::Broken(unreadable(path, &err.to_string())),
         };
-        let meta = match fs::metadata(&canonical) {
-            Ok(meta) => meta,
+        let file = match open_script(&canonical) {
+            Ok(file) => file,
             Err(err) if err.kind() == io::ErrorKind::NotFound => return Lookup::Missing,
+            Err(err) => return Lookup::Broken(unreadable(path, &err.to_string())),
+        };
+        let meta = match file.metadata() {
+            Ok(meta) => meta,
             Err(err) => return Lookup::Broken(unreadable(path, &err.to_string())),
         };
         // A FIFO or device would block or stream forever on read.
@@ -127,9 +133,9 @@ impl ScriptCache {
                 return to_lookup(entry.compiled.clone());
             }
         }
-        // The stamp was taken before reading: if the file changes in between, the next call
-        // sees a different stamp and compiles again, never the other way round.
-        let compiled = compile_file(path, &canonical, &meta, compiler);
+        // The stamp belongs to the descriptor we read: if the file is rewritten in place
+        // meanwhile, the next call sees a different stamp and compiles again.
+        let compiled = compile_file(path, file, compiler);
         let mut entries = self.lock();
         if entries.len() >= MAX_ENTRIES {
             entries.clear();
@@ -167,21 +173,33 @@ fn unreadable(path: &Path, message: &str) -> ScriptProblem {
     }
 }
 
-/// Reads and compiles one script; `path` is what problems name (the configured path, which
-/// the administrator or user recognises), `canonical` what is read.
+/// Opens a script for reading. `O_NONBLOCK` keeps the open of a FIFO from waiting for a
+/// writer (the fstat that follows refuses it); `O_NOFOLLOW` refuses a symlink swapped in
+/// after the path was canonicalised.
+fn open_script(canonical: &Path) -> io::Result<fs::File> {
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+        .open(canonical)
+}
+
+/// Reads at most [`MAX_SCRIPT_BYTES`] from the opened script and compiles it; `path` is what
+/// problems name (the configured path, which the administrator or user recognises).
 fn compile_file(
     path: &Path,
-    canonical: &Path,
-    meta: &fs::Metadata,
+    file: fs::File,
     compiler: &Compiler,
 ) -> Result<Arc<Sieve>, ScriptProblem> {
-    if meta.len() > MAX_SCRIPT_BYTES {
+    let mut bytes = Vec::new();
+    file.take(MAX_SCRIPT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|err| unreadable(path, &err.to_string()))?;
+    if bytes.len() as u64 > MAX_SCRIPT_BYTES {
         return Err(unreadable(
             path,
             &format!("script larger than {MAX_SCRIPT_BYTES} bytes"),
         ));
     }
-    let bytes = fs::read(canonical).map_err(|err| unreadable(path, &err.to_string()))?;
     compile_bytes(path, &bytes, compiler).map(Arc::new)
 }
 

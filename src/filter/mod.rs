@@ -1,33 +1,54 @@
 //! Sieve: script resolution (before → personal or default → after), a compile cache keyed by
-//! file identity, and the sieve-rs event loop that turns one recipient's run into a [`Plan`].
+//! file identity, and the chain runner that turns one recipient's run into a [`Plan`].
 //! Nothing here touches a mailbox.
 //!
-//! # How the chain runs
-//! The whole chain is one Sieve execution: a generated wrapper script includes the `before`
-//! scripts, then one middle slot (personal script, or the default script when the user has
-//! none), then the `after` scripts (see [`run::wrapper_source`]). RFC 6609 include semantics
-//! give Pigeonhole's `sieve_before`/`sieve_after` behaviour: `stop` anywhere ends the chain,
-//! and an explicit action in one script cancels the implicit keep for all of them.
+//! # How the chain runs: Pigeonhole's multiscript
+//! The chain is the same as Pigeonhole's multiscript (`sieve_before` scripts, the personal
+//! script or `sieve_default`, `sieve_after` scripts), as read in Pigeonhole 0.5.19:
+//! `lda_sieve_execute_scripts` (plugins/lda-sieve), `sieve_multiscript_run` /
+//! `sieve_multiscript_finish` (lib-sieve/sieve.c) and `sieve_result_execute` /
+//! `sieve_result_implicit_keep_execute` (lib-sieve/sieve-result.c). Each script is its own
+//! sieve-rs execution (`run::run_chain`); the rules:
 //!
-//! # Failure rules
-//! - A personal script that cannot be read or compiled is skipped (error log, Plan note);
-//!   the default script does *not* run in its place, so a user's broken script yields the
-//!   implicit keep at that point, as in Pigeonhole. A missing personal script (or a dangling
-//!   symlink) means "no personal script": the default runs.
-//! - A global script that is missing or broken at run time is skipped with an error log;
-//!   [`Filter::check`] reports them at startup.
-//! - A runtime error or the CPU limit gives the implicit keep; actions so far are dropped.
+//! - **Next script only while the keep is pending.** After each script, the sequence goes on
+//!   only if the keep is still pending (`sieve_multiscript_run`: `keep` → next script,
+//!   otherwise "sequence ended"). So `fileinto`, `discard`, `redirect` or `reject` in a
+//!   before script means the personal and after scripts do not run; `fileinto :copy` leaves
+//!   the keep pending; after scripts run only while it is pending too.
+//! - **`stop` ends the current script only**: the next one runs if the keep is pending.
+//! - **An explicit `keep` is deferred**: it keeps the keep pending for the next script
+//!   (`sieve_result_execute` merges the explicit keep into the implicit keep "for the next
+//!   execution round"); a later `fileinto` cancels it, and at the end the keep stores with
+//!   the flags of the last explicit keep (the "deferred keep action" found by
+//!   `sieve_result_implicit_keep_execute`). Within one script, `keep; discard;` and
+//!   `keep; fileinto "X";` keep the copy in INBOX (RFC 5228 §4.4 and §4.2).
+//! - **Flags carry over**: the imap4flags internal variable lives in the result shared by all
+//!   scripts, so a before script's `addflag` reaches the personal script's `fileinto` and the
+//!   final keep. The implicit keep takes the variable's final value (RFC 5232 §3).
+//! - **A store into INBOX is the keep**: when some action already stored into INBOX, the keep
+//!   adds nothing ("equivalent action already executed").
+//! - **Runtime errors** (including the CPU limit and the wall-clock limit): the failing
+//!   script's actions are dropped, the earlier scripts' actions stand (they were executed
+//!   and are committed by `sieve_multiscript_finish`), no later script runs, and the failure
+//!   keep stores into INBOX without flags (RFC 5228 §2.10.6).
+//! - **A script that exists but does not compile** (or cannot be read) ends the sequence
+//!   where it stands (`lda_sieve_execute_scripts` breaks on any error but "not found"): the
+//!   earlier scripts' actions stand and the keep applies if pending. A broken personal script
+//!   is not replaced by the default script, and the after scripts do not run.
+//! - **A missing script** is skipped (`SIEVE_ERROR_NOT_FOUND`); a missing personal script
+//!   (or a dangling symlink) means the default script runs in its place.
 //! - Last, always: [`Plan::enforce_virus_policy`].
 
 mod cache;
+mod collect;
 pub mod plan;
 mod run;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use mail_parser::{Message, MessageParser, MessagePart};
-use sieve::{Compiler, Runtime, Sieve};
+use sieve::{Compiler, Runtime};
 
 use crate::address::Recipient;
 use crate::scan::Verdict;
@@ -36,12 +57,12 @@ pub use cache::ScriptProblem;
 pub use plan::{Action, Plan, INFECTED_VIRUSTEST};
 
 use cache::{Lookup, ScriptCache};
-use run::Chain;
+use run::Slot;
 
-/// sieve-rs's nesting bound, counted in scripts on its stack: the wrapper (1), a chain script
-/// (2), one include from that script (3). Deeper includes are a runtime error → implicit keep,
-/// which also ends `include` recursion.
-const MAX_NESTED_INCLUDES: usize = 3;
+/// sieve-rs's nesting bound, counted in scripts on its stack: a chain script (1) and one
+/// include from it (2). User includes are answered "missing" today, so nothing nests deeper;
+/// the bound still ends any include recursion in a runtime error → implicit keep.
+const MAX_NESTED_INCLUDES: usize = 2;
 /// At most one redirect per run. None is sent today, but the bound keeps a hostile script
 /// from producing many events (and is what a later redirect implementation wants anyway).
 const MAX_REDIRECTS: usize = 1;
@@ -62,8 +83,12 @@ pub struct FilterConfig {
     pub default: Option<PathBuf>,
     /// This host's name: the `domain`/`host` environment items and generated Message-IDs.
     pub hostname: String,
-    /// sieve-rs instruction budget for the whole chain, per recipient.
+    /// sieve-rs instruction budget for each script of the chain (as Pigeonhole's CPU limit
+    /// is per script); past it, a runtime error.
     pub cpu_limit: usize,
+    /// Wall-clock budget for one recipient's whole chain; past it, a runtime error (checked
+    /// between instructions and inside the `:matches` glob matcher).
+    pub max_run_time: Duration,
 }
 
 /// What one recipient's run sees.
@@ -117,8 +142,6 @@ pub struct Filter {
     compiler: Compiler,
     /// Shared runtime settings: limits and the static environment items.
     runtime: Runtime,
-    /// The chain wrapper, compiled once; `Err` only if our own generated text is rejected.
-    wrapper: Result<Arc<Sieve>, ScriptProblem>,
     cache: ScriptCache,
 }
 
@@ -147,17 +170,10 @@ impl Filter {
             .with_env_variable("host", config.hostname.clone())
             .with_env_variable("name", "sievegate")
             .with_env_variable("version", env!("CARGO_PKG_VERSION"));
-        let source = run::wrapper_source(config.before.len(), config.after.len());
-        let wrapper_compiler =
-            Compiler::new().with_max_includes(config.before.len() + config.after.len() + 1);
-        let wrapper =
-            cache::compile_bytes(Path::new("<chain>"), source.as_bytes(), &wrapper_compiler)
-                .map(Arc::new);
         Filter {
             config,
             compiler: Compiler::new(),
             runtime,
-            wrapper,
             cache: ScriptCache::default(),
         }
     }
@@ -166,9 +182,6 @@ impl Filter {
     /// `check-config`. A missing global script is a problem too.
     pub fn check(&self) -> Vec<ScriptProblem> {
         let mut problems = Vec::new();
-        if let Err(problem) = &self.wrapper {
-            problems.push(problem.clone());
-        }
         let globals = self
             .config
             .before
@@ -205,68 +218,72 @@ impl Filter {
 
     /// Everything but the virus policy.
     fn decide(&self, input: &FilterInput<'_>, message: Message<'_>) -> Plan {
-        let wrapper = match &self.wrapper {
-            Ok(wrapper) => wrapper,
-            Err(problem) => {
-                tracing::error!(%problem, "Sieve chain wrapper does not compile");
-                let mut plan = Plan::implicit_keep();
-                plan.notes.push(format!(
-                    "Sieve chain unavailable ({problem}): implicit keep"
-                ));
-                return plan;
-            }
-        };
+        // The budget starts before resolution: a slow script lookup counts too.
+        let deadline = Instant::now() + self.config.max_run_time;
         let mut notes = Vec::new();
         let chain = self.resolve(input.rcpt, &mut notes);
-        let mut plan = run::run_chain(&self.runtime, wrapper, &chain, message, input);
+        let mut plan = run::run_chain(&self.runtime, &chain, message, input, deadline);
         notes.append(&mut plan.notes);
         plan.notes = notes;
         plan
     }
 
-    /// Looks up and compiles this recipient's chain.
-    fn resolve(&self, rcpt: &Recipient, notes: &mut Vec<String>) -> Chain {
-        let mut global = |path: &PathBuf| self.global(path, notes);
-        let before = self.config.before.iter().map(&mut global).collect();
-        let after = self.config.after.iter().map(&mut global).collect();
+    /// Looks up and compiles this recipient's chain, in execution order. A missing script is
+    /// left out; a broken one stays in as [`Slot::Broken`] because it ends the chain there.
+    fn resolve(&self, rcpt: &Recipient, notes: &mut Vec<String>) -> Vec<Slot> {
+        let mut chain = Vec::new();
+        for path in &self.config.before {
+            chain.extend(self.global("before", path, notes));
+        }
         let personal = self.config.personal.as_deref().map(|template| {
             let path = rcpt.expand(template);
             let lookup = self.cache.get(&path, &self.compiler);
             (path, lookup)
         });
-        let main = match personal {
-            Some((_, Lookup::Ready(script))) => Some(script),
-            Some((_, Lookup::Broken(problem))) => {
-                tracing::error!(user = %rcpt.user(), %problem, "personal Sieve script skipped");
+        match personal {
+            Some((path, Lookup::Ready(script))) => chain.push(Slot::Run {
+                label: run::label("personal", &path),
+                script,
+            }),
+            Some((path, Lookup::Broken(problem))) => {
+                tracing::error!(user = %rcpt.user(), %problem, "personal Sieve script unusable");
                 notes.push(format!("personal script skipped: {problem}"));
-                None
+                chain.push(Slot::Broken {
+                    label: run::label("personal", &path),
+                });
             }
-            Some((_, Lookup::Missing)) | None => self
-                .config
-                .default
-                .as_ref()
-                .and_then(|path| self.global(path, notes)),
-        };
-        Chain {
-            before,
-            main,
-            after,
+            Some((_, Lookup::Missing)) | None => {
+                if let Some(path) = &self.config.default {
+                    chain.extend(self.global("default", path, notes));
+                }
+            }
         }
+        for path in &self.config.after {
+            chain.extend(self.global("after", path, notes));
+        }
+        chain
     }
 
-    /// A global script, or `None` (logged and noted) when it is missing or broken.
-    fn global(&self, path: &Path, notes: &mut Vec<String>) -> Option<Arc<Sieve>> {
-        let problem = match self.cache.get(path, &self.compiler) {
-            Lookup::Ready(script) => return Some(script),
-            Lookup::Missing => ScriptProblem::Unreadable {
-                path: path.to_path_buf(),
-                message: "no such file".to_string(),
-            },
-            Lookup::Broken(problem) => problem,
-        };
-        tracing::error!(%problem, "global Sieve script skipped");
-        notes.push(format!("global script skipped: {problem}"));
-        None
+    /// A global script's slot, or `None` when it is missing (logged and noted, skipped).
+    fn global(&self, kind: &str, path: &Path, notes: &mut Vec<String>) -> Option<Slot> {
+        let label = run::label(kind, path);
+        match self.cache.get(path, &self.compiler) {
+            Lookup::Ready(script) => Some(Slot::Run { label, script }),
+            Lookup::Missing => {
+                let problem = ScriptProblem::Unreadable {
+                    path: path.to_path_buf(),
+                    message: "no such file".to_string(),
+                };
+                tracing::error!(%problem, "global Sieve script missing: skipped");
+                notes.push(format!("global script skipped: {problem}"));
+                None
+            }
+            Lookup::Broken(problem) => {
+                tracing::error!(%problem, "global Sieve script unusable");
+                notes.push(format!("global script skipped: {problem}"));
+                Some(Slot::Broken { label })
+            }
+        }
     }
 }
 

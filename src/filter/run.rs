@@ -1,85 +1,49 @@
-//! The sieve-rs event loop for one recipient: runs the chain wrapper, answers its questions
-//! (includes, mailbox existence, duplicates) and collects its actions into a [`Plan`].
+//! The chain runner: each script of one recipient's chain runs as its own sieve-rs execution,
+//! in order, while the keep is still pending; the actions of every script that finished are
+//! collected into one [`Plan`]. This is Pigeonhole's multiscript (see the module doc of
+//! [`super`] for the rules and where they come from).
 //!
-//! Nothing is sent and nothing is stored here: events are only recorded. Stalwart's ingest
-//! works the same way (collect first, act afterwards).
+//! Nothing is sent and nothing is stored here: events are only recorded ([`super::collect`]).
+//! Stalwart's ingest works the same way (collect first, act afterwards).
 
-use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use mail_parser::Message;
 use sieve::runtime::{RuntimeError, Variable};
-use sieve::{Envelope, Event, Input, Recipient as SieveRecipient, Runtime, Script, Sieve};
+use sieve::{Context, Envelope, Input, Runtime, Script, Sieve};
 
-use super::plan::Plan;
+use super::collect::{Collector, ScriptOutcome};
+use super::plan::{Action, Plan};
 use super::FilterInput;
 use crate::store::{Folder, SystemFlags};
 
-/// Upper bound on events per run. Every event costs at least one instruction, so the CPU
+/// Upper bound on events per script. Every event costs at least one instruction, so the CPU
 /// limit already bounds this; the guard makes the loop's termination obvious on its own.
 const MAX_EVENTS: usize = 10_000;
 
-/// Name of the chain wrapper itself (never included by name).
-const WRAPPER_NAME: &str = "sievegate:chain";
-/// Name of the middle slot: the personal script, or the default script.
-pub const MAIN_NAME: &str = "sievegate:main";
+/// sieve-rs keeps the imap4flags internal variable (RFC 5232 §3) in this global variable.
+/// Pigeonhole keeps it in the result shared by all scripts of the chain, so it is carried
+/// from one execution to the next.
+const FLAGS_VARIABLE: &str = "__flags";
 
-/// Name of the `index`th `before` script in the wrapper.
-pub fn before_name(index: usize) -> String {
-    format!("sievegate:before:{index}")
-}
-
-/// Name of the `index`th `after` script in the wrapper.
-pub fn after_name(index: usize) -> String {
-    format!("sievegate:after:{index}")
-}
-
-/// The wrapper script that runs the whole chain as one Sieve execution. RFC 6609 gives us the
-/// semantics we need for free: `stop` in an included script ends the top-level script, and
-/// all included scripts share one implicit keep and one action list (§3.2).
-pub fn wrapper_source(before: usize, after: usize) -> String {
-    let mut source = String::from("require \"include\";\r\n");
-    for index in 0..before {
-        source.push_str(&format!("include :global \"{}\";\r\n", before_name(index)));
-    }
-    // Optional: when the user has neither a usable personal script nor a default, the slot
-    // is answered "missing" and the chain goes on to the after scripts.
-    source.push_str(&format!("include :optional :global \"{MAIN_NAME}\";\r\n"));
-    for index in 0..after {
-        source.push_str(&format!("include :global \"{}\";\r\n", after_name(index)));
-    }
-    source
-}
-
-/// The compiled scripts for one recipient's run; `None` marks a slot that is skipped (its
-/// problem has already been logged and noted).
-#[derive(Debug, Default)]
-pub struct Chain {
-    /// `before` scripts in order.
-    pub before: Vec<Option<Arc<Sieve>>>,
-    /// Personal script, or the default script when the user has none.
-    pub main: Option<Arc<Sieve>>,
-    /// `after` scripts in order.
-    pub after: Vec<Option<Arc<Sieve>>>,
-}
-
-impl Chain {
-    /// The script to answer an include of `name` with: `Some(None)` for a chain slot that is
-    /// skipped, `None` for a name that is not part of the chain.
-    fn slot(&self, name: &str) -> Option<Option<Arc<Sieve>>> {
-        if name == MAIN_NAME {
-            return Some(self.main.clone());
-        }
-        let (list, index) = if let Some(index) = name.strip_prefix("sievegate:before:") {
-            (&self.before, index)
-        } else if let Some(index) = name.strip_prefix("sievegate:after:") {
-            (&self.after, index)
-        } else {
-            return None;
-        };
-        let index: usize = index.parse().ok()?;
-        list.get(index).cloned()
-    }
+/// One entry of a recipient's chain, in execution order.
+#[derive(Debug, Clone)]
+pub enum Slot {
+    /// A compiled script to run.
+    Run {
+        /// What notes and logs call it: `before script /etc/…/x.sieve`.
+        label: String,
+        /// The compiled script.
+        script: Arc<Sieve>,
+    },
+    /// A script that exists but cannot be used (unreadable, does not compile). Pigeonhole
+    /// ends the sequence there (`lda_sieve_execute_scripts`): no later script runs, and the
+    /// implicit keep applies if it is still pending. The problem is already logged and noted.
+    Broken {
+        /// Same as [`Slot::Run::label`].
+        label: String,
+    },
 }
 
 /// Maps the RFC 5235 value to sieve-rs's status (0 unknown, 1 clean, 2 replaced, 3 cured,
@@ -100,320 +64,231 @@ pub fn virus_status(virustest: u8) -> sieve::VirusStatus {
 /// The virus policy is not applied here; the caller applies it to whatever comes back.
 pub fn run_chain(
     runtime: &Runtime,
-    wrapper: &Arc<Sieve>,
-    chain: &Chain,
+    chain: &[Slot],
     message: Message<'_>,
     input: &FilterInput<'_>,
+    deadline: Instant,
 ) -> Plan {
+    let mut state = ChainState::default();
+    let mut message = message;
+    let mut flags: Option<Variable> = None;
+    for slot in chain {
+        let (label, script) = match slot {
+            Slot::Run { label, script } => (label, script),
+            Slot::Broken { label } => {
+                state.note(format!("{label} unusable: no later script runs"));
+                break;
+            }
+        };
+        let mut ctx = context(runtime, message, input, deadline);
+        if let Some(flags) = flags.take() {
+            ctx.set_global_variable(FLAGS_VARIABLE, flags);
+        }
+        let outcome = run_script(&mut ctx, script, &mut state.notes);
+        flags = ctx.global_variable(FLAGS_VARIABLE).cloned();
+        // Header edits stay visible to the next script, as Pigeonhole's shared message
+        // context does (they are not applied to the stored copy yet).
+        message = ctx.take_message();
+        match outcome {
+            Ok(outcome) => state.commit(outcome),
+            Err(reason) => {
+                state.fail(label, &reason);
+                break;
+            }
+        }
+        if !state.keep_pending {
+            // `sieve_multiscript_run`: the sequence ends once the keep is cancelled.
+            break;
+        }
+    }
+    state.finish(flags.as_ref())
+}
+
+/// A fresh sieve-rs context for one script of the chain.
+fn context<'x>(
+    runtime: &'x Runtime,
+    message: Message<'x>,
+    input: &FilterInput<'x>,
+    deadline: Instant,
+) -> Context<'x> {
     let mut ctx = runtime
         .filter_parsed(message)
         .with_envelope(Envelope::From, input.mail_from)
         .with_envelope(Envelope::To, input.rcpt.original.as_str())
         .with_user_address(input.rcpt.user())
-        .with_virus_status(virus_status(input.verdict.virustest()));
+        .with_virus_status(virus_status(input.verdict.virustest()))
+        .with_deadline(deadline);
     if let Some(ip) = input.remote_ip {
         ctx.set_env_variable("remote-ip", ip);
     }
     if let Some(host) = input.remote_host {
         ctx.set_env_variable("remote-host", host);
     }
+    ctx
+}
 
-    let mut collector = Collector::default();
-    let mut next = Input::script(Script::Global(WRAPPER_NAME.into()), wrapper.clone());
+/// Runs one script to its end; `Err` is a runtime error (its actions are dropped).
+fn run_script(
+    ctx: &mut Context<'_>,
+    script: &Arc<Sieve>,
+    notes: &mut Vec<String>,
+) -> Result<ScriptOutcome, String> {
+    let mut collector = Collector::new(notes);
+    let mut next = Input::script(Script::Personal("sievegate:chain".into()), script.clone());
     let mut events = 0usize;
     while let Some(result) = ctx.run(next) {
         events += 1;
         if events > MAX_EVENTS {
-            return collector.abort(&format!("more than {MAX_EVENTS} Sieve events"));
+            return Err(format!("more than {MAX_EVENTS} Sieve events"));
         }
         next = match result {
-            Ok(event) => match collector.on_event(event, chain) {
-                Ok(answer) => answer,
-                Err(reason) => return collector.abort(&reason),
-            },
-            Err(err) => return collector.abort(&describe(&err)),
+            Ok(event) => collector.on_event(event)?,
+            Err(err) => return Err(describe(&err)),
         };
     }
-    collector.finish()
+    let outcome = collector.finish();
+    if outcome.rejects() && (outcome.stores() || outcome.explicit_keep.is_some()) {
+        // reject refuses the message, keep/fileinto accept it: Pigeonhole reports the
+        // conflict as a runtime error of that script.
+        return Err("reject conflicts with keep/fileinto".into());
+    }
+    Ok(outcome)
 }
 
 fn describe(err: &RuntimeError) -> String {
     match err {
         RuntimeError::CPULimitReached => "CPU limit reached".to_string(),
+        RuntimeError::TimeLimitReached => "time limit reached".to_string(),
         RuntimeError::TooManyIncludes => "too many nested includes".to_string(),
         other => other.to_string(),
     }
 }
 
-/// Which kind of message a `CreatedMessage` event carried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Created {
-    /// A vacation reply (`Auto-Submitted: auto-replied`, RFC 3834).
-    AutoReply,
-    /// An enotify mailto notification (`Auto-Submitted: auto-notified`, RFC 5436).
-    Notification,
-    /// The incoming message after editheader/mime changes.
-    Edited,
-}
-
-impl Created {
-    /// sieve-rs writes `Auto-Submitted` into the messages it generates; the incoming message
-    /// after an edit keeps its own headers. Only the header section is looked at.
-    fn classify(message: &[u8]) -> Self {
-        let end = message
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .unwrap_or(message.len());
-        let headers = String::from_utf8_lossy(&message[..end]);
-        for line in headers.split("\r\n") {
-            let Some((name, value)) = line.split_once(':') else {
-                continue;
-            };
-            if name.trim().eq_ignore_ascii_case("Auto-Submitted") {
-                let value = value.trim().to_ascii_lowercase();
-                if value.starts_with("auto-replied") {
-                    return Created::AutoReply;
-                }
-                if value.starts_with("auto-notified") {
-                    return Created::Notification;
-                }
-            }
-        }
-        Created::Edited
-    }
-}
-
-/// Collects events into a Plan.
-#[derive(Debug, Default)]
-struct Collector {
+/// The chain's result so far: Pigeonhole's one `sieve_result` shared by all scripts.
+#[derive(Debug)]
+struct ChainState {
+    /// Actions of the scripts that finished without error.
     plan: Plan,
-    created: HashMap<usize, Created>,
-    /// A redirect was asked for: the message must not be lost because we cannot send it.
+    notes: Vec<String>,
+    /// The keep (implicit, or an explicit keep deferred to the end) is still pending.
+    keep_pending: bool,
+    /// Flags of the most recent explicit keep: the deferred keep Pigeonhole finds at the end
+    /// (`sieve_result_implicit_keep_execute`, "found deferred keep action").
+    explicit_keep: Option<SystemFlags>,
+    /// A script ended in a runtime error: the failure keep (INBOX, no flags) applies.
+    failed: bool,
     redirected: bool,
-    /// The stored message would differ from the original (editheader and friends).
     edited: bool,
 }
 
-impl Collector {
+impl Default for ChainState {
+    fn default() -> Self {
+        ChainState {
+            plan: Plan::default(),
+            notes: Vec::new(),
+            keep_pending: true,
+            explicit_keep: None,
+            failed: false,
+            redirected: false,
+            edited: false,
+        }
+    }
+}
+
+impl ChainState {
     fn note(&mut self, note: String) {
-        if !self.plan.notes.contains(&note) {
-            self.plan.notes.push(note);
+        if !self.notes.contains(&note) {
+            self.notes.push(note);
         }
     }
 
-    /// Records one event and gives sieve-rs its answer; `Err` aborts the run (implicit keep).
-    fn on_event(&mut self, event: Event, chain: &Chain) -> Result<Input, String> {
-        Ok(match event {
-            Event::IncludeScript { name, optional } => {
-                if let Some(slot) = chain.slot(name.as_str()) {
-                    match slot {
-                        Some(script) => Input::script(name, script),
-                        // Skipped chain slot: logged and noted when the chain was resolved.
-                        None => Input::False,
-                    }
-                } else {
-                    let location = match name {
-                        Script::Personal(_) => "personal",
-                        Script::Global(_) => "global",
-                    };
-                    self.note(format!(
-                        "include of {location} script {:?} not supported: treated as missing",
-                        name.as_str()
-                    ));
-                    if !optional {
-                        // RFC 6609 §3.2: a missing non-optional include is a runtime error.
-                        return Err(format!("included script {:?} not found", name.as_str()));
-                    }
-                    Input::False
-                }
+    /// A script finished: its actions become part of the result, and the keep stays pending
+    /// only if the script kept it (implicitly or explicitly).
+    fn commit(&mut self, outcome: ScriptOutcome) {
+        for action in outcome.actions {
+            match action {
+                Action::Store {
+                    folder,
+                    flags,
+                    create,
+                } => self.plan.add_store(folder, flags, create),
+                reject @ Action::Reject { .. } => self.plan.actions.push(reject),
             }
-            Event::MailboxExists { .. } => {
-                self.note("mailboxexists not supported yet: answered false".into());
-                Input::False
-            }
-            Event::ListContains { .. } => {
-                self.note("extlists not supported: answered false".into());
-                Input::False
-            }
-            Event::DuplicateId { .. } => {
-                // For both the duplicate test and vacation's own check, false means "not
-                // seen before".
-                self.note("duplicate tracking not supported yet: answered not a duplicate".into());
-                Input::False
-            }
-            Event::SetEnvelope { envelope, .. } => {
-                self.note(format!("set envelope {envelope:?} ignored"));
-                Input::True
-            }
-            Event::Function { .. } => {
-                // No external functions are registered; a neutral value keeps the expression
-                // stack balanced.
-                Input::result(Variable::default())
-            }
-            Event::Keep { flags, message_id } => {
-                self.edited |= message_id != 0;
-                self.store(Folder::inbox(), &flags, false);
-                Input::True
-            }
-            Event::Discard => Input::True,
-            Event::Reject { extended, reason } => {
-                if self.plan.rejects() {
-                    self.note("second reject ignored".into());
-                } else {
-                    self.plan
-                        .actions
-                        .push(super::Action::Reject { reason, extended });
-                }
-                Input::True
-            }
-            Event::FileInto {
-                folder,
-                flags,
-                mailbox_id,
-                special_use,
-                create,
-                message_id,
-            } => {
-                match self.created.get(&message_id) {
-                    Some(Created::AutoReply | Created::Notification) => {
-                        self.note(format!(
-                            "copy of a generated reply into {folder:?} not supported: skipped"
-                        ));
-                        return Ok(Input::True);
-                    }
-                    Some(Created::Edited) => self.edited = true,
-                    None => {}
-                }
-                if mailbox_id.is_some() || special_use.is_some() {
-                    self.note("fileinto :mailboxid/:specialuse ignored".into());
-                }
-                let target = match Folder::from_sieve(&folder) {
-                    Ok(target) => target,
-                    Err(err) => {
-                        self.note(format!(
-                            "fileinto {folder:?} refused ({err}): stored in INBOX"
-                        ));
-                        Folder::inbox()
-                    }
-                };
-                self.store(target, &flags, create);
-                Input::True
-            }
-            Event::SendMessage {
-                recipient,
-                message_id,
-                ..
-            } => {
-                let to = recipient_text(&recipient);
-                match self.created.get(&message_id) {
-                    Some(Created::AutoReply) => {
-                        self.note(format!("vacation not yet supported: no reply sent to {to}"))
-                    }
-                    Some(Created::Notification) => self.note(format!(
-                        "notify not yet supported: no notification sent to {to}"
-                    )),
-                    _ => {
-                        self.redirected = true;
-                        self.note(format!("redirect to {to} not yet supported: kept"));
-                    }
-                }
-                Input::True
-            }
-            Event::Notify { method, .. } => {
-                self.note(format!(
-                    "notify not yet supported: nothing sent to {method:?}"
-                ));
-                Input::True
-            }
-            Event::CreatedMessage {
-                message_id,
-                message,
-            } => {
-                let kind = Created::classify(&message);
-                self.created.insert(message_id, kind);
-                Input::True
-            }
-        })
-    }
-
-    fn store(&mut self, folder: Folder, flags: &[String], create: bool) {
-        let (flags, keywords) = SystemFlags::from_sieve(flags);
-        if !keywords.is_empty() {
-            self.note(format!(
-                "keywords not supported yet, ignored: {}",
-                keywords.join(" ")
-            ));
         }
-        self.plan.add_store(folder, flags, create);
+        if let Some(flags) = outcome.explicit_keep {
+            self.explicit_keep = Some(flags);
+        }
+        self.keep_pending = outcome.implicit_keep || outcome.explicit_keep.is_some();
+        self.redirected |= outcome.redirected;
+        self.edited |= outcome.edited;
     }
 
-    /// The implicit keep after a runtime error (RFC 5228 §2.10.6): actions collected so far
-    /// are dropped, notes are kept for the log.
-    fn abort(self, reason: &str) -> Plan {
-        tracing::error!(error = %reason, "Sieve runtime error: implicit keep");
-        let mut plan = Plan::implicit_keep();
-        plan.notes = self.plan.notes;
-        plan.notes
-            .push(format!("Sieve runtime error ({reason}): implicit keep"));
-        plan
+    /// A script hit a runtime error (RFC 5228 §2.10.6): its own actions are dropped, the
+    /// earlier scripts' actions stand, no later script runs, and the failure keep applies.
+    fn fail(&mut self, label: &str, reason: &str) {
+        tracing::error!(script = %label, error = %reason, "Sieve runtime error: implicit keep");
+        self.note(format!(
+            "Sieve runtime error in {label} ({reason}): implicit keep"
+        ));
+        self.failed = true;
     }
 
-    fn finish(mut self) -> Plan {
+    /// Adds the keep if it is due; `flags` is the imap4flags variable's final value.
+    fn finish(mut self, flags: Option<&Variable>) -> Plan {
+        let keep = if self.failed {
+            // Pigeonhole's failure keep carries no side effects (no flags).
+            Some(SystemFlags::default())
+        } else if self.keep_pending {
+            let variable = flags
+                .map(|v| v.to_string().into_owned())
+                .unwrap_or_default();
+            let implicit = SystemFlags::from_sieve(&variable.split(' ').collect::<Vec<_>>()).0;
+            Some(
+                self.explicit_keep
+                    .filter(|f| !f.is_empty())
+                    .unwrap_or(implicit),
+            )
+        } else if self.redirected && !self.plan.stores() && !self.plan.rejects() {
+            // The redirect cancelled the keep, but we send nothing: never lose the message.
+            Some(SystemFlags::default())
+        } else {
+            None
+        };
+        if let Some(flags) = keep {
+            // A store into INBOX that already ran is the keep ("equivalent action already
+            // executed"): the keep adds nothing, not even its flags.
+            let inbox_stored =
+                self.plan.actions.iter().any(
+                    |a| matches!(a, Action::Store { folder, .. } if *folder == Folder::inbox()),
+                );
+            if !inbox_stored {
+                self.plan.add_store(Folder::inbox(), flags, false);
+            }
+        }
         if self.plan.rejects() && self.plan.stores() {
-            // reject refuses the message, keep/fileinto accept it: no consistent LMTP reply.
-            // Pigeonhole treats the pair as an action conflict; keeping loses nothing.
-            return self.abort("reject conflicts with keep/fileinto");
-        }
-        if self.redirected && !self.plan.stores() && !self.plan.rejects() {
-            // The redirect cancelled the implicit keep, but we send nothing: never lose it.
+            // A reject after an earlier script stored a copy: no consistent LMTP reply.
+            // Keeping loses nothing.
             self.plan
-                .add_store(Folder::inbox(), SystemFlags::default(), false);
+                .actions
+                .retain(|a| !matches!(a, Action::Reject { .. }));
+            self.note("reject conflicts with an earlier keep/fileinto: reject dropped".into());
         }
         if self.edited {
             self.note("message edits (editheader, mime) not applied: original stored".into());
         }
+        self.plan.notes = self.notes;
         self.plan
     }
 }
 
-fn recipient_text(recipient: &SieveRecipient) -> String {
-    match recipient {
-        SieveRecipient::Address(address) => format!("<{address}>"),
-        SieveRecipient::List(list) => format!("list {list}"),
-        SieveRecipient::Group(group) => group
-            .iter()
-            .map(|a| format!("<{a}>"))
-            .collect::<Vec<_>>()
-            .join(", "),
-    }
+/// A script label for notes and logs.
+pub fn label(kind: &str, path: &std::path::Path) -> String {
+    format!("{kind} script {}", path.display())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn classify_table() {
-        let cases: &[(&[u8], Created)] = &[
-            (
-                b"From: a\r\nAuto-Submitted: auto-replied\r\n\r\nbody",
-                Created::AutoReply,
-            ),
-            (
-                b"auto-submitted:Auto-Notified\r\n\r\n",
-                Created::Notification,
-            ),
-            (
-                b"From: a\r\nSubject: x\r\n\r\nAuto-Submitted: auto-replied",
-                Created::Edited,
-            ),
-            (b"Auto-Submitted: no\r\n\r\n", Created::Edited),
-            (b"", Created::Edited),
-        ];
-        for (message, want) in cases {
-            assert_eq!(Created::classify(message), *want, "{message:?}");
-        }
-    }
 
     #[test]
     fn virus_status_table() {
@@ -429,20 +304,5 @@ mod tests {
         ] {
             assert_eq!(virus_status(value), want, "{value}");
         }
-    }
-
-    #[test]
-    fn chain_slots() {
-        let chain = Chain {
-            before: vec![None],
-            main: None,
-            after: vec![],
-        };
-        assert_eq!(chain.slot(&before_name(0)), Some(None));
-        assert_eq!(chain.slot(&before_name(1)), None);
-        assert_eq!(chain.slot(&after_name(0)), None);
-        assert_eq!(chain.slot(MAIN_NAME), Some(None));
-        assert_eq!(chain.slot("sievegate:before:x"), None);
-        assert_eq!(chain.slot("other"), None);
     }
 }

@@ -98,6 +98,43 @@ fn personal_not_a_regular_file_is_broken() {
     );
 }
 
+/// Opening a FIFO for reading would wait for a writer; the open does not block, and the
+/// fstat of the opened descriptor refuses it.
+#[test]
+fn personal_fifo_is_broken_without_blocking() {
+    let setup = Setup::new();
+    let status = std::process::Command::new("mkfifo")
+        .arg(setup.personal_path())
+        .status()
+        .expect("run mkfifo");
+    assert!(status.success());
+    let filter = Filter::new(setup.config.clone());
+    let plan = plan_for(&filter, &Verdict::Clean);
+    assert_eq!(plan.actions, vec![inbox(&[])], "{plan}");
+    assert!(
+        plan.notes.iter().any(|n| n.contains("not a regular file")),
+        "{plan}"
+    );
+}
+
+/// Only `MAX_SCRIPT_BYTES + 1` bytes are read: a larger script is refused, a script of
+/// exactly the limit is compiled.
+#[test]
+fn personal_script_size_limit() {
+    let limit = super::super::cache::MAX_SCRIPT_BYTES as usize;
+    let keep = "keep;";
+    for (size, usable) in [(limit, true), (limit + 1, false)] {
+        let text = format!("{keep}{}", " ".repeat(size - keep.len()));
+        let setup = Setup::new().personal(&text);
+        let filter = Filter::new(setup.config.clone());
+        let plan = plan_for(&filter, &Verdict::Clean);
+        assert_eq!(plan.actions, vec![inbox(&[])], "{plan}");
+        let refused = plan.notes.iter().any(|n| n.contains("larger than"));
+        let skipped = plan.notes.iter().any(|n| n.contains("script skipped"));
+        assert_eq!((refused, skipped), (!usable, !usable), "{size}: {plan}");
+    }
+}
+
 #[test]
 fn check_reports_every_global_problem() {
     let mut setup = Setup::new()

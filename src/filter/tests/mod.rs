@@ -1,11 +1,15 @@
 //! The chain end to end: scripts written into a tempdir, one Plan per case.
 //!
 //! - `chain`: the table of script chains and verdicts.
-//! - `run`: limits, envelope, parsing, and the sieve-rs behaviour we pin.
+//! - `multiscript`: Pigeonhole's multiscript rules (what runs after what, keep, flags, errors).
+//! - `run`: limits, envelope, parsing, and the explicit keep (RFC 5228).
+//! - `patches`: what our sieve-rs patches give (origin, `:count`, time limit, `:matches`).
 //! - `cache`: file changes, symlinks, `check`, the printed plan.
 
 mod cache;
 mod chain;
+mod multiscript;
+mod patches;
 mod run;
 
 use std::fs;
@@ -77,6 +81,7 @@ impl Setup {
                 default: None,
                 hostname: "mx.example.test".to_string(),
                 cpu_limit: 5000,
+                max_run_time: Duration::from_secs(10),
             },
         }
     }

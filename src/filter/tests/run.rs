@@ -76,27 +76,35 @@ fn unparseable_message_still_keeps() {
     assert_eq!(plan.actions, vec![inbox(&[])], "{plan}");
 }
 
-/// sieve-rs 0.7.3 records an explicit `keep` as the final event, so a later `discard` or
-/// `fileinto` overrides it (RFC 5228 §4.3 says keep stays). The event stream does not show
-/// the keep, so we cannot correct it here. This pins the behaviour: when it fails after an
-/// upgrade, upstream has changed it and the expectations can become the RFC's.
+/// RFC 5228: an explicit `keep` is an action of its own. `discard` cancels only the implicit
+/// keep (§4.4) and `fileinto` does not undo an earlier keep (§4.2), with or without flags.
+/// sieve-rs 0.7.3 had one final-action slot and got the first two wrong; patch #1 fixes it.
 #[test]
-fn sieve_rs_explicit_keep_deviation() {
+fn explicit_keep_is_an_action() {
     let cases: Vec<(&str, Vec<Action>)> = vec![
-        ("keep; discard;", vec![]),
+        ("keep; discard;", vec![inbox(&[])]),
         (
-            "require \"fileinto\"; keep; fileinto \"X\";",
-            vec![store("X", &[], false)],
+            "require [\"fileinto\", \"mailbox\"]; keep; fileinto :create \"Copy\";",
+            vec![store("Copy", &[], true), inbox(&[])],
+        ),
+        (
+            "require [\"fileinto\", \"mailbox\", \"imap4flags\"]; \
+             keep :flags \"\\\\Seen\"; fileinto :create \"Copy\";",
+            vec![store("Copy", &[], true), inbox(&["\\Seen"])],
         ),
         (
             "require \"fileinto\"; fileinto \"X\"; keep;",
             vec![store("X", &[], false), inbox(&[])],
         ),
         ("discard; keep;", vec![inbox(&[])]),
+        ("keep; keep; discard;", vec![inbox(&[])]),
+        ("keep; stop; discard;", vec![inbox(&[])]),
+        ("discard;", vec![]),
     ];
     for (script, want) in cases {
         let setup = Setup::new().personal(script);
         let filter = Filter::new(setup.config.clone());
-        assert_eq!(plan_for(&filter, &Verdict::Clean).actions, want, "{script}");
+        let plan = plan_for(&filter, &Verdict::Clean);
+        assert_eq!(plan.actions, want, "{script}\n{plan}");
     }
 }

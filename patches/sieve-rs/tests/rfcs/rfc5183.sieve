@@ -1,0 +1,3 @@
+require "environment";
+
+if environment :matches "remote-host" "*.example.com" { discard; }

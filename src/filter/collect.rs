@@ -1,0 +1,379 @@
+//! One script's events → a [`ScriptOutcome`]: what the script decided, and the answers
+//! sieve-rs waits for (includes, mailbox existence, duplicates). Nothing is sent or stored.
+
+use std::collections::HashMap;
+
+use sieve::runtime::Variable;
+use sieve::{Event, Input, MessageOrigin, Recipient as SieveRecipient, Script};
+
+use super::plan::Action;
+use crate::store::{Folder, SystemFlags};
+
+/// What one script decided, before it is merged into the chain's Plan.
+#[derive(Debug, Default)]
+pub(super) struct ScriptOutcome {
+    /// fileinto stores and rejects, in script order.
+    pub(super) actions: Vec<Action>,
+    /// The flags of the last explicit `keep`, if there was one. Pigeonhole defers an explicit
+    /// keep to the end of the chain (`sieve_result_execute`: "merge explicit keep status into
+    /// implicit keep for the next execution round"), so it only keeps the keep pending.
+    pub(super) explicit_keep: Option<SystemFlags>,
+    /// sieve-rs reported the implicit keep at the end: nothing cancelled it.
+    pub(super) implicit_keep: bool,
+    /// A redirect was asked for (not sent today).
+    pub(super) redirected: bool,
+    /// The message the script acted on had been edited (editheader and friends).
+    pub(super) edited: bool,
+}
+
+impl ScriptOutcome {
+    /// True when the script stored a copy (fileinto).
+    pub(super) fn stores(&self) -> bool {
+        self.actions
+            .iter()
+            .any(|a| matches!(a, Action::Store { .. }))
+    }
+
+    /// True when the script refused the message.
+    pub(super) fn rejects(&self) -> bool {
+        self.actions
+            .iter()
+            .any(|a| matches!(a, Action::Reject { .. }))
+    }
+}
+
+/// Turns one script's events into a [`ScriptOutcome`] and gives sieve-rs its answers.
+pub(super) struct Collector<'n> {
+    /// The chain's notes: they survive a runtime error, unlike the actions.
+    notes: &'n mut Vec<String>,
+    outcome: ScriptOutcome,
+    /// What produced each message id sieve-rs announced (`CreatedMessage`). sieve-rs says so
+    /// itself (patch #2), so a sender cannot make its message pass for a generated one.
+    created: HashMap<usize, MessageOrigin>,
+}
+
+impl<'n> Collector<'n> {
+    /// A collector for one script; notes go straight into the chain's notes.
+    pub(super) fn new(notes: &'n mut Vec<String>) -> Self {
+        Collector {
+            notes,
+            outcome: ScriptOutcome::default(),
+            created: HashMap::new(),
+        }
+    }
+
+    /// What the script decided.
+    pub(super) fn finish(self) -> ScriptOutcome {
+        self.outcome
+    }
+
+    fn note(&mut self, note: String) {
+        if !self.notes.contains(&note) {
+            self.notes.push(note);
+        }
+    }
+
+    fn origin(&self, message_id: usize) -> Option<MessageOrigin> {
+        self.created.get(&message_id).copied()
+    }
+
+    /// Records one event and gives sieve-rs its answer; `Err` is a runtime error.
+    pub(super) fn on_event(&mut self, event: Event) -> Result<Input, String> {
+        Ok(match event {
+            Event::IncludeScript { name, optional } => {
+                let location = match name {
+                    Script::Personal(_) => "personal",
+                    Script::Global(_) => "global",
+                };
+                self.note(format!(
+                    "include of {location} script {:?} not supported: treated as missing",
+                    name.as_str()
+                ));
+                if !optional {
+                    // RFC 6609 §3.2: a missing non-optional include is a runtime error.
+                    return Err(format!("included script {:?} not found", name.as_str()));
+                }
+                Input::False
+            }
+            Event::MailboxExists { .. } => {
+                self.note("mailboxexists not supported yet: answered false".into());
+                Input::False
+            }
+            Event::ListContains { .. } => {
+                self.note("extlists not supported: answered false".into());
+                Input::False
+            }
+            Event::DuplicateId { .. } => {
+                // For both the duplicate test and vacation's own check, false means "not
+                // seen before".
+                self.note("duplicate tracking not supported yet: answered not a duplicate".into());
+                Input::False
+            }
+            Event::SetEnvelope { envelope, .. } => {
+                self.note(format!("set envelope {envelope:?} ignored"));
+                Input::True
+            }
+            Event::Function { .. } => {
+                // No external functions are registered; a neutral value keeps the expression
+                // stack balanced.
+                Input::result(Variable::default())
+            }
+            Event::Keep {
+                flags,
+                message_id,
+                implicit,
+            } => {
+                self.outcome.edited |= self.origin(message_id) == Some(MessageOrigin::Edited);
+                if implicit {
+                    // Its flags are decided when the whole chain has run.
+                    self.outcome.implicit_keep = true;
+                } else {
+                    self.outcome.explicit_keep = Some(self.flags(&flags));
+                }
+                Input::True
+            }
+            // Discard only cancels the implicit keep, which sieve-rs already accounts for.
+            Event::Discard => Input::True,
+            Event::Reject { extended, reason } => {
+                if self.outcome.rejects() {
+                    self.note("second reject ignored".into());
+                } else {
+                    self.outcome
+                        .actions
+                        .push(Action::Reject { reason, extended });
+                }
+                Input::True
+            }
+            Event::FileInto {
+                folder,
+                flags,
+                mailbox_id,
+                special_use,
+                create,
+                message_id,
+            } => {
+                match self.origin(message_id) {
+                    Some(MessageOrigin::Vacation | MessageOrigin::Notification) => {
+                        self.note(format!(
+                            "copy of a generated message into {folder:?} not supported: skipped"
+                        ));
+                        return Ok(Input::True);
+                    }
+                    Some(MessageOrigin::Edited) => self.outcome.edited = true,
+                    None => {}
+                }
+                if mailbox_id.is_some() || special_use.is_some() {
+                    self.note("fileinto :mailboxid/:specialuse ignored".into());
+                }
+                let target = match Folder::from_sieve(&folder) {
+                    Ok(target) => target,
+                    Err(err) => {
+                        self.note(format!(
+                            "fileinto {folder:?} refused ({err}): stored in INBOX"
+                        ));
+                        Folder::inbox()
+                    }
+                };
+                let flags = self.flags(&flags);
+                self.outcome.actions.push(Action::Store {
+                    folder: target,
+                    flags,
+                    create,
+                });
+                Input::True
+            }
+            Event::SendMessage {
+                recipient,
+                message_id,
+                ..
+            } => {
+                let to = recipient_text(&recipient);
+                match self.origin(message_id) {
+                    Some(MessageOrigin::Vacation) => {
+                        self.note(format!("vacation not yet supported: no reply sent to {to}"))
+                    }
+                    Some(MessageOrigin::Notification) => self.note(format!(
+                        "notify not yet supported: no notification sent to {to}"
+                    )),
+                    Some(MessageOrigin::Edited) | None => {
+                        self.outcome.redirected = true;
+                        self.note(format!("redirect to {to} not yet supported: kept"));
+                    }
+                }
+                Input::True
+            }
+            Event::Notify { method, .. } => {
+                self.note(format!(
+                    "notify not yet supported: nothing sent to {method:?}"
+                ));
+                Input::True
+            }
+            Event::CreatedMessage {
+                message_id, origin, ..
+            } => {
+                self.created.insert(message_id, origin);
+                Input::True
+            }
+        })
+    }
+
+    /// System flags from a Sieve flag list; keywords are noted and dropped.
+    fn flags(&mut self, flags: &[String]) -> SystemFlags {
+        let (flags, keywords) = SystemFlags::from_sieve(flags);
+        if !keywords.is_empty() {
+            self.note(format!(
+                "keywords not supported yet, ignored: {}",
+                keywords.join(" ")
+            ));
+        }
+        flags
+    }
+}
+
+fn recipient_text(recipient: &SieveRecipient) -> String {
+    match recipient {
+        SieveRecipient::Address(address) => format!("<{address}>"),
+        SieveRecipient::List(list) => format!("list {list}"),
+        SieveRecipient::Group(group) => group
+            .iter()
+            .map(|a| format!("<{a}>"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn created(message_id: usize, origin: MessageOrigin) -> Event {
+        Event::CreatedMessage {
+            message_id,
+            // Content a sender controls: it must not matter.
+            message: b"Auto-Submitted: auto-replied\r\n\r\nhi".to_vec(),
+            origin,
+        }
+    }
+
+    fn fileinto(folder: &str, message_id: usize) -> Event {
+        Event::FileInto {
+            folder: folder.to_string(),
+            flags: vec![],
+            mailbox_id: None,
+            special_use: None,
+            create: false,
+            message_id,
+        }
+    }
+
+    fn send(message_id: usize) -> Event {
+        Event::SendMessage {
+            recipient: SieveRecipient::Address("carol@example.net".into()),
+            notify: sieve::compiler::grammar::actions::action_redirect::Notify::Never,
+            return_of_content: sieve::compiler::grammar::actions::action_redirect::Ret::Default,
+            by_time: sieve::compiler::grammar::actions::action_redirect::ByTime::None,
+            message_id,
+        }
+    }
+
+    /// Name, events, stored folders, redirected, edited, a note some note must contain.
+    type OriginCase = (
+        &'static str,
+        Vec<Event>,
+        Vec<&'static str>,
+        bool,
+        bool,
+        &'static str,
+    );
+
+    /// Events → (stored folders, redirected, edited, notes): messages are told apart by what
+    /// created them, never by their headers.
+    #[test]
+    fn messages_are_told_apart_by_origin() {
+        let cases: Vec<OriginCase> = vec![
+            (
+                "edited incoming message with an auto-reply header is filed",
+                vec![created(1, MessageOrigin::Edited), fileinto("Tagged", 1)],
+                vec!["Tagged"],
+                false,
+                true,
+                "",
+            ),
+            (
+                "original message is filed",
+                vec![fileinto("Tagged", 0)],
+                vec!["Tagged"],
+                false,
+                false,
+                "",
+            ),
+            (
+                "vacation copy is skipped",
+                vec![created(1, MessageOrigin::Vacation), fileinto("Sent", 1)],
+                vec![],
+                false,
+                false,
+                "copy of a generated message",
+            ),
+            (
+                "notification copy is skipped",
+                vec![created(1, MessageOrigin::Notification), fileinto("Sent", 1)],
+                vec![],
+                false,
+                false,
+                "copy of a generated message",
+            ),
+            (
+                "vacation reply is not a redirect",
+                vec![created(1, MessageOrigin::Vacation), send(1)],
+                vec![],
+                false,
+                false,
+                "vacation not yet supported",
+            ),
+            (
+                "notification is not a redirect",
+                vec![created(1, MessageOrigin::Notification), send(1)],
+                vec![],
+                false,
+                false,
+                "notify not yet supported",
+            ),
+            (
+                "edited message sent on is a redirect",
+                vec![created(1, MessageOrigin::Edited), send(1)],
+                vec![],
+                true,
+                false,
+                "redirect to <carol@example.net>",
+            ),
+        ];
+        for (name, events, folders, redirected, edited, note) in cases {
+            let mut notes = Vec::new();
+            let mut collector = Collector {
+                notes: &mut notes,
+                outcome: ScriptOutcome::default(),
+                created: HashMap::new(),
+            };
+            for event in events {
+                assert_eq!(collector.on_event(event), Ok(Input::True), "{name}");
+            }
+            let outcome = collector.outcome;
+            let stored: Vec<String> = outcome
+                .actions
+                .iter()
+                .map(|a| match a {
+                    Action::Store { folder, .. } => folder.to_string(),
+                    other => other.to_string(),
+                })
+                .collect();
+            assert_eq!(stored, folders, "{name}");
+            assert_eq!(outcome.redirected, redirected, "{name}");
+            assert_eq!(outcome.edited, edited, "{name}");
+            assert!(
+                note.is_empty() || notes.iter().any(|n| n.contains(note)),
+                "{name}: {notes:?}"
+            );
+        }
+    }
+}
