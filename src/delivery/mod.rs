@@ -193,13 +193,28 @@ pub fn execute(
             Ok(None) => {}
             Ok(Some(message)) => stored.push(message),
             Err(error) if error.is_folder_problem() => {
+                // Pigeonhole: a store that fails aborts every store of this delivery
+                // ("store into mailbox 'X' aborted"), then the failsafe keep stores the
+                // message once into INBOX, without flags; the reply is 250.
                 notes.push(fallback_note(&error));
+                let aborted = std::mem::take(&mut stored);
+                remove_all(maildir, &aborted, &mut notes);
                 let inbox = Folder::inbox();
-                match store_once(maildir, &stored, &inbox, *flags, false, header, body) {
-                    Ok(None) => {}
-                    Ok(Some(message)) => stored.push(message),
-                    Err(error) => return (rollback(maildir, stored, error, &mut notes), notes),
-                }
+                return match store_once(
+                    maildir,
+                    &[],
+                    &inbox,
+                    SystemFlags::default(),
+                    false,
+                    header,
+                    body,
+                ) {
+                    Ok(message) => {
+                        let stored = message.into_iter().collect();
+                        (RcptOutcome::Delivered { stored }, notes)
+                    }
+                    Err(error) => (rollback(maildir, Vec::new(), error, &mut notes), notes),
+                };
             }
             Err(error) => return (rollback(maildir, stored, error, &mut notes), notes),
         }
@@ -253,7 +268,13 @@ fn rollback(
     error: StoreError,
     notes: &mut Vec<String>,
 ) -> RcptOutcome {
-    for message in &stored {
+    remove_all(maildir, &stored, notes);
+    RcptOutcome::Failed { error }
+}
+
+/// Removes copies already stored; a copy that cannot be removed is named in the notes.
+fn remove_all(maildir: &Maildir, stored: &[StoredMessage], notes: &mut Vec<String>) {
+    for message in stored {
         if let Err(e) = maildir.remove(message) {
             notes.push(format!(
                 "rollback failed, a retry may duplicate the copy in \"{}\": {e}",
@@ -261,7 +282,6 @@ fn rollback(
             ));
         }
     }
-    RcptOutcome::Failed { error }
 }
 
 #[cfg(test)]
@@ -351,7 +371,9 @@ mod tests {
                 notes: 0,
             },
             Case {
-                what: "missing folder falls back to INBOX once",
+                // Pigeonhole: the first failing store aborts the delivery's stores; the
+                // failsafe keep stores once into INBOX without flags.
+                what: "missing folder: the failsafe keep, once, without flags",
                 existing: &[],
                 actions: vec![
                     store("Work", &["\\Seen"], false),
@@ -359,8 +381,8 @@ mod tests {
                     store("INBOX", &[], false),
                 ],
                 summary: "stored INBOX",
-                files: &["cur:S"],
-                notes: 2,
+                files: &["new:"],
+                notes: 1,
             },
             Case {
                 what: "same folder twice: one copy",

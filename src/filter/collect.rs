@@ -34,6 +34,11 @@ impl ScriptOutcome {
             .any(|a| matches!(a, Action::Store { .. }))
     }
 
+    /// Actions counted against [`super::run::MAX_ACTIONS`]: stores, rejects, an explicit keep.
+    pub(super) fn action_count(&self) -> usize {
+        self.actions.len() + usize::from(self.explicit_keep.is_some())
+    }
+
     /// True when the script refused the message.
     pub(super) fn rejects(&self) -> bool {
         self.actions

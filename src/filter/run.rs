@@ -22,6 +22,11 @@ use crate::store::{Folder, SystemFlags};
 /// limit already bounds this; the guard makes the loop's termination obvious on its own.
 const MAX_EVENTS: usize = 10_000;
 
+/// Actions one recipient's chain may collect, Pigeonhole's `sieve_max_actions` default: the
+/// one past it is a runtime error of the script that adds it ("total number of actions
+/// exceeds policy limit"), so that script's actions are dropped and the keep applies.
+pub const MAX_ACTIONS: usize = 32;
+
 /// sieve-rs keeps the imap4flags internal variable (RFC 5232 §3) in this global variable.
 /// Pigeonhole keeps it in the result shared by all scripts of the chain, so it is carried
 /// from one execution to the next.
@@ -89,6 +94,16 @@ pub fn run_chain(
         // Header edits stay visible to the next script, as Pigeonhole's shared message
         // context does (they are not applied to the stored copy yet).
         message = ctx.take_message();
+        let outcome = outcome.and_then(|outcome| {
+            let total = state.plan.actions.len() + outcome.action_count();
+            if total > MAX_ACTIONS {
+                Err(format!(
+                    "total number of actions exceeds policy limit ({total} > {MAX_ACTIONS})"
+                ))
+            } else {
+                Ok(outcome)
+            }
+        });
         match outcome {
             Ok(outcome) => state.commit(outcome),
             Err(reason) => {

@@ -9,8 +9,10 @@
 //! `reject`/`ereject` (Pigeonhole 0.5.19 answers 250 and mails a rejection to the sender, and
 //! has no `ereject`; sievegate answers 550), `redirect`, `vacation` and `notify` (sievegate
 //! sends nothing yet; Pigeonhole would run `sendmail_path`, which is `/bin/false` here), user
-//! `include` (not in sievegate yet), and infected mail that a script stores (sievegate never
-//! stores infected mail, whatever the scripts say; Pigeonhole stores it as told).
+//! `include` (not in sievegate yet), IMAP keywords (`addflag "$Label1"`: sievegate stores
+//! system flags only and logs the keyword as not supported yet; Pigeonhole writes
+//! `dovecot-keywords`), and infected mail that a script stores (sievegate never stores
+//! infected mail, whatever the scripts say; Pigeonhole stores it as told).
 
 /// What arrives over LMTP. The body is built at run time (see `Message::to_crlf` in
 /// `pigeonhole.rs`).
@@ -146,6 +148,26 @@ fileinto :create "Work";
             name: "fileinto_missing_folder_without_create",
             personal: Some(
                 r#"require "fileinto";
+fileinto "Nowhere";
+"#,
+            ),
+            ..BASE
+        },
+        Case {
+            name: "fileinto_missing_folder_with_flags",
+            personal: Some(
+                r#"require ["fileinto", "imap4flags"];
+fileinto :flags "\\Flagged" "Nowhere";
+"#,
+            ),
+            ..BASE
+        },
+        Case {
+            name: "fileinto_missing_folder_after_a_stored_copy",
+            personal: Some(
+                r#"require ["fileinto", "imap4flags"];
+fileinto :create "Early";
+setflag "\\Seen";
 fileinto "Nowhere";
 "#,
             ),
@@ -353,16 +375,6 @@ if hasflag :is "\\Answered" { fileinto :create "HasFlag"; }
                 r#"require ["imap4flags", "variables"];
 addflag "marks" "\\Flagged";
 keep :flags "${marks}";
-"#,
-            ),
-            ..BASE
-        },
-        Case {
-            name: "keyword_flag",
-            personal: Some(
-                r#"require "imap4flags";
-addflag "$Label1";
-keep;
 "#,
             ),
             ..BASE

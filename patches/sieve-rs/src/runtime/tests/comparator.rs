@@ -88,19 +88,16 @@ impl Comparator {
                         regex.regex.0.store(Arc::new(Some(fancy_regex)));
                         result
                     }
-                    Err(err) => {
-                        debug_assert!(false, "Failed to compile regex: {err:?}");
-                        false
-                    }
+                    // sievegate patch (PATCHES.md #6): a pattern that does not compile is a
+                    // non-match, as in release builds and in Pigeonhole; never a panic.
+                    Err(_) => false,
                 }
             }
         } else {
             match fancy_regex::Regex::new(pattern_expr.to_string().as_ref()) {
                 Ok(regex) => eval_regex(&regex, value, capture_positions, captured_values),
-                Err(err) => {
-                    debug_assert!(false, "Failed to compile regex: {err:?}");
-                    false
-                }
+                // sievegate patch (PATCHES.md #6).
+                Err(_) => false,
             }
         }
     }
