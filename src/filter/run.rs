@@ -132,7 +132,9 @@ fn context<'x>(
         .with_envelope(Envelope::To, input.rcpt.original.as_str())
         .with_user_address(input.rcpt.user())
         .with_virus_status(virus_status(input.verdict.virustest()))
-        .with_deadline(deadline);
+        .with_deadline(deadline)
+        // The size of the message as received: Sieve may have parsed only a bounded view.
+        .with_message_size(input.message.len());
     if let Some(ip) = input.remote_ip {
         ctx.set_env_variable("remote-ip", ip);
     }

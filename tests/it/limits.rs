@@ -211,3 +211,38 @@ fn structure_bombs_keep_memory_a_small_multiple_of_the_message() {
     );
     eprintln!("{}", report.join("\n"));
 }
+
+#[test]
+fn a_slow_script_hits_the_wall_clock_limit_and_keeps() {
+    // 20 capturing `:matches` of `*a{1000}b` against a 200 KB header of `a`: without a time
+    // bound this ran for minutes while the client had long given up, and every retry stored
+    // another copy. (Patterns that capture nothing now match in linear time; capturing ones
+    // still backtrack and are bounded by the deadline.)
+    let mut options = Options::new(Clamd::shared().addr());
+    options.sieve_extra = vec!["max_run_time_secs = 1".into()];
+    let env = Env::new(options);
+    let mut script = String::from("require [\"fileinto\", \"variables\"];\n");
+    let pattern = format!("*{}b", "a".repeat(1000));
+    for _ in 0..20 {
+        script.push_str(&format!(
+            "if header :matches \"X-Big\" \"{pattern}\" {{ set \"x\" \"${{1}}\"; fileinto \"Matched\"; }}\n"
+        ));
+    }
+    env.set_personal("alice", &script);
+    let server = Running::start(&env.config_path);
+    let mut message = b"X-Big: ".to_vec();
+    message.resize(200_000, b'a');
+    message.extend_from_slice(b"\r\nSubject: slow\r\n\r\nbody\r\n");
+
+    let started = Instant::now();
+    let out = send(&server, "alice@example.test", &message);
+    let elapsed = started.elapsed();
+    assert!(out.contains("250 2.0.0 <alice@example.test>"), "{out}");
+    assert_eq!(env.messages("alice", "").len(), 1, "implicit keep: INBOX");
+    assert!(env.messages("alice", ".Matched").is_empty());
+    let logs = server.wait_for_log("time limit reached");
+    assert!(logs.contains("time limit reached"), "{logs}");
+    // Generous: the limit is 1 s; the rest is receiving, scanning and storing.
+    assert!(elapsed.as_secs() < 20, "took {elapsed:?}");
+    eprintln!("slow script: answered in {:.1} s", elapsed.as_secs_f64());
+}

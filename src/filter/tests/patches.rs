@@ -256,3 +256,27 @@ fn glob_matches_agrees_with_the_old_loop() {
     }
     assert_eq!(checked, 40_000);
 }
+
+/// Patch #7: the `size` test sees the size of the message as received, also when Sieve
+/// parsed only a bounded view of it (see `delivery::view`).
+#[test]
+fn size_is_the_received_size_when_only_a_view_is_parsed() {
+    let setup = Setup::new().personal(
+        r#"require "fileinto"; if size :over 100K { fileinto "Big"; } else { fileinto "Small"; }"#,
+    );
+    let filter = Filter::new(setup.config.clone());
+    let mut full = b"Subject: big\r\n\r\n".to_vec();
+    full.resize(200 * 1024, b'x');
+    let view = b"Subject: big\r\n\r\nxxx".to_vec();
+    let rcpt = rcpt();
+    let input = FilterInput {
+        message: &full,
+        mail_from: "bob@example.org",
+        rcpt: &rcpt,
+        verdict: &Verdict::Clean,
+        remote_ip: None,
+        remote_host: None,
+    };
+    let plan = filter.plan_parsed(&input, &ParsedMessage::new(&view));
+    assert_eq!(plan.actions, vec![store("Big", &[], false)], "{plan}");
+}

@@ -31,6 +31,8 @@ pub struct Options {
     pub users: Option<String>,
     /// Extra `key = value` lines for `[server]`.
     pub server_extra: Vec<String>,
+    /// Extra `key = value` lines for `[sieve]`.
+    pub sieve_extra: Vec<String>,
     /// `[scanner] max_scan_size`; `None` keeps the default.
     pub max_scan_size: Option<usize>,
 }
@@ -50,6 +52,7 @@ impl Options {
             maildir: None,
             users: None,
             server_extra: Vec::new(),
+            sieve_extra: Vec::new(),
             max_scan_size: None,
         }
     }
@@ -108,6 +111,7 @@ maildir = "{maildir}"
 before = ["{repo}/sieve/virus-policy.sieve"]
 personal = "mail/%d/%n/.dovecot.sieve"
 default = "{repo}/sieve/default.sieve"
+{sieve_extra}
 "#,
             listen = q(&options.listen),
             max_message_size = options.max_message_size,
@@ -123,6 +127,7 @@ default = "{repo}/sieve/default.sieve"
                 .unwrap_or_default(),
             repo = repo().display(),
             server_extra = options.server_extra.join("\n"),
+            sieve_extra = options.sieve_extra.join("\n"),
         );
         let mut toml = toml;
         if let Some(users) = &options.users {
