@@ -6,13 +6,15 @@
 //! One delivery reads top to bottom through these modules:
 //!
 //! - [`config`]: TOML file → validated [`config::Config`]; every problem reported at once.
-//! - [`server`]: TCP and unix listeners, the connection limit, graceful shutdown.
+//! - [`server`]: TCP and unix listeners, the connection limit with slots reserved for
+//!   trusted peers, peer credentials on the unix socket, graceful shutdown.
 //! - [`lmtp`]: the session state machine (generic over the stream), one file per verb;
 //!   [`lmtp::reply`] owns every reply text the client sees; outcomes become replies there.
 //! - [`address`]: RCPT address → [`address::Recipient`] (case folding, `+detail`, path safety).
 //! - [`users`]: which recipients exist (`[mailbox] users_file`, Dovecot passwd-file), their `%h`.
 //! - [`scan`]: clamd INSTREAM client, its reply parser, verdict → `virustest` value.
-//! - [`filter`]: Sieve script resolution and compile cache; runs the script chain to a
+//! - [`filter`]: Sieve script resolution and compile cache; runs the chain (Pigeonhole's
+//!   multiscript: before → personal or default → after, each script on its own) to a
 //!   printable [`filter::Plan`] without touching any mailbox.
 //! - [`delivery`]: the pipeline for one message (scan once; per recipient: the bounded
 //!   Sieve view → Plan → trace headers → Maildir → one log line) → one
