@@ -39,6 +39,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         };
         let flow = match received {
             Received::Message(message) => {
+                // A message moved mail forward: the junk count starts again.
+                self.junk = 0;
                 let ctx = deliver::Context {
                     lhlo: self.lhlo.clone(),
                     xforward: self.xforward.clone(),

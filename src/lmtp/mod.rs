@@ -120,7 +120,15 @@ pub struct Session<S> {
     xforward: Xforward,
     xforward_allowed: bool,
     txn: Option<Transaction>,
+    /// Commands since the last message that did not move mail forward (NOOP, RSET, VRFY,
+    /// HELP, errors): a client that only sends those would hold its slot forever while
+    /// meeting every deadline.
+    junk: usize,
 }
+
+/// Commands without a message before the session is closed, Postfix's
+/// `smtpd_junk_command_limit`.
+const JUNK_COMMAND_LIMIT: usize = 100;
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     /// A session over `stream`. `shutdown` turns true on SIGTERM. A unix-socket peer
@@ -146,6 +154,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             xforward: Xforward::default(),
             xforward_allowed,
             txn: None,
+            junk: 0,
         }
     }
 
@@ -236,10 +245,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 return Ok(Flow::Continue);
             }
             Err(e) => {
+                if self.count_junk() == Flow::Quit {
+                    return Ok(Flow::Quit);
+                }
                 self.push(parse_error_reply(&e));
                 return Ok(Flow::Continue);
             }
         };
+        let junk = matches!(
+            request,
+            Request::Noop { .. }
+                | Request::Rset
+                | Request::Vrfy { .. }
+                | Request::Help { .. }
+                | Request::Expn { .. }
+                | Request::Ehlo { .. }
+                | Request::Helo { .. }
+        );
+        if junk && self.count_junk() == Flow::Quit {
+            return Ok(Flow::Quit);
+        }
         let r = match request {
             Request::Lhlo { host } => self.lhlo(host),
             Request::Ehlo { .. } | Request::Helo { .. } => reply::use_lhlo(),
@@ -267,6 +292,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         };
         self.push(r);
         Ok(Flow::Continue)
+    }
+
+    /// Counts a command that moves no mail; past [`JUNK_COMMAND_LIMIT`] since the last
+    /// message, the session is closed with 421 instead of answering it.
+    fn count_junk(&mut self) -> Flow {
+        if self.junk >= JUNK_COMMAND_LIMIT {
+            tracing::info!(
+                limit = JUNK_COMMAND_LIMIT,
+                "too many commands without a message: closing"
+            );
+            self.push(reply::too_many_junk_commands());
+            return Flow::Quit;
+        }
+        self.junk += 1;
+        Flow::Continue
     }
 
     /// Ends the transaction; XFORWARD attributes belong to one transaction (Postfix sends

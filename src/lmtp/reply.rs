@@ -131,6 +131,14 @@ pub fn idle_timeout() -> Reply {
     Reply::new(421, "4.4.2", "Timeout, closing transmission channel")
 }
 
+pub fn too_many_junk_commands() -> Reply {
+    Reply::new(
+        421,
+        "4.7.0",
+        "Too many commands without mail, closing transmission channel",
+    )
+}
+
 pub fn too_many_connections() -> Reply {
     Reply::new(421, "4.3.2", "Too many connections, try again later")
 }

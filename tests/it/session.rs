@@ -1015,3 +1015,52 @@ async fn a_client_that_does_not_read_replies_is_dropped() {
     assert!(took < std::time::Duration::from_secs(4), "{took:?}");
     drop(writer);
 }
+
+/// Item 10's last gap: a client that meets every deadline with a NOOP now and then held its
+/// slot forever. After 100 commands that move no mail (Postfix's
+/// `smtpd_junk_command_limit`) the session is closed; a delivered message starts the count
+/// again, so an MTA that sends RSET/NOOP between messages is never cut off.
+#[tokio::test]
+async fn junk_commands_without_mail_close_the_session() {
+    let env = Env::new(Options::new(Clamd::shared().addr()));
+    let mut input = b"LHLO x\r\n".to_vec();
+    for _ in 0..101 {
+        input.extend_from_slice(b"NOOP\r\n");
+    }
+    input.extend_from_slice(b"NOOP\r\n");
+    let out = env.transcript(&[&input]).await;
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("250 2.0.0 Ok"))
+            .count(),
+        100,
+        "{out}"
+    );
+    assert!(
+        out.ends_with("421 4.7.0 Too many commands without mail, closing transmission channel\r\n"),
+        "{out}"
+    );
+
+    // 80 junk commands, a message, 80 more: never closed.
+    let mut input = b"LHLO x\r\n".to_vec();
+    let message = clean_message("between noops");
+    for _ in 0..2 {
+        for _ in 0..40 {
+            input.extend_from_slice(b"RSET\r\nNOOP\r\n");
+        }
+        let txn = transaction(&["alice@example.test"], &message);
+        // transaction() starts with LHLO and ends with QUIT: take the middle.
+        let txn = &txn[b"LHLO client.example\r\n".len()..txn.len() - b"QUIT\r\n".len()];
+        input.extend_from_slice(txn);
+    }
+    input.extend_from_slice(b"QUIT\r\n");
+    let out = env.transcript(&[&input]).await;
+    assert!(!out.contains("421"), "{out}");
+    assert_eq!(
+        out.matches("250 2.0.0 <alice@example.test>").count(),
+        2,
+        "{out}"
+    );
+}
