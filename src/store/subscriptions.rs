@@ -15,7 +15,6 @@
 
 use std::fs;
 use std::io::{self, Write};
-use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -84,19 +83,17 @@ impl WriterLock {
     fn acquire(root: &Path, deadline: Instant) -> Result<WriterLock, StoreError> {
         let dir = fs::File::open(root).map_err(io_err("open", root))?;
         loop {
-            // SAFETY: flock(2) on a descriptor we own and keep open; no memory is shared.
-            let rc = unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-            if rc == 0 {
-                return Ok(WriterLock { _dir: Some(dir) });
-            }
-            let err = io::Error::last_os_error();
-            match err.raw_os_error() {
-                Some(libc::EWOULDBLOCK) => {}
-                Some(libc::EINTR) => continue,
-                Some(libc::ENOLCK | libc::EOPNOTSUPP | libc::EINVAL) => {
-                    return Ok(WriterLock { _dir: None })
-                }
-                _ => return Err(io_err("flock", root)(err)),
+            // std's file lock is flock(2) on Linux.
+            match dir.try_lock() {
+                Ok(()) => return Ok(WriterLock { _dir: Some(dir) }),
+                Err(fs::TryLockError::WouldBlock) => {}
+                Err(fs::TryLockError::Error(err)) => match err.raw_os_error() {
+                    Some(libc::EINTR) => continue,
+                    Some(libc::ENOLCK | libc::EOPNOTSUPP | libc::EINVAL) => {
+                        return Ok(WriterLock { _dir: None })
+                    }
+                    _ => return Err(io_err("flock", root)(err)),
+                },
             }
             if Instant::now() > deadline {
                 return Err(io_err("flock", root)(io::Error::from(
