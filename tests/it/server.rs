@@ -375,8 +375,7 @@ fn slow_drippers_cannot_lock_out_the_mta() {
     options.listen = vec!["127.0.0.1:0".into(), format!("unix:{}", sock.display())];
     options.max_connections = 64;
     options.idle_timeout_secs = 3;
-    // SAFETY: geteuid has no preconditions.
-    let uid = unsafe { libc::geteuid() };
+    let uid = nix::unistd::geteuid().as_raw();
     options.xforward_from = vec![format!("unix:{uid}")];
     options.server_extra = vec!["reserved_connections = 8".into()];
     let env = Env::new(options);

@@ -16,7 +16,6 @@
 //! Tests must fail, never skip, when Dovecot, sievec or that user is missing: a differential
 //! test that passes without its reference proves nothing.
 
-use std::ffi::CString;
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -60,21 +59,18 @@ pub struct MailUser {
 impl MailUser {
     /// Looks up [`MAIL_USER`]; panics (the test fails) when it does not exist.
     pub fn lookup() -> MailUser {
-        let name = CString::new(MAIL_USER).expect("no NUL");
-        // SAFETY: getpwnam(3) with a valid C string; the result points into static storage
-        // that we copy out before any other passwd call (tests do not call getpw* elsewhere).
-        let pw = unsafe { libc::getpwnam(name.as_ptr()) };
-        assert!(
-            !pw.is_null(),
-            "no `{MAIL_USER}` user: Dovecot needs a non-root mail user (Debian's base-passwd has it; \
-             else `useradd --system --no-create-home {MAIL_USER}`)"
-        );
-        // SAFETY: non-null pointer returned by getpwnam.
-        let (uid, gid) = unsafe { ((*pw).pw_uid, (*pw).pw_gid) };
+        let user = nix::unistd::User::from_name(MAIL_USER)
+            .expect("passwd lookup")
+            .unwrap_or_else(|| {
+                panic!(
+                    "no `{MAIL_USER}` user: Dovecot needs a non-root mail user (Debian's \
+                     base-passwd has it; else `useradd --system --no-create-home {MAIL_USER}`)"
+                )
+            });
         MailUser {
             name: MAIL_USER.to_owned(),
-            uid,
-            gid,
+            uid: user.uid.as_raw(),
+            gid: user.gid.as_raw(),
         }
     }
 
@@ -118,9 +114,8 @@ impl Dovecot {
             Path::new("/usr/lib/dovecot/modules/lib90_sieve_plugin.so").exists(),
             "Pigeonhole's sieve plugin not found: {PACKAGES}"
         );
-        // SAFETY: geteuid(2) has no preconditions.
         assert_eq!(
-            unsafe { libc::geteuid() },
+            nix::unistd::geteuid().as_raw(),
             0,
             "the Dovecot differential test needs root: Dovecot's master switches to the `{MAIL_USER}` user"
         );
