@@ -41,6 +41,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             Received::Message(message) => {
                 // A message moved mail forward: the junk count starts again.
                 self.junk = 0;
+                self.messages += 1;
                 let ctx = deliver::Context {
                     lhlo: self.lhlo.clone(),
                     xforward: self.xforward.clone(),

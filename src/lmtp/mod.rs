@@ -124,6 +124,10 @@ pub struct Session<S> {
     /// HELP, errors): a client that only sends those would hold its slot forever while
     /// meeting every deadline.
     junk: usize,
+    /// Error replies (4xx, 5xx) sent so far: each command that got one counts as junk.
+    errors: usize,
+    /// Messages received in this session (DATA completed).
+    messages: usize,
 }
 
 /// Commands without a message before the session is closed, Postfix's
@@ -155,6 +159,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             xforward_allowed,
             txn: None,
             junk: 0,
+            errors: 0,
+            messages: 0,
         }
     }
 
@@ -224,7 +230,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     return Ok(());
                 }
             };
+            let (errors, messages) = (self.errors, self.messages);
             if self.command(&line).await? == Flow::Quit {
+                return Ok(());
+            }
+            // A command that only earned an error moved no mail either (a received message
+            // resets the count instead, whatever its recipients' replies).
+            let failed = self.errors > errors && self.messages == messages;
+            if failed && self.count_junk() == Flow::Quit {
                 return Ok(());
             }
         }
@@ -245,9 +258,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 return Ok(Flow::Continue);
             }
             Err(e) => {
-                if self.count_junk() == Flow::Quit {
-                    return Ok(Flow::Quit);
-                }
                 self.push(parse_error_reply(&e));
                 return Ok(Flow::Continue);
             }
@@ -317,6 +327,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     }
 
     fn push(&mut self, reply: Reply) {
+        if reply.code >= 400 {
+            self.errors += 1;
+        }
         reply.write_to(&mut self.out);
     }
 

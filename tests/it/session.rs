@@ -1000,7 +1000,9 @@ async fn a_client_that_does_not_read_replies_is_dropped() {
     let task = tokio::spawn(session.run());
     let (_rx, mut tx) = tokio::io::split(client);
     let writer = tokio::spawn(async move {
-        let noops = b"NOOP\r\n".repeat(2000);
+        // LHLO: a command that moves no mail but is not junk either (NOOPs would be cut off
+        // by the junk limit first), with a long reply that fills the pipe fast.
+        let noops = b"LHLO x\r\n".repeat(2000);
         let _ = tx.write_all(&noops).await;
         tx
     });
@@ -1058,6 +1060,19 @@ async fn junk_commands_without_mail_close_the_session() {
     input.extend_from_slice(b"QUIT\r\n");
     let out = env.transcript(&[&input]).await;
     assert!(!out.contains("421"), "{out}");
+
+    // Errors count too: MAIL again and again earns 503s, not a slot for ever.
+    let mut input = b"LHLO x\r\nMAIL FROM:<>\r\n".to_vec();
+    for _ in 0..150 {
+        input.extend_from_slice(b"MAIL FROM:<>\r\n");
+    }
+    let out2 = env.transcript(&[&input]).await;
+    assert!(
+        out2.ends_with(
+            "421 4.7.0 Too many commands without mail, closing transmission channel\r\n"
+        ),
+        "{out2}"
+    );
     assert_eq!(
         out.matches("250 2.0.0 <alice@example.test>").count(),
         2,
