@@ -37,7 +37,14 @@
 //!   is not replaced by the default script, and the after scripts do not run.
 //! - **A missing script** is skipped (`SIEVE_ERROR_NOT_FOUND`); a missing personal script
 //!   (or a dangling symlink) means the default script runs in its place.
+//! - **At most 32 actions** per chain (`sieve_max_actions`): the script that adds the 33rd
+//!   ends in a runtime error ("total number of actions exceeds policy limit").
 //! - Last, always: [`Plan::enforce_virus_policy`].
+//!
+//! What happens when a store of the Plan fails (every store aborted, the failsafe keep into
+//! INBOX) is `delivery::execute`'s part of the same Pigeonhole behaviour. The differential
+//! test `pigeonhole::sievegate_stores_like_pigeonhole` checks all of this against a real
+//! Dovecot + Pigeonhole.
 
 mod cache;
 mod collect;
