@@ -123,7 +123,7 @@ pub struct Sweep {
     pub maildirs: usize,
     /// Files removed from their `tmp/` directories (INBOX and folders).
     pub removed: usize,
-    /// True when [`MAX_MAILDIRS`] stopped the walk early.
+    /// True when `MAX_MAILDIRS` stopped the walk early.
     pub truncated: bool,
 }
 

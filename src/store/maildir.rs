@@ -130,7 +130,7 @@ impl StoreError {
 
     /// True when this sub-folder cannot take the message and retrying will not change that:
     /// it does not exist (without `:create`), its name is too long, or a call inside it
-    /// failed with a permanent errno ([`is_permanent_error`]). The caller stores into INBOX
+    /// failed with a permanent errno (`is_permanent_error`). The caller stores into INBOX
     /// instead, as Dovecot/Pigeonhole do. False for anything at INBOX or the Maildir root,
     /// for a full disk or quota (INBOX is on the same disk) and for transient errors
     /// (`EIO`, `EMFILE`, a lock timeout, ...): those are worth a 4xx and a retry.
