@@ -30,6 +30,7 @@ pub mod filter;
 pub mod lmtp;
 pub mod scan;
 pub mod server;
+pub mod state;
 pub mod store;
 pub mod text;
 pub mod users;
