@@ -28,6 +28,7 @@ pub mod config;
 pub mod delivery;
 pub mod filter;
 pub mod lmtp;
+pub mod quarantine;
 pub mod scan;
 pub mod server;
 pub mod state;
