@@ -53,6 +53,9 @@ pub enum CliError {
         /// Recipients tried.
         total: usize,
     },
+    /// The async runtime for the rescan could not start.
+    #[error("cannot start the runtime: {0}")]
+    Runtime(io::Error),
     /// Writing the output failed (e.g. a closed pipe).
     #[error("cannot write output: {0}")]
     Output(#[from] io::Error),

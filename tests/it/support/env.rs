@@ -35,6 +35,8 @@ pub struct Options {
     pub sieve_extra: Vec<String>,
     /// `[scanner] max_scan_size`; `None` keeps the default.
     pub max_scan_size: Option<usize>,
+    /// Whole sections (`[quarantine]`, `[state]`, ...) appended to the file.
+    pub extra_sections: Vec<String>,
 }
 
 impl Options {
@@ -54,6 +56,7 @@ impl Options {
             server_extra: Vec::new(),
             sieve_extra: Vec::new(),
             max_scan_size: None,
+            extra_sections: Vec::new(),
         }
     }
 }
@@ -130,6 +133,11 @@ default = "{repo}/sieve/default.sieve"
             sieve_extra = options.sieve_extra.join("\n"),
         );
         let mut toml = toml;
+        for section in &options.extra_sections {
+            toml.push('\n');
+            toml.push_str(section);
+            toml.push('\n');
+        }
         if let Some(users) = &options.users {
             std::fs::write(dir.path().join("users"), users).expect("write users file");
             toml = toml.replace("[mailbox]\n", "[mailbox]\nusers_file = \"users\"\n");
