@@ -254,57 +254,69 @@ fn queued_from_row(row: &Row<'_>) -> rusqlite::Result<QueuedMail> {
     })
 }
 
-impl StateStore for SqliteState {
-    fn quarantine_insert(&self, e: &QuarantineEntry) -> Result<(), StateError> {
+impl SqliteState {
+    /// Inserts many entries in one transaction (one fsync): imports and the benchmark
+    /// (`examples/bench_quarantine.rs`). All or nothing.
+    pub fn quarantine_insert_many(&self, entries: &[QuarantineEntry]) -> Result<(), StateError> {
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(backend("quarantine insert"))?;
-        let inserted = tx.execute(
-            "INSERT INTO quarantine (id, received_at, sender, recipients, resolved, client_ip, \
-             client_helo, queue_id, verdict, virustest, viruses, message_id, subject, \
-             from_header, size, backscatter, released_at, released_by) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
-            params![
-                e.id,
-                to_micros(e.received_at),
-                e.sender,
-                lines(&e.recipients),
-                lines(&e.resolved),
-                e.client_ip,
-                e.client_helo,
-                e.queue_id,
-                e.verdict,
-                i64::from(e.virustest),
-                lines(&e.viruses),
-                e.message_id,
-                e.subject,
-                e.from,
-                i64::try_from(e.size).unwrap_or(i64::MAX),
-                e.backscatter,
-                e.released_at.map(to_micros),
-                e.released_by,
-            ],
-        );
-        match inserted {
-            Ok(_) => {}
-            Err(rusqlite::Error::SqliteFailure(f, _))
-                if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
-                return Err(StateError::Duplicate(format!("quarantine id {}", e.id)));
-            }
-            Err(other) => return Err(backend("quarantine insert")(other)),
-        }
-        {
-            let mut stmt = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO quarantine_rcpt (address, entry) VALUES (?1, ?2)",
-                )
-                .map_err(backend("quarantine insert"))?;
-            for address in e.recipients.iter().chain(&e.resolved) {
-                stmt.execute(params![address.to_ascii_lowercase(), e.id])
-                    .map_err(backend("quarantine insert"))?;
-            }
+        for e in entries {
+            insert_entry(&tx, e)?;
         }
         tx.commit().map_err(backend("quarantine insert"))
+    }
+}
+
+/// One entry and its recipient rows, inside the caller's transaction.
+fn insert_entry(tx: &rusqlite::Transaction<'_>, e: &QuarantineEntry) -> Result<(), StateError> {
+    let inserted = tx.execute(
+        "INSERT INTO quarantine (id, received_at, sender, recipients, resolved, client_ip, \
+         client_helo, queue_id, verdict, virustest, viruses, message_id, subject, \
+         from_header, size, backscatter, released_at, released_by) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+        params![
+            e.id,
+            to_micros(e.received_at),
+            e.sender,
+            lines(&e.recipients),
+            lines(&e.resolved),
+            e.client_ip,
+            e.client_helo,
+            e.queue_id,
+            e.verdict,
+            i64::from(e.virustest),
+            lines(&e.viruses),
+            e.message_id,
+            e.subject,
+            e.from,
+            i64::try_from(e.size).unwrap_or(i64::MAX),
+            e.backscatter,
+            e.released_at.map(to_micros),
+            e.released_by,
+        ],
+    );
+    match inserted {
+        Ok(_) => {}
+        Err(rusqlite::Error::SqliteFailure(f, _))
+            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            return Err(StateError::Duplicate(format!("quarantine id {}", e.id)));
+        }
+        Err(other) => return Err(backend("quarantine insert")(other)),
+    }
+    let mut stmt = tx
+        .prepare_cached("INSERT OR IGNORE INTO quarantine_rcpt (address, entry) VALUES (?1, ?2)")
+        .map_err(backend("quarantine insert"))?;
+    for address in e.recipients.iter().chain(&e.resolved) {
+        stmt.execute(params![address.to_ascii_lowercase(), e.id])
+            .map_err(backend("quarantine insert"))?;
+    }
+    Ok(())
+}
+
+impl StateStore for SqliteState {
+    fn quarantine_insert(&self, e: &QuarantineEntry) -> Result<(), StateError> {
+        self.quarantine_insert_many(std::slice::from_ref(e))
     }
 
     fn quarantine_get(&self, id: &str) -> Result<Option<QuarantineEntry>, StateError> {
