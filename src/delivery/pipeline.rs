@@ -163,9 +163,13 @@ fn deliver_all(
     let mut log = LogLine::new(envelope, message, verdict);
     log.message_id = parsed.message_id();
     let received_at = SystemTime::now();
-    if *route == Route::Sieve {
-        match quarantine_once(services, envelope, message, &parsed, verdict, received_at) {
-            Ok(id) => log.quarantined = id,
+    let by_threshold = services
+        .quarantine
+        .as_ref()
+        .is_some_and(|_| verdict.virustest() >= config.quarantine.min_virustest);
+    if *route == Route::Sieve && by_threshold {
+        match quarantine_message(services, envelope, message, &parsed, verdict, received_at) {
+            Ok(id) => log.quarantined = Some(id),
             Err(()) => {
                 let outcome = || RcptOutcome::Deferred(Deferral::QuarantineFailed);
                 return envelope
@@ -218,6 +222,25 @@ fn deliver_all(
                 plan
             }
         };
+        let mut plan = plan;
+        if plan.quarantines() && services.quarantine.is_none() {
+            // Deferring would only turn a config slip into a bounce after 5 days.
+            tracing::warn!("Sieve asked for quarantine but [quarantine] is not enabled: ignored");
+            plan.notes
+                .push("quarantine ignored: [quarantine] is not enabled".to_string());
+        } else if plan.quarantines() && log.quarantined.is_none() {
+            // A global script's `quarantine`: once per message, before any reply (replies
+            // go out after every recipient is done). A failed write defers this recipient,
+            // so the MTA retries it and the quarantine is tried again.
+            match quarantine_message(services, envelope, message, &parsed, verdict, received_at) {
+                Ok(id) => log.quarantined = Some(id),
+                Err(()) => {
+                    let outcome = RcptOutcome::Deferred(Deferral::QuarantineFailed);
+                    log.emit(rcpt, &outcome, &[]);
+                    return outcome;
+                }
+            }
+        }
         let header = trace_headers(&info, rcpt);
         let maildir = Maildir::new(rcpt.expand(&config.mailbox.maildir));
         let (outcome, notes) = execute(&plan, &maildir, &header, &body);
@@ -232,30 +255,26 @@ fn deliver_all(
     })
 }
 
-/// Quarantines the message when the quarantine is enabled and the verdict reaches
-/// `min_virustest`: `Ok(Some(id))` once it is durable, `Ok(None)` when not needed, `Err`
-/// (logged) when the write failed and every recipient must be deferred.
-fn quarantine_once(
+/// Quarantines the message (the caller made sure it is wanted and not done yet): `Ok(id)`
+/// once it is durable, `Err` (logged) when the write failed or there is no quarantine.
+fn quarantine_message(
     services: &Services,
     envelope: &Envelope,
     message: &[u8],
     parsed: &ParsedMessage<'_>,
     verdict: &Verdict,
     received_at: SystemTime,
-) -> Result<Option<String>, ()> {
+) -> Result<String, ()> {
     let Some(q) = &services.quarantine else {
-        return Ok(None);
+        return Err(());
     };
-    if verdict.virustest() < services.config.quarantine.min_virustest {
-        return Ok(None);
-    }
     let id = quarantine::new_id(&envelope.id);
     // The exact bytes as received: the scan headers a sender forged stay, they are evidence.
     let entry = quarantine::entry_for(id.clone(), envelope, message, parsed, verdict, received_at);
     match q.store(&entry, message) {
         Ok(()) => {
             tracing::info!(id = %envelope.id, quarantine_id = %id, backscatter = entry.backscatter, virus = verdict.virus_name().unwrap_or(""), "message quarantined as {id}");
-            Ok(Some(id))
+            Ok(id)
         }
         Err(e) => {
             tracing::error!(id = %envelope.id, error = %e, "quarantine write failed: every recipient is deferred, the MTA retries");
@@ -319,6 +338,9 @@ impl<'a> LogLine<'a> {
         // A discard of quarantined mail is not a loss: say where the message is.
         let actions = match (&self.quarantined, outcome) {
             (Some(id), RcptOutcome::Discarded) => format!("quarantined {id}"),
+            (Some(id), RcptOutcome::Delivered { .. }) => {
+                format!("{}, quarantined {id}", outcome.summary())
+            }
             _ => outcome.summary(),
         };
         tracing::info!(

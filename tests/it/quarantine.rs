@@ -402,3 +402,90 @@ fn state_survives_kill_9_of_the_server() {
     assert!(out.contains("250 2.0.0"), "{out}");
     assert_eq!(list(&env.config_path, &[]).len(), 4);
 }
+
+#[test]
+fn a_global_sieve_script_quarantines_per_domain_and_a_personal_one_cannot() {
+    let clamd = Clamd::shared();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = dir.path().join("policy.sieve");
+    // Heuristic hits (virustest 4) are below min_virustest = 5: only the script decides.
+    std::fs::write(
+        &policy,
+        "require [\"vnd.sievegate.quarantine\", \"virustest\", \"relational\", \"comparator-i;ascii-numeric\", \"envelope\"];\n\
+         if virustest :value \"ge\" :comparator \"i;ascii-numeric\" \"4\" {\n\
+         \x20   if envelope :domain \"to\" \"other.example\" { quarantine; }\n\
+         \x20   discard;\n\
+         \x20   stop;\n\
+         }\n",
+    )
+    .expect("write policy");
+    let mut options = quarantine_options(clamd);
+    options.extra_sections[0] =
+        "[quarantine]\nenabled = true\ndir = \"quarantine\"\nmin_virustest = 5\n".into();
+    options.before = Some(vec![policy.display().to_string()]);
+    let env = Env::new(options);
+    env.set_personal(
+        "carol",
+        "require \"vnd.sievegate.quarantine\";\nquarantine;\n",
+    );
+    let server = Running::start(&env.config_path);
+    let heuristic = crate::support::load_message("heuristic.eml");
+
+    let out = send(
+        &server,
+        "sender@example.org",
+        &[
+            "alice@other.example",
+            "bob@example.test",
+            "dave@other.example",
+        ],
+        &heuristic,
+    );
+    assert_eq!(out.matches("250 2.0.0 <").count(), 3, "{out}");
+    assert_eq!(env.total_messages(), 0);
+    let entries = list(&env.config_path, &[]);
+    assert_eq!(
+        entries.len(),
+        1,
+        "once per message: {entries:?}\n{}",
+        server.logs()
+    );
+    assert_eq!(
+        strings(&entries[0]["viruses"]),
+        ["Heuristics.Sievegate.TestPattern.UNOFFICIAL"]
+    );
+    assert_eq!(entries[0]["virustest"], 4);
+    let id = entries[0]["id"].as_str().expect("id").to_string();
+    let logs = server.wait_for_log(&format!("actions=quarantined {id}"));
+    assert_eq!(
+        logs.matches(&format!("actions=quarantined {id}")).count(),
+        3,
+        "{logs}"
+    );
+
+    // Not for other.example: discarded, not quarantined.
+    let out = send(
+        &server,
+        "sender@example.org",
+        &["bob@example.test"],
+        &heuristic,
+    );
+    assert!(out.contains("250 2.0.0 <bob@example.test>"), "{out}");
+    assert_eq!(list(&env.config_path, &[]).len(), 1);
+
+    // A personal script's quarantine is ignored: the keep stands.
+    let out = send(
+        &server,
+        "a@remote.example",
+        &["carol@example.test"],
+        &clean_message("hi"),
+    );
+    assert!(out.contains("250 2.0.0 <carol@example.test>"), "{out}");
+    assert_eq!(env.messages("carol", "").len(), 1);
+    assert_eq!(list(&env.config_path, &[]).len(), 1);
+    let logs = server.wait_for_log("only global (before/after) scripts may quarantine");
+    assert!(
+        logs.contains("only global (before/after) scripts may quarantine"),
+        "{logs}"
+    );
+}

@@ -37,6 +37,8 @@ pub struct Options {
     pub max_scan_size: Option<usize>,
     /// Whole sections (`[quarantine]`, `[state]`, ...) appended to the file.
     pub extra_sections: Vec<String>,
+    /// `[sieve] before`; `None`: the shipped `sieve/virus-policy.sieve`.
+    pub before: Option<Vec<String>>,
 }
 
 impl Options {
@@ -57,6 +59,7 @@ impl Options {
             sieve_extra: Vec::new(),
             max_scan_size: None,
             extra_sections: Vec::new(),
+            before: None,
         }
     }
 }
@@ -111,7 +114,7 @@ on_failure = "{on_failure}"
 domains = ["example.test", "other.example"]
 maildir = "{maildir}"
 [sieve]
-before = ["{repo}/sieve/virus-policy.sieve"]
+before = [{before}]
 personal = "mail/%d/%n/.dovecot.sieve"
 default = "{repo}/sieve/default.sieve"
 {sieve_extra}
@@ -131,6 +134,11 @@ default = "{repo}/sieve/default.sieve"
             repo = repo().display(),
             server_extra = options.server_extra.join("\n"),
             sieve_extra = options.sieve_extra.join("\n"),
+            before = options
+                .before
+                .as_deref()
+                .map(q)
+                .unwrap_or_else(|| format!("\"{}/sieve/virus-policy.sieve\"", repo().display())),
         );
         let mut toml = toml;
         for section in &options.extra_sections {
