@@ -8,6 +8,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
+use sievegate::quarantine::cli::EntryJson;
 use sievegate::state::{QuarantineEntry, QuarantineFilter, SqliteState, StateStore};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -65,8 +66,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         store.path().display()
     );
 
+    // "list all" last: freeing its 100 000 entries would otherwise be timed with the next.
     let queries: Vec<(&str, QuarantineFilter)> = vec![
-        ("list all", QuarantineFilter::default()),
         (
             "--since (last 7 days)",
             QuarantineFilter {
@@ -95,15 +96,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 ..Default::default()
             },
         ),
+        ("list all", QuarantineFilter::default()),
     ];
     for (name, filter) in queries {
         let started = Instant::now();
         let entries = store.quarantine_list(&filter)?;
         let query = started.elapsed();
-        let json: Vec<serde_json::Value> = entries
-            .iter()
-            .map(sievegate::quarantine::cli::entry_json)
-            .collect();
+        let json: Vec<EntryJson<'_>> = entries.iter().map(EntryJson::new).collect();
         let text = serde_json::to_string(&json)?;
         println!(
             "{name:<28} {:>7} entries  query {:>7.1} ms  +JSON {:>7.1} ms ({} bytes)",
