@@ -489,3 +489,53 @@ fn a_global_sieve_script_quarantines_per_domain_and_a_personal_one_cannot() {
         "{logs}"
     );
 }
+
+#[test]
+fn the_server_purges_entries_past_retention_at_startup() {
+    use sievegate::state::{QuarantineEntry, SqliteState, StateStore};
+    use std::time::{Duration, SystemTime};
+    let clamd = Clamd::shared();
+    let mut options = quarantine_options(clamd);
+    options.extra_sections[0] =
+        "[quarantine]\nenabled = true\ndir = \"quarantine\"\nretention_days = 10\n".into();
+    let env = Env::new(options);
+    let qdir = env.dir.path().join("quarantine");
+    std::fs::create_dir_all(&qdir).expect("mkdir");
+    {
+        let state = SqliteState::open(&env.dir.path().join("state")).expect("open state");
+        for (id, days) in [("old", 11u64), ("recent", 9)] {
+            let entry = QuarantineEntry {
+                id: id.into(),
+                received_at: SystemTime::now() - Duration::from_secs(days * 86_400),
+                sender: String::new(),
+                recipients: vec!["alice@example.test".into()],
+                resolved: vec!["alice@example.test".into()],
+                client_ip: None,
+                client_helo: None,
+                queue_id: None,
+                verdict: "infected".into(),
+                virustest: 5,
+                viruses: vec!["V".into()],
+                message_id: String::new(),
+                subject: String::new(),
+                from: String::new(),
+                size: 1,
+                backscatter: false,
+                released_at: None,
+                released_by: None,
+            };
+            state.quarantine_insert(&entry).expect("insert");
+            std::fs::write(qdir.join(format!("{id}.eml")), b"x").expect("write");
+        }
+    }
+    let server = Running::start(&env.config_path);
+    let logs = server.wait_for_log("entries past retention purged");
+    assert!(
+        logs.contains("quarantine: 1 entries past retention purged"),
+        "{logs}"
+    );
+    let entries = list(&env.config_path, &[]);
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0]["id"], "recent");
+    assert!(!qdir.join("old.eml").exists() && qdir.join("recent.eml").exists());
+}
