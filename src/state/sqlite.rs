@@ -132,7 +132,7 @@ impl SqliteState {
         conn.execute_batch(
             "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA mmap_size = 268435456;",
         )
-            .map_err(|e| open_error(&path, e.to_string()))?;
+        .map_err(|e| open_error(&path, e.to_string()))?;
         let state = SqliteState {
             conn: Mutex::new(conn),
             path,
