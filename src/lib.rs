@@ -19,8 +19,13 @@
 //! - [`delivery`]: the pipeline for one message (scan once; per recipient: the bounded
 //!   Sieve view → Plan → trace headers → Maildir → one log line) → one
 //!   [`delivery::RcptOutcome`] per recipient. [`delivery::Services`] is what it shares.
+//!   Its callers: the LMTP session and `quarantine release` ([`delivery::deliver_scanned`]).
 //! - [`store`]: the durable Maildir++ writer (tmp → fsync → rename → fsync dir), the
 //!   INBOX fallback classification of its errors, and crash-leftover cleanup in `tmp/`.
+//! - [`quarantine`]: infected mail kept once per message (`<dir>/<id>.eml`, indexed in
+//!   [`state`]) before any reply; the logic of the `quarantine` CLI ([`quarantine::cli`]).
+//! - [`state`]: the embedded state store behind one trait, [`state::StateStore`] (SQLite
+//!   in WAL mode; an in-memory twin): quarantine index, caches, rate limits, outbound queue.
 //! - [`text`]: the one sanitizer for client text written into headers and replies.
 
 pub mod address;
@@ -28,8 +33,10 @@ pub mod config;
 pub mod delivery;
 pub mod filter;
 pub mod lmtp;
+pub mod quarantine;
 pub mod scan;
 pub mod server;
+pub mod state;
 pub mod store;
 pub mod text;
 pub mod users;

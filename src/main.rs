@@ -1,5 +1,6 @@
 //! The `sievegate` command: `serve` runs the LMTP server, `check-config` validates a
-//! configuration and compiles its global Sieve scripts.
+//! configuration and compiles its global Sieve scripts, `quarantine ...` manages the
+//! quarantine (logic in `sievegate::quarantine::cli`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,6 +10,7 @@ use clap::{Parser, Subcommand};
 use sievegate::config::{Config, ConfigError};
 use sievegate::delivery::Services;
 use sievegate::filter::{Filter, FilterConfig};
+use sievegate::quarantine::cli as qcli;
 use sievegate::server::Server;
 use sievegate::users::Users;
 
@@ -37,6 +39,57 @@ enum Command {
         #[arg(short, long)]
         config: PathBuf,
     },
+    /// Inspect and manage quarantined messages.
+    Quarantine {
+        /// Configuration file (TOML).
+        #[arg(short, long, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        action: QuarantineAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum QuarantineAction {
+    /// List entries, oldest first: a table, or one JSON array with --json.
+    List {
+        /// Print one JSON array of objects.
+        #[arg(long)]
+        json: bool,
+        /// Only entries received at or after this time: YYYY-MM-DD or RFC 3339 (UTC).
+        #[arg(long, value_name = "DATE")]
+        since: Option<String>,
+        /// Only entries with a virus name containing this text (case-insensitive).
+        #[arg(long, value_name = "PATTERN")]
+        virus: Option<String>,
+        /// Only entries for this recipient (as given or as resolved).
+        #[arg(long, value_name = "ADDR")]
+        rcpt: Option<String>,
+    },
+    /// Show an entry's metadata and headers, or with --raw its original bytes.
+    Show {
+        id: String,
+        /// The message exactly as received, on stdout.
+        #[arg(long)]
+        raw: bool,
+    },
+    /// Rescan and deliver: clean now → the full pipeline (Sieve included).
+    Release {
+        id: String,
+        /// Only these recipients of the entry (repeatable); default: all.
+        #[arg(long = "rcpt", value_name = "ADDR")]
+        rcpts: Vec<String>,
+        /// Still infected: store into the recipients' INBOX without Sieve anyway.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Delete an entry (file and index).
+    Delete { id: String },
+    /// Delete every entry older than DAYS days.
+    Purge {
+        #[arg(long, value_name = "DAYS")]
+        older_than: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -44,12 +97,143 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve { config } => serve(config),
         Command::CheckConfig { config } => check_config(config),
+        Command::Quarantine { config, action } => quarantine(config, action),
+    }
+}
+
+/// `sievegate quarantine ...`: every failure is one message on stderr and exit status 1.
+fn quarantine(config: Option<PathBuf>, action: QuarantineAction) -> ExitCode {
+    use std::io::IsTerminal;
+    use std::io::Write;
+    let Some(path) = config else {
+        eprintln!("sievegate quarantine: -c/--config FILE is required");
+        return ExitCode::FAILURE;
+    };
+    // Release runs the delivery pipeline, whose log lines (who released what, where it
+    // went) belong on stderr like the server's.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let config = match Config::load(&path) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let services = match Services::open(config) {
+        Ok(services) => Arc::new(services),
+        Err(e) => {
+            eprintln!("sievegate quarantine: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = (|| -> Result<(), qcli::CliError> {
+        let q = qcli::open(&services)?;
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::new(stdout.lock());
+        match action {
+            QuarantineAction::List {
+                json,
+                since,
+                virus,
+                rcpt,
+            } => {
+                let filter = sievegate::state::QuarantineFilter {
+                    since: since.as_deref().map(qcli::parse_date).transpose()?,
+                    virus,
+                    rcpt,
+                    limit: None,
+                };
+                qcli::list(&q, &filter, json, &mut out)?;
+            }
+            QuarantineAction::Show { id, raw } => qcli::show(&q, &id, raw, &mut out)?,
+            QuarantineAction::Release { id, rcpts, force } => {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(qcli::CliError::Runtime)?;
+                let user = qcli::invoking_user();
+                let released =
+                    runtime.block_on(qcli::release(&services, &q, &id, &rcpts, force, &user))?;
+                for r in &released {
+                    writeln!(out, "{}: {}", r.rcpt, r.outcome.summary())?;
+                }
+                writeln!(out, "{id}: released by {user}")?;
+            }
+            QuarantineAction::Delete { id } => {
+                qcli::delete(&q, &id)?;
+                writeln!(out, "{id}: deleted")?;
+            }
+            QuarantineAction::Purge { older_than } => {
+                let tty = std::io::stderr().is_terminal();
+                let n = qcli::purge(
+                    &q,
+                    older_than,
+                    std::time::SystemTime::now(),
+                    |done, total| {
+                        if tty && (done % 100 == 0 || done == total) {
+                            eprint!("\rpurging: {done}/{total}");
+                            if done == total {
+                                eprintln!();
+                            }
+                        }
+                    },
+                )?;
+                writeln!(out, "{n} entries purged")?;
+            }
+        }
+        out.flush()?;
+        Ok(())
+    })();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sievegate quarantine: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Purges quarantine entries older than `[quarantine] retention_days` now and every hour,
+/// in a thread: deleting thousands of files must not hold up deliveries.
+fn start_quarantine_purge(services: &Services) {
+    let Some(q) = services.quarantine.clone() else {
+        return;
+    };
+    let retention = services.config.quarantine.retention;
+    let spawned = std::thread::Builder::new()
+        .name("quarantine-purge".into())
+        .spawn(move || loop {
+            let before = std::time::SystemTime::now()
+                .checked_sub(retention)
+                .unwrap_or(std::time::UNIX_EPOCH);
+            match q.purge(before, |_, _| {}) {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(purged = n, "quarantine: {n} entries past retention purged")
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "quarantine purge failed; retrying in an hour")
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the quarantine purge");
     }
 }
 
 /// Loads the config and compiles the global scripts; every problem goes to stderr. When the
 /// config itself is invalid, the scripts it names are still compiled, so one run shows all.
-fn load(path: &std::path::Path) -> Option<Services> {
+/// `open_state`: open the state store of `[state] dir` (serve); `check-config` leaves it
+/// alone, so checking a file never creates a database.
+fn load(path: &std::path::Path, open_state: bool) -> Option<Services> {
     let config = match Config::load(path) {
         Ok(config) => config,
         Err(e) => {
@@ -74,7 +258,17 @@ fn load(path: &std::path::Path) -> Option<Services> {
     for warning in config.warnings() {
         eprintln!("{}: warning: {warning}", path.display());
     }
-    let services = Services::new(config);
+    let services = if open_state {
+        match Services::open(config) {
+            Ok(services) => services,
+            Err(e) => {
+                eprintln!("{}: {e}", path.display());
+                return None;
+            }
+        }
+    } else {
+        Services::new(config)
+    };
     let problems = services.filter.check();
     for p in &problems {
         eprintln!("{p}");
@@ -126,7 +320,7 @@ fn start_tmp_sweep(services: &Services) {
 }
 
 fn check_config(path: PathBuf) -> ExitCode {
-    match load(&path) {
+    match load(&path, false) {
         Some(services) => {
             println!("{}: configuration ok", path.display());
             println!("{}", recipients_note(&services));
@@ -145,7 +339,7 @@ fn serve(path: PathBuf) -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let Some(services) = load(&path) else {
+    let Some(services) = load(&path, true) else {
         eprintln!("sievegate: not starting: fix the configuration above");
         return ExitCode::FAILURE;
     };
@@ -181,6 +375,7 @@ fn serve(path: PathBuf) -> ExitCode {
         }
         tracing::info!("{}", recipients_note(&services));
         start_tmp_sweep(&services);
+        start_quarantine_purge(&services);
         // Only informative, so it must not delay serving: a hung clamd would otherwise
         // hold startup for the whole scan timeout.
         let probe = Arc::clone(&services);

@@ -22,6 +22,48 @@ pub struct RawConfig {
     pub mailbox: RawMailbox,
     #[serde(default)]
     pub sieve: RawSieve,
+    #[serde(default)]
+    pub quarantine: RawQuarantine,
+    #[serde(default)]
+    pub state: RawState,
+}
+
+/// `[quarantine]`: whole-message quarantine of infected mail.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQuarantine {
+    /// Keep a copy of every message whose virustest reaches `min_virustest`.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Where the copies go, one `<id>.eml` file each; required when enabled.
+    pub dir: Option<String>,
+    /// The lowest virustest quarantined: 4 also keeps heuristic hits (the false positives
+    /// an admin wants back), 5 only named viruses.
+    #[serde(default = "defaults::min_virustest")]
+    pub min_virustest: u8,
+    /// Entries older than this are purged by the server (file and index).
+    #[serde(default = "defaults::retention_days")]
+    pub retention_days: u64,
+}
+
+impl Default for RawQuarantine {
+    fn default() -> Self {
+        RawQuarantine {
+            enabled: false,
+            dir: None,
+            min_virustest: defaults::min_virustest(),
+            retention_days: defaults::retention_days(),
+        }
+    }
+}
+
+/// `[state]`: the embedded state store (quarantine index, caches, rate limits, queue).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawState {
+    /// Directory of `sievegate.db`. Without it, state lives in memory and is lost at
+    /// restart (and the quarantine cannot be enabled).
+    pub dir: Option<String>,
 }
 
 /// `[server]`: listeners, limits and timeouts.
@@ -208,6 +250,12 @@ mod defaults {
     pub fn max_run_time_secs() -> u64 {
         10
     }
+    pub fn min_virustest() -> u8 {
+        4
+    }
+    pub fn retention_days() -> u64 {
+        30
+    }
 }
 
 /// A validated configuration.
@@ -219,6 +267,27 @@ pub struct Config {
     pub scanner: ScannerConfig,
     pub mailbox: MailboxConfig,
     pub sieve: SieveConfig,
+    pub quarantine: QuarantineConfig,
+    pub state: StateConfig,
+}
+
+/// Validated `[quarantine]`.
+#[derive(Debug, Clone)]
+pub struct QuarantineConfig {
+    pub enabled: bool,
+    /// Absolute; meaningful only when `enabled`.
+    pub dir: PathBuf,
+    /// 4 or 5.
+    pub min_virustest: u8,
+    /// How long entries are kept before the server purges them.
+    pub retention: Duration,
+}
+
+/// Validated `[state]`.
+#[derive(Debug, Clone)]
+pub struct StateConfig {
+    /// Absolute directory of the database; `None`: in memory only.
+    pub dir: Option<PathBuf>,
 }
 
 /// Validated `[server]`.
@@ -735,6 +804,36 @@ impl RawConfig {
             },
             max_run_time: Duration::from_secs(sv.max_run_time_secs),
         };
+        let q = self.quarantine;
+        let quarantine_dir = q.dir.as_deref().map(|d| resolve(base, d));
+        if q.enabled && quarantine_dir.is_none() {
+            problems.push("quarantine.dir: needed when quarantine.enabled = true".to_string());
+        }
+        // Below 4 the message is not infected (RFC 5235: 1 clean, 2-3 unused by clamd):
+        // quarantining clean mail would fill the quarantine with delivered messages.
+        if !(4..=5).contains(&q.min_virustest) {
+            problems.push(format!(
+                "quarantine.min_virustest: {} must be 4 (heuristic matches too) or 5 (named viruses only)",
+                q.min_virustest
+            ));
+        }
+        if q.retention_days == 0 {
+            problems.push("quarantine.retention_days: must be greater than 0".to_string());
+        }
+        let state_dir = self.state.dir.as_deref().map(|d| resolve(base, d));
+        if q.enabled && state_dir.is_none() {
+            problems.push(
+                "state.dir: needed when quarantine.enabled = true (the quarantine index lives there)"
+                    .to_string(),
+            );
+        }
+        let quarantine = QuarantineConfig {
+            enabled: q.enabled,
+            dir: quarantine_dir.unwrap_or_default(),
+            min_virustest: q.min_virustest,
+            retention: Duration::from_secs(q.retention_days.saturating_mul(86_400)),
+        };
+        let state = StateConfig { dir: state_dir };
         let (true, Some(clamd), Some(socket_mode)) = (problems.is_empty(), clamd, socket_mode)
         else {
             // A missing clamd or socket_mode was reported as a problem above.
@@ -782,6 +881,8 @@ impl RawConfig {
                 needs_home,
             },
             sieve,
+            quarantine,
+            state,
         })
     }
 }

@@ -33,7 +33,8 @@ pub fn execute(
     // plan breaks that, refusing wins because the sender is told the message was refused.
     let reject = plan.actions.iter().find_map(|a| match a {
         Action::Reject { reason, extended } => Some((reason, *extended)),
-        Action::Store { .. } => None,
+        // The pipeline quarantines (once per message) before executing any plan.
+        Action::Store { .. } | Action::Quarantine => None,
     });
     if let Some((reason, extended)) = reject {
         if plan

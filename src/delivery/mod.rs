@@ -6,7 +6,9 @@
 //! - [`view`]: the bounded part of a message that Sieve parses.
 //! - [`headers`]: scan headers stripped from incoming mail, trace headers prepended.
 //! - [`execute()`]: one recipient's Plan against its Maildir, all or nothing.
+//! - [`classify`]: recipient-independent facts about a message ([`classify::is_bounce`]).
 
+pub mod classify;
 mod execute;
 pub mod headers;
 pub mod pipeline;
@@ -14,11 +16,15 @@ pub mod view;
 
 pub use execute::execute;
 pub use headers::{strip_virus_headers, trace_headers, ClientInfo, TraceInfo};
-pub use pipeline::{deliver, Client, Envelope};
+pub use pipeline::{deliver, deliver_scanned, Client, Envelope, Route};
+
+use std::sync::Arc;
 
 use crate::config::Config;
 use crate::filter::{Filter, FilterConfig};
+use crate::quarantine::Quarantine;
 use crate::scan::Scanner;
+use crate::state::{MemoryState, SqliteState, StateError, StateStore};
 use crate::store::{StoreError, StoredMessage};
 use crate::users::Users;
 
@@ -30,11 +36,33 @@ pub struct Services {
     pub filter: Filter,
     /// Which recipients exist (`[mailbox] users_file`).
     pub users: Users,
+    /// The state store (`[state] dir`; in memory without it).
+    pub state: Arc<dyn StateStore>,
+    /// The quarantine, when `[quarantine] enabled`.
+    pub quarantine: Option<Quarantine>,
 }
 
 impl Services {
-    /// Builds the scanner and the Sieve filter from a validated configuration.
+    /// Builds the services with an in-memory state store: nothing is remembered across
+    /// restarts, so this suits tools and tests that do not need durable state. The server
+    /// uses [`Services::open`].
     pub fn new(config: Config) -> Self {
+        Services::with_state(config, Arc::new(MemoryState::default()))
+    }
+
+    /// Builds the services and opens the state store of `[state] dir` (SQLite), or an
+    /// in-memory one when the config has none.
+    pub fn open(config: Config) -> Result<Self, StateError> {
+        let state: Arc<dyn StateStore> = match &config.state.dir {
+            Some(dir) => Arc::new(SqliteState::open(dir)?),
+            None => Arc::new(MemoryState::default()),
+        };
+        Ok(Services::with_state(config, state))
+    }
+
+    /// Builds the scanner and the Sieve filter from a validated configuration, with `state`
+    /// as the state store.
+    pub fn with_state(config: Config, state: Arc<dyn StateStore>) -> Self {
         let scanner = Scanner::new(
             config.scanner.clamd.clone(),
             config.scanner.timeout,
@@ -51,11 +79,17 @@ impl Services {
             max_run_time: config.sieve.max_run_time,
         });
         let users = Users::new(config.mailbox.users_file.as_deref());
+        let quarantine = config
+            .quarantine
+            .enabled
+            .then(|| Quarantine::new(config.quarantine.dir.clone(), Arc::clone(&state)));
         Services {
             config,
             scanner,
             filter,
             users,
+            state,
+            quarantine,
         }
     }
 }
@@ -67,6 +101,9 @@ pub enum Deferral {
     ScanFailed,
     /// A bug (a panic) while handling this recipient; logged.
     Internal,
+    /// The message had to be quarantined and the quarantine write failed: nothing was
+    /// delivered for anyone, the MTA retries.
+    QuarantineFailed,
 }
 
 /// What happened to the message for one recipient.
@@ -134,6 +171,9 @@ impl RcptOutcome {
             RcptOutcome::Failed { error } => format!("failed: {error}"),
             RcptOutcome::Deferred(Deferral::ScanFailed) => "not delivered: scan failed".into(),
             RcptOutcome::Deferred(Deferral::Internal) => "not delivered: internal error".into(),
+            RcptOutcome::Deferred(Deferral::QuarantineFailed) => {
+                "not delivered: quarantine write failed".into()
+            }
         }
     }
 }

@@ -12,6 +12,11 @@
 //!   ([`Verdict::TooLarge`]): retrying could never change that, and a 4xx loop ends in a
 //!   bounce. Admins who would rather refuse such mail set `max_message_size` to at most
 //!   `max_scan_size` (`check-config` warns when it is larger).
+//! - With `[quarantine] enabled` and a `virustest` of at least `min_virustest`, the message
+//!   is quarantined once, before any recipient is handled. If that write fails, every
+//!   recipient is [`RcptOutcome::Deferred`] (451) and nothing is stored: the MTA still has
+//!   the message. Otherwise the recipients' outcomes are what Sieve and the virus policy
+//!   make of it (a discard for infected mail), logged as `quarantined <id>`.
 //! - A panic while one recipient is handled defers that recipient only: the others keep the
 //!   outcome they already have, so a retry does not duplicate their copies.
 
@@ -24,7 +29,8 @@ use super::view::SieveView;
 use super::{execute, Deferral, RcptOutcome, Services};
 use crate::address::Recipient;
 use crate::config::OnScanFailure;
-use crate::filter::{FilterInput, ParsedMessage};
+use crate::filter::{FilterInput, ParsedMessage, Plan};
+use crate::quarantine;
 use crate::scan::Verdict;
 use crate::store::maildir::Maildir;
 
@@ -92,13 +98,39 @@ pub async fn deliver(
         },
     };
     tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, %verdict, "scanned");
+    deliver_scanned(services, envelope, message, verdict, Route::Sieve).await
+}
 
+/// How the recipients get a message whose verdict is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// The normal way: each recipient's Sieve chain, the virus policy, and the quarantine
+    /// for infected mail.
+    Sieve,
+    /// `quarantine release --force` of a message that is still infected: one copy into
+    /// each recipient's INBOX, without Sieve, the virus policy or the quarantine. The admin
+    /// (`released_by`) is named in every log line.
+    Inbox {
+        /// Who forced the release.
+        released_by: String,
+    },
+}
+
+/// Delivers `message` whose scan gave `verdict` (the LMTP session's [`deliver`] after its
+/// scan, and `quarantine release` after its rescan); one outcome per recipient, in order.
+pub async fn deliver_scanned(
+    services: &Arc<Services>,
+    envelope: &Envelope,
+    message: Vec<u8>,
+    verdict: Verdict,
+    route: Route,
+) -> Vec<RcptOutcome> {
     let services_owned = Arc::clone(services);
     let envelope_owned = envelope.clone();
     let span = tracing::Span::current();
     let task = tokio::task::spawn_blocking(move || {
         let _enter = span.enter();
-        deliver_all(&services_owned, &envelope_owned, &message, &verdict)
+        deliver_all(&services_owned, &envelope_owned, &message, &verdict, &route)
     });
     match task.await {
         Ok(outcomes) => outcomes,
@@ -121,6 +153,7 @@ fn deliver_all(
     envelope: &Envelope,
     message: &[u8],
     verdict: &Verdict,
+    route: &Route,
 ) -> Vec<RcptOutcome> {
     let config = &services.config;
     // Spoofable scan headers go before Sieve sees the message and before it is stored.
@@ -130,6 +163,27 @@ fn deliver_all(
     let mut log = LogLine::new(envelope, message, verdict);
     log.message_id = parsed.message_id();
     let received_at = SystemTime::now();
+    let by_threshold = services
+        .quarantine
+        .as_ref()
+        .is_some_and(|_| verdict.virustest() >= config.quarantine.min_virustest);
+    if *route == Route::Sieve && by_threshold {
+        match quarantine_message(services, envelope, message, &parsed, verdict, received_at) {
+            Ok(id) => log.quarantined = Some(id),
+            Err(()) => {
+                let outcome = || RcptOutcome::Deferred(Deferral::QuarantineFailed);
+                return envelope
+                    .rcpts
+                    .iter()
+                    .map(|rcpt| {
+                        let outcome = outcome();
+                        log.emit(rcpt, &outcome, &[]);
+                        outcome
+                    })
+                    .collect();
+            }
+        }
+    }
     let client = &envelope.client;
     let client_info = (client.name.is_some() || client.addr.is_some() || client.helo.is_some())
         .then_some(ClientInfo {
@@ -158,7 +212,35 @@ fn deliver_all(
             remote_ip: client.addr.as_deref(),
             remote_host: client.name.as_deref(),
         };
-        let plan = services.filter.plan_parsed(&input, &parsed);
+        let plan = match route {
+            Route::Sieve => services.filter.plan_parsed(&input, &parsed),
+            Route::Inbox { released_by } => {
+                let mut plan = Plan::implicit_keep();
+                plan.notes.push(format!(
+                    "released from quarantine by {released_by} with --force: stored into INBOX without Sieve although {verdict}"
+                ));
+                plan
+            }
+        };
+        let mut plan = plan;
+        if plan.quarantines() && services.quarantine.is_none() {
+            // Deferring would only turn a config slip into a bounce after 5 days.
+            tracing::warn!("Sieve asked for quarantine but [quarantine] is not enabled: ignored");
+            plan.notes
+                .push("quarantine ignored: [quarantine] is not enabled".to_string());
+        } else if plan.quarantines() && log.quarantined.is_none() {
+            // A global script's `quarantine`: once per message, before any reply (replies
+            // go out after every recipient is done). A failed write defers this recipient,
+            // so the MTA retries it and the quarantine is tried again.
+            match quarantine_message(services, envelope, message, &parsed, verdict, received_at) {
+                Ok(id) => log.quarantined = Some(id),
+                Err(()) => {
+                    let outcome = RcptOutcome::Deferred(Deferral::QuarantineFailed);
+                    log.emit(rcpt, &outcome, &[]);
+                    return outcome;
+                }
+            }
+        }
         let header = trace_headers(&info, rcpt);
         let maildir = Maildir::new(rcpt.expand(&config.mailbox.maildir));
         let (outcome, notes) = execute(&plan, &maildir, &header, &body);
@@ -171,6 +253,34 @@ fn deliver_all(
         log.emit(rcpt, &outcome, &notes);
         outcome
     })
+}
+
+/// Quarantines the message (the caller made sure it is wanted and not done yet): `Ok(id)`
+/// once it is durable, `Err` (logged) when the write failed or there is no quarantine.
+fn quarantine_message(
+    services: &Services,
+    envelope: &Envelope,
+    message: &[u8],
+    parsed: &ParsedMessage<'_>,
+    verdict: &Verdict,
+    received_at: SystemTime,
+) -> Result<String, ()> {
+    let Some(q) = &services.quarantine else {
+        return Err(());
+    };
+    let id = quarantine::new_id(&envelope.id);
+    // The exact bytes as received: the scan headers a sender forged stay, they are evidence.
+    let entry = quarantine::entry_for(id.clone(), envelope, message, parsed, verdict, received_at);
+    match q.store(&entry, message) {
+        Ok(()) => {
+            tracing::info!(id = %envelope.id, quarantine_id = %id, backscatter = entry.backscatter, virus = verdict.virus_name().unwrap_or(""), "message quarantined as {id}");
+            Ok(id)
+        }
+        Err(e) => {
+            tracing::error!(id = %envelope.id, error = %e, "quarantine write failed: every recipient is deferred, the MTA retries");
+            Err(())
+        }
+    }
 }
 
 /// Runs `one` for every recipient, in order. A panic in one recipient's run defers that
@@ -208,6 +318,8 @@ struct LogLine<'a> {
     message_id: String,
     size: usize,
     verdict: &'a Verdict,
+    /// The quarantine entry of this message, when it was quarantined.
+    quarantined: Option<String>,
 }
 
 impl<'a> LogLine<'a> {
@@ -217,11 +329,20 @@ impl<'a> LogLine<'a> {
             message_id: String::new(),
             size: message.len(),
             verdict,
+            quarantined: None,
         }
     }
 
     fn emit(&self, rcpt: &Recipient, outcome: &RcptOutcome, notes: &[&str]) {
         let e = self.envelope;
+        // A discard of quarantined mail is not a loss: say where the message is.
+        let actions = match (&self.quarantined, outcome) {
+            (Some(id), RcptOutcome::Discarded) => format!("quarantined {id}"),
+            (Some(id), RcptOutcome::Delivered { .. }) => {
+                format!("{}, quarantined {id}", outcome.summary())
+            }
+            _ => outcome.summary(),
+        };
         tracing::info!(
             id = %e.id,
             queue_id = e.client.queue_id.as_deref().unwrap_or(""),
@@ -233,7 +354,7 @@ impl<'a> LogLine<'a> {
             verdict = self.verdict.word(),
             virustest = self.verdict.virustest(),
             virus = self.verdict.virus_name().unwrap_or(""),
-            actions = %outcome.summary(),
+            actions = %actions,
             notes = %notes.join("; "),
             delay_ms = e.started.elapsed().as_millis() as u64,
             "{}",

@@ -139,6 +139,13 @@ impl<'n> Collector<'n> {
             }
             // Discard only cancels the implicit keep, which sieve-rs already accounts for.
             Event::Discard => Input::True,
+            Event::Quarantine => {
+                // Once is enough: the message is quarantined once however often it is asked.
+                if !self.outcome.actions.contains(&Action::Quarantine) {
+                    self.outcome.actions.push(Action::Quarantine);
+                }
+                Input::True
+            }
             Event::Reject { extended, reason } => {
                 if self.outcome.rejects() {
                     self.note("second reject ignored".into());

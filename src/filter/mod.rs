@@ -131,6 +131,12 @@ impl<'a> ParsedMessage<'a> {
         }))
     }
 
+    /// The parsed message, for callers that need more than Sieve does (quarantine metadata,
+    /// [`crate::delivery::classify::is_bounce`]).
+    pub fn message(&self) -> &Message<'a> {
+        &self.0
+    }
+
     /// The first `Message-ID` header's value, for logs: `<id>` as written, or `""`.
     pub fn message_id(&self) -> String {
         self.0

@@ -27,6 +27,10 @@ pub enum Action {
         /// True for `ereject` (RFC 5429 §2.1): refuse at protocol level, never by a bounce.
         extended: bool,
     },
+    /// Keep the whole message in the quarantine (once per message, whatever the number of
+    /// recipients asking): the `quarantine` command of `vnd.sievegate.quarantine`, valid
+    /// only in global scripts. It stores nothing in the recipient's mailbox.
+    Quarantine,
 }
 
 /// What Sieve decided for one recipient. An empty `actions` list means discard.
@@ -83,6 +87,11 @@ impl Plan {
             .any(|a| matches!(a, Action::Store { .. }))
     }
 
+    /// True when some action asks for the quarantine.
+    pub fn quarantines(&self) -> bool {
+        self.actions.contains(&Action::Quarantine)
+    }
+
     /// True when some action refuses the message.
     pub fn rejects(&self) -> bool {
         self.actions
@@ -101,10 +110,14 @@ impl Plan {
         if virustest < INFECTED_VIRUSTEST {
             return;
         }
-        // Every action kind we have today reaches the sender (Reject) or a mailbox (Store):
-        // all of them go. A later harmless kind (quarantine) would be kept here explicitly.
+        // Reject reaches the sender and Store a mailbox: both go. Quarantine is the one
+        // store infected mail may have: it reaches neither.
         for action in std::mem::take(&mut self.actions) {
             let note = match &action {
+                Action::Quarantine => {
+                    self.actions.push(action);
+                    continue;
+                }
                 Action::Reject { extended, .. } => format!(
                     "{} replaced by discard: message is infected (virustest {virustest})",
                     if *extended { "ereject" } else { "reject" }
@@ -151,6 +164,7 @@ impl fmt::Display for Action {
                 let verb = if *extended { "ereject" } else { "reject" };
                 write!(f, "{verb} {reason:?}")
             }
+            Action::Quarantine => f.write_str("quarantine"),
         }
     }
 }
@@ -236,6 +250,12 @@ mod tests {
             (vec![store("Work", &[], true)], 5, vec![]),
             (vec![reject("no", false)], 4, vec![]),
             (vec![reject("no", true)], 5, vec![]),
+            (
+                vec![Action::Quarantine, store("INBOX", &[], false)],
+                5,
+                vec![Action::Quarantine],
+            ),
+            (vec![Action::Quarantine], 1, vec![Action::Quarantine]),
             (vec![], 5, vec![]),
             (
                 vec![store("INBOX", &["\\Seen"], false), reject("x", false)],
@@ -256,7 +276,8 @@ mod tests {
                     "{:?}",
                     plan.notes
                 );
-                assert_eq!(plan.notes.len(), actions.len() + 1, "{:?}", plan.notes);
+                let dropped = actions.iter().filter(|a| **a != Action::Quarantine).count();
+                assert_eq!(plan.notes.len(), dropped + 1, "{:?}", plan.notes);
             } else {
                 assert!(plan.notes.is_empty());
             }

@@ -89,7 +89,18 @@ pub fn run_chain(
         if let Some(flags) = flags.take() {
             ctx.set_global_variable(FLAGS_VARIABLE, flags);
         }
-        let outcome = run_script(&mut ctx, script, &mut state.notes);
+        let outcome = run_script(&mut ctx, script, &mut state.notes).map(|mut outcome| {
+            // `quarantine` is an admin's policy: a user's script (or the default one, which
+            // stands in for it) must not fill the quarantine.
+            let global = label.starts_with("before ") || label.starts_with("after ");
+            if !global && outcome.actions.contains(&Action::Quarantine) {
+                outcome.actions.retain(|a| *a != Action::Quarantine);
+                state.notes.push(format!(
+                    "quarantine in {label} ignored: only global (before/after) scripts may quarantine"
+                ));
+            }
+            outcome
+        });
         flags = ctx.global_variable(FLAGS_VARIABLE).cloned();
         // Header edits stay visible to the next script, as Pigeonhole's shared message
         // context does (they are not applied to the stored copy yet).
@@ -230,6 +241,11 @@ impl ChainState {
                     create,
                 } => self.plan.add_store(folder, flags, create),
                 reject @ Action::Reject { .. } => self.plan.actions.push(reject),
+                Action::Quarantine => {
+                    if !self.plan.quarantines() {
+                        self.plan.actions.push(Action::Quarantine);
+                    }
+                }
             }
         }
         if let Some(flags) = outcome.explicit_keep {

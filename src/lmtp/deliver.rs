@@ -55,7 +55,8 @@ fn to_reply(rcpt: &str, id: &str, outcome: &RcptOutcome) -> Reply {
         RcptOutcome::Discarded => reply::discarded(rcpt, id),
         RcptOutcome::Rejected { reason, .. } => reply::rejected(rcpt, reason),
         RcptOutcome::Failed { .. } if outcome.is_no_space() => reply::mailbox_full(rcpt),
-        RcptOutcome::Failed { .. } | RcptOutcome::Deferred(Deferral::Internal) => {
+        RcptOutcome::Failed { .. }
+        | RcptOutcome::Deferred(Deferral::Internal | Deferral::QuarantineFailed) => {
             reply::local_error(rcpt)
         }
         RcptOutcome::Deferred(Deferral::ScanFailed) => reply::scan_failed(rcpt),

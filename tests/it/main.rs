@@ -3,6 +3,7 @@
 
 mod limits;
 mod pigeonhole;
+mod quarantine;
 mod scan;
 mod server;
 mod session;

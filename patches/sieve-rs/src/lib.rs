@@ -219,6 +219,9 @@ pub enum Event {
         implicit: bool,
     },
     Discard,
+    /// sievegate patch (PATCHES.md #8): the `quarantine` command of the
+    /// `vnd.sievegate.quarantine` extension.
+    Quarantine,
     Reject {
         extended: bool,
         reason: String,

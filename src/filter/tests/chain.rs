@@ -35,8 +35,50 @@ fn chain_table() {
         "require \"fileinto\"; fileinto \"{}\";",
         "x".repeat(100_000)
     );
+    let quarantine_before = r#"require ["vnd.sievegate.quarantine", "virustest", "relational", "comparator-i;ascii-numeric"];
+        if virustest :value "ge" :comparator "i;ascii-numeric" "4" { quarantine; quarantine; discard; stop; }"#;
     let cases = vec![
         case("no scripts", Setup::new(), Verdict::Clean, vec![inbox(&[])]),
+        case(
+            "before quarantines infected: the one action the virus policy keeps",
+            Setup::new().before(quarantine_before).personal("keep;"),
+            virus(true),
+            vec![Action::Quarantine],
+        )
+        .note("infected"),
+        case(
+            "before quarantine, clean: not asked",
+            Setup::new().before(quarantine_before),
+            Verdict::Clean,
+            vec![inbox(&[])],
+        ),
+        case(
+            "after script may quarantine; the keep stays",
+            Setup::new().after("require \"vnd.sievegate.quarantine\"; quarantine;"),
+            Verdict::Clean,
+            vec![Action::Quarantine, inbox(&[])],
+        ),
+        case(
+            "personal quarantine ignored",
+            Setup::new().personal("require \"vnd.sievegate.quarantine\"; quarantine;"),
+            Verdict::Clean,
+            vec![inbox(&[])],
+        )
+        .note("only global (before/after) scripts may quarantine"),
+        case(
+            "default script quarantine ignored",
+            Setup::new().default("require \"vnd.sievegate.quarantine\"; quarantine;"),
+            virus(false),
+            vec![],
+        )
+        .note("only global (before/after) scripts may quarantine"),
+        case(
+            "quarantine without require does not compile (script skipped)",
+            Setup::new().before("quarantine;"),
+            Verdict::Clean,
+            vec![inbox(&[])],
+        )
+        .note("script skipped"),
         case(
             "virus before, unscanned",
             Setup::new().before(VIRUS_BEFORE),

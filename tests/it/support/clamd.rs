@@ -108,6 +108,12 @@ impl Clamd {
             .map(|port| ClamdAddr::Tcp(format!("127.0.0.1:{port}")))
     }
 
+    /// The signature database directory clamd loads (a private copy: a test may edit it,
+    /// then [`Clamd::restart`]).
+    pub fn db_dir(&self) -> PathBuf {
+        self.root.join("db")
+    }
+
     /// The unix socket clamd listens on.
     pub fn socket(&self) -> &Path {
         &self.socket

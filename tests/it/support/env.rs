@@ -35,6 +35,10 @@ pub struct Options {
     pub sieve_extra: Vec<String>,
     /// `[scanner] max_scan_size`; `None` keeps the default.
     pub max_scan_size: Option<usize>,
+    /// Whole sections (`[quarantine]`, `[state]`, ...) appended to the file.
+    pub extra_sections: Vec<String>,
+    /// `[sieve] before`; `None`: the shipped `sieve/virus-policy.sieve`.
+    pub before: Option<Vec<String>>,
 }
 
 impl Options {
@@ -54,6 +58,8 @@ impl Options {
             server_extra: Vec::new(),
             sieve_extra: Vec::new(),
             max_scan_size: None,
+            extra_sections: Vec::new(),
+            before: None,
         }
     }
 }
@@ -108,7 +114,7 @@ on_failure = "{on_failure}"
 domains = ["example.test", "other.example"]
 maildir = "{maildir}"
 [sieve]
-before = ["{repo}/sieve/virus-policy.sieve"]
+before = [{before}]
 personal = "mail/%d/%n/.dovecot.sieve"
 default = "{repo}/sieve/default.sieve"
 {sieve_extra}
@@ -128,8 +134,18 @@ default = "{repo}/sieve/default.sieve"
             repo = repo().display(),
             server_extra = options.server_extra.join("\n"),
             sieve_extra = options.sieve_extra.join("\n"),
+            before = options
+                .before
+                .as_deref()
+                .map(q)
+                .unwrap_or_else(|| format!("\"{}/sieve/virus-policy.sieve\"", repo().display())),
         );
         let mut toml = toml;
+        for section in &options.extra_sections {
+            toml.push('\n');
+            toml.push_str(section);
+            toml.push('\n');
+        }
         if let Some(users) = &options.users {
             std::fs::write(dir.path().join("users"), users).expect("write users file");
             toml = toml.replace("[mailbox]\n", "[mailbox]\nusers_file = \"users\"\n");

@@ -248,6 +248,11 @@ impl<'x> Context<'x> {
                     Instruction::Discard => {
                         self.final_event = Event::Discard.into();
                     }
+                    // sievegate patch (PATCHES.md #8): reported at once; the implicit
+                    // keep is left alone (the caller decides what quarantine means).
+                    Instruction::Quarantine => {
+                        return Some(Ok(Event::Quarantine));
+                    }
                     Instruction::Stop => {
                         self.script_stack.clear();
                         break 'outer;
@@ -658,7 +663,7 @@ impl<'x> Context<'x> {
         self
     }
 
-    /// sievegate patch (PATCHES.md #7): the size the `size` test compares, when the parsed
+    /// sievegate patch (PATCHES.md #8): the size the `size` test compares, when the parsed
     /// message is only part of the real one (sievegate parses a bounded view of hostile
     /// messages). Without it, the size of the parsed message is used, as before.
     pub fn with_message_size(mut self, size: usize) -> Self {

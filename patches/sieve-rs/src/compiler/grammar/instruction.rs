@@ -47,6 +47,8 @@ use super::tests::test_ihave::Error;
 )]
 pub(crate) enum Instruction {
     Require(Vec<Capability>),
+    /// sievegate patch (PATCHES.md #8): `quarantine;`.
+    Quarantine,
     Keep(Keep),
     FileInto(FileInto),
     Redirect(Redirect),
@@ -217,6 +219,16 @@ impl Compiler {
                         }
                         Word::Discard => {
                             state.instructions.push(Instruction::Discard);
+                        }
+                        // sievegate patch (PATCHES.md #8)
+                        Word::Quarantine => {
+                            state.validate_argument(
+                                0,
+                                Capability::Quarantine.into(),
+                                token_info.line_num,
+                                token_info.line_pos,
+                            )?;
+                            state.instructions.push(Instruction::Quarantine);
                         }
                         Word::Stop => {
                             state.instructions.push(Instruction::Stop);

@@ -78,6 +78,8 @@ pub enum Capability {
     // Extensions
     Expressions,
     While,
+    /// sievegate patch (PATCHES.md #8): `vnd.sievegate.quarantine`.
+    Quarantine,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -563,6 +565,8 @@ impl Capability {
             Capability::SpamTest,
             Capability::SpamTestPlus,
             Capability::VirusTest,
+            // sievegate patch (PATCHES.md #8): enabled like the standard extensions.
+            Capability::Quarantine,
         ]
     }
 }
@@ -671,6 +675,7 @@ impl Display for Capability {
             Capability::VirusTest => f.write_str("virustest"),
             Capability::While => f.write_str("vnd.stalwart.while"),
             Capability::Expressions => f.write_str("vnd.stalwart.expressions"),
+            Capability::Quarantine => f.write_str("vnd.sievegate.quarantine"),
             Capability::Other(capability) => f.write_str(capability),
         }
     }
@@ -730,5 +735,7 @@ fn lookup_capabilities(input: &str) -> Option<Capability> {
         // Extensions
         "vnd.stalwart.while" => Capability::While,
         "vnd.stalwart.expressions" => Capability::Expressions,
+        // sievegate patch (PATCHES.md #8)
+        "vnd.sievegate.quarantine" => Capability::Quarantine,
     )
 }

@@ -130,6 +130,8 @@ pub(crate) enum Word {
     ValidNotifyMethod,
     Value,
     VirusTest,
+    /// sievegate patch (PATCHES.md #8): the `quarantine` command.
+    Quarantine,
     Zone,
 
     // Extensions
@@ -265,6 +267,7 @@ pub(crate) fn lookup_words(input: &str) -> Option<Word> {
         "valid_notify_method" => Word::ValidNotifyMethod,
         "value" => Word::Value,
         "virustest" => Word::VirusTest,
+        "quarantine" => Word::Quarantine,
         "zone" => Word::Zone,
         "eval" => Word::Eval,
         "local" => Word::Local,
@@ -399,6 +402,7 @@ impl Display for Word {
             Word::ValidNotifyMethod => f.write_str("valid_notify_method"),
             Word::Value => f.write_str("value"),
             Word::VirusTest => f.write_str("virustest"),
+            Word::Quarantine => f.write_str("quarantine"),
             Word::Zone => f.write_str("zone"),
             Word::Eval => f.write_str("eval"),
             Word::Local => f.write_str("local"),

@@ -1,0 +1,263 @@
+//! Whole-message quarantine: infected mail kept once per message (not per recipient) as
+//! the exact bytes received, with its metadata in the state store's index, so an admin can
+//! list, inspect, release or delete it (see [`cli`]).
+//!
+//! Each entry is one file `<dir>/<id>.eml`, written like a Maildir delivery: a temporary
+//! file, fsync, rename, fsync of the directory. The file comes first and the index entry
+//! second, so an index entry always has its file; a crash in between leaves at most an
+//! unindexed file, never a lost message (the MTA retries after the missing reply).
+
+pub mod cli;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::delivery::{classify, Envelope};
+use crate::filter::ParsedMessage;
+use crate::scan::Verdict;
+use crate::state::{QuarantineEntry, StateError, StateStore};
+
+/// Why a quarantine operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QuarantineError {
+    /// Writing, syncing or renaming the message file failed.
+    #[error("cannot write quarantine file {path}: {source}")]
+    Write {
+        /// The file or directory concerned.
+        path: PathBuf,
+        source: io::Error,
+    },
+    /// Reading or removing a message file failed.
+    #[error("quarantine file {path}: {source}")]
+    File {
+        /// The file concerned.
+        path: PathBuf,
+        source: io::Error,
+    },
+    /// The index could not be read or written.
+    #[error("{0}")]
+    Index(#[from] StateError),
+    /// No entry with this id.
+    #[error("no quarantine entry {0:?}")]
+    NotFound(String),
+    /// Not a possible id (ids are letters, digits, `.` and `-`): never a path.
+    #[error("{0:?} is not a quarantine id")]
+    BadId(String),
+}
+
+/// The quarantine: its directory and the index.
+#[derive(Clone)]
+pub struct Quarantine {
+    dir: PathBuf,
+    state: Arc<dyn StateStore>,
+}
+
+/// True for a string that can be a quarantine id (and so a file name).
+pub fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && !id.starts_with('.')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+}
+
+/// A new id for a message of transaction `txn_id`: the transaction id (time and counter)
+/// and the process id, unique across restarts.
+pub fn new_id(txn_id: &str) -> String {
+    format!("{txn_id}-{:X}", std::process::id())
+}
+
+/// The index entry for a message as received (`message`, unmodified) and its scan.
+pub fn entry_for(
+    id: String,
+    envelope: &Envelope,
+    message: &[u8],
+    parsed: &ParsedMessage<'_>,
+    verdict: &Verdict,
+    received_at: SystemTime,
+) -> QuarantineEntry {
+    let m = parsed.message();
+    let from = m
+        .from()
+        .and_then(|a| a.first())
+        .map(|a| match (a.name(), a.address()) {
+            (Some(name), Some(address)) => format!("{name} <{address}>"),
+            (None, Some(address)) => address.to_string(),
+            (Some(name), None) => name.to_string(),
+            (None, None) => String::new(),
+        })
+        .unwrap_or_default();
+    let client = &envelope.client;
+    let known = |v: &Option<String>| {
+        v.clone()
+            .filter(|v| !v.is_empty() && !v.eq_ignore_ascii_case("[UNAVAILABLE]"))
+    };
+    QuarantineEntry {
+        id,
+        received_at,
+        sender: envelope.mail_from.clone(),
+        recipients: envelope.rcpts.iter().map(|r| r.original.clone()).collect(),
+        resolved: envelope.rcpts.iter().map(|r| r.user()).collect(),
+        client_ip: known(&client.addr),
+        client_helo: known(&client.helo),
+        queue_id: known(&client.queue_id),
+        verdict: verdict.word().to_string(),
+        virustest: verdict.virustest(),
+        viruses: verdict
+            .virus_name()
+            .map(str::to_string)
+            .into_iter()
+            .collect(),
+        message_id: parsed.message_id(),
+        subject: clean_text(m.subject().unwrap_or("")),
+        from: clean_text(&from),
+        size: message.len() as u64,
+        backscatter: classify::is_bounce(&envelope.mail_from, m),
+        released_at: None,
+        released_by: None,
+    }
+}
+
+/// Header text as shown by `list`/`show`: no control characters (a terminal escape in a
+/// Subject must not reach the admin's terminal), bounded.
+fn clean_text(text: &str) -> String {
+    crate::text::sanitize(text, 998, crate::text::Charset::Utf8).into_owned()
+}
+
+impl Quarantine {
+    /// The quarantine in `dir`, indexed in `state`.
+    pub fn new(dir: PathBuf, state: Arc<dyn StateStore>) -> Self {
+        Quarantine { dir, state }
+    }
+
+    /// The directory holding the message files.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The index.
+    pub fn state(&self) -> &Arc<dyn StateStore> {
+        &self.state
+    }
+
+    /// The file of entry `id`.
+    pub fn path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.eml"))
+    }
+
+    /// Stores `message` (exactly these bytes) and indexes `entry`; both are durable when
+    /// this returns `Ok`. On any error nothing is left behind.
+    pub fn store(&self, entry: &QuarantineEntry, message: &[u8]) -> Result<(), QuarantineError> {
+        if !valid_id(&entry.id) {
+            return Err(QuarantineError::BadId(entry.id.clone()));
+        }
+        let path = self.path(&entry.id);
+        self.write_file(&entry.id, &path, message)?;
+        if let Err(e) = self.state.quarantine_insert(entry) {
+            // Without its index entry the file is unreachable: take it back, so the MTA's
+            // retry after our 451 does not leave a second copy.
+            if let Err(rm) = fs::remove_file(&path) {
+                tracing::error!(path = %path.display(), error = %rm, "cannot remove unindexed quarantine file");
+            }
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    fn write_file(&self, id: &str, path: &Path, message: &[u8]) -> Result<(), QuarantineError> {
+        let write_error = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| QuarantineError::Write { path, source }
+        };
+        fs::create_dir_all(&self.dir).map_err(write_error(&self.dir))?;
+        let tmp = self.dir.join(format!(".{id}.tmp"));
+        let written = (|| -> io::Result<()> {
+            // 0600: the content is infected mail and may hold anyone's private data.
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            file.write_all(message)?;
+            file.sync_all()
+        })();
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(write_error(&tmp)(e));
+        }
+        if let Err(e) = fs::rename(&tmp, path) {
+            let _ = fs::remove_file(&tmp);
+            return Err(write_error(path)(e));
+        }
+        // The rename is durable only once the directory is.
+        if let Err(e) = File::open(&self.dir).and_then(|d| d.sync_all()) {
+            let _ = fs::remove_file(path);
+            return Err(write_error(&self.dir)(e));
+        }
+        Ok(())
+    }
+
+    /// The entry `id`, or [`QuarantineError::NotFound`].
+    pub fn get(&self, id: &str) -> Result<QuarantineEntry, QuarantineError> {
+        if !valid_id(id) {
+            return Err(QuarantineError::BadId(id.to_string()));
+        }
+        self.state
+            .quarantine_get(id)?
+            .ok_or_else(|| QuarantineError::NotFound(id.to_string()))
+    }
+
+    /// The original bytes of entry `id`.
+    pub fn raw(&self, id: &str) -> Result<Vec<u8>, QuarantineError> {
+        self.get(id)?;
+        let path = self.path(id);
+        fs::read(&path).map_err(|source| QuarantineError::File { path, source })
+    }
+
+    /// Removes entry `id`: the file first, then the index entry (a file already gone is
+    /// fine), so an interrupted delete can be repeated.
+    pub fn delete(&self, id: &str) -> Result<(), QuarantineError> {
+        self.get(id)?;
+        self.remove(id)
+    }
+
+    fn remove(&self, id: &str) -> Result<(), QuarantineError> {
+        let path = self.path(id);
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => return Err(QuarantineError::File { path, source }),
+        }
+        self.state.quarantine_delete(id)?;
+        Ok(())
+    }
+
+    /// Removes every entry received before `before`; `progress(done, total)` is called
+    /// after each. Returns how many were removed.
+    pub fn purge(
+        &self,
+        before: SystemTime,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<usize, QuarantineError> {
+        let ids = self.state.quarantine_older_than(before)?;
+        let total = ids.len();
+        for (n, id) in ids.iter().enumerate() {
+            if valid_id(id) {
+                self.remove(id)?;
+            } else {
+                // Never a path from a row we did not write: drop the row only.
+                self.state.quarantine_delete(id)?;
+            }
+            progress(n + 1, total);
+        }
+        Ok(total)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,116 @@
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use super::*;
+use crate::state::MemoryState;
+
+fn entry(id: &str, at: u64) -> QuarantineEntry {
+    QuarantineEntry {
+        id: id.to_string(),
+        received_at: UNIX_EPOCH + Duration::from_secs(at),
+        sender: String::new(),
+        recipients: vec!["a@example.test".into()],
+        resolved: vec!["a@example.test".into()],
+        client_ip: None,
+        client_helo: None,
+        queue_id: None,
+        verdict: "infected".into(),
+        virustest: 5,
+        viruses: vec!["V".into()],
+        message_id: String::new(),
+        subject: String::new(),
+        from: String::new(),
+        size: 3,
+        backscatter: true,
+        released_at: None,
+        released_by: None,
+    }
+}
+
+fn files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[test]
+fn id_table() {
+    for (id, ok) in [
+        ("6929A1B00001-1F2A", true),
+        ("a.b-c", true),
+        ("", false),
+        (".hidden", false),
+        ("../x", false),
+        ("a/b", false),
+        ("a b", false),
+        (&"x".repeat(65), false),
+    ] {
+        assert_eq!(valid_id(id), ok, "{id:?}");
+    }
+    assert!(valid_id(&new_id("6929A1B00001")));
+}
+
+#[test]
+fn store_keeps_exact_bytes_and_cleans_up_on_failure() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = Arc::new(MemoryState::default());
+    let q = Quarantine::new(dir.path().join("q"), state.clone());
+    let bytes = b"X-Virus-Status: Clean\r\n\r\n\x00\xffbody\n\r\n.\r\n".to_vec();
+    q.store(&entry("one", 1), &bytes).expect("store");
+    assert_eq!(q.raw("one").expect("raw"), bytes);
+    assert_eq!(files(q.dir()), ["one.eml"]);
+
+    // The index refuses (duplicate id): the file written for it is taken back.
+    state
+        .quarantine_insert(&entry("two", 2))
+        .expect("index only");
+    assert!(matches!(
+        q.store(&entry("two", 2), b"x"),
+        Err(QuarantineError::Index(_))
+    ));
+    assert_eq!(files(q.dir()), ["one.eml"]);
+
+    // A file where the directory should be: nothing indexed, nothing left.
+    let blocked = Quarantine::new(dir.path().join("file"), state.clone());
+    fs::write(dir.path().join("file"), b"in the way").expect("write");
+    assert!(matches!(
+        blocked.store(&entry("three", 3), b"x"),
+        Err(QuarantineError::Write { .. })
+    ));
+    assert!(state.quarantine_get("three").expect("get").is_none());
+
+    assert!(matches!(q.get("nope"), Err(QuarantineError::NotFound(_))));
+    assert!(matches!(
+        q.raw("../etc/passwd"),
+        Err(QuarantineError::BadId(_))
+    ));
+}
+
+#[test]
+fn delete_and_purge() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let q = Quarantine::new(dir.path().to_path_buf(), Arc::new(MemoryState::default()));
+    for (id, at) in [("a", 10), ("b", 20), ("c", 30)] {
+        q.store(&entry(id, at), id.as_bytes()).expect("store");
+    }
+    q.delete("b").expect("delete");
+    assert!(matches!(q.delete("b"), Err(QuarantineError::NotFound(_))));
+    // A file already gone does not stop the purge.
+    fs::remove_file(q.path("a")).expect("rm");
+    let mut seen = Vec::new();
+    let n = q
+        .purge(UNIX_EPOCH + Duration::from_secs(30), |done, total| {
+            seen.push((done, total))
+        })
+        .expect("purge");
+    assert_eq!(n, 1);
+    assert_eq!(seen, [(1, 1)]);
+    assert_eq!(files(dir.path()), ["c.eml"]);
+    assert!(q.get("c").is_ok());
+}

@@ -1,0 +1,233 @@
+//! The embedded state store: everything sievegate must remember across messages and
+//! restarts (the quarantine index, cached lookups, rate limits, the outbound retry queue),
+//! behind one small trait, [`StateStore`].
+//!
+//! Callers use only the trait. [`SqliteState`] is the store of a single host (one file,
+//! `<[state] dir>/sievegate.db`, WAL mode so the server writes while the CLI reads); a
+//! later backend shared by several hosts implements the same trait, so all SQL stays in
+//! [`sqlite`]. [`MemoryState`] behaves the same without persistence, for tests of other
+//! modules and for a server without `[state] dir`.
+
+mod memory;
+pub mod sqlite;
+#[cfg(test)]
+mod tests;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub use memory::MemoryState;
+pub use sqlite::SqliteState;
+
+/// Why the state store could not do what was asked. The text names the store (path) and
+/// the operation, for the log and the CLI.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The state directory or database file cannot be created or opened.
+    #[error("cannot open the state store {path}: {message}")]
+    Open {
+        /// The database file or its directory.
+        path: String,
+        /// What failed.
+        message: String,
+    },
+    /// A query or write failed (disk full, corrupt file, locked past the busy timeout).
+    #[error("state store: {operation}: {message}")]
+    Backend {
+        /// What we were doing, e.g. `quarantine insert`.
+        operation: &'static str,
+        /// The backend's own text.
+        message: String,
+    },
+    /// The database was written by a newer sievegate (its schema version is unknown here).
+    #[error(
+        "state store {path}: schema version {found} is newer than this sievegate knows ({known})"
+    )]
+    SchemaTooNew {
+        /// The database file.
+        path: String,
+        /// Its `user_version`.
+        found: i64,
+        /// The newest version this build creates.
+        known: i64,
+    },
+    /// A value read back is not what was written (e.g. a negative size): a broken row.
+    #[error("state store: corrupt row: {0}")]
+    Corrupt(String),
+    /// An insert whose key is already present (e.g. a quarantine id used twice).
+    #[error("state store: {0} already exists")]
+    Duplicate(String),
+}
+
+/// Outcome of a rate check for one key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateDecision {
+    /// Go ahead; `suppressed` events were suppressed for this key since the last allowed one (and the counter is reset).
+    Send { suppressed: u64 },
+    /// Within `min_interval` of the last allowed event: counted, not allowed.
+    Suppress,
+}
+
+/// One message waiting to be sent by the outbound module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedMail {
+    /// Assigned by [`StateStore::queue_push`] (ignored on input).
+    pub id: i64,
+    /// `"postmaster-notice"`, `"abuse-report"`, ... (for logs/metrics).
+    pub kind: String,
+    /// Envelope sender, `""` = null sender.
+    pub from: String,
+    /// Envelope recipients.
+    pub to: Vec<String>,
+    /// The complete RFC 5322 message, CRLF.
+    pub message: Vec<u8>,
+    /// Delivery attempts made so far.
+    pub attempts: u32,
+    /// Not to be tried before this time.
+    pub next_attempt: SystemTime,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+}
+
+/// The index entry of one quarantined message (the bytes live in the quarantine
+/// directory, see `crate::quarantine`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuarantineEntry {
+    /// Unique id, also the file name (`<id>.eml`); letters, digits, `.` and `-` only.
+    pub id: String,
+    /// When the message arrived (second precision is kept at least; microseconds here).
+    pub received_at: SystemTime,
+    /// Envelope sender (MAIL FROM), `""` for the null sender.
+    pub sender: String,
+    /// Every recipient as given in RCPT TO, in order.
+    pub recipients: Vec<String>,
+    /// The same recipients as resolved to mailboxes (`user@domain`, detail removed).
+    pub resolved: Vec<String>,
+    /// The MTA's client (XFORWARD ADDR), when known.
+    pub client_ip: Option<String>,
+    /// The MTA's client's HELO (XFORWARD HELO).
+    pub client_helo: Option<String>,
+    /// The MTA's queue id (XFORWARD IDENT).
+    pub queue_id: Option<String>,
+    /// The scan's word (`infected`) for the record.
+    pub verdict: String,
+    /// RFC 5235 `virustest` value at arrival.
+    pub virustest: u8,
+    /// Signature names clamd reported.
+    pub viruses: Vec<String>,
+    /// `Message-ID` as written (with brackets), `""` when absent.
+    pub message_id: String,
+    /// `Subject`, decoded, `""` when absent.
+    pub subject: String,
+    /// `From`, as an address or display text, `""` when absent.
+    pub from: String,
+    /// Size of the stored bytes.
+    pub size: u64,
+    /// The message is itself a bounce (see `crate::delivery::classify::is_bounce`).
+    pub backscatter: bool,
+    /// When it was released, if it was.
+    pub released_at: Option<SystemTime>,
+    /// Who released it (the invoking user).
+    pub released_by: Option<String>,
+}
+
+/// Which quarantine entries [`StateStore::quarantine_list`] returns; every given part must
+/// match. The default lists everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QuarantineFilter {
+    /// Only entries received at or after this time.
+    pub since: Option<SystemTime>,
+    /// Only entries with a virus name containing this text (ASCII case-insensitive).
+    pub virus: Option<String>,
+    /// Only entries for this recipient: matched case-insensitively against the addresses as
+    /// given and as resolved.
+    pub rcpt: Option<String>,
+    /// At most this many entries (the oldest matching ones first).
+    pub limit: Option<usize>,
+}
+
+/// The state store. Every method is one short transaction; implementations are safe to
+/// share between threads. Times are kept with microsecond precision.
+pub trait StateStore: Send + Sync {
+    /// Adds a quarantine entry; [`StateError::Duplicate`] when its id exists.
+    fn quarantine_insert(&self, entry: &QuarantineEntry) -> Result<(), StateError>;
+    /// One entry by id.
+    fn quarantine_get(&self, id: &str) -> Result<Option<QuarantineEntry>, StateError>;
+    /// The matching entries, oldest first (then by id).
+    fn quarantine_list(
+        &self,
+        filter: &QuarantineFilter,
+    ) -> Result<Vec<QuarantineEntry>, StateError>;
+    /// Records a release; false when there is no such entry.
+    fn quarantine_mark_released(
+        &self,
+        id: &str,
+        at: SystemTime,
+        by: &str,
+    ) -> Result<bool, StateError>;
+    /// Removes an entry from the index; false when there was none.
+    fn quarantine_delete(&self, id: &str) -> Result<bool, StateError>;
+    /// Ids of entries received before `before`, oldest first.
+    fn quarantine_older_than(&self, before: SystemTime) -> Result<Vec<String>, StateError>;
+
+    /// A cached value (e.g. an RDAP answer) if present and not expired at `now`.
+    fn cache_get(&self, key: &str, now: SystemTime) -> Result<Option<String>, StateError>;
+    /// Stores `value` under `key` until `expires` (replacing an older value).
+    fn cache_put(&self, key: &str, value: &str, expires: SystemTime) -> Result<(), StateError>;
+    /// Rate limit per key: allowed when the last allowed event for `key` is older than `min_interval` (or none).
+    fn rate_check(
+        &self,
+        key: &str,
+        min_interval: Duration,
+        now: SystemTime,
+    ) -> Result<RateDecision, StateError>;
+    /// Adds a mail to the outbound queue; returns its id.
+    fn queue_push(&self, mail: &QueuedMail) -> Result<i64, StateError>;
+    /// Mails whose next_attempt <= now, oldest first, at most `limit`.
+    fn queue_due(&self, now: SystemTime, limit: usize) -> Result<Vec<QueuedMail>, StateError>;
+    /// Removes a sent mail from the queue.
+    fn queue_done(&self, id: i64) -> Result<(), StateError>;
+    /// Counts a failed attempt and schedules the next one.
+    fn queue_retry(&self, id: i64, next_attempt: SystemTime, error: &str)
+        -> Result<(), StateError>;
+}
+
+/// `time` as microseconds since the Unix epoch (negative before it), the unit every
+/// backend stores.
+pub fn to_micros(time: SystemTime) -> i64 {
+    match time.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_micros()).unwrap_or(i64::MAX),
+        Err(e) => i64::try_from(e.duration().as_micros())
+            .map(|m| -m)
+            .unwrap_or(i64::MIN),
+    }
+}
+
+/// The inverse of [`to_micros`].
+pub fn from_micros(micros: i64) -> SystemTime {
+    if micros >= 0 {
+        UNIX_EPOCH + Duration::from_micros(micros as u64)
+    } else {
+        UNIX_EPOCH - Duration::from_micros(micros.unsigned_abs())
+    }
+}
+
+/// The rate rule shared by the backends: given the last allowed event (microseconds), is
+/// one at `now` allowed? A clock that went backwards counts as "just now".
+fn rate_allows(last_allowed: Option<i64>, min_interval: Duration, now: SystemTime) -> bool {
+    match last_allowed {
+        None => true,
+        Some(last) => {
+            let elapsed = to_micros(now).saturating_sub(last);
+            let interval = i64::try_from(min_interval.as_micros()).unwrap_or(i64::MAX);
+            elapsed >= interval
+        }
+    }
+}
+
+/// The `--virus` rule shared by the backends: ASCII case-insensitive substring.
+fn virus_matches(viruses: &[String], pattern: &str) -> bool {
+    let pattern = pattern.to_ascii_lowercase();
+    viruses
+        .iter()
+        .any(|v| v.to_ascii_lowercase().contains(&pattern))
+}
