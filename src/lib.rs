@@ -22,14 +22,22 @@
 //! - [`store`]: the durable Maildir++ writer (tmp → fsync → rename → fsync dir), the
 //!   INBOX fallback classification of its errors, and crash-leftover cleanup in `tmp/`.
 //! - [`text`]: the one sanitizer for client text written into headers and replies.
+//! - [`state`]: the state store behind one small trait (outbound queue, rate limits, caches).
+//! - [`outbound`]: everything we send: queued in [`state`], sent by one background task
+//!   through `[notify] relay` (mail-send) or stored straight into a local user's INBOX.
+//! - [`report`]: the messages we send about infected mail: the postmaster notice (one per
+//!   message, rate-limited into a digest), built with mail-builder.
 
 pub mod address;
 pub mod config;
 pub mod delivery;
 pub mod filter;
 pub mod lmtp;
+pub mod outbound;
+pub mod report;
 pub mod scan;
 pub mod server;
+pub mod state;
 pub mod store;
 pub mod text;
 pub mod users;

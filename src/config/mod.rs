@@ -13,6 +13,9 @@ use serde::Deserialize;
 
 use crate::scan::ClamdAddr;
 
+mod notify;
+pub use notify::{is_plain_address, NotifyConfig, RawNotify, Relay};
+
 /// The whole file as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -22,6 +25,8 @@ pub struct RawConfig {
     pub mailbox: RawMailbox,
     #[serde(default)]
     pub sieve: RawSieve,
+    #[serde(default)]
+    pub notify: RawNotify,
 }
 
 /// `[server]`: listeners, limits and timeouts.
@@ -219,6 +224,8 @@ pub struct Config {
     pub scanner: ScannerConfig,
     pub mailbox: MailboxConfig,
     pub sieve: SieveConfig,
+    /// Postmaster notices and the outbound relay.
+    pub notify: NotifyConfig,
 }
 
 /// Validated `[server]`.
@@ -703,6 +710,8 @@ impl RawConfig {
             }
         }
 
+        let notify = self.notify.validate(&hostname, &mut problems);
+
         let sv = self.sieve;
         let check_file = |key: &str, path: &PathBuf, problems: &mut Vec<String>| {
             if !path.is_file() {
@@ -782,6 +791,7 @@ impl RawConfig {
                 needs_home,
             },
             sieve,
+            notify,
         })
     }
 }
