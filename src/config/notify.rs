@@ -106,9 +106,8 @@ pub fn is_plain_address(address: &str) -> bool {
     };
     let plain = |s: &str| {
         !s.is_empty()
-            && s.chars().all(|c| {
-                (c.is_ascii_graphic() && !"<>()[]\\\",;:@".contains(c)) || !c.is_ascii()
-            })
+            && s.chars()
+                .all(|c| (c.is_ascii_graphic() && !"<>()[]\\\",;:@".contains(c)) || !c.is_ascii())
             && !s.chars().any(char::is_control)
     };
     plain(local) && plain(domain) && !domain.starts_with('.') && !domain.contains("..")
@@ -130,7 +129,8 @@ impl RawNotify {
             }
         };
         let postmaster = address("postmaster", self.postmaster);
-        let from = address("from", self.from).unwrap_or_else(|| format!("MAILER-DAEMON@{hostname}"));
+        let from =
+            address("from", self.from).unwrap_or_else(|| format!("MAILER-DAEMON@{hostname}"));
         let relay = Relay::parse(&self.relay).unwrap_or_else(|e| {
             problems.push(format!("notify.relay: {e}"));
             Relay {
@@ -168,8 +168,16 @@ mod tests {
             assert_eq!(relay.to_string(), *input);
         }
         for bad in [
-            "", "127.0.0.1", ":25", "host:", "host:0", "host:70000", "::1:25", "[::1]25",
-            "a b:25", "host:port",
+            "",
+            "127.0.0.1",
+            ":25",
+            "host:",
+            "host:0",
+            "host:70000",
+            "::1:25",
+            "[::1]25",
+            "a b:25",
+            "host:port",
         ] {
             assert!(Relay::parse(bad).is_err(), "{bad:?}");
         }
@@ -177,7 +185,11 @@ mod tests {
 
     #[test]
     fn address_table() {
-        for good in ["postmaster@example.test", "a.b+c@sub.example.test", "ü@exämple.test"] {
+        for good in [
+            "postmaster@example.test",
+            "a.b+c@sub.example.test",
+            "ü@exämple.test",
+        ] {
             assert!(is_plain_address(good), "{good}");
         }
         for bad in [

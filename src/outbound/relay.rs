@@ -122,7 +122,9 @@ async fn transaction(
         relay: name.to_string(),
         what,
     };
-    let stream = connect(relay, timeouts.connect).await.map_err(unreachable)?;
+    let stream = connect(relay, timeouts.connect)
+        .await
+        .map_err(unreachable)?;
     let mut client = SmtpClient {
         stream,
         timeout: timeouts.command,
@@ -140,7 +142,10 @@ async fn transaction(
     }
     client.ehlo(helo).await.map_err(at("EHLO"))?;
     let none = Parameters::default();
-    client.mail_from(from, &none).await.map_err(at("MAIL FROM"))?;
+    client
+        .mail_from(from, &none)
+        .await
+        .map_err(at("MAIL FROM"))?;
     for rcpt in to {
         client.rcpt_to(rcpt, &none).await.map_err(at("RCPT TO"))?;
     }
@@ -195,11 +200,7 @@ fn classify(relay: &str, stage: &'static str, error: mail_send::Error) -> RelayE
     }
 }
 
-fn refused(
-    relay: &str,
-    stage: &'static str,
-    reply: &smtp_proto::Response<String>,
-) -> RelayError {
+fn refused(relay: &str, stage: &'static str, reply: &smtp_proto::Response<String>) -> RelayError {
     RelayError::Refused {
         relay: relay.to_string(),
         stage,
@@ -210,8 +211,12 @@ fn refused(
 
 /// A reply text for one log line.
 fn one_line(text: &str) -> String {
-    crate::text::sanitize(&text.replace(['\r', '\n'], " "), 300, crate::text::Charset::Ascii)
-        .into_owned()
+    crate::text::sanitize(
+        &text.replace(['\r', '\n'], " "),
+        300,
+        crate::text::Charset::Ascii,
+    )
+    .into_owned()
 }
 
 #[cfg(test)]

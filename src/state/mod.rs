@@ -140,13 +140,7 @@ impl StateStore for MemoryState {
         let mut inner = self.lock();
         inner.next_id += 1;
         let id = inner.next_id;
-        inner.queue.insert(
-            id,
-            QueuedMail {
-                id,
-                ..mail.clone()
-            },
-        );
+        inner.queue.insert(id, QueuedMail { id, ..mail.clone() });
         Ok(id)
     }
 
