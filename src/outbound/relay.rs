@@ -149,7 +149,11 @@ async fn transaction(
     for rcpt in to {
         client.rcpt_to(rcpt, &none).await.map_err(at("RCPT TO"))?;
     }
-    let reply = client.data(message).await.map_err(at("DATA"))?;
+    // mail-send ends DATA with "\r\n.\r\n" whatever the message ends with, so a message
+    // that ends in CRLF (all of ours) would gain an empty last line: hand it over without
+    // its final CRLF, and the relay receives exactly `message`.
+    let body = message.strip_suffix(b"\r\n").unwrap_or(message);
+    let reply = client.data(body).await.map_err(at("DATA"))?;
     // The message is accepted; a failing QUIT changes nothing about that.
     let _ = client.quit().await;
     Ok(format!("{} {}", reply.code, one_line(&reply.message)))
