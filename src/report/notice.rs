@@ -372,11 +372,13 @@ impl Notifier {
     /// header section.
     pub fn compose_notice(&self, message: &InfectedMessage) -> std::io::Result<Vec<u8>> {
         let viruses = Self::viruses(message);
+        // Short enough for one line (a longer Subject gets RFC 2047-encoded by
+        // mail-builder): the quarantine id is in the text.
         let fate = match &message.quarantine_id {
-            Some(id) => format!("quarantined as {}", clean(id)),
-            None => "discarded".to_string(),
+            Some(_) => "quarantined",
+            None => "discarded",
         };
-        let subject = format!("[sievegate] virus {viruses} found: message {fate}");
+        let subject = format!("[sievegate] virus found: {viruses} ({fate})");
         let text = self.notice_text(message);
         let headers = original_headers(&message.headers).to_vec();
         let body = MimePart::new(

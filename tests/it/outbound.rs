@@ -202,7 +202,7 @@ async fn notice_reaches_the_relay_as_built() {
     assert!(header("Date").is_some());
     assert_eq!(
         parsed.subject(),
-        Some("[sievegate] virus Eicar-Signature found: message quarantined as Q-0001")
+        Some("[sievegate] virus found: Eicar-Signature (quarantined)")
     );
     let ctypes: Vec<String> = parsed
         .parts
@@ -458,11 +458,20 @@ async fn rate_limit_sends_the_rest_as_one_digest() {
     assert_eq!(
         subjects,
         [
-            "[sievegate] virus Eicar-Signature found: message quarantined as Q-0",
-            "[sievegate] virus Eicar-Signature found: message quarantined as Q-1",
+            "[sievegate] virus found: Eicar-Signature (quarantined)",
+            "[sievegate] virus found: Eicar-Signature (quarantined)",
             "[sievegate] 3 more infected messages (digest)",
         ]
     );
+    // The first two messages got their own notices, in order.
+    for (n, t) in got[..2].iter().enumerate() {
+        let notice = MessageParser::new().parse(&t.message).expect("notice");
+        let text = notice.body_text(0).expect("text").into_owned();
+        assert!(
+            text.contains(&format!("Quarantine id:    Q-{n}\r\n")),
+            "{text}"
+        );
+    }
     let digest = MessageParser::new().parse(&got[2].message).expect("digest");
     assert_eq!(got[2].mail_from, "<>");
     assert_eq!(

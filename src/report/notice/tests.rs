@@ -130,7 +130,7 @@ fn notice_is_multipart_with_the_headers_only() {
     assert!(parsed.date().is_some());
     assert_eq!(
         parsed.subject(),
-        Some("[sievegate] virus Eicar-Test-Signature found: message quarantined as 20261128-0641-abcd")
+        Some("[sievegate] virus found: Eicar-Test-Signature (quarantined)")
     );
     assert_eq!(parsed.content_type().map(|c| c.ctype()), Some("multipart"));
     assert_eq!(
@@ -191,7 +191,7 @@ fn notice_without_quarantine_and_for_backscatter() {
     let parsed = MessageParser::new().parse(&bytes).expect("parses");
     assert_eq!(
         parsed.subject(),
-        Some("[sievegate] virus Eicar-Test-Signature found: message discarded")
+        Some("[sievegate] virus found: Eicar-Test-Signature (discarded)")
     );
     let text = parsed.body_text(0).expect("text").into_owned();
     for want in [
@@ -320,4 +320,31 @@ fn off_without_postmaster() {
     config.notify.postmaster = None;
     let outbox = Outbox::new(&config, Arc::new(MemoryState::default()));
     assert!(Notifier::new(&config, outbox).is_none());
+}
+
+#[test]
+fn a_digest_lists_a_bounded_number_of_entries() {
+    let (notifier, state) = notifier(1);
+    let m = infected(Some("q"));
+    for _ in 0..(1 + MAX_DIGEST_ENTRIES + 7) {
+        notifier.infected(&m);
+    }
+    let pending = notifier.lock().take().expect("held back");
+    assert_eq!(pending.entries.len(), MAX_DIGEST_ENTRIES);
+    assert_eq!(pending.uncounted, 7);
+    let bytes = notifier.compose_digest(&pending).expect("digest");
+    let parsed = MessageParser::new().parse(&bytes).expect("parses");
+    let total = MAX_DIGEST_ENTRIES + 7;
+    assert_eq!(
+        parsed.subject().map(str::to_string),
+        Some(format!(
+            "[sievegate] {total} more infected messages (digest)"
+        ))
+    );
+    let text = parsed.body_text(0).expect("text").into_owned();
+    assert!(
+        text.contains("- and 7 more, not listed (see the log)"),
+        "{text}"
+    );
+    assert_eq!(queued(&state).len(), 1, "only the first notice went out");
 }
