@@ -54,7 +54,7 @@ pub enum RelayError {
     Refused {
         /// The relay as configured.
         relay: String,
-        /// Which step: `greeting`, `EHLO`, `MAIL FROM`, `RCPT TO`, `DATA`.
+        /// Which step: `greeting`, `EHLO`, `HELO`, `MAIL FROM`, `RCPT TO`, `DATA`.
         stage: &'static str,
         /// The reply code.
         code: u16,
@@ -77,7 +77,7 @@ impl RelayError {
         match self {
             RelayError::Unreachable { .. } => true,
             RelayError::Refused { stage, code, .. } => {
-                matches!(*stage, "greeting" | "EHLO") && !(500..600).contains(code)
+                matches!(*stage, "greeting" | "EHLO" | "HELO") && !(500..600).contains(code)
             }
         }
     }
@@ -140,7 +140,20 @@ async fn transaction(
     if !(200..300).contains(&greeting.code) {
         return Err(refused(name, "greeting", &greeting));
     }
-    client.ehlo(helo).await.map_err(at("EHLO"))?;
+    match client.ehlo(helo).await {
+        Ok(_) => {}
+        // An SMTP server that does not know EHLO (RFC 5321 §4.1.4: fall back to HELO).
+        Err(mail_send::Error::UnexpectedReply(reply)) if (500..600).contains(&reply.code) => {
+            let reply = client
+                .cmd(format!("HELO {helo}\r\n"))
+                .await
+                .map_err(at("HELO"))?;
+            if !(200..300).contains(&reply.code) {
+                return Err(refused(name, "HELO", &reply));
+            }
+        }
+        Err(e) => return Err(at("EHLO")(e)),
+    }
     let none = Parameters::default();
     client
         .mail_from(from, &none)

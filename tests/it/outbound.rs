@@ -614,3 +614,23 @@ async fn dot_lines_and_the_last_line_arrive_intact() {
         );
     }
 }
+
+/// A relay that refuses EHLO still gets the mail, after HELO.
+#[tokio::test]
+async fn falls_back_to_helo() {
+    let sink = SmtpSink::start_on(free_port(), &["-f", "EHLO"]);
+    let s = setup(sink.addr().port(), "postmaster@example.net", "", fast());
+    s.outbox
+        .enqueue(
+            "test",
+            "",
+            &["postmaster@example.net".into()],
+            b"Subject: t\r\n\r\nx\r\n".to_vec(),
+        )
+        .expect("enqueue");
+    let pass = s.outbox.send_due().await;
+    assert_eq!(pass.sent, 1, "{pass:?}");
+    let got = sink.wait_for(1, WAIT);
+    assert_eq!(got[0].helo.as_deref(), Some("mx.example.test"));
+    assert_eq!(got[0].message, b"Subject: t\r\n\r\nx\r\n");
+}
