@@ -483,6 +483,7 @@ impl Config {
     /// them and `serve` logs them at startup.
     pub fn warnings(&self) -> Vec<String> {
         let mut warnings = self.server.warnings.clone();
+        warnings.extend(notify::warnings(self));
         if self.server.max_message_size > self.scanner.max_scan_size {
             warnings.push(format!(
                 "server.max_message_size ({}) is larger than scanner.max_scan_size ({}): messages in between are delivered unscanned (virustest 0)",

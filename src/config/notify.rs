@@ -150,6 +150,34 @@ impl RawNotify {
     }
 }
 
+/// Valid but probably wrong: a postmaster at one of our domains whom `[mailbox] users_file`
+/// does not list would never get a notice (each one is logged as an error and dropped).
+pub fn warnings(config: &super::Config) -> Vec<String> {
+    let Some(postmaster) = &config.notify.postmaster else {
+        return Vec::new();
+    };
+    let mailbox = &config.mailbox;
+    let Some(users_file) = &mailbox.users_file else {
+        return Vec::new();
+    };
+    let Ok(rcpt) = crate::address::Recipient::resolve(
+        postmaster,
+        &mailbox.domains,
+        &mailbox.recipient_delimiter,
+    ) else {
+        // Not one of ours: it goes through the relay.
+        return Vec::new();
+    };
+    match crate::users::UserTable::load(users_file) {
+        Ok(table) if table.get(&rcpt.local, &rcpt.domain).is_none() => vec![format!(
+            "notify.postmaster: {postmaster} is at a local domain but not in {}: notices to it would be dropped",
+            users_file.display()
+        )],
+        // Listed, or the file is unreadable (reported as a problem already).
+        _ => Vec::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,6 +248,28 @@ mod tests {
         let mut problems = Vec::new();
         raw.validate("mx.example.test", &mut problems);
         assert_eq!(problems.len(), 4, "{problems:#?}");
+    }
+
+    #[test]
+    fn warns_about_a_local_postmaster_missing_from_the_users_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("users"), "alice@example.test::::::\n").expect("users");
+        let path = dir.path().join("sievegate.toml");
+        let warnings = |postmaster: &str| {
+            let toml = format!(
+                "[server]\nlisten = [\"127.0.0.1:2424\"]\nhostname = \"mx.example.test\"\n\
+                 [scanner]\nclamd = \"unix:clamd.ctl\"\n\
+                 [mailbox]\ndomains = [\"example.test\"]\nmaildir = \"m/%n\"\nusers_file = \"users\"\n\
+                 [notify]\npostmaster = \"{postmaster}\"\n"
+            );
+            let config = super::super::Config::from_toml(&toml, &path).expect("valid");
+            warnings(&config)
+        };
+        let w = warnings("postmaster@example.test");
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("notices to it would be dropped"), "{w:?}");
+        assert!(warnings("alice+notices@example.test").is_empty());
+        assert!(warnings("postmaster@example.net").is_empty());
     }
 
     #[test]
