@@ -226,8 +226,9 @@ impl Outbox {
                 _ = &mut shutdown => return,
                 pass = self.send_due() => pass,
             };
-            if pass.taken >= self.inner.options.retry.batch.max(1) {
-                // More may be due right now.
+            if pass.taken >= self.inner.options.retry.batch.max(1) && pass.sent + pass.dropped > 0 {
+                // A full batch that made progress: more may be due right now. (A batch that
+                // only failed waits for the poll, so a broken relay or store cannot spin.)
                 continue;
             }
             tokio::select! {
