@@ -27,13 +27,20 @@
 //! - [`state`]: the embedded state store behind one trait, [`state::StateStore`] (SQLite
 //!   in WAL mode; an in-memory twin): quarantine index, caches, rate limits, outbound queue.
 //! - [`text`]: the one sanitizer for client text written into headers and replies.
+//! - [`state`]: the state store behind one small trait (outbound queue, rate limits, caches).
+//! - [`outbound`]: everything we send: queued in [`state`], sent by one background task
+//!   through `[notify] relay` (mail-send) or stored straight into a local user's INBOX.
+//! - [`report`]: the messages we send about infected mail: the postmaster notice (one per
+//!   message, rate-limited into a digest), built with mail-builder.
 
 pub mod address;
 pub mod config;
 pub mod delivery;
 pub mod filter;
 pub mod lmtp;
+pub mod outbound;
 pub mod quarantine;
+pub mod report;
 pub mod scan;
 pub mod server;
 pub mod state;

@@ -13,6 +13,9 @@ use serde::Deserialize;
 
 use crate::scan::ClamdAddr;
 
+mod notify;
+pub use notify::{is_plain_address, NotifyConfig, RawNotify, Relay};
+
 /// The whole file as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -26,6 +29,8 @@ pub struct RawConfig {
     pub quarantine: RawQuarantine,
     #[serde(default)]
     pub state: RawState,
+    #[serde(default)]
+    pub notify: RawNotify,
 }
 
 /// `[quarantine]`: whole-message quarantine of infected mail.
@@ -269,6 +274,8 @@ pub struct Config {
     pub sieve: SieveConfig,
     pub quarantine: QuarantineConfig,
     pub state: StateConfig,
+    /// Postmaster notices and the outbound relay.
+    pub notify: NotifyConfig,
 }
 
 /// Validated `[quarantine]`.
@@ -545,6 +552,7 @@ impl Config {
     /// them and `serve` logs them at startup.
     pub fn warnings(&self) -> Vec<String> {
         let mut warnings = self.server.warnings.clone();
+        warnings.extend(notify::warnings(self));
         if self.server.max_message_size > self.scanner.max_scan_size {
             warnings.push(format!(
                 "server.max_message_size ({}) is larger than scanner.max_scan_size ({}): messages in between are delivered unscanned (virustest 0)",
@@ -772,6 +780,8 @@ impl RawConfig {
             }
         }
 
+        let notify = self.notify.validate(&hostname, &mut problems);
+
         let sv = self.sieve;
         let check_file = |key: &str, path: &PathBuf, problems: &mut Vec<String>| {
             if !path.is_file() {
@@ -883,6 +893,7 @@ impl RawConfig {
             sieve,
             quarantine,
             state,
+            notify,
         })
     }
 }

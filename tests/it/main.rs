@@ -2,6 +2,7 @@
 //! crate is linked once and helpers are shared.
 
 mod limits;
+mod outbound;
 mod pigeonhole;
 mod quarantine;
 mod scan;

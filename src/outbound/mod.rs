@@ -1,0 +1,468 @@
+//! Everything sievegate sends (postmaster notices, abuse reports): queued in the state store,
+//! sent later by one background task, retried with backoff.
+//!
+//! - [`Outbox::enqueue`] only writes the message into the state store's queue (one entry per
+//!   recipient, so a partial failure never re-sends to a recipient that already has it) and
+//!   wakes the sender. It never talks to a peer, so it can neither delay nor fail a delivery.
+//! - [`Outbox::run`] is the sender: it takes due mail and
+//!   - stores it into the Maildir INBOX of a recipient at one of our `[mailbox] domains`
+//!     ([`local`]), without Sieve and without a relay;
+//!   - sends everything else through `[notify] relay` ([`relay`], SMTP by mail-send).
+//!
+//!   A 2xx is done. A 5xx (or a local user that cannot exist) is logged and dropped: we send
+//!   only to postmasters and abuse desks, and a refusal will not change by itself. Anything
+//!   else is retried after 1 min, doubling up to 1 h, for 5 days; then it is logged as an
+//!   error and dropped ([`RetryPolicy`]). At least once: a crash between the relay's 250 and
+//!   the queue update sends that message again.
+//!
+//! The envelope sender of our own mail is normally `<>`, so nothing we send can bounce back
+//! and loop.
+
+pub mod local;
+pub mod relay;
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::Notify;
+
+pub use local::{LocalDelivery, LocalError, Route};
+pub use relay::{RelayError, Timeouts};
+
+use crate::config::{is_plain_address, Config, Relay};
+use crate::state::{QueuedMail, StateError, StateStore};
+
+/// When to retry a message that could not be sent, and when to give up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Delay after the first failure; each further failure doubles it.
+    pub first_retry: Duration,
+    /// The delay never grows beyond this.
+    pub max_retry: Duration,
+    /// Give up once the delays so far add up to this (about the message's age).
+    pub give_up_after: Duration,
+    /// How often the sender looks for due mail when nothing wakes it (another process, such
+    /// as the CLI, may have queued some; retries fall due).
+    pub poll: Duration,
+    /// Most messages taken from the queue in one pass.
+    pub batch: usize,
+}
+
+impl Default for RetryPolicy {
+    /// 1 min doubling to 1 h, for 5 days: about Postfix's own schedule
+    /// (`minimal_backoff_time` 300 s to `maximal_backoff_time` 4000 s,
+    /// `maximal_queue_lifetime` 5 d), a little quicker at first because the relay is local.
+    fn default() -> Self {
+        RetryPolicy {
+            first_retry: Duration::from_secs(60),
+            max_retry: Duration::from_secs(3600),
+            give_up_after: Duration::from_secs(5 * 24 * 3600),
+            poll: Duration::from_secs(15),
+            batch: 50,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The delay after failure number `failures` (1 for the first).
+    pub fn delay(&self, failures: u32) -> Duration {
+        let doublings = failures.saturating_sub(1).min(30);
+        self.first_retry
+            .saturating_mul(1u32 << doublings)
+            .min(self.max_retry)
+    }
+
+    /// True when, after `failures` failures, the delays add up to `give_up_after`.
+    pub fn gives_up(&self, failures: u32) -> bool {
+        let mut total = Duration::ZERO;
+        for n in 1..=failures {
+            total = total.saturating_add(self.delay(n));
+            if total >= self.give_up_after {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// Why a message could not be queued.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    /// A sender or recipient that cannot go into `MAIL FROM:<>`/`RCPT TO:<>` as it is.
+    #[error("{0:?} is not a plain address")]
+    BadAddress(String),
+    /// No recipient given.
+    #[error("no recipient")]
+    NoRecipient,
+    /// The state store refused the write.
+    #[error("cannot queue: {0}")]
+    State(#[from] StateError),
+}
+
+/// Knobs that the configuration file does not expose (tests shorten them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxOptions {
+    /// Retry schedule.
+    pub retry: RetryPolicy,
+    /// Relay deadlines.
+    pub timeouts: Timeouts,
+}
+
+/// What one pass of the sender did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pass {
+    /// Taken from the queue.
+    pub taken: usize,
+    /// Sent or stored.
+    pub sent: usize,
+    /// Scheduled for another try.
+    pub retried: usize,
+    /// Dropped: refused for good, or retried for too long.
+    pub dropped: usize,
+}
+
+/// The outbound queue and its sender. Cheap to clone: clones share one queue and sender.
+#[derive(Clone)]
+pub struct Outbox {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    state: Arc<dyn StateStore>,
+    local: LocalDelivery,
+    relay: Relay,
+    /// Our EHLO name: `[server] hostname`.
+    helo: String,
+    options: OutboxOptions,
+    /// Wakes the sender when mail is queued, so it does not wait for the next poll.
+    wake: Notify,
+}
+
+/// How one attempt at one queued message ended.
+enum Attempt {
+    /// Stored or accepted by the relay; the text says where.
+    Sent(String),
+    /// Try again later. `relay_down`: the relay itself failed, so skip it for the rest of
+    /// this pass.
+    Retry { error: String, relay_down: bool },
+    /// Will never work: drop it (logged).
+    Drop(String),
+}
+
+impl Outbox {
+    /// The outbox for `config`, queueing into `state`, with the default schedule.
+    pub fn new(config: &Config, state: Arc<dyn StateStore>) -> Outbox {
+        Outbox::with_options(config, state, OutboxOptions::default())
+    }
+
+    /// [`Outbox::new`] with another schedule or other deadlines.
+    pub fn with_options(
+        config: &Config,
+        state: Arc<dyn StateStore>,
+        options: OutboxOptions,
+    ) -> Outbox {
+        Outbox {
+            inner: Arc::new(Inner {
+                state,
+                local: LocalDelivery::new(&config.mailbox),
+                relay: config.notify.relay.clone(),
+                helo: config.server.hostname.clone(),
+                options,
+                wake: Notify::new(),
+            }),
+        }
+    }
+
+    /// Queues `message` (a complete RFC 5322 message with CRLF line ends) from `from` (`""`:
+    /// the null sender) to each of `to`, one queue entry per recipient, and wakes the
+    /// sender. `kind` names it in the logs (`postmaster-notice`, `abuse-report`). Returns
+    /// the queue ids. One state-store write per recipient; no network.
+    pub fn enqueue(
+        &self,
+        kind: &str,
+        from: &str,
+        to: &[String],
+        message: Vec<u8>,
+    ) -> Result<Vec<i64>, OutboxError> {
+        if !from.is_empty() && !is_plain_address(from) {
+            return Err(OutboxError::BadAddress(from.to_string()));
+        }
+        if to.is_empty() {
+            return Err(OutboxError::NoRecipient);
+        }
+        if let Some(bad) = to.iter().find(|a| !is_plain_address(a)) {
+            return Err(OutboxError::BadAddress(bad.clone()));
+        }
+        let mut mail = QueuedMail {
+            id: 0,
+            kind: kind.to_string(),
+            from: from.to_string(),
+            to: Vec::new(),
+            message,
+            attempts: 0,
+            next_attempt: SystemTime::now(),
+            last_error: None,
+        };
+        let mut ids = Vec::with_capacity(to.len());
+        for rcpt in to {
+            mail.to = vec![rcpt.clone()];
+            let id = self.inner.state.queue_push(&mail)?;
+            tracing::debug!(queue_id = id, kind, to = %rcpt, "queued");
+            ids.push(id);
+        }
+        self.inner.wake.notify_one();
+        Ok(ids)
+    }
+
+    /// The sender: sends due mail until `shutdown` resolves. Mail queued meanwhile wakes it
+    /// at once; otherwise it looks every [`RetryPolicy::poll`]. Stopping in the middle of a
+    /// transaction leaves that message queued (sent again later, at least once).
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            let pass = tokio::select! {
+                _ = &mut shutdown => return,
+                pass = self.send_due() => pass,
+            };
+            if pass.taken >= self.inner.options.retry.batch.max(1) && pass.sent + pass.dropped > 0 {
+                // A full batch that made progress: more may be due right now. (A batch that
+                // only failed waits for the poll, so a broken relay or store cannot spin.)
+                continue;
+            }
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = self.inner.wake.notified() => {}
+                _ = tokio::time::sleep(self.inner.options.retry.poll) => {}
+            }
+        }
+    }
+
+    /// One pass: takes up to [`RetryPolicy::batch`] due messages and tries each once.
+    pub async fn send_due(&self) -> Pass {
+        let mut pass = Pass::default();
+        let batch = self.inner.options.retry.batch.max(1);
+        let due = match self
+            .blocking(move |state| state.queue_due(SystemTime::now(), batch))
+            .await
+        {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::error!(error = %e, "outbound queue unreadable; retrying at the next poll");
+                return pass;
+            }
+        };
+        pass.taken = due.len();
+        // Once the relay itself has failed, the rest of this pass's relay mail is deferred
+        // with the same reason instead of each waiting for its own connect timeout.
+        let mut relay_down: Option<String> = None;
+        for mail in due {
+            let attempt = match &relay_down {
+                Some(error) if self.goes_to_relay(&mail) => Attempt::Retry {
+                    error: error.clone(),
+                    relay_down: true,
+                },
+                _ => self.attempt(&mail).await,
+            };
+            if let Attempt::Retry {
+                error,
+                relay_down: true,
+            } = &attempt
+            {
+                relay_down.get_or_insert_with(|| error.clone());
+            }
+            match self.settle(mail, attempt).await {
+                Settled::Sent => pass.sent += 1,
+                Settled::Retried => pass.retried += 1,
+                Settled::Dropped => pass.dropped += 1,
+            }
+        }
+        pass
+    }
+
+    fn goes_to_relay(&self, mail: &QueuedMail) -> bool {
+        mail.to
+            .iter()
+            .any(|to| matches!(self.inner.local.route(to), Ok(Route::Relay)))
+    }
+
+    /// Tries one queued message once: local recipients into their Maildir, the others
+    /// through the relay in one transaction. (Our own entries have one recipient each.)
+    async fn attempt(&self, mail: &QueuedMail) -> Attempt {
+        let mut local = Vec::new();
+        let mut remote = Vec::new();
+        for to in &mail.to {
+            match self.inner.local.route(to) {
+                Ok(Route::Local(rcpt)) => local.push(rcpt),
+                Ok(Route::Relay) => remote.push(to.clone()),
+                Err(e) => return Attempt::Drop(e.to_string()),
+            }
+        }
+        let mut done = Vec::new();
+        if !local.is_empty() {
+            let outbox = self.clone();
+            let from = mail.from.clone();
+            let message = mail.message.clone();
+            let stored = tokio::task::spawn_blocking(move || {
+                local
+                    .iter()
+                    .map(|rcpt| outbox.inner.local.store(rcpt, &from, &message))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await;
+            match stored {
+                Ok(Ok(stored)) => done.extend(
+                    stored
+                        .iter()
+                        .map(|s| format!("stored {}", s.path.display())),
+                ),
+                Ok(Err(e)) if e.is_permanent() => return Attempt::Drop(e.to_string()),
+                Ok(Err(e)) => {
+                    return Attempt::Retry {
+                        error: e.to_string(),
+                        relay_down: false,
+                    }
+                }
+                Err(e) => {
+                    return Attempt::Retry {
+                        error: format!("local delivery task failed: {e}"),
+                        relay_down: false,
+                    }
+                }
+            }
+        }
+        if !remote.is_empty() {
+            let inner = &self.inner;
+            match relay::send(
+                &inner.relay,
+                &inner.helo,
+                &mail.from,
+                &remote,
+                &mail.message,
+                inner.options.timeouts,
+            )
+            .await
+            {
+                Ok(reply) => done.push(format!("relay {} said {reply}", inner.relay)),
+                Err(e) if e.is_permanent() => return Attempt::Drop(e.to_string()),
+                Err(e) => {
+                    return Attempt::Retry {
+                        relay_down: e.is_relay_down(),
+                        error: e.to_string(),
+                    }
+                }
+            }
+        }
+        Attempt::Sent(done.join("; "))
+    }
+
+    /// Records the attempt's result in the queue and logs it.
+    async fn settle(&self, mail: QueuedMail, attempt: Attempt) -> Settled {
+        let id = mail.id;
+        let failures = mail.attempts.saturating_add(1);
+        let to = mail.to.join(",");
+        let kind = mail.kind.as_str();
+        let (settled, update) = match attempt {
+            Attempt::Sent(result) => {
+                tracing::info!(queue_id = id, kind, to = %to, attempts = failures, result = %result, "sent");
+                (Settled::Sent, Update::Done)
+            }
+            Attempt::Drop(error) => {
+                tracing::error!(queue_id = id, kind, to = %to, attempts = failures, error = %error, "refused for good: message dropped");
+                (Settled::Dropped, Update::Done)
+            }
+            Attempt::Retry { error, .. } if self.inner.options.retry.gives_up(failures) => {
+                tracing::error!(queue_id = id, kind, to = %to, attempts = failures, error = %error, "still failing after the retry period: message dropped");
+                (Settled::Dropped, Update::Done)
+            }
+            Attempt::Retry { error, .. } => {
+                let delay = self.inner.options.retry.delay(failures);
+                tracing::warn!(queue_id = id, kind, to = %to, attempts = failures, error = %error, retry_in_secs = delay.as_secs_f64(), "not sent; will retry");
+                (
+                    Settled::Retried,
+                    Update::Retry(SystemTime::now() + delay, error),
+                )
+            }
+        };
+        let result = match update {
+            Update::Done => self.blocking(move |state| state.queue_done(id)).await,
+            Update::Retry(at, error) => {
+                self.blocking(move |state| state.queue_retry(id, at, &error))
+                    .await
+            }
+        };
+        if let Err(e) = result {
+            // The entry stays due: it is tried again, and may be sent twice.
+            tracing::error!(queue_id = id, kind, error = %e, "cannot update the outbound queue");
+        }
+        settled
+    }
+
+    /// Runs a state-store call off the async threads (SQLite writes fsync).
+    async fn blocking<T, F>(&self, call: F) -> Result<T, StateError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn StateStore) -> Result<T, StateError> + Send + 'static,
+    {
+        let state = Arc::clone(&self.inner.state);
+        tokio::task::spawn_blocking(move || call(state.as_ref()))
+            .await
+            .unwrap_or_else(|e| {
+                Err(StateError::Backend {
+                    operation: "outbound task",
+                    message: e.to_string(),
+                })
+            })
+    }
+}
+
+enum Settled {
+    Sent,
+    Retried,
+    Dropped,
+}
+
+enum Update {
+    Done,
+    Retry(SystemTime, String),
+}
+
+/// A new globally unique Message-ID at `hostname`, without the angle brackets:
+/// `<microseconds>.<pid>.<counter>@<hostname>`.
+pub fn new_message_id(hostname: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let micros = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros());
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{micros}.{}.{n}@{hostname}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_an_hour_and_gives_up_after_five_days() {
+        let policy = RetryPolicy::default();
+        let minutes: Vec<u64> = (1..=9).map(|n| policy.delay(n).as_secs() / 60).collect();
+        assert_eq!(minutes, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+        assert_eq!(policy.delay(u32::MAX), Duration::from_secs(3600));
+        // 63 minutes for the first six, then an hour each: 5 days = 7200 min.
+        let gives_up_at = (1..1000).find(|&n| policy.gives_up(n)).expect("gives up");
+        let total: Duration = (1..=gives_up_at).map(|n| policy.delay(n)).sum();
+        assert!(total >= policy.give_up_after);
+        assert!(total - policy.delay(gives_up_at) < policy.give_up_after);
+        // 6 + 119 hourly retries: 63 + 119 * 60 = 7203 minutes.
+        assert_eq!(gives_up_at, 125);
+    }
+
+    #[test]
+    fn message_ids_are_unique() {
+        let a = new_message_id("mx.example.test");
+        let b = new_message_id("mx.example.test");
+        assert_ne!(a, b);
+        assert!(a.ends_with("@mx.example.test"));
+    }
+}
