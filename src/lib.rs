@@ -21,6 +21,9 @@
 //!   [`delivery::RcptOutcome`] per recipient. [`delivery::Services`] is what it shares.
 //! - [`store`]: the durable Maildir++ writer (tmp → fsync → rename → fsync dir), the
 //!   INBOX fallback classification of its errors, and crash-leftover cleanup in `tmp/`.
+//! - [`state`]: the state store behind one trait (RDAP cache, rate limits, outbound queue).
+//! - [`report`]: what we tell others about infected mail: RFC 5965 abuse reports to the
+//!   sending address's abuse contact (source IP, RDAP, ARF, rate limit); [`report::is_bounce`].
 //! - [`text`]: the one sanitizer for client text written into headers and replies.
 
 pub mod address;
@@ -28,8 +31,10 @@ pub mod config;
 pub mod delivery;
 pub mod filter;
 pub mod lmtp;
+pub mod report;
 pub mod scan;
 pub mod server;
+pub mod state;
 pub mod store;
 pub mod text;
 pub mod users;

@@ -13,6 +13,9 @@ use serde::Deserialize;
 
 use crate::scan::ClamdAddr;
 
+pub mod abuse;
+pub use abuse::{AbuseConfig, RawAbuse};
+
 /// The whole file as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -22,6 +25,8 @@ pub struct RawConfig {
     pub mailbox: RawMailbox,
     #[serde(default)]
     pub sieve: RawSieve,
+    #[serde(default)]
+    pub abuse: RawAbuse,
 }
 
 /// `[server]`: listeners, limits and timeouts.
@@ -219,6 +224,8 @@ pub struct Config {
     pub scanner: ScannerConfig,
     pub mailbox: MailboxConfig,
     pub sieve: SieveConfig,
+    /// `[abuse]`: abuse reports (off by default).
+    pub abuse: AbuseConfig,
 }
 
 /// Validated `[server]`.
@@ -703,6 +710,7 @@ impl RawConfig {
             }
         }
 
+        let abuse = self.abuse.validate(base, &mut problems);
         let sv = self.sieve;
         let check_file = |key: &str, path: &PathBuf, problems: &mut Vec<String>| {
             if !path.is_file() {
@@ -782,6 +790,7 @@ impl RawConfig {
                 needs_home,
             },
             sieve,
+            abuse,
         })
     }
 }
