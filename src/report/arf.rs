@@ -263,3 +263,129 @@ pub fn build(r: &ArfReport<'_>) -> Result<Vec<u8>, ArfError> {
         .body(body);
     Ok(message.write_to_vec()?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mail_parser::{MessageParser, MimeHeaders, PartType};
+    use std::time::Duration;
+
+    const ORIGINAL: &[u8] = b"Received: from a (a.example.net [203.0.113.7]) by mx (Postfix) id 1\r\nFrom: \"Jos\xc3\xa9\" <jose@example.org>\r\nSubject: invoice\r\nMessage-ID: <1@example.org>\r\nContent-Type: multipart/mixed; boundary=x\r\n";
+
+    fn report(backscatter: bool, incidents: u64, ip: &str) -> Vec<u8> {
+        let rcpts = vec![
+            "alice@example.test".to_string(),
+            "bob@example.test".to_string(),
+        ];
+        let viruses = vec!["Eicar-Signature".to_string()];
+        let r = ArfReport {
+            report_from: "abuse-reports@example.test",
+            to: "abuse@example.net",
+            reporting_mta: "mx.example.test",
+            source_ip: ip.parse().unwrap(),
+            arrival: UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+            date: SystemTime::now(),
+            mail_from: if backscatter {
+                ""
+            } else {
+                "forged@example.org"
+            },
+            rcpts: &rcpts,
+            viruses: &viruses,
+            client_helo: Some("a.example.net"),
+            client_name: Some("a.example.net"),
+            incidents,
+            backscatter,
+            original_headers: ORIGINAL,
+        };
+        build(&r).unwrap()
+    }
+
+    #[test]
+    fn arf_structure() {
+        let raw = report(false, 1, "203.0.113.7");
+        let msg = MessageParser::default().parse(&raw).unwrap();
+        let ct = msg.content_type().unwrap();
+        assert_eq!((ct.ctype(), ct.subtype()), ("multipart", Some("report")));
+        assert_eq!(ct.attribute("report-type"), Some("feedback-report"));
+        assert_eq!(
+            msg.header_raw("Auto-Submitted").map(str::trim),
+            Some("auto-generated")
+        );
+        assert!(msg.subject().unwrap().contains("203.0.113.7"));
+        let types: Vec<String> = msg.parts[1..]
+            .iter()
+            .map(|p| {
+                let ct = p.content_type().unwrap();
+                format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or(""))
+            })
+            .collect();
+        assert_eq!(
+            types,
+            [
+                "text/plain",
+                "message/feedback-report",
+                "text/rfc822-headers"
+            ]
+        );
+        let text = String::from_utf8_lossy(&raw);
+        let fields = &text[text.find("Feedback-Type:").unwrap()..];
+        let fields = &fields[..fields.find("\r\n\r\n").unwrap()];
+        let lines: Vec<&str> = fields.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "Feedback-Type: virus",
+                concat!("User-Agent: sievegate/", env!("CARGO_PKG_VERSION")),
+                "Version: 1",
+                "Source-IP: 203.0.113.7",
+                "Arrival-Date: Fri, 15 Jan 2027 08:00:00 +0000",
+                "Original-Mail-From: <forged@example.org>",
+                "Original-Rcpt-To: <alice@example.test>",
+                "Original-Rcpt-To: <bob@example.test>",
+                "Reporting-MTA: dns; mx.example.test",
+            ]
+        );
+        // The third part is the header section exactly (8-bit kept), not the body.
+        let third = &msg.parts[3];
+        let body = match &third.body {
+            PartType::Text(t) => t.as_bytes().to_vec(),
+            PartType::Binary(b) | PartType::InlineBinary(b) => b.to_vec(),
+            other => panic!("unexpected {other:?}"),
+        };
+        assert_eq!(
+            String::from_utf8_lossy(&body).trim_end(),
+            String::from_utf8_lossy(ORIGINAL).trim_end()
+        );
+        assert!(text.contains("Content-Transfer-Encoding: 8bit"));
+        assert!(!text.contains("quoted-printable") && !text.contains("base64"));
+        assert!(!text.contains("stop bouncing"));
+    }
+
+    #[test]
+    fn incidents_ipv6_and_backscatter_text() {
+        let raw = report(true, 3, "2001:db8::7");
+        let text = String::from_utf8_lossy(&raw);
+        assert!(text.contains("\r\nIncidents: 3\r\n"), "{text}");
+        assert!(text.contains("\r\nSource-IP: IPv6:2001:db8::7\r\n"));
+        assert!(text.contains("\r\nOriginal-Mail-From: <>\r\n"));
+        assert!(
+            text.contains("Please stop\r\nbouncing virus-infected mail"),
+            "{text}"
+        );
+        for reason in [
+            "forged",
+            "carries the virus",
+            "double bounce",
+            "wastes your resources",
+        ] {
+            assert!(text.contains(reason), "{reason}");
+        }
+        assert!(text.contains("backscatter"));
+        // Every line fits SMTP's limit and ends in CRLF.
+        for line in raw.split(|&b| b == b'\n') {
+            assert!(line.len() <= 1000);
+        }
+        assert!(!raw.windows(2).any(|w| w[1] == b'\n' && w[0] != b'\r'));
+    }
+}
