@@ -111,3 +111,6 @@ mod tests {
         assert_eq!(header_section(b"\r\nbody"), b"");
     }
 }
+
+#[cfg(test)]
+mod reporter_tests;
