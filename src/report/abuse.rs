@@ -356,7 +356,7 @@ impl AbuseReporter {
         }
         let key = format!("rdap:{ip}");
         match inner.state.cache_get(&key, now) {
-            Ok(Some(value)) => return Ok(decode_cached(&value, ip)?),
+            Ok(Some(value)) => return decode_cached(&value, ip),
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "RDAP cache unreadable; asking RDAP"),
         }

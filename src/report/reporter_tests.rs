@@ -10,10 +10,13 @@ use crate::config::Config;
 use crate::delivery::Client;
 use crate::state::{MemoryState, StateStore};
 
+/// One submitted message: kind, from, to, bytes.
+type Sent = (String, String, Vec<String>, Vec<u8>);
+
 /// Remembers what it was given.
 #[derive(Default)]
-pub(crate) struct Recorder {
-    pub sent: Mutex<Vec<(String, String, Vec<String>, Vec<u8>)>>,
+struct Recorder {
+    sent: Mutex<Vec<Sent>>,
 }
 
 impl ReportSink for Recorder {

@@ -107,9 +107,13 @@ impl RdapServer {
     }
 }
 
+/// One submitted report: envelope sender, recipients, bytes.
+type Sent = (String, Vec<String>, Vec<u8>);
+
+/// The sink: remembers every report (the outbound queue in production).
 #[derive(Default)]
 struct Recorder {
-    sent: Mutex<Vec<(String, Vec<String>, Vec<u8>)>>,
+    sent: Mutex<Vec<Sent>>,
 }
 
 impl ReportSink for Recorder {
