@@ -132,7 +132,7 @@ impl Incident {
 pub enum ReportOutcome {
     /// `[abuse] enabled = false`.
     Disabled,
-    /// The message is itself a feedback report: never answered with one (RFC 6650 §3).
+    /// The message is itself a feedback report: never answered with one, so two reporters cannot loop.
     AboutReport,
     /// No source address we can believe.
     NoSource(&'static str),

@@ -53,8 +53,8 @@ fn report_type(parsed: &Message<'_>) -> Option<String> {
     })
 }
 
-/// True when the message is itself a feedback report (RFC 5965): RFC 6650 §3 asks never to
-/// answer a report with a report (loops).
+/// True when the message is itself a feedback report (RFC 5965): never
+/// answer a report with a report, so two reporters cannot loop.
 pub fn is_feedback_report(message: &[u8]) -> bool {
     let headers = super::header_section(message);
     MessageParser::new()

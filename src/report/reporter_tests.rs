@@ -238,3 +238,44 @@ fn state_queue_sink_pushes_into_the_outbound_queue() {
     assert_eq!(due[0].to, vec!["abuse@example.net".to_string()]);
     assert!(String::from_utf8_lossy(&due[0].message).contains("Source-IP: 203.0.113.7"));
 }
+
+#[test]
+fn incident_from_the_pipeline_envelope() {
+    use crate::address::Recipient;
+    use crate::delivery::Envelope;
+    use crate::scan::Verdict;
+    let rcpt = |original: &str| Recipient {
+        original: original.into(),
+        local: "alice".into(),
+        detail: None,
+        domain: "example.test".into(),
+        home: None,
+    };
+    let envelope = Envelope {
+        id: "S9".into(),
+        mail_from: "".into(),
+        rcpts: vec![rcpt("Alice@example.test"), rcpt("alice+x@example.test")],
+        helo: Some("postfix".into()),
+        peer_addr: None,
+        client: Client {
+            addr: Some("203.0.113.7".into()),
+            ..Client::default()
+        },
+        started: std::time::Instant::now(),
+    };
+    let message = b"Subject: s\r\n\r\nbody\r\n";
+    let infected = Verdict::Infected {
+        name: "Eicar".into(),
+        heuristic: false,
+    };
+    let now = SystemTime::now();
+    let incident = Incident::new(&envelope, true, &infected, message, now).expect("infected");
+    assert_eq!(
+        incident.rcpts,
+        ["Alice@example.test", "alice+x@example.test"]
+    );
+    assert_eq!(incident.viruses, ["Eicar"]);
+    assert_eq!(incident.headers, b"Subject: s\r\n");
+    assert_eq!(incident.client.addr.as_deref(), Some("203.0.113.7"));
+    assert!(Incident::new(&envelope, true, &Verdict::Clean, message, now).is_none());
+}
