@@ -26,6 +26,8 @@
 //!   [`state`]) before any reply; the logic of the `quarantine` CLI ([`quarantine::cli`]).
 //! - [`state`]: the embedded state store behind one trait, [`state::StateStore`] (SQLite
 //!   in WAL mode; an in-memory twin): quarantine index, caches, rate limits, outbound queue.
+//! - [`report`]: what we tell others about infected mail: RFC 5965 abuse reports to the
+//!   sending address's abuse contact (source IP, RDAP, ARF, rate limit); [`report::is_bounce`].
 //! - [`text`]: the one sanitizer for client text written into headers and replies.
 //! - [`state`]: the state store behind one small trait (outbound queue, rate limits, caches).
 //! - [`outbound`]: everything we send: queued in [`state`], sent by one background task

@@ -15,6 +15,8 @@ use crate::scan::ClamdAddr;
 
 mod notify;
 pub use notify::{is_plain_address, NotifyConfig, RawNotify, Relay};
+pub mod abuse;
+pub use abuse::{AbuseConfig, RawAbuse};
 
 /// The whole file as written.
 #[derive(Debug, Deserialize)]
@@ -31,6 +33,8 @@ pub struct RawConfig {
     pub state: RawState,
     #[serde(default)]
     pub notify: RawNotify,
+    #[serde(default)]
+    pub abuse: RawAbuse,
 }
 
 /// `[quarantine]`: whole-message quarantine of infected mail.
@@ -276,6 +280,8 @@ pub struct Config {
     pub state: StateConfig,
     /// Postmaster notices and the outbound relay.
     pub notify: NotifyConfig,
+    /// `[abuse]`: abuse reports (off by default).
+    pub abuse: AbuseConfig,
 }
 
 /// Validated `[quarantine]`.
@@ -782,6 +788,8 @@ impl RawConfig {
 
         let notify = self.notify.validate(&hostname, &mut problems);
 
+        let abuse = self.abuse.validate(base, &mut problems);
+
         let sv = self.sieve;
         let check_file = |key: &str, path: &PathBuf, problems: &mut Vec<String>| {
             if !path.is_file() {
@@ -894,6 +902,7 @@ impl RawConfig {
             quarantine,
             state,
             notify,
+            abuse,
         })
     }
 }

@@ -10,7 +10,8 @@ use mail_parser::{Message, MimeHeaders};
 /// An *infected* bounce means the MTA that sent it bounces virus-infected mail to forged
 /// senders: the quarantine marks such entries `backscatter`, and abuse reports say so.
 pub fn is_bounce(mail_from: &str, message: &Message<'_>) -> bool {
-    if mail_from.is_empty() {
+    let mail_from = mail_from.trim();
+    if mail_from.is_empty() || mail_from == "<>" {
         return true;
     }
     let dsn = message.content_type().is_some_and(|ct| {
@@ -27,15 +28,11 @@ pub fn is_bounce(mail_from: &str, message: &Message<'_>) -> bool {
     }
     message
         .from()
-        .and_then(|from| from.first())
-        .and_then(|addr| addr.address())
-        .and_then(|address| {
-            address
-                .rsplit_once('@')
-                .map(|(local, _)| local)
-                .or(Some(address))
-        })
-        .is_some_and(|local| {
+        .into_iter()
+        .flat_map(|from| from.iter())
+        .filter_map(|addr| addr.address())
+        .any(|address| {
+            let local = address.rsplit_once('@').map_or(address, |(local, _)| local);
             local.eq_ignore_ascii_case("mailer-daemon") || local.eq_ignore_ascii_case("postmaster")
         })
 }

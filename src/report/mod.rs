@@ -1,7 +1,122 @@
 //! What we tell people about infected mail. Every message here is built with mail-builder and
-//! handed to [`crate::outbound::Outbox`]; none carries infected content.
+//! handed to [`crate::outbound::Outbox`] (through its queue in the state store); none carries
+//! infected content.
 //!
 //! - [`notice`]: the postmaster notice, one per infected message, and the per-minute digest
 //!   beyond `[notify] max_per_minute`.
+//! - RFC 5965 abuse reports to the abuse contact of the address that sent it (`[abuse]`,
+//!   opt-in), never to the envelope sender or its domain, which virus mail forges.
+//!
+//! One abuse report, top to bottom:
+//! - [`source`]: which address sent it, from the trusted peer's XFORWARD or the `Received`
+//!   chain of our own relays, minus `ignore_networks` and our own addresses;
+//! - [`rdap`]: that address's abuse contact: `overrides`, then RDAP, cached in the state store;
+//! - the rate limit: one report per address per `min_interval_secs`; the next one counts
+//!   the incidents held back;
+//! - [`arf`]: the RFC 5965 message (headers only, never the infected body), with a plea to
+//!   stop bouncing when the infected message was a bounce ([`bounce`]);
+//! - a [`ReportSink`] takes it (the outbound queue); `dry_run` only logs it.
+//!
+//! [`AbuseReporter`] ties them together; the delivery pipeline spawns
+//! [`AbuseReporter::report`] for each infected message, so a report never delays or fails a
+//! delivery.
 
+pub mod abuse;
+pub mod arf;
+pub mod bounce;
 pub mod notice;
+pub mod rdap;
+pub mod source;
+
+pub use abuse::{AbuseReporter, Incident, ReportOutcome, ReportSink, StateQueueSink, SubmitError};
+pub use bounce::is_bounce;
+
+/// The top-level header section of `message`: everything before the first empty line (CRLF
+/// or bare LF), without it. The whole input when there is no body.
+pub fn header_section(message: &[u8]) -> &[u8] {
+    let mut i = 0;
+    while i < message.len() {
+        let end = memchr::memchr(b'\n', &message[i..]).map_or(message.len(), |p| i + p + 1);
+        let line = &message[i..end];
+        if line == b"\n" || line == b"\r\n" {
+            return &message[..i];
+        }
+        i = end;
+    }
+    message
+}
+
+/// A plausible mailbox `local@domain` (ASCII, RFC 5321 dot-atom local part, a domain of at
+/// least two labels of letters, digits and hyphens). Used on addresses from RDAP, which are
+/// untrusted, and on the configuration.
+pub fn is_valid_email(addr: &str) -> bool {
+    let Some((local, domain)) = addr.rsplit_once('@') else {
+        return false;
+    };
+    let atext = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c);
+    let local_ok = !local.is_empty()
+        && local.len() <= 64
+        && local
+            .split('.')
+            .all(|w| !w.is_empty() && w.chars().all(atext));
+    let labels: Vec<&str> = domain.split('.').collect();
+    let domain_ok = domain.len() <= 253
+        && labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    local_ok && domain_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn email_shapes() {
+        for good in [
+            "abuse@example.net",
+            "ABUSE@EXAMPLE.NET",
+            "a.b+c@x-y.example",
+            "abuse@sub.example.co.uk",
+        ] {
+            assert!(is_valid_email(good), "{good}");
+        }
+        for bad in [
+            "",
+            "abuse",
+            "@example.net",
+            "abuse@",
+            "abuse@localhost",
+            "a b@example.net",
+            "abuse@exa mple.net",
+            "abuse@-x.example",
+            "a..b@example.net",
+            "abuse@example.net\r\n",
+            "<abuse@example.net>",
+            "abuse@example..net",
+            "ab\"use@example.net",
+            "abüse@example.net",
+        ] {
+            assert!(!is_valid_email(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn header_section_table() {
+        assert_eq!(
+            header_section(b"A: 1\r\nB: 2\r\n\r\nbody"),
+            b"A: 1\r\nB: 2\r\n"
+        );
+        assert_eq!(header_section(b"A: 1\nB: 2\n\nbody\n"), b"A: 1\nB: 2\n");
+        assert_eq!(header_section(b"A: 1\r\n"), b"A: 1\r\n");
+        assert_eq!(header_section(b"\r\nbody"), b"");
+    }
+}
+
+#[cfg(test)]
+mod reporter_tests;

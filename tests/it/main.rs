@@ -1,6 +1,7 @@
 //! The integration-test binary: one binary, one `support` module (as ripgrep does), so the
 //! crate is linked once and helpers are shared.
 
+mod abuse;
 mod limits;
 mod outbound;
 mod pigeonhole;

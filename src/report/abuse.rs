@@ -1,0 +1,393 @@
+//! [`AbuseReporter`]: one infected message in, at most one RFC 5965 report out (see the
+//! module doc of [`crate::report`] for the steps).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use ipnet::IpNet;
+
+use super::arf::{self, ArfReport};
+use super::rdap::{override_for, Bootstrap, Lookup, Rdap, RdapError};
+use super::source::{select_source, SourceChoice, SourceInput, SourceRules};
+use crate::config::{AbuseConfig, Config, ListenAddr};
+use crate::delivery::{Client, Envelope};
+use crate::scan::Verdict;
+use crate::state::{QueuedMail, RateDecision, StateStore};
+
+/// The `kind` of every message handed to the [`ReportSink`].
+pub const KIND: &str = "abuse-report";
+
+/// How long a failed RDAP lookup is remembered, so a virus storm from one address while the
+/// registry is unreachable costs one timeout per five minutes, not one per message.
+const LOOKUP_FAILURE_TTL: Duration = Duration::from_secs(300);
+
+/// Where finished reports go: the outbound queue in production, a recorder in tests.
+pub trait ReportSink: Send + Sync {
+    /// Takes one message for delivery (`from` is the envelope sender). Must not block for
+    /// long: it runs on a blocking thread, but one per report.
+    fn submit(
+        &self,
+        kind: &str,
+        from: &str,
+        to: &[String],
+        message: Vec<u8>,
+    ) -> Result<(), SubmitError>;
+}
+
+/// A sink refused a message.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SubmitError(pub String);
+
+/// A [`ReportSink`] that puts reports into the state store's outbound queue
+/// ([`StateStore::queue_push`]), due now; the outbound sender drains and retries it.
+pub struct StateQueueSink {
+    state: Arc<dyn StateStore>,
+}
+
+impl StateQueueSink {
+    /// A sink queueing into `state`.
+    pub fn new(state: Arc<dyn StateStore>) -> StateQueueSink {
+        StateQueueSink { state }
+    }
+}
+
+impl ReportSink for StateQueueSink {
+    fn submit(
+        &self,
+        kind: &str,
+        from: &str,
+        to: &[String],
+        message: Vec<u8>,
+    ) -> Result<(), SubmitError> {
+        let mail = QueuedMail {
+            id: 0,
+            kind: kind.to_string(),
+            from: from.to_string(),
+            to: to.to_vec(),
+            message,
+            attempts: 0,
+            next_attempt: SystemTime::now(),
+            last_error: None,
+        };
+        self.state
+            .queue_push(&mail)
+            .map(|_| ())
+            .map_err(|e| SubmitError(e.to_string()))
+    }
+}
+
+/// One infected message, as the delivery pipeline saw it: a plain struct so the caller can
+/// move it into a spawned task.
+#[derive(Debug, Clone)]
+pub struct Incident {
+    /// MAIL FROM without brackets; `""` for the null sender.
+    pub mail_from: String,
+    /// The recipients as given at RCPT.
+    pub rcpts: Vec<String>,
+    /// XFORWARD from the MTA (its client's name, address, HELO, queue id).
+    pub client: Client,
+    /// The LMTP client is a trusted peer (`server.xforward_from`): its XFORWARD and the
+    /// `Received` header it added are believed. Without it nothing is reported.
+    pub peer_trusted: bool,
+    /// Our transaction id (logs).
+    pub session_id: String,
+    /// Signature names (at least one for an infected message).
+    pub viruses: Vec<String>,
+    /// The message's top-level header section as received ([`super::header_section`]); a
+    /// whole message works too, only its header section is read.
+    pub headers: Vec<u8>,
+    /// When the message arrived. It is also the clock of the rate limit and the cache, so a
+    /// report spawned late counts the same as one run at once.
+    pub received: SystemTime,
+}
+
+impl Incident {
+    /// The incident for `message` as the pipeline has it. `peer_trusted`: the LMTP client is
+    /// in `server.xforward_from`. `None` unless `verdict` is infected.
+    pub fn new(
+        envelope: &Envelope,
+        peer_trusted: bool,
+        verdict: &Verdict,
+        message: &[u8],
+        received: SystemTime,
+    ) -> Option<Incident> {
+        let name = verdict.virus_name()?;
+        Some(Incident {
+            mail_from: envelope.mail_from.clone(),
+            rcpts: envelope.rcpts.iter().map(|r| r.original.clone()).collect(),
+            client: envelope.client.clone(),
+            peer_trusted,
+            session_id: envelope.id.clone(),
+            viruses: vec![name.to_string()],
+            headers: super::header_section(message).to_vec(),
+            received,
+        })
+    }
+}
+
+/// What became of one incident: expected conditions are values (each is logged).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReportOutcome {
+    /// `[abuse] enabled = false`.
+    Disabled,
+    /// The message is itself a feedback report: never answered with one, so two reporters cannot loop.
+    AboutReport,
+    /// No source address we can believe.
+    NoSource(&'static str),
+    /// The source is in `ignore_networks` or ours.
+    Ignored(IpAddr),
+    /// Nobody to tell: no override, and RDAP gave no abuse contact.
+    NoContact(IpAddr),
+    /// Every RDAP server failed (recently); nothing sent.
+    LookupFailed(IpAddr),
+    /// Within `min_interval` of the last report for this address: counted for the next one.
+    Suppressed(IpAddr),
+    /// `dry_run`: this is what would have been sent.
+    DryRun {
+        ip: IpAddr,
+        to: String,
+        message: Vec<u8>,
+    },
+    /// Handed to the sink.
+    Submitted {
+        ip: IpAddr,
+        to: String,
+        incidents: u64,
+    },
+    /// The state store, the builder or the sink failed (logged).
+    Failed(String),
+}
+
+/// Sends abuse reports; cheap to clone (shared inside).
+#[derive(Clone)]
+pub struct AbuseReporter {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: AbuseConfig,
+    hostname: String,
+    /// `ignore_networks` plus our own addresses.
+    ignore: Vec<IpNet>,
+    rdap: Rdap,
+    state: Arc<dyn StateStore>,
+    sink: Arc<dyn ReportSink>,
+}
+
+/// Our own addresses: the TCP listeners' and, where the OS tells us, every interface's.
+fn own_networks(config: &Config) -> Vec<IpNet> {
+    let mut own: Vec<IpNet> = config
+        .server
+        .listen
+        .iter()
+        .filter_map(|l| match l {
+            ListenAddr::Tcp(addr) if !addr.ip().is_unspecified() => Some(IpNet::from(addr.ip())),
+            _ => None,
+        })
+        .collect();
+    match nix::ifaddrs::getifaddrs() {
+        Ok(addrs) => {
+            for ifa in addrs {
+                let Some(addr) = ifa.address else { continue };
+                if let Some(v4) = addr.as_sockaddr_in() {
+                    own.push(IpNet::from(IpAddr::V4(v4.ip())));
+                } else if let Some(v6) = addr.as_sockaddr_in6() {
+                    own.push(IpNet::from(IpAddr::V6(v6.ip())));
+                }
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list the local interfaces' addresses: only the listeners' count as our own for abuse reports")
+        }
+    }
+    own
+}
+
+impl AbuseReporter {
+    /// A reporter for `config.abuse` (reads `rdap_bootstrap` now). `state` caches RDAP
+    /// answers and keeps the rate limit; `sink` takes the finished reports.
+    pub fn new(
+        config: &Config,
+        state: Arc<dyn StateStore>,
+        sink: Arc<dyn ReportSink>,
+    ) -> Result<AbuseReporter, RdapError> {
+        let abuse = config.abuse.clone();
+        let bootstrap = if abuse.rdap_bootstrap.is_empty() {
+            Bootstrap::default()
+        } else {
+            Bootstrap::load(&abuse.rdap_bootstrap)?
+        };
+        let mut ignore = abuse.ignore_networks.clone();
+        ignore.extend(own_networks(config));
+        let rdap = Rdap::new(abuse.rdap_base_urls.clone(), bootstrap);
+        Ok(AbuseReporter {
+            inner: Arc::new(Inner {
+                config: abuse,
+                hostname: config.server.hostname.clone(),
+                ignore,
+                rdap,
+                state,
+                sink,
+            }),
+        })
+    }
+
+    /// Reports `incident` if it should be (on a blocking thread: RDAP and the state store
+    /// block). Never fails and never panics the caller: the outcome is logged and returned.
+    /// The pipeline spawns it so a delivery never waits for it.
+    pub async fn report(&self, incident: Incident) -> ReportOutcome {
+        let this = self.clone();
+        match tokio::task::spawn_blocking(move || this.report_blocking(&incident)).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                tracing::error!(error = %e, "abuse report task failed");
+                ReportOutcome::Failed(e.to_string())
+            }
+        }
+    }
+
+    /// [`AbuseReporter::report`] on the calling thread (blocks for up to the RDAP timeout
+    /// per server).
+    pub fn report_blocking(&self, incident: &Incident) -> ReportOutcome {
+        let outcome = self.decide_and_send(incident);
+        let session = incident.session_id.as_str();
+        match &outcome {
+            ReportOutcome::Disabled => {}
+            ReportOutcome::AboutReport => tracing::info!(session, "abuse report: the infected message is itself a feedback report; not reporting a report"),
+            ReportOutcome::NoSource(why) => tracing::info!(session, reason = why, "abuse report: no source address to report"),
+            ReportOutcome::Ignored(ip) => tracing::info!(session, source_ip = %ip, "abuse report: source is in ignore_networks or our own; not reported"),
+            ReportOutcome::NoContact(ip) => tracing::warn!(session, source_ip = %ip, "abuse report: no abuse contact found (overrides, RDAP); nothing sent"),
+            ReportOutcome::LookupFailed(ip) => tracing::warn!(session, source_ip = %ip, "abuse report: RDAP lookup failed; nothing sent"),
+            ReportOutcome::Suppressed(ip) => tracing::info!(session, source_ip = %ip, "abuse report: rate limited; counted for the next report"),
+            ReportOutcome::DryRun { ip, to, message } => tracing::info!(
+                session, source_ip = %ip, to = %to, from = %self.inner.config.report_from,
+                message = %String::from_utf8_lossy(message),
+                "abuse report (dry run): this would be sent"
+            ),
+            ReportOutcome::Submitted { ip, to, incidents } => tracing::info!(session, source_ip = %ip, to = %to, incidents, "abuse report queued"),
+            ReportOutcome::Failed(e) => tracing::error!(session, error = %e, "abuse report failed"),
+        }
+        outcome
+    }
+
+    fn decide_and_send(&self, incident: &Incident) -> ReportOutcome {
+        let inner = &*self.inner;
+        let config = &inner.config;
+        if !config.enabled {
+            return ReportOutcome::Disabled;
+        }
+        let headers = super::header_section(&incident.headers);
+        if super::bounce::is_feedback_report(headers) {
+            return ReportOutcome::AboutReport;
+        }
+        let input = SourceInput {
+            peer_trusted: incident.peer_trusted,
+            xforward_addr: incident.client.addr.as_deref(),
+            headers,
+        };
+        let rules = SourceRules {
+            trusted_relays: &config.trusted_relays,
+            ignore: &inner.ignore,
+        };
+        let ip = match select_source(&input, &rules) {
+            SourceChoice::Report { ip, .. } => ip,
+            SourceChoice::Ignored { ip, .. } => return ReportOutcome::Ignored(ip),
+            SourceChoice::Unknown(why) => return ReportOutcome::NoSource(why),
+        };
+        let now = incident.received;
+        let to = match self.contact(ip, now) {
+            Ok(Some(to)) => to,
+            Ok(None) => return ReportOutcome::NoContact(ip),
+            Err(outcome) => return outcome,
+        };
+        let suppressed =
+            match inner
+                .state
+                .rate_check(&format!("abuse:{ip}"), config.min_interval, now)
+            {
+                Ok(RateDecision::Send { suppressed }) => suppressed,
+                Ok(RateDecision::Suppress) => return ReportOutcome::Suppressed(ip),
+                Err(e) => return ReportOutcome::Failed(format!("rate limit: {e}")),
+            };
+        let incidents = suppressed + 1;
+        let report = ArfReport {
+            report_from: &config.report_from,
+            to: &to,
+            reporting_mta: &inner.hostname,
+            source_ip: ip,
+            arrival: incident.received,
+            date: SystemTime::now(),
+            mail_from: &incident.mail_from,
+            rcpts: &incident.rcpts,
+            viruses: &incident.viruses,
+            client_helo: incident.client.helo.as_deref(),
+            client_name: incident.client.name.as_deref(),
+            incidents,
+            backscatter: super::is_bounce(&incident.mail_from, headers),
+            original_headers: headers,
+        };
+        let message = match arf::build(&report) {
+            Ok(m) => m,
+            Err(e) => return ReportOutcome::Failed(e.to_string()),
+        };
+        if config.dry_run {
+            return ReportOutcome::DryRun { ip, to, message };
+        }
+        match inner.sink.submit(
+            KIND,
+            &config.report_from,
+            std::slice::from_ref(&to),
+            message,
+        ) {
+            Ok(()) => ReportOutcome::Submitted { ip, to, incidents },
+            Err(e) => ReportOutcome::Failed(format!("submit: {e}")),
+        }
+    }
+
+    /// The abuse address for `ip`: overrides, the cache, then RDAP (whose answer, even "none",
+    /// is cached for `rdap_cache_secs`; a failure for five minutes). `Err` is the outcome to
+    /// return.
+    fn contact(&self, ip: IpAddr, now: SystemTime) -> Result<Option<String>, ReportOutcome> {
+        let inner = &*self.inner;
+        if let Some(addr) = override_for(&inner.config.overrides, ip) {
+            return Ok(Some(addr.to_string()));
+        }
+        let key = format!("rdap:{ip}");
+        match inner.state.cache_get(&key, now) {
+            Ok(Some(value)) => return decode_cached(&value, ip),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "RDAP cache unreadable; asking RDAP"),
+        }
+        let (value, ttl, result) = match inner.rdap.lookup(ip) {
+            Ok(Lookup::Contact(addr)) => (
+                format!("contact:{addr}"),
+                inner.config.rdap_cache_ttl,
+                Ok(Some(addr)),
+            ),
+            Ok(Lookup::NoContact) => ("none".to_string(), inner.config.rdap_cache_ttl, Ok(None)),
+            Err(e) => {
+                tracing::warn!(source_ip = %ip, error = %e, "RDAP lookup failed on every server");
+                (
+                    "failed".to_string(),
+                    LOOKUP_FAILURE_TTL.min(inner.config.rdap_cache_ttl),
+                    Err(ReportOutcome::LookupFailed(ip)),
+                )
+            }
+        };
+        if let Err(e) = inner.state.cache_put(&key, &value, now + ttl) {
+            tracing::warn!(error = %e, "cannot cache the RDAP answer");
+        }
+        result
+    }
+}
+
+/// A cache value back into a contact (`contact:ADDR`, `none`, `failed`).
+fn decode_cached(value: &str, ip: IpAddr) -> Result<Option<String>, ReportOutcome> {
+    match value.strip_prefix("contact:") {
+        Some(addr) if super::is_valid_email(addr) => Ok(Some(addr.to_string())),
+        _ if value == "failed" => Err(ReportOutcome::LookupFailed(ip)),
+        _ => Ok(None),
+    }
+}

@@ -1,0 +1,281 @@
+//! The reporter end to end without a network: contacts from `overrides`, the rate limit and
+//! the cache in [`MemoryState`], a recording sink.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::*;
+use crate::config::Config;
+use crate::delivery::Client;
+use crate::state::{MemoryState, StateStore};
+
+/// One submitted message: kind, from, to, bytes.
+type Sent = (String, String, Vec<String>, Vec<u8>);
+
+/// Remembers what it was given.
+#[derive(Default)]
+struct Recorder {
+    sent: Mutex<Vec<Sent>>,
+}
+
+impl ReportSink for Recorder {
+    fn submit(
+        &self,
+        kind: &str,
+        from: &str,
+        to: &[String],
+        message: Vec<u8>,
+    ) -> Result<(), SubmitError> {
+        self.sent
+            .lock()
+            .map_err(|_| SubmitError("poisoned".into()))?
+            .push((kind.into(), from.into(), to.to_vec(), message));
+        Ok(())
+    }
+}
+
+fn config(extra: &str) -> Config {
+    let text = format!(
+        r#"
+[server]
+listen = ["127.0.0.1:2424"]
+hostname = "mx.example.test"
+[scanner]
+clamd = "unix:/run/clamd.sock"
+[mailbox]
+domains = ["example.test"]
+maildir = "/var/vmail/%d/%n/Maildir"
+[abuse]
+enabled = true
+report_from = "abuse-reports@example.test"
+rdap_base_urls = []
+overrides = {{ "203.0.113.0/24" = "abuse@example.net" }}
+{extra}
+"#
+    );
+    Config::from_toml(&text, Path::new("/etc/sievegate/sievegate.toml")).expect("valid config")
+}
+
+fn incident(addr: &str, at_secs: u64) -> Incident {
+    Incident {
+        mail_from: "forged@example.org".into(),
+        rcpts: vec!["alice@example.test".into()],
+        client: Client {
+            addr: Some(addr.into()),
+            helo: Some("evil.example.net".into()),
+            ..Client::default()
+        },
+        peer_trusted: true,
+        session_id: "S1".into(),
+        viruses: vec!["Eicar".into()],
+        headers: b"From: x@example.org\r\nSubject: s\r\n\r\nbody with the virus\r\n".to_vec(),
+        received: UNIX_EPOCH + Duration::from_secs(1_800_000_000 + at_secs),
+    }
+}
+
+fn reporter(extra: &str) -> (AbuseReporter, Arc<MemoryState>, Arc<Recorder>) {
+    let state = Arc::new(MemoryState::default());
+    let sink = Arc::new(Recorder::default());
+    let r = AbuseReporter::new(&config(extra), state.clone(), sink.clone()).expect("reporter");
+    (r, state, sink)
+}
+
+#[test]
+fn rate_limit_counts_suppressed_incidents() {
+    let (r, _, sink) = reporter("min_interval_secs = 3600");
+    let ip: std::net::IpAddr = "203.0.113.7".parse().unwrap();
+    let first = r.report_blocking(&incident("203.0.113.7", 0));
+    assert_eq!(
+        first,
+        ReportOutcome::Submitted {
+            ip,
+            to: "abuse@example.net".into(),
+            incidents: 1
+        }
+    );
+    assert_eq!(
+        r.report_blocking(&incident("203.0.113.7", 10)),
+        ReportOutcome::Suppressed(ip)
+    );
+    assert_eq!(
+        r.report_blocking(&incident("203.0.113.7", 20)),
+        ReportOutcome::Suppressed(ip)
+    );
+    // Another address has its own limit.
+    assert!(matches!(
+        r.report_blocking(&incident("203.0.113.8", 30)),
+        ReportOutcome::Submitted { incidents: 1, .. }
+    ));
+    let later = r.report_blocking(&incident("203.0.113.7", 3600 + 5));
+    assert_eq!(
+        later,
+        ReportOutcome::Submitted {
+            ip,
+            to: "abuse@example.net".into(),
+            incidents: 3
+        }
+    );
+    let sent = sink.sent.lock().unwrap();
+    assert_eq!(sent.len(), 3);
+    let (kind, from, to, message) = &sent[2];
+    assert_eq!(
+        (kind.as_str(), from.as_str()),
+        ("abuse-report", "abuse-reports@example.test")
+    );
+    assert_eq!(to, &["abuse@example.net".to_string()]);
+    let text = String::from_utf8_lossy(message);
+    assert!(text.contains("\r\nIncidents: 3\r\n"));
+    assert!(!text.contains("body with the virus"), "never the body");
+}
+
+#[test]
+fn nothing_sent_when_disabled_ignored_unknown_or_dry_run() {
+    let (r, _, sink) = reporter("");
+    assert_eq!(
+        r.report_blocking(&incident("192.168.1.1", 0)),
+        ReportOutcome::Ignored("192.168.1.1".parse().unwrap())
+    );
+    // Our own listener address counts as ours.
+    assert!(matches!(
+        r.report_blocking(&incident("127.0.0.1", 0)),
+        ReportOutcome::Ignored(_)
+    ));
+    let mut untrusted = incident("203.0.113.7", 0);
+    untrusted.peer_trusted = false;
+    assert!(matches!(
+        r.report_blocking(&untrusted),
+        ReportOutcome::NoSource(_)
+    ));
+    // No override and no RDAP server: a lookup failure, nothing sent.
+    assert!(matches!(
+        r.report_blocking(&incident("198.51.100.1", 0)),
+        ReportOutcome::LookupFailed(_)
+    ));
+    let mut report = incident("203.0.113.7", 0);
+    report.headers =
+        b"Content-Type: multipart/report; report-type=feedback-report; boundary=x\r\n\r\n".to_vec();
+    assert_eq!(r.report_blocking(&report), ReportOutcome::AboutReport);
+    assert!(sink.sent.lock().unwrap().is_empty());
+
+    let (dry, _, sink) = reporter("dry_run = true");
+    let ReportOutcome::DryRun { to, message, .. } =
+        dry.report_blocking(&incident("203.0.113.7", 0))
+    else {
+        panic!("dry run expected");
+    };
+    assert_eq!(to, "abuse@example.net");
+    assert!(String::from_utf8_lossy(&message).contains("Feedback-Type: virus"));
+    assert!(sink.sent.lock().unwrap().is_empty());
+
+    let (off, _, sink) = reporter("");
+    let mut cfg = config("");
+    cfg.abuse.enabled = false;
+    let off2 = AbuseReporter::new(&cfg, Arc::new(MemoryState::default()), sink.clone()).unwrap();
+    drop(off);
+    assert_eq!(
+        off2.report_blocking(&incident("203.0.113.7", 0)),
+        ReportOutcome::Disabled
+    );
+    assert!(sink.sent.lock().unwrap().is_empty());
+}
+
+#[test]
+fn cached_answers_are_used() {
+    let (r, state, sink) = reporter("");
+    let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let day = Duration::from_secs(86_400);
+    state
+        .cache_put("rdap:198.51.100.9", "contact:noc@example.com", now + day)
+        .unwrap();
+    state
+        .cache_put("rdap:198.51.100.10", "none", now + day)
+        .unwrap();
+    assert!(matches!(
+        r.report_blocking(&incident("198.51.100.9", 0)),
+        ReportOutcome::Submitted { ref to, .. } if to == "noc@example.com"
+    ));
+    assert!(matches!(
+        r.report_blocking(&incident("198.51.100.10", 0)),
+        ReportOutcome::NoContact(_)
+    ));
+    // A failed lookup is remembered briefly.
+    assert!(matches!(
+        r.report_blocking(&incident("198.51.100.11", 0)),
+        ReportOutcome::LookupFailed(_)
+    ));
+    assert_eq!(
+        state
+            .cache_get("rdap:198.51.100.11", now)
+            .unwrap()
+            .as_deref(),
+        Some("failed")
+    );
+    assert_eq!(
+        state
+            .cache_get("rdap:198.51.100.11", now + Duration::from_secs(301))
+            .unwrap(),
+        None
+    );
+    assert_eq!(sink.sent.lock().unwrap().len(), 1);
+}
+
+#[test]
+fn state_queue_sink_pushes_into_the_outbound_queue() {
+    let state = Arc::new(MemoryState::default());
+    let sink = Arc::new(StateQueueSink::new(state.clone()));
+    let r = AbuseReporter::new(&config(""), state.clone(), sink).unwrap();
+    assert!(matches!(
+        r.report_blocking(&incident("203.0.113.7", 0)),
+        ReportOutcome::Submitted { .. }
+    ));
+    let due = state
+        .queue_due(SystemTime::now() + Duration::from_secs(1), 10)
+        .unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].kind, "abuse-report");
+    assert_eq!(due[0].from, "abuse-reports@example.test");
+    assert_eq!(due[0].to, vec!["abuse@example.net".to_string()]);
+    assert!(String::from_utf8_lossy(&due[0].message).contains("Source-IP: 203.0.113.7"));
+}
+
+#[test]
+fn incident_from_the_pipeline_envelope() {
+    use crate::address::Recipient;
+    use crate::delivery::Envelope;
+    use crate::scan::Verdict;
+    let rcpt = |original: &str| Recipient {
+        original: original.into(),
+        local: "alice".into(),
+        detail: None,
+        domain: "example.test".into(),
+        home: None,
+    };
+    let envelope = Envelope {
+        id: "S9".into(),
+        mail_from: "".into(),
+        rcpts: vec![rcpt("Alice@example.test"), rcpt("alice+x@example.test")],
+        helo: Some("postfix".into()),
+        peer_addr: None,
+        client: Client {
+            addr: Some("203.0.113.7".into()),
+            ..Client::default()
+        },
+        started: std::time::Instant::now(),
+    };
+    let message = b"Subject: s\r\n\r\nbody\r\n";
+    let infected = Verdict::Infected {
+        name: "Eicar".into(),
+        heuristic: false,
+    };
+    let now = SystemTime::now();
+    let incident = Incident::new(&envelope, true, &infected, message, now).expect("infected");
+    assert_eq!(
+        incident.rcpts,
+        ["Alice@example.test", "alice+x@example.test"]
+    );
+    assert_eq!(incident.viruses, ["Eicar"]);
+    assert_eq!(incident.headers, b"Subject: s\r\n");
+    assert_eq!(incident.client.addr.as_deref(), Some("203.0.113.7"));
+    assert!(Incident::new(&envelope, true, &Verdict::Clean, message, now).is_none());
+}
