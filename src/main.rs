@@ -386,7 +386,30 @@ fn serve(path: PathBuf) -> ExitCode {
                 Err(e) => tracing::warn!(%clamd, error = %e, "clamd does not answer yet; messages get 451 until it does"),
             }
         });
-        server.run(shutdown).await;
+        // One shutdown signal for the server and the background senders: the notifier
+        // queues a pending digest when it stops, the outbox finishes its pass.
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let outbox = services.outbox.clone();
+        let outbox_task = tokio::spawn(outbox.run(stopped(stop_rx.clone())));
+        let notifier_task = services.notifier.clone().map(|notifier| {
+            let stop = stopped(stop_rx.clone());
+            tokio::spawn(async move { notifier.run(stop).await })
+        });
+        server
+            .run(async move {
+                shutdown.await;
+                let _ = stop_tx.send(true);
+            })
+            .await;
+        if let Some(task) = notifier_task {
+            let _ = task.await;
+        }
+        // Bounded: a relay that hangs must not keep the process alive; what is not sent
+        // stays queued in the state store for the next start.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), outbox_task).await;
         ExitCode::SUCCESS
     })
 }

@@ -22,7 +22,10 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::filter::{Filter, FilterConfig};
+use crate::outbound::Outbox;
 use crate::quarantine::Quarantine;
+use crate::report::notice::Notifier;
+use crate::report::AbuseReporter;
 use crate::scan::Scanner;
 use crate::state::{MemoryState, SqliteState, StateError, StateStore};
 use crate::store::{StoreError, StoredMessage};
@@ -40,6 +43,12 @@ pub struct Services {
     pub state: Arc<dyn StateStore>,
     /// The quarantine, when `[quarantine] enabled`.
     pub quarantine: Option<Quarantine>,
+    /// Everything sievegate sends goes through this queue (its sender runs in `serve`).
+    pub outbox: Outbox,
+    /// Postmaster notices, when `[notify] postmaster` is set.
+    pub notifier: Option<Arc<Notifier>>,
+    /// Abuse reports, when `[abuse] enabled`.
+    pub abuse: Option<AbuseReporter>,
 }
 
 impl Services {
@@ -83,6 +92,21 @@ impl Services {
             .quarantine
             .enabled
             .then(|| Quarantine::new(config.quarantine.dir.clone(), Arc::clone(&state)));
+        let outbox = Outbox::new(&config, Arc::clone(&state));
+        let notifier = Notifier::new(&config, outbox.clone()).map(Arc::new);
+        let abuse = if config.abuse.enabled {
+            let sink = Arc::new(outbox.clone());
+            match AbuseReporter::new(&config, Arc::clone(&state), sink) {
+                Ok(reporter) => Some(reporter),
+                Err(e) => {
+                    // check-config validated the file; it changed or broke since.
+                    tracing::error!(error = %e, "abuse reports disabled: the RDAP bootstrap file cannot be read");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         Services {
             config,
             scanner,
@@ -90,6 +114,9 @@ impl Services {
             users,
             state,
             quarantine,
+            outbox,
+            notifier,
+            abuse,
         }
     }
 }

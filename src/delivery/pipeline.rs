@@ -31,6 +31,8 @@ use crate::address::Recipient;
 use crate::config::OnScanFailure;
 use crate::filter::{FilterInput, ParsedMessage, Plan};
 use crate::quarantine;
+use crate::report::notice::InfectedMessage;
+use crate::report::Incident;
 use crate::scan::Verdict;
 use crate::store::maildir::Maildir;
 
@@ -49,6 +51,9 @@ pub struct Envelope {
     pub peer_addr: Option<String>,
     /// What the MTA told us about its own client (XFORWARD).
     pub client: Client,
+    /// The LMTP client is a trusted peer (`server.xforward_from`), so `client` is its word
+    /// and not a stranger's: abuse reports may name `client.addr`.
+    pub client_trusted: bool,
     /// When the transaction started (MAIL): the log's `delay` counts from here.
     pub started: Instant,
 }
@@ -203,7 +208,7 @@ fn deliver_all(
         received_at,
     };
     let view_notes = view.notes();
-    each_recipient(&envelope.rcpts, |rcpt| {
+    let outcomes = each_recipient(&envelope.rcpts, |rcpt| {
         let input = FilterInput {
             message: &body,
             mail_from: &envelope.mail_from,
@@ -252,7 +257,60 @@ fn deliver_all(
             .collect();
         log.emit(rcpt, &outcome, &notes);
         outcome
-    })
+    });
+    if *route == Route::Sieve {
+        tell_others(
+            services, envelope, message, &parsed, verdict, &log, &outcomes,
+        );
+    }
+    outcomes
+}
+
+/// For infected mail that is done with (no recipient deferred: a retry would tell them
+/// again), the postmaster notice and the abuse report. Neither waits on a peer: the notice
+/// is queued in the state store, the report runs on its own task.
+fn tell_others(
+    services: &Services,
+    envelope: &Envelope,
+    message: &[u8],
+    parsed: &ParsedMessage<'_>,
+    verdict: &Verdict,
+    log: &LogLine<'_>,
+    outcomes: &[RcptOutcome],
+) {
+    if verdict.virus_name().is_none() || outcomes.iter().any(RcptOutcome::is_temporary_failure) {
+        return;
+    }
+    if let Some(notifier) = &services.notifier {
+        let backscatter = super::classify::is_bounce(&envelope.mail_from, parsed.message());
+        notifier.infected(&InfectedMessage {
+            quarantine_id: log.quarantined.clone(),
+            backscatter,
+            ..InfectedMessage::new(envelope, verdict, message)
+        });
+    }
+    if let Some(reporter) = &services.abuse {
+        let incident = Incident::new(
+            envelope,
+            envelope.client_trusted,
+            verdict,
+            message,
+            SystemTime::now(),
+        );
+        if let Some(incident) = incident {
+            let reporter = reporter.clone();
+            // We run on a blocking thread of the runtime; the report (an RDAP lookup of up
+            // to 10 s) must not hold the replies, so it gets a task of its own.
+            match tokio::runtime::Handle::try_current() {
+                Ok(handle) => {
+                    handle.spawn(async move { reporter.report(incident).await });
+                }
+                Err(_) => {
+                    std::thread::spawn(move || reporter.report_blocking(&incident));
+                }
+            }
+        }
+    }
 }
 
 /// Quarantines the message (the caller made sure it is wanted and not done yet): `Ok(id)`

@@ -46,6 +46,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     lhlo: self.lhlo.clone(),
                     xforward: self.xforward.clone(),
                     peer: self.peer,
+                    trusted: self.xforward_allowed,
                 };
                 let span = tracing::info_span!("transaction", id = %txn.id);
                 let replies = deliver::deliver(&self.services, &ctx, &txn, message)

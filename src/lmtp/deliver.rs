@@ -12,6 +12,8 @@ pub(super) struct Context {
     pub lhlo: Option<String>,
     pub xforward: Xforward,
     pub peer: Peer,
+    /// The peer is in `server.xforward_from`.
+    pub trusted: bool,
 }
 
 /// Delivers one message; returns one reply per recipient of `txn`, in order.
@@ -38,6 +40,7 @@ pub(super) async fn deliver(
             helo: x.helo.clone(),
             queue_id: x.ident.clone(),
         },
+        client_trusted: ctx.trusted,
         started: txn.started,
     };
     let outcomes = delivery::deliver(services, &envelope, message).await;

@@ -341,6 +341,8 @@ pub async fn release(
             helo: entry.client_helo.clone(),
             queue_id: entry.queue_id.clone(),
         },
+        // A release is not a new incident: no abuse report.
+        client_trusted: false,
         started: Instant::now(),
     };
     tracing::info!(quarantine_id = %id, user, rcpts = envelope.rcpts.len(), %verdict, "releasing from quarantine");

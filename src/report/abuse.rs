@@ -78,6 +78,22 @@ impl ReportSink for StateQueueSink {
     }
 }
 
+/// The server's sink: the outbox queues the report in the state store and wakes its sender
+/// (the one [`StateQueueSink`] would leave waiting for the next poll).
+impl ReportSink for crate::outbound::Outbox {
+    fn submit(
+        &self,
+        kind: &str,
+        from: &str,
+        to: &[String],
+        message: Vec<u8>,
+    ) -> Result<(), SubmitError> {
+        self.enqueue(kind, from, to, message)
+            .map(|_| ())
+            .map_err(|e| SubmitError(e.to_string()))
+    }
+}
+
 /// One infected message, as the delivery pipeline saw it: a plain struct so the caller can
 /// move it into a spawned task.
 #[derive(Debug, Clone)]

@@ -261,6 +261,7 @@ fn incident_from_the_pipeline_envelope() {
             addr: Some("203.0.113.7".into()),
             ..Client::default()
         },
+        client_trusted: true,
         started: std::time::Instant::now(),
     };
     let message = b"Subject: s\r\n\r\nbody\r\n";

@@ -2,8 +2,7 @@
 //! 9083 JSON with the abuse entity nested in the registrant, as registries answer), the
 //! reports are caught by a recording sink, and each one must pass a real clamd as clean.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{IpAddr, TcpListener};
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -18,94 +17,7 @@ use sievegate::state::MemoryState;
 
 use crate::support::clamd::Clamd;
 use crate::support::load_message;
-
-const ABUSE: &str = "abuse@rdap-test.example";
-const BOUNCE_ABUSE: &str = "abuse@bouncer.example";
-
-/// A one-thread HTTP/1.1 server on 127.0.0.1 answering `GET /rdap/ip/ADDR` (and the same
-/// under `/boot/`) with an RFC 9083 network object; 404 for other addresses.
-struct RdapServer {
-    port: u16,
-    requests: Arc<Mutex<Vec<String>>>,
-}
-
-fn network_json(ip: &str, abuse: &str) -> String {
-    // ARIN-like: the abuse contact is an entity inside the registrant organisation.
-    format!(
-        r#"{{
-  "rdapConformance": ["rdap_level_0"],
-  "objectClassName": "ip network",
-  "handle": "NET-TEST-1",
-  "startAddress": "{ip}", "endAddress": "{ip}", "ipVersion": "v4",
-  "name": "TEST-NET", "type": "ASSIGNMENT",
-  "entities": [
-    {{"objectClassName": "entity", "handle": "ORG-TEST", "roles": ["registrant"],
-      "vcardArray": ["vcard", [["version", {{}}, "text", "4.0"], ["fn", {{}}, "text", "Test Org"],
-                               ["kind", {{}}, "text", "org"], ["email", {{}}, "text", "hostmaster@rdap-test.example"]]],
-      "entities": [
-        {{"objectClassName": "entity", "handle": "NOC-TEST", "roles": ["technical"],
-          "vcardArray": ["vcard", [["version", {{}}, "text", "4.0"], ["email", {{}}, "text", "noc@rdap-test.example"]]]}},
-        {{"objectClassName": "entity", "handle": "ABUSE-TEST", "roles": ["abuse"],
-          "vcardArray": ["vcard", [["version", {{}}, "text", "4.0"], ["fn", {{}}, "text", "Abuse desk"],
-                                   ["email", {{"type": "work"}}, "text", "{abuse}"]]]}}
-      ]}}
-  ]
-}}"#
-    )
-}
-
-impl RdapServer {
-    fn start() -> RdapServer {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind RDAP server");
-        let port = listener.local_addr().expect("addr").port();
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let log = requests.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-                let mut request_line = String::new();
-                if reader.read_line(&mut request_line).is_err() {
-                    continue;
-                }
-                loop {
-                    let mut line = String::new();
-                    match reader.read_line(&mut line) {
-                        Ok(0) | Err(_) => break,
-                        Ok(_) if line == "\r\n" || line == "\n" => break,
-                        Ok(_) => {}
-                    }
-                }
-                let path = request_line
-                    .split_whitespace()
-                    .nth(1)
-                    .unwrap_or("")
-                    .to_string();
-                log.lock().expect("log").push(path.clone());
-                let ip = path
-                    .strip_prefix("/rdap/ip/")
-                    .or_else(|| path.strip_prefix("/boot/ip/"))
-                    .unwrap_or("");
-                let (status, body) = match ip {
-                    "203.0.113.7" => ("200 OK", network_json(ip, ABUSE)),
-                    "198.51.100.25" => ("200 OK", network_json(ip, BOUNCE_ABUSE)),
-                    "198.51.100.99" => ("200 OK", r#"{"objectClassName": "ip network", "entities": [{"roles": ["registrant"]}]}"#.to_string()),
-                    _ => ("404 Not Found", r#"{"errorCode": 404}"#.to_string()),
-                };
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 {status}\r\nContent-Type: application/rdap+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-            }
-        });
-        RdapServer { port, requests }
-    }
-
-    fn requests(&self) -> Vec<String> {
-        self.requests.lock().expect("log").clone()
-    }
-}
+use crate::support::rdap::{infected_bounce, RdapServer, ABUSE, BOUNCE_ABUSE};
 
 /// One submitted report: envelope sender, recipients, bytes.
 type Sent = (String, Vec<String>, Vec<u8>);
@@ -309,39 +221,6 @@ async fn report_goes_to_the_rdap_abuse_contact_once_per_interval() {
 }
 
 /// An infected DSN (null sender) bounced to us by 198.51.100.25.
-fn infected_bounce() -> Vec<u8> {
-    let original = String::from_utf8(load_message("eicar-base64.eml")).expect("ascii fixture");
-    let dsn = format!(
-        "Received: from mx.bouncer.example (mx.bouncer.example [198.51.100.25])\r\n\
-         \tby mx.example.test (Postfix) with ESMTP id 4BnC3;\r\n\
-         \tSat, 28 Nov 2026 06:00:00 +0000 (UTC)\r\n\
-         Return-Path: <>\r\n\
-         From: Mail Delivery System <MAILER-DAEMON@mx.bouncer.example>\r\n\
-         To: alice@example.test\r\n\
-         Subject: Undelivered Mail Returned to Sender\r\n\
-         Message-ID: <bounce-1@mx.bouncer.example>\r\n\
-         Auto-Submitted: auto-replied\r\n\
-         MIME-Version: 1.0\r\n\
-         Content-Type: multipart/report; report-type=delivery-status;\r\n\
-         \tboundary=\"dsn-boundary\"\r\n\
-         \r\n\
-         --dsn-boundary\r\n\
-         Content-Type: text/plain\r\n\r\n\
-         Your message could not be delivered.\r\n\r\n\
-         --dsn-boundary\r\n\
-         Content-Type: message/delivery-status\r\n\r\n\
-         Reporting-MTA: dns; mx.bouncer.example\r\n\r\n\
-         Final-Recipient: rfc822; nobody@bouncer.example\r\n\
-         Action: failed\r\n\
-         Status: 5.1.1\r\n\r\n\
-         --dsn-boundary\r\n\
-         Content-Type: message/rfc822\r\n\r\n\
-         {original}\r\n\
-         --dsn-boundary--\r\n"
-    );
-    dsn.into_bytes()
-}
-
 #[tokio::test]
 async fn infected_bounce_asks_the_mta_to_stop_bouncing() {
     let rdap = RdapServer::start();

@@ -127,6 +127,7 @@ fn infected(fixture: &str, quarantine_id: Option<&str>) -> (InfectedMessage, Vec
             helo: Some("mail.example.org".into()),
             queue_id: Some("4XQZ1".into()),
         },
+        client_trusted: true,
         started: Instant::now(),
     };
     let verdict = Verdict::Infected {
