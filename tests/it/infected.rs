@@ -237,3 +237,26 @@ fn an_infected_bounce_gets_a_report_asking_to_stop_bouncing() {
     let json = s.quarantine_json();
     assert!(json.contains("\"backscatter\":true"), "{json}");
 }
+
+#[test]
+fn heuristic_matches_are_noticed_but_not_reported() {
+    // virustest 4 (a `PUA.` signature here): the likely false positive an admin wants back
+    // from the quarantine, and nothing an abuse desk should hear about.
+    let s = Setup::start();
+    let pua = crate::support::load_message("pua.eml");
+    let out = s.send(
+        "203.0.113.7",
+        "someone@sender.example",
+        &["alice@example.test"],
+        &pua,
+    );
+    assert!(out.contains("250 2.0.0 <alice@example.test>"), "{out}");
+    let sent = s.sink.wait_for(1, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(2));
+    let sent_now = s.sink.transactions();
+    assert_eq!(sent.len(), 1, "{sent:#?}");
+    assert_eq!(sent_now.len(), 1, "only the notice: {sent_now:#?}");
+    assert_eq!(to(&sent_now[0]), format!("<{POSTMASTER}>"));
+    assert!(s.rdap.requests().is_empty(), "no RDAP lookup either");
+    assert!(s.quarantine_json().contains("\"virustest\":4"));
+}
