@@ -84,17 +84,8 @@ pub async fn deliver(
         Err(error) => match services.config.scanner.on_failure {
             OnScanFailure::Tempfail => {
                 tracing::warn!(error = %error, "virus scan failed: every recipient is deferred, the MTA retries");
-                let outcome = || RcptOutcome::Deferred(Deferral::ScanFailed);
                 let log = LogLine::new(envelope, &message, &Verdict::Unscanned);
-                return envelope
-                    .rcpts
-                    .iter()
-                    .map(|rcpt| {
-                        let outcome = outcome();
-                        log.emit(rcpt, &outcome, &[]);
-                        outcome
-                    })
-                    .collect();
+                return defer_all(envelope, &log, Deferral::ScanFailed);
             }
             OnScanFailure::DeliverUnscanned => {
                 tracing::warn!(error = %error, "virus scan failed: delivering unscanned (on_failure = deliver-unscanned)");
@@ -175,18 +166,7 @@ fn deliver_all(
     if *route == Route::Sieve && by_threshold {
         match quarantine_message(services, envelope, message, &parsed, verdict, received_at) {
             Ok(id) => log.quarantined = Some(id),
-            Err(()) => {
-                let outcome = || RcptOutcome::Deferred(Deferral::QuarantineFailed);
-                return envelope
-                    .rcpts
-                    .iter()
-                    .map(|rcpt| {
-                        let outcome = outcome();
-                        log.emit(rcpt, &outcome, &[]);
-                        outcome
-                    })
-                    .collect();
-            }
+            Err(()) => return defer_all(envelope, &log, Deferral::QuarantineFailed),
         }
     }
     let client = &envelope.client;
@@ -264,6 +244,19 @@ fn deliver_all(
         );
     }
     outcomes
+}
+
+/// Every recipient deferred for `why`, each with its log line.
+fn defer_all(envelope: &Envelope, log: &LogLine<'_>, why: Deferral) -> Vec<RcptOutcome> {
+    envelope
+        .rcpts
+        .iter()
+        .map(|rcpt| {
+            let outcome = RcptOutcome::Deferred(why);
+            log.emit(rcpt, &outcome, &[]);
+            outcome
+        })
+        .collect()
 }
 
 /// For infected mail that is done with (no recipient deferred: a retry would tell them

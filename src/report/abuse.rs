@@ -13,7 +13,7 @@ use super::source::{select_source, SourceChoice, SourceInput, SourceRules};
 use crate::config::{AbuseConfig, Config, ListenAddr};
 use crate::delivery::{Client, Envelope};
 use crate::scan::Verdict;
-use crate::state::{QueuedMail, RateDecision, StateStore};
+use crate::state::{RateDecision, StateStore};
 
 /// The `kind` of every message handed to the [`ReportSink`].
 pub const KIND: &str = "abuse-report";
@@ -40,46 +40,8 @@ pub trait ReportSink: Send + Sync {
 #[error("{0}")]
 pub struct SubmitError(pub String);
 
-/// A [`ReportSink`] that puts reports into the state store's outbound queue
-/// ([`StateStore::queue_push`]), due now; the outbound sender drains and retries it.
-pub struct StateQueueSink {
-    state: Arc<dyn StateStore>,
-}
-
-impl StateQueueSink {
-    /// A sink queueing into `state`.
-    pub fn new(state: Arc<dyn StateStore>) -> StateQueueSink {
-        StateQueueSink { state }
-    }
-}
-
-impl ReportSink for StateQueueSink {
-    fn submit(
-        &self,
-        kind: &str,
-        from: &str,
-        to: &[String],
-        message: Vec<u8>,
-    ) -> Result<(), SubmitError> {
-        let mail = QueuedMail {
-            id: 0,
-            kind: kind.to_string(),
-            from: from.to_string(),
-            to: to.to_vec(),
-            message,
-            attempts: 0,
-            next_attempt: SystemTime::now(),
-            last_error: None,
-        };
-        self.state
-            .queue_push(&mail)
-            .map(|_| ())
-            .map_err(|e| SubmitError(e.to_string()))
-    }
-}
-
-/// The server's sink: the outbox queues the report in the state store and wakes its sender
-/// (the one [`StateQueueSink`] would leave waiting for the next poll).
+/// The server's sink: the outbox queues the report in the state store (retried from there)
+/// and wakes its sender.
 impl ReportSink for crate::outbound::Outbox {
     fn submit(
         &self,

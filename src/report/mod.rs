@@ -28,7 +28,7 @@ pub mod notice;
 pub mod rdap;
 pub mod source;
 
-pub use abuse::{AbuseReporter, Incident, ReportOutcome, ReportSink, StateQueueSink, SubmitError};
+pub use abuse::{AbuseReporter, Incident, ReportOutcome, ReportSink, SubmitError};
 pub use bounce::is_bounce;
 
 /// The top-level header section of `message`: everything before the first empty line (CRLF

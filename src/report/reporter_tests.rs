@@ -221,10 +221,11 @@ fn cached_answers_are_used() {
 }
 
 #[test]
-fn state_queue_sink_pushes_into_the_outbound_queue() {
+fn the_outbox_queues_reports_for_its_sender() {
     let state = Arc::new(MemoryState::default());
-    let sink = Arc::new(StateQueueSink::new(state.clone()));
-    let r = AbuseReporter::new(&config(""), state.clone(), sink).unwrap();
+    let config = config("");
+    let sink = Arc::new(crate::outbound::Outbox::new(&config, state.clone()));
+    let r = AbuseReporter::new(&config, state.clone(), sink).unwrap();
     assert!(matches!(
         r.report_blocking(&incident("203.0.113.7", 0)),
         ReportOutcome::Submitted { .. }

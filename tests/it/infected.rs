@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::support::binary::{bin, tcp, Running};
 use crate::support::clamd::Clamd;
 use crate::support::env::{Env, Options};
-use crate::support::messages::{infected_message, transaction};
+use crate::support::messages::{infected_message, transaction_as};
 use crate::support::rdap::{infected_bounce, RdapServer, ABUSE, BOUNCE_ABUSE};
 use crate::support::smtp_sink::{SmtpSink, Transaction};
 
@@ -54,22 +54,10 @@ impl Setup {
 
     /// Sends `message` from `from` to `rcpts` as Postfix would, with XFORWARD naming `addr`.
     fn send(&self, addr: &str, from: &str, rcpts: &[&str], message: &[u8]) -> String {
-        let txn = transaction(rcpts, message);
-        let lhlo = b"LHLO client.example\r\n".len();
-        let mail = format!("MAIL FROM:<{from}>\r\n");
-        let rest = &txn[lhlo..];
-        let rest = rest
-            .strip_prefix(b"MAIL FROM:<sender@remote.example>\r\n".as_slice())
-            .expect("transaction() starts with its MAIL FROM");
-        let mut input = txn[..lhlo].to_vec();
-        input.extend_from_slice(
-            format!(
-                "XFORWARD NAME=mail.sender.example ADDR={addr} HELO=sender.example IDENT=4XQZ1\r\n"
-            )
-            .as_bytes(),
+        let xforward = format!(
+            "XFORWARD NAME=mail.sender.example ADDR={addr} HELO=sender.example IDENT=4XQZ1\r\n"
         );
-        input.extend_from_slice(mail.as_bytes());
-        input.extend_from_slice(rest);
+        let input = transaction_as(&xforward, from, rcpts, message);
         let mut stream = tcp(self.server.addr);
         stream.write_all(&input).expect("write");
         let mut out = Vec::new();

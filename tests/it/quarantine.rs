@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::support::binary::{bin, tcp, Running};
 use crate::support::clamd::Clamd;
 use crate::support::env::{Env, Options};
-use crate::support::messages::{clean_message, infected_message};
+use crate::support::messages::{clean_message, infected_message, transaction_as};
 
 fn quarantine_options(clamd: &Clamd) -> Options {
     let mut options = Options::new(clamd.addr());
@@ -23,23 +23,12 @@ fn quarantine_options(clamd: &Clamd) -> Options {
 
 /// One transaction with XFORWARD (the MTA's client) from `mail_from` to `rcpts`.
 fn send(server: &Running, mail_from: &str, rcpts: &[&str], message: &[u8]) -> String {
-    let mut input = format!(
-        "LHLO mta.example\r\nXFORWARD ADDR=203.0.113.7 HELO=bad.example IDENT=4QxYz1\r\nMAIL FROM:<{mail_from}>\r\n"
-    )
-    .into_bytes();
-    for r in rcpts {
-        input.extend_from_slice(format!("RCPT TO:<{r}>\r\n").as_bytes());
-    }
-    input.extend_from_slice(b"DATA\r\n");
-    let mut at_line_start = true;
-    for &b in message {
-        if at_line_start && b == b'.' {
-            input.push(b'.');
-        }
-        input.push(b);
-        at_line_start = b == b'\n';
-    }
-    input.extend_from_slice(b".\r\nQUIT\r\n");
+    let input = transaction_as(
+        "XFORWARD ADDR=203.0.113.7 HELO=bad.example IDENT=4QxYz1\r\n",
+        mail_from,
+        rcpts,
+        message,
+    );
     let mut stream = tcp(server.addr);
     stream.write_all(&input).expect("write");
     let mut out = Vec::new();

@@ -31,7 +31,19 @@ pub fn infected_fixtures() -> Vec<(String, Vec<u8>)> {
 /// Builds a complete pipelined transaction for `rcpts` carrying `message`, dot-stuffed
 /// (RFC 5321 §4.5.2) as a client sends it.
 pub fn transaction(rcpts: &[&str], message: &[u8]) -> Vec<u8> {
-    let mut input = b"LHLO client.example\r\nMAIL FROM:<sender@remote.example>\r\n".to_vec();
+    transaction_as("", "sender@remote.example", rcpts, message)
+}
+
+/// [`transaction`] from `mail_from` (`""`: the null sender), with `before_mail` (e.g. an
+/// `XFORWARD ...\r\n` line, as Postfix sends it) between LHLO and MAIL.
+pub fn transaction_as(
+    before_mail: &str,
+    mail_from: &str,
+    rcpts: &[&str],
+    message: &[u8],
+) -> Vec<u8> {
+    let mut input =
+        format!("LHLO client.example\r\n{before_mail}MAIL FROM:<{mail_from}>\r\n").into_bytes();
     for r in rcpts {
         input.extend_from_slice(format!("RCPT TO:<{r}>\r\n").as_bytes());
     }
