@@ -20,8 +20,9 @@
 //!   Sieve view → Plan → trace headers → Maildir → one log line) → one
 //!   [`delivery::RcptOutcome`] per recipient. [`delivery::Services`] is what it shares.
 //!   Its callers: the LMTP session and `quarantine release` ([`delivery::deliver_scanned`]).
-//! - [`store`]: the durable Maildir++ writer (tmp → fsync → rename → fsync dir), the
-//!   INBOX fallback classification of its errors, and crash-leftover cleanup in `tmp/`.
+//! - [`store`]: the durable Maildir++ writer (tmp → fsync → rename → fsync dir), IMAP
+//!   keywords in Dovecot's `dovecot-keywords`, the INBOX fallback classification of its
+//!   errors, and crash-leftover cleanup in `tmp/`.
 //! - [`quarantine`]: infected mail kept once per message (`<dir>/<id>.eml`, indexed in
 //!   [`state`]) before any reply; the logic of the `quarantine` CLI ([`quarantine::cli`]).
 //! - [`state`]: the embedded state store behind one trait, [`state::StateStore`] (SQLite

@@ -56,14 +56,30 @@ pub fn execute(
         let Action::Store {
             folder,
             flags,
+            keywords,
             create,
         } = action
         else {
             continue;
         };
-        match store_once(maildir, &stored, folder, *flags, *create, header, body) {
+        let wanted = Wanted {
+            flags: *flags,
+            keywords,
+            create: *create,
+        };
+        match store_once(maildir, &stored, folder, wanted, header, body) {
             Ok(None) => {}
-            Ok(Some(message)) => stored.push(message),
+            Ok(Some(message)) => {
+                if !message.dropped_keywords.is_empty() {
+                    // Dovecot keeps keywords past the 26th of a folder in its index
+                    // only, which is not ours to write.
+                    notes.push(format!(
+                        "folder \"{folder}\" has 26 keywords already: {} not set",
+                        message.dropped_keywords.join(" ")
+                    ));
+                }
+                stored.push(message)
+            }
             Err(error) if error.is_folder_problem() => {
                 // Pigeonhole: a store that fails aborts every store of this delivery
                 // ("store into mailbox 'X' aborted"), then the failsafe keep stores the
@@ -72,15 +88,12 @@ pub fn execute(
                 let aborted = std::mem::take(&mut stored);
                 remove_all(maildir, &aborted, &mut notes);
                 let inbox = Folder::inbox();
-                return match store_once(
-                    maildir,
-                    &[],
-                    &inbox,
-                    SystemFlags::default(),
-                    false,
-                    header,
-                    body,
-                ) {
+                let plain = Wanted {
+                    flags: SystemFlags::default(),
+                    keywords: &[],
+                    create: false,
+                };
+                return match store_once(maildir, &[], &inbox, plain, header, body) {
                     Ok(message) => {
                         let stored = message.into_iter().collect();
                         (RcptOutcome::Delivered { stored }, notes)
@@ -114,13 +127,20 @@ fn fallback_note(error: &StoreError) -> String {
     }
 }
 
+/// How a copy is to be stored: the flag and `:create` part of an [`Action::Store`].
+#[derive(Clone, Copy)]
+struct Wanted<'a> {
+    flags: SystemFlags,
+    keywords: &'a [String],
+    create: bool,
+}
+
 /// Stores into `folder` unless this delivery already has a copy there (`Ok(None)`).
 fn store_once(
     maildir: &Maildir,
     stored: &[StoredMessage],
     folder: &Folder,
-    flags: SystemFlags,
-    create: bool,
+    wanted: Wanted<'_>,
     header: &[u8],
     body: &[u8],
 ) -> Result<Option<StoredMessage>, StoreError> {
@@ -128,7 +148,13 @@ fn store_once(
         return Ok(None);
     }
     maildir
-        .store(folder, flags, create, &[header, body])
+        .store_with_keywords(
+            folder,
+            wanted.flags,
+            wanted.keywords,
+            wanted.create,
+            &[header, body],
+        )
         .map(Some)
 }
 
@@ -167,9 +193,11 @@ mod tests {
     }
 
     fn store(name: &str, flags: &[&str], create: bool) -> Action {
+        let (flags, keywords) = SystemFlags::from_sieve(flags);
         Action::Store {
             folder: folder(name),
-            flags: SystemFlags::from_sieve(flags).0,
+            flags,
+            keywords,
             create,
         }
     }
@@ -492,6 +520,7 @@ mod tests {
             let actions = vec![Action::Store {
                 folder: target,
                 flags: SystemFlags::default(),
+                keywords: Vec::new(),
                 create: case.create,
             }];
             let (outcome, notes) = execute(&plan(actions), &md, HEADER, BODY);

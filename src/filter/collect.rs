@@ -7,7 +7,7 @@ use sieve::runtime::Variable;
 use sieve::{Event, Input, MessageOrigin, Recipient as SieveRecipient, Script};
 
 use super::plan::Action;
-use crate::store::{Folder, SystemFlags};
+use crate::store::{keywords, Folder, SystemFlags};
 
 /// What one script decided, before it is merged into the chain's Plan.
 #[derive(Debug, Default)]
@@ -17,7 +17,7 @@ pub(super) struct ScriptOutcome {
     /// The flags of the last explicit `keep`, if there was one. Pigeonhole defers an explicit
     /// keep to the end of the chain (`sieve_result_execute`: "merge explicit keep status into
     /// implicit keep for the next execution round"), so it only keeps the keep pending.
-    pub(super) explicit_keep: Option<SystemFlags>,
+    pub(super) explicit_keep: Option<(SystemFlags, Vec<String>)>,
     /// sieve-rs reported the implicit keep at the end: nothing cancelled it.
     pub(super) implicit_keep: bool,
     /// A redirect was asked for (not sent today).
@@ -186,10 +186,11 @@ impl<'n> Collector<'n> {
                         Folder::inbox()
                     }
                 };
-                let flags = self.flags(&flags);
+                let (flags, keywords) = self.flags(&flags);
                 self.outcome.actions.push(Action::Store {
                     folder: target,
                     flags,
+                    keywords,
                     create,
                 });
                 Input::True
@@ -229,17 +230,30 @@ impl<'n> Collector<'n> {
         })
     }
 
-    /// System flags from a Sieve flag list; keywords are noted and dropped.
-    fn flags(&mut self, flags: &[String]) -> SystemFlags {
-        let (flags, keywords) = SystemFlags::from_sieve(flags);
-        if !keywords.is_empty() {
-            self.note(format!(
-                "keywords not supported yet, ignored: {}",
-                keywords.join(" ")
-            ));
-        }
-        flags
+    /// System flags and IMAP keywords from a Sieve flag list; see [`split_flags`].
+    fn flags(&mut self, flags: &[String]) -> (SystemFlags, Vec<String>) {
+        split_flags(flags, self.notes)
     }
+}
+
+/// Splits a Sieve flag list into system flags and valid IMAP keywords. Names that cannot
+/// be IMAP keywords (an unknown `\\System` flag, `(`, `]`, non-ASCII, ...) are dropped with a
+/// note, as Pigeonhole ignores invalid flags with a warning (RFC 5232 §3 leaves it to the
+/// implementation).
+pub(super) fn split_flags<S: AsRef<str>>(
+    flags: &[S],
+    notes: &mut Vec<String>,
+) -> (SystemFlags, Vec<String>) {
+    let (system, names) = SystemFlags::from_sieve(flags);
+    let (keywords, invalid): (Vec<String>, Vec<String>) =
+        names.into_iter().partition(|k| keywords::is_valid(k));
+    if !invalid.is_empty() {
+        let note = format!("invalid IMAP flags ignored: {}", invalid.join(" "));
+        if !notes.contains(&note) {
+            notes.push(note);
+        }
+    }
+    (system, keywords)
 }
 
 fn recipient_text(recipient: &SieveRecipient) -> String {

@@ -17,6 +17,9 @@ pub enum Action {
         folder: Folder,
         /// System flags from `:flags` or the imap4flags internal variable.
         flags: SystemFlags,
+        /// IMAP keywords from the same flag list (valid atoms only, each once), written to
+        /// the folder's `dovecot-keywords` and the file name as Dovecot does.
+        keywords: Vec<String>,
         /// `fileinto :create` (RFC 5490): create the folder when it is missing.
         create: bool,
     },
@@ -50,6 +53,7 @@ impl Plan {
             actions: vec![Action::Store {
                 folder: Folder::inbox(),
                 flags: SystemFlags::default(),
+                keywords: Vec::new(),
                 create: false,
             }],
             notes: Vec::new(),
@@ -58,16 +62,24 @@ impl Plan {
 
     /// Adds a Store, merging it into an earlier Store of the same folder: a message lands in
     /// a folder once, with the union of the flags (and `:create` if any copy asked for it).
-    pub fn add_store(&mut self, folder: Folder, flags: SystemFlags, create: bool) {
+    pub fn add_store(
+        &mut self,
+        folder: Folder,
+        flags: SystemFlags,
+        keywords: Vec<String>,
+        create: bool,
+    ) {
         for action in &mut self.actions {
             if let Action::Store {
                 folder: existing,
                 flags: existing_flags,
+                keywords: existing_keywords,
                 create: existing_create,
             } = action
             {
                 if *existing == folder {
                     *existing_flags = existing_flags.union(flags);
+                    merge_keywords(existing_keywords, keywords);
                     *existing_create |= create;
                     return;
                 }
@@ -76,6 +88,7 @@ impl Plan {
         self.actions.push(Action::Store {
             folder,
             flags,
+            keywords,
             create,
         });
     }
@@ -136,9 +149,21 @@ impl Plan {
     }
 }
 
-/// Flags as Sieve writes them (`\Seen \Flagged`), for the printed plan.
-fn sieve_flags(flags: &SystemFlags) -> String {
-    flags.imap_names().join(" ")
+/// Adds `more` to `keywords`, skipping names already there (IMAP keywords are
+/// case-insensitive: the first spelling wins).
+pub(crate) fn merge_keywords(keywords: &mut Vec<String>, more: Vec<String>) {
+    for keyword in more {
+        if !keywords.iter().any(|k| k.eq_ignore_ascii_case(&keyword)) {
+            keywords.push(keyword);
+        }
+    }
+}
+
+/// Flags as Sieve writes them (`\Seen \Flagged $Label1`), for the printed plan.
+fn sieve_flags(flags: &SystemFlags, keywords: &[String]) -> String {
+    let mut names: Vec<&str> = flags.imap_names();
+    names.extend(keywords.iter().map(String::as_str));
+    names.join(" ")
 }
 
 impl fmt::Display for Action {
@@ -149,14 +174,15 @@ impl fmt::Display for Action {
             Action::Store {
                 folder,
                 flags,
+                keywords,
                 create,
             } => {
                 write!(f, "store {folder}")?;
                 if *create {
                     f.write_str(" :create")?;
                 }
-                if !flags.is_empty() {
-                    write!(f, " :flags {:?}", sieve_flags(flags))?;
+                if !flags.is_empty() || !keywords.is_empty() {
+                    write!(f, " :flags {:?}", sieve_flags(flags, keywords))?;
                 }
                 Ok(())
             }
@@ -191,9 +217,11 @@ mod tests {
     use super::*;
 
     fn store(name: &str, flags: &[&str], create: bool) -> Action {
+        let (flags, keywords) = SystemFlags::from_sieve(flags);
         Action::Store {
             folder: Folder::from_sieve(name).expect("valid folder"),
-            flags: SystemFlags::from_sieve(flags).0,
+            flags,
+            keywords,
             create,
         }
     }
@@ -211,22 +239,25 @@ mod tests {
         plan.add_store(
             Folder::inbox(),
             SystemFlags::from_sieve(&["\\Seen"]).0,
+            vec!["$Label1".into()],
             false,
         );
         plan.add_store(
             Folder::from_sieve("Work").expect("valid"),
             SystemFlags::default(),
+            vec![],
             false,
         );
         plan.add_store(
             Folder::from_sieve("INBOX").expect("valid"),
             SystemFlags::from_sieve(&["\\Flagged"]).0,
+            vec!["$label1".into(), "Later".into()],
             true,
         );
         assert_eq!(
             plan.actions,
             vec![
-                store("INBOX", &["\\Seen", "\\Flagged"], true),
+                store("INBOX", &["\\Seen", "\\Flagged", "$Label1", "Later"], true),
                 store("Work", &[], false)
             ]
         );
@@ -291,10 +322,14 @@ mod tests {
             (Plan::implicit_keep(), "store INBOX\n"),
             (
                 Plan {
-                    actions: vec![store("Work.Projects", &["\\Seen", "\\Flagged"], true)],
+                    actions: vec![store(
+                        "Work.Projects",
+                        &["\\Seen", "$Label1", "\\Flagged"],
+                        true,
+                    )],
                     notes: vec!["a note".to_string()],
                 },
-                "store Work.Projects :create :flags \"\\\\Flagged \\\\Seen\"\nnote: a note\n",
+                "store Work.Projects :create :flags \"\\\\Flagged \\\\Seen $Label1\"\nnote: a note\n",
             ),
             (
                 Plan {

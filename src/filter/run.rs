@@ -13,7 +13,7 @@ use mail_parser::Message;
 use sieve::runtime::{RuntimeError, Variable};
 use sieve::{Context, Envelope, Input, Runtime, Script, Sieve};
 
-use super::collect::{Collector, ScriptOutcome};
+use super::collect::{split_flags, Collector, ScriptOutcome};
 use super::plan::{Action, Plan};
 use super::FilterInput;
 use crate::store::{Folder, SystemFlags};
@@ -202,7 +202,7 @@ struct ChainState {
     keep_pending: bool,
     /// Flags of the most recent explicit keep: the deferred keep Pigeonhole finds at the end
     /// (`sieve_result_implicit_keep_execute`, "found deferred keep action").
-    explicit_keep: Option<SystemFlags>,
+    explicit_keep: Option<(SystemFlags, Vec<String>)>,
     /// A script ended in a runtime error: the failure keep (INBOX, no flags) applies.
     failed: bool,
     redirected: bool,
@@ -238,8 +238,9 @@ impl ChainState {
                 Action::Store {
                     folder,
                     flags,
+                    keywords,
                     create,
-                } => self.plan.add_store(folder, flags, create),
+                } => self.plan.add_store(folder, flags, keywords, create),
                 reject @ Action::Reject { .. } => self.plan.actions.push(reject),
                 Action::Quarantine => {
                     if !self.plan.quarantines() {
@@ -248,10 +249,10 @@ impl ChainState {
                 }
             }
         }
+        self.keep_pending = outcome.implicit_keep || outcome.explicit_keep.is_some();
         if let Some(flags) = outcome.explicit_keep {
             self.explicit_keep = Some(flags);
         }
-        self.keep_pending = outcome.implicit_keep || outcome.explicit_keep.is_some();
         self.redirected |= outcome.redirected;
         self.edited |= outcome.edited;
     }
@@ -270,24 +271,26 @@ impl ChainState {
     fn finish(mut self, flags: Option<&Variable>) -> Plan {
         let keep = if self.failed {
             // Pigeonhole's failure keep carries no side effects (no flags).
-            Some(SystemFlags::default())
+            Some((SystemFlags::default(), Vec::new()))
         } else if self.keep_pending {
             let variable = flags
                 .map(|v| v.to_string().into_owned())
                 .unwrap_or_default();
-            let implicit = SystemFlags::from_sieve(&variable.split(' ').collect::<Vec<_>>()).0;
+            let words: Vec<&str> = variable.split(' ').collect();
+            let implicit = split_flags(&words, &mut self.notes);
             Some(
                 self.explicit_keep
-                    .filter(|f| !f.is_empty())
+                    .take()
+                    .filter(|(f, k)| !f.is_empty() || !k.is_empty())
                     .unwrap_or(implicit),
             )
         } else if self.redirected && !self.plan.stores() && !self.plan.rejects() {
             // The redirect cancelled the keep, but we send nothing: never lose the message.
-            Some(SystemFlags::default())
+            Some((SystemFlags::default(), Vec::new()))
         } else {
             None
         };
-        if let Some(flags) = keep {
+        if let Some((flags, keywords)) = keep {
             // A store into INBOX that already ran is the keep ("equivalent action already
             // executed"): the keep adds nothing, not even its flags.
             let inbox_stored =
@@ -295,7 +298,7 @@ impl ChainState {
                     |a| matches!(a, Action::Store { folder, .. } if *folder == Folder::inbox()),
                 );
             if !inbox_stored {
-                self.plan.add_store(Folder::inbox(), flags, false);
+                self.plan.add_store(Folder::inbox(), flags, keywords, false);
             }
         }
         if self.plan.rejects() && self.plan.stores() {

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::{cleanup, subscriptions};
+use super::{cleanup, keywords, subscriptions};
 use super::{Folder, SystemFlags};
 
 /// Mail is private: Dovecot creates its files 0600 and directories 0700 by default too.
@@ -41,6 +41,9 @@ pub struct StoredMessage {
     pub folder: Folder,
     /// Its final path in `new/` or `cur/`, for the log and for [`Maildir::remove`].
     pub path: PathBuf,
+    /// Keywords asked for that did not fit in the folder's 26 keyword letters (Dovecot
+    /// keeps such keywords in its index only): stored without them.
+    pub dropped_keywords: Vec<String>,
 }
 
 /// The longest file name (one path component) Linux file systems accept: the `.A.B`
@@ -212,6 +215,21 @@ impl Maildir {
         create: bool,
         chunks: &[&[u8]],
     ) -> Result<StoredMessage, StoreError> {
+        self.store_with_keywords(folder, flags, &[], create, chunks)
+    }
+
+    /// [`Self::store`] with IMAP keywords as well: they are looked up or added in the
+    /// folder's `dovecot-keywords` (see [`super::keywords`]) and their letters follow the
+    /// system flag letters in the file name, as Dovecot writes them. Keywords must be valid
+    /// IMAP atoms ([`super::keywords::is_valid`]).
+    pub fn store_with_keywords(
+        &self,
+        folder: &Folder,
+        flags: SystemFlags,
+        keywords: &[String],
+        create: bool,
+        chunks: &[&[u8]],
+    ) -> Result<StoredMessage, StoreError> {
         if folder.dir_name().is_some_and(|name| name.len() > NAME_MAX) {
             return Err(StoreError::FolderNameTooLong(folder.clone()));
         }
@@ -239,11 +257,16 @@ impl Maildir {
         };
         let mut cleanup = Cleanup::new(tmp_path.clone());
         write_all_synced(file, chunks, &tmp_path).map_err(here)?;
+        // The folder exists now; a new keyword is durable in `dovecot-keywords` before a
+        // file name refers to its letter.
+        let assigned = keywords::assign(&dir, keywords).map_err(here)?;
 
-        let final_path = if flags.is_empty() {
+        let final_path = if flags.is_empty() && assigned.letters.is_empty() {
             dir.join("new").join(&base)
         } else {
-            dir.join("cur").join(format!("{base}:2,{}", flags.info()))
+            // Dovecot's order: system flag letters (ASCII), then keyword letters by index.
+            let info = format!("{}{}", flags.info(), assigned.letters);
+            dir.join("cur").join(format!("{base}:2,{info}"))
         };
         match fs::rename(&tmp_path, &final_path) {
             Ok(()) => {}
@@ -264,6 +287,7 @@ impl Maildir {
         Ok(StoredMessage {
             folder: folder.clone(),
             path: final_path,
+            dropped_keywords: assigned.dropped,
         })
     }
 

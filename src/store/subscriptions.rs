@@ -27,7 +27,7 @@ const LOCK_NAME: &str = "subscriptions.lock";
 const VERSION2_HEADER: &[u8] = b"V\t2\n\n";
 
 /// How long to wait for another writer's lock before giving up (a temporary failure).
-const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 /// A lock older than this belongs to a writer that died; Dovecot uses the same limit.
 const STALE_AFTER: Duration = Duration::from_secs(30);
 const RETRY_EVERY: Duration = Duration::from_millis(10);
@@ -74,13 +74,19 @@ pub(crate) fn subscribe(root: &Path, name: &str) -> Result<(), StoreError> {
 
 /// An exclusive `flock` on the Maildir root among our own writers; released when dropped
 /// (the descriptor closes). `None` on a file system without `flock`: the dotlock alone then.
-struct WriterLock {
+pub(super) struct WriterLock {
     /// Held only to keep the descriptor (and so the lock) open.
     _dir: Option<fs::File>,
 }
 
 impl WriterLock {
-    fn acquire(root: &Path, deadline: Instant) -> Result<WriterLock, StoreError> {
+    /// No writer lock: for a second dotlock taken while the first one's writer lock is held.
+    pub(super) fn none() -> WriterLock {
+        WriterLock { _dir: None }
+    }
+
+    /// Takes the lock on directory `root`, waiting until `deadline`.
+    pub(super) fn acquire(root: &Path, deadline: Instant) -> Result<WriterLock, StoreError> {
         let dir = fs::File::open(root).map_err(io_err("open", root))?;
         loop {
             // std's file lock is flock(2) on Linux.
@@ -106,16 +112,23 @@ impl WriterLock {
 }
 
 /// The held dotlock; dropping it without a rename releases it, then the writer lock.
-struct Lock<'a> {
+pub(super) struct Lock<'a> {
     path: &'a Path,
-    file: fs::File,
-    held: bool,
+    /// The lock file, open for writing: the new content goes here before the rename.
+    pub(super) file: fs::File,
+    /// False once the lock file was renamed into place (nothing left to remove).
+    pub(super) held: bool,
     /// Dropped after the dotlock is gone (fields drop after `Drop::drop`).
     _writers: WriterLock,
 }
 
 impl<'a> Lock<'a> {
-    fn acquire(path: &'a Path, deadline: Instant, writers: WriterLock) -> Result<Self, StoreError> {
+    /// Creates the dotlock `path` (`O_EXCL`), breaking a stale one, waiting until `deadline`.
+    pub(super) fn acquire(
+        path: &'a Path,
+        deadline: Instant,
+        writers: WriterLock,
+    ) -> Result<Self, StoreError> {
         loop {
             match open_new(path) {
                 Ok(file) => {

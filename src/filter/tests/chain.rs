@@ -130,14 +130,30 @@ fn chain_table() {
             vec![store("Lists", &["\\Seen"], false)],
         ),
         case(
-            "keywords ignored with a note",
+            "keywords go with the store",
             Setup::new().personal(
                 r#"require ["fileinto", "imap4flags"]; fileinto :flags ["$Label1", "\\Seen"] "X";"#,
             ),
             Verdict::Clean,
-            vec![store("X", &["\\Seen"], false)],
+            vec![store("X", &["\\Seen", "$Label1"], false)],
+        ),
+        case(
+            "invalid keywords dropped with a note",
+            Setup::new().personal(
+                r#"require ["fileinto", "imap4flags"]; fileinto :flags ["a(b", "\\Recent", "ok"] "X";"#,
+            ),
+            Verdict::Clean,
+            vec![store("X", &["ok"], false)],
         )
-        .note("keywords not supported yet, ignored: $Label1"),
+        .note("invalid IMAP flags ignored: a(b \\Recent"),
+        case(
+            "keywords of the implicit keep add up along the chain",
+            Setup::new()
+                .before(r#"require "imap4flags"; addflag "$Before";"#)
+                .personal(r#"require "imap4flags"; addflag ["\\Seen", "$label1"];"#),
+            Verdict::Clean,
+            vec![inbox(&["\\Seen", "$Before", "$label1"])],
+        ),
         case(
             "personal reject, clean",
             Setup::new().personal("require \"reject\"; reject \"go away\";"),

@@ -47,9 +47,11 @@ pub(super) fn inbox(flags: &[&str]) -> Action {
 }
 
 pub(super) fn store(folder: &str, flags: &[&str], create: bool) -> Action {
+    let (flags, keywords) = SystemFlags::from_sieve(flags);
     Action::Store {
         folder: Folder::from_sieve(folder).expect("valid folder"),
-        flags: SystemFlags::from_sieve(flags).0,
+        flags,
+        keywords,
         create,
     }
 }

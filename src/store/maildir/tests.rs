@@ -205,6 +205,7 @@ fn remove_rolls_back_and_refuses_foreign_paths() {
         let bogus = StoredMessage {
             folder: Folder::inbox(),
             path,
+            dropped_keywords: Vec::new(),
         };
         assert!(matches!(
             md.remove(&bogus),
@@ -469,4 +470,41 @@ fn store_cleans_crash_leftovers_in_tmp() {
     md.store(&folder("Work"), SystemFlags::default(), false, &[b"x"])
         .expect("store");
     assert_eq!(names(".Work"), ["in-progress"]);
+}
+
+/// Keywords: letters after the system flags in `cur/`, the names in `dovecot-keywords` of
+/// the folder they were stored in.
+#[test]
+fn keywords_in_file_name_and_keywords_file() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let md = Maildir::new(tmp.path().join("Maildir"));
+    let kw = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let first = md
+        .store_with_keywords(
+            &Folder::inbox(),
+            seen(),
+            &kw(&["$Label1"]),
+            false,
+            &[b"x\r\n"],
+        )
+        .expect("store");
+    let second = md
+        .store_with_keywords(
+            &Folder::from_sieve("Work").expect("folder"),
+            SystemFlags::default(),
+            &kw(&["Later", "$label1"]),
+            true,
+            &[b"x\r\n"],
+        )
+        .expect("store");
+    let name = |p: &std::path::Path| p.file_name().expect("name").to_string_lossy().into_owned();
+    assert!(name(&first.path).ends_with(":2,Sa"), "{:?}", first.path);
+    assert!(name(&second.path).ends_with(":2,ab"), "{:?}", second.path);
+    assert!(second.path.parent().expect("dir").ends_with(".Work/cur"));
+    let read = |p: std::path::PathBuf| fs::read_to_string(p).expect("keywords file");
+    assert_eq!(read(md.root().join("dovecot-keywords")), "0 $Label1\n");
+    assert_eq!(
+        read(md.root().join(".Work/dovecot-keywords")),
+        "0 Later\n1 $label1\n"
+    );
 }
