@@ -9,9 +9,7 @@
 //! `reject`/`ereject` (Pigeonhole 0.5.19 answers 250 and mails a rejection to the sender, and
 //! has no `ereject`; sievegate answers 550), `redirect`, `vacation` and `notify` (sievegate
 //! sends nothing yet; Pigeonhole would run `sendmail_path`, which is `/bin/false` here), user
-//! `include` (not in sievegate yet), IMAP keywords (`addflag "$Label1"`: sievegate stores
-//! system flags only and logs the keyword as not supported yet; Pigeonhole writes
-//! `dovecot-keywords`), and infected mail that a script stores (sievegate never stores
+//! `include` (not in sievegate yet), and infected mail that a script stores (sievegate never stores
 //! infected mail, whatever the scripts say; Pigeonhole stores it as told).
 
 /// What arrives over LMTP. The body is built at run time (see `Message::to_crlf` in
@@ -292,6 +290,51 @@ fileinto :create "R&D";
             personal: Some(
                 r#"require ["fileinto", "mailbox"];
 if mailboxexists "Nope" { fileinto "Nope"; } else { fileinto :create "Made"; }
+"#,
+            ),
+            ..BASE
+        },
+        // ---- imap4flags keywords (compared by name through each folder's dovecot-keywords) ----
+        Case {
+            name: "keyword_implicit_keep",
+            personal: Some(
+                r#"require "imap4flags";
+addflag ["$Label1", "\\Seen", "Work"];
+"#,
+            ),
+            ..BASE
+        },
+        Case {
+            name: "keywords_in_two_folders",
+            personal: Some(
+                r#"require ["fileinto", "mailbox", "imap4flags"];
+fileinto :create :flags ["Later", "$Label2"] "Tagged";
+keep :flags ["$Label2", "\\Flagged"];
+"#,
+            ),
+            ..BASE
+        },
+        Case {
+            name: "keywords_add_up_along_the_chain",
+            before: &[r#"require "imap4flags";
+addflag "$Global";
+"#],
+            personal: Some(
+                r#"require "imap4flags";
+addflag "$Personal";
+removeflag "$global";
+addflag "$Global";
+"#,
+            ),
+            ..BASE
+        },
+        Case {
+            name: "keyword_removeflag",
+            personal: Some(
+                r#"require "imap4flags";
+setflag ["A", "B", "C"];
+removeflag "b";
+keep;
 "#,
             ),
             ..BASE
