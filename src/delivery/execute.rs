@@ -58,6 +58,7 @@ pub fn execute(
             flags,
             keywords,
             create,
+            edited,
         } = action
         else {
             continue;
@@ -67,7 +68,9 @@ pub fn execute(
             keywords,
             create: *create,
         };
-        match store_once(maildir, &stored, folder, wanted, header, body) {
+        // editheader's result replaces the message, never the trace headers above it.
+        let content = edited.as_deref().unwrap_or(body);
+        match store_once(maildir, &stored, folder, wanted, header, content) {
             Ok(None) => {}
             Ok(Some(message)) => {
                 if !message.dropped_keywords.is_empty() {
@@ -199,6 +202,7 @@ mod tests {
             flags,
             keywords,
             create,
+            edited: None,
         }
     }
 
@@ -521,6 +525,7 @@ mod tests {
                 folder: target,
                 flags: SystemFlags::default(),
                 keywords: Vec::new(),
+                edited: None,
                 create: case.create,
             }];
             let (outcome, notes) = execute(&plan(actions), &md, HEADER, BODY);

@@ -2,6 +2,7 @@
 //! sieve-rs waits for (includes, mailbox existence, duplicates). Nothing is sent or stored.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use sieve::runtime::Variable;
 use sieve::{Event, Input, MessageOrigin, Recipient as SieveRecipient, Script};
@@ -22,8 +23,9 @@ pub(super) struct ScriptOutcome {
     pub(super) implicit_keep: bool,
     /// A redirect was asked for (not sent today).
     pub(super) redirected: bool,
-    /// The message the script acted on had been edited (editheader and friends).
-    pub(super) edited: bool,
+    /// The last edited message this script announced (`CreatedMessage` with origin
+    /// `Edited`): what the next script of the chain starts from, unless later edits follow.
+    pub(super) last_edited: Option<Arc<[u8]>>,
 }
 
 impl ScriptOutcome {
@@ -55,15 +57,32 @@ pub(super) struct Collector<'n> {
     /// What produced each message id sieve-rs announced (`CreatedMessage`). sieve-rs says so
     /// itself (patch #2), so a sender cannot make its message pass for a generated one.
     created: HashMap<usize, MessageOrigin>,
+    /// The bytes of each edited message id; only edited messages are kept (generated ones
+    /// are not stored), and only until the script ends.
+    edited: HashMap<usize, Arc<[u8]>>,
+    /// Message id 0: the message this script started with (`None`: the original; an
+    /// edited one when an earlier script of the chain edited it).
+    base: Option<Arc<[u8]>>,
 }
 
 impl<'n> Collector<'n> {
-    /// A collector for one script; notes go straight into the chain's notes.
-    pub(super) fn new(notes: &'n mut Vec<String>) -> Self {
+    /// A collector for one script; notes go straight into the chain's notes. `base` is the
+    /// message the script starts with (`None`: the original as received).
+    pub(super) fn new(notes: &'n mut Vec<String>, base: Option<Arc<[u8]>>) -> Self {
         Collector {
             notes,
             outcome: ScriptOutcome::default(),
             created: HashMap::new(),
+            edited: HashMap::new(),
+            base,
+        }
+    }
+
+    /// The content of message `id` when it is the incoming message (edited or not).
+    fn content(&self, message_id: usize) -> Option<Arc<[u8]>> {
+        match self.edited.get(&message_id) {
+            Some(bytes) => Some(bytes.clone()),
+            None => self.base.clone(),
         }
     }
 
@@ -128,7 +147,9 @@ impl<'n> Collector<'n> {
                 message_id,
                 implicit,
             } => {
-                self.outcome.edited |= self.origin(message_id) == Some(MessageOrigin::Edited);
+                // The keep stores the message as the whole chain leaves it (see
+                // `ChainState::finish`): its content is not taken from here.
+                let _ = message_id;
                 if implicit {
                     // Its flags are decided when the whole chain has run.
                     self.outcome.implicit_keep = true;
@@ -171,8 +192,7 @@ impl<'n> Collector<'n> {
                         ));
                         return Ok(Input::True);
                     }
-                    Some(MessageOrigin::Edited) => self.outcome.edited = true,
-                    None => {}
+                    Some(MessageOrigin::Edited) | None => {}
                 }
                 if mailbox_id.is_some() || special_use.is_some() {
                     self.note("fileinto :mailboxid/:specialuse ignored".into());
@@ -187,11 +207,13 @@ impl<'n> Collector<'n> {
                     }
                 };
                 let (flags, keywords) = self.flags(&flags);
+                let edited = self.content(message_id);
                 self.outcome.actions.push(Action::Store {
                     folder: target,
                     flags,
                     keywords,
                     create,
+                    edited,
                 });
                 Input::True
             }
@@ -222,9 +244,16 @@ impl<'n> Collector<'n> {
                 Input::True
             }
             Event::CreatedMessage {
-                message_id, origin, ..
+                message_id,
+                origin,
+                message,
             } => {
                 self.created.insert(message_id, origin);
+                if origin == MessageOrigin::Edited {
+                    let bytes: Arc<[u8]> = message.into();
+                    self.outcome.last_edited = Some(bytes.clone());
+                    self.edited.insert(message_id, bytes);
+                }
                 Input::True
             }
         })
@@ -376,11 +405,7 @@ mod tests {
         ];
         for (name, events, folders, redirected, edited, note) in cases {
             let mut notes = Vec::new();
-            let mut collector = Collector {
-                notes: &mut notes,
-                outcome: ScriptOutcome::default(),
-                created: HashMap::new(),
-            };
+            let mut collector = Collector::new(&mut notes, None);
             for event in events {
                 assert_eq!(collector.on_event(event), Ok(Input::True), "{name}");
             }
@@ -395,7 +420,16 @@ mod tests {
                 .collect();
             assert_eq!(stored, folders, "{name}");
             assert_eq!(outcome.redirected, redirected, "{name}");
-            assert_eq!(outcome.edited, edited, "{name}");
+            let stored_edited = outcome.actions.iter().any(|a| {
+                matches!(
+                    a,
+                    Action::Store {
+                        edited: Some(_),
+                        ..
+                    }
+                )
+            });
+            assert_eq!(stored_edited, edited, "{name}");
             assert!(
                 note.is_empty() || notes.iter().any(|n| n.contains(note)),
                 "{name}: {notes:?}"

@@ -98,6 +98,21 @@ pub struct FilterConfig {
     pub max_run_time: Duration,
 }
 
+/// Header fields no script may add or delete (editheader, `mime` `enclose`).
+pub const PROTECTED_HEADERS: [&str; 6] = [
+    "Received",
+    "Auto-Submitted",
+    "Return-Path",
+    "Delivered-To",
+    // sieve-rs's own defaults, kept: they carry the original of an enclosed message.
+    "Original-Subject",
+    "Original-From",
+];
+
+/// Every header field starting with this is protected too (`X-Virus-Scanned`,
+/// `X-Virus-Status`, ...).
+pub const PROTECTED_HEADER_PREFIX: &str = "X-Virus-";
+
 /// What one recipient's run sees.
 #[derive(Debug, Clone, Copy)]
 pub struct FilterInput<'a> {
@@ -182,7 +197,14 @@ impl Filter {
             .with_env_variable("domain", config.hostname.clone())
             .with_env_variable("host", config.hostname.clone())
             .with_env_variable("name", "sievegate")
-            .with_env_variable("version", env!("CARGO_PKG_VERSION"));
+            .with_env_variable("version", env!("CARGO_PKG_VERSION"))
+            // RFC 5293 §7: fields a script must neither add nor delete. The trace fields
+            // and Auto-Submitted (which loop protection reads) as Pigeonhole always
+            // protects Received and Auto-Submitted; our scan headers, which a Dovecot reading
+            // this Maildir may trust. sieve-rs ignores such an edit, as Pigeonhole does
+            // ("modification denied", a warning only).
+            .with_protected_headers(PROTECTED_HEADERS)
+            .with_protected_header_prefix(PROTECTED_HEADER_PREFIX);
         Filter {
             config,
             compiler: Compiler::new(),
@@ -235,7 +257,15 @@ impl Filter {
         let deadline = Instant::now() + self.config.max_run_time;
         let mut notes = Vec::new();
         let chain = self.resolve(input.rcpt, &mut notes);
+        // Sieve parsed a bounded view (see `delivery::view`): a message built from a cut view
+        // would lose the cut part, so edits of such a message are not stored.
+        let whole = message.raw_message.len() == input.message.len();
         let mut plan = run::run_chain(&self.runtime, &chain, message, input, deadline);
+        if !whole && plan.drop_edits() {
+            notes.push(
+                "message edits not stored: the message is larger than what Sieve parses".into(),
+            );
+        }
         notes.append(&mut plan.notes);
         plan.notes = notes;
         plan

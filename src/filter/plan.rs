@@ -1,6 +1,7 @@
 //! The delivery plan: what Sieve decided for one recipient, before anything is executed.
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::store::{Folder, SystemFlags};
 
@@ -22,6 +23,10 @@ pub enum Action {
         keywords: Vec<String>,
         /// `fileinto :create` (RFC 5490): create the folder when it is missing.
         create: bool,
+        /// The message as editheader left it when the action was taken (RFC 5293 §3: later
+        /// actions see the edits), stored instead of the original; `None`: the original.
+        /// Copies with the same edits share one buffer.
+        edited: Option<Arc<[u8]>>,
     },
     /// Refuse the message for this recipient: 550 5.7.1 with `reason` (clean mail only).
     Reject {
@@ -55,19 +60,22 @@ impl Plan {
                 flags: SystemFlags::default(),
                 keywords: Vec::new(),
                 create: false,
+                edited: None,
             }],
             notes: Vec::new(),
         }
     }
 
     /// Adds a Store, merging it into an earlier Store of the same folder: a message lands in
-    /// a folder once, with the union of the flags (and `:create` if any copy asked for it).
+    /// a folder once, with the union of the flags (and `:create` if any copy asked for it),
+    /// and the content of the first copy.
     pub fn add_store(
         &mut self,
         folder: Folder,
         flags: SystemFlags,
         keywords: Vec<String>,
         create: bool,
+        edited: Option<Arc<[u8]>>,
     ) {
         for action in &mut self.actions {
             if let Action::Store {
@@ -75,6 +83,7 @@ impl Plan {
                 flags: existing_flags,
                 keywords: existing_keywords,
                 create: existing_create,
+                ..
             } = action
             {
                 if *existing == folder {
@@ -90,7 +99,19 @@ impl Plan {
             flags,
             keywords,
             create,
+            edited,
         });
+    }
+
+    /// Makes every Store store the original message; true when some Store had edits.
+    pub fn drop_edits(&mut self) -> bool {
+        let mut dropped = false;
+        for action in &mut self.actions {
+            if let Action::Store { edited, .. } = action {
+                dropped |= edited.take().is_some();
+            }
+        }
+        dropped
     }
 
     /// True when some action stores the message.
@@ -176,6 +197,7 @@ impl fmt::Display for Action {
                 flags,
                 keywords,
                 create,
+                edited,
             } => {
                 write!(f, "store {folder}")?;
                 if *create {
@@ -183,6 +205,9 @@ impl fmt::Display for Action {
                 }
                 if !flags.is_empty() || !keywords.is_empty() {
                     write!(f, " :flags {:?}", sieve_flags(flags, keywords))?;
+                }
+                if edited.is_some() {
+                    f.write_str(" (edited)")?;
                 }
                 Ok(())
             }
@@ -223,6 +248,7 @@ mod tests {
             flags,
             keywords,
             create,
+            edited: None,
         }
     }
 
@@ -241,18 +267,21 @@ mod tests {
             SystemFlags::from_sieve(&["\\Seen"]).0,
             vec!["$Label1".into()],
             false,
+            None,
         );
         plan.add_store(
             Folder::from_sieve("Work").expect("valid"),
             SystemFlags::default(),
             vec![],
             false,
+            None,
         );
         plan.add_store(
             Folder::from_sieve("INBOX").expect("valid"),
             SystemFlags::from_sieve(&["\\Flagged"]).0,
             vec!["$label1".into(), "Later".into()],
             true,
+            None,
         );
         assert_eq!(
             plan.actions,

@@ -89,7 +89,8 @@ pub fn run_chain(
         if let Some(flags) = flags.take() {
             ctx.set_global_variable(FLAGS_VARIABLE, flags);
         }
-        let outcome = run_script(&mut ctx, script, &mut state.notes).map(|mut outcome| {
+        let outcome = run_script(&mut ctx, script, &mut state.notes, state.current.clone());
+        let outcome = outcome.map(|mut outcome| {
             // `quarantine` is an admin's policy: a user's script (or the default one, which
             // stands in for it) must not fill the quarantine.
             let global = label.starts_with("before ") || label.starts_with("after ");
@@ -103,8 +104,14 @@ pub fn run_chain(
         });
         flags = ctx.global_variable(FLAGS_VARIABLE).cloned();
         // Header edits stay visible to the next script, as Pigeonhole's shared message
-        // context does (they are not applied to the stored copy yet).
+        // context does; edits after the script's last action were never announced.
+        let pending = ctx.build_edited_message().map(Arc::<[u8]>::from);
         message = ctx.take_message();
+        if let Ok(outcome) = &outcome {
+            if let Some(bytes) = pending.or_else(|| outcome.last_edited.clone()) {
+                state.current = Some(bytes);
+            }
+        }
         let outcome = outcome.and_then(|outcome| {
             let total = state.plan.actions.len() + outcome.action_count();
             if total > MAX_ACTIONS {
@@ -160,8 +167,9 @@ fn run_script(
     ctx: &mut Context<'_>,
     script: &Arc<Sieve>,
     notes: &mut Vec<String>,
+    base: Option<Arc<[u8]>>,
 ) -> Result<ScriptOutcome, String> {
-    let mut collector = Collector::new(notes);
+    let mut collector = Collector::new(notes, base);
     let mut next = Input::script(Script::Personal("sievegate:chain".into()), script.clone());
     let mut events = 0usize;
     while let Some(result) = ctx.run(next) {
@@ -206,7 +214,8 @@ struct ChainState {
     /// A script ended in a runtime error: the failure keep (INBOX, no flags) applies.
     failed: bool,
     redirected: bool,
-    edited: bool,
+    /// The message as the scripts so far left it (editheader); `None`: as received.
+    current: Option<Arc<[u8]>>,
 }
 
 impl Default for ChainState {
@@ -218,7 +227,7 @@ impl Default for ChainState {
             explicit_keep: None,
             failed: false,
             redirected: false,
-            edited: false,
+            current: None,
         }
     }
 }
@@ -240,7 +249,8 @@ impl ChainState {
                     flags,
                     keywords,
                     create,
-                } => self.plan.add_store(folder, flags, keywords, create),
+                    edited,
+                } => self.plan.add_store(folder, flags, keywords, create, edited),
                 reject @ Action::Reject { .. } => self.plan.actions.push(reject),
                 Action::Quarantine => {
                     if !self.plan.quarantines() {
@@ -254,7 +264,6 @@ impl ChainState {
             self.explicit_keep = Some(flags);
         }
         self.redirected |= outcome.redirected;
-        self.edited |= outcome.edited;
     }
 
     /// A script hit a runtime error (RFC 5228 §2.10.6): its own actions are dropped, the
@@ -269,6 +278,13 @@ impl ChainState {
 
     /// Adds the keep if it is due; `flags` is the imap4flags variable's final value.
     fn finish(mut self, flags: Option<&Variable>) -> Plan {
+        // Pigeonhole's failure keep stores the message as received; any other keep the
+        // message as the chain left it.
+        let keep_content = if self.failed {
+            None
+        } else {
+            self.current.take()
+        };
         let keep = if self.failed {
             // Pigeonhole's failure keep carries no side effects (no flags).
             Some((SystemFlags::default(), Vec::new()))
@@ -298,7 +314,8 @@ impl ChainState {
                     |a| matches!(a, Action::Store { folder, .. } if *folder == Folder::inbox()),
                 );
             if !inbox_stored {
-                self.plan.add_store(Folder::inbox(), flags, keywords, false);
+                self.plan
+                    .add_store(Folder::inbox(), flags, keywords, false, keep_content);
             }
         }
         if self.plan.rejects() && self.plan.stores() {
@@ -308,9 +325,6 @@ impl ChainState {
                 .actions
                 .retain(|a| !matches!(a, Action::Reject { .. }));
             self.note("reject conflicts with an earlier keep/fileinto: reject dropped".into());
-        }
-        if self.edited {
-            self.note("message edits (editheader, mime) not applied: original stored".into());
         }
         self.plan.notes = self.notes;
         self.plan

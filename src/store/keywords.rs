@@ -172,11 +172,13 @@ mod tests {
         names.iter().map(|s| s.to_string()).collect()
     }
 
-    /// (file before, keywords asked for, letters, file after, dropped)
+    /// File before, keywords asked for, letters, file after, dropped.
+    type Case<'a> = (Option<&'a str>, Vec<String>, &'a str, String, Vec<String>);
+
     #[test]
     fn assign_table() {
         let full: String = (0..26).map(|i| format!("{i} k{i}\n")).collect();
-        let cases: Vec<(Option<&str>, Vec<String>, &str, String, Vec<String>)> = vec![
+        let cases: Vec<Case<'_>> = vec![
             (None, kw(&["$Label1"]), "a", "0 $Label1\n".into(), vec![]),
             (
                 Some("0 Junk\n"),

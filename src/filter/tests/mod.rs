@@ -53,6 +53,7 @@ pub(super) fn store(folder: &str, flags: &[&str], create: bool) -> Action {
         flags,
         keywords,
         create,
+        edited: None,
     }
 }
 

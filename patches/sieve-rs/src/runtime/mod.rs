@@ -361,6 +361,8 @@ impl Runtime {
                 HeaderName::Other("Original-Subject".into()),
                 HeaderName::Other("Original-From".into()),
             ],
+            // sievegate patch (PATCHES.md #9)
+            protected_header_prefixes: Vec::new(),
             valid_notification_uris: AHashSet::new(),
             valid_ext_lists: AHashSet::new(),
             vacation_use_orig_rcpt: false,
@@ -481,6 +483,26 @@ impl Runtime {
         for capability in capabilities {
             self.allowed_capabilities.remove(&capability.into());
         }
+        self
+    }
+
+    // sievegate patch (PATCHES.md #9): header names compare case-insensitively (RFC 5322
+    // §1.2.2), whether or not mail-parser knows the name; prefixes protect a whole family.
+    pub fn is_protected_header(&self, name: &HeaderName) -> bool {
+        let name = name.as_str();
+        self.protected_headers
+            .iter()
+            .any(|p| p.as_str().eq_ignore_ascii_case(name))
+            || self.protected_header_prefixes.iter().any(|p| {
+                name.len() >= p.len()
+                    && name.is_char_boundary(p.len())
+                    && name[..p.len()].eq_ignore_ascii_case(p)
+            })
+    }
+
+    // sievegate patch (PATCHES.md #9)
+    pub fn with_protected_header_prefix(mut self, prefix: impl Into<Cow<'static, str>>) -> Self {
+        self.protected_header_prefixes.push(prefix.into());
         self
     }
 

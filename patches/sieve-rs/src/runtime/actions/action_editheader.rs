@@ -33,7 +33,7 @@ impl AddHeader {
 
         if !header_name.is_empty()
             && let Some(header_name) = HeaderName::parse(header_name)
-            && !ctx.runtime.protected_headers.contains(&header_name)
+            && !ctx.runtime.is_protected_header(&header_name)
         {
             ctx.has_changes = true;
             ctx.insert_header(
@@ -62,7 +62,7 @@ impl DeleteHeader {
         let mut deleted_headers = Vec::new();
         let mut deleted_bytes = 0;
 
-        if ctx.runtime.protected_headers.contains(&header_name) {
+        if ctx.runtime.is_protected_header(&header_name) {
             return;
         }
 

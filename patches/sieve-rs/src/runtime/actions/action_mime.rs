@@ -260,7 +260,7 @@ impl Enclose {
                 header_value = header_value.trim();
                 if !header_value.is_empty()
                     && let Some(name) = HeaderName::parse(header_name)
-                    && !ctx.runtime.protected_headers.contains(&name)
+                    && !ctx.runtime.is_protected_header(&name)
                 {
                     match &name {
                         HeaderName::Date => {
