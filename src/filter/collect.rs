@@ -19,6 +19,10 @@ pub(super) struct ScriptOutcome {
     /// keep to the end of the chain (`sieve_result_execute`: "merge explicit keep status into
     /// implicit keep for the next execution round"), so it only keeps the keep pending.
     pub(super) explicit_keep: Option<(SystemFlags, Vec<String>)>,
+    /// What that keep stores: the message as it was when `keep` ran (`None` inside: the
+    /// original). Pigeonhole stores the deferred keep with that snapshot, not with edits
+    /// made afterwards.
+    pub(super) explicit_keep_content: Option<Option<Arc<[u8]>>>,
     /// sieve-rs reported the implicit keep at the end: nothing cancelled it.
     pub(super) implicit_keep: bool,
     /// A redirect was asked for (not sent today).
@@ -147,14 +151,12 @@ impl<'n> Collector<'n> {
                 message_id,
                 implicit,
             } => {
-                // The keep stores the message as the whole chain leaves it (see
-                // `ChainState::finish`): its content is not taken from here.
-                let _ = message_id;
                 if implicit {
-                    // Its flags are decided when the whole chain has run.
+                    // Its flags and content are decided when the whole chain has run.
                     self.outcome.implicit_keep = true;
                 } else {
                     self.outcome.explicit_keep = Some(self.flags(&flags));
+                    self.outcome.explicit_keep_content = Some(self.content(message_id));
                 }
                 Input::True
             }

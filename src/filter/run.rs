@@ -211,6 +211,8 @@ struct ChainState {
     /// Flags of the most recent explicit keep: the deferred keep Pigeonhole finds at the end
     /// (`sieve_result_implicit_keep_execute`, "found deferred keep action").
     explicit_keep: Option<(SystemFlags, Vec<String>)>,
+    /// The content of that keep: the message when `keep` ran.
+    explicit_keep_content: Option<Option<Arc<[u8]>>>,
     /// A script ended in a runtime error: the failure keep (INBOX, no flags) applies.
     failed: bool,
     redirected: bool,
@@ -225,6 +227,7 @@ impl Default for ChainState {
             notes: Vec::new(),
             keep_pending: true,
             explicit_keep: None,
+            explicit_keep_content: None,
             failed: false,
             redirected: false,
             current: None,
@@ -262,6 +265,7 @@ impl ChainState {
         self.keep_pending = outcome.implicit_keep || outcome.explicit_keep.is_some();
         if let Some(flags) = outcome.explicit_keep {
             self.explicit_keep = Some(flags);
+            self.explicit_keep_content = outcome.explicit_keep_content;
         }
         self.redirected |= outcome.redirected;
     }
@@ -278,10 +282,13 @@ impl ChainState {
 
     /// Adds the keep if it is due; `flags` is the imap4flags variable's final value.
     fn finish(mut self, flags: Option<&Variable>) -> Plan {
-        // Pigeonhole's failure keep stores the message as received; any other keep the
-        // message as the chain left it.
+        // Pigeonhole's failure keep stores the message as received; a deferred explicit keep
+        // the message as it was when `keep` ran; the implicit keep the message as the chain
+        // left it.
         let keep_content = if self.failed {
             None
+        } else if let Some(content) = self.explicit_keep_content.take() {
+            content
         } else {
             self.current.take()
         };

@@ -9,7 +9,10 @@
 //! `reject`/`ereject` (Pigeonhole 0.5.19 answers 250 and mails a rejection to the sender, and
 //! has no `ereject`; sievegate answers 550), `redirect`, `vacation` and `notify` (sievegate
 //! sends nothing yet; Pigeonhole would run `sendmail_path`, which is `/bin/false` here), user
-//! `include` (not in sievegate yet), and infected mail that a script stores (sievegate never stores
+//! `include` (not in sievegate yet), adding a protected header field (sievegate refuses to add
+//! `Auto-Submitted`, `Return-Path`, `Delivered-To`, `Received` and `X-Virus-*`, as issue 7
+//! asks; Pigeonhole 0.5.19 lets a script add `Auto-Submitted`; deleting is refused by both
+//! and compared in `protected_headers_not_deleted`), and infected mail that a script stores (sievegate never stores
 //! infected mail, whatever the scripts say; Pigeonhole stores it as told).
 
 /// What arrives over LMTP. The body is built at run time (see `Message::to_crlf` in
@@ -755,6 +758,59 @@ set "name" "";
 fileinto "${name}";
 "#,
             ),
+            ..BASE
+        },
+        // ---- editheader (the stored header fields are compared too) ----
+        Case {
+            name: "addheader_first_and_last_stored",
+            personal: Some(
+                r#"require ["fileinto", "mailbox", "editheader", "copy"];
+fileinto :copy :create "Before";
+addheader "X-First" "1";
+addheader :last "X-Last" "2";
+fileinto :create "After";
+"#,
+            ),
+            ..BASE
+        },
+        Case {
+            name: "deleteheader_stored",
+            personal: Some(
+                r#"require ["editheader"];
+deleteheader "Subject";
+deleteheader :index 1 "X-Nothing";
+"#,
+            ),
+            ..BASE
+        },
+        Case {
+            name: "edit_after_explicit_keep_in_before",
+            before: &[r#"require "editheader";
+keep;
+addheader "X-Before" "late";
+"#],
+            personal: Some(
+                r#"require ["fileinto", "mailbox", "copy"];
+fileinto :copy :create "Personal";
+"#,
+            ),
+            ..BASE
+        },
+        Case {
+            // Pigeonhole never lets a script delete Received or Auto-Submitted: the edits are
+            // denied with a warning, and the message is stored as received.
+            name: "protected_headers_not_deleted",
+            personal: Some(
+                r#"require ["editheader"];
+deleteheader "auto-submitted";
+deleteheader "Received";
+addheader "X-Allowed" "yes";
+"#,
+            ),
+            message: Message {
+                extra_headers: "Auto-Submitted: no\nReceived: from relay.remote.example by mx; Fri, 27 Nov 2026 08:59:00 +0000\n",
+                ..MESSAGE
+            },
             ..BASE
         },
         // ---- editheader ----

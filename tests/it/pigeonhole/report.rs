@@ -15,6 +15,9 @@ pub struct Outcome {
     reply: String,
     /// (folder, flags) per stored file, sorted; `tmp/` leftovers count as a copy.
     copies: Vec<(String, Vec<String>)>,
+    /// (folder, header fields without trace fields) per stored file, sorted: editheader's
+    /// result as stored.
+    headers: Vec<(String, Vec<String>)>,
 }
 
 impl Outcome {
@@ -30,9 +33,15 @@ impl Outcome {
             })
             .collect();
         copies.sort();
+        let mut headers: Vec<_> = stored
+            .iter()
+            .map(|c| (c.folder.clone(), c.headers.clone()))
+            .collect();
+        headers.sort();
         Outcome {
             reply: reply.code.clone(),
             copies,
+            headers,
         }
     }
 }
@@ -91,6 +100,11 @@ pub fn listing(cases: &[Case], results: &[CaseResult]) -> String {
         .map(|(case, r)| {
             if r.pigeonhole == r.sievegate {
                 format!("{:>2}   {:<44} {}", r.number, case.name, r.pigeonhole)
+            } else if r.pigeonhole.copies == r.sievegate.copies {
+                format!(
+                    "{:>2} ≠ {:<44} {} but stored headers differ: Pigeonhole {:?} | sievegate {:?}",
+                    r.number, case.name, r.pigeonhole, r.pigeonhole.headers, r.sievegate.headers
+                )
             } else {
                 format!(
                     "{:>2} ≠ {:<44} Pigeonhole {} | sievegate {}",
@@ -273,6 +287,7 @@ fn outcome_table_counts_copies() {
     let stored = |folder: &str, flags: &[&str], subdir| StoredCopy {
         folder: folder.into(),
         flags: flags.iter().map(|f| f.to_string()).collect(),
+        headers: Vec::new(),
         subdir,
     };
     let outcome = Outcome::new(

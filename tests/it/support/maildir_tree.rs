@@ -24,6 +24,9 @@ pub struct StoredCopy {
     pub folder: String,
     /// IMAP flag names, sorted: system flags (`\Seen`) then keywords.
     pub flags: Vec<String>,
+    /// The message's header fields in order, unfolded, without the trace and scan fields
+    /// each side adds itself (see [`TRACE_FIELDS`]): what editheader changes.
+    pub headers: Vec<String>,
     pub subdir: Subdir,
 }
 
@@ -63,11 +66,54 @@ fn read_folder(dir: &Path, folder: &str) -> Vec<StoredCopy> {
             copies.push(StoredCopy {
                 folder: folder.to_owned(),
                 flags: flags_of(&name, &keywords),
+                headers: fs::read(entry.path())
+                    .map(|m| header_fields(&m))
+                    .unwrap_or_default(),
                 subdir,
             });
         }
     }
     copies
+}
+
+/// Fields the delivering side writes itself, which differ between Dovecot and sievegate.
+pub const TRACE_FIELDS: [&str; 5] = [
+    "return-path",
+    "delivered-to",
+    "received",
+    "x-virus-scanned",
+    "x-virus-status",
+];
+
+/// The header section's fields (`Name: value`, unfolded, CR and trailing blanks dropped),
+/// without [`TRACE_FIELDS`].
+pub fn header_fields(message: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(message);
+    let mut fields: Vec<String> = Vec::new();
+    for line in text.split('\n') {
+        let line = line.trim_end_matches('\r');
+        if line.is_empty() {
+            break;
+        }
+        if line.starts_with([' ', '\t']) {
+            if let Some(last) = fields.last_mut() {
+                last.push(' ');
+                last.push_str(line.trim());
+            }
+        } else {
+            fields.push(line.trim_end().to_owned());
+        }
+    }
+    fields.retain(|f| {
+        let name = f
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        !TRACE_FIELDS.contains(&name.as_str())
+    });
+    fields
 }
 
 /// `dovecot-keywords`: lines `N name`; keyword N is info letter `a` + N.
