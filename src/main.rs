@@ -247,6 +247,8 @@ fn load(path: &std::path::Path, open_state: bool) -> Option<Services> {
                     hostname: "localhost".into(),
                     cpu_limit: sieve.cpu_limit,
                     max_run_time: sieve.max_run_time,
+                    spam_score: None,
+                    special_use: Vec::new(),
                 });
                 for p in filter.check() {
                     eprintln!("{p}");

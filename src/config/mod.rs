@@ -157,6 +157,10 @@ pub struct RawMailbox {
     /// Dovecot passwd-file listing the users that exist; others get 550 5.1.1 at RCPT.
     /// Without it every local part at `domains` is accepted. Its home field is `%h`.
     pub users_file: Option<String>,
+    /// Special-use flag → folder, for Sieve `fileinto :specialuse` (RFC 8579). Dovecot keeps
+    /// special use in its config, not in the Maildir: repeat its `special_use` settings here.
+    /// Default: Dovecot's `\Drafts` Drafts, `\Junk` Junk, `\Sent` Sent, `\Trash` Trash.
+    pub special_use: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// `[sieve]`: the script chain.
@@ -183,6 +187,13 @@ pub struct RawSieve {
     /// recipients per transaction (`lmtp_destination_recipient_limit`, 50).
     #[serde(default = "defaults::max_run_time_secs")]
     pub max_run_time_secs: u64,
+    /// Header field an upstream spam filter sets with a numeric score (e.g. `X-Spam-Score`),
+    /// for `spamtest`/`spamtestplus`. Only its topmost instance is trusted. Unset: spamtest
+    /// is 0 (not tested).
+    pub spam_score_header: Option<String>,
+    /// The score at and above which a message counts as spam (spamtest 10).
+    #[serde(default = "defaults::spam_score_max")]
+    pub spam_score_max: f64,
 }
 
 impl Default for RawSieve {
@@ -196,11 +207,16 @@ impl Default for RawSieve {
             max_header_fields: defaults::max_header_fields(),
             max_header_size: defaults::max_header_size(),
             max_run_time_secs: defaults::max_run_time_secs(),
+            spam_score_header: None,
+            spam_score_max: defaults::spam_score_max(),
         }
     }
 }
 
 mod defaults {
+    pub fn spam_score_max() -> f64 {
+        15.0
+    }
     pub fn max_message_size() -> u64 {
         50 * 1024 * 1024
     }
@@ -371,6 +387,8 @@ pub struct MailboxConfig {
     /// True when `maildir` or `sieve.personal` uses `%h`: a user without a home in
     /// `users_file` cannot be delivered to.
     pub needs_home: bool,
+    /// Special-use flag (`\Junk`) → Sieve folder name.
+    pub special_use: Vec<(String, String)>,
 }
 
 /// Validated `[sieve]`, paths absolute.
@@ -384,6 +402,8 @@ pub struct SieveConfig {
     /// Wall-clock budget of one recipient's chain.
     pub max_run_time: Duration,
     pub limits: MessageLimits,
+    /// The trusted spam score header and its maximum.
+    pub spam_score: Option<crate::filter::SpamScore>,
 }
 
 /// How much of a message's header section Sieve parses (see `delivery::view`).
@@ -751,6 +771,24 @@ impl RawConfig {
         if m.domains.is_empty() {
             problems.push("mailbox.domains: at least one domain is needed".to_string());
         }
+        let special_use: Vec<(String, String)> = match &m.special_use {
+            Some(map) => map.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            None => crate::filter::DEFAULT_SPECIAL_USE
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        for (flag, folder) in &special_use {
+            // RFC 6154 §2: special-use attributes are `\` flags.
+            if !flag.starts_with('\\') || flag.len() < 2 {
+                problems.push(format!(
+                    "mailbox.special_use: {flag:?} is not a special-use flag such as \"\\\\Junk\""
+                ));
+            }
+            if let Err(e) = crate::store::Folder::from_sieve(folder) {
+                problems.push(format!("mailbox.special_use: {folder:?}: {e}"));
+            }
+        }
         for d in &m.domains {
             if d.is_empty() || d.contains(['/', '@', ' ']) || d.starts_with('.') || d.contains("..")
             {
@@ -809,8 +847,31 @@ impl RawConfig {
             check_file("sieve.default", p, &mut problems);
         }
         let personal = sv.personal.as_deref().map(|p| resolve_template(base, p));
+        let spam_score = match sv.spam_score_header {
+            Some(header) => {
+                let name_ok =
+                    !header.is_empty() && header.bytes().all(|b| b.is_ascii_graphic() && b != b':');
+                if !name_ok {
+                    problems.push(format!(
+                        "sieve.spam_score_header: {header:?} is not a header field name"
+                    ));
+                }
+                if !(sv.spam_score_max.is_finite() && sv.spam_score_max > 0.0) {
+                    problems.push(format!(
+                        "sieve.spam_score_max: {} must be a number above 0",
+                        sv.spam_score_max
+                    ));
+                }
+                Some(crate::filter::SpamScore {
+                    header,
+                    max: sv.spam_score_max,
+                })
+            }
+            None => None,
+        };
 
         let sieve = SieveConfig {
+            spam_score,
             before,
             personal,
             after,
@@ -897,6 +958,7 @@ impl RawConfig {
                 recipient_delimiter: m.recipient_delimiter,
                 users_file,
                 needs_home,
+                special_use,
             },
             sieve,
             quarantine,

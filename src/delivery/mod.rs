@@ -86,6 +86,8 @@ impl Services {
             hostname: config.server.hostname.clone(),
             cpu_limit: config.sieve.cpu_limit,
             max_run_time: config.sieve.max_run_time,
+            spam_score: config.sieve.spam_score.clone(),
+            special_use: config.mailbox.special_use.clone(),
         });
         let users = Users::new(config.mailbox.users_file.as_deref());
         let quarantine = config

@@ -189,6 +189,7 @@ fn deliver_all(
     };
     let view_notes = view.notes();
     let outcomes = each_recipient(&envelope.rcpts, |rcpt| {
+        let maildir = Maildir::new(rcpt.expand(&config.mailbox.maildir));
         let input = FilterInput {
             message: &body,
             mail_from: &envelope.mail_from,
@@ -196,6 +197,8 @@ fn deliver_all(
             verdict,
             remote_ip: client.addr.as_deref(),
             remote_host: client.name.as_deref(),
+            maildir: Some(maildir.root()),
+            queue_id: client.queue_id.as_deref(),
         };
         let plan = match route {
             Route::Sieve => services.filter.plan_parsed(&input, &parsed),
@@ -227,7 +230,6 @@ fn deliver_all(
             }
         }
         let header = trace_headers(&info, rcpt);
-        let maildir = Maildir::new(rcpt.expand(&config.mailbox.maildir));
         let (outcome, notes) = execute(&plan, &maildir, &header, &body);
         let notes: Vec<&str> = view_notes
             .iter()

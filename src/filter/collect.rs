@@ -5,9 +5,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use sieve::runtime::Variable;
-use sieve::{Event, Input, MessageOrigin, Recipient as SieveRecipient, Script};
+use sieve::{Event, Input, Mailbox, MessageOrigin, Recipient as SieveRecipient, Script};
 
 use super::plan::Action;
+use super::Mailboxes;
 use crate::store::{keywords, Folder, SystemFlags};
 
 /// What one script decided, before it is merged into the chain's Plan.
@@ -54,7 +55,9 @@ impl ScriptOutcome {
 }
 
 /// Turns one script's events into a [`ScriptOutcome`] and gives sieve-rs its answers.
-pub(super) struct Collector<'n> {
+pub(super) struct Collector<'n, 'm> {
+    /// The recipient's folders: `mailboxexists`, `:specialuse`.
+    mailboxes: &'m Mailboxes,
     /// The chain's notes: they survive a runtime error, unlike the actions.
     notes: &'n mut Vec<String>,
     outcome: ScriptOutcome,
@@ -69,11 +72,16 @@ pub(super) struct Collector<'n> {
     base: Option<Arc<[u8]>>,
 }
 
-impl<'n> Collector<'n> {
+impl<'n, 'm> Collector<'n, 'm> {
     /// A collector for one script; notes go straight into the chain's notes. `base` is the
     /// message the script starts with (`None`: the original as received).
-    pub(super) fn new(notes: &'n mut Vec<String>, base: Option<Arc<[u8]>>) -> Self {
+    pub(super) fn new(
+        notes: &'n mut Vec<String>,
+        base: Option<Arc<[u8]>>,
+        mailboxes: &'m Mailboxes,
+    ) -> Self {
         Collector {
+            mailboxes,
             notes,
             outcome: ScriptOutcome::default(),
             created: HashMap::new(),
@@ -123,9 +131,28 @@ impl<'n> Collector<'n> {
                 }
                 Input::False
             }
-            Event::MailboxExists { .. } => {
-                self.note("mailboxexists not supported yet: answered false".into());
-                Input::False
+            Event::MailboxExists {
+                mailboxes,
+                special_use,
+            } => {
+                let names: Vec<&str> = mailboxes
+                    .iter()
+                    .filter_map(|m| match m {
+                        Mailbox::Name(name) => Some(name.as_str()),
+                        // No mailbox ids in a Maildir++ without Dovecot's index.
+                        Mailbox::Id(_) => None,
+                    })
+                    .collect();
+                let ids = names.len() < mailboxes.len();
+                let answer = if !special_use.is_empty() {
+                    // RFC 8579 §5: specialuse_exists [mailbox] flags.
+                    self.mailboxes
+                        .special_use_exists(names.first().copied(), &special_use)
+                } else {
+                    // RFC 5490 §3.1: true only when every named mailbox exists.
+                    !ids && names.iter().all(|name| self.mailboxes.exists(name))
+                };
+                answer.into()
             }
             Event::ListContains { .. } => {
                 self.note("extlists not supported: answered false".into());
@@ -196,9 +223,18 @@ impl<'n> Collector<'n> {
                     }
                     Some(MessageOrigin::Edited) | None => {}
                 }
-                if mailbox_id.is_some() || special_use.is_some() {
-                    self.note("fileinto :mailboxid/:specialuse ignored".into());
+                if mailbox_id.is_some() {
+                    self.note("fileinto :mailboxid ignored: Maildir++ has no mailbox ids".into());
                 }
+                // RFC 8579 §4: the folder with that special use when there is one, else the
+                // named folder.
+                let folder = match special_use.as_deref() {
+                    Some(flag) => match self.mailboxes.resolve_special_use(flag) {
+                        Some(found) => found.to_string(),
+                        None => folder,
+                    },
+                    None => folder,
+                };
                 let target = match Folder::from_sieve(&folder) {
                     Ok(target) => target,
                     Err(err) => {
@@ -407,7 +443,8 @@ mod tests {
         ];
         for (name, events, folders, redirected, edited, note) in cases {
             let mut notes = Vec::new();
-            let mut collector = Collector::new(&mut notes, None);
+            let mailboxes = Mailboxes::default();
+            let mut collector = Collector::new(&mut notes, None, &mailboxes);
             for event in events {
                 assert_eq!(collector.on_event(event), Ok(Input::True), "{name}");
             }

@@ -48,6 +48,7 @@
 
 mod cache;
 mod collect;
+pub mod lookup;
 pub mod plan;
 mod run;
 
@@ -61,6 +62,7 @@ use crate::address::Recipient;
 use crate::scan::Verdict;
 
 pub use cache::ScriptProblem;
+pub use lookup::{Mailboxes, SpamScore, DEFAULT_SPECIAL_USE};
 pub use plan::{Action, Plan, INFECTED_VIRUSTEST};
 
 use cache::{Lookup, ScriptCache};
@@ -77,7 +79,7 @@ const MAX_REDIRECTS: usize = 1;
 const MAX_OUT_MESSAGES: usize = 2;
 
 /// Which scripts run, and the limits they run under.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FilterConfig {
     /// Global scripts that run first, in order (Pigeonhole's `sieve_before`).
     pub before: Vec<PathBuf>,
@@ -96,6 +98,11 @@ pub struct FilterConfig {
     /// Wall-clock budget for one recipient's whole chain; past it, a runtime error (checked
     /// between instructions and inside the `:matches` glob matcher).
     pub max_run_time: Duration,
+    /// The trusted spam score header (`[sieve] spam_score_header`); `None`: `spamtest` is
+    /// always 0 (not tested).
+    pub spam_score: Option<SpamScore>,
+    /// Special-use flag → folder (`[mailbox] special_use`), for `fileinto :specialuse`.
+    pub special_use: Vec<(String, String)>,
 }
 
 /// Header fields no script may add or delete (editheader, `mime` `enclose`).
@@ -128,6 +135,11 @@ pub struct FilterInput<'a> {
     pub remote_ip: Option<&'a str>,
     /// Client host name from XFORWARD NAME: the `remote-host` environment item.
     pub remote_host: Option<&'a str>,
+    /// The recipient's Maildir root: `mailboxexists` and `:specialuse` look there. `None`
+    /// (a dry run without a mailbox): only INBOX exists.
+    pub maildir: Option<&'a Path>,
+    /// Postfix's queue id (XFORWARD IDENT): the `vnd.sievegate.queue-id` environment item.
+    pub queue_id: Option<&'a str>,
 }
 
 /// A message parsed once, for running several recipients without parsing it again.
@@ -260,7 +272,21 @@ impl Filter {
         // Sieve parsed a bounded view (see `delivery::view`): a message built from a cut view
         // would lose the cut part, so edits of such a message are not stored.
         let whole = message.raw_message.len() == input.message.len();
-        let mut plan = run::run_chain(&self.runtime, &chain, message, input, deadline);
+        // From the message as received, before any script could edit the header.
+        let spam = self
+            .config
+            .spam_score
+            .as_ref()
+            .map_or(sieve::SpamStatus::Unknown, |s| s.status(&message));
+        let mailboxes = Mailboxes {
+            root: input.maildir.map(Path::to_path_buf),
+            special_use: self.config.special_use.clone(),
+        };
+        let world = run::World {
+            spam,
+            mailboxes: &mailboxes,
+        };
+        let mut plan = run::run_chain(&self.runtime, &chain, message, input, &world, deadline);
         if !whole && plan.drop_edits() {
             notes.push(
                 "message edits not stored: the message is larger than what Sieve parses".into(),

@@ -11,11 +11,11 @@ use std::time::Instant;
 
 use mail_parser::Message;
 use sieve::runtime::{RuntimeError, Variable};
-use sieve::{Context, Envelope, Input, Runtime, Script, Sieve};
+use sieve::{Context, Envelope, Input, Runtime, Script, Sieve, SpamStatus};
 
 use super::collect::{split_flags, Collector, ScriptOutcome};
 use super::plan::{Action, Plan};
-use super::FilterInput;
+use super::{FilterInput, Mailboxes};
 use crate::store::{Folder, SystemFlags};
 
 /// Upper bound on events per script. Every event costs at least one instruction, so the CPU
@@ -67,11 +67,20 @@ pub fn virus_status(virustest: u8) -> sieve::VirusStatus {
 
 /// Runs the chain for one recipient. Never fails: a runtime error gives the implicit keep.
 /// The virus policy is not applied here; the caller applies it to whatever comes back.
+/// What the chain may look up beyond the message: computed once per recipient.
+pub struct World<'w> {
+    /// `spamtest`/`spamtestplus`, from the trusted header of the message as received.
+    pub spam: SpamStatus,
+    /// The recipient's folders.
+    pub mailboxes: &'w Mailboxes,
+}
+
 pub fn run_chain(
     runtime: &Runtime,
     chain: &[Slot],
     message: Message<'_>,
     input: &FilterInput<'_>,
+    world: &World<'_>,
     deadline: Instant,
 ) -> Plan {
     let mut state = ChainState::default();
@@ -85,11 +94,12 @@ pub fn run_chain(
                 break;
             }
         };
-        let mut ctx = context(runtime, message, input, deadline);
+        let mut ctx = context(runtime, message, input, world.spam, deadline);
         if let Some(flags) = flags.take() {
             ctx.set_global_variable(FLAGS_VARIABLE, flags);
         }
-        let outcome = run_script(&mut ctx, script, &mut state.notes, state.current.clone());
+        let base = state.current.clone();
+        let outcome = run_script(&mut ctx, script, &mut state.notes, base, world.mailboxes);
         let outcome = outcome.map(|mut outcome| {
             // `quarantine` is an admin's policy: a user's script (or the default one, which
             // stands in for it) must not fill the quarantine.
@@ -142,6 +152,7 @@ fn context<'x>(
     runtime: &'x Runtime,
     message: Message<'x>,
     input: &FilterInput<'x>,
+    spam: SpamStatus,
     deadline: Instant,
 ) -> Context<'x> {
     let mut ctx = runtime
@@ -150,6 +161,7 @@ fn context<'x>(
         .with_envelope(Envelope::To, input.rcpt.original.as_str())
         .with_user_address(input.rcpt.user())
         .with_virus_status(virus_status(input.verdict.virustest()))
+        .with_spam_status(spam)
         .with_deadline(deadline)
         // The size of the message as received: Sieve may have parsed only a bounded view.
         .with_message_size(input.message.len());
@@ -159,6 +171,16 @@ fn context<'x>(
     if let Some(host) = input.remote_host {
         ctx.set_env_variable("remote-host", host);
     }
+    // RFC 5183 §4.2: vendor items. Empty when there is nothing to tell (clean mail, no
+    // XFORWARD IDENT), so scripts can test for "" without an `exists` of their own.
+    ctx.set_env_variable(
+        "vnd.sievegate.virus-name",
+        input.verdict.virus_name().unwrap_or_default().to_string(),
+    );
+    ctx.set_env_variable(
+        "vnd.sievegate.queue-id",
+        input.queue_id.unwrap_or_default().to_string(),
+    );
     ctx
 }
 
@@ -168,8 +190,9 @@ fn run_script(
     script: &Arc<Sieve>,
     notes: &mut Vec<String>,
     base: Option<Arc<[u8]>>,
+    mailboxes: &Mailboxes,
 ) -> Result<ScriptOutcome, String> {
-    let mut collector = Collector::new(notes, base);
+    let mut collector = Collector::new(notes, base, mailboxes);
     let mut next = Input::script(Script::Personal("sievegate:chain".into()), script.clone());
     let mut events = 0usize;
     while let Some(result) = ctx.run(next) {

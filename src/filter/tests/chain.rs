@@ -493,14 +493,13 @@ fn chain_table() {
             ],
         ),
         case(
-            "mailboxexists answers false",
+            "mailboxexists without a Maildir: only INBOX exists",
             Setup::new().personal(
                 "require [\"mailbox\", \"fileinto\"]; if mailboxexists \"X\" { fileinto \"X\"; }",
             ),
             Verdict::Clean,
             vec![inbox(&[])],
-        )
-        .note("mailboxexists not supported yet"),
+        ),
         case(
             "duplicate answers not a duplicate",
             Setup::new().personal("require \"duplicate\"; if duplicate { discard; }"),

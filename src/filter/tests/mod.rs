@@ -11,6 +11,7 @@ mod chain;
 mod multiscript;
 mod patches;
 mod run;
+mod world;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -85,6 +86,8 @@ impl Setup {
                 hostname: "mx.example.test".to_string(),
                 cpu_limit: 5000,
                 max_run_time: Duration::from_secs(10),
+                spam_score: None,
+                special_use: Vec::new(),
             },
         }
     }
@@ -131,5 +134,7 @@ pub(super) fn plan_for(filter: &Filter, verdict: &Verdict) -> Plan {
         verdict,
         remote_ip: Some("192.0.2.1"),
         remote_host: Some("client.example.org"),
+        maildir: None,
+        queue_id: Some("4ABCD12345"),
     })
 }

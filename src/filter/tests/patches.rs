@@ -26,6 +26,8 @@ fn plan_message(filter: &Filter, message: &[u8], verdict: &Verdict) -> Plan {
         verdict,
         remote_ip: None,
         remote_host: None,
+        maildir: None,
+        queue_id: None,
     })
 }
 
@@ -203,6 +205,8 @@ fn edits_of_a_cut_view_are_not_stored() {
             verdict: &Verdict::Clean,
             remote_ip: None,
             remote_host: None,
+            maildir: None,
+            queue_id: None,
         },
         &parsed,
     );
@@ -433,6 +437,8 @@ fn size_is_the_received_size_when_only_a_view_is_parsed() {
         verdict: &Verdict::Clean,
         remote_ip: None,
         remote_host: None,
+        maildir: None,
+        queue_id: None,
     };
     let plan = filter.plan_parsed(&input, &ParsedMessage::new(&view));
     assert_eq!(plan.actions, vec![store("Big", &[], false)], "{plan}");

@@ -35,6 +35,8 @@ fn null_sender_in_envelope() {
         verdict: &Verdict::Clean,
         remote_ip: None,
         remote_host: None,
+        maildir: None,
+        queue_id: None,
     });
     assert_eq!(plan.actions, vec![store("Bounces", &[], false)], "{plan}");
 }
@@ -54,6 +56,8 @@ fn parsed_once_for_many_recipients() {
         verdict: &Verdict::Clean,
         remote_ip: None,
         remote_host: None,
+        maildir: None,
+        queue_id: None,
     };
     for _ in 0..2 {
         let plan = filter.plan_parsed(&input, &parsed);
@@ -72,6 +76,8 @@ fn unparseable_message_still_keeps() {
         verdict: &Verdict::Clean,
         remote_ip: None,
         remote_host: None,
+        maildir: None,
+        queue_id: None,
     });
     assert_eq!(plan.actions, vec![inbox(&[])], "{plan}");
 }
