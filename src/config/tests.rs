@@ -442,3 +442,58 @@ fn abuse_defaults_and_validation() {
         assert!(joined.contains(needle), "{needle} missing in {joined}");
     }
 }
+
+/// `[mailbox] special_use` and `[sieve] spam_score_*`: defaults, accepted and refused values.
+#[test]
+fn special_use_and_spam_score() {
+    let config = Config::from_toml(MINIMAL, Path::new("/etc/x.toml")).expect("valid");
+    assert_eq!(
+        config.mailbox.special_use,
+        crate::filter::DEFAULT_SPECIAL_USE
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(config.sieve.spam_score, None);
+    let text = format!(
+        "{MINIMAL}special_use = {{ \"\\\\Junk\" = \"Spam\" }}\n[sieve]\nspam_score_header = \"X-Spam-Score\"\nspam_score_max = 10.0\n"
+    );
+    let config = Config::from_toml(&text, Path::new("/etc/x.toml")).expect("valid");
+    assert_eq!(
+        config.mailbox.special_use,
+        vec![("\\Junk".to_string(), "Spam".to_string())]
+    );
+    assert_eq!(
+        config.sieve.spam_score,
+        Some(crate::filter::SpamScore {
+            header: "X-Spam-Score".into(),
+            max: 10.0
+        })
+    );
+    for (extra, needle) in [
+        (
+            "special_use = { \"Junk\" = \"Spam\" }\n",
+            "mailbox.special_use: \"Junk\"",
+        ),
+        (
+            "special_use = { \"\\\\Junk\" = \".hidden\" }\n",
+            "mailbox.special_use: \".hidden\"",
+        ),
+        (
+            "[sieve]\nspam_score_header = \"X Spam\"\n",
+            "sieve.spam_score_header",
+        ),
+        (
+            "[sieve]\nspam_score_header = \"X-Spam-Score\"\nspam_score_max = 0.0\n",
+            "sieve.spam_score_max",
+        ),
+    ] {
+        let text = format!("{MINIMAL}{extra}");
+        let Err(ConfigError::Invalid { problems, .. }) =
+            Config::from_toml(&text, Path::new("/etc/x.toml"))
+        else {
+            panic!("{extra} should be refused");
+        };
+        assert!(problems.join("\n").contains(needle), "{problems:?}");
+    }
+}

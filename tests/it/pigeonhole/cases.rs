@@ -12,7 +12,9 @@
 //! `include` (not in sievegate yet), adding a protected header field (sievegate refuses to add
 //! `Auto-Submitted`, `Return-Path`, `Delivered-To`, `Received` and `X-Virus-*`, as issue 7
 //! asks; Pigeonhole 0.5.19 lets a script add `Auto-Submitted`; deleting is refused by both
-//! and compared in `protected_headers_not_deleted`), and infected mail that a script stores (sievegate never stores
+//! and compared in `protected_headers_not_deleted`), `fileinto :specialuse` (the reference
+//! Pigeonhole 0.5.19 does not compile a script that requires `special-use`; sievegate's
+//! behaviour is pinned in `src/filter/tests/world.rs`), and infected mail that a script stores (sievegate never stores
 //! infected mail, whatever the scripts say; Pigeonhole stores it as told).
 
 /// What arrives over LMTP. The body is built at run time (see `Message::to_crlf` in
@@ -756,6 +758,30 @@ fileinto :copy :create "F31"; fileinto :copy :create "F32"; fileinto :copy :crea
 fileinto :create "Early";
 set "name" "";
 fileinto "${name}";
+"#,
+            ),
+            ..BASE
+        },
+        // ---- mailbox / mailboxexists, special-use ----
+        Case {
+            name: "mailboxexists_inbox_and_missing",
+            personal: Some(
+                r#"require ["fileinto", "mailbox"];
+if mailboxexists "INBOX" { fileinto :create "InboxExists"; }
+if mailboxexists "Nowhere" { fileinto :create "NowhereExists"; }
+if mailboxexists ["INBOX", "Nowhere"] { fileinto :create "BothExist"; }
+"#,
+            ),
+            ..BASE
+        },
+        Case {
+            name: "mailboxexists_after_create_in_before",
+            before: &[r#"require ["fileinto", "mailbox", "copy"];
+fileinto :copy :create "Made";
+"#],
+            personal: Some(
+                r#"require ["fileinto", "mailbox"];
+if mailboxexists "Made" { fileinto "SawMade"; }
 "#,
             ),
             ..BASE
