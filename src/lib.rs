@@ -15,7 +15,9 @@
 //! - [`scan`]: clamd INSTREAM client, its reply parser, verdict → `virustest` value.
 //! - [`filter`]: Sieve script resolution and compile cache; runs the chain (Pigeonhole's
 //!   multiscript: before → personal or default → after, each script on its own) to a
-//!   printable [`filter::Plan`] without touching any mailbox.
+//!   printable [`filter::Plan`] (folders, flags and keywords, edited content) without
+//!   writing to any mailbox; [`filter::lookup`] answers `mailboxexists`, `:specialuse` and
+//!   `spamtest` (read-only).
 //! - [`delivery`]: the pipeline for one message (scan once; per recipient: the bounded
 //!   Sieve view → Plan → trace headers → Maildir → one log line) → one
 //!   [`delivery::RcptOutcome`] per recipient. [`delivery::Services`] is what it shares.
