@@ -68,17 +68,16 @@ fn find(list: &[Option<String>], keyword: &str) -> Option<usize> {
     })
 }
 
-/// Adds the keywords missing from `list` in free slots (the lowest unused index first, like
-/// Dovecot); returns the names that did not fit.
+/// Appends the keywords missing from `list` after the highest index in use, as Dovecot does
+/// (it never reuses an index: old file names may still carry its letter); returns the names
+/// that did not fit.
 fn add_missing(list: &mut Vec<Option<String>>, keywords: &[String]) -> Vec<String> {
     let mut dropped = Vec::new();
     for keyword in keywords {
         if find(list, keyword).is_some() {
             continue;
         }
-        if let Some(free) = list.iter().position(Option::is_none) {
-            list[free] = Some(keyword.clone());
-        } else if list.len() < MAX_KEYWORDS {
+        if list.len() < MAX_KEYWORDS {
             list.push(Some(keyword.clone()));
         } else {
             dropped.push(keyword.clone());
@@ -194,12 +193,12 @@ mod tests {
                 "0 Junk\n".into(),
                 vec![],
             ),
-            // A hole in the numbering is filled first, as Dovecot does.
+            // A hole in the numbering stays a hole: its letter may be in old file names.
             (
                 Some("1 b\n"),
                 kw(&["c", "d"]),
-                "ac",
-                "0 c\n1 b\n2 d\n".into(),
+                "cd",
+                "1 b\n2 c\n3 d\n".into(),
                 vec![],
             ),
             // Garbage lines are ignored (and not written back).
