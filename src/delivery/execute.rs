@@ -616,3 +616,6 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod keyword_tests;
