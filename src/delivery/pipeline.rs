@@ -228,7 +228,16 @@ fn deliver_all(
         }
         let header = trace_headers(&info, rcpt);
         let maildir = Maildir::new(rcpt.expand(&config.mailbox.maildir));
-        let (outcome, notes) = execute(&plan, &maildir, &header, &body);
+        let (outcome, mut notes) = execute(&plan, &maildir, &header, &body);
+        let outcome = super::send::send(
+            services,
+            &envelope.mail_from,
+            rcpt,
+            &plan,
+            (&header, &body),
+            outcome,
+            &mut notes,
+        );
         let notes: Vec<&str> = view_notes
             .iter()
             .chain(&plan.notes)

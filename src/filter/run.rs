@@ -14,7 +14,8 @@ use sieve::runtime::{RuntimeError, Variable};
 use sieve::{Context, Envelope, Input, Runtime, Script, Sieve};
 
 use super::collect::{Collector, ScriptOutcome};
-use super::plan::{Action, Plan};
+use super::memory::Memory;
+use super::plan::{Action, Plan, SendKind};
 use super::FilterInput;
 use crate::store::{Folder, SystemFlags};
 
@@ -73,8 +74,13 @@ pub fn run_chain(
     message: Message<'_>,
     input: &FilterInput<'_>,
     deadline: Instant,
+    sending: &Sending<'_>,
 ) -> Plan {
-    let mut state = ChainState::default();
+    let mut state = ChainState {
+        max_redirects: sending.max_redirects,
+        ..ChainState::default()
+    };
+    let user = input.rcpt.user();
     let mut message = message;
     let mut flags: Option<Variable> = None;
     for slot in chain {
@@ -89,7 +95,8 @@ pub fn run_chain(
         if let Some(flags) = flags.take() {
             ctx.set_global_variable(FLAGS_VARIABLE, flags);
         }
-        let outcome = run_script(&mut ctx, script, &mut state.notes).map(|mut outcome| {
+        let outcome = run_script(&mut ctx, script, &mut state.notes, sending.memory, &user)
+            .map(|mut outcome| {
             // `quarantine` is an admin's policy: a user's script (or the default one, which
             // stands in for it) must not fill the quarantine.
             let global = label.starts_with("before ") || label.starts_with("after ");
@@ -160,8 +167,10 @@ fn run_script(
     ctx: &mut Context<'_>,
     script: &Arc<Sieve>,
     notes: &mut Vec<String>,
+    memory: Option<&Memory>,
+    user: &str,
 ) -> Result<ScriptOutcome, String> {
-    let mut collector = Collector::new(notes);
+    let mut collector = Collector::new(notes).with_memory(memory, user);
     let mut next = Input::script(Script::Personal("sievegate:chain".into()), script.clone());
     let mut events = 0usize;
     while let Some(result) = ctx.run(next) {
@@ -192,6 +201,15 @@ fn describe(err: &RuntimeError) -> String {
     }
 }
 
+/// What the chain needs for the actions that send: the memory behind `duplicate` and
+/// vacation, and the redirect limit of the whole chain.
+pub struct Sending<'a> {
+    /// `None`: every id is new and nothing is looked up (tools).
+    pub memory: Option<&'a Memory>,
+    /// Redirects per message over the whole chain (`[sieve] max_redirects`).
+    pub max_redirects: usize,
+}
+
 /// The chain's result so far: Pigeonhole's one `sieve_result` shared by all scripts.
 #[derive(Debug)]
 struct ChainState {
@@ -207,6 +225,8 @@ struct ChainState {
     failed: bool,
     redirected: bool,
     edited: bool,
+    /// Redirects allowed over the whole chain; sieve-rs counts only within one script.
+    max_redirects: usize,
 }
 
 impl Default for ChainState {
@@ -219,6 +239,7 @@ impl Default for ChainState {
             failed: false,
             redirected: false,
             edited: false,
+            max_redirects: usize::MAX,
         }
     }
 }
@@ -246,6 +267,45 @@ impl ChainState {
                         self.plan.actions.push(Action::Quarantine);
                     }
                 }
+                Action::Redirect { to } => {
+                    let count = self.plan.redirects().count();
+                    if self.plan.redirects().any(|r| r.eq_ignore_ascii_case(&to)) {
+                        // Pigeonhole sends one copy per address and delivery.
+                        self.note(format!("second redirect to <{to}> ignored"));
+                    } else if count >= self.max_redirects {
+                        // sieve-rs ignores redirects past the limit within a script; the
+                        // same for the chain, logged.
+                        self.note(format!(
+                            "redirect to <{to}> ignored: more than {} redirects",
+                            self.max_redirects
+                        ));
+                    } else {
+                        self.plan.actions.push(Action::Redirect { to });
+                    }
+                }
+                send @ Action::Send { .. } => {
+                    // RFC 5230 §4.7: one vacation response per message, even when several
+                    // scripts of the chain ask.
+                    let vacation = |a: &Action| {
+                        matches!(
+                            a,
+                            Action::Send {
+                                kind: SendKind::Vacation,
+                                ..
+                            }
+                        )
+                    };
+                    if vacation(&send) && self.plan.actions.iter().any(vacation) {
+                        self.note("second vacation response ignored".into());
+                    } else {
+                        self.plan.actions.push(send);
+                    }
+                }
+            }
+        }
+        for remember in outcome.remember {
+            if !self.plan.remember.iter().any(|r| r.key == remember.key) {
+                self.plan.remember.push(remember);
             }
         }
         if let Some(flags) = outcome.explicit_keep {
@@ -281,8 +341,12 @@ impl ChainState {
                     .filter(|f| !f.is_empty())
                     .unwrap_or(implicit),
             )
-        } else if self.redirected && !self.plan.stores() && !self.plan.rejects() {
-            // The redirect cancelled the keep, but we send nothing: never lose the message.
+        } else if self.redirected
+            && !self.plan.stores()
+            && !self.plan.rejects()
+            && self.plan.redirects().next().is_none()
+        {
+            // A redirect we cannot send cancelled the keep: never lose the message.
             Some(SystemFlags::default())
         } else {
             None
