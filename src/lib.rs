@@ -15,10 +15,13 @@
 //! - [`scan`]: clamd INSTREAM client, its reply parser, verdict → `virustest` value.
 //! - [`filter`]: Sieve script resolution and compile cache; runs the chain (Pigeonhole's
 //!   multiscript: before → personal or default → after, each script on its own) to a
-//!   printable [`filter::Plan`] without touching any mailbox.
+//!   printable [`filter::Plan`] without touching any mailbox; `duplicate` and vacation
+//!   look up [`filter::memory`] (the state store), written only after the delivery.
 //! - [`delivery`]: the pipeline for one message (scan once; per recipient: the bounded
 //!   Sieve view → Plan → trace headers → Maildir → one log line) → one
 //!   [`delivery::RcptOutcome`] per recipient. [`delivery::Services`] is what it shares.
+//!   After the stores, [`delivery::send`] carries out what the Plan sends: redirects
+//!   through the relay before the reply, vacation replies and notifications into the outbox.
 //!   Its callers: the LMTP session and `quarantine release` ([`delivery::deliver_scanned`]).
 //! - [`store`]: the durable Maildir++ writer (tmp → fsync → rename → fsync dir), the
 //!   INBOX fallback classification of its errors, and crash-leftover cleanup in `tmp/`.

@@ -40,7 +40,7 @@
 //! - **At most 32 actions** per chain (`sieve_max_actions`): the script that adds the 33rd
 //!   ends in a runtime error ("total number of actions exceeds policy limit").
 //! - **Redirects**: at most `[sieve] max_redirects` over the chain (sieve-rs bounds each
-//!   script, [`run::Sending`] the chain), one per address; none to an address whose
+//!   script, `run::Sending` the chain), one per address; none to an address whose
 //!   `Delivered-To` is already in the message, nor when this user's
 //!   [`REDIRECTED_BY`] mark is (loops, see [`Filter::plan_parsed`]).
 //! - **`duplicate` and vacation** ask the state store ([`memory`]); what to remember is
