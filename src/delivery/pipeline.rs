@@ -232,6 +232,7 @@ fn deliver_all(
         let outcome = super::send::send(
             services,
             &envelope.mail_from,
+            &log.message_id,
             rcpt,
             &plan,
             (&header, &body),

@@ -11,6 +11,11 @@
 //!    `[sieve] notify_min_interval_secs`.
 //! 3. **Duplicate ids and vacation records** ([`Plan::remember`]) are written.
 //!
+//! A redirect that reached the relay is remembered for a day per user, Message-ID and
+//! target (as Pigeonhole's redirect duplicate tracking, `CMD_REDIRECT_DUPLICATE_KEEP`), so
+//! when a second redirect of the same delivery fails and the MTA retries, the first target
+//! does not get the message twice.
+//!
 //! Steps 2 and 3 run only when the delivery succeeded, so a deferred delivery that the MTA
 //! retries neither answers twice nor takes itself for a duplicate. The virus policy has
 //! already removed every one of these for infected mail ([`Plan::enforce_virus_policy`]).
@@ -24,16 +29,22 @@ use crate::outbound::relay;
 use crate::outbound::Timeouts;
 use crate::state::RateDecision;
 
+/// How long a sent redirect is remembered (Pigeonhole: one day).
+const REDIRECT_MEMORY: Duration = Duration::from_secs(86_400);
+
 /// The longest wait for the relay's TCP connect within a redirect's deadline.
 const REDIRECT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Carries out the sending part of `plan` for `rcpt` after the stores ended in `outcome`,
 /// and returns the recipient's final outcome. `header` is this recipient's trace header
-/// block and `body` the message as stored; `mail_from` the envelope sender (`""`: `<>`).
+/// block and `body` the message as stored; `mail_from` the envelope sender (`""`: `<>`);
+/// `message_id` the message's `<Message-ID>` or `""`.
 /// Runs on a blocking thread (the pipeline's `spawn_blocking`).
+#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
 pub fn send(
     services: &Services,
     mail_from: &str,
+    message_id: &str,
     rcpt: &Recipient,
     plan: &Plan,
     (header, body): (&[u8], &[u8]),
@@ -50,10 +61,35 @@ pub fn send(
     let user = rcpt.user();
     let mut redirect_failed = false;
     for to in plan.redirects() {
+        let sent_key = (!message_id.is_empty()).then(|| {
+            format!(
+                "sieve-redirect:{}:{message_id}:{}",
+                user.to_ascii_lowercase(),
+                to.to_ascii_lowercase()
+            )
+        });
+        let already = sent_key.as_deref().is_some_and(|key| {
+            matches!(
+                services.state.cache_get(key, SystemTime::now()),
+                Ok(Some(_))
+            )
+        });
+        if already {
+            notes.push(format!(
+                "redirect to <{to}> not sent again: already sent within a day"
+            ));
+            continue;
+        }
         match redirect(services, mail_from, &user, to, header, body) {
             Ok(reply) => {
                 tracing::info!(%user, %to, relay_reply = %reply, "redirected");
                 notes.push(format!("redirected to <{to}>"));
+                if let Some(key) = &sent_key {
+                    let until = SystemTime::now() + REDIRECT_MEMORY;
+                    if let Err(error) = services.state.cache_put(key, "1", until) {
+                        tracing::warn!(%error, %user, "cannot remember a sent redirect");
+                    }
+                }
             }
             Err(error) => {
                 tracing::warn!(%user, %to, %error, "redirect failed");
