@@ -42,7 +42,7 @@
 //! - **Redirects**: at most `[sieve] max_redirects` over the chain (sieve-rs bounds each
 //!   script, `run::Sending` the chain), one per address; none to an address whose
 //!   `Delivered-To` is already in the message, nor when this user's
-//!   [`REDIRECTED_BY`] mark is (loops, see [`Filter::plan_parsed`]).
+//!   [`REDIRECTED_BY`] mark is (loops, `drop_looping_redirects`).
 //! - **`duplicate` and vacation** ask the state store ([`memory`]); what to remember is
 //!   carried in [`Plan::remember`] and written only after the delivery succeeded.
 //! - Last, always: [`Plan::enforce_virus_policy`].
