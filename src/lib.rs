@@ -17,10 +17,13 @@
 //!   multiscript: before → personal or default → after, each script on its own) to a
 //!   printable [`filter::Plan`] (folders, flags and keywords, edited content) without
 //!   writing to any mailbox; [`filter::lookup`] answers `mailboxexists`, `:specialuse` and
-//!   `spamtest` (read-only).
+//!   `spamtest` (read-only); `duplicate` and vacation look up [`filter::memory`] (the state
+//!   store), written only after the delivery.
 //! - [`delivery`]: the pipeline for one message (scan once; per recipient: the bounded
 //!   Sieve view → Plan → trace headers → Maildir → one log line) → one
 //!   [`delivery::RcptOutcome`] per recipient. [`delivery::Services`] is what it shares.
+//!   After the stores, [`delivery::send`] carries out what the Plan sends: redirects
+//!   through the relay before the reply, vacation replies and notifications into the outbox.
 //!   Its callers: the LMTP session and `quarantine release` ([`delivery::deliver_scanned`]).
 //! - [`store`]: the durable Maildir++ writer (tmp → fsync → rename → fsync dir), IMAP
 //!   keywords in Dovecot's `dovecot-keywords`, the INBOX fallback classification of its

@@ -249,6 +249,12 @@ fn load(path: &std::path::Path, open_state: bool) -> Option<Services> {
                     max_run_time: sieve.max_run_time,
                     spam_score: None,
                     special_use: Vec::new(),
+                    max_redirects: sieve.max_redirects,
+                    vacation: sievegate::filter::VacationPeriods {
+                        min_days: sieve.vacation_days.0,
+                        default_days: sieve.vacation_days.1,
+                        max_days: sieve.vacation_days.2,
+                    },
                 });
                 for p in filter.check() {
                     eprintln!("{p}");

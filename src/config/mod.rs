@@ -187,6 +187,24 @@ pub struct RawSieve {
     /// recipients per transaction (`lmtp_destination_recipient_limit`, 50).
     #[serde(default = "defaults::max_run_time_secs")]
     pub max_run_time_secs: u64,
+    /// Redirects per message over the whole chain (Pigeonhole's `sieve_max_redirects`).
+    #[serde(default = "defaults::max_redirects")]
+    pub max_redirects: usize,
+    /// Seconds one redirect may take at the relay (connect to the reply after DATA); it
+    /// runs during the delivery, before the LMTP reply.
+    #[serde(default = "defaults::redirect_timeout_secs")]
+    pub redirect_timeout_secs: u64,
+    /// Vacation `:days` bounds and default (Pigeonhole's `sieve_vacation_min_period`,
+    /// `sieve_vacation_max_period`, `sieve_vacation_default_period`), in days.
+    #[serde(default = "defaults::vacation_min_days")]
+    pub vacation_min_days: u64,
+    #[serde(default = "defaults::vacation_max_days")]
+    pub vacation_max_days: u64,
+    #[serde(default = "defaults::vacation_default_days")]
+    pub vacation_default_days: u64,
+    /// Seconds between two `notify` messages of one user; more are dropped (logged).
+    #[serde(default = "defaults::notify_min_interval_secs")]
+    pub notify_min_interval_secs: u64,
     /// Header field an upstream spam filter sets with a numeric score (e.g. `X-Spam-Score`),
     /// for `spamtest`/`spamtestplus`. Only its topmost instance is trusted. Unset: spamtest
     /// is 0 (not tested).
@@ -207,6 +225,12 @@ impl Default for RawSieve {
             max_header_fields: defaults::max_header_fields(),
             max_header_size: defaults::max_header_size(),
             max_run_time_secs: defaults::max_run_time_secs(),
+            max_redirects: defaults::max_redirects(),
+            redirect_timeout_secs: defaults::redirect_timeout_secs(),
+            vacation_min_days: defaults::vacation_min_days(),
+            vacation_max_days: defaults::vacation_max_days(),
+            vacation_default_days: defaults::vacation_default_days(),
+            notify_min_interval_secs: defaults::notify_min_interval_secs(),
             spam_score_header: None,
             spam_score_max: defaults::spam_score_max(),
         }
@@ -274,6 +298,26 @@ mod defaults {
     }
     pub fn max_run_time_secs() -> u64 {
         10
+    }
+    /// Pigeonhole's `sieve_max_redirects` default.
+    pub fn max_redirects() -> usize {
+        4
+    }
+    pub fn redirect_timeout_secs() -> u64 {
+        30
+    }
+    /// Pigeonhole's vacation periods: at least 1 day, at most 60, 7 by default.
+    pub fn vacation_min_days() -> u64 {
+        1
+    }
+    pub fn vacation_max_days() -> u64 {
+        60
+    }
+    pub fn vacation_default_days() -> u64 {
+        7
+    }
+    pub fn notify_min_interval_secs() -> u64 {
+        60
     }
     pub fn min_virustest() -> u8 {
         4
@@ -402,6 +446,14 @@ pub struct SieveConfig {
     /// Wall-clock budget of one recipient's chain.
     pub max_run_time: Duration,
     pub limits: MessageLimits,
+    /// Redirects per message over the whole chain.
+    pub max_redirects: usize,
+    /// Deadline of one redirect at the relay.
+    pub redirect_timeout: Duration,
+    /// Vacation periods in days: (minimum, default, maximum).
+    pub vacation_days: (u64, u64, u64),
+    /// Least time between two notifications of one user.
+    pub notify_min_interval: Duration,
     /// The trusted spam score header and its maximum.
     pub spam_score: Option<crate::filter::SpamScore>,
 }
@@ -711,6 +763,14 @@ impl RawConfig {
                 "sieve.max_run_time_secs",
                 self.sieve.max_run_time_secs as usize,
             ),
+            (
+                "sieve.redirect_timeout_secs",
+                self.sieve.redirect_timeout_secs as usize,
+            ),
+            (
+                "sieve.vacation_min_days",
+                self.sieve.vacation_min_days as usize,
+            ),
         ] {
             if value == 0 {
                 problems.push(format!("{key}: must be greater than 0"));
@@ -882,7 +942,27 @@ impl RawConfig {
                 max_header_size: sv.max_header_size,
             },
             max_run_time: Duration::from_secs(sv.max_run_time_secs),
+            max_redirects: sv.max_redirects,
+            redirect_timeout: Duration::from_secs(sv.redirect_timeout_secs),
+            vacation_days: (
+                sv.vacation_min_days,
+                sv.vacation_default_days,
+                sv.vacation_max_days,
+            ),
+            notify_min_interval: Duration::from_secs(sv.notify_min_interval_secs),
         };
+        if !(sv.vacation_min_days <= sv.vacation_default_days
+            && sv.vacation_default_days <= sv.vacation_max_days)
+        {
+            problems.push(
+                "sieve.vacation_default_days: must lie between vacation_min_days and vacation_max_days"
+                    .to_string(),
+            );
+        }
+        if sv.max_redirects > 32 {
+            // More than sieve_max_actions could never be reached; a typo, not a policy.
+            problems.push("sieve.max_redirects: at most 32".to_string());
+        }
         let q = self.quarantine;
         let quarantine_dir = q.dir.as_deref().map(|d| resolve(base, d));
         if q.enabled && quarantine_dir.is_none() {

@@ -497,3 +497,48 @@ fn special_use_and_spam_score() {
         assert!(problems.join("\n").contains(needle), "{problems:?}");
     }
 }
+
+/// `[sieve]` limits of the actions that send: Dovecot-like defaults, and what is refused.
+#[test]
+fn sieve_send_limits_default_and_validate() {
+    let config = Config::from_toml(MINIMAL, Path::new("/etc/sievegate/x.toml")).expect("valid");
+    assert_eq!(config.sieve.max_redirects, 4);
+    assert_eq!(config.sieve.redirect_timeout, Duration::from_secs(30));
+    assert_eq!(config.sieve.vacation_days, (1, 7, 60));
+    assert_eq!(config.sieve.notify_min_interval, Duration::from_secs(60));
+    let cases = [
+        ("max_redirects = 0", None),
+        ("max_redirects = 33", Some("sieve.max_redirects")),
+        (
+            "redirect_timeout_secs = 0",
+            Some("sieve.redirect_timeout_secs"),
+        ),
+        ("vacation_min_days = 0", Some("sieve.vacation_min_days")),
+        (
+            "vacation_default_days = 90",
+            Some("sieve.vacation_default_days"),
+        ),
+        (
+            "vacation_min_days = 10\nvacation_default_days = 7",
+            Some("sieve.vacation_default_days"),
+        ),
+        ("vacation_max_days = 365\nvacation_default_days = 30", None),
+    ];
+    for (lines, problem) in cases {
+        let text = format!("{MINIMAL}[sieve]\n{lines}\n");
+        match (
+            Config::from_toml(&text, Path::new("/nonexistent/x.toml")),
+            problem,
+        ) {
+            (Ok(_), None) => {}
+            (Err(ConfigError::Invalid { problems, .. }), Some(want)) => {
+                assert!(
+                    problems.iter().any(|p| p.contains(want)),
+                    "{lines}: {problems:?}"
+                )
+            }
+            (Ok(_), Some(want)) => panic!("{lines}: accepted, want {want}"),
+            (Err(e), _) => panic!("{lines}: {e}"),
+        }
+    }
+}

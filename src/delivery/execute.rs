@@ -33,8 +33,12 @@ pub fn execute(
     // plan breaks that, refusing wins because the sender is told the message was refused.
     let reject = plan.actions.iter().find_map(|a| match a {
         Action::Reject { reason, extended } => Some((reason, *extended)),
-        // The pipeline quarantines (once per message) before executing any plan.
-        Action::Store { .. } | Action::Quarantine => None,
+        // The pipeline quarantines (once per message) before executing any plan, and
+        // sends (`delivery::send`) after it.
+        Action::Store { .. }
+        | Action::Quarantine
+        | Action::Redirect { .. }
+        | Action::Send { .. } => None,
     });
     if let Some((reason, extended)) = reject {
         if plan
@@ -209,7 +213,7 @@ mod tests {
     fn plan(actions: Vec<Action>) -> Plan {
         Plan {
             actions,
-            notes: Vec::new(),
+            ..Plan::default()
         }
     }
 

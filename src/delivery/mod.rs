@@ -7,11 +7,14 @@
 //! - [`headers`]: scan headers stripped from incoming mail, trace headers prepended.
 //! - [`execute()`]: one recipient's Plan against its Maildir, all or nothing.
 //! - [`classify`]: recipient-independent facts about a message ([`classify::is_bounce`]).
+//! - [`send`]: after the stores, what the Plan sends: redirects through the relay during
+//!   the delivery, vacation replies and notifications into the outbox, ids remembered.
 
 pub mod classify;
 mod execute;
 pub mod headers;
 pub mod pipeline;
+pub mod send;
 pub mod view;
 
 pub use execute::execute;
@@ -88,7 +91,14 @@ impl Services {
             max_run_time: config.sieve.max_run_time,
             spam_score: config.sieve.spam_score.clone(),
             special_use: config.mailbox.special_use.clone(),
-        });
+            max_redirects: config.sieve.max_redirects,
+            vacation: crate::filter::VacationPeriods {
+                min_days: config.sieve.vacation_days.0,
+                default_days: config.sieve.vacation_days.1,
+                max_days: config.sieve.vacation_days.2,
+            },
+        })
+        .with_state(Arc::clone(&state));
         let users = Users::new(config.mailbox.users_file.as_deref());
         let quarantine = config
             .quarantine
@@ -133,6 +143,9 @@ pub enum Deferral {
     /// The message had to be quarantined and the quarantine write failed: nothing was
     /// delivered for anyone, the MTA retries.
     QuarantineFailed,
+    /// A redirect could not be handed to the relay and no copy was stored: the MTA
+    /// retries, so the message is not lost.
+    RedirectFailed,
 }
 
 /// What happened to the message for one recipient.
@@ -202,6 +215,9 @@ impl RcptOutcome {
             RcptOutcome::Deferred(Deferral::Internal) => "not delivered: internal error".into(),
             RcptOutcome::Deferred(Deferral::QuarantineFailed) => {
                 "not delivered: quarantine write failed".into()
+            }
+            RcptOutcome::Deferred(Deferral::RedirectFailed) => {
+                "not delivered: redirect failed".into()
             }
         }
     }

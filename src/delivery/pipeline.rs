@@ -230,7 +230,17 @@ fn deliver_all(
             }
         }
         let header = trace_headers(&info, rcpt);
-        let (outcome, notes) = execute(&plan, &maildir, &header, &body);
+        let (outcome, mut notes) = execute(&plan, &maildir, &header, &body);
+        let outcome = super::send::send(
+            services,
+            &envelope.mail_from,
+            &log.message_id,
+            rcpt,
+            &plan,
+            (&header, &body),
+            outcome,
+            &mut notes,
+        );
         let notes: Vec<&str> = view_notes
             .iter()
             .chain(&plan.notes)

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use sieve::runtime::Variable;
 use sieve::{Event, Input, Mailbox, MessageOrigin, Recipient as SieveRecipient, Script};
 
-use super::plan::Action;
+use super::memory::Memory;
+use super::plan::{Action, Remember, SendKind};
 use super::Mailboxes;
 use crate::store::{keywords, Folder, SystemFlags};
 
@@ -26,11 +27,14 @@ pub(super) struct ScriptOutcome {
     pub(super) explicit_keep_content: Option<Option<Arc<[u8]>>>,
     /// sieve-rs reported the implicit keep at the end: nothing cancelled it.
     pub(super) implicit_keep: bool,
-    /// A redirect was asked for (not sent today).
+    /// A redirect we cannot carry out (to a list) cancelled the keep: the chain keeps the
+    /// message instead, so it is never lost.
     pub(super) redirected: bool,
     /// The last edited message this script announced (`CreatedMessage` with origin
     /// `Edited`): what the next script of the chain starts from, unless later edits follow.
     pub(super) last_edited: Option<Arc<[u8]>>,
+    /// Duplicate ids and vacation records to remember once the delivery succeeded.
+    pub(super) remember: Vec<Remember>,
 }
 
 impl ScriptOutcome {
@@ -70,6 +74,13 @@ pub(super) struct Collector<'n, 'm> {
     /// Message id 0: the message this script started with (`None`: the original; an
     /// edited one when an earlier script of the chain edited it).
     base: Option<Arc<[u8]>>,
+    /// The bytes of each generated message (vacation reply, notification), by id.
+    generated: HashMap<usize, Vec<u8>>,
+    /// The state store's answers for `duplicate` and vacation; `None` answers "not seen"
+    /// (tools that must not touch the store).
+    memory: Option<&'n Memory>,
+    /// The user the memory is kept for (`user@domain`).
+    user: &'n str,
 }
 
 impl<'n, 'm> Collector<'n, 'm> {
@@ -87,6 +98,9 @@ impl<'n, 'm> Collector<'n, 'm> {
             created: HashMap::new(),
             edited: HashMap::new(),
             base,
+            generated: HashMap::new(),
+            memory: None,
+            user: "",
         }
     }
 
@@ -96,6 +110,13 @@ impl<'n, 'm> Collector<'n, 'm> {
             Some(bytes) => Some(bytes.clone()),
             None => self.base.clone(),
         }
+    }
+
+    /// Answers `duplicate` and vacation from `memory` for `user`.
+    pub(super) fn with_memory(mut self, memory: Option<&'n Memory>, user: &'n str) -> Self {
+        self.memory = memory;
+        self.user = user;
+        self
     }
 
     /// What the script decided.
@@ -158,12 +179,7 @@ impl<'n, 'm> Collector<'n, 'm> {
                 self.note("extlists not supported: answered false".into());
                 Input::False
             }
-            Event::DuplicateId { .. } => {
-                // For both the duplicate test and vacation's own check, false means "not
-                // seen before".
-                self.note("duplicate tracking not supported yet: answered not a duplicate".into());
-                Input::False
-            }
+            Event::DuplicateId { id, expiry, last } => self.duplicate(&id, expiry, last),
             Event::SetEnvelope { envelope, .. } => {
                 self.note(format!("set envelope {envelope:?} ignored"));
                 Input::True
@@ -262,22 +278,41 @@ impl<'n, 'm> Collector<'n, 'm> {
             } => {
                 let to = recipient_text(&recipient);
                 match self.origin(message_id) {
-                    Some(MessageOrigin::Vacation) => {
-                        self.note(format!("vacation not yet supported: no reply sent to {to}"))
+                    Some(origin @ (MessageOrigin::Vacation | MessageOrigin::Notification)) => {
+                        let kind = if origin == MessageOrigin::Vacation {
+                            SendKind::Vacation
+                        } else {
+                            SendKind::Notify
+                        };
+                        let message = self.generated.get(&message_id).cloned();
+                        match (addresses(&recipient), message) {
+                            (Some(to), Some(message)) if !to.is_empty() => self
+                                .outcome
+                                .actions
+                                .push(Action::Send { kind, to, message }),
+                            _ => self.note(format!(
+                                "{} to {to} not sent: no usable address or message",
+                                kind.as_str()
+                            )),
+                        }
                     }
-                    Some(MessageOrigin::Notification) => self.note(format!(
-                        "notify not yet supported: no notification sent to {to}"
-                    )),
-                    Some(MessageOrigin::Edited) | None => {
-                        self.outcome.redirected = true;
-                        self.note(format!("redirect to {to} not yet supported: kept"));
-                    }
+                    Some(MessageOrigin::Edited) | None => match recipient {
+                        SieveRecipient::Address(address) => {
+                            self.outcome.actions.push(Action::Redirect { to: address })
+                        }
+                        _ => {
+                            self.outcome.redirected = true;
+                            self.note(format!("redirect to {to} not supported: kept"));
+                        }
+                    },
                 }
                 Input::True
             }
             Event::Notify { method, .. } => {
+                // sieve-rs sends `mailto:` itself (CreatedMessage + SendMessage); this event
+                // is any other method, which we do not offer.
                 self.note(format!(
-                    "notify not yet supported: nothing sent to {method:?}"
+                    "notify method {method:?} not supported: nothing sent"
                 ));
                 Input::True
             }
@@ -291,6 +326,8 @@ impl<'n, 'm> Collector<'n, 'm> {
                     let bytes: Arc<[u8]> = message.into();
                     self.outcome.last_edited = Some(bytes.clone());
                     self.edited.insert(message_id, bytes);
+                } else {
+                    self.generated.insert(message_id, message);
                 }
                 Input::True
             }
@@ -300,6 +337,22 @@ impl<'n, 'm> Collector<'n, 'm> {
     /// System flags and IMAP keywords from a Sieve flag list; see [`split_flags`].
     fn flags(&mut self, flags: &[String]) -> (SystemFlags, Vec<String>) {
         split_flags(flags, self.notes)
+    }
+
+    /// Answers one `DuplicateId` (the `duplicate` test, or the vacation test's own check):
+    /// true when seen before. Without a memory every id is new.
+    fn duplicate(&mut self, id: &str, expiry: u64, last: bool) -> Input {
+        let Some(memory) = self.memory else {
+            self.note("duplicate/vacation memory not available: answered not seen".into());
+            return Input::False;
+        };
+        let lookup = memory.lookup(self.user, id, expiry, last, std::time::SystemTime::now());
+        if let Some((key, ttl)) = lookup.remember {
+            if !self.outcome.remember.iter().any(|r| r.key == key) {
+                self.outcome.remember.push(Remember { key, ttl });
+            }
+        }
+        lookup.seen.into()
     }
 }
 
@@ -321,6 +374,15 @@ pub(super) fn split_flags<S: AsRef<str>>(
         }
     }
     (system, keywords)
+}
+
+/// The plain addresses of a generated message's recipient; `None` for a list.
+fn addresses(recipient: &SieveRecipient) -> Option<Vec<String>> {
+    match recipient {
+        SieveRecipient::Address(address) => Some(vec![address.clone()]),
+        SieveRecipient::Group(group) => Some(group.clone()),
+        SieveRecipient::List(_) => None,
+    }
 }
 
 fn recipient_text(recipient: &SieveRecipient) -> String {
@@ -369,7 +431,8 @@ mod tests {
         }
     }
 
-    /// Name, events, stored folders, redirected, edited, a note some note must contain.
+    /// Name, events, actions (folder names or the action's line), unsent redirect kept,
+    /// edited, a note some note must contain.
     type OriginCase = (
         &'static str,
         Vec<Event>,
@@ -419,26 +482,34 @@ mod tests {
             (
                 "vacation reply is not a redirect",
                 vec![created(1, MessageOrigin::Vacation), send(1)],
-                vec![],
+                vec!["vacation to carol@example.net"],
                 false,
                 false,
-                "vacation not yet supported",
+                "",
             ),
             (
                 "notification is not a redirect",
                 vec![created(1, MessageOrigin::Notification), send(1)],
-                vec![],
+                vec!["notify to carol@example.net"],
                 false,
                 false,
-                "notify not yet supported",
+                "",
             ),
             (
                 "edited message sent on is a redirect",
                 vec![created(1, MessageOrigin::Edited), send(1)],
-                vec![],
-                true,
+                vec!["redirect <carol@example.net>"],
                 false,
-                "redirect to <carol@example.net>",
+                false,
+                "",
+            ),
+            (
+                "original message sent on is a redirect",
+                vec![send(0)],
+                vec!["redirect <carol@example.net>"],
+                false,
+                false,
+                "",
             ),
         ];
         for (name, events, folders, redirected, edited, note) in cases {
@@ -454,7 +525,8 @@ mod tests {
                 .iter()
                 .map(|a| match a {
                     Action::Store { folder, .. } => folder.to_string(),
-                    other => other.to_string(),
+                    // The first line: the generated text follows on the next ones.
+                    other => other.to_string().lines().next().unwrap_or("").to_string(),
                 })
                 .collect();
             assert_eq!(stored, folders, "{name}");

@@ -39,6 +39,12 @@
 //!   (or a dangling symlink) means the default script runs in its place.
 //! - **At most 32 actions** per chain (`sieve_max_actions`): the script that adds the 33rd
 //!   ends in a runtime error ("total number of actions exceeds policy limit").
+//! - **Redirects**: at most `[sieve] max_redirects` over the chain (sieve-rs bounds each
+//!   script, `run::Sending` the chain), one per address; none to an address whose
+//!   `Delivered-To` is already in the message, nor when this user's
+//!   [`REDIRECTED_BY`] mark is (loops, `drop_looping_redirects`).
+//! - **`duplicate` and vacation** ask the state store ([`memory`]); what to remember is
+//!   carried in [`Plan::remember`] and written only after the delivery succeeded.
 //! - Last, always: [`Plan::enforce_virus_policy`].
 //!
 //! What happens when a store of the Plan fails (every store aborted, the failsafe keep into
@@ -49,6 +55,7 @@
 mod cache;
 mod collect;
 pub mod lookup;
+pub mod memory;
 pub mod plan;
 mod run;
 
@@ -63,7 +70,8 @@ use crate::scan::Verdict;
 
 pub use cache::ScriptProblem;
 pub use lookup::{Mailboxes, SpamScore, DEFAULT_SPECIAL_USE};
-pub use plan::{Action, Plan, INFECTED_VIRUSTEST};
+pub use memory::{Memory, VacationPeriods};
+pub use plan::{Action, Plan, Remember, SendKind, INFECTED_VIRUSTEST};
 
 use cache::{Lookup, ScriptCache};
 use run::Slot;
@@ -72,11 +80,17 @@ use run::Slot;
 /// include from it (2). User includes are answered "missing" today, so nothing nests deeper;
 /// the bound still ends any include recursion in a runtime error → implicit keep.
 const MAX_NESTED_INCLUDES: usize = 2;
-/// At most one redirect per run. None is sent today, but the bound keeps a hostile script
-/// from producing many events (and is what a later redirect implementation wants anyway).
-const MAX_REDIRECTS: usize = 1;
-/// At most two generated messages (redirects, vacation replies, notifications) per run.
-const MAX_OUT_MESSAGES: usize = 2;
+/// Generated messages per script beside its redirects: one vacation reply and one
+/// notification (sieve-rs counts redirects among its "out messages").
+const MAX_OTHER_OUT_MESSAGES: usize = 2;
+/// sieve-rs's default duplicate period when `duplicate` has no `:seconds` (Pigeonhole's
+/// `sieve_duplicate_default_period`, 14 days).
+const DUPLICATE_DEFAULT_SECS: u64 = 14 * 86_400;
+
+/// The header that marks a copy we redirected: `X-Sievegate-Redirected-By: <user>`. A
+/// message that already carries it for the same user has been around once: redirecting it
+/// again would be a loop.
+pub const REDIRECTED_BY: &str = "X-Sievegate-Redirected-By";
 
 /// Which scripts run, and the limits they run under.
 #[derive(Debug, Clone, PartialEq)]
@@ -103,6 +117,10 @@ pub struct FilterConfig {
     pub spam_score: Option<SpamScore>,
     /// Special-use flag → folder (`[mailbox] special_use`), for `fileinto :specialuse`.
     pub special_use: Vec<(String, String)>,
+    /// Redirects per message over the whole chain (`[sieve] max_redirects`).
+    pub max_redirects: usize,
+    /// Vacation period bounds (`[sieve] vacation_*_days`).
+    pub vacation: VacationPeriods,
 }
 
 /// Header fields no script may add or delete (editheader, `mime` `enclose`).
@@ -183,6 +201,8 @@ pub struct Filter {
     /// Shared runtime settings: limits and the static environment items.
     runtime: Runtime,
     cache: ScriptCache,
+    /// Where `duplicate` and vacation records live; `None` (tools) answers "not seen".
+    memory: Option<Memory>,
 }
 
 // The LMTP server shares one Filter across connection tasks.
@@ -197,11 +217,12 @@ impl Filter {
         let runtime = Runtime::new()
             .with_cpu_limit(config.cpu_limit)
             .with_max_nested_includes(MAX_NESTED_INCLUDES)
-            .with_max_redirects(MAX_REDIRECTS)
-            .with_max_out_messages(MAX_OUT_MESSAGES)
+            .with_max_redirects(config.max_redirects)
+            .with_max_out_messages(config.max_redirects + MAX_OTHER_OUT_MESSAGES)
+            .with_default_vacation_expiry(config.vacation.default_days.saturating_mul(86_400))
+            .with_default_duplicate_expiry(DUPLICATE_DEFAULT_SECS)
             .with_local_hostname(config.hostname.clone())
-            // mailto notifications are recognised so that they show up as notes; nothing is
-            // ever sent.
+            // RFC 5436: mailto is the one method we send (through the outbox).
             .with_valid_notification_uri("mailto")
             // RFC 5183 §4.1 items that do not change per recipient.
             .with_env_variable("location", "MDA")
@@ -222,7 +243,18 @@ impl Filter {
             compiler: Compiler::new(),
             runtime,
             cache: ScriptCache::default(),
+            memory: None,
         }
+    }
+
+    /// Answers `duplicate` and the vacation test from `state` (the server's state store).
+    /// Without it every id is new: what `sieve test` wants, as it must not touch anything.
+    pub fn with_state(mut self, state: std::sync::Arc<dyn crate::state::StateStore>) -> Self {
+        self.memory = Some(Memory {
+            state,
+            vacation: self.config.vacation,
+        });
+        self
     }
 
     /// Compiles every global script (before, after, default) and returns all problems, for
@@ -259,6 +291,7 @@ impl Filter {
     /// of the same bytes as `input.message`).
     pub fn plan_parsed(&self, input: &FilterInput<'_>, parsed: &ParsedMessage<'_>) -> Plan {
         let mut plan = self.decide(input, parsed.0.clone());
+        drop_looping_redirects(&mut plan, &parsed.0, &input.rcpt.user());
         plan.enforce_virus_policy(input.verdict.virustest());
         plan
     }
@@ -286,7 +319,19 @@ impl Filter {
             spam,
             mailboxes: &mailboxes,
         };
-        let mut plan = run::run_chain(&self.runtime, &chain, message, input, &world, deadline);
+        let sending = run::Sending {
+            memory: self.memory.as_ref(),
+            max_redirects: self.config.max_redirects,
+        };
+        let mut plan = run::run_chain(
+            &self.runtime,
+            &chain,
+            message,
+            input,
+            &world,
+            deadline,
+            &sending,
+        );
         if !whole && plan.drop_edits() {
             notes.push(
                 "message edits not stored: the message is larger than what Sieve parses".into(),
@@ -353,6 +398,54 @@ impl Filter {
                 Some(Slot::Broken { label })
             }
         }
+    }
+}
+
+/// Loop protection for redirects: no redirect to an address the message was already
+/// delivered to (its `Delivered-To` fields, which every delivery adds, ours included), and
+/// none when the message already carries our [`REDIRECTED_BY`] mark for this user (it came
+/// back after we sent it on). A plan whose only redirects are dropped keeps the message in
+/// INBOX instead: nothing is lost.
+fn drop_looping_redirects(plan: &mut Plan, message: &Message<'_>, user: &str) {
+    if plan.redirects().next().is_none() {
+        return;
+    }
+    let values = |name: &str| -> Vec<String> {
+        message
+            .header_values(name)
+            .filter_map(|v| v.as_text())
+            .map(|v| v.trim().trim_matches(['<', '>']).to_ascii_lowercase())
+            .collect()
+    };
+    let delivered = values("Delivered-To");
+    let came_back = values(REDIRECTED_BY)
+        .iter()
+        .any(|u| u.eq_ignore_ascii_case(user));
+    let mut dropped = false;
+    let mut notes = Vec::new();
+    plan.actions.retain(|a| match a {
+        Action::Redirect { to } => {
+            let looping = came_back || delivered.iter().any(|d| d.eq_ignore_ascii_case(to));
+            if looping {
+                tracing::warn!(%user, %to, "redirect loop: not redirected");
+                notes.push(format!("redirect to <{to}> not sent: mail loop detected"));
+                dropped = true;
+            }
+            !looping
+        }
+        _ => true,
+    });
+    plan.notes.extend(notes);
+    if dropped && !plan.stores() && !plan.rejects() && plan.redirects().next().is_none() {
+        plan.add_store(
+            crate::store::Folder::inbox(),
+            crate::store::SystemFlags::default(),
+            Vec::new(),
+            false,
+            None,
+        );
+        plan.notes
+            .push("no redirect left: kept in INBOX".to_string());
     }
 }
 

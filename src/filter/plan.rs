@@ -39,6 +39,52 @@ pub enum Action {
     /// recipients asking): the `quarantine` command of `vnd.sievegate.quarantine`, valid
     /// only in global scripts. It stores nothing in the recipient's mailbox.
     Quarantine,
+    /// Send the message on to `to` (RFC 5228 §4.2 `redirect`) through `[notify] relay`,
+    /// with the original envelope sender, during the delivery (see `delivery::send`).
+    Redirect {
+        /// The target address, without angle brackets.
+        to: String,
+    },
+    /// Queue a message Sieve generated (a vacation reply or a notification) from the null
+    /// sender to `to` (never sent for infected mail).
+    Send {
+        /// Vacation reply or `notify` message.
+        kind: SendKind,
+        /// Envelope recipients.
+        to: Vec<String>,
+        /// The complete message as sieve-rs built it (CRLF).
+        message: Vec<u8>,
+    },
+}
+
+/// What produced an [`Action::Send`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendKind {
+    /// RFC 5230 vacation reply.
+    Vacation,
+    /// RFC 5435/5436 `notify :method "mailto:..."`.
+    Notify,
+}
+
+impl SendKind {
+    /// The outbox kind and log word: `vacation`, `notify`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SendKind::Vacation => "vacation",
+            SendKind::Notify => "notify",
+        }
+    }
+}
+
+/// An id the state store remembers once the delivery succeeded (RFC 7352 `duplicate`, the
+/// vacation response record): recording it only then means a deferred delivery that is
+/// retried is not taken for its own duplicate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remember {
+    /// The state-store key, already namespaced by user.
+    pub key: String,
+    /// How long it is remembered.
+    pub ttl: std::time::Duration,
 }
 
 /// What Sieve decided for one recipient. An empty `actions` list means discard.
@@ -49,6 +95,8 @@ pub struct Plan {
     /// Decisions worth a log line: refused folder names, actions replaced because the message
     /// is infected, actions not supported yet, script errors.
     pub notes: Vec<String>,
+    /// Ids to remember after a successful delivery (duplicate tracking, vacation).
+    pub remember: Vec<Remember>,
 }
 
 impl Plan {
@@ -63,6 +111,7 @@ impl Plan {
                 edited: None,
             }],
             notes: Vec::new(),
+            remember: Vec::new(),
         }
     }
 
@@ -126,6 +175,14 @@ impl Plan {
         self.actions.contains(&Action::Quarantine)
     }
 
+    /// The redirect targets, in order.
+    pub fn redirects(&self) -> impl Iterator<Item = &str> {
+        self.actions.iter().filter_map(|a| match a {
+            Action::Redirect { to } => Some(to.as_str()),
+            _ => None,
+        })
+    }
+
     /// True when some action refuses the message.
     pub fn rejects(&self) -> bool {
         self.actions
@@ -137,9 +194,11 @@ impl Plan {
     /// sender and lands in no mailbox. Every Reject (a bounce or a 5xx the sender's MTA turns
     /// into a bounce, RFC 5429 §2.1) and every Store is dropped, which leaves a discard.
     ///
-    /// Redirect, vacation and notify never become actions (they are not supported yet), so
-    /// nothing else can reach the sender. This runs last, over the finished Plan, on every
-    /// code path (including the runtime-error fallback), so no script can get around it.
+    /// Redirects, vacation replies and notifications go too: a redirect hands the virus to
+    /// a third party, a vacation reply goes to the forged sender, and a notification may
+    /// quote it. The ids to remember go as well, so a clean copy of the same message later is
+    /// not taken for a duplicate. This runs last, over the finished Plan, on every code path
+    /// (including the runtime-error fallback), so no script can get around it.
     pub fn enforce_virus_policy(&mut self, virustest: u8) {
         if virustest < INFECTED_VIRUSTEST {
             return;
@@ -160,10 +219,18 @@ impl Plan {
                     "store into {folder} dropped: infected mail is not delivered \
                      (virustest {virustest})"
                 ),
+                Action::Redirect { to } => format!(
+                    "redirect to <{to}> suppressed: message is infected (virustest {virustest})"
+                ),
+                Action::Send { kind, .. } => format!(
+                    "{} suppressed: message is infected (virustest {virustest})",
+                    kind.as_str()
+                ),
             };
             tracing::warn!(virustest, action = %action, "virus policy overrides Sieve action");
             self.notes.push(note);
         }
+        self.remember.clear();
         self.notes.push(format!(
             "infected: message discarded (virustest {virustest})"
         ));
@@ -216,6 +283,15 @@ impl fmt::Display for Action {
                 write!(f, "{verb} {reason:?}")
             }
             Action::Quarantine => f.write_str("quarantine"),
+            Action::Redirect { to } => write!(f, "redirect <{to}>"),
+            Action::Send { kind, to, message } => {
+                write!(f, "{} to {}", kind.as_str(), to.join(", "))?;
+                // The generated text, indented, so `sieve test` shows the reply itself.
+                for line in String::from_utf8_lossy(message).lines() {
+                    write!(f, "\n    {line}")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -256,6 +332,18 @@ mod tests {
         Action::Reject {
             reason: reason.to_string(),
             extended,
+        }
+    }
+
+    fn redirect(to: &str) -> Action {
+        Action::Redirect { to: to.to_string() }
+    }
+
+    fn send(kind: SendKind) -> Action {
+        Action::Send {
+            kind,
+            to: vec!["sender@x.test".to_string()],
+            message: b"Subject: away\r\n\r\nback soon\r\n".to_vec(),
         }
     }
 
@@ -322,14 +410,48 @@ mod tests {
                 5,
                 vec![],
             ),
+            (vec![redirect("a@x.test")], 1, vec![redirect("a@x.test")]),
+            (vec![redirect("a@x.test")], 4, vec![]),
+            (
+                vec![store("INBOX", &[], false), redirect("a@x.test")],
+                5,
+                vec![],
+            ),
+            (
+                vec![send(SendKind::Vacation), send(SendKind::Notify)],
+                1,
+                vec![send(SendKind::Vacation), send(SendKind::Notify)],
+            ),
+            (vec![send(SendKind::Vacation)], 4, vec![]),
+            (vec![send(SendKind::Notify)], 5, vec![]),
+            (
+                vec![
+                    Action::Quarantine,
+                    redirect("a@x.test"),
+                    send(SendKind::Vacation),
+                    send(SendKind::Notify),
+                    reject("no", false),
+                ],
+                4,
+                vec![Action::Quarantine],
+            ),
         ];
         for (actions, virustest, want) in cases {
             let mut plan = Plan {
                 actions: actions.clone(),
                 notes: vec![],
+                remember: vec![Remember {
+                    key: "k".into(),
+                    ttl: std::time::Duration::from_secs(1),
+                }],
             };
             plan.enforce_virus_policy(virustest);
             assert_eq!(plan.actions, want, "{actions:?} at {virustest}");
+            assert_eq!(
+                plan.remember.is_empty(),
+                virustest >= INFECTED_VIRUSTEST,
+                "{actions:?} at {virustest}"
+            );
             if virustest >= INFECTED_VIRUSTEST {
                 assert!(
                     plan.notes.iter().any(|n| n.starts_with("infected:")),
@@ -357,6 +479,7 @@ mod tests {
                         true,
                     )],
                     notes: vec!["a note".to_string()],
+                    remember: vec![],
                 },
                 "store Work.Projects :create :flags \"\\\\Flagged \\\\Seen $Label1\"\nnote: a note\n",
             ),
@@ -364,6 +487,7 @@ mod tests {
                 Plan {
                     actions: vec![reject("go \"away\"", true)],
                     notes: vec![],
+                    remember: vec![],
                 },
                 "ereject \"go \\\"away\\\"\"\n",
             ),
@@ -371,6 +495,28 @@ mod tests {
                 Plan {
                     actions: vec![reject("no", false)],
                     notes: vec![],
+                    remember: vec![],
+                },
+                "reject \"no\"\n",
+            ),
+            (
+                Plan {
+                    actions: vec![redirect("a@x.test")],
+                    ..Plan::default()
+                },
+                "redirect <a@x.test>\n",
+            ),
+            (
+                Plan {
+                    actions: vec![send(SendKind::Vacation)],
+                    ..Plan::default()
+                },
+                "vacation to sender@x.test\n    Subject: away\n    \n    back soon\n",
+            ),
+            (
+                Plan {
+                    actions: vec![reject("no", false)],
+                    ..Plan::default()
                 },
                 "reject \"no\"\n",
             ),

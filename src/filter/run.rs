@@ -14,7 +14,8 @@ use sieve::runtime::{RuntimeError, Variable};
 use sieve::{Context, Envelope, Input, Runtime, Script, Sieve, SpamStatus};
 
 use super::collect::{split_flags, Collector, ScriptOutcome};
-use super::plan::{Action, Plan};
+use super::memory::Memory;
+use super::plan::{Action, Plan, SendKind};
 use super::{FilterInput, Mailboxes};
 use crate::store::{Folder, SystemFlags};
 
@@ -82,8 +83,13 @@ pub fn run_chain(
     input: &FilterInput<'_>,
     world: &World<'_>,
     deadline: Instant,
+    sending: &Sending<'_>,
 ) -> Plan {
-    let mut state = ChainState::default();
+    let mut state = ChainState {
+        max_redirects: sending.max_redirects,
+        ..ChainState::default()
+    };
+    let user = input.rcpt.user();
     let mut message = message;
     let mut flags: Option<Variable> = None;
     for slot in chain {
@@ -99,7 +105,15 @@ pub fn run_chain(
             ctx.set_global_variable(FLAGS_VARIABLE, flags);
         }
         let base = state.current.clone();
-        let outcome = run_script(&mut ctx, script, &mut state.notes, base, world.mailboxes);
+        let outcome = run_script(
+            &mut ctx,
+            script,
+            &mut state.notes,
+            base,
+            world.mailboxes,
+            sending.memory,
+            &user,
+        );
         let outcome = outcome.map(|mut outcome| {
             // `quarantine` is an admin's policy: a user's script (or the default one, which
             // stands in for it) must not fill the quarantine.
@@ -191,8 +205,10 @@ fn run_script(
     notes: &mut Vec<String>,
     base: Option<Arc<[u8]>>,
     mailboxes: &Mailboxes,
+    memory: Option<&Memory>,
+    user: &str,
 ) -> Result<ScriptOutcome, String> {
-    let mut collector = Collector::new(notes, base, mailboxes);
+    let mut collector = Collector::new(notes, base, mailboxes).with_memory(memory, user);
     let mut next = Input::script(Script::Personal("sievegate:chain".into()), script.clone());
     let mut events = 0usize;
     while let Some(result) = ctx.run(next) {
@@ -223,6 +239,15 @@ fn describe(err: &RuntimeError) -> String {
     }
 }
 
+/// What the chain needs for the actions that send: the memory behind `duplicate` and
+/// vacation, and the redirect limit of the whole chain.
+pub struct Sending<'a> {
+    /// `None`: every id is new and nothing is looked up (tools).
+    pub memory: Option<&'a Memory>,
+    /// Redirects per message over the whole chain (`[sieve] max_redirects`).
+    pub max_redirects: usize,
+}
+
 /// The chain's result so far: Pigeonhole's one `sieve_result` shared by all scripts.
 #[derive(Debug)]
 struct ChainState {
@@ -241,6 +266,8 @@ struct ChainState {
     redirected: bool,
     /// The message as the scripts so far left it (editheader); `None`: as received.
     current: Option<Arc<[u8]>>,
+    /// Redirects allowed over the whole chain; sieve-rs counts only within one script.
+    max_redirects: usize,
 }
 
 impl Default for ChainState {
@@ -254,6 +281,7 @@ impl Default for ChainState {
             failed: false,
             redirected: false,
             current: None,
+            max_redirects: usize::MAX,
         }
     }
 }
@@ -283,6 +311,45 @@ impl ChainState {
                         self.plan.actions.push(Action::Quarantine);
                     }
                 }
+                Action::Redirect { to } => {
+                    let count = self.plan.redirects().count();
+                    if self.plan.redirects().any(|r| r.eq_ignore_ascii_case(&to)) {
+                        // Pigeonhole sends one copy per address and delivery.
+                        self.note(format!("second redirect to <{to}> ignored"));
+                    } else if count >= self.max_redirects {
+                        // sieve-rs ignores redirects past the limit within a script; the
+                        // same for the chain, logged.
+                        self.note(format!(
+                            "redirect to <{to}> ignored: more than {} redirects",
+                            self.max_redirects
+                        ));
+                    } else {
+                        self.plan.actions.push(Action::Redirect { to });
+                    }
+                }
+                send @ Action::Send { .. } => {
+                    // RFC 5230 §4.7: one vacation response per message, even when several
+                    // scripts of the chain ask.
+                    let vacation = |a: &Action| {
+                        matches!(
+                            a,
+                            Action::Send {
+                                kind: SendKind::Vacation,
+                                ..
+                            }
+                        )
+                    };
+                    if vacation(&send) && self.plan.actions.iter().any(vacation) {
+                        self.note("second vacation response ignored".into());
+                    } else {
+                        self.plan.actions.push(send);
+                    }
+                }
+            }
+        }
+        for remember in outcome.remember {
+            if !self.plan.remember.iter().any(|r| r.key == remember.key) {
+                self.plan.remember.push(remember);
             }
         }
         self.keep_pending = outcome.implicit_keep || outcome.explicit_keep.is_some();
@@ -330,8 +397,12 @@ impl ChainState {
                     .filter(|(f, k)| !f.is_empty() || !k.is_empty())
                     .unwrap_or(implicit),
             )
-        } else if self.redirected && !self.plan.stores() && !self.plan.rejects() {
-            // The redirect cancelled the keep, but we send nothing: never lose the message.
+        } else if self.redirected
+            && !self.plan.stores()
+            && !self.plan.rejects()
+            && self.plan.redirects().next().is_none()
+        {
+            // A redirect we cannot send cancelled the keep: never lose the message.
             Some((SystemFlags::default(), Vec::new()))
         } else {
             None

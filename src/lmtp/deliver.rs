@@ -63,5 +63,6 @@ fn to_reply(rcpt: &str, id: &str, outcome: &RcptOutcome) -> Reply {
             reply::local_error(rcpt)
         }
         RcptOutcome::Deferred(Deferral::ScanFailed) => reply::scan_failed(rcpt),
+        RcptOutcome::Deferred(Deferral::RedirectFailed) => reply::redirect_failed(rcpt),
     }
 }

@@ -304,6 +304,19 @@ pub fn local_error(rcpt: &str) -> Reply {
     )
 }
 
+/// A Sieve redirect the relay refused or could not take, and nothing stored: 451 4.4.0 so
+/// the MTA retries (RFC 3463 4.4.0: routing/network status, undefined).
+pub fn redirect_failed(rcpt: &str) -> Reply {
+    Reply::new(
+        451,
+        "4.4.0",
+        format!(
+            "<{}> Redirect could not be sent, try again later",
+            sanitize(rcpt, 256)
+        ),
+    )
+}
+
 pub fn scan_failed(rcpt: &str) -> Reply {
     Reply::new(
         451,

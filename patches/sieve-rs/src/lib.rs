@@ -71,7 +71,7 @@ pub struct Runtime {
     pub(crate) valid_notification_uris: AHashSet<Cow<'static, str>>,
     pub(crate) valid_ext_lists: AHashSet<Cow<'static, str>>,
     pub(crate) protected_headers: Vec<HeaderName<'static>>,
-    // sievegate patch (PATCHES.md #9): header name prefixes protected like protected_headers.
+    // sievegate patch (PATCHES.md #10): header name prefixes protected like protected_headers.
     pub(crate) protected_header_prefixes: Vec<Cow<'static, str>>,
     pub(crate) environment: AHashMap<Cow<'static, str>, Variable>,
     pub(crate) metadata: Vec<(Metadata<String>, Cow<'static, str>)>,

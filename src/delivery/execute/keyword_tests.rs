@@ -20,6 +20,7 @@ fn keywords_stored_and_27th_noted() {
             edited: Some(std::sync::Arc::from(&b"X-Edited: 1\r\n\r\nedited\r\n"[..])),
         }],
         notes: vec![],
+        remember: vec![],
     };
     let (outcome, notes) = execute(&plan, &md, b"Delivered-To: a@b\r\n", b"original\r\n");
     let RcptOutcome::Delivered { stored } = outcome else {

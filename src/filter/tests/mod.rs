@@ -5,12 +5,14 @@
 //! - `run`: limits, envelope, parsing, and the explicit keep (RFC 5228).
 //! - `patches`: what our sieve-rs patches give (origin, `:count`, time limit, `:matches`).
 //! - `cache`: file changes, symlinks, `check`, the printed plan.
+//! - `send`: vacation (RFC 3834 rules), redirect limits and loops, duplicate memory.
 
 mod cache;
 mod chain;
 mod multiscript;
 mod patches;
 mod run;
+mod send;
 mod world;
 
 use std::fs;
@@ -88,6 +90,8 @@ impl Setup {
                 max_run_time: Duration::from_secs(10),
                 spam_score: None,
                 special_use: Vec::new(),
+                max_redirects: 4,
+                vacation: VacationPeriods::default(),
             },
         }
     }

@@ -21,7 +21,10 @@ impl Notify {
     pub(crate) fn exec(&self, ctx: &mut Context) {
         // Do not notify on Auto-Submitted messages
         for header in &ctx.message.parts[0].headers {
-            if matches!(&header.name, HeaderName::Other(name) if name.eq_ignore_ascii_case("Auto-Submitted"))
+            // sievegate patch (PATCHES.md #9): mail-parser names the field
+            // `HeaderName::AutoSubmitted`, so `Other` alone never matched it.
+            if matches!(&header.name, HeaderName::AutoSubmitted)
+                || matches!(&header.name, HeaderName::Other(name) if name.eq_ignore_ascii_case("Auto-Submitted"))
                 && header
                     .value
                     .as_text()

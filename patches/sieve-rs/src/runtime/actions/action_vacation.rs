@@ -101,6 +101,16 @@ impl TestVacation {
                 HeaderName::Received => {
                     received_count += 1;
                 }
+                // sievegate patch (PATCHES.md #9): mail-parser names this field
+                // `HeaderName::AutoSubmitted`; the `Other` arm below never saw it.
+                HeaderName::AutoSubmitted
+                    if header
+                        .value
+                        .as_text()
+                        .is_none_or(|v| !v.trim().eq_ignore_ascii_case("no")) =>
+                {
+                    return TestResult::Bool(false);
+                }
                 HeaderName::Other(header_name) => {
                     if header_name.eq_ignore_ascii_case("Auto-Submitted") {
                         if header
@@ -122,7 +132,13 @@ impl TestVacation {
                         && header
                             .value
                             .as_text()
-                            .is_some_and(|v| v.eq_ignore_ascii_case("bulk"))
+                            // sievegate patch (PATCHES.md #9): RFC 3834 §2 names
+                            // list and junk beside bulk.
+                            .is_some_and(|v| {
+                                ["bulk", "list", "junk"]
+                                    .iter()
+                                    .any(|p| v.trim().eq_ignore_ascii_case(p))
+                            })
                     {
                         return TestResult::Bool(false);
                     }
