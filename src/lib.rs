@@ -15,7 +15,10 @@
 //! - [`scan`]: clamd INSTREAM client, its reply parser, verdict → `virustest` value.
 //! - [`filter`]: Sieve script resolution and compile cache; runs the chain (Pigeonhole's
 //!   multiscript: before → personal or default → after, each script on its own) to a
-//!   printable [`filter::Plan`] without touching any mailbox.
+//!   printable [`filter::Plan`] without touching any mailbox; RFC 6609 includes
+//!   ([`filter::include`]), the per-user error log, `sieve check` ([`filter::tools`]).
+//! - [`sievetool`]: `sieve test`, the whole chain for one message printed as a Plan, no
+//!   side effects.
 //! - [`delivery`]: the pipeline for one message (scan once; per recipient: the bounded
 //!   Sieve view → Plan → trace headers → Maildir → one log line) → one
 //!   [`delivery::RcptOutcome`] per recipient. [`delivery::Services`] is what it shares.
@@ -45,6 +48,7 @@ pub mod quarantine;
 pub mod report;
 pub mod scan;
 pub mod server;
+pub mod sievetool;
 pub mod state;
 pub mod store;
 pub mod text;

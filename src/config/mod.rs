@@ -183,6 +183,26 @@ pub struct RawSieve {
     /// recipients per transaction (`lmtp_destination_recipient_limit`, 50).
     #[serde(default = "defaults::max_run_time_secs")]
     pub max_run_time_secs: u64,
+    /// Template (`%u %n %d %h`) of the user's script directory, where `include :personal`
+    /// looks (Dovecot's `sieve/` directory of ManageSieve).
+    pub personal_dir: Option<String>,
+    /// Directory where `include :global` looks.
+    pub global_dir: Option<String>,
+    /// Largest script file compiled, in bytes (Pigeonhole's `sieve_max_script_size`).
+    #[serde(default = "defaults::max_script_size")]
+    pub max_script_size: u64,
+    /// Actions one recipient's chain may collect (Pigeonhole's `sieve_max_actions`).
+    #[serde(default = "defaults::max_actions")]
+    pub max_actions: usize,
+    /// Include nesting depth (Pigeonhole's `sieve_include_max_nesting_depth`).
+    #[serde(default = "defaults::max_include_depth")]
+    pub max_include_depth: usize,
+    /// Extensions no script may `require`, e.g. `["redirect"]`.
+    #[serde(default)]
+    pub disabled_extensions: Vec<String>,
+    /// Bytes of the per-user error log (`<personal script>.log`) before it is rotated; 0: off.
+    #[serde(default = "defaults::user_log_size")]
+    pub user_log_size: u64,
 }
 
 impl Default for RawSieve {
@@ -196,6 +216,13 @@ impl Default for RawSieve {
             max_header_fields: defaults::max_header_fields(),
             max_header_size: defaults::max_header_size(),
             max_run_time_secs: defaults::max_run_time_secs(),
+            personal_dir: None,
+            global_dir: None,
+            max_script_size: defaults::max_script_size(),
+            max_actions: defaults::max_actions(),
+            max_include_depth: defaults::max_include_depth(),
+            disabled_extensions: Vec::new(),
+            user_log_size: defaults::user_log_size(),
         }
     }
 }
@@ -258,6 +285,18 @@ mod defaults {
     }
     pub fn max_run_time_secs() -> u64 {
         10
+    }
+    pub fn max_script_size() -> u64 {
+        1024 * 1024
+    }
+    pub fn max_actions() -> usize {
+        32
+    }
+    pub fn max_include_depth() -> usize {
+        10
+    }
+    pub fn user_log_size() -> u64 {
+        64 * 1024
     }
     pub fn min_virustest() -> u8 {
         4
@@ -384,6 +423,8 @@ pub struct SieveConfig {
     /// Wall-clock budget of one recipient's chain.
     pub max_run_time: Duration,
     pub limits: MessageLimits,
+    /// Include directories, per-user log, script limits.
+    pub scripts: crate::filter::ScriptSettings,
 }
 
 /// How much of a message's header section Sieve parses (see `delivery::view`).
@@ -771,12 +812,15 @@ impl RawConfig {
                 problems.push(format!("mailbox.users_file: {e}"));
             }
         }
-        let personal_home = self.sieve.personal.as_deref().is_some_and(|p| uses(p, 'h'));
+        let personal_home = [&self.sieve.personal, &self.sieve.personal_dir]
+            .iter()
+            .any(|t| t.as_deref().is_some_and(|p| uses(p, 'h')));
         let needs_home = uses(&m.maildir, 'h') || personal_home;
         if needs_home && users_file.is_none() {
             for (key, template) in [
                 ("mailbox.maildir", Some(m.maildir.as_str())),
                 ("sieve.personal", self.sieve.personal.as_deref()),
+                ("sieve.personal_dir", self.sieve.personal_dir.as_deref()),
             ] {
                 if template.is_some_and(|t| uses(t, 'h')) {
                     problems.push(format!(
@@ -809,6 +853,44 @@ impl RawConfig {
             check_file("sieve.default", p, &mut problems);
         }
         let personal = sv.personal.as_deref().map(|p| resolve_template(base, p));
+        for name in &sv.disabled_extensions {
+            use sieve::compiler::grammar::Capability;
+            if matches!(Capability::parse(name), Capability::Other(_)) {
+                problems.push(format!(
+                    "sieve.disabled_extensions: {name:?} is not a Sieve extension sievegate knows"
+                ));
+            }
+        }
+        for (key, value) in [
+            ("sieve.max_script_size", sv.max_script_size as usize),
+            ("sieve.max_actions", sv.max_actions),
+            ("sieve.max_include_depth", sv.max_include_depth),
+        ] {
+            if value == 0 {
+                problems.push(format!("{key}: must be at least 1"));
+            }
+        }
+        let global_dir = sv.global_dir.as_deref().map(|p| resolve(base, p));
+        if let Some(dir) = &global_dir {
+            if !dir.is_dir() {
+                problems.push(format!(
+                    "sieve.global_dir: {} is not a directory",
+                    dir.display()
+                ));
+            }
+        }
+        let scripts = crate::filter::ScriptSettings {
+            personal_dir: sv
+                .personal_dir
+                .as_deref()
+                .map(|p| resolve_template(base, p)),
+            global_dir,
+            max_script_size: sv.max_script_size,
+            max_actions: sv.max_actions,
+            max_include_depth: sv.max_include_depth,
+            disabled_extensions: sv.disabled_extensions.clone(),
+            user_log_size: sv.user_log_size,
+        };
 
         let sieve = SieveConfig {
             before,
@@ -821,6 +903,7 @@ impl RawConfig {
                 max_header_size: sv.max_header_size,
             },
             max_run_time: Duration::from_secs(sv.max_run_time_secs),
+            scripts,
         };
         let q = self.quarantine;
         let quarantine_dir = q.dir.as_deref().map(|d| resolve(base, d));

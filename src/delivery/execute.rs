@@ -177,7 +177,7 @@ mod tests {
     fn plan(actions: Vec<Action>) -> Plan {
         Plan {
             actions,
-            notes: Vec::new(),
+            ..Plan::default()
         }
     }
 

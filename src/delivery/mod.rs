@@ -86,6 +86,7 @@ impl Services {
             hostname: config.server.hostname.clone(),
             cpu_limit: config.sieve.cpu_limit,
             max_run_time: config.sieve.max_run_time,
+            scripts: config.sieve.scripts.clone(),
         });
         let users = Users::new(config.mailbox.users_file.as_deref());
         let quarantine = config

@@ -48,8 +48,11 @@
 
 mod cache;
 mod collect;
+pub mod include;
 pub mod plan;
 mod run;
+pub mod tools;
+mod userlog;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -66,10 +69,6 @@ pub use plan::{Action, Plan, INFECTED_VIRUSTEST};
 use cache::{Lookup, ScriptCache};
 use run::Slot;
 
-/// sieve-rs's nesting bound, counted in scripts on its stack: a chain script (1) and one
-/// include from it (2). User includes are answered "missing" today, so nothing nests deeper;
-/// the bound still ends any include recursion in a runtime error → implicit keep.
-const MAX_NESTED_INCLUDES: usize = 2;
 /// At most one redirect per run. None is sent today, but the bound keeps a hostile script
 /// from producing many events (and is what a later redirect implementation wants anyway).
 const MAX_REDIRECTS: usize = 1;
@@ -96,6 +95,44 @@ pub struct FilterConfig {
     /// Wall-clock budget for one recipient's whole chain; past it, a runtime error (checked
     /// between instructions and inside the `:matches` glob matcher).
     pub max_run_time: Duration,
+    /// Include directories, the per-user error log and the limits (`[sieve]`).
+    pub scripts: ScriptSettings,
+}
+
+/// The `[sieve]` settings of script layout and limits, with Dovecot/Pigeonhole defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptSettings {
+    /// Template of the user's script directory (`%u %n %d %h`): where `include :personal`
+    /// looks (Pigeonhole's `sieve_dir`; ManageSieve's `sieve/` directory). `None`: personal
+    /// includes find nothing.
+    pub personal_dir: Option<String>,
+    /// Where `include :global` looks (Pigeonhole's `sieve_global`).
+    pub global_dir: Option<PathBuf>,
+    /// Largest script file read and compiled (Pigeonhole's `sieve_max_script_size`, 1 MiB).
+    pub max_script_size: u64,
+    /// Actions one recipient's chain may collect (`sieve_max_actions`, 32).
+    pub max_actions: usize,
+    /// Include nesting below the chain script (`sieve_include_max_nesting_depth`, 10).
+    pub max_include_depth: usize,
+    /// Extensions no script may `require` (compile error), e.g. `redirect`.
+    pub disabled_extensions: Vec<String>,
+    /// Bytes the per-user error log (`<active script>.log`) may reach before it is rotated
+    /// to `.log.0`; 0 turns the log off.
+    pub user_log_size: u64,
+}
+
+impl Default for ScriptSettings {
+    fn default() -> Self {
+        ScriptSettings {
+            personal_dir: None,
+            global_dir: None,
+            max_script_size: 1024 * 1024,
+            max_actions: 32,
+            max_include_depth: 10,
+            disabled_extensions: Vec::new(),
+            user_log_size: 64 * 1024,
+        }
+    }
 }
 
 /// What one recipient's run sees.
@@ -150,12 +187,25 @@ impl<'a> ParsedMessage<'a> {
 /// connections; compiled scripts are cached inside.
 pub struct Filter {
     config: FilterConfig,
-    /// Compiles every script file (sieve-rs default limits: 1 MiB script, 4 KiB strings,
-    /// 15 nested blocks and tests).
+    /// Compiles every script file (sieve-rs default limits: 4 KiB strings, 15 nested blocks
+    /// and tests; `max_script_size` and `disabled_extensions` from the settings).
     compiler: Compiler,
     /// Shared runtime settings: limits and the static environment items.
     runtime: Runtime,
     cache: ScriptCache,
+    /// Per-user error logs and the server log's rate limit for the same error.
+    userlog: userlog::UserLog,
+}
+
+/// A compiler with the configured script size limit and disabled extensions.
+pub fn compiler_for(settings: &ScriptSettings) -> Compiler {
+    let size = usize::try_from(settings.max_script_size).unwrap_or(usize::MAX);
+    let mut compiler = Compiler::new().with_max_script_size(size);
+    for name in &settings.disabled_extensions {
+        compiler =
+            compiler.with_disabled_capability(sieve::compiler::grammar::Capability::parse(name));
+    }
+    compiler
 }
 
 // The LMTP server shares one Filter across connection tasks.
@@ -169,7 +219,8 @@ impl Filter {
     pub fn new(config: FilterConfig) -> Self {
         let runtime = Runtime::new()
             .with_cpu_limit(config.cpu_limit)
-            .with_max_nested_includes(MAX_NESTED_INCLUDES)
+            // sieve-rs counts the chain script itself on its include stack.
+            .with_max_nested_includes(config.scripts.max_include_depth.saturating_add(1))
             .with_max_redirects(MAX_REDIRECTS)
             .with_max_out_messages(MAX_OUT_MESSAGES)
             .with_local_hostname(config.hostname.clone())
@@ -183,11 +234,13 @@ impl Filter {
             .with_env_variable("host", config.hostname.clone())
             .with_env_variable("name", "sievegate")
             .with_env_variable("version", env!("CARGO_PKG_VERSION"));
+        let compiler = compiler_for(&config.scripts);
         Filter {
+            cache: ScriptCache::new(config.scripts.max_script_size),
+            userlog: userlog::UserLog::new(config.scripts.user_log_size),
             config,
-            compiler: Compiler::new(),
+            compiler,
             runtime,
-            cache: ScriptCache::default(),
         }
     }
 
@@ -235,10 +288,40 @@ impl Filter {
         let deadline = Instant::now() + self.config.max_run_time;
         let mut notes = Vec::new();
         let chain = self.resolve(input.rcpt, &mut notes);
-        let mut plan = run::run_chain(&self.runtime, &chain, message, input, deadline);
+        let env = run::ChainEnv {
+            runtime: &self.runtime,
+            includes: include::Includes {
+                personal_dir: self
+                    .config
+                    .scripts
+                    .personal_dir
+                    .as_deref()
+                    .map(|t| input.rcpt.expand(t)),
+                global_dir: self.config.scripts.global_dir.as_deref(),
+                cache: &self.cache,
+                compiler: &self.compiler,
+            },
+            max_actions: self.config.scripts.max_actions,
+            deadline,
+        };
+        let (mut plan, failure) = run::run_chain(&env, &chain, message, input);
+        if let (Some((label, reason)), Some(active)) = (failure, self.active_script(input.rcpt)) {
+            // Only the user's own script's errors go to the user's log: a global script's
+            // problem is the administrator's, and may name paths the user must not see.
+            if label.starts_with("personal ") {
+                self.userlog
+                    .record(&active, &format!("runtime error: {reason}"));
+            }
+        }
         notes.append(&mut plan.notes);
         plan.notes = notes;
         plan
+    }
+
+    /// The user's active script path (the personal template expanded, symlink not
+    /// followed): its `.log` sibling is the per-user error log.
+    fn active_script(&self, rcpt: &Recipient) -> Option<PathBuf> {
+        self.config.personal.as_deref().map(|t| rcpt.expand(t))
     }
 
     /// Looks up and compiles this recipient's chain, in execution order. A missing script is
@@ -259,7 +342,13 @@ impl Filter {
                 script,
             }),
             Some((path, Lookup::Broken(problem))) => {
-                tracing::error!(user = %rcpt.user(), %problem, "personal Sieve script unusable");
+                // Once per minute per problem: the same broken script is met by every
+                // delivery to that user until the user fixes it.
+                if self.userlog.server_may_log(&problem.to_string()) {
+                    tracing::error!(user = %rcpt.user(), %problem, "personal Sieve script unusable");
+                }
+                self.userlog
+                    .record(&path, &format!("script skipped: {problem}"));
                 notes.push(format!("personal script skipped: {problem}"));
                 chain.push(Slot::Broken {
                     label: run::label("personal", &path),

@@ -41,6 +41,9 @@ pub struct Plan {
     /// Decisions worth a log line: refused folder names, actions replaced because the message
     /// is infected, actions not supported yet, script errors.
     pub notes: Vec<String>,
+    /// What the scripts asked for and [`Plan::enforce_virus_policy`] removed (the never-bounce
+    /// rule): shown by `sieve test`, never executed.
+    pub suppressed: Vec<Action>,
 }
 
 impl Plan {
@@ -53,6 +56,7 @@ impl Plan {
                 create: false,
             }],
             notes: Vec::new(),
+            suppressed: Vec::new(),
         }
     }
 
@@ -129,6 +133,7 @@ impl Plan {
             };
             tracing::warn!(virustest, action = %action, "virus policy overrides Sieve action");
             self.notes.push(note);
+            self.suppressed.push(action);
         }
         self.notes.push(format!(
             "infected: message discarded (virustest {virustest})"
@@ -170,14 +175,17 @@ impl fmt::Display for Action {
 }
 
 impl fmt::Display for Plan {
-    /// One line per action (`discard` when there is none), then one `note:` line per note;
-    /// what `sieve test` prints.
+    /// One line per action (`discard` when there is none), one `suppressed:` line per action
+    /// the virus policy removed, then one `note:` line per note; what `sieve test` prints.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.actions.is_empty() {
             writeln!(f, "discard")?;
         }
         for action in &self.actions {
             writeln!(f, "{action}")?;
+        }
+        for action in &self.suppressed {
+            writeln!(f, "suppressed: {action}")?;
         }
         for note in &self.notes {
             writeln!(f, "note: {note}")?;
@@ -266,7 +274,7 @@ mod tests {
         for (actions, virustest, want) in cases {
             let mut plan = Plan {
                 actions: actions.clone(),
-                notes: vec![],
+                ..Plan::default()
             };
             plan.enforce_virus_policy(virustest);
             assert_eq!(plan.actions, want, "{actions:?} at {virustest}");
@@ -278,6 +286,7 @@ mod tests {
                 );
                 let dropped = actions.iter().filter(|a| **a != Action::Quarantine).count();
                 assert_eq!(plan.notes.len(), dropped + 1, "{:?}", plan.notes);
+                assert_eq!(plan.suppressed.len(), dropped, "{:?}", plan.suppressed);
             } else {
                 assert!(plan.notes.is_empty());
             }
@@ -293,20 +302,21 @@ mod tests {
                 Plan {
                     actions: vec![store("Work.Projects", &["\\Seen", "\\Flagged"], true)],
                     notes: vec!["a note".to_string()],
+                    ..Plan::default()
                 },
                 "store Work.Projects :create :flags \"\\\\Flagged \\\\Seen\"\nnote: a note\n",
             ),
             (
                 Plan {
                     actions: vec![reject("go \"away\"", true)],
-                    notes: vec![],
+                    ..Plan::default()
                 },
                 "ereject \"go \\\"away\\\"\"\n",
             ),
             (
                 Plan {
                     actions: vec![reject("no", false)],
-                    notes: vec![],
+                    ..Plan::default()
                 },
                 "reject \"no\"\n",
             ),

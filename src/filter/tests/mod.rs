@@ -82,6 +82,7 @@ impl Setup {
                 hostname: "mx.example.test".to_string(),
                 cpu_limit: 5000,
                 max_run_time: Duration::from_secs(10),
+                scripts: super::ScriptSettings::default(),
             },
         }
     }
