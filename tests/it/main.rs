@@ -10,5 +10,6 @@ mod quarantine;
 mod scan;
 mod server;
 mod session;
+mod sieve_tools;
 mod store;
 mod support;

@@ -624,9 +624,11 @@ impl Compiler {
                                 }));
                                 continue;
                             } else {
+                                // sievegate patch (PATCHES.md #10): the command's own
+                                // position, not the enclosing block's.
                                 return Err(CompileError {
-                                    line_num: state.block.line_num,
-                                    line_pos: state.block.line_pos,
+                                    line_num: token_info.line_num,
+                                    line_pos: token_info.line_pos,
                                     error_type: ErrorType::UnexpectedToken {
                                         expected: "command".into(),
                                         found: instruction.to_string(),
@@ -801,9 +803,10 @@ impl Compiler {
                             line_pos: token_info.line_pos,
                         }));
                     } else {
+                        // sievegate patch (PATCHES.md #10)
                         return Err(CompileError {
-                            line_num: state.block.line_num,
-                            line_pos: state.block.line_pos,
+                            line_num: token_info.line_num,
+                            line_pos: token_info.line_pos,
                             error_type: ErrorType::UnexpectedToken {
                                 expected: "command".into(),
                                 found: instruction,
