@@ -855,7 +855,9 @@ impl RawConfig {
         let personal = sv.personal.as_deref().map(|p| resolve_template(base, p));
         for name in &sv.disabled_extensions {
             use sieve::compiler::grammar::Capability;
-            if matches!(Capability::parse(name), Capability::Other(_)) {
+            // `redirect` is a base command, not an extension, but sites want to turn it off
+            // too (sieve-rs patch #9 refuses the command itself).
+            if name != "redirect" && matches!(Capability::parse(name), Capability::Other(_)) {
                 problems.push(format!(
                     "sieve.disabled_extensions: {name:?} is not a Sieve extension sievegate knows"
                 ));

@@ -5,9 +5,11 @@
 //! - `run`: limits, envelope, parsing, and the explicit keep (RFC 5228).
 //! - `patches`: what our sieve-rs patches give (origin, `:count`, time limit, `:matches`).
 //! - `cache`: file changes, symlinks, `check`, the printed plan.
+//! - `layout`: include directories, the ManageSieve symlink, the per-user log, limits.
 
 mod cache;
 mod chain;
+mod layout;
 mod multiscript;
 mod patches;
 mod run;

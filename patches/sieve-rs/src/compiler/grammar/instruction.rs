@@ -215,6 +215,13 @@ impl Compiler {
                             state.parse_fileinto()?;
                         }
                         Word::Redirect => {
+                            // sievegate patch (PATCHES.md #9): `redirect` is a base command
+                            // (RFC 5228 §4.2) that no `require` names, so turning it off is
+                            // checked where it is used.
+                            let redirect = Capability::Other("redirect".to_string());
+                            if state.compiler.disabled_capabilities.contains(&redirect) {
+                                return Err(token_info.custom(ErrorType::CapabilityDisabled(redirect)));
+                            }
                             state.parse_redirect()?;
                         }
                         Word::Discard => {
