@@ -305,10 +305,18 @@ impl Filter {
             deadline,
         };
         let (mut plan, failure) = run::run_chain(&env, &chain, message, input);
-        if let (Some((label, reason)), Some(active)) = (failure, self.active_script(input.rcpt)) {
+        if let Some((label, reason)) = failure {
+            // Once a minute per script and error: a script that fails on every message
+            // must not flood the server log (the delivery line still carries the note).
+            if self.userlog.server_may_log(&format!("{label}\0{reason}")) {
+                tracing::error!(script = %label, error = %reason, "Sieve runtime error: implicit keep");
+            }
             // Only the user's own script's errors go to the user's log: a global script's
             // problem is the administrator's, and may name paths the user must not see.
-            if label.starts_with("personal ") {
+            if let Some(active) = self
+                .active_script(input.rcpt)
+                .filter(|_| label.starts_with("personal "))
+            {
                 self.userlog
                     .record(&active, &format!("runtime error: {reason}"));
             }

@@ -299,7 +299,7 @@ impl ChainState {
     /// A script hit a runtime error (RFC 5228 §2.10.6): its own actions are dropped, the
     /// earlier scripts' actions stand, no later script runs, and the failure keep applies.
     fn fail(&mut self, label: &str, reason: &str) {
-        tracing::error!(script = %label, error = %reason, "Sieve runtime error: implicit keep");
+        // The server log line is written by the caller (`Filter::decide`), rate-limited.
         self.note(format!(
             "Sieve runtime error in {label} ({reason}): implicit keep"
         ));
