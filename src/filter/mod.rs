@@ -244,8 +244,9 @@ impl Filter {
         }
     }
 
-    /// Compiles every global script (before, after, default) and returns all problems, for
-    /// `check-config`. A missing global script is a problem too.
+    /// Compiles every global script (before, after, default, and each `*.sieve` in
+    /// `global_dir`) and returns all problems, for `check-config`. A missing before, after or
+    /// default script is a problem too.
     pub fn check(&self) -> Vec<ScriptProblem> {
         let mut problems = Vec::new();
         let globals = self
@@ -262,6 +263,23 @@ impl Filter {
                     message: "no such file".to_string(),
                 }),
                 Lookup::Broken(problem) => problems.push(problem),
+            }
+        }
+        // The include-only global scripts too: a broken one would fail every script that
+        // includes it, at delivery.
+        if let Some(dir) = &self.config.scripts.global_dir {
+            let mut scripts: Vec<PathBuf> = std::fs::read_dir(dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|entry| entry.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "sieve"))
+                .collect();
+            scripts.sort();
+            for path in scripts {
+                if let Lookup::Broken(problem) = self.cache.get(&path, &self.compiler) {
+                    problems.push(problem);
+                }
             }
         }
         problems

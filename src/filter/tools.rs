@@ -2,6 +2,8 @@
 //! and `sieve-test`): compile files and report `file:line:col: message`; run a recipient's
 //! whole chain on a message and describe the resulting [`Plan`] without executing it.
 
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
@@ -31,17 +33,27 @@ fn check_file(
         path: path.to_path_buf(),
         message,
     };
-    let meta = std::fs::metadata(path).map_err(|e| unreadable(e.to_string()))?;
+    // The descriptor is checked, then read with a bound: a FIFO or a file that grows
+    // meanwhile cannot hang or exhaust the tool.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| unreadable(e.to_string()))?;
+    let meta = file.metadata().map_err(|e| unreadable(e.to_string()))?;
     if !meta.is_file() {
         return Err(unreadable("not a regular file".into()));
     }
-    if meta.len() > settings.max_script_size {
+    let mut bytes = Vec::new();
+    file.take(settings.max_script_size.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| unreadable(e.to_string()))?;
+    if bytes.len() as u64 > settings.max_script_size {
         return Err(unreadable(format!(
             "script larger than {} bytes",
             settings.max_script_size
         )));
     }
-    let bytes = std::fs::read(path).map_err(|e| unreadable(e.to_string()))?;
     compile_bytes(path, &bytes, compiler).map(|_| ())
 }
 

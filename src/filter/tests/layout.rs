@@ -246,3 +246,17 @@ fn max_script_size_is_configurable() {
     assert_eq!(plan.actions, vec![inbox(&[])], "{plan}");
     assert!(notes_contain(&plan, "larger than 10 bytes"), "{plan}");
 }
+
+#[test]
+fn check_compiles_the_global_dir() {
+    let setup = with_dirs(Setup::new());
+    setup.write("global/good.sieve", "keep;");
+    setup.write("global/bad.sieve", "if {");
+    setup.write("global/notes.txt", "if {");
+    let problems = Filter::new(setup.config.clone()).check();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].path().ends_with("global/bad.sieve"),
+        "{problems:?}"
+    );
+}
