@@ -37,8 +37,16 @@
 //!   is not replaced by the default script, and the after scripts do not run.
 //! - **A missing script** is skipped (`SIEVE_ERROR_NOT_FOUND`); a missing personal script
 //!   (or a dangling symlink) means the default script runs in its place.
-//! - **At most 32 actions** per chain (`sieve_max_actions`): the script that adds the 33rd
-//!   ends in a runtime error ("total number of actions exceeds policy limit").
+//! - **At most `max_actions` (32) actions** per chain (`sieve_max_actions`): the script that
+//!   adds the one past it ends in a runtime error ("total number of actions exceeds policy
+//!   limit").
+//! - **Includes** (RFC 6609) run inside the including script's execution: their actions are
+//!   that script's, and an include that cannot be resolved (refused name, missing without
+//!   `:optional`, broken, nested past `max_include_depth`) is that script's runtime error.
+//!   Where names are looked up: [`include`].
+//! - **The user's errors** (compile and runtime errors of the personal script and its
+//!   includes) also go to `<active script>.log` (Pigeonhole's `.dovecot.sieve.log`); the
+//!   server log repeats one error at most once a minute (`userlog.rs`).
 //! - Last, always: [`Plan::enforce_virus_policy`].
 //!
 //! What happens when a store of the Plan fails (every store aborted, the failsafe keep into
