@@ -114,6 +114,18 @@ impl Includes<'_> {
             ));
         };
         let path = dir.join(&file);
+        // The name stays in the directory, but a symlink placed there could still point
+        // anywhere sievegate may read (its config, another user's scripts); a compile error
+        // would then show that file's first token in the user's log. Only scripts whose
+        // real path is inside the real directory are used.
+        match (std::fs::canonicalize(&path), std::fs::canonicalize(dir)) {
+            (Ok(real), Ok(real_dir)) if !real.starts_with(&real_dir) => {
+                return Resolved::Error(format!(
+                    "include of {location} script {raw:?} refused: it resolves outside the {location} script directory"
+                ));
+            }
+            _ => {}
+        }
         match self.cache.get(&path, self.compiler) {
             Lookup::Ready(script) => Resolved::Ready(script),
             Lookup::Missing => {
@@ -201,6 +213,12 @@ mod tests {
             Resolved::Error(_)
         ));
         assert!(matches!(includes.resolve(&p("broken")), Resolved::Error(_)));
+        // A symlink out of the directory is refused; one inside it is followed.
+        std::os::unix::fs::symlink("../outside.sieve", personal.join("escape.sieve"))
+            .expect("symlink");
+        std::os::unix::fs::symlink("mine.sieve", personal.join("alias.sieve")).expect("symlink");
+        assert!(matches!(includes.resolve(&p("escape")), Resolved::Error(_)));
+        assert!(matches!(includes.resolve(&p("alias")), Resolved::Ready(_)));
         let none = Includes::none(&cache, &compiler);
         assert!(matches!(none.resolve(&p("mine")), Resolved::Missing(_)));
     }

@@ -317,12 +317,7 @@ impl Filter {
         let env = run::ChainEnv {
             runtime: &self.runtime,
             includes: include::Includes {
-                personal_dir: self
-                    .config
-                    .scripts
-                    .personal_dir
-                    .as_deref()
-                    .map(|t| input.rcpt.expand(t)),
+                personal_dir: self.personal_dir(input.rcpt),
                 global_dir: self.config.scripts.global_dir.as_deref(),
                 cache: &self.cache,
                 compiler: &self.compiler,
@@ -339,10 +334,11 @@ impl Filter {
             }
             // Only the user's own script's errors go to the user's log: a global script's
             // problem is the administrator's, and may name paths the user must not see.
-            if let Some(active) = self
-                .active_script(input.rcpt)
-                .filter(|_| label.starts_with("personal "))
-            {
+            let personal_dir = self.personal_dir(input.rcpt);
+            if let Some(active) = self.active_script(input.rcpt).filter(|active| {
+                label.starts_with("personal ")
+                    && userlog::inside_user_area(active, personal_dir.as_deref())
+            }) {
                 self.userlog
                     .record(&active, &format!("runtime error: {reason}"));
             }
@@ -350,6 +346,15 @@ impl Filter {
         notes.append(&mut plan.notes);
         plan.notes = notes;
         plan
+    }
+
+    /// The user's script directory (`personal_dir` expanded).
+    fn personal_dir(&self, rcpt: &Recipient) -> Option<PathBuf> {
+        self.config
+            .scripts
+            .personal_dir
+            .as_deref()
+            .map(|t| rcpt.expand(t))
     }
 
     /// The user's active script path (the personal template expanded, symlink not
@@ -381,8 +386,14 @@ impl Filter {
                 if self.userlog.server_may_log(&problem.to_string()) {
                     tracing::error!(user = %rcpt.user(), %problem, "personal Sieve script unusable");
                 }
+                let personal_dir = self.personal_dir(rcpt);
+                let detail = if userlog::inside_user_area(&path, personal_dir.as_deref()) {
+                    problem.to_string()
+                } else {
+                    "the active script is outside your directory".to_string()
+                };
                 self.userlog
-                    .record(&path, &format!("script skipped: {problem}"));
+                    .record(&path, &format!("script skipped: {detail}"));
                 notes.push(format!("personal script skipped: {problem}"));
                 chain.push(Slot::Broken {
                     label: run::label("personal", &path),

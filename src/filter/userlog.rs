@@ -102,6 +102,22 @@ impl UserLog {
     }
 }
 
+/// True when the active script's real file lies inside the user's area: the directory of
+/// the active script path (the home, for `~/.dovecot.sieve`) or the user's script directory.
+/// A user's symlink may point anywhere sievegate can read; a compile error of such a file
+/// would show its first token, so its details stay out of the user's log.
+pub fn inside_user_area(active: &Path, personal_dir: Option<&Path>) -> bool {
+    let Ok(real) = fs::canonicalize(active) else {
+        return false;
+    };
+    active
+        .parent()
+        .into_iter()
+        .chain(personal_dir)
+        .filter_map(|dir| fs::canonicalize(dir).ok())
+        .any(|dir| real.starts_with(dir))
+}
+
 /// Now, UTC, as RFC 3339 seconds.
 fn humantime_now() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()

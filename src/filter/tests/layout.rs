@@ -260,3 +260,34 @@ fn check_compiles_the_global_dir() {
         "{problems:?}"
     );
 }
+
+#[test]
+fn user_log_hides_files_outside_the_users_area() {
+    // The active script is a symlink to a file outside the user's area (here: a config
+    // file): the chain treats it as broken, the user's log does not quote it.
+    let outside = tempfile::tempdir().expect("tempdir");
+    let secret = outside.path().join("secret.toml");
+    fs::write(&secret, "password = \"hunter2\"\n").expect("write");
+    let mut setup = with_dirs(Setup::new());
+    let link = setup.dir.path().join(".dovecot.sieve");
+    symlink(&secret, &link).expect("symlink");
+    setup.config.personal = Some(link.display().to_string());
+    plan_for(&Filter::new(setup.config.clone()), &Verdict::Clean);
+    let log = fs::read_to_string(setup.dir.path().join(".dovecot.sieve.log")).expect("log");
+    assert!(log.contains("outside your directory"), "{log}");
+    assert!(
+        !log.contains("password") && !log.contains("hunter2"),
+        "{log}"
+    );
+    // An include symlinked out of sieve/ is refused before it is read.
+    let mut setup = with_dirs(Setup::new().personal("require \"include\"; include \"x\";"));
+    symlink(&secret, setup.dir.path().join("sieve/x.sieve")).expect("symlink");
+    setup.config.scripts.user_log_size = 1 << 16;
+    let plan = plan_for(&Filter::new(setup.config.clone()), &Verdict::Clean);
+    assert!(notes_contain(&plan, "resolves outside"), "{plan}");
+    let log = fs::read_to_string(setup.dir.path().join("alice.sieve.log")).expect("log");
+    assert!(
+        log.contains("resolves outside") && !log.contains("password"),
+        "{log}"
+    );
+}
