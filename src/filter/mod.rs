@@ -77,6 +77,8 @@ pub use plan::{Action, Plan, INFECTED_VIRUSTEST};
 use cache::{Lookup, ScriptCache};
 use run::Slot;
 
+/// `include` commands one script may contain (Pigeonhole's `sieve_include_max_includes`).
+const MAX_INCLUDES_PER_SCRIPT: usize = 255;
 /// At most one redirect per run. None is sent today, but the bound keeps a hostile script
 /// from producing many events (and is what a later redirect implementation wants anyway).
 const MAX_REDIRECTS: usize = 1;
@@ -208,7 +210,12 @@ pub struct Filter {
 /// A compiler with the configured script size limit and disabled extensions.
 pub fn compiler_for(settings: &ScriptSettings) -> Compiler {
     let size = usize::try_from(settings.max_script_size).unwrap_or(usize::MAX);
-    let mut compiler = Compiler::new().with_max_script_size(size);
+    // sieve-rs allows 6 `include` commands per script; Pigeonhole's
+    // `sieve_include_max_includes` is 255, and scripts written for Dovecot (one include per
+    // rule set, as ManageSieve clients do) must still compile.
+    let mut compiler = Compiler::new()
+        .with_max_script_size(size)
+        .with_max_includes(MAX_INCLUDES_PER_SCRIPT);
     for name in &settings.disabled_extensions {
         compiler =
             compiler.with_disabled_capability(sieve::compiler::grammar::Capability::parse(name));

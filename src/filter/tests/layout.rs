@@ -291,3 +291,19 @@ fn user_log_hides_files_outside_the_users_area() {
         "{log}"
     );
 }
+
+#[test]
+fn many_includes_compile_as_in_pigeonhole() {
+    // sieve-rs's own limit is 6 include commands per script.
+    let mut script = String::from("require [\"include\"];\n");
+    for i in 0..20 {
+        script.push_str(&format!("include :optional \"r{i}\";\n"));
+    }
+    let setup = with_dirs(Setup::new().personal(&script));
+    setup.write(
+        "sieve/r19.sieve",
+        "require \"fileinto\"; fileinto \"Last\";",
+    );
+    let plan = plan_for(&Filter::new(setup.config.clone()), &Verdict::Clean);
+    assert_eq!(plan.actions, vec![store("Last", &[], false)], "{plan}");
+}
