@@ -201,6 +201,26 @@ pub struct RawSieve {
     /// Seconds between two `notify` messages of one user; more are dropped (logged).
     #[serde(default = "defaults::notify_min_interval_secs")]
     pub notify_min_interval_secs: u64,
+    /// Template (`%u %n %d %h`) of the user's script directory, where `include :personal`
+    /// looks (Dovecot's `sieve/` directory of ManageSieve).
+    pub personal_dir: Option<String>,
+    /// Directory where `include :global` looks.
+    pub global_dir: Option<String>,
+    /// Largest script file compiled, in bytes (Pigeonhole's `sieve_max_script_size`).
+    #[serde(default = "defaults::max_script_size")]
+    pub max_script_size: u64,
+    /// Actions one recipient's chain may collect (Pigeonhole's `sieve_max_actions`).
+    #[serde(default = "defaults::max_actions")]
+    pub max_actions: usize,
+    /// Include nesting depth (Pigeonhole's `sieve_include_max_nesting_depth`).
+    #[serde(default = "defaults::max_include_depth")]
+    pub max_include_depth: usize,
+    /// Extensions no script may `require`, e.g. `["redirect"]`.
+    #[serde(default)]
+    pub disabled_extensions: Vec<String>,
+    /// Bytes of the per-user error log (`<personal script>.log`) before it is rotated; 0: off.
+    #[serde(default = "defaults::user_log_size")]
+    pub user_log_size: u64,
 }
 
 impl Default for RawSieve {
@@ -220,6 +240,13 @@ impl Default for RawSieve {
             vacation_max_days: defaults::vacation_max_days(),
             vacation_default_days: defaults::vacation_default_days(),
             notify_min_interval_secs: defaults::notify_min_interval_secs(),
+            personal_dir: None,
+            global_dir: None,
+            max_script_size: defaults::max_script_size(),
+            max_actions: defaults::max_actions(),
+            max_include_depth: defaults::max_include_depth(),
+            disabled_extensions: Vec::new(),
+            user_log_size: defaults::user_log_size(),
         }
     }
 }
@@ -302,6 +329,18 @@ mod defaults {
     }
     pub fn notify_min_interval_secs() -> u64 {
         60
+    }
+    pub fn max_script_size() -> u64 {
+        1024 * 1024
+    }
+    pub fn max_actions() -> usize {
+        32
+    }
+    pub fn max_include_depth() -> usize {
+        10
+    }
+    pub fn user_log_size() -> u64 {
+        64 * 1024
     }
     pub fn min_virustest() -> u8 {
         4
@@ -436,6 +475,8 @@ pub struct SieveConfig {
     pub vacation_days: (u64, u64, u64),
     /// Least time between two notifications of one user.
     pub notify_min_interval: Duration,
+    /// Include directories, per-user log, script limits.
+    pub scripts: crate::filter::ScriptSettings,
 }
 
 /// How much of a message's header section Sieve parses (see `delivery::view`).
@@ -831,12 +872,15 @@ impl RawConfig {
                 problems.push(format!("mailbox.users_file: {e}"));
             }
         }
-        let personal_home = self.sieve.personal.as_deref().is_some_and(|p| uses(p, 'h'));
+        let personal_home = [&self.sieve.personal, &self.sieve.personal_dir]
+            .iter()
+            .any(|t| t.as_deref().is_some_and(|p| uses(p, 'h')));
         let needs_home = uses(&m.maildir, 'h') || personal_home;
         if needs_home && users_file.is_none() {
             for (key, template) in [
                 ("mailbox.maildir", Some(m.maildir.as_str())),
                 ("sieve.personal", self.sieve.personal.as_deref()),
+                ("sieve.personal_dir", self.sieve.personal_dir.as_deref()),
             ] {
                 if template.is_some_and(|t| uses(t, 'h')) {
                     problems.push(format!(
@@ -869,6 +913,46 @@ impl RawConfig {
             check_file("sieve.default", p, &mut problems);
         }
         let personal = sv.personal.as_deref().map(|p| resolve_template(base, p));
+        for name in &sv.disabled_extensions {
+            use sieve::compiler::grammar::Capability;
+            // `redirect` is a base command, not an extension, but sites want to turn it off
+            // too (sieve-rs patch #10 refuses the command itself).
+            if name != "redirect" && matches!(Capability::parse(name), Capability::Other(_)) {
+                problems.push(format!(
+                    "sieve.disabled_extensions: {name:?} is not a Sieve extension sievegate knows"
+                ));
+            }
+        }
+        for (key, value) in [
+            ("sieve.max_script_size", sv.max_script_size as usize),
+            ("sieve.max_actions", sv.max_actions),
+            ("sieve.max_include_depth", sv.max_include_depth),
+        ] {
+            if value == 0 {
+                problems.push(format!("{key}: must be at least 1"));
+            }
+        }
+        let global_dir = sv.global_dir.as_deref().map(|p| resolve(base, p));
+        if let Some(dir) = &global_dir {
+            if !dir.is_dir() {
+                problems.push(format!(
+                    "sieve.global_dir: {} is not a directory",
+                    dir.display()
+                ));
+            }
+        }
+        let scripts = crate::filter::ScriptSettings {
+            personal_dir: sv
+                .personal_dir
+                .as_deref()
+                .map(|p| resolve_template(base, p)),
+            global_dir,
+            max_script_size: sv.max_script_size,
+            max_actions: sv.max_actions,
+            max_include_depth: sv.max_include_depth,
+            disabled_extensions: sv.disabled_extensions.clone(),
+            user_log_size: sv.user_log_size,
+        };
 
         let sieve = SieveConfig {
             before,
@@ -889,6 +973,7 @@ impl RawConfig {
                 sv.vacation_max_days,
             ),
             notify_min_interval: Duration::from_secs(sv.notify_min_interval_secs),
+            scripts,
         };
         if !(sv.vacation_min_days <= sv.vacation_default_days
             && sv.vacation_default_days <= sv.vacation_max_days)

@@ -11,5 +11,6 @@ mod scan;
 mod server;
 mod session;
 mod sieve_send;
+mod sieve_tools;
 mod store;
 mod support;

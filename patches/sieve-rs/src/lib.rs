@@ -52,6 +52,8 @@ pub struct Compiler {
     pub(crate) max_header_size: usize,
     pub(crate) max_includes: usize,
     pub(crate) no_capability_check: bool,
+    // sievegate patch (PATCHES.md #10): extensions a `require` may not name.
+    pub(crate) disabled_capabilities: AHashSet<Capability>,
 
     // Functions
     pub(crate) functions: AHashMap<String, (u32, u32)>,

@@ -335,7 +335,7 @@ fn chain_table() {
             Verdict::Clean,
             vec![inbox(&[])],
         )
-        .note("not supported: treated as missing"),
+        .note("not found"),
         case(
             "missing include ends in keep",
             Setup::new().personal(
@@ -344,7 +344,7 @@ fn chain_table() {
             Verdict::Clean,
             vec![inbox(&[])],
         )
-        .note("not supported: treated as missing"),
+        .note("included personal script \"other\" not found"),
         case(
             "missing optional include is skipped",
             Setup::new().personal(
@@ -353,7 +353,7 @@ fn chain_table() {
             Verdict::Clean,
             vec![store("X", &[], false)],
         )
-        .note("treated as missing"),
+        .note(":optional, skipped"),
         case(
             "folder ../x",
             Setup::new().personal("require \"fileinto\"; fileinto \"../x\";"),
