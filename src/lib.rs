@@ -18,7 +18,10 @@
 //!   printable [`filter::Plan`] (folders, flags and keywords, edited content) without
 //!   writing to any mailbox; [`filter::lookup`] answers `mailboxexists`, `:specialuse` and
 //!   `spamtest` (read-only); `duplicate` and vacation look up [`filter::memory`] (the state
-//!   store), written only after the delivery.
+//!   store), written only after the delivery; RFC 6609 includes ([`filter::include`]), the
+//!   per-user error log, `sieve check` ([`filter::tools`]).
+//! - [`sievetool`]: `sieve test`, the whole chain for one message printed as a Plan, no
+//!   side effects.
 //! - [`delivery`]: the pipeline for one message (scan once; per recipient: the bounded
 //!   Sieve view → Plan → trace headers → Maildir → one log line) → one
 //!   [`delivery::RcptOutcome`] per recipient. [`delivery::Services`] is what it shares.
@@ -51,6 +54,7 @@ pub mod quarantine;
 pub mod report;
 pub mod scan;
 pub mod server;
+pub mod sievetool;
 pub mod state;
 pub mod store;
 pub mod text;

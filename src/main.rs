@@ -1,6 +1,8 @@
 //! The `sievegate` command: `serve` runs the LMTP server, `check-config` validates a
 //! configuration and compiles its global Sieve scripts, `quarantine ...` manages the
-//! quarantine (logic in `sievegate::quarantine::cli`).
+//! quarantine (logic in `sievegate::quarantine::cli`), `sieve check` / `sieve test` are
+//! Pigeonhole's `sievec` / `sieve-test` (logic in `sievegate::filter::tools` and
+//! `sievegate::sievetool`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,6 +41,11 @@ enum Command {
         #[arg(short, long)]
         config: PathBuf,
     },
+    /// Compile Sieve scripts, or run a user's chain on a message without side effects.
+    Sieve {
+        #[command(subcommand)]
+        action: SieveAction,
+    },
     /// Inspect and manage quarantined messages.
     Quarantine {
         /// Configuration file (TOML).
@@ -46,6 +53,49 @@ enum Command {
         config: Option<PathBuf>,
         #[command(subcommand)]
         action: QuarantineAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum SieveAction {
+    /// Compile each FILE; errors as `file:line:col: message`; exit 1 on any error.
+    Check {
+        /// Configuration file: its [sieve] limits and disabled_extensions apply.
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        /// Scripts to compile.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Run the chain a delivery would run (before, personal or --script, after) and print
+    /// the resulting plan. Nothing is stored, sent or written.
+    Test {
+        /// Configuration file (TOML).
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Run this script in the personal slot instead of the user's own.
+        #[arg(long, value_name = "FILE")]
+        script: Option<PathBuf>,
+        /// The user whose chain runs (default: --to).
+        #[arg(long, value_name = "ADDR")]
+        user: Option<String>,
+        /// Envelope sender (default: the null sender).
+        #[arg(long, value_name = "ADDR")]
+        from: Option<String>,
+        /// Envelope recipient (default: --user).
+        #[arg(long, value_name = "ADDR")]
+        to: Option<String>,
+        /// The virustest value the scripts see (0-5); without it, clamd scans the message.
+        #[arg(long, value_name = "0-5")]
+        virus_status: Option<u8>,
+        /// A spam score; reported as a note (spamtest does not read it in this build).
+        #[arg(long, value_name = "X")]
+        spam_score: Option<String>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// The message (RFC 5322 file).
+        message: PathBuf,
     },
 }
 
@@ -98,6 +148,85 @@ fn main() -> ExitCode {
         Command::Serve { config } => serve(config),
         Command::CheckConfig { config } => check_config(config),
         Command::Quarantine { config, action } => quarantine(config, action),
+        Command::Sieve { action } => sieve(action),
+    }
+}
+
+/// `sievegate sieve check|test`: problems on stderr, the result on stdout.
+fn sieve(action: SieveAction) -> ExitCode {
+    use sievegate::filter::{tools, ScriptSettings};
+    match action {
+        SieveAction::Check { config, files } => {
+            let settings = match config {
+                Some(path) => match Config::load(&path) {
+                    Ok(config) => config.sieve.scripts,
+                    Err(e) => {
+                        eprintln!("{e}");
+                        return ExitCode::FAILURE;
+                    }
+                },
+                None => ScriptSettings::default(),
+            };
+            let problems = tools::check_files(&files, &settings);
+            for problem in &problems {
+                eprintln!("{problem}");
+            }
+            if problems.is_empty() {
+                println!("OK: {} script(s) compiled", files.len());
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        SieveAction::Test {
+            config,
+            script,
+            user,
+            from,
+            to,
+            virus_status,
+            spam_score,
+            json,
+            message,
+        } => {
+            let config = match Config::load(&config) {
+                Ok(config) => config,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let message = match std::fs::read(&message) {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    eprintln!("sievegate sieve test: {}: {e}", message.display());
+                    return ExitCode::FAILURE;
+                }
+            };
+            let request = sievegate::sievetool::TestRequest {
+                script,
+                user,
+                from,
+                to,
+                virus_status,
+                spam_score,
+                message,
+            };
+            match sievegate::sievetool::run(&config, &request) {
+                Ok(report) if json => {
+                    println!("{}", report.json());
+                    ExitCode::SUCCESS
+                }
+                Ok(report) => {
+                    print!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("sievegate sieve test: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
     }
 }
 
@@ -239,23 +368,12 @@ fn load(path: &std::path::Path, open_state: bool) -> Option<Services> {
         Err(e) => {
             eprintln!("{e}");
             if let ConfigError::Invalid { sieve, .. } = e {
-                let filter = Filter::new(FilterConfig {
-                    before: sieve.before,
+                // The personal script is per user: nothing to compile here.
+                let sieve = sievegate::config::SieveConfig {
                     personal: None,
-                    after: sieve.after,
-                    default: sieve.default,
-                    hostname: "localhost".into(),
-                    cpu_limit: sieve.cpu_limit,
-                    max_run_time: sieve.max_run_time,
-                    spam_score: None,
-                    special_use: Vec::new(),
-                    max_redirects: sieve.max_redirects,
-                    vacation: sievegate::filter::VacationPeriods {
-                        min_days: sieve.vacation_days.0,
-                        default_days: sieve.vacation_days.1,
-                        max_days: sieve.vacation_days.2,
-                    },
-                });
+                    ..*sieve
+                };
+                let filter = Filter::new(FilterConfig::from_sieve(&sieve, "localhost"));
                 for p in filter.check() {
                     eprintln!("{p}");
                 }

@@ -212,6 +212,26 @@ pub struct RawSieve {
     /// The score at and above which a message counts as spam (spamtest 10).
     #[serde(default = "defaults::spam_score_max")]
     pub spam_score_max: f64,
+    /// Template (`%u %n %d %h`) of the user's script directory, where `include :personal`
+    /// looks (Dovecot's `sieve/` directory of ManageSieve).
+    pub personal_dir: Option<String>,
+    /// Directory where `include :global` looks.
+    pub global_dir: Option<String>,
+    /// Largest script file compiled, in bytes (Pigeonhole's `sieve_max_script_size`).
+    #[serde(default = "defaults::max_script_size")]
+    pub max_script_size: u64,
+    /// Actions one recipient's chain may collect (Pigeonhole's `sieve_max_actions`).
+    #[serde(default = "defaults::max_actions")]
+    pub max_actions: usize,
+    /// Include nesting depth (Pigeonhole's `sieve_include_max_nesting_depth`).
+    #[serde(default = "defaults::max_include_depth")]
+    pub max_include_depth: usize,
+    /// Extensions no script may `require`, e.g. `["redirect"]`.
+    #[serde(default)]
+    pub disabled_extensions: Vec<String>,
+    /// Bytes of the per-user error log (`<personal script>.log`) before it is rotated; 0: off.
+    #[serde(default = "defaults::user_log_size")]
+    pub user_log_size: u64,
 }
 
 impl Default for RawSieve {
@@ -233,6 +253,13 @@ impl Default for RawSieve {
             notify_min_interval_secs: defaults::notify_min_interval_secs(),
             spam_score_header: None,
             spam_score_max: defaults::spam_score_max(),
+            personal_dir: None,
+            global_dir: None,
+            max_script_size: defaults::max_script_size(),
+            max_actions: defaults::max_actions(),
+            max_include_depth: defaults::max_include_depth(),
+            disabled_extensions: Vec::new(),
+            user_log_size: defaults::user_log_size(),
         }
     }
 }
@@ -318,6 +345,18 @@ mod defaults {
     }
     pub fn notify_min_interval_secs() -> u64 {
         60
+    }
+    pub fn max_script_size() -> u64 {
+        1024 * 1024
+    }
+    pub fn max_actions() -> usize {
+        32
+    }
+    pub fn max_include_depth() -> usize {
+        10
+    }
+    pub fn user_log_size() -> u64 {
+        64 * 1024
     }
     pub fn min_virustest() -> u8 {
         4
@@ -431,8 +470,6 @@ pub struct MailboxConfig {
     /// True when `maildir` or `sieve.personal` uses `%h`: a user without a home in
     /// `users_file` cannot be delivered to.
     pub needs_home: bool,
-    /// Special-use flag (`\Junk`) → Sieve folder name.
-    pub special_use: Vec<(String, String)>,
 }
 
 /// Validated `[sieve]`, paths absolute.
@@ -456,6 +493,10 @@ pub struct SieveConfig {
     pub notify_min_interval: Duration,
     /// The trusted spam score header and its maximum.
     pub spam_score: Option<crate::filter::SpamScore>,
+    /// `[mailbox] special_use`: special-use flag (`\Junk`) → Sieve folder name.
+    pub special_use: Vec<(String, String)>,
+    /// Include directories, per-user log, script limits.
+    pub scripts: crate::filter::ScriptSettings,
 }
 
 /// How much of a message's header section Sieve parses (see `delivery::view`).
@@ -869,12 +910,15 @@ impl RawConfig {
                 problems.push(format!("mailbox.users_file: {e}"));
             }
         }
-        let personal_home = self.sieve.personal.as_deref().is_some_and(|p| uses(p, 'h'));
+        let personal_home = [&self.sieve.personal, &self.sieve.personal_dir]
+            .iter()
+            .any(|t| t.as_deref().is_some_and(|p| uses(p, 'h')));
         let needs_home = uses(&m.maildir, 'h') || personal_home;
         if needs_home && users_file.is_none() {
             for (key, template) in [
                 ("mailbox.maildir", Some(m.maildir.as_str())),
                 ("sieve.personal", self.sieve.personal.as_deref()),
+                ("sieve.personal_dir", self.sieve.personal_dir.as_deref()),
             ] {
                 if template.is_some_and(|t| uses(t, 'h')) {
                     problems.push(format!(
@@ -929,9 +973,50 @@ impl RawConfig {
             }
             None => None,
         };
+        for name in &sv.disabled_extensions {
+            use sieve::compiler::grammar::Capability;
+            // `redirect` is a base command, not an extension, but sites want to turn it off
+            // too (sieve-rs patch #10 refuses the command itself).
+            if name != "redirect" && matches!(Capability::parse(name), Capability::Other(_)) {
+                problems.push(format!(
+                    "sieve.disabled_extensions: {name:?} is not a Sieve extension sievegate knows"
+                ));
+            }
+        }
+        for (key, value) in [
+            ("sieve.max_script_size", sv.max_script_size as usize),
+            ("sieve.max_actions", sv.max_actions),
+            ("sieve.max_include_depth", sv.max_include_depth),
+        ] {
+            if value == 0 {
+                problems.push(format!("{key}: must be at least 1"));
+            }
+        }
+        let global_dir = sv.global_dir.as_deref().map(|p| resolve(base, p));
+        if let Some(dir) = &global_dir {
+            if !dir.is_dir() {
+                problems.push(format!(
+                    "sieve.global_dir: {} is not a directory",
+                    dir.display()
+                ));
+            }
+        }
+        let scripts = crate::filter::ScriptSettings {
+            personal_dir: sv
+                .personal_dir
+                .as_deref()
+                .map(|p| resolve_template(base, p)),
+            global_dir,
+            max_script_size: sv.max_script_size,
+            max_actions: sv.max_actions,
+            max_include_depth: sv.max_include_depth,
+            disabled_extensions: sv.disabled_extensions.clone(),
+            user_log_size: sv.user_log_size,
+        };
 
         let sieve = SieveConfig {
             spam_score,
+            special_use,
             before,
             personal,
             after,
@@ -950,6 +1035,7 @@ impl RawConfig {
                 sv.vacation_max_days,
             ),
             notify_min_interval: Duration::from_secs(sv.notify_min_interval_secs),
+            scripts,
         };
         if !(sv.vacation_min_days <= sv.vacation_default_days
             && sv.vacation_default_days <= sv.vacation_max_days)
@@ -1038,7 +1124,6 @@ impl RawConfig {
                 recipient_delimiter: m.recipient_delimiter,
                 users_file,
                 needs_home,
-                special_use,
             },
             sieve,
             quarantine,

@@ -448,7 +448,7 @@ fn abuse_defaults_and_validation() {
 fn special_use_and_spam_score() {
     let config = Config::from_toml(MINIMAL, Path::new("/etc/x.toml")).expect("valid");
     assert_eq!(
-        config.mailbox.special_use,
+        config.sieve.special_use,
         crate::filter::DEFAULT_SPECIAL_USE
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -460,7 +460,7 @@ fn special_use_and_spam_score() {
     );
     let config = Config::from_toml(&text, Path::new("/etc/x.toml")).expect("valid");
     assert_eq!(
-        config.mailbox.special_use,
+        config.sieve.special_use,
         vec![("\\Junk".to_string(), "Spam".to_string())]
     );
     assert_eq!(
@@ -540,5 +540,54 @@ fn sieve_send_limits_default_and_validate() {
             (Ok(_), Some(want)) => panic!("{lines}: accepted, want {want}"),
             (Err(e), _) => panic!("{lines}: {e}"),
         }
+    }
+}
+
+#[test]
+fn sieve_layout_and_limits() {
+    let config =
+        Config::from_toml(MINIMAL, Path::new("/etc/sievegate/sievegate.toml")).expect("valid");
+    // Dovecot/Pigeonhole defaults.
+    assert_eq!(
+        config.sieve.scripts,
+        crate::filter::ScriptSettings::default()
+    );
+    assert_eq!(config.sieve.scripts.max_script_size, 1024 * 1024);
+    assert_eq!(config.sieve.scripts.max_actions, 32);
+    assert_eq!(config.sieve.scripts.max_include_depth, 10);
+    assert_eq!(config.sieve.scripts.user_log_size, 64 * 1024);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let global = dir.path().join("global");
+    std::fs::create_dir(&global).expect("mkdir");
+    let text = format!(
+        "{MINIMAL}[sieve]\npersonal_dir = \"u/%d/%n/sieve\"\nglobal_dir = \"global\"\nmax_actions = 5\ndisabled_extensions = [\"redirect\", \"vacation\"]\n"
+    );
+    let config = Config::from_toml(&text, &dir.path().join("c.toml")).expect("valid");
+    let scripts = &config.sieve.scripts;
+    assert_eq!(
+        scripts.personal_dir.as_deref(),
+        Some(format!("{}/u/%d/%n/sieve", dir.path().display()).as_str())
+    );
+    assert_eq!(scripts.global_dir.as_deref(), Some(global.as_path()));
+    assert_eq!(scripts.max_actions, 5);
+    assert_eq!(scripts.disabled_extensions, vec!["redirect", "vacation"]);
+
+    let bad = format!(
+        "{MINIMAL}[sieve]\nglobal_dir = \"missing\"\nmax_actions = 0\nmax_include_depth = 0\ndisabled_extensions = [\"frobnicate\"]\n"
+    );
+    let Err(ConfigError::Invalid { problems, .. }) =
+        Config::from_toml(&bad, &dir.path().join("c.toml"))
+    else {
+        panic!("invalid config accepted");
+    };
+    let all = problems.join("\n");
+    for key in [
+        "sieve.global_dir",
+        "sieve.max_actions",
+        "sieve.max_include_depth",
+        "sieve.disabled_extensions: \"frobnicate\"",
+    ] {
+        assert!(all.contains(key), "{key}: {all}");
     }
 }

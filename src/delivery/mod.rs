@@ -81,23 +81,10 @@ impl Services {
             config.scanner.heuristic_prefixes.clone(),
         )
         .with_max_scan_size(config.scanner.max_scan_size);
-        let filter = Filter::new(FilterConfig {
-            before: config.sieve.before.clone(),
-            personal: config.sieve.personal.clone(),
-            after: config.sieve.after.clone(),
-            default: config.sieve.default.clone(),
-            hostname: config.server.hostname.clone(),
-            cpu_limit: config.sieve.cpu_limit,
-            max_run_time: config.sieve.max_run_time,
-            spam_score: config.sieve.spam_score.clone(),
-            special_use: config.mailbox.special_use.clone(),
-            max_redirects: config.sieve.max_redirects,
-            vacation: crate::filter::VacationPeriods {
-                min_days: config.sieve.vacation_days.0,
-                default_days: config.sieve.vacation_days.1,
-                max_days: config.sieve.vacation_days.2,
-            },
-        })
+        let filter = Filter::new(FilterConfig::from_sieve(
+            &config.sieve,
+            &config.server.hostname,
+        ))
         .with_state(Arc::clone(&state));
         let users = Users::new(config.mailbox.users_file.as_deref());
         let quarantine = config

@@ -12,8 +12,9 @@ use std::sync::{Arc, Mutex};
 
 use sieve::{Compiler, Sieve};
 
-/// Largest script file we read; matches sieve-rs's default `max_script_size`. At most this
-/// many bytes (plus one, to tell "too large") are ever read, whatever the file claims.
+/// Default largest script file we read (`[sieve] max_script_size`); matches sieve-rs's
+/// default `max_script_size`. At most the limit (plus one byte, to tell "too large") is ever
+/// read, whatever the file claims.
 pub const MAX_SCRIPT_BYTES: u64 = 1024 * 1024;
 
 /// Cache size at which the whole map is dropped. Entries are per user (personal scripts)
@@ -98,12 +99,28 @@ struct Entry {
 
 /// Thread-safe map of canonical path → compiled script (or its compile error, so a broken
 /// script is not recompiled for every recipient).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ScriptCache {
     entries: Mutex<HashMap<PathBuf, Entry>>,
+    /// Largest script file read, in bytes.
+    max_bytes: u64,
+}
+
+impl Default for ScriptCache {
+    fn default() -> Self {
+        ScriptCache::new(MAX_SCRIPT_BYTES)
+    }
 }
 
 impl ScriptCache {
+    /// An empty cache that reads at most `max_bytes` of any script.
+    pub fn new(max_bytes: u64) -> Self {
+        ScriptCache {
+            entries: Mutex::new(HashMap::new()),
+            max_bytes,
+        }
+    }
+
     /// Looks `path` up, compiling it when it is new or changed. Opens the file on every call
     /// and checks the opened descriptor (`fstat`), so what is checked is what is read: no
     /// window between a check by name and the read. Compiles outside the lock so one slow
@@ -135,7 +152,7 @@ impl ScriptCache {
         }
         // The stamp belongs to the descriptor we read: if the file is rewritten in place
         // meanwhile, the next call sees a different stamp and compiles again.
-        let compiled = compile_file(path, file, compiler);
+        let compiled = compile_file(path, file, compiler, self.max_bytes);
         let mut entries = self.lock();
         if entries.len() >= MAX_ENTRIES {
             entries.clear();
@@ -183,21 +200,22 @@ fn open_script(canonical: &Path) -> io::Result<fs::File> {
         .open(canonical)
 }
 
-/// Reads at most [`MAX_SCRIPT_BYTES`] from the opened script and compiles it; `path` is what
+/// Reads at most `max_bytes` from the opened script and compiles it; `path` is what
 /// problems name (the configured path, which the administrator or user recognises).
 fn compile_file(
     path: &Path,
     file: fs::File,
     compiler: &Compiler,
+    max_bytes: u64,
 ) -> Result<Arc<Sieve>, ScriptProblem> {
     let mut bytes = Vec::new();
-    file.take(MAX_SCRIPT_BYTES + 1)
+    file.take(max_bytes.saturating_add(1))
         .read_to_end(&mut bytes)
         .map_err(|err| unreadable(path, &err.to_string()))?;
-    if bytes.len() as u64 > MAX_SCRIPT_BYTES {
+    if bytes.len() as u64 > max_bytes {
         return Err(unreadable(
             path,
-            &format!("script larger than {MAX_SCRIPT_BYTES} bytes"),
+            &format!("script larger than {max_bytes} bytes"),
         ));
     }
     compile_bytes(path, &bytes, compiler).map(Arc::new)

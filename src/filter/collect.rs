@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use sieve::runtime::Variable;
-use sieve::{Event, Input, Mailbox, MessageOrigin, Recipient as SieveRecipient, Script};
+use sieve::{Event, Input, Mailbox, MessageOrigin, Recipient as SieveRecipient};
 
 use super::memory::Memory;
 use super::plan::{Action, Remember, SendKind};
@@ -45,7 +45,7 @@ impl ScriptOutcome {
             .any(|a| matches!(a, Action::Store { .. }))
     }
 
-    /// Actions counted against [`super::run::MAX_ACTIONS`]: stores, rejects, an explicit keep.
+    /// Actions counted against `[sieve] max_actions`: stores, rejects, an explicit keep.
     pub(super) fn action_count(&self) -> usize {
         self.actions.len() + usize::from(self.explicit_keep.is_some())
     }
@@ -137,20 +137,13 @@ impl<'n, 'm> Collector<'n, 'm> {
     /// Records one event and gives sieve-rs its answer; `Err` is a runtime error.
     pub(super) fn on_event(&mut self, event: Event) -> Result<Input, String> {
         Ok(match event {
-            Event::IncludeScript { name, optional } => {
-                let location = match name {
-                    Script::Personal(_) => "personal",
-                    Script::Global(_) => "global",
-                };
-                self.note(format!(
-                    "include of {location} script {:?} not supported: treated as missing",
+            Event::IncludeScript { name, .. } => {
+                // `run::run_script` answers includes before events reach the collector
+                // (include.rs knows the directories); this arm only keeps the match total.
+                return Err(format!(
+                    "include of {:?} outside the chain runner",
                     name.as_str()
                 ));
-                if !optional {
-                    // RFC 6609 §3.2: a missing non-optional include is a runtime error.
-                    return Err(format!("included script {:?} not found", name.as_str()));
-                }
-                Input::False
             }
             Event::MailboxExists {
                 mailboxes,

@@ -37,14 +37,22 @@
 //!   is not replaced by the default script, and the after scripts do not run.
 //! - **A missing script** is skipped (`SIEVE_ERROR_NOT_FOUND`); a missing personal script
 //!   (or a dangling symlink) means the default script runs in its place.
-//! - **At most 32 actions** per chain (`sieve_max_actions`): the script that adds the 33rd
-//!   ends in a runtime error ("total number of actions exceeds policy limit").
+//! - **At most `max_actions` (32) actions** per chain (`sieve_max_actions`): the script that
+//!   adds the one past it ends in a runtime error ("total number of actions exceeds policy
+//!   limit").
 //! - **Redirects**: at most `[sieve] max_redirects` over the chain (sieve-rs bounds each
 //!   script, `run::Sending` the chain), one per address; none to an address whose
 //!   `Delivered-To` is already in the message, nor when this user's
 //!   [`REDIRECTED_BY`] mark is (loops, `drop_looping_redirects`).
 //! - **`duplicate` and vacation** ask the state store ([`memory`]); what to remember is
 //!   carried in [`Plan::remember`] and written only after the delivery succeeded.
+//! - **Includes** (RFC 6609) run inside the including script's execution: their actions are
+//!   that script's, and an include that cannot be resolved (refused name, missing without
+//!   `:optional`, broken, nested past `max_include_depth`) is that script's runtime error.
+//!   Where names are looked up: [`include`].
+//! - **The user's errors** (compile and runtime errors of the personal script and its
+//!   includes) also go to `<active script>.log` (Pigeonhole's `.dovecot.sieve.log`); the
+//!   server log repeats one error at most once a minute (`userlog.rs`).
 //! - Last, always: [`Plan::enforce_virus_policy`].
 //!
 //! What happens when a store of the Plan fails (every store aborted, the failsafe keep into
@@ -54,10 +62,13 @@
 
 mod cache;
 mod collect;
+pub mod include;
 pub mod lookup;
 pub mod memory;
 pub mod plan;
 mod run;
+pub mod tools;
+mod userlog;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -76,10 +87,8 @@ pub use plan::{Action, Plan, Remember, SendKind, INFECTED_VIRUSTEST};
 use cache::{Lookup, ScriptCache};
 use run::Slot;
 
-/// sieve-rs's nesting bound, counted in scripts on its stack: a chain script (1) and one
-/// include from it (2). User includes are answered "missing" today, so nothing nests deeper;
-/// the bound still ends any include recursion in a runtime error → implicit keep.
-const MAX_NESTED_INCLUDES: usize = 2;
+/// `include` commands one script may contain (Pigeonhole's `sieve_include_max_includes`).
+const MAX_INCLUDES_PER_SCRIPT: usize = 255;
 /// Generated messages per script beside its redirects: one vacation reply and one
 /// notification (sieve-rs counts redirects among its "out messages").
 const MAX_OTHER_OUT_MESSAGES: usize = 2;
@@ -121,6 +130,69 @@ pub struct FilterConfig {
     pub max_redirects: usize,
     /// Vacation period bounds (`[sieve] vacation_*_days`).
     pub vacation: VacationPeriods,
+    /// Include directories, the per-user error log and the limits (`[sieve]`).
+    pub scripts: ScriptSettings,
+}
+
+/// The `[sieve]` settings of script layout and limits, with Dovecot/Pigeonhole defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptSettings {
+    /// Template of the user's script directory (`%u %n %d %h`): where `include :personal`
+    /// looks (Pigeonhole's `sieve_dir`; ManageSieve's `sieve/` directory). `None`: personal
+    /// includes find nothing.
+    pub personal_dir: Option<String>,
+    /// Where `include :global` looks (Pigeonhole's `sieve_global`).
+    pub global_dir: Option<PathBuf>,
+    /// Largest script file read and compiled (Pigeonhole's `sieve_max_script_size`, 1 MiB).
+    pub max_script_size: u64,
+    /// Actions one recipient's chain may collect (`sieve_max_actions`, 32).
+    pub max_actions: usize,
+    /// Include nesting below the chain script (`sieve_include_max_nesting_depth`, 10).
+    pub max_include_depth: usize,
+    /// Extensions no script may `require` (compile error), e.g. `redirect`.
+    pub disabled_extensions: Vec<String>,
+    /// Bytes the per-user error log (`<active script>.log`) may reach before it is rotated
+    /// to `.log.0`; 0 turns the log off.
+    pub user_log_size: u64,
+}
+
+impl FilterConfig {
+    /// The filter settings of a validated `[sieve]` section, with `hostname` for the
+    /// environment items and generated Message-IDs.
+    pub fn from_sieve(sieve: &crate::config::SieveConfig, hostname: &str) -> FilterConfig {
+        FilterConfig {
+            before: sieve.before.clone(),
+            personal: sieve.personal.clone(),
+            after: sieve.after.clone(),
+            default: sieve.default.clone(),
+            hostname: hostname.to_string(),
+            cpu_limit: sieve.cpu_limit,
+            max_run_time: sieve.max_run_time,
+            spam_score: sieve.spam_score.clone(),
+            special_use: sieve.special_use.clone(),
+            max_redirects: sieve.max_redirects,
+            vacation: VacationPeriods {
+                min_days: sieve.vacation_days.0,
+                default_days: sieve.vacation_days.1,
+                max_days: sieve.vacation_days.2,
+            },
+            scripts: sieve.scripts.clone(),
+        }
+    }
+}
+
+impl Default for ScriptSettings {
+    fn default() -> Self {
+        ScriptSettings {
+            personal_dir: None,
+            global_dir: None,
+            max_script_size: 1024 * 1024,
+            max_actions: 32,
+            max_include_depth: 10,
+            disabled_extensions: Vec::new(),
+            user_log_size: 64 * 1024,
+        }
+    }
 }
 
 /// Header fields no script may add or delete (editheader, `mime` `enclose`).
@@ -195,14 +267,32 @@ impl<'a> ParsedMessage<'a> {
 /// connections; compiled scripts are cached inside.
 pub struct Filter {
     config: FilterConfig,
-    /// Compiles every script file (sieve-rs default limits: 1 MiB script, 4 KiB strings,
-    /// 15 nested blocks and tests).
+    /// Compiles every script file (sieve-rs default limits: 4 KiB strings, 15 nested blocks
+    /// and tests; `max_script_size` and `disabled_extensions` from the settings).
     compiler: Compiler,
     /// Shared runtime settings: limits and the static environment items.
     runtime: Runtime,
     cache: ScriptCache,
     /// Where `duplicate` and vacation records live; `None` (tools) answers "not seen".
     memory: Option<Memory>,
+    /// Per-user error logs and the server log's rate limit for the same error.
+    userlog: userlog::UserLog,
+}
+
+/// A compiler with the configured script size limit and disabled extensions.
+pub fn compiler_for(settings: &ScriptSettings) -> Compiler {
+    let size = usize::try_from(settings.max_script_size).unwrap_or(usize::MAX);
+    // sieve-rs allows 6 `include` commands per script; Pigeonhole's
+    // `sieve_include_max_includes` is 255, and scripts written for Dovecot (one include per
+    // rule set, as ManageSieve clients do) must still compile.
+    let mut compiler = Compiler::new()
+        .with_max_script_size(size)
+        .with_max_includes(MAX_INCLUDES_PER_SCRIPT);
+    for name in &settings.disabled_extensions {
+        compiler =
+            compiler.with_disabled_capability(sieve::compiler::grammar::Capability::parse(name));
+    }
+    compiler
 }
 
 // The LMTP server shares one Filter across connection tasks.
@@ -216,7 +306,8 @@ impl Filter {
     pub fn new(config: FilterConfig) -> Self {
         let runtime = Runtime::new()
             .with_cpu_limit(config.cpu_limit)
-            .with_max_nested_includes(MAX_NESTED_INCLUDES)
+            // sieve-rs counts the chain script itself on its include stack.
+            .with_max_nested_includes(config.scripts.max_include_depth.saturating_add(1))
             .with_max_redirects(config.max_redirects)
             .with_max_out_messages(config.max_redirects + MAX_OTHER_OUT_MESSAGES)
             .with_default_vacation_expiry(config.vacation.default_days.saturating_mul(86_400))
@@ -238,11 +329,13 @@ impl Filter {
             // ("modification denied", a warning only).
             .with_protected_headers(PROTECTED_HEADERS)
             .with_protected_header_prefix(PROTECTED_HEADER_PREFIX);
+        let compiler = compiler_for(&config.scripts);
         Filter {
+            cache: ScriptCache::new(config.scripts.max_script_size),
+            userlog: userlog::UserLog::new(config.scripts.user_log_size),
             config,
-            compiler: Compiler::new(),
+            compiler,
             runtime,
-            cache: ScriptCache::default(),
             memory: None,
         }
     }
@@ -257,8 +350,9 @@ impl Filter {
         self
     }
 
-    /// Compiles every global script (before, after, default) and returns all problems, for
-    /// `check-config`. A missing global script is a problem too.
+    /// Compiles every global script (before, after, default, and each `*.sieve` in
+    /// `global_dir`) and returns all problems, for `check-config`. A missing before, after or
+    /// default script is a problem too.
     pub fn check(&self) -> Vec<ScriptProblem> {
         let mut problems = Vec::new();
         let globals = self
@@ -275,6 +369,23 @@ impl Filter {
                     message: "no such file".to_string(),
                 }),
                 Lookup::Broken(problem) => problems.push(problem),
+            }
+        }
+        // The include-only global scripts too: a broken one would fail every script that
+        // includes it, at delivery.
+        if let Some(dir) = &self.config.scripts.global_dir {
+            let mut scripts: Vec<PathBuf> = std::fs::read_dir(dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|entry| entry.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "sieve"))
+                .collect();
+            scripts.sort();
+            for path in scripts {
+                if let Lookup::Broken(problem) = self.cache.get(&path, &self.compiler) {
+                    problems.push(problem);
+                }
             }
         }
         problems
@@ -323,15 +434,36 @@ impl Filter {
             memory: self.memory.as_ref(),
             max_redirects: self.config.max_redirects,
         };
-        let mut plan = run::run_chain(
-            &self.runtime,
-            &chain,
-            message,
-            input,
-            &world,
+        let env = run::ChainEnv {
+            runtime: &self.runtime,
+            includes: include::Includes {
+                personal_dir: self.personal_dir(input.rcpt),
+                global_dir: self.config.scripts.global_dir.as_deref(),
+                cache: &self.cache,
+                compiler: &self.compiler,
+            },
+            max_actions: self.config.scripts.max_actions,
             deadline,
-            &sending,
-        );
+            world,
+        };
+        let (mut plan, failure) = run::run_chain(&env, &chain, message, input, &sending);
+        if let Some((label, reason)) = failure {
+            // Once a minute per script and error: a script that fails on every message
+            // must not flood the server log (the delivery line still carries the note).
+            if self.userlog.server_may_log(&format!("{label}\0{reason}")) {
+                tracing::error!(script = %label, error = %reason, "Sieve runtime error: implicit keep");
+            }
+            // Only the user's own script's errors go to the user's log: a global script's
+            // problem is the administrator's, and may name paths the user must not see.
+            let personal_dir = self.personal_dir(input.rcpt);
+            if let Some(active) = self.active_script(input.rcpt).filter(|active| {
+                label.starts_with("personal ")
+                    && userlog::inside_user_area(active, personal_dir.as_deref())
+            }) {
+                self.userlog
+                    .record(&active, &format!("runtime error: {reason}"));
+            }
+        }
         if !whole && plan.drop_edits() {
             notes.push(
                 "message edits not stored: the message is larger than what Sieve parses".into(),
@@ -340,6 +472,21 @@ impl Filter {
         notes.append(&mut plan.notes);
         plan.notes = notes;
         plan
+    }
+
+    /// The user's script directory (`personal_dir` expanded).
+    fn personal_dir(&self, rcpt: &Recipient) -> Option<PathBuf> {
+        self.config
+            .scripts
+            .personal_dir
+            .as_deref()
+            .map(|t| rcpt.expand(t))
+    }
+
+    /// The user's active script path (the personal template expanded, symlink not
+    /// followed): its `.log` sibling is the per-user error log.
+    fn active_script(&self, rcpt: &Recipient) -> Option<PathBuf> {
+        self.config.personal.as_deref().map(|t| rcpt.expand(t))
     }
 
     /// Looks up and compiles this recipient's chain, in execution order. A missing script is
@@ -360,7 +507,19 @@ impl Filter {
                 script,
             }),
             Some((path, Lookup::Broken(problem))) => {
-                tracing::error!(user = %rcpt.user(), %problem, "personal Sieve script unusable");
+                // Once per minute per problem: the same broken script is met by every
+                // delivery to that user until the user fixes it.
+                if self.userlog.server_may_log(&problem.to_string()) {
+                    tracing::error!(user = %rcpt.user(), %problem, "personal Sieve script unusable");
+                }
+                let personal_dir = self.personal_dir(rcpt);
+                let detail = if userlog::inside_user_area(&path, personal_dir.as_deref()) {
+                    problem.to_string()
+                } else {
+                    "the active script is outside your directory".to_string()
+                };
+                self.userlog
+                    .record(&path, &format!("script skipped: {detail}"));
                 notes.push(format!("personal script skipped: {problem}"));
                 chain.push(Slot::Broken {
                     label: run::label("personal", &path),

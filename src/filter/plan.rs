@@ -97,6 +97,9 @@ pub struct Plan {
     pub notes: Vec<String>,
     /// Ids to remember after a successful delivery (duplicate tracking, vacation).
     pub remember: Vec<Remember>,
+    /// What the scripts asked for and [`Plan::enforce_virus_policy`] removed (the never-bounce
+    /// rule): shown by `sieve test`, never executed.
+    pub suppressed: Vec<Action>,
 }
 
 impl Plan {
@@ -112,6 +115,7 @@ impl Plan {
             }],
             notes: Vec::new(),
             remember: Vec::new(),
+            suppressed: Vec::new(),
         }
     }
 
@@ -229,6 +233,7 @@ impl Plan {
             };
             tracing::warn!(virustest, action = %action, "virus policy overrides Sieve action");
             self.notes.push(note);
+            self.suppressed.push(action);
         }
         self.remember.clear();
         self.notes.push(format!(
@@ -297,14 +302,17 @@ impl fmt::Display for Action {
 }
 
 impl fmt::Display for Plan {
-    /// One line per action (`discard` when there is none), then one `note:` line per note;
-    /// what `sieve test` prints.
+    /// One line per action (`discard` when there is none), one `suppressed:` line per action
+    /// the virus policy removed, then one `note:` line per note; what `sieve test` prints.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.actions.is_empty() {
             writeln!(f, "discard")?;
         }
         for action in &self.actions {
             writeln!(f, "{action}")?;
+        }
+        for action in &self.suppressed {
+            writeln!(f, "suppressed: {action}")?;
         }
         for note in &self.notes {
             writeln!(f, "note: {note}")?;
@@ -439,11 +447,11 @@ mod tests {
         for (actions, virustest, want) in cases {
             let mut plan = Plan {
                 actions: actions.clone(),
-                notes: vec![],
                 remember: vec![Remember {
                     key: "k".into(),
                     ttl: std::time::Duration::from_secs(1),
                 }],
+                ..Plan::default()
             };
             plan.enforce_virus_policy(virustest);
             assert_eq!(plan.actions, want, "{actions:?} at {virustest}");
@@ -460,6 +468,7 @@ mod tests {
                 );
                 let dropped = actions.iter().filter(|a| **a != Action::Quarantine).count();
                 assert_eq!(plan.notes.len(), dropped + 1, "{:?}", plan.notes);
+                assert_eq!(plan.suppressed.len(), dropped, "{:?}", plan.suppressed);
             } else {
                 assert!(plan.notes.is_empty());
             }
@@ -479,23 +488,21 @@ mod tests {
                         true,
                     )],
                     notes: vec!["a note".to_string()],
-                    remember: vec![],
+                    ..Plan::default()
                 },
                 "store Work.Projects :create :flags \"\\\\Flagged \\\\Seen $Label1\"\nnote: a note\n",
             ),
             (
                 Plan {
                     actions: vec![reject("go \"away\"", true)],
-                    notes: vec![],
-                    remember: vec![],
+                    ..Plan::default()
                 },
                 "ereject \"go \\\"away\\\"\"\n",
             ),
             (
                 Plan {
                     actions: vec![reject("no", false)],
-                    notes: vec![],
-                    remember: vec![],
+                    ..Plan::default()
                 },
                 "reject \"no\"\n",
             ),
@@ -512,13 +519,6 @@ mod tests {
                     ..Plan::default()
                 },
                 "vacation to sender@x.test\n    Subject: away\n    \n    back soon\n",
-            ),
-            (
-                Plan {
-                    actions: vec![reject("no", false)],
-                    ..Plan::default()
-                },
-                "reject \"no\"\n",
             ),
         ];
         for (plan, want) in cases {

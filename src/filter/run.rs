@@ -11,9 +11,10 @@ use std::time::Instant;
 
 use mail_parser::Message;
 use sieve::runtime::{RuntimeError, Variable};
-use sieve::{Context, Envelope, Input, Runtime, Script, Sieve, SpamStatus};
+use sieve::{Context, Envelope, Event, Input, Runtime, Script, Sieve, SpamStatus};
 
 use super::collect::{split_flags, Collector, ScriptOutcome};
+use super::include::{Includes, Resolved};
 use super::memory::Memory;
 use super::plan::{Action, Plan, SendKind};
 use super::{FilterInput, Mailboxes};
@@ -23,10 +24,10 @@ use crate::store::{Folder, SystemFlags};
 /// limit already bounds this; the guard makes the loop's termination obvious on its own.
 const MAX_EVENTS: usize = 10_000;
 
-/// Actions one recipient's chain may collect, Pigeonhole's `sieve_max_actions` default: the
-/// one past it is a runtime error of the script that adds it ("total number of actions
-/// exceeds policy limit"), so that script's actions are dropped and the keep applies.
-pub const MAX_ACTIONS: usize = 32;
+/// The name each chain script runs under in sieve-rs. sieve-rs caches the running script
+/// under it and answers an include of the same name from that cache without asking us, so
+/// it must be a name no include can produce: sieve-rs ignores an include of the empty name.
+const CHAIN_SCRIPT: &str = "";
 
 /// sieve-rs keeps the imap4flags internal variable (RFC 5232 §3) in this global variable.
 /// Pigeonhole keeps it in the result shared by all scripts of the chain, so it is carried
@@ -66,8 +67,22 @@ pub fn virus_status(virustest: u8) -> sieve::VirusStatus {
     }
 }
 
-/// Runs the chain for one recipient. Never fails: a runtime error gives the implicit keep.
-/// The virus policy is not applied here; the caller applies it to whatever comes back.
+/// How one recipient's chain runs: where its includes are found, its limits.
+pub(super) struct ChainEnv<'a> {
+    pub(super) runtime: &'a Runtime,
+    pub(super) includes: Includes<'a>,
+    /// Pigeonhole's `sieve_max_actions`: the action past it is a runtime error of the script
+    /// that adds it ("total number of actions exceeds policy limit"), so that script's
+    /// actions are dropped and the keep applies.
+    pub(super) max_actions: usize,
+    pub(super) deadline: Instant,
+    /// What scripts may look up beyond the message.
+    pub(super) world: World<'a>,
+}
+
+/// What went wrong in the chain, for the per-user error log: the label and the reason.
+pub(super) type Failure = Option<(String, String)>;
+
 /// What the chain may look up beyond the message: computed once per recipient.
 pub struct World<'w> {
     /// `spamtest`/`spamtestplus`, from the trusted header of the message as received.
@@ -76,15 +91,18 @@ pub struct World<'w> {
     pub mailboxes: &'w Mailboxes,
 }
 
-pub fn run_chain(
-    runtime: &Runtime,
+/// Runs the chain for one recipient. Never fails: a runtime error gives the implicit keep.
+/// The virus policy is not applied here; the caller applies it to whatever comes back.
+
+pub(super) fn run_chain(
+    env: &ChainEnv<'_>,
     chain: &[Slot],
     message: Message<'_>,
     input: &FilterInput<'_>,
-    world: &World<'_>,
-    deadline: Instant,
     sending: &Sending<'_>,
-) -> Plan {
+) -> (Plan, Failure) {
+    let (runtime, deadline) = (env.runtime, env.deadline);
+    let mut failure = None;
     let mut state = ChainState {
         max_redirects: sending.max_redirects,
         ..ChainState::default()
@@ -100,7 +118,7 @@ pub fn run_chain(
                 break;
             }
         };
-        let mut ctx = context(runtime, message, input, world.spam, deadline);
+        let mut ctx = context(runtime, message, input, env.world.spam, deadline);
         if let Some(flags) = flags.take() {
             ctx.set_global_variable(FLAGS_VARIABLE, flags);
         }
@@ -108,9 +126,9 @@ pub fn run_chain(
         let outcome = run_script(
             &mut ctx,
             script,
+            &env.includes,
             &mut state.notes,
-            base,
-            world.mailboxes,
+            (base, env.world.mailboxes),
             sending.memory,
             &user,
         );
@@ -138,9 +156,10 @@ pub fn run_chain(
         }
         let outcome = outcome.and_then(|outcome| {
             let total = state.plan.actions.len() + outcome.action_count();
-            if total > MAX_ACTIONS {
+            if total > env.max_actions {
                 Err(format!(
-                    "total number of actions exceeds policy limit ({total} > {MAX_ACTIONS})"
+                    "total number of actions exceeds policy limit ({total} > {})",
+                    env.max_actions
                 ))
             } else {
                 Ok(outcome)
@@ -150,6 +169,7 @@ pub fn run_chain(
             Ok(outcome) => state.commit(outcome),
             Err(reason) => {
                 state.fail(label, &reason);
+                failure = Some((label.clone(), reason));
                 break;
             }
         }
@@ -158,7 +178,7 @@ pub fn run_chain(
             break;
         }
     }
-    state.finish(flags.as_ref())
+    (state.finish(flags.as_ref()), failure)
 }
 
 /// A fresh sieve-rs context for one script of the chain.
@@ -202,14 +222,17 @@ fn context<'x>(
 fn run_script(
     ctx: &mut Context<'_>,
     script: &Arc<Sieve>,
+    includes: &Includes<'_>,
     notes: &mut Vec<String>,
-    base: Option<Arc<[u8]>>,
-    mailboxes: &Mailboxes,
+    start: (Option<Arc<[u8]>>, &Mailboxes),
     memory: Option<&Memory>,
     user: &str,
 ) -> Result<ScriptOutcome, String> {
+    // Notes about skipped `:optional` includes; the collector holds `notes` meanwhile.
+    let mut skipped = Vec::new();
+    let (base, mailboxes) = start;
     let mut collector = Collector::new(notes, base, mailboxes).with_memory(memory, user);
-    let mut next = Input::script(Script::Personal("sievegate:chain".into()), script.clone());
+    let mut next = Input::script(Script::Personal(CHAIN_SCRIPT.into()), script.clone());
     let mut events = 0usize;
     while let Some(result) = ctx.run(next) {
         events += 1;
@@ -217,11 +240,26 @@ fn run_script(
             return Err(format!("more than {MAX_EVENTS} Sieve events"));
         }
         next = match result {
+            // Includes are answered here, where the directories are known (include.rs).
+            Ok(Event::IncludeScript { name, optional }) => match includes.resolve(&name) {
+                Resolved::Ready(script) => Input::script(name, script),
+                // RFC 6609 §3.2: a missing `:optional` script is skipped.
+                Resolved::Missing(reason) if optional => {
+                    skipped.push(format!("{reason}: :optional, skipped"));
+                    Input::False
+                }
+                Resolved::Missing(reason) | Resolved::Error(reason) => return Err(reason),
+            },
             Ok(event) => collector.on_event(event)?,
             Err(err) => return Err(describe(&err)),
         };
     }
     let outcome = collector.finish();
+    for note in skipped {
+        if !notes.contains(&note) {
+            notes.push(note);
+        }
+    }
     if outcome.rejects() && (outcome.stores() || outcome.explicit_keep.is_some()) {
         // reject refuses the message, keep/fileinto accept it: Pigeonhole reports the
         // conflict as a runtime error of that script.
@@ -234,7 +272,11 @@ fn describe(err: &RuntimeError) -> String {
     match err {
         RuntimeError::CPULimitReached => "CPU limit reached".to_string(),
         RuntimeError::TimeLimitReached => "time limit reached".to_string(),
-        RuntimeError::TooManyIncludes => "too many nested includes".to_string(),
+        // sieve-rs cannot tell a loop from deep nesting: it only counts the include stack.
+        RuntimeError::TooManyIncludes => {
+            "include nesting limit reached (an include loop, or includes nested too deep)"
+                .to_string()
+        }
         other => other.to_string(),
     }
 }
@@ -363,7 +405,7 @@ impl ChainState {
     /// A script hit a runtime error (RFC 5228 §2.10.6): its own actions are dropped, the
     /// earlier scripts' actions stand, no later script runs, and the failure keep applies.
     fn fail(&mut self, label: &str, reason: &str) {
-        tracing::error!(script = %label, error = %reason, "Sieve runtime error: implicit keep");
+        // The server log line is written by the caller (`Filter::decide`), rate-limited.
         self.note(format!(
             "Sieve runtime error in {label} ({reason}): implicit keep"
         ));

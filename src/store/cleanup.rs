@@ -319,7 +319,6 @@ mod tests {
             recipient_delimiter: "+".into(),
             users_file: None,
             needs_home: false,
-            special_use: Vec::new(),
         }
     }
 

@@ -12,5 +12,6 @@ mod server;
 mod session;
 mod sieve_send;
 mod sieve_store;
+mod sieve_tools;
 mod store;
 mod support;

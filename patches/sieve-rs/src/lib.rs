@@ -52,6 +52,8 @@ pub struct Compiler {
     pub(crate) max_header_size: usize,
     pub(crate) max_includes: usize,
     pub(crate) no_capability_check: bool,
+    // sievegate patch (PATCHES.md #10): extensions a `require` may not name.
+    pub(crate) disabled_capabilities: AHashSet<Capability>,
 
     // Functions
     pub(crate) functions: AHashMap<String, (u32, u32)>,
@@ -71,7 +73,7 @@ pub struct Runtime {
     pub(crate) valid_notification_uris: AHashSet<Cow<'static, str>>,
     pub(crate) valid_ext_lists: AHashSet<Cow<'static, str>>,
     pub(crate) protected_headers: Vec<HeaderName<'static>>,
-    // sievegate patch (PATCHES.md #10): header name prefixes protected like protected_headers.
+    // sievegate patch (PATCHES.md #12): header name prefixes protected like protected_headers.
     pub(crate) protected_header_prefixes: Vec<Cow<'static, str>>,
     pub(crate) environment: AHashMap<Cow<'static, str>, Variable>,
     pub(crate) metadata: Vec<(Metadata<String>, Cow<'static, str>)>,

@@ -170,7 +170,10 @@ fn plan_display_end_to_end() {
         "{text}"
     );
     let text = plan_for(&filter, &virus(false)).to_string();
-    assert!(text.starts_with("discard\nnote: "), "{text}");
+    assert!(
+        text.starts_with("discard\nsuppressed: store INBOX :flags \"\\\\Seen\"\nnote: "),
+        "{text}"
+    );
     assert!(
         text.contains("note: infected: message discarded (virustest 5)"),
         "{text}"

@@ -351,7 +351,7 @@ fn chain_table() {
             Verdict::Clean,
             vec![inbox(&[])],
         )
-        .note("not supported: treated as missing"),
+        .note("not found"),
         case(
             "missing include ends in keep",
             Setup::new().personal(
@@ -360,7 +360,7 @@ fn chain_table() {
             Verdict::Clean,
             vec![inbox(&[])],
         )
-        .note("not supported: treated as missing"),
+        .note("included personal script \"other\" not found"),
         case(
             "missing optional include is skipped",
             Setup::new().personal(
@@ -369,7 +369,7 @@ fn chain_table() {
             Verdict::Clean,
             vec![store("X", &[], false)],
         )
-        .note("treated as missing"),
+        .note(":optional, skipped"),
         case(
             "folder ../x",
             Setup::new().personal("require \"fileinto\"; fileinto \"../x\";"),

@@ -6,9 +6,11 @@
 //! - `patches`: what our sieve-rs patches give (origin, `:count`, time limit, `:matches`).
 //! - `cache`: file changes, symlinks, `check`, the printed plan.
 //! - `send`: vacation (RFC 3834 rules), redirect limits and loops, duplicate memory.
+//! - `layout`: include directories, the ManageSieve symlink, the per-user log, limits.
 
 mod cache;
 mod chain;
+mod layout;
 mod multiscript;
 mod patches;
 mod run;
@@ -92,6 +94,7 @@ impl Setup {
                 special_use: Vec::new(),
                 max_redirects: 4,
                 vacation: VacationPeriods::default(),
+                scripts: super::ScriptSettings::default(),
             },
         }
     }

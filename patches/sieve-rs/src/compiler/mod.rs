@@ -9,7 +9,7 @@ use self::{
     lexer::tokenizer::TokenInfo,
 };
 use crate::{Compiler, Envelope, FunctionMap, runtime::RuntimeError};
-use ahash::AHashMap;
+use ahash::{AHashMap, AHashSet};
 use arc_swap::ArcSwap;
 use mail_parser::HeaderName;
 use std::{borrow::Cow, fmt::Display, sync::Arc};
@@ -66,6 +66,8 @@ pub enum ErrorType {
     DuplicatedParameter,
     UndeclaredCapability(Capability),
     MissingTag(Cow<'static, str>),
+    // sievegate patch (PATCHES.md #10)
+    CapabilityDisabled(Capability),
 }
 
 impl Default for Compiler {
@@ -329,6 +331,7 @@ impl Compiler {
             max_includes: 6,
             functions: AHashMap::new(),
             no_capability_check: false,
+            disabled_capabilities: AHashSet::new(),
         }
     }
 
@@ -429,6 +432,13 @@ impl Compiler {
 
     pub fn with_no_capability_check(mut self, value: bool) -> Self {
         self.no_capability_check = value;
+        self
+    }
+
+    /// sievegate patch (PATCHES.md #10): a script whose `require` names `capability` fails
+    /// to compile with [`ErrorType::CapabilityDisabled`].
+    pub fn with_disabled_capability(mut self, capability: impl Into<Capability>) -> Self {
+        self.disabled_capabilities.insert(capability.into());
         self
     }
 
@@ -559,6 +569,10 @@ impl Display for CompileError {
                 write!(f, "Undeclared capability '{value}'")
             }
             ErrorType::MissingTag(value) => write!(f, "Missing tag {value:?}"),
+            // sievegate patch (PATCHES.md #10)
+            ErrorType::CapabilityDisabled(value) => {
+                write!(f, "Extension '{value}' is disabled on this server")
+            }
         }?;
 
         write!(

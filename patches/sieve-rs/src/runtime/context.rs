@@ -684,7 +684,7 @@ impl<'x> Context<'x> {
         std::mem::take(&mut self.message)
     }
 
-    // sievegate patch (PATCHES.md #11): the message with the edits no event announced yet
+    // sievegate patch (PATCHES.md #13): the message with the edits no event announced yet
     // (edits after the last action), for a caller that hands the message to another script.
     pub fn build_edited_message(&mut self) -> Option<Vec<u8>> {
         if self.has_changes {

@@ -361,7 +361,7 @@ impl Runtime {
                 HeaderName::Other("Original-Subject".into()),
                 HeaderName::Other("Original-From".into()),
             ],
-            // sievegate patch (PATCHES.md #10)
+            // sievegate patch (PATCHES.md #12)
             protected_header_prefixes: Vec::new(),
             valid_notification_uris: AHashSet::new(),
             valid_ext_lists: AHashSet::new(),
@@ -486,7 +486,7 @@ impl Runtime {
         self
     }
 
-    // sievegate patch (PATCHES.md #10): header names compare case-insensitively (RFC 5322
+    // sievegate patch (PATCHES.md #12): header names compare case-insensitively (RFC 5322
     // §1.2.2), whether or not mail-parser knows the name; prefixes protect a whole family.
     pub fn is_protected_header(&self, name: &HeaderName) -> bool {
         let name = name.as_str();
@@ -500,7 +500,7 @@ impl Runtime {
             })
     }
 
-    // sievegate patch (PATCHES.md #10)
+    // sievegate patch (PATCHES.md #12)
     pub fn with_protected_header_prefix(mut self, prefix: impl Into<Cow<'static, str>>) -> Self {
         self.protected_header_prefixes.push(prefix.into());
         self

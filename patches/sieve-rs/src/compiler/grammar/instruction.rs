@@ -215,6 +215,13 @@ impl Compiler {
                             state.parse_fileinto()?;
                         }
                         Word::Redirect => {
+                            // sievegate patch (PATCHES.md #10): `redirect` is a base command
+                            // (RFC 5228 §4.2) that no `require` names, so turning it off is
+                            // checked where it is used.
+                            let redirect = Capability::Other("redirect".to_string());
+                            if state.compiler.disabled_capabilities.contains(&redirect) {
+                                return Err(token_info.custom(ErrorType::CapabilityDisabled(redirect)));
+                            }
                             state.parse_redirect()?;
                         }
                         Word::Discard => {
@@ -624,9 +631,11 @@ impl Compiler {
                                 }));
                                 continue;
                             } else {
+                                // sievegate patch (PATCHES.md #11): the command's own
+                                // position, not the enclosing block's.
                                 return Err(CompileError {
-                                    line_num: state.block.line_num,
-                                    line_pos: state.block.line_pos,
+                                    line_num: token_info.line_num,
+                                    line_pos: token_info.line_pos,
                                     error_type: ErrorType::UnexpectedToken {
                                         expected: "command".into(),
                                         found: instruction.to_string(),
@@ -801,9 +810,10 @@ impl Compiler {
                             line_pos: token_info.line_pos,
                         }));
                     } else {
+                        // sievegate patch (PATCHES.md #11)
                         return Err(CompileError {
-                            line_num: state.block.line_num,
-                            line_pos: state.block.line_pos,
+                            line_num: token_info.line_num,
+                            line_pos: token_info.line_pos,
                             error_type: ErrorType::UnexpectedToken {
                                 expected: "command".into(),
                                 found: instruction,

@@ -5,7 +5,7 @@
  */
 
 use crate::compiler::{
-    CompileError,
+    CompileError, ErrorType,
     grammar::{
         Capability,
         instruction::{CompilerState, Instruction},
@@ -42,10 +42,17 @@ impl CompilerState<'_> {
                 let token_info = self.tokens.unwrap_next()?;
                 match token_info.token {
                     Token::StringConstant(value) => {
-                        self.add_capability(
-                            &mut capabilities,
-                            Capability::parse(value.to_string().as_ref()),
-                        );
+                        let (line_num, line_pos) = (token_info.line_num, token_info.line_pos);
+                        let capability = Capability::parse(value.to_string().as_ref());
+                        // sievegate patch (PATCHES.md #10)
+                        if self.compiler.disabled_capabilities.contains(&capability) {
+                            return Err(CompileError {
+                                line_num,
+                                line_pos,
+                                error_type: ErrorType::CapabilityDisabled(capability),
+                            });
+                        }
+                        self.add_capability(&mut capabilities, capability);
                         let token_info = self.tokens.unwrap_next()?;
                         match token_info.token {
                             Token::Comma => (),
@@ -61,10 +68,17 @@ impl CompilerState<'_> {
                 }
             },
             Token::StringConstant(value) => {
-                self.add_capability(
-                    &mut capabilities,
-                    Capability::parse(value.to_string().as_ref()),
-                );
+                let (line_num, line_pos) = (token_info.line_num, token_info.line_pos);
+                let capability = Capability::parse(value.to_string().as_ref());
+                // sievegate patch (PATCHES.md #10)
+                if self.compiler.disabled_capabilities.contains(&capability) {
+                    return Err(CompileError {
+                        line_num,
+                        line_pos,
+                        error_type: ErrorType::CapabilityDisabled(capability),
+                    });
+                }
+                self.add_capability(&mut capabilities, capability);
             }
             _ => {
                 return Err(token_info.expected("'[' or string"));

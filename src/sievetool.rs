@@ -1,0 +1,226 @@
+//! `sievegate sieve test` (Pigeonhole's `sieve-test`): run the chain a delivery would run for
+//! one recipient and one message, and print the resulting [`Plan`] instead of executing it.
+//!
+//! Nothing is stored, sent or written: the Plan is the only output (the per-user error log is
+//! off here; the state store is never opened). The message goes through the same steps as
+//! a delivery's Sieve input: spoofable scan headers stripped, the bounded Sieve view.
+
+use std::path::PathBuf;
+
+use serde_json::json;
+
+use crate::address::{AddressError, Recipient};
+use crate::config::Config;
+use crate::delivery::strip_virus_headers;
+use crate::delivery::view::SieveView;
+use crate::filter::tools::plan_json;
+use crate::filter::{Filter, FilterConfig, FilterInput, ParsedMessage, Plan};
+use crate::scan::{ScanError, Scanner, Verdict};
+use crate::users::Users;
+
+/// What `sieve test` was asked.
+#[derive(Debug, Clone, Default)]
+pub struct TestRequest {
+    /// Runs in the personal slot instead of the user's own script.
+    pub script: Option<PathBuf>,
+    /// The user whose chain runs (`user@domain`); default: `to`.
+    pub user: Option<String>,
+    /// Envelope sender; default: the null sender.
+    pub from: Option<String>,
+    /// Envelope recipient; default: `user`.
+    pub to: Option<String>,
+    /// The verdict virustest sees (0–5); `None`: scan with the configured clamd.
+    pub virus_status: Option<u8>,
+    /// A spam score to report; spamtest is not wired to it (see the note it produces).
+    pub spam_score: Option<String>,
+    /// The message, as read from the file.
+    pub message: Vec<u8>,
+}
+
+/// Why `sieve test` could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum TestError {
+    /// Neither `--user` nor `--to`.
+    #[error("give --user or --to: whose chain should run?")]
+    NoUser,
+    /// The address is not usable.
+    #[error("{address}: {reason}")]
+    Address {
+        /// As given.
+        address: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+    /// `--virus-status` outside 0–5.
+    #[error("--virus-status must be 0 to 5, not {0}")]
+    VirusStatus(u8),
+    /// clamd could not scan the message.
+    #[error("clamd at {addr} could not scan the message ({source}); give --virus-status to test without clamd")]
+    Scan {
+        /// The configured clamd.
+        addr: String,
+        /// What went wrong.
+        source: ScanError,
+    },
+    /// The async runtime for the scan could not start.
+    #[error("cannot start the runtime for the scan: {0}")]
+    Runtime(std::io::Error),
+    /// The users file refused the user.
+    #[error("{0}: not a user of this server ({1})")]
+    User(String, String),
+}
+
+/// What `sieve test` found: the plan and what it ran on.
+#[derive(Debug, Clone)]
+pub struct TestReport {
+    /// `user@domain` whose chain ran.
+    pub user: String,
+    /// The virustest value the scripts saw.
+    pub virustest: u8,
+    /// The verdict, in words.
+    pub verdict: String,
+    /// The Plan a delivery would execute.
+    pub plan: Plan,
+}
+
+impl TestReport {
+    /// The report as one JSON object.
+    pub fn json(&self) -> serde_json::Value {
+        let mut value = plan_json(&self.plan);
+        if let Some(object) = value.as_object_mut() {
+            object.insert("user".into(), json!(self.user));
+            object.insert("virustest".into(), json!(self.virustest));
+            object.insert("verdict".into(), json!(self.verdict));
+        }
+        value
+    }
+}
+
+impl std::fmt::Display for TestReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "# user {}, virustest {} ({})",
+            self.user, self.virustest, self.verdict
+        )?;
+        write!(f, "{}", self.plan)
+    }
+}
+
+/// The verdict `--virus-status` stands for.
+fn verdict_for(status: u8) -> Result<Verdict, TestError> {
+    Ok(match status {
+        0 => Verdict::Unscanned,
+        // 2 and 3 (replaced, cured) are never produced by clamd: the closest verdict is clean.
+        1..=3 => Verdict::Clean,
+        4 => Verdict::Infected {
+            name: "Heuristics.SieveTest".into(),
+            heuristic: true,
+        },
+        5 => Verdict::Infected {
+            name: "SieveTest.Virus".into(),
+            heuristic: false,
+        },
+        other => return Err(TestError::VirusStatus(other)),
+    })
+}
+
+fn resolve(address: &str, config: &Config) -> Result<Recipient, TestError> {
+    // The tool also answers for domains not (yet) served: the address's own domain counts.
+    let mut domains = config.mailbox.domains.clone();
+    if let Some((_, domain)) = address.rsplit_once('@') {
+        domains.push(domain.to_lowercase());
+    }
+    Recipient::resolve(address, &domains, &config.mailbox.recipient_delimiter).map_err(|e| {
+        TestError::Address {
+            address: address.to_string(),
+            reason: match e {
+                AddressError::Syntax => "not an address",
+                AddressError::UnknownDomain => "domain not served",
+                AddressError::UnsafeLocalPart => "unsafe local part",
+            },
+        }
+    })
+}
+
+/// Runs the chain for the request under `config`; never writes anything.
+pub fn run(config: &Config, request: &TestRequest) -> Result<TestReport, TestError> {
+    let user = request
+        .user
+        .as_deref()
+        .or(request.to.as_deref())
+        .ok_or(TestError::NoUser)?;
+    let mut rcpt = resolve(user, config)?;
+    if let Some(to) = &request.to {
+        rcpt.original = to.clone();
+    }
+    Users::new(config.mailbox.users_file.as_deref())
+        .admit(&mut rcpt, config.mailbox.needs_home)
+        .map_err(|e| TestError::User(rcpt.user(), e.to_string()))?;
+    let verdict = match request.virus_status {
+        Some(status) => verdict_for(status)?,
+        None => scan(config, &request.message)?,
+    };
+    let sieve = &config.sieve;
+    let mut scripts = sieve.scripts.clone();
+    // No side effects: the per-user error log is a write.
+    scripts.user_log_size = 0;
+    let filter = Filter::new(FilterConfig {
+        personal: match &request.script {
+            // `%` in a path given on the command line is literal, not a template.
+            Some(path) => Some(path.to_string_lossy().replace('%', "%%")),
+            None => sieve.personal.clone(),
+        },
+        scripts,
+        ..FilterConfig::from_sieve(sieve, &config.server.hostname)
+    });
+    let body = strip_virus_headers(&request.message);
+    let view = SieveView::new(&body, &sieve.limits);
+    let parsed = ParsedMessage::new(view.bytes());
+    let from = request.from.clone().unwrap_or_default();
+    // `mailboxexists` and `:specialuse` read the user's Maildir (read-only: no side effect).
+    let maildir = rcpt.expand(&config.mailbox.maildir);
+    let input = FilterInput {
+        message: &body,
+        mail_from: &from,
+        rcpt: &rcpt,
+        verdict: &verdict,
+        remote_ip: None,
+        remote_host: None,
+        maildir: Some(&maildir),
+        queue_id: None,
+    };
+    let mut plan = filter.plan_parsed(&input, &parsed);
+    plan.notes.extend(view.notes());
+    if let Some(score) = &request.spam_score {
+        plan.notes.push(format!(
+            "--spam-score {score}: recorded only; spamtest does not read it in this build"
+        ));
+    }
+    Ok(TestReport {
+        user: rcpt.user(),
+        virustest: verdict.virustest(),
+        verdict: verdict.to_string(),
+        plan,
+    })
+}
+
+/// Scans with the configured clamd, as a delivery would.
+fn scan(config: &Config, message: &[u8]) -> Result<Verdict, TestError> {
+    let scanner = Scanner::new(
+        config.scanner.clamd.clone(),
+        config.scanner.timeout,
+        config.scanner.heuristic_prefixes.clone(),
+    )
+    .with_max_scan_size(config.scanner.max_scan_size);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(TestError::Runtime)?;
+    runtime
+        .block_on(scanner.scan(message))
+        .map_err(|source| TestError::Scan {
+            addr: scanner.addr().to_string(),
+            source,
+        })
+}
