@@ -93,7 +93,6 @@ pub struct World<'w> {
 
 /// Runs the chain for one recipient. Never fails: a runtime error gives the implicit keep.
 /// The virus policy is not applied here; the caller applies it to whatever comes back.
-
 pub(super) fn run_chain(
     env: &ChainEnv<'_>,
     chain: &[Slot],

@@ -7,9 +7,11 @@
 //!
 //! Left out on purpose, because the two differ by design or cannot be observed in a Maildir:
 //! `reject`/`ereject` (Pigeonhole 0.5.19 answers 250 and mails a rejection to the sender, and
-//! has no `ereject`; sievegate answers 550), `redirect`, `vacation` and `notify` (sievegate
-//! sends nothing yet; Pigeonhole would run `sendmail_path`, which is `/bin/false` here), user
-//! `include` (not in sievegate yet), adding a protected header field (sievegate refuses to add
+//! has no `ereject`; sievegate answers 550), `redirect`, `vacation` and `notify` (not compared
+//! yet: this harness gives Pigeonhole no SMTP sink, its `sendmail_path` is `/bin/false`; they
+//! are tested against Postfix's smtp-sink in `sieve_send.rs`), user `include` (not compared
+//! yet: the harness has no per-user script directory on the Dovecot side; tested through the
+//! server in `sieve_tools.rs`), adding a protected header field (sievegate refuses to add
 //! `Auto-Submitted`, `Return-Path`, `Delivered-To`, `Received` and `X-Virus-*`, as issue 7
 //! asks; Pigeonhole 0.5.19 lets a script add `Auto-Submitted`; deleting is refused by both
 //! and compared in `protected_headers_not_deleted`), `fileinto :specialuse` (the reference
