@@ -205,6 +205,10 @@ pub struct RawSieve {
     /// Seconds between two `notify` messages of one user; more are dropped (logged).
     #[serde(default = "defaults::notify_min_interval_secs")]
     pub notify_min_interval_secs: u64,
+    /// Sieve `reject` of clean mail: `false` refuses in the protocol (`550 5.7.1`); `true`
+    /// accepts and mails an RFC 5429 rejection to the envelope sender (backscatter risk).
+    #[serde(default)]
+    pub allow_reject_mdn: bool,
     /// Header field an upstream spam filter sets with a numeric score (e.g. `X-Spam-Score`),
     /// for `spamtest`/`spamtestplus`. Only its topmost instance is trusted. Unset: spamtest
     /// is 0 (not tested).
@@ -251,6 +255,7 @@ impl Default for RawSieve {
             vacation_max_days: defaults::vacation_max_days(),
             vacation_default_days: defaults::vacation_default_days(),
             notify_min_interval_secs: defaults::notify_min_interval_secs(),
+            allow_reject_mdn: false,
             spam_score_header: None,
             spam_score_max: defaults::spam_score_max(),
             personal_dir: None,
@@ -491,6 +496,8 @@ pub struct SieveConfig {
     pub vacation_days: (u64, u64, u64),
     /// Least time between two notifications of one user.
     pub notify_min_interval: Duration,
+    /// `reject` mails an RFC 5429 MDN instead of a protocol-level 550.
+    pub allow_reject_mdn: bool,
     /// The trusted spam score header and its maximum.
     pub spam_score: Option<crate::filter::SpamScore>,
     /// `[mailbox] special_use`: special-use flag (`\Junk`) → Sieve folder name.
@@ -1035,6 +1042,7 @@ impl RawConfig {
                 sv.vacation_max_days,
             ),
             notify_min_interval: Duration::from_secs(sv.notify_min_interval_secs),
+            allow_reject_mdn: sv.allow_reject_mdn,
             scripts,
         };
         if !(sv.vacation_min_days <= sv.vacation_default_days

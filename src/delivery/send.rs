@@ -29,6 +29,55 @@ use crate::outbound::relay;
 use crate::outbound::Timeouts;
 use crate::state::RateDecision;
 
+/// `reject` with `[sieve] allow_reject_mdn` (RFC 5429 §2.1): the message is accepted and
+/// discarded, and a rejection MDN is queued to the envelope sender, except when that would
+/// answer nobody or an automatic sender (then it is only discarded). `None` when the MDN
+/// cannot be queued: the caller keeps the protocol-level 550, so nothing is lost.
+fn reject_by_mdn(
+    services: &Services,
+    mail_from: &str,
+    message_id: &str,
+    rcpt: &Recipient,
+    reason: &str,
+    body: &[u8],
+    notes: &mut Vec<String>,
+) -> Option<RcptOutcome> {
+    if let Some(why) = crate::report::mdn::must_not_answer(mail_from, body) {
+        notes.push(format!(
+            "reject: discarded without a rejection message: {why}"
+        ));
+        return Some(RcptOutcome::Discarded);
+    }
+    let mdn = crate::report::mdn::Rejection {
+        hostname: &services.config.server.hostname,
+        to: mail_from,
+        rcpt: &rcpt.original,
+        reason,
+        original_message_id: message_id,
+        original_headers: crate::report::header_section(body),
+    };
+    let queued = crate::report::mdn::build(&mdn)
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| {
+            services
+                .outbox
+                .enqueue("reject-mdn", "", &[mail_from.to_string()], bytes)
+                .map_err(|e| e.to_string())
+        });
+    match queued {
+        Ok(_) => {
+            notes.push(format!(
+                "rejected: rejection message queued to <{mail_from}>"
+            ));
+            Some(RcptOutcome::Discarded)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot queue the rejection message: refusing in the protocol");
+            None
+        }
+    }
+}
+
 /// How long a sent redirect is remembered (Pigeonhole: one day).
 const REDIRECT_MEMORY: Duration = Duration::from_secs(86_400);
 
@@ -51,6 +100,16 @@ pub fn send(
     outcome: RcptOutcome,
     notes: &mut Vec<String>,
 ) -> RcptOutcome {
+    if let RcptOutcome::Rejected {
+        reason,
+        extended: false,
+    } = &outcome
+    {
+        if services.config.sieve.allow_reject_mdn {
+            return reject_by_mdn(services, mail_from, message_id, rcpt, reason, body, notes)
+                .unwrap_or(outcome);
+        }
+    }
     if !matches!(
         outcome,
         RcptOutcome::Delivered { .. } | RcptOutcome::Discarded

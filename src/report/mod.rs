@@ -4,6 +4,8 @@
 //!
 //! - [`notice`]: the postmaster notice, one per infected message, and the per-minute digest
 //!   beyond `[notify] max_per_minute`.
+//! - [`mdn`]: the RFC 5429 rejection message of Sieve `reject`, when `[sieve]
+//!   allow_reject_mdn` is on.
 //! - RFC 5965 abuse reports to the abuse contact of the address that sent it (`[abuse]`,
 //!   opt-in), never to the envelope sender or its domain, which virus mail forges.
 //!
@@ -24,6 +26,7 @@
 pub mod abuse;
 pub mod arf;
 pub mod bounce;
+pub mod mdn;
 pub mod notice;
 pub mod rdap;
 pub mod source;

@@ -358,6 +358,67 @@ fn notify_is_rate_limited_and_auto_notified() {
     );
 }
 
+/// `reject` on clean mail: a protocol-level 550 by default; with `allow_reject_mdn`, a 250
+/// and an RFC 5429 rejection message to the envelope sender, but never to `<>` or to an
+/// automatic sender.
+#[test]
+fn reject_is_a_550_unless_allow_reject_mdn() {
+    let script = r#"require "reject"; reject "no offers, please";"#;
+    let msg = message("bob@remote.example", "alice@example.test", "r1@remote", "");
+
+    let sink = SmtpSink::start();
+    let (env, server) = start(&sink.addr().to_string(), &[]);
+    env.set_personal("alice", script);
+    let out = send(&server, "bob@remote.example", &["alice@example.test"], &msg);
+    assert!(data_replies(&out, 1)[0].starts_with("550 5.7.1"), "{out}");
+    drop(server);
+
+    let (env, server) = start(&sink.addr().to_string(), &["allow_reject_mdn = true"]);
+    env.set_personal("alice", script);
+    let out = send(&server, "bob@remote.example", &["alice@example.test"], &msg);
+    assert!(data_replies(&out, 1)[0].starts_with("250 "), "{out}");
+    let auto = message(
+        "daemon@remote.example",
+        "alice@example.test",
+        "r2@remote",
+        "Auto-Submitted: auto-replied\r\n",
+    );
+    let out = send(
+        &server,
+        "daemon@remote.example",
+        &["alice@example.test"],
+        &auto,
+    );
+    assert!(data_replies(&out, 1)[0].starts_with("250 "), "{out}");
+    let out = send(&server, "", &["alice@example.test"], &msg);
+    assert!(data_replies(&out, 1)[0].starts_with("250 "), "{out}");
+
+    let sent = sink.wait_for(1, Duration::from_secs(30));
+    std::thread::sleep(QUIET);
+    assert_eq!(
+        sink.transactions().len(),
+        1,
+        "only the first: {}",
+        server.logs()
+    );
+    assert_eq!(sent[0].mail_from, "<>");
+    assert_eq!(sent[0].rcpt_to, ["<bob@remote.example>"]);
+    let mdn = text(&sent[0]);
+    for want in [
+        "report-type=\"disposition-notification\"",
+        "Disposition: automatic-action/MDN-sent-automatically; deleted",
+        "Auto-Submitted: auto-replied",
+        "no offers, please",
+        "Original-Message-ID: <r1@remote>",
+    ] {
+        assert!(mdn.contains(want), "{want} missing:\n{mdn}");
+    }
+    assert!(
+        env.messages("alice", "").is_empty(),
+        "rejected mail is not stored"
+    );
+}
+
 /// The never-bounce rule: whatever the scripts say, infected mail sends nothing.
 #[test]
 fn infected_mail_sends_nothing() {
