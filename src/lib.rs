@@ -35,14 +35,13 @@
 //!   [`state`]) before any reply; the logic of the `quarantine` CLI ([`quarantine::cli`]).
 //! - [`state`]: the embedded state store behind one trait, [`state::StateStore`] (SQLite
 //!   in WAL mode; an in-memory twin): quarantine index, caches, rate limits, outbound queue.
-//! - [`report`]: what we tell others about infected mail: RFC 5965 abuse reports to the
-//!   sending address's abuse contact (source IP, RDAP, ARF, rate limit); [`report::is_bounce`].
-//! - [`text`]: the one sanitizer for client text written into headers and replies.
-//! - [`state`]: the state store behind one small trait (outbound queue, rate limits, caches).
 //! - [`outbound`]: everything we send: queued in [`state`], sent by one background task
 //!   through `[notify] relay` (mail-send) or stored straight into a local user's INBOX.
-//! - [`report`]: the messages we send about infected mail: the postmaster notice (one per
-//!   message, rate-limited into a digest), built with mail-builder.
+//! - [`report`]: the messages we build about mail, with mail-builder: the postmaster notice
+//!   (one per infected message, rate-limited into a digest), RFC 5965 abuse reports to the
+//!   sending address's abuse contact (source IP, RDAP, ARF, rate limit), the RFC 5429
+//!   rejection MDN; [`report::is_bounce`].
+//! - [`text`]: the one sanitizer for client text written into headers and replies.
 
 pub mod address;
 pub mod config;

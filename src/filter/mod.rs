@@ -49,7 +49,7 @@
 //! - **Includes** (RFC 6609) run inside the including script's execution: their actions are
 //!   that script's, and an include that cannot be resolved (refused name, missing without
 //!   `:optional`, broken, nested past `max_include_depth`) is that script's runtime error.
-//!   Where names are looked up: [`include`].
+//!   Where names are looked up: [`include`](mod@include).
 //! - **The user's errors** (compile and runtime errors of the personal script and its
 //!   includes) also go to `<active script>.log` (Pigeonhole's `.dovecot.sieve.log`); the
 //!   server log repeats one error at most once a minute (`userlog.rs`).

@@ -104,7 +104,7 @@ pub fn is_valid(name: &str) -> bool {
             .all(|b| b > b' ' && b < 0x7f && !b"(){%*\"\\]".contains(&b))
 }
 
-/// What [`assign`] decided.
+/// What `assign` decided.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Assigned {
     /// The info letters to append after the system flag letters.
