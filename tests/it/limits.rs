@@ -2,35 +2,17 @@
 //! messages built to blow up the MIME parse. Memory is read from the server's
 //! `/proc/PID/status` (`VmHWM`, the peak resident set).
 
-use std::io::{Read, Write};
 use std::time::Instant;
 
-use crate::support::binary::{tcp, Running};
+use crate::support::binary::Running;
 use crate::support::clamd::{Clamd, ClamdOptions};
 use crate::support::env::{Env, Options};
 use crate::support::fake_clamd::{FakeClamd, Mode};
 use crate::support::messages::{clean_message, transaction};
 
-/// Peak resident set of `pid`, in bytes.
-fn peak_rss(pid: i32) -> usize {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    let kb: usize = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM line");
-    kb * 1024
-}
-
 /// Sends one transaction for `rcpt` and returns the server's whole answer.
 fn send(server: &Running, rcpt: &str, message: &[u8]) -> String {
-    let mut stream = tcp(server.addr);
-    stream
-        .write_all(&transaction(&[rcpt], message))
-        .expect("write");
-    let mut out = Vec::new();
-    stream.read_to_end(&mut out).expect("read");
-    String::from_utf8_lossy(&out).into_owned()
+    server.converse(&transaction(&[rcpt], message))
 }
 
 /// `size` bytes of `message` padded with a plain-text body.
@@ -170,7 +152,7 @@ fn structure_bombs_keep_memory_a_small_multiple_of_the_message() {
     options.max_message_size = SIZE + 1024 * 1024;
     let env = Env::new(options);
     let server = Running::start(&env.config_path);
-    let baseline = peak_rss(server.pid());
+    let baseline = server.peak_rss();
     let mut report = Vec::new();
     for bomb in bombs(SIZE) {
         let started = Instant::now();
@@ -182,7 +164,7 @@ fn structure_bombs_keep_memory_a_small_multiple_of_the_message() {
             bomb.what,
             server.logs()
         );
-        let peak = peak_rss(server.pid());
+        let peak = server.peak_rss();
         report.push(format!(
             "{}: {} MB, peak RSS {} MB (baseline {} MB), {:.1} s",
             bomb.what,

@@ -2,10 +2,9 @@
 //! (or handled within the limit), the reason is logged, and the server stays up for the next
 //! message. Include loops are in `sieve_tools.rs`.
 
-use std::io::{Read, Write};
 use std::time::Duration;
 
-use crate::support::binary::{tcp, Running};
+use crate::support::binary::Running;
 use crate::support::clamd::Clamd;
 use crate::support::env::{Env, Options};
 use crate::support::messages::{clean_message, transaction};
@@ -22,13 +21,7 @@ fn start(relay: &str, sieve_extra: &[&str]) -> (Env, Running) {
 }
 
 fn deliver(server: &Running, rcpt: &str) -> String {
-    let mut stream = tcp(server.addr);
-    stream
-        .write_all(&transaction(&[rcpt], &clean_message("hostile")))
-        .expect("write");
-    let mut out = Vec::new();
-    stream.read_to_end(&mut out).expect("read");
-    String::from_utf8_lossy(&out).into_owned()
+    server.converse(&transaction(&[rcpt], &clean_message("hostile")))
 }
 
 #[test]
@@ -67,7 +60,7 @@ fn variables_doubled_to_megabytes_stay_bounded() {
     }
     script.push_str("fileinto :create \"Done\";\n");
     env.set_personal("alice", &script);
-    let before = peak_rss(server.pid());
+    let before = server.peak_rss();
     let out = deliver(&server, "alice@example.test");
     assert!(out.contains("250 2.0.0 <alice@example.test>"), "{out}");
     assert_eq!(
@@ -76,7 +69,7 @@ fn variables_doubled_to_megabytes_stay_bounded() {
         "the script ran to its end: {}",
         server.logs()
     );
-    let growth = peak_rss(server.pid()).saturating_sub(before);
+    let growth = server.peak_rss().saturating_sub(before);
     assert!(growth < 64 * 1024 * 1024, "peak RSS grew by {growth} bytes");
 }
 
@@ -96,15 +89,4 @@ fn a_thousand_redirects_send_at_most_max_redirects() {
     assert_eq!(sent.len(), 4, "max_redirects (4)");
     assert_eq!(sink.transactions().len(), 4, "{}", server.logs());
     assert!(env.messages("alice", "").is_empty(), "redirected, not kept");
-}
-
-/// Peak resident set of `pid`, in bytes.
-fn peak_rss(pid: i32) -> usize {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
-        .expect("VmHWM line")
-        * 1024
 }

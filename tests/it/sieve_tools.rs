@@ -2,12 +2,11 @@
 //! (RFC 6609 include, Dovecot's ManageSieve symlink, the per-user error log) through the
 //! real server.
 
-use std::io::{Read, Write};
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::support::binary::{bin, tcp, Running};
+use crate::support::binary::{bin, Running};
 use crate::support::clamd::Clamd;
 use crate::support::env::{repo, Env, Options};
 use crate::support::fake_clamd::{FakeClamd, Mode};
@@ -260,13 +259,7 @@ fn test_scans_with_clamd_or_fails_clearly() {
 
 /// Sends one message to `rcpt` through the real server; the LMTP answer.
 fn deliver(server: &Running, rcpt: &str, message: &[u8]) -> String {
-    let mut stream = tcp(server.addr);
-    stream
-        .write_all(&transaction(&[rcpt], message))
-        .expect("write");
-    let mut out = Vec::new();
-    stream.read_to_end(&mut out).expect("read");
-    String::from_utf8_lossy(&out).into_owned()
+    server.converse(&transaction(&[rcpt], message))
 }
 
 /// `FOLDER FLAG...` for each copy in `user`'s Maildir, sorted.

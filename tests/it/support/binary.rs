@@ -74,6 +74,24 @@ impl Running {
         }
     }
 
+    /// Sends `input` on a new TCP connection in one write (pipelined, ending in QUIT) and
+    /// returns everything the server answered until it closed.
+    pub fn converse(&self, input: &[u8]) -> String {
+        converse(tcp(self.addr), input)
+    }
+
+    /// The server's peak resident set (`VmHWM` in `/proc/PID/status`), in bytes.
+    pub fn peak_rss(&self) -> usize {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
+            .expect("VmHWM line")
+            * 1024
+    }
+
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
     }
