@@ -25,17 +25,19 @@ mod lmtp;
 mod report;
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use cases::{Body, Case, Message};
 use lmtp::{Lmtp, Reply};
-use report::{case_lines, listing, placement, table, CaseResult, Outcome};
+use report::{case_lines, listing, placement, sent_line, table, CaseResult, Outcome};
 
 use crate::support::binary::Running;
 use crate::support::clamd::Clamd;
 use crate::support::dovecot::{Dovecot, GlobalScripts, DOMAIN, VIRUS_HEADER};
 use crate::support::eicar;
 use crate::support::maildir_tree::{decode_mutf7, read_tree};
+use crate::support::smtp_sink::{SmtpSink, Transaction};
 
 /// Set to a comma-separated list of case names to run only those.
 const SELECT_ENV: &str = "SIEVEGATE_DIFF_CASES";
@@ -55,7 +57,7 @@ fn sievegate_stores_like_pigeonhole() {
 
     let (results, instances) = run(&cases);
     let differing: Vec<usize> = (0..cases.len())
-        .filter(|&i| results[i].pigeonhole != results[i].sievegate)
+        .filter(|&i| !as_expected(&cases[i], &results[i]))
         .collect();
     eprintln!(
         "pigeonhole differential: {} cases, {} sievegate instances, {} differ, {:.1} s\n{}",
@@ -93,6 +95,17 @@ fn sievegate_stores_like_pigeonhole() {
     );
 }
 
+/// Both sides agree, or differ exactly as the case's [`cases::Deliberate`] says.
+fn as_expected(case: &Case, result: &CaseResult) -> bool {
+    match case.differs {
+        None => result.pigeonhole == result.sievegate,
+        Some(d) => {
+            result.pigeonhole.to_string() == d.pigeonhole
+                && result.sievegate.to_string() == d.sievegate
+        }
+    }
+}
+
 /// The whole table, or the cases named in [`SELECT_ENV`] (unknown names fail the test).
 fn select(all: Vec<Case>) -> Vec<Case> {
     let Some(wanted) = std::env::var(SELECT_ENV).ok().filter(|v| !v.is_empty()) else {
@@ -114,7 +127,11 @@ fn select(all: Vec<Case>) -> Vec<Case> {
 /// Maildir trees back. Returns the results and the number of sievegate instances. Dovecot
 /// and every sievegate are stopped when this returns (or panics).
 fn run(cases: &[Case]) -> (Vec<CaseResult>, usize) {
-    let mut dovecot = Dovecot::start();
+    // Each side sends to its own smtp-sink: Dovecot through `submission_host`, sievegate
+    // through `[notify] relay` (all instances share one).
+    let pigeonhole_sink = SmtpSink::start();
+    let sievegate_sink = SmtpSink::start();
+    let mut dovecot = Dovecot::start_sending_to(Some(pigeonhole_sink.addr()));
     let clamd = Clamd::shared();
     let sg_dir = tempfile::Builder::new()
         .prefix("sievegate-diff-")
@@ -145,6 +162,12 @@ fn run(cases: &[Case]) -> (Vec<CaseResult>, usize) {
         if let Some(script) = case.personal {
             dovecot.set_personal(user, script);
         }
+        for (name, script) in case.personal_includes {
+            dovecot.set_personal_include(user, name, script);
+        }
+        for (name, script) in case.global_includes {
+            dovecot.set_global_include(name, script);
+        }
         let globals = dovecot.set_globals(user, case.before, case.after, case.default);
         match groups
             .iter_mut()
@@ -162,7 +185,14 @@ fn run(cases: &[Case]) -> (Vec<CaseResult>, usize) {
         .enumerate()
         .map(|(g, group)| {
             let config = sg_dir.path().join(format!("group{g:02}.toml"));
-            let text = sievegate_config(sg_dir.path(), &dovecot, clamd, &group.globals);
+            let text = sievegate_config(
+                sg_dir.path(),
+                &dovecot,
+                clamd,
+                &group.globals,
+                sievegate_sink.addr(),
+                &sg_dir.path().join(format!("state{g:02}")),
+            );
             std::fs::write(&config, text).expect("write sievegate config");
             Running::start(&config)
         })
@@ -170,24 +200,34 @@ fn run(cases: &[Case]) -> (Vec<CaseResult>, usize) {
 
     // Deliver: one LMTP connection to Dovecot for all cases, one per sievegate; the two
     // sides at the same time (both mostly wait for fsync).
-    let messages: Vec<Vec<u8>> = cases
+    let messages: Vec<Vec<Vec<u8>>> = cases
         .iter()
         .zip(&users)
-        .map(|(c, user)| c.message.to_crlf(user))
+        .map(|(c, user)| {
+            std::iter::once(&c.message)
+                .chain(c.more)
+                .map(|m| m.to_crlf(user))
+                .collect()
+        })
         .collect();
     let recipient = |i: usize| match cases[i].detail {
         Some(detail) => format!("{}+{detail}@{DOMAIN}", users[i]),
         None => format!("{}@{DOMAIN}", users[i]),
     };
-    let mut sievegate_replies: Vec<Option<Reply>> = vec![None; cases.len()];
+    let mut sievegate_replies: Vec<Vec<Reply>> = vec![Vec::new(); cases.len()];
     // Where each case's log lines start in its server's log (a panic's lines do not name
     // the recipient).
     let mut log_starts = vec![0; cases.len()];
-    let dovecot_replies: Vec<Reply> = std::thread::scope(|scope| {
+    let dovecot_replies: Vec<Vec<Reply>> = std::thread::scope(|scope| {
         let to_dovecot = scope.spawn(|| {
             let mut lmtp = Lmtp::connect(dovecot.addr());
-            let replies: Vec<Reply> = (0..cases.len())
-                .map(|i| lmtp.deliver(cases[i].mail_from, &recipient(i), &messages[i]))
+            let replies: Vec<Vec<Reply>> = (0..cases.len())
+                .map(|i| {
+                    messages[i]
+                        .iter()
+                        .map(|m| lmtp.deliver(cases[i].mail_from, &recipient(i), m))
+                        .collect()
+                })
                 .collect();
             lmtp.quit();
             replies
@@ -196,8 +236,10 @@ fn run(cases: &[Case]) -> (Vec<CaseResult>, usize) {
             let mut lmtp = Lmtp::connect(server.addr);
             for &i in &group.cases {
                 log_starts[i] = server.logs().len();
-                sievegate_replies[i] =
-                    Some(lmtp.deliver(cases[i].mail_from, &recipient(i), &messages[i]));
+                sievegate_replies[i] = messages[i]
+                    .iter()
+                    .map(|m| lmtp.deliver(cases[i].mail_from, &recipient(i), m))
+                    .collect();
             }
             lmtp.quit();
         }
@@ -206,6 +248,21 @@ fn run(cases: &[Case]) -> (Vec<CaseResult>, usize) {
             Err(panic) => std::panic::resume_unwind(panic),
         }
     });
+
+    // Dovecot sends during the delivery; sievegate sends redirects then too, but vacation
+    // replies and notifications through its outbox queue, a moment later.
+    let pigeonhole_sent = pigeonhole_sink.transactions();
+    let sievegate_sent = settle(&sievegate_sink, pigeonhole_sent.len());
+    let sent_by = |sent: &[Transaction], user: &str| -> Vec<String> {
+        let original_id = format!("<{user}.diff@remote.example>");
+        let mut lines: Vec<String> = sent
+            .iter()
+            .filter(|t| String::from_utf8_lossy(&t.message).contains(&original_id[1..]))
+            .map(|t| sent_line(&t.mail_from, &t.rcpt_to, &t.message, &original_id))
+            .collect();
+        lines.sort();
+        lines
+    };
 
     // Read both trees back.
     let mut results = Vec::with_capacity(cases.len());
@@ -227,15 +284,30 @@ fn run(cases: &[Case]) -> (Vec<CaseResult>, usize) {
                 .join(user)
                 .join("Maildir"),
         );
-        let sievegate_reply = sievegate_replies[i].clone().expect("delivered");
+        let sievegate_reply = &sievegate_replies[i];
+        let texts = |replies: &[Reply]| {
+            replies
+                .iter()
+                .map(|r| r.text.as_str())
+                .collect::<Vec<_>>()
+                .join(" / ")
+        };
         results.push(CaseResult {
             number: user[1..].parse().expect("cNN"),
-            pigeonhole: Outcome::new(&dovecot_replies[i], &pigeonhole_stored),
-            sievegate: Outcome::new(&sievegate_reply, &sievegate_stored),
+            pigeonhole: Outcome::new(
+                &dovecot_replies[i],
+                &pigeonhole_stored,
+                sent_by(&pigeonhole_sent, user),
+            ),
+            sievegate: Outcome::new(
+                sievegate_reply,
+                &sievegate_stored,
+                sent_by(&sievegate_sent, user),
+            ),
             pigeonhole_placement: placement(&pigeonhole_stored),
             sievegate_placement: placement(&sievegate_stored),
-            pigeonhole_reply: dovecot_replies[i].text.clone(),
-            sievegate_reply: sievegate_reply.text,
+            pigeonhole_reply: texts(&dovecot_replies[i]),
+            sievegate_reply: texts(sievegate_reply),
             pigeonhole_log: dovecot.user_log(user),
             sievegate_log: case_lines(
                 logs.get(log_starts[i]..end).unwrap_or(""),
@@ -249,6 +321,32 @@ fn run(cases: &[Case]) -> (Vec<CaseResult>, usize) {
         let _ = sg_dir.keep();
     }
     (results, instances)
+}
+
+/// How long sievegate's outbox may take to send what Pigeonhole sent during the delivery.
+const SEND_TIMEOUT: Duration = Duration::from_secs(15);
+/// No new transaction for this long after the count is reached: nothing more is coming.
+const QUIET: Duration = Duration::from_millis(500);
+
+/// Waits until `sink` holds at least `expected` transactions (or [`SEND_TIMEOUT`] passed:
+/// then the comparison shows what is missing), then until nothing new arrived for [`QUIET`].
+fn settle(sink: &SmtpSink, expected: usize) -> Vec<Transaction> {
+    let started = Instant::now();
+    let mut got = sink.transactions();
+    while got.len() < expected && started.elapsed() < SEND_TIMEOUT {
+        std::thread::sleep(Duration::from_millis(20));
+        got = sink.transactions();
+    }
+    let mut quiet_since = Instant::now();
+    while quiet_since.elapsed() < QUIET {
+        std::thread::sleep(Duration::from_millis(20));
+        let now = sink.transactions();
+        if now.len() != got.len() {
+            got = now;
+            quiet_since = Instant::now();
+        }
+    }
+    got
 }
 
 /// Cases that share before/after/default scripts, served by one sievegate.
@@ -267,6 +365,8 @@ fn sievegate_config(
     dovecot: &Dovecot,
     clamd: &Clamd,
     globals: &GlobalScripts,
+    relay: SocketAddr,
+    state: &Path,
 ) -> String {
     let list = |paths: &[PathBuf]| {
         paths
@@ -293,12 +393,21 @@ maildir = {maildir:?}
 before = [{before}]
 personal = {personal:?}
 after = [{after}]
-{default}"#,
+personal_dir = {personal_dir:?}
+global_dir = {global_dir:?}
+{default}[state]
+dir = {state:?}
+[notify]
+relay = "{relay}"
+"#,
         clamd = format!("unix:{}", clamd.socket().display()),
         maildir = format!("{}/mail/%d/%n/Maildir", dir.display()),
         before = list(&globals.before),
         personal = dovecot.personal_template(),
         after = list(&globals.after),
+        personal_dir = format!("{}/sieve/%n", dovecot.root().display()),
+        global_dir = dovecot.global_include_dir().display().to_string(),
+        state = state.display().to_string(),
     )
 }
 
@@ -322,7 +431,7 @@ impl Message {
              Message-ID: <{user}.diff@remote.example>\nDate: Fri, 27 Nov 2026 09:00:00 +0000\n\
              {extra}MIME-Version: 1.0\nContent-Type: {content_type}\n\n{body}",
             from = self.from,
-            to = self.to,
+            to = self.to.replace("%u", user),
             subject = self.subject,
             extra = self.extra_headers,
             content_type = self.content_type,

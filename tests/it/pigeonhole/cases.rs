@@ -60,6 +60,26 @@ pub struct Case {
     /// `+detail` on the recipient address.
     pub detail: Option<&'static str>,
     pub message: Message,
+    /// Messages delivered after `message`, in order, in the same way (same envelope); the
+    /// result is compared after the last one (the replies of all of them).
+    pub more: &'static [Message],
+    /// (name, script) in the user's script directory, for `include :personal "name"`.
+    pub personal_includes: &'static [(&'static str, &'static str)],
+    /// (name, script) in the shared global directory, for `include :global "name"`. Names
+    /// must be unique over the whole table (the directory is shared).
+    pub global_includes: &'static [(&'static str, &'static str)],
+    /// A deliberate difference (see [`Deliberate`]); `None`: both must agree.
+    pub differs: Option<Deliberate>,
+}
+
+/// A documented difference by design: the case passes only when each side's outcome reads
+/// exactly as written here (`Outcome`'s one-line form, as in the listing), so a change on
+/// either side shows up.
+#[derive(Debug, Clone, Copy)]
+pub struct Deliberate {
+    pub why: &'static str,
+    pub pigeonhole: &'static str,
+    pub sievegate: &'static str,
 }
 
 pub const MESSAGE: Message = Message {
@@ -80,6 +100,10 @@ pub const BASE: Case = Case {
     mail_from: "alice@remote.example",
     detail: None,
     message: MESSAGE,
+    more: &[],
+    personal_includes: &[],
+    global_includes: &[],
+    differs: None,
 };
 
 const NOTHING: &str = "# no action: the implicit keep decides\n";

@@ -18,10 +18,14 @@ pub struct Outcome {
     /// (folder, header fields without trace fields) per stored file, sorted: editheader's
     /// result as stored.
     headers: Vec<(String, Vec<String>)>,
+    /// The mail this case sent (redirects, vacation replies, notifications), sorted; see
+    /// [`sent_line`].
+    pub sent: Vec<String>,
 }
 
 impl Outcome {
-    pub fn new(reply: &Reply, stored: &[StoredCopy]) -> Outcome {
+    /// `replies`: one per message of the case, in delivery order.
+    pub fn new(replies: &[Reply], stored: &[StoredCopy], sent: Vec<String>) -> Outcome {
         let mut copies: Vec<_> = stored
             .iter()
             .map(|c| {
@@ -39,9 +43,14 @@ impl Outcome {
             .collect();
         headers.sort();
         Outcome {
-            reply: reply.code.clone(),
+            reply: replies
+                .iter()
+                .map(|r| r.code.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
             copies,
             headers,
+            sent,
         }
     }
 }
@@ -51,7 +60,8 @@ impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} ", self.reply)?;
         if self.copies.is_empty() {
-            return write!(f, "nothing stored");
+            write!(f, "nothing stored")?;
+            return self.fmt_sent(f);
         }
         let mut counted: Vec<(&(String, Vec<String>), usize)> = Vec::new();
         for copy in &self.copies {
@@ -73,8 +83,69 @@ impl fmt::Display for Outcome {
                 s
             })
             .collect();
-        write!(f, "{}", parts.join(" + "))
+        write!(f, "{}", parts.join(" + "))?;
+        self.fmt_sent(f)
     }
+}
+
+impl Outcome {
+    fn fmt_sent(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.sent.is_empty() {
+            return Ok(());
+        }
+        write!(f, "; sent {}", self.sent.join(" + "))
+    }
+}
+
+/// One sent message as compared: `kind from -> rcpts`, and for a vacation reply its
+/// `Subject` and `In-Reply-To`. The kind comes from the message: `Auto-Submitted:
+/// auto-replied` is a vacation reply, `auto-notified` a notification, a message that keeps
+/// the original `Message-ID` a redirect.
+pub fn sent_line(mail_from: &str, rcpt_to: &[String], message: &[u8], original_id: &str) -> String {
+    let auto = header(message, "Auto-Submitted").unwrap_or_default();
+    let kind = if auto.starts_with("auto-replied") {
+        "vacation"
+    } else if auto.starts_with("auto-notified") {
+        "notify"
+    } else if header(message, "Message-ID").as_deref() == Some(original_id) {
+        "redirect"
+    } else {
+        "other"
+    };
+    let mut line = format!("{kind} {mail_from} -> {}", rcpt_to.join(","));
+    if kind == "vacation" {
+        line.push_str(&format!(
+            " [Subject: {:?}, In-Reply-To: {}]",
+            header(message, "Subject").unwrap_or_default(),
+            header(message, "In-Reply-To").unwrap_or_default()
+        ));
+    }
+    line
+}
+
+/// A header field's unfolded value (first occurrence, case-insensitive name).
+pub fn header(message: &[u8], name: &str) -> Option<String> {
+    let text = String::from_utf8_lossy(message);
+    let head = text.split("\r\n\r\n").next().unwrap_or("");
+    let mut value: Option<String> = None;
+    for line in head.split("\r\n") {
+        if line.starts_with([' ', '\t']) {
+            if let Some(v) = value.as_mut() {
+                v.push(' ');
+                v.push_str(line.trim());
+            }
+            continue;
+        }
+        if value.is_some() {
+            break;
+        }
+        if let Some((n, v)) = line.split_once(':') {
+            if n.trim().eq_ignore_ascii_case(name) {
+                value = Some(v.trim().to_owned());
+            }
+        }
+    }
+    value
 }
 
 /// What happened to one case on both sides.
@@ -98,7 +169,12 @@ pub fn listing(cases: &[Case], results: &[CaseResult]) -> String {
         .iter()
         .zip(results)
         .map(|(case, r)| {
-            if r.pigeonhole == r.sievegate {
+            if let Some(d) = case.differs {
+                format!(
+                    "{:>2} ≈ {:<44} Pigeonhole {} | sievegate {} (by design: {})",
+                    r.number, case.name, r.pigeonhole, r.sievegate, d.why
+                )
+            } else if r.pigeonhole == r.sievegate {
                 format!("{:>2}   {:<44} {}", r.number, case.name, r.pigeonhole)
             } else if r.pigeonhole.copies == r.sievegate.copies {
                 format!(
@@ -291,13 +367,18 @@ fn outcome_table_counts_copies() {
         subdir,
     };
     let outcome = Outcome::new(
-        &reply,
+        std::slice::from_ref(&reply),
         &[
             stored("INBOX", &[], Subdir::New),
             stored("Copy", &["\\Seen"], Subdir::Cur),
             stored("INBOX", &[], Subdir::Cur),
         ],
+        Vec::new(),
     );
     assert_eq!(outcome.to_string(), "250 Copy(\\Seen) + INBOX ×2");
-    assert_eq!(Outcome::new(&reply, &[]).to_string(), "250 nothing stored");
+    assert_eq!(
+        Outcome::new(std::slice::from_ref(&reply), &[], vec!["redirect <> -> <b@x>".into()])
+            .to_string(),
+        "250 nothing stored; sent redirect <> -> <b@x>"
+    );
 }

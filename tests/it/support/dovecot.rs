@@ -103,6 +103,12 @@ impl Dovecot {
     /// Writes the configuration, starts Dovecot in the foreground and waits until its LMTP
     /// listener greets.
     pub fn start() -> Dovecot {
+        Dovecot::start_sending_to(None)
+    }
+
+    /// Like [`Dovecot::start`]; with `submission`, Dovecot sends redirects, vacation replies
+    /// and notifications there over SMTP (`submission_host`) instead of failing to.
+    pub fn start_sending_to(submission: Option<SocketAddr>) -> Dovecot {
         for bin in [DOVECOT_BIN, SIEVEC_BIN] {
             assert!(Path::new(bin).exists(), "{bin} not found: {PACKAGES}");
         }
@@ -141,7 +147,7 @@ impl Dovecot {
                 mode & 0o7777
             );
         }
-        for sub in ["run", "state", "global"] {
+        for sub in ["run", "state", "global", "global/shared"] {
             fs::create_dir(root.join(sub)).expect("mkdir");
         }
         for sub in ["mail", "home", "sieve"] {
@@ -149,7 +155,7 @@ impl Dovecot {
             user.chown(&root.join(sub));
         }
         let port = free_tcp_port();
-        fs::write(root.join("dovecot.conf"), config(root, port, &user)).expect("write config");
+        fs::write(root.join("dovecot.conf"), config(root, port, &user, submission)).expect("write config");
         let root = root.to_owned();
         let mut dovecot = Dovecot {
             dir: Some(dir),
@@ -207,6 +213,28 @@ impl Dovecot {
         fs::write(&path, script).expect("write personal script");
         self.user.chown(&path);
         path
+    }
+
+    /// Installs `name.sieve` in `local`'s personal script directory (`include :personal`).
+    pub fn set_personal_include(&self, local: &str, name: &str, script: &str) {
+        let dir = self.root().join("sieve").join(local);
+        fs::create_dir_all(&dir).expect("mkdir personal dir");
+        self.user.chown(&dir);
+        let path = dir.join(format!("{name}.sieve"));
+        fs::write(&path, script).expect("write personal include");
+        self.user.chown(&path);
+    }
+
+    /// The directory of `include :global` scripts (Pigeonhole's `sieve_global`).
+    pub fn global_include_dir(&self) -> PathBuf {
+        self.root().join("global").join("shared")
+    }
+
+    /// Installs `name.sieve` for `include :global` and precompiles it.
+    pub fn set_global_include(&self, name: &str, script: &str) {
+        let path = self.global_include_dir().join(format!("{name}.sieve"));
+        fs::write(&path, script).expect("write global include");
+        self.sievec(&path);
     }
 
     /// Installs `local`'s global scripts and precompiles them with `sievec`. Panics with
@@ -383,8 +411,11 @@ impl Drop for Dovecot {
 }
 
 /// The whole configuration: nothing is read from /etc/dovecot.
-fn config(root: &Path, port: u16, user: &MailUser) -> String {
+fn config(root: &Path, port: u16, user: &MailUser, submission: Option<SocketAddr>) -> String {
     let root = root.display();
+    let submission = submission
+        .map(|addr| format!("submission_host = {addr}\n"))
+        .unwrap_or_default();
     let (name, uid, gid) = (&user.name, user.uid, user.gid);
     format!(
         r#"# Private Dovecot for sievegate's differential test.
@@ -400,8 +431,9 @@ ssl = no
 hostname = mx.{DOMAIN}
 postmaster_address = postmaster@{DOMAIN}
 # Nothing may leave this machine: a redirect, vacation or reject would run this.
+# With a submission_host (the differential test's smtp-sink) that is used instead.
 sendmail_path = /bin/false
-
+{submission}
 # Dovecot refuses mail access as root.
 mail_uid = {name}
 mail_gid = {name}
@@ -437,7 +469,9 @@ protocol lmtp {{
 
 plugin {{
   # Per-user chains: %n is the recipient's local part (see tests/it/support/dovecot.rs).
-  sieve = file:{root}/sieve/%n/personal.sieve
+  # The user's script directory (`include :personal`) holds the active script itself.
+  sieve = file:{root}/sieve/%n;active={root}/sieve/%n/personal.sieve
+  sieve_global = {root}/global/shared
   sieve_before = {root}/global/%n/before
   sieve_after = {root}/global/%n/after
   sieve_default = {root}/global/%n/default.sieve
