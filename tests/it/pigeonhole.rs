@@ -253,12 +253,24 @@ fn run(cases: &[Case]) -> (Vec<CaseResult>, usize) {
     // replies and notifications through its outbox queue, a moment later.
     let pigeonhole_sent = pigeonhole_sink.transactions();
     let sievegate_sent = settle(&sievegate_sink, pigeonhole_sent.len());
-    let sent_by = |sent: &[Transaction], user: &str| -> Vec<String> {
+    let sent_by = |sent: &[Transaction], i: usize, user: &str| -> Vec<String> {
         let original_id = format!("<{user}.diff@remote.example>");
+        let address = format!("{user}@{DOMAIN}");
         let mut lines: Vec<String> = sent
             .iter()
-            .filter(|t| String::from_utf8_lossy(&t.message).contains(&original_id[1..]))
-            .map(|t| sent_line(&t.mail_from, &t.rcpt_to, &t.message, &original_id))
+            .filter(|t| {
+                let text = String::from_utf8_lossy(&t.message);
+                text.contains(&original_id[1..]) || text.contains(&address)
+            })
+            .map(|t| {
+                sent_line(
+                    &t.mail_from,
+                    &t.rcpt_to,
+                    &t.message,
+                    &original_id,
+                    &messages[i][0],
+                )
+            })
             .collect();
         lines.sort();
         lines
@@ -297,12 +309,12 @@ fn run(cases: &[Case]) -> (Vec<CaseResult>, usize) {
             pigeonhole: Outcome::new(
                 &dovecot_replies[i],
                 &pigeonhole_stored,
-                sent_by(&pigeonhole_sent, user),
+                sent_by(&pigeonhole_sent, i, user),
             ),
             sievegate: Outcome::new(
                 sievegate_reply,
                 &sievegate_stored,
-                sent_by(&sievegate_sent, user),
+                sent_by(&sievegate_sent, i, user),
             ),
             pigeonhole_placement: placement(&pigeonhole_stored),
             sievegate_placement: placement(&sievegate_stored),
@@ -433,7 +445,7 @@ impl Message {
             from = self.from,
             to = self.to.replace("%u", user),
             subject = self.subject,
-            extra = self.extra_headers,
+            extra = self.extra_headers.replace("%u", user),
             content_type = self.content_type,
         );
         text.replace('\n', "\r\n").into_bytes()

@@ -106,6 +106,14 @@ pub const BASE: Case = Case {
     differs: None,
 };
 
+const VACATION: &str = "require \"vacation\";\nvacation \"I am away.\";\n";
+
+/// Addressed to the recipient (`%u` is its local part), as vacation wants.
+pub const TO_USER: Message = Message {
+    to: "Carol <%u@example.test>",
+    ..MESSAGE
+};
+
 const NOTHING: &str = "# no action: the implicit keep decides\n";
 const KEEP: &str = "keep;\n";
 const DISCARD: &str = "discard;\n";
@@ -1149,6 +1157,309 @@ if virustest :value "ge" :comparator "i;ascii-numeric" "4" { discard; stop; }
                 body: Body::Eicar,
                 ..MESSAGE
             },
+            ..BASE
+        },
+        // ---- actions that send: redirect ----
+        Case {
+            name: "redirect",
+            personal: Some("redirect \"bob@elsewhere.example\";\n"),
+            ..BASE
+        },
+        Case {
+            name: "redirect_copy",
+            personal: Some("require \"copy\";\nredirect :copy \"bob@elsewhere.example\";\n"),
+            ..BASE
+        },
+        Case {
+            name: "redirect_null_sender",
+            personal: Some("redirect \"bob@elsewhere.example\";\n"),
+            mail_from: "",
+            ..BASE
+        },
+        Case {
+            name: "redirect_twice",
+            personal: Some(
+                "redirect \"bob@elsewhere.example\";\nredirect \"dave@elsewhere.example\";\n",
+            ),
+            ..BASE
+        },
+        Case {
+            name: "redirect_same_address_twice",
+            personal: Some(
+                "redirect \"bob@elsewhere.example\";\nredirect \"bob@elsewhere.example\";\n",
+            ),
+            ..BASE
+        },
+        Case {
+            name: "redirect_and_fileinto",
+            personal: Some(
+                "require [\"fileinto\", \"mailbox\"];\nredirect \"bob@elsewhere.example\";\nfileinto :create \"Sent-On\";\n",
+            ),
+            ..BASE
+        },
+        Case {
+            name: "redirect_in_before_and_personal",
+            before: &["require \"copy\";\nredirect :copy \"audit@elsewhere.example\";\n"],
+            personal: Some("redirect \"bob@elsewhere.example\";\n"),
+            ..BASE
+        },
+        Case {
+            name: "redirect_over_max_redirects",
+            personal: Some(
+                "redirect \"r1@elsewhere.example\";\nredirect \"r2@elsewhere.example\";\nredirect \"r3@elsewhere.example\";\nredirect \"r4@elsewhere.example\";\nredirect \"r5@elsewhere.example\";\n",
+            ),
+            differs: Some(Deliberate {
+                why: "over max_redirects (4): Pigeonhole fails the script and keeps, sievegate sends the first 4 and ignores the rest",
+                pigeonhole: "250 INBOX",
+                sievegate: "250 nothing stored; sent \
+                    redirect <alice@remote.example> -> <r1@elsewhere.example> [body intact] + \
+                    redirect <alice@remote.example> -> <r2@elsewhere.example> [body intact] + \
+                    redirect <alice@remote.example> -> <r3@elsewhere.example> [body intact] + \
+                    redirect <alice@remote.example> -> <r4@elsewhere.example> [body intact]",
+            }),
+            ..BASE
+        },
+        Case {
+            name: "infected_redirect",
+            personal: Some("redirect \"bob@elsewhere.example\";\n"),
+            message: Message {
+                body: Body::Eicar,
+                ..MESSAGE
+            },
+            differs: Some(Deliberate {
+                why: "infected mail: sievegate never sends it on, whatever the scripts say",
+                pigeonhole: "250 nothing stored; sent \
+                    redirect <alice@remote.example> -> <bob@elsewhere.example> [body intact]",
+                sievegate: "250 nothing stored",
+            }),
+            ..BASE
+        },
+        // ---- vacation ----
+        Case {
+            name: "vacation",
+            personal: Some(VACATION),
+            message: TO_USER,
+            ..BASE
+        },
+        Case {
+            name: "vacation_days",
+            personal: Some("require \"vacation\";\nvacation :days 3 \"I am away.\";\n"),
+            message: TO_USER,
+            ..BASE
+        },
+        Case {
+            name: "vacation_subject",
+            personal: Some(
+                "require \"vacation\";\nvacation :subject \"Away until Monday\" \"I am away.\";\n",
+            ),
+            message: TO_USER,
+            ..BASE
+        },
+        Case {
+            name: "vacation_from",
+            personal: Some(
+                "require \"vacation\";\nvacation :from \"office@example.test\" \"I am away.\";\n",
+            ),
+            message: TO_USER,
+            ..BASE
+        },
+        Case {
+            name: "vacation_addresses",
+            personal: Some(
+                "require \"vacation\";\nvacation :addresses [\"carol.alias@example.test\"] \"I am away.\";\n",
+            ),
+            message: Message {
+                to: "Carol <carol.alias@example.test>",
+                ..MESSAGE
+            },
+            ..BASE
+        },
+        Case {
+            name: "vacation_then_keep_and_fileinto",
+            personal: Some(
+                "require [\"vacation\", \"fileinto\", \"mailbox\"];\nvacation \"I am away.\";\nfileinto :create \"Away\";\n",
+            ),
+            message: TO_USER,
+            ..BASE
+        },
+        Case {
+            name: "vacation_not_to_precedence_list",
+            personal: Some(VACATION),
+            message: Message {
+                extra_headers: "Precedence: list\n",
+                ..TO_USER
+            },
+            ..BASE
+        },
+        Case {
+            name: "vacation_not_to_list_id",
+            personal: Some(VACATION),
+            message: Message {
+                extra_headers: "List-Id: Team <team.lists.remote.example>\n",
+                ..TO_USER
+            },
+            ..BASE
+        },
+        Case {
+            name: "vacation_not_to_auto_replied",
+            personal: Some(VACATION),
+            message: Message {
+                extra_headers: "Auto-Submitted: auto-replied\n",
+                ..TO_USER
+            },
+            ..BASE
+        },
+        Case {
+            name: "vacation_not_to_null_sender",
+            personal: Some(VACATION),
+            mail_from: "",
+            message: TO_USER,
+            ..BASE
+        },
+        Case {
+            name: "vacation_not_to_mailer_daemon",
+            personal: Some(VACATION),
+            mail_from: "MAILER-DAEMON@remote.example",
+            message: TO_USER,
+            ..BASE
+        },
+        Case {
+            name: "vacation_not_when_user_not_addressed",
+            personal: Some(VACATION),
+            ..BASE
+        },
+        Case {
+            name: "vacation_once_per_period",
+            personal: Some(VACATION),
+            message: TO_USER,
+            more: &[TO_USER],
+            ..BASE
+        },
+        Case {
+            name: "vacation_seconds_held_to_minimum",
+            personal: Some(
+                "require [\"vacation\", \"vacation-seconds\"];\nvacation :seconds 1 \"I am away.\";\n",
+            ),
+            message: TO_USER,
+            more: &[TO_USER],
+            ..BASE
+        },
+        Case {
+            name: "vacation_days_zero",
+            personal: Some("require \"vacation\";\nvacation :days 0 \"I am away.\";\n"),
+            message: TO_USER,
+            more: &[TO_USER],
+            ..BASE
+        },
+        Case {
+            name: "vacation_cc",
+            personal: Some(VACATION),
+            message: Message {
+                extra_headers: "Cc: Carol <%u@example.test>\n",
+                ..MESSAGE
+            },
+            ..BASE
+        },
+        // ---- duplicate ----
+        Case {
+            name: "duplicate_discard",
+            personal: Some("require \"duplicate\";\nif duplicate { discard; }\n"),
+            more: &[MESSAGE],
+            ..BASE
+        },
+        Case {
+            name: "duplicate_first_is_kept",
+            personal: Some(
+                "require [\"duplicate\", \"fileinto\", \"mailbox\"];\nif duplicate { fileinto :create \"Dupes\"; }\n",
+            ),
+            ..BASE
+        },
+        Case {
+            name: "duplicate_handle_header",
+            personal: Some(
+                "require [\"duplicate\", \"fileinto\", \"mailbox\"];\nif duplicate :header \"Subject\" { fileinto :create \"Dupes\"; }\n",
+            ),
+            more: &[MESSAGE, MESSAGE],
+            ..BASE
+        },
+        // ---- include ----
+        Case {
+            name: "include_personal",
+            personal: Some("require \"include\";\ninclude :personal \"filters\";\n"),
+            personal_includes: &[("filters", TO_PERSONAL)],
+            ..BASE
+        },
+        Case {
+            name: "include_personal_default_location",
+            personal: Some("require \"include\";\ninclude \"filters\";\nkeep;\n"),
+            personal_includes: &[("filters", ADD_FLAGGED)],
+            ..BASE
+        },
+        Case {
+            name: "include_global",
+            personal: Some("require \"include\";\ninclude :global \"diff_to_global\";\n"),
+            global_includes: &[(
+                "diff_to_global",
+                "require [\"fileinto\", \"mailbox\"];\nfileinto :create \"Global\";\n",
+            )],
+            ..BASE
+        },
+        Case {
+            name: "include_once",
+            personal: Some(
+                "require \"include\";\ninclude :once \"tag\";\ninclude :once \"tag\";\n",
+            ),
+            personal_includes: &[(
+                "tag",
+                "require \"editheader\";\naddheader \"X-Tagged\" \"once\";\n",
+            )],
+            ..BASE
+        },
+        Case {
+            name: "include_without_once_twice",
+            personal: Some("require \"include\";\ninclude \"tag\";\ninclude \"tag\";\n"),
+            personal_includes: &[(
+                "tag",
+                "require \"editheader\";\naddheader \"X-Tagged\" \"again\";\n",
+            )],
+            ..BASE
+        },
+        Case {
+            name: "include_optional_missing",
+            personal: Some(
+                "require [\"include\", \"fileinto\", \"mailbox\"];\ninclude :optional \"missing\";\nfileinto :create \"After\";\n",
+            ),
+            ..BASE
+        },
+        Case {
+            name: "include_missing_not_optional",
+            personal: Some(
+                "require [\"include\", \"fileinto\", \"mailbox\"];\ninclude \"missing\";\nfileinto :create \"After\";\n",
+            ),
+            ..BASE
+        },
+        Case {
+            name: "include_return",
+            personal: Some(
+                "require [\"include\", \"fileinto\", \"mailbox\"];\ninclude \"early\";\nfileinto :create \"Main\";\n",
+            ),
+            personal_includes: &[(
+                "early",
+                "require [\"include\", \"imap4flags\"];\naddflag \"\\\\Seen\";\nreturn;\naddflag \"\\\\Flagged\";\n",
+            )],
+            ..BASE
+        },
+        // ---- notify ----
+        Case {
+            name: "notify_mailto",
+            personal: Some(
+                "require \"enotify\";\nnotify \"mailto:bob@elsewhere.example\";\n",
+            ),
+            differs: Some(Deliberate {
+                why: "notification envelope sender: Pigeonhole uses postmaster_address, sievegate <> (RFC 3834: automatic messages go from the null sender)",
+                pigeonhole: "250 INBOX; sent notify <postmaster@example.test> -> <bob@elsewhere.example>",
+                sievegate: "250 INBOX; sent notify <> -> <bob@elsewhere.example>",
+            }),
             ..BASE
         },
     ]

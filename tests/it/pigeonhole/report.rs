@@ -101,7 +101,15 @@ impl Outcome {
 /// `Subject` and `In-Reply-To`. The kind comes from the message: `Auto-Submitted:
 /// auto-replied` is a vacation reply, `auto-notified` a notification, a message that keeps
 /// the original `Message-ID` a redirect.
-pub fn sent_line(mail_from: &str, rcpt_to: &[String], message: &[u8], original_id: &str) -> String {
+/// A redirect also says whether the body arrived unchanged (`original` is the message as
+/// delivered over LMTP).
+pub fn sent_line(
+    mail_from: &str,
+    rcpt_to: &[String],
+    message: &[u8],
+    original_id: &str,
+    original: &[u8],
+) -> String {
     let auto = header(message, "Auto-Submitted").unwrap_or_default();
     let kind = if auto.starts_with("auto-replied") {
         "vacation"
@@ -113,6 +121,10 @@ pub fn sent_line(mail_from: &str, rcpt_to: &[String], message: &[u8], original_i
         "other"
     };
     let mut line = format!("{kind} {mail_from} -> {}", rcpt_to.join(","));
+    if kind == "redirect" {
+        let same = body(message) == body(original);
+        line.push_str(if same { " [body intact]" } else { " [body changed]" });
+    }
     if kind == "vacation" {
         line.push_str(&format!(
             " [Subject: {:?}, In-Reply-To: {}]",
@@ -121,6 +133,14 @@ pub fn sent_line(mail_from: &str, rcpt_to: &[String], message: &[u8], original_i
         ));
     }
     line
+}
+
+/// What follows the header section.
+fn body(message: &[u8]) -> &[u8] {
+    message
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(&[][..], |i| &message[i + 4..])
 }
 
 /// A header field's unfolded value (first occurrence, case-insensitive name).
@@ -176,7 +196,9 @@ pub fn listing(cases: &[Case], results: &[CaseResult]) -> String {
                 )
             } else if r.pigeonhole == r.sievegate {
                 format!("{:>2}   {:<44} {}", r.number, case.name, r.pigeonhole)
-            } else if r.pigeonhole.copies == r.sievegate.copies {
+            } else if r.pigeonhole.copies == r.sievegate.copies
+                && r.pigeonhole.sent == r.sievegate.sent
+            {
                 format!(
                     "{:>2} ≠ {:<44} {} but stored headers differ: Pigeonhole {:?} | sievegate {:?}",
                     r.number, case.name, r.pigeonhole, r.pigeonhole.headers, r.sievegate.headers
@@ -257,6 +279,12 @@ pub fn table(cases: &[Case], results: &[CaseResult], differing: &[usize]) -> Str
         out.push_str(&format!("\n{}\n", name(i)));
         for line in scripts_of(&cases[i]) {
             out.push_str(&format!("     {line}\n"));
+        }
+        if let Some(d) = cases[i].differs {
+            out.push_str(&format!(
+                "     documented difference ({}):\n       Pigeonhole: {}\n       sievegate:  {}\n",
+                d.why, d.pigeonhole, d.sievegate
+            ));
         }
         for (side, outcome, reply, log) in [
             (

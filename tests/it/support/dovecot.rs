@@ -475,7 +475,7 @@ plugin {{
   sieve_before = {root}/global/%n/before
   sieve_after = {root}/global/%n/after
   sieve_default = {root}/global/%n/default.sieve
-  sieve_extensions = +editheader +virustest
+  sieve_extensions = +editheader +virustest +vacation-seconds
   sieve_virustest_status_type = text
   sieve_virustest_status_header = {VIRUS_HEADER}
   sieve_virustest_text_value1 = clean
