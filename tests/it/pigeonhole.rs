@@ -1,10 +1,13 @@
 //! Differential test: sievegate against a real Dovecot LMTP + Pigeonhole (the reference
 //! implementation of `sieve_before`/`sieve_after` chains), case by case.
 //!
-//! Both get the same global and personal script files and the same message over LMTP; the
-//! test compares *where each copy lands*: the LMTP reply code, and the sorted list of
-//! (folder, flags) of every stored file, which also counts copies per folder. It fails on any
-//! difference and prints one table with every differing case.
+//! Both get the same global, personal and included script files and the same messages over
+//! LMTP; the test compares *where each copy lands*: the LMTP reply codes, the sorted list of
+//! (folder, flags) of every stored file (which also counts copies per folder), the stored
+//! header fields, and what each side sent (redirects, vacation replies, notifications; see
+//! `cases.rs`, "Sent mail"). It fails on any difference that is not a documented deliberate
+//! one, and on a deliberate one that is not exactly as documented, and prints one table with
+//! every such case.
 //!
 //! How the sides are set up (see `support/dovecot.rs`):
 //! - one Dovecot for all cases. Each case gets a fresh user `cNN`; Dovecot's `sieve`,
@@ -13,7 +16,12 @@
 //! - sievegate's before/after/default are global paths without templates, so one sievegate
 //!   runs per distinct (before, after, default) combination, pointing at one case's copies of
 //!   those files. Its `personal` template points at the very files Dovecot reads. All share
-//!   the private clamd and one Maildir root.
+//!   the private clamd, one Maildir root and one smtp-sink as `[notify] relay`; each has its
+//!   own `[state] dir` (vacation and duplicate records).
+//! - Dovecot sends through `submission_host` to an smtp-sink of its own, during the
+//!   delivery. sievegate sends redirects then too, vacation replies and notifications a
+//!   moment later from its outbox: the test waits (with a timeout) until its sink holds as
+//!   many transactions as Dovecot's, then until nothing new arrives for a short while.
 //!
 //! Not compared: whether a copy sits in `new/` or `cur/`. Both are valid places for a newly
 //! delivered message; IMAP shows the same flags either way (it only sets `\Recent` for
@@ -24,8 +32,8 @@ mod cases;
 mod lmtp;
 mod report;
 
-use std::path::{Path, PathBuf};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use cases::{Body, Case, Message};

@@ -5,19 +5,48 @@
 //! has none, so `default` runs), `message` what arrives. Nothing states an expected result:
 //! Pigeonhole's result *is* the expectation.
 //!
-//! Left out on purpose, because the two differ by design or cannot be observed in a Maildir:
+//! `more` delivers further messages after `message` (same envelope; a vacation's second
+//! message within the period, a duplicate), `personal_includes`/`global_includes` install
+//! scripts for `include :personal`/`:global` (Pigeonhole's `sieve = file:<dir>;active=...`
+//! storage and `sieve_global`; sievegate's `personal_dir`/`global_dir`: the same files).
+//! In a message, `%u` in `to` and `extra_headers` stands for the recipient's local part.
+//!
+//! ## Sent mail
+//!
+//! Each side sends to its own Postfix smtp-sink (Dovecot through `submission_host`,
+//! sievegate through `[notify] relay`). A sent message belongs to a case when it mentions
+//! the case's Message-ID (`<cNN.diff@remote.example>`: the redirected message itself, a
+//! vacation reply's `In-Reply-To`) or its recipient address (a notification). Compared,
+//! sorted: the kind (`vacation`: `Auto-Submitted: auto-replied`; `notify`: `auto-notified`;
+//! `redirect`: keeps the original Message-ID; else `other`), the envelope sender and
+//! recipients; for a redirect whether the body arrived unchanged; for a vacation reply its
+//! `Subject` and `In-Reply-To`. Not compared, different by design: everything else in the
+//! header of what is sent (Pigeonhole's vacation `From`, `Message-ID`, `Date` and body
+//! layout; the trace fields and `X-Sievegate-Redirected-By` that sievegate adds to a
+//! redirect; the notification's text).
+//!
+//! ## Deliberate differences (asserted exactly, see [`Deliberate`])
+//!
+//! | case | Pigeonhole 0.5.19 | sievegate | why |
+//! |---|---|---|---|
+//! | `redirect_over_max_redirects` | runtime error, implicit keep, nothing sent | sends the first 4, ignores the 5th, no keep | README: "more are ignored and logged" |
+//! | `infected_redirect` | redirects the EICAR message | sends nothing (nothing stored without quarantine) | never send infected mail on |
+//! | `notify_mailto` | envelope sender `postmaster_address` | envelope sender `<>` | README: notify goes from `<>` (RFC 3834) |
+//!
+//! `vacation :seconds` / `:days 0` agree: both hold the period to the 1-day minimum
+//! (Dovecot's `sieve_vacation_min_period`, sievegate's `vacation_min_days`).
+//!
+//! Left out on purpose, because the two differ by design or cannot be observed here:
 //! `reject`/`ereject` (Pigeonhole 0.5.19 answers 250 and mails a rejection to the sender, and
-//! has no `ereject`; sievegate answers 550), `redirect`, `vacation` and `notify` (not compared
-//! yet: this harness gives Pigeonhole no SMTP sink, its `sendmail_path` is `/bin/false`; they
-//! are tested against Postfix's smtp-sink in `sieve_send.rs`), user `include` (not compared
-//! yet: the harness has no per-user script directory on the Dovecot side; tested through the
-//! server in `sieve_tools.rs`), adding a protected header field (sievegate refuses to add
-//! `Auto-Submitted`, `Return-Path`, `Delivered-To`, `Received` and `X-Virus-*`, as issue 7
-//! asks; Pigeonhole 0.5.19 lets a script add `Auto-Submitted`; deleting is refused by both
-//! and compared in `protected_headers_not_deleted`), `fileinto :specialuse` (the reference
-//! Pigeonhole 0.5.19 does not compile a script that requires `special-use`; sievegate's
-//! behaviour is pinned in `src/filter/tests/world.rs`), and infected mail that a script stores (sievegate never stores
-//! infected mail, whatever the scripts say; Pigeonhole stores it as told).
+//! has no `ereject`; sievegate answers 550 unless `allow_reject_mdn`), adding a protected
+//! header field (sievegate refuses to add `Auto-Submitted`, `Return-Path`, `Delivered-To`,
+//! `Received` and `X-Virus-*`, as issue 7 asks; Pigeonhole 0.5.19 lets a script add
+//! `Auto-Submitted`; deleting is refused by both and compared in
+//! `protected_headers_not_deleted`), `fileinto :specialuse` (the reference Pigeonhole 0.5.19
+//! does not compile a script that requires `special-use`; sievegate's behaviour is pinned in
+//! `src/filter/tests/world.rs`), and infected mail that a script stores (sievegate never
+//! stores infected mail, whatever the scripts say; Pigeonhole stores it as told; that it
+//! never sends it on either is the deliberate difference `infected_redirect`).
 
 /// What arrives over LMTP. The body is built at run time (see `Message::to_crlf` in
 /// `pigeonhole.rs`).

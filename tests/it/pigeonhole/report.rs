@@ -123,7 +123,11 @@ pub fn sent_line(
     let mut line = format!("{kind} {mail_from} -> {}", rcpt_to.join(","));
     if kind == "redirect" {
         let same = body(message) == body(original);
-        line.push_str(if same { " [body intact]" } else { " [body changed]" });
+        line.push_str(if same {
+            " [body intact]"
+        } else {
+            " [body changed]"
+        });
     }
     if kind == "vacation" {
         line.push_str(&format!(
@@ -405,8 +409,12 @@ fn outcome_table_counts_copies() {
     );
     assert_eq!(outcome.to_string(), "250 Copy(\\Seen) + INBOX ×2");
     assert_eq!(
-        Outcome::new(std::slice::from_ref(&reply), &[], vec!["redirect <> -> <b@x>".into()])
-            .to_string(),
+        Outcome::new(
+            std::slice::from_ref(&reply),
+            &[],
+            vec!["redirect <> -> <b@x>".into()]
+        )
+        .to_string(),
         "250 nothing stored; sent redirect <> -> <b@x>"
     );
 }

@@ -6,7 +6,9 @@
 //! Scripts are laid out per user so that every test user can have its own chain, which
 //! Pigeonhole allows because its plugin settings expand `%n` (the recipient's local part):
 //! - `sieve/<n>/personal.sieve`: the personal script, in a directory the mail user owns
-//!   (Pigeonhole compiles it there on first use, as with a real `~/.dovecot.sieve`);
+//!   (Pigeonhole compiles it there on first use, as with a real `~/.dovecot.sieve`); the
+//!   directory is also the user's script storage, where `include :personal` looks;
+//! - `global/shared/<name>.sieve`: `include :global` scripts (`sieve_global`);
 //! - `global/<n>/before/NN.sieve`, `global/<n>/after/NN.sieve`, `global/<n>/default.sieve`:
 //!   `sieve_before`, `sieve_after` (directories: run in name order) and `sieve_default`.
 //!   They are root-owned like real global scripts, so they are precompiled with `sievec`:
@@ -155,7 +157,11 @@ impl Dovecot {
             user.chown(&root.join(sub));
         }
         let port = free_tcp_port();
-        fs::write(root.join("dovecot.conf"), config(root, port, &user, submission)).expect("write config");
+        fs::write(
+            root.join("dovecot.conf"),
+            config(root, port, &user, submission),
+        )
+        .expect("write config");
         let root = root.to_owned();
         let mut dovecot = Dovecot {
             dir: Some(dir),
