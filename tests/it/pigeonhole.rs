@@ -167,6 +167,7 @@ fn run(cases: &[Case]) -> (Vec<CaseResult>, usize) {
         .collect();
     let mut groups: Vec<Group> = Vec::new();
     for (index, (case, user)) in cases.iter().zip(&users).enumerate() {
+        dovecot.add_user(user);
         if let Some(script) = case.personal {
             dovecot.set_personal(user, script);
         }

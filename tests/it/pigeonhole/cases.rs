@@ -31,6 +31,8 @@
 //! |---|---|---|---|
 //! | `redirect_over_max_redirects` | runtime error, implicit keep, nothing sent | sends the first 4, ignores the 5th, no keep | README: "more are ignored and logged" |
 //! | `infected_redirect` | redirects the EICAR message | sends nothing (nothing stored without quarantine) | never send infected mail on |
+//! | `redirect_to_delivered_to_address` | redirects | keeps, sends nothing | README: no redirect to an address already in `Delivered-To:` (loop) |
+//! | `vacation_to_user_detail` | no reply: the envelope recipient `cNN+away@` is not in To/Cc | replies: the user's address `cNN@` is in To | sievegate matches the user's address without `+detail`; Pigeonhole the exact recipient (both reply when To has `+detail`: `vacation_detail_in_to_and_envelope`) |
 //! | `notify_mailto` | envelope sender `postmaster_address` | envelope sender `<>` | README: notify goes from `<>` (RFC 3834) |
 //!
 //! `vacation :seconds` / `:days 0` agree: both hold the period to the 1-day minimum
@@ -1220,6 +1222,27 @@ if virustest :value "ge" :comparator "i;ascii-numeric" "4" { discard; stop; }
             ..BASE
         },
         Case {
+            name: "redirect_with_detail",
+            personal: Some("redirect \"bob@elsewhere.example\";\n"),
+            detail: Some("lists"),
+            ..BASE
+        },
+        Case {
+            name: "redirect_to_delivered_to_address",
+            personal: Some("redirect \"bob@elsewhere.example\";\n"),
+            message: Message {
+                extra_headers: "Delivered-To: bob@elsewhere.example\n",
+                ..MESSAGE
+            },
+            differs: Some(Deliberate {
+                why: "loop protection: sievegate does not redirect to an address already in Delivered-To and keeps instead",
+                pigeonhole: "250 nothing stored; sent \
+                    redirect <alice@remote.example> -> <bob@elsewhere.example> [body intact]",
+                sievegate: "250 INBOX",
+            }),
+            ..BASE
+        },
+        Case {
             name: "redirect_and_fileinto",
             personal: Some(
                 "require [\"fileinto\", \"mailbox\"];\nredirect \"bob@elsewhere.example\";\nfileinto :create \"Sent-On\";\n",
@@ -1389,7 +1412,81 @@ if virustest :value "ge" :comparator "i;ascii-numeric" "4" { discard; stop; }
             },
             ..BASE
         },
+        Case {
+            name: "vacation_handle_same",
+            personal: Some(
+                "require \"vacation\";\nvacation :handle \"away\" \"I am away.\";\n",
+            ),
+            message: TO_USER,
+            more: &[TO_USER],
+            ..BASE
+        },
+        Case {
+            name: "vacation_two_handles",
+            personal: Some(
+                r#"require "vacation";
+if header :contains "subject" "Second" { vacation :handle "b" "Second reply."; }
+else { vacation :handle "a" "First reply."; }
+"#,
+            ),
+            message: TO_USER,
+            more: &[Message {
+                subject: "Second",
+                ..TO_USER
+            }],
+            ..BASE
+        },
+        Case {
+            name: "vacation_ignores_reply_to",
+            personal: Some(VACATION),
+            message: Message {
+                extra_headers: "Reply-To: Other <other@remote.example>\n",
+                ..TO_USER
+            },
+            ..BASE
+        },
+        Case {
+            name: "vacation_to_user_detail",
+            personal: Some(VACATION),
+            detail: Some("away"),
+            message: TO_USER,
+            differs: Some(Deliberate {
+                why: "vacation to user+detail, To: has the plain address: Pigeonhole looks for the exact envelope recipient, sievegate for the user's address without detail",
+                pigeonhole: "250 INBOX",
+                sievegate: "250 INBOX; sent vacation <> -> <alice@remote.example> \
+                    [Subject: \"Auto: Hello\", In-Reply-To: <c137.diff@remote.example>]",
+            }),
+            ..BASE
+        },
+        Case {
+            name: "vacation_detail_in_to_and_envelope",
+            personal: Some(VACATION),
+            detail: Some("away"),
+            message: Message {
+                to: "Carol <%u+away@example.test>",
+                ..MESSAGE
+            },
+            ..BASE
+        },
         // ---- duplicate ----
+        Case {
+            name: "duplicate_in_before_script",
+            before: &["require \"duplicate\";\nif duplicate { discard; stop; }\n"],
+            personal: Some(TO_PERSONAL),
+            more: &[MESSAGE],
+            ..BASE
+        },
+        Case {
+            name: "duplicate_uniqueid",
+            personal: Some(
+                "require [\"duplicate\", \"fileinto\", \"mailbox\"];\nif duplicate :uniqueid \"fixed\" { fileinto :create \"Dupes\"; }\n",
+            ),
+            more: &[Message {
+                subject: "Other",
+                ..MESSAGE
+            }],
+            ..BASE
+        },
         Case {
             name: "duplicate_discard",
             personal: Some("require \"duplicate\";\nif duplicate { discard; }\n"),

@@ -210,6 +210,19 @@ impl Dovecot {
         format!("{}/sieve/%n/personal.sieve", self.root().display())
     }
 
+    /// Creates `local`'s home directory, where Pigeonhole keeps its duplicate database
+    /// (`.dovecot.lda-dupes`: vacation, `duplicate` and redirect records). Dovecot does not
+    /// create it when the mail lives elsewhere.
+    pub fn add_user(&self, local: &str) {
+        let domain = self.root().join("home").join(DOMAIN);
+        for dir in [domain.clone(), domain.join(local)] {
+            if !dir.exists() {
+                fs::create_dir(&dir).expect("mkdir home");
+                self.user.chown(&dir);
+            }
+        }
+    }
+
     /// Installs `script` as `local`'s personal script.
     pub fn set_personal(&self, local: &str, script: &str) -> PathBuf {
         let dir = self.root().join("sieve").join(local);
