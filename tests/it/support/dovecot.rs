@@ -302,7 +302,7 @@ impl Dovecot {
     }
 
     /// Log lines about one user's deliveries (`lmtp(<local>@example.test)...`), then the
-    /// compile errors Pigeonhole writes beside the personal script.
+    /// compile errors Pigeonhole writes beside the personal script (`pigeonhole.log`).
     pub fn user_log(&self, local: &str) -> Vec<String> {
         let needle = format!("({local}@{DOMAIN})");
         let mut lines: Vec<String> = fs::read_to_string(self.root().join("dovecot.log"))
@@ -315,13 +315,13 @@ impl Dovecot {
             .root()
             .join("sieve")
             .join(local)
-            .join("personal.sieve.log");
+            .join("pigeonhole.log");
         lines.extend(
             fs::read_to_string(script_log)
                 .unwrap_or_default()
                 .lines()
                 .filter(|l| !l.contains("started log at"))
-                .map(|l| format!("personal.sieve.log: {l}")),
+                .map(|l| format!("pigeonhole.log: {l}")),
         );
         lines
     }
@@ -491,6 +491,8 @@ plugin {{
   # The user's script directory (`include :personal`) holds the active script itself.
   sieve = file:{root}/sieve/%n;active={root}/sieve/%n/personal.sieve
   sieve_global = {root}/global/shared
+  # Not personal.sieve.log: with `personal_dir` set, sievegate writes that one itself.
+  sieve_user_log = {root}/sieve/%n/pigeonhole.log
   sieve_before = {root}/global/%n/before
   sieve_after = {root}/global/%n/after
   sieve_default = {root}/global/%n/default.sieve
