@@ -311,11 +311,7 @@ impl Dovecot {
             .filter(|l| l.contains(&needle))
             .map(str::to_owned)
             .collect();
-        let script_log = self
-            .root()
-            .join("sieve")
-            .join(local)
-            .join("pigeonhole.log");
+        let script_log = self.root().join("sieve").join(local).join("pigeonhole.log");
         lines.extend(
             fs::read_to_string(script_log)
                 .unwrap_or_default()
