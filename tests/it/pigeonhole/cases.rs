@@ -19,11 +19,11 @@
 //! vacation reply's `In-Reply-To`) or its recipient address (a notification). Compared,
 //! sorted: the kind (`vacation`: `Auto-Submitted: auto-replied`; `notify`: `auto-notified`;
 //! `redirect`: keeps the original Message-ID; else `other`), the envelope sender and
-//! recipients; for a redirect whether the body arrived unchanged; for a vacation reply its
-//! `Subject` and `In-Reply-To`. Not compared, different by design: everything else in the
-//! header of what is sent (Pigeonhole's vacation `From`, `Message-ID`, `Date` and body
-//! layout; the trace fields and `X-Sievegate-Redirected-By` that sievegate adds to a
-//! redirect; the notification's text).
+//! recipients; for a redirect whether the body arrived unchanged; for a vacation reply the
+//! address in its `From`, its `Subject` and `In-Reply-To`. Not compared, different by
+//! design: everything else in the header of what is sent (the vacation `From`'s display
+//! name, `Message-ID`, `Date` and body layout; the trace fields and
+//! `X-Sievegate-Redirected-By` that sievegate adds to a redirect; the notification's text).
 //!
 //! ## Deliberate differences (asserted exactly, see [`Deliberate`])
 //!
@@ -33,6 +33,8 @@
 //! | `infected_redirect` | redirects the EICAR message | sends nothing (nothing stored without quarantine) | never send infected mail on |
 //! | `redirect_to_delivered_to_address` | redirects | keeps, sends nothing | README: no redirect to an address already in `Delivered-To:` (loop) |
 //! | `vacation_to_user_detail` | no reply: the envelope recipient `cNN+away@` is not in To/Cc | replies: the user's address `cNN@` is in To | sievegate matches the user's address without `+detail`; Pigeonhole the exact recipient (both reply when To has `+detail`: `vacation_detail_in_to_and_envelope`) |
+//! | `vacation_addresses` | reply `From:` is the `:addresses` entry found in To | reply `From:` is `cNN@` | **sievegate deviation, reported, not fixed**: RFC 5230 erratum 2035 advises the owner's address found in To/Cc |
+//! | `vacation_detail_in_to_and_envelope` | reply `From:` `cNN+away@` | reply `From:` `cNN@` | **sievegate deviation**, same erratum |
 //! | `notify_mailto` | envelope sender `postmaster_address` | envelope sender `<>` | README: notify goes from `<>` (RFC 3834) |
 //!
 //! `vacation :seconds` / `:days 0` agree: both hold the period to the 1-day minimum
@@ -1324,6 +1326,15 @@ if virustest :value "ge" :comparator "i;ascii-numeric" "4" { discard; stop; }
                 to: "Carol <carol.alias@example.test>",
                 ..MESSAGE
             },
+            differs: Some(Deliberate {
+                why: "sievegate deviation, reported, not fixed here: its vacation From is the user's own address, not the :addresses entry the message was sent to (RFC 5230 erratum 2035; Pigeonhole uses the matched one)",
+                pigeonhole: "250 INBOX; sent vacation <> -> <alice@remote.example> \
+                    [From: carol.alias@example.test, Subject: \"Auto: Hello\", \
+                    In-Reply-To: <c122.diff@remote.example>]",
+                sievegate: "250 INBOX; sent vacation <> -> <alice@remote.example> \
+                    [From: c122@example.test, Subject: \"Auto: Hello\", \
+                    In-Reply-To: <c122.diff@remote.example>]",
+            }),
             ..BASE
         },
         Case {
@@ -1454,7 +1465,8 @@ else { vacation :handle "a" "First reply."; }
                 why: "vacation to user+detail, To: has the plain address: Pigeonhole looks for the exact envelope recipient, sievegate for the user's address without detail",
                 pigeonhole: "250 INBOX",
                 sievegate: "250 INBOX; sent vacation <> -> <alice@remote.example> \
-                    [Subject: \"Auto: Hello\", In-Reply-To: <c137.diff@remote.example>]",
+                    [From: c137@example.test, Subject: \"Auto: Hello\", \
+                    In-Reply-To: <c137.diff@remote.example>]",
             }),
             ..BASE
         },
@@ -1466,6 +1478,15 @@ else { vacation :handle "a" "First reply."; }
                 to: "Carol <%u+away@example.test>",
                 ..MESSAGE
             },
+            differs: Some(Deliberate {
+                why: "sievegate deviation, reported, not fixed here: its vacation From drops the +detail of the address the message was sent to (RFC 5230 erratum 2035; Pigeonhole keeps it)",
+                pigeonhole: "250 INBOX; sent vacation <> -> <alice@remote.example> \
+                    [From: c138+away@example.test, Subject: \"Auto: Hello\", \
+                    In-Reply-To: <c138.diff@remote.example>]",
+                sievegate: "250 INBOX; sent vacation <> -> <alice@remote.example> \
+                    [From: c138@example.test, Subject: \"Auto: Hello\", \
+                    In-Reply-To: <c138.diff@remote.example>]",
+            }),
             ..BASE
         },
         // ---- duplicate ----

@@ -131,12 +131,22 @@ pub fn sent_line(
     }
     if kind == "vacation" {
         line.push_str(&format!(
-            " [Subject: {:?}, In-Reply-To: {}]",
+            " [From: {}, Subject: {:?}, In-Reply-To: {}]",
+            addr_spec(&header(message, "From").unwrap_or_default()),
             header(message, "Subject").unwrap_or_default(),
             header(message, "In-Reply-To").unwrap_or_default()
         ));
     }
     line
+}
+
+/// The address of a one-mailbox field, `Name <a@b>` or `a@b`, lower-cased.
+fn addr_spec(value: &str) -> String {
+    let inner = match (value.rfind('<'), value.rfind('>')) {
+        (Some(open), Some(close)) if open < close => &value[open + 1..close],
+        _ => value,
+    };
+    inner.trim().to_ascii_lowercase()
 }
 
 /// What follows the header section.
