@@ -63,7 +63,7 @@ fn is_blank_line(line: &[u8]) -> bool {
 
 /// The field name of a header line (RFC 5322 §3.6.8: printable ASCII but `:`), allowing the
 /// obsolete white space before the colon (§4.5). `None` for anything else.
-fn field_name(line: &[u8]) -> Option<&[u8]> {
+pub(crate) fn field_name(line: &[u8]) -> Option<&[u8]> {
     let colon = line.iter().position(|&b| b == b':')?;
     let name = line[..colon].trim_ascii_end();
     (!name.is_empty() && name.iter().all(|b| (33..=126).contains(b))).then_some(name)

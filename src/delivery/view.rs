@@ -191,7 +191,8 @@ fn structure_cut(body: &[u8], max: usize) -> Option<usize> {
             break;
         }
         let line = &body[line_start..end];
-        if line.starts_with(b"--") || looks_like_field(line) {
+        // A line mail-parser could take for a part's header field counts too.
+        if line.starts_with(b"--") || super::headers::field_name(line).is_some() {
             count += 1;
             if count > max {
                 return Some(line_start);
@@ -200,15 +201,6 @@ fn structure_cut(body: &[u8], max: usize) -> Option<usize> {
         line_start = end;
     }
     None
-}
-
-/// A line that mail-parser could take for a header field: printable ASCII name, then `:`.
-fn looks_like_field(line: &[u8]) -> bool {
-    let Some(colon) = memchr::memchr(b':', line) else {
-        return false;
-    };
-    let name = line[..colon].trim_ascii_end();
-    !name.is_empty() && name.iter().all(|b| (33..=126).contains(b))
 }
 
 #[cfg(test)]

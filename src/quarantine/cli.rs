@@ -260,12 +260,14 @@ pub fn show(q: &Quarantine, id: &str, raw: bool, out: &mut dyn Write) -> Result<
 
 /// The header section of `message` (up to and including the empty line).
 fn header_section(message: &[u8]) -> &[u8] {
-    for end in [&b"\r\n\r\n"[..], b"\n\n"] {
-        if let Some(i) = message.windows(end.len()).position(|w| w == end) {
-            return &message[..i + end.len()];
-        }
-    }
-    message
+    let headers = crate::report::header_section(message);
+    let rest = &message[headers.len()..];
+    let blank = if rest.starts_with(b"\r\n") {
+        2
+    } else {
+        usize::from(rest.starts_with(b"\n"))
+    };
+    &message[..headers.len() + blank]
 }
 
 /// Headers for a terminal: control characters other than tab and line ends become `?`, so
