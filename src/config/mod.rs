@@ -4,17 +4,23 @@
 //! Relative paths resolve against the directory of the config file.
 
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ipnet::IpNet;
 use serde::Deserialize;
 
 use crate::scan::ClamdAddr;
 
+mod acl;
 mod notify;
+mod sieve;
+#[cfg(test)]
+use acl::user_id;
+pub use acl::XforwardAcl;
+use acl::{group_id, parse_acl_entry, AclEntry};
 pub use notify::{is_plain_address, NotifyConfig, RawNotify, Relay};
+pub use sieve::{MessageLimits, RawSieve, SieveConfig};
 pub mod abuse;
 pub use abuse::{AbuseConfig, RawAbuse};
 
@@ -161,112 +167,6 @@ pub struct RawMailbox {
     /// special use in its config, not in the Maildir: repeat its `special_use` settings here.
     /// Default: Dovecot's `\Drafts` Drafts, `\Junk` Junk, `\Sent` Sent, `\Trash` Trash.
     pub special_use: Option<std::collections::BTreeMap<String, String>>,
-}
-
-/// `[sieve]`: the script chain.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawSieve {
-    #[serde(default)]
-    pub before: Vec<String>,
-    pub personal: Option<String>,
-    #[serde(default)]
-    pub after: Vec<String>,
-    pub default: Option<String>,
-    /// Instructions each script of the chain may execute before it is stopped (implicit keep).
-    #[serde(default = "defaults::cpu_limit")]
-    pub cpu_limit: usize,
-    /// Top-level header fields Sieve sees; later ones are not parsed (still stored).
-    #[serde(default = "defaults::max_header_fields")]
-    pub max_header_fields: usize,
-    /// Bytes of the top-level header section Sieve sees.
-    #[serde(default = "defaults::max_header_size")]
-    pub max_header_size: usize,
-    /// Wall-clock seconds one recipient's whole chain may run before it is stopped (implicit
-    /// keep). Keep it well under Postfix's `lmtp_data_done_timeout` (600 s) divided by the
-    /// recipients per transaction (`lmtp_destination_recipient_limit`, 50).
-    #[serde(default = "defaults::max_run_time_secs")]
-    pub max_run_time_secs: u64,
-    /// Redirects per message over the whole chain (Pigeonhole's `sieve_max_redirects`).
-    #[serde(default = "defaults::max_redirects")]
-    pub max_redirects: usize,
-    /// Seconds one redirect may take at the relay (connect to the reply after DATA); it
-    /// runs during the delivery, before the LMTP reply.
-    #[serde(default = "defaults::redirect_timeout_secs")]
-    pub redirect_timeout_secs: u64,
-    /// Vacation `:days` bounds and default (Pigeonhole's `sieve_vacation_min_period`,
-    /// `sieve_vacation_max_period`, `sieve_vacation_default_period`), in days.
-    #[serde(default = "defaults::vacation_min_days")]
-    pub vacation_min_days: u64,
-    #[serde(default = "defaults::vacation_max_days")]
-    pub vacation_max_days: u64,
-    #[serde(default = "defaults::vacation_default_days")]
-    pub vacation_default_days: u64,
-    /// Seconds between two `notify` messages of one user; more are dropped (logged).
-    #[serde(default = "defaults::notify_min_interval_secs")]
-    pub notify_min_interval_secs: u64,
-    /// Sieve `reject` of clean mail: `false` refuses in the protocol (`550 5.7.1`); `true`
-    /// accepts and mails an RFC 5429 rejection to the envelope sender (backscatter risk).
-    #[serde(default)]
-    pub allow_reject_mdn: bool,
-    /// Header field an upstream spam filter sets with a numeric score (e.g. `X-Spam-Score`),
-    /// for `spamtest`/`spamtestplus`. Only its topmost instance is trusted. Unset: spamtest
-    /// is 0 (not tested).
-    pub spam_score_header: Option<String>,
-    /// The score at and above which a message counts as spam (spamtest 10).
-    #[serde(default = "defaults::spam_score_max")]
-    pub spam_score_max: f64,
-    /// Template (`%u %n %d %h`) of the user's script directory, where `include :personal`
-    /// looks (Dovecot's `sieve/` directory of ManageSieve).
-    pub personal_dir: Option<String>,
-    /// Directory where `include :global` looks.
-    pub global_dir: Option<String>,
-    /// Largest script file compiled, in bytes (Pigeonhole's `sieve_max_script_size`).
-    #[serde(default = "defaults::max_script_size")]
-    pub max_script_size: u64,
-    /// Actions one recipient's chain may collect (Pigeonhole's `sieve_max_actions`).
-    #[serde(default = "defaults::max_actions")]
-    pub max_actions: usize,
-    /// Include nesting depth (Pigeonhole's `sieve_include_max_nesting_depth`).
-    #[serde(default = "defaults::max_include_depth")]
-    pub max_include_depth: usize,
-    /// Extensions no script may `require`, e.g. `["redirect"]`.
-    #[serde(default)]
-    pub disabled_extensions: Vec<String>,
-    /// Bytes of the per-user error log (`<personal script>.log`) before it is rotated; 0: off.
-    #[serde(default = "defaults::user_log_size")]
-    pub user_log_size: u64,
-}
-
-impl Default for RawSieve {
-    fn default() -> Self {
-        RawSieve {
-            before: Vec::new(),
-            personal: None,
-            after: Vec::new(),
-            default: None,
-            cpu_limit: defaults::cpu_limit(),
-            max_header_fields: defaults::max_header_fields(),
-            max_header_size: defaults::max_header_size(),
-            max_run_time_secs: defaults::max_run_time_secs(),
-            max_redirects: defaults::max_redirects(),
-            redirect_timeout_secs: defaults::redirect_timeout_secs(),
-            vacation_min_days: defaults::vacation_min_days(),
-            vacation_max_days: defaults::vacation_max_days(),
-            vacation_default_days: defaults::vacation_default_days(),
-            notify_min_interval_secs: defaults::notify_min_interval_secs(),
-            allow_reject_mdn: false,
-            spam_score_header: None,
-            spam_score_max: defaults::spam_score_max(),
-            personal_dir: None,
-            global_dir: None,
-            max_script_size: defaults::max_script_size(),
-            max_actions: defaults::max_actions(),
-            max_include_depth: defaults::max_include_depth(),
-            disabled_extensions: Vec::new(),
-            user_log_size: defaults::user_log_size(),
-        }
-    }
 }
 
 mod defaults {
@@ -477,44 +377,6 @@ pub struct MailboxConfig {
     pub needs_home: bool,
 }
 
-/// Validated `[sieve]`, paths absolute.
-#[derive(Debug, Clone)]
-pub struct SieveConfig {
-    pub before: Vec<PathBuf>,
-    pub personal: Option<String>,
-    pub after: Vec<PathBuf>,
-    pub default: Option<PathBuf>,
-    pub cpu_limit: usize,
-    /// Wall-clock budget of one recipient's chain.
-    pub max_run_time: Duration,
-    pub limits: MessageLimits,
-    /// Redirects per message over the whole chain.
-    pub max_redirects: usize,
-    /// Deadline of one redirect at the relay.
-    pub redirect_timeout: Duration,
-    /// Vacation periods in days: (minimum, default, maximum).
-    pub vacation_days: (u64, u64, u64),
-    /// Least time between two notifications of one user.
-    pub notify_min_interval: Duration,
-    /// `reject` mails an RFC 5429 MDN instead of a protocol-level 550.
-    pub allow_reject_mdn: bool,
-    /// The trusted spam score header and its maximum.
-    pub spam_score: Option<crate::filter::SpamScore>,
-    /// `[mailbox] special_use`: special-use flag (`\Junk`) → Sieve folder name.
-    pub special_use: Vec<(String, String)>,
-    /// Include directories, per-user log, script limits.
-    pub scripts: crate::filter::ScriptSettings,
-}
-
-/// How much of a message's header section Sieve parses (see `delivery::view`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MessageLimits {
-    /// Top-level header fields (a folded field counts once).
-    pub max_header_fields: usize,
-    /// Bytes of the top-level header section.
-    pub max_header_size: usize,
-}
-
 /// One listening address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListenAddr {
@@ -529,87 +391,6 @@ impl fmt::Display for ListenAddr {
             ListenAddr::Unix(path) => write!(f, "unix:{}", path.display()),
         }
     }
-}
-
-/// Trusted peers: who may send XFORWARD (it sets the client address Sieve and the logs
-/// see, so only the MTA may) and use the reserved connections.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct XforwardAcl {
-    nets: Vec<IpNet>,
-    /// `unix`: any peer that can open the socket (its permissions decide).
-    unix_any: bool,
-    /// `unix:USER` / `unix:UID`: unix-socket peers by their uid (`SO_PEERCRED`).
-    unix_uids: Vec<u32>,
-}
-
-impl XforwardAcl {
-    /// True for a TCP peer inside one of the networks.
-    pub fn allows_ip(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-            v4 => v4,
-        };
-        self.nets.iter().any(|net| net.contains(&ip))
-    }
-
-    /// True for a unix-socket peer with `uid` (`None`: its credentials are unknown).
-    pub fn allows_unix(&self, uid: Option<u32>) -> bool {
-        self.unix_any || uid.is_some_and(|uid| self.unix_uids.contains(&uid))
-    }
-}
-
-/// One `xforward_from` entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum AclEntry {
-    Net(IpNet),
-    UnixAny,
-    /// `unix:NAME` of a user that does not exist (here, now): matches no one.
-    UnknownUser(String),
-    Uid(u32),
-}
-
-/// Parses an entry: `unix`, `unix:UID`, `unix:USER`, `ADDR/PREFIX` or a single address.
-fn parse_acl_entry(entry: &str) -> Result<AclEntry, String> {
-    if entry == "unix" {
-        return Ok(AclEntry::UnixAny);
-    }
-    if let Some(user) = entry.strip_prefix("unix:") {
-        if user.is_empty() {
-            return Err(format!("{entry:?}: \"unix:\" needs a user name or uid"));
-        }
-        if let Ok(uid) = user.parse::<u32>() {
-            return Ok(AclEntry::Uid(uid));
-        }
-        return Ok(match user_id(user) {
-            Some(uid) => AclEntry::Uid(uid),
-            None => AclEntry::UnknownUser(user.to_string()),
-        });
-    }
-    if let Ok(net) = entry.parse::<IpNet>() {
-        return Ok(AclEntry::Net(net));
-    }
-    match entry.parse::<IpAddr>() {
-        Ok(ip) => Ok(AclEntry::Net(IpNet::from(ip))),
-        Err(_) => Err(format!(
-            "{entry:?} is neither an IP network (ADDR/PREFIX, prefix 0..=32 or 0..=128), an IP address, \"unix\" nor \"unix:USER\""
-        )),
-    }
-}
-
-/// The uid of user `name` (/etc/passwd or whatever NSS is configured).
-fn user_id(name: &str) -> Option<u32> {
-    nix::unistd::User::from_name(name)
-        .ok()
-        .flatten()
-        .map(|u| u.uid.as_raw())
-}
-
-/// The gid of group `name`.
-fn group_id(name: &str) -> Option<u32> {
-    nix::unistd::Group::from_name(name)
-        .ok()
-        .flatten()
-        .map(|g| g.gid.as_raw())
 }
 
 /// Why a config could not be loaded.
@@ -939,124 +720,7 @@ impl RawConfig {
 
         let abuse = self.abuse.validate(base, &mut problems);
 
-        let sv = self.sieve;
-        let check_file = |key: &str, path: &PathBuf, problems: &mut Vec<String>| {
-            if !path.is_file() {
-                problems.push(format!("{key}: {} is not a readable file", path.display()));
-            }
-        };
-        let before: Vec<PathBuf> = sv.before.iter().map(|p| resolve(base, p)).collect();
-        let after: Vec<PathBuf> = sv.after.iter().map(|p| resolve(base, p)).collect();
-        let default = sv.default.as_deref().map(|p| resolve(base, p));
-        for p in &before {
-            check_file("sieve.before", p, &mut problems);
-        }
-        for p in &after {
-            check_file("sieve.after", p, &mut problems);
-        }
-        if let Some(p) = &default {
-            check_file("sieve.default", p, &mut problems);
-        }
-        let personal = sv.personal.as_deref().map(|p| resolve_template(base, p));
-        let spam_score = match sv.spam_score_header {
-            Some(header) => {
-                let name_ok =
-                    !header.is_empty() && header.bytes().all(|b| b.is_ascii_graphic() && b != b':');
-                if !name_ok {
-                    problems.push(format!(
-                        "sieve.spam_score_header: {header:?} is not a header field name"
-                    ));
-                }
-                if !(sv.spam_score_max.is_finite() && sv.spam_score_max > 0.0) {
-                    problems.push(format!(
-                        "sieve.spam_score_max: {} must be a number above 0",
-                        sv.spam_score_max
-                    ));
-                }
-                Some(crate::filter::SpamScore {
-                    header,
-                    max: sv.spam_score_max,
-                })
-            }
-            None => None,
-        };
-        for name in &sv.disabled_extensions {
-            use sieve::compiler::grammar::Capability;
-            // `redirect` is a base command, not an extension, but sites want to turn it off
-            // too (sieve-rs patch #10 refuses the command itself).
-            if name != "redirect" && matches!(Capability::parse(name), Capability::Other(_)) {
-                problems.push(format!(
-                    "sieve.disabled_extensions: {name:?} is not a Sieve extension sievegate knows"
-                ));
-            }
-        }
-        for (key, value) in [
-            ("sieve.max_script_size", sv.max_script_size as usize),
-            ("sieve.max_actions", sv.max_actions),
-            ("sieve.max_include_depth", sv.max_include_depth),
-        ] {
-            if value == 0 {
-                problems.push(format!("{key}: must be at least 1"));
-            }
-        }
-        let global_dir = sv.global_dir.as_deref().map(|p| resolve(base, p));
-        if let Some(dir) = &global_dir {
-            if !dir.is_dir() {
-                problems.push(format!(
-                    "sieve.global_dir: {} is not a directory",
-                    dir.display()
-                ));
-            }
-        }
-        let scripts = crate::filter::ScriptSettings {
-            personal_dir: sv
-                .personal_dir
-                .as_deref()
-                .map(|p| resolve_template(base, p)),
-            global_dir,
-            max_script_size: sv.max_script_size,
-            max_actions: sv.max_actions,
-            max_include_depth: sv.max_include_depth,
-            disabled_extensions: sv.disabled_extensions.clone(),
-            user_log_size: sv.user_log_size,
-        };
-
-        let sieve = SieveConfig {
-            spam_score,
-            special_use,
-            before,
-            personal,
-            after,
-            default,
-            cpu_limit: sv.cpu_limit,
-            limits: MessageLimits {
-                max_header_fields: sv.max_header_fields,
-                max_header_size: sv.max_header_size,
-            },
-            max_run_time: Duration::from_secs(sv.max_run_time_secs),
-            max_redirects: sv.max_redirects,
-            redirect_timeout: Duration::from_secs(sv.redirect_timeout_secs),
-            vacation_days: (
-                sv.vacation_min_days,
-                sv.vacation_default_days,
-                sv.vacation_max_days,
-            ),
-            notify_min_interval: Duration::from_secs(sv.notify_min_interval_secs),
-            allow_reject_mdn: sv.allow_reject_mdn,
-            scripts,
-        };
-        if !(sv.vacation_min_days <= sv.vacation_default_days
-            && sv.vacation_default_days <= sv.vacation_max_days)
-        {
-            problems.push(
-                "sieve.vacation_default_days: must lie between vacation_min_days and vacation_max_days"
-                    .to_string(),
-            );
-        }
-        if sv.max_redirects > 32 {
-            // More than sieve_max_actions could never be reached; a typo, not a policy.
-            problems.push("sieve.max_redirects: at most 32".to_string());
-        }
+        let sieve = self.sieve.validate(base, special_use, &mut problems);
         let q = self.quarantine;
         let quarantine_dir = q.dir.as_deref().map(|d| resolve(base, d));
         if q.enabled && quarantine_dir.is_none() {

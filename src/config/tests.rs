@@ -1,5 +1,6 @@
 //! Config parsing and validation tables.
 use super::*;
+use std::net::IpAddr;
 
 const MINIMAL: &str = r#"
 [server]
