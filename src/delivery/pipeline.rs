@@ -412,6 +412,8 @@ impl<'a> LogLine<'a> {
         tracing::info!(
             id = %e.id,
             queue_id = e.client.queue_id.as_deref().unwrap_or(""),
+            // The MTA's client (XFORWARD ADDR): who handed this mail to Postfix.
+            client = e.client.addr.as_deref().unwrap_or(""),
             from = %e.mail_from,
             to = %rcpt.original,
             mailbox = %rcpt.user(),

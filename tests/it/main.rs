@@ -5,6 +5,7 @@ mod abuse;
 mod infected;
 mod limits;
 mod outbound;
+mod postfix;
 mod pigeonhole;
 mod quarantine;
 mod scan;

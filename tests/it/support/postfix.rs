@@ -1,0 +1,738 @@
+//! A real private Postfix (`postfix -c DIR start-fg`) in front of sievegate, as on a mail
+//! host: its own `config_directory` (main.cf and master.cf written here), `queue_directory`,
+//! `data_directory` and `maillog_file` in a temporary directory; smtpd on
+//! `127.0.0.1:<free port>`; mail for `example.test` goes by `virtual_transport` to the LMTP
+//! destination the test gives (`lmtp:unix:PATH` or `lmtp:inet:127.0.0.1:PORT`) with
+//! `lmtp_send_xforward_command = yes`.
+//!
+//! Several instances run at once (tests run in parallel): each has its own directories,
+//! port and `syslog_name`, so queues, locks and logs never mix. Retries are fast (1 s
+//! backoff) so a test never waits for Postfix's 300 s timers; [`Postfix::flush`]
+//! (`postqueue -f`) makes a retry happen now.
+//!
+//! Tests fail, never skip, when Postfix is missing or the test does not run as root
+//! (`postfix start` needs root).
+
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+const POSTFIX_BIN: &str = "/usr/sbin/postfix";
+const POSTQUEUE_BIN: &str = "/usr/sbin/postqueue";
+const PACKAGES: &str = "apt-get install postfix";
+
+/// From launch until smtpd greets: about 2 s here (postfix-script's checks); generous for a
+/// shared machine.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Knobs for a private instance.
+#[derive(Debug, Clone)]
+pub struct PostfixOptions {
+    /// `virtual_transport`, e.g. `lmtp:unix:/path/lmtp.sock` or `lmtp:inet:127.0.0.1:2424`.
+    pub transport: String,
+    /// Addresses in `virtual_mailbox_maps`; `None`: no map (every local part accepted).
+    pub users: Option<Vec<String>>,
+    /// `lmtp_destination_concurrency_limit` (and the initial concurrency: no slow start).
+    pub concurrency: usize,
+    /// `lmtp_destination_recipient_limit`.
+    pub recipient_limit: usize,
+    /// Extra main.cf lines.
+    pub extra: Vec<String>,
+}
+
+impl PostfixOptions {
+    pub fn new(transport: impl Into<String>) -> Self {
+        PostfixOptions {
+            transport: transport.into(),
+            users: None,
+            concurrency: 10,
+            recipient_limit: 50,
+            extra: Vec::new(),
+        }
+    }
+}
+
+/// One delivery line of the maillog (`QID: to=<..>, ..., status=...`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryLine {
+    pub queue_id: String,
+    /// Without the angle brackets.
+    pub to: String,
+    /// `sent`, `deferred`, `bounced`, ...
+    pub status: String,
+    /// The whole line, for assertion messages.
+    pub line: String,
+}
+
+/// A running private Postfix; aborted (`postfix abort`) and killed on drop.
+pub struct Postfix {
+    dir: TempDir,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Postfix {
+    /// Writes the configuration, starts Postfix in the foreground and waits for smtpd's
+    /// greeting.
+    pub fn start(options: PostfixOptions) -> Postfix {
+        assert!(
+            Path::new(POSTFIX_BIN).exists(),
+            "{POSTFIX_BIN} not found: {PACKAGES}"
+        );
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "a private Postfix needs root (`postfix start` refuses otherwise)"
+        );
+        let postfix = nix::unistd::User::from_name("postfix")
+            .expect("passwd lookup")
+            .unwrap_or_else(|| panic!("no `postfix` user: {PACKAGES}"));
+        let dir = tempfile::Builder::new()
+            .prefix("sievegate-postfix-")
+            .tempdir()
+            .expect("postfix tempdir");
+        let root = dir.path();
+        // Postfix's daemons run as `postfix` and must reach the queue below this directory.
+        fs::set_permissions(root, fs::Permissions::from_mode(0o755)).expect("chmod root");
+        for sub in ["conf", "queue", "data"] {
+            fs::create_dir(root.join(sub)).expect("mkdir");
+        }
+        // postfix-script warns (and Postfix's caches fail) unless `postfix` owns it.
+        std::os::unix::fs::chown(root.join("data"), Some(postfix.uid.as_raw()), None)
+            .expect("chown data_directory");
+        let port = free_port();
+        fs::write(root.join("conf/main.cf"), main_cf(root, &options)).expect("main.cf");
+        fs::write(root.join("conf/master.cf"), master_cf(port)).expect("master.cf");
+        if let Some(users) = &options.users {
+            let map: String = users.iter().map(|u| format!("{u} OK\n")).collect();
+            fs::write(root.join("conf/vmailbox"), map).expect("vmailbox");
+        }
+        let mut postfix = Postfix {
+            dir,
+            port,
+            child: None,
+        };
+        postfix.check();
+        postfix.launch();
+        postfix
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn config_dir(&self) -> PathBuf {
+        self.root().join("conf")
+    }
+
+    /// Where smtpd listens.
+    pub fn smtp_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// The whole maillog so far.
+    pub fn maillog(&self) -> String {
+        fs::read_to_string(self.root().join("maillog")).unwrap_or_default()
+    }
+
+    /// Every delivery line (`status=`) in the maillog, oldest first.
+    pub fn deliveries(&self) -> Vec<DeliveryLine> {
+        self.maillog().lines().filter_map(parse_delivery).collect()
+    }
+
+    /// The delivery lines of `queue_id`.
+    pub fn deliveries_of(&self, queue_id: &str) -> Vec<DeliveryLine> {
+        self.deliveries()
+            .into_iter()
+            .filter(|d| d.queue_id == queue_id)
+            .collect()
+    }
+
+    /// The `client=NAME[ADDR]` smtpd logged for `queue_id`: the address XFORWARD forwards.
+    pub fn client_of(&self, queue_id: &str) -> Option<String> {
+        let needle = format!(": {queue_id}: client=");
+        self.maillog().lines().find_map(|l| {
+            let rest = &l[l.find(&needle)? + needle.len()..];
+            let addr = rest.split('[').nth(1)?.split(']').next()?;
+            Some(addr.to_string())
+        })
+    }
+
+    /// Queue id → Message-ID, from cleanup's `QID: message-id=<...>` lines.
+    pub fn message_ids(&self) -> Vec<(String, String)> {
+        self.maillog()
+            .lines()
+            .filter_map(|l| {
+                let (_, rest) = l.split_once("/cleanup[")?;
+                let (_, rest) = rest.split_once("]: ")?;
+                let (qid, rest) = rest.split_once(": message-id=")?;
+                Some((qid.to_string(), rest.trim().to_string()))
+            })
+            .collect()
+    }
+
+    /// Waits until `pred` holds for the maillog; fails with the log after `timeout`.
+    pub fn wait_for_log(&self, what: &str, timeout: Duration, pred: impl Fn(&str) -> bool) {
+        let started = Instant::now();
+        loop {
+            let log = self.maillog();
+            if pred(&log) {
+                return;
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "Postfix: no {what} within {timeout:?}; maillog:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until `queue_id` has a delivery line with `status` for `to`; returns it.
+    pub fn wait_status(&self, queue_id: &str, to: &str, status: &str) -> DeliveryLine {
+        let timeout = Duration::from_secs(60);
+        let started = Instant::now();
+        loop {
+            if let Some(d) = self
+                .deliveries_of(queue_id)
+                .into_iter()
+                .find(|d| d.to == to && d.status == status)
+            {
+                return d;
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "Postfix: no status={status} for {queue_id} to {to} within {timeout:?}; maillog:\n{}",
+                self.maillog()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `postqueue -f`: retry every deferred message now (also forgets dead destinations).
+    pub fn flush(&self) {
+        self.postqueue("-f");
+    }
+
+    /// `postqueue -p`'s output.
+    pub fn queue_listing(&self) -> String {
+        self.postqueue("-p")
+    }
+
+    /// True when `postqueue -p` says the queue is empty.
+    pub fn queue_is_empty(&self) -> bool {
+        self.queue_listing().contains("Mail queue is empty")
+    }
+
+    /// Flushes every second until the queue is empty; fails after `timeout`.
+    pub fn wait_queue_empty(&self, timeout: Duration) {
+        let started = Instant::now();
+        let mut last_flush = Instant::now();
+        loop {
+            if self.queue_is_empty() {
+                return;
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "Postfix queue not empty after {timeout:?}:\n{}\nmaillog:\n{}",
+                self.queue_listing(),
+                self.maillog()
+            );
+            if last_flush.elapsed() > Duration::from_secs(1) {
+                self.flush();
+                last_flush = Instant::now();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Submits `message` over SMTP from `source` (a loopback address, so the test knows the
+    /// client address Postfix will forward); returns Postfix's queue id.
+    pub fn submit_from(&self, source: &str, from: &str, rcpts: &[&str], message: &[u8]) -> String {
+        let mut client = SmtpClient::connect(source, self.smtp_addr());
+        let qid = client.send(from, rcpts, message);
+        client.quit();
+        qid
+    }
+
+    /// [`Postfix::submit_from`] from 127.0.0.1.
+    pub fn submit(&self, from: &str, rcpts: &[&str], message: &[u8]) -> String {
+        self.submit_from("127.0.0.1", from, rcpts, message)
+    }
+
+    /// Opens an SMTP session to smtpd for several transactions.
+    pub fn client(&self) -> SmtpClient {
+        SmtpClient::connect("127.0.0.1", self.smtp_addr())
+    }
+
+    /// `postfix abort` (no waiting for deliveries), then the foreground process is reaped.
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let _ = self
+            .command(POSTFIX_BIN)
+            .arg("abort")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        // If the master did not go, take it down by the pid it wrote.
+        if let Ok(pid) = fs::read_to_string(self.root().join("queue/pid/master.pid")) {
+            if let Ok(pid) = pid.trim().parse::<i32>() {
+                let deadline = Instant::now() + Duration::from_secs(10);
+                // SAFETY: kill(2) with signal 0 only checks the pid; the master is ours.
+                while unsafe { libc::kill(pid, 0) } == 0 && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                // SAFETY: as above; SIGKILL to the master of our own instance.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    fn command(&self, bin: &str) -> Command {
+        let mut c = Command::new(bin);
+        c.arg("-c").arg(self.config_dir()).stdin(Stdio::null());
+        c
+    }
+
+    fn postqueue(&self, arg: &str) -> String {
+        let out = self
+            .command(POSTQUEUE_BIN)
+            .arg(arg)
+            .output()
+            .unwrap_or_else(|e| panic!("run {POSTQUEUE_BIN}: {e}"));
+        assert!(
+            out.status.success(),
+            "postqueue {arg} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `postfix check`: without a tty, config errors go only to syslog; this shows them, and
+    /// creates the queue's subdirectories with their owners.
+    fn check(&self) {
+        let out = self
+            .command(POSTFIX_BIN)
+            .arg("check")
+            .output()
+            .unwrap_or_else(|e| panic!("run {POSTFIX_BIN}: {e}"));
+        assert!(
+            out.status.success(),
+            "postfix check failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn launch(&mut self) {
+        let out = fs::File::create(self.root().join("postfix.out")).expect("postfix.out");
+        let err = out.try_clone().expect("dup postfix.out");
+        let mut command = self.command(POSTFIX_BIN);
+        command.arg("start-fg").stdout(out).stderr(err);
+        // SAFETY: prctl(2) is async-signal-safe, the only kind of call allowed between fork
+        // and exec. A killed test binary then at least takes postfix-script down; its
+        // master is stopped by Drop (or by `postfix -c DIR abort` by hand).
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let started = Instant::now();
+        self.child = Some(
+            command
+                .spawn()
+                .unwrap_or_else(|e| panic!("spawn {POSTFIX_BIN}: {e}")),
+        );
+        loop {
+            if greets(self.smtp_addr()) {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok()).flatten() {
+                panic!(
+                    "postfix start-fg exited ({status}):\n{}\n{}",
+                    fs::read_to_string(self.root().join("postfix.out")).unwrap_or_default(),
+                    self.maillog()
+                );
+            }
+            if started.elapsed() > START_TIMEOUT {
+                let log = self.maillog();
+                self.stop();
+                panic!("Postfix did not greet within {START_TIMEOUT:?}:\n{log}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Postfix {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn main_cf(root: &Path, options: &PostfixOptions) -> String {
+    let name = root
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let root = root.display();
+    let maps = match &options.users {
+        Some(_) => format!("texthash:{root}/conf/vmailbox"),
+        None => String::new(),
+    };
+    let extra = options.extra.join("\n");
+    format!(
+        r#"# A private Postfix for sievegate's end-to-end tests (tests/it/support/postfix.rs).
+compatibility_level = 3.6
+config_directory = {root}/conf
+queue_directory = {root}/queue
+data_directory = {root}/data
+# The one instance name in every log line; instances never share anything.
+syslog_name = {name}
+maillog_file = {root}/maillog
+maillog_file_prefixes = {root}
+myhostname = mx.example.test
+mydomain = example.test
+myorigin = example.test
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+# No local delivery and no relaying: example.test is a virtual mailbox domain.
+mydestination =
+relay_domains =
+local_transport = error:no local delivery here
+alias_maps =
+alias_database =
+virtual_mailbox_domains = example.test
+virtual_mailbox_maps = {maps}
+virtual_transport = {transport}
+lmtp_send_xforward_command = yes
+lmtp_destination_recipient_limit = {recipient_limit}
+lmtp_destination_concurrency_limit = {concurrency}
+initial_destination_concurrency = {concurrency}
+default_process_limit = 100
+# Tests never wait for the 300 s backoff: a deferred message is retried within seconds.
+queue_run_delay = 1s
+minimal_backoff_time = 1s
+maximal_backoff_time = 2s
+smtpd_banner = $myhostname ESMTP
+biff = no
+{extra}
+"#,
+        transport = options.transport,
+        recipient_limit = options.recipient_limit,
+        concurrency = options.concurrency,
+    )
+}
+
+/// Only the services this setup uses; none chrooted (the LMTP socket path is absolute).
+fn master_cf(port: u16) -> String {
+    format!(
+        "127.0.0.1:{port} inet n - n - - smtpd\n\
+         pickup    unix  n - n 60 1 pickup\n\
+         cleanup   unix  n - n - 0 cleanup\n\
+         qmgr      unix  n - n 300 1 qmgr\n\
+         rewrite   unix  - - n - - trivial-rewrite\n\
+         bounce    unix  - - n - 0 bounce\n\
+         defer     unix  - - n - 0 bounce\n\
+         trace     unix  - - n - 0 bounce\n\
+         verify    unix  - - n - 1 verify\n\
+         flush     unix  n - n 1000? 0 flush\n\
+         proxymap  unix  - - n - - proxymap\n\
+         smtp      unix  - - n - - smtp\n\
+         relay     unix  - - n - - smtp\n\
+         showq     unix  n - n - - showq\n\
+         error     unix  - - n - - error\n\
+         retry     unix  - - n - - error\n\
+         discard   unix  - - n - - discard\n\
+         lmtp      unix  - - n - - lmtp\n\
+         anvil     unix  - - n - 1 anvil\n\
+         scache    unix  - - n - 1 scache\n\
+         postlog   unix-dgram n - n - 1 postlogd\n"
+    )
+}
+
+/// `... pfx/lmtp[123]: 4ABCD: to=<a@b>, relay=..., status=sent (...)`.
+fn parse_delivery(line: &str) -> Option<DeliveryLine> {
+    let (_, rest) = line.split_once("]: ")?;
+    let (qid, rest) = rest.split_once(": to=<")?;
+    let (to, rest) = rest.split_once('>')?;
+    let status = rest.split("status=").nth(1)?.split_whitespace().next()?;
+    Some(DeliveryLine {
+        queue_id: qid.to_string(),
+        to: to.to_string(),
+        status: status.to_string(),
+        line: line.to_string(),
+    })
+}
+
+/// A minimal SMTP client (RFC 5321): EHLO, then transactions with dot-stuffed DATA.
+pub struct SmtpClient {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl SmtpClient {
+    /// Connects from `source` (e.g. `127.0.0.2`: any 127/8 address is local on Linux) and
+    /// says EHLO.
+    pub fn connect(source: &str, server: SocketAddr) -> SmtpClient {
+        let socket = socket2_connect(source, server);
+        socket
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .expect("timeout");
+        let writer = socket.try_clone().expect("clone");
+        let mut c = SmtpClient {
+            reader: BufReader::new(socket),
+            writer,
+        };
+        c.expect("greeting", "220");
+        c.command("EHLO client.remote.example", "250");
+        c
+    }
+
+    /// One transaction; returns the queue id from `250 2.0.0 Ok: queued as QID`.
+    pub fn send(&mut self, from: &str, rcpts: &[&str], message: &[u8]) -> String {
+        self.command(&format!("MAIL FROM:<{from}>"), "250");
+        for r in rcpts {
+            self.command(&format!("RCPT TO:<{r}>"), "250");
+        }
+        self.command("DATA", "354");
+        let mut data = Vec::with_capacity(message.len() + 64);
+        let mut at_line_start = true;
+        for &b in message {
+            if at_line_start && b == b'.' {
+                data.push(b'.');
+            }
+            data.push(b);
+            at_line_start = b == b'\n';
+        }
+        if !message.ends_with(b"\r\n") {
+            data.extend_from_slice(b"\r\n");
+        }
+        data.extend_from_slice(b".\r\n");
+        self.writer.write_all(&data).expect("write DATA");
+        let reply = self.expect("end of DATA", "250");
+        reply
+            .split("queued as ")
+            .nth(1)
+            .map(|q| q.trim().to_string())
+            .unwrap_or_else(|| panic!("no queue id in {reply:?}"))
+    }
+
+    pub fn quit(mut self) {
+        let _ = self.writer.write_all(b"QUIT\r\n");
+        let mut line = String::new();
+        let _ = self.reader.read_line(&mut line);
+    }
+
+    fn command(&mut self, line: &str, code: &str) -> String {
+        self.writer
+            .write_all(format!("{line}\r\n").as_bytes())
+            .expect("write command");
+        self.expect(line, code)
+    }
+
+    /// Reads one (multi-line) reply; fails unless it starts with `code`.
+    fn expect(&mut self, what: &str, code: &str) -> String {
+        let mut reply = String::new();
+        loop {
+            let mut line = String::new();
+            let n = self.reader.read_line(&mut line).expect("read reply");
+            assert!(n > 0, "smtpd closed the connection after {what}: {reply}");
+            reply.push_str(&line);
+            if line.as_bytes().get(3) != Some(&b'-') {
+                break;
+            }
+        }
+        assert!(
+            reply.starts_with(code),
+            "smtpd answered {what} with {reply:?}, expected {code}"
+        );
+        reply
+    }
+}
+
+/// A TCP connection to `server` from the local address `source` (std cannot bind before
+/// connecting, so this is socket(2), bind(2), connect(2) by hand).
+fn socket2_connect(source: &str, server: SocketAddr) -> TcpStream {
+    use std::os::fd::FromRawFd;
+    let source: std::net::Ipv4Addr = source.parse().expect("IPv4 source address");
+    let SocketAddr::V4(server) = server else {
+        panic!("IPv4 only");
+    };
+    let sockaddr = |ip: std::net::Ipv4Addr, port: u16| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(ip).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: plain syscalls on a socket this function creates; the sockaddr_in values live
+    // across each call and `len` is their size.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let stream = TcpStream::from_raw_fd(fd);
+        let local = sockaddr(source, 0);
+        let rc = libc::bind(fd, (&local as *const libc::sockaddr_in).cast(), len);
+        assert!(rc == 0, "bind {source}: {}", std::io::Error::last_os_error());
+        let remote = sockaddr(*server.ip(), server.port());
+        let rc = libc::connect(fd, (&remote as *const libc::sockaddr_in).cast(), len);
+        assert!(rc == 0, "connect {server}: {}", std::io::Error::last_os_error());
+        stream
+    }
+}
+
+/// True when an SMTP server at `addr` greets with `220`.
+fn greets(addr: SocketAddr) -> bool {
+    let Ok(stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
+        return false;
+    };
+    if stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .is_err()
+    {
+        return false;
+    }
+    let mut line = String::new();
+    let greeted = BufReader::new(&stream).read_line(&mut line).is_ok() && line.starts_with("220 ");
+    let _ = (&stream).write_all(b"QUIT\r\n");
+    greeted
+}
+
+/// A port that was free a moment ago; smtpd binds it right after. A collision makes the
+/// startup fail loudly, never pass.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// How Postfix reaches sievegate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lmtp {
+    /// `lmtp:unix:PATH`: the socket with `socket_group = "postfix"`, mode 0660, and
+    /// `xforward_from = ["unix:postfix"]`, as the README tells an admin.
+    Unix,
+    /// `lmtp:inet:127.0.0.1:PORT`, with `xforward_from` trusting 127.0.0.1.
+    Inet,
+}
+
+/// The real sievegate binary set up to sit behind a private Postfix.
+pub struct Gate {
+    pub env: super::env::Env,
+    pub running: Option<super::binary::Running>,
+    pub lmtp: Lmtp,
+    /// Holds the unix socket; searchable by `postfix` (a plain tempdir is 0700).
+    sock_dir: TempDir,
+}
+
+impl Gate {
+    /// Writes the config (`options` with the listeners and trust of `lmtp`) and starts
+    /// `sievegate serve`.
+    pub fn start(lmtp: Lmtp, mut options: super::env::Options) -> Gate {
+        let sock_dir = tempfile::Builder::new()
+            .prefix("sievegate-sock-")
+            .tempdir()
+            .expect("socket tempdir");
+        fs::set_permissions(sock_dir.path(), fs::Permissions::from_mode(0o755))
+            .expect("chmod socket dir");
+        let socket = sock_dir.path().join("lmtp.sock");
+        // The TCP listener also tells `Running::start` that the server is up.
+        options.listen = vec![
+            "127.0.0.1:0".to_string(),
+            format!("unix:{}", socket.display()),
+        ];
+        options.server_extra.push("socket_group = \"postfix\"".to_string());
+        options.xforward_from = match lmtp {
+            Lmtp::Unix => vec!["unix:postfix".to_string()],
+            Lmtp::Inet => vec!["127.0.0.1".to_string()],
+        };
+        let env = super::env::Env::new(options);
+        let running = super::binary::Running::start(&env.config_path);
+        Gate {
+            env,
+            running: Some(running),
+            lmtp,
+            sock_dir,
+        }
+    }
+
+    pub fn running(&self) -> &super::binary::Running {
+        self.running.as_ref().expect("sievegate is running")
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.sock_dir.path().join("lmtp.sock")
+    }
+
+    /// Postfix's `virtual_transport` for this gate.
+    pub fn transport(&self) -> String {
+        match self.lmtp {
+            Lmtp::Unix => format!("lmtp:unix:{}", self.socket().display()),
+            Lmtp::Inet => format!("lmtp:inet:{}", self.running().addr),
+        }
+    }
+
+    /// Starts a private Postfix delivering to this gate.
+    pub fn postfix(&self, tweak: impl FnOnce(&mut PostfixOptions)) -> Postfix {
+        let mut options = PostfixOptions::new(self.transport());
+        tweak(&mut options);
+        Postfix::start(options)
+    }
+
+    /// SIGKILL, no goodbye: what a crash or the OOM killer does. The logs so far.
+    pub fn kill9(&mut self) -> String {
+        let running = self.running.take().expect("sievegate is running");
+        // SAFETY: kill(2) on our own child's pid, which has not been reaped yet.
+        unsafe { libc::kill(running.pid(), libc::SIGKILL) };
+        let logs = running.logs();
+        drop(running); // reaps it
+        logs
+    }
+
+    /// Starts sievegate again with the same config (same unix socket; the stale socket file
+    /// of a killed server is replaced).
+    pub fn restart(&mut self) {
+        assert!(self.running.is_none(), "kill it first");
+        self.running = Some(super::binary::Running::start(&self.env.config_path));
+    }
+
+    /// Every message file in `user`'s Maildir (any folder, new/ and cur/), sorted.
+    pub fn stored(&self, user: &str) -> Vec<(PathBuf, Vec<u8>)> {
+        let root = self.env.maildir(user);
+        let mut out = Vec::new();
+        let mut folders = vec![root.clone()];
+        if let Ok(entries) = fs::read_dir(&root) {
+            folders.extend(
+                entries
+                    .flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+                    .map(|e| e.path()),
+            );
+        }
+        for folder in folders {
+            for sub in ["new", "cur"] {
+                for e in fs::read_dir(folder.join(sub)).into_iter().flatten().flatten() {
+                    out.push((e.path(), fs::read(e.path()).expect("read message")));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+}
