@@ -6,6 +6,7 @@ mod infected;
 mod limits;
 mod outbound;
 mod postfix;
+mod postfix_dovecot;
 mod pigeonhole;
 mod quarantine;
 mod scan;
