@@ -7,6 +7,7 @@ mod limits;
 mod outbound;
 mod postfix;
 mod postfix_dovecot;
+mod postfix_kill;
 mod pigeonhole;
 mod quarantine;
 mod scan;

@@ -466,7 +466,7 @@ fn master_cf(port: u16) -> String {
 }
 
 /// `... pfx/lmtp[123]: 4ABCD: to=<a@b>, relay=..., status=sent (...)`.
-fn parse_delivery(line: &str) -> Option<DeliveryLine> {
+pub fn parse_delivery(line: &str) -> Option<DeliveryLine> {
     let (_, rest) = line.split_once("]: ")?;
     let (qid, rest) = rest.split_once(": to=<")?;
     let (to, rest) = rest.split_once('>')?;
