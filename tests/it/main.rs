@@ -2,13 +2,14 @@
 //! crate is linked once and helpers are shared.
 
 mod abuse;
+mod faults_postfix;
 mod infected;
 mod limits;
 mod outbound;
+mod pigeonhole;
 mod postfix;
 mod postfix_dovecot;
 mod postfix_kill;
-mod pigeonhole;
 mod quarantine;
 mod scan;
 mod server;

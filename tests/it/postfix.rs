@@ -71,9 +71,8 @@ pub fn assert_no_bounce(postfix: &Postfix, gate: &Gate) {
 
 fn clean_and_infected(lmtp: Lmtp) {
     let gate = Gate::start(lmtp, Options::new(Clamd::shared().addr()));
-    let postfix = gate.postfix(|o| {
-        o.users = Some(vec!["alice@example.test".into(), "bob@example.test".into()])
-    });
+    let postfix = gate
+        .postfix(|o| o.users = Some(vec!["alice@example.test".into(), "bob@example.test".into()]));
 
     // Clean mail reaches the Maildir, with the client's address and Postfix's queue id in
     // sievegate's log line.
@@ -93,7 +92,11 @@ fn clean_and_infected(lmtp: Lmtp) {
     let stored = gate.stored("alice");
     assert_eq!(stored.len(), 1, "{stored:?}");
     let body = b"Hello,\r\n\r\nthis is e2e-clean.\r\n";
-    assert!(stored[0].1.ends_with(body), "{:?}", String::from_utf8_lossy(&stored[0].1));
+    assert!(
+        stored[0].1.ends_with(body),
+        "{:?}",
+        String::from_utf8_lossy(&stored[0].1)
+    );
 
     // EICAR: 250 (status=sent), no copy, and no bounce anywhere.
     let qid = postfix.submit_from(
@@ -130,7 +133,11 @@ fn clamd_down_defers(lmtp: Lmtp) {
     let gate = Gate::start(lmtp, Options::new(clamd.addr()));
     let postfix = gate.postfix(|_| {});
     clamd.stop();
-    let qid = postfix.submit("sender@remote.example", &["alice@example.test"], &clean("e2e-down"));
+    let qid = postfix.submit(
+        "sender@remote.example",
+        &["alice@example.test"],
+        &clean("e2e-down"),
+    );
     let deferred = postfix.wait_status(&qid, "alice@example.test", "deferred");
     assert!(deferred.line.contains("4.7.0"), "{}", deferred.line);
     assert!(gate.stored("alice").is_empty());

@@ -54,7 +54,11 @@ fn dovecot_reads_what_sievegate_stored_from_postfix() {
     gate.env.set_personal("alice", SCRIPT);
     let postfix = gate.postfix(|_| {});
 
-    let inbox = postfix.submit("sender@remote.example", &["alice@example.test"], &message("hello", "dc-inbox"));
+    let inbox = postfix.submit(
+        "sender@remote.example",
+        &["alice@example.test"],
+        &message("hello", "dc-inbox"),
+    );
     let report = postfix.submit(
         "sender@remote.example",
         &["alice@example.test"],
@@ -80,9 +84,20 @@ fn dovecot_reads_what_sievegate_stored_from_postfix() {
     ] {
         let fetched = doveadm(
             &dovecot,
-            &["fetch", "-u", "alice@example.test", "flags", "mailbox", mailbox, "ALL"],
+            &[
+                "fetch",
+                "-u",
+                "alice@example.test",
+                "flags",
+                "mailbox",
+                mailbox,
+                "ALL",
+            ],
         );
-        let lines: Vec<&str> = fetched.lines().filter(|l| l.starts_with("flags:")).collect();
+        let lines: Vec<&str> = fetched
+            .lines()
+            .filter(|l| l.starts_with("flags:"))
+            .collect();
         assert_eq!(lines.len(), 1, "{mailbox}: {fetched}");
         let mut got: Vec<&str> = lines[0]["flags:".len()..].split_whitespace().collect();
         got.sort();
@@ -92,7 +107,15 @@ fn dovecot_reads_what_sievegate_stored_from_postfix() {
 
         let raw = doveadm_raw(
             &dovecot,
-            &["fetch", "-u", "alice@example.test", "body", "mailbox", mailbox, "ALL"],
+            &[
+                "fetch",
+                "-u",
+                "alice@example.test",
+                "body",
+                "mailbox",
+                mailbox,
+                "ALL",
+            ],
         );
         let got = raw
             .strip_prefix(b"body:\n".as_slice())
@@ -107,9 +130,20 @@ fn dovecot_reads_what_sievegate_stored_from_postfix() {
 
         let header = doveadm(
             &dovecot,
-            &["fetch", "-u", "alice@example.test", "hdr", "mailbox", mailbox, "ALL"],
+            &[
+                "fetch",
+                "-u",
+                "alice@example.test",
+                "hdr",
+                "mailbox",
+                mailbox,
+                "ALL",
+            ],
         );
-        assert!(header.contains(&format!("Message-ID: <{tag}@remote.example>")), "{header}");
+        assert!(
+            header.contains(&format!("Message-ID: <{tag}@remote.example>")),
+            "{header}"
+        );
         assert!(header.contains("X-Virus-Status: Clean"), "{header}");
     }
     dovecot.stop();

@@ -20,7 +20,9 @@ fn message(n: usize) -> (String, Vec<u8>, Vec<u8>) {
     let id = format!("<kill-{n:03}@remote.example>");
     let mut body = Vec::new();
     for line in 0..512 {
-        body.extend_from_slice(format!("message {n:03} line {line:03} {}\r\n", "x".repeat(40)).as_bytes());
+        body.extend_from_slice(
+            format!("message {n:03} line {line:03} {}\r\n", "x".repeat(40)).as_bytes(),
+        );
     }
     body.extend_from_slice(format!("end of message {n:03}\r\n").as_bytes());
     let mut m = format!(
@@ -35,7 +37,9 @@ fn message(n: usize) -> (String, Vec<u8>, Vec<u8>) {
 #[test]
 fn kill9_during_100_postfix_deliveries_loses_nothing() {
     let mut options = Options::new(Clamd::shared().addr());
-    options.extra_sections.push("[state]\ndir = \"state\"\n".to_string());
+    options
+        .extra_sections
+        .push("[state]\ndir = \"state\"\n".to_string());
     let mut gate = Gate::start(Lmtp::Unix, options);
     let postfix = gate.postfix(|o| o.concurrency = CONCURRENCY);
 
@@ -51,7 +55,9 @@ fn kill9_during_100_postfix_deliveries_loses_nothing() {
     }
     client.quit();
     postfix.wait_for_log("100 deferrals", Duration::from_secs(60), |log| {
-        queued.iter().all(|q| log.contains(&format!("{q}: to=<alice@example.test>")))
+        queued
+            .iter()
+            .all(|q| log.contains(&format!("{q}: to=<alice@example.test>")))
     });
 
     // From here on, a deferral of a queue id means an attempt without 250.
@@ -131,7 +137,11 @@ fn kill9_during_100_postfix_deliveries_loses_nothing() {
 
     let (mut once, mut twice, mut lost) = (0, 0, 0);
     for (qid, id) in &ids {
-        assert_eq!(sent.get(qid), Some(&1), "{qid} ({id}) not sent exactly once:\n{maillog}");
+        assert_eq!(
+            sent.get(qid),
+            Some(&1),
+            "{qid} ({id}) not sent exactly once:\n{maillog}"
+        );
         match copies.get(id).copied().unwrap_or(0) {
             0 => lost += 1,
             1 => once += 1,

@@ -360,7 +360,12 @@ impl Postfix {
             if greets(self.smtp_addr()) {
                 return;
             }
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok()).flatten() {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok())
+                .flatten()
+            {
                 panic!(
                     "postfix start-fg exited ({status}):\n{}\n{}",
                     fs::read_to_string(self.root().join("postfix.out")).unwrap_or_default(),
@@ -590,10 +595,18 @@ fn socket2_connect(source: &str, server: SocketAddr) -> TcpStream {
         let stream = TcpStream::from_raw_fd(fd);
         let local = sockaddr(source, 0);
         let rc = libc::bind(fd, (&local as *const libc::sockaddr_in).cast(), len);
-        assert!(rc == 0, "bind {source}: {}", std::io::Error::last_os_error());
+        assert!(
+            rc == 0,
+            "bind {source}: {}",
+            std::io::Error::last_os_error()
+        );
         let remote = sockaddr(*server.ip(), server.port());
         let rc = libc::connect(fd, (&remote as *const libc::sockaddr_in).cast(), len);
-        assert!(rc == 0, "connect {server}: {}", std::io::Error::last_os_error());
+        assert!(
+            rc == 0,
+            "connect {server}: {}",
+            std::io::Error::last_os_error()
+        );
         stream
     }
 }
@@ -657,7 +670,9 @@ impl Gate {
             "127.0.0.1:0".to_string(),
             format!("unix:{}", socket.display()),
         ];
-        options.server_extra.push("socket_group = \"postfix\"".to_string());
+        options
+            .server_extra
+            .push("socket_group = \"postfix\"".to_string());
         options.xforward_from = match lmtp {
             Lmtp::Unix => vec!["unix:postfix".to_string()],
             Lmtp::Inet => vec!["127.0.0.1".to_string()],
@@ -705,6 +720,14 @@ impl Gate {
         logs
     }
 
+    /// SIGTERM and wait for the exit (in-flight deliveries finish). The logs so far.
+    pub fn terminate(&mut self) -> String {
+        let mut running = self.running.take().expect("sievegate is running");
+        let status = running.terminate(Duration::from_secs(30));
+        assert!(status.success(), "sievegate exited with {status}");
+        running.logs()
+    }
+
     /// Starts sievegate again with the same config (same unix socket; the stale socket file
     /// of a killed server is replaced).
     pub fn restart(&mut self) {
@@ -727,7 +750,11 @@ impl Gate {
         }
         for folder in folders {
             for sub in ["new", "cur"] {
-                for e in fs::read_dir(folder.join(sub)).into_iter().flatten().flatten() {
+                for e in fs::read_dir(folder.join(sub))
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                {
                     out.push((e.path(), fs::read(e.path()).expect("read message")));
                 }
             }
