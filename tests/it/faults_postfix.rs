@@ -69,7 +69,11 @@ fn clamd_fault(mode: Mode) {
     options.scan_timeout_secs = 2;
     let mut gate = Gate::start(Lmtp::Unix, options);
     let postfix = gate.postfix(|_| {});
-    let qids = submit_and_see_deferred(&postfix, &gate, "4.7.0");
+    let qids = submit_and_see_deferred(
+        &postfix,
+        &gate,
+        "451 4.7.0 <alice@example.test> Virus scan unavailable",
+    );
 
     // The fault is gone: the same config, pointing at a real clamd.
     gate.terminate();
@@ -169,7 +173,12 @@ fn faults_postfix_disk_full_defers_then_delivers() {
     });
     for d in postfix.deliveries_of(&qid) {
         assert_eq!(d.status, "deferred", "{}", d.line);
-        assert!(d.line.contains("4.2.2"), "{}", d.line);
+        assert!(
+            d.line
+                .contains("452 4.2.2 <alice@example.test> Mailbox full or disk full"),
+            "{}",
+            d.line
+        );
     }
     let stored: Vec<PathBuf> = walk(mail.path())
         .into_iter()

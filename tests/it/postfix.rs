@@ -158,7 +158,13 @@ fn clamd_down_defers(lmtp: Lmtp) {
         &clean("e2e-down"),
     );
     let deferred = postfix.wait_status(&qid, "alice@example.test", "deferred");
-    assert!(deferred.line.contains("4.7.0"), "{}", deferred.line);
+    assert!(
+        deferred
+            .line
+            .contains("451 4.7.0 <alice@example.test> Virus scan unavailable"),
+        "{}",
+        deferred.line
+    );
     assert!(gate.stored("alice").is_empty());
     clamd.restart();
     postfix.flush();
