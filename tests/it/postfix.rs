@@ -95,6 +95,7 @@ fn clean_and_infected(lmtp: Lmtp) {
         );
         assert!(sent.line.contains(" Saved)"), "{}", sent.line);
         let line = log_line_of(gate.running(), &qid, rcpt);
+        assert!(line.contains(": delivered id="), "{line}");
         assert!(line.contains(&format!("client=\"{CLIENT_IP}\"")), "{line}");
         let id = line.split(" id=").nth(1).and_then(|r| r.split(' ').next());
         transactions.push(id.expect("id= in the log line").to_string());
@@ -128,6 +129,7 @@ fn clean_and_infected(lmtp: Lmtp) {
     assert!(sent.line.contains(" Ok)"), "{}", sent.line);
     let line = log_line_of(gate.running(), &qid, "alice@example.test");
     assert!(line.contains("verdict=\"infected\""), "{line}");
+    assert!(line.contains(": discarded id="), "{line}");
     assert!(!line.contains("virus=\"\""), "the virus is named: {line}");
     assert!(line.contains(&format!("client=\"{CLIENT_IP}\"")), "{line}");
     assert_eq!(gate.stored("alice").len(), 1, "the virus was stored");

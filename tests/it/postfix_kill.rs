@@ -66,7 +66,10 @@ fn kill9_during_100_postfix_deliveries_loses_nothing() {
     postfix.flush();
     let started = Instant::now();
     let delivered_at_kill = loop {
-        let n = gate.stored("alice").len();
+        // Names only: reading every file each millisecond would slow the race down.
+        let n = std::fs::read_dir(gate.env.maildir("alice").join("new"))
+            .map(|d| d.count())
+            .unwrap_or(0);
         if n >= MESSAGES / 5 {
             break n;
         }
