@@ -1,8 +1,10 @@
 //! Nothing is lost when sievegate dies: Postfix delivers 100 messages at concurrency 20,
 //! sievegate gets SIGKILL half-way, comes back on the same socket, and Postfix retries.
-//! Afterwards every message is in the Maildir exactly once, or twice only where Postfix got
-//! no 250 for an attempt (its maillog says so); no file in new/ or cur/ is truncated; the
-//! state store passes `PRAGMA integrity_check`.
+//! Afterwards every clean message is in the Maildir exactly once, and every infected one (one
+//! in ten) in the quarantine exactly once and nowhere else, or twice only where Postfix got
+//! no 250 for an attempt (its maillog says so); no file in new/ or cur/ or the quarantine is
+//! truncated; the state store (written by the quarantine index during the kill) passes
+//! `PRAGMA integrity_check`.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -15,7 +17,7 @@ const MESSAGES: usize = 100;
 const CONCURRENCY: usize = 20;
 
 /// Message `n`: a unique Message-ID and a 32 KiB body whose last line names it, so a
-/// truncated file shows.
+/// truncated file shows. Every tenth carries EICAR near its end.
 fn message(n: usize) -> (String, Vec<u8>, Vec<u8>) {
     let id = format!("<kill-{n:03}@remote.example>");
     let mut body = Vec::new();
@@ -23,6 +25,10 @@ fn message(n: usize) -> (String, Vec<u8>, Vec<u8>) {
         body.extend_from_slice(
             format!("message {n:03} line {line:03} {}\r\n", "x".repeat(40)).as_bytes(),
         );
+    }
+    if infected(n) {
+        body.extend_from_slice(&crate::support::eicar());
+        body.extend_from_slice(b"\r\n");
     }
     body.extend_from_slice(format!("end of message {n:03}\r\n").as_bytes());
     let mut m = format!(
@@ -34,12 +40,19 @@ fn message(n: usize) -> (String, Vec<u8>, Vec<u8>) {
     (id, m, body)
 }
 
+fn infected(n: usize) -> bool {
+    n % 10 == 9
+}
+
 #[test]
 fn kill9_during_100_postfix_deliveries_loses_nothing() {
     let mut options = Options::new(Clamd::shared().addr());
     options
         .extra_sections
         .push("[state]\ndir = \"state\"\n".to_string());
+    options
+        .extra_sections
+        .push("[quarantine]\nenabled = true\ndir = \"quarantine\"\n".to_string());
     let mut gate = Gate::start(Lmtp::Unix, options);
     let postfix = gate.postfix(|o| o.concurrency = CONCURRENCY);
 
@@ -51,7 +64,7 @@ fn kill9_during_100_postfix_deliveries_loses_nothing() {
     for n in 0..MESSAGES {
         let (id, m, body) = message(n);
         queued.push(client.send("sender@remote.example", &["alice@example.test"], &m));
-        bodies.insert(id, body);
+        bodies.insert(id, (body, infected(n)));
     }
     client.quit();
     postfix.wait_for_log("100 deferrals", Duration::from_secs(60), |log| {
@@ -128,13 +141,43 @@ fn kill9_during_100_postfix_deliveries_loses_nothing() {
             .lines()
             .find_map(|l| l.strip_prefix("Message-ID: ").map(str::to_string))
             .unwrap_or_else(|| panic!("{}: no Message-ID", path.display()));
-        let body = &bodies[&id];
+        let (body, infected) = &bodies[&id];
+        assert!(
+            !infected,
+            "{id} is infected and was stored in {}",
+            path.display()
+        );
         assert!(
             message.ends_with(body),
             "{} is not whole ({} bytes)",
             path.display(),
             bytes.len()
         );
+        *copies.entry(id).or_default() += 1;
+    }
+
+    // The quarantine: one file per entry of the index, whole.
+    let db = gate.env.dir.path().join("state/sievegate.db");
+    let conn = rusqlite::Connection::open(&db).expect("open state db");
+    let entries: Vec<(String, String)> = conn
+        .prepare("SELECT id, message_id FROM quarantine")
+        .expect("prepare")
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    for (entry, message_id) in &entries {
+        let id = format!("<{}>", message_id.trim_matches(['<', '>']));
+        let path = gate
+            .env
+            .dir
+            .path()
+            .join("quarantine")
+            .join(format!("{entry}.eml"));
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let (body, infected) = &bodies[&id];
+        assert!(infected, "{id} is clean and was quarantined");
+        assert!(bytes.ends_with(body), "{} is not whole", path.display());
         *copies.entry(id).or_default() += 1;
     }
 
@@ -163,15 +206,15 @@ fn kill9_during_100_postfix_deliveries_loses_nothing() {
         .unwrap_or(0);
     eprintln!(
         "kill -9 with {delivered_at_kill} of {MESSAGES} stored: once {once}, twice {twice}, \
-         lost {lost}; retried after the kill {}; tmp/ leftovers {leftovers}",
+         lost {lost} ({} quarantine entries); retried after the kill {}; tmp/ leftovers \
+         {leftovers}",
+        entries.len(),
         failed_attempts.len()
     );
     eprintln!("Postfix's deferral reasons after the kill: {reasons:#?}");
     assert_eq!(lost, 0, "lost messages; sievegate before the kill:\n{logs}");
 
     // The state store survived the kill.
-    let db = gate.env.dir.path().join("state/sievegate.db");
-    let conn = rusqlite::Connection::open(&db).expect("open state db");
     let check: String = conn
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .expect("integrity_check");
