@@ -72,6 +72,18 @@ pub fn assert_no_bounce(postfix: &Postfix, gate: &Gate) {
 
 fn clean_and_infected(lmtp: Lmtp) {
     let gate = Gate::start(lmtp, Options::new(Clamd::shared().addr()));
+    if lmtp == Lmtp::Unix {
+        // What lets Postfix's lmtp client (user postfix) in, and no one else.
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(gate.socket()).expect("stat socket");
+        let postfix_gid = nix::unistd::Group::from_name("postfix")
+            .expect("group lookup")
+            .expect("postfix group")
+            .gid
+            .as_raw();
+        assert_eq!(meta.mode() & 0o777, 0o660);
+        assert_eq!(meta.gid(), postfix_gid);
+    }
     let postfix = gate
         .postfix(|o| o.users = Some(vec!["alice@example.test".into(), "bob@example.test".into()]));
 
