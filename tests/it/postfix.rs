@@ -8,7 +8,7 @@ use crate::support::binary::Running;
 use crate::support::clamd::Clamd;
 use crate::support::env::Options;
 use crate::support::messages::eicar;
-use crate::support::postfix::{Gate, Lmtp, Postfix};
+use crate::support::postfix::{Gate, Lmtp, Postfix, PostfixOptions};
 
 /// The SMTP client's address: not the address sievegate's TCP peer has (127.0.0.1), so
 /// finding it in sievegate's log proves it came by XFORWARD.
@@ -196,4 +196,48 @@ fn postfix_lmtp_unix_clamd_down_defers_then_delivers() {
 #[test]
 fn postfix_lmtp_inet_clamd_down_defers_then_delivers() {
     clamd_down_defers(Lmtp::Inet);
+}
+
+/// Debian's master.cf runs the lmtp client chrooted to the queue directory: the socket
+/// lives in a directory there that `postfix` may search, and the transport names it
+/// relative to the chroot (the README's "Chrooted" recipe).
+#[test]
+fn postfix_chrooted_lmtp_client_reaches_a_socket_in_the_queue_directory() {
+    let postfix = Postfix::start(PostfixOptions {
+        lmtp_chroot: true,
+        ..PostfixOptions::new("lmtp:unix:sievegate/lmtp.sock")
+    });
+    let dir = postfix.root().join("queue/sievegate");
+    std::fs::create_dir(&dir).expect("mkdir");
+    let postfix_gid = nix::unistd::Group::from_name("postfix")
+        .expect("group lookup")
+        .expect("postfix group")
+        .gid;
+    std::os::unix::fs::chown(&dir, None, Some(postfix_gid.as_raw())).expect("chown");
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o750))
+        .expect("chmod");
+    let gate = Gate::start_at(
+        Lmtp::Unix,
+        Options::new(Clamd::shared().addr()),
+        dir.join("lmtp.sock"),
+    );
+
+    let qid = postfix.submit_from(
+        CLIENT_IP,
+        "sender@remote.example",
+        &["alice@example.test"],
+        &clean("e2e-chroot"),
+    );
+    postfix.wait_status(&qid, "alice@example.test", "sent");
+    let line = log_line_of(gate.running(), &qid, "alice@example.test");
+    assert!(line.contains(&format!("client=\"{CLIENT_IP}\"")), "{line}");
+    assert_eq!(gate.stored("alice").len(), 1);
+    let qid = postfix.submit(
+        "bob@example.test",
+        &["alice@example.test"],
+        &infected("e2e-chroot-virus"),
+    );
+    postfix.wait_status(&qid, "alice@example.test", "sent");
+    assert_no_bounce(&postfix, &gate);
+    assert_eq!(gate.stored("alice").len(), 1);
 }

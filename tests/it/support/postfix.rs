@@ -43,6 +43,9 @@ pub struct PostfixOptions {
     pub concurrency: usize,
     /// `lmtp_destination_recipient_limit`.
     pub recipient_limit: usize,
+    /// Run the lmtp client chrooted to the queue directory (`y` in master.cf's chroot
+    /// column, Debian's default): a unix socket path is then relative to the queue.
+    pub lmtp_chroot: bool,
     /// Extra main.cf lines.
     pub extra: Vec<String>,
 }
@@ -54,6 +57,7 @@ impl PostfixOptions {
             users: None,
             concurrency: 10,
             recipient_limit: 50,
+            lmtp_chroot: false,
             extra: Vec::new(),
         }
     }
@@ -108,7 +112,11 @@ impl Postfix {
             .expect("chown data_directory");
         let port = free_port();
         fs::write(root.join("conf/main.cf"), main_cf(root, &options)).expect("main.cf");
-        fs::write(root.join("conf/master.cf"), master_cf(port)).expect("master.cf");
+        fs::write(
+            root.join("conf/master.cf"),
+            master_cf(port, options.lmtp_chroot),
+        )
+        .expect("master.cf");
         if let Some(users) = &options.users {
             let map: String = users.iter().map(|u| format!("{u} OK\n")).collect();
             fs::write(root.join("conf/vmailbox"), map).expect("vmailbox");
@@ -443,8 +451,9 @@ biff = no
     )
 }
 
-/// Only the services this setup uses; none chrooted (the LMTP socket path is absolute).
-fn master_cf(port: u16) -> String {
+/// Only the services this setup uses; none chrooted but, if asked, lmtp.
+fn master_cf(port: u16, lmtp_chroot: bool) -> String {
+    let chroot = if lmtp_chroot { "y" } else { "n" };
     format!(
         "127.0.0.1:{port} inet n - n - - smtpd\n\
          pickup    unix  n - n 60 1 pickup\n\
@@ -463,7 +472,7 @@ fn master_cf(port: u16) -> String {
          error     unix  - - n - - error\n\
          retry     unix  - - n - - error\n\
          discard   unix  - - n - - discard\n\
-         lmtp      unix  - - n - - lmtp\n\
+         lmtp      unix  - - {chroot} - - lmtp\n\
          anvil     unix  - - n - 1 anvil\n\
          scache    unix  - - n - 1 scache\n\
          postlog   unix-dgram n - n - 1 postlogd\n"
@@ -650,14 +659,17 @@ pub struct Gate {
     pub env: super::env::Env,
     pub running: Option<super::binary::Running>,
     pub lmtp: Lmtp,
-    /// Holds the unix socket; searchable by `postfix` (a plain tempdir is 0700).
-    sock_dir: TempDir,
+    /// The unix socket.
+    socket: PathBuf,
+    /// Holds the socket unless the test chose its place; searchable by `postfix` (a plain
+    /// tempdir is 0700).
+    _sock_dir: Option<TempDir>,
 }
 
 impl Gate {
     /// Writes the config (`options` with the listeners and trust of `lmtp`) and starts
     /// `sievegate serve`.
-    pub fn start(lmtp: Lmtp, mut options: super::env::Options) -> Gate {
+    pub fn start(lmtp: Lmtp, options: super::env::Options) -> Gate {
         let sock_dir = tempfile::Builder::new()
             .prefix("sievegate-sock-")
             .tempdir()
@@ -665,6 +677,14 @@ impl Gate {
         fs::set_permissions(sock_dir.path(), fs::Permissions::from_mode(0o755))
             .expect("chmod socket dir");
         let socket = sock_dir.path().join("lmtp.sock");
+        let mut gate = Gate::start_at(lmtp, options, socket);
+        gate._sock_dir = Some(sock_dir);
+        gate
+    }
+
+    /// [`Gate::start`] with the unix socket at `socket` (e.g. inside Postfix's queue
+    /// directory, for a chrooted lmtp client).
+    pub fn start_at(lmtp: Lmtp, mut options: super::env::Options, socket: PathBuf) -> Gate {
         // The TCP listener also tells `Running::start` that the server is up.
         options.listen = vec![
             "127.0.0.1:0".to_string(),
@@ -683,7 +703,8 @@ impl Gate {
             env,
             running: Some(running),
             lmtp,
-            sock_dir,
+            socket,
+            _sock_dir: None,
         }
     }
 
@@ -692,7 +713,7 @@ impl Gate {
     }
 
     pub fn socket(&self) -> PathBuf {
-        self.sock_dir.path().join("lmtp.sock")
+        self.socket.clone()
     }
 
     /// Postfix's `virtual_transport` for this gate.
