@@ -87,6 +87,12 @@ fn clean_and_infected(lmtp: Lmtp) {
     let postfix = gate
         .postfix(|o| o.users = Some(vec!["alice@example.test".into(), "bob@example.test".into()]));
 
+    // Postfix itself refuses who is not in virtual_mailbox_maps.
+    let mut client = postfix.client();
+    let reply = client.try_rcpt("sender@remote.example", "nobody@example.test");
+    assert!(reply.starts_with("550 5.1.1 "), "{reply}");
+    client.quit();
+
     // Clean mail reaches both Maildirs in one LMTP transaction (two RCPTs: Postfix's
     // lmtp_destination_recipient_limit), with the client's address and Postfix's queue id
     // in sievegate's log lines.

@@ -546,6 +546,18 @@ impl SmtpClient {
             .unwrap_or_else(|| panic!("no queue id in {reply:?}"))
     }
 
+    /// `RCPT TO:<rcpt>` inside a transaction already opened with `MAIL FROM:<from>`; the
+    /// reply, whatever its code.
+    pub fn try_rcpt(&mut self, from: &str, rcpt: &str) -> String {
+        self.command(&format!("MAIL FROM:<{from}>"), "250");
+        self.writer
+            .write_all(format!("RCPT TO:<{rcpt}>\r\nRSET\r\n").as_bytes())
+            .expect("write RCPT");
+        let reply = self.expect("RCPT", "");
+        self.expect("RSET", "250");
+        reply
+    }
+
     pub fn quit(mut self) {
         let _ = self.writer.write_all(b"QUIT\r\n");
         let mut line = String::new();
