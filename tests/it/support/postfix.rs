@@ -127,12 +127,38 @@ impl Postfix {
             child: None,
         };
         postfix.check();
-        postfix.launch();
-        postfix
+        // The port was free a moment ago; a parallel test may have taken it since. Then
+        // the master cannot bind it and exits: try another.
+        for _ in 0..5 {
+            match postfix.launch() {
+                Ok(()) => return postfix,
+                Err(why) if why.contains("Address already in use") => {
+                    postfix.port = free_port();
+                    fs::write(
+                        postfix.root().join("conf/master.cf"),
+                        master_cf(postfix.port, options.lmtp_chroot),
+                    )
+                    .expect("master.cf");
+                }
+                Err(why) => panic!("{why}"),
+            }
+        }
+        panic!(
+            "Postfix found no free port in 5 tries:\n{}",
+            postfix.maillog()
+        );
     }
 
     pub fn root(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The instance's name (`syslog_name`, also in smtpd's banner): its directory's name.
+    pub fn name(&self) -> String {
+        self.root()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
     }
 
     pub fn config_dir(&self) -> PathBuf {
@@ -342,7 +368,9 @@ impl Postfix {
         );
     }
 
-    fn launch(&mut self) {
+    /// Starts the master and waits for its own smtpd's greeting; `Err` with the logs when
+    /// it exits first.
+    fn launch(&mut self) -> Result<(), String> {
         let out = fs::File::create(self.root().join("postfix.out")).expect("postfix.out");
         let err = out.try_clone().expect("dup postfix.out");
         let mut command = self.command(POSTFIX_BIN);
@@ -365,8 +393,8 @@ impl Postfix {
                 .unwrap_or_else(|e| panic!("spawn {POSTFIX_BIN}: {e}")),
         );
         loop {
-            if greets(self.smtp_addr()) {
-                return;
+            if greets(self.smtp_addr(), &self.name()) {
+                return Ok(());
             }
             if let Some(status) = self
                 .child
@@ -374,11 +402,12 @@ impl Postfix {
                 .and_then(|c| c.try_wait().ok())
                 .flatten()
             {
-                panic!(
+                self.child = None;
+                return Err(format!(
                     "postfix start-fg exited ({status}):\n{}\n{}",
                     fs::read_to_string(self.root().join("postfix.out")).unwrap_or_default(),
                     self.maillog()
-                );
+                ));
             }
             if started.elapsed() > START_TIMEOUT {
                 let log = self.maillog();
@@ -441,7 +470,7 @@ default_process_limit = 100
 queue_run_delay = 1s
 minimal_backoff_time = 1s
 maximal_backoff_time = 2s
-smtpd_banner = $myhostname ESMTP
+smtpd_banner = $myhostname ESMTP $syslog_name
 biff = no
 {extra}
 "#,
@@ -632,8 +661,9 @@ fn socket2_connect(source: &str, server: SocketAddr) -> TcpStream {
     }
 }
 
-/// True when an SMTP server at `addr` greets with `220`.
-fn greets(addr: SocketAddr) -> bool {
+/// True when an SMTP server at `addr` greets with `220` and `token` (our instance's name: a
+/// parallel test's server on a reused port does not count).
+fn greets(addr: SocketAddr, token: &str) -> bool {
     let Ok(stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
         return false;
     };
@@ -644,7 +674,9 @@ fn greets(addr: SocketAddr) -> bool {
         return false;
     }
     let mut line = String::new();
-    let greeted = BufReader::new(&stream).read_line(&mut line).is_ok() && line.starts_with("220 ");
+    let greeted = BufReader::new(&stream).read_line(&mut line).is_ok()
+        && line.starts_with("220 ")
+        && line.contains(token);
     let _ = (&stream).write_all(b"QUIT\r\n");
     greeted
 }
