@@ -32,12 +32,21 @@ fn message(n: usize) -> (String, Vec<u8>, Vec<u8>) {
     }
     body.extend_from_slice(format!("end of message {n:03}\r\n").as_bytes());
     let mut m = format!(
-        "From: sender@remote.example\r\nTo: alice@example.test\r\nSubject: kill {n}\r\n\
-         Message-ID: {id}\r\nDate: Sat, 28 Nov 2026 09:00:00 +0000\r\n\r\n"
+        "From: sender@remote.example\r\nTo: {user}@example.test\r\nSubject: kill {n}\r\n\
+         Message-ID: {id}\r\nDate: Sat, 28 Nov 2026 09:00:00 +0000\r\n\r\n",
+        user = user(n)
     )
     .into_bytes();
     m.extend_from_slice(&body);
     (id, m, body)
+}
+
+/// Four recipients, so 20 parallel deliveries stay within a per-user concurrency limit of
+/// 10 (Dovecot's default `lmtp_user_concurrency_limit`).
+const USERS: [&str; 4] = ["alice", "bob", "carol", "dave"];
+
+fn user(n: usize) -> &'static str {
+    USERS[n % USERS.len()]
 }
 
 fn infected(n: usize) -> bool {
@@ -63,14 +72,13 @@ fn kill9_during_100_postfix_deliveries_loses_nothing() {
     let mut queued = Vec::new();
     for n in 0..MESSAGES {
         let (id, m, body) = message(n);
-        queued.push(client.send("sender@remote.example", &["alice@example.test"], &m));
+        let rcpt = format!("{}@example.test", user(n));
+        queued.push(client.send("sender@remote.example", &[&rcpt], &m));
         bodies.insert(id, (body, infected(n)));
     }
     client.quit();
     postfix.wait_for_log("100 deferrals", Duration::from_secs(60), |log| {
-        queued
-            .iter()
-            .all(|q| log.contains(&format!("{q}: to=<alice@example.test>")))
+        queued.iter().all(|q| log.contains(&format!("{q}: to=<")))
     });
 
     // From here on, a deferral of a queue id means an attempt without 250.
@@ -80,9 +88,14 @@ fn kill9_during_100_postfix_deliveries_loses_nothing() {
     let started = Instant::now();
     let delivered_at_kill = loop {
         // Names only: reading every file each millisecond would slow the race down.
-        let n = std::fs::read_dir(gate.env.maildir("alice").join("new"))
-            .map(|d| d.count())
-            .unwrap_or(0);
+        let n: usize = USERS
+            .iter()
+            .map(|u| {
+                std::fs::read_dir(gate.env.maildir(u).join("new"))
+                    .map(|d| d.count())
+                    .unwrap_or(0)
+            })
+            .sum();
         if n >= MESSAGES / 5 {
             break n;
         }
@@ -135,7 +148,7 @@ fn kill9_during_100_postfix_deliveries_loses_nothing() {
 
     // What is on disk, per Message-ID; every file whole.
     let mut copies = BTreeMap::<String, usize>::new();
-    for (path, bytes) in gate.stored("alice") {
+    for (path, bytes) in USERS.iter().flat_map(|u| gate.stored(u)) {
         let (_, message) = split_trace(&bytes);
         let id = String::from_utf8_lossy(message)
             .lines()
@@ -201,9 +214,14 @@ fn kill9_during_100_postfix_deliveries_loses_nothing() {
             n => panic!("{id} stored {n} times"),
         }
     }
-    let leftovers = std::fs::read_dir(gate.env.maildir("alice").join("tmp"))
-        .map(|d| d.count())
-        .unwrap_or(0);
+    let leftovers: usize = USERS
+        .iter()
+        .map(|u| {
+            std::fs::read_dir(gate.env.maildir(u).join("tmp"))
+                .map(|d| d.count())
+                .unwrap_or(0)
+        })
+        .sum();
     eprintln!(
         "kill -9 with {delivered_at_kill} of {MESSAGES} stored: once {once}, twice {twice}, \
          lost {lost} ({} quarantine entries); retried after the kill {}; tmp/ leftovers \
