@@ -1,5 +1,5 @@
 //! Postfix → sievegate → Maildir, end to end with the real peers: a private Postfix
-//! (tests/it/support/postfix.rs) takes mail over SMTP and hands it to the real sievegate
+//! (tests/it/support/postfix/) takes mail over SMTP and hands it to the real sievegate
 //! binary by `lmtp:unix:` and `lmtp:inet:`, with a real clamd behind it.
 
 use std::time::Duration;

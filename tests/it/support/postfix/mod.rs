@@ -12,6 +12,9 @@
 //!
 //! Tests fail, never skip, when Postfix is missing or the test does not run as root
 //! (`postfix start` needs root).
+//!
+//! [`SmtpClient`] submits mail to it (`client.rs`); [`Gate`] is the sievegate binary
+//! configured to sit behind it (`gate.rs`).
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
@@ -23,6 +26,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
+
+mod client;
+mod gate;
+
+pub use client::SmtpClient;
+pub use gate::{Gate, Lmtp};
 
 const POSTFIX_BIN: &str = "/usr/sbin/postfix";
 const POSTQUEUE_BIN: &str = "/usr/sbin/postqueue";
@@ -437,7 +446,7 @@ fn main_cf(root: &Path, options: &PostfixOptions) -> String {
     };
     let extra = options.extra.join("\n");
     format!(
-        r#"# A private Postfix for sievegate's end-to-end tests (tests/it/support/postfix.rs).
+        r#"# A private Postfix for sievegate's end-to-end tests (tests/it/support/postfix/).
 compatibility_level = 3.6
 config_directory = {root}/conf
 queue_directory = {root}/queue
@@ -522,145 +531,6 @@ pub fn parse_delivery(line: &str) -> Option<DeliveryLine> {
     })
 }
 
-/// A minimal SMTP client (RFC 5321): EHLO, then transactions with dot-stuffed DATA.
-pub struct SmtpClient {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-}
-
-impl SmtpClient {
-    /// Connects from `source` (e.g. `127.0.0.2`: any 127/8 address is local on Linux) and
-    /// says EHLO.
-    pub fn connect(source: &str, server: SocketAddr) -> SmtpClient {
-        let socket = socket2_connect(source, server);
-        socket
-            .set_read_timeout(Some(Duration::from_secs(60)))
-            .expect("timeout");
-        let writer = socket.try_clone().expect("clone");
-        let mut c = SmtpClient {
-            reader: BufReader::new(socket),
-            writer,
-        };
-        c.expect("greeting", "220");
-        c.command("EHLO client.remote.example", "250");
-        c
-    }
-
-    /// One transaction; returns the queue id from `250 2.0.0 Ok: queued as QID`.
-    pub fn send(&mut self, from: &str, rcpts: &[&str], message: &[u8]) -> String {
-        self.command(&format!("MAIL FROM:<{from}>"), "250");
-        for r in rcpts {
-            self.command(&format!("RCPT TO:<{r}>"), "250");
-        }
-        self.command("DATA", "354");
-        let mut data = Vec::with_capacity(message.len() + 64);
-        let mut at_line_start = true;
-        for &b in message {
-            if at_line_start && b == b'.' {
-                data.push(b'.');
-            }
-            data.push(b);
-            at_line_start = b == b'\n';
-        }
-        if !message.ends_with(b"\r\n") {
-            data.extend_from_slice(b"\r\n");
-        }
-        data.extend_from_slice(b".\r\n");
-        self.writer.write_all(&data).expect("write DATA");
-        let reply = self.expect("end of DATA", "250");
-        reply
-            .split("queued as ")
-            .nth(1)
-            .map(|q| q.trim().to_string())
-            .unwrap_or_else(|| panic!("no queue id in {reply:?}"))
-    }
-
-    /// `RCPT TO:<rcpt>` inside a transaction already opened with `MAIL FROM:<from>`; the
-    /// reply, whatever its code.
-    pub fn try_rcpt(&mut self, from: &str, rcpt: &str) -> String {
-        self.command(&format!("MAIL FROM:<{from}>"), "250");
-        self.writer
-            .write_all(format!("RCPT TO:<{rcpt}>\r\nRSET\r\n").as_bytes())
-            .expect("write RCPT");
-        let reply = self.expect("RCPT", "");
-        self.expect("RSET", "250");
-        reply
-    }
-
-    pub fn quit(mut self) {
-        let _ = self.writer.write_all(b"QUIT\r\n");
-        let mut line = String::new();
-        let _ = self.reader.read_line(&mut line);
-    }
-
-    fn command(&mut self, line: &str, code: &str) -> String {
-        self.writer
-            .write_all(format!("{line}\r\n").as_bytes())
-            .expect("write command");
-        self.expect(line, code)
-    }
-
-    /// Reads one (multi-line) reply; fails unless it starts with `code`.
-    fn expect(&mut self, what: &str, code: &str) -> String {
-        let mut reply = String::new();
-        loop {
-            let mut line = String::new();
-            let n = self.reader.read_line(&mut line).expect("read reply");
-            assert!(n > 0, "smtpd closed the connection after {what}: {reply}");
-            reply.push_str(&line);
-            if line.as_bytes().get(3) != Some(&b'-') {
-                break;
-            }
-        }
-        assert!(
-            reply.starts_with(code),
-            "smtpd answered {what} with {reply:?}, expected {code}"
-        );
-        reply
-    }
-}
-
-/// A TCP connection to `server` from the local address `source` (std cannot bind before
-/// connecting, so this is socket(2), bind(2), connect(2) by hand).
-fn socket2_connect(source: &str, server: SocketAddr) -> TcpStream {
-    use std::os::fd::FromRawFd;
-    let source: std::net::Ipv4Addr = source.parse().expect("IPv4 source address");
-    let SocketAddr::V4(server) = server else {
-        panic!("IPv4 only");
-    };
-    let sockaddr = |ip: std::net::Ipv4Addr, port: u16| libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: port.to_be(),
-        sin_addr: libc::in_addr {
-            s_addr: u32::from(ip).to_be(),
-        },
-        sin_zero: [0; 8],
-    };
-    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-    // SAFETY: plain syscalls on a socket this function creates; the sockaddr_in values live
-    // across each call and `len` is their size.
-    unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
-        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
-        let stream = TcpStream::from_raw_fd(fd);
-        let local = sockaddr(source, 0);
-        let rc = libc::bind(fd, (&local as *const libc::sockaddr_in).cast(), len);
-        assert!(
-            rc == 0,
-            "bind {source}: {}",
-            std::io::Error::last_os_error()
-        );
-        let remote = sockaddr(*server.ip(), server.port());
-        let rc = libc::connect(fd, (&remote as *const libc::sockaddr_in).cast(), len);
-        assert!(
-            rc == 0,
-            "connect {server}: {}",
-            std::io::Error::last_os_error()
-        );
-        stream
-    }
-}
-
 /// True when an SMTP server at `addr` greets with `220` and `token` (our instance's name: a
 /// parallel test's server on a reused port does not count).
 fn greets(addr: SocketAddr, token: &str) -> bool {
@@ -686,145 +556,4 @@ fn greets(addr: SocketAddr, token: &str) -> bool {
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     listener.local_addr().expect("local addr").port()
-}
-
-/// How Postfix reaches sievegate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lmtp {
-    /// `lmtp:unix:PATH`: the socket with `socket_group = "postfix"`, mode 0660, and
-    /// `xforward_from = ["unix:postfix"]`, as the README tells an admin.
-    Unix,
-    /// `lmtp:inet:127.0.0.1:PORT`, with `xforward_from` trusting 127.0.0.1.
-    Inet,
-}
-
-/// The real sievegate binary set up to sit behind a private Postfix.
-pub struct Gate {
-    pub env: super::env::Env,
-    pub running: Option<super::binary::Running>,
-    pub lmtp: Lmtp,
-    /// The unix socket.
-    socket: PathBuf,
-    /// Holds the socket unless the test chose its place; searchable by `postfix` (a plain
-    /// tempdir is 0700).
-    _sock_dir: Option<TempDir>,
-}
-
-impl Gate {
-    /// Writes the config (`options` with the listeners and trust of `lmtp`) and starts
-    /// `sievegate serve`.
-    pub fn start(lmtp: Lmtp, options: super::env::Options) -> Gate {
-        let sock_dir = tempfile::Builder::new()
-            .prefix("sievegate-sock-")
-            .tempdir()
-            .expect("socket tempdir");
-        fs::set_permissions(sock_dir.path(), fs::Permissions::from_mode(0o755))
-            .expect("chmod socket dir");
-        let socket = sock_dir.path().join("lmtp.sock");
-        let mut gate = Gate::start_at(lmtp, options, socket);
-        gate._sock_dir = Some(sock_dir);
-        gate
-    }
-
-    /// [`Gate::start`] with the unix socket at `socket` (e.g. inside Postfix's queue
-    /// directory, for a chrooted lmtp client).
-    pub fn start_at(lmtp: Lmtp, mut options: super::env::Options, socket: PathBuf) -> Gate {
-        // The TCP listener also tells `Running::start` that the server is up.
-        options.listen = vec![
-            "127.0.0.1:0".to_string(),
-            format!("unix:{}", socket.display()),
-        ];
-        options
-            .server_extra
-            .push("socket_group = \"postfix\"".to_string());
-        options.xforward_from = match lmtp {
-            Lmtp::Unix => vec!["unix:postfix".to_string()],
-            Lmtp::Inet => vec!["127.0.0.1".to_string()],
-        };
-        let env = super::env::Env::new(options);
-        let running = super::binary::Running::start(&env.config_path);
-        Gate {
-            env,
-            running: Some(running),
-            lmtp,
-            socket,
-            _sock_dir: None,
-        }
-    }
-
-    pub fn running(&self) -> &super::binary::Running {
-        self.running.as_ref().expect("sievegate is running")
-    }
-
-    pub fn socket(&self) -> PathBuf {
-        self.socket.clone()
-    }
-
-    /// Postfix's `virtual_transport` for this gate.
-    pub fn transport(&self) -> String {
-        match self.lmtp {
-            Lmtp::Unix => format!("lmtp:unix:{}", self.socket().display()),
-            Lmtp::Inet => format!("lmtp:inet:{}", self.running().addr),
-        }
-    }
-
-    /// Starts a private Postfix delivering to this gate.
-    pub fn postfix(&self, tweak: impl FnOnce(&mut PostfixOptions)) -> Postfix {
-        let mut options = PostfixOptions::new(self.transport());
-        tweak(&mut options);
-        Postfix::start(options)
-    }
-
-    /// SIGKILL, no goodbye: what a crash or the OOM killer does. The logs so far.
-    pub fn kill9(&mut self) -> String {
-        let running = self.running.take().expect("sievegate is running");
-        // SAFETY: kill(2) on our own child's pid, which has not been reaped yet.
-        unsafe { libc::kill(running.pid(), libc::SIGKILL) };
-        let logs = running.logs();
-        drop(running); // reaps it
-        logs
-    }
-
-    /// SIGTERM and wait for the exit (in-flight deliveries finish). The logs so far.
-    pub fn terminate(&mut self) -> String {
-        let mut running = self.running.take().expect("sievegate is running");
-        let status = running.terminate(Duration::from_secs(30));
-        assert!(status.success(), "sievegate exited with {status}");
-        running.logs()
-    }
-
-    /// Starts sievegate again with the same config (same unix socket; the stale socket file
-    /// of a killed server is replaced).
-    pub fn restart(&mut self) {
-        assert!(self.running.is_none(), "kill it first");
-        self.running = Some(super::binary::Running::start(&self.env.config_path));
-    }
-
-    /// Every message file in `user`'s Maildir (any folder, new/ and cur/), sorted.
-    pub fn stored(&self, user: &str) -> Vec<(PathBuf, Vec<u8>)> {
-        let root = self.env.maildir(user);
-        let mut out = Vec::new();
-        let mut folders = vec![root.clone()];
-        if let Ok(entries) = fs::read_dir(&root) {
-            folders.extend(
-                entries
-                    .flatten()
-                    .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
-                    .map(|e| e.path()),
-            );
-        }
-        for folder in folders {
-            for sub in ["new", "cur"] {
-                for e in fs::read_dir(folder.join(sub))
-                    .into_iter()
-                    .flatten()
-                    .flatten()
-                {
-                    out.push((e.path(), fs::read(e.path()).expect("read message")));
-                }
-            }
-        }
-        out.sort();
-        out
-    }
 }
