@@ -502,16 +502,12 @@ fn serve(path: PathBuf) -> ExitCode {
         tracing::info!("{}", recipients_note(&services));
         start_tmp_sweep(&services);
         start_quarantine_purge(&services);
-        // Only informative, so it must not delay serving: a hung clamd would otherwise
+        // The clamd probe (health gating at MAIL); its own task, so a hung clamd cannot
         // hold startup for the whole scan timeout.
-        let probe = Arc::clone(&services);
-        tokio::spawn(async move {
-            let clamd = &probe.config.scanner.clamd;
-            match probe.scanner.ping().await {
-                Ok(()) => tracing::info!(%clamd, "clamd answers"),
-                Err(e) => tracing::warn!(%clamd, error = %e, "clamd does not answer yet; messages get 451 until it does"),
-            }
-        });
+        tokio::spawn(sievegate::scan::health::watch(
+            services.scanner.clone(),
+            services.config.scanner.health_interval,
+        ));
         // One shutdown signal for the server and the background senders: the notifier
         // queues a pending digest when it stops, the outbox finishes its pass.
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -3,6 +3,7 @@
 //!
 //! - [`addr`]: the `unix:` / `tcp:` address form ([`ClamdAddr`]).
 //! - [`reply`]: the sans-IO parser of clamd's answer ([`parse_reply`]).
+//! - [`health`]: is clamd up (every scan and a PING probe say), for gating MAIL.
 //! - `transport`: adapts `clamav_client`'s transports so connect failures and clamd's
 //!   early `ERROR` replies survive to [`ScanError`].
 //!
@@ -10,6 +11,7 @@
 //! clamd that was down is picked up again by the next scan with no state to reset.
 
 pub mod addr;
+pub mod health;
 pub mod reply;
 mod transport;
 
@@ -120,6 +122,8 @@ pub struct Scanner {
     heuristic_prefixes: Arc<[String]>,
     /// Larger messages are not sent to clamd at all ([`Verdict::TooLarge`]).
     max_scan_size: usize,
+    /// Whether clamd answered the last scan or PING; shared by every clone.
+    health: Arc<health::Health>,
 }
 
 impl Scanner {
@@ -131,7 +135,13 @@ impl Scanner {
             timeout,
             heuristic_prefixes: heuristic_prefixes.into(),
             max_scan_size: usize::MAX,
+            health: Arc::default(),
         }
+    }
+
+    /// clamd's last known state (see [`health`]).
+    pub fn health(&self) -> &health::Health {
+        &self.health
     }
 
     /// Messages larger than `max` bytes are not scanned: [`Verdict::TooLarge`].
@@ -152,6 +162,12 @@ impl Scanner {
         if message.len() > self.max_scan_size {
             return Ok(Verdict::TooLarge);
         }
+        let result = self.scan_once(message).await;
+        self.health.record(result.as_ref().map(|_| ()), &self.addr);
+        result
+    }
+
+    async fn scan_once(&self, message: &[u8]) -> Result<Verdict, ScanError> {
         let raw = match self.with_timeout(self.instream(message)).await {
             Err(ScanError::Clamd(text)) if is_size_limit(&text) => {
                 return Ok(self.over_stream_max_length(message, &text))
@@ -182,17 +198,18 @@ impl Scanner {
     }
 
     /// Sends PING and expects PONG, under the timeout. For startup logging and health checks.
+    /// The result is recorded in [`Scanner::health`].
     pub async fn ping(&self) -> Result<(), ScanError> {
-        let raw = self.with_timeout(self.send_ping()).await?;
-        let reply = raw.strip_suffix(b"\0").unwrap_or(&raw);
-        if reply == b"PONG" {
-            Ok(())
-        } else {
-            Err(ScanError::Malformed(format!(
+        let result = match self.with_timeout(self.send_ping()).await {
+            Ok(raw) if raw.strip_suffix(b"\0").unwrap_or(&raw) == b"PONG" => Ok(()),
+            Ok(raw) => Err(ScanError::Malformed(format!(
                 "expected PONG, got \"{}\"",
                 raw.escape_ascii()
-            )))
-        }
+            ))),
+            Err(e) => Err(e),
+        };
+        self.health.record(result.as_ref().copied(), &self.addr);
+        result
     }
 
     /// True when `name` starts with one of the configured heuristic prefixes.
