@@ -41,7 +41,10 @@ fn mail_is_refused_while_clamd_is_down_and_accepted_when_it_is_back() {
     let mut clamd = Clamd::start();
     let env = Env::new(Options::new(clamd.addr()));
     let server = Running::start(&env.config_path);
-    let ok = server.converse(&transaction(&["bob@example.test"], &clean_message("before")));
+    let ok = server.converse(&transaction(
+        &["bob@example.test"],
+        &clean_message("before"),
+    ));
     assert!(ok.contains("250 2.0.0 <bob@example.test>"), "{ok}");
 
     clamd.stop();
@@ -72,7 +75,10 @@ fn a_failed_scan_marks_clamd_down_at_once() {
     server.wait_for_log("clamd answers");
     clamd.stop();
     let out = server.converse(&transaction(&["bob@example.test"], &clean_message("x")));
-    assert!(out.contains("451 4.7.0 <bob@example.test> Virus scan unavailable"), "{out}");
+    assert!(
+        out.contains("451 4.7.0 <bob@example.test> Virus scan unavailable"),
+        "{out}"
+    );
     let out = server.converse(MAIL_ONLY);
     assert!(out.contains("451 4.7.1"), "{out}");
 }

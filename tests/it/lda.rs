@@ -71,7 +71,10 @@ fn clean_mail_is_stored_with_crlf_and_trace_headers_exit_0() {
     // The body exactly as an LMTP client would have sent it: CRLF, no From_ line.
     assert_eq!(body, &message[..]);
     let trace = String::from_utf8_lossy(trace);
-    assert!(trace.contains("Return-Path: <sender@remote.example>"), "{trace}");
+    assert!(
+        trace.contains("Return-Path: <sender@remote.example>"),
+        "{trace}"
+    );
     assert!(trace.contains("X-Virus-Status: Clean"), "{trace}");
     assert!(run.stderr.contains("delivered"), "{}", run.stderr);
 }
@@ -87,7 +90,10 @@ fn sender_from_the_mbox_line_without_f() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     let stored = env.messages("bob", "");
     let trace = String::from_utf8_lossy(split_trace(&stored[0].1).0).into_owned();
-    assert!(trace.contains("Return-Path: <sender@remote.example>"), "{trace}");
+    assert!(
+        trace.contains("Return-Path: <sender@remote.example>"),
+        "{trace}"
+    );
 }
 
 #[test]
@@ -113,7 +119,11 @@ fn unknown_user_exits_67() {
     let message = as_local_hands_it(&clean_message("who"));
     let run = deliver(&env, &["-a", "nobody@example.test"], &message);
     assert_eq!(run.code, 67, "{}", run.stderr);
-    assert!(run.stderr.contains("<nobody@example.test>: user unknown"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("<nobody@example.test>: user unknown"),
+        "{}",
+        run.stderr
+    );
     let run = deliver(&env, &["-a", "bob@elsewhere.example"], &message);
     assert_eq!(run.code, 67, "a domain that is not ours: {}", run.stderr);
     assert_eq!(env.total_messages(), 0);
@@ -131,7 +141,9 @@ fn unknown_user_exits_67() {
 #[test]
 fn clamd_down_exits_75_and_stores_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let env = Env::new(Options::new(ClamdAddr::Unix(dir.path().join("no-clamd.sock"))));
+    let env = Env::new(Options::new(ClamdAddr::Unix(
+        dir.path().join("no-clamd.sock"),
+    )));
     let run = deliver(
         &env,
         &["-a", "bob@example.test"],
@@ -142,7 +154,10 @@ fn clamd_down_exits_75_and_stores_nothing() {
     // Nothing internal (the socket path) in what Postfix copies into its log and DSN,
     // except the log lines an admin asked for with RUST_LOG.
     let last = run.stderr.lines().last().unwrap_or("");
-    assert_eq!(last, "<bob@example.test>: temporary failure, try again later");
+    assert_eq!(
+        last,
+        "<bob@example.test>: temporary failure, try again later"
+    );
 }
 
 #[test]
@@ -168,7 +183,10 @@ fn configuration_and_usage_errors_exit_75() {
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(75));
-    assert_eq!(deliver(&env, &["-a", "bob@example.test", "-m", ".."], &message).code, 75);
+    assert_eq!(
+        deliver(&env, &["-a", "bob@example.test", "-m", ".."], &message).code,
+        75
+    );
     assert_eq!(env.total_messages(), 0);
 }
 
@@ -201,7 +219,11 @@ fn m_folder_takes_the_keep_and_falls_back_to_inbox() {
     assert_eq!(env.messages("bob", ".Work").len(), 1);
     let run = deliver(&env, &["-a", "bob@example.test", "-m", "Work"], &message);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(env.messages("bob", ".Work").len(), 2, "the keep went to Work");
+    assert_eq!(
+        env.messages("bob", ".Work").len(),
+        2,
+        "the keep went to Work"
+    );
     assert_eq!(env.messages("bob", "").len(), 0);
     // A folder that does not exist is not created: the keep goes to INBOX.
     let run = deliver(&env, &["-a", "bob@example.test", "-m", "Missing"], &message);

@@ -83,7 +83,9 @@ async fn rcpt_beyond_the_limit_gets_451_across_sessions() {
     a.client.write_all(b"RSET\r\n").await.expect("write");
     wait_in_flight(&env, BOB, 0).await;
     let out = env
-        .transcript(&[b"LHLO c\r\nMAIL FROM:<s@remote.example>\r\nRCPT TO:<bob@example.test>\r\nQUIT\r\n"])
+        .transcript(&[
+            b"LHLO c\r\nMAIL FROM:<s@remote.example>\r\nRCPT TO:<bob@example.test>\r\nQUIT\r\n",
+        ])
         .await;
     assert!(out.contains("250 2.1.5 Recipient ok\r\n"), "{out}");
 
