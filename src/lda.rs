@@ -338,8 +338,8 @@ async fn flush_outbox(services: &Services) {
 async fn drain(timeout: Duration) {
     let deadline = Instant::now() + timeout;
     let metrics = tokio::runtime::Handle::current().metrics();
-    // This task itself counts as alive.
-    while metrics.num_alive_tasks() > 1 && Instant::now() < deadline {
+    // `block_on`'s own future is not a task: any alive task is one the delivery spawned.
+    while metrics.num_alive_tasks() > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

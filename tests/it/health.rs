@@ -50,6 +50,7 @@ fn mail_is_refused_while_clamd_is_down_and_accepted_when_it_is_back() {
     clamd.stop();
     let noticed = wait_for_mail_reply(&server, "451 4.7.1 Virus scanner unavailable");
     // The probe runs every 2 s (the default); "a few seconds" with room for a slow machine.
+    eprintln!("clamd stopped: MAIL refused after {noticed:?}");
     assert!(noticed < Duration::from_secs(10), "took {noticed:?}");
     let out = server.converse(&transaction(&["bob@example.test"], &clean_message("down")));
     assert!(out.contains("451 4.7.1"), "{out}");
@@ -58,6 +59,7 @@ fn mail_is_refused_while_clamd_is_down_and_accepted_when_it_is_back() {
 
     clamd.restart();
     let back = wait_for_mail_reply(&server, "250 2.1.0 Sender ok");
+    eprintln!("clamd restarted: MAIL accepted after {back:?}");
     assert!(back < Duration::from_secs(10), "took {back:?}");
     let out = server.converse(&transaction(&["bob@example.test"], &clean_message("after")));
     assert!(out.contains("250 2.0.0 <bob@example.test>"), "{out}");

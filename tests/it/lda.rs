@@ -267,3 +267,47 @@ fn personal_sieve_fileinto_and_reject() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(env.total_messages(), 1);
 }
+
+/// LDA mode has no background sender: a vacation reply goes out before the process exits;
+/// with the relay down it stays queued in the state store (and the status is still 0).
+#[test]
+fn vacation_is_sent_before_exit_or_kept_queued() {
+    use crate::support::smtp_sink::{free_port, SmtpSink};
+    let sink = SmtpSink::start();
+    let env_for = |relay: String| {
+        let mut options = Options::new(Clamd::shared().addr());
+        options.extra_sections = vec![
+            "[state]\ndir = \"state\"".into(),
+            format!("[notify]\nrelay = \"{relay}\""),
+        ];
+        let env = Env::new(options);
+        env.set_personal("alice", r#"require "vacation"; vacation "Away.";"#);
+        env
+    };
+    // clean_message is addressed To: alice, so vacation answers it.
+    let message = clean_message("hello alice");
+    let env = env_for(sink.addr().to_string());
+    let run = deliver(
+        &env,
+        &["-f", "bob@remote.example", "-a", "alice@example.test"],
+        &message,
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let sent = sink.wait_for(1, std::time::Duration::from_secs(5));
+    assert_eq!(sent[0].rcpt_to, ["<bob@remote.example>"]);
+    assert!(String::from_utf8_lossy(&sent[0].message).contains("Away."));
+
+    let down = env_for(format!("127.0.0.1:{}", free_port()));
+    let run = deliver(
+        &down,
+        &["-f", "bob@remote.example", "-a", "alice@example.test"],
+        &message,
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("kept in the state store"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(down.messages("alice", "").len(), 1);
+}
