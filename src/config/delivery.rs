@@ -132,6 +132,62 @@ fn lookup_group(name: &str) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{Config, ConfigError};
+    use std::path::Path;
+
+    fn load(scanner: &str, mailbox: &str) -> Result<Config, ConfigError> {
+        let text = format!(
+            "[server]\nlisten = [\"127.0.0.1:2424\"]\nhostname = \"mx.example.test\"\n\
+             [scanner]\nclamd = \"unix:/run/clamd.sock\"\n{scanner}\n\
+             [mailbox]\ndomains = [\"example.test\"]\nmaildir = \"/var/vmail/%d/%n\"\n{mailbox}\n"
+        );
+        Config::from_toml(&text, Path::new("/etc/sievegate/sievegate.toml"))
+    }
+
+    #[test]
+    fn defaults_and_values_from_the_file() {
+        let config = load("", "").expect("valid");
+        assert_eq!(config.scanner.health_interval, Some(Duration::from_secs(2)));
+        assert_eq!(config.mailbox.user_concurrency_limit, 10);
+        assert_eq!(config.mailbox.ownership, Ownership::default());
+        let config = load(
+            "health_interval_secs = 0",
+            "user_concurrency_limit = 0\nowner = \"root\"\nfile_mode = \"0640\"\ndir_mode = \"0750\"",
+        )
+        .expect("valid");
+        assert_eq!(config.scanner.health_interval, None);
+        assert_eq!(config.mailbox.user_concurrency_limit, 0);
+        assert_eq!(
+            config.mailbox.ownership,
+            Ownership {
+                uid: Some(0),
+                gid: Some(0),
+                file_mode: 0o640,
+                dir_mode: 0o750
+            }
+        );
+    }
+
+    #[test]
+    fn every_bad_value_is_reported_at_once() {
+        let Err(ConfigError::Invalid { problems, .. }) = load(
+            "",
+            "owner = \"no-such-user-x\"\ngroup = \"no-such-group-x\"\nfile_mode = \"0400\"\ndir_mode = \"9\"",
+        ) else {
+            panic!("invalid config accepted");
+        };
+        for key in [
+            "mailbox.owner",
+            "mailbox.group",
+            "mailbox.file_mode",
+            "mailbox.dir_mode",
+        ] {
+            assert!(
+                problems.iter().any(|p| p.starts_with(key)),
+                "{key}: {problems:?}"
+            );
+        }
+    }
 
     #[test]
     fn modes_table() {
