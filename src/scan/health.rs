@@ -16,6 +16,9 @@ use super::{ScanError, Scanner};
 #[derive(Debug, Default)]
 pub struct Health {
     down: AtomicBool,
+    /// A probe ([`watch`]) runs: the server. Only then are the changes worth a log line;
+    /// one-shot users (LDA mode, tools) log their scan failure themselves.
+    watched: AtomicBool,
 }
 
 impl Health {
@@ -27,14 +30,15 @@ impl Health {
     /// Records a scan's or a PING's result; logs only the changes, so a long outage is one
     /// line when it starts and one when it ends.
     pub(super) fn record(&self, result: Result<(), &ScanError>, clamd: &super::ClamdAddr) {
+        let watched = self.watched.load(Ordering::Relaxed);
         match result {
             Ok(()) => {
-                if self.down.swap(false, Ordering::AcqRel) {
+                if self.down.swap(false, Ordering::AcqRel) && watched {
                     tracing::info!(%clamd, "clamd answers again: accepting mail");
                 }
             }
             Err(error) => {
-                if !self.down.swap(true, Ordering::AcqRel) {
+                if !self.down.swap(true, Ordering::AcqRel) && watched {
                     tracing::warn!(%clamd, %error, "clamd is down: new transactions get 451 4.7.1 at MAIL until it answers");
                 }
             }
@@ -46,6 +50,10 @@ impl Health {
 /// interval (`health_interval_secs = 0`) it PINGs once, only to log whether clamd answers.
 pub async fn watch(scanner: Scanner, interval: Option<Duration>) {
     let clamd = scanner.addr().clone();
+    scanner
+        .health()
+        .watched
+        .store(interval.is_some(), Ordering::Relaxed);
     // The first answer is logged either way: it is what an admin looks for after a start.
     match scanner.ping().await {
         Ok(()) => tracing::info!(%clamd, "clamd answers"),

@@ -5,6 +5,7 @@ mod abuse;
 mod health;
 mod infected;
 mod lda;
+mod lda_postfix;
 mod limits;
 mod outbound;
 mod ownership;
