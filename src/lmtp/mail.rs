@@ -39,13 +39,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     }
 
     /// True when a DATA now could only end in "scan failed" for every recipient: clamd is
-    /// known to be down, the probe is on (it is what notices recovery; without it nothing
+    /// known to be down, the probe runs (it is what notices recovery; without it nothing
     /// would scan again), and a failed scan defers (with `deliver-unscanned` the mail
     /// goes through anyway, so refusing it would be wrong).
     fn scanner_down(&self) -> bool {
-        let scanner = &self.services.config.scanner;
-        scanner.on_failure == OnScanFailure::Tempfail
-            && scanner.health_interval.is_some()
-            && !self.services.scanner.health().is_up()
+        let health = self.services.scanner.health();
+        self.services.config.scanner.on_failure == OnScanFailure::Tempfail
+            && health.is_watched()
+            && !health.is_up()
     }
 }

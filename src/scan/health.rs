@@ -27,6 +27,12 @@ impl Health {
         !self.down.load(Ordering::Acquire)
     }
 
+    /// True while a probe ([`watch`] with an interval) runs: only then will a "down" turn
+    /// into "up" again without a scan, so only then may MAIL be refused on it.
+    pub fn is_watched(&self) -> bool {
+        self.watched.load(Ordering::Relaxed)
+    }
+
     /// Records a scan's or a PING's result; logs only the changes, so a long outage is one
     /// line when it starts and one when it ends.
     pub(super) fn record(&self, result: Result<(), &ScanError>, clamd: &super::ClamdAddr) {
