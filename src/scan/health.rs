@@ -2,7 +2,8 @@
 //! PING probe ([`watch`]). While it is down (and `on_failure = "tempfail"`), the session
 //! answers MAIL with 451 4.7.1 instead of taking a DATA it could only defer.
 //!
-//! A scan failure marks clamd down at once; the probe marks it up again within one
+//! A scan that cannot reach clamd (connect failure, timeout) marks it down at once; a clamd
+//! that answers badly for one message does not. The probe marks it up again within one
 //! `[scanner] health_interval_secs` of clamd answering PING. The probe also runs while clamd
 //! is up, so a clamd that stops between messages is noticed before the next DATA.
 
@@ -96,6 +97,23 @@ mod tests {
         ] {
             h.record(result, &addr);
             assert_eq!(h.is_up(), up);
+        }
+    }
+
+    #[test]
+    fn only_unreachable_means_down() {
+        let io = || std::io::Error::other("x");
+        for (error, down) in [
+            (ScanError::Connect(io()), true),
+            (ScanError::Timeout, true),
+            (ScanError::Io(io()), false),
+            (
+                ScanError::Clamd("Can't write to temporary file.".into()),
+                false,
+            ),
+            (ScanError::Malformed("garbage".into()), false),
+        ] {
+            assert_eq!(error.is_unreachable(), down, "{error}");
         }
     }
 

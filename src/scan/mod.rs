@@ -106,6 +106,14 @@ pub enum ScanError {
     Malformed(String),
 }
 
+impl ScanError {
+    /// True when clamd cannot be reached or does not answer at all (connect failure,
+    /// timeout): what marks it down for health gating ([`health`]).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, ScanError::Connect(_) | ScanError::Timeout)
+    }
+}
+
 /// How many bytes go into one INSTREAM chunk. `clamav_client`'s default of 4 KiB costs two
 /// writes per 4 KiB; 64 KiB keeps a 30 MB message to ~500 chunks and stays far below any
 /// sane `StreamMaxLength`.
@@ -163,7 +171,13 @@ impl Scanner {
             return Ok(Verdict::TooLarge);
         }
         let result = self.scan_once(message).await;
-        self.health.record(result.as_ref().map(|_| ()), &self.addr);
+        match &result {
+            Ok(_) => self.health.record(Ok(()), &self.addr),
+            Err(e) if e.is_unreachable() => self.health.record(Err(e), &self.addr),
+            // clamd answered, but not well for this message (a reset mid-stream, an ERROR
+            // reply): the next message may scan fine, so MAIL is not refused over it.
+            Err(_) => {}
+        }
         result
     }
 
