@@ -3,9 +3,13 @@
 
 mod abuse;
 mod faults_postfix;
+mod health;
 mod infected;
+mod lda;
+mod lda_postfix;
 mod limits;
 mod outbound;
+mod ownership;
 mod pigeonhole;
 mod postfix;
 mod postfix_dovecot;
@@ -20,3 +24,4 @@ mod sieve_store;
 mod sieve_tools;
 mod store;
 mod support;
+mod user_limit;
