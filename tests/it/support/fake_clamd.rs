@@ -28,7 +28,8 @@ pub enum Mode {
     /// Reads the INSTREAM, waits 1.5 s, then answers `stream: OK\0`: a delivery that is
     /// still in flight when something else happens (e.g. SIGTERM).
     SlowOk,
-    /// Reads the INSTREAM command and its first chunk, then closes: clamd dying mid-stream.
+    /// Answers PING; on INSTREAM reads the first chunk, then closes: clamd dying
+    /// mid-stream.
     DieMidStream,
 }
 
@@ -116,8 +117,6 @@ fn serve(mode: Mode, mut conn: UnixStream) -> io::Result<()> {
             conn.write_all(b"INSTREAM size limit exceeded. ERROR\0")
         }
         Mode::DieMidStream => {
-            let mut command = [0u8; 10];
-            conn.read_exact(&mut command)?;
             let mut len = [0u8; 4];
             conn.read_exact(&mut len)?;
             let mut chunk = vec![0u8; u32::from_be_bytes(len) as usize];
