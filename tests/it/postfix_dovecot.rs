@@ -2,13 +2,12 @@
 //! what sievegate stored for mail that came in through a private Postfix: INBOX, a folder
 //! made by `fileinto :create`, flags and keywords, and the body byte for byte.
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use crate::postfix::assert_no_bounce;
 use crate::support::clamd::Clamd;
-use crate::support::dovecot::{Dovecot, MailUser};
+use crate::support::dovecot::Dovecot;
 use crate::support::env::Options;
 use crate::support::postfix::{Gate, Lmtp};
 
@@ -50,7 +49,9 @@ fn dovecot_reads_what_sievegate_stored_from_postfix() {
     let mut dovecot = Dovecot::start();
     let mut options = Options::new(Clamd::shared().addr());
     options.maildir = Some(format!("{}/mail/%d/%n/Maildir", dovecot.root().display()));
-    let gate = Gate::start(Lmtp::Unix, options);
+    // What Dovecot's mail user must be able to read and write: stored as that user, the way
+    // a root-run sievegate is told to (`[mailbox] owner`), no chown afterwards.
+    let gate = Gate::start_with_mailbox(Lmtp::Unix, options, &["owner = \"mail\""]);
     gate.env.set_personal("alice", SCRIPT);
     let postfix = gate.postfix(|_| {});
 
@@ -68,10 +69,6 @@ fn dovecot_reads_what_sievegate_stored_from_postfix() {
     postfix.wait_status(&report, "alice@example.test", "sent");
     postfix.wait_queue_empty(Duration::from_secs(30));
     assert_no_bounce(&postfix, &gate);
-
-    // sievegate runs as root here; in production it runs as the mail user (vmail).
-    let user = MailUser::lookup();
-    chown_tree(&user, &dovecot.root().join("mail"));
 
     let list = doveadm(&dovecot, &["mailbox", "list", "-u", "alice@example.test"]);
     let mut boxes: Vec<&str> = list.lines().map(str::trim).collect();
@@ -167,13 +164,4 @@ fn doveadm_raw(dovecot: &Dovecot, args: &[&str]) -> Vec<u8> {
 
 fn doveadm(dovecot: &Dovecot, args: &[&str]) -> String {
     String::from_utf8_lossy(&doveadm_raw(dovecot, args)).into_owned()
-}
-
-fn chown_tree(user: &MailUser, path: &Path) {
-    user.chown(path);
-    if path.is_dir() {
-        for entry in std::fs::read_dir(path).expect("read_dir").flatten() {
-            chown_tree(user, &entry.path());
-        }
-    }
 }

@@ -38,6 +38,11 @@ impl Gate {
     /// Writes the config (`options` with the listeners and trust of `lmtp`) and starts
     /// `sievegate serve`.
     pub fn start(lmtp: Lmtp, options: Options) -> Gate {
+        Gate::start_with_mailbox(lmtp, options, &[])
+    }
+
+    /// [`Gate::start`] with extra `[mailbox]` lines (e.g. `owner = "mail"`).
+    pub fn start_with_mailbox(lmtp: Lmtp, options: Options, mailbox: &[&str]) -> Gate {
         let sock_dir = tempfile::Builder::new()
             .prefix("sievegate-sock-")
             .tempdir()
@@ -45,14 +50,18 @@ impl Gate {
         fs::set_permissions(sock_dir.path(), fs::Permissions::from_mode(0o755))
             .expect("chmod socket dir");
         let socket = sock_dir.path().join("lmtp.sock");
-        let mut gate = Gate::start_at(lmtp, options, socket);
+        let mut gate = Gate::build(lmtp, options, socket, mailbox);
         gate._sock_dir = Some(sock_dir);
         gate
     }
 
     /// [`Gate::start`] with the unix socket at `socket` (e.g. inside Postfix's queue
     /// directory, for a chrooted lmtp client).
-    pub fn start_at(lmtp: Lmtp, mut options: Options, socket: PathBuf) -> Gate {
+    pub fn start_at(lmtp: Lmtp, options: Options, socket: PathBuf) -> Gate {
+        Gate::build(lmtp, options, socket, &[])
+    }
+
+    fn build(lmtp: Lmtp, mut options: Options, socket: PathBuf, mailbox: &[&str]) -> Gate {
         // The TCP listener also tells `Running::start` that the server is up.
         options.listen = vec![
             "127.0.0.1:0".to_string(),
@@ -66,6 +75,13 @@ impl Gate {
             Lmtp::Inet => vec!["127.0.0.1".to_string()],
         };
         let env = Env::new(options);
+        if !mailbox.is_empty() {
+            // Env has no knob for [mailbox]; the binary reads the file, so add them there.
+            let config = fs::read_to_string(&env.config_path).expect("read config");
+            let lines: String = mailbox.iter().map(|l| format!("{l}\n")).collect();
+            let config = config.replacen("[mailbox]\n", &format!("[mailbox]\n{lines}"), 1);
+            fs::write(&env.config_path, config).expect("write config");
+        }
         let running = Running::start(&env.config_path);
         Gate {
             env,
