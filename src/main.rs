@@ -499,6 +499,7 @@ fn serve(path: PathBuf) -> ExitCode {
         for addr in server.local_addrs() {
             tracing::info!(%addr, "listening on {addr}");
         }
+        sievegate::systemd::ready();
         tracing::info!("{}", recipients_note(&services));
         start_tmp_sweep(&services);
         start_quarantine_purge(&services);
@@ -527,6 +528,7 @@ fn serve(path: PathBuf) -> ExitCode {
         server
             .run(async move {
                 shutdown.await;
+                sievegate::systemd::stopping();
                 let _ = stop_tx.send(true);
             })
             .await;

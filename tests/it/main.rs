@@ -16,3 +16,4 @@ mod sieve_store;
 mod sieve_tools;
 mod store;
 mod support;
+mod systemd;
