@@ -50,6 +50,7 @@
 //!   sending address's abuse contact (source IP, RDAP, ARF, rate limit), the RFC 5429
 //!   rejection MDN; [`report::is_bounce`].
 //! - [`text`]: the one sanitizer for client text written into headers and replies.
+//! - [`systemd`]: readiness for `Type=notify` units (`sd_notify`: ready, stopping, reloading).
 
 pub mod address;
 pub mod config;
@@ -65,5 +66,6 @@ pub mod server;
 pub mod sievetool;
 pub mod state;
 pub mod store;
+pub mod systemd;
 pub mod text;
 pub mod users;

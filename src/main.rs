@@ -20,7 +20,10 @@ use sievegate::users::Users;
 #[command(
     name = "sievegate",
     version,
-    about = "LMTP delivery agent: ClamAV scan, Sieve with virustest, Maildir"
+    about = "LMTP delivery agent: ClamAV scan, Sieve with virustest, Maildir",
+    after_help = "The Debian package's configuration: /etc/sievegate/sievegate.toml; every key \
+                  with its default: /usr/share/doc/sievegate/examples/sievegate.toml (config/ \
+                  in the source). `sievegate COMMAND --help` describes each command."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -30,6 +33,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the LMTP server.
+    ///
+    /// Logs go to stderr, one line per recipient (RUST_LOG filters them, e.g.
+    /// RUST_LOG=sievegate=debug). SIGTERM or SIGINT: stop accepting, let deliveries in
+    /// flight finish (server.shutdown_timeout_secs), exit 0. Under systemd (Type=notify,
+    /// $NOTIFY_SOCKET) it reports ready once every listener is bound.
     Serve {
         /// Configuration file (TOML).
         #[arg(short, long)]
@@ -135,6 +143,7 @@ enum QuarantineAction {
     },
     /// Show an entry's metadata and headers, or with --raw its original bytes.
     Show {
+        /// The entry's id, as `quarantine list` shows it.
         id: String,
         /// The message exactly as received, on stdout.
         #[arg(long)]
@@ -142,6 +151,7 @@ enum QuarantineAction {
     },
     /// Rescan and deliver: clean now → the full pipeline (Sieve included).
     Release {
+        /// The entry's id, as `quarantine list` shows it.
         id: String,
         /// Only these recipients of the entry (repeatable); default: all.
         #[arg(long = "rcpt", value_name = "ADDR")]
@@ -151,9 +161,13 @@ enum QuarantineAction {
         force: bool,
     },
     /// Delete an entry (file and index).
-    Delete { id: String },
+    Delete {
+        /// The entry's id, as `quarantine list` shows it.
+        id: String,
+    },
     /// Delete every entry older than DAYS days.
     Purge {
+        /// Entries received more than this many days ago.
         #[arg(long, value_name = "DAYS")]
         older_than: u64,
     },
@@ -557,6 +571,7 @@ fn serve(path: PathBuf) -> ExitCode {
         for addr in server.local_addrs() {
             tracing::info!(%addr, "listening on {addr}");
         }
+        sievegate::systemd::ready();
         tracing::info!("{}", recipients_note(&services));
         start_tmp_sweep(&services);
         start_quarantine_purge(&services);
@@ -581,6 +596,7 @@ fn serve(path: PathBuf) -> ExitCode {
         server
             .run(async move {
                 shutdown.await;
+                sievegate::systemd::stopping();
                 let _ = stop_tx.send(true);
             })
             .await;

@@ -24,4 +24,5 @@ mod sieve_store;
 mod sieve_tools;
 mod store;
 mod support;
+mod systemd;
 mod user_limit;
