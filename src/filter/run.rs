@@ -352,7 +352,7 @@ impl ChainState {
                         self.plan.actions.push(Action::Quarantine);
                     }
                 }
-                Action::Redirect { to } => {
+                Action::Redirect { to, edited } => {
                     let count = self.plan.redirects().count();
                     if self.plan.redirects().any(|r| r.eq_ignore_ascii_case(&to)) {
                         // Pigeonhole sends one copy per address and delivery.
@@ -365,7 +365,7 @@ impl ChainState {
                             self.max_redirects
                         ));
                     } else {
-                        self.plan.actions.push(Action::Redirect { to });
+                        self.plan.actions.push(Action::Redirect { to, edited });
                     }
                 }
                 send @ Action::Send { .. } => {

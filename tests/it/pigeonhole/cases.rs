@@ -19,7 +19,8 @@
 //! vacation reply's `In-Reply-To`) or its recipient address (a notification). Compared,
 //! sorted: the kind (`vacation`: `Auto-Submitted: auto-replied`; `notify`: `auto-notified`;
 //! `redirect`: keeps the original Message-ID; else `other`), the envelope sender and
-//! recipients; for a redirect whether the body arrived unchanged; for a vacation reply the
+//! recipients; for a redirect whether the body arrived unchanged and which header fields it
+//! gained or lost (editheader; trace fields and `X-Sieve*` marks aside); for a vacation reply the
 //! address in its `From`, its `Subject` and `In-Reply-To`. Not compared, different by
 //! design: everything else in the header of what is sent (the vacation `From`'s display
 //! name, `Message-ID`, `Date` and body layout; the trace fields and
@@ -33,8 +34,6 @@
 //! | `infected_redirect` | redirects the EICAR message | sends nothing (nothing stored without quarantine) | never send infected mail on |
 //! | `redirect_to_delivered_to_address` | redirects | keeps, sends nothing | README: no redirect to an address already in `Delivered-To:` (loop) |
 //! | `vacation_to_user_detail` | no reply: the envelope recipient `cNN+away@` is not in To/Cc | replies: the user's address `cNN@` is in To | sievegate matches the user's address without `+detail`; Pigeonhole the exact recipient (both reply when To has `+detail`: `vacation_detail_in_to_and_envelope`) |
-//! | `vacation_addresses` | reply `From:` is the `:addresses` entry found in To | reply `From:` is `cNN@` | **sievegate deviation, reported, not fixed**: RFC 5230 erratum 2035 advises the owner's address found in To/Cc |
-//! | `vacation_detail_in_to_and_envelope` | reply `From:` `cNN+away@` | reply `From:` `cNN@` | **sievegate deviation**, same erratum |
 //! | `notify_mailto` | envelope sender `postmaster_address` | envelope sender `<>` | README: notify goes from `<>` (RFC 3834) |
 //!
 //! `vacation :seconds` / `:days 0` agree: both hold the period to the 1-day minimum
@@ -1326,15 +1325,6 @@ if virustest :value "ge" :comparator "i;ascii-numeric" "4" { discard; stop; }
                 to: "Carol <carol.alias@example.test>",
                 ..MESSAGE
             },
-            differs: Some(Deliberate {
-                why: "sievegate deviation, reported, not fixed here: its vacation From is the user's own address, not the :addresses entry the message was sent to (RFC 5230 erratum 2035; Pigeonhole uses the matched one)",
-                pigeonhole: "250 INBOX; sent vacation <> -> <alice@remote.example> \
-                    [From: carol.alias@example.test, Subject: \"Auto: Hello\", \
-                    In-Reply-To: <c122.diff@remote.example>]",
-                sievegate: "250 INBOX; sent vacation <> -> <alice@remote.example> \
-                    [From: c122@example.test, Subject: \"Auto: Hello\", \
-                    In-Reply-To: <c122.diff@remote.example>]",
-            }),
             ..BASE
         },
         Case {
@@ -1478,15 +1468,6 @@ else { vacation :handle "a" "First reply."; }
                 to: "Carol <%u+away@example.test>",
                 ..MESSAGE
             },
-            differs: Some(Deliberate {
-                why: "sievegate deviation, reported, not fixed here: its vacation From drops the +detail of the address the message was sent to (RFC 5230 erratum 2035; Pigeonhole keeps it)",
-                pigeonhole: "250 INBOX; sent vacation <> -> <alice@remote.example> \
-                    [From: c138+away@example.test, Subject: \"Auto: Hello\", \
-                    In-Reply-To: <c138.diff@remote.example>]",
-                sievegate: "250 INBOX; sent vacation <> -> <alice@remote.example> \
-                    [From: c138@example.test, Subject: \"Auto: Hello\", \
-                    In-Reply-To: <c138.diff@remote.example>]",
-            }),
             ..BASE
         },
         // ---- duplicate ----
@@ -1607,6 +1588,38 @@ else { vacation :handle "a" "First reply."; }
                 pigeonhole: "250 INBOX; sent notify <postmaster@example.test> -> <bob@elsewhere.example>",
                 sievegate: "250 INBOX; sent notify <> -> <bob@elsewhere.example>",
             }),
+            ..BASE
+        },
+        // ---- redirect after editheader: what goes out carries the edits ----
+        Case {
+            name: "redirect_after_addheader",
+            personal: Some(
+                "require \"editheader\";\naddheader \"X-Redirect-Note\" \"edited\";\nredirect \"bob@elsewhere.example\";\n",
+            ),
+            ..BASE
+        },
+        Case {
+            name: "redirect_after_deleteheader",
+            personal: Some(
+                "require \"editheader\";\ndeleteheader \"X-Remove-Me\";\nredirect \"bob@elsewhere.example\";\n",
+            ),
+            message: Message {
+                extra_headers: "X-Remove-Me: yes\nX-Keep-Me: yes\n",
+                ..MESSAGE
+            },
+            ..BASE
+        },
+        Case {
+            name: "redirect_copy_then_addheader",
+            personal: Some(
+                "require [\"editheader\", \"copy\"];\nredirect :copy \"bob@elsewhere.example\";\naddheader \"X-After\" \"late\";\n",
+            ),
+            ..BASE
+        },
+        Case {
+            name: "redirect_of_before_script_edits",
+            before: &["require \"editheader\";\naddheader :last \"X-Before\" \"yes\";\n"],
+            personal: Some("redirect \"bob@elsewhere.example\";\n"),
             ..BASE
         },
     ]

@@ -6,7 +6,7 @@ use std::fmt;
 use super::cases::Case;
 use super::lmtp::Reply;
 use crate::support::dovecot::DOMAIN;
-use crate::support::maildir_tree::{StoredCopy, Subdir};
+use crate::support::maildir_tree::{header_fields, StoredCopy, Subdir};
 
 /// What one side did with one case's message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,6 +128,10 @@ pub fn sent_line(
         } else {
             " [body changed]"
         });
+        let edits = header_edits(original, message);
+        if !edits.is_empty() {
+            line.push_str(&format!(" [header {}]", edits.join(", ")));
+        }
     }
     if kind == "vacation" {
         line.push_str(&format!(
@@ -138,6 +142,32 @@ pub fn sent_line(
         ));
     }
     line
+}
+
+/// How the header section of `sent` differs from `original`'s: `+Name: value` for a field
+/// only `sent` has, `-Name: value` for one it lost (each field counted, sorted). Trace
+/// fields and each side's own redirect marks (`X-Sieve*`) are left out: they differ by
+/// design.
+fn header_edits(original: &[u8], sent: &[u8]) -> Vec<String> {
+    let comparable = |message: &[u8]| -> Vec<String> {
+        header_fields(message)
+            .into_iter()
+            .filter(|f| !f.to_ascii_lowercase().starts_with("x-sieve"))
+            .collect()
+    };
+    let mut before = comparable(original);
+    let mut edits = Vec::new();
+    for field in comparable(sent) {
+        match before.iter().position(|f| *f == field) {
+            Some(i) => {
+                before.remove(i);
+            }
+            None => edits.push(format!("+{field}")),
+        }
+    }
+    edits.extend(before.into_iter().map(|f| format!("-{f}")));
+    edits.sort();
+    edits
 }
 
 /// The address of a one-mailbox field, `Name <a@b>` or `a@b`, lower-cased.
