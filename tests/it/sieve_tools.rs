@@ -216,7 +216,90 @@ fn test_json_shows_suppressed_actions_of_infected_mail() {
     );
     let notes = v["notes"].to_string();
     assert!(notes.contains("infected: message discarded"), "{notes}");
-    assert!(notes.contains("--spam-score 7.5"), "{notes}");
+    // No spam_score_header in this config: the run says what it used instead.
+    assert!(
+        notes.contains("spam_score_header is not set") && notes.contains("X-Spam-Score"),
+        "{notes}"
+    );
+}
+
+/// `--spam-score` is what the upstream filter would have written: spamtest and spamtestplus
+/// read it from the configured header's topmost instance, above a forged one in the file.
+#[test]
+fn test_spam_score_feeds_spamtest() {
+    let clamd = FakeClamd::start(Mode::Close);
+    let env = tools_env(
+        clamd.addr(),
+        &[
+            "spam_score_header = \"X-Rspamd-Score\"",
+            "spam_score_max = 10.0",
+        ],
+    );
+    let script = env.dir.path().join("spam.sieve");
+    std::fs::write(
+        &script,
+        r#"require ["spamtest", "spamtestplus", "relational", "comparator-i;ascii-numeric", "fileinto"];
+if spamtest :percent :value "ge" :comparator "i;ascii-numeric" "70" { fileinto "Junk"; stop; }
+if spamtest :value "eq" :comparator "i;ascii-numeric" "0" { fileinto "Untested"; stop; }
+if spamtest :value "eq" :comparator "i;ascii-numeric" "1" { fileinto "Ham"; stop; }
+fileinto "Unsure";
+"#,
+    )
+    .expect("write script");
+    let eml = env.dir.path().join("forged.eml");
+    std::fs::write(
+        &eml,
+        "X-Rspamd-Score: -5\r\nFrom: a@remote.example\r\nTo: alice@example.test\r\n\
+         Subject: cheap\r\n\r\nBuy.\r\n",
+    )
+    .expect("write message");
+    let folder = |score: Option<&str>| -> String {
+        let mut args = vec![
+            "--user",
+            "alice@example.test",
+            "--virus-status",
+            "1",
+            "--script",
+            script.to_str().unwrap(),
+            "--json",
+        ];
+        if let Some(score) = score {
+            args.extend(["--spam-score", score]);
+        }
+        let out = sieve_test(&env, &args, &eml);
+        assert!(out.status.success(), "{score:?}: {}", text(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        v["actions"][0]["folder"]
+            .as_str()
+            .unwrap_or("?")
+            .to_string()
+    };
+    // Without --spam-score the forged field is the topmost: -5 is "definitely not spam".
+    assert_eq!(folder(None), "Ham");
+    assert_eq!(folder(Some("7.5")), "Junk");
+    assert_eq!(folder(Some("10")), "Junk");
+    assert_eq!(folder(Some("3")), "Unsure");
+    assert_eq!(folder(Some("0")), "Ham");
+    // Not a number: a clear error, exit 1.
+    let out = sieve_test(
+        &env,
+        &[
+            "--user",
+            "alice@example.test",
+            "--virus-status",
+            "1",
+            "--spam-score",
+            "lots",
+        ],
+        &eml,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert!(
+        text(&out.stderr).contains("--spam-score must be a number"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
