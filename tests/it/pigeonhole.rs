@@ -51,6 +51,8 @@ use crate::support::smtp_sink::{SmtpSink, Transaction};
 const SELECT_ENV: &str = "SIEVEGATE_DIFF_CASES";
 /// Set to `1` to leave both trees, scripts, configs and Dovecot's log behind.
 const KEEP_ENV: &str = "SIEVEGATE_DIFF_KEEP";
+/// Set to `1` to print every message each side sent, in full.
+const SHOW_SENT_ENV: &str = "SIEVEGATE_DIFF_SHOW_SENT";
 
 #[test]
 fn sievegate_stores_like_pigeonhole() {
@@ -262,6 +264,21 @@ fn run(cases: &[Case]) -> (Vec<CaseResult>, usize) {
     // replies and notifications through its outbox queue, a moment later.
     let pigeonhole_sent = pigeonhole_sink.transactions();
     let sievegate_sent = settle(&sievegate_sink, pigeonhole_sent.len());
+    if std::env::var_os(SHOW_SENT_ENV).is_some_and(|v| v == "1") {
+        for (side, sent) in [
+            ("Pigeonhole", &pigeonhole_sent),
+            ("sievegate", &sievegate_sent),
+        ] {
+            for t in sent.iter() {
+                eprintln!(
+                    "==== {side} sent, MAIL FROM <{}> RCPT TO {:?}\n{}",
+                    t.mail_from,
+                    t.rcpt_to,
+                    String::from_utf8_lossy(&t.message)
+                );
+            }
+        }
+    }
     let sent_by = |sent: &[Transaction], i: usize, user: &str| -> Vec<String> {
         let original_id = format!("<{user}.diff@remote.example>");
         let address = format!("{user}@{DOMAIN}");

@@ -21,10 +21,12 @@
 //! `redirect`: keeps the original Message-ID; else `other`), the envelope sender and
 //! recipients; for a redirect whether the body arrived unchanged and which header fields it
 //! gained or lost (editheader; trace fields and `X-Sieve*` marks aside); for a vacation reply the
-//! address in its `From`, its `Subject` and `In-Reply-To`. Not compared, different by
-//! design: everything else in the header of what is sent (the vacation `From`'s display
-//! name, `Message-ID`, `Date` and body layout; the trace fields and
-//! `X-Sievegate-Redirected-By` that sievegate adds to a redirect; the notification's text).
+//! address in its `From`, its `Subject`, `In-Reply-To`, `MIME-Version`, media type and body
+//! text (so `:mime` is compared); for a notification the address in its `From`, its
+//! `Subject` and `MIME-Version`. Not compared, different by design: everything else in the
+//! header of what is sent (the `From`'s display name, `Message-ID`, `Date`, `Precedence`,
+//! `X-Priority` wording; the trace fields and `X-Sievegate-Redirected-By` that sievegate
+//! adds to a redirect; the notification's body text).
 //!
 //! ## Deliberate differences (asserted exactly, see [`Deliberate`])
 //!
@@ -34,7 +36,8 @@
 //! | `infected_redirect` | redirects the EICAR message | sends nothing (nothing stored without quarantine) | never send infected mail on |
 //! | `redirect_to_delivered_to_address` | redirects | keeps, sends nothing | README: no redirect to an address already in `Delivered-To:` (loop) |
 //! | `vacation_to_user_detail` | no reply: the envelope recipient `cNN+away@` is not in To/Cc | replies: the user's address `cNN@` is in To | sievegate matches the user's address without `+detail`; Pigeonhole the exact recipient (both reply when To has `+detail`: `vacation_detail_in_to_and_envelope`) |
-//! | `notify_mailto` | envelope sender `postmaster_address` | envelope sender `<>` | README: notify goes from `<>` (RFC 3834) |
+//! | `notify_mailto`, `notify_importance_message`, `notify_uri_headers` | envelope sender and `From:` `postmaster_address`; default Subject `Notification: <subject>` | envelope sender `<>`, `From:` the user; default Subject the message's own | README: notify goes from `<>` (RFC 3834), `From:` the user (RFC 5436 §2.7) |
+//! | `notify_from` | envelope sender and `From:` the `:from` address | `:from` not the user's own: ignored (`<>`, the user) | RFC 5435 §3.3 security check (sieve-rs): no forged senders through our relay |
 //!
 //! `vacation :seconds` / `:days 0` agree: both hold the period to the 1-day minimum
 //! (Dovecot's `sieve_vacation_min_period`, sievegate's `vacation_min_days`).
@@ -1456,7 +1459,8 @@ else { vacation :handle "a" "First reply."; }
                 pigeonhole: "250 INBOX",
                 sievegate: "250 INBOX; sent vacation <> -> <alice@remote.example> \
                     [From: c137@example.test, Subject: \"Auto: Hello\", \
-                    In-Reply-To: <c137.diff@remote.example>]",
+                    In-Reply-To: <c137.diff@remote.example>, MIME-Version: 1.0, \
+                    Content-Type: text/plain, body: \"I am away.\"]",
             }),
             ..BASE
         },
@@ -1584,9 +1588,11 @@ else { vacation :handle "a" "First reply."; }
                 "require \"enotify\";\nnotify \"mailto:bob@elsewhere.example\";\n",
             ),
             differs: Some(Deliberate {
-                why: "notification envelope sender: Pigeonhole uses postmaster_address, sievegate <> (RFC 3834: automatic messages go from the null sender)",
-                pigeonhole: "250 INBOX; sent notify <postmaster@example.test> -> <bob@elsewhere.example>",
-                sievegate: "250 INBOX; sent notify <> -> <bob@elsewhere.example>",
+                why: "notification: sievegate sends from <> (RFC 3834) and From the user (RFC 5436 §2.7), Pigeonhole from postmaster_address; without :message sievegate's Subject is the message's own, Pigeonhole's \"Notification: ...\"",
+                pigeonhole: "250 INBOX; sent notify <postmaster@example.test> -> <bob@elsewhere.example> \
+                    [From: postmaster@example.test, Subject: \"Notification: Hello\", MIME-Version: 1.0]",
+                sievegate: "250 INBOX; sent notify <> -> <bob@elsewhere.example> \
+                    [From: c152@example.test, Subject: \"Hello\", MIME-Version: 1.0]",
             }),
             ..BASE
         },
@@ -1620,6 +1626,77 @@ else { vacation :handle "a" "First reply."; }
             name: "redirect_of_before_script_edits",
             before: &["require \"editheader\";\naddheader :last \"X-Before\" \"yes\";\n"],
             personal: Some("redirect \"bob@elsewhere.example\";\n"),
+            ..BASE
+        },
+        // ---- variables keep their value after the block that set them (RFC 5229 §3) ----
+        Case {
+            name: "variable_set_inside_block",
+            personal: Some(
+                r#"require ["variables", "fileinto", "mailbox"];
+if header :matches "Subject" "*" { set "s" "${1}"; }
+if true { set :lower "t" "Tail"; }
+fileinto :create "${s}-${t}";
+"#,
+            ),
+            ..BASE
+        },
+        // ---- vacation :mime and notify: what goes out ----
+        Case {
+            name: "vacation_mime",
+            personal: Some(
+                "require \"vacation\";\nvacation :mime \"Content-Type: text/html; charset=utf-8\n\n<p>I am away.</p>\n\";\n",
+            ),
+            message: TO_USER,
+            ..BASE
+        },
+        Case {
+            name: "vacation_mime_multipart",
+            personal: Some(
+                "require \"vacation\";\nvacation :mime :subject \"Away\" text:\nContent-Type: multipart/alternative; boundary=\"b1\"\n\n--b1\nContent-Type: text/plain; charset=utf-8\n\nI am away.\n--b1\nContent-Type: text/html; charset=utf-8\n\n<p>I am away.</p>\n--b1--\n.\n;\n",
+            ),
+            message: TO_USER,
+            ..BASE
+        },
+        Case {
+            name: "notify_importance_message",
+            personal: Some(
+                "require \"enotify\";\nnotify :importance \"1\" :message \"You have urgent mail\" \"mailto:bob@elsewhere.example\";\n",
+            ),
+            differs: Some(Deliberate {
+                why: "notification sender: sievegate <> and From the user, Pigeonhole postmaster_address (as notify_mailto)",
+                pigeonhole: "250 INBOX; sent notify <postmaster@example.test> -> <bob@elsewhere.example> \
+                    [From: postmaster@example.test, Subject: \"You have urgent mail\", MIME-Version: 1.0]",
+                sievegate: "250 INBOX; sent notify <> -> <bob@elsewhere.example> \
+                    [From: c160@example.test, Subject: \"You have urgent mail\", MIME-Version: 1.0]",
+            }),
+            ..BASE
+        },
+        Case {
+            name: "notify_from",
+            personal: Some(
+                "require \"enotify\";\nnotify :from \"alerts@example.test\" \"mailto:bob@elsewhere.example\";\n",
+            ),
+            differs: Some(Deliberate {
+                why: "notify :from: sievegate (sieve-rs) takes :from only when it is the user's own address (RFC 5435 §3.3 leaves the check to the implementation: no forged senders through our relay), Pigeonhole sends from any :from, in the envelope too",
+                pigeonhole: "250 INBOX; sent notify <alerts@example.test> -> <bob@elsewhere.example> \
+                    [From: alerts@example.test, Subject: \"Notification: Hello\", MIME-Version: 1.0]",
+                sievegate: "250 INBOX; sent notify <> -> <bob@elsewhere.example> \
+                    [From: c161@example.test, Subject: \"Hello\", MIME-Version: 1.0]",
+            }),
+            ..BASE
+        },
+        Case {
+            name: "notify_uri_headers",
+            personal: Some(
+                "require \"enotify\";\nnotify \"mailto:bob@elsewhere.example?subject=Mail%20for%20you&body=Look\";\n",
+            ),
+            differs: Some(Deliberate {
+                why: "notification sender: sievegate <> and From the user, Pigeonhole postmaster_address (as notify_mailto); the URI's subject agrees",
+                pigeonhole: "250 INBOX; sent notify <postmaster@example.test> -> <bob@elsewhere.example> \
+                    [From: postmaster@example.test, Subject: \"Mail for you\", MIME-Version: 1.0]",
+                sievegate: "250 INBOX; sent notify <> -> <bob@elsewhere.example> \
+                    [From: c162@example.test, Subject: \"Mail for you\", MIME-Version: 1.0]",
+            }),
             ..BASE
         },
     ]

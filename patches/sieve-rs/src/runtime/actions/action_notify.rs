@@ -200,6 +200,8 @@ impl Notify {
 
             message.extend_from_slice(b"Auto-Submitted: auto-notified\r\n");
             message.extend_from_slice(b"X-Sieve: yes\r\n");
+            // sievegate patch (PATCHES.md #16): RFC 2045 §4.
+            message.extend_from_slice(b"MIME-Version: 1.0\r\n");
             message.extend_from_slice(b"Content-type: text/plain; charset=utf-8\r\n\r\n");
             if let Some(body) = params.body {
                 message.extend_from_slice(body.as_bytes());

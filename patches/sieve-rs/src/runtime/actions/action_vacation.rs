@@ -339,6 +339,9 @@ impl Vacation {
         message.extend_from_slice(b"\r\n");
 
         write_header(&mut message, "Auto-Submitted: ", "auto-replied");
+        // sievegate patch (PATCHES.md #16): RFC 2045 §4; with `:mime` the reason brings
+        // the entity's own Content-Type, which needs this field just as much.
+        write_header(&mut message, "MIME-Version: ", "1.0");
         if !self.mime {
             message.extend_from_slice(b"Content-type: text/plain; charset=utf-8\r\n\r\n");
         }
