@@ -478,6 +478,42 @@ impl Message {
     }
 }
 
+/// README's "Deliberate differences from Pigeonhole" table names exactly the cases that
+/// carry a [`cases::Deliberate`]: the documentation and the asserted behaviour agree.
+#[test]
+fn readme_lists_the_deliberate_differences() {
+    let readme =
+        std::fs::read_to_string(crate::support::env::repo().join("README.md")).expect("README.md");
+    let section = readme
+        .split("### Deliberate differences from Pigeonhole")
+        .nth(1)
+        .expect("README has the section")
+        .split("\n#")
+        .next()
+        .unwrap_or("");
+    let mut listed: Vec<String> = section
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .flat_map(|l| {
+            let first = l.split('|').nth(1).unwrap_or("");
+            first
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    listed.sort();
+    let mut deliberate: Vec<String> = cases::all()
+        .iter()
+        .filter(|c| c.differs.is_some())
+        .map(|c| c.name.to_string())
+        .collect();
+    deliberate.sort();
+    assert_eq!(listed, deliberate, "README's table vs cases.rs");
+}
+
 #[test]
 fn mutf7_folder_names_decode() {
     assert_eq!(decode_mutf7("Entw&APw-rfe"), "Entwürfe");
