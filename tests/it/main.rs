@@ -10,6 +10,7 @@ mod quarantine;
 mod scan;
 mod server;
 mod session;
+mod sieve_corpus;
 mod sieve_hostile;
 mod sieve_send;
 mod sieve_store;
