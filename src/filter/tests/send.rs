@@ -181,6 +181,8 @@ fn vacation_reply_headers() {
         .expect("a reply");
     for want in [
         "Auto-Submitted: auto-replied\r\n",
+        // Patch #16 (RFC 2045 §4).
+        "MIME-Version: 1.0\r\n",
         "In-Reply-To: <2@example.org>\r\n",
         // sieve-rs copies the old field's raw value after the new id (its leading space
         // included: two spaces, valid folding white space).
