@@ -183,6 +183,69 @@ fn test_json_shows_suppressed_actions_of_infected_mail() {
     );
 }
 
+/// `--json` gives redirects, vacation replies and notifications their own shape, with the
+/// generated text.
+#[test]
+fn test_json_shows_what_would_be_sent() {
+    let clamd = FakeClamd::start(Mode::Close);
+    let env = tools_env(clamd.addr(), &[]);
+    let script = env.dir.path().join("send.sieve");
+    std::fs::write(
+        &script,
+        r#"require ["editheader", "copy", "vacation", "enotify"];
+addheader "X-Fwd" "1";
+redirect :copy "bob@elsewhere.example";
+vacation :addresses ["al@example.test"] "Away.";
+notify :message "Mail" "mailto:phone@elsewhere.example";
+"#,
+    )
+    .expect("write");
+    let out = sieve_test(
+        &env,
+        &[
+            "--user",
+            "alice@example.test",
+            "--from",
+            "sender@remote.example",
+            "--script",
+            script.to_str().unwrap(),
+            "--virus-status",
+            "1",
+            "--json",
+        ],
+        &fixtures().join("rich.eml"),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let actions = v["actions"].as_array().expect("actions");
+    let of = |kind: &str| {
+        actions
+            .iter()
+            .find(|a| a["type"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} in {v}"))
+    };
+    assert_eq!(
+        of("redirect"),
+        &serde_json::json!({"type": "redirect", "to": "bob@elsewhere.example", "edited": true})
+    );
+    let vacation = of("vacation");
+    assert_eq!(vacation["to"], serde_json::json!(["sender@remote.example"]));
+    let reply = vacation["message"].as_str().expect("text");
+    assert!(
+        reply.starts_with("From: al@example.test\r\n") && reply.ends_with("Away."),
+        "{reply}"
+    );
+    let notify = of("notify");
+    assert_eq!(notify["to"], serde_json::json!(["phone@elsewhere.example"]));
+    assert!(
+        notify["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Subject: Mail\r\n")),
+        "{notify}"
+    );
+    assert_eq!(of("store")["folder"], "INBOX");
+}
+
 /// `--spam-score` is what the upstream filter would have written: spamtest and spamtestplus
 /// read it from the configured header's topmost instance, above a forged one in the file.
 #[test]
