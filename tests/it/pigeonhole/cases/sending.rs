@@ -511,5 +511,41 @@ fileinto :create "${s}-${t}";
             }),
             ..BASE
         },
+        // ---- which address a vacation reply comes from (RFC 5230 erratum 2035) ----
+        Case {
+            name: "vacation_alias_in_to_user_in_cc",
+            personal: Some(
+                "require \"vacation\";\nvacation :addresses [\"carol.alias@example.test\"] \"I am away.\";\n",
+            ),
+            message: Message {
+                to: "Carol <carol.alias@example.test>",
+                extra_headers: "Cc: Carol <%u@example.test>\n",
+                ..MESSAGE
+            },
+            ..BASE
+        },
+        Case {
+            name: "vacation_alias_and_user_in_to",
+            personal: Some(
+                "require \"vacation\";\nvacation :addresses [\"carol.alias@example.test\"] \"I am away.\";\n",
+            ),
+            message: Message {
+                to: "Carol <carol.alias@example.test>, Carol <%u@example.test>",
+                ..MESSAGE
+            },
+            ..BASE
+        },
+        Case {
+            name: "vacation_second_alias_in_cc",
+            personal: Some(
+                "require \"vacation\";\nvacation :addresses [\"a1@example.test\", \"a2@example.test\"] \"I am away.\";\n",
+            ),
+            message: Message {
+                to: "Team <team@example.test>",
+                extra_headers: "Cc: A2 <a2@example.test>, A1 <a1@example.test>\n",
+                ..MESSAGE
+            },
+            ..BASE
+        },
     ]
 }
