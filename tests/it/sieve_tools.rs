@@ -2,7 +2,7 @@
 //! (RFC 6609 include, Dovecot's ManageSieve symlink, the per-user error log) through the
 //! real server.
 
-use std::os::unix::fs::symlink;
+use std::os::unix::fs::{symlink, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -451,6 +451,10 @@ fn include_and_managesieve_layout_through_the_server() {
         &[("main", "require \"fileinto\";\nfileinto \"X\"\n")],
         "main",
     );
+    // dave's home belongs to dave (uid/gid 65534 here), the server runs as root: his log
+    // must still be his to read.
+    let dave_home = dave.parent().expect("home").to_path_buf();
+    std::os::unix::fs::chown(&dave_home, Some(65534), Some(65534)).expect("chown (root)");
     let server = Running::start(&env.config_path);
     let message = clean_message("monthly report");
     for user in ["alice", "bob", "carol", "dave"] {
@@ -480,6 +484,11 @@ fn include_and_managesieve_layout_through_the_server() {
     assert_eq!(stored(&env, "dave"), vec!["INBOX"]);
     let log = std::fs::read_to_string(format!("{}.log", dave.display())).expect("dave's log");
     assert!(log.contains(".dovecot.sieve:3:"), "{log}");
+    let meta = std::fs::metadata(format!("{}.log", dave.display())).expect("dave's log");
+    assert_eq!(
+        (meta.uid(), meta.gid(), meta.mode() & 0o777),
+        (65534, 65534, 0o600)
+    );
     // A second delivery to dave: the user's log gets it again, the server log only once.
     deliver(&server, "dave@example.test", &message);
     let log = std::fs::read_to_string(format!("{}.log", dave.display())).expect("dave's log");
