@@ -39,7 +39,7 @@
 //! | `infected_redirect` | redirects the EICAR message | sends nothing (nothing stored without quarantine) | never send infected mail on |
 //! | `redirect_to_delivered_to_address` | redirects | keeps, sends nothing | README: no redirect to an address already in `Delivered-To:` (loop) |
 //! | `vacation_to_user_detail` | no reply: the envelope recipient `cNN+away@` is not in To/Cc | replies: the user's address `cNN@` is in To | sievegate matches the user's address without `+detail`; Pigeonhole the exact recipient (both reply when To has `+detail`: `vacation_detail_in_to_and_envelope`) |
-//! | `notify_mailto`, `notify_importance_message`, `notify_uri_headers` | envelope sender and `From:` `postmaster_address`; default Subject `Notification: <subject>` | envelope sender `<>`, `From:` the user; default Subject the message's own | README: notify goes from `<>` (RFC 3834), `From:` the user (RFC 5436 §2.7) |
+//! | `notify_mailto`, `notify_importance_message`, `notify_uri_headers` | envelope sender and `From:` `postmaster_address` | envelope sender `<>`, `From:` the user | README: notify goes from `<>` (RFC 3834), `From:` the user (RFC 5436 §2.7) |
 //! | `notify_from` | envelope sender and `From:` the `:from` address | `:from` not the user's own: ignored (`<>`, the user) | RFC 5435 §3.3 security check (sieve-rs): no forged senders through our relay |
 //!
 //! `vacation :seconds` / `:days 0` agree: both hold the period to the 1-day minimum

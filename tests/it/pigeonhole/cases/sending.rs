@@ -400,11 +400,11 @@ else { vacation :handle "a" "First reply."; }
                 "require \"enotify\";\nnotify \"mailto:bob@elsewhere.example\";\n",
             ),
             differs: Some(Deliberate {
-                why: "notification: sievegate sends from <> (RFC 3834) and From the user (RFC 5436 §2.7), Pigeonhole from postmaster_address; without :message sievegate's Subject is the message's own, Pigeonhole's \"Notification: ...\"",
+                why: "notification: sievegate sends from <> (RFC 3834) and From the user (RFC 5436 §2.7), Pigeonhole from postmaster_address",
                 pigeonhole: "250 INBOX; sent notify <postmaster@example.test> -> <bob@elsewhere.example> \
                     [From: postmaster@example.test, Subject: \"Notification: Hello\", MIME-Version: 1.0]",
                 sievegate: "250 INBOX; sent notify <> -> <bob@elsewhere.example> \
-                    [From: c152@example.test, Subject: \"Hello\", MIME-Version: 1.0]",
+                    [From: c152@example.test, Subject: \"Notification: Hello\", MIME-Version: 1.0]",
             }),
             ..BASE
         },
@@ -493,7 +493,7 @@ fileinto :create "${s}-${t}";
                 pigeonhole: "250 INBOX; sent notify <alerts@example.test> -> <bob@elsewhere.example> \
                     [From: alerts@example.test, Subject: \"Notification: Hello\", MIME-Version: 1.0]",
                 sievegate: "250 INBOX; sent notify <> -> <bob@elsewhere.example> \
-                    [From: c161@example.test, Subject: \"Hello\", MIME-Version: 1.0]",
+                    [From: c161@example.test, Subject: \"Notification: Hello\", MIME-Version: 1.0]",
             }),
             ..BASE
         },
