@@ -58,6 +58,8 @@ const CORPUS_COVERS: &[(&str, &str)] = &[
     ("subaddress", "envelope :detail"),
     ("envelope", "envelope :domain"),
     ("regex", ":regex "),
+    ("ihave", "if ihave "),
+    ("vnd.sievegate.quarantine", "quarantine;"),
 ];
 
 /// The corpus (see `tests/fixtures/sieve/README.md`): every `NAME.sieve` runs through
