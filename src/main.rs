@@ -113,7 +113,8 @@ enum SieveAction {
         /// The virustest value the scripts see (0-5); without it, clamd scans the message.
         #[arg(long, value_name = "0-5")]
         virus_status: Option<u8>,
-        /// A spam score; reported as a note (spamtest does not read it in this build).
+        /// The spam score an upstream filter would have written: spamtest/spamtestplus read
+        /// it from `[sieve] spam_score_header` (X-Spam-Score when unset).
         #[arg(long, value_name = "X")]
         spam_score: Option<String>,
         /// Print one JSON object.

@@ -18,6 +18,7 @@ mod quarantine;
 mod scan;
 mod server;
 mod session;
+mod sieve_corpus;
 mod sieve_hostile;
 mod sieve_send;
 mod sieve_store;
