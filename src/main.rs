@@ -29,7 +29,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the LMTP server.
+    /// Run the LMTP server; SIGHUP reloads the configuration, SIGTERM stops it.
     Serve {
         /// Configuration file (TOML).
         #[arg(short, long)]
@@ -330,27 +330,29 @@ fn quarantine(config: Option<PathBuf>, action: QuarantineAction) -> ExitCode {
 }
 
 /// Purges quarantine entries older than `[quarantine] retention_days` now and every hour,
-/// in a thread: deleting thousands of files must not hold up deliveries.
-fn start_quarantine_purge(services: &Services) {
-    let Some(q) = services.quarantine.clone() else {
-        return;
-    };
-    let retention = services.config.quarantine.retention;
+/// in a thread: deleting thousands of files must not hold up deliveries. Each pass uses the
+/// current services, so a reload that enables the quarantine or changes the retention
+/// applies from the next pass.
+fn start_quarantine_purge(current: sievegate::reload::Current) {
     let spawned = std::thread::Builder::new()
         .name("quarantine-purge".into())
         .spawn(move || loop {
-            let before = std::time::SystemTime::now()
-                .checked_sub(retention)
-                .unwrap_or(std::time::UNIX_EPOCH);
-            match q.purge(before, |_, _| {}) {
-                Ok(0) => {}
-                Ok(n) => {
-                    tracing::info!(purged = n, "quarantine: {n} entries past retention purged")
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "quarantine purge failed; retrying in an hour")
+            let services = current.get();
+            if let Some(q) = &services.quarantine {
+                let before = std::time::SystemTime::now()
+                    .checked_sub(services.config.quarantine.retention)
+                    .unwrap_or(std::time::UNIX_EPOCH);
+                match q.purge(before, |_, _| {}) {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(purged = n, "quarantine: {n} entries past retention purged")
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "quarantine purge failed; retrying in an hour")
+                    }
                 }
             }
+            drop(services);
             std::thread::sleep(std::time::Duration::from_secs(3600));
         });
     if let Err(e) = spawned {
@@ -457,14 +459,10 @@ fn check_config(path: PathBuf) -> ExitCode {
 }
 
 fn serve(path: PathBuf) -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    // The log writer follows [log], so the file is read for it first; when it cannot be
+    // read, `load` below says why on stderr and the default writer is as good as any.
+    let log_config = Config::load(&path).map(|c| c.log).unwrap_or_default();
+    let mut log = sievegate::logging::init(&log_config);
     let Some(services) = load(&path, true) else {
         eprintln!("sievegate: not starting: fix the configuration above");
         return ExitCode::FAILURE;
@@ -480,10 +478,14 @@ fn serve(path: PathBuf) -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        // Signal handlers first: a SIGTERM during startup must still mean a clean exit.
-        let shutdown = match shutdown_signal() {
-            Ok(shutdown) => shutdown,
-            Err(e) => {
+        // Signal handlers first: a SIGTERM during startup must still mean a clean exit, and
+        // a SIGHUP must not kill the process (its default action).
+        let (shutdown, mut hangup) = match (
+            shutdown_signal(),
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()),
+        ) {
+            (Ok(shutdown), Ok(hangup)) => (shutdown, hangup),
+            (Err(e), _) | (_, Err(e)) => {
                 eprintln!("sievegate: cannot install signal handlers: {e}");
                 return ExitCode::FAILURE;
             }
@@ -496,12 +498,23 @@ fn serve(path: PathBuf) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        let metrics = match services.config.server.metrics_listen {
+            Some(addr) => match sievegate::metrics::bind(addr).await {
+                Ok(listener) => Some(listener),
+                Err(e) => {
+                    eprintln!("sievegate: cannot serve metrics on {addr} (server.metrics_listen): {e}");
+                    return ExitCode::FAILURE;
+                }
+            },
+            None => None,
+        };
         for addr in server.local_addrs() {
             tracing::info!(%addr, "listening on {addr}");
         }
         tracing::info!("{}", recipients_note(&services));
+        let current = server.current();
         start_tmp_sweep(&services);
-        start_quarantine_purge(&services);
+        start_quarantine_purge(current.clone());
         // Only informative, so it must not delay serving: a hung clamd would otherwise
         // hold startup for the whole scan timeout.
         let probe = Arc::clone(&services);
@@ -518,12 +531,37 @@ fn serve(path: PathBuf) -> ExitCode {
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
+        if let Some(listener) = metrics {
+            // Not "listening on": that phrase names the LMTP listeners in the log.
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!(%addr, "metrics at http://{addr}/metrics");
+            }
+            tokio::spawn(sievegate::metrics::serve(listener, stopped(stop_rx.clone())));
+        }
+        // SIGHUP: one log line per reload (reloaded, or refused with every problem). The
+        // outbox and the notifier started below belong to the process, not to a config:
+        // reloads reuse them.
+        let reload_path = path.clone();
+        let reload_current = current.clone();
+        tokio::spawn(async move {
+            while hangup.recv().await.is_some() {
+                // systemd hook: RELOADING=1 goes here (Type=notify-reload).
+                if let Some(new) = sievegate::reload::apply(&reload_path, &reload_current).await
+                {
+                    log.set_level(&new.config.log.level);
+                }
+                // systemd hook: READY=1 goes here, reloaded or refused.
+            }
+        });
         let outbox = services.outbox.clone();
         let outbox_task = tokio::spawn(outbox.run(stopped(stop_rx.clone())));
         let notifier_task = services.notifier.clone().map(|notifier| {
             let stop = stopped(stop_rx.clone());
             tokio::spawn(async move { notifier.run(stop).await })
         });
+        // The startup services stay referenced only through `current` from here on, so a
+        // reload lets them go once their sessions are done.
+        drop(services);
         server
             .run(async move {
                 shutdown.await;

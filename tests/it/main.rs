@@ -4,9 +4,12 @@
 mod abuse;
 mod infected;
 mod limits;
+mod logs;
+mod metrics;
 mod outbound;
 mod pigeonhole;
 mod quarantine;
+mod reload;
 mod scan;
 mod server;
 mod session;

@@ -1,0 +1,105 @@
+//! Layer 3: `[log] format = "json"` on the real binary: every line on stderr is one JSON
+//! object, and the per-recipient lines carry the fields the README documents.
+
+use std::time::Duration;
+
+use crate::support::binary::Running;
+use crate::support::clamd::Clamd;
+use crate::support::env::{Env, Options};
+use crate::support::messages::{clean_message, infected_message, transaction_as};
+use serde_json::Value;
+
+/// The per-recipient line's fields (README "Logs"), besides `timestamp`, `level`,
+/// `target`, `message` and `spans`.
+const RECIPIENT_FIELDS: &[&str] = &[
+    "id",
+    "queue_id",
+    "from",
+    "to",
+    "mailbox",
+    "message_id",
+    "size",
+    "verdict",
+    "virustest",
+    "virus",
+    "actions",
+    "notes",
+    "delay_ms",
+];
+
+#[test]
+fn json_logs_are_one_object_per_line_with_the_recipient_fields() {
+    let mut options = Options::new(Clamd::shared().addr());
+    options.extra_sections = vec!["[log]\nformat = \"json\"".into()];
+    let env = Env::new(options);
+    let mut server = Running::start(&env.config_path);
+
+    let clean = clean_message("json logs");
+    let xforward = "XFORWARD NAME=client.remote.example ADDR=192.0.2.7 IDENT=4ABC123\r\n";
+    let got = server.converse(&transaction_as(
+        xforward,
+        "sender@remote.example",
+        &["alice@example.test"],
+        &clean,
+    ));
+    assert!(got.contains("Saved\r\n"), "{got}");
+    let got = server.converse(&transaction_as(
+        "",
+        "mallory@forged.example",
+        &["bob@example.test"],
+        &infected_message(),
+    ));
+    assert!(got.contains("250 2.0.0"), "{got}");
+    server.wait_for_log("\"to\":\"bob@example.test\"");
+    let status = server.terminate(Duration::from_secs(15));
+    assert!(status.success(), "{status:?}");
+
+    let logs = server.logs();
+    let mut recipients = Vec::new();
+    for line in logs.lines() {
+        let value: Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not one JSON object: {e}: {line:?}\n{logs}"));
+        let object = value.as_object().expect("an object per line");
+        for key in ["timestamp", "level", "message", "target"] {
+            assert!(object.contains_key(key), "{key} missing: {line}");
+        }
+        if object.contains_key("to") && object.contains_key("verdict") {
+            recipients.push(value);
+        }
+    }
+    assert_eq!(recipients.len(), 2, "one line per recipient:\n{logs}");
+    for r in &recipients {
+        for field in RECIPIENT_FIELDS {
+            assert!(r.get(field).is_some(), "{field} missing: {r}");
+        }
+        let spans = r["spans"].as_array().expect("spans");
+        let session = spans
+            .iter()
+            .find(|s| s["name"] == "session")
+            .unwrap_or_else(|| panic!("no session span: {r}"));
+        assert!(session["peer"].as_str().is_some_and(|p| p.starts_with("127.0.0.1:")));
+        assert!(session["id"].is_string());
+        assert!(spans.iter().any(|s| s["name"] == "transaction"), "{r}");
+    }
+    let alice = &recipients[0];
+    assert_eq!(alice["message"], "delivered");
+    assert_eq!(alice["to"], "alice@example.test");
+    assert_eq!(alice["mailbox"], "alice@example.test");
+    assert_eq!(alice["from"], "sender@remote.example");
+    assert_eq!(alice["queue_id"], "4ABC123");
+    assert_eq!(alice["verdict"], "clean");
+    assert_eq!(alice["virustest"], 1);
+    assert_eq!(alice["virus"], "");
+    assert_eq!(alice["size"], clean.len());
+    assert_eq!(alice["message_id"], "<clean.9@remote.example>");
+    assert_eq!(alice["actions"], "stored INBOX");
+    assert!(alice["delay_ms"].is_u64());
+    assert_eq!(alice["level"], "INFO");
+
+    let bob = &recipients[1];
+    assert_eq!(bob["message"], "discarded");
+    assert_eq!(bob["verdict"], "infected");
+    assert_eq!(bob["virustest"], 5);
+    assert!(bob["virus"].as_str().is_some_and(|v| !v.is_empty()), "{bob}");
+    assert_eq!(bob["queue_id"], "", "no XFORWARD in that transaction");
+}
