@@ -60,10 +60,22 @@ pub const RESTART_ONLY: &[(&str, &str)] = &[
     ("server.listen", "the sockets are bound at startup"),
     ("server.socket_mode", "the sockets are bound at startup"),
     ("server.socket_group", "the sockets are bound at startup"),
-    ("server.max_connections", "the connection slots are sized at startup"),
-    ("server.reserved_connections", "the connection slots are sized at startup"),
-    ("server.metrics_listen", "the metrics socket is bound at startup"),
-    ("server.hostname", "the outbound sender and the notifier keep their name"),
+    (
+        "server.max_connections",
+        "the connection slots are sized at startup",
+    ),
+    (
+        "server.reserved_connections",
+        "the connection slots are sized at startup",
+    ),
+    (
+        "server.metrics_listen",
+        "the metrics socket is bound at startup",
+    ),
+    (
+        "server.hostname",
+        "the outbound sender and the notifier keep their name",
+    ),
     ("state.dir", "the state store stays open"),
     ("notify", "the outbound relay and the notifier keep running"),
     ("log.format", "the log writer is set up once"),
@@ -106,7 +118,12 @@ pub fn reload(path: &Path, old: &Services) -> Result<Reloaded, Refused> {
         services.abuse =
             AbuseReporter::new(&services.config, Arc::clone(&services.state), sink).ok();
     }
-    let problems: Vec<String> = services.filter.check().iter().map(|p| p.to_string()).collect();
+    let problems: Vec<String> = services
+        .filter
+        .check()
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
     if !problems.is_empty() {
         return Err(Refused { problems });
     }
@@ -174,7 +191,10 @@ pub async fn apply(path: &Path, current: &Current) -> Option<Arc<Services>> {
             .find(|(k, _)| k == key)
             .map(|(_, why)| *why)
             .unwrap_or("it needs a restart");
-        tracing::warn!(key, "reload: {key} changed but needs a restart ({why}): the old value stays");
+        tracing::warn!(
+            key,
+            "reload: {key} changed but needs a restart ({why}): the old value stays"
+        );
     }
     let services = Arc::new(reloaded.services);
     current.replace(Arc::clone(&services));
@@ -208,7 +228,17 @@ mod tests {
             ("", "", &[]),
             ("max_recipients = 5", "", &[]),
             ("idle_timeout_secs = 7", "[log]\nlevel = \"debug\"", &[]),
-            ("max_connections = 10", "", &["server.max_connections"]),
+            (
+                "max_connections = 10",
+                "",
+                // The default reservation is an eighth of max_connections.
+                &["server.max_connections", "server.reserved_connections"],
+            ),
+            (
+                "max_connections = 100\nreserved_connections = 32",
+                "",
+                &["server.max_connections"],
+            ),
             (
                 "metrics_listen = \"127.0.0.1:9425\"",
                 "[state]\ndir = \"/var/lib/sievegate\"",
@@ -248,6 +278,9 @@ mod tests {
         new.server.socket_group = Some(4242);
         let kept = keep_restart_only(&old, &mut new);
         let documented: Vec<&str> = RESTART_ONLY.iter().map(|(k, _)| *k).collect();
-        assert_eq!(kept, documented, "every restart-only key is checked, in order");
+        assert_eq!(
+            kept, documented,
+            "every restart-only key is checked, in order"
+        );
     }
 }

@@ -19,8 +19,8 @@ mod sieve;
 #[cfg(test)]
 use acl::user_id;
 pub use acl::XforwardAcl;
-pub use log::{LogConfig, LogFormat, RawLog};
 use acl::{group_id, parse_acl_entry, AclEntry};
+pub use log::{LogConfig, LogFormat, RawLog};
 pub use notify::{is_plain_address, NotifyConfig, RawNotify, Relay};
 pub use sieve::{MessageLimits, RawSieve, SieveConfig};
 pub mod abuse;

@@ -77,7 +77,9 @@ fn json_logs_are_one_object_per_line_with_the_recipient_fields() {
             .iter()
             .find(|s| s["name"] == "session")
             .unwrap_or_else(|| panic!("no session span: {r}"));
-        assert!(session["peer"].as_str().is_some_and(|p| p.starts_with("127.0.0.1:")));
+        assert!(session["peer"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("127.0.0.1:")));
         assert!(session["id"].is_string());
         assert!(spans.iter().any(|s| s["name"] == "transaction"), "{r}");
     }
@@ -100,6 +102,9 @@ fn json_logs_are_one_object_per_line_with_the_recipient_fields() {
     assert_eq!(bob["message"], "discarded");
     assert_eq!(bob["verdict"], "infected");
     assert_eq!(bob["virustest"], 5);
-    assert!(bob["virus"].as_str().is_some_and(|v| !v.is_empty()), "{bob}");
+    assert!(
+        bob["virus"].as_str().is_some_and(|v| !v.is_empty()),
+        "{bob}"
+    );
     assert_eq!(bob["queue_id"], "", "no XFORWARD in that transaction");
 }

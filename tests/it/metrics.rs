@@ -89,9 +89,18 @@ fn metrics_count_clean_and_infected_deliveries() {
     let (env, server, metrics) = start(options);
 
     let before = scrape(metrics);
-    for outcome in ["delivered", "discarded", "quarantined", "deferred", "rejected"] {
+    for outcome in [
+        "delivered",
+        "discarded",
+        "quarantined",
+        "deferred",
+        "rejected",
+    ] {
         assert_eq!(
-            get(&before, &format!("sievegate_deliveries_total{{outcome=\"{outcome}\"}}")),
+            get(
+                &before,
+                &format!("sievegate_deliveries_total{{outcome=\"{outcome}\"}}")
+            ),
             0.0,
             "every outcome exists at 0 from the start"
         );
@@ -109,7 +118,12 @@ fn metrics_count_clean_and_infected_deliveries() {
     assert_eq!(env.total_messages(), 2);
 
     let m = scrape(metrics);
-    let outcome = |o: &str| get(&m, &format!("sievegate_deliveries_total{{outcome=\"{o}\"}}"));
+    let outcome = |o: &str| {
+        get(
+            &m,
+            &format!("sievegate_deliveries_total{{outcome=\"{o}\"}}"),
+        )
+    };
     assert_eq!(outcome("delivered"), 2.0, "{m:#?}");
     assert_eq!(outcome("quarantined"), 1.0, "{m:#?}");
     assert_eq!(outcome("discarded"), 0.0);
@@ -122,11 +136,7 @@ fn metrics_count_clean_and_infected_deliveries() {
     assert_eq!(infected_series.len(), 1, "{m:#?}");
     assert_eq!(*infected_series[0].1, 1.0);
     let logs = server.logs();
-    let virus = infected_series[0]
-        .0
-        .split('"')
-        .nth(1)
-        .expect("virus label");
+    let virus = infected_series[0].0.split('"').nth(1).expect("virus label");
     assert!(
         logs.contains(virus),
         "the label is clamd's name, as in the log: {virus}\n{logs}"

@@ -138,14 +138,22 @@ fn sighup_applies_new_config_users_and_scripts_while_an_open_session_stays_usabl
     let _ = early.read_to_string(&mut rest);
     assert!(rest.contains("221"), "{rest}");
     assert_eq!(folder_count(&env, "bob", ".Two"), 2);
-    assert_eq!(folder_count(&env, "alice", ".One"), 1, "nothing more in One");
+    assert_eq!(
+        folder_count(&env, "alice", ".One"),
+        1,
+        "nothing more in One"
+    );
 
     // The connection limit kept its startup value: 9 connections at once are all served.
     let many: Vec<TcpStream> = (0..9).map(|_| tcp(server.addr)).collect();
     for mut c in many {
         let mut buf = [0u8; 256];
         let n = c.read(&mut buf).expect("greeting");
-        assert!(buf[..n].starts_with(b"220 "), "{:?}", String::from_utf8_lossy(&buf[..n]));
+        assert!(
+            buf[..n].starts_with(b"220 "),
+            "{:?}",
+            String::from_utf8_lossy(&buf[..n])
+        );
     }
 }
 
