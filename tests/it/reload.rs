@@ -7,6 +7,13 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
+use sievegate::config::Config;
+use sievegate::delivery::Services;
+use sievegate::lmtp::{Peer, Session};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
 use crate::support::binary::{tcp, Running};
 use crate::support::clamd::Clamd;
 use crate::support::env::{Env, Options};
@@ -223,4 +230,65 @@ fn a_bad_config_on_sighup_is_refused_and_the_old_one_keeps_serving() {
     deliver("fixed config");
     assert_eq!(folder_count(&env, "alice", ".Two"), 1);
     assert_eq!(folder_count(&env, "alice", ".One"), 2);
+}
+
+/// Reads from the in-memory client end until `until` has occurred `n` times in all.
+async fn read_until_async(client: &mut DuplexStream, text: &mut String, until: &str, n: usize) {
+    let mut buf = [0u8; 4096];
+    while text.matches(until).count() < n {
+        let got = tokio::time::timeout(Duration::from_secs(30), client.read(&mut buf))
+            .await
+            .expect("reply in time")
+            .expect("read");
+        assert!(got > 0, "session closed early; so far:\n{text}");
+        text.push_str(&String::from_utf8_lossy(&buf[..got]));
+    }
+}
+
+/// Layer 2: the session over an in-memory stream. A reload between RCPT and DATA does not
+/// touch the transaction in flight (its message goes where the old script says); the
+/// session's next transaction takes the new services.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_in_flight_keeps_its_services_and_the_next_takes_the_new() {
+    let scripts = tempfile::tempdir().expect("tempdir");
+    let env = env_with_scripts(scripts.path());
+    let one = scripts.path().join("one.sieve").display().to_string();
+    let two = scripts.path().join("two.sieve").display().to_string();
+    let text = std::fs::read_to_string(&env.config_path).expect("read config");
+    let new_path = env.dir.path().join("new.toml");
+    std::fs::write(&new_path, text.replace(&one, &two)).expect("write new config");
+    let new = Arc::new(Services::new(Config::load(&new_path).expect("new config")));
+
+    let (current, follow) = tokio::sync::watch::channel(Arc::clone(&env.services));
+    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+    let (mut client, server) = tokio::io::duplex(1 << 20);
+    let peer = Peer::Tcp("127.0.0.1:40000".parse().expect("addr"));
+    let session = Session::new(server, Arc::clone(&env.services), peer, stop_rx).follow(follow);
+    let task = tokio::spawn(session.run());
+
+    let mut replies = String::new();
+    client
+        .write_all(b"LHLO x\r\nMAIL FROM:<s@remote.example>\r\nRCPT TO:<alice@example.test>\r\n")
+        .await
+        .expect("write");
+    read_until_async(&mut client, &mut replies, "2.1.5", 1).await;
+    current.send_replace(new);
+    let message = clean_message("in flight during the reload");
+    let mut data = b"DATA\r\n".to_vec();
+    data.extend_from_slice(&message);
+    data.extend_from_slice(b".\r\n");
+    client.write_all(&data).await.expect("write");
+    read_until_async(&mut client, &mut replies, "Saved\r\n", 1).await;
+    assert_eq!(folder_count(&env, "alice", ".One"), 1, "{replies}");
+    assert_eq!(folder_count(&env, "alice", ".Two"), 0);
+
+    let next = transaction(&["alice@example.test"], &clean_message("next transaction"));
+    // The same session: skip its LHLO (a second one would only be answered again).
+    let next = &next[b"LHLO client.example\r\n".len()..];
+    client.write_all(next).await.expect("write");
+    read_until_async(&mut client, &mut replies, "Saved\r\n", 2).await;
+    read_until_async(&mut client, &mut replies, "221 ", 1).await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+    assert_eq!(folder_count(&env, "alice", ".Two"), 1, "{replies}");
+    assert_eq!(folder_count(&env, "alice", ".One"), 1);
 }
