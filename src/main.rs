@@ -364,11 +364,13 @@ fn start_quarantine_purge(current: sievegate::reload::Current) {
 /// config itself is invalid, the scripts it names are still compiled, so one run shows all.
 /// `open_state`: open the state store of `[state] dir` (serve); `check-config` leaves it
 /// alone, so checking a file never creates a database.
-fn load(path: &std::path::Path, open_state: bool) -> Option<Services> {
+fn load(path: &std::path::Path, open_state: bool, say: Say) -> Option<Services> {
     let config = match Config::load(path) {
         Ok(config) => config,
         Err(e) => {
-            eprintln!("{e}");
+            for line in e.to_string().lines() {
+                say.problem(line);
+            }
             if let ConfigError::Invalid { sieve, .. } = e {
                 // The personal script is per user: nothing to compile here.
                 let sieve = sievegate::config::SieveConfig {
@@ -377,20 +379,20 @@ fn load(path: &std::path::Path, open_state: bool) -> Option<Services> {
                 };
                 let filter = Filter::new(FilterConfig::from_sieve(&sieve, "localhost"));
                 for p in filter.check() {
-                    eprintln!("{p}");
+                    say.problem(&p.to_string());
                 }
             }
             return None;
         }
     };
     for warning in config.warnings() {
-        eprintln!("{}: warning: {warning}", path.display());
+        say.warning(&format!("{}: warning: {warning}", path.display()));
     }
     let services = if open_state {
         match Services::open(config) {
             Ok(services) => services,
             Err(e) => {
-                eprintln!("{}: {e}", path.display());
+                say.problem(&format!("{}: {e}", path.display()));
                 return None;
             }
         }
@@ -399,9 +401,33 @@ fn load(path: &std::path::Path, open_state: bool) -> Option<Services> {
     };
     let problems = services.filter.check();
     for p in &problems {
-        eprintln!("{p}");
+        say.problem(&p.to_string());
     }
     problems.is_empty().then_some(services)
+}
+
+/// Where [`load`] reports: `check-config` prints plain lines; `serve` logs them, so a
+/// JSON log stays one object per line.
+#[derive(Clone, Copy)]
+enum Say {
+    Stderr,
+    Log,
+}
+
+impl Say {
+    fn problem(self, text: &str) {
+        match self {
+            Say::Stderr => eprintln!("{text}"),
+            Say::Log => tracing::error!("{text}"),
+        }
+    }
+
+    fn warning(self, text: &str) {
+        match self {
+            Say::Stderr => eprintln!("{text}"),
+            Say::Log => tracing::warn!("{text}"),
+        }
+    }
 }
 
 /// Who counts as a recipient, for `check-config` and the startup log: without a users file
@@ -448,7 +474,7 @@ fn start_tmp_sweep(services: &Services) {
 }
 
 fn check_config(path: PathBuf) -> ExitCode {
-    match load(&path, false) {
+    match load(&path, false, Say::Stderr) {
         Some(services) => {
             println!("{}: configuration ok", path.display());
             println!("{}", recipients_note(&services));
@@ -460,11 +486,12 @@ fn check_config(path: PathBuf) -> ExitCode {
 
 fn serve(path: PathBuf) -> ExitCode {
     // The log writer follows [log], so the file is read for it first; when it cannot be
-    // read, `load` below says why on stderr and the default writer is as good as any.
+    // read, `load` below logs why and the default writer is as good as any. From here on
+    // everything goes through the log writer, so a JSON log stays one object per line.
     let log_config = Config::load(&path).map(|c| c.log).unwrap_or_default();
     let mut log = sievegate::logging::init(&log_config);
-    let Some(services) = load(&path, true) else {
-        eprintln!("sievegate: not starting: fix the configuration above");
+    let Some(services) = load(&path, true, Say::Log) else {
+        tracing::error!("not starting: fix the configuration above");
         return ExitCode::FAILURE;
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -473,7 +500,7 @@ fn serve(path: PathBuf) -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("sievegate: cannot start the runtime: {e}");
+            tracing::error!("cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -486,7 +513,7 @@ fn serve(path: PathBuf) -> ExitCode {
         ) {
             (Ok(shutdown), Ok(hangup)) => (shutdown, hangup),
             (Err(e), _) | (_, Err(e)) => {
-                eprintln!("sievegate: cannot install signal handlers: {e}");
+                tracing::error!("cannot install signal handlers: {e}");
                 return ExitCode::FAILURE;
             }
         };
@@ -494,7 +521,7 @@ fn serve(path: PathBuf) -> ExitCode {
         let server = match Server::bind(Arc::clone(&services)).await {
             Ok(server) => server,
             Err(e) => {
-                eprintln!("sievegate: {e}");
+                tracing::error!("{e}");
                 return ExitCode::FAILURE;
             }
         };
@@ -502,7 +529,7 @@ fn serve(path: PathBuf) -> ExitCode {
             Some(addr) => match sievegate::metrics::bind(addr).await {
                 Ok(listener) => Some(listener),
                 Err(e) => {
-                    eprintln!("sievegate: cannot serve metrics on {addr} (server.metrics_listen): {e}");
+                    tracing::error!("cannot serve metrics on {addr} (server.metrics_listen): {e}");
                     return ExitCode::FAILURE;
                 }
             },

@@ -31,6 +31,8 @@ const RECIPIENT_FIELDS: &[&str] = &[
 fn json_logs_are_one_object_per_line_with_the_recipient_fields() {
     let mut options = Options::new(Clamd::shared().addr());
     options.extra_sections = vec!["[log]\nformat = \"json\"".into()];
+    // A config warning at startup (max_message_size above max_scan_size) is a JSON line too.
+    options.max_scan_size = Some(1024 * 1024);
     let env = Env::new(options);
     let mut server = Running::start(&env.config_path);
 
@@ -68,6 +70,10 @@ fn json_logs_are_one_object_per_line_with_the_recipient_fields() {
         }
     }
     assert_eq!(recipients.len(), 2, "one line per recipient:\n{logs}");
+    assert!(
+        logs.contains("\"level\":\"WARN\"") && logs.contains("max_scan_size"),
+        "the startup warning is logged: {logs}"
+    );
     for r in &recipients {
         for field in RECIPIENT_FIELDS {
             assert!(r.get(field).is_some(), "{field} missing: {r}");
