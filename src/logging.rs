@@ -79,7 +79,8 @@ impl LogHandle {
         match EnvFilter::builder().parse(level) {
             Ok(filter) => match handle.reload(filter) {
                 Ok(()) => {
-                    tracing::info!(from = %self.level, to = %level, "log level changed");
+                    // At warn, so the line still shows when the new level is warn.
+                    tracing::warn!(from = %self.level, to = %level, "log level changed");
                     self.level = level.to_string();
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot change the log level"),
