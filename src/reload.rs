@@ -107,6 +107,16 @@ pub fn reload(path: &Path, old: &Services) -> Result<Reloaded, Refused> {
         problems: e.to_string().lines().map(str::to_string).collect(),
     })?;
     let kept = keep_restart_only(&old.config, &mut config);
+    if config.quarantine.enabled && config.state.dir.is_none() {
+        // Validation saw the new state.dir; without it the quarantine index would live in
+        // memory and be lost at the next restart.
+        return Err(Refused {
+            problems: vec![
+                "quarantine.enabled needs state.dir, which only a restart opens: restart sievegate instead"
+                    .to_string(),
+            ],
+        });
+    }
     let warnings = config.warnings();
     let mut services = Services::with_state(config, Arc::clone(&old.state));
     // One outbox sender and one notifier window for the life of the process.
@@ -264,6 +274,29 @@ mod tests {
         keep_restart_only(&old, &mut new);
         assert_eq!(new.server.max_recipients, 5);
         assert_eq!(new.log.level, "debug");
+    }
+
+    #[test]
+    fn enabling_the_quarantine_with_a_new_state_dir_needs_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("sievegate.toml");
+        let base = "[server]\nlisten = [\"127.0.0.1:2424\"]\nhostname = \"mx.example.test\"\n\
+                    [scanner]\nclamd = \"unix:/run/clamd.sock\"\n\
+                    [mailbox]\ndomains = [\"example.test\"]\nmaildir = \"m/%n\"\n";
+        std::fs::write(&path, base).expect("write");
+        let old = Services::new(Config::load(&path).expect("config"));
+        let quarantine =
+            format!("{base}[state]\ndir = \"state\"\n[quarantine]\nenabled = true\ndir = \"q\"\n");
+        std::fs::write(&path, quarantine).expect("write");
+        let Err(refused) = reload(&path, &old) else {
+            panic!("the reload should be refused");
+        };
+        assert!(refused.to_string().contains("restart"), "{refused}");
+        // Any other change applies.
+        std::fs::write(&path, format!("{base}[sieve]\ncpu_limit = 5\n")).expect("write");
+        let reloaded = reload(&path, &old).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(reloaded.services.config.sieve.cpu_limit, 5);
+        assert!(reloaded.kept.is_empty());
     }
 
     #[test]
