@@ -21,14 +21,18 @@ fn start(options: Options) -> (Env, Running, SocketAddr) {
         .push("metrics_listen = \"127.0.0.1:0\"".into());
     let env = Env::new(options);
     let server = Running::start(&env.config_path);
+    let addr = metrics_addr(&server);
+    (env, server, addr)
+}
+
+/// The metrics address a running server logged.
+pub(crate) fn metrics_addr(server: &Running) -> SocketAddr {
     let logs = server.wait_for_log("metrics at http://");
-    let addr = logs
-        .split("metrics at http://")
+    logs.split("metrics at http://")
         .nth(1)
         .and_then(|rest| rest.split('/').next())
         .and_then(|a| a.parse::<SocketAddr>().ok())
-        .unwrap_or_else(|| panic!("no metrics address in the log:\n{logs}"));
-    (env, server, addr)
+        .unwrap_or_else(|| panic!("no metrics address in the log:\n{logs}"))
 }
 
 /// Sends `request` and returns the whole response (the server closes after it).
@@ -41,7 +45,7 @@ fn http(addr: SocketAddr, request: &str) -> String {
 }
 
 /// Scrapes `/metrics` and parses every sample: `name{labels}` → value.
-fn scrape(addr: SocketAddr) -> BTreeMap<String, f64> {
+pub(crate) fn scrape(addr: SocketAddr) -> BTreeMap<String, f64> {
     let response = http(addr, "GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n");
     let (head, body) = response
         .split_once("\r\n\r\n")

@@ -27,9 +27,15 @@ fn file_into(folder: &str) -> String {
 /// An environment whose only global script is `<scripts>/one.sieve` (files into `One`) and
 /// whose users file lists alice only; `scripts` also holds `two.sieve` (files into `Two`).
 fn env_with_scripts(scripts: &Path) -> Env {
+    env_with_scripts_and(scripts, Vec::new())
+}
+
+/// [`env_with_scripts`] with `server_extra` lines in `[server]`.
+fn env_with_scripts_and(scripts: &Path, server_extra: Vec<String>) -> Env {
     std::fs::write(scripts.join("one.sieve"), file_into("One")).expect("write one.sieve");
     std::fs::write(scripts.join("two.sieve"), file_into("Two")).expect("write two.sieve");
     let mut options = Options::new(Clamd::shared().addr());
+    options.server_extra = server_extra;
     options.before = Some(vec![scripts.join("one.sieve").display().to_string()]);
     options.users = Some("alice\n".into());
     Env::new(options)
@@ -167,7 +173,10 @@ fn sighup_applies_new_config_users_and_scripts_while_an_open_session_stays_usabl
 #[test]
 fn a_bad_config_on_sighup_is_refused_and_the_old_one_keeps_serving() {
     let scripts = tempfile::tempdir().expect("tempdir");
-    let env = env_with_scripts(scripts.path());
+    let env = env_with_scripts_and(
+        scripts.path(),
+        vec!["metrics_listen = \"127.0.0.1:0\"".into()],
+    );
     let server = Running::start(&env.config_path);
     let good = std::fs::read_to_string(&env.config_path).expect("read config");
     let deliver = |subject: &str| {
@@ -230,6 +239,13 @@ fn a_bad_config_on_sighup_is_refused_and_the_old_one_keeps_serving() {
     deliver("fixed config");
     assert_eq!(folder_count(&env, "alice", ".Two"), 1);
     assert_eq!(folder_count(&env, "alice", ".One"), 2);
+
+    let m = crate::metrics::scrape(crate::metrics::metrics_addr(&server));
+    assert_eq!(
+        m.get("sievegate_reloads_total{result=\"refused\"}"),
+        Some(&2.0)
+    );
+    assert_eq!(m.get("sievegate_reloads_total{result=\"ok\"}"), Some(&1.0));
 }
 
 /// Reads from the in-memory client end until `until` has occurred `n` times in all.
