@@ -7,7 +7,8 @@
 //!
 //! What lives across reloads is reused, not reopened: the state store (SQLite must not be
 //! opened twice), the outbox (its one sender task runs in `serve`) and the postmaster
-//! notifier with its rate-limit window. Scripts need nothing special: new services bring
+//! notifier with its rate-limit window; the scanner (with its health flag and probe) and
+//! the per-user delivery counts while their settings are unchanged. Scripts need nothing special: new services bring
 //! an empty compile cache, and the cache keys every entry by the file's inode, size and
 //! mtime anyway. The users file is re-read by the new services at once.
 //!
@@ -20,7 +21,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use crate::config::Config;
+use crate::config::{Config, ScannerConfig};
 use crate::delivery::Services;
 use crate::report::AbuseReporter;
 
@@ -122,6 +123,15 @@ pub fn reload(path: &Path, old: &Services) -> Result<Reloaded, Refused> {
     // One outbox sender and one notifier window for the life of the process.
     services.outbox = old.outbox.clone();
     services.notifier = old.notifier.clone();
+    // The same clamd settings: the same scanner, so its health flag (and the probe in
+    // `serve` that keeps it) carries on. Otherwise `serve` starts a probe for the new one.
+    if same_scanner(&old.config.scanner, &services.config.scanner) {
+        services.scanner = old.scanner.clone();
+    }
+    // The same per-user limit: the same counts, so deliveries in flight still count.
+    if old.config.mailbox.user_concurrency_limit == services.config.mailbox.user_concurrency_limit {
+        services.user_limit = old.user_limit.clone();
+    }
     if services.abuse.is_some() {
         // Rebuilt so its reports go into the outbox whose sender runs.
         let sink = Arc::new(services.outbox.clone());
@@ -142,6 +152,21 @@ pub fn reload(path: &Path, old: &Services) -> Result<Reloaded, Refused> {
         kept,
         warnings,
     })
+}
+
+/// True when both configs build the same [`crate::scan::Scanner`].
+fn same_scanner(old: &ScannerConfig, new: &ScannerConfig) -> bool {
+    old.clamd == new.clamd
+        && old.timeout == new.timeout
+        && old.heuristic_prefixes == new.heuristic_prefixes
+        && old.max_scan_size == new.max_scan_size
+}
+
+/// True when `new` uses the scanner `old` used, with the same probe period: the running
+/// clamd probe still serves it. Otherwise the caller starts a probe for `new`'s scanner.
+pub fn same_probe(old: &Services, new: &Services) -> bool {
+    std::ptr::eq(old.scanner.health(), new.scanner.health())
+        && old.config.scanner.health_interval == new.config.scanner.health_interval
 }
 
 /// Puts the old value of every restart-only key back into `new`; returns the keys whose

@@ -2,11 +2,15 @@
 //! crate is linked once and helpers are shared.
 
 mod abuse;
+mod health;
 mod infected;
+mod lda;
+mod lda_postfix;
 mod limits;
 mod logs;
 mod metrics;
 mod outbound;
+mod ownership;
 mod pigeonhole;
 mod quarantine;
 mod reload;
@@ -19,3 +23,4 @@ mod sieve_store;
 mod sieve_tools;
 mod store;
 mod support;
+mod user_limit;

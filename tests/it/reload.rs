@@ -308,3 +308,55 @@ async fn a_transaction_in_flight_keeps_its_services_and_the_next_takes_the_new()
     assert_eq!(folder_count(&env, "alice", ".Two"), 1, "{replies}");
     assert_eq!(folder_count(&env, "alice", ".One"), 1);
 }
+
+/// Sends MAIL on new connections until its reply contains `want` (at most 20 s).
+fn wait_for_mail_reply(server: &Running, want: &str) {
+    let mail_only = b"LHLO client.example\r\nMAIL FROM:<sender@remote.example>\r\nQUIT\r\n";
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = server.converse(mail_only);
+        if out.contains(want) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "MAIL never got {want:?}; last answer:\n{out}\nlog:\n{}",
+            server.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn health_gating_keeps_working_across_reloads() {
+    let mut clamd = Clamd::start();
+    let env = Env::new(Options::new(clamd.addr()));
+    let server = Running::start(&env.config_path);
+    server.wait_for_log("clamd answers");
+
+    // [scanner] unchanged: the same scanner, its probe carries on (no second probe).
+    edit_config(&env, |t| {
+        t.replace("max_recipients = 100", "max_recipients = 99")
+    });
+    hangup(&server);
+    let logs = wait_for_count(&server, "reloaded ", 1);
+    assert_eq!(logs.matches("clamd answers").count(), 1, "{logs}");
+
+    // A new scan timeout: a new scanner, and a new probe that watches it.
+    edit_config(&env, |t| {
+        t.replace("timeout_secs = 10", "timeout_secs = 11")
+    });
+    hangup(&server);
+    wait_for_count(&server, "reloaded ", 2);
+    wait_for_count(&server, "clamd answers", 2);
+
+    clamd.stop();
+    wait_for_mail_reply(&server, "451 4.7.1");
+    clamd.restart();
+    wait_for_mail_reply(&server, "250 2.1.0");
+    let got = server.converse(&transaction(
+        &["alice@example.test"],
+        &clean_message("after the reloads"),
+    ));
+    assert!(got.contains("Saved\r\n"), "{got}");
+}
