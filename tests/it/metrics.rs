@@ -15,11 +15,21 @@ use sievegate::scan::ClamdAddr;
 /// Starts the server with `metrics_listen` on a free port; returns it and the metrics
 /// address (from its log line).
 fn start(options: Options) -> (Env, Running, SocketAddr) {
+    start_edited(options, |text| text)
+}
+
+/// [`start`] with the config file's text passed through `edit` first.
+fn start_edited(
+    options: Options,
+    edit: impl FnOnce(String) -> String,
+) -> (Env, Running, SocketAddr) {
     let mut options = options;
     options
         .server_extra
         .push("metrics_listen = \"127.0.0.1:0\"".into());
     let env = Env::new(options);
+    let text = std::fs::read_to_string(&env.config_path).expect("read config");
+    std::fs::write(&env.config_path, edit(text)).expect("write config");
     let server = Running::start(&env.config_path);
     let addr = metrics_addr(&server);
     (env, server, addr)
@@ -199,7 +209,11 @@ fn metrics_count_clean_and_infected_deliveries() {
 fn metrics_count_clamd_errors_and_deferrals() {
     let nowhere = tempfile::tempdir().expect("tempdir");
     let options = Options::new(ClamdAddr::Unix(nowhere.path().join("no-clamd.sock")));
-    let (_env, server, metrics) = start(options);
+    // Without health gating, so the message reaches the scan (with it, MAIL may already
+    // get 451 4.7.1 and no scan happens).
+    let (_env, server, metrics) = start_edited(options, |text| {
+        text.replace("[scanner]\n", "[scanner]\nhealth_interval_secs = 0\n")
+    });
     let got = server.converse(&transaction(
         &["alice@example.test", "bob@example.test"],
         &clean_message("no clamd"),
