@@ -15,6 +15,7 @@ use crate::scan::ClamdAddr;
 mod acl;
 mod notify;
 mod sieve;
+mod spool;
 #[cfg(test)]
 use acl::user_id;
 pub use acl::XforwardAcl;
@@ -130,6 +131,13 @@ pub struct RawServer {
     /// Group (name or gid) of unix listening sockets, e.g. `postfix`; default: the
     /// process's group. Setting it needs root or membership of that group.
     pub socket_group: Option<String>,
+    /// Messages larger than this many bytes are spooled to a file in `spool_dir` while
+    /// they arrive, instead of memory; 0 spools every message.
+    #[serde(default = "spool::default_threshold")]
+    pub spool_threshold: u64,
+    /// Directory of the spool files (unnamed, gone with their message). Default:
+    /// `<state.dir>/spool`, else `/var/tmp/sievegate`.
+    pub spool_dir: Option<String>,
 }
 
 /// `[scanner]`: the clamd connection and what to do when it fails.
@@ -330,6 +338,8 @@ pub struct ServerConfig {
     pub socket_mode: u32,
     /// Group id for unix listening sockets.
     pub socket_group: Option<u32>,
+    /// Which messages are spooled to disk while they arrive, and where.
+    pub spool: crate::spool::SpoolConfig,
     /// Not wrong, but risky: `check-config` and `serve` print these.
     pub warnings: Vec<String>,
 }
@@ -750,6 +760,13 @@ impl RawConfig {
             min_virustest: q.min_virustest,
             retention: Duration::from_secs(q.retention_days.saturating_mul(86_400)),
         };
+        let spool = spool::validate(
+            s.spool_threshold,
+            s.spool_dir.as_deref(),
+            base,
+            state_dir.as_deref(),
+            &mut problems,
+        );
         let state = StateConfig { dir: state_dir };
         let (true, Some(clamd), Some(socket_mode)) = (problems.is_empty(), clamd, socket_mode)
         else {
@@ -781,6 +798,7 @@ impl RawConfig {
                 shutdown_timeout: Duration::from_secs(s.shutdown_timeout_secs),
                 socket_mode,
                 socket_group,
+                spool,
                 warnings,
             },
             scanner: ScannerConfig {
