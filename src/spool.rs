@@ -61,7 +61,10 @@ impl SpoolError {
             | SpoolError::Map { source, .. } => source,
             SpoolError::Task(_) => return false,
         };
-        matches!(source.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+        matches!(
+            source.raw_os_error(),
+            Some(libc::ENOSPC) | Some(libc::EDQUOT)
+        )
     }
 }
 
@@ -333,7 +336,13 @@ mod tests {
             ("threshold 0 spools anything", 0, 1, 1, true),
             ("large, small batches", 1000, big.len(), 8192, true),
             ("large, one batch", 1000, big.len(), big.len(), true),
-            ("large, below a high threshold", 10 << 20, big.len(), 65536, false),
+            (
+                "large, below a high threshold",
+                10 << 20,
+                big.len(),
+                65536,
+                false,
+            ),
         ];
         for (what, threshold, len, batch, spooled) in cases {
             let input = &big[..len];
@@ -372,8 +381,10 @@ mod tests {
         let got = spool_with(dir.path(), |w| w.write_all(b"abc")).expect("spool");
         assert!(got.is_spooled());
         assert_eq!(&got[..], b"abc");
-        let err = spool_with(dir.path(), |_| Err(io::Error::from_raw_os_error(libc::ENOSPC)))
-            .expect_err("write error");
+        let err = spool_with(dir.path(), |_| {
+            Err(io::Error::from_raw_os_error(libc::ENOSPC))
+        })
+        .expect_err("write error");
         assert!(err.is_no_space(), "{err:?}");
     }
 }

@@ -138,6 +138,10 @@ pub struct RawServer {
     /// Directory of the spool files (unnamed, gone with their message). Default:
     /// `<state.dir>/spool`, else `/var/tmp/sievegate`.
     pub spool_dir: Option<String>,
+    /// Bytes of messages parsed for Sieve at once (the parser decodes MIME parts in
+    /// memory); deliveries beyond it wait their turn.
+    #[serde(default = "spool::default_max_parse_memory")]
+    pub max_parse_memory: u64,
 }
 
 /// `[scanner]`: the clamd connection and what to do when it fails.
@@ -340,6 +344,8 @@ pub struct ServerConfig {
     pub socket_group: Option<u32>,
     /// Which messages are spooled to disk while they arrive, and where.
     pub spool: crate::spool::SpoolConfig,
+    /// Bytes of messages parsed at once ([`crate::delivery::budget`]).
+    pub max_parse_memory: usize,
     /// Not wrong, but risky: `check-config` and `serve` print these.
     pub warnings: Vec<String>,
 }
@@ -590,6 +596,7 @@ impl RawConfig {
             ("server.max_message_size", s.max_message_size as usize),
             ("server.max_connections", s.max_connections),
             ("server.max_recipients", s.max_recipients),
+            ("server.max_parse_memory", s.max_parse_memory as usize),
             ("server.idle_timeout_secs", s.idle_timeout_secs as usize),
             ("server.data_timeout_secs", s.data_timeout_secs as usize),
             ("server.min_data_rate", s.min_data_rate as usize),
@@ -799,6 +806,7 @@ impl RawConfig {
                 socket_mode,
                 socket_group,
                 spool,
+                max_parse_memory: usize::try_from(s.max_parse_memory).unwrap_or(usize::MAX),
                 warnings,
             },
             scanner: ScannerConfig {

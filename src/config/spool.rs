@@ -1,6 +1,7 @@
-//! `[server] spool_threshold` and `spool_dir`: which messages are spooled to disk while they
-//! arrive, and where (see [`crate::spool`]). Kept apart from `mod.rs` so the rule reads in
-//! one place.
+//! `[server] spool_threshold`, `spool_dir` and `max_parse_memory`: which messages are
+//! spooled to disk while they arrive, and where (see [`crate::spool`]); how many bytes of
+//! messages are parsed at once ([`crate::delivery::budget`]). Kept apart from `mod.rs` so
+//! the memory rules read in one place.
 
 use std::path::Path;
 
@@ -9,6 +10,11 @@ use crate::spool::SpoolConfig;
 /// 1 MiB: most mail stays in memory; what could add up (attachments) goes to disk.
 pub(super) fn default_threshold() -> u64 {
     1024 * 1024
+}
+
+/// 256 MiB: two 50 MB messages (or sixty 2 MB ones) parsed at once; more wait their turn.
+pub(super) fn default_max_parse_memory() -> u64 {
+    256 * 1024 * 1024
 }
 
 /// Where spool files go without `spool_dir`: under the state directory when there is one

@@ -44,7 +44,10 @@ pub fn has_virus_headers(raw: &[u8]) -> bool {
 
 /// Writes what [`strip_virus_headers`] returns into `out`, without a copy in memory (for
 /// a spooled message, whose copy goes to a file too).
-pub fn write_without_virus_headers(raw: &[u8], out: &mut dyn std::io::Write) -> std::io::Result<()> {
+pub fn write_without_virus_headers(
+    raw: &[u8],
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
     let mut result = Ok(());
     let end = walk_header(raw, |line, scan_header| {
         if !scan_header && result.is_ok() {

@@ -25,8 +25,8 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use super::headers::{
-    has_virus_headers, strip_virus_headers, trace_headers, write_without_virus_headers,
-    ClientInfo, TraceInfo,
+    has_virus_headers, strip_virus_headers, trace_headers, write_without_virus_headers, ClientInfo,
+    TraceInfo,
 };
 use super::view::SieveView;
 use super::{execute, Deferral, RcptOutcome, Services};
@@ -128,12 +128,16 @@ pub async fn deliver_scanned(
     route: Route,
 ) -> Vec<RcptOutcome> {
     let message = message.into();
+    // Held until every recipient is done: the parse lives that long.
+    let reservation = services.parse_budget.reserve(message.len()).await;
     let services_owned = Arc::clone(services);
     let envelope_owned = envelope.clone();
     let span = tracing::Span::current();
     let task = tokio::task::spawn_blocking(move || {
         let _enter = span.enter();
-        deliver_all(&services_owned, &envelope_owned, &message, &verdict, &route)
+        let outcomes = deliver_all(&services_owned, &envelope_owned, &message, &verdict, &route);
+        drop(reservation);
+        outcomes
     });
     match task.await {
         Ok(outcomes) => outcomes,
