@@ -179,3 +179,298 @@ fn sixteen_concurrent_10_mb_messages_keep_memory_bounded() {
     }
     eprintln!("{}", report.join("\n"));
 }
+
+/// What the size and abuse list's server shares with each case.
+struct Ctx {
+    env: Env,
+    server: Running,
+    /// The unix socket the trusted MTA (this uid) uses.
+    sock: std::path::PathBuf,
+}
+
+impl Ctx {
+    /// A clean message from the trusted MTA over the unix socket; its answer.
+    fn mta_delivers(&self, rcpt: &str, subject: &str) -> String {
+        let unix = std::os::unix::net::UnixStream::connect(&self.sock).expect("connect unix");
+        unix.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+            .expect("timeout");
+        converse(unix, &transaction(&[rcpt], &clean_message(subject)))
+    }
+
+    /// `user`'s INBOX messages without our trace headers.
+    fn stored(&self, user: &str) -> Vec<Vec<u8>> {
+        self.env
+            .messages(user, "")
+            .iter()
+            .map(|(_, m)| split_trace(m).1.to_vec())
+            .collect()
+    }
+}
+
+/// Sends `input` raw (no dot-stuffing: the case's bytes exactly) on a new TCP connection.
+fn raw(ctx: &Ctx, input: &[u8]) -> String {
+    converse(tcp(ctx.server.addr), input)
+}
+
+/// The first reply line starting with `code`, for the table.
+fn first(out: &str, code: &str) -> String {
+    out.lines()
+        .find(|l| l.starts_with(code))
+        .unwrap_or("(none)")
+        .to_string()
+}
+
+/// 1000 recipients (the default `max_recipients`) and one more: 452 4.5.3 for the
+/// 1001st, then one 250 per accepted recipient after DATA, each copy stored.
+fn thousand_recipients(ctx: &Ctx) -> String {
+    let rcpts: Vec<String> = (0..1001)
+        .map(|i| format!("many+{i}@example.test"))
+        .collect();
+    let refs: Vec<&str> = rcpts.iter().map(String::as_str).collect();
+    let out = raw(ctx, &transaction(&refs, &clean_message("a thousand")));
+    assert_eq!(out.matches("250 2.1.5 Recipient ok").count(), 1000, "{out}");
+    assert_eq!(out.matches("452 4.5.3 Too many recipients").count(), 1);
+    assert_eq!(out.matches(" Saved\r\n").count(), 1000, "{out}");
+    assert_eq!(ctx.stored("many").len(), 1000);
+    format!(
+        "1000 × 250 Saved; 1001st: {}",
+        first(&out, "452 4.5.3 Too many")
+    )
+}
+
+/// 100 000 header lines (2.9 MB, spooled): delivered whole; Sieve saw a bounded view.
+fn hundred_thousand_header_lines(ctx: &Ctx) -> String {
+    let mut message = Vec::new();
+    for i in 0..100_000 {
+        message.extend_from_slice(format!("X-Line-{i}: value {i}\r\n").as_bytes());
+    }
+    message.extend_from_slice(b"Subject: many headers\r\n\r\nbody\r\n");
+    let out = raw(ctx, &transaction(&["headers@example.test"], &message));
+    assert!(out.contains(" Saved\r\n"), "{out}");
+    assert_eq!(ctx.stored("headers"), [message.clone()], "stored whole");
+    let logs = ctx.server.wait_for_log("not seen by Sieve");
+    assert!(logs.contains("not seen by Sieve"), "{logs}");
+    format!(
+        "{} ({:.1} MB stored byte for byte)",
+        first(&out, "250 2.0.0"),
+        message.len() as f64 / 1e6
+    )
+}
+
+/// A 1 MB header line and a 1 MB body line. RFC 5322 §2.1.1 allows 998 characters, but a
+/// final delivery agent that cut or refused them would lose or bounce mail the MTA
+/// already accepted: such lines are stored exactly as received (Sieve's view is bounded by
+/// `max_header_size`).
+fn megabyte_lines(ctx: &Ctx) -> String {
+    let mut message = b"Subject: ".to_vec();
+    message.extend(std::iter::repeat_n(b'h', MB));
+    message.extend_from_slice(b"\r\nFrom: a@remote.example\r\n\r\n");
+    message.extend(std::iter::repeat_n(b'b', MB));
+    message.extend_from_slice(b"\r\n");
+    let out = raw(ctx, &transaction(&["lines@example.test"], &message));
+    assert!(out.contains(" Saved\r\n"), "{out}");
+    assert_eq!(ctx.stored("lines"), [message], "stored uncut");
+    first(&out, "250 2.0.0")
+}
+
+/// NUL bytes in header and body, 2 MB of them (spooled): stored byte for byte.
+fn nul_bytes(ctx: &Ctx) -> String {
+    let mut message = b"Subject: nul\0here\r\nX-Nul: \0\0\0\r\n\r\n".to_vec();
+    for i in 0..(2 * MB / 64) {
+        message.extend_from_slice(
+            format!("{i:08} \0 some text with a NUL\0 in it ......\r\n").as_bytes(),
+        );
+    }
+    let out = raw(ctx, &transaction(&["nul@example.test"], &message));
+    assert!(out.contains(" Saved\r\n"), "{out}");
+    assert_eq!(ctx.stored("nul"), [message], "stored byte for byte");
+    first(&out, "250 2.0.0")
+}
+
+/// A message with bare LF line ends throughout (`\n.\n` included): DATA ends only at
+/// `<CRLF>.<CRLF>`; stored as received.
+fn bare_lf(ctx: &Ctx) -> String {
+    let message = b"Subject: bare\nFrom: a@remote.example\n\nline one\n.\nline two\n".to_vec();
+    let mut input =
+        b"LHLO x\r\nMAIL FROM:<a@remote.example>\r\nRCPT TO:<barelf@example.test>\r\nDATA\r\n"
+            .to_vec();
+    input.extend_from_slice(&message);
+    input.extend_from_slice(b"\r\n.\r\nQUIT\r\n");
+    let out = raw(ctx, &input);
+    assert!(out.contains(" Saved\r\n"), "{out}");
+    let mut want = message;
+    want.extend_from_slice(b"\r\n");
+    assert_eq!(ctx.stored("barelf"), [want]);
+    first(&out, "250 2.0.0")
+}
+
+/// The smuggling look-alikes of end-of-data, each followed by a whole second transaction:
+/// one DATA, one delivery, the smuggled commands are body text, bob gets nothing.
+fn smuggling(ctx: &Ctx) -> String {
+    let smuggled = b"MAIL FROM:<evil@attacker.example>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\nSubject: smuggled\r\n\r\nsmuggled body\r\n";
+    let variants: [(&str, &[u8]); 4] = [
+        ("\\n.\\n", b"\n.\n"),
+        ("\\r.\\n", b"\r.\n"),
+        ("\\r\\n.\\r", b"\r\n.\r"),
+        ("\\n.\\r\\n", b"\n.\r\n"),
+    ];
+    for (i, (name, sep)) in variants.iter().enumerate() {
+        let mut input = b"LHLO x\r\nMAIL FROM:<a@remote.example>\r\nRCPT TO:<smuggle@example.test>\r\nDATA\r\nSubject: first\r\n\r\nhello".to_vec();
+        input.extend_from_slice(sep);
+        input.extend_from_slice(smuggled);
+        input.extend_from_slice(b".\r\nQUIT\r\n");
+        let out = raw(ctx, &input);
+        assert_eq!(out.matches("354 ").count(), 1, "{name}: one DATA: {out}");
+        assert_eq!(out.matches(" Saved\r\n").count(), 1, "{name}: {out}");
+        assert!(out.ends_with("221 2.0.0 Bye\r\n"), "{name}: {out}");
+        let stored = ctx.stored("smuggle");
+        assert_eq!(stored.len(), i + 1, "{name}");
+        let body = String::from_utf8_lossy(&stored[i]).into_owned();
+        assert!(
+            body.starts_with("Subject: first\r\n") && body.contains("RCPT TO:<bob@example.test>"),
+            "{name}: the smuggled commands are body text: {body:?}"
+        );
+        assert!(
+            ctx.env.messages("bob", "").is_empty(),
+            "{name}: bob got mail"
+        );
+    }
+    "4 variants: one 354 and one 250 each; bob: nothing".to_string()
+}
+
+/// A client that sends its message one byte a second: 421 4.4.2 at the DATA deadline
+/// (`data_timeout` plus what its bytes earn at `min_data_rate`), nothing stored; the
+/// server serves another client meanwhile.
+fn byte_per_second(ctx: &Ctx) -> String {
+    use std::io::{Read, Write};
+    let mut s = tcp(ctx.server.addr);
+    let mut reader = s.try_clone().expect("clone");
+    let started = Instant::now();
+    let read = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let _ = reader.read_to_end(&mut out);
+        (
+            String::from_utf8_lossy(&out).into_owned(),
+            started.elapsed(),
+        )
+    });
+    s.write_all(b"LHLO slow\r\nMAIL FROM:<>\r\nRCPT TO:<slow@example.test>\r\nDATA\r\n")
+        .expect("write");
+    let mut served = None;
+    for byte in b"Subject: slow\r\n\r\nslow body\r\n".iter().cycle() {
+        if read.is_finished() || started.elapsed().as_secs() > 60 {
+            break;
+        }
+        if s.write_all(&[*byte]).is_err() {
+            break;
+        }
+        if served.is_none() {
+            served = Some(ctx.mta_delivers("meanwhile@example.test", "meanwhile"));
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    let (out, held) = read.join().expect("reader");
+    assert!(
+        out.ends_with("421 4.4.2 Timeout, closing transmission channel\r\n"),
+        "{out}"
+    );
+    assert!(ctx.stored("slow").is_empty());
+    let served = served.unwrap_or_default();
+    assert!(served.contains(" Saved\r\n"), "meanwhile: {served}");
+    format!("421 4.4.2 after {:.1} s", held.as_secs_f64())
+}
+
+/// More clients than `max_connections` at once: the general slots fill, the excess gets
+/// 421 4.3.2, and the trusted MTA still delivers through a reserved slot.
+fn connection_flood(ctx: &Ctx) -> String {
+    use std::io::Read;
+    let clients: Vec<std::net::TcpStream> = (0..FLOOD).map(|_| tcp(ctx.server.addr)).collect();
+    let mut greeted = 0;
+    let mut refused = 0;
+    let mut held = Vec::new();
+    for mut c in clients {
+        let mut buf = [0u8; 128];
+        let n = c.read(&mut buf).expect("first reply");
+        match &buf[..3.min(n)] {
+            b"220" => {
+                greeted += 1;
+                held.push(c);
+            }
+            b"421" => {
+                assert!(buf[..n].starts_with(b"421 4.3.2"));
+                refused += 1;
+            }
+            other => panic!("unexpected {:?}", String::from_utf8_lossy(other)),
+        }
+    }
+    assert_eq!(greeted, MAX_CONNECTIONS - RESERVED, "general slots");
+    assert_eq!(refused, FLOOD - greeted);
+    let mta = ctx.mta_delivers("flood@example.test", "during the flood");
+    assert!(
+        mta.contains(" Saved\r\n"),
+        "trusted MTA during the flood: {mta}"
+    );
+    drop(held);
+    format!("{greeted} × 220, {refused} × 421 4.3.2; trusted MTA: 250 Saved")
+}
+
+const MAX_CONNECTIONS: usize = 24;
+const RESERVED: usize = 4;
+/// Clients of the flood: well over `max_connections`.
+const FLOOD: usize = 60;
+
+/// The size and abuse list of issue 8, one case after another against one server: each
+/// gets a clear reply, the server's memory is measured, and it serves the next message.
+/// The 50 MB message and the 16 concurrent 10 MB ones have their own tests above.
+#[test]
+fn size_and_abuse_list() {
+    let sock_dir = tempfile::tempdir().expect("tempdir");
+    let sock = sock_dir.path().join("lmtp.sock");
+    let mut options = big_options();
+    options.listen = vec!["127.0.0.1:0".into(), format!("unix:{}", sock.display())];
+    options.max_recipients = 1000;
+    options.max_connections = MAX_CONNECTIONS;
+    options.idle_timeout_secs = 3;
+    options.xforward_from = vec![format!("unix:{}", nix::unistd::geteuid().as_raw())];
+    options.server_extra = vec![format!("reserved_connections = {RESERVED}")];
+    let env = Env::new(options);
+    let server = Running::start(&env.config_path);
+    let ctx = Ctx { env, server, sock };
+    type Case = fn(&Ctx) -> String;
+    let cases: [(&str, Case); 8] = [
+        ("1000 recipients (+1 over)", thousand_recipients),
+        ("100 000 header lines", hundred_thousand_header_lines),
+        ("1 MB lines", megabyte_lines),
+        ("NUL bytes", nul_bytes),
+        ("bare LF", bare_lf),
+        ("smuggling sequences", smuggling),
+        ("a byte-per-second client", byte_per_second),
+        ("connection flood", connection_flood),
+    ];
+    let mut table = Vec::new();
+    for (i, (what, case)) in cases.into_iter().enumerate() {
+        let idle = memory::status(ctx.server.pid());
+        let started = Instant::now();
+        let (reply, peaks) = measure(&ctx.server, || case(&ctx));
+        let took = started.elapsed();
+        // The server survives and serves the next message.
+        let next = raw(
+            &ctx,
+            &transaction(&["next@example.test"], &clean_message(what)),
+        );
+        assert!(next.contains(" Saved\r\n"), "after {what}: {next}");
+        assert_eq!(ctx.stored("next").len(), i + 1);
+        table.push(format!(
+            "{what}: {reply} | {peaks} | {:.1} s",
+            took.as_secs_f64()
+        ));
+        // Generous: none of these holds more than a few MB of the client's bytes at once.
+        assert!(
+            peaks.anon < idle.rss_anon + 64 * MB,
+            "{what}: peak RssAnon {}\n{}",
+            peaks.anon,
+            table.join("\n")
+        );
+    }
+    eprintln!("{}", table.join("\n"));
+}
