@@ -20,6 +20,7 @@
 //! - A panic while one recipient is handled defers that recipient only: the others keep the
 //!   outcome they already have, so a retry does not duplicate their copies.
 
+use std::borrow::Cow;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -166,7 +167,8 @@ fn deliver_all(
     // Spoofable scan headers go before Sieve sees the message and before it is stored.
     let stripped = without_scan_headers(services, message);
     let message: &[u8] = message;
-    let body: &[u8] = stripped.as_deref().unwrap_or(message);
+    // A Cow as before the spool, so the uses below read (and merge) as they did.
+    let body: Cow<'_, [u8]> = Cow::Borrowed(stripped.as_deref().unwrap_or(message));
     let view = SieveView::new(&body, &config.sieve.limits);
     let parsed = ParsedMessage::new(view.bytes());
     let mut log = LogLine::new(envelope, message, verdict);

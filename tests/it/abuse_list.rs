@@ -136,7 +136,8 @@ fn sixteen_concurrent_10_mb_messages_keep_memory_bounded() {
     options.server_extra = vec![format!("max_parse_memory = {PARSE_BUDGET}")];
     let env = Env::new(options);
     let server = Running::start(&env.config_path);
-    let kinds: [(&str, fn(usize, &str) -> Vec<u8>); 2] = [
+    type Build = fn(usize, &str) -> Vec<u8>;
+    let kinds: [(&str, Build); 2] = [
         ("plain text", message_of),
         ("base64 attachment", attachment_message),
     ];
