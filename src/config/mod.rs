@@ -476,6 +476,10 @@ impl Config {
     pub fn warnings(&self) -> Vec<String> {
         let mut warnings = self.server.warnings.clone();
         warnings.extend(notify::warnings(self));
+        warnings.extend(spool::warnings(
+            &self.server.spool,
+            self.server.max_message_size,
+        ));
         if self.server.max_message_size > self.scanner.max_scan_size {
             warnings.push(format!(
                 "server.max_message_size ({}) is larger than scanner.max_scan_size ({}): messages in between are delivered unscanned (virustest 0)",

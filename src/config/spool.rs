@@ -47,9 +47,66 @@ pub(super) fn validate(
     }
 }
 
+/// Valid but self-defeating spool settings, for `check-config` and the startup log.
+pub(super) fn warnings(spool: &SpoolConfig, max_message_size: usize) -> Vec<String> {
+    if spool.threshold >= max_message_size {
+        return Vec::new();
+    }
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    match fs_type(&mountinfo, &spool.dir) {
+        Some(fs @ ("tmpfs" | "ramfs")) => vec![format!(
+            "server.spool_dir: {} is on a {fs}: spooled messages stay in memory; put it on a disk",
+            spool.dir.display()
+        )],
+        _ => Vec::new(),
+    }
+}
+
+/// The file system type of the mount holding `dir` (the longest mount point it is under),
+/// from the text of `/proc/self/mountinfo` (proc(5): field 5 is the mount point, the type
+/// follows the ` - ` separator).
+fn fs_type<'a>(mountinfo: &'a str, dir: &Path) -> Option<&'a str> {
+    mountinfo
+        .lines()
+        .filter_map(|line| {
+            let (fields, rest) = line.split_once(" - ")?;
+            let mount_point = fields.split(' ').nth(4)?;
+            let fs = rest.split(' ').next()?;
+            // Spaces and the like are octal escapes there (\040); such mount points are
+            // compared as written, which only ever misses a match.
+            Path::new(mount_point)
+                .is_absolute()
+                .then_some((Path::new(mount_point), fs))
+        })
+        .filter(|(mount_point, _)| dir.starts_with(mount_point))
+        .max_by_key(|(mount_point, _)| mount_point.components().count())
+        .map(|(_, fs)| fs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fs_type_table() {
+        let mountinfo = "\
+22 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw
+25 22 0:22 / /tmp rw,nosuid shared:5 - tmpfs tmpfs rw
+26 22 0:23 / /var/tmp/ram rw shared:6 - ramfs none rw
+27 22 0:24 / /tmpdisk rw shared:7 - xfs /dev/vdb rw
+";
+        let cases = [
+            ("/var/tmp/sievegate", Some("ext4")),
+            ("/tmp/spool", Some("tmpfs")),
+            ("/tmp", Some("tmpfs")),
+            ("/tmpdisk/spool", Some("xfs")),
+            ("/var/tmp/ram/x", Some("ramfs")),
+        ];
+        for (dir, want) in cases {
+            assert_eq!(fs_type(mountinfo, Path::new(dir)), want, "{dir}");
+        }
+        assert_eq!(fs_type("", Path::new("/x")), None);
+    }
 
     #[test]
     fn spool_dir_table() {
