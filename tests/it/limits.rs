@@ -368,3 +368,27 @@ async fn a_full_or_broken_spool_defers_every_recipient_and_the_session_goes_on()
         assert!(env.messages("bob", "").is_empty(), "{what}");
     }
 }
+
+/// The same transaction, with the message spooled from its 100th byte, split at every byte
+/// (the spool's batches then start and end everywhere): one answer, and each stored copy
+/// is the dot-unstuffed message, byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spooling_from_any_byte_gives_the_same_message() {
+    let mut options = Options::new(Clamd::shared().addr());
+    options.server_extra = vec![
+        "spool_threshold = 100".into(),
+        "spool_dir = \"spool\"".into(),
+    ];
+    let env = Env::new(options);
+    let mut message = clean_message("spooled at every split");
+    message.extend_from_slice(b".leading dot\r\n..two dots\r\nbare\nLF and a NUL \0 here\r\n");
+    let got = env
+        .transcript_every_split(&transaction(&["alice@example.test"], &message))
+        .await;
+    assert!(got.contains("<alice@example.test> ID Saved"), "{got}");
+    let stored = env.messages("alice", "");
+    assert!(stored.len() > 100, "{}", stored.len());
+    for (path, bytes) in &stored {
+        assert_eq!(split_trace(bytes).1, &message[..], "{}", path.display());
+    }
+}
