@@ -80,7 +80,6 @@ pub struct SpoolConfig {
 
 /// A message as it arrives: bytes go into [`Spool::buffer`], the owner calls
 /// [`Spool::settle`] after each batch, and [`Spool::finish`] at the end.
-#[derive(Debug)]
 pub struct Spool {
     config: SpoolConfig,
     /// Bytes not yet in the file (all of them while the message is below the threshold).
@@ -90,6 +89,18 @@ pub struct Spool {
     file: Option<File>,
     /// Bytes already written to the file.
     written: usize,
+}
+
+impl std::fmt::Debug for Spool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Spool({} bytes, spooled: {}, dir {})",
+            self.len(),
+            self.is_spooled(),
+            self.config.dir.display()
+        )
+    }
 }
 
 impl Spool {
@@ -263,10 +274,8 @@ pub fn spool_with(
 }
 
 /// The bytes of one message: on the heap, or a read-only map of its spool file.
-#[derive(Debug)]
 pub struct MessageBytes(Inner);
 
-#[derive(Debug)]
 enum Inner {
     Memory(Vec<u8>),
     Mapped(Mmap),
@@ -276,6 +285,18 @@ impl MessageBytes {
     /// True when the bytes are a mapped spool file, not heap.
     pub fn is_spooled(&self) -> bool {
         matches!(self.0, Inner::Mapped(_))
+    }
+}
+
+/// Where and how long, never the content (a message in a log line would be megabytes).
+impl std::fmt::Debug for MessageBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let place = if self.is_spooled() {
+            "spooled"
+        } else {
+            "memory"
+        };
+        write!(f, "MessageBytes({place}, {} bytes)", self.len())
     }
 }
 
@@ -380,6 +401,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let got = spool_with(dir.path(), |w| w.write_all(b"abc")).expect("spool");
         assert!(got.is_spooled());
+        assert_eq!(format!("{got:?}"), "MessageBytes(spooled, 3 bytes)");
         assert_eq!(&got[..], b"abc");
         let err = spool_with(dir.path(), |_| {
             Err(io::Error::from_raw_os_error(libc::ENOSPC))
