@@ -57,6 +57,9 @@ pub struct Services {
     pub abuse: Option<AbuseReporter>,
     /// Bytes of messages parsed at once (`[server] max_parse_memory`).
     pub parse_budget: ParseBudget,
+    /// Deliveries in flight per user, for `[mailbox] user_concurrency_limit` (the LMTP
+    /// session counts them; LDA mode, one process per message, does not).
+    pub user_limit: crate::lmtp::UserLimit,
 }
 
 impl Services {
@@ -112,8 +115,10 @@ impl Services {
             None
         };
         let parse_budget = ParseBudget::new(config.server.max_parse_memory);
+        let user_limit = crate::lmtp::UserLimit::new(config.mailbox.user_concurrency_limit);
         Services {
             parse_budget,
+            user_limit,
             config,
             scanner,
             filter,

@@ -3,9 +3,13 @@
 
 mod abuse;
 mod abuse_list;
+mod health;
 mod infected;
+mod lda;
+mod lda_postfix;
 mod limits;
 mod outbound;
+mod ownership;
 mod pigeonhole;
 mod quarantine;
 mod scan;
@@ -17,3 +21,4 @@ mod sieve_store;
 mod sieve_tools;
 mod store;
 mod support;
+mod user_limit;
