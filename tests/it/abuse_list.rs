@@ -223,18 +223,20 @@ fn first(out: &str, code: &str) -> String {
         .to_string()
 }
 
-/// 1000 recipients (the default `max_recipients`) and one more: 452 4.5.3 for the
-/// 1001st, then one 250 per accepted recipient after DATA, each copy stored.
+/// 1000 recipients (the default `max_recipients`), 1000 users (one user's own limit is
+/// `user_concurrency_limit`), and one more: 452 4.5.3 for the 1001st, then one 250 per
+/// accepted recipient after DATA, each copy stored.
 fn thousand_recipients(ctx: &Ctx) -> String {
-    let rcpts: Vec<String> = (0..1001)
-        .map(|i| format!("many+{i}@example.test"))
-        .collect();
+    let rcpts: Vec<String> = (0..1001).map(|i| format!("many{i}@example.test")).collect();
     let refs: Vec<&str> = rcpts.iter().map(String::as_str).collect();
     let out = raw(ctx, &transaction(&refs, &clean_message("a thousand")));
     assert_eq!(out.matches("250 2.1.5 Recipient ok").count(), 1000, "{out}");
     assert_eq!(out.matches("452 4.5.3 Too many recipients").count(), 1);
     assert_eq!(out.matches(" Saved\r\n").count(), 1000, "{out}");
-    assert_eq!(ctx.stored("many").len(), 1000);
+    for i in [0, 500, 999] {
+        assert_eq!(ctx.stored(&format!("many{i}")).len(), 1, "many{i}");
+    }
+    assert!(ctx.stored("many1000").is_empty());
     format!(
         "1000 × 250 Saved; 1001st: {}",
         first(&out, "452 4.5.3 Too many")
