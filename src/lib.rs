@@ -30,6 +30,9 @@
 //!   per-user error log, `sieve check` ([`filter::tools`]).
 //! - [`sievetool`]: `sieve test`, the whole chain for one message printed as a Plan, no
 //!   side effects.
+//! - [`spool`]: a message's bytes on the heap or, above `[server] spool_threshold`, in an
+//!   unnamed file in `spool_dir` mapped read-only ([`spool::MessageBytes`]), so many
+//!   large messages at once cost page cache, not heap.
 //! - [`delivery`]: the pipeline for one message (scan once; per recipient: the bounded
 //!   Sieve view → Plan → trace headers → Maildir → one log line) → one
 //!   [`delivery::RcptOutcome`] per recipient. [`delivery::Services`] is what it shares.
@@ -72,6 +75,7 @@ pub mod report;
 pub mod scan;
 pub mod server;
 pub mod sievetool;
+pub mod spool;
 pub mod state;
 pub mod store;
 pub mod systemd;

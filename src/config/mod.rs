@@ -17,6 +17,7 @@ mod delivery;
 mod log;
 mod notify;
 mod sieve;
+mod spool;
 #[cfg(test)]
 use acl::user_id;
 pub use acl::XforwardAcl;
@@ -137,6 +138,17 @@ pub struct RawServer {
     pub socket_group: Option<String>,
     /// `HOST:PORT` where Prometheus metrics are served (`GET /metrics`); default: off.
     pub metrics_listen: Option<String>,
+    /// Messages larger than this many bytes are spooled to a file in `spool_dir` while
+    /// they arrive, instead of memory; 0 spools every message.
+    #[serde(default = "spool::default_threshold")]
+    pub spool_threshold: u64,
+    /// Directory of the spool files (unnamed, gone with their message). Default:
+    /// `<state.dir>/spool`, else `/var/tmp/sievegate`.
+    pub spool_dir: Option<String>,
+    /// Bytes of messages parsed for Sieve at once (the parser decodes MIME parts in
+    /// memory); deliveries beyond it wait their turn.
+    #[serde(default = "spool::default_max_parse_memory")]
+    pub max_parse_memory: u64,
 }
 
 /// `[scanner]`: the clamd connection and what to do when it fails.
@@ -358,6 +370,10 @@ pub struct ServerConfig {
     pub socket_group: Option<u32>,
     /// Where `GET /metrics` is answered; `None`: no metrics listener.
     pub metrics_listen: Option<SocketAddr>,
+    /// Which messages are spooled to disk while they arrive, and where.
+    pub spool: crate::spool::SpoolConfig,
+    /// Bytes of messages parsed at once ([`crate::delivery::budget`]).
+    pub max_parse_memory: usize,
     /// Not wrong, but risky: `check-config` and `serve` print these.
     pub warnings: Vec<String>,
 }
@@ -494,6 +510,10 @@ impl Config {
     pub fn warnings(&self) -> Vec<String> {
         let mut warnings = self.server.warnings.clone();
         warnings.extend(notify::warnings(self));
+        warnings.extend(spool::warnings(
+            &self.server.spool,
+            self.server.max_message_size,
+        ));
         warnings.extend(delivery::warnings(self));
         if self.server.max_message_size > self.scanner.max_scan_size {
             warnings.push(format!(
@@ -615,6 +635,7 @@ impl RawConfig {
             ("server.max_message_size", s.max_message_size as usize),
             ("server.max_connections", s.max_connections),
             ("server.max_recipients", s.max_recipients),
+            ("server.max_parse_memory", s.max_parse_memory as usize),
             ("server.idle_timeout_secs", s.idle_timeout_secs as usize),
             ("server.data_timeout_secs", s.data_timeout_secs as usize),
             ("server.min_data_rate", s.min_data_rate as usize),
@@ -803,6 +824,13 @@ impl RawConfig {
             min_virustest: q.min_virustest,
             retention: Duration::from_secs(q.retention_days.saturating_mul(86_400)),
         };
+        let spool = spool::validate(
+            s.spool_threshold,
+            s.spool_dir.as_deref(),
+            base,
+            state_dir.as_deref(),
+            &mut problems,
+        );
         let state = StateConfig { dir: state_dir };
         let (true, Some(clamd), Some(socket_mode)) = (problems.is_empty(), clamd, socket_mode)
         else {
@@ -835,6 +863,8 @@ impl RawConfig {
                 socket_mode,
                 socket_group,
                 metrics_listen,
+                spool,
+                max_parse_memory: usize::try_from(s.max_parse_memory).unwrap_or(usize::MAX),
                 warnings,
             },
             scanner: ScannerConfig {

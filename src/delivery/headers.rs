@@ -25,8 +25,42 @@ const MAX_VALUE: usize = 255;
 /// The header section ends at the first empty line (CRLF or bare LF); a message without
 /// that separator is all header.
 pub fn strip_virus_headers(raw: &[u8]) -> Cow<'_, [u8]> {
-    // Allocated only at the first removal: most messages carry no such header.
-    let mut out: Option<Vec<u8>> = None;
+    // Allocated only when there is something to remove: most messages carry no such header.
+    if !has_virus_headers(raw) {
+        return Cow::Borrowed(raw);
+    }
+    let mut buf = Vec::with_capacity(raw.len());
+    // Writing into a Vec cannot fail.
+    let _ = write_without_virus_headers(raw, &mut buf);
+    Cow::Owned(buf)
+}
+
+/// True when [`strip_virus_headers`] would remove something.
+pub fn has_virus_headers(raw: &[u8]) -> bool {
+    let mut any = false;
+    walk_header(raw, |_, scan_header| any |= scan_header);
+    any
+}
+
+/// Writes what [`strip_virus_headers`] returns into `out`, without a copy in memory (for
+/// a spooled message, whose copy goes to a file too).
+pub fn write_without_virus_headers(
+    raw: &[u8],
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    let mut result = Ok(());
+    let end = walk_header(raw, |line, scan_header| {
+        if !scan_header && result.is_ok() {
+            result = out.write_all(line);
+        }
+    });
+    result?;
+    out.write_all(&raw[end..])
+}
+
+/// Calls `each` for every line of the header section (with its line break), with whether
+/// it belongs to a scan header field; returns where the header section ends.
+fn walk_header(raw: &[u8], mut each: impl FnMut(&[u8], bool)) -> usize {
     let mut removing = false;
     let mut pos = 0;
     while pos < raw.len() {
@@ -40,20 +74,10 @@ pub fn strip_virus_headers(raw: &[u8]) -> Cow<'_, [u8]> {
             removing = field_name(line)
                 .is_some_and(|name| SCAN_HEADERS.iter().any(|h| name.eq_ignore_ascii_case(h)));
         }
-        match (&mut out, removing) {
-            (None, true) => out = Some(raw[..pos].to_vec()),
-            (Some(buf), false) => buf.extend_from_slice(line),
-            _ => {}
-        }
+        each(line, removing);
         pos = end;
     }
-    match out {
-        None => Cow::Borrowed(raw),
-        Some(mut buf) => {
-            buf.extend_from_slice(&raw[pos..]);
-            Cow::Owned(buf)
-        }
-    }
+    pos
 }
 
 /// The separator between header and body: `\r\n`, `\n` (or a lone `\r` at the very end).
@@ -267,6 +291,10 @@ mod tests {
                 input == want,
                 "{what}: borrowed iff unchanged"
             );
+            assert_eq!(has_virus_headers(input), input != want, "{what}");
+            let mut written = Vec::new();
+            write_without_virus_headers(input, &mut written).expect("write to a Vec");
+            assert_eq!(&written[..], &got[..], "{what}: the writer agrees");
         }
     }
 

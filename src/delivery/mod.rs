@@ -4,12 +4,14 @@
 //! - [`pipeline`]: scan once, the scan-failure policy, then per recipient: Sieve → Plan →
 //!   trace headers → [`execute`] → one log line.
 //! - [`view`]: the bounded part of a message that Sieve parses.
+//! - [`budget`]: how many bytes of messages are parsed at once, shared by every session.
 //! - [`headers`]: scan headers stripped from incoming mail, trace headers prepended.
 //! - [`execute()`]: one recipient's Plan against its Maildir, all or nothing.
 //! - [`classify`]: recipient-independent facts about a message ([`classify::is_bounce`]).
 //! - [`send`]: after the stores, what the Plan sends: redirects through the relay during
 //!   the delivery, vacation replies and notifications into the outbox, ids remembered.
 
+pub mod budget;
 pub mod classify;
 mod execute;
 pub mod headers;
@@ -33,6 +35,7 @@ use crate::scan::Scanner;
 use crate::state::{MemoryState, SqliteState, StateError, StateStore};
 use crate::store::{StoreError, StoredMessage};
 use crate::users::Users;
+use budget::ParseBudget;
 
 /// What every delivery shares: the configuration and the long-lived clients. Built once at
 /// startup and shared (`Arc`) by every session.
@@ -52,6 +55,8 @@ pub struct Services {
     pub notifier: Option<Arc<Notifier>>,
     /// Abuse reports, when `[abuse] enabled`.
     pub abuse: Option<AbuseReporter>,
+    /// Bytes of messages parsed at once (`[server] max_parse_memory`).
+    pub parse_budget: ParseBudget,
     /// Deliveries in flight per user, for `[mailbox] user_concurrency_limit` (the LMTP
     /// session counts them; LDA mode, one process per message, does not).
     pub user_limit: crate::lmtp::UserLimit,
@@ -109,8 +114,10 @@ impl Services {
         } else {
             None
         };
+        let parse_budget = ParseBudget::new(config.server.max_parse_memory);
         let user_limit = crate::lmtp::UserLimit::new(config.mailbox.user_concurrency_limit);
         Services {
+            parse_budget,
             user_limit,
             config,
             scanner,

@@ -20,11 +20,15 @@
 //! - A panic while one recipient is handled defers that recipient only: the others keep the
 //!   outcome they already have, so a retry does not duplicate their copies.
 
+use std::borrow::Cow;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use super::headers::{strip_virus_headers, trace_headers, ClientInfo, TraceInfo};
+use super::headers::{
+    has_virus_headers, strip_virus_headers, trace_headers, write_without_virus_headers, ClientInfo,
+    TraceInfo,
+};
 use super::view::SieveView;
 use super::{execute, Deferral, RcptOutcome, Services};
 use crate::address::Recipient;
@@ -34,6 +38,7 @@ use crate::quarantine;
 use crate::report::notice::InfectedMessage;
 use crate::report::Incident;
 use crate::scan::Verdict;
+use crate::spool::{self, MessageBytes};
 use crate::store::maildir::Maildir;
 use crate::store::Folder;
 
@@ -76,12 +81,14 @@ pub struct Client {
     pub queue_id: Option<String>,
 }
 
-/// Scans and delivers `message`; returns one outcome per recipient of `envelope`, in order.
+/// Scans and delivers `message` (a `Vec<u8>`, or a spooled message the session received);
+/// returns one outcome per recipient of `envelope`, in order.
 pub async fn deliver(
     services: &Arc<Services>,
     envelope: &Envelope,
-    message: Vec<u8>,
+    message: impl Into<MessageBytes>,
 ) -> Vec<RcptOutcome> {
+    let message = message.into();
     crate::metrics::received(message.len());
     let started = Instant::now();
     let scanned = services.scanner.scan(&message).await;
@@ -124,16 +131,21 @@ pub enum Route {
 pub async fn deliver_scanned(
     services: &Arc<Services>,
     envelope: &Envelope,
-    message: Vec<u8>,
+    message: impl Into<MessageBytes>,
     verdict: Verdict,
     route: Route,
 ) -> Vec<RcptOutcome> {
+    let message = message.into();
+    // Held until every recipient is done: the parse lives that long.
+    let reservation = services.parse_budget.reserve(message.len()).await;
     let services_owned = Arc::clone(services);
     let envelope_owned = envelope.clone();
     let span = tracing::Span::current();
     let task = tokio::task::spawn_blocking(move || {
         let _enter = span.enter();
-        deliver_all(&services_owned, &envelope_owned, &message, &verdict, &route)
+        let outcomes = deliver_all(&services_owned, &envelope_owned, &message, &verdict, &route);
+        drop(reservation);
+        outcomes
     });
     match task.await {
         Ok(outcomes) => outcomes,
@@ -154,13 +166,16 @@ pub async fn deliver_scanned(
 fn deliver_all(
     services: &Services,
     envelope: &Envelope,
-    message: &[u8],
+    message: &MessageBytes,
     verdict: &Verdict,
     route: &Route,
 ) -> Vec<RcptOutcome> {
     let config = &services.config;
     // Spoofable scan headers go before Sieve sees the message and before it is stored.
-    let body = strip_virus_headers(message);
+    let stripped = without_scan_headers(services, message);
+    let message: &[u8] = message;
+    // A Cow as before the spool, so the uses below read (and merge) as they did.
+    let body: Cow<'_, [u8]> = Cow::Borrowed(stripped.as_deref().unwrap_or(message));
     let view = SieveView::new(&body, &config.sieve.limits);
     let parsed = ParsedMessage::new(view.bytes());
     let mut log = LogLine::new(envelope, message, verdict);
@@ -269,6 +284,26 @@ fn deliver_all(
         );
     }
     outcomes
+}
+
+/// The message without forged scan headers, or `None` when it has none (the common case:
+/// no copy). The copy of a spooled message is spooled too, so a forged header cannot
+/// bring a large message back onto the heap; if that spool fails, the copy is made in
+/// memory rather than deferring the message.
+fn without_scan_headers(services: &Services, message: &MessageBytes) -> Option<MessageBytes> {
+    if !has_virus_headers(message) {
+        return None;
+    }
+    let spool = &services.config.server.spool;
+    if message.is_spooled() {
+        match spool::spool_with(&spool.dir, |out| write_without_virus_headers(message, out)) {
+            Ok(copy) => return Some(copy),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot spool the message without its scan headers: copying it in memory");
+            }
+        }
+    }
+    Some(strip_virus_headers(message).into_owned().into())
 }
 
 /// Moves the plan's INBOX copy (the keep) into `folder`, without creating it: a missing

@@ -8,12 +8,16 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::Instrument;
 
 use super::{deliver, reply, Flow, ReadResult, Session};
+use crate::spool::{MessageBytes, Spool, SpoolError};
 
 /// How the DATA phase ended.
 enum Received {
-    Message(Vec<u8>),
+    Message(MessageBytes),
     /// Over `max_message_size`; the rest was read and dropped.
     TooBig,
+    /// The message could not be spooled (disk full, spool directory unusable); the rest
+    /// was read and dropped. The MTA keeps the message and retries.
+    SpoolFailed(SpoolError),
     Closed,
     /// The DATA deadline passed (see [`crate::config::ServerConfig::data_allowance`]).
     Timeout,
@@ -68,6 +72,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 }
                 Flow::Continue
             }
+            Received::SpoolFailed(error) => {
+                tracing::error!(
+                    from = %txn.mail_from,
+                    error = %error,
+                    "message not received: cannot spool it to disk; every recipient is deferred"
+                );
+                for rcpt in &txn.rcpts {
+                    self.push(if error.is_no_space() {
+                        reply::spool_full(&rcpt.original)
+                    } else {
+                        reply::local_error(&rcpt.original)
+                    });
+                }
+                Flow::Continue
+            }
             Received::Closed => {
                 tracing::info!("connection lost during DATA: nothing delivered");
                 Flow::Quit
@@ -85,10 +104,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         Ok(flow)
     }
 
-    /// Reads the message up to `<CRLF>.<CRLF>`, dot-unstuffed, without holding more than
-    /// `max_message_size` (plus one read) in memory. The deadline is a total for the whole
-    /// DATA, extended only in proportion to the bytes received, so dripping a byte now and
-    /// then does not keep the session alive.
+    /// Reads the message up to `<CRLF>.<CRLF>`, dot-unstuffed, into a [`Spool`]: in memory
+    /// up to `spool_threshold`, on disk beyond it, never more than `max_message_size` (plus
+    /// one read). The deadline is a total for the whole DATA, extended only in proportion to
+    /// the bytes received, so dripping a byte now and then does not keep the session alive.
     async fn receive(&mut self) -> std::io::Result<Received> {
         let max = self.services.config.server.max_message_size;
         let started = Instant::now();
@@ -97,25 +116,37 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         // The receiver recognises "." only after a CRLF it has seen; DATA's own CRLF was
         // consumed as a command, so prime it with one (this also unstuffs a first "..").
         receiver.ingest(&mut b"\r\n".iter(), &mut Vec::new());
-        let mut skipping: Option<DummyDataReceiver> = None;
-        let mut message = Vec::with_capacity(self.inbuf.len().clamp(4096, 1 << 20));
+        let spool_config = self.services.config.server.spool.clone();
+        let mut spool = Spool::new(spool_config, self.inbuf.len());
+        // Once the message is refused (too big, spool failure), the rest is only framed.
+        let mut refused: Option<(DummyDataReceiver, Received)> = None;
         loop {
             let mut bytes = self.inbuf.iter();
-            let done = match skipping.as_mut() {
-                Some(dummy) => dummy.ingest(&mut bytes),
-                None => receiver.ingest(&mut bytes, &mut message),
+            let done = match refused.as_mut() {
+                Some((dummy, _)) => dummy.ingest(&mut bytes),
+                None => receiver.ingest(&mut bytes, spool.buffer()),
             };
             let consumed = self.inbuf.len() - bytes.len();
             self.inbuf.drain(..consumed);
             received += consumed as u64;
-            if skipping.is_none() && message.len() > max {
-                skipping = Some(DummyDataReceiver::new_data(&receiver));
-                message = Vec::new();
+            if refused.is_none() {
+                let why = if spool.len() > max {
+                    Some(Received::TooBig)
+                } else {
+                    spool.settle().await.err().map(Received::SpoolFailed)
+                };
+                if let Some(why) = why {
+                    spool.discard();
+                    refused = Some((DummyDataReceiver::new_data(&receiver), why));
+                }
             }
             if done {
-                return Ok(match skipping {
-                    Some(_) => Received::TooBig,
-                    None => Received::Message(message),
+                return Ok(match refused {
+                    Some((_, why)) => why,
+                    None => match spool.finish().await {
+                        Ok(message) => Received::Message(message),
+                        Err(e) => Received::SpoolFailed(e),
+                    },
                 });
             }
             self.flush().await?;

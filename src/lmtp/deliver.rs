@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::{reply, reply::Reply, Peer, Transaction, Xforward};
 use crate::delivery::{self, Client, Deferral, Envelope, RcptOutcome, Services};
+use crate::spool::MessageBytes;
 
 /// What the session knows about the client, copied for the delivery.
 #[derive(Debug, Clone)]
@@ -21,7 +22,7 @@ pub(super) async fn deliver(
     services: &Arc<Services>,
     ctx: &Context,
     txn: &Transaction,
-    message: Vec<u8>,
+    message: MessageBytes,
 ) -> Vec<Reply> {
     let x = &ctx.xforward;
     let envelope = Envelope {

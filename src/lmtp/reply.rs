@@ -312,6 +312,19 @@ pub fn mailbox_full(rcpt: &str) -> Reply {
     )
 }
 
+/// The message could not be spooled for lack of disk space: RFC 3463 4.3.1, mail system
+/// full (the recipient's mailbox is not the problem).
+pub fn spool_full(rcpt: &str) -> Reply {
+    Reply::new(
+        452,
+        "4.3.1",
+        format!(
+            "<{}> Insufficient system storage, try again later",
+            sanitize(rcpt, 256)
+        ),
+    )
+}
+
 pub fn local_error(rcpt: &str) -> Reply {
     Reply::new(
         451,

@@ -6,8 +6,10 @@ use std::time::Instant;
 
 use crate::support::binary::Running;
 use crate::support::clamd::{Clamd, ClamdOptions};
+use crate::support::env::split_trace;
 use crate::support::env::{Env, Options};
 use crate::support::fake_clamd::{FakeClamd, Mode};
+use crate::support::memory;
 use crate::support::messages::{clean_message, transaction};
 
 /// Sends one transaction for `rcpt` and returns the server's whole answer.
@@ -156,7 +158,10 @@ fn structure_bombs_keep_memory_a_small_multiple_of_the_message() {
     let mut report = Vec::new();
     for bomb in bombs(SIZE) {
         let started = Instant::now();
+        let idle = memory::status(server.pid());
+        let sampler = memory::Sampler::start(server.pid());
         let out = send(&server, "alice@example.test", &bomb.message);
+        let peaks = sampler.finish();
         let elapsed = started.elapsed();
         assert!(
             out.contains("250 2.0.0 <alice@example.test>"),
@@ -166,13 +171,22 @@ fn structure_bombs_keep_memory_a_small_multiple_of_the_message() {
         );
         let peak = server.peak_rss();
         report.push(format!(
-            "{}: {} MB, peak RSS {} MB (baseline {} MB), {:.1} s",
+            "{}: {} MB, peak RSS {} MB (baseline {} MB); {peaks}; {:.1} s",
             bomb.what,
             bomb.message.len() / 1_000_000,
             peak / 1_000_000,
             baseline / 1_000_000,
             elapsed.as_secs_f64()
         ));
+        // Spooled, the message itself is never on the heap: what the heap holds is the
+        // bounded Sieve view and its parse.
+        assert!(
+            peaks.anon < idle.rss_anon + bomb.message.len() / 2,
+            "{}: peak RssAnon {} over half the message\n{}",
+            bomb.what,
+            peaks.anon,
+            report.join("\n")
+        );
         // The message itself is held about twice while it is received (the buffer grows
         // by doubling); the parse must add little on top.
         assert!(
@@ -227,4 +241,167 @@ fn a_slow_script_hits_the_wall_clock_limit_and_keeps() {
     // Generous: the limit is 1 s; the rest is receiving, scanning and storing.
     assert!(elapsed.as_secs() < 20, "took {elapsed:?}");
     eprintln!("slow script: answered in {:.1} s", elapsed.as_secs_f64());
+}
+
+/// `[server] spool_threshold = 0`: every message goes through a spool file, on every path
+/// (stored, forged scan headers stripped into a spooled copy, infected and quarantined).
+/// The bytes arrive intact, and no spool file outlives its message: the directory stays
+/// empty (the files never had a name) and the process holds none open or mapped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spooled_messages_take_every_path_and_leave_nothing_behind() {
+    let mut options = Options::new(Clamd::shared().addr());
+    options.server_extra = vec!["spool_threshold = 0".into(), "spool_dir = \"spool\"".into()];
+    options.extra_sections = vec![
+        "[quarantine]\nenabled = true\ndir = \"quarantine\"\n".to_string(),
+        "[state]\ndir = \"state\"\n".to_string(),
+    ];
+    let env = Env::new(options);
+    let spool_dir = env.dir.path().join("spool");
+
+    let clean = padded(300_000);
+    let got = env
+        .transcript(&[&transaction(&["alice@example.test"], &clean)])
+        .await;
+    assert!(got.contains("<alice@example.test> ID Saved"), "{got}");
+    let stored = env.messages("alice", "");
+    assert_eq!(split_trace(&stored[0].1).1, &clean[..]);
+
+    let mut forged = b"X-Virus-Status: Clean\r\nX-Virus-Scanned: by a liar\r\n".to_vec();
+    forged.extend_from_slice(&padded(200_000));
+    let got = env
+        .transcript(&[&transaction(&["bob@example.test"], &forged)])
+        .await;
+    assert!(got.contains("<bob@example.test> ID Saved"), "{got}");
+    let stored = env.messages("bob", "");
+    let (trace, body) = split_trace(&stored[0].1);
+    assert!(!String::from_utf8_lossy(trace).contains("by a liar"));
+    assert_eq!(
+        body,
+        &padded(200_000)[..],
+        "the forged fields alone are gone"
+    );
+
+    let got = env
+        .transcript(&[&transaction(
+            &["carol@example.test"],
+            &crate::support::messages::infected_message(),
+        )])
+        .await;
+    assert!(
+        got.contains("<carol@example.test> ID Ok"),
+        "discarded: {got}"
+    );
+    assert!(env.messages("carol", "").is_empty());
+    let quarantined: Vec<_> = std::fs::read_dir(env.dir.path().join("quarantine"))
+        .expect("quarantine dir")
+        .flatten()
+        .collect();
+    assert_eq!(quarantined.len(), 1, "quarantined once");
+
+    let left: Vec<_> = std::fs::read_dir(&spool_dir)
+        .expect("spool dir created")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "named spool files: {left:?}");
+    // This test's process is the server: nothing of the spool is still open or mapped.
+    let spool = spool_dir.to_string_lossy().into_owned();
+    let open: Vec<String> = std::fs::read_dir("/proc/self/fd")
+        .expect("fds")
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .map(|p| p.to_string_lossy().into_owned())
+        .filter(|p| p.starts_with(&spool))
+        .collect();
+    assert!(open.is_empty(), "open spool files: {open:?}");
+    let maps = std::fs::read_to_string("/proc/self/maps").expect("maps");
+    assert!(!maps.contains(&spool), "mapped spool files:\n{maps}");
+}
+
+/// A spool that cannot take the message: a full file system gets 452 4.3.1 for every
+/// recipient, an unusable directory 451 4.3.0; never a 250, nothing is delivered, and the
+/// session goes on to deliver the next (smaller) message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_or_broken_spool_defers_every_recipient_and_the_session_goes_on() {
+    let mnt = tempfile::tempdir().expect("tempdir");
+    // Tests never skip: without root (or with mount refused) this fails, it does not pass.
+    let mount = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(mnt.path())
+        .output()
+        .expect("run mount");
+    assert!(
+        mount.status.success(),
+        "needs root to mount a 1 MiB tmpfs: {}",
+        String::from_utf8_lossy(&mount.stderr)
+    );
+    struct Umount(std::path::PathBuf);
+    impl Drop for Umount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _guard = Umount(mnt.path().to_path_buf());
+    let blocker = tempfile::NamedTempFile::new().expect("a file where a directory should be");
+    let cases = [
+        (
+            "full",
+            mnt.path().to_path_buf(),
+            "452 4.3.1 <{}> Insufficient system storage, try again later\r\n",
+        ),
+        (
+            "unusable",
+            blocker.path().join("spool"),
+            "451 4.3.0 <{}> Temporary local problem, try again later\r\n",
+        ),
+    ];
+    for (what, dir, reply) in cases {
+        let mut options = Options::new(Clamd::shared().addr());
+        options.server_extra = vec![
+            "spool_threshold = 65536".into(),
+            format!("spool_dir = {:?}", dir.display().to_string()),
+        ];
+        let env = Env::new(options);
+        let big = padded(2 * 1024 * 1024);
+        let mut input = transaction(&["alice@example.test", "bob@example.test"], &big);
+        // The same session goes on: its QUIT comes after a second, small message.
+        input.truncate(input.len() - b"QUIT\r\n".len());
+        input.extend_from_slice(b"MAIL FROM:<a@remote.example>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\nSubject: small\r\n\r\nsmall\r\n.\r\nQUIT\r\n");
+        let got = env.transcript(&[&input]).await;
+        for rcpt in ["alice@example.test", "bob@example.test"] {
+            let want = reply.replace("{}", rcpt);
+            assert!(got.contains(&want), "{what}: {want:?} in {got}");
+        }
+        assert_eq!(got.matches(" Saved\r\n").count(), 1, "{what}: {got}");
+        assert_eq!(
+            env.messages("alice", "").len(),
+            1,
+            "{what}: only the small one"
+        );
+        assert!(env.messages("bob", "").is_empty(), "{what}");
+    }
+}
+
+/// The same transaction, with the message spooled from its 100th byte, split at every byte
+/// (the spool's batches then start and end everywhere): one answer, and each stored copy
+/// is the dot-unstuffed message, byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spooling_from_any_byte_gives_the_same_message() {
+    let mut options = Options::new(Clamd::shared().addr());
+    options.server_extra = vec![
+        "spool_threshold = 100".into(),
+        "spool_dir = \"spool\"".into(),
+    ];
+    let env = Env::new(options);
+    let mut message = clean_message("spooled at every split");
+    message.extend_from_slice(b".leading dot\r\n..two dots\r\nbare\nLF and a NUL \0 here\r\n");
+    let got = env
+        .transcript_every_split(&transaction(&["alice@example.test"], &message))
+        .await;
+    assert!(got.contains("<alice@example.test> ID Saved"), "{got}");
+    let stored = env.messages("alice", "");
+    assert!(stored.len() > 100, "{}", stored.len());
+    for (path, bytes) in &stored {
+        assert_eq!(split_trace(bytes).1, &message[..], "{}", path.display());
+    }
 }

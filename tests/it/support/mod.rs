@@ -7,6 +7,7 @@ pub mod dovecot;
 pub mod env;
 pub mod fake_clamd;
 pub mod maildir_tree;
+pub mod memory;
 pub mod messages;
 pub mod postfix;
 pub mod rdap;

@@ -1,0 +1,131 @@
+//! `[server] spool_threshold`, `spool_dir` and `max_parse_memory`: which messages are
+//! spooled to disk while they arrive, and where (see [`crate::spool`]); how many bytes of
+//! messages are parsed at once ([`crate::delivery::budget`]). Kept apart from `mod.rs` so
+//! the memory rules read in one place.
+
+use std::path::Path;
+
+use crate::spool::SpoolConfig;
+
+/// 1 MiB: most mail stays in memory; what could add up (attachments) goes to disk.
+pub(super) fn default_threshold() -> u64 {
+    1024 * 1024
+}
+
+/// 256 MiB: two 50 MB messages (or sixty 2 MB ones) parsed at once; more wait their turn.
+pub(super) fn default_max_parse_memory() -> u64 {
+    256 * 1024 * 1024
+}
+
+/// Where spool files go without `spool_dir`: under the state directory when there is one
+/// (it is ours and on a disk), else `/var/tmp/sievegate` (`/var/tmp`, unlike `/tmp`, is
+/// not a tmpfs on common systems: a tmpfs would keep the spool in memory again).
+const FALLBACK_DIR: &str = "/var/tmp/sievegate";
+
+/// The validated spool settings; problems are added to `problems`.
+pub(super) fn validate(
+    threshold: u64,
+    dir: Option<&str>,
+    base: &Path,
+    state_dir: Option<&Path>,
+    problems: &mut Vec<String>,
+) -> SpoolConfig {
+    let dir = match dir {
+        Some("") => {
+            problems.push("server.spool_dir: must not be empty".to_string());
+            FALLBACK_DIR.into()
+        }
+        Some(dir) => super::resolve(base, dir),
+        None => match state_dir {
+            Some(state) => state.join("spool"),
+            None => FALLBACK_DIR.into(),
+        },
+    };
+    SpoolConfig {
+        threshold: usize::try_from(threshold).unwrap_or(usize::MAX),
+        dir,
+    }
+}
+
+/// Valid but self-defeating spool settings, for `check-config` and the startup log.
+pub(super) fn warnings(spool: &SpoolConfig, max_message_size: usize) -> Vec<String> {
+    if spool.threshold >= max_message_size {
+        return Vec::new();
+    }
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    match fs_type(&mountinfo, &spool.dir) {
+        Some(fs @ ("tmpfs" | "ramfs")) => vec![format!(
+            "server.spool_dir: {} is on a {fs}: spooled messages stay in memory; put it on a disk",
+            spool.dir.display()
+        )],
+        _ => Vec::new(),
+    }
+}
+
+/// The file system type of the mount holding `dir` (the longest mount point it is under),
+/// from the text of `/proc/self/mountinfo` (proc(5): field 5 is the mount point, the type
+/// follows the ` - ` separator).
+fn fs_type<'a>(mountinfo: &'a str, dir: &Path) -> Option<&'a str> {
+    mountinfo
+        .lines()
+        .filter_map(|line| {
+            let (fields, rest) = line.split_once(" - ")?;
+            let mount_point = fields.split(' ').nth(4)?;
+            let fs = rest.split(' ').next()?;
+            // Spaces and the like are octal escapes there (\040); such mount points are
+            // compared as written, which only ever misses a match.
+            Path::new(mount_point)
+                .is_absolute()
+                .then_some((Path::new(mount_point), fs))
+        })
+        .filter(|(mount_point, _)| dir.starts_with(mount_point))
+        .max_by_key(|(mount_point, _)| mount_point.components().count())
+        .map(|(_, fs)| fs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fs_type_table() {
+        let mountinfo = "\
+22 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw
+25 22 0:22 / /tmp rw,nosuid shared:5 - tmpfs tmpfs rw
+26 22 0:23 / /var/tmp/ram rw shared:6 - ramfs none rw
+27 22 0:24 / /tmpdisk rw shared:7 - xfs /dev/vdb rw
+";
+        let cases = [
+            ("/var/tmp/sievegate", Some("ext4")),
+            ("/tmp/spool", Some("tmpfs")),
+            ("/tmp", Some("tmpfs")),
+            ("/tmpdisk/spool", Some("xfs")),
+            ("/var/tmp/ram/x", Some("ramfs")),
+        ];
+        for (dir, want) in cases {
+            assert_eq!(fs_type(mountinfo, Path::new(dir)), want, "{dir}");
+        }
+        assert_eq!(fs_type("", Path::new("/x")), None);
+    }
+
+    #[test]
+    fn spool_dir_table() {
+        let base = Path::new("/etc/sievegate");
+        let state = Path::new("/var/lib/sievegate");
+        // (spool_dir, state dir, expected dir, problem)
+        let cases: [(Option<&str>, Option<&Path>, &str, bool); 5] = [
+            (None, None, "/var/tmp/sievegate", false),
+            (None, Some(state), "/var/lib/sievegate/spool", false),
+            (Some("/srv/spool"), Some(state), "/srv/spool", false),
+            (Some("spool"), None, "/etc/sievegate/spool", false),
+            (Some(""), None, "/var/tmp/sievegate", true),
+        ];
+        for (dir, state_dir, want, problem) in cases {
+            let mut problems = Vec::new();
+            let got = validate(42, dir, base, state_dir, &mut problems);
+            assert_eq!(got.dir, Path::new(want), "{dir:?}");
+            assert_eq!(got.threshold, 42);
+            assert_eq!(!problems.is_empty(), problem, "{dir:?}: {problems:?}");
+        }
+    }
+}
