@@ -21,16 +21,46 @@ use tokio::sync::watch;
 /// Each user's personal script: every kind of Plan the pipeline executes.
 const PERSONAL: &[(&str, &str)] = &[
     ("scripts/bob.sieve", include_str!("../scripts/reject.sieve")),
-    ("scripts/carol.sieve", include_str!("../scripts/spread.sieve")),
-    ("scripts/dave.sieve", include_str!("../scripts/redirect.sieve")),
-    ("scripts/erin.sieve", include_str!("../scripts/vacation.sieve")),
-    ("scripts/frank.sieve", include_str!("../scripts/notify.sieve")),
-    ("scripts/grace.sieve", include_str!("../scripts/mixed.sieve")),
-    ("scripts/heidi.sieve", include_str!("../scripts/discard.sieve")),
-    ("scripts/ivan.sieve", include_str!("../scripts/include.sieve")),
-    ("global/lists.sieve", include_str!("../scripts/global/lists.sieve")),
-    ("sieve/ivan/mine.sieve", include_str!("../scripts/personal/mine.sieve")),
-    ("virus-policy.sieve", include_str!("../../sieve/virus-policy.sieve")),
+    (
+        "scripts/carol.sieve",
+        include_str!("../scripts/spread.sieve"),
+    ),
+    (
+        "scripts/dave.sieve",
+        include_str!("../scripts/redirect.sieve"),
+    ),
+    (
+        "scripts/erin.sieve",
+        include_str!("../scripts/vacation.sieve"),
+    ),
+    (
+        "scripts/frank.sieve",
+        include_str!("../scripts/notify.sieve"),
+    ),
+    (
+        "scripts/grace.sieve",
+        include_str!("../scripts/mixed.sieve"),
+    ),
+    (
+        "scripts/heidi.sieve",
+        include_str!("../scripts/discard.sieve"),
+    ),
+    (
+        "scripts/ivan.sieve",
+        include_str!("../scripts/include.sieve"),
+    ),
+    (
+        "global/lists.sieve",
+        include_str!("../scripts/global/lists.sieve"),
+    ),
+    (
+        "sieve/ivan/mine.sieve",
+        include_str!("../scripts/personal/mine.sieve"),
+    ),
+    (
+        "virus-policy.sieve",
+        include_str!("../../sieve/virus-policy.sieve"),
+    ),
     ("default.sieve", include_str!("../../sieve/default.sieve")),
 ];
 
@@ -154,7 +184,11 @@ fuzz_target!(|data: &[u8]| {
     };
     let world = world();
     world.clamd.clear();
-    let chunk = if first == 0 { input.len() } else { first as usize };
+    let chunk = if first == 0 {
+        input.len()
+    } else {
+        first as usize
+    };
     let out = world.session(chunk, input.to_vec());
     if let Err(problem) = transcript::check(&out, &world.clamd.scans()) {
         panic!(

@@ -22,22 +22,61 @@ use sievegate_fuzz::{scratch_dir, write_files};
 
 /// The personal scripts a fuzz input can choose (byte 1, low nibble).
 const SCRIPTS: &[(&str, &str)] = &[
-    ("scripts/mixed.sieve", include_str!("../scripts/mixed.sieve")),
-    ("scripts/redirect.sieve", include_str!("../scripts/redirect.sieve")),
-    ("scripts/vacation.sieve", include_str!("../scripts/vacation.sieve")),
-    ("scripts/notify.sieve", include_str!("../scripts/notify.sieve")),
-    ("scripts/reject.sieve", include_str!("../scripts/reject.sieve")),
-    ("scripts/spread.sieve", include_str!("../scripts/spread.sieve")),
-    ("scripts/discard.sieve", include_str!("../scripts/discard.sieve")),
-    ("scripts/include.sieve", include_str!("../scripts/include.sieve")),
-    ("scripts/hostile-before.sieve", include_str!("../scripts/hostile-before.sieve")),
+    (
+        "scripts/mixed.sieve",
+        include_str!("../scripts/mixed.sieve"),
+    ),
+    (
+        "scripts/redirect.sieve",
+        include_str!("../scripts/redirect.sieve"),
+    ),
+    (
+        "scripts/vacation.sieve",
+        include_str!("../scripts/vacation.sieve"),
+    ),
+    (
+        "scripts/notify.sieve",
+        include_str!("../scripts/notify.sieve"),
+    ),
+    (
+        "scripts/reject.sieve",
+        include_str!("../scripts/reject.sieve"),
+    ),
+    (
+        "scripts/spread.sieve",
+        include_str!("../scripts/spread.sieve"),
+    ),
+    (
+        "scripts/discard.sieve",
+        include_str!("../scripts/discard.sieve"),
+    ),
+    (
+        "scripts/include.sieve",
+        include_str!("../scripts/include.sieve"),
+    ),
+    (
+        "scripts/hostile-before.sieve",
+        include_str!("../scripts/hostile-before.sieve"),
+    ),
 ];
 
 const OTHER_FILES: &[(&str, &str)] = &[
-    ("global/lists.sieve", include_str!("../scripts/global/lists.sieve")),
-    ("sieve/alice/mine.sieve", include_str!("../scripts/personal/mine.sieve")),
-    ("virus-policy.sieve", include_str!("../../sieve/virus-policy.sieve")),
-    ("hostile-before.sieve", include_str!("../scripts/hostile-before.sieve")),
+    (
+        "global/lists.sieve",
+        include_str!("../scripts/global/lists.sieve"),
+    ),
+    (
+        "sieve/alice/mine.sieve",
+        include_str!("../scripts/personal/mine.sieve"),
+    ),
+    (
+        "virus-policy.sieve",
+        include_str!("../../sieve/virus-policy.sieve"),
+    ),
+    (
+        "hostile-before.sieve",
+        include_str!("../scripts/hostile-before.sieve"),
+    ),
 ];
 
 const SENDERS: [&str; 4] = [

@@ -161,6 +161,8 @@ fn serve(mut conn: UnixStream, log: &Mutex<Vec<Scan>>) -> io::Result<()> {
     }
     let scan = Scan::of(&stream);
     // Logged before the answer, so the session cannot finish before its scan is recorded.
-    log.lock().unwrap_or_else(PoisonError::into_inner).push(scan);
+    log.lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(scan);
     conn.write_all(scan.reply())
 }

@@ -217,21 +217,59 @@ mod tests {
     fn table() {
         let ok = |s: &str, scans: &[Scan]| check(s.as_bytes(), scans);
         let cases: &[(String, &[Scan], bool)] = &[
-            (format!("{HEAD}250 2.0.0 <a> X Saved\r\n250 2.0.0 <b> X Saved\r\n221 2.0.0 Bye\r\n"), &[Scan::Clean], true),
+            (
+                format!(
+                    "{HEAD}250 2.0.0 <a> X Saved\r\n250 2.0.0 <b> X Saved\r\n221 2.0.0 Bye\r\n"
+                ),
+                &[Scan::Clean],
+                true,
+            ),
             // One reply missing.
-            (format!("{HEAD}250 2.0.0 <a> X Saved\r\n221 2.0.0 Bye\r\n"), &[Scan::Clean], false),
+            (
+                format!("{HEAD}250 2.0.0 <a> X Saved\r\n221 2.0.0 Bye\r\n"),
+                &[Scan::Clean],
+                false,
+            ),
             // Infected mail refused: a bounce.
-            (format!("{HEAD}250 2.0.0 <a> X Ok\r\n550 5.7.1 <b> no\r\n"), &[Scan::Virus], false),
-            (format!("{HEAD}250 2.0.0 <a> X Ok\r\n250 2.0.0 <b> X Ok\r\n"), &[Scan::Heuristic], true),
-            (format!("{HEAD}451 4.7.0 <a> later\r\n451 4.7.0 <b> later\r\n"), &[Scan::Error], true),
-            (format!("{HEAD}451 4.7.0 <a> later\r\n250 2.0.0 <b> X Saved\r\n"), &[Scan::Error], false),
-            (format!("{HEAD}552 5.3.4 <a> big\r\n552 5.3.4 <b> big\r\n"), &[], true),
+            (
+                format!("{HEAD}250 2.0.0 <a> X Ok\r\n550 5.7.1 <b> no\r\n"),
+                &[Scan::Virus],
+                false,
+            ),
+            (
+                format!("{HEAD}250 2.0.0 <a> X Ok\r\n250 2.0.0 <b> X Ok\r\n"),
+                &[Scan::Heuristic],
+                true,
+            ),
+            (
+                format!("{HEAD}451 4.7.0 <a> later\r\n451 4.7.0 <b> later\r\n"),
+                &[Scan::Error],
+                true,
+            ),
+            (
+                format!("{HEAD}451 4.7.0 <a> later\r\n250 2.0.0 <b> X Saved\r\n"),
+                &[Scan::Error],
+                false,
+            ),
+            (
+                format!("{HEAD}552 5.3.4 <a> big\r\n552 5.3.4 <b> big\r\n"),
+                &[],
+                true,
+            ),
             // Closed during DATA, or its deadline.
             (HEAD.to_string(), &[], true),
             (format!("{HEAD}421 4.4.2 Timeout\r\n"), &[], true),
-            (format!("{HEAD}421 4.4.2 Timeout\r\n250 2.0.0 Ok\r\n"), &[], false),
+            (
+                format!("{HEAD}421 4.4.2 Timeout\r\n250 2.0.0 Ok\r\n"),
+                &[],
+                false,
+            ),
             // A scan nobody answered for.
-            (format!("{HEAD}552 5.3.4 <a> big\r\n552 5.3.4 <b> big\r\n"), &[Scan::Clean], false),
+            (
+                format!("{HEAD}552 5.3.4 <a> big\r\n552 5.3.4 <b> big\r\n"),
+                &[Scan::Clean],
+                false,
+            ),
             // Framing.
             ("220 mx\r\n250 2.0.0 O\nk\r\n".to_string(), &[], false),
             ("220 mx\r\n250-a\r\n".to_string(), &[], false),
@@ -240,7 +278,12 @@ mod tests {
             ("220 mx\r\n25 ok\r\n".to_string(), &[], false),
         ];
         for (out, scans, want) in cases {
-            assert_eq!(ok(out, scans).is_ok(), *want, "{out:?}: {:?}", ok(out, scans));
+            assert_eq!(
+                ok(out, scans).is_ok(),
+                *want,
+                "{out:?}: {:?}",
+                ok(out, scans)
+            );
         }
     }
 }
