@@ -8,13 +8,23 @@
 use std::io::{self, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 pub mod transcript;
 
+/// The scratch directory of this process, removed at exit.
+static SCRATCH: OnceLock<PathBuf> = OnceLock::new();
+
+extern "C" fn remove_scratch() {
+    if let Some(dir) = SCRATCH.get() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
 /// A fresh directory for one fuzz process: on tmpfs (`/dev/shm`) when there is one, so the
-/// Maildir writer's fsyncs cost nothing. Named after the target and the process id;
-/// `scripts/fuzz` removes it after the run.
+/// Maildir writer's fsyncs cost nothing. Named after the target and the process id, and
+/// removed when the process exits (libFuzzer ends with `exit`; after a crash `scripts/fuzz`
+/// removes what is left).
 pub fn scratch_dir(target: &str) -> PathBuf {
     let shm = Path::new("/dev/shm");
     let base = if shm.is_dir() {
@@ -25,6 +35,12 @@ pub fn scratch_dir(target: &str) -> PathBuf {
     let dir = base.join(format!("sievegate-fuzz-{target}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create the scratch directory");
+    if SCRATCH.set(dir.clone()).is_ok() {
+        // SAFETY: registers a plain function with no arguments, as atexit(3) expects.
+        unsafe {
+            libc::atexit(remove_scratch);
+        }
+    }
     dir
 }
 
