@@ -161,8 +161,9 @@ fuzz_target!(|data: &[u8]| {
         from: Some(from.into()),
         to: Some("alice+news@example.test".into()),
         virus_status: Some(virustest),
-        spam_score: None,
         message: message.to_vec(),
+        // Fields added to the request later keep their defaults here.
+        ..TestRequest::default()
     };
     let report = match sievetool::run(config, &request) {
         Ok(report) => report,
