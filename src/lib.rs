@@ -10,9 +10,12 @@
 //!   trusted peers, peer credentials on the unix socket, graceful shutdown.
 //! - [`lmtp`]: the session state machine (generic over the stream), one file per verb;
 //!   [`lmtp::reply`] owns every reply text the client sees; outcomes become replies there.
+//!   MAIL is refused while clamd is down ([`scan::health`]); RCPT counts deliveries per
+//!   user ([`lmtp::UserLimit`], `user_concurrency_limit`).
 //! - [`address`]: RCPT address → [`address::Recipient`] (case folding, `+detail`, path safety).
 //! - [`users`]: which recipients exist (`[mailbox] users_file`, Dovecot passwd-file), their `%h`.
-//! - [`scan`]: clamd INSTREAM client, its reply parser, verdict → `virustest` value.
+//! - [`scan`]: clamd INSTREAM client, its reply parser, verdict → `virustest` value;
+//!   [`scan::health`]: clamd up or down, from every scan and a PING probe.
 //! - [`filter`]: Sieve script resolution and compile cache; runs the chain (Pigeonhole's
 //!   multiscript: before → personal or default → after, each script on its own) to a
 //!   printable [`filter::Plan`] (folders, flags and keywords, edited content) without
@@ -27,10 +30,15 @@
 //!   [`delivery::RcptOutcome`] per recipient. [`delivery::Services`] is what it shares.
 //!   After the stores, [`delivery::send`] carries out what the Plan sends: redirects
 //!   through the relay before the reply, vacation replies and notifications into the outbox.
-//!   Its callers: the LMTP session and `quarantine release` ([`delivery::deliver_scanned`]).
+//!   Its callers: the LMTP session, LDA mode and `quarantine release`
+//!   ([`delivery::deliver_scanned`]).
+//! - [`lda`]: LDA mode (`sievegate deliver`, like dovecot-lda): the message on stdin
+//!   through the same pipeline ([`delivery::deliver_scanned`] after one scan), sysexits
+//!   statuses that never bounce infected mail, one bounded outbox pass before exiting.
 //! - [`store`]: the durable Maildir++ writer (tmp → fsync → rename → fsync dir), IMAP
 //!   keywords in Dovecot's `dovecot-keywords`, the INBOX fallback classification of its
-//!   errors, and crash-leftover cleanup in `tmp/`.
+//!   errors, crash-leftover cleanup in `tmp/`, and the configured owner and modes of what
+//!   it creates ([`store::Ownership`]).
 //! - [`quarantine`]: infected mail kept once per message (`<dir>/<id>.eml`, indexed in
 //!   [`state`]) before any reply; the logic of the `quarantine` CLI ([`quarantine::cli`]).
 //! - [`state`]: the embedded state store behind one trait, [`state::StateStore`] (SQLite
@@ -47,6 +55,7 @@ pub mod address;
 pub mod config;
 pub mod delivery;
 pub mod filter;
+pub mod lda;
 pub mod lmtp;
 pub mod outbound;
 pub mod quarantine;

@@ -2,7 +2,7 @@
 //! configuration and compiles its global Sieve scripts, `quarantine ...` manages the
 //! quarantine (logic in `sievegate::quarantine::cli`), `sieve check` / `sieve test` are
 //! Pigeonhole's `sievec` / `sieve-test` (logic in `sievegate::filter::tools` and
-//! `sievegate::sievetool`).
+//! `sievegate::sievetool`), `deliver` is LDA mode (logic in `sievegate::lda`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,6 +45,23 @@ enum Command {
     Sieve {
         #[command(subcommand)]
         action: SieveAction,
+    },
+    /// LDA mode, for Postfix's mailbox_command or pipe(8): deliver the message on stdin.
+    /// Exit status per sysexits: 0 delivered/discarded, 67 unknown user, 75 try again
+    /// later (also for configuration errors), 77 refused by Sieve, 65 too big.
+    Deliver {
+        /// Configuration file (TOML).
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Envelope sender (default: the mbox "From " line, else the null sender).
+        #[arg(short = 'f', value_name = "SENDER")]
+        from: Option<String>,
+        /// Envelope recipient (repeatable; one status covers them all).
+        #[arg(short = 'a', value_name = "RECIPIENT", required = true, num_args = 1..)]
+        rcpts: Vec<String>,
+        /// The keep goes to this folder instead of INBOX (INBOX when it does not exist).
+        #[arg(short = 'm', value_name = "FOLDER")]
+        mailbox: Option<String>,
     },
     /// Inspect and manage quarantined messages.
     Quarantine {
@@ -143,13 +160,54 @@ enum QuarantineAction {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // A bad `deliver` command line (a master.cf slip) must not make Postfix bounce
+            // every message, infected ones included: 75 keeps them queued.
+            let lda = std::env::args().nth(1).as_deref() == Some("deliver");
+            return match e.exit_code() {
+                0 => ExitCode::SUCCESS,
+                _ if lda => ExitCode::from(sievegate::lda::exit::TEMPFAIL),
+                code => ExitCode::from(u8::try_from(code).unwrap_or(2)),
+            };
+        }
+    };
     match cli.command {
         Command::Serve { config } => serve(config),
         Command::CheckConfig { config } => check_config(config),
         Command::Quarantine { config, action } => quarantine(config, action),
         Command::Sieve { action } => sieve(action),
+        Command::Deliver {
+            config,
+            from,
+            rcpts,
+            mailbox,
+        } => deliver(
+            config,
+            sievegate::lda::Request {
+                from,
+                rcpts,
+                mailbox,
+            },
+        ),
     }
+}
+
+/// `sievegate deliver`: logs on stderr at `warn` unless RUST_LOG says otherwise (the MTA
+/// copies stderr into bounces; see `sievegate::lda`).
+fn deliver(config: PathBuf, request: sievegate::lda::Request) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+    let stdin = std::io::stdin();
+    ExitCode::from(sievegate::lda::run(&config, &request, stdin.lock()))
 }
 
 /// `sievegate sieve check|test`: problems on stderr, the result on stdout.
@@ -502,16 +560,12 @@ fn serve(path: PathBuf) -> ExitCode {
         tracing::info!("{}", recipients_note(&services));
         start_tmp_sweep(&services);
         start_quarantine_purge(&services);
-        // Only informative, so it must not delay serving: a hung clamd would otherwise
+        // The clamd probe (health gating at MAIL); its own task, so a hung clamd cannot
         // hold startup for the whole scan timeout.
-        let probe = Arc::clone(&services);
-        tokio::spawn(async move {
-            let clamd = &probe.config.scanner.clamd;
-            match probe.scanner.ping().await {
-                Ok(()) => tracing::info!(%clamd, "clamd answers"),
-                Err(e) => tracing::warn!(%clamd, error = %e, "clamd does not answer yet; messages get 451 until it does"),
-            }
-        });
+        tokio::spawn(sievegate::scan::health::watch(
+            services.scanner.clone(),
+            services.config.scanner.health_interval,
+        ));
         // One shutdown signal for the server and the background senders: the notifier
         // queues a pending digest when it stops, the outbox finishes its pass.
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

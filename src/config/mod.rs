@@ -13,6 +13,7 @@ use serde::Deserialize;
 use crate::scan::ClamdAddr;
 
 mod acl;
+mod delivery;
 mod notify;
 mod sieve;
 #[cfg(test)]
@@ -149,6 +150,9 @@ pub struct RawScanner {
     /// Larger messages are not scanned; they are delivered with virustest 0.
     #[serde(default = "defaults::max_scan_size")]
     pub max_scan_size: u64,
+    /// Seconds between PINGs while clamd is down (0: no probe, no gating at MAIL).
+    #[serde(default = "delivery::defaults::health_interval_secs")]
+    pub health_interval_secs: u64,
 }
 
 /// `[mailbox]`: which recipients are local and where their Maildir lives.
@@ -167,6 +171,20 @@ pub struct RawMailbox {
     /// special use in its config, not in the Maildir: repeat its `special_use` settings here.
     /// Default: Dovecot's `\Drafts` Drafts, `\Junk` Junk, `\Sent` Sent, `\Trash` Trash.
     pub special_use: Option<std::collections::BTreeMap<String, String>>,
+    /// Concurrent LMTP deliveries per user, across sessions (Dovecot's
+    /// `lmtp_user_concurrency_limit`); more get 451 4.3.0 at RCPT. 0: unlimited.
+    #[serde(default = "delivery::defaults::user_concurrency_limit")]
+    pub user_concurrency_limit: usize,
+    /// Owner (user name or uid) of what the store creates; needs root. Default: ours.
+    pub owner: Option<String>,
+    /// Group (name or gid) of what the store creates. Default: the owner's primary group.
+    pub group: Option<String>,
+    /// Mode of created files (octal).
+    #[serde(default = "delivery::defaults::file_mode")]
+    pub file_mode: String,
+    /// Mode of created directories (octal).
+    #[serde(default = "delivery::defaults::dir_mode")]
+    pub dir_mode: String,
 }
 
 mod defaults {
@@ -351,6 +369,8 @@ pub struct ScannerConfig {
     pub on_failure: OnScanFailure,
     pub heuristic_prefixes: Vec<String>,
     pub max_scan_size: usize,
+    /// PING period while clamd is down; `None`: no health gating.
+    pub health_interval: Option<Duration>,
 }
 
 /// What a scanner failure does to the message.
@@ -375,6 +395,10 @@ pub struct MailboxConfig {
     /// True when `maildir` or `sieve.personal` uses `%h`: a user without a home in
     /// `users_file` cannot be delivered to.
     pub needs_home: bool,
+    /// Concurrent LMTP deliveries per user; 0: unlimited.
+    pub user_concurrency_limit: usize,
+    /// Owner and modes of what the store creates.
+    pub ownership: crate::store::Ownership,
 }
 
 /// One listening address.
@@ -460,6 +484,7 @@ impl Config {
     pub fn warnings(&self) -> Vec<String> {
         let mut warnings = self.server.warnings.clone();
         warnings.extend(notify::warnings(self));
+        warnings.extend(delivery::warnings(self));
         if self.server.max_message_size > self.scanner.max_scan_size {
             warnings.push(format!(
                 "server.max_message_size ({}) is larger than scanner.max_scan_size ({}): messages in between are delivered unscanned (virustest 0)",
@@ -716,6 +741,14 @@ impl RawConfig {
             }
         }
 
+        let ownership = delivery::ownership(
+            m.owner.as_deref(),
+            m.group.as_deref(),
+            &m.file_mode,
+            &m.dir_mode,
+            &mut problems,
+        );
+
         let notify = self.notify.validate(&hostname, &mut problems);
 
         let abuse = self.abuse.validate(base, &mut problems);
@@ -789,6 +822,7 @@ impl RawConfig {
                 on_failure,
                 heuristic_prefixes: sc.heuristic_prefixes,
                 max_scan_size: sc.max_scan_size as usize,
+                health_interval: delivery::health_interval(sc.health_interval_secs),
             },
             mailbox: MailboxConfig {
                 domains: m.domains.iter().map(|d| d.to_lowercase()).collect(),
@@ -796,6 +830,8 @@ impl RawConfig {
                 recipient_delimiter: m.recipient_delimiter,
                 users_file,
                 needs_home,
+                user_concurrency_limit: m.user_concurrency_limit,
+                ownership,
             },
             sieve,
             quarantine,

@@ -52,6 +52,9 @@ pub struct Services {
     pub notifier: Option<Arc<Notifier>>,
     /// Abuse reports, when `[abuse] enabled`.
     pub abuse: Option<AbuseReporter>,
+    /// Deliveries in flight per user, for `[mailbox] user_concurrency_limit` (the LMTP
+    /// session counts them; LDA mode, one process per message, does not).
+    pub user_limit: crate::lmtp::UserLimit,
 }
 
 impl Services {
@@ -106,7 +109,9 @@ impl Services {
         } else {
             None
         };
+        let user_limit = crate::lmtp::UserLimit::new(config.mailbox.user_concurrency_limit);
         Services {
+            user_limit,
             config,
             scanner,
             filter,

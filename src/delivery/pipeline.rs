@@ -35,6 +35,7 @@ use crate::report::notice::InfectedMessage;
 use crate::report::Incident;
 use crate::scan::Verdict;
 use crate::store::maildir::Maildir;
+use crate::store::Folder;
 
 /// One message as received, and who it is for: what the pipeline needs from its caller.
 #[derive(Debug, Clone)]
@@ -56,6 +57,9 @@ pub struct Envelope {
     pub client_trusted: bool,
     /// When the transaction started (MAIL): the log's `delay` counts from here.
     pub started: Instant,
+    /// Where the keep goes instead of INBOX (LDA mode's `-m FOLDER`, like dovecot-lda);
+    /// a missing folder is not created and the copy goes to INBOX.
+    pub default_mailbox: Option<Folder>,
 }
 
 /// The original SMTP client, as the MTA reports it with XFORWARD (decoded; placeholders such
@@ -189,7 +193,8 @@ fn deliver_all(
     };
     let view_notes = view.notes();
     let outcomes = each_recipient(&envelope.rcpts, |rcpt| {
-        let maildir = Maildir::new(rcpt.expand(&config.mailbox.maildir));
+        let maildir = Maildir::new(rcpt.expand(&config.mailbox.maildir))
+            .with_ownership(config.mailbox.ownership);
         let input = FilterInput {
             message: &body,
             mail_from: &envelope.mail_from,
@@ -211,6 +216,9 @@ fn deliver_all(
             }
         };
         let mut plan = plan;
+        if let (Route::Sieve, Some(folder)) = (route, &envelope.default_mailbox) {
+            keep_into(&mut plan, folder);
+        }
         if plan.quarantines() && services.quarantine.is_none() {
             // Deferring would only turn a config slip into a bounce after 5 days.
             tracing::warn!("Sieve asked for quarantine but [quarantine] is not enabled: ignored");
@@ -256,6 +264,39 @@ fn deliver_all(
         );
     }
     outcomes
+}
+
+/// Moves the plan's INBOX copy (the keep) into `folder`, without creating it: a missing
+/// folder falls back to INBOX when the plan is executed, as dovecot-lda's `-m` does. An
+/// explicit `fileinto "INBOX"` is moved too: the plan does not tell it from the keep.
+/// When the plan stores into `folder` already, that copy is the keep (one copy per folder,
+/// as Pigeonhole's "equivalent action already executed").
+fn keep_into(plan: &mut Plan, folder: &Folder) {
+    use crate::filter::Action;
+    let stores_into = |plan: &Plan, wanted: &Folder| {
+        plan.actions
+            .iter()
+            .any(|a| matches!(a, Action::Store { folder, .. } if folder == wanted))
+    };
+    if folder.is_inbox() || !stores_into(plan, &Folder::inbox()) {
+        return;
+    }
+    if stores_into(plan, folder) {
+        plan.actions
+            .retain(|a| !matches!(a, Action::Store { folder, .. } if folder.is_inbox()));
+        return;
+    }
+    for action in &mut plan.actions {
+        if let Action::Store {
+            folder: f, create, ..
+        } = action
+        {
+            if f.is_inbox() {
+                *f = folder.clone();
+                *create = false;
+            }
+        }
+    }
 }
 
 /// Every recipient deferred for `why`, each with its log line.

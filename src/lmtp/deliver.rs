@@ -42,6 +42,7 @@ pub(super) async fn deliver(
         },
         client_trusted: ctx.trusted,
         started: txn.started,
+        default_mailbox: None,
     };
     let outcomes = delivery::deliver(services, &envelope, message).await;
     txn.rcpts

@@ -5,6 +5,7 @@ use smtp_proto::MailFrom;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{reply, reply::Reply, Session, Transaction};
+use crate::config::OnScanFailure;
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     pub(super) fn mail(&mut self, from: MailFrom<String>) -> Reply {
@@ -21,6 +22,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         if from.size > self.services.config.server.max_message_size {
             return reply::size_exceeded();
         }
+        if self.scanner_down() {
+            tracing::info!(from = %from.address, "MAIL deferred: clamd is down");
+            return reply::scanner_down();
+        }
         let id = super::new_transaction_id();
         tracing::debug!(txn = %id, from = %from.address, "transaction started");
         self.txn = Some(Transaction {
@@ -28,7 +33,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             mail_from: from.address,
             rcpts: Vec::new(),
             started: std::time::Instant::now(),
+            slots: Vec::new(),
         });
         reply::sender_ok()
+    }
+
+    /// True when a DATA now could only end in "scan failed" for every recipient: clamd is
+    /// known to be down, the probe runs (it is what notices recovery; without it nothing
+    /// would scan again), and a failed scan defers (with `deliver-unscanned` the mail
+    /// goes through anyway, so refusing it would be wrong).
+    fn scanner_down(&self) -> bool {
+        let health = self.services.scanner.health();
+        self.services.config.scanner.on_failure == OnScanFailure::Tempfail
+            && health.is_watched()
+            && !health.is_up()
     }
 }

@@ -16,6 +16,7 @@ mod lhlo;
 mod mail;
 mod rcpt;
 pub mod reply;
+mod user_limit;
 mod xforward;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,6 +31,7 @@ use tracing::Instrument;
 use crate::address::Recipient;
 use crate::delivery::Services;
 use reply::Reply;
+pub use user_limit::{UserLimit, UserSlot};
 pub use xforward::Xforward;
 
 /// Who is on the other end of the connection.
@@ -49,7 +51,7 @@ impl std::fmt::Display for Peer {
 }
 
 /// A mail transaction between MAIL and the end of DATA (or RSET).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Transaction {
     /// Unique per transaction (not per connection): the `Received` header's `id` and the
     /// id in the final replies, so two messages of one session can be told apart.
@@ -58,6 +60,9 @@ pub(crate) struct Transaction {
     pub rcpts: Vec<Recipient>,
     /// When MAIL was accepted: the log's `delay` counts from here.
     pub started: Instant,
+    /// The accepted recipients' places under `user_concurrency_limit`, freed when the
+    /// transaction is dropped (after DATA's replies, RSET, or disconnect).
+    pub slots: Vec<UserSlot>,
 }
 
 /// Why the session stops waiting for input. Expected conditions, not errors.

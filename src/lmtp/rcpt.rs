@@ -40,10 +40,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         }
         match Recipient::resolve(&to.address, &mailbox.domains, &mailbox.recipient_delimiter) {
             Ok(mut rcpt) => match self.services.users.admit(&mut rcpt, mailbox.needs_home) {
-                Ok(()) => {
-                    txn.rcpts.push(rcpt);
-                    reply::recipient_ok()
-                }
+                Ok(()) => match self.services.user_limit.try_acquire(&rcpt.user()) {
+                    Some(slot) => {
+                        txn.slots.extend(slot);
+                        txn.rcpts.push(rcpt);
+                        reply::recipient_ok()
+                    }
+                    None => {
+                        tracing::info!(
+                            to = %to.address,
+                            limit = mailbox.user_concurrency_limit,
+                            "recipient deferred: too many concurrent deliveries for this user"
+                        );
+                        reply::user_busy(&to.address)
+                    }
+                },
                 Err(Refusal::Unknown) => {
                     tracing::info!(to = %to.address, "recipient refused: no such user");
                     reply::unknown_domain(&to.address)

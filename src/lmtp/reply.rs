@@ -223,6 +223,25 @@ pub fn xforward_denied() -> Reply {
     Reply::new(550, "5.7.0", "XFORWARD not permitted from this client")
 }
 
+/// MAIL while clamd is known to be down (health gating): the MTA keeps the message and
+/// retries, instead of sending a DATA that could only be deferred.
+pub fn scanner_down() -> Reply {
+    Reply::new(451, "4.7.1", "Virus scanner unavailable, try again later")
+}
+
+/// RCPT for a user who already has `user_concurrency_limit` deliveries in progress
+/// (Dovecot's wording for `lmtp_user_concurrency_limit`).
+pub fn user_busy(rcpt: &str) -> Reply {
+    Reply::new(
+        451,
+        "4.3.0",
+        format!(
+            "<{}> Too many concurrent deliveries for user",
+            sanitize(rcpt, 256)
+        ),
+    )
+}
+
 pub fn size_exceeded() -> Reply {
     Reply::new(
         552,

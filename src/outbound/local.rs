@@ -115,6 +115,7 @@ impl LocalDelivery {
         let root: PathBuf = rcpt.expand(&self.mailbox.maildir);
         let trace = format!("Return-Path: <{from}>\r\nDelivered-To: {user}\r\n");
         Maildir::new(root)
+            .with_ownership(self.mailbox.ownership)
             .store(
                 &Folder::inbox(),
                 SystemFlags::default(),

@@ -346,6 +346,7 @@ pub async fn release(
         // A release is not a new incident: no abuse report.
         client_trusted: false,
         started: Instant::now(),
+        default_mailbox: None,
     };
     tracing::info!(quarantine_id = %id, user, rcpts = envelope.rcpts.len(), %verdict, "releasing from quarantine");
     let outcomes = delivery::deliver_scanned(services, &envelope, message, verdict, route).await;

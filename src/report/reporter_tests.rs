@@ -264,6 +264,7 @@ fn incident_from_the_pipeline_envelope() {
         },
         client_trusted: true,
         started: std::time::Instant::now(),
+        default_mailbox: None,
     };
     let message = b"Subject: s\r\n\r\nbody\r\n";
     let infected = Verdict::Infected {

@@ -3,6 +3,7 @@
 //!
 //! - [`addr`]: the `unix:` / `tcp:` address form ([`ClamdAddr`]).
 //! - [`reply`]: the sans-IO parser of clamd's answer ([`parse_reply`]).
+//! - [`health`]: is clamd up (every scan and a PING probe say), for gating MAIL.
 //! - `transport`: adapts `clamav_client`'s transports so connect failures and clamd's
 //!   early `ERROR` replies survive to [`ScanError`].
 //!
@@ -10,6 +11,7 @@
 //! clamd that was down is picked up again by the next scan with no state to reset.
 
 pub mod addr;
+pub mod health;
 pub mod reply;
 mod transport;
 
@@ -104,6 +106,14 @@ pub enum ScanError {
     Malformed(String),
 }
 
+impl ScanError {
+    /// True when clamd cannot be reached or does not answer at all (connect failure,
+    /// timeout): what marks it down for health gating ([`health`]).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, ScanError::Connect(_) | ScanError::Timeout)
+    }
+}
+
 /// How many bytes go into one INSTREAM chunk. `clamav_client`'s default of 4 KiB costs two
 /// writes per 4 KiB; 64 KiB keeps a 30 MB message to ~500 chunks and stays far below any
 /// sane `StreamMaxLength`.
@@ -120,6 +130,8 @@ pub struct Scanner {
     heuristic_prefixes: Arc<[String]>,
     /// Larger messages are not sent to clamd at all ([`Verdict::TooLarge`]).
     max_scan_size: usize,
+    /// Whether clamd answered the last scan or PING; shared by every clone.
+    health: Arc<health::Health>,
 }
 
 impl Scanner {
@@ -131,7 +143,13 @@ impl Scanner {
             timeout,
             heuristic_prefixes: heuristic_prefixes.into(),
             max_scan_size: usize::MAX,
+            health: Arc::default(),
         }
+    }
+
+    /// clamd's last known state (see [`health`]).
+    pub fn health(&self) -> &health::Health {
+        &self.health
     }
 
     /// Messages larger than `max` bytes are not scanned: [`Verdict::TooLarge`].
@@ -152,6 +170,18 @@ impl Scanner {
         if message.len() > self.max_scan_size {
             return Ok(Verdict::TooLarge);
         }
+        let result = self.scan_once(message).await;
+        match &result {
+            Ok(_) => self.health.record(Ok(()), &self.addr),
+            Err(e) if e.is_unreachable() => self.health.record(Err(e), &self.addr),
+            // clamd answered, but not well for this message (a reset mid-stream, an ERROR
+            // reply): the next message may scan fine, so MAIL is not refused over it.
+            Err(_) => {}
+        }
+        result
+    }
+
+    async fn scan_once(&self, message: &[u8]) -> Result<Verdict, ScanError> {
         let raw = match self.with_timeout(self.instream(message)).await {
             Err(ScanError::Clamd(text)) if is_size_limit(&text) => {
                 return Ok(self.over_stream_max_length(message, &text))
@@ -182,17 +212,18 @@ impl Scanner {
     }
 
     /// Sends PING and expects PONG, under the timeout. For startup logging and health checks.
+    /// The result is recorded in [`Scanner::health`].
     pub async fn ping(&self) -> Result<(), ScanError> {
-        let raw = self.with_timeout(self.send_ping()).await?;
-        let reply = raw.strip_suffix(b"\0").unwrap_or(&raw);
-        if reply == b"PONG" {
-            Ok(())
-        } else {
-            Err(ScanError::Malformed(format!(
+        let result = match self.with_timeout(self.send_ping()).await {
+            Ok(raw) if raw.strip_suffix(b"\0").unwrap_or(&raw) == b"PONG" => Ok(()),
+            Ok(raw) => Err(ScanError::Malformed(format!(
                 "expected PONG, got \"{}\"",
                 raw.escape_ascii()
-            )))
-        }
+            ))),
+            Err(e) => Err(e),
+        };
+        self.health.record(result.as_ref().copied(), &self.addr);
+        result
     }
 
     /// True when `name` starts with one of the configured heuristic prefixes.

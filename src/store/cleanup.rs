@@ -319,6 +319,8 @@ mod tests {
             recipient_delimiter: "+".into(),
             users_file: None,
             needs_home: false,
+            user_concurrency_limit: 10,
+            ownership: Default::default(),
         }
     }
 

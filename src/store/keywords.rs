@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use super::maildir::{io_err, sync_dir};
 use super::subscriptions::{Lock, WriterLock, LOCK_TIMEOUT};
-use super::StoreError;
+use super::{Ownership, StoreError};
 
 /// The folder's keyword list.
 pub(crate) const FILE_NAME: &str = "dovecot-keywords";
@@ -125,7 +125,11 @@ fn read(path: &Path) -> Result<String, StoreError> {
 /// letters. The common case (every keyword already known) only reads the file; a new
 /// keyword is added under Dovecot's locks and made durable (file, then directory) before
 /// its letter is used in a file name.
-pub(crate) fn assign(dir: &Path, keywords: &[String]) -> Result<Assigned, StoreError> {
+pub(crate) fn assign(
+    dir: &Path,
+    keywords: &[String],
+    owner: &Ownership,
+) -> Result<Assigned, StoreError> {
     if keywords.is_empty() {
         return Ok(Assigned::default());
     }
@@ -143,7 +147,7 @@ pub(crate) fn assign(dir: &Path, keywords: &[String]) -> Result<Assigned, StoreE
     let uidlist_path = dir.join(UIDLIST_LOCK);
     // Held (never renamed) until the end of this function: it keeps Dovecot from adding
     // keywords of its own meanwhile; dropping it removes it.
-    let _uidlist = Lock::acquire(&uidlist_path, deadline, writers)?;
+    let _uidlist = Lock::acquire(&uidlist_path, deadline, writers, owner)?;
     // Read again: another writer may have added keywords before we got the lock.
     let mut list = parse(&read(&path)?);
     let dropped = add_missing(&mut list, keywords);
@@ -151,7 +155,7 @@ pub(crate) fn assign(dir: &Path, keywords: &[String]) -> Result<Assigned, StoreE
     let content = render(&list);
     if content.as_bytes() != read(&path)?.as_bytes() {
         let lock_path = dir.join(KEYWORDS_LOCK);
-        let mut lock = Lock::acquire(&lock_path, deadline, WriterLock::none())?;
+        let mut lock = Lock::acquire(&lock_path, deadline, WriterLock::none(), owner)?;
         lock.file
             .write_all(content.as_bytes())
             .and_then(|()| lock.file.sync_all())
@@ -222,7 +226,7 @@ mod tests {
             if let Some(before) = before {
                 fs::write(tmp.path().join(FILE_NAME), before).expect("write");
             }
-            let got = assign(tmp.path(), &asked).expect("assign");
+            let got = assign(tmp.path(), &asked, &Ownership::default()).expect("assign");
             assert_eq!(got.letters, want_letters, "{before:?} {asked:?}");
             assert_eq!(got.dropped, dropped, "{before:?} {asked:?}");
             let text = fs::read_to_string(tmp.path().join(FILE_NAME)).unwrap_or_default();
@@ -236,7 +240,7 @@ mod tests {
     fn no_keywords_touches_nothing() {
         let tmp = tempfile::tempdir().expect("tempdir");
         assert_eq!(
-            assign(tmp.path(), &[]).expect("assign"),
+            assign(tmp.path(), &[], &Ownership::default()).expect("assign"),
             Assigned::default()
         );
         assert!(!tmp.path().join(FILE_NAME).exists());
@@ -249,7 +253,7 @@ mod tests {
         let lock = tmp.path().join(UIDLIST_LOCK);
         fs::write(&lock, "").expect("lock");
         let dir = tmp.path().to_path_buf();
-        let writer = std::thread::spawn(move || assign(&dir, &kw(&["x"])));
+        let writer = std::thread::spawn(move || assign(&dir, &kw(&["x"]), &Ownership::default()));
         std::thread::sleep(std::time::Duration::from_millis(150));
         assert!(
             !tmp.path().join(FILE_NAME).exists(),
@@ -266,7 +270,13 @@ mod tests {
         let handles: Vec<_> = (0..8)
             .map(|i| {
                 let dir = tmp.path().to_path_buf();
-                std::thread::spawn(move || assign(&dir, &[format!("k{i}"), "shared".into()]))
+                std::thread::spawn(move || {
+                    assign(
+                        &dir,
+                        &[format!("k{i}"), "shared".into()],
+                        &Ownership::default(),
+                    )
+                })
             })
             .collect();
         for h in handles {

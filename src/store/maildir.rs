@@ -14,11 +14,7 @@ use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{cleanup, keywords, subscriptions};
-use super::{Folder, SystemFlags};
-
-/// Mail is private: Dovecot creates its files 0600 and directories 0700 by default too.
-pub(crate) const FILE_MODE: u32 = 0o600;
-const DIR_MODE: u32 = 0o700;
+use super::{Folder, Ownership, SystemFlags};
 
 /// The Maildir++ marker that tells Dovecot (and Courier) a directory is a sub-folder.
 const MAILDIRFOLDER: &str = "maildirfolder";
@@ -32,6 +28,8 @@ static SEQUENCE: AtomicU64 = AtomicU64::new(0);
 pub struct Maildir {
     /// The Maildir root, which is also INBOX, e.g. `/var/vmail/example.test/bob/Maildir`.
     root: PathBuf,
+    /// Owner and modes of what this writer creates (`[mailbox] owner`, ...).
+    owner: Ownership,
 }
 
 /// A message that is durably on disk.
@@ -189,7 +187,16 @@ pub(crate) fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) ->
 impl Maildir {
     /// A Maildir rooted at `root`. Nothing is touched until the first [`Maildir::store`].
     pub fn new(root: PathBuf) -> Self {
-        Maildir { root }
+        Maildir {
+            root,
+            owner: Ownership::default(),
+        }
+    }
+
+    /// The same Maildir, with everything it creates owned as `owner` says.
+    pub fn with_ownership(mut self, owner: Ownership) -> Self {
+        self.owner = owner;
+        self
     }
 
     /// The Maildir root (INBOX).
@@ -245,11 +252,11 @@ impl Maildir {
 
         // Fast path: the folder exists, so the first open succeeds and no directory is
         // checked or created. Only a missing tmp/ sends us through `prepare`.
-        let file = match open_new(&tmp_path) {
+        let file = match open_new(&tmp_path, &self.owner) {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 self.prepare(folder, &dir, create)?;
-                open_new(&tmp_path)
+                open_new(&tmp_path, &self.owner)
                     .map_err(io_err("create", &tmp_path))
                     .map_err(here)?
             }
@@ -259,7 +266,7 @@ impl Maildir {
         write_all_synced(file, chunks, &tmp_path).map_err(here)?;
         // The folder exists now; a new keyword is durable in `dovecot-keywords` before a
         // file name refers to its letter.
-        let assigned = keywords::assign(&dir, keywords).map_err(here)?;
+        let assigned = keywords::assign(&dir, keywords, &self.owner).map_err(here)?;
 
         let final_path = if flags.is_empty() && assigned.letters.is_empty() {
             dir.join("new").join(&base)
@@ -349,9 +356,9 @@ impl Maildir {
     /// the sub-folder part are [`StoreError::InFolder`].
     fn prepare(&self, folder: &Folder, dir: &Path, create: bool) -> Result<(), StoreError> {
         let mut changed: Vec<PathBuf> = Vec::new();
-        mkdir_all(&self.root, &mut changed)?;
+        mkdir_all(&self.root, &mut changed, &self.owner)?;
         for sub in ["cur", "new", "tmp"] {
-            mkdir(&self.root.join(sub), &mut changed)?;
+            mkdir(&self.root.join(sub), &mut changed, &self.owner)?;
         }
         if !folder.is_inbox() {
             self.prepare_folder(folder, dir, create, &mut changed)
@@ -387,19 +394,14 @@ impl Maildir {
             // Subscribe first: if that fails the folder is not created either, so the
             // MTA's retry starts over; a subscription without a folder is harmless
             // (Dovecot lists it as \NonExistent) and the retry creates the folder.
-            subscriptions::subscribe(&self.root, &folder.imap_name())?;
-            mkdir(dir, changed)?;
+            subscriptions::subscribe(&self.root, &folder.imap_name(), &self.owner)?;
+            mkdir(dir, changed, &self.owner)?;
         }
         for sub in ["cur", "new", "tmp"] {
-            mkdir(&dir.join(sub), changed)?;
+            mkdir(&dir.join(sub), changed, &self.owner)?;
         }
         let marker = dir.join(MAILDIRFOLDER);
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(FILE_MODE)
-            .open(&marker)
-        {
+        match open_new(&marker, &self.owner) {
             Ok(_) => changed.push(dir.to_path_buf()),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(io_err("create", &marker)(e)),
@@ -435,13 +437,19 @@ impl Drop for Cleanup {
     }
 }
 
-/// `O_CREAT|O_EXCL`: a name collision must fail, never overwrite another message.
-pub(crate) fn open_new(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
+/// `O_CREAT|O_EXCL`: a name collision must fail, never overwrite another message. The file
+/// gets `owner`'s owner and mode; if that fails it is removed again.
+pub(crate) fn open_new(path: &Path, owner: &Ownership) -> io::Result<File> {
+    let file = OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(FILE_MODE)
-        .open(path)
+        .mode(owner.file_mode)
+        .open(path)?;
+    if let Err(e) = owner.apply_file(&file) {
+        let _ = fs::remove_file(path);
+        return Err(e);
+    }
+    Ok(file)
 }
 
 /// Writes every chunk and fsyncs the file before it is closed.
@@ -460,10 +468,11 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
 }
 
 /// `mkdir` that treats an existing directory as success and records `path`'s parent as
-/// changed when it did create it.
-fn mkdir(path: &Path, changed: &mut Vec<PathBuf>) -> Result<(), StoreError> {
-    match DirBuilder::new().mode(DIR_MODE).create(path) {
+/// changed when it did create it. A directory it creates gets `owner`'s owner and mode.
+fn mkdir(path: &Path, changed: &mut Vec<PathBuf>, owner: &Ownership) -> Result<(), StoreError> {
+    match DirBuilder::new().mode(owner.dir_mode).create(path) {
         Ok(()) => {
+            owner.apply_dir(path).map_err(io_err("chown", path))?;
             if let Some(parent) = path.parent() {
                 changed.push(parent.to_path_buf());
             }
@@ -475,7 +484,7 @@ fn mkdir(path: &Path, changed: &mut Vec<PathBuf>) -> Result<(), StoreError> {
 }
 
 /// `mkdir -p` that records which parents gained an entry (`create_dir_all` does not tell).
-fn mkdir_all(path: &Path, changed: &mut Vec<PathBuf>) -> Result<(), StoreError> {
+fn mkdir_all(path: &Path, changed: &mut Vec<PathBuf>, owner: &Ownership) -> Result<(), StoreError> {
     if path.is_dir() {
         return Ok(());
     }
@@ -484,7 +493,7 @@ fn mkdir_all(path: &Path, changed: &mut Vec<PathBuf>) -> Result<(), StoreError> 
         if dir.as_os_str().is_empty() {
             continue;
         }
-        mkdir(dir, changed)?;
+        mkdir(dir, changed, owner)?;
     }
     Ok(())
 }

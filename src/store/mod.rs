@@ -9,9 +9,11 @@ use std::fmt;
 pub mod cleanup;
 pub mod keywords;
 pub mod maildir;
+pub mod owner;
 mod subscriptions;
 
 pub use maildir::{Maildir, StoreError, StoredMessage};
+pub use owner::Ownership;
 
 /// A validated Maildir++ folder: `INBOX` (the Maildir root) or a sub-folder whose Sieve name
 /// `Work.Projects` lives in the directory `.Work.Projects`.

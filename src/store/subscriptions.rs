@@ -20,6 +20,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::maildir::{io_err, open_new, sync_dir};
+use super::Ownership;
 use super::StoreError;
 
 const FILE_NAME: &str = "subscriptions";
@@ -33,12 +34,12 @@ const STALE_AFTER: Duration = Duration::from_secs(30);
 const RETRY_EVERY: Duration = Duration::from_millis(10);
 
 /// Adds `name` (the IMAP name, `.`-separated) to `root/subscriptions` unless it is there.
-pub(crate) fn subscribe(root: &Path, name: &str) -> Result<(), StoreError> {
+pub(crate) fn subscribe(root: &Path, name: &str, owner: &Ownership) -> Result<(), StoreError> {
     let path = root.join(FILE_NAME);
     let lock_path = root.join(LOCK_NAME);
     let deadline = Instant::now() + LOCK_TIMEOUT;
     let writers = WriterLock::acquire(root, deadline)?;
-    let mut lock = Lock::acquire(&lock_path, deadline, writers)?;
+    let mut lock = Lock::acquire(&lock_path, deadline, writers, owner)?;
 
     let current = match fs::read(&path) {
         Ok(bytes) => bytes,
@@ -128,9 +129,10 @@ impl<'a> Lock<'a> {
         path: &'a Path,
         deadline: Instant,
         writers: WriterLock,
+        owner: &Ownership,
     ) -> Result<Self, StoreError> {
         loop {
-            match open_new(path) {
+            match open_new(path, owner) {
                 Ok(file) => {
                     return Ok(Lock {
                         path,
@@ -193,7 +195,7 @@ mod tests {
             if let Some(before) = before {
                 fs::write(tmp.path().join(FILE_NAME), before).expect("write");
             }
-            subscribe(tmp.path(), name).expect("subscribe");
+            subscribe(tmp.path(), name, &Ownership::default()).expect("subscribe");
             let got = fs::read_to_string(tmp.path().join(FILE_NAME)).expect("read");
             assert_eq!(got, *after, "{before:?} + {name}");
             assert!(!tmp.path().join(LOCK_NAME).exists());
@@ -207,7 +209,7 @@ mod tests {
         let file = fs::File::create(&lock).expect("create");
         let old = SystemTime::now() - Duration::from_secs(120);
         file.set_modified(old).expect("set mtime");
-        subscribe(tmp.path(), "Work").expect("subscribe");
+        subscribe(tmp.path(), "Work", &Ownership::default()).expect("subscribe");
         let got = fs::read_to_string(tmp.path().join(FILE_NAME)).expect("read");
         assert_eq!(got, "Work\n");
     }
@@ -230,7 +232,7 @@ mod tests {
                     let barrier = Arc::clone(&barrier);
                     thread::spawn(move || {
                         barrier.wait();
-                        subscribe(&root, &format!("Folder{i}"))
+                        subscribe(&root, &format!("Folder{i}"), &Ownership::default())
                     })
                 })
                 .collect();

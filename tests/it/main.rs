@@ -2,9 +2,13 @@
 //! crate is linked once and helpers are shared.
 
 mod abuse;
+mod health;
 mod infected;
+mod lda;
+mod lda_postfix;
 mod limits;
 mod outbound;
+mod ownership;
 mod pigeonhole;
 mod quarantine;
 mod scan;
@@ -16,3 +20,4 @@ mod sieve_store;
 mod sieve_tools;
 mod store;
 mod support;
+mod user_limit;

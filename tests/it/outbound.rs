@@ -129,6 +129,7 @@ fn infected(fixture: &str, quarantine_id: Option<&str>) -> (InfectedMessage, Vec
         },
         client_trusted: true,
         started: Instant::now(),
+        default_mailbox: None,
     };
     let verdict = Verdict::Infected {
         name: "Eicar-Signature".into(),

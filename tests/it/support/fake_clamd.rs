@@ -98,6 +98,9 @@ fn serve(mode: Mode, mut conn: UnixStream) -> io::Result<()> {
             io::copy(&mut conn, &mut io::sink())?;
             Ok(())
         }
+        // The others misbehave on scans only: like a real clamd whose temporary directory
+        // is full, they still answer the health probe's PING.
+        _ if read_command(&mut conn)? == Command::Ping => conn.write_all(b"PONG\0"),
         Mode::Garbage => {
             read_instream(&mut conn)?;
             conn.write_all(&garbage(512))
@@ -118,14 +121,29 @@ fn serve(mode: Mode, mut conn: UnixStream) -> io::Result<()> {
     }
 }
 
-/// Reads `zINSTREAM\0` and the length-prefixed chunks up to the zero-length terminator, as
-/// clamd does before answering.
-fn read_instream(conn: &mut UnixStream) -> io::Result<()> {
+#[derive(Debug, PartialEq, Eq)]
+enum Command {
+    Ping,
+    Instream,
+}
+
+/// Reads `zPING\0` or `zINSTREAM\0`.
+fn read_command(conn: &mut UnixStream) -> io::Result<Command> {
     let mut command = [0u8; 10];
-    conn.read_exact(&mut command)?;
-    if &command != b"zINSTREAM\0" {
-        return Err(io::Error::other("not an INSTREAM command"));
+    conn.read_exact(&mut command[..6])?;
+    if &command[..6] == b"zPING\0" {
+        return Ok(Command::Ping);
     }
+    conn.read_exact(&mut command[6..])?;
+    if &command != b"zINSTREAM\0" {
+        return Err(io::Error::other("neither PING nor INSTREAM"));
+    }
+    Ok(Command::Instream)
+}
+
+/// Reads the length-prefixed chunks of an INSTREAM (after its command) up to the
+/// zero-length terminator, as clamd does before answering.
+fn read_instream(conn: &mut UnixStream) -> io::Result<()> {
     let mut chunk = Vec::new();
     loop {
         let mut len = [0u8; 4];

@@ -1,0 +1,474 @@
+//! LDA mode: `sievegate deliver -c CONFIG -f SENDER -a RCPT [-a RCPT...] [-m FOLDER] < msg`,
+//! for Postfix's `mailbox_command` or a `pipe(8)` service, like `dovecot-lda`. One process
+//! per message, the same pipeline as LMTP ([`crate::delivery`]: scan once → per recipient
+//! Sieve → Plan → Maildir), and an exit status per sysexits(3) instead of replies.
+//!
+//! # Exit status
+//! Postfix bounces on every status but 75 (`EX_TEMPFAIL`), so a bounce-worthy status is
+//! only ever used for clean mail:
+//! - 0: delivered or discarded for every recipient. Infected mail exits 0 whatever its
+//!   recipients' Sieve scripts did (discarded or quarantined), also for an unknown recipient.
+//! - 75 `EX_TEMPFAIL`: anything worth a retry: clamd down or failing (with `on_failure =
+//!   "tempfail"`), a store or quarantine failure, a users file that cannot be read, and also
+//!   a configuration or usage error: a broken config file must not bounce mail (a bounce of
+//!   infected mail would be backscatter), so Postfix keeps it while the admin fixes it.
+//! - 67 `EX_NOUSER`: a recipient does not exist (clean mail only).
+//! - 77 `EX_NOPERM`: a Sieve `reject`/`ereject` (clean mail only); the reason is the one line
+//!   on stderr, which Postfix puts in its bounce (dovecot-lda's `-e`).
+//! - 65 `EX_DATAERR`: the message is larger than `max_message_size` (as LMTP's 552).
+//!
+//! With several `-a` the worst status wins, in the order 75, 67, 77, 0: one status covers
+//! every recipient of the invocation, so Postfix retries (or bounces) all of them.
+//! Recipients already stored are stored again by a retry; nothing is lost. dovecot-lda
+//! takes one recipient; the README's setup sets `destination_recipient_limit = 1`.
+//!
+//! # What LDA mode sends
+//! There is no long-running sender task: after the stores, one pass of the outbox sends
+//! what is due (vacation replies, notifications, postmaster notices, and anything else due
+//! in a shared state store) within [`SEND_TIMEOUT`]; what is not sent stays queued in
+//! `[state] dir` for the next LDA run or a `sievegate serve` on the same state dir.
+//! Redirects go out during the delivery, as in LMTP. Without `[state] dir` the queue is in
+//! memory and what the pass could not send is lost (logged).
+//!
+//! # Logs
+//! On stderr, which Postfix shows in its own log and in bounces: so the default level is
+//! `warn` (`RUST_LOG=info` gives the per-recipient lines), and a failing status ends with
+//! one line per failed recipient that names no path or internal detail.
+
+use std::io::Read;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::address::{AddressError, Recipient};
+use crate::config::{Config, OnScanFailure};
+use crate::delivery::{self, Client, Envelope, RcptOutcome, Route, Services};
+use crate::scan::Verdict;
+use crate::store::Folder;
+use crate::users::Refusal;
+
+/// sysexits(3) values LDA mode exits with.
+pub mod exit {
+    /// Delivered, discarded or quarantined.
+    pub const OK: u8 = 0;
+    /// The message is larger than `max_message_size`.
+    pub const DATAERR: u8 = 65;
+    /// No such recipient.
+    pub const NOUSER: u8 = 67;
+    /// Try again later: Postfix keeps the message.
+    pub const TEMPFAIL: u8 = 75;
+    /// Refused by the recipient's Sieve script.
+    pub const NOPERM: u8 = 77;
+}
+
+/// How long the outbox pass after the stores may take.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long background work the delivery started (an abuse report's RDAP lookup) may run
+/// after the stores before the process exits anyway.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The command line of one LDA run.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// `-f`: the envelope sender; `None`: from the mbox `From ` line, else the null sender.
+    pub from: Option<String>,
+    /// `-a`: the recipients, at least one.
+    pub rcpts: Vec<String>,
+    /// `-m`: where the keep goes instead of INBOX.
+    pub mailbox: Option<String>,
+}
+
+/// What became of one `-a` recipient.
+#[derive(Debug)]
+enum Fate {
+    /// Went through the pipeline.
+    Delivered(RcptOutcome),
+    /// Not a local user (or not an address at all).
+    Unknown(String),
+    /// The users file cannot be read now.
+    Unavailable,
+}
+
+/// Runs one delivery with the config at `config_path`, the message from `input`; returns
+/// the exit status. Everything the admin should know is logged or printed on stderr.
+pub fn run(config_path: &std::path::Path, request: &Request, input: impl Read) -> u8 {
+    let config = match Config::load(config_path) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("{e}");
+            eprintln!("sievegate deliver: configuration error: message kept by the MTA");
+            return exit::TEMPFAIL;
+        }
+    };
+    let folder = match request
+        .mailbox
+        .as_deref()
+        .map(Folder::from_sieve)
+        .transpose()
+    {
+        Ok(folder) => folder,
+        Err(e) => {
+            eprintln!("sievegate deliver: -m {:?}: {e}", request.mailbox);
+            return exit::TEMPFAIL;
+        }
+    };
+    if request.rcpts.is_empty() {
+        eprintln!("sievegate deliver: at least one -a RECIPIENT is needed");
+        return exit::TEMPFAIL;
+    }
+    let max = config.server.max_message_size;
+    let raw = match read_bounded(input, max) {
+        Ok(Some(raw)) => raw,
+        Ok(None) => {
+            eprintln!("sievegate deliver: message size exceeds fixed maximum message size");
+            return exit::DATAERR;
+        }
+        Err(e) => {
+            eprintln!("sievegate deliver: cannot read the message: {e}");
+            return exit::TEMPFAIL;
+        }
+    };
+    let (mbox_from, message) = normalize(&raw);
+    if message.len() > max {
+        eprintln!("sievegate deliver: message size exceeds fixed maximum message size");
+        return exit::DATAERR;
+    }
+    let mail_from = request
+        .from
+        .as_deref()
+        .or(mbox_from.as_deref())
+        .map(strip_brackets)
+        .unwrap_or_default();
+    let services = match Services::open(config) {
+        Ok(services) => Arc::new(services),
+        Err(e) => {
+            eprintln!("sievegate deliver: state store: {e}");
+            return exit::TEMPFAIL;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("sievegate deliver: cannot start the runtime: {e}");
+            return exit::TEMPFAIL;
+        }
+    };
+    let status = runtime.block_on(async {
+        let fates = deliver(&services, request, mail_from, folder, message).await;
+        flush_outbox(&services).await;
+        drain(DRAIN_TIMEOUT).await;
+        status(&request.rcpts, &fates)
+    });
+    // Whatever is still running after the drain is given up (logged by its own timeout).
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    status
+}
+
+/// Scans once, then the pipeline for the recipients that exist. The verdict is needed here
+/// too: an unknown recipient of infected mail must not get a status that bounces.
+async fn deliver(
+    services: &Arc<Services>,
+    request: &Request,
+    mail_from: String,
+    folder: Option<Folder>,
+    message: Vec<u8>,
+) -> Vec<Fate> {
+    let mailbox = &services.config.mailbox;
+    let mut fates = Vec::with_capacity(request.rcpts.len());
+    let mut rcpts = Vec::new();
+    for address in &request.rcpts {
+        let address = strip_brackets(address);
+        match Recipient::resolve(&address, &mailbox.domains, &mailbox.recipient_delimiter) {
+            Ok(mut rcpt) => match services.users.admit(&mut rcpt, mailbox.needs_home) {
+                Ok(()) => {
+                    rcpts.push(rcpt);
+                    fates.push(None);
+                }
+                Err(Refusal::Unknown) => {
+                    tracing::info!(to = %address, "recipient refused: no such user");
+                    fates.push(Some(Fate::Unknown(address)));
+                }
+                Err(refusal) => {
+                    tracing::error!(to = %address, "recipient deferred: {refusal}");
+                    fates.push(Some(Fate::Unavailable));
+                }
+            },
+            Err(e) => {
+                let why = match e {
+                    AddressError::UnknownDomain => "domain not local",
+                    AddressError::UnsafeLocalPart => "local part could escape the store",
+                    AddressError::Syntax => "bad address syntax",
+                };
+                tracing::info!(to = ?address, "recipient refused: {why}");
+                fates.push(Some(Fate::Unknown(address)));
+            }
+        }
+    }
+    let scanner = &services.scanner;
+    // The same failure rule as `delivery::deliver`, which LMTP calls: tempfail defers
+    // everyone, deliver-unscanned goes on with virustest 0.
+    let verdict = match scanner.scan(&message).await {
+        Ok(verdict) => verdict,
+        Err(error) => match services.config.scanner.on_failure {
+            OnScanFailure::Tempfail => {
+                tracing::warn!(error = %error, "virus scan failed: every recipient is deferred, the MTA retries");
+                return request
+                    .rcpts
+                    .iter()
+                    .map(|_| Fate::Delivered(RcptOutcome::Deferred(delivery::Deferral::ScanFailed)))
+                    .collect();
+            }
+            OnScanFailure::DeliverUnscanned => {
+                tracing::warn!(error = %error, "virus scan failed: delivering unscanned (on_failure = deliver-unscanned)");
+                Verdict::Unscanned
+            }
+        },
+    };
+    let infected = verdict.virus_name().is_some();
+    let mut outcomes = if rcpts.is_empty() {
+        Vec::new()
+    } else {
+        let envelope = Envelope {
+            id: crate::lmtp::new_transaction_id(),
+            mail_from,
+            rcpts,
+            helo: None,
+            peer_addr: None,
+            client: client_from_env(),
+            // The environment is whoever started us: not a trusted MTA's word.
+            client_trusted: false,
+            started: Instant::now(),
+            default_mailbox: folder,
+        };
+        delivery::deliver_scanned(services, &envelope, message, verdict, Route::Sieve).await
+    }
+    .into_iter();
+    fates
+        .into_iter()
+        .map(|fate| match fate {
+            None => match outcomes.next() {
+                Some(outcome) => Fate::Delivered(outcome),
+                // One outcome per recipient is the pipeline's promise; never lose silently.
+                None => Fate::Delivered(RcptOutcome::Deferred(delivery::Deferral::Internal)),
+            },
+            // Infected mail for nobody is discarded, never bounced.
+            Some(Fate::Unknown(address)) if infected => {
+                tracing::info!(to = %address, "unknown recipient of infected mail: discarded");
+                Fate::Delivered(RcptOutcome::Discarded)
+            }
+            Some(fate) => fate,
+        })
+        .collect()
+}
+
+/// The exit status for all recipients (worst wins: 75, 67, 77, 0), with one stderr line
+/// per recipient that did not get its mail.
+fn status(rcpts: &[String], fates: &[Fate]) -> u8 {
+    let mut worst = exit::OK;
+    let rank = |code: u8| match code {
+        exit::TEMPFAIL => 3,
+        exit::NOUSER => 2,
+        exit::NOPERM => 1,
+        _ => 0,
+    };
+    for (rcpt, fate) in rcpts.iter().zip(fates) {
+        let (code, line) = match fate {
+            Fate::Delivered(o) if o.is_temporary_failure() => (
+                exit::TEMPFAIL,
+                "temporary failure, try again later".to_string(),
+            ),
+            Fate::Delivered(RcptOutcome::Rejected { reason, .. }) => {
+                let reason = crate::text::sanitize(reason, 200, crate::text::Charset::Ascii);
+                let reason = if reason.trim().is_empty() {
+                    "Message rejected by recipient's filter".into()
+                } else {
+                    reason
+                };
+                (exit::NOPERM, reason.into_owned())
+            }
+            Fate::Delivered(_) => continue,
+            Fate::Unknown(_) => (exit::NOUSER, "user unknown".to_string()),
+            Fate::Unavailable => (
+                exit::TEMPFAIL,
+                "temporary failure, try again later".to_string(),
+            ),
+        };
+        let rcpt = crate::text::sanitize(rcpt, 256, crate::text::Charset::Ascii);
+        eprintln!("<{rcpt}>: {line}");
+        if rank(code) > rank(worst) {
+            worst = code;
+        }
+    }
+    worst
+}
+
+/// One bounded outbox pass (see the module doc), after a pending postmaster digest is
+/// queued: a process that exits cannot send it later.
+async fn flush_outbox(services: &Services) {
+    if let Some(notifier) = &services.notifier {
+        notifier.run(std::future::ready(())).await;
+    }
+    match tokio::time::timeout(SEND_TIMEOUT, services.outbox.send_due()).await {
+        Ok(pass) if pass.retried > 0 => {
+            let kept = if services.config.state.dir.is_some() {
+                "kept in the state store for the next run"
+            } else {
+                "lost: no [state] dir to keep it"
+            };
+            tracing::warn!(
+                retried = pass.retried,
+                "outbox: {} message(s) not sent now, {kept}",
+                pass.retried
+            );
+        }
+        Ok(_) => {}
+        Err(_) => tracing::warn!(
+            timeout_secs = SEND_TIMEOUT.as_secs(),
+            "outbox: not done in time; the rest stays queued"
+        ),
+    }
+}
+
+/// Waits (bounded) until the tasks the delivery spawned have finished: the runtime would
+/// drop them at exit.
+async fn drain(timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    let metrics = tokio::runtime::Handle::current().metrics();
+    // `block_on`'s own future is not a task: any alive task is one the delivery spawned.
+    while metrics.num_alive_tasks() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Postfix's local(8) exports the original client as `CLIENT_ADDRESS`, `CLIENT_HOSTNAME`
+/// and `CLIENT_HELO`: Sieve's `remote-ip` / `remote-host` and the Received header.
+fn client_from_env() -> Client {
+    let var = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .filter(|v| !v.is_empty() && v != "unknown")
+            .map(|v| crate::text::sanitize(&v, 255, crate::text::Charset::Ascii).into_owned())
+    };
+    Client {
+        name: var("CLIENT_HOSTNAME"),
+        addr: var("CLIENT_ADDRESS").filter(|a| a.parse::<std::net::IpAddr>().is_ok()),
+        helo: var("CLIENT_HELO"),
+        queue_id: None,
+    }
+}
+
+/// Reads up to `max` bytes (plus one, to tell "too big"); `None` when there is more.
+fn read_bounded(input: impl Read, max: usize) -> std::io::Result<Option<Vec<u8>>> {
+    let mut buf = Vec::new();
+    input
+        .take(max.saturating_add(1) as u64)
+        .read_to_end(&mut buf)?;
+    Ok((buf.len() <= max).then_some(buf))
+}
+
+/// The message as LMTP would have stored it: CRLF line ends (a bare LF becomes CRLF, as
+/// the MTA sends it over LMTP), and without the mbox `From ` line local(8) puts first, whose
+/// address is returned (dovecot-lda takes it as the sender when there is no `-f`).
+fn normalize(raw: &[u8]) -> (Option<String>, Vec<u8>) {
+    let mut body = raw;
+    let mut from = None;
+    if body.starts_with(b"From ") {
+        let end = memchr::memchr(b'\n', body).map_or(body.len(), |i| i + 1);
+        let line = String::from_utf8_lossy(&body[5..end]);
+        from = line.split_whitespace().next().map(str::to_string);
+        body = &body[end..];
+    }
+    let mut out = Vec::with_capacity(body.len() + body.len() / 32);
+    let mut prev = 0u8;
+    for &b in body {
+        if b == b'\n' && prev != b'\r' {
+            out.push(b'\r');
+        }
+        out.push(b);
+        prev = b;
+    }
+    (from, out)
+}
+
+/// `<a@b>` → `a@b`; `<>` → `""`, the null sender.
+fn strip_brackets(address: &str) -> String {
+    let a = address.trim();
+    a.strip_prefix('<')
+        .and_then(|a| a.strip_suffix('>'))
+        .unwrap_or(a)
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_table() {
+        let cases: &[(&[u8], Option<&str>, &[u8])] = &[
+            (b"a\nb\n", None, b"a\r\nb\r\n"),
+            (b"a\r\nb\r\n", None, b"a\r\nb\r\n"),
+            (b"a\r\nb\nc", None, b"a\r\nb\r\nc"),
+            (b"a\rb\n", None, b"a\rb\r\n"),
+            (
+                b"From bob@example.org  Sat Nov 28 10:00:00 2026\nSubject: x\n\nhi\n",
+                Some("bob@example.org"),
+                b"Subject: x\r\n\r\nhi\r\n",
+            ),
+            (b"From: a@b\n", None, b"From: a@b\r\n"),
+            (b"", None, b""),
+            (b"\n\n", None, b"\r\n\r\n"),
+        ];
+        for (raw, from, want) in cases {
+            let (got_from, got) = normalize(raw);
+            assert_eq!(got_from.as_deref(), *from, "{raw:?}");
+            assert_eq!(got, *want, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn read_is_bounded() {
+        assert_eq!(
+            read_bounded(&b"12345"[..], 5).expect("read"),
+            Some(b"12345".to_vec())
+        );
+        assert_eq!(read_bounded(&b"123456"[..], 5).expect("read"), None);
+    }
+
+    #[test]
+    fn worst_status_wins() {
+        use delivery::Deferral;
+        let ok = || Fate::Delivered(RcptOutcome::Discarded);
+        let temp = || Fate::Delivered(RcptOutcome::Deferred(Deferral::ScanFailed));
+        let rejected = || {
+            Fate::Delivered(RcptOutcome::Rejected {
+                reason: "no".into(),
+                extended: false,
+            })
+        };
+        let unknown = || Fate::Unknown("x@y".into());
+        let cases: Vec<(Vec<Fate>, u8)> = vec![
+            (vec![ok()], exit::OK),
+            (vec![ok(), unknown()], exit::NOUSER),
+            (vec![rejected(), ok()], exit::NOPERM),
+            (vec![rejected(), unknown()], exit::NOUSER),
+            (vec![unknown(), temp()], exit::TEMPFAIL),
+            (vec![Fate::Unavailable, ok()], exit::TEMPFAIL),
+        ];
+        for (fates, want) in cases {
+            let rcpts: Vec<String> = fates.iter().map(|_| "r@x".to_string()).collect();
+            assert_eq!(status(&rcpts, &fates), want, "{fates:?}");
+        }
+    }
+
+    #[test]
+    fn brackets() {
+        for (input, want) in [("<a@b>", "a@b"), ("a@b", "a@b"), ("<>", ""), ("", "")] {
+            assert_eq!(strip_brackets(input), want);
+        }
+    }
+}
