@@ -8,6 +8,11 @@
 //! - [`config`]: TOML file → validated [`config::Config`]; every problem reported at once.
 //! - [`server`]: TCP and unix listeners, the connection limit with slots reserved for
 //!   trusted peers, peer credentials on the unix socket, graceful shutdown.
+//! - [`reload`]: SIGHUP: the config read again into new services in [`reload::Current`],
+//!   which each new transaction takes; a bad file is refused and the old one stays.
+//! - [`metrics`]: Prometheus counters and histograms updated at the pipeline, session and
+//!   server seams, served by a tiny HTTP/1.0 responder on `[server] metrics_listen`.
+//! - [`logging`]: the log writer from `[log]` (text or JSON lines, the level).
 //! - [`lmtp`]: the session state machine (generic over the stream), one file per verb;
 //!   [`lmtp::reply`] owns every reply text the client sees; outcomes become replies there.
 //!   MAIL is refused while clamd is down ([`scan::health`]); RCPT counts deliveries per
@@ -50,6 +55,7 @@
 //!   sending address's abuse contact (source IP, RDAP, ARF, rate limit), the RFC 5429
 //!   rejection MDN; [`report::is_bounce`].
 //! - [`text`]: the one sanitizer for client text written into headers and replies.
+//! - [`systemd`]: readiness for `Type=notify` units (`sd_notify`: ready, stopping, reloading).
 
 pub mod address;
 pub mod config;
@@ -57,13 +63,17 @@ pub mod delivery;
 pub mod filter;
 pub mod lda;
 pub mod lmtp;
+pub mod logging;
+pub mod metrics;
 pub mod outbound;
 pub mod quarantine;
+pub mod reload;
 pub mod report;
 pub mod scan;
 pub mod server;
 pub mod sievetool;
 pub mod state;
 pub mod store;
+pub mod systemd;
 pub mod text;
 pub mod users;

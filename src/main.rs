@@ -20,7 +20,10 @@ use sievegate::users::Users;
 #[command(
     name = "sievegate",
     version,
-    about = "LMTP delivery agent: ClamAV scan, Sieve with virustest, Maildir"
+    about = "LMTP delivery agent: ClamAV scan, Sieve with virustest, Maildir",
+    after_help = "The Debian package's configuration: /etc/sievegate/sievegate.toml; every key \
+                  with its default: /usr/share/doc/sievegate/examples/sievegate.toml (config/ \
+                  in the source). `sievegate COMMAND --help` describes each command."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -30,6 +33,13 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the LMTP server.
+    ///
+    /// Logs go to stderr, one line per recipient ([log] level/format; RUST_LOG overrides
+    /// the level, e.g. RUST_LOG=sievegate=debug). SIGHUP reloads the configuration, the
+    /// users file and the scripts (a bad new config is refused and the old one stays).
+    /// SIGTERM or SIGINT: stop accepting, let deliveries in flight finish
+    /// (server.shutdown_timeout_secs), exit 0. Under systemd (Type=notify, $NOTIFY_SOCKET)
+    /// it reports ready once every listener is bound.
     Serve {
         /// Configuration file (TOML).
         #[arg(short, long)]
@@ -105,7 +115,8 @@ enum SieveAction {
         /// The virustest value the scripts see (0-5); without it, clamd scans the message.
         #[arg(long, value_name = "0-5")]
         virus_status: Option<u8>,
-        /// A spam score; reported as a note (spamtest does not read it in this build).
+        /// The spam score an upstream filter would have written: spamtest/spamtestplus read
+        /// it from `[sieve] spam_score_header` (X-Spam-Score when unset).
         #[arg(long, value_name = "X")]
         spam_score: Option<String>,
         /// Print one JSON object.
@@ -135,6 +146,7 @@ enum QuarantineAction {
     },
     /// Show an entry's metadata and headers, or with --raw its original bytes.
     Show {
+        /// The entry's id, as `quarantine list` shows it.
         id: String,
         /// The message exactly as received, on stdout.
         #[arg(long)]
@@ -142,6 +154,7 @@ enum QuarantineAction {
     },
     /// Rescan and deliver: clean now → the full pipeline (Sieve included).
     Release {
+        /// The entry's id, as `quarantine list` shows it.
         id: String,
         /// Only these recipients of the entry (repeatable); default: all.
         #[arg(long = "rcpt", value_name = "ADDR")]
@@ -151,9 +164,13 @@ enum QuarantineAction {
         force: bool,
     },
     /// Delete an entry (file and index).
-    Delete { id: String },
+    Delete {
+        /// The entry's id, as `quarantine list` shows it.
+        id: String,
+    },
     /// Delete every entry older than DAYS days.
     Purge {
+        /// Entries received more than this many days ago.
         #[arg(long, value_name = "DAYS")]
         older_than: u64,
     },
@@ -388,27 +405,29 @@ fn quarantine(config: Option<PathBuf>, action: QuarantineAction) -> ExitCode {
 }
 
 /// Purges quarantine entries older than `[quarantine] retention_days` now and every hour,
-/// in a thread: deleting thousands of files must not hold up deliveries.
-fn start_quarantine_purge(services: &Services) {
-    let Some(q) = services.quarantine.clone() else {
-        return;
-    };
-    let retention = services.config.quarantine.retention;
+/// in a thread: deleting thousands of files must not hold up deliveries. Each pass uses the
+/// current services, so a reload that enables the quarantine or changes the retention
+/// applies from the next pass.
+fn start_quarantine_purge(current: sievegate::reload::Current) {
     let spawned = std::thread::Builder::new()
         .name("quarantine-purge".into())
         .spawn(move || loop {
-            let before = std::time::SystemTime::now()
-                .checked_sub(retention)
-                .unwrap_or(std::time::UNIX_EPOCH);
-            match q.purge(before, |_, _| {}) {
-                Ok(0) => {}
-                Ok(n) => {
-                    tracing::info!(purged = n, "quarantine: {n} entries past retention purged")
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "quarantine purge failed; retrying in an hour")
+            let services = current.get();
+            if let Some(q) = &services.quarantine {
+                let before = std::time::SystemTime::now()
+                    .checked_sub(services.config.quarantine.retention)
+                    .unwrap_or(std::time::UNIX_EPOCH);
+                match q.purge(before, |_, _| {}) {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(purged = n, "quarantine: {n} entries past retention purged")
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "quarantine purge failed; retrying in an hour")
+                    }
                 }
             }
+            drop(services);
             std::thread::sleep(std::time::Duration::from_secs(3600));
         });
     if let Err(e) = spawned {
@@ -420,11 +439,13 @@ fn start_quarantine_purge(services: &Services) {
 /// config itself is invalid, the scripts it names are still compiled, so one run shows all.
 /// `open_state`: open the state store of `[state] dir` (serve); `check-config` leaves it
 /// alone, so checking a file never creates a database.
-fn load(path: &std::path::Path, open_state: bool) -> Option<Services> {
+fn load(path: &std::path::Path, open_state: bool, say: Say) -> Option<Services> {
     let config = match Config::load(path) {
         Ok(config) => config,
         Err(e) => {
-            eprintln!("{e}");
+            for line in e.to_string().lines() {
+                say.problem(line);
+            }
             if let ConfigError::Invalid { sieve, .. } = e {
                 // The personal script is per user: nothing to compile here.
                 let sieve = sievegate::config::SieveConfig {
@@ -433,20 +454,20 @@ fn load(path: &std::path::Path, open_state: bool) -> Option<Services> {
                 };
                 let filter = Filter::new(FilterConfig::from_sieve(&sieve, "localhost"));
                 for p in filter.check() {
-                    eprintln!("{p}");
+                    say.problem(&p.to_string());
                 }
             }
             return None;
         }
     };
     for warning in config.warnings() {
-        eprintln!("{}: warning: {warning}", path.display());
+        say.warning(&format!("{}: warning: {warning}", path.display()));
     }
     let services = if open_state {
         match Services::open(config) {
             Ok(services) => services,
             Err(e) => {
-                eprintln!("{}: {e}", path.display());
+                say.problem(&format!("{}: {e}", path.display()));
                 return None;
             }
         }
@@ -455,9 +476,33 @@ fn load(path: &std::path::Path, open_state: bool) -> Option<Services> {
     };
     let problems = services.filter.check();
     for p in &problems {
-        eprintln!("{p}");
+        say.problem(&p.to_string());
     }
     problems.is_empty().then_some(services)
+}
+
+/// Where [`load`] reports: `check-config` prints plain lines; `serve` logs them, so a
+/// JSON log stays one object per line.
+#[derive(Clone, Copy)]
+enum Say {
+    Stderr,
+    Log,
+}
+
+impl Say {
+    fn problem(self, text: &str) {
+        match self {
+            Say::Stderr => eprintln!("{text}"),
+            Say::Log => tracing::error!("{text}"),
+        }
+    }
+
+    fn warning(self, text: &str) {
+        match self {
+            Say::Stderr => eprintln!("{text}"),
+            Say::Log => tracing::warn!("{text}"),
+        }
+    }
 }
 
 /// Who counts as a recipient, for `check-config` and the startup log: without a users file
@@ -504,7 +549,7 @@ fn start_tmp_sweep(services: &Services) {
 }
 
 fn check_config(path: PathBuf) -> ExitCode {
-    match load(&path, false) {
+    match load(&path, false, Say::Stderr) {
         Some(services) => {
             println!("{}: configuration ok", path.display());
             println!("{}", recipients_note(&services));
@@ -515,16 +560,13 @@ fn check_config(path: PathBuf) -> ExitCode {
 }
 
 fn serve(path: PathBuf) -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    let Some(services) = load(&path, true) else {
-        eprintln!("sievegate: not starting: fix the configuration above");
+    // The log writer follows [log], so the file is read for it first; when it cannot be
+    // read, `load` below logs why and the default writer is as good as any. From here on
+    // everything goes through the log writer, so a JSON log stays one object per line.
+    let log_config = Config::load(&path).map(|c| c.log).unwrap_or_default();
+    let mut log = sievegate::logging::init(&log_config);
+    let Some(services) = load(&path, true, Say::Log) else {
+        tracing::error!("not starting: fix the configuration above");
         return ExitCode::FAILURE;
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -533,16 +575,20 @@ fn serve(path: PathBuf) -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("sievegate: cannot start the runtime: {e}");
+            tracing::error!("cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
     runtime.block_on(async move {
-        // Signal handlers first: a SIGTERM during startup must still mean a clean exit.
-        let shutdown = match shutdown_signal() {
-            Ok(shutdown) => shutdown,
-            Err(e) => {
-                eprintln!("sievegate: cannot install signal handlers: {e}");
+        // Signal handlers first: a SIGTERM during startup must still mean a clean exit, and
+        // a SIGHUP must not kill the process (its default action).
+        let (shutdown, mut hangup) = match (
+            shutdown_signal(),
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()),
+        ) {
+            (Ok(shutdown), Ok(hangup)) => (shutdown, hangup),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::error!("cannot install signal handlers: {e}");
                 return ExitCode::FAILURE;
             }
         };
@@ -550,19 +596,31 @@ fn serve(path: PathBuf) -> ExitCode {
         let server = match Server::bind(Arc::clone(&services)).await {
             Ok(server) => server,
             Err(e) => {
-                eprintln!("sievegate: {e}");
+                tracing::error!("{e}");
                 return ExitCode::FAILURE;
             }
+        };
+        let metrics = match services.config.server.metrics_listen {
+            Some(addr) => match sievegate::metrics::bind(addr).await {
+                Ok(listener) => Some(listener),
+                Err(e) => {
+                    tracing::error!("cannot serve metrics on {addr} (server.metrics_listen): {e}");
+                    return ExitCode::FAILURE;
+                }
+            },
+            None => None,
         };
         for addr in server.local_addrs() {
             tracing::info!(%addr, "listening on {addr}");
         }
+        sievegate::systemd::ready();
         tracing::info!("{}", recipients_note(&services));
+        let current = server.current();
         start_tmp_sweep(&services);
-        start_quarantine_purge(&services);
+        start_quarantine_purge(current.clone());
         // The clamd probe (health gating at MAIL); its own task, so a hung clamd cannot
         // hold startup for the whole scan timeout.
-        tokio::spawn(sievegate::scan::health::watch(
+        let mut probe = tokio::spawn(sievegate::scan::health::watch(
             services.scanner.clone(),
             services.config.scanner.health_interval,
         ));
@@ -572,15 +630,53 @@ fn serve(path: PathBuf) -> ExitCode {
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
+        if let Some(listener) = metrics {
+            // Not "listening on": that phrase names the LMTP listeners in the log.
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!(%addr, "metrics at http://{addr}/metrics");
+            }
+            tokio::spawn(sievegate::metrics::serve(
+                listener,
+                stopped(stop_rx.clone()),
+            ));
+        }
+        // SIGHUP: one log line per reload (reloaded, or refused with every problem). The
+        // outbox and the notifier started below belong to the process, not to a config:
+        // reloads reuse them.
+        let reload_path = path.clone();
+        let reload_current = current.clone();
+        tokio::spawn(async move {
+            while hangup.recv().await.is_some() {
+                sievegate::systemd::reloading();
+                let old = reload_current.get();
+                if let Some(new) = sievegate::reload::apply(&reload_path, &reload_current).await {
+                    log.set_level(&new.config.log.level);
+                    // New clamd settings: a new scanner, whose health only a new probe keeps.
+                    if !sievegate::reload::same_probe(&old, &new) {
+                        probe.abort();
+                        probe = tokio::spawn(sievegate::scan::health::watch(
+                            new.scanner.clone(),
+                            new.config.scanner.health_interval,
+                        ));
+                    }
+                }
+                drop(old);
+                sievegate::systemd::ready();
+            }
+        });
         let outbox = services.outbox.clone();
         let outbox_task = tokio::spawn(outbox.run(stopped(stop_rx.clone())));
         let notifier_task = services.notifier.clone().map(|notifier| {
             let stop = stopped(stop_rx.clone());
             tokio::spawn(async move { notifier.run(stop).await })
         });
+        // The startup services stay referenced only through `current` from here on, so a
+        // reload lets them go once their sessions are done.
+        drop(services);
         server
             .run(async move {
                 shutdown.await;
+                sievegate::systemd::stopping();
                 let _ = stop_tx.send(true);
             })
             .await;

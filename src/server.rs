@@ -7,6 +7,11 @@
 //! `SO_PEERCRED`). Slow or hostile clients can fill the rest, but the session deadlines
 //! (see [`crate::lmtp`]) drop each of them within `idle_timeout` (or DATA's allowance), and
 //! meanwhile the MTA still gets a slot.
+//!
+//! The services come from a [`Current`] cell that a SIGHUP reload replaces (see
+//! [`crate::reload`]): each connection starts with the services current when it is
+//! accepted, and its session switches to newer ones at its next MAIL. The listeners and
+//! the connection slots are set up once and keep their startup configuration.
 
 use std::future::Future;
 use std::os::unix::fs::PermissionsExt;
@@ -21,6 +26,7 @@ use tokio::task::JoinSet;
 use crate::config::{Config, ListenAddr};
 use crate::delivery::Services;
 use crate::lmtp::{is_trusted, reply, Peer, Session};
+use crate::reload::Current;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +48,7 @@ enum Listener {
 /// Bound listeners plus the shared services, ready to run.
 pub struct Server {
     listeners: Vec<Listener>,
-    services: Arc<Services>,
+    current: Current,
 }
 
 impl Server {
@@ -70,8 +76,13 @@ impl Server {
         }
         Ok(Server {
             listeners,
-            services,
+            current: Current::new(services),
         })
+    }
+
+    /// The cell holding the services sessions use: replace its content to reload.
+    pub fn current(&self) -> Current {
+        self.current.clone()
     }
 
     /// The addresses actually bound (a TCP port 0 becomes the real port).
@@ -87,7 +98,8 @@ impl Server {
 
     /// Serves until `shutdown` resolves, then drains: see the module doc.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let server = &self.services.config.server;
+        let startup = self.current.get();
+        let server = &startup.config.server;
         let limit = Arc::new(Limits {
             general: Semaphore::new(server.max_connections - server.reserved_connections),
             reserved: Semaphore::new(server.reserved_connections),
@@ -101,7 +113,7 @@ impl Server {
             }
             accept_loops.spawn(accept_loop(
                 listener,
-                Arc::clone(&self.services),
+                self.current.clone(),
                 Arc::clone(&limit),
                 stop_rx.clone(),
             ));
@@ -115,7 +127,8 @@ impl Server {
                 sessions.spawn(drain(set));
             }
         }
-        let timeout = server.shutdown_timeout;
+        // The drain allowance may have been reloaded since the start.
+        let timeout = self.current.get().config.server.shutdown_timeout;
         let all = async { while sessions.join_next().await.is_some() {} };
         if tokio::time::timeout(timeout, all).await.is_err() {
             tracing::warn!(
@@ -208,7 +221,7 @@ async fn bind_unix(
 /// Accepts until shutdown; returns the set of session tasks still running.
 async fn accept_loop(
     listener: Listener,
-    services: Arc<Services>,
+    current: Current,
     limit: Arc<Limits>,
     mut stop: watch::Receiver<bool>,
 ) -> JoinSet<()> {
@@ -229,6 +242,7 @@ async fn accept_loop(
                 continue;
             }
         };
+        let services: Arc<Services> = current.get();
         let trusted = is_trusted(&services.config, peer, uid);
         let Some(slot) = limit.acquire(trusted) else {
             tracing::warn!(
@@ -251,8 +265,12 @@ async fn accept_loop(
             });
             continue;
         };
-        let session = Session::new(stream, Arc::clone(&services), peer, stop.clone()).peer_uid(uid);
+        let session = Session::new(stream, services, peer, stop.clone())
+            .peer_uid(uid)
+            .follow(current.subscribe());
+        let active = crate::metrics::session();
         sessions.spawn(async move {
+            let _active = active;
             if let Err(e) = session.run().await {
                 tracing::info!(error = %e, "session ended with an I/O error");
             }

@@ -10,11 +10,11 @@ use std::path::PathBuf;
 use serde_json::json;
 
 use crate::address::{AddressError, Recipient};
-use crate::config::Config;
+use crate::config::{Config, RawSieve};
 use crate::delivery::strip_virus_headers;
 use crate::delivery::view::SieveView;
 use crate::filter::tools::plan_json;
-use crate::filter::{Filter, FilterConfig, FilterInput, ParsedMessage, Plan};
+use crate::filter::{Filter, FilterConfig, FilterInput, ParsedMessage, Plan, SpamScore};
 use crate::scan::{ScanError, Scanner, Verdict};
 use crate::users::Users;
 
@@ -31,7 +31,8 @@ pub struct TestRequest {
     pub to: Option<String>,
     /// The verdict virustest sees (0–5); `None`: scan with the configured clamd.
     pub virus_status: Option<u8>,
-    /// A spam score to report; spamtest is not wired to it (see the note it produces).
+    /// The score an upstream spam filter would have written: put into the message as the
+    /// topmost `[sieve] spam_score_header` field, which `spamtest`/`spamtestplus` read.
     pub spam_score: Option<String>,
     /// The message, as read from the file.
     pub message: Vec<u8>,
@@ -54,6 +55,9 @@ pub enum TestError {
     /// `--virus-status` outside 0–5.
     #[error("--virus-status must be 0 to 5, not {0}")]
     VirusStatus(u8),
+    /// `--spam-score` is not a number.
+    #[error("--spam-score must be a number, not {0:?}")]
+    SpamScore(String),
     /// clamd could not scan the message.
     #[error("clamd at {addr} could not scan the message ({source}); give --virus-status to test without clamd")]
     Scan {
@@ -162,6 +166,7 @@ pub fn run(config: &Config, request: &TestRequest) -> Result<TestReport, TestErr
         None => scan(config, &request.message)?,
     };
     let sieve = &config.sieve;
+    let spam = spam_header(config, request.spam_score.as_deref())?;
     let mut scripts = sieve.scripts.clone();
     // No side effects: the per-user error log is a write.
     scripts.user_log_size = 0;
@@ -172,9 +177,23 @@ pub fn run(config: &Config, request: &TestRequest) -> Result<TestReport, TestErr
             None => sieve.personal.clone(),
         },
         scripts,
+        spam_score: spam
+            .as_ref()
+            .map(|(source, _)| source.clone())
+            .or_else(|| sieve.spam_score.clone()),
         ..FilterConfig::from_sieve(sieve, &config.server.hostname)
     });
     let body = strip_virus_headers(&request.message);
+    // The score goes where the upstream filter writes it: on top of the header, so the
+    // run reads it exactly as a delivery would (only the topmost instance counts).
+    let body = match &spam {
+        Some((_, field)) => {
+            let mut with_score = field.clone().into_bytes();
+            with_score.extend_from_slice(&body);
+            std::borrow::Cow::Owned(with_score)
+        }
+        None => body,
+    };
     let view = SieveView::new(&body, &sieve.limits);
     let parsed = ParsedMessage::new(view.bytes());
     let from = request.from.clone().unwrap_or_default();
@@ -192,9 +211,11 @@ pub fn run(config: &Config, request: &TestRequest) -> Result<TestReport, TestErr
     };
     let mut plan = filter.plan_parsed(&input, &parsed);
     plan.notes.extend(view.notes());
-    if let Some(score) = &request.spam_score {
+    if spam.is_some() && sieve.spam_score.is_none() {
         plan.notes.push(format!(
-            "--spam-score {score}: recorded only; spamtest does not read it in this build"
+            "--spam-score: [sieve] spam_score_header is not set, so deliveries see spamtest 0; \
+             this run used {DEFAULT_SPAM_HEADER} with spam_score_max {}",
+            RawSieve::default().spam_score_max
         ));
     }
     Ok(TestReport {
@@ -203,6 +224,37 @@ pub fn run(config: &Config, request: &TestRequest) -> Result<TestReport, TestErr
         verdict: verdict.to_string(),
         plan,
     })
+}
+
+/// The header `--spam-score` is written into when `[sieve] spam_score_header` is not set
+/// (rspamd's and SpamAssassin's).
+pub const DEFAULT_SPAM_HEADER: &str = "X-Spam-Score";
+
+/// For `--spam-score`: where the score is read from (the configured header and maximum, or
+/// [`DEFAULT_SPAM_HEADER`] and the default maximum) and the header line carrying it.
+fn spam_header(
+    config: &Config,
+    score: Option<&str>,
+) -> Result<Option<(SpamScore, String)>, TestError> {
+    let Some(text) = score else {
+        return Ok(None);
+    };
+    let score = text
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite())
+        .ok_or_else(|| TestError::SpamScore(text.to_string()))?;
+    let source = config
+        .sieve
+        .spam_score
+        .clone()
+        .unwrap_or_else(|| SpamScore {
+            header: DEFAULT_SPAM_HEADER.to_string(),
+            max: RawSieve::default().spam_score_max,
+        });
+    let field = format!("{}: {score}\r\n", source.header);
+    Ok(Some((source, field)))
 }
 
 /// Scans with the configured clamd, as a delivery would.

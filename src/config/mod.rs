@@ -14,12 +14,14 @@ use crate::scan::ClamdAddr;
 
 mod acl;
 mod delivery;
+mod log;
 mod notify;
 mod sieve;
 #[cfg(test)]
 use acl::user_id;
 pub use acl::XforwardAcl;
 use acl::{group_id, parse_acl_entry, AclEntry};
+pub use log::{LogConfig, LogFormat, RawLog};
 pub use notify::{is_plain_address, NotifyConfig, RawNotify, Relay};
 pub use sieve::{MessageLimits, RawSieve, SieveConfig};
 pub mod abuse;
@@ -42,6 +44,8 @@ pub struct RawConfig {
     pub notify: RawNotify,
     #[serde(default)]
     pub abuse: RawAbuse,
+    #[serde(default)]
+    pub log: RawLog,
 }
 
 /// `[quarantine]`: whole-message quarantine of infected mail.
@@ -131,6 +135,8 @@ pub struct RawServer {
     /// Group (name or gid) of unix listening sockets, e.g. `postfix`; default: the
     /// process's group. Setting it needs root or membership of that group.
     pub socket_group: Option<String>,
+    /// `HOST:PORT` where Prometheus metrics are served (`GET /metrics`); default: off.
+    pub metrics_listen: Option<String>,
 }
 
 /// `[scanner]`: the clamd connection and what to do when it fails.
@@ -304,6 +310,8 @@ pub struct Config {
     pub notify: NotifyConfig,
     /// `[abuse]`: abuse reports (off by default).
     pub abuse: AbuseConfig,
+    /// `[log]`: level and line format.
+    pub log: LogConfig,
 }
 
 /// Validated `[quarantine]`.
@@ -348,6 +356,8 @@ pub struct ServerConfig {
     pub socket_mode: u32,
     /// Group id for unix listening sockets.
     pub socket_group: Option<u32>,
+    /// Where `GET /metrics` is answered; `None`: no metrics listener.
+    pub metrics_listen: Option<SocketAddr>,
     /// Not wrong, but risky: `check-config` and `serve` print these.
     pub warnings: Vec<String>,
 }
@@ -750,6 +760,16 @@ impl RawConfig {
         );
 
         let notify = self.notify.validate(&hostname, &mut problems);
+        let log = self.log.validate(&mut problems);
+        let metrics_listen = s.metrics_listen.as_deref().and_then(|m| {
+            m.parse::<SocketAddr>()
+                .map_err(|_| {
+                    problems.push(format!(
+                        "server.metrics_listen: {m:?} is not HOST:PORT (an IP address and port)"
+                    ))
+                })
+                .ok()
+        });
 
         let abuse = self.abuse.validate(base, &mut problems);
 
@@ -814,6 +834,7 @@ impl RawConfig {
                 shutdown_timeout: Duration::from_secs(s.shutdown_timeout_secs),
                 socket_mode,
                 socket_group,
+                metrics_listen,
                 warnings,
             },
             scanner: ScannerConfig {
@@ -838,6 +859,7 @@ impl RawConfig {
             state,
             notify,
             abuse,
+            log,
         })
     }
 }

@@ -592,3 +592,31 @@ fn sieve_layout_and_limits() {
         assert!(all.contains(key), "{key}: {all}");
     }
 }
+
+#[test]
+fn metrics_listen_and_log_section() {
+    let c = load_server("").expect("valid");
+    assert_eq!(c.server.metrics_listen, None, "metrics are off by default");
+    assert_eq!(c.log, crate::config::LogConfig::default());
+    let c = load_server("metrics_listen = \"127.0.0.1:9425\"").expect("valid");
+    assert_eq!(
+        c.server.metrics_listen,
+        Some("127.0.0.1:9425".parse().expect("addr"))
+    );
+    let text = server_section("") + "[log]\nformat = \"json\"\nlevel = \"debug\"\n";
+    let c = Config::from_toml(&text, Path::new("/x/s.toml")).expect("valid");
+    assert_eq!(c.log.format, crate::config::LogFormat::Json);
+    assert_eq!(c.log.level, "debug");
+    for extra in [
+        "metrics_listen = \"localhost:9425\"",
+        "metrics_listen = \"9425\"",
+    ] {
+        let Err(ConfigError::Invalid { problems, .. }) = load_server(extra) else {
+            panic!("{extra} should be refused");
+        };
+        assert!(
+            problems.join("\n").contains("server.metrics_listen"),
+            "{problems:?}"
+        );
+    }
+}

@@ -82,8 +82,11 @@ pub async fn deliver(
     envelope: &Envelope,
     message: Vec<u8>,
 ) -> Vec<RcptOutcome> {
+    crate::metrics::received(message.len());
     let started = Instant::now();
-    let verdict = match services.scanner.scan(&message).await {
+    let scanned = services.scanner.scan(&message).await;
+    crate::metrics::scanned(&scanned, started.elapsed());
+    let verdict = match scanned {
         Ok(verdict) => verdict,
         Err(error) => match services.config.scanner.on_failure {
             OnScanFailure::Tempfail => {
@@ -238,7 +241,9 @@ fn deliver_all(
             }
         }
         let header = trace_headers(&info, rcpt);
+        let store_started = Instant::now();
         let (outcome, mut notes) = execute(&plan, &maildir, &header, &body);
+        crate::metrics::stored(&outcome, store_started.elapsed());
         let outcome = super::send::send(
             services,
             &envelope.mail_from,
@@ -442,6 +447,7 @@ impl<'a> LogLine<'a> {
 
     fn emit(&self, rcpt: &Recipient, outcome: &RcptOutcome, notes: &[&str]) {
         let e = self.envelope;
+        crate::metrics::delivery(outcome, self.quarantined.is_some());
         // A discard of quarantined mail is not a loss: say where the message is.
         let actions = match (&self.quarantined, outcome) {
             (Some(id), RcptOutcome::Discarded) => format!("quarantined {id}"),
@@ -453,6 +459,8 @@ impl<'a> LogLine<'a> {
         tracing::info!(
             id = %e.id,
             queue_id = e.client.queue_id.as_deref().unwrap_or(""),
+            // The MTA's client (XFORWARD ADDR): who handed this mail to Postfix.
+            client = e.client.addr.as_deref().unwrap_or(""),
             from = %e.mail_from,
             to = %rcpt.original,
             mailbox = %rcpt.user(),

@@ -86,7 +86,7 @@ const REDIRECT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Carries out the sending part of `plan` for `rcpt` after the stores ended in `outcome`,
 /// and returns the recipient's final outcome. `header` is this recipient's trace header
-/// block and `body` the message as stored; `mail_from` the envelope sender (`""`: `<>`);
+/// block and `body` the message as received (a redirect with edits sends those instead); `mail_from` the envelope sender (`""`: `<>`);
 /// `message_id` the message's `<Message-ID>` or `""`.
 /// Runs on a blocking thread (the pipeline's `spawn_blocking`).
 #[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
@@ -119,7 +119,11 @@ pub fn send(
     }
     let user = rcpt.user();
     let mut redirect_failed = false;
-    for to in plan.redirects() {
+    let redirects = plan.actions.iter().filter_map(|a| match a {
+        Action::Redirect { to, edited } => Some((to, edited.as_deref().unwrap_or(body))),
+        _ => None,
+    });
+    for (to, content) in redirects {
         let sent_key = (!message_id.is_empty()).then(|| {
             format!(
                 "sieve-redirect:{}:{message_id}:{}",
@@ -139,7 +143,7 @@ pub fn send(
             ));
             continue;
         }
-        match redirect(services, mail_from, &user, to, header, body) {
+        match redirect(services, mail_from, &user, to, header, content) {
             Ok(reply) => {
                 tracing::info!(%user, %to, relay_reply = %reply, "redirected");
                 notes.push(format!("redirected to <{to}>"));
@@ -212,7 +216,8 @@ pub fn send(
 }
 
 /// One redirect: `REDIRECTED_BY: <user>`, then this recipient's trace headers (with its
-/// `Delivered-To`, which lets the next hop see the loop), then the message.
+/// `Delivered-To`, which lets the next hop see the loop), then the message (`body`: as
+/// editheader left it when the script redirected, like a stored copy).
 fn redirect(
     services: &Services,
     mail_from: &str,

@@ -291,7 +291,11 @@ impl<'n, 'm> Collector<'n, 'm> {
                     }
                     Some(MessageOrigin::Edited) | None => match recipient {
                         SieveRecipient::Address(address) => {
-                            self.outcome.actions.push(Action::Redirect { to: address })
+                            let edited = self.content(message_id);
+                            self.outcome.actions.push(Action::Redirect {
+                                to: address,
+                                edited,
+                            })
                         }
                         _ => {
                             self.outcome.redirected = true;
@@ -489,9 +493,9 @@ mod tests {
                 "",
             ),
             (
-                "edited message sent on is a redirect",
+                "edited message sent on is a redirect of the edited message",
                 vec![created(1, MessageOrigin::Edited), send(1)],
-                vec!["redirect <carol@example.net>"],
+                vec!["redirect <carol@example.net> (edited)"],
                 false,
                 false,
                 "",

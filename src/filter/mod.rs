@@ -304,7 +304,7 @@ const _: () = {
 impl Filter {
     /// Builds the filter; no file is read until [`Filter::check`] or [`Filter::plan`].
     pub fn new(config: FilterConfig) -> Self {
-        let runtime = Runtime::new()
+        let mut runtime = Runtime::new()
             .with_cpu_limit(config.cpu_limit)
             // sieve-rs counts the chain script itself on its include stack.
             .with_max_nested_includes(config.scripts.max_include_depth.saturating_add(1))
@@ -329,6 +329,11 @@ impl Filter {
             // ("modification denied", a warning only).
             .with_protected_headers(PROTECTED_HEADERS)
             .with_protected_header_prefix(PROTECTED_HEADER_PREFIX);
+        // RFC 5463 §4: `ihave` answers from the runtime's capabilities, so a disabled
+        // extension is "not available" there too, not only refused by `require`.
+        for name in &config.scripts.disabled_extensions {
+            runtime.unset_capability(sieve::compiler::grammar::Capability::parse(name));
+        }
         let compiler = compiler_for(&config.scripts);
         Filter {
             cache: ScriptCache::new(config.scripts.max_script_size),
@@ -583,7 +588,7 @@ fn drop_looping_redirects(plan: &mut Plan, message: &Message<'_>, user: &str) {
     let mut dropped = false;
     let mut notes = Vec::new();
     plan.actions.retain(|a| match a {
-        Action::Redirect { to } => {
+        Action::Redirect { to, .. } => {
             let looping = came_back || delivered.iter().any(|d| d.eq_ignore_ascii_case(to));
             if looping {
                 tracing::warn!(%user, %to, "redirect loop: not redirected");

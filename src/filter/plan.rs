@@ -44,6 +44,10 @@ pub enum Action {
     Redirect {
         /// The target address, without angle brackets.
         to: String,
+        /// The message as editheader left it when `redirect` ran (RFC 5293 §3: later
+        /// actions see the edits; Pigeonhole sends the edited message), sent instead of
+        /// the original; `None`: the original.
+        edited: Option<Arc<[u8]>>,
     },
     /// Queue a message Sieve generated (a vacation reply or a notification) from the null
     /// sender to `to` (never sent for infected mail).
@@ -156,11 +160,11 @@ impl Plan {
         });
     }
 
-    /// Makes every Store store the original message; true when some Store had edits.
+    /// Makes every Store and Redirect use the original message; true when one had edits.
     pub fn drop_edits(&mut self) -> bool {
         let mut dropped = false;
         for action in &mut self.actions {
-            if let Action::Store { edited, .. } = action {
+            if let Action::Store { edited, .. } | Action::Redirect { edited, .. } = action {
                 dropped |= edited.take().is_some();
             }
         }
@@ -182,7 +186,7 @@ impl Plan {
     /// The redirect targets, in order.
     pub fn redirects(&self) -> impl Iterator<Item = &str> {
         self.actions.iter().filter_map(|a| match a {
-            Action::Redirect { to } => Some(to.as_str()),
+            Action::Redirect { to, .. } => Some(to.as_str()),
             _ => None,
         })
     }
@@ -223,7 +227,7 @@ impl Plan {
                     "store into {folder} dropped: infected mail is not delivered \
                      (virustest {virustest})"
                 ),
-                Action::Redirect { to } => format!(
+                Action::Redirect { to, .. } => format!(
                     "redirect to <{to}> suppressed: message is infected (virustest {virustest})"
                 ),
                 Action::Send { kind, .. } => format!(
@@ -288,7 +292,13 @@ impl fmt::Display for Action {
                 write!(f, "{verb} {reason:?}")
             }
             Action::Quarantine => f.write_str("quarantine"),
-            Action::Redirect { to } => write!(f, "redirect <{to}>"),
+            Action::Redirect { to, edited } => {
+                write!(f, "redirect <{to}>")?;
+                if edited.is_some() {
+                    f.write_str(" (edited)")?;
+                }
+                Ok(())
+            }
             Action::Send { kind, to, message } => {
                 write!(f, "{} to {}", kind.as_str(), to.join(", "))?;
                 // The generated text, indented, so `sieve test` shows the reply itself.
@@ -344,7 +354,10 @@ mod tests {
     }
 
     fn redirect(to: &str) -> Action {
-        Action::Redirect { to: to.to_string() }
+        Action::Redirect {
+            to: to.to_string(),
+            edited: None,
+        }
     }
 
     fn send(kind: SendKind) -> Action {

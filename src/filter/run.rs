@@ -205,7 +205,9 @@ fn context<'x>(
         ctx.set_env_variable("remote-host", host);
     }
     // RFC 5183 §4.2: vendor items. Empty when there is nothing to tell (clean mail, no
-    // XFORWARD IDENT), so scripts can test for "" without an `exists` of their own.
+    // XFORWARD IDENT); sieve-rs takes an empty item for an unavailable one, so every
+    // test of it is false then (`not environment :matches "vnd.sievegate.queue-id" "?*"`
+    // asks "none").
     ctx.set_env_variable(
         "vnd.sievegate.virus-name",
         input.verdict.virus_name().unwrap_or_default().to_string(),
@@ -352,7 +354,7 @@ impl ChainState {
                         self.plan.actions.push(Action::Quarantine);
                     }
                 }
-                Action::Redirect { to } => {
+                Action::Redirect { to, edited } => {
                     let count = self.plan.redirects().count();
                     if self.plan.redirects().any(|r| r.eq_ignore_ascii_case(&to)) {
                         // Pigeonhole sends one copy per address and delivery.
@@ -365,7 +367,7 @@ impl ChainState {
                             self.max_redirects
                         ));
                     } else {
-                        self.plan.actions.push(Action::Redirect { to });
+                        self.plan.actions.push(Action::Redirect { to, edited });
                     }
                 }
                 send @ Action::Send { .. } => {

@@ -57,7 +57,8 @@ fn check_file(
     compile_bytes(path, &bytes, compiler).map(|_| ())
 }
 
-/// A Plan as one JSON object: `actions` (each with `type`), `discard`, `suppressed`, `notes`.
+/// A Plan as one JSON object: `actions` (each with `type`: `store`, `reject`, `ereject`,
+/// `quarantine`, `redirect`, `vacation`, `notify`), `discard`, `suppressed`, `notes`.
 pub fn plan_json(plan: &Plan) -> Value {
     json!({
         "actions": plan.actions.iter().map(action_json).collect::<Vec<_>>(),
@@ -88,10 +89,17 @@ fn action_json(action: &Action) -> Value {
             "reason": reason,
         }),
         Action::Quarantine => json!({ "type": "quarantine" }),
-        // Other helpers add actions (redirect, vacation, ...): their Display line is the
-        // description until they get their own shape here.
-        #[allow(unreachable_patterns)]
-        other => json!({ "type": "other", "text": other.to_string() }),
+        Action::Redirect { to, edited } => json!({
+            "type": "redirect",
+            "to": to,
+            "edited": edited.is_some(),
+        }),
+        // The generated message as text, so a reviewer sees the reply itself.
+        Action::Send { kind, to, message } => json!({
+            "type": kind.as_str(),
+            "to": to,
+            "message": String::from_utf8_lossy(message),
+        }),
     }
 }
 

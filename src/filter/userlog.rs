@@ -5,11 +5,20 @@
 //!
 //! The server log meets the same error on every delivery to that user until it is fixed;
 //! [`UserLog::server_may_log`] lets one copy a minute through.
+//!
+//! Ownership: the log belongs to whoever owns the directory it lives in (the user's home or
+//! script directory), mode 0600. sievegate often runs as root, and a root-owned 0600 file
+//! would be the one log its user cannot read. The owner is taken from the directory rather
+//! than from `[mailbox] users_file`: that file may be absent, and the directory's owner is
+//! by construction the account that reads it (Dovecot/ManageSieve run as that account).
+//! Only a regular file with a single link is written (or handed over): a hard link the
+//! user planted at the log's name must not make us append to, or give away, a file
+//! elsewhere.
 
 use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -78,8 +87,15 @@ impl UserLog {
             .create(true)
             .append(true)
             .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(&path)?;
+        let meta = file.metadata()?;
+        if !meta.is_file() || meta.nlink() != 1 {
+            return Err(std::io::Error::other(
+                "not a regular file with one link: not written",
+            ));
+        }
+        hand_over(&file, &meta, &path)?;
         file.write_all(line.as_bytes())
     }
 
@@ -99,6 +115,27 @@ impl UserLog {
         }
         last.insert(error.to_string(), now);
         true
+    }
+}
+
+/// Gives the open log `file` to the owner of its directory when it belongs to someone else
+/// (we created it as root, or an older version did). Without the privilege to do so (not
+/// running as root), the file stays ours: then we run as the mail user anyway.
+fn hand_over(file: &fs::File, meta: &fs::Metadata, path: &Path) -> std::io::Result<()> {
+    let Some(dir) = path.parent() else {
+        return Ok(());
+    };
+    let dir = fs::metadata(if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    })?;
+    if meta.uid() == dir.uid() && meta.gid() == dir.gid() {
+        return Ok(());
+    }
+    match std::os::unix::fs::fchown(file, Some(dir.uid()), Some(dir.gid())) {
+        Err(err) if err.raw_os_error() == Some(libc::EPERM) => Ok(()),
+        other => other,
     }
 }
 
@@ -145,6 +182,49 @@ mod tests {
         assert!(dir.path().join(".dovecot.sieve.log.0").exists());
         UserLog::new(0).record(&dir.path().join("off"), "x");
         assert!(!dir.path().join("off.log").exists());
+    }
+
+    /// As root (the test suite's and CI's user): the log belongs to the directory's owner,
+    /// mode 0600, also when an older root-owned log is there; a hard link planted at the
+    /// log's name is neither written nor given away.
+    #[test]
+    fn log_belongs_to_the_directory_owner() {
+        use std::os::unix::fs::PermissionsExt;
+        // nobody:nogroup on Debian; any uid other than ours does.
+        const USER: u32 = 65534;
+        assert_eq!(
+            fs::metadata("/proc/self").expect("proc").uid(),
+            0,
+            "this test needs root (as the suite does in CI)"
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = dir.path().join("home");
+        fs::create_dir(&home).expect("mkdir");
+        std::os::unix::fs::chown(&home, Some(USER), Some(USER)).expect("chown home");
+        let active = home.join(".dovecot.sieve");
+        let log = UserLog::new(4096);
+        log.record(&active, "compile error");
+        let meta = fs::metadata(home.join(".dovecot.sieve.log")).expect("log");
+        assert_eq!((meta.uid(), meta.gid()), (USER, USER));
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+
+        // A root-owned log from before is handed over at the next line.
+        let old = home.join("old.sieve.log");
+        fs::write(&old, "before\n").expect("write");
+        log.record(&home.join("old.sieve"), "again");
+        let meta = fs::metadata(&old).expect("log");
+        assert_eq!(meta.uid(), USER);
+        assert!(fs::read_to_string(&old).expect("read").contains("again"));
+
+        // A hard link to a file outside: untouched, still root's.
+        let outside = dir.path().join("secret");
+        fs::write(&outside, "root only\n").expect("write");
+        fs::set_permissions(&outside, fs::Permissions::from_mode(0o600)).expect("chmod");
+        fs::hard_link(&outside, home.join("trap.sieve.log")).expect("link");
+        log.record(&home.join("trap.sieve"), "x");
+        let meta = fs::metadata(&outside).expect("secret");
+        assert_eq!(meta.uid(), 0);
+        assert_eq!(fs::read_to_string(&outside).expect("read"), "root only\n");
     }
 
     #[test]

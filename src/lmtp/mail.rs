@@ -15,6 +15,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         if self.txn.is_some() {
             return reply::nested_mail();
         }
+        self.take_reloaded();
         // BINARYMIME needs CHUNKING (RFC 3030), which we do not offer.
         if from.flags & smtp_proto::MAIL_BODY_BINARYMIME != 0 {
             return reply::unsupported_parameter("BODY=BINARYMIME");

@@ -112,6 +112,8 @@ fn new_id() -> String {
 pub struct Session<S> {
     stream: S,
     services: Arc<Services>,
+    /// Where reloaded services appear ([`Session::follow`]); taken up at each MAIL.
+    current: Option<watch::Receiver<Arc<Services>>>,
     peer: Peer,
     /// A unix-socket peer's uid (`SO_PEERCRED`), when known.
     peer_uid: Option<u32>,
@@ -153,6 +155,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         Session {
             stream,
             services,
+            current: None,
             peer,
             peer_uid: None,
             id: new_session_id(),
@@ -175,6 +178,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         self.peer_uid = uid;
         self.xforward_allowed = is_trusted(&self.services.config, self.peer, uid);
         self
+    }
+
+    /// Follows reloads: each new transaction uses the services last sent on `current`
+    /// (a transaction in flight keeps the ones it started with).
+    pub fn follow(mut self, current: watch::Receiver<Arc<Services>>) -> Self {
+        self.current = Some(current);
+        self
+    }
+
+    /// Switches to reloaded services, if any arrived since the last transaction.
+    fn take_reloaded(&mut self) {
+        let Some(current) = self.current.as_mut() else {
+            return;
+        };
+        if current.has_changed().unwrap_or(false) {
+            self.services = Arc::clone(&current.borrow_and_update());
+            self.xforward_allowed = is_trusted(&self.services.config, self.peer, self.peer_uid);
+        }
     }
 
     /// The session id used in logs.

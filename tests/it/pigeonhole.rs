@@ -51,6 +51,8 @@ use crate::support::smtp_sink::{SmtpSink, Transaction};
 const SELECT_ENV: &str = "SIEVEGATE_DIFF_CASES";
 /// Set to `1` to leave both trees, scripts, configs and Dovecot's log behind.
 const KEEP_ENV: &str = "SIEVEGATE_DIFF_KEEP";
+/// Set to `1` to print every message each side sent, in full.
+const SHOW_SENT_ENV: &str = "SIEVEGATE_DIFF_SHOW_SENT";
 
 #[test]
 fn sievegate_stores_like_pigeonhole() {
@@ -262,6 +264,21 @@ fn run(cases: &[Case]) -> (Vec<CaseResult>, usize) {
     // replies and notifications through its outbox queue, a moment later.
     let pigeonhole_sent = pigeonhole_sink.transactions();
     let sievegate_sent = settle(&sievegate_sink, pigeonhole_sent.len());
+    if std::env::var_os(SHOW_SENT_ENV).is_some_and(|v| v == "1") {
+        for (side, sent) in [
+            ("Pigeonhole", &pigeonhole_sent),
+            ("sievegate", &sievegate_sent),
+        ] {
+            for t in sent.iter() {
+                eprintln!(
+                    "==== {side} sent, MAIL FROM <{}> RCPT TO {:?}\n{}",
+                    t.mail_from,
+                    t.rcpt_to,
+                    String::from_utf8_lossy(&t.message)
+                );
+            }
+        }
+    }
     let sent_by = |sent: &[Transaction], i: usize, user: &str| -> Vec<String> {
         let original_id = format!("<{user}.diff@remote.example>");
         let address = format!("{user}@{DOMAIN}");
@@ -459,6 +476,42 @@ impl Message {
         );
         text.replace('\n', "\r\n").into_bytes()
     }
+}
+
+/// README's "Deliberate differences from Pigeonhole" table names exactly the cases that
+/// carry a [`cases::Deliberate`]: the documentation and the asserted behaviour agree.
+#[test]
+fn readme_lists_the_deliberate_differences() {
+    let readme =
+        std::fs::read_to_string(crate::support::env::repo().join("README.md")).expect("README.md");
+    let section = readme
+        .split("### Deliberate differences from Pigeonhole")
+        .nth(1)
+        .expect("README has the section")
+        .split("\n#")
+        .next()
+        .unwrap_or("");
+    let mut listed: Vec<String> = section
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .flat_map(|l| {
+            let first = l.split('|').nth(1).unwrap_or("");
+            first
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    listed.sort();
+    let mut deliberate: Vec<String> = cases::all()
+        .iter()
+        .filter(|c| c.differs.is_some())
+        .map(|c| c.name.to_string())
+        .collect();
+    deliberate.sort();
+    assert_eq!(listed, deliberate, "README's table vs cases.rs");
 }
 
 #[test]

@@ -141,6 +141,9 @@ pub struct Context<'x> {
     pub(crate) num_out_messages: usize,
     /// sievegate patch: wall-clock deadline for this context's runs (PATCHES.md #4).
     pub(crate) deadline: Option<std::time::Instant>,
+    /// sievegate patch (PATCHES.md #14): the user's address the last vacation test found in
+    /// To/Cc/Bcc/Resent-*, which the vacation reply is sent from when it has no `:from`.
+    pub(crate) vacation_reply_from: Option<String>,
 }
 
 #[derive(Debug, Clone, Eq, PartialEq, Hash)]

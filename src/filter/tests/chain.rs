@@ -3,7 +3,10 @@
 use super::*;
 
 fn redirect(to: &str) -> Action {
-    Action::Redirect { to: to.to_string() }
+    Action::Redirect {
+        to: to.to_string(),
+        edited: None,
+    }
 }
 
 pub(super) struct Case {

@@ -225,6 +225,33 @@ fn disabled_extension_skips_the_script() {
     );
 }
 
+/// RFC 5463: `ihave` says a disabled extension is not available; the others still are.
+#[test]
+fn ihave_honours_disabled_extensions() {
+    let script = r#"require ["ihave", "fileinto"];
+        if ihave "vacation" { fileinto "HasVacation"; }
+        if ihave "imap4flags" { fileinto "HasFlags"; }
+        if not ihave "enotify" { fileinto "NoNotify"; }"#;
+    let mut setup = Setup::new().personal(script);
+    let plan = plan_for(&Filter::new(setup.config.clone()), &Verdict::Clean);
+    assert_eq!(
+        plan.actions,
+        vec![
+            store("HasVacation", &[], false),
+            store("HasFlags", &[], false)
+        ],
+        "{plan}"
+    );
+    setup.config.scripts.disabled_extensions = vec!["vacation".into(), "enotify".into()];
+    let plan = plan_for(&Filter::new(setup.config.clone()), &Verdict::Clean);
+    assert_eq!(
+        plan.actions,
+        vec![store("HasFlags", &[], false), store("NoNotify", &[], false)],
+        "{plan}"
+    );
+    assert!(plan.notes.is_empty(), "{plan}");
+}
+
 #[test]
 fn max_actions_is_configurable() {
     let script = "require \"fileinto\"; fileinto \"A\"; fileinto \"B\"; fileinto \"C\";";

@@ -1,6 +1,7 @@
 //! The behaviour our sieve-rs patches (patches/sieve-rs/PATCHES.md) give, seen through the
-//! filter: message origin (#2), virustest `:count` (#3), the wall-clock limit (#4) and the
-//! linear `:matches` (#5). Patch #1 (explicit keep) is pinned in `run.rs`.
+//! filter: message origin (#2), virustest `:count` (#3), the wall-clock limit (#4), the
+//! linear `:matches` (#5), variables past their block (#15); and redirects that carry the
+//! edits. Patch #1 (explicit keep) is pinned in `run.rs`, #14 and #16 in `send.rs`.
 
 use std::time::Instant;
 
@@ -215,6 +216,88 @@ fn edits_of_a_cut_view_are_not_stored() {
         plan.notes.iter().any(|n| n.contains("edits not stored")),
         "{plan}"
     );
+}
+
+/// Each redirect sends the message as editheader left it when the redirect ran (as
+/// Pigeonhole, compared in the differential cases `redirect_after_*`); a cut view sends
+/// the original, like a store.
+#[test]
+fn each_redirect_sends_the_edits_made_before_it() {
+    let script = r#"require ["editheader", "copy"];
+        addheader "X-A" "1";
+        redirect :copy "a@x.test";
+        addheader "X-B" "2";
+        redirect "b@x.test";"#;
+    let setup = Setup::new().personal(script);
+    let filter = Filter::new(setup.config.clone());
+    let redirected = |plan: &Plan| -> Vec<(String, String)> {
+        plan.actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Redirect { to, edited } => {
+                    let text = edited
+                        .as_ref()
+                        .map(|m| String::from_utf8_lossy(m).into_owned())
+                        .unwrap_or_default();
+                    let head = text.split("\r\n\r\n").next().unwrap_or("");
+                    let added: Vec<&str> = head.lines().filter(|l| l.starts_with("X-")).collect();
+                    Some((to.clone(), added.join(" ")))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let plan = plan_message(&filter, AUTO_REPLIED, &Verdict::Clean);
+    assert_eq!(
+        redirected(&plan),
+        [
+            ("a@x.test".to_string(), "X-A: 1".to_string()),
+            ("b@x.test".to_string(), "X-B: 2 X-A: 1".to_string())
+        ],
+        "{plan}"
+    );
+    assert!(!plan.stores(), "{plan}");
+
+    let rcpt = rcpt();
+    let view = &AUTO_REPLIED[..AUTO_REPLIED.len() - 2];
+    let plan = filter.plan_parsed(
+        &FilterInput {
+            message: AUTO_REPLIED,
+            mail_from: "bob@example.org",
+            rcpt: &rcpt,
+            verdict: &Verdict::Clean,
+            remote_ip: None,
+            remote_host: None,
+            maildir: None,
+            queue_id: None,
+        },
+        &ParsedMessage::new(view),
+    );
+    assert_eq!(
+        redirected(&plan),
+        [
+            ("a@x.test".to_string(), String::new()),
+            ("b@x.test".to_string(), String::new())
+        ],
+        "{plan}"
+    );
+}
+
+/// RFC 5229 §3 (patch #15): a variable first set inside a block keeps its value after it.
+#[test]
+fn variables_outlive_their_block() {
+    let setup = Setup::new().personal(
+        r#"require ["variables", "fileinto"];
+        if header :matches "subject" "Out of *" { set "what" "${1}"; }
+        if true { if true { set :upper "deep" "x"; } }
+        fileinto "${what}-${deep}";"#,
+    );
+    let plan = plan_message(
+        &Filter::new(setup.config.clone()),
+        AUTO_REPLIED,
+        &Verdict::Clean,
+    );
+    assert_eq!(plan.actions, vec![store("office-X", &[], false)], "{plan}");
 }
 
 /// Edits in a before script are seen by the personal script (one shared message, as in

@@ -181,6 +181,8 @@ fn vacation_reply_headers() {
         .expect("a reply");
     for want in [
         "Auto-Submitted: auto-replied\r\n",
+        // Patch #16 (RFC 2045 §4).
+        "MIME-Version: 1.0\r\n",
         "In-Reply-To: <2@example.org>\r\n",
         // sieve-rs copies the old field's raw value after the new id (its leading space
         // included: two spaces, valid folding white space).
@@ -190,6 +192,80 @@ fn vacation_reply_headers() {
         "\r\n\r\nBack on Monday",
     ] {
         assert!(text.contains(want), "{want:?} missing in:\n{text}");
+    }
+}
+
+/// The reply's `From` without `:from` (RFC 5230 erratum 2035, as Pigeonhole): the user's
+/// address the message was sent to. The recipient is `Alice+tag@example.test`, the user
+/// `alice@example.test`. Pigeonhole's order: To, Cc, Bcc, Resent-*; within one field the
+/// envelope recipient, then the `:addresses`, then the user's address (`sieve_user_email`).
+#[test]
+fn vacation_reply_from_table() {
+    // (script arguments, header fields naming the user, the reply's From)
+    let cases: [(&str, &str, &str); 8] = [
+        ("", "To: alice@example.test\r\n", "alice@example.test"),
+        (
+            "",
+            "To: Alice+tag@example.test\r\n",
+            "Alice+tag@example.test",
+        ),
+        (
+            ":addresses [\"al@example.test\"]",
+            "To: Al <al@example.test>\r\n",
+            "al@example.test",
+        ),
+        (
+            ":addresses [\"al@example.test\", \"a.l@example.test\"]",
+            "To: a.l@example.test, al@example.test\r\n",
+            "al@example.test",
+        ),
+        (
+            ":addresses [\"al@example.test\"]",
+            "To: alice@example.test, al@example.test\r\n",
+            "al@example.test",
+        ),
+        // To before Cc, whatever the order in the message.
+        (
+            ":addresses [\"al@example.test\"]",
+            "Cc: alice@example.test\r\nTo: al@example.test\r\n",
+            "al@example.test",
+        ),
+        (
+            "",
+            "To: alice@example.test\r\nCc: Alice+tag@example.test\r\n",
+            "alice@example.test",
+        ),
+        (
+            ":from \"office@example.test\" :addresses [\"al@example.test\"]",
+            "To: al@example.test\r\n",
+            "office@example.test",
+        ),
+    ];
+    for (arguments, fields, want) in cases {
+        let setup = Setup::new().personal(&format!(
+            "require \"vacation\"; vacation {arguments} \"Away\";"
+        ));
+        let filter = Filter::new(setup.config.clone());
+        let message =
+            format!("From: bob@example.org\r\n{fields}Message-ID: <3@example.org>\r\n\r\nHi.\r\n");
+        let plan = plan_from(
+            &filter,
+            message.as_bytes(),
+            "bob@example.org",
+            &Verdict::Clean,
+        );
+        let reply = plan
+            .actions
+            .iter()
+            .find_map(|a| match a {
+                Action::Send { message, .. } => Some(String::from_utf8_lossy(message).into_owned()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no reply for {arguments:?} / {fields:?}: {plan}"));
+        assert!(
+            reply.starts_with(&format!("From: {want}\r\n")),
+            "{arguments:?} / {fields:?}: want From {want}, got:\n{reply}"
+        );
     }
 }
 

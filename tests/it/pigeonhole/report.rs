@@ -6,7 +6,7 @@ use std::fmt;
 use super::cases::Case;
 use super::lmtp::Reply;
 use crate::support::dovecot::DOMAIN;
-use crate::support::maildir_tree::{StoredCopy, Subdir};
+use crate::support::maildir_tree::{header_fields, StoredCopy, Subdir};
 
 /// What one side did with one case's message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,8 +97,9 @@ impl Outcome {
     }
 }
 
-/// One sent message as compared: `kind from -> rcpts`, and for a vacation reply its
-/// `Subject` and `In-Reply-To`. The kind comes from the message: `Auto-Submitted:
+/// One sent message as compared: `kind from -> rcpts`; for a vacation reply the address in
+/// its `From`, its `Subject`, `In-Reply-To`, `MIME-Version`, media type and body text; for
+/// a notification its `From` address, `Subject` and `MIME-Version`. The kind comes from the message: `Auto-Submitted:
 /// auto-replied` is a vacation reply, `auto-notified` a notification, a message that keeps
 /// the original `Message-ID` a redirect.
 /// A redirect also says whether the body arrived unchanged (`original` is the message as
@@ -128,16 +129,69 @@ pub fn sent_line(
         } else {
             " [body changed]"
         });
+        let edits = header_edits(original, message);
+        if !edits.is_empty() {
+            line.push_str(&format!(" [header {}]", edits.join(", ")));
+        }
     }
     if kind == "vacation" {
         line.push_str(&format!(
-            " [From: {}, Subject: {:?}, In-Reply-To: {}]",
+            " [From: {}, Subject: {:?}, In-Reply-To: {}, MIME-Version: {}, Content-Type: {}, body: {:?}]",
             addr_spec(&header(message, "From").unwrap_or_default()),
             header(message, "Subject").unwrap_or_default(),
-            header(message, "In-Reply-To").unwrap_or_default()
+            header(message, "In-Reply-To").unwrap_or_default(),
+            header(message, "MIME-Version").unwrap_or_default(),
+            media_type(message),
+            String::from_utf8_lossy(body(message)).replace("\r\n", "\n").trim()
+        ));
+    }
+    if kind == "notify" {
+        line.push_str(&format!(
+            " [From: {}, Subject: {:?}, MIME-Version: {}]",
+            addr_spec(&header(message, "From").unwrap_or_default()),
+            header(message, "Subject").unwrap_or_default(),
+            header(message, "MIME-Version").unwrap_or_default(),
         ));
     }
     line
+}
+
+/// The media type of a message's `Content-Type`, lower-cased, without parameters
+/// (`text/plain`); empty without the field.
+fn media_type(message: &[u8]) -> String {
+    header(message, "Content-Type")
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// How the header section of `sent` differs from `original`'s: `+Name: value` for a field
+/// only `sent` has, `-Name: value` for one it lost (each field counted, sorted). Trace
+/// fields and each side's own redirect marks (`X-Sieve*`) are left out: they differ by
+/// design.
+fn header_edits(original: &[u8], sent: &[u8]) -> Vec<String> {
+    let comparable = |message: &[u8]| -> Vec<String> {
+        header_fields(message)
+            .into_iter()
+            .filter(|f| !f.to_ascii_lowercase().starts_with("x-sieve"))
+            .collect()
+    };
+    let mut before = comparable(original);
+    let mut edits = Vec::new();
+    for field in comparable(sent) {
+        match before.iter().position(|f| *f == field) {
+            Some(i) => {
+                before.remove(i);
+            }
+            None => edits.push(format!("+{field}")),
+        }
+    }
+    edits.extend(before.into_iter().map(|f| format!("-{f}")));
+    edits.sort();
+    edits
 }
 
 /// The address of a one-mailbox field, `Name <a@b>` or `a@b`, lower-cased.

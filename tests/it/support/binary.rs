@@ -37,7 +37,11 @@ impl Running {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(rest) = line.split("listening on ").nth(1) {
-                    let addr = rest.split_whitespace().next().unwrap_or("");
+                    // Text lines end the address at a space, JSON lines at a quote.
+                    let addr = rest
+                        .split(|c: char| c.is_whitespace() || c == '"')
+                        .next()
+                        .unwrap_or("");
                     if let Ok(addr) = addr.parse::<SocketAddr>() {
                         let _ = tx.send(addr);
                     }

@@ -28,6 +28,9 @@ pub enum Mode {
     /// Reads the INSTREAM, waits 1.5 s, then answers `stream: OK\0`: a delivery that is
     /// still in flight when something else happens (e.g. SIGTERM).
     SlowOk,
+    /// Answers PING; on INSTREAM reads the first chunk, then closes: clamd dying
+    /// mid-stream.
+    DieMidStream,
 }
 
 /// A fake clamd listening in its own temporary directory. Stops on drop.
@@ -112,6 +115,13 @@ fn serve(mode: Mode, mut conn: UnixStream) -> io::Result<()> {
         Mode::SizeLimit => {
             read_instream(&mut conn)?;
             conn.write_all(b"INSTREAM size limit exceeded. ERROR\0")
+        }
+        Mode::DieMidStream => {
+            let mut len = [0u8; 4];
+            conn.read_exact(&mut len)?;
+            let mut chunk = vec![0u8; u32::from_be_bytes(len) as usize];
+            conn.read_exact(&mut chunk)?;
+            Ok(())
         }
         Mode::SlowOk => {
             read_instream(&mut conn)?;

@@ -8,6 +8,7 @@ pub mod env;
 pub mod fake_clamd;
 pub mod maildir_tree;
 pub mod messages;
+pub mod postfix;
 pub mod rdap;
 pub mod smtp_sink;
 

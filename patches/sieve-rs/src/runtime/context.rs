@@ -76,6 +76,7 @@ impl<'x> Context<'x> {
             virus_status: VirusStatus::Unknown,
             spam_status: SpamStatus::Unknown,
             deadline: None,
+            vacation_reply_from: None,
         }
     }
 
@@ -767,6 +768,7 @@ impl<'x> Context<'x> {
             virus_status: VirusStatus::Unknown,
             spam_status: SpamStatus::Unknown,
             deadline: None,
+            vacation_reply_from: None,
         }
     }
 }

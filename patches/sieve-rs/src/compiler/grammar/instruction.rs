@@ -870,10 +870,13 @@ impl CompilerState<'_> {
         self.vars_global.contains(&name)
     }
 
-    pub(crate) fn register_local_var(&mut self, name: String, register_as_local: bool) -> usize {
+    pub(crate) fn register_local_var(&mut self, name: String, _register_as_local: bool) -> usize {
+        // sievegate patch (PATCHES.md #15): a variable belongs to the whole script (RFC 5229
+        // §3), wherever it is first set; before, one first set inside a block was that
+        // block's and was empty after it. Only the `:local` path (script-wide) is left.
         if let Some(var_id) = self.get_local_var(&name) {
             var_id
-        } else if !register_as_local || self.block_stack.is_empty() {
+        } else if self.block_stack.is_empty() {
             let var_id = self.vars_num;
             self.block.vars_local.insert(name, var_id);
             self.vars_num += 1;

@@ -176,12 +176,20 @@ impl Notify {
             message.extend_from_slice(b"\r\n");
 
             message.extend_from_slice(b"Subject: ");
+            let default_subject;
             let subject = if let Some(subject) = has_subject {
                 subject.as_str()
             } else if let Some(subject) = &notify_message {
                 subject.as_ref()
             } else {
-                ctx.message.subject().unwrap_or_default()
+                // sievegate patch (PATCHES.md #17): say that this is a notification, as
+                // Pigeonhole does, instead of repeating the message's Subject as if it
+                // were the message.
+                default_subject = format!(
+                    "Notification: {}",
+                    ctx.message.subject().unwrap_or_default()
+                );
+                default_subject.as_str()
             };
             let mut iter = subject.chars().enumerate();
             let mut buf = [0; 4];
@@ -200,6 +208,8 @@ impl Notify {
 
             message.extend_from_slice(b"Auto-Submitted: auto-notified\r\n");
             message.extend_from_slice(b"X-Sieve: yes\r\n");
+            // sievegate patch (PATCHES.md #16): RFC 2045 §4.
+            message.extend_from_slice(b"MIME-Version: 1.0\r\n");
             message.extend_from_slice(b"Content-type: text/plain; charset=utf-8\r\n\r\n");
             if let Some(body) = params.body {
                 message.extend_from_slice(body.as_bytes());

@@ -27,6 +27,8 @@ impl TestVacation {
     pub(crate) fn exec(&self, ctx: &mut Context) -> TestResult {
         let mut from = String::new();
         let mut user_addresses = Vec::new();
+        // sievegate patch (PATCHES.md #14): set again below when a user address is found.
+        ctx.vacation_reply_from = None;
 
         if ctx.num_out_messages >= ctx.runtime.max_out_messages {
             return TestResult::Bool(false);
@@ -50,6 +52,9 @@ impl TestVacation {
         }
 
         // Add user specified addresses
+        // sievegate patch (PATCHES.md #14): this order (envelope recipient, `:addresses`,
+        // the user's address) is the order of preference for the reply's From, as
+        // Pigeonhole's (recipient, `:addresses`, `sieve_user_email`).
         for address in &self.addresses {
             let address = ctx.eval_value(address).to_string().into_owned();
             if !address.is_empty() {
@@ -72,7 +77,12 @@ impl TestVacation {
         }
 
         // Check headers
-        let mut found_rcpt = false;
+        // sievegate patch (PATCHES.md #14): which user address was found where, as
+        // (field rank, address rank), the smallest wins: Pigeonhole looks through To, Cc,
+        // Bcc, Resent-To, Resent-Cc, Resent-Bcc in that order, and in each for the
+        // addresses in the order above (RFC 5230 erratum 2035: reply from the address the
+        // message was sent to).
+        let mut found: Option<(usize, usize)> = None;
         let mut received_count = 0;
         for header in &ctx.message.parts[0].headers {
             match &header.name {
@@ -81,11 +91,25 @@ impl TestVacation {
                 | HeaderName::Bcc
                 | HeaderName::ResentTo
                 | HeaderName::ResentBcc
-                | HeaderName::ResentCc
-                    if !found_rcpt =>
-                {
-                    found_rcpt = ctx.find_addresses(header, &AddressPart::All, |addr| {
-                        user_addresses.iter().any(|a| a.eq_ignore_ascii_case(addr))
+                | HeaderName::ResentCc => {
+                    let field_rank = match &header.name {
+                        HeaderName::To => 0,
+                        HeaderName::Cc => 1,
+                        HeaderName::Bcc => 2,
+                        HeaderName::ResentTo => 3,
+                        HeaderName::ResentCc => 4,
+                        _ => 5,
+                    };
+                    ctx.find_addresses(header, &AddressPart::All, |addr| {
+                        if let Some(rank) = user_addresses
+                            .iter()
+                            .position(|a| a.eq_ignore_ascii_case(addr))
+                            && found.is_none_or(|best| (field_rank, rank) < best)
+                        {
+                            found = Some((field_rank, rank));
+                        }
+                        // Look at every address of the field.
+                        false
                     });
                 }
                 HeaderName::ListArchive
@@ -148,6 +172,10 @@ impl TestVacation {
         }
 
         // No user address found in header or possible loop
+        let found_rcpt = found.is_some();
+        ctx.vacation_reply_from = found
+            .and_then(|(_, rank)| user_addresses.get(rank))
+            .map(|address| address.to_string());
         if found_rcpt && received_count <= ctx.runtime.max_received_headers {
             TestResult::Event {
                 event: Event::DuplicateId {
@@ -240,8 +268,16 @@ impl Vacation {
         }
 
         // Build message
+        // sievegate patch (PATCHES.md #14): without `:from`, reply from the user's address
+        // the vacation test found in the message (with the user's name when it is the
+        // user's own address).
+        let reply_from = ctx.vacation_reply_from.take();
         let vacation_from = if let Some(from) = &self.from {
             ctx.eval_value(from)
+        } else if let Some(address) = reply_from
+            .filter(|a| !a.eq_ignore_ascii_case(ctx.user_address.as_ref()))
+        {
+            address.into()
         } else if !ctx.user_address.is_empty() {
             ctx.user_from_field().into()
         } else if let Some(addr) = ctx
@@ -303,6 +339,9 @@ impl Vacation {
         message.extend_from_slice(b"\r\n");
 
         write_header(&mut message, "Auto-Submitted: ", "auto-replied");
+        // sievegate patch (PATCHES.md #16): RFC 2045 §4; with `:mime` the reason brings
+        // the entity's own Content-Type, which needs this field just as much.
+        write_header(&mut message, "MIME-Version: ", "1.0");
         if !self.mime {
             message.extend_from_slice(b"Content-type: text/plain; charset=utf-8\r\n\r\n");
         }

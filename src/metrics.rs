@@ -1,0 +1,429 @@
+//! Prometheus metrics: the counters and histograms the pipeline, the session and the server
+//! update (one call at each seam), and a tiny HTTP/1.0 responder for `GET /metrics` on
+//! `[server] metrics_listen`.
+//!
+//! The metrics are process-wide, like the process they describe: a SIGHUP reload swaps the
+//! [`crate::delivery::Services`] but must not reset any counter, and a global keeps each
+//! instrumentation point one line. Names and labels are listed in the README
+//! ("Operations"); they are a public interface, like the config keys.
+//!
+//! Cardinality is bounded: every label has a fixed set of values except `virus`, which
+//! takes the first [`MAX_VIRUS_NAMES`] distinct names seen (since the start) and counts
+//! every later one as `other`. A name cannot move from `other` to its own series later:
+//! counters must only grow.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Duration;
+
+use prometheus_client::encoding::prometheus_text;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+
+use crate::delivery::RcptOutcome;
+use crate::scan::Verdict;
+
+/// Distinct virus names with a series of their own; later names count as `other`.
+pub const MAX_VIRUS_NAMES: usize = 50;
+
+/// The `virus` label for names past [`MAX_VIRUS_NAMES`].
+pub const OTHER_VIRUS: &str = "other";
+
+/// Every value of the `outcome` label, created at startup so each series exists (at 0)
+/// before its first event and `rate()` works from the first scrape.
+pub const OUTCOMES: [&str; 5] = [
+    "delivered",
+    "discarded",
+    "quarantined",
+    "deferred",
+    "rejected",
+];
+
+/// How long one scrape connection may take in all (request and response): a client that
+/// stalls must not keep a task.
+const SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Scrape connections served at once; more are closed at once.
+const MAX_SCRAPES: usize = 8;
+
+/// The request head is read up to this size; a longer one gets 404.
+const MAX_REQUEST_HEAD: usize = 8192;
+
+/// Scan time buckets, in seconds: a few KB scan in milliseconds, a 25 MB one in seconds,
+/// a hung clamd at the scan timeout.
+const SCAN_BUCKETS: [f64; 15] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// Store time buckets, in seconds: one fsynced Maildir write (or a plan's few) on a fast
+/// or a struggling disk.
+const STORE_BUCKETS: [f64; 15] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+type Label = [(&'static str, String); 1];
+
+struct Metrics {
+    registry: Registry,
+    deliveries: Family<Label, Counter>,
+    infected: Family<Label, Counter>,
+    /// The names that have a `virus` series of their own.
+    virus_names: Mutex<HashSet<String>>,
+    scan_seconds: Histogram,
+    clamd_errors: Counter,
+    store_seconds: Histogram,
+    sessions_active: Gauge,
+    sessions: Counter,
+    messages: Counter,
+    bytes: Counter,
+    reloads: Family<Label, Counter>,
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+impl Metrics {
+    fn new() -> Metrics {
+        let m = Metrics {
+            registry: Registry::default(),
+            deliveries: Family::default(),
+            infected: Family::default(),
+            virus_names: Mutex::new(HashSet::new()),
+            scan_seconds: Histogram::new(SCAN_BUCKETS),
+            clamd_errors: Counter::default(),
+            store_seconds: Histogram::new(STORE_BUCKETS),
+            sessions_active: Gauge::default(),
+            sessions: Counter::default(),
+            messages: Counter::default(),
+            bytes: Counter::default(),
+            reloads: Family::default(),
+        };
+        for outcome in OUTCOMES {
+            let _ = m
+                .deliveries
+                .get_or_create(&[("outcome", outcome.to_string())]);
+        }
+        for result in ["ok", "refused"] {
+            let _ = m.reloads.get_or_create(&[("result", result.to_string())]);
+        }
+        let mut registry = Registry::default();
+        // Counters get their `_total` suffix from the encoder.
+        registry.register(
+            "sievegate_deliveries",
+            "Recipients handled, by outcome (one per recipient of each message)",
+            m.deliveries.clone(),
+        );
+        registry.register(
+            "sievegate_infected_messages",
+            "Messages clamd found infected, by virus name (bounded: later names count as other)",
+            m.infected.clone(),
+        );
+        registry.register(
+            "sievegate_scan_duration_seconds",
+            "Time of each clamd scan, failures included",
+            m.scan_seconds.clone(),
+        );
+        registry.register(
+            "sievegate_clamd_errors",
+            "Scans that failed: clamd unreachable, timed out, or answered an error",
+            m.clamd_errors.clone(),
+        );
+        registry.register(
+            "sievegate_store_duration_seconds",
+            "Time to execute one recipient's plan against its Maildir (fsyncs included)",
+            m.store_seconds.clone(),
+        );
+        registry.register(
+            "sievegate_sessions_active",
+            "LMTP sessions open now",
+            m.sessions_active.clone(),
+        );
+        registry.register(
+            "sievegate_sessions",
+            "LMTP sessions accepted since the start",
+            m.sessions.clone(),
+        );
+        registry.register(
+            "sievegate_messages_received",
+            "Messages received (DATA complete) and handed to the pipeline",
+            m.messages.clone(),
+        );
+        registry.register(
+            "sievegate_received_bytes",
+            "Bytes of the messages received",
+            m.bytes.clone(),
+        );
+        registry.register(
+            "sievegate_reloads",
+            "SIGHUP reloads, by result",
+            m.reloads.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+}
+
+/// Counts one recipient's outcome. `quarantined`: the message went to the quarantine, so
+/// a discard is counted as `quarantined`.
+pub fn delivery(outcome: &RcptOutcome, quarantined: bool) {
+    let label = match outcome {
+        RcptOutcome::Delivered { .. } => "delivered",
+        RcptOutcome::Discarded if quarantined => "quarantined",
+        RcptOutcome::Discarded => "discarded",
+        RcptOutcome::Rejected { .. } => "rejected",
+        RcptOutcome::Failed { .. } | RcptOutcome::Deferred(_) => "deferred",
+    };
+    METRICS
+        .deliveries
+        .get_or_create(&[("outcome", label.to_string())])
+        .inc();
+}
+
+/// Records one scan: its time, a failure, or the virus found.
+pub fn scanned<E>(result: &Result<Verdict, E>, elapsed: Duration) {
+    let m = &*METRICS;
+    m.scan_seconds.observe(elapsed.as_secs_f64());
+    match result {
+        Err(_) => {
+            m.clamd_errors.inc();
+        }
+        Ok(Verdict::Infected { name, .. }) => {
+            let label = virus_label(&m.virus_names, name);
+            m.infected.get_or_create(&[("virus", label)]).inc();
+        }
+        Ok(_) => {}
+    }
+}
+
+/// The `virus` label for `name`: the name itself while fewer than [`MAX_VIRUS_NAMES`]
+/// have a series (or it has one already), else [`OTHER_VIRUS`].
+fn virus_label(known: &Mutex<HashSet<String>>, name: &str) -> String {
+    // A set of strings cannot be left inconsistent by a panic elsewhere.
+    let mut known = known.lock().unwrap_or_else(|e| e.into_inner());
+    if known.contains(name) {
+        return name.to_string();
+    }
+    if known.len() < MAX_VIRUS_NAMES {
+        known.insert(name.to_string());
+        return name.to_string();
+    }
+    OTHER_VIRUS.to_string()
+}
+
+/// Records the time one recipient's plan took against the store; plans that store nothing
+/// (discard, reject, deferral) are not store latency and are left out.
+pub fn stored(outcome: &RcptOutcome, elapsed: Duration) {
+    if matches!(
+        outcome,
+        RcptOutcome::Delivered { .. } | RcptOutcome::Failed { .. }
+    ) {
+        METRICS.store_seconds.observe(elapsed.as_secs_f64());
+    }
+}
+
+/// Counts one received message of `bytes` bytes.
+pub fn received(bytes: usize) {
+    METRICS.messages.inc();
+    METRICS.bytes.inc_by(bytes as u64);
+}
+
+/// Counts a reload attempt.
+pub fn reload(ok: bool) {
+    let result = if ok { "ok" } else { "refused" };
+    METRICS
+        .reloads
+        .get_or_create(&[("result", result.to_string())])
+        .inc();
+}
+
+/// An open session: counted in `sievegate_sessions_active` until dropped.
+pub struct SessionGuard(());
+
+/// Counts a new session; hold the guard for the session's life.
+pub fn session() -> SessionGuard {
+    METRICS.sessions.inc();
+    METRICS.sessions_active.inc();
+    SessionGuard(())
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        METRICS.sessions_active.dec();
+    }
+}
+
+/// Every metric in the Prometheus text format (version 0.0.4).
+pub fn render() -> String {
+    let mut out = String::new();
+    // Writing into a String cannot fail; an encoder error would only cut the page short.
+    if let Err(e) = prometheus_text::encode(&mut out, &METRICS.registry) {
+        tracing::error!(error = %e, "cannot encode the metrics");
+    }
+    out
+}
+
+/// Binds the metrics listener (at startup: a wrong address must stop the server there).
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+/// Answers `GET /metrics` on `listener` until `stop` resolves; anything else gets 404.
+pub async fn serve(listener: TcpListener, stop: impl Future<Output = ()>) {
+    tokio::pin!(stop);
+    let slots = Arc::new(Semaphore::new(MAX_SCRAPES));
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = &mut stop => return,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // EMFILE and friends: pause, keep serving.
+                    tracing::warn!(error = %e, "metrics: accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            tracing::debug!(%peer, "metrics: too many scrapes at once; connection closed");
+            continue;
+        };
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(SCRAPE_TIMEOUT, answer(stream)).await;
+            drop(slot);
+        });
+    }
+}
+
+/// Reads one request head and writes the response; the connection closes after it.
+async fn answer(mut stream: TcpStream) -> std::io::Result<()> {
+    let mut head = Vec::with_capacity(512);
+    let mut buf = [0u8; 1024];
+    while !head_complete(&head) && head.len() <= MAX_REQUEST_HEAD {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let response = match route(&head) {
+        Route::Metrics => response("200 OK", prometheus_text::CONTENT_TYPE, render()),
+        Route::NotFound => response(
+            "404 Not Found",
+            "text/plain; charset=utf-8",
+            "not found: metrics are at GET /metrics\n".to_string(),
+        ),
+    };
+    stream.write_all(&response).await?;
+    stream.shutdown().await
+}
+
+fn head_complete(head: &[u8]) -> bool {
+    memchr::memmem::find(head, b"\r\n\r\n").is_some()
+        || memchr::memmem::find(head, b"\n\n").is_some()
+}
+
+/// What a request asks for.
+#[derive(Debug, PartialEq, Eq)]
+enum Route {
+    Metrics,
+    NotFound,
+}
+
+/// `GET /metrics` (a query string is ignored) in HTTP/1.x; everything else is not found.
+fn route(head: &[u8]) -> Route {
+    let Some(end) = memchr::memchr(b'\n', head) else {
+        return Route::NotFound;
+    };
+    let line = String::from_utf8_lossy(&head[..end]);
+    let mut parts = line.trim_end_matches('\r').split(' ');
+    let (Some("GET"), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Route::NotFound;
+    };
+    let path = target.split('?').next().unwrap_or("");
+    if path == "/metrics" && version.starts_with("HTTP/1.") {
+        Route::Metrics
+    } else {
+        Route::NotFound
+    }
+}
+
+fn response(status: &str, content_type: &str, body: String) -> Vec<u8> {
+    let mut out = format!(
+        "HTTP/1.0 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(body.as_bytes());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_only_get_metrics() {
+        let cases: &[(&[u8], Route)] = &[
+            (b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", Route::Metrics),
+            (b"GET /metrics HTTP/1.0\r\n\r\n", Route::Metrics),
+            (b"GET /metrics?x=1 HTTP/1.1\r\n\r\n", Route::Metrics),
+            (b"GET /metrics HTTP/1.1\n\n", Route::Metrics),
+            (b"POST /metrics HTTP/1.1\r\n\r\n", Route::NotFound),
+            (b"HEAD /metrics HTTP/1.1\r\n\r\n", Route::NotFound),
+            (b"GET / HTTP/1.1\r\n\r\n", Route::NotFound),
+            (b"GET /metrics/x HTTP/1.1\r\n\r\n", Route::NotFound),
+            (b"GET /metrics\r\n\r\n", Route::NotFound),
+            (b"GET /metrics HTTP/2\r\n\r\n", Route::NotFound),
+            (b"GET  /metrics HTTP/1.1\r\n\r\n", Route::NotFound),
+            (b"GET /metrics HTTP/1.1", Route::NotFound),
+            (b"", Route::NotFound),
+            (b"\xff\xfe\r\n\r\n", Route::NotFound),
+        ];
+        for (head, want) in cases {
+            assert_eq!(route(head), *want, "{:?}", String::from_utf8_lossy(head));
+        }
+    }
+
+    #[test]
+    fn virus_names_are_bounded() {
+        let known = Mutex::new(HashSet::new());
+        for i in 0..MAX_VIRUS_NAMES {
+            assert_eq!(virus_label(&known, &format!("V{i}")), format!("V{i}"));
+        }
+        assert_eq!(virus_label(&known, "Late.One"), OTHER_VIRUS);
+        assert_eq!(
+            virus_label(&known, "V0"),
+            "V0",
+            "a known name keeps its series"
+        );
+        assert_eq!(known.lock().expect("lock").len(), MAX_VIRUS_NAMES);
+    }
+
+    #[test]
+    fn render_lists_every_metric() {
+        received(10);
+        let page = render();
+        for name in [
+            "sievegate_deliveries_total{outcome=\"quarantined\"}",
+            "sievegate_reloads_total{result=\"refused\"}",
+            "# TYPE sievegate_scan_duration_seconds histogram",
+            "# TYPE sievegate_store_duration_seconds histogram",
+            "sievegate_clamd_errors_total",
+            "sievegate_sessions_active",
+            "sievegate_sessions_total",
+            "sievegate_messages_received_total",
+            "sievegate_received_bytes_total",
+        ] {
+            assert!(page.contains(name), "{name} missing from:\n{page}");
+        }
+    }
+}
