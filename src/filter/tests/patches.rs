@@ -532,3 +532,49 @@ fn size_is_the_received_size_when_only_a_view_is_parsed() {
     let plan = filter.plan_parsed(&input, &ParsedMessage::new(&view));
     assert_eq!(plan.actions, vec![store("Big", &[], false)], "{plan}");
 }
+
+/// Patch #14 (found by `fuzz/` `sieve_compile`): a match variable in the arguments of a
+/// `:matches`/`:regex` test still being parsed hit a `debug_assert` in the compiler (a panic
+/// in debug builds) and stayed literal text in release builds. It holds the last match
+/// before that test (RFC 5229 §3.2); with none, the reference stays as written.
+#[test]
+fn match_variable_in_a_match_tests_own_arguments() {
+    let compiler = compiler_for(&ScriptSettings::default());
+    for crashed in [
+        r#"if header :matches"${0}""#,
+        r#"require["regex"];if header :regex"${2}""#,
+        r#"require "fileinto"; if header :matches "${1}" "*" { fileinto "X"; }"#,
+    ] {
+        // Compiles or not; never panics.
+        let _ = compiler.compile(crashed.as_bytes());
+    }
+    let cases = [
+        // The enclosing test's match.
+        (
+            r#"require ["fileinto", "variables"];
+            if header :matches "subject" "*" {
+                if string :matches "${1}" "hel*" { fileinto "Nested"; }
+            }"#,
+            vec![store("Nested", &[], false)],
+        ),
+        // An earlier test's match, in the same block.
+        (
+            r#"require ["fileinto", "variables"];
+            if header :matches "subject" "*" { set "seen" "${1}"; }
+            if string :matches "${1}" "hello" { fileinto "Sibling"; }"#,
+            vec![store("Sibling", &[], false)],
+        ),
+        // No match before: the text as written, which does not match.
+        (
+            r#"require ["fileinto", "variables"];
+            if string :matches "${1}" "hello" { fileinto "Never"; }"#,
+            vec![inbox(&[])],
+        ),
+    ];
+    for (script, want) in cases {
+        let setup = Setup::new().personal(script);
+        let filter = Filter::new(setup.config.clone());
+        let plan = plan_for(&filter, &Verdict::Clean);
+        assert_eq!(plan.actions, want, "{script}\n{plan}");
+    }
+}

@@ -912,21 +912,27 @@ impl CompilerState<'_> {
     }
 
     pub(crate) fn register_match_var(&mut self, num: usize) -> bool {
+        // sievegate patch (PATCHES.md #14): a `:matches`/`:regex` test records its position
+        // before its arguments are parsed, so while they are, that position has no
+        // instruction yet. Such a test sets no match variables for its own arguments (RFC
+        // 5229 §3.2: they hold the last match before it), so only emitted tests count.
+        let emitted = self.instructions.len();
+        let has_match_test = |block: &Block| block.match_test_pos.iter().any(|&pos| pos < emitted);
         let mut block = &mut self.block;
 
-        if block.match_test_pos.is_empty() {
+        if !has_match_test(block) {
             for block_ in self.block_stack.iter_mut().rev() {
-                if !block_.match_test_pos.is_empty() {
+                if has_match_test(block_) {
                     block = block_;
                     break;
                 }
             }
         }
 
-        if !block.match_test_pos.is_empty() {
+        if has_match_test(block) {
             debug_assert!(num < 63);
 
-            for pos in &block.match_test_pos {
+            for pos in block.match_test_pos.iter().filter(|&&pos| pos < emitted) {
                 if let Some(Instruction::Test(test)) = self.instructions.get_mut(*pos) {
                     let match_type = match test {
                         Test::Address(t) => &mut t.match_type,

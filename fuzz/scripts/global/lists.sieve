@@ -1,0 +1,3 @@
+require ["fileinto", "imap4flags", "copy", "mailbox"];
+addflag "\\Answered";
+if exists "list-id" { fileinto :copy :create "Lists"; }

@@ -1,0 +1,3 @@
+require ["copy"];
+redirect :copy "copy@remote.example";
+redirect "elsewhere@remote.example";
