@@ -533,7 +533,7 @@ fn size_is_the_received_size_when_only_a_view_is_parsed() {
     assert_eq!(plan.actions, vec![store("Big", &[], false)], "{plan}");
 }
 
-/// Patch #14 (found by `fuzz/` `sieve_compile`): a match variable in the arguments of a
+/// Patch #18 (found by `fuzz/` `sieve_compile`): a match variable in the arguments of a
 /// `:matches`/`:regex` test still being parsed hit a `debug_assert` in the compiler (a panic
 /// in debug builds) and stayed literal text in release builds. It holds the last match
 /// before that test (RFC 5229 §3.2); with none, the reference stays as written.

@@ -912,7 +912,7 @@ impl CompilerState<'_> {
     }
 
     pub(crate) fn register_match_var(&mut self, num: usize) -> bool {
-        // sievegate patch (PATCHES.md #14): a `:matches`/`:regex` test records its position
+        // sievegate patch (PATCHES.md #18): a `:matches`/`:regex` test records its position
         // before its arguments are parsed, so while they are, that position has no
         // instruction yet. Such a test sets no match variables for its own arguments (RFC
         // 5229 §3.2: they hold the last match before it), so only emitted tests count.
