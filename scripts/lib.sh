@@ -16,3 +16,24 @@ ensure_packages() {
     # container without systemd that fails harmlessly, and we start private instances.
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
+
+# ensure_toolchain: rust-toolchain.toml pins a version. Where rustup knows that version only
+# as "stable" (this kind of machine: one toolchain, nothing to download), name it as pinned
+# by a link, so rustup does not try a download that cannot work; else ask rustup for it.
+ensure_toolchain() {
+    command -v rustup >/dev/null || return 0
+    local top want home triple have
+    top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+    want=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' "$top/rust-toolchain.toml")
+    [ -n "$want" ] || return 0
+    home=${RUSTUP_HOME:-$HOME/.rustup}
+    triple=$(rustup run stable rustc -vV 2>/dev/null | sed -n 's/^host: //p')
+    [ -n "$triple" ] && [ -e "$home/toolchains/$want-$triple" ] && return 0
+    have=$(rustup run stable rustc --version 2>/dev/null | awk '{print $2}')
+    if [ -n "$triple" ] && [ "$have" = "$want" ]; then
+        echo "rust-toolchain.toml pins $want, which is the installed stable: linking it by that name" >&2
+        ln -s "stable-$triple" "$home/toolchains/$want-$triple"
+    else
+        rustup toolchain install "$want" --profile minimal --component rustfmt,clippy
+    fi
+}
