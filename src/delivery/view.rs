@@ -214,6 +214,18 @@ mod tests {
         }
     }
 
+    /// mail-parser patch #1 (patches/mail-parser/PATCHES.md): this message, found by
+    /// `fuzz/` (lmtp_session), hit a `debug_assert!(false)` in the parser.
+    #[test]
+    fn broken_rfc822_in_multipart_parses() {
+        let message: &[u8] =
+            b"Retur\x000\r\nContent-Type: multipart; boundary=\"outer-boundary\"\r\n\r\n\
+            Td--outer-boundary\r\nContent-Type: message/rfc822;e=ii\r\n\r\nrwary\r\n\
+            Content-Type: message/rfc822\r\n\r\nRAA\n\r\n--outer-boundary--US\r\n";
+        let parsed = mail_parser::MessageParser::default().parse(message);
+        assert!(parsed.is_some());
+    }
+
     #[test]
     fn view_table() {
         struct Case {
