@@ -20,7 +20,6 @@
 //! - A panic while one recipient is handled defers that recipient only: the others keep the
 //!   outcome they already have, so a retry does not duplicate their copies.
 
-use std::borrow::Cow;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -174,9 +173,8 @@ fn deliver_all(
     // Spoofable scan headers go before Sieve sees the message and before it is stored.
     let stripped = without_scan_headers(services, message);
     let message: &[u8] = message;
-    // A Cow as before the spool, so the uses below read (and merge) as they did.
-    let body: Cow<'_, [u8]> = Cow::Borrowed(stripped.as_deref().unwrap_or(message));
-    let view = SieveView::new(&body, &config.sieve.limits);
+    let body: &[u8] = stripped.as_deref().unwrap_or(message);
+    let view = SieveView::new(body, &config.sieve.limits);
     let parsed = ParsedMessage::new(view.bytes());
     let mut log = LogLine::new(envelope, message, verdict);
     log.message_id = parsed.message_id();
@@ -214,7 +212,7 @@ fn deliver_all(
         let maildir = Maildir::new(rcpt.expand(&config.mailbox.maildir))
             .with_ownership(config.mailbox.ownership);
         let input = FilterInput {
-            message: &body,
+            message: body,
             mail_from: &envelope.mail_from,
             rcpt,
             verdict,
@@ -257,7 +255,7 @@ fn deliver_all(
         }
         let header = trace_headers(&info, rcpt);
         let store_started = Instant::now();
-        let (outcome, mut notes) = execute(&plan, &maildir, &header, &body);
+        let (outcome, mut notes) = execute(&plan, &maildir, &header, body);
         crate::metrics::stored(&outcome, store_started.elapsed());
         let outcome = super::send::send(
             services,
@@ -265,7 +263,7 @@ fn deliver_all(
             &log.message_id,
             rcpt,
             &plan,
-            (&header, &body),
+            (&header, body),
             outcome,
             &mut notes,
         );
