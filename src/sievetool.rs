@@ -259,12 +259,7 @@ fn spam_header(
 
 /// Scans with the configured clamd, as a delivery would.
 fn scan(config: &Config, message: &[u8]) -> Result<Verdict, TestError> {
-    let scanner = Scanner::new(
-        config.scanner.clamd.clone(),
-        config.scanner.timeout,
-        config.scanner.heuristic_prefixes.clone(),
-    )
-    .with_max_scan_size(config.scanner.max_scan_size);
+    let scanner = Scanner::from_config(&config.scanner);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -22,6 +22,9 @@ pub(super) mod defaults {
     pub fn health_interval_secs() -> u64 {
         2
     }
+    pub fn scanner_enabled() -> bool {
+        true
+    }
 }
 
 /// `[scanner] health_interval_secs`: `None` (0) turns the probe and the gating off.
@@ -165,6 +168,23 @@ mod tests {
                 file_mode: 0o640,
                 dir_mode: 0o750
             }
+        );
+    }
+
+    #[test]
+    fn scanner_off_has_no_health_gating_and_says_so() {
+        let on = load("", "").expect("valid");
+        assert!(on.scanner.enabled);
+        assert!(!on.warnings().iter().any(|w| w.contains("scanner.enabled")));
+        let off = load("enabled = false", "").expect("valid");
+        assert!(!off.scanner.enabled);
+        assert_eq!(off.scanner.health_interval, None, "nothing to gate on");
+        let warnings = off.warnings();
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("scanner.enabled = false")),
+            "{warnings:?}"
         );
     }
 

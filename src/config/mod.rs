@@ -155,6 +155,9 @@ pub struct RawServer {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawScanner {
+    /// `false`: no message is sent to clamd; every one gets virustest 0 (`Not scanned`).
+    #[serde(default = "delivery::defaults::scanner_enabled")]
+    pub enabled: bool,
     /// `unix:PATH` or `tcp:HOST:PORT`.
     pub clamd: String,
     #[serde(default = "defaults::scan_timeout_secs")]
@@ -390,6 +393,8 @@ impl ServerConfig {
 /// Validated `[scanner]`.
 #[derive(Debug, Clone)]
 pub struct ScannerConfig {
+    /// `[scanner] enabled`: false sends nothing to clamd (every message unscanned).
+    pub enabled: bool,
     pub clamd: ClamdAddr,
     pub timeout: Duration,
     pub on_failure: OnScanFailure,
@@ -515,7 +520,9 @@ impl Config {
             self.server.max_message_size,
         ));
         warnings.extend(delivery::warnings(self));
-        if self.server.max_message_size > self.scanner.max_scan_size {
+        if !self.scanner.enabled {
+            warnings.push("scanner.enabled = false: no message is scanned; every one is delivered with virustest 0 and \"X-Virus-Status: Not scanned\"".to_string());
+        } else if self.server.max_message_size > self.scanner.max_scan_size {
             warnings.push(format!(
                 "server.max_message_size ({}) is larger than scanner.max_scan_size ({}): messages in between are delivered unscanned (virustest 0)",
                 self.server.max_message_size, self.scanner.max_scan_size
@@ -868,12 +875,15 @@ impl RawConfig {
                 warnings,
             },
             scanner: ScannerConfig {
+                enabled: sc.enabled,
                 clamd,
                 timeout: Duration::from_secs(sc.timeout_secs),
                 on_failure,
                 heuristic_prefixes: sc.heuristic_prefixes,
                 max_scan_size: sc.max_scan_size as usize,
-                health_interval: delivery::health_interval(sc.health_interval_secs),
+                // Nothing to gate on when nothing is scanned.
+                health_interval: delivery::health_interval(sc.health_interval_secs)
+                    .filter(|_| sc.enabled),
             },
             mailbox: MailboxConfig {
                 domains: m.domains.iter().map(|d| d.to_lowercase()).collect(),

@@ -83,12 +83,7 @@ impl Services {
     /// Builds the scanner and the Sieve filter from a validated configuration, with `state`
     /// as the state store.
     pub fn with_state(config: Config, state: Arc<dyn StateStore>) -> Self {
-        let scanner = Scanner::new(
-            config.scanner.clamd.clone(),
-            config.scanner.timeout,
-            config.scanner.heuristic_prefixes.clone(),
-        )
-        .with_max_scan_size(config.scanner.max_scan_size);
+        let scanner = Scanner::from_config(&config.scanner);
         let filter = Filter::new(FilterConfig::from_sieve(
             &config.sieve,
             &config.server.hostname,

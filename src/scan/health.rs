@@ -57,6 +57,10 @@ impl Health {
 /// interval (`health_interval_secs = 0`) it PINGs once, only to log whether clamd answers.
 pub async fn watch(scanner: Scanner, interval: Option<Duration>) {
     let clamd = scanner.addr().clone();
+    if !scanner.is_enabled() {
+        tracing::warn!(%clamd, "scanning is off ([scanner] enabled = false): every message is delivered unscanned (virustest 0)");
+        return;
+    }
     scanner
         .health()
         .watched

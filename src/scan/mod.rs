@@ -132,6 +132,8 @@ pub struct Scanner {
     max_scan_size: usize,
     /// Whether clamd answered the last scan or PING; shared by every clone.
     health: Arc<health::Health>,
+    /// `[scanner] enabled = false`: [`Scanner::scan`] never calls clamd.
+    enabled: bool,
 }
 
 impl Scanner {
@@ -144,7 +146,24 @@ impl Scanner {
             heuristic_prefixes: heuristic_prefixes.into(),
             max_scan_size: usize::MAX,
             health: Arc::default(),
+            enabled: true,
         }
+    }
+
+    /// The scanner `[scanner]` describes (address, timeout, prefixes, size limit, enabled).
+    pub fn from_config(config: &crate::config::ScannerConfig) -> Self {
+        Scanner::new(
+            config.clamd.clone(),
+            config.timeout,
+            config.heuristic_prefixes.clone(),
+        )
+        .with_max_scan_size(config.max_scan_size)
+        .with_enabled(config.enabled)
+    }
+
+    /// False with `[scanner] enabled = false`: nothing goes to clamd.
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
     }
 
     /// clamd's last known state (see [`health`]).
@@ -158,6 +177,13 @@ impl Scanner {
         self
     }
 
+    /// `false`: every [`Scanner::scan`] is [`Verdict::Unscanned`] without calling clamd
+    /// (`[scanner] enabled = false`).
+    pub fn with_enabled(mut self, enabled: bool) -> Self {
+        self.enabled = enabled;
+        self
+    }
+
     /// The clamd address this scanner talks to, for logs.
     pub fn addr(&self) -> &ClamdAddr {
         &self.addr
@@ -167,6 +193,9 @@ impl Scanner {
     /// A message over `max_scan_size`, or one clamd refuses as over its `StreamMaxLength`,
     /// is [`Verdict::TooLarge`], not an error: a retry would fail the same way.
     pub async fn scan(&self, message: &[u8]) -> Result<Verdict, ScanError> {
+        if !self.enabled {
+            return Ok(Verdict::Unscanned);
+        }
         if message.len() > self.max_scan_size {
             return Ok(Verdict::TooLarge);
         }
@@ -297,6 +326,19 @@ mod tests {
             Duration::from_secs(1),
             prefixes.iter().map(|p| p.to_string()).collect(),
         )
+    }
+
+    #[tokio::test]
+    async fn a_disabled_scanner_never_calls_clamd() {
+        // The address does not exist: an enabled scanner fails to connect.
+        let on = scanner(&[]);
+        assert!(matches!(on.scan(b"x").await, Err(ScanError::Connect(_))));
+        let off = scanner(&[]).with_enabled(false);
+        assert_eq!(
+            off.scan(b"x").await.expect("no clamd needed"),
+            Verdict::Unscanned
+        );
+        assert!(off.health().is_up(), "nothing recorded");
     }
 
     #[test]
