@@ -5,7 +5,8 @@
 //! # Layout
 //! One delivery reads top to bottom through these modules:
 //!
-//! - [`config`]: TOML file → validated [`config::Config`]; every problem reported at once.
+//! - [`config`]: TOML file → validated [`config::Config`]; every problem reported at once;
+//!   one file per section (its raw keys, defaults and checks), `mod.rs` runs them in order.
 //! - [`server`]: TCP and unix listeners, the connection limit with slots reserved for
 //!   trusted peers, peer credentials on the unix socket, graceful shutdown.
 //! - [`reload`]: SIGHUP: the config read again into new services in [`reload::Current`],
@@ -21,13 +22,14 @@
 //! - [`users`]: which recipients exist (`[mailbox] users_file`, Dovecot passwd-file), their `%h`.
 //! - [`scan`]: clamd INSTREAM client, its reply parser, verdict → `virustest` value;
 //!   [`scan::health`]: clamd up or down, from every scan and a PING probe.
-//! - [`filter`]: Sieve script resolution and compile cache; runs the chain (Pigeonhole's
-//!   multiscript: before → personal or default → after, each script on its own) to a
-//!   printable [`filter::Plan`] (folders, flags and keywords, edited content) without
-//!   writing to any mailbox; [`filter::lookup`] answers `mailboxexists`, `:specialuse` and
-//!   `spamtest` (read-only); `duplicate` and vacation look up [`filter::memory`] (the state
-//!   store), written only after the delivery; RFC 6609 includes ([`filter::include`]), the
-//!   per-user error log, `sieve check` ([`filter::tools`]).
+//! - [`filter`]: built from a [`filter::FilterConfig`]; Sieve script resolution and compile
+//!   cache; runs the chain (Pigeonhole's multiscript: before → personal or default → after,
+//!   each script on its own) to a printable [`filter::Plan`] (folders, flags and keywords,
+//!   edited content) without writing to any mailbox; [`filter::lookup`] answers
+//!   `mailboxexists`, `:specialuse` and `spamtest` (read-only); `duplicate` and vacation
+//!   look up [`filter::memory`] (the state store), written only after the delivery; RFC 6609
+//!   includes ([`filter::include`]), the per-user error log, `sieve check`
+//!   ([`filter::tools`]).
 //! - [`sievetool`]: `sieve test`, the whole chain for one message printed as a Plan, no
 //!   side effects.
 //! - [`spool`]: a message's bytes on the heap or, above `[server] spool_threshold`, in an
