@@ -1,7 +1,7 @@
 //! `[server]`: listeners, limits, timeouts and the trusted peers; [`RawServer`] as written,
 //! [`ServerConfig`] validated. Its spool keys are validated in `spool.rs`; `metrics_listen`
-//! is checked after `[notify]` and `[log]` ([`RawServer::validate_metrics_listen`]), where
-//! its problem has always been listed.
+//! on its own ([`RawServer::validate_metrics_listen`]), after `[notify]` and `[log]`, so
+//! problems are listed in the order they always were.
 
 use std::fmt;
 use std::net::SocketAddr;
