@@ -212,7 +212,9 @@ fn store_once(
         Copy::Unedited(shared) => shared,
     };
     if let (true, Some(source)) = (shared.enabled, &shared.source) {
-        if let Some(message) = maildir.link_with_keywords(source, folder, flags, keywords, create)? {
+        if let Some(message) =
+            maildir.link_with_keywords(source, folder, flags, keywords, create)?
+        {
             return Ok(Some(message));
         }
         // Not linkable (another file system, the source removed by a rollback...): this

@@ -24,13 +24,12 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
+use super::execute::{execute_shared, SharedCopy};
 use super::headers::{
     has_virus_headers, shared_trace_headers, strip_virus_headers, trace_headers,
-    write_without_virus_headers, ClientInfo,
-    TraceInfo,
+    write_without_virus_headers, ClientInfo, TraceInfo,
 };
 use super::view::SieveView;
-use super::execute::{execute_shared, SharedCopy};
 use super::{Deferral, RcptOutcome, Services};
 use crate::address::Recipient;
 use crate::config::OnScanFailure;

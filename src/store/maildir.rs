@@ -15,10 +15,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 mod error;
 
-pub use error::StoreError;
 pub(crate) use error::io_err;
 #[cfg(test)]
 use error::is_no_space_error;
+pub use error::StoreError;
 
 use super::dirsync::DirSync;
 use super::{cleanup, keywords, subscriptions};
@@ -179,18 +179,20 @@ impl Maildir {
             base: &base,
         };
         let mut refused = false;
-        let stored = self.publish(&place, |final_path| match fs::hard_link(source, final_path) {
-            Ok(()) => Ok(()),
-            // A missing directory is repaired by `publish` (NotFound); any other failure,
-            // or a source that is gone, is about the link itself: write the copy instead.
-            Err(e) if e.kind() == io::ErrorKind::NotFound && !source.exists() => {
-                refused = true;
-                Err(e)
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(e),
-            Err(e) => {
-                refused = true;
-                Err(e)
+        let stored = self.publish(&place, |final_path| {
+            match fs::hard_link(source, final_path) {
+                Ok(()) => Ok(()),
+                // A missing directory is repaired by `publish` (NotFound); any other failure,
+                // or a source that is gone, is about the link itself: write the copy instead.
+                Err(e) if e.kind() == io::ErrorKind::NotFound && !source.exists() => {
+                    refused = true;
+                    Err(e)
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Err(e),
+                Err(e) => {
+                    refused = true;
+                    Err(e)
+                }
             }
         });
         match stored {

@@ -142,4 +142,3 @@ pub(crate) fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) ->
     let path = path.to_path_buf();
     move |source| StoreError::Io { op, path, source }
 }
-

@@ -33,7 +33,13 @@ fn a_link_shares_the_file_and_gets_its_own_name_and_flags() {
         (Folder::inbox(), seen, &[], false, "cur"),
         (folder("Lists"), SystemFlags::default(), &[], true, "new"),
         // A keyword in a folder the link creates: dovecot-keywords is written first.
-        (folder("Tagged"), SystemFlags::default(), &["$Label1"], true, "cur"),
+        (
+            folder("Tagged"),
+            SystemFlags::default(),
+            &["$Label1"],
+            true,
+            "cur",
+        ),
     ];
     let mut names = std::collections::HashSet::new();
     for (into, flags, keywords, create, sub) in cases {
@@ -42,7 +48,10 @@ fn a_link_shares_the_file_and_gets_its_own_name_and_flags() {
             .link_with_keywords(&first.path, into, *flags, &keywords, *create)
             .expect("no error")
             .expect("linked");
-        assert_eq!(linked.path.parent().and_then(Path::file_name), Some(sub.as_ref()));
+        assert_eq!(
+            linked.path.parent().and_then(Path::file_name),
+            Some(sub.as_ref())
+        );
         assert!(linked.path.starts_with(bob.root()), "{linked:?}");
         let meta = fs::metadata(&linked.path).expect("linked file");
         assert_eq!(meta.ino(), fs::metadata(&first.path).expect("first").ino());
@@ -56,9 +65,11 @@ fn a_link_shares_the_file_and_gets_its_own_name_and_flags() {
         1 + cases.len() as u64
     );
     assert!(bob.root().join(".Lists/maildirfolder").is_file());
-    assert!(fs::read_to_string(bob.root().join(".Tagged/dovecot-keywords"))
-        .expect("keywords")
-        .contains("$Label1"));
+    assert!(
+        fs::read_to_string(bob.root().join(".Tagged/dovecot-keywords"))
+            .expect("keywords")
+            .contains("$Label1")
+    );
 }
 
 #[test]
@@ -66,7 +77,13 @@ fn a_missing_folder_without_create_is_the_same_error_as_for_a_write() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let (_alice, bob, first) = stored_pair(tmp.path());
     let err = bob
-        .link_with_keywords(&first.path, &folder("Nope"), SystemFlags::default(), &[], false)
+        .link_with_keywords(
+            &first.path,
+            &folder("Nope"),
+            SystemFlags::default(),
+            &[],
+            false,
+        )
         .expect_err("missing folder");
     assert!(matches!(err, StoreError::FolderMissing(_)), "{err:?}");
     assert!(err.is_folder_problem());
@@ -98,5 +115,7 @@ fn no_link_when_the_source_is_gone_or_not_a_file() {
 }
 
 fn entries_empty(dir: &Path) -> bool {
-    fs::read_dir(dir).map(|mut d| d.next().is_none()).unwrap_or(true)
+    fs::read_dir(dir)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(true)
 }
