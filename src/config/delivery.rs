@@ -25,6 +25,9 @@ pub(super) mod defaults {
     pub fn scanner_enabled() -> bool {
         true
     }
+    pub fn link_copies() -> bool {
+        true
+    }
 }
 
 /// `[scanner] health_interval_secs`: `None` (0) turns the probe and the gating off.

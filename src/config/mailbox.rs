@@ -28,6 +28,10 @@ pub struct RawMailbox {
     /// `lmtp_user_concurrency_limit`); more get 451 4.3.0 at RCPT. 0: unlimited.
     #[serde(default = "delivery::defaults::user_concurrency_limit")]
     pub user_concurrency_limit: usize,
+    /// Copies with the same bytes are hard links of one file; several recipients then
+    /// share trace headers without Delivered-To (as Dovecot's LMTP).
+    #[serde(default = "delivery::defaults::link_copies")]
+    pub link_copies: bool,
     /// Owner (user name or uid) of what the store creates; needs root. Default: ours.
     pub owner: Option<String>,
     /// Group (name or gid) of what the store creates. Default: the owner's primary group.
@@ -55,6 +59,8 @@ pub struct MailboxConfig {
     pub needs_home: bool,
     /// Concurrent LMTP deliveries per user; 0: unlimited.
     pub user_concurrency_limit: usize,
+    /// `[mailbox] link_copies`: hard links for copies of the same bytes.
+    pub link_copies: bool,
     /// Owner and modes of what the store creates.
     pub ownership: crate::store::Ownership,
 }
@@ -143,6 +149,7 @@ impl RawMailbox {
             users_file,
             needs_home,
             user_concurrency_limit: m.user_concurrency_limit,
+            link_copies: m.link_copies,
             ownership,
         };
         (mailbox, special_use)

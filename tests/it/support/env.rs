@@ -39,6 +39,8 @@ pub struct Options {
     pub extra_sections: Vec<String>,
     /// `[sieve] before`; `None`: the shipped `sieve/virus-policy.sieve`.
     pub before: Option<Vec<String>>,
+    /// Extra `key = value` lines for `[mailbox]`.
+    pub mailbox_extra: Vec<String>,
 }
 
 impl Options {
@@ -60,6 +62,7 @@ impl Options {
             max_scan_size: None,
             extra_sections: Vec::new(),
             before: None,
+            mailbox_extra: Vec::new(),
         }
     }
 }
@@ -113,6 +116,7 @@ on_failure = "{on_failure}"
 [mailbox]
 domains = ["example.test", "other.example"]
 maildir = "{maildir}"
+{mailbox_extra}
 [sieve]
 before = [{before}]
 personal = "mail/%d/%n/.dovecot.sieve"
@@ -134,6 +138,7 @@ default = "{repo}/sieve/default.sieve"
             repo = repo().display(),
             server_extra = options.server_extra.join("\n"),
             sieve_extra = options.sieve_extra.join("\n"),
+            mailbox_extra = options.mailbox_extra.join("\n"),
             before = options
                 .before
                 .as_deref()
