@@ -41,7 +41,7 @@
 //!   Its callers: the LMTP session, LDA mode and `quarantine release`
 //!   ([`delivery::deliver_scanned`]).
 //! - [`lda`]: LDA mode (`sievegate deliver`, like dovecot-lda): the message on stdin
-//!   through the same pipeline ([`delivery::deliver_scanned`] after one scan), sysexits
+//!   (normalised and spooled like LMTP's, `lda::input`) through the same pipeline ([`delivery::deliver_scanned`] after one scan), sysexits
 //!   statuses that never bounce infected mail, one bounded outbox pass before exiting.
 //! - [`store`]: the durable Maildir++ writer (tmp → fsync → rename → fsync dir), further
 //!   copies of the same bytes as hard links (`[mailbox] link_copies`), directory fsyncs
