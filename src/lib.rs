@@ -43,12 +43,14 @@
 //!   Its callers: the LMTP session, LDA mode and `quarantine release`
 //!   ([`delivery::deliver_scanned`]).
 //! - [`lda`]: LDA mode (`sievegate deliver`, like dovecot-lda): the message on stdin
-//!   through the same pipeline ([`delivery::deliver_scanned`] after one scan), sysexits
+//!   (normalised and spooled like LMTP's, `lda::input`) through the same pipeline ([`delivery::deliver_scanned`] after one scan), sysexits
 //!   statuses that never bounce infected mail, one bounded outbox pass before exiting.
-//! - [`store`]: the durable Maildir++ writer (tmp → fsync → rename → fsync dir), IMAP
-//!   keywords in Dovecot's `dovecot-keywords`, the INBOX fallback classification of its
-//!   errors, crash-leftover cleanup in `tmp/`, and the configured owner and modes of what
-//!   it creates ([`store::Ownership`]).
+//! - [`store`]: the durable Maildir++ writer (tmp → fsync → rename → fsync dir), further
+//!   copies of the same bytes as hard links (`[mailbox] link_copies`), directory fsyncs
+//!   shared by concurrent deliveries into one folder ([`store::dirsync`], group commit),
+//!   IMAP keywords in Dovecot's `dovecot-keywords`, the INBOX fallback classification of
+//!   its errors, crash-leftover cleanup in `tmp/`, and the configured owner and modes of
+//!   what it creates ([`store::Ownership`]).
 //! - [`quarantine`]: infected mail kept once per message (`<dir>/<id>.eml`, indexed in
 //!   [`state`]) before any reply; the logic of the `quarantine` CLI ([`quarantine::cli`]).
 //! - [`state`]: the embedded state store behind one trait, [`state::StateStore`] (SQLite

@@ -42,7 +42,7 @@ pub enum StoreError {
         #[source]
         source: io::Error,
     },
-    /// [`Maildir::remove`] was handed a path that is not a message file of this Maildir.
+    /// [`super::Maildir::remove`] was handed a path that is not a message file of this Maildir.
     #[error("refusing to remove {}: not a message file below {}", path.display(), root.display())]
     OutsideRoot {
         /// The path that was refused.
