@@ -142,6 +142,7 @@ impl Maildir {
         };
         let stored = self.publish(&place, |final_path| fs::rename(&tmp_path, final_path))?;
         cleanup.disarm();
+        crate::metrics::copy_stored(false);
         Ok(stored)
     }
 
@@ -196,7 +197,10 @@ impl Maildir {
             }
         });
         match stored {
-            Ok(stored) => Ok(Some(stored)),
+            Ok(stored) => {
+                crate::metrics::copy_stored(true);
+                Ok(Some(stored))
+            }
             Err(_) if refused => Ok(None),
             Err(e) => Err(e),
         }
