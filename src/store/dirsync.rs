@@ -125,6 +125,7 @@ impl Dir {
         let failures_before = rounds.failures;
         loop {
             if rounds.covered >= ticket {
+                crate::metrics::dir_sync(false);
                 return match rounds.last_error {
                     Some(kind) if rounds.failures != failures_before => Err(io::Error::new(
                         kind,
@@ -153,6 +154,7 @@ impl Dir {
                 rounds.last_error = Some(e.kind());
             }
             self.done.notify_all();
+            crate::metrics::dir_sync(true);
             // The leader reports its own fsync's error as it is (errno and all).
             return result;
         }

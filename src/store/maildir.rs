@@ -142,6 +142,7 @@ impl Maildir {
         };
         let stored = self.publish(&place, |final_path| fs::rename(&tmp_path, final_path))?;
         cleanup.disarm();
+        crate::metrics::copy_stored(false);
         Ok(stored)
     }
 
@@ -151,6 +152,13 @@ impl Maildir {
     /// (another file system, a foreign owner under `protected_hardlinks`, the link count at
     /// its maximum, the source gone): the caller writes the copy instead. Folder creation,
     /// keywords and the durable directory entry work as in [`Self::store_with_keywords`].
+    ///
+    /// Why the directory's fsync is enough: the source's data and inode were fsynced when it
+    /// was written, and `link` changes only the new entry and the source's link count, in one
+    /// file-system transaction. On a journaling file system (ext4, XFS) the fsync of the
+    /// directory commits that transaction whole; on ext4 without a journal nothing is
+    /// crash-consistent until fsck, which counts the entries and repairs the link count. Both
+    /// copies survive either way; `link_copies = false` writes every copy on its own.
     pub fn link_with_keywords(
         &self,
         source: &Path,
@@ -196,7 +204,10 @@ impl Maildir {
             }
         });
         match stored {
-            Ok(stored) => Ok(Some(stored)),
+            Ok(stored) => {
+                crate::metrics::copy_stored(true);
+                Ok(Some(stored))
+            }
             Err(_) if refused => Ok(None),
             Err(e) => Err(e),
         }
