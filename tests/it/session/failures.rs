@@ -1,0 +1,135 @@
+//! Scanner failures, a full disk and limits: 451 when clamd fails (or delivery unscanned
+//! when configured), 452 on a full store, and the recipient and size limits.
+
+use crate::support::clamd::Clamd;
+use crate::support::env::{Env, Options};
+use crate::support::fake_clamd::{FakeClamd, Mode};
+use crate::support::messages::{clean_message, transaction};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_recipients_and_oversized_message() {
+    let mut options = Options::new(Clamd::shared().addr());
+    options.max_recipients = 2;
+    options.max_message_size = 2048;
+    let env = Env::new(options);
+    let mut input = b"LHLO x\r\nMAIL FROM:<>\r\n".to_vec();
+    for r in ["a", "b", "c"] {
+        input.extend_from_slice(format!("RCPT TO:<{r}@example.test>\r\n").as_bytes());
+    }
+    input.extend_from_slice(b"DATA\r\n");
+    input.extend_from_slice(&clean_message(&"big ".repeat(1000)));
+    input.extend_from_slice(b".\r\nNOOP\r\nQUIT\r\n");
+    let got = env.transcript(&[&input]).await;
+    assert!(got.contains("452 4.5.3 Too many recipients\r\n"), "{got}");
+    assert!(
+        got.contains("552 5.3.4 <a@example.test> Message size exceeds fixed maximum message size\r\n552 5.3.4 <b@example.test> Message size exceeds fixed maximum message size\r\n250 2.0.0 Ok\r\n"),
+        "one 552 per accepted recipient, then the session goes on: {got}"
+    );
+    assert_eq!(env.total_messages(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scanner_failures_give_451_for_every_recipient() {
+    for mode in [Mode::Hang, Mode::Garbage, Mode::Close, Mode::Error] {
+        let fake = FakeClamd::start(mode);
+        let mut options = Options::new(fake.addr());
+        options.scan_timeout_secs = 1;
+        let env = Env::new(options);
+        let input = transaction(
+            &["alice@example.test", "bob@example.test"],
+            &clean_message("x"),
+        );
+        let got = env.transcript(&[&input]).await;
+        assert!(
+            got.contains("451 4.7.0 <alice@example.test> Virus scan unavailable, try again later\r\n451 4.7.0 <bob@example.test> Virus scan unavailable, try again later\r\n221"),
+            "{mode:?}: {got}"
+        );
+        assert_eq!(env.total_messages(), 0, "{mode:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliver_unscanned_when_configured() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut options = Options::new(sievegate::scan::ClamdAddr::Unix(
+        dir.path().join("missing.sock"),
+    ));
+    options.on_failure = "deliver-unscanned";
+    let env = Env::new(options);
+    let got = env
+        .transcript(&[&transaction(&["alice@example.test"], &clean_message("x"))])
+        .await;
+    assert!(
+        got.contains("250 2.0.0 <alice@example.test> ID Saved"),
+        "{got}"
+    );
+    let stored = env.messages("alice", "");
+    assert!(String::from_utf8_lossy(&stored[0].1).contains("X-Virus-Status: Not scanned\r\n"));
+}
+
+/// A 1 MiB tmpfs as the mail store: a message that does not fit gets 452 4.2.2 for that
+/// recipient, nothing is left behind, and the next small message still gets through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disk_full_gives_452_and_leaves_no_file() {
+    let mnt = tempfile::tempdir().expect("tempdir");
+    // Tests never skip: without root (or with mount refused) this fails, it does not pass.
+    let mount = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(mnt.path())
+        .output();
+    match &mount {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => panic!(
+            "disk_full_gives_452_and_leaves_no_file needs root to mount a 1 MiB tmpfs: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+        Err(e) => panic!("disk_full_gives_452_and_leaves_no_file: cannot run mount: {e}"),
+    }
+    struct Umount(std::path::PathBuf);
+    impl Drop for Umount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _guard = Umount(mnt.path().to_path_buf());
+    let mut options = Options::new(Clamd::shared().addr());
+    options.maildir = Some(format!("{}/%d/%n/Maildir", mnt.path().display()));
+    let env = Env::new(options);
+    let mut big = clean_message("big");
+    big.extend(
+        std::iter::repeat_n(
+            b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\r\n".as_slice(),
+            32 * 1024,
+        )
+        .flatten(),
+    );
+    let got = env
+        .transcript(&[&transaction(&["alice@example.test"], &big)])
+        .await;
+    assert!(
+        got.contains(
+            "452 4.2.2 <alice@example.test> Mailbox full or disk full, try again later\r\n"
+        ),
+        "{got}"
+    );
+    let leftovers: Vec<_> = ["tmp", "new", "cur"]
+        .iter()
+        .flat_map(|d| {
+            std::fs::read_dir(mnt.path().join("example.test/alice/Maildir").join(d))
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
+        .collect();
+    assert!(leftovers.is_empty(), "no file left behind: {leftovers:?}");
+    let got = env
+        .transcript(&[&transaction(
+            &["alice@example.test"],
+            &clean_message("small"),
+        )])
+        .await;
+    assert!(
+        got.contains("250 2.0.0 <alice@example.test> ID Saved"),
+        "{got}"
+    );
+}
