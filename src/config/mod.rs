@@ -174,6 +174,9 @@ pub struct RawScanner {
     /// Seconds between PINGs while clamd is down (0: no probe, no gating at MAIL).
     #[serde(default = "delivery::defaults::health_interval_secs")]
     pub health_interval_secs: u64,
+    /// Pass clamd a read-only descriptor of the message (FILDES) on a unix socket.
+    #[serde(default = "delivery::defaults::pass_fd")]
+    pub pass_fd: bool,
 }
 
 /// `[mailbox]`: which recipients are local and where their Maildir lives.
@@ -402,6 +405,8 @@ pub struct ScannerConfig {
     pub max_scan_size: usize,
     /// PING period while clamd is down; `None`: no health gating.
     pub health_interval: Option<Duration>,
+    /// `[scanner] pass_fd`: FILDES instead of INSTREAM (unix sockets only).
+    pub pass_fd: bool,
 }
 
 /// What a scanner failure does to the message.
@@ -884,6 +889,7 @@ impl RawConfig {
                 // Nothing to gate on when nothing is scanned.
                 health_interval: delivery::health_interval(sc.health_interval_secs)
                     .filter(|_| sc.enabled),
+                pass_fd: sc.pass_fd,
             },
             mailbox: MailboxConfig {
                 domains: m.domains.iter().map(|d| d.to_lowercase()).collect(),
