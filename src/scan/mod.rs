@@ -37,9 +37,9 @@ use transport::{into_scan_error, Tagged};
 /// What the scan concluded about one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    /// clamd answered `stream: OK`.
+    /// clamd answered `stream: OK` (`fd[N]: OK` to FILDES).
     Clean,
-    /// clamd answered `stream: <name> FOUND`. `heuristic` is true when the name starts with
+    /// clamd answered `stream: <name> FOUND` (`fd[N]: ...` to FILDES). `heuristic` is true when the name starts with
     /// one of the configured heuristic prefixes (`Heuristics.`, `PUA.` by default).
     Infected { name: String, heuristic: bool },
     /// The message was not scanned (clamd failed and `on_failure = "deliver-unscanned"`).
