@@ -73,9 +73,28 @@ pub(super) async fn exchange(socket: &Path, file: &File) -> Result<Answer, ScanE
         .await
         .map_err(ScanError::Connect)?;
     stream.write_all(COMMAND).await.map_err(ScanError::Io)?;
-    send_fd(&stream, file.as_fd()).await.map_err(ScanError::Io)?;
-    let raw = read_reply(&mut stream).await.map_err(ScanError::Io)?;
+    // A clamd that answers the command itself (`UNKNOWN COMMAND`) closes at once, and the
+    // descriptor's byte then meets a closed socket: its reply is still there to be read.
+    let send_error = match send_fd(&stream, file.as_fd()).await {
+        Ok(()) => None,
+        Err(err) if peer_stopped_reading(&err) => Some(err),
+        Err(err) => return Err(ScanError::Io(err)),
+    };
+    let raw = match (read_reply(&mut stream).await, send_error) {
+        (Ok(raw), _) if !raw.is_empty() => raw,
+        // Nothing came back: the failed send is the better story.
+        (_, Some(err)) => return Err(ScanError::Io(err)),
+        (Ok(raw), None) => raw,
+        (Err(err), None) => return Err(ScanError::Io(err)),
+    };
     Ok(classify(raw))
+}
+
+fn peer_stopped_reading(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+    )
 }
 
 /// Sends one NUL byte with `fd` attached (`SCM_RIGHTS`). The kernel duplicates the
