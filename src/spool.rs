@@ -280,7 +280,10 @@ enum Inner {
     Memory(Vec<u8>),
     /// The file stays open next to its map so the scanner can hand clamd a read-only
     /// descriptor of it (`[scanner] pass_fd`) instead of sending the bytes.
-    Mapped { map: Mmap, file: File },
+    Mapped {
+        map: Mmap,
+        file: File,
+    },
 }
 
 impl MessageBytes {

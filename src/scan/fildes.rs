@@ -165,8 +165,8 @@ mod tests {
     use std::io::{Read, Seek, SeekFrom};
 
     fn access_mode(file: &File) -> i32 {
-        let flags = nix::fcntl::fcntl(file.as_raw_fd(), nix::fcntl::FcntlArg::F_GETFL)
-            .expect("F_GETFL");
+        let flags =
+            nix::fcntl::fcntl(file.as_raw_fd(), nix::fcntl::FcntlArg::F_GETFL).expect("F_GETFL");
         flags & libc::O_ACCMODE
     }
 

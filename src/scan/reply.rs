@@ -169,7 +169,10 @@ mod tests {
                 b"fd[11]: Sievegate.Test.EICAR.UNOFFICIAL FOUND\0",
                 found("Sievegate.Test.EICAR.UNOFFICIAL"),
             ),
-            (b"fd[1023]: Some Name With Spaces FOUND\0", found("Some Name With Spaces")),
+            (
+                b"fd[1023]: Some Name With Spaces FOUND\0",
+                found("Some Name With Spaces"),
+            ),
             (
                 b"fd[11]: Can't allocate memory ERROR\0",
                 error("Can't allocate memory"),

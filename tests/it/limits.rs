@@ -100,7 +100,11 @@ fn a_passed_descriptor_is_scanned_whatever_clamd_s_stream_max_length() {
     let stored = env.messages("alice", "");
     assert_eq!(stored.len(), 1, "stored once");
     assert_eq!(status_header(&stored[0].1), "X-Virus-Status: Clean");
-    assert!(!server.logs().contains("StreamMaxLength"), "{}", server.logs());
+    assert!(
+        !server.logs().contains("StreamMaxLength"),
+        "{}",
+        server.logs()
+    );
 }
 
 #[test]

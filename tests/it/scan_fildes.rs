@@ -188,8 +188,15 @@ async fn a_clamd_that_cannot_take_descriptors_is_asked_once_then_streamed_to() {
         let clone = scanner.clone();
         assert!(clone.passes_fd());
         let got = scanner.scan(b"Subject: one\r\n\r\nhello\r\n").await;
-        assert!(check(mode, &got), "{mode:?}: this message is streamed: {got:?}");
-        assert_eq!((fake.fildes_scans(), fake.instream_scans()), (1, 1), "{mode:?}");
+        assert!(
+            check(mode, &got),
+            "{mode:?}: this message is streamed: {got:?}"
+        );
+        assert_eq!(
+            (fake.fildes_scans(), fake.instream_scans()),
+            (1, 1),
+            "{mode:?}"
+        );
         assert!(!clone.passes_fd(), "{mode:?}: clones share the fallback");
         let got = clone.scan(b"Subject: two\r\n\r\nhello\r\n").await;
         assert!(check(mode, &got), "{mode:?}: {got:?}");

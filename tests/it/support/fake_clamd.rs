@@ -252,7 +252,12 @@ fn recv_byte(conn: &UnixStream) -> io::Result<(Option<u8>, Option<File>)> {
     let mut byte = [0u8; 1];
     let mut cmsg = nix::cmsg_space!([RawFd; 4]);
     let mut iov = [IoSliceMut::new(&mut byte)];
-    let msg = recvmsg::<()>(conn.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::empty())?;
+    let msg = recvmsg::<()>(
+        conn.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::empty(),
+    )?;
     let mut file = None;
     for cmsg in msg.cmsgs()? {
         if let ControlMessageOwned::ScmRights(fds) = cmsg {
