@@ -485,6 +485,8 @@ mod tests {
         fn assert_send<T: Send>(_: T) {}
         let s = scanner(&[]);
         assert_send(s.scan(b""));
+        let message = MessageBytes::from(Vec::new());
+        assert_send(s.scan_message(&message));
         assert_send(s.ping());
     }
 }
