@@ -5,7 +5,8 @@
 //! # Layout
 //! One delivery reads top to bottom through these modules:
 //!
-//! - [`config`]: TOML file → validated [`config::Config`]; every problem reported at once.
+//! - [`config`]: TOML file → validated [`config::Config`]; every problem reported at once;
+//!   one file per section (its raw keys, defaults and checks), `mod.rs` runs them in order.
 //! - [`server`]: TCP and unix listeners, the connection limit with slots reserved for
 //!   trusted peers, peer credentials on the unix socket, graceful shutdown.
 //! - [`reload`]: SIGHUP: the config read again into new services in [`reload::Current`],
@@ -20,14 +21,16 @@
 //! - [`address`]: RCPT address → [`address::Recipient`] (case folding, `+detail`, path safety).
 //! - [`users`]: which recipients exist (`[mailbox] users_file`, Dovecot passwd-file), their `%h`.
 //! - [`scan`]: clamd client (FILDES on a unix socket, INSTREAM otherwise), its reply parser,
-//!   verdict → `virustest` value; [`scan::health`]: clamd up or down, from every scan and a PING probe.
-//! - [`filter`]: Sieve script resolution and compile cache; runs the chain (Pigeonhole's
-//!   multiscript: before → personal or default → after, each script on its own) to a
-//!   printable [`filter::Plan`] (folders, flags and keywords, edited content) without
-//!   writing to any mailbox; [`filter::lookup`] answers `mailboxexists`, `:specialuse` and
-//!   `spamtest` (read-only); `duplicate` and vacation look up [`filter::memory`] (the state
-//!   store), written only after the delivery; RFC 6609 includes ([`filter::include`]), the
-//!   per-user error log, `sieve check` ([`filter::tools`]).
+//!   verdict → `virustest` value; [`scan::health`]: clamd up or down, from every scan and a
+//!   PING probe.
+//! - [`filter`]: built from a [`filter::FilterConfig`]; Sieve script resolution and compile
+//!   cache; runs the chain (Pigeonhole's multiscript: before → personal or default → after,
+//!   each script on its own) to a printable [`filter::Plan`] (folders, flags and keywords,
+//!   edited content) without writing to any mailbox; [`filter::lookup`] answers
+//!   `mailboxexists`, `:specialuse` and `spamtest` (read-only); `duplicate` and vacation
+//!   look up [`filter::memory`] (the state store), written only after the delivery; RFC 6609
+//!   includes ([`filter::include`]), the per-user error log, `sieve check`
+//!   ([`filter::tools`]).
 //! - [`sievetool`]: `sieve test`, the whole chain for one message printed as a Plan, no
 //!   side effects.
 //! - [`spool`]: a message's bytes on the heap or, above `[server] spool_threshold`, in an
@@ -41,12 +44,14 @@
 //!   Its callers: the LMTP session, LDA mode and `quarantine release`
 //!   ([`delivery::deliver_scanned`]).
 //! - [`lda`]: LDA mode (`sievegate deliver`, like dovecot-lda): the message on stdin
-//!   through the same pipeline ([`delivery::deliver_scanned`] after one scan), sysexits
+//!   (normalised and spooled like LMTP's, `lda::input`) through the same pipeline ([`delivery::deliver_scanned`] after one scan), sysexits
 //!   statuses that never bounce infected mail, one bounded outbox pass before exiting.
-//! - [`store`]: the durable Maildir++ writer (tmp → fsync → rename → fsync dir), IMAP
-//!   keywords in Dovecot's `dovecot-keywords`, the INBOX fallback classification of its
-//!   errors, crash-leftover cleanup in `tmp/`, and the configured owner and modes of what
-//!   it creates ([`store::Ownership`]).
+//! - [`store`]: the durable Maildir++ writer (tmp → fsync → rename → fsync dir), further
+//!   copies of the same bytes as hard links (`[mailbox] link_copies`), directory fsyncs
+//!   shared by concurrent deliveries into one folder ([`store::dirsync`], group commit),
+//!   IMAP keywords in Dovecot's `dovecot-keywords`, the INBOX fallback classification of
+//!   its errors, crash-leftover cleanup in `tmp/`, and the configured owner and modes of
+//!   what it creates ([`store::Ownership`]).
 //! - [`quarantine`]: infected mail kept once per message (`<dir>/<id>.eml`, indexed in
 //!   [`state`]) before any reply; the logic of the `quarantine` CLI ([`quarantine::cli`]).
 //! - [`state`]: the embedded state store behind one trait, [`state::StateStore`] (SQLite

@@ -85,6 +85,8 @@ struct Metrics {
     messages: Counter,
     bytes: Counter,
     reloads: Family<Label, Counter>,
+    copies: Family<Label, Counter>,
+    dir_syncs: Family<Label, Counter>,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -104,7 +106,15 @@ impl Metrics {
             messages: Counter::default(),
             bytes: Counter::default(),
             reloads: Family::default(),
+            copies: Family::default(),
+            dir_syncs: Family::default(),
         };
+        for how in ["written", "linked"] {
+            let _ = m.copies.get_or_create(&[("how", how.to_string())]);
+        }
+        for what in ["requested", "run"] {
+            let _ = m.dir_syncs.get_or_create(&[("what", what.to_string())]);
+        }
         for outcome in OUTCOMES {
             let _ = m
                 .deliveries
@@ -165,6 +175,16 @@ impl Metrics {
             "SIGHUP reloads, by result",
             m.reloads.clone(),
         );
+        registry.register(
+            "sievegate_stored_copies",
+            "Message files stored: written (and fsynced) or hard-linked to a copy of the same bytes",
+            m.copies.clone(),
+        );
+        registry.register(
+            "sievegate_dir_fsyncs",
+            "Directory fsyncs after a store: requested by deliveries, and run (concurrent requests for one folder share a run)",
+            m.dir_syncs.clone(),
+        );
         Metrics { registry, ..m }
     }
 }
@@ -224,6 +244,27 @@ pub fn stored(outcome: &RcptOutcome, elapsed: Duration) {
         RcptOutcome::Delivered { .. } | RcptOutcome::Failed { .. }
     ) {
         METRICS.store_seconds.observe(elapsed.as_secs_f64());
+    }
+}
+
+/// Counts one stored message file: `linked` when it is a hard link of another copy.
+pub fn copy_stored(linked: bool) {
+    let how = if linked { "linked" } else { "written" };
+    METRICS
+        .copies
+        .get_or_create(&[("how", how.to_string())])
+        .inc();
+}
+
+/// Counts a directory fsync a delivery waited for, and whether its caller ran it.
+pub fn dir_sync(ran: bool) {
+    let requested = [("what", "requested".to_string())];
+    METRICS.dir_syncs.get_or_create(&requested).inc();
+    if ran {
+        METRICS
+            .dir_syncs
+            .get_or_create(&[("what", "run".to_string())])
+            .inc();
     }
 }
 

@@ -1,6 +1,6 @@
 //! The `[mailbox]` keys about how deliveries happen rather than where they go: the per-user
 //! concurrency limit and the owner and modes of what the store creates; and `[scanner]
-//! health_interval_secs` and `pass_fd`. Their raw fields live in `RawMailbox` / `RawScanner` (serde needs
+//! health_interval_secs`. Their raw fields live in `RawMailbox` / `RawScanner` (serde needs
 //! them there); the validation is here.
 
 use std::time::Duration;
@@ -25,8 +25,7 @@ pub(super) mod defaults {
     pub fn scanner_enabled() -> bool {
         true
     }
-    /// FILDES costs clamd no temporary file per message (see `crate::scan`).
-    pub fn pass_fd() -> bool {
+    pub fn link_copies() -> bool {
         true
     }
 }

@@ -19,36 +19,36 @@ pub struct RawSieve {
     pub after: Vec<String>,
     pub default: Option<String>,
     /// Instructions each script of the chain may execute before it is stopped (implicit keep).
-    #[serde(default = "super::defaults::cpu_limit")]
+    #[serde(default = "defaults::cpu_limit")]
     pub cpu_limit: usize,
     /// Top-level header fields Sieve sees; later ones are not parsed (still stored).
-    #[serde(default = "super::defaults::max_header_fields")]
+    #[serde(default = "defaults::max_header_fields")]
     pub max_header_fields: usize,
     /// Bytes of the top-level header section Sieve sees.
-    #[serde(default = "super::defaults::max_header_size")]
+    #[serde(default = "defaults::max_header_size")]
     pub max_header_size: usize,
     /// Wall-clock seconds one recipient's whole chain may run before it is stopped (implicit
     /// keep). Keep it well under Postfix's `lmtp_data_done_timeout` (600 s) divided by the
     /// recipients per transaction (`lmtp_destination_recipient_limit`, 50).
-    #[serde(default = "super::defaults::max_run_time_secs")]
+    #[serde(default = "defaults::max_run_time_secs")]
     pub max_run_time_secs: u64,
     /// Redirects per message over the whole chain (Pigeonhole's `sieve_max_redirects`).
-    #[serde(default = "super::defaults::max_redirects")]
+    #[serde(default = "defaults::max_redirects")]
     pub max_redirects: usize,
     /// Seconds one redirect may take at the relay (connect to the reply after DATA); it
     /// runs during the delivery, before the LMTP reply.
-    #[serde(default = "super::defaults::redirect_timeout_secs")]
+    #[serde(default = "defaults::redirect_timeout_secs")]
     pub redirect_timeout_secs: u64,
     /// Vacation `:days` bounds and default (Pigeonhole's `sieve_vacation_min_period`,
     /// `sieve_vacation_max_period`, `sieve_vacation_default_period`), in days.
-    #[serde(default = "super::defaults::vacation_min_days")]
+    #[serde(default = "defaults::vacation_min_days")]
     pub vacation_min_days: u64,
-    #[serde(default = "super::defaults::vacation_max_days")]
+    #[serde(default = "defaults::vacation_max_days")]
     pub vacation_max_days: u64,
-    #[serde(default = "super::defaults::vacation_default_days")]
+    #[serde(default = "defaults::vacation_default_days")]
     pub vacation_default_days: u64,
     /// Seconds between two `notify` messages of one user; more are dropped (logged).
-    #[serde(default = "super::defaults::notify_min_interval_secs")]
+    #[serde(default = "defaults::notify_min_interval_secs")]
     pub notify_min_interval_secs: u64,
     /// Sieve `reject` of clean mail: `false` refuses in the protocol (`550 5.7.1`); `true`
     /// accepts and mails an RFC 5429 rejection to the envelope sender (backscatter risk).
@@ -59,7 +59,7 @@ pub struct RawSieve {
     /// is 0 (not tested).
     pub spam_score_header: Option<String>,
     /// The score at and above which a message counts as spam (spamtest 10).
-    #[serde(default = "super::defaults::spam_score_max")]
+    #[serde(default = "defaults::spam_score_max")]
     pub spam_score_max: f64,
     /// Template (`%u %n %d %h`) of the user's script directory, where `include :personal`
     /// looks (Dovecot's `sieve/` directory of ManageSieve).
@@ -67,19 +67,19 @@ pub struct RawSieve {
     /// Directory where `include :global` looks.
     pub global_dir: Option<String>,
     /// Largest script file compiled, in bytes (Pigeonhole's `sieve_max_script_size`).
-    #[serde(default = "super::defaults::max_script_size")]
+    #[serde(default = "defaults::max_script_size")]
     pub max_script_size: u64,
     /// Actions one recipient's chain may collect (Pigeonhole's `sieve_max_actions`).
-    #[serde(default = "super::defaults::max_actions")]
+    #[serde(default = "defaults::max_actions")]
     pub max_actions: usize,
     /// Include nesting depth (Pigeonhole's `sieve_include_max_nesting_depth`).
-    #[serde(default = "super::defaults::max_include_depth")]
+    #[serde(default = "defaults::max_include_depth")]
     pub max_include_depth: usize,
     /// Extensions no script may `require`, e.g. `["redirect"]`.
     #[serde(default)]
     pub disabled_extensions: Vec<String>,
     /// Bytes of the per-user error log (`<personal script>.log`) before it is rotated; 0: off.
-    #[serde(default = "super::defaults::user_log_size")]
+    #[serde(default = "defaults::user_log_size")]
     pub user_log_size: u64,
 }
 
@@ -90,26 +90,26 @@ impl Default for RawSieve {
             personal: None,
             after: Vec::new(),
             default: None,
-            cpu_limit: super::defaults::cpu_limit(),
-            max_header_fields: super::defaults::max_header_fields(),
-            max_header_size: super::defaults::max_header_size(),
-            max_run_time_secs: super::defaults::max_run_time_secs(),
-            max_redirects: super::defaults::max_redirects(),
-            redirect_timeout_secs: super::defaults::redirect_timeout_secs(),
-            vacation_min_days: super::defaults::vacation_min_days(),
-            vacation_max_days: super::defaults::vacation_max_days(),
-            vacation_default_days: super::defaults::vacation_default_days(),
-            notify_min_interval_secs: super::defaults::notify_min_interval_secs(),
+            cpu_limit: defaults::cpu_limit(),
+            max_header_fields: defaults::max_header_fields(),
+            max_header_size: defaults::max_header_size(),
+            max_run_time_secs: defaults::max_run_time_secs(),
+            max_redirects: defaults::max_redirects(),
+            redirect_timeout_secs: defaults::redirect_timeout_secs(),
+            vacation_min_days: defaults::vacation_min_days(),
+            vacation_max_days: defaults::vacation_max_days(),
+            vacation_default_days: defaults::vacation_default_days(),
+            notify_min_interval_secs: defaults::notify_min_interval_secs(),
             allow_reject_mdn: false,
             spam_score_header: None,
-            spam_score_max: super::defaults::spam_score_max(),
+            spam_score_max: defaults::spam_score_max(),
             personal_dir: None,
             global_dir: None,
-            max_script_size: super::defaults::max_script_size(),
-            max_actions: super::defaults::max_actions(),
-            max_include_depth: super::defaults::max_include_depth(),
+            max_script_size: defaults::max_script_size(),
+            max_actions: defaults::max_actions(),
+            max_include_depth: defaults::max_include_depth(),
             disabled_extensions: Vec::new(),
-            user_log_size: super::defaults::user_log_size(),
+            user_log_size: defaults::user_log_size(),
         }
     }
 }
@@ -280,5 +280,56 @@ impl RawSieve {
             problems.push("sieve.max_redirects: at most 32".to_string());
         }
         sieve
+    }
+}
+
+/// Defaults of the `[sieve]` keys.
+mod defaults {
+    pub fn spam_score_max() -> f64 {
+        15.0
+    }
+    pub fn cpu_limit() -> usize {
+        10_000
+    }
+    pub fn max_header_fields() -> usize {
+        1000
+    }
+    pub fn max_header_size() -> usize {
+        256 * 1024
+    }
+    pub fn max_run_time_secs() -> u64 {
+        10
+    }
+    /// Pigeonhole's `sieve_max_redirects` default.
+    pub fn max_redirects() -> usize {
+        4
+    }
+    pub fn redirect_timeout_secs() -> u64 {
+        30
+    }
+    /// Pigeonhole's vacation periods: at least 1 day, at most 60, 7 by default.
+    pub fn vacation_min_days() -> u64 {
+        1
+    }
+    pub fn vacation_max_days() -> u64 {
+        60
+    }
+    pub fn vacation_default_days() -> u64 {
+        7
+    }
+    pub fn notify_min_interval_secs() -> u64 {
+        60
+    }
+    pub fn max_script_size() -> u64 {
+        1024 * 1024
+    }
+    pub fn max_actions() -> usize {
+        32
+    }
+    pub fn max_include_depth() -> usize {
+        10
+    }
+    pub fn user_log_size() -> u64 {
+        64 * 1024
     }
 }

@@ -4,9 +4,31 @@
 //! removed again, so neither the failsafe keep nor the MTA's retry after a 4xx duplicates
 //! them.
 
+use std::path::PathBuf;
+
 use super::RcptOutcome;
 use crate::filter::{Action, Plan};
 use crate::store::{Folder, Maildir, StoreError, StoredMessage, SystemFlags};
+
+/// The durable file of the message's unedited copy, shared by every later copy of the
+/// same bytes as a hard link (`[mailbox] link_copies`): other recipients of one message
+/// (whose trace headers are then the shared ones) and other folders of one recipient.
+/// A copy whose `editheader` result differs is always written on its own.
+#[derive(Debug, Default)]
+pub struct SharedCopy {
+    enabled: bool,
+    source: Option<PathBuf>,
+}
+
+impl SharedCopy {
+    /// Links copies when `enabled`; otherwise every copy is written.
+    pub fn new(enabled: bool) -> Self {
+        SharedCopy {
+            enabled,
+            source: None,
+        }
+    }
+}
 
 /// Carries out `plan` for one recipient: each stored copy is `header` (this recipient's
 /// trace headers) followed by `body` (the message, scan headers already stripped).
@@ -26,6 +48,19 @@ pub fn execute(
     maildir: &Maildir,
     header: &[u8],
     body: &[u8],
+) -> (RcptOutcome, Vec<String>) {
+    execute_shared(plan, maildir, header, body, &mut SharedCopy::default())
+}
+
+/// [`execute`], with the unedited copies hard links of `shared`'s file when it has one
+/// (else the first such copy written becomes it). `header` must then be the same for
+/// every recipient that shares it.
+pub fn execute_shared(
+    plan: &Plan,
+    maildir: &Maildir,
+    header: &[u8],
+    body: &[u8],
+    shared: &mut SharedCopy,
 ) -> (RcptOutcome, Vec<String>) {
     let mut notes = Vec::new();
 
@@ -73,8 +108,11 @@ pub fn execute(
             create: *create,
         };
         // editheader's result replaces the message, never the trace headers above it.
-        let content = edited.as_deref().unwrap_or(body);
-        match store_once(maildir, &stored, folder, wanted, header, content) {
+        let copy = match edited.as_deref() {
+            Some(edited) => Copy::Edited(edited),
+            None => Copy::Unedited(&mut *shared),
+        };
+        match store_once(maildir, &stored, folder, wanted, header, body, copy) {
             Ok(None) => {}
             Ok(Some(message)) => {
                 if !message.dropped_keywords.is_empty() {
@@ -100,7 +138,8 @@ pub fn execute(
                     keywords: &[],
                     create: false,
                 };
-                return match store_once(maildir, &[], &inbox, plain, header, body) {
+                let copy = Copy::Unedited(shared);
+                return match store_once(maildir, &[], &inbox, plain, header, body, copy) {
                     Ok(message) => {
                         let stored = message.into_iter().collect();
                         (RcptOutcome::Delivered { stored }, notes)
@@ -142,6 +181,14 @@ struct Wanted<'a> {
     create: bool,
 }
 
+/// What one copy holds after the trace headers.
+enum Copy<'a, 's> {
+    /// The message as received (scan headers stripped): may be a link of `SharedCopy`.
+    Unedited(&'s mut SharedCopy),
+    /// The recipient's `editheader` result: always its own file.
+    Edited(&'a [u8]),
+}
+
 /// Stores into `folder` unless this delivery already has a copy there (`Ok(None)`).
 fn store_once(
     maildir: &Maildir,
@@ -150,19 +197,34 @@ fn store_once(
     wanted: Wanted<'_>,
     header: &[u8],
     body: &[u8],
+    copy: Copy<'_, '_>,
 ) -> Result<Option<StoredMessage>, StoreError> {
     if stored.iter().any(|s| s.folder == *folder) {
         return Ok(None);
     }
-    maildir
-        .store_with_keywords(
-            folder,
-            wanted.flags,
-            wanted.keywords,
-            wanted.create,
-            &[header, body],
-        )
-        .map(Some)
+    let (flags, keywords, create) = (wanted.flags, wanted.keywords, wanted.create);
+    let shared = match copy {
+        Copy::Edited(edited) => {
+            let message =
+                maildir.store_with_keywords(folder, flags, keywords, create, &[header, edited])?;
+            return Ok(Some(message));
+        }
+        Copy::Unedited(shared) => shared,
+    };
+    if let (true, Some(source)) = (shared.enabled, &shared.source) {
+        if let Some(message) =
+            maildir.link_with_keywords(source, folder, flags, keywords, create)?
+        {
+            return Ok(Some(message));
+        }
+        // Not linkable (another file system, the source removed by a rollback...): this
+        // copy is written and becomes the source for the next ones.
+    }
+    let message = maildir.store_with_keywords(folder, flags, keywords, create, &[header, body])?;
+    if shared.enabled {
+        shared.source = Some(message.path.clone());
+    }
+    Ok(Some(message))
 }
 
 /// Removes this recipient's copies after `error`, so the retry starts from nothing. A copy

@@ -134,11 +134,25 @@ pub struct TraceInfo<'a> {
 /// `X-Virus-Status`. Every client-supplied value is sanitized so it cannot start a header
 /// line of its own.
 pub fn trace_headers(info: &TraceInfo<'_>, rcpt: &Recipient) -> Vec<u8> {
+    build(info, Some(rcpt))
+}
+
+/// The trace headers every recipient of a message can share: those of [`trace_headers`]
+/// without `Delivered-To` and without the `for` clause of `Received`, as Dovecot's LMTP
+/// writes them for a message with several recipients. The stored copies of such a message
+/// can then be hard links of one file.
+pub fn shared_trace_headers(info: &TraceInfo<'_>) -> Vec<u8> {
+    build(info, None)
+}
+
+fn build(info: &TraceInfo<'_>, rcpt: Option<&Recipient>) -> Vec<u8> {
     let mut out = String::with_capacity(512);
     // Writing into a String cannot fail; the results are ignored for that reason only.
     let _ = write!(out, "Return-Path: <{}>\r\n", clean(info.return_path));
-    // As given in RCPT TO, `+detail` included, as Postfix's local(8) and Dovecot write it.
-    let _ = write!(out, "Delivered-To: {}\r\n", clean(&rcpt.original));
+    if let Some(rcpt) = rcpt {
+        // As given in RCPT TO, `+detail` included, as Postfix's local(8) and Dovecot write it.
+        let _ = write!(out, "Delivered-To: {}\r\n", clean(&rcpt.original));
+    }
 
     let (helo, name, addr) = match &info.client {
         Some(c) => (present(c.helo), present(c.name), present(c.addr)),
@@ -172,12 +186,17 @@ pub fn trace_headers(info: &TraceInfo<'_>, rcpt: &Recipient) -> Vec<u8> {
     }
     let _ = write!(
         out,
-        "by {} (sievegate) with LMTP id {}\r\n\tfor <{}>; {}\r\n",
+        "by {} (sievegate) with LMTP id {}",
         clean(info.hostname),
-        clean(info.session_id),
-        clean(&rcpt.original),
-        rfc5322_date(info.received_at)
+        clean(info.session_id)
     );
+    match rcpt {
+        Some(rcpt) => {
+            let _ = write!(out, "\r\n\tfor <{}>;", clean(&rcpt.original));
+        }
+        None => out.push(';'),
+    }
+    let _ = write!(out, " {}\r\n", rfc5322_date(info.received_at));
 
     let _ = write!(
         out,

@@ -24,12 +24,13 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
+use super::execute::{execute_shared, SharedCopy};
 use super::headers::{
-    has_virus_headers, strip_virus_headers, trace_headers, write_without_virus_headers, ClientInfo,
-    TraceInfo,
+    has_virus_headers, shared_trace_headers, strip_virus_headers, trace_headers,
+    write_without_virus_headers, ClientInfo, TraceInfo,
 };
 use super::view::SieveView;
-use super::{execute, Deferral, RcptOutcome, Services};
+use super::{Deferral, RcptOutcome, Services};
 use crate::address::Recipient;
 use crate::config::OnScanFailure;
 use crate::filter::{FilterInput, ParsedMessage, Plan};
@@ -208,6 +209,12 @@ fn deliver_all(
         received_at,
     };
     let view_notes = view.notes();
+    // With several recipients the stored copies carry trace headers that name none of
+    // them, so the copies can be one file hard-linked into each Maildir (as Dovecot's LMTP
+    // does); redirects still carry the recipient's own (its Delivered-To stops loops).
+    let linking = config.mailbox.link_copies;
+    let shared_header = (linking && envelope.rcpts.len() > 1).then(|| shared_trace_headers(&info));
+    let mut shared = SharedCopy::new(linking);
     let outcomes = each_recipient(&envelope.rcpts, |rcpt| {
         let maildir = Maildir::new(rcpt.expand(&config.mailbox.maildir))
             .with_ownership(config.mailbox.ownership);
@@ -255,7 +262,9 @@ fn deliver_all(
         }
         let header = trace_headers(&info, rcpt);
         let store_started = Instant::now();
-        let (outcome, mut notes) = execute(&plan, &maildir, &header, body);
+        let stored_header = shared_header.as_deref().unwrap_or(&header);
+        let (outcome, mut notes) =
+            execute_shared(&plan, &maildir, stored_header, body, &mut shared);
         crate::metrics::stored(&outcome, store_started.elapsed());
         let outcome = super::send::send(
             services,

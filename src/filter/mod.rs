@@ -1,6 +1,7 @@
 //! Sieve: script resolution (before → personal or default → after), a compile cache keyed by
 //! file identity, and the chain runner that turns one recipient's run into a [`Plan`].
-//! Nothing here touches a mailbox.
+//! Nothing here touches a mailbox. What a [`Filter`] is built from is in `settings.rs`,
+//! which scripts make up a recipient's chain in `resolve.rs`, the runner in `run.rs`.
 //!
 //! # How the chain runs: Pigeonhole's multiscript
 //! The chain is the same as Pigeonhole's multiscript (`sieve_before` scripts, the personal
@@ -66,12 +67,14 @@ pub mod include;
 pub mod lookup;
 pub mod memory;
 pub mod plan;
+mod resolve;
 mod run;
+mod settings;
 pub mod tools;
 mod userlog;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use mail_parser::{Message, MessageParser, MessagePart};
 use sieve::{Compiler, Runtime};
@@ -83,9 +86,9 @@ pub use cache::ScriptProblem;
 pub use lookup::{Mailboxes, SpamScore, DEFAULT_SPECIAL_USE};
 pub use memory::{Memory, VacationPeriods};
 pub use plan::{Action, Plan, Remember, SendKind, INFECTED_VIRUSTEST};
+pub use settings::{FilterConfig, ScriptSettings};
 
 use cache::{Lookup, ScriptCache};
-use run::Slot;
 
 /// `include` commands one script may contain (Pigeonhole's `sieve_include_max_includes`).
 const MAX_INCLUDES_PER_SCRIPT: usize = 255;
@@ -100,100 +103,6 @@ const DUPLICATE_DEFAULT_SECS: u64 = 14 * 86_400;
 /// message that already carries it for the same user has been around once: redirecting it
 /// again would be a loop.
 pub const REDIRECTED_BY: &str = "X-Sievegate-Redirected-By";
-
-/// Which scripts run, and the limits they run under.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FilterConfig {
-    /// Global scripts that run first, in order (Pigeonhole's `sieve_before`).
-    pub before: Vec<PathBuf>,
-    /// Template of the personal script path (`%u`, `%n`, `%d`), e.g.
-    /// `/var/vmail/%d/%n/.dovecot.sieve`; a file or a symlink to one.
-    pub personal: Option<String>,
-    /// Global scripts that run last, in order (Pigeonhole's `sieve_after`).
-    pub after: Vec<PathBuf>,
-    /// Runs in the personal slot when the user has no personal script.
-    pub default: Option<PathBuf>,
-    /// This host's name: the `domain`/`host` environment items and generated Message-IDs.
-    pub hostname: String,
-    /// sieve-rs instruction budget for each script of the chain (as Pigeonhole's CPU limit
-    /// is per script); past it, a runtime error.
-    pub cpu_limit: usize,
-    /// Wall-clock budget for one recipient's whole chain; past it, a runtime error (checked
-    /// between instructions and inside the `:matches` glob matcher).
-    pub max_run_time: Duration,
-    /// The trusted spam score header (`[sieve] spam_score_header`); `None`: `spamtest` is
-    /// always 0 (not tested).
-    pub spam_score: Option<SpamScore>,
-    /// Special-use flag → folder (`[mailbox] special_use`), for `fileinto :specialuse`.
-    pub special_use: Vec<(String, String)>,
-    /// Redirects per message over the whole chain (`[sieve] max_redirects`).
-    pub max_redirects: usize,
-    /// Vacation period bounds (`[sieve] vacation_*_days`).
-    pub vacation: VacationPeriods,
-    /// Include directories, the per-user error log and the limits (`[sieve]`).
-    pub scripts: ScriptSettings,
-}
-
-/// The `[sieve]` settings of script layout and limits, with Dovecot/Pigeonhole defaults.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScriptSettings {
-    /// Template of the user's script directory (`%u %n %d %h`): where `include :personal`
-    /// looks (Pigeonhole's `sieve_dir`; ManageSieve's `sieve/` directory). `None`: personal
-    /// includes find nothing.
-    pub personal_dir: Option<String>,
-    /// Where `include :global` looks (Pigeonhole's `sieve_global`).
-    pub global_dir: Option<PathBuf>,
-    /// Largest script file read and compiled (Pigeonhole's `sieve_max_script_size`, 1 MiB).
-    pub max_script_size: u64,
-    /// Actions one recipient's chain may collect (`sieve_max_actions`, 32).
-    pub max_actions: usize,
-    /// Include nesting below the chain script (`sieve_include_max_nesting_depth`, 10).
-    pub max_include_depth: usize,
-    /// Extensions no script may `require` (compile error), e.g. `redirect`.
-    pub disabled_extensions: Vec<String>,
-    /// Bytes the per-user error log (`<active script>.log`) may reach before it is rotated
-    /// to `.log.0`; 0 turns the log off.
-    pub user_log_size: u64,
-}
-
-impl FilterConfig {
-    /// The filter settings of a validated `[sieve]` section, with `hostname` for the
-    /// environment items and generated Message-IDs.
-    pub fn from_sieve(sieve: &crate::config::SieveConfig, hostname: &str) -> FilterConfig {
-        FilterConfig {
-            before: sieve.before.clone(),
-            personal: sieve.personal.clone(),
-            after: sieve.after.clone(),
-            default: sieve.default.clone(),
-            hostname: hostname.to_string(),
-            cpu_limit: sieve.cpu_limit,
-            max_run_time: sieve.max_run_time,
-            spam_score: sieve.spam_score.clone(),
-            special_use: sieve.special_use.clone(),
-            max_redirects: sieve.max_redirects,
-            vacation: VacationPeriods {
-                min_days: sieve.vacation_days.0,
-                default_days: sieve.vacation_days.1,
-                max_days: sieve.vacation_days.2,
-            },
-            scripts: sieve.scripts.clone(),
-        }
-    }
-}
-
-impl Default for ScriptSettings {
-    fn default() -> Self {
-        ScriptSettings {
-            personal_dir: None,
-            global_dir: None,
-            max_script_size: 1024 * 1024,
-            max_actions: 32,
-            max_include_depth: 10,
-            disabled_extensions: Vec::new(),
-            user_log_size: 64 * 1024,
-        }
-    }
-}
 
 /// Header fields no script may add or delete (editheader, `mime` `enclose`).
 pub const PROTECTED_HEADERS: [&str; 6] = [
@@ -477,91 +386,6 @@ impl Filter {
         notes.append(&mut plan.notes);
         plan.notes = notes;
         plan
-    }
-
-    /// The user's script directory (`personal_dir` expanded).
-    fn personal_dir(&self, rcpt: &Recipient) -> Option<PathBuf> {
-        self.config
-            .scripts
-            .personal_dir
-            .as_deref()
-            .map(|t| rcpt.expand(t))
-    }
-
-    /// The user's active script path (the personal template expanded, symlink not
-    /// followed): its `.log` sibling is the per-user error log.
-    fn active_script(&self, rcpt: &Recipient) -> Option<PathBuf> {
-        self.config.personal.as_deref().map(|t| rcpt.expand(t))
-    }
-
-    /// Looks up and compiles this recipient's chain, in execution order. A missing script is
-    /// left out; a broken one stays in as [`Slot::Broken`] because it ends the chain there.
-    fn resolve(&self, rcpt: &Recipient, notes: &mut Vec<String>) -> Vec<Slot> {
-        let mut chain = Vec::new();
-        for path in &self.config.before {
-            chain.extend(self.global("before", path, notes));
-        }
-        let personal = self.config.personal.as_deref().map(|template| {
-            let path = rcpt.expand(template);
-            let lookup = self.cache.get(&path, &self.compiler);
-            (path, lookup)
-        });
-        match personal {
-            Some((path, Lookup::Ready(script))) => chain.push(Slot::Run {
-                label: run::label("personal", &path),
-                script,
-            }),
-            Some((path, Lookup::Broken(problem))) => {
-                // Once per minute per problem: the same broken script is met by every
-                // delivery to that user until the user fixes it.
-                if self.userlog.server_may_log(&problem.to_string()) {
-                    tracing::error!(user = %rcpt.user(), %problem, "personal Sieve script unusable");
-                }
-                let personal_dir = self.personal_dir(rcpt);
-                let detail = if userlog::inside_user_area(&path, personal_dir.as_deref()) {
-                    problem.to_string()
-                } else {
-                    "the active script is outside your directory".to_string()
-                };
-                self.userlog
-                    .record(&path, &format!("script skipped: {detail}"));
-                notes.push(format!("personal script skipped: {problem}"));
-                chain.push(Slot::Broken {
-                    label: run::label("personal", &path),
-                });
-            }
-            Some((_, Lookup::Missing)) | None => {
-                if let Some(path) = &self.config.default {
-                    chain.extend(self.global("default", path, notes));
-                }
-            }
-        }
-        for path in &self.config.after {
-            chain.extend(self.global("after", path, notes));
-        }
-        chain
-    }
-
-    /// A global script's slot, or `None` when it is missing (logged and noted, skipped).
-    fn global(&self, kind: &str, path: &Path, notes: &mut Vec<String>) -> Option<Slot> {
-        let label = run::label(kind, path);
-        match self.cache.get(path, &self.compiler) {
-            Lookup::Ready(script) => Some(Slot::Run { label, script }),
-            Lookup::Missing => {
-                let problem = ScriptProblem::Unreadable {
-                    path: path.to_path_buf(),
-                    message: "no such file".to_string(),
-                };
-                tracing::error!(%problem, "global Sieve script missing: skipped");
-                notes.push(format!("global script skipped: {problem}"));
-                None
-            }
-            Lookup::Broken(problem) => {
-                tracing::error!(%problem, "global Sieve script unusable");
-                notes.push(format!("global script skipped: {problem}"));
-                Some(Slot::Broken { label })
-            }
-        }
     }
 }
 

@@ -320,6 +320,7 @@ mod tests {
             users_file: None,
             needs_home: false,
             user_concurrency_limit: 10,
+            link_copies: true,
             ownership: Default::default(),
         }
     }

@@ -13,6 +13,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+mod error;
+
+pub(crate) use error::io_err;
+#[cfg(test)]
+use error::is_no_space_error;
+pub use error::StoreError;
+
+use super::dirsync::DirSync;
 use super::{cleanup, keywords, subscriptions};
 use super::{Folder, Ownership, SystemFlags};
 
@@ -47,142 +55,6 @@ pub struct StoredMessage {
 /// The longest file name (one path component) Linux file systems accept: the `.A.B`
 /// directory of a folder must fit, in modified UTF-7.
 pub const NAME_MAX: usize = 255;
-
-/// Why a message could not be stored. Every variant leaves nothing behind.
-///
-/// Errors say *where* they happened: a failure inside a sub-folder (its directory, its
-/// creation, its subscription) is wrapped in [`StoreError::InFolder`], so the caller can
-/// tell "this folder is unusable, store into INBOX instead" ([`StoreError::is_folder_problem`])
-/// from "the Maildir itself is unusable, try again later".
-#[derive(thiserror::Error, Debug)]
-pub enum StoreError {
-    /// The sub-folder does not exist and the caller did not ask to create it.
-    #[error("folder \"{0}\" does not exist")]
-    FolderMissing(Folder),
-    /// The folder's directory name (`.A.B`, modified UTF-7) is longer than [`NAME_MAX`]:
-    /// no retry can ever create it.
-    #[error("folder \"{0}\": directory name longer than {NAME_MAX} bytes")]
-    FolderNameTooLong(Folder),
-    /// Something failed inside a sub-folder (not INBOX, not the Maildir root).
-    #[error("folder \"{folder}\": {source}")]
-    InFolder {
-        /// The sub-folder the store was for.
-        folder: Folder,
-        /// What failed there (an [`StoreError::Io`]).
-        #[source]
-        source: Box<StoreError>,
-    },
-    /// A file-system call failed; `op` names the call, `path` what it was called on.
-    #[error("{op} {}: {source}", path.display())]
-    Io {
-        /// The failed call (`create`, `write`, `fsync`, `rename`, `mkdir`, …).
-        op: &'static str,
-        /// The file or directory it was called on.
-        path: PathBuf,
-        /// What the OS said.
-        #[source]
-        source: io::Error,
-    },
-    /// [`Maildir::remove`] was handed a path that is not a message file of this Maildir.
-    #[error("refusing to remove {}: not a message file below {}", path.display(), root.display())]
-    OutsideRoot {
-        /// The path that was refused.
-        path: PathBuf,
-        /// This Maildir's root.
-        root: PathBuf,
-    },
-}
-
-impl StoreError {
-    /// Wraps an I/O error that happened inside `folder` as [`StoreError::InFolder`]; INBOX
-    /// errors and errors that already say where they happened are returned unchanged.
-    pub(crate) fn in_folder(folder: &Folder, error: StoreError) -> StoreError {
-        match error {
-            StoreError::Io { .. } if !folder.is_inbox() => StoreError::InFolder {
-                folder: folder.clone(),
-                source: Box::new(error),
-            },
-            other => other,
-        }
-    }
-
-    /// True when the file system or the user's quota is full (`ENOSPC`, `EDQUOT`): worth its
-    /// own enhanced status code (RFC 3463 4.2.2 / 4.3.1) and its own log wording. Also
-    /// inside a folder: the disk is just as full for INBOX.
-    pub fn is_no_space(&self) -> bool {
-        match self {
-            StoreError::Io { source, .. } => is_no_space_error(source),
-            StoreError::InFolder { source, .. } => source.is_no_space(),
-            _ => false,
-        }
-    }
-
-    /// True when the user's quota (`EDQUOT`) rather than the whole file system is full.
-    pub fn is_quota_exceeded(&self) -> bool {
-        match self {
-            StoreError::Io { source, .. } => {
-                source.raw_os_error() == Some(libc::EDQUOT)
-                    || source.kind() == io::ErrorKind::QuotaExceeded
-            }
-            StoreError::InFolder { source, .. } => source.is_quota_exceeded(),
-            _ => false,
-        }
-    }
-
-    /// True when this sub-folder cannot take the message and retrying will not change that:
-    /// it does not exist (without `:create`), its name is too long, or a call inside it
-    /// failed with a permanent errno (`is_permanent_error`). The caller stores into INBOX
-    /// instead, as Dovecot/Pigeonhole do. False for anything at INBOX or the Maildir root,
-    /// for a full disk or quota (INBOX is on the same disk) and for transient errors
-    /// (`EIO`, `EMFILE`, a lock timeout, ...): those are worth a 4xx and a retry.
-    pub fn is_folder_problem(&self) -> bool {
-        match self {
-            StoreError::FolderMissing(_) | StoreError::FolderNameTooLong(_) => true,
-            StoreError::InFolder { source, .. } => match source.as_ref() {
-                StoreError::Io { source, .. } => is_permanent_error(source),
-                other => other.is_folder_problem(),
-            },
-            _ => false,
-        }
-    }
-}
-
-/// Errnos that say "this path can never work as it is" (permissions, a read-only mount of
-/// that folder, a file where a directory belongs, a name too long or invalid for this file
-/// system, a symlink loop, too many sub-directories). `ENOSPC`/`EDQUOT` are not among them.
-pub(crate) fn is_permanent_error(err: &io::Error) -> bool {
-    matches!(
-        err.raw_os_error(),
-        Some(
-            libc::EACCES
-                | libc::EPERM
-                | libc::EROFS
-                | libc::ENOTDIR
-                | libc::EISDIR
-                | libc::EEXIST
-                | libc::ENAMETOOLONG
-                | libc::EINVAL
-                | libc::ELOOP
-                | libc::EMLINK
-        )
-    )
-}
-
-/// The classification behind [`StoreError::is_no_space`]: errno first (what the kernel said),
-/// the portable kinds second (errors built without an errno).
-pub(crate) fn is_no_space_error(err: &io::Error) -> bool {
-    matches!(err.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
-        || matches!(
-            err.kind(),
-            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
-        )
-}
-
-/// Builds a `map_err` closure that records which call failed on which path.
-pub(crate) fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StoreError {
-    let path = path.to_path_buf();
-    move |source| StoreError::Io { op, path, source }
-}
 
 impl Maildir {
     /// A Maildir rooted at `root`. Nothing is touched until the first [`Maildir::store`].
@@ -237,12 +109,8 @@ impl Maildir {
         create: bool,
         chunks: &[&[u8]],
     ) -> Result<StoredMessage, StoreError> {
-        if folder.dir_name().is_some_and(|name| name.len() > NAME_MAX) {
-            return Err(StoreError::FolderNameTooLong(folder.clone()));
-        }
-        let dir = self.folder_dir(folder);
         let size: u64 = chunks.iter().map(|c| c.len() as u64).sum();
-        let base = unique_name(size);
+        let (dir, base) = self.locate(folder, size)?;
         let tmp_path = dir.join("tmp").join(&base);
         // `prepare` locates its own errors (root or folder); everything else here happens
         // inside the folder's directory.
@@ -264,35 +132,136 @@ impl Maildir {
         };
         let mut cleanup = Cleanup::new(tmp_path.clone());
         write_all_synced(file, chunks, &tmp_path).map_err(here)?;
+        let place = Placement {
+            folder,
+            flags,
+            keywords,
+            create,
+            dir: &dir,
+            base: &base,
+        };
+        let stored = self.publish(&place, |final_path| fs::rename(&tmp_path, final_path))?;
+        cleanup.disarm();
+        crate::metrics::copy_stored(false);
+        Ok(stored)
+    }
+
+    /// Stores another copy of `source`, a message this process stored and synced earlier
+    /// (another recipient's copy of the same bytes), as a hard link in `folder`: no write and
+    /// no file fsync, only the directory's. `Ok(None)` when the link cannot be made here
+    /// (another file system, a foreign owner under `protected_hardlinks`, the link count at
+    /// its maximum, the source gone): the caller writes the copy instead. Folder creation,
+    /// keywords and the durable directory entry work as in [`Self::store_with_keywords`].
+    ///
+    /// Why the directory's fsync is enough: the source's data and inode were fsynced when it
+    /// was written, and `link` changes only the new entry and the source's link count, in one
+    /// file-system transaction. On a journaling file system (ext4, XFS) the fsync of the
+    /// directory commits that transaction whole; on ext4 without a journal nothing is
+    /// crash-consistent until fsck, which counts the entries and repairs the link count. Both
+    /// copies survive either way; `link_copies = false` writes every copy on its own.
+    pub fn link_with_keywords(
+        &self,
+        source: &Path,
+        folder: &Folder,
+        flags: SystemFlags,
+        keywords: &[String],
+        create: bool,
+    ) -> Result<Option<StoredMessage>, StoreError> {
+        let Ok(meta) = fs::symlink_metadata(source) else {
+            return Ok(None);
+        };
+        if !meta.is_file() {
+            return Ok(None);
+        }
+        let (dir, base) = self.locate(folder, meta.len())?;
+        if !keywords.is_empty() && !dir.join("cur").is_dir() {
+            // Keywords are written into the folder before the link is made.
+            self.prepare(folder, &dir, create)?;
+        }
+        let place = Placement {
+            folder,
+            flags,
+            keywords,
+            create,
+            dir: &dir,
+            base: &base,
+        };
+        let mut refused = false;
+        let stored = self.publish(&place, |final_path| {
+            match fs::hard_link(source, final_path) {
+                Ok(()) => Ok(()),
+                // A missing directory is repaired by `publish` (NotFound); any other failure,
+                // or a source that is gone, is about the link itself: write the copy instead.
+                Err(e) if e.kind() == io::ErrorKind::NotFound && !source.exists() => {
+                    refused = true;
+                    Err(e)
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Err(e),
+                Err(e) => {
+                    refused = true;
+                    Err(e)
+                }
+            }
+        });
+        match stored {
+            Ok(stored) => {
+                crate::metrics::copy_stored(true);
+                Ok(Some(stored))
+            }
+            Err(_) if refused => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The folder's directory and a fresh unique base name for a message of `size` bytes.
+    fn locate(&self, folder: &Folder, size: u64) -> Result<(PathBuf, String), StoreError> {
+        if folder.dir_name().is_some_and(|name| name.len() > NAME_MAX) {
+            return Err(StoreError::FolderNameTooLong(folder.clone()));
+        }
+        Ok((self.folder_dir(folder), unique_name(size)))
+    }
+
+    /// Makes a durable message visible: its keywords assigned, `make` (rename or link)
+    /// called with its final path in `new/` or `cur/`, and that directory synced (shared
+    /// with concurrent deliveries, [`DirSync`]). On an error after `make` succeeded the
+    /// final file is removed again.
+    fn publish<F>(&self, place: &Placement<'_>, mut make: F) -> Result<StoredMessage, StoreError>
+    where
+        F: FnMut(&Path) -> io::Result<()>,
+    {
+        let here = |e: StoreError| StoreError::in_folder(place.folder, e);
+        let dir = place.dir;
         // The folder exists now; a new keyword is durable in `dovecot-keywords` before a
         // file name refers to its letter.
-        let assigned = keywords::assign(&dir, keywords, &self.owner).map_err(here)?;
-
-        let final_path = if flags.is_empty() && assigned.letters.is_empty() {
-            dir.join("new").join(&base)
+        let assigned = keywords::assign(dir, place.keywords, &self.owner).map_err(here)?;
+        let final_path = if place.flags.is_empty() && assigned.letters.is_empty() {
+            dir.join("new").join(place.base)
         } else {
             // Dovecot's order: system flag letters (ASCII), then keyword letters by index.
-            let info = format!("{}{}", flags.info(), assigned.letters);
-            dir.join("cur").join(format!("{base}:2,{info}"))
+            let info = format!("{}{}", place.flags.info(), assigned.letters);
+            dir.join("cur").join(format!("{}:2,{info}", place.base))
         };
-        match fs::rename(&tmp_path, &final_path) {
+        match make(&final_path) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                // new/ or cur/ went missing while tmp/ is there: repair and retry once.
-                self.prepare(folder, &dir, create)?;
-                fs::rename(&tmp_path, &final_path)
-                    .map_err(io_err("rename", &tmp_path))
+                // new/ or cur/ went missing: repair and retry once.
+                self.prepare(place.folder, dir, place.create)?;
+                make(&final_path)
+                    .map_err(io_err("rename", &final_path))
                     .map_err(here)?;
             }
-            Err(e) => return Err(here(io_err("rename", &tmp_path)(e))),
+            Err(e) => return Err(here(io_err("rename", &final_path)(e))),
         }
-        // From here a failure must remove the final file, not the (renamed) tmp one.
-        cleanup.path = final_path.clone();
-        let final_dir = final_path.parent().unwrap_or(&dir);
-        sync_dir(final_dir).map_err(here)?;
+        // From here a failure must remove the final file.
+        let mut cleanup = Cleanup::new(final_path.clone());
+        let final_dir = final_path.parent().unwrap_or(dir);
+        DirSync::global()
+            .sync(final_dir)
+            .map_err(io_err("fsync dir", final_dir))
+            .map_err(here)?;
         cleanup.disarm();
         Ok(StoredMessage {
-            folder: folder.clone(),
+            folder: place.folder.clone(),
             path: final_path,
             dropped_keywords: assigned.dropped,
         })
@@ -408,6 +377,18 @@ impl Maildir {
         }
         Ok(())
     }
+}
+
+/// Where [`Maildir::publish`] puts a message.
+struct Placement<'a> {
+    folder: &'a Folder,
+    flags: SystemFlags,
+    keywords: &'a [String],
+    create: bool,
+    /// The folder's directory.
+    dir: &'a Path,
+    /// The unique base name (without the `:2,` info).
+    base: &'a str,
 }
 
 /// Unlinks `path` when dropped, unless disarmed: whatever goes wrong after the file was
@@ -530,5 +511,7 @@ fn escape_hostname(host: &str) -> String {
     host.replace('/', "\\057").replace(':', "\\072")
 }
 
+#[cfg(test)]
+mod link_tests;
 #[cfg(test)]
 mod tests;

@@ -1,12 +1,14 @@
 //! The Maildir++ store: folder names, flags, and the durable writer.
 //!
 //! [`Folder`] and [`SystemFlags`] say *where* and *how* a message is stored; [`Maildir`]
-//! does the durable write (see [`maildir`]); [`keywords`] keeps Dovecot's `dovecot-keywords`; `subscriptions` keeps Dovecot's subscription
+//! does the durable write (see [`maildir`]), hard links for more copies of the same
+//! bytes, and shares directory fsyncs among concurrent deliveries ([`dirsync`]); [`keywords`] keeps Dovecot's `dovecot-keywords`; `subscriptions` keeps Dovecot's subscription
 //! file in step with the folders we create; [`cleanup`] removes `tmp/` files a crash left.
 
 use std::fmt;
 
 pub mod cleanup;
+pub mod dirsync;
 pub mod keywords;
 pub mod maildir;
 pub mod owner;

@@ -79,6 +79,37 @@ fn clean_mail_is_stored_with_crlf_and_trace_headers_exit_0() {
     assert!(run.stderr.contains("delivered"), "{}", run.stderr);
 }
 
+/// A message past `spool_threshold` is read into a spool file, normalised on the way (the
+/// From_ line dropped, LF → CRLF), and scanned and stored like a small one.
+#[test]
+fn a_large_message_is_spooled_and_stored_whole() {
+    let mut options = Options::new(Clamd::shared().addr());
+    options.server_extra = vec!["spool_threshold = 65536".into()];
+    let env = Env::new(options);
+    let mut message = clean_message("lda large");
+    for i in 0..40_000 {
+        message.extend_from_slice(format!("line {i} of a large message body\r\n").as_bytes());
+    }
+    assert!(message.len() > 1_000_000);
+    let run = deliver(
+        &env,
+        &["-a", "bob@example.test"],
+        &as_local_hands_it(&message),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let stored = env.messages("bob", "");
+    assert_eq!(stored.len(), 1, "{}", run.stderr);
+    let (trace, body) = split_trace(&stored[0].1);
+    assert_eq!(body.len(), message.len());
+    assert!(body == &message[..], "byte for byte");
+    let trace = String::from_utf8_lossy(trace);
+    assert!(
+        trace.contains("Return-Path: <sender@remote.example>"),
+        "{trace}"
+    );
+    assert!(trace.contains("X-Virus-Status: Clean"), "{trace}");
+}
+
 #[test]
 fn sender_from_the_mbox_line_without_f() {
     let env = env_with(None);

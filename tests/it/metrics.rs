@@ -172,6 +172,21 @@ fn metrics_count_clean_and_infected_deliveries() {
         2.0,
         "one store per delivered recipient; the quarantined one stored nothing"
     );
+    // Alice's and Bob's copies of the clean message: one file, hard-linked.
+    assert_eq!(
+        get(&m, "sievegate_stored_copies_total{how=\"written\"}"),
+        1.0
+    );
+    assert_eq!(
+        get(&m, "sievegate_stored_copies_total{how=\"linked\"}"),
+        1.0
+    );
+    assert_eq!(
+        get(&m, "sievegate_dir_fsyncs_total{what=\"requested\"}"),
+        2.0
+    );
+    let runs = get(&m, "sievegate_dir_fsyncs_total{what=\"run\"}");
+    assert!((1.0..=2.0).contains(&runs), "{runs}");
     assert!(get(&m, "sievegate_sessions_total") >= 2.0);
 
     // An open session shows in the gauge (earlier ones may take a moment to end).

@@ -146,6 +146,96 @@ fn dovecot_reads_what_sievegate_stored_from_postfix() {
     dovecot.stop();
 }
 
+/// Two recipients in one LMTP transaction (Postfix groups them): sievegate stores one file
+/// hard-linked into both Maildirs; Dovecot reads it as each user's message, and expunging
+/// it for one user leaves the other's intact.
+#[test]
+fn dovecot_reads_one_linked_file_as_each_users_message() {
+    use std::os::unix::fs::MetadataExt;
+    let mut dovecot = Dovecot::start();
+    let mut options = Options::new(Clamd::shared().addr());
+    options.maildir = Some(format!("{}/mail/%d/%n/Maildir", dovecot.root().display()));
+    let gate = Gate::start_with_mailbox(Lmtp::Unix, options, &["owner = \"mail\""]);
+    let postfix = gate.postfix(|_| {});
+    let rcpts = ["bob@example.test", "carol@example.test"];
+    let id = postfix.submit(
+        "sender@remote.example",
+        &rcpts,
+        &message("shared", "dc-link"),
+    );
+    for rcpt in rcpts {
+        postfix.wait_status(&id, rcpt, "sent");
+    }
+    postfix.wait_queue_empty(Duration::from_secs(30));
+    assert_no_bounce(&postfix, &gate);
+
+    let new_file = |user: &str| {
+        let dir = dovecot
+            .root()
+            .join(format!("mail/example.test/{user}/Maildir/new"));
+        let files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|e| e.expect("entry").path())
+            .collect();
+        assert_eq!(files.len(), 1, "{files:?}");
+        files[0].clone()
+    };
+    let (bob, carol) = (new_file("bob"), new_file("carol"));
+    let meta = std::fs::metadata(&bob).expect("bob's file");
+    assert_eq!(
+        meta.ino(),
+        std::fs::metadata(&carol).expect("carol's").ino()
+    );
+    assert_eq!(meta.nlink(), 2, "one file, two links");
+
+    let fetch_body = |user: &str| {
+        doveadm_raw(
+            &dovecot,
+            &["fetch", "-u", user, "body", "mailbox", "INBOX", "ALL"],
+        )
+    };
+    let want = [b"body:\n".as_slice(), &body("dc-link")].concat();
+    for rcpt in rcpts {
+        assert_eq!(fetch_body(rcpt), want, "{rcpt}: the body Dovecot reads");
+        let header = doveadm(
+            &dovecot,
+            &["fetch", "-u", rcpt, "hdr", "mailbox", "INBOX", "ALL"],
+        );
+        assert!(!header.contains("Delivered-To:"), "{header}");
+    }
+    doveadm(
+        &dovecot,
+        &[
+            "expunge",
+            "-u",
+            "bob@example.test",
+            "mailbox",
+            "INBOX",
+            "ALL",
+        ],
+    );
+    let gone = doveadm(
+        &dovecot,
+        &[
+            "fetch",
+            "-u",
+            "bob@example.test",
+            "body",
+            "mailbox",
+            "INBOX",
+            "ALL",
+        ],
+    );
+    assert!(gone.trim().is_empty(), "bob's copy expunged: {gone}");
+    assert_eq!(
+        fetch_body("carol@example.test"),
+        want,
+        "carol's copy intact"
+    );
+    assert_eq!(std::fs::metadata(&carol).expect("carol's").nlink(), 1);
+    dovecot.stop();
+}
+
 fn doveadm_raw(dovecot: &Dovecot, args: &[&str]) -> Vec<u8> {
     let out = Command::new("/usr/bin/doveadm")
         .arg("-c")

@@ -47,38 +47,73 @@ async fn clean_mail_to_two_recipients_split_at_every_byte() {
         assert_eq!(got, want, "split at byte {k}");
         runs += 1;
     }
-    // Delivered-To carries the recipient as given, +detail included (as Postfix and Dovecot).
+    // Two recipients: one file hard-linked into both Maildirs, whose trace headers name
+    // neither (as Dovecot's LMTP writes a message with several recipients).
+    let alice = env.messages("alice", "");
+    let bob = env.messages("bob", "");
+    assert_eq!(
+        (alice.len(), bob.len()),
+        (runs, runs),
+        "one file per run each"
+    );
+    for (path, bytes) in alice.iter().chain(&bob) {
+        let (trace, rest) = split_trace(bytes);
+        assert_eq!(
+            rest,
+            &message[..],
+            "{}: byte-identical below our headers",
+            path.display()
+        );
+        let trace = String::from_utf8_lossy(trace);
+        assert!(
+            trace.starts_with("Return-Path: <sender@remote.example>\r\n"),
+            "{trace}"
+        );
+        assert!(!trace.contains("Delivered-To:"), "{trace}");
+        assert!(!trace.contains("\tfor <"), "{trace}");
+        assert!(trace.contains("X-Virus-Status: Clean\r\n"), "{trace}");
+        assert!(
+            path.to_string_lossy()
+                .contains(&format!(",S={}", bytes.len())),
+            "{}",
+            path.display()
+        );
+        assert_eq!(nlink(path), 2, "{}: linked, not copied", path.display());
+    }
+}
+
+fn nlink(path: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).expect("stored file").nlink()
+}
+
+/// With `link_copies = false` every recipient gets a file of its own with its own
+/// Delivered-To, +detail included (as Postfix's local(8) writes it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_link_copies_each_recipient_has_its_own_delivered_to() {
+    let mut options = Options::new(Clamd::shared().addr());
+    options.mailbox_extra = vec!["link_copies = false".into()];
+    let env = Env::new(options);
+    let message = clean_message("own copies");
+    let input = transaction(&["alice@example.test", "Bob+news@Example.TEST"], &message);
+    let got = env.transcript(&[&input]).await;
+    assert!(got.contains("<Bob+news@Example.TEST> ID Saved"), "{got}");
     for (user, rcpt) in [
         ("alice", "alice@example.test"),
         ("bob", "Bob+news@Example.TEST"),
     ] {
         let stored = env.messages(user, "");
-        assert_eq!(stored.len(), runs, "{user}: one file per run");
-        for (path, bytes) in &stored {
-            let (trace, rest) = split_trace(bytes);
-            assert_eq!(
-                rest,
-                &message[..],
-                "{}: byte-identical below our headers",
-                path.display()
-            );
-            let trace = String::from_utf8_lossy(trace);
-            assert!(
-                trace.starts_with("Return-Path: <sender@remote.example>\r\n"),
-                "{trace}"
-            );
-            assert!(
-                trace.contains(&format!("Delivered-To: {rcpt}\r\n")),
-                "{trace}"
-            );
-            assert!(trace.contains("X-Virus-Status: Clean\r\n"), "{trace}");
-            assert!(
-                path.to_string_lossy()
-                    .contains(&format!(",S={}", bytes.len())),
-                "{}",
-                path.display()
-            );
-        }
+        assert_eq!(stored.len(), 1, "{user}");
+        let (path, bytes) = &stored[0];
+        let (trace, rest) = split_trace(bytes);
+        assert_eq!(rest, &message[..]);
+        let trace = String::from_utf8_lossy(trace);
+        assert!(
+            trace.contains(&format!("Delivered-To: {rcpt}\r\n")),
+            "{trace}"
+        );
+        assert!(trace.contains(&format!("\tfor <{rcpt}>;")), "{trace}");
+        assert_eq!(nlink(path), 1, "{}", path.display());
     }
 }
 

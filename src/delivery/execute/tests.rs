@@ -428,3 +428,75 @@ fn unusable_root_fails() {
         }
     ));
 }
+
+#[test]
+fn shared_copies_are_links_and_edited_ones_are_not() {
+    use std::os::unix::fs::MetadataExt;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (header, body) = (
+        b"X-Trace: shared\r\n".as_slice(),
+        b"\r\nbody\r\n".as_slice(),
+    );
+    let mut shared = SharedCopy::new(true);
+    let inode = |root: &Path| -> Vec<u64> {
+        let mut inodes = Vec::new();
+        for dir in ["", ".Work"] {
+            for sub in ["new", "cur"] {
+                let Ok(rd) = fs::read_dir(root.join(dir).join(sub)) else {
+                    continue;
+                };
+                inodes.extend(rd.map(|e| e.expect("entry").metadata().expect("meta").ino()));
+            }
+        }
+        inodes
+    };
+    // Alice: INBOX and Work (the second folder links the first copy).
+    let alice = Maildir::new(tmp.path().join("alice"));
+    let two = plan(vec![
+        store("INBOX", &[], false),
+        store("Work", &["\\Seen"], true),
+    ]);
+    let (outcome, _) = execute_shared(&two, &alice, header, body, &mut shared);
+    assert!(
+        matches!(outcome, RcptOutcome::Delivered { .. }),
+        "{outcome:?}"
+    );
+    // Bob: INBOX, a link as well.
+    let bob = Maildir::new(tmp.path().join("bob"));
+    let one = plan(vec![store("INBOX", &[], false)]);
+    let (outcome, _) = execute_shared(&one, &bob, header, body, &mut shared);
+    assert!(
+        matches!(outcome, RcptOutcome::Delivered { .. }),
+        "{outcome:?}"
+    );
+    let mut all = inode(alice.root());
+    all.extend(inode(bob.root()));
+    assert_eq!(all.len(), 3);
+    assert!(all.iter().all(|i| *i == all[0]), "one file: {all:?}");
+    // Carol's editheader result differs: her own file, and the shared source is kept.
+    let carol = Maildir::new(tmp.path().join("carol"));
+    let edited = plan(vec![Action::Store {
+        folder: Folder::inbox(),
+        flags: SystemFlags::default(),
+        keywords: Vec::new(),
+        create: false,
+        edited: Some(b"X-Edited: yes\r\n\r\nbody\r\n".as_slice().into()),
+    }]);
+    let (outcome, _) = execute_shared(&edited, &carol, header, body, &mut shared);
+    assert!(
+        matches!(outcome, RcptOutcome::Delivered { .. }),
+        "{outcome:?}"
+    );
+    assert_ne!(inode(carol.root()), vec![all[0]]);
+    // Without sharing every copy is a file of its own.
+    let mut off = SharedCopy::new(false);
+    let dave = Maildir::new(tmp.path().join("dave"));
+    let (outcome, _) = execute_shared(&two, &dave, header, body, &mut off);
+    assert!(
+        matches!(outcome, RcptOutcome::Delivered { .. }),
+        "{outcome:?}"
+    );
+    let dave_inodes = inode(dave.root());
+    assert_eq!(dave_inodes.len(), 2);
+    assert_ne!(dave_inodes[0], dave_inodes[1]);
+}

@@ -41,6 +41,8 @@ pub struct Options {
     pub extra_sections: Vec<String>,
     /// `[sieve] before`; `None`: the shipped `sieve/virus-policy.sieve`.
     pub before: Option<Vec<String>>,
+    /// Extra `key = value` lines for `[mailbox]`.
+    pub mailbox_extra: Vec<String>,
 }
 
 impl Options {
@@ -63,6 +65,7 @@ impl Options {
             scanner_extra: Vec::new(),
             extra_sections: Vec::new(),
             before: None,
+            mailbox_extra: Vec::new(),
         }
     }
 }
@@ -117,6 +120,7 @@ on_failure = "{on_failure}"
 [mailbox]
 domains = ["example.test", "other.example"]
 maildir = "{maildir}"
+{mailbox_extra}
 [sieve]
 before = [{before}]
 personal = "mail/%d/%n/.dovecot.sieve"
@@ -139,6 +143,7 @@ default = "{repo}/sieve/default.sieve"
             scanner_extra = options.scanner_extra.join("\n"),
             server_extra = options.server_extra.join("\n"),
             sieve_extra = options.sieve_extra.join("\n"),
+            mailbox_extra = options.mailbox_extra.join("\n"),
             before = options
                 .before
                 .as_deref()

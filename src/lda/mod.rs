@@ -35,6 +35,8 @@
 //! `warn` (`RUST_LOG=info` gives the per-recipient lines), and a failing status ends with
 //! one line per failed recipient that names no path or internal detail.
 
+mod input;
+
 use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,6 +45,7 @@ use crate::address::{AddressError, Recipient};
 use crate::config::{Config, OnScanFailure};
 use crate::delivery::{self, Client, Envelope, RcptOutcome, Route, Services};
 use crate::scan::Verdict;
+use crate::spool::MessageBytes;
 use crate::store::Folder;
 use crate::users::Refusal;
 
@@ -116,23 +119,31 @@ pub fn run(config_path: &std::path::Path, request: &Request, input: impl Read) -
         eprintln!("sievegate deliver: at least one -a RECIPIENT is needed");
         return exit::TEMPFAIL;
     }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("sievegate deliver: cannot start the runtime: {e}");
+            return exit::TEMPFAIL;
+        }
+    };
     let max = config.server.max_message_size;
-    let raw = match read_bounded(input, max) {
-        Ok(Some(raw)) => raw,
+    let spool = config.server.spool.clone();
+    let read = runtime.block_on(input::read_message(input, max, spool));
+    let (mbox_from, message) = match read {
+        Ok(Some(read)) => read,
         Ok(None) => {
             eprintln!("sievegate deliver: message size exceeds fixed maximum message size");
             return exit::DATAERR;
         }
         Err(e) => {
-            eprintln!("sievegate deliver: cannot read the message: {e}");
+            eprintln!("sievegate deliver: {e}");
             return exit::TEMPFAIL;
         }
     };
-    let (mbox_from, message) = normalize(&raw);
-    if message.len() > max {
-        eprintln!("sievegate deliver: message size exceeds fixed maximum message size");
-        return exit::DATAERR;
-    }
     let mail_from = request
         .from
         .as_deref()
@@ -143,17 +154,6 @@ pub fn run(config_path: &std::path::Path, request: &Request, input: impl Read) -
         Ok(services) => Arc::new(services),
         Err(e) => {
             eprintln!("sievegate deliver: state store: {e}");
-            return exit::TEMPFAIL;
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("sievegate deliver: cannot start the runtime: {e}");
             return exit::TEMPFAIL;
         }
     };
@@ -175,7 +175,7 @@ async fn deliver(
     request: &Request,
     mail_from: String,
     folder: Option<Folder>,
-    message: Vec<u8>,
+    message: MessageBytes,
 ) -> Vec<Fate> {
     let mailbox = &services.config.mailbox;
     let mut fates = Vec::with_capacity(request.rcpts.len());
@@ -361,39 +361,6 @@ fn client_from_env() -> Client {
     }
 }
 
-/// Reads up to `max` bytes (plus one, to tell "too big"); `None` when there is more.
-fn read_bounded(input: impl Read, max: usize) -> std::io::Result<Option<Vec<u8>>> {
-    let mut buf = Vec::new();
-    input
-        .take(max.saturating_add(1) as u64)
-        .read_to_end(&mut buf)?;
-    Ok((buf.len() <= max).then_some(buf))
-}
-
-/// The message as LMTP would have stored it: CRLF line ends (a bare LF becomes CRLF, as
-/// the MTA sends it over LMTP), and without the mbox `From ` line local(8) puts first, whose
-/// address is returned (dovecot-lda takes it as the sender when there is no `-f`).
-fn normalize(raw: &[u8]) -> (Option<String>, Vec<u8>) {
-    let mut body = raw;
-    let mut from = None;
-    if body.starts_with(b"From ") {
-        let end = memchr::memchr(b'\n', body).map_or(body.len(), |i| i + 1);
-        let line = String::from_utf8_lossy(&body[5..end]);
-        from = line.split_whitespace().next().map(str::to_string);
-        body = &body[end..];
-    }
-    let mut out = Vec::with_capacity(body.len() + body.len() / 32);
-    let mut prev = 0u8;
-    for &b in body {
-        if b == b'\n' && prev != b'\r' {
-            out.push(b'\r');
-        }
-        out.push(b);
-        prev = b;
-    }
-    (from, out)
-}
-
 /// `<a@b>` → `a@b`; `<>` → `""`, the null sender.
 fn strip_brackets(address: &str) -> String {
     let a = address.trim();
@@ -406,38 +373,6 @@ fn strip_brackets(address: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn normalize_table() {
-        let cases: &[(&[u8], Option<&str>, &[u8])] = &[
-            (b"a\nb\n", None, b"a\r\nb\r\n"),
-            (b"a\r\nb\r\n", None, b"a\r\nb\r\n"),
-            (b"a\r\nb\nc", None, b"a\r\nb\r\nc"),
-            (b"a\rb\n", None, b"a\rb\r\n"),
-            (
-                b"From bob@example.org  Sat Nov 28 10:00:00 2026\nSubject: x\n\nhi\n",
-                Some("bob@example.org"),
-                b"Subject: x\r\n\r\nhi\r\n",
-            ),
-            (b"From: a@b\n", None, b"From: a@b\r\n"),
-            (b"", None, b""),
-            (b"\n\n", None, b"\r\n\r\n"),
-        ];
-        for (raw, from, want) in cases {
-            let (got_from, got) = normalize(raw);
-            assert_eq!(got_from.as_deref(), *from, "{raw:?}");
-            assert_eq!(got, *want, "{raw:?}");
-        }
-    }
-
-    #[test]
-    fn read_is_bounded() {
-        assert_eq!(
-            read_bounded(&b"12345"[..], 5).expect("read"),
-            Some(b"12345".to_vec())
-        );
-        assert_eq!(read_bounded(&b"123456"[..], 5).expect("read"), None);
-    }
 
     #[test]
     fn worst_status_wins() {

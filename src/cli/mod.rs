@@ -1,0 +1,104 @@
+//! The subcommands of the `sievegate` binary, one file each (the clap definitions and the
+//! dispatch stay in `main.rs`); what `serve` and `check-config` share is here: loading the
+//! config with every problem reported, and the note on who counts as a recipient.
+
+pub mod check_config;
+pub mod deliver;
+pub mod quarantine;
+pub mod serve;
+pub mod sieve;
+
+use sievegate::config::{Config, ConfigError};
+use sievegate::delivery::Services;
+use sievegate::filter::{Filter, FilterConfig};
+use sievegate::users::Users;
+
+/// Loads the config and compiles the global scripts; every problem goes to stderr. When the
+/// config itself is invalid, the scripts it names are still compiled, so one run shows all.
+/// `open_state`: open the state store of `[state] dir` (serve); `check-config` leaves it
+/// alone, so checking a file never creates a database.
+fn load(path: &std::path::Path, open_state: bool, say: Say) -> Option<Services> {
+    let config = match Config::load(path) {
+        Ok(config) => config,
+        Err(e) => {
+            for line in e.to_string().lines() {
+                say.problem(line);
+            }
+            if let ConfigError::Invalid { sieve, .. } = e {
+                // The personal script is per user: nothing to compile here.
+                let sieve = sievegate::config::SieveConfig {
+                    personal: None,
+                    ..*sieve
+                };
+                let filter = Filter::new(FilterConfig::from_sieve(&sieve, "localhost"));
+                for p in filter.check() {
+                    say.problem(&p.to_string());
+                }
+            }
+            return None;
+        }
+    };
+    for warning in config.warnings() {
+        say.warning(&format!("{}: warning: {warning}", path.display()));
+    }
+    let services = if open_state {
+        match Services::open(config) {
+            Ok(services) => services,
+            Err(e) => {
+                say.problem(&format!("{}: {e}", path.display()));
+                return None;
+            }
+        }
+    } else {
+        Services::new(config)
+    };
+    let problems = services.filter.check();
+    for p in &problems {
+        say.problem(&p.to_string());
+    }
+    problems.is_empty().then_some(services)
+}
+
+/// Where [`load`] reports: `check-config` prints plain lines; `serve` logs them, so a
+/// JSON log stays one object per line.
+#[derive(Clone, Copy)]
+enum Say {
+    Stderr,
+    Log,
+}
+
+impl Say {
+    fn problem(self, text: &str) {
+        match self {
+            Say::Stderr => eprintln!("{text}"),
+            Say::Log => tracing::error!("{text}"),
+        }
+    }
+
+    fn warning(self, text: &str) {
+        match self {
+            Say::Stderr => eprintln!("{text}"),
+            Say::Log => tracing::warn!("{text}"),
+        }
+    }
+}
+
+/// Who counts as a recipient, for `check-config` and the startup log: without a users file
+/// any local part is accepted, which an admin should know.
+fn recipients_note(services: &Services) -> String {
+    let domains = services.config.mailbox.domains.join(", ");
+    match (&services.users, services.users.table()) {
+        (Users::Everyone, _) => {
+            format!("recipients: every local part at {domains} is accepted (no mailbox.users_file)")
+        }
+        (Users::File(file), Some(table)) => format!(
+            "recipients: the {} users in {} (others get 550 5.1.1)",
+            table.len(),
+            file.path().display()
+        ),
+        (Users::File(file), None) => format!(
+            "recipients: {} could not be read: every recipient gets 451 until it can",
+            file.path().display()
+        ),
+    }
+}

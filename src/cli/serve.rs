@@ -1,0 +1,211 @@
+//! `sievegate serve`: the wiring around [`Server`]: the log writer, listeners, the metrics
+//! responder, the SIGHUP reload loop, the clamd probe, the background tasks (tmp/ sweep,
+//! quarantine purge, outbox, notifier), systemd readiness and the bounded shutdown.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use sievegate::config::Config;
+use sievegate::delivery::Services;
+use sievegate::server::Server;
+
+use super::{load, recipients_note, Say};
+
+pub fn serve(path: PathBuf) -> ExitCode {
+    // The log writer follows [log], so the file is read for it first; when it cannot be
+    // read, `load` below logs why and the default writer is as good as any. From here on
+    // everything goes through the log writer, so a JSON log stays one object per line.
+    let log_config = Config::load(&path).map(|c| c.log).unwrap_or_default();
+    let mut log = sievegate::logging::init(&log_config);
+    let Some(services) = load(&path, true, Say::Log) else {
+        tracing::error!("not starting: fix the configuration above");
+        return ExitCode::FAILURE;
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        // Signal handlers first: a SIGTERM during startup must still mean a clean exit, and
+        // a SIGHUP must not kill the process (its default action).
+        let (shutdown, mut hangup) = match (
+            shutdown_signal(),
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()),
+        ) {
+            (Ok(shutdown), Ok(hangup)) => (shutdown, hangup),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::error!("cannot install signal handlers: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let services = Arc::new(services);
+        let server = match Server::bind(Arc::clone(&services)).await {
+            Ok(server) => server,
+            Err(e) => {
+                tracing::error!("{e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let metrics = match services.config.server.metrics_listen {
+            Some(addr) => match sievegate::metrics::bind(addr).await {
+                Ok(listener) => Some(listener),
+                Err(e) => {
+                    tracing::error!("cannot serve metrics on {addr} (server.metrics_listen): {e}");
+                    return ExitCode::FAILURE;
+                }
+            },
+            None => None,
+        };
+        for addr in server.local_addrs() {
+            tracing::info!(%addr, "listening on {addr}");
+        }
+        sievegate::systemd::ready();
+        tracing::info!("{}", recipients_note(&services));
+        let current = server.current();
+        start_tmp_sweep(&services);
+        start_quarantine_purge(current.clone());
+        // The clamd probe (health gating at MAIL); its own task, so a hung clamd cannot
+        // hold startup for the whole scan timeout.
+        let mut probe = tokio::spawn(sievegate::scan::health::watch(
+            services.scanner.clone(),
+            services.config.scanner.health_interval,
+        ));
+        // One shutdown signal for the server and the background senders: the notifier
+        // queues a pending digest when it stops, the outbox finishes its pass.
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        if let Some(listener) = metrics {
+            // Not "listening on": that phrase names the LMTP listeners in the log.
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!(%addr, "metrics at http://{addr}/metrics");
+            }
+            tokio::spawn(sievegate::metrics::serve(
+                listener,
+                stopped(stop_rx.clone()),
+            ));
+        }
+        // SIGHUP: one log line per reload (reloaded, or refused with every problem). The
+        // outbox and the notifier started below belong to the process, not to a config:
+        // reloads reuse them.
+        let reload_path = path.clone();
+        let reload_current = current.clone();
+        tokio::spawn(async move {
+            while hangup.recv().await.is_some() {
+                sievegate::systemd::reloading();
+                let old = reload_current.get();
+                if let Some(new) = sievegate::reload::apply(&reload_path, &reload_current).await {
+                    log.set_level(&new.config.log.level);
+                    // New clamd settings: a new scanner, whose health only a new probe keeps.
+                    if !sievegate::reload::same_probe(&old, &new) {
+                        probe.abort();
+                        probe = tokio::spawn(sievegate::scan::health::watch(
+                            new.scanner.clone(),
+                            new.config.scanner.health_interval,
+                        ));
+                    }
+                }
+                drop(old);
+                sievegate::systemd::ready();
+            }
+        });
+        let outbox = services.outbox.clone();
+        let outbox_task = tokio::spawn(outbox.run(stopped(stop_rx.clone())));
+        let notifier_task = services.notifier.clone().map(|notifier| {
+            let stop = stopped(stop_rx.clone());
+            tokio::spawn(async move { notifier.run(stop).await })
+        });
+        // The startup services stay referenced only through `current` from here on, so a
+        // reload lets them go once their sessions are done.
+        drop(services);
+        server
+            .run(async move {
+                shutdown.await;
+                sievegate::systemd::stopping();
+                let _ = stop_tx.send(true);
+            })
+            .await;
+        if let Some(task) = notifier_task {
+            let _ = task.await;
+        }
+        // Bounded: a relay that hangs must not keep the process alive; what is not sent
+        // stays queued in the state store for the next start.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), outbox_task).await;
+        ExitCode::SUCCESS
+    })
+}
+
+/// Installs the SIGTERM and SIGINT handlers now; the returned future resolves on either.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
+    })
+}
+
+/// Removes crash leftovers from every Maildir's `tmp/` in a background thread: the walk may
+/// be long and must not delay serving (deliveries clean their own folder anyway).
+fn start_tmp_sweep(services: &Services) {
+    let mailbox = services.config.mailbox.clone();
+    let table = services.users.table();
+    let spawned = std::thread::Builder::new()
+        .name("tmp-sweep".into())
+        .spawn(move || {
+            let sweep = sievegate::store::cleanup::startup_sweep(&mailbox, table.as_deref());
+            tracing::info!(
+                maildirs = sweep.maildirs,
+                removed = sweep.removed,
+                truncated = sweep.truncated,
+                "tmp/ sweep done: {} leftover files removed from {} Maildirs",
+                sweep.removed,
+                sweep.maildirs
+            );
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the tmp/ sweep; deliveries still clean their folders");
+    }
+}
+
+/// Purges quarantine entries older than `[quarantine] retention_days` now and every hour,
+/// in a thread: deleting thousands of files must not hold up deliveries. Each pass uses the
+/// current services, so a reload that enables the quarantine or changes the retention
+/// applies from the next pass.
+fn start_quarantine_purge(current: sievegate::reload::Current) {
+    let spawned = std::thread::Builder::new()
+        .name("quarantine-purge".into())
+        .spawn(move || loop {
+            let services = current.get();
+            if let Some(q) = &services.quarantine {
+                let before = std::time::SystemTime::now()
+                    .checked_sub(services.config.quarantine.retention)
+                    .unwrap_or(std::time::UNIX_EPOCH);
+                match q.purge(before, |_, _| {}) {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(purged = n, "quarantine: {n} entries past retention purged")
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "quarantine purge failed; retrying in an hour")
+                    }
+                }
+            }
+            drop(services);
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the quarantine purge");
+    }
+}

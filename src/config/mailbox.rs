@@ -1,0 +1,164 @@
+//! `[mailbox]`: which recipients are local and where their Maildir lives; [`RawMailbox`]
+//! as written, [`MailboxConfig`] validated. The keys about how deliveries happen (owner,
+//! modes, the per-user limit) are validated in `delivery.rs`.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::{delivery, resolve, resolve_template, RawSieve};
+
+/// `[mailbox]`: which recipients are local and where their Maildir lives.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMailbox {
+    pub domains: Vec<String>,
+    /// Dovecot-style template: `%u` user@domain, `%n` local part, `%d` domain.
+    pub maildir: String,
+    #[serde(default = "defaults::recipient_delimiter")]
+    pub recipient_delimiter: String,
+    /// Dovecot passwd-file listing the users that exist; others get 550 5.1.1 at RCPT.
+    /// Without it every local part at `domains` is accepted. Its home field is `%h`.
+    pub users_file: Option<String>,
+    /// Special-use flag → folder, for Sieve `fileinto :specialuse` (RFC 8579). Dovecot keeps
+    /// special use in its config, not in the Maildir: repeat its `special_use` settings here.
+    /// Default: Dovecot's `\Drafts` Drafts, `\Junk` Junk, `\Sent` Sent, `\Trash` Trash.
+    pub special_use: Option<std::collections::BTreeMap<String, String>>,
+    /// Concurrent LMTP deliveries per user, across sessions (Dovecot's
+    /// `lmtp_user_concurrency_limit`); more get 451 4.3.0 at RCPT. 0: unlimited.
+    #[serde(default = "delivery::defaults::user_concurrency_limit")]
+    pub user_concurrency_limit: usize,
+    /// Copies with the same bytes are hard links of one file; several recipients then
+    /// share trace headers without Delivered-To (as Dovecot's LMTP).
+    #[serde(default = "delivery::defaults::link_copies")]
+    pub link_copies: bool,
+    /// Owner (user name or uid) of what the store creates; needs root. Default: ours.
+    pub owner: Option<String>,
+    /// Group (name or gid) of what the store creates. Default: the owner's primary group.
+    pub group: Option<String>,
+    /// Mode of created files (octal).
+    #[serde(default = "delivery::defaults::file_mode")]
+    pub file_mode: String,
+    /// Mode of created directories (octal).
+    #[serde(default = "delivery::defaults::dir_mode")]
+    pub dir_mode: String,
+}
+
+/// Validated `[mailbox]`.
+#[derive(Debug, Clone)]
+pub struct MailboxConfig {
+    /// Lowercased.
+    pub domains: Vec<String>,
+    /// Absolute template (or one starting with `%h`, the user's absolute home).
+    pub maildir: String,
+    pub recipient_delimiter: String,
+    /// The passwd-file of existing users; `None`: every local part exists.
+    pub users_file: Option<PathBuf>,
+    /// True when `maildir` or `sieve.personal` uses `%h`: a user without a home in
+    /// `users_file` cannot be delivered to.
+    pub needs_home: bool,
+    /// Concurrent LMTP deliveries per user; 0: unlimited.
+    pub user_concurrency_limit: usize,
+    /// `[mailbox] link_copies`: hard links for copies of the same bytes.
+    pub link_copies: bool,
+    /// Owner and modes of what the store creates.
+    pub ownership: crate::store::Ownership,
+}
+
+impl RawMailbox {
+    /// Checks `[mailbox]`, and the `%h` of `[sieve]`'s personal templates (the homes come
+    /// from `users_file`). Returns the section and the special-use map (Dovecot's default
+    /// when unset), which `[sieve]` takes.
+    pub(super) fn validate(
+        self,
+        base: &Path,
+        sieve: &RawSieve,
+        problems: &mut Vec<String>,
+    ) -> (MailboxConfig, Vec<(String, String)>) {
+        let m = self;
+        if m.domains.is_empty() {
+            problems.push("mailbox.domains: at least one domain is needed".to_string());
+        }
+        let special_use: Vec<(String, String)> = match &m.special_use {
+            Some(map) => map.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            None => crate::filter::DEFAULT_SPECIAL_USE
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        for (flag, folder) in &special_use {
+            // RFC 6154 §2: special-use attributes are `\` flags.
+            if !flag.starts_with('\\') || flag.len() < 2 {
+                problems.push(format!(
+                    "mailbox.special_use: {flag:?} is not a special-use flag such as \"\\\\Junk\""
+                ));
+            }
+            if let Err(e) = crate::store::Folder::from_sieve(folder) {
+                problems.push(format!("mailbox.special_use: {folder:?}: {e}"));
+            }
+        }
+        for d in &m.domains {
+            if d.is_empty() || d.contains(['/', '@', ' ']) || d.starts_with('.') || d.contains("..")
+            {
+                problems.push(format!("mailbox.domains: {d:?} is not a domain name"));
+            }
+        }
+        let uses = crate::address::template_uses;
+        if !uses(&m.maildir, 'n') && !uses(&m.maildir, 'u') && !uses(&m.maildir, 'h') {
+            problems.push(format!(
+                "mailbox.maildir: {:?} must contain %n, %u or %h, or every user would share one Maildir",
+                m.maildir
+            ));
+        }
+        let maildir = resolve_template(base, &m.maildir);
+        let users_file = m.users_file.as_deref().map(|p| resolve(base, p));
+        if let Some(path) = &users_file {
+            if let Err(e) = crate::users::UserTable::load(path) {
+                problems.push(format!("mailbox.users_file: {e}"));
+            }
+        }
+        let personal_home = [&sieve.personal, &sieve.personal_dir]
+            .iter()
+            .any(|t| t.as_deref().is_some_and(|p| uses(p, 'h')));
+        let needs_home = uses(&m.maildir, 'h') || personal_home;
+        if needs_home && users_file.is_none() {
+            for (key, template) in [
+                ("mailbox.maildir", Some(m.maildir.as_str())),
+                ("sieve.personal", sieve.personal.as_deref()),
+                ("sieve.personal_dir", sieve.personal_dir.as_deref()),
+            ] {
+                if template.is_some_and(|t| uses(t, 'h')) {
+                    problems.push(format!(
+                        "{key}: %h (the user's home) needs mailbox.users_file, which gives the homes"
+                    ));
+                }
+            }
+        }
+
+        let ownership = delivery::ownership(
+            m.owner.as_deref(),
+            m.group.as_deref(),
+            &m.file_mode,
+            &m.dir_mode,
+            problems,
+        );
+        let mailbox = MailboxConfig {
+            domains: m.domains.iter().map(|d| d.to_lowercase()).collect(),
+            maildir,
+            recipient_delimiter: m.recipient_delimiter,
+            users_file,
+            needs_home,
+            user_concurrency_limit: m.user_concurrency_limit,
+            link_copies: m.link_copies,
+            ownership,
+        };
+        (mailbox, special_use)
+    }
+}
+
+/// Defaults of the `[mailbox]` keys (the delivery ones: `delivery.rs`).
+mod defaults {
+    pub fn recipient_delimiter() -> String {
+        "+".into()
+    }
+}

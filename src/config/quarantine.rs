@@ -1,0 +1,99 @@
+//! `[quarantine]`: whole-message quarantine of infected mail; [`RawQuarantine`] as written,
+//! [`QuarantineConfig`] validated.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{resolve, StateConfig};
+
+/// `[quarantine]`: whole-message quarantine of infected mail.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQuarantine {
+    /// Keep a copy of every message whose virustest reaches `min_virustest`.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Where the copies go, one `<id>.eml` file each; required when enabled.
+    pub dir: Option<String>,
+    /// The lowest virustest quarantined: 4 also keeps heuristic hits (the false positives
+    /// an admin wants back), 5 only named viruses.
+    #[serde(default = "defaults::min_virustest")]
+    pub min_virustest: u8,
+    /// Entries older than this are purged by the server (file and index).
+    #[serde(default = "defaults::retention_days")]
+    pub retention_days: u64,
+}
+
+impl Default for RawQuarantine {
+    fn default() -> Self {
+        RawQuarantine {
+            enabled: false,
+            dir: None,
+            min_virustest: defaults::min_virustest(),
+            retention_days: defaults::retention_days(),
+        }
+    }
+}
+
+/// Validated `[quarantine]`.
+#[derive(Debug, Clone)]
+pub struct QuarantineConfig {
+    pub enabled: bool,
+    /// Absolute; meaningful only when `enabled`.
+    pub dir: PathBuf,
+    /// 4 or 5.
+    pub min_virustest: u8,
+    /// How long entries are kept before the server purges them.
+    pub retention: Duration,
+}
+
+impl RawQuarantine {
+    /// Checks `[quarantine]`; enabled, it needs `[state] dir`, where its index lives.
+    pub(super) fn validate(
+        self,
+        base: &Path,
+        state: &StateConfig,
+        problems: &mut Vec<String>,
+    ) -> QuarantineConfig {
+        let q = self;
+        let quarantine_dir = q.dir.as_deref().map(|d| resolve(base, d));
+        if q.enabled && quarantine_dir.is_none() {
+            problems.push("quarantine.dir: needed when quarantine.enabled = true".to_string());
+        }
+        // Below 4 the message is not infected (RFC 5235: 1 clean, 2-3 unused by clamd):
+        // quarantining clean mail would fill the quarantine with delivered messages.
+        if !(4..=5).contains(&q.min_virustest) {
+            problems.push(format!(
+                "quarantine.min_virustest: {} must be 4 (heuristic matches too) or 5 (named viruses only)",
+                q.min_virustest
+            ));
+        }
+        if q.retention_days == 0 {
+            problems.push("quarantine.retention_days: must be greater than 0".to_string());
+        }
+        if q.enabled && state.dir.is_none() {
+            problems.push(
+                "state.dir: needed when quarantine.enabled = true (the quarantine index lives there)"
+                    .to_string(),
+            );
+        }
+        QuarantineConfig {
+            enabled: q.enabled,
+            dir: quarantine_dir.unwrap_or_default(),
+            min_virustest: q.min_virustest,
+            retention: Duration::from_secs(q.retention_days.saturating_mul(86_400)),
+        }
+    }
+}
+
+/// Defaults of the `[quarantine]` keys.
+mod defaults {
+    pub fn min_virustest() -> u8 {
+        4
+    }
+    pub fn retention_days() -> u64 {
+        30
+    }
+}

@@ -1,0 +1,125 @@
+//! `[scanner]`: the clamd connection and what to do when it fails; [`RawScanner`] as
+//! written, [`ScannerConfig`] validated. `enabled` and `health_interval_secs` are
+//! validated in `delivery.rs`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{delivery, resolve};
+use crate::scan::ClamdAddr;
+
+/// `[scanner]`: the clamd connection and what to do when it fails.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScanner {
+    /// `false`: no message is sent to clamd; every one gets virustest 0 (`Not scanned`).
+    #[serde(default = "delivery::defaults::scanner_enabled")]
+    pub enabled: bool,
+    /// `unix:PATH` or `tcp:HOST:PORT`.
+    pub clamd: String,
+    #[serde(default = "defaults::scan_timeout_secs")]
+    pub timeout_secs: u64,
+    /// `tempfail` (451, the MTA retries) or `deliver-unscanned` (virustest sees 0).
+    #[serde(default = "defaults::on_failure")]
+    pub on_failure: String,
+    /// Signature name prefixes that mean "probably a virus" (virustest 4) rather than 5.
+    #[serde(default = "defaults::heuristic_prefixes")]
+    pub heuristic_prefixes: Vec<String>,
+    /// Larger messages are not scanned; they are delivered with virustest 0.
+    #[serde(default = "defaults::max_scan_size")]
+    pub max_scan_size: u64,
+    /// Seconds between PINGs while clamd is down (0: no probe, no gating at MAIL).
+    #[serde(default = "delivery::defaults::health_interval_secs")]
+    pub health_interval_secs: u64,
+    /// Pass clamd a read-only descriptor of the message (FILDES) on a unix socket.
+    #[serde(default = "defaults::pass_fd")]
+    pub pass_fd: bool,
+}
+
+/// Validated `[scanner]`.
+#[derive(Debug, Clone)]
+pub struct ScannerConfig {
+    /// `[scanner] enabled`: false sends nothing to clamd (every message unscanned).
+    pub enabled: bool,
+    pub clamd: ClamdAddr,
+    pub timeout: Duration,
+    pub on_failure: OnScanFailure,
+    pub heuristic_prefixes: Vec<String>,
+    pub max_scan_size: usize,
+    /// PING period while clamd is down; `None`: no health gating.
+    pub health_interval: Option<Duration>,
+    /// `[scanner] pass_fd`: FILDES instead of INSTREAM (applies to unix sockets only).
+    pub pass_fd: bool,
+}
+
+/// What a scanner failure does to the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnScanFailure {
+    /// 451 for every recipient; nothing is delivered; the MTA retries.
+    Tempfail,
+    /// Deliver anyway; Sieve's `virustest` sees 0 (not scanned).
+    DeliverUnscanned,
+}
+
+impl RawScanner {
+    /// Checks `[scanner]`; `None` when `clamd` is not an address (a problem was reported).
+    pub(super) fn validate(self, base: &Path, problems: &mut Vec<String>) -> Option<ScannerConfig> {
+        let sc = self;
+        let clamd = match sc.clamd.strip_prefix("unix:") {
+            Some(path) if !path.is_empty() => Some(ClamdAddr::Unix(resolve(base, path))),
+            _ => match sc.clamd.parse::<ClamdAddr>() {
+                Ok(addr) => Some(addr),
+                Err(e) => {
+                    problems.push(format!("scanner.clamd: {:?}: {e}", sc.clamd));
+                    None
+                }
+            },
+        };
+        let on_failure = match sc.on_failure.as_str() {
+            "tempfail" => OnScanFailure::Tempfail,
+            "deliver-unscanned" => OnScanFailure::DeliverUnscanned,
+            other => {
+                problems.push(format!(
+                    "scanner.on_failure: {other:?} must be \"tempfail\" or \"deliver-unscanned\""
+                ));
+                OnScanFailure::Tempfail
+            }
+        };
+        let clamd = clamd?;
+        Some(ScannerConfig {
+            enabled: sc.enabled,
+            clamd,
+            timeout: Duration::from_secs(sc.timeout_secs),
+            on_failure,
+            heuristic_prefixes: sc.heuristic_prefixes,
+            max_scan_size: sc.max_scan_size as usize,
+            // Nothing to gate on when nothing is scanned.
+            health_interval: delivery::health_interval(sc.health_interval_secs)
+                .filter(|_| sc.enabled),
+            pass_fd: sc.pass_fd,
+        })
+    }
+}
+
+/// Defaults of the `[scanner]` keys (`enabled` and `health_interval_secs`: `delivery.rs`).
+mod defaults {
+    pub fn scan_timeout_secs() -> u64 {
+        60
+    }
+    pub fn on_failure() -> String {
+        "tempfail".into()
+    }
+    pub fn heuristic_prefixes() -> Vec<String> {
+        vec!["Heuristics.".into(), "PUA.".into()]
+    }
+    /// Debian's packaged clamd.conf has `MaxFileSize 25M` and `StreamMaxLength 25M`.
+    pub fn max_scan_size() -> u64 {
+        25 * 1024 * 1024
+    }
+    /// FILDES costs clamd no temporary file per message (see `crate::scan::fildes`).
+    pub fn pass_fd() -> bool {
+        true
+    }
+}

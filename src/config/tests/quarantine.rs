@@ -1,0 +1,54 @@
+//! `[quarantine]` and `[state]`: defaults, what enabling needs, refused values.
+use super::*;
+
+#[test]
+fn quarantine_and_state_sections() {
+    let path = Path::new("/etc/sievegate/sievegate.toml");
+    let config = Config::from_toml(MINIMAL, path).expect("valid");
+    assert!(!config.quarantine.enabled, "off by default");
+    assert_eq!(config.quarantine.min_virustest, 4);
+    assert_eq!(
+        config.quarantine.retention,
+        Duration::from_secs(30 * 86_400)
+    );
+    assert_eq!(config.state.dir, None);
+
+    let on = format!(
+        "{MINIMAL}[quarantine]\nenabled = true\ndir = \"q\"\nmin_virustest = 5\nretention_days = 7\n[state]\ndir = \"/var/lib/sievegate\"\n"
+    );
+    let config = Config::from_toml(&on, path).expect("valid");
+    assert!(config.quarantine.enabled);
+    assert_eq!(config.quarantine.dir, PathBuf::from("/etc/sievegate/q"));
+    assert_eq!(config.quarantine.min_virustest, 5);
+    assert_eq!(config.quarantine.retention, Duration::from_secs(7 * 86_400));
+    assert_eq!(config.state.dir, Some(PathBuf::from("/var/lib/sievegate")));
+
+    let cases: &[(&str, &str)] = &[
+        (
+            "[quarantine]\nenabled = true\n[state]\ndir = \"s\"\n",
+            "quarantine.dir: needed",
+        ),
+        (
+            "[quarantine]\nenabled = true\ndir = \"q\"\n",
+            "state.dir: needed",
+        ),
+        (
+            "[quarantine]\nmin_virustest = 3\n",
+            "quarantine.min_virustest: 3 must be 4",
+        ),
+        (
+            "[quarantine]\nmin_virustest = 6\n",
+            "quarantine.min_virustest: 6 must be 4",
+        ),
+        (
+            "[quarantine]\nretention_days = 0\n",
+            "quarantine.retention_days: must be greater than 0",
+        ),
+        ("[quarantine]\nenable = true\n", "unknown field `enable`"),
+        ("[state]\npath = \"x\"\n", "unknown field `path`"),
+    ];
+    for (extra, want) in cases {
+        let err = Config::from_toml(&format!("{MINIMAL}{extra}"), path).expect_err(extra);
+        assert!(err.to_string().contains(want), "{extra}: {err}");
+    }
+}
