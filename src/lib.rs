@@ -20,8 +20,9 @@
 //!   user ([`lmtp::UserLimit`], `user_concurrency_limit`).
 //! - [`address`]: RCPT address → [`address::Recipient`] (case folding, `+detail`, path safety).
 //! - [`users`]: which recipients exist (`[mailbox] users_file`, Dovecot passwd-file), their `%h`.
-//! - [`scan`]: clamd INSTREAM client, its reply parser, verdict → `virustest` value;
-//!   [`scan::health`]: clamd up or down, from every scan and a PING probe.
+//! - [`scan`]: clamd client (FILDES on a unix socket, INSTREAM otherwise), its reply parser,
+//!   verdict → `virustest` value; [`scan::health`]: clamd up or down, from every scan and a
+//!   PING probe.
 //! - [`filter`]: built from a [`filter::FilterConfig`]; Sieve script resolution and compile
 //!   cache; runs the chain (Pigeonhole's multiscript: before → personal or default → after,
 //!   each script on its own) to a printable [`filter::Plan`] (folders, flags and keywords,

@@ -160,6 +160,7 @@ fn same_scanner(old: &ScannerConfig, new: &ScannerConfig) -> bool {
         && old.timeout == new.timeout
         && old.heuristic_prefixes == new.heuristic_prefixes
         && old.max_scan_size == new.max_scan_size
+        && old.pass_fd == new.pass_fd
 }
 
 /// True when `new` uses the scanner `old` used, with the same probe period: the running

@@ -248,7 +248,7 @@ fn map(file: File, dir: &Path) -> Result<MessageBytes, SpoolError> {
         dir: dir.to_path_buf(),
         source,
     })?;
-    Ok(MessageBytes(Inner::Mapped(map)))
+    Ok(MessageBytes(Inner::Mapped { map, file }))
 }
 
 /// Spools `write`'s output to a new unnamed file in `dir` and maps it, from blocking code
@@ -278,13 +278,27 @@ pub struct MessageBytes(Inner);
 
 enum Inner {
     Memory(Vec<u8>),
-    Mapped(Mmap),
+    /// The file stays open next to its map so the scanner can hand clamd a read-only
+    /// descriptor of it (`[scanner] pass_fd`) instead of sending the bytes.
+    Mapped {
+        map: Mmap,
+        file: File,
+    },
 }
 
 impl MessageBytes {
     /// True when the bytes are a mapped spool file, not heap.
     pub fn is_spooled(&self) -> bool {
-        matches!(self.0, Inner::Mapped(_))
+        matches!(self.0, Inner::Mapped { .. })
+    }
+
+    /// The spool file holding exactly these bytes, when spooled. It was opened for writing:
+    /// reopen it read-only before giving it to anyone (the scanner does).
+    pub fn spool_file(&self) -> Option<&File> {
+        match &self.0 {
+            Inner::Memory(_) => None,
+            Inner::Mapped { file, .. } => Some(file),
+        }
     }
 }
 
@@ -312,7 +326,7 @@ impl Deref for MessageBytes {
     fn deref(&self) -> &[u8] {
         match &self.0 {
             Inner::Memory(bytes) => bytes,
-            Inner::Mapped(map) => map,
+            Inner::Mapped { map, .. } => map,
         }
     }
 }

@@ -33,6 +33,9 @@ pub struct RawScanner {
     /// Seconds between PINGs while clamd is down (0: no probe, no gating at MAIL).
     #[serde(default = "delivery::defaults::health_interval_secs")]
     pub health_interval_secs: u64,
+    /// Pass clamd a read-only descriptor of the message (FILDES) on a unix socket.
+    #[serde(default = "defaults::pass_fd")]
+    pub pass_fd: bool,
 }
 
 /// Validated `[scanner]`.
@@ -47,6 +50,8 @@ pub struct ScannerConfig {
     pub max_scan_size: usize,
     /// PING period while clamd is down; `None`: no health gating.
     pub health_interval: Option<Duration>,
+    /// `[scanner] pass_fd`: FILDES instead of INSTREAM (applies to unix sockets only).
+    pub pass_fd: bool,
 }
 
 /// What a scanner failure does to the message.
@@ -93,6 +98,7 @@ impl RawScanner {
             // Nothing to gate on when nothing is scanned.
             health_interval: delivery::health_interval(sc.health_interval_secs)
                 .filter(|_| sc.enabled),
+            pass_fd: sc.pass_fd,
         })
     }
 }
@@ -108,8 +114,12 @@ mod defaults {
     pub fn heuristic_prefixes() -> Vec<String> {
         vec!["Heuristics.".into(), "PUA.".into()]
     }
-    /// Debian's packaged clamd.conf has `StreamMaxLength 25M`.
+    /// Debian's packaged clamd.conf has `MaxFileSize 25M` and `StreamMaxLength 25M`.
     pub fn max_scan_size() -> u64 {
         25 * 1024 * 1024
+    }
+    /// FILDES costs clamd no temporary file per message (see `crate::scan::fildes`).
+    pub fn pass_fd() -> bool {
+        true
     }
 }

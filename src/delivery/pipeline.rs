@@ -91,7 +91,7 @@ pub async fn deliver(
     let message = message.into();
     crate::metrics::received(message.len());
     let started = Instant::now();
-    let scanned = services.scanner.scan(&message).await;
+    let scanned = services.scanner.scan_message(&message).await;
     crate::metrics::scanned(&scanned, started.elapsed());
     let verdict = match scanned {
         Ok(verdict) => verdict,

@@ -211,7 +211,7 @@ async fn deliver(
     let scanner = &services.scanner;
     // The same failure rule as `delivery::deliver`, which LMTP calls: tempfail defers
     // everyone, deliver-unscanned goes on with virustest 0.
-    let verdict = match scanner.scan(&message).await {
+    let verdict = match scanner.scan_message(&message).await {
         Ok(verdict) => verdict,
         Err(error) => match services.config.scanner.on_failure {
             OnScanFailure::Tempfail => {

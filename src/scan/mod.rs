@@ -1,21 +1,27 @@
-//! clamd client: one INSTREAM scan per message, our own reply parser, and the mapping of the
-//! verdict to RFC 5235 `virustest` values.
+//! clamd client: one scan per message (FILDES on a unix socket, else INSTREAM), our own reply
+//! parser, and the mapping of the verdict to RFC 5235 `virustest` values.
 //!
 //! - [`addr`]: the `unix:` / `tcp:` address form ([`ClamdAddr`]).
 //! - [`reply`]: the sans-IO parser of clamd's answer ([`parse_reply`]).
 //! - [`health`]: is clamd up (every scan and a PING probe say), for gating MAIL.
+//! - `fildes`: the FILDES exchange (a read-only descriptor of the message passed over the
+//!   unix socket; clamd scans it in place, no copy, no temporary file).
 //! - `transport`: adapts `clamav_client`'s transports so connect failures and clamd's
 //!   early `ERROR` replies survive to [`ScanError`].
 //!
-//! Each call opens a fresh connection: clamd closes after every INSTREAM anyway, and this way a
+//! Each call opens a fresh connection: clamd closes after every scan anyway, and this way a
 //! clamd that was down is picked up again by the next scan with no state to reset.
 
 pub mod addr;
+mod fildes;
 pub mod health;
 pub mod reply;
 mod transport;
 
+use std::fs::File;
 use std::io;
+use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,14 +30,16 @@ use clamav_client::tokio::{Socket, Tcp};
 pub use addr::{AddrParseError, ClamdAddr};
 pub use reply::{parse_reply, ClamdReply};
 
+use crate::spool::MessageBytes;
+use fildes::Answer;
 use transport::{into_scan_error, Tagged};
 
 /// What the scan concluded about one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    /// clamd answered `stream: OK`.
+    /// clamd answered `stream: OK` (`fd[N]: OK` to FILDES).
     Clean,
-    /// clamd answered `stream: <name> FOUND`. `heuristic` is true when the name starts with
+    /// clamd answered `stream: <name> FOUND` (`fd[N]: ...` to FILDES). `heuristic` is true when the name starts with
     /// one of the configured heuristic prefixes (`Heuristics.`, `PUA.` by default).
     Infected { name: String, heuristic: bool },
     /// The message was not scanned (clamd failed and `on_failure = "deliver-unscanned"`).
@@ -134,6 +142,18 @@ pub struct Scanner {
     health: Arc<health::Health>,
     /// `[scanner] enabled = false`: [`Scanner::scan`] never calls clamd.
     enabled: bool,
+    /// Scan with FILDES (`[scanner] pass_fd`, unix sockets only). Shared by every clone and
+    /// cleared for good when clamd turns out not to take descriptors, so that costs one
+    /// failed attempt per process, not one per message.
+    pass_fd: Arc<AtomicBool>,
+}
+
+/// The message as the scanner sees it: its bytes, and its spool file when it has one (then
+/// clamd gets that file instead of a copy).
+#[derive(Clone, Copy)]
+struct Input<'a> {
+    bytes: &'a [u8],
+    file: Option<&'a File>,
 }
 
 impl Scanner {
@@ -147,7 +167,9 @@ impl Scanner {
             max_scan_size: usize::MAX,
             health: Arc::default(),
             enabled: true,
+            pass_fd: Arc::new(AtomicBool::new(false)),
         }
+        .with_pass_fd(true)
     }
 
     /// The scanner `[scanner]` describes (address, timeout, prefixes, size limit, enabled).
@@ -159,6 +181,7 @@ impl Scanner {
         )
         .with_max_scan_size(config.max_scan_size)
         .with_enabled(config.enabled)
+        .with_pass_fd(config.pass_fd)
     }
 
     /// False with `[scanner] enabled = false`: nothing goes to clamd.
@@ -184,22 +207,54 @@ impl Scanner {
         self
     }
 
+    /// `true` (the default): scan by passing clamd a descriptor (FILDES) when it listens on a
+    /// unix socket; TCP always streams (INSTREAM). `false`: always INSTREAM.
+    pub fn with_pass_fd(self, pass_fd: bool) -> Self {
+        let unix = matches!(*self.addr, ClamdAddr::Unix(_));
+        self.pass_fd.store(pass_fd && unix, Ordering::Relaxed);
+        self
+    }
+
+    /// True while scans go by FILDES: configured, a unix socket, and clamd has not refused it.
+    pub fn passes_fd(&self) -> bool {
+        self.pass_fd.load(Ordering::Relaxed)
+    }
+
     /// The clamd address this scanner talks to, for logs.
     pub fn addr(&self) -> &ClamdAddr {
         &self.addr
     }
 
-    /// One INSTREAM scan of the whole message under the timeout (connect + send + reply).
+    /// One scan of the whole message under the timeout (connect + send + reply): FILDES with
+    /// a read-only in-memory copy of `message` (see [`Scanner::with_pass_fd`]), else INSTREAM.
     /// A message over `max_scan_size`, or one clamd refuses as over its `StreamMaxLength`,
     /// is [`Verdict::TooLarge`], not an error: a retry would fail the same way.
     pub async fn scan(&self, message: &[u8]) -> Result<Verdict, ScanError> {
+        self.scan_input(Input {
+            bytes: message,
+            file: None,
+        })
+        .await
+    }
+
+    /// [`Scanner::scan`] for a received message: a spooled one is handed to clamd as a
+    /// read-only descriptor of its spool file, with no copy at all.
+    pub async fn scan_message(&self, message: &MessageBytes) -> Result<Verdict, ScanError> {
+        self.scan_input(Input {
+            bytes: message,
+            file: message.spool_file(),
+        })
+        .await
+    }
+
+    async fn scan_input(&self, input: Input<'_>) -> Result<Verdict, ScanError> {
         if !self.enabled {
             return Ok(Verdict::Unscanned);
         }
-        if message.len() > self.max_scan_size {
+        if input.bytes.len() > self.max_scan_size {
             return Ok(Verdict::TooLarge);
         }
-        let result = self.scan_once(message).await;
+        let result = self.scan_once(input).await;
         match &result {
             Ok(_) => self.health.record(Ok(()), &self.addr),
             Err(e) if e.is_unreachable() => self.health.record(Err(e), &self.addr),
@@ -210,14 +265,60 @@ impl Scanner {
         result
     }
 
-    async fn scan_once(&self, message: &[u8]) -> Result<Verdict, ScanError> {
+    async fn scan_once(&self, input: Input<'_>) -> Result<Verdict, ScanError> {
+        let message = input.bytes;
+        if let Some(raw) = self.try_fildes(input).await? {
+            return self.verdict(&raw, message);
+        }
         let raw = match self.with_timeout(self.instream(message)).await {
             Err(ScanError::Clamd(text)) if is_size_limit(&text) => {
                 return Ok(self.over_stream_max_length(message, &text))
             }
             other => other?,
         };
-        match parse_reply(&raw)? {
+        self.verdict(&raw, message)
+    }
+
+    /// FILDES when it applies. `Ok(None)`: it does not (TCP, `pass_fd = false`, clamd refused
+    /// it, or no descriptor could be made), so the caller streams the message instead.
+    async fn try_fildes(&self, input: Input<'_>) -> Result<Option<Vec<u8>>, ScanError> {
+        let ClamdAddr::Unix(socket) = &*self.addr else {
+            return Ok(None);
+        };
+        if !self.passes_fd() {
+            return Ok(None);
+        }
+        // Local work, not clamd's: outside the timeout. The memory copy runs at memcpy speed,
+        // as the socket writes of INSTREAM would.
+        let file = match input.file {
+            Some(file) => fildes::reopen_read_only(file.as_fd()),
+            None => fildes::read_only_copy(input.bytes),
+        };
+        let file = match file {
+            Ok(file) => file,
+            Err(error) => {
+                // Not clamd's fault (no /proc, out of descriptors): stream this one.
+                tracing::warn!(%error, "cannot make a read-only descriptor of the message for clamd; streaming it (INSTREAM) instead");
+                return Ok(None);
+            }
+        };
+        let answer = tokio::time::timeout(self.timeout, fildes::exchange(socket, &file))
+            .await
+            .map_err(|_elapsed| ScanError::Timeout)??;
+        match answer {
+            Answer::Reply(raw) => Ok(Some(raw)),
+            Answer::Unsupported(text) => {
+                if self.pass_fd.swap(false, Ordering::Relaxed) {
+                    tracing::warn!(clamd = %text, "clamd does not take a descriptor here (FILDES): this and every later message is streamed (INSTREAM); set [scanner] pass_fd = false to skip the attempt");
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// The verdict from clamd's raw reply to either command.
+    fn verdict(&self, raw: &[u8], message: &[u8]) -> Result<Verdict, ScanError> {
+        match parse_reply(raw)? {
             ClamdReply::Ok => Ok(Verdict::Clean),
             ClamdReply::Found(name) => {
                 let heuristic = self.is_heuristic(&name);
@@ -384,6 +485,8 @@ mod tests {
         fn assert_send<T: Send>(_: T) {}
         let s = scanner(&[]);
         assert_send(s.scan(b""));
+        let message = MessageBytes::from(Vec::new());
+        assert_send(s.scan_message(&message));
         assert_send(s.ping());
     }
 }

@@ -1,13 +1,15 @@
-//! Our own parser for clamd's INSTREAM reply. Sans-IO: it sees the complete bytes clamd sent
-//! before closing the connection.
+//! Our own parser for clamd's INSTREAM and FILDES replies. Sans-IO: it sees the complete bytes
+//! clamd sent before closing the connection.
 //!
-//! clamd answers one line: `stream: OK`, `stream: <name> FOUND` or `<text> ERROR`, ended by
-//! NUL for `z`-prefixed commands and by newline for `n`-prefixed ones. Anything else means
+//! clamd answers one line: `stream: OK`, `stream: <name> FOUND` or `<text> ERROR` to INSTREAM,
+//! the same with `fd[N]: ` (N: clamd's number for the descriptor we passed) instead of
+//! `stream: ` to FILDES, ended by NUL for `z`-prefixed commands and by newline for
+//! `n`-prefixed ones. Anything else means
 //! the peer is not the clamd we think it is, and is reported as malformed rather than guessed at.
 
 use super::ScanError;
 
-/// One parsed clamd reply to INSTREAM.
+/// One parsed clamd reply to INSTREAM or FILDES.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClamdReply {
     /// `stream: OK`: no signature matched.
@@ -26,7 +28,7 @@ const STREAM_PREFIX: &str = "stream: ";
 /// bounded so a peer answering megabytes of junk cannot flood it.
 const MALFORMED_EXCERPT: usize = 120;
 
-/// Parses the complete bytes clamd sent in answer to INSTREAM.
+/// Parses the complete bytes clamd sent in answer to INSTREAM or FILDES.
 ///
 /// Accepts exactly one reply, optionally followed by its NUL or newline terminator (a
 /// trailing `\r` is tolerated too). An empty reply, bytes after the terminator, non-UTF-8
@@ -44,7 +46,7 @@ pub fn parse_reply(raw: &[u8]) -> Result<ClamdReply, ScanError> {
     };
     // Error replies come with or without the prefix depending on where clamd failed
     // (`INSTREAM size limit exceeded. ERROR` has none), so the prefix is optional.
-    let text = text.strip_prefix(STREAM_PREFIX).unwrap_or(text);
+    let text = strip_subject(text);
 
     if text == "OK" {
         return Ok(ClamdReply::Ok);
@@ -63,6 +65,22 @@ pub fn parse_reply(raw: &[u8]) -> Result<ClamdReply, ScanError> {
         return Ok(ClamdReply::Error(message.trim().to_owned()));
     }
     Err(malformed("unknown reply", raw))
+}
+
+/// Removes `stream: ` or `fd[N]: `, the name clamd gives what it scanned. Only digits are
+/// accepted between the brackets: anything else is left in place and fails to parse.
+fn strip_subject(text: &str) -> &str {
+    if let Some(rest) = text.strip_prefix(STREAM_PREFIX) {
+        return rest;
+    }
+    let fd = text
+        .strip_prefix("fd[")
+        .and_then(|rest| rest.split_once("]: "))
+        .filter(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    match fd {
+        Some((_, rest)) => rest,
+        None => text,
+    }
 }
 
 /// Removes the terminator(s) clamd appends: a NUL (`z` commands) or a newline (`n`
@@ -144,6 +162,27 @@ mod tests {
                 error("Can't allocate memory"),
             ),
             (b"ERROR\0", error("")),
+            // FILDES replies name the descriptor instead of `stream`.
+            (b"fd[11]: OK\0", Some(ClamdReply::Ok)),
+            (b"fd[7]: OK\n", Some(ClamdReply::Ok)),
+            (
+                b"fd[11]: Sievegate.Test.EICAR.UNOFFICIAL FOUND\0",
+                found("Sievegate.Test.EICAR.UNOFFICIAL"),
+            ),
+            (
+                b"fd[1023]: Some Name With Spaces FOUND\0",
+                found("Some Name With Spaces"),
+            ),
+            (
+                b"fd[11]: Can't allocate memory ERROR\0",
+                error("Can't allocate memory"),
+            ),
+            (b"fd[]: OK\0", None),
+            (b"fd[x]: OK\0", None),
+            (b"fd[11] OK\0", None),
+            (b"fd[11]: ok\0", None),
+            (b"fd[11]: \0", None),
+            (b"fd[11]: FOUND\0", None),
             (b"", None),
             (b"\0", None),
             (b"\n", None),

@@ -43,7 +43,11 @@ fn clamd_stream_limit_is_delivered_unscanned_not_deferred_forever() {
         stream_max_length: "1M".to_owned(),
         ..ClamdOptions::default()
     });
-    let env = Env::new(Options::new(clamd.addr()));
+    let mut options = Options::new(clamd.addr());
+    // StreamMaxLength binds only streamed messages (INSTREAM); a passed descriptor (the
+    // default on a unix socket) is scanned whatever its size: see the test below.
+    options.scanner_extra = vec!["pass_fd = false".into()];
+    let env = Env::new(options);
     let server = Running::start(&env.config_path);
     let message = padded(2 * 1024 * 1024);
     // clamd 1.4.6 sometimes closes without its ERROR reply (about 1 in 20 when idle, far more
@@ -72,6 +76,32 @@ fn clamd_stream_limit_is_delivered_unscanned_not_deferred_forever() {
     );
     assert!(
         server.logs().contains("StreamMaxLength"),
+        "{}",
+        server.logs()
+    );
+}
+
+#[test]
+fn a_passed_descriptor_is_scanned_whatever_clamd_s_stream_max_length() {
+    // The same clamd as above, but the message goes by FILDES (default): StreamMaxLength does
+    // not apply, so the 2 MB message (spooled: above the 1 MiB spool threshold) is scanned.
+    let clamd = Clamd::start_with(ClamdOptions {
+        stream_max_length: "1M".to_owned(),
+        ..ClamdOptions::default()
+    });
+    let env = Env::new(Options::new(clamd.addr()));
+    let server = Running::start(&env.config_path);
+    let out = send(&server, "alice@example.test", &padded(2 * 1024 * 1024));
+    assert!(
+        out.contains("250 2.0.0 <alice@example.test>"),
+        "{out}\n{}",
+        server.logs()
+    );
+    let stored = env.messages("alice", "");
+    assert_eq!(stored.len(), 1, "stored once");
+    assert_eq!(status_header(&stored[0].1), "X-Virus-Status: Clean");
+    assert!(
+        !server.logs().contains("StreamMaxLength"),
         "{}",
         server.logs()
     );

@@ -20,6 +20,7 @@ mod postfix_kill;
 mod quarantine;
 mod reload;
 mod scan;
+mod scan_fildes;
 mod server;
 mod session;
 mod sieve_corpus;

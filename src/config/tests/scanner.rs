@@ -31,3 +31,25 @@ fn scan_and_parse_limits_default_and_warn() {
         "{problems:?}"
     );
 }
+
+#[test]
+fn pass_fd_defaults_on_and_applies_to_unix_sockets_only() {
+    let path = Path::new("/etc/sievegate/sievegate.toml");
+    let config = Config::from_toml(MINIMAL, path).expect("valid");
+    assert!(config.scanner.pass_fd, "on by default");
+    let text = MINIMAL.replace("[scanner]\n", "[scanner]\npass_fd = false\n");
+    let config = Config::from_toml(&text, path).expect("valid");
+    assert!(!config.scanner.pass_fd);
+    // (clamd address, pass_fd, whether scans go by descriptor)
+    for (clamd, pass_fd, by_fd) in [
+        ("unix:/run/clamav/clamd.ctl", true, true),
+        ("unix:/run/clamav/clamd.ctl", false, false),
+        ("tcp:127.0.0.1:3310", true, false),
+    ] {
+        let mut scanner = config.scanner.clone();
+        scanner.clamd = clamd.parse().expect("address");
+        scanner.pass_fd = pass_fd;
+        let built = crate::scan::Scanner::from_config(&scanner);
+        assert_eq!(built.passes_fd(), by_fd, "{clamd} pass_fd = {pass_fd}");
+    }
+}

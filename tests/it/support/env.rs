@@ -35,6 +35,8 @@ pub struct Options {
     pub sieve_extra: Vec<String>,
     /// `[scanner] max_scan_size`; `None` keeps the default.
     pub max_scan_size: Option<usize>,
+    /// Extra `key = value` lines for `[scanner]`.
+    pub scanner_extra: Vec<String>,
     /// Whole sections (`[quarantine]`, `[state]`, ...) appended to the file.
     pub extra_sections: Vec<String>,
     /// `[sieve] before`; `None`: the shipped `sieve/virus-policy.sieve`.
@@ -60,6 +62,7 @@ impl Options {
             server_extra: Vec::new(),
             sieve_extra: Vec::new(),
             max_scan_size: None,
+            scanner_extra: Vec::new(),
             extra_sections: Vec::new(),
             before: None,
             mailbox_extra: Vec::new(),
@@ -113,6 +116,7 @@ clamd = "{clamd}"
 timeout_secs = {scan_timeout}
 on_failure = "{on_failure}"
 {max_scan_size}
+{scanner_extra}
 [mailbox]
 domains = ["example.test", "other.example"]
 maildir = "{maildir}"
@@ -136,6 +140,7 @@ default = "{repo}/sieve/default.sieve"
                 .map(|n| format!("max_scan_size = {n}"))
                 .unwrap_or_default(),
             repo = repo().display(),
+            scanner_extra = options.scanner_extra.join("\n"),
             server_extra = options.server_extra.join("\n"),
             sieve_extra = options.sieve_extra.join("\n"),
             mailbox_extra = options.mailbox_extra.join("\n"),
