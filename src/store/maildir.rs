@@ -110,8 +110,9 @@ impl Maildir {
         chunks: &[&[u8]],
     ) -> Result<StoredMessage, StoreError> {
         let size: u64 = chunks.iter().map(|c| c.len() as u64).sum();
-        let (dir, base) = self.locate(folder, size)?;
-        let tmp_path = dir.join("tmp").join(&base);
+        let place = self.place(folder, flags, keywords, create, size)?;
+        let (dir, base) = (&place.dir, &place.base);
+        let tmp_path = dir.join("tmp").join(base);
         // `prepare` locates its own errors (root or folder); everything else here happens
         // inside the folder's directory.
         let here = |e: StoreError| StoreError::in_folder(folder, e);
@@ -123,7 +124,7 @@ impl Maildir {
         let file = match open_new(&tmp_path, &self.owner) {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                self.prepare(folder, &dir, create)?;
+                self.prepare(folder, dir, create)?;
                 open_new(&tmp_path, &self.owner)
                     .map_err(io_err("create", &tmp_path))
                     .map_err(here)?
@@ -132,14 +133,6 @@ impl Maildir {
         };
         let mut cleanup = Cleanup::new(tmp_path.clone());
         write_all_synced(file, chunks, &tmp_path).map_err(here)?;
-        let place = Placement {
-            folder,
-            flags,
-            keywords,
-            create,
-            dir: &dir,
-            base: &base,
-        };
         let stored = self.publish(&place, |final_path| fs::rename(&tmp_path, final_path))?;
         cleanup.disarm();
         crate::metrics::copy_stored(false);
@@ -173,19 +166,11 @@ impl Maildir {
         if !meta.is_file() {
             return Ok(None);
         }
-        let (dir, base) = self.locate(folder, meta.len())?;
-        if !keywords.is_empty() && !dir.join("cur").is_dir() {
+        let place = self.place(folder, flags, keywords, create, meta.len())?;
+        if !keywords.is_empty() && !place.dir.join("cur").is_dir() {
             // Keywords are written into the folder before the link is made.
-            self.prepare(folder, &dir, create)?;
+            self.prepare(folder, &place.dir, create)?;
         }
-        let place = Placement {
-            folder,
-            flags,
-            keywords,
-            create,
-            dir: &dir,
-            base: &base,
-        };
         let mut refused = false;
         let stored = self.publish(&place, |final_path| {
             match fs::hard_link(source, final_path) {
@@ -213,12 +198,27 @@ impl Maildir {
         }
     }
 
-    /// The folder's directory and a fresh unique base name for a message of `size` bytes.
-    fn locate(&self, folder: &Folder, size: u64) -> Result<(PathBuf, String), StoreError> {
+    /// Where a message of `size` bytes goes: the folder's directory and a fresh unique base
+    /// name.
+    fn place<'a>(
+        &self,
+        folder: &'a Folder,
+        flags: SystemFlags,
+        keywords: &'a [String],
+        create: bool,
+        size: u64,
+    ) -> Result<Placement<'a>, StoreError> {
         if folder.dir_name().is_some_and(|name| name.len() > NAME_MAX) {
             return Err(StoreError::FolderNameTooLong(folder.clone()));
         }
-        Ok((self.folder_dir(folder), unique_name(size)))
+        Ok(Placement {
+            folder,
+            flags,
+            keywords,
+            create,
+            dir: self.folder_dir(folder),
+            base: unique_name(size),
+        })
     }
 
     /// Makes a durable message visible: its keywords assigned, `make` (rename or link)
@@ -230,12 +230,12 @@ impl Maildir {
         F: FnMut(&Path) -> io::Result<()>,
     {
         let here = |e: StoreError| StoreError::in_folder(place.folder, e);
-        let dir = place.dir;
+        let dir = place.dir.as_path();
         // The folder exists now; a new keyword is durable in `dovecot-keywords` before a
         // file name refers to its letter.
         let assigned = keywords::assign(dir, place.keywords, &self.owner).map_err(here)?;
         let final_path = if place.flags.is_empty() && assigned.letters.is_empty() {
-            dir.join("new").join(place.base)
+            dir.join("new").join(&place.base)
         } else {
             // Dovecot's order: system flag letters (ASCII), then keyword letters by index.
             let info = format!("{}{}", place.flags.info(), assigned.letters);
@@ -386,9 +386,9 @@ struct Placement<'a> {
     keywords: &'a [String],
     create: bool,
     /// The folder's directory.
-    dir: &'a Path,
+    dir: PathBuf,
     /// The unique base name (without the `:2,` info).
-    base: &'a str,
+    base: String,
 }
 
 /// Unlinks `path` when dropped, unless disarmed: whatever goes wrong after the file was
