@@ -87,7 +87,9 @@ fn one_50_mb_message_is_scanned_stored_whole_and_memory_stays_bounded() {
         "{out}\n{}",
         server.logs()
     );
-    assert!(server.logs().contains("verdict=\"clean\""), "scanned");
+    // The log is read by a thread: the line may trail the reply.
+    let logs = server.wait_for_log("verdict=\"clean\"");
+    assert!(logs.contains("verdict=\"clean\""), "scanned: {logs}");
     let stored = env.messages("alice", "");
     assert_eq!(stored.len(), 1);
     assert_eq!(

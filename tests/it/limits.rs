@@ -75,7 +75,9 @@ fn clamd_stream_limit_is_delivered_unscanned_not_deferred_forever() {
         "X-Virus-Status: Not scanned (too large)"
     );
     assert!(
-        server.logs().contains("StreamMaxLength"),
+        server
+            .wait_for_log("StreamMaxLength")
+            .contains("StreamMaxLength"),
         "{}",
         server.logs()
     );
@@ -231,7 +233,9 @@ fn structure_bombs_keep_memory_a_small_multiple_of_the_message() {
     let stored = env.messages("alice", "");
     assert_eq!(stored.len(), 4);
     assert!(
-        server.logs().contains("not seen by Sieve"),
+        server
+            .wait_for_log("not seen by Sieve")
+            .contains("not seen by Sieve"),
         "{}",
         server.logs()
     );
