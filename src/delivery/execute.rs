@@ -108,11 +108,11 @@ pub fn execute_shared(
             create: *create,
         };
         // editheader's result replaces the message, never the trace headers above it.
-        let copy = match edited.as_deref() {
-            Some(edited) => Copy::Edited(edited),
-            None => Copy::Unedited(&mut *shared),
+        let content = match edited.as_deref() {
+            Some(edited) => Content::Edited(edited),
+            None => Content::Unedited(&mut *shared),
         };
-        match store_once(maildir, &stored, folder, wanted, header, body, copy) {
+        match store_once(maildir, &stored, folder, wanted, header, body, content) {
             Ok(None) => {}
             Ok(Some(message)) => {
                 if !message.dropped_keywords.is_empty() {
@@ -138,8 +138,8 @@ pub fn execute_shared(
                     keywords: &[],
                     create: false,
                 };
-                let copy = Copy::Unedited(shared);
-                return match store_once(maildir, &[], &inbox, plain, header, body, copy) {
+                let content = Content::Unedited(shared);
+                return match store_once(maildir, &[], &inbox, plain, header, body, content) {
                     Ok(message) => {
                         let stored = message.into_iter().collect();
                         (RcptOutcome::Delivered { stored }, notes)
@@ -182,7 +182,7 @@ struct Wanted<'a> {
 }
 
 /// What one copy holds after the trace headers.
-enum Copy<'a, 's> {
+enum Content<'a, 's> {
     /// The message as received (scan headers stripped): may be a link of `SharedCopy`.
     Unedited(&'s mut SharedCopy),
     /// The recipient's `editheader` result: always its own file.
@@ -197,19 +197,19 @@ fn store_once(
     wanted: Wanted<'_>,
     header: &[u8],
     body: &[u8],
-    copy: Copy<'_, '_>,
+    content: Content<'_, '_>,
 ) -> Result<Option<StoredMessage>, StoreError> {
     if stored.iter().any(|s| s.folder == *folder) {
         return Ok(None);
     }
     let (flags, keywords, create) = (wanted.flags, wanted.keywords, wanted.create);
-    let shared = match copy {
-        Copy::Edited(edited) => {
+    let shared = match content {
+        Content::Edited(edited) => {
             let message =
                 maildir.store_with_keywords(folder, flags, keywords, create, &[header, edited])?;
             return Ok(Some(message));
         }
-        Copy::Unedited(shared) => shared,
+        Content::Unedited(shared) => shared,
     };
     if let (true, Some(source)) = (shared.enabled, &shared.source) {
         if let Some(message) =

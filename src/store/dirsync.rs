@@ -23,7 +23,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 
 /// The process-wide table of directories being synced.
 pub struct DirSync {
-    dirs: Mutex<HashMap<PathBuf, Arc<Dir>>>,
+    /// Each directory with a caller in flight, and how many callers hold it.
+    dirs: Mutex<HashMap<PathBuf, (Arc<Dir>, usize)>>,
 }
 
 /// One directory's rounds.
@@ -31,8 +32,6 @@ pub struct DirSync {
 struct Dir {
     state: Mutex<Rounds>,
     done: Condvar,
-    /// Callers holding this entry (guarded by the table's lock, not `state`).
-    users: Mutex<usize>,
 }
 
 #[derive(Default)]
@@ -81,23 +80,24 @@ impl DirSync {
     {
         let entry = self.enter(dir);
         let result = entry.sync(dir, &fsync);
-        self.leave(dir, &entry);
+        self.leave(dir);
         result
     }
 
     fn enter(&self, dir: &Path) -> Arc<Dir> {
         let mut dirs = lock(&self.dirs);
-        let entry = Arc::clone(dirs.entry(dir.to_path_buf()).or_default());
-        *lock(&entry.users) += 1;
-        entry
+        let (entry, users) = dirs.entry(dir.to_path_buf()).or_default();
+        *users += 1;
+        Arc::clone(entry)
     }
 
-    fn leave(&self, dir: &Path, entry: &Arc<Dir>) {
+    fn leave(&self, dir: &Path) {
         let mut dirs = lock(&self.dirs);
-        let mut users = lock(&entry.users);
-        *users -= 1;
-        if *users == 0 {
-            dirs.remove(dir);
+        if let Some((_, users)) = dirs.get_mut(dir) {
+            *users -= 1;
+            if *users == 0 {
+                dirs.remove(dir);
+            }
         }
     }
 

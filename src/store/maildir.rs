@@ -173,20 +173,18 @@ impl Maildir {
         }
         let mut refused = false;
         let stored = self.publish(&place, |final_path| {
-            match fs::hard_link(source, final_path) {
-                Ok(()) => Ok(()),
-                // A missing directory is repaired by `publish` (NotFound); any other failure,
-                // or a source that is gone, is about the link itself: write the copy instead.
-                Err(e) if e.kind() == io::ErrorKind::NotFound && !source.exists() => {
+            fs::hard_link(source, final_path).map_err(|e| {
+                // NotFound with the source still there: a directory is missing, which
+                // `publish` repairs. Any other failure, or a source that is gone, is about
+                // the link itself: no retry here (hidden from `publish` as another kind),
+                // the caller writes the copy instead.
+                if e.kind() == io::ErrorKind::NotFound && source.exists() {
+                    e
+                } else {
                     refused = true;
-                    Err(e)
+                    io::Error::other(e)
                 }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Err(e),
-                Err(e) => {
-                    refused = true;
-                    Err(e)
-                }
-            }
+            })
         });
         match stored {
             Ok(stored) => {
