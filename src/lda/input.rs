@@ -40,7 +40,9 @@ pub async fn read_message<R: Read>(
             Err(e) => return Err(e.into()),
         };
         normalizer.feed(&chunk[..n], spool.buffer());
-        if spool.len() > max {
+        // The held-back first line counts too: a `From ` line without a newline must not
+        // grow past the limit either.
+        if spool.len() + normalizer.held() > max {
             spool.discard();
             return Ok(None);
         }
@@ -74,6 +76,9 @@ impl Normalizer {
             self.body(chunk, out);
             return;
         }
+        // Only the new bytes are searched for the newline: a long first line costs one
+        // pass, not one per chunk.
+        let searched = self.head.len();
         self.head.extend_from_slice(chunk);
         let prefix = &self.head[..self.head.len().min(5)];
         if !b"From ".starts_with(prefix) {
@@ -86,12 +91,17 @@ impl Normalizer {
         if self.head.len() < 5 {
             return;
         }
-        if let Some(end) = memchr::memchr(b'\n', &self.head) {
+        if let Some(end) = memchr::memchr(b'\n', &self.head[searched..]).map(|i| searched + i) {
             self.past_first_line = true;
             let head = std::mem::take(&mut self.head);
             self.take_from_line(&head[..end + 1]);
             self.body(&head[end + 1..], out);
         }
+    }
+
+    /// Bytes held back while the first line may still be a `From ` line.
+    pub(super) fn held(&self) -> usize {
+        self.head.len()
     }
 
     /// Flushes what is still held back and returns the `From ` line's address.
@@ -197,5 +207,13 @@ mod tests {
             .await
             .expect("read");
         assert!(over.is_none(), "one byte over max");
+
+        // A `From ` line that never ends is held back, and still bounded.
+        let mut endless = b"From ".to_vec();
+        endless.extend(std::iter::repeat_n(b'a', 300_000));
+        let held = read_message(&endless[..], 1000, spool_config(tmp.path(), 1024))
+            .await
+            .expect("read");
+        assert!(held.is_none(), "an endless From line is too big");
     }
 }
