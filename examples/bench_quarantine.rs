@@ -53,6 +53,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             backscatter: i % 10 == 0,
             released_at: None,
             released_by: None,
+            releases: Vec::new(),
         });
         if batch.len() == batch.capacity() {
             store.quarantine_insert_many(&batch)?;

@@ -87,7 +87,14 @@ struct Metrics {
     reloads: Family<Label, Counter>,
     copies: Family<Label, Counter>,
     dir_syncs: Family<Label, Counter>,
+    /// Rows per state-store table (`table` label: [`STATE_TABLES`]).
+    state_rows: Family<Label, Gauge>,
+    /// Cache and rate rows deleted by the periodic expiry.
+    state_expired: Family<Label, Counter>,
 }
+
+/// Every value of the `table` label of `sievegate_state_rows`.
+pub const STATE_TABLES: [&str; 4] = ["cache", "rate", "outbox", "quarantine"];
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
 
@@ -108,7 +115,17 @@ impl Metrics {
             reloads: Family::default(),
             copies: Family::default(),
             dir_syncs: Family::default(),
+            state_rows: Family::default(),
+            state_expired: Family::default(),
         };
+        for table in STATE_TABLES {
+            let _ = m.state_rows.get_or_create(&[("table", table.to_string())]);
+        }
+        for table in ["cache", "rate"] {
+            let _ = m
+                .state_expired
+                .get_or_create(&[("table", table.to_string())]);
+        }
         for how in ["written", "linked"] {
             let _ = m.copies.get_or_create(&[("how", how.to_string())]);
         }
@@ -185,7 +202,37 @@ impl Metrics {
             "Directory fsyncs after a store: requested by deliveries, and run (concurrent requests for one folder share a run)",
             m.dir_syncs.clone(),
         );
+        registry.register(
+            "sievegate_state_rows",
+            "Rows in the state store, by table: cache (remembered ids, RDAP answers), rate (rate-limit keys), outbox (mails waiting to be sent), quarantine (index entries); refreshed by the expiry pass",
+            m.state_rows.clone(),
+        );
+        registry.register(
+            "sievegate_state_expired_rows",
+            "Cache and rate rows deleted by the periodic expiry, by table",
+            m.state_expired.clone(),
+        );
         Metrics { registry, ..m }
+    }
+}
+
+/// Sets the state-store size gauges (rows per table).
+pub fn state_sizes(cache: u64, rate: u64, outbox: u64, quarantine: u64) {
+    for (table, rows) in STATE_TABLES.iter().zip([cache, rate, outbox, quarantine]) {
+        let gauge = METRICS
+            .state_rows
+            .get_or_create(&[("table", table.to_string())]);
+        gauge.set(i64::try_from(rows).unwrap_or(i64::MAX));
+    }
+}
+
+/// Counts the rows one expiry pass deleted.
+pub fn state_expired(cache: u64, rate: u64) {
+    for (table, rows) in [("cache", cache), ("rate", rate)] {
+        METRICS
+            .state_expired
+            .get_or_create(&[("table", table.to_string())])
+            .inc_by(rows);
     }
 }
 

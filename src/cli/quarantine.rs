@@ -81,10 +81,11 @@ pub fn quarantine(config: Option<PathBuf>, action: QuarantineAction) -> ExitCode
             }
             QuarantineAction::Purge { older_than } => {
                 let tty = std::io::stderr().is_terminal();
-                let n = qcli::purge(
+                let summary = qcli::purge(
                     &q,
                     older_than,
                     std::time::SystemTime::now(),
+                    services.config.rate_keep(),
                     |done, total| {
                         if tty && (done % 100 == 0 || done == total) {
                             eprint!("\rpurging: {done}/{total}");
@@ -94,7 +95,31 @@ pub fn quarantine(config: Option<PathBuf>, action: QuarantineAction) -> ExitCode
                         }
                     },
                 )?;
-                writeln!(out, "{n} entries purged")?;
+                writeln!(out, "{} entries purged", summary.purged.removed)?;
+                let swept = summary.swept;
+                if swept.orphan_files > 0 || swept.dangling_entries > 0 {
+                    writeln!(
+                        out,
+                        "{} orphaned files and {} index entries without a file removed",
+                        swept.orphan_files, swept.dangling_entries
+                    )?;
+                }
+                writeln!(
+                    out,
+                    "{} cache and {} rate rows expired",
+                    summary.expired.cache, summary.expired.rate
+                )?;
+                for (id, error) in &summary.purged.failed {
+                    eprintln!(
+                        "sievegate quarantine: cannot purge {}: {}",
+                        qcli::terminal(id),
+                        qcli::terminal(error)
+                    );
+                }
+                let failures = summary.purged.failed.len() + swept.failed;
+                if failures > 0 {
+                    return Err(qcli::CliError::Incomplete(failures));
+                }
             }
         }
         out.flush()?;

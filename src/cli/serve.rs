@@ -71,6 +71,7 @@ pub fn serve(path: PathBuf) -> ExitCode {
         let current = server.current();
         start_tmp_sweep(&services);
         start_quarantine_purge(current.clone());
+        start_state_expiry(current.clone());
         // The clamd probe (health gating at MAIL); its own task, so a hung clamd cannot
         // hold startup for the whole scan timeout.
         let mut probe = tokio::spawn(sievegate::scan::health::watch(
@@ -180,26 +181,33 @@ fn start_tmp_sweep(services: &Services) {
 }
 
 /// Purges quarantine entries older than `[quarantine] retention_days` now and every hour,
-/// in a thread: deleting thousands of files must not hold up deliveries. Each pass uses the
-/// current services, so a reload that enables the quarantine or changes the retention
-/// applies from the next pass.
+/// and sweeps what no index entry owns (files left by a crash) and index entries whose file
+/// is gone, in a thread: deleting thousands of files must not hold up deliveries. Each pass
+/// uses the current services, so a reload that enables the quarantine or changes the
+/// retention applies from the next pass. An entry that cannot be removed is logged and
+/// tried again next hour; the others are purged.
 fn start_quarantine_purge(current: sievegate::reload::Current) {
     let spawned = std::thread::Builder::new()
         .name("quarantine-purge".into())
         .spawn(move || loop {
             let services = current.get();
             if let Some(q) = &services.quarantine {
-                let before = std::time::SystemTime::now()
+                let now = std::time::SystemTime::now();
+                let before = now
                     .checked_sub(services.config.quarantine.retention)
                     .unwrap_or(std::time::UNIX_EPOCH);
                 match q.purge(before, |_, _| {}) {
-                    Ok(0) => {}
-                    Ok(n) => {
-                        tracing::info!(purged = n, "quarantine: {n} entries past retention purged")
+                    Ok(p) if p.removed == 0 && p.failed.is_empty() => {}
+                    Ok(p) => {
+                        let (n, failed) = (p.removed, p.failed.len());
+                        tracing::info!(purged = n, failed, "quarantine: {n} entries past retention purged")
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "quarantine purge failed; retrying in an hour")
                     }
+                }
+                if let Err(e) = q.sweep(now, sievegate::quarantine::SWEEP_GRACE) {
+                    tracing::error!(error = %e, "quarantine sweep failed; retrying in an hour");
                 }
             }
             drop(services);
@@ -207,5 +215,53 @@ fn start_quarantine_purge(current: sievegate::reload::Current) {
         });
     if let Err(e) = spawned {
         tracing::warn!(error = %e, "cannot start the quarantine purge");
+    }
+}
+
+/// Deletes expired cache and rate rows every `[state] expire_interval_secs` (5 min) and
+/// refreshes the size gauges, in a thread (SQLite deletes fsync). Each pass uses the
+/// current services: a reload's new intervals apply from the next pass.
+fn start_state_expiry(current: sievegate::reload::Current) {
+    let spawned = std::thread::Builder::new()
+        .name("state-expiry".into())
+        .spawn(move || loop {
+            let services = current.get();
+            let interval = services.config.state.expire_interval;
+            expire_state(
+                services.state.as_ref(),
+                std::time::SystemTime::now(),
+                services.config.rate_keep(),
+            );
+            drop(services);
+            std::thread::sleep(interval);
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the state expiry");
+    }
+}
+
+/// One expiry pass: expired rows out, gauges set; failures are logged (the next pass
+/// tries again).
+fn expire_state(
+    state: &dyn sievegate::state::StateStore,
+    now: std::time::SystemTime,
+    rate_keep: std::time::Duration,
+) {
+    match state.expire(now, rate_keep) {
+        Ok(expired) => {
+            sievegate::metrics::state_expired(expired.cache, expired.rate);
+            if expired.cache + expired.rate > 0 {
+                tracing::debug!(
+                    cache = expired.cache,
+                    rate = expired.rate,
+                    "state: expired rows deleted"
+                );
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "state expiry failed; retrying at the next pass"),
+    }
+    match state.sizes() {
+        Ok(s) => sievegate::metrics::state_sizes(s.cache, s.rate, s.queue, s.quarantine),
+        Err(e) => tracing::warn!(error = %e, "cannot count state rows for the metrics"),
     }
 }

@@ -75,7 +75,10 @@ impl Services {
     pub fn open(config: Config) -> Result<Self, StateError> {
         let state: Arc<dyn StateStore> = match &config.state.dir {
             Some(dir) => Arc::new(SqliteState::open(dir)?),
-            None => Arc::new(MemoryState::default()),
+            None => Arc::new(MemoryState::bounded(
+                config.state.memory_max_entries,
+                config.rate_keep(),
+            )),
         };
         Ok(Services::with_state(config, state))
     }

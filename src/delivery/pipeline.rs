@@ -185,7 +185,8 @@ fn deliver_all(
         .as_ref()
         .is_some_and(|_| verdict.virustest() >= config.quarantine.min_virustest);
     if *route == Route::Sieve && by_threshold {
-        match quarantine_message(services, envelope, message, &parsed, verdict, received_at) {
+        let all = &envelope.rcpts;
+        match quarantine_message(services, envelope, all, message, &parsed, verdict, received_at) {
             Ok(id) => log.quarantined = Some(id),
             Err(()) => return defer_all(envelope, &log, Deferral::QuarantineFailed),
         }
@@ -251,13 +252,25 @@ fn deliver_all(
             // A global script's `quarantine`: once per message, before any reply (replies
             // go out after every recipient is done). A failed write defers this recipient,
             // so the MTA retries it and the quarantine is tried again.
-            match quarantine_message(services, envelope, message, &parsed, verdict, received_at) {
+            // The entry lists this recipient only; later ones whose chain also quarantines
+            // join it (below), so a release never delivers to one who had the message.
+            let only = std::slice::from_ref(rcpt);
+            match quarantine_message(services, envelope, only, message, &parsed, verdict, received_at) {
                 Ok(id) => log.quarantined = Some(id),
                 Err(()) => {
                     let outcome = RcptOutcome::Deferred(Deferral::QuarantineFailed);
                     log.emit(rcpt, &outcome, &[]);
                     return outcome;
                 }
+            }
+        } else if let (true, Some(q), Some(id)) =
+            (plan.quarantines(), &services.quarantine, &log.quarantined)
+        {
+            if let Err(e) = q.add_recipient(id, &rcpt.original, &rcpt.user()) {
+                tracing::error!(id = %envelope.id, quarantine_id = %id, error = %e, "cannot add the recipient to the quarantine entry: deferred, the MTA retries");
+                let outcome = RcptOutcome::Deferred(Deferral::QuarantineFailed);
+                log.emit(rcpt, &outcome, &[]);
+                return outcome;
             }
         }
         let header = trace_headers(&info, rcpt);
@@ -414,6 +427,7 @@ fn tell_others(
 fn quarantine_message(
     services: &Services,
     envelope: &Envelope,
+    rcpts: &[Recipient],
     message: &[u8],
     parsed: &ParsedMessage<'_>,
     verdict: &Verdict,
@@ -424,7 +438,8 @@ fn quarantine_message(
     };
     let id = quarantine::new_id(&envelope.id);
     // The exact bytes as received: the scan headers a sender forged stay, they are evidence.
-    let entry = quarantine::entry_for(id.clone(), envelope, message, parsed, verdict, received_at);
+    let entry =
+        quarantine::entry_for(id.clone(), envelope, rcpts, message, parsed, verdict, received_at);
     match q.store(&entry, message) {
         Ok(()) => {
             tracing::info!(id = %envelope.id, quarantine_id = %id, backscatter = entry.backscatter, virus = verdict.virus_name().unwrap_or(""), "message quarantined as {id}");

@@ -43,8 +43,9 @@ pub enum CliError {
         /// The rescan's verdict.
         verdict: String,
     },
-    /// Some recipients could not be delivered to; the entry stays unreleased.
-    #[error("{id}: delivery failed for {failed} of {total} recipient(s); the entry is not marked released, run release again")]
+    /// Some recipients could not be delivered to; they stay held (the others are recorded
+    /// as released).
+    #[error("{id}: delivery failed for {failed} of {total} recipient(s); they are still held, run release again to retry them")]
     Delivery {
         /// The entry.
         id: String,
@@ -53,6 +54,14 @@ pub enum CliError {
         /// Recipients tried.
         total: usize,
     },
+    /// A recipient named by `--rcpt` was released before, or no recipient is held any more:
+    /// a release delivers each recipient once.
+    #[error("{0}")]
+    AlreadyReleased(String),
+    /// A purge went through every entry but could not remove some (each one is named on
+    /// stderr and tried again by the next purge).
+    #[error("{0} entries or files could not be removed (see above); the rest was purged")]
+    Incomplete(usize),
     /// The async runtime for the rescan could not start.
     #[error("cannot start the runtime: {0}")]
     Runtime(io::Error),
@@ -121,9 +130,22 @@ pub struct EntryJson<'a> {
     pub from: &'a str,
     pub size: u64,
     pub backscatter: bool,
-    /// RFC 3339, UTC; `null` while not released.
+    /// RFC 3339, UTC; `null` while some recipient is held.
     pub released_at: Option<String>,
     pub released_by: Option<&'a str>,
+    /// The recipients (as given) not released yet.
+    pub held: Vec<&'a str>,
+    /// One object per released recipient: `rcpt`, `released_at`, `released_by`.
+    pub releases: Vec<ReleaseJson<'a>>,
+}
+
+/// The JSON object of one recipient's release.
+#[derive(Debug, serde::Serialize)]
+pub struct ReleaseJson<'a> {
+    pub rcpt: &'a str,
+    /// RFC 3339, UTC.
+    pub released_at: String,
+    pub released_by: &'a str,
 }
 
 impl<'a> EntryJson<'a> {
@@ -148,6 +170,16 @@ impl<'a> EntryJson<'a> {
             backscatter: e.backscatter,
             released_at: e.released_at.map(rfc3339),
             released_by: e.released_by.as_deref(),
+            held: e.held(),
+            releases: e
+                .releases
+                .iter()
+                .map(|r| ReleaseJson {
+                    rcpt: &r.rcpt,
+                    released_at: rfc3339(r.at),
+                    released_by: &r.by,
+                })
+                .collect(),
         }
     }
 }
@@ -165,7 +197,8 @@ pub fn list(
         .map_err(QuarantineError::from)?;
     if json {
         let array: Vec<EntryJson<'_>> = entries.iter().map(EntryJson::new).collect();
-        serde_json::to_writer(&mut *out, &array).map_err(io::Error::from)?;
+        let json = serde_json::to_vec(&array).map_err(io::Error::from)?;
+        out.write_all(&json_for_terminal(json))?;
         writeln!(out)?;
         return Ok(entries.len());
     }
@@ -181,23 +214,87 @@ pub fn list(
         }
         if e.released_at.is_some() {
             flags.push_str(" [released]");
+        } else if !e.releases.is_empty() {
+            flags.push_str(&format!(
+                " [released {}/{}]",
+                e.releases.len(),
+                e.recipients.len()
+            ));
         }
         let sender = if e.sender.is_empty() { "<>" } else { &e.sender };
+        // Every field is escaped before it is clipped, so a cut never splits an escape.
         writeln!(
             out,
             "{:<24} {:<20} {:>8} {:<32} {:<28} {:<28} {}{}",
-            e.id,
+            terminal(&e.id),
             rfc3339(e.received_at),
             e.size,
-            clip(&e.viruses.join(","), 32),
-            clip(sender, 28),
-            clip(&e.recipients.join(","), 28),
-            clip(&e.subject, 40),
+            clip(&terminal(&e.viruses.join(",")), 32),
+            clip(&terminal(sender), 28),
+            clip(&terminal(&e.recipients.join(",")), 28),
+            clip(&terminal(&e.subject), 40),
             flags
         )?;
     }
     writeln!(out, "{} entries", entries.len())?;
     Ok(entries.len())
+}
+
+/// `text` for a terminal: control characters (C0, DEL, C1), invisible direction marks and
+/// the backslash are shown as escapes (`\x1b`, `\r`, `\0`, `\u{202e}`, `\\`), so a
+/// hostile field (an envelope sender may hold any byte inside its quotes) can neither drive
+/// the admin's terminal nor pass for other text.
+pub fn terminal(text: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\0' => out.push_str("\\0"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '\n' => out.push_str("\\n"),
+            c if (c as u32) < 0x100 && c.is_control() => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            '\u{200b}'..='\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{feff}' => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `list --json` for a terminal: serde_json escapes C0 controls already; DEL and the C1
+/// controls (U+0080..U+009F, which some terminals obey) become `\u00XX` escapes too. The
+/// JSON means the same; only its bytes are safe to print.
+fn json_for_terminal(json: Vec<u8>) -> Vec<u8> {
+    if !json
+        .iter()
+        .enumerate()
+        .any(|(i, &b)| b == 0x7f || (b == 0xc2 && json.get(i + 1).is_some_and(|n| (0x80..0xa0).contains(n))))
+    {
+        return json;
+    }
+    let mut out = Vec::with_capacity(json.len() + 16);
+    let mut i = 0;
+    while i < json.len() {
+        let b = json[i];
+        if b == 0x7f {
+            out.extend_from_slice(b"\\u007f");
+        } else if b == 0xc2 && json.get(i + 1).is_some_and(|n| (0x80..0xa0).contains(n)) {
+            out.extend_from_slice(format!("\\u{:04x}", json[i + 1]).as_bytes());
+            i += 1;
+        } else {
+            out.push(b);
+        }
+        i += 1;
+    }
+    out
 }
 
 /// At most `max` characters, with `…` when cut.
@@ -219,7 +316,7 @@ pub fn show(q: &Quarantine, id: &str, raw: bool, out: &mut dyn Write) -> Result<
         out.write_all(&bytes)?;
         return Ok(());
     }
-    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_string());
+    let opt = |v: &Option<String>| v.as_deref().map(terminal).unwrap_or_else(|| "-".to_string());
     let sender = if entry.sender.is_empty() {
         "<>"
     } else {
@@ -227,21 +324,22 @@ pub fn show(q: &Quarantine, id: &str, raw: bool, out: &mut dyn Write) -> Result<
     };
     writeln!(out, "id:           {}", entry.id)?;
     writeln!(out, "received:     {}", rfc3339(entry.received_at))?;
-    writeln!(out, "sender:       {sender}")?;
-    writeln!(out, "recipients:   {}", entry.recipients.join(", "))?;
-    writeln!(out, "resolved:     {}", entry.resolved.join(", "))?;
+    writeln!(out, "sender:       {}", terminal(sender))?;
+    writeln!(out, "recipients:   {}", terminal(&entry.recipients.join(", ")))?;
+    writeln!(out, "resolved:     {}", terminal(&entry.resolved.join(", ")))?;
     writeln!(out, "client ip:    {}", opt(&entry.client_ip))?;
     writeln!(out, "client helo:  {}", opt(&entry.client_helo))?;
     writeln!(out, "queue id:     {}", opt(&entry.queue_id))?;
     writeln!(
         out,
         "verdict:      {} (virustest {})",
-        entry.verdict, entry.virustest
+        terminal(&entry.verdict),
+        entry.virustest
     )?;
-    writeln!(out, "viruses:      {}", entry.viruses.join(", "))?;
-    writeln!(out, "message-id:   {}", entry.message_id)?;
-    writeln!(out, "from:         {}", entry.from)?;
-    writeln!(out, "subject:      {}", entry.subject)?;
+    writeln!(out, "viruses:      {}", terminal(&entry.viruses.join(", ")))?;
+    writeln!(out, "message-id:   {}", terminal(&entry.message_id))?;
+    writeln!(out, "from:         {}", terminal(&entry.from))?;
+    writeln!(out, "subject:      {}", terminal(&entry.subject))?;
     writeln!(out, "size:         {}", entry.size)?;
     writeln!(out, "backscatter:  {}", entry.backscatter)?;
     match (&entry.released_at, &entry.released_by) {
@@ -249,9 +347,22 @@ pub fn show(q: &Quarantine, id: &str, raw: bool, out: &mut dyn Write) -> Result<
             out,
             "released:     {} by {}",
             rfc3339(*at),
-            by.as_deref().unwrap_or("?")
+            terminal(by.as_deref().unwrap_or("?"))
         )?,
-        (None, _) => writeln!(out, "released:     no")?,
+        (None, _) => writeln!(
+            out,
+            "released:     no (held: {})",
+            terminal(&entry.held().join(", "))
+        )?,
+    }
+    for r in &entry.releases {
+        writeln!(
+            out,
+            "released rcpt: {} at {} by {}",
+            terminal(&r.rcpt),
+            rfc3339(r.at),
+            terminal(&r.by)
+        )?;
     }
     writeln!(out)?;
     out.write_all(&printable(header_section(&bytes)))?;
@@ -296,7 +407,13 @@ pub struct Released {
 
 /// `quarantine release ID [--rcpt ADDR]... [--force]`: rescans; clean → the full pipeline
 /// (Sieve included); still infected → refused, or with `force` stored into INBOX without
-/// Sieve. The entry is marked released (by `user`) once every recipient has a final outcome.
+/// Sieve. Release is per recipient: without `--rcpt`, every recipient still held; a
+/// recipient released before is refused (named by `--rcpt`) or skipped, so no one gets the
+/// message twice. Each recipient with a final outcome is recorded as released (when, by
+/// `user`); one that failed stays held for the next run.
+///
+/// The delivery comes before the record: a crash in between may deliver a recipient twice
+/// on the next run, but never marks one released that was not delivered.
 pub async fn release(
     services: &Arc<Services>,
     q: &Quarantine,
@@ -306,8 +423,9 @@ pub async fn release(
     user: &str,
 ) -> Result<Vec<Released>, CliError> {
     let entry = q.get(id)?;
+    let chosen = release_choice(&entry, only)?;
+    let rcpts = release_recipients(services, &chosen)?;
     let message = q.raw(id)?;
-    let rcpts = release_recipients(services, &entry, only)?;
     let verdict = services
         .scanner
         .scan(&message)
@@ -352,15 +470,24 @@ pub async fn release(
     let outcomes = delivery::deliver_scanned(services, &envelope, message, verdict, route).await;
     let failed = outcomes.iter().filter(|o| o.is_temporary_failure()).count();
     let total = outcomes.len();
-    let released: Vec<Released> = envelope
-        .rcpts
+    let released: Vec<Released> = chosen
         .iter()
         .zip(outcomes)
-        .map(|(r, outcome)| Released {
-            rcpt: r.original.clone(),
+        .map(|(rcpt, outcome)| Released {
+            rcpt: rcpt.clone(),
             outcome,
         })
         .collect();
+    let done: Vec<String> = released
+        .iter()
+        .filter(|r| !r.outcome.is_temporary_failure())
+        .map(|r| r.rcpt.clone())
+        .collect();
+    if !done.is_empty() {
+        q.state()
+            .quarantine_release_rcpts(id, &done, SystemTime::now(), user)
+            .map_err(QuarantineError::from)?;
+    }
     if failed > 0 {
         for r in &released {
             tracing::warn!(quarantine_id = %id, to = %r.rcpt, outcome = %r.outcome.summary(), "release outcome");
@@ -371,65 +498,84 @@ pub async fn release(
             total,
         });
     }
-    q.state()
-        .quarantine_mark_released(id, SystemTime::now(), user)
-        .map_err(QuarantineError::from)?;
     Ok(released)
 }
 
-/// The entry's recipients (as given), or those of them named by `--rcpt` (matched
-/// case-insensitively against the given and resolved forms), resolved for delivery.
-fn release_recipients(
-    services: &Services,
-    entry: &QuarantineEntry,
-    only: &[String],
-) -> Result<Vec<Recipient>, CliError> {
-    let mut chosen: Vec<&str> = Vec::new();
+/// The recipients (as given) this release delivers to: every one still held, or those named
+/// by `only` (matched case-insensitively against the given and resolved forms), each of
+/// which must be a recipient of the entry and still held.
+fn release_choice(entry: &QuarantineEntry, only: &[String]) -> Result<Vec<String>, CliError> {
+    let released_before = |given: &str| entry.releases.iter().find(|r| r.rcpt == given);
     if only.is_empty() {
-        chosen.extend(entry.recipients.iter().map(String::as_str));
-    } else {
-        for want in only {
-            let found = entry
-                .recipients
-                .iter()
-                .zip(
-                    entry
-                        .resolved
-                        .iter()
-                        .chain(std::iter::repeat(&String::new())),
-                )
-                .find(|(given, resolved)| {
-                    given.eq_ignore_ascii_case(want) || resolved.eq_ignore_ascii_case(want)
-                })
-                .map(|(given, _)| given.as_str());
-            match found {
-                Some(given) if !chosen.contains(&given) => chosen.push(given),
-                Some(_) => {}
-                None => {
-                    return Err(CliError::BadRecipient(format!(
-                        "{want} is not a recipient of {} (its recipients: {})",
-                        entry.id,
-                        entry.recipients.join(", ")
-                    )))
-                }
-            }
+        let held: Vec<String> = entry.held().into_iter().map(str::to_string).collect();
+        if held.is_empty() {
+            let last = entry.releases.last();
+            return Err(CliError::AlreadyReleased(format!(
+                "{}: every recipient was already released{}: nothing delivered",
+                entry.id,
+                last.map(|r| format!(" (last: {} by {} at {})", terminal(&r.rcpt), terminal(&r.by), rfc3339(r.at)))
+                    .unwrap_or_default()
+            )));
+        }
+        return Ok(held);
+    }
+    let mut chosen: Vec<String> = Vec::new();
+    for want in only {
+        let found = entry
+            .recipients
+            .iter()
+            .zip(
+                entry
+                    .resolved
+                    .iter()
+                    .chain(std::iter::repeat(&String::new())),
+            )
+            .find(|(given, resolved)| {
+                given.eq_ignore_ascii_case(want) || resolved.eq_ignore_ascii_case(want)
+            })
+            .map(|(given, _)| given.as_str());
+        let Some(given) = found else {
+            return Err(CliError::BadRecipient(format!(
+                "{} is not a recipient of {} (its recipients: {})",
+                terminal(want),
+                entry.id,
+                terminal(&entry.recipients.join(", "))
+            )));
+        };
+        if let Some(before) = released_before(given) {
+            return Err(CliError::AlreadyReleased(format!(
+                "{} was already released from {} by {} at {}: not delivered again",
+                terminal(given),
+                entry.id,
+                terminal(&before.by),
+                rfc3339(before.at)
+            )));
+        }
+        if !chosen.iter().any(|c| c == given) {
+            chosen.push(given.to_string());
         }
     }
+    Ok(chosen)
+}
+
+/// `chosen` (addresses as given) resolved for delivery.
+fn release_recipients(services: &Services, chosen: &[String]) -> Result<Vec<Recipient>, CliError> {
     let mailbox = &services.config.mailbox;
     chosen
-        .into_iter()
+        .iter()
         .map(|address| {
             let mut rcpt =
                 Recipient::resolve(address, &mailbox.domains, &mailbox.recipient_delimiter)
                     .map_err(|e| {
                         CliError::BadRecipient(format!(
-                            "{address}: not deliverable here any more ({e:?})"
+                            "{}: not deliverable here any more ({e:?})",
+                            terminal(address)
                         ))
                     })?;
             services
                 .users
                 .admit(&mut rcpt, mailbox.needs_home)
-                .map_err(|e| CliError::BadRecipient(format!("{address}: {e}")))?;
+                .map_err(|e| CliError::BadRecipient(format!("{}: {e}", terminal(address))))?;
             Ok(rcpt)
         })
         .collect()
@@ -441,16 +587,41 @@ pub fn delete(q: &Quarantine, id: &str) -> Result<(), CliError> {
     Ok(())
 }
 
-/// `quarantine purge --older-than DAYS`; `progress(done, total)` after each entry.
+/// What `quarantine purge` did.
+#[derive(Debug, Default)]
+pub struct PurgeSummary {
+    /// Entries past the age, removed or not.
+    pub purged: super::Purged,
+    /// Orphaned files and index entries without a file.
+    pub swept: super::Swept,
+    /// Cache and rate rows expired in the same run.
+    pub expired: crate::state::Expired,
+}
+
+/// `quarantine purge --older-than DAYS`; `progress(done, total)` after each entry. Also
+/// what the server does periodically: sweeps orphans (files older than
+/// [`super::SWEEP_GRACE`]) and expires cache and rate rows (rate rows after `rate_keep`),
+/// so a host whose server is stopped can be cleaned by hand or cron.
 pub fn purge(
     q: &Quarantine,
     older_than_days: u64,
     now: SystemTime,
+    rate_keep: Duration,
     progress: impl FnMut(usize, usize),
-) -> Result<usize, CliError> {
+) -> Result<PurgeSummary, CliError> {
     let age = Duration::from_secs(older_than_days.saturating_mul(86_400));
     let before = now.checked_sub(age).unwrap_or(std::time::UNIX_EPOCH);
-    Ok(q.purge(before, progress)?)
+    let purged = q.purge(before, progress)?;
+    let swept = q.sweep(now, super::SWEEP_GRACE)?;
+    let expired = q
+        .state()
+        .expire(now, rate_keep)
+        .map_err(QuarantineError::from)?;
+    Ok(PurgeSummary {
+        purged,
+        swept,
+        expired,
+    })
 }
 
 /// Who runs the command, for the release log: `$SUDO_USER` when run through sudo, else the

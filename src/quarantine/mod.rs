@@ -14,8 +14,9 @@ use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
+use crate::address::Recipient;
 use crate::delivery::{classify, Envelope};
 use crate::filter::ParsedMessage;
 use crate::scan::Verdict;
@@ -72,10 +73,13 @@ pub fn new_id(txn_id: &str) -> String {
     format!("{txn_id}-{:X}", std::process::id())
 }
 
-/// The index entry for a message as received (`message`, unmodified) and its scan.
+/// The index entry for a message as received (`message`, unmodified) and its scan, held for
+/// `rcpts`: every recipient when the virus policy quarantines, or those whose Sieve chain
+/// asked for it (later ones join with [`Quarantine::add_recipient`]).
 pub fn entry_for(
     id: String,
     envelope: &Envelope,
+    rcpts: &[Recipient],
     message: &[u8],
     parsed: &ParsedMessage<'_>,
     verdict: &Verdict,
@@ -101,8 +105,8 @@ pub fn entry_for(
         id,
         received_at,
         sender: envelope.mail_from.clone(),
-        recipients: envelope.rcpts.iter().map(|r| r.original.clone()).collect(),
-        resolved: envelope.rcpts.iter().map(|r| r.user()).collect(),
+        recipients: rcpts.iter().map(|r| r.original.clone()).collect(),
+        resolved: rcpts.iter().map(|r| r.user()).collect(),
         client_ip: known(&client.addr),
         client_helo: known(&client.helo),
         queue_id: known(&client.queue_id),
@@ -120,6 +124,7 @@ pub fn entry_for(
         backscatter: classify::is_bounce(&envelope.mail_from, m),
         released_at: None,
         released_by: None,
+        releases: Vec::new(),
     }
 }
 
@@ -175,7 +180,7 @@ impl Quarantine {
             move |source| QuarantineError::Write { path, source }
         };
         fs::create_dir_all(&self.dir).map_err(write_error(&self.dir))?;
-        let tmp = self.dir.join(format!(".{id}.tmp"));
+        let tmp = self.dir.join(format!(".{id}{TMP_SUFFIX}"));
         let written = (|| -> io::Result<()> {
             // 0600: the content is infected mail and may hold anyone's private data.
             let mut file = OpenOptions::new()
@@ -190,16 +195,28 @@ impl Quarantine {
             let _ = fs::remove_file(&tmp);
             return Err(write_error(&tmp)(e));
         }
-        if let Err(e) = fs::rename(&tmp, path) {
-            let _ = fs::remove_file(&tmp);
-            return Err(write_error(path)(e));
-        }
-        // The rename is durable only once the directory is.
+        // A hard link, not rename(2): it fails when the name exists, so a file of another
+        // entry (an id reused by a clock step, or a copy left by a crash) is never replaced.
+        let linked = fs::hard_link(&tmp, path);
+        let _ = fs::remove_file(&tmp);
+        linked.map_err(write_error(path))?;
+        // The new name is durable only once the directory is.
         if let Err(e) = File::open(&self.dir).and_then(|d| d.sync_all()) {
             let _ = fs::remove_file(path);
             return Err(write_error(&self.dir)(e));
         }
         Ok(())
+    }
+
+    /// Adds a recipient to entry `id`: a later recipient of the same message whose Sieve
+    /// chain also asked for quarantine (each entry lists only the recipients whose copy it
+    /// holds, so a release delivers to no one who already had the message).
+    pub fn add_recipient(&self, id: &str, given: &str, resolved: &str) -> Result<(), QuarantineError> {
+        if self.state.quarantine_add_recipient(id, given, resolved)? {
+            Ok(())
+        } else {
+            Err(QuarantineError::NotFound(id.to_string()))
+        }
     }
 
     /// The entry `id`, or [`QuarantineError::NotFound`].
@@ -238,25 +255,143 @@ impl Quarantine {
     }
 
     /// Removes every entry received before `before`; `progress(done, total)` is called
-    /// after each. Returns how many were removed.
+    /// after each. An entry that cannot be removed (its file is a directory, the disk is
+    /// read-only, ...) is logged and counted in [`Purged::failed`], and the purge goes on
+    /// with the next: one bad file must not keep every later entry forever. `Err` only
+    /// when the index cannot be read.
     pub fn purge(
         &self,
         before: SystemTime,
         mut progress: impl FnMut(usize, usize),
-    ) -> Result<usize, QuarantineError> {
+    ) -> Result<Purged, QuarantineError> {
         let ids = self.state.quarantine_older_than(before)?;
         let total = ids.len();
+        let mut purged = Purged::default();
         for (n, id) in ids.iter().enumerate() {
-            if valid_id(id) {
-                self.remove(id)?;
+            let removed = if valid_id(id) {
+                self.remove(id)
             } else {
                 // Never a path from a row we did not write: drop the row only.
-                self.state.quarantine_delete(id)?;
+                self.state
+                    .quarantine_delete(id)
+                    .map(|_| ())
+                    .map_err(QuarantineError::from)
+            };
+            match removed {
+                Ok(()) => purged.removed += 1,
+                Err(e) => {
+                    tracing::error!(quarantine_id = %id, error = %e, "quarantine purge: cannot remove this entry; going on with the others");
+                    purged.failed.push((id.clone(), e.to_string()));
+                }
             }
             progress(n + 1, total);
         }
-        Ok(total)
+        Ok(purged)
     }
+
+    /// Makes the directory and the index agree: removes files older than `grace` at `now`
+    /// that no index entry owns (`<id>.eml` left by a crash between the file and the index,
+    /// `.<id>.tmp` left by a crash during the write) and index entries older than `grace`
+    /// whose file is gone. `grace` covers a store in progress (file written, index not
+    /// yet). Like [`Quarantine::purge`], a failure is logged and counted, never a stop.
+    pub fn sweep(&self, now: SystemTime, grace: Duration) -> Result<Swept, QuarantineError> {
+        let mut swept = Swept::default();
+        let cutoff = now.checked_sub(grace).unwrap_or(std::time::UNIX_EPOCH);
+        let dir = match fs::read_dir(&self.dir) {
+            Ok(dir) => dir,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(swept),
+            Err(source) => {
+                return Err(QuarantineError::File {
+                    path: self.dir.clone(),
+                    source,
+                })
+            }
+        };
+        for item in dir {
+            let Ok(item) = item else { continue };
+            let name = item.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let orphan = if let Some(id) = tmp_id(name) {
+                valid_id(id)
+            } else if let Some(id) = name.strip_suffix(".eml") {
+                valid_id(id) && self.state.quarantine_get(id)?.is_none()
+            } else {
+                false
+            };
+            if !orphan {
+                continue;
+            }
+            let old = item
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|mtime| mtime < cutoff);
+            if !old {
+                continue;
+            }
+            let path = item.path();
+            match fs::remove_file(&path) {
+                Ok(()) => {
+                    tracing::warn!(path = %path.display(), "quarantine: removed a file no index entry owns (left by a crash)");
+                    swept.orphan_files += 1;
+                }
+                Err(e) => {
+                    tracing::error!(path = %path.display(), error = %e, "quarantine: cannot remove an orphaned file");
+                    swept.failed += 1;
+                }
+            }
+        }
+        let before = crate::state::QuarantineFilter::default();
+        for entry in self.state.quarantine_list(&before)? {
+            if entry.received_at >= cutoff || !valid_id(&entry.id) {
+                continue;
+            }
+            if fs::symlink_metadata(self.path(&entry.id)).is_err() {
+                tracing::warn!(quarantine_id = %entry.id, "quarantine: index entry without its file removed");
+                match self.state.quarantine_delete(&entry.id) {
+                    Ok(_) => swept.dangling_entries += 1,
+                    Err(e) => {
+                        tracing::error!(quarantine_id = %entry.id, error = %e, "quarantine: cannot remove an index entry");
+                        swept.failed += 1;
+                    }
+                }
+            }
+        }
+        Ok(swept)
+    }
+}
+
+/// How old an unindexed file or a fileless index entry must be before
+/// [`Quarantine::sweep`] removes it: far longer than any store takes between its file and
+/// its index entry.
+pub const SWEEP_GRACE: Duration = Duration::from_secs(3600);
+
+/// The suffix of a file being written (`.<id>.tmp`).
+const TMP_SUFFIX: &str = ".tmp";
+
+/// The id of a temporary file name `.<id>.tmp`.
+fn tmp_id(name: &str) -> Option<&str> {
+    name.strip_prefix('.')?.strip_suffix(TMP_SUFFIX)
+}
+
+/// What [`Quarantine::purge`] did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Purged {
+    /// Entries removed (file and index entry).
+    pub removed: usize,
+    /// Entries that could not be removed, with the reason (they stay, and are tried again
+    /// by the next purge).
+    pub failed: Vec<(String, String)>,
+}
+
+/// What [`Quarantine::sweep`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Swept {
+    /// `.eml` and `.tmp` files without an index entry, removed.
+    pub orphan_files: usize,
+    /// Index entries without a file, removed.
+    pub dangling_entries: usize,
+    /// Files or entries that could not be removed.
+    pub failed: usize,
 }
 
 #[cfg(test)]

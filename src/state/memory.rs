@@ -5,25 +5,125 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use super::{
-    rate_allows, to_micros, virus_matches, QuarantineEntry, QuarantineFilter, QueuedMail,
-    RateDecision, StateError, StateStore,
+    from_micros, rate_allows, to_micros, virus_matches, Expired, QuarantineEntry,
+    QuarantineFilter, QueuedMail, RateDecision, RcptRelease, StateError, StateSizes, StateStore,
 };
+
+/// Default bound on cache and rate entries held in memory (about 100 bytes each plus the
+/// key: some 20 MB at most).
+pub const DEFAULT_MAX_ENTRIES: usize = 100_000;
+
+/// Default rate retention of [`MemoryState::default`]: a week, longer than any default
+/// `min_interval`.
+pub const DEFAULT_RATE_KEEP: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// In-memory implementation with the same behaviour, for tests of other modules (and a
 /// server without `[state] dir`, which then forgets everything at restart).
-#[derive(Default)]
+///
+/// Unlike the database, memory is bounded: cache and rate entries together are kept to
+/// `max_entries`. Past the bound, expired entries go first, then the oldest (cache entries
+/// by expiry, rate entries by their last allowed event), down to nine tenths of the bound
+/// so the cost of a pass is spread over many inserts. Evicting a cache entry forgets a
+/// remembered id (a vacation reply or redirect may then repeat), evicting a rate entry
+/// allows its next event early: both bounded nuisances, unlike running out of memory. The
+/// outbound queue and the quarantine index are never evicted (they hold mail).
 pub struct MemoryState {
     inner: Mutex<Inner>,
 }
 
+impl Default for MemoryState {
+    fn default() -> Self {
+        MemoryState::bounded(DEFAULT_MAX_ENTRIES, DEFAULT_RATE_KEEP)
+    }
+}
+
+impl MemoryState {
+    /// A store holding at most `max_entries` cache and rate entries (at least 10), whose
+    /// rate entries count as expired `rate_keep` after their last allowed event.
+    pub fn bounded(max_entries: usize, rate_keep: Duration) -> Self {
+        MemoryState {
+            inner: Mutex::new(Inner {
+                max_entries: max_entries.max(10),
+                rate_keep: i64::try_from(rate_keep.as_micros()).unwrap_or(i64::MAX),
+                ..Inner::default()
+            }),
+        }
+    }
+}
+
 #[derive(Default)]
 struct Inner {
+    /// Bound on `cache.len() + rates.len()`.
+    max_entries: usize,
+    /// Rate retention, microseconds.
+    rate_keep: i64,
+    /// The latest `now` any call was given (microseconds): the eviction's idea of the time,
+    /// so it follows the caller's clock (a test's simulated one included).
+    clock: i64,
     quarantine: HashMap<String, QuarantineEntry>,
     cache: HashMap<String, (String, i64)>,
     /// key → (last allowed event, suppressed since).
     rates: HashMap<String, (i64, u64)>,
     queue: BTreeMap<i64, QueuedMail>,
     next_queue_id: i64,
+}
+
+impl Inner {
+    /// Moves the eviction clock forward to `now` (never back).
+    fn see(&mut self, now: SystemTime) {
+        self.clock = self.clock.max(to_micros(now));
+    }
+
+    /// Removes the cache entries expired at `now` and the rate entries older than `keep`.
+    fn expire(&mut self, now: i64, keep: i64) -> Expired {
+        let (cache, rates) = (self.cache.len(), self.rates.len());
+        self.cache.retain(|_, (_, expires)| *expires > now);
+        let oldest = now.saturating_sub(keep);
+        self.rates.retain(|_, (last, _)| *last >= oldest);
+        Expired {
+            cache: (cache - self.cache.len()) as u64,
+            rate: (rates - self.rates.len()) as u64,
+        }
+    }
+
+    /// Keeps cache and rate entries within `max_entries` (see [`MemoryState`]).
+    fn bound(&mut self) {
+        if self.cache.len() + self.rates.len() <= self.max_entries {
+            return;
+        }
+        let target = self.max_entries - self.max_entries / 10;
+        let expired = self.expire(self.clock, self.rate_keep);
+        let mut evicted = expired.cache + expired.rate;
+        let excess = (self.cache.len() + self.rates.len()).saturating_sub(target);
+        if excess > 0 {
+            // Oldest first: a cache entry by when it expires, a rate entry by when it will
+            // (its last allowed event plus the retention); ties by key, for repeatability.
+            let mut ages: Vec<(i64, bool, String)> = self
+                .cache
+                .iter()
+                .map(|(k, (_, expires))| (*expires, true, k.clone()))
+                .chain(
+                    self.rates
+                        .iter()
+                        .map(|(k, (last, _))| (last.saturating_add(self.rate_keep), false, k.clone())),
+                )
+                .collect();
+            ages.sort_unstable();
+            for (_, is_cache, key) in ages.into_iter().take(excess) {
+                if is_cache {
+                    self.cache.remove(&key);
+                } else {
+                    self.rates.remove(&key);
+                }
+                evicted += 1;
+            }
+        }
+        tracing::warn!(
+            evicted,
+            max_entries = self.max_entries,
+            "in-memory state full: {evicted} cache/rate entries evicted (expired first, then oldest)"
+        );
+    }
 }
 
 impl MemoryState {
@@ -125,7 +225,8 @@ impl StateStore for MemoryState {
     }
 
     fn cache_get(&self, key: &str, now: SystemTime) -> Result<Option<String>, StateError> {
-        let inner = self.lock();
+        let mut inner = self.lock();
+        inner.see(now);
         Ok(inner
             .cache
             .get(key)
@@ -134,9 +235,11 @@ impl StateStore for MemoryState {
     }
 
     fn cache_put(&self, key: &str, value: &str, expires: SystemTime) -> Result<(), StateError> {
-        self.lock()
+        let mut inner = self.lock();
+        inner
             .cache
             .insert(key.to_string(), (value.to_string(), to_micros(expires)));
+        inner.bound();
         Ok(())
     }
 
@@ -147,10 +250,12 @@ impl StateStore for MemoryState {
         now: SystemTime,
     ) -> Result<RateDecision, StateError> {
         let mut inner = self.lock();
+        inner.see(now);
         let entry = inner.rates.get(key).copied();
         if rate_allows(entry.map(|(last, _)| last), min_interval, now) {
             let suppressed = entry.map(|(_, s)| s).unwrap_or(0);
             inner.rates.insert(key.to_string(), (to_micros(now), 0));
+            inner.bound();
             Ok(RateDecision::Send { suppressed })
         } else {
             if let Some((_, suppressed)) = inner.rates.get_mut(key) {
@@ -158,6 +263,77 @@ impl StateStore for MemoryState {
             }
             Ok(RateDecision::Suppress)
         }
+    }
+
+    fn expire(&self, now: SystemTime, rate_keep: Duration) -> Result<Expired, StateError> {
+        let mut inner = self.lock();
+        inner.see(now);
+        let keep = i64::try_from(rate_keep.as_micros()).unwrap_or(i64::MAX);
+        Ok(inner.expire(to_micros(now), keep))
+    }
+
+    fn sizes(&self) -> Result<StateSizes, StateError> {
+        let inner = self.lock();
+        Ok(StateSizes {
+            cache: inner.cache.len() as u64,
+            rate: inner.rates.len() as u64,
+            queue: inner.queue.len() as u64,
+            quarantine: inner.quarantine.len() as u64,
+        })
+    }
+
+    fn quarantine_add_recipient(
+        &self,
+        id: &str,
+        given: &str,
+        resolved: &str,
+    ) -> Result<bool, StateError> {
+        let mut inner = self.lock();
+        let Some(entry) = inner.quarantine.get_mut(id) else {
+            return Ok(false);
+        };
+        if !entry.recipients.iter().any(|r| r == given) {
+            entry.recipients.push(given.to_string());
+            entry.resolved.push(resolved.to_string());
+        }
+        Ok(true)
+    }
+
+    fn quarantine_release_rcpts(
+        &self,
+        id: &str,
+        rcpts: &[String],
+        at: SystemTime,
+        by: &str,
+    ) -> Result<bool, StateError> {
+        let mut inner = self.lock();
+        let Some(entry) = inner.quarantine.get_mut(id) else {
+            return Ok(false);
+        };
+        let at = from_micros(to_micros(at));
+        let clean = |t: &str| -> String {
+            t.chars()
+                .map(|c| if c.is_control() { '?' } else { c })
+                .collect()
+        };
+        for rcpt in rcpts {
+            let rcpt = clean(rcpt);
+            if !entry.releases.iter().any(|r| r.rcpt == rcpt) {
+                entry.releases.push(RcptRelease {
+                    rcpt,
+                    at,
+                    by: clean(by),
+                });
+            }
+        }
+        entry
+            .releases
+            .sort_by(|a, b| (to_micros(a.at), &a.rcpt).cmp(&(to_micros(b.at), &b.rcpt)));
+        if entry.released_at.is_none() && entry.held().is_empty() {
+            entry.released_at = Some(at);
+            entry.released_by = Some(clean(by));
+        }
+        Ok(true)
     }
 
     fn queue_push(&self, mail: &QueuedMail) -> Result<i64, StateError> {

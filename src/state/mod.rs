@@ -128,6 +128,53 @@ pub struct QuarantineEntry {
     pub released_at: Option<SystemTime>,
     /// Who released it (the invoking user).
     pub released_by: Option<String>,
+    /// Each recipient released so far, in the order of release. `released_at`/`released_by`
+    /// above are set by the release that leaves no recipient held.
+    pub releases: Vec<RcptRelease>,
+}
+
+/// One recipient of a quarantine entry let out by `quarantine release`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RcptRelease {
+    /// The recipient as given in RCPT TO (an element of [`QuarantineEntry::recipients`]).
+    pub rcpt: String,
+    /// When.
+    pub at: SystemTime,
+    /// By whom (the invoking user).
+    pub by: String,
+}
+
+impl QuarantineEntry {
+    /// The recipients not released yet, in RCPT order.
+    pub fn held(&self) -> Vec<&str> {
+        self.recipients
+            .iter()
+            .filter(|r| !self.releases.iter().any(|x| &x.rcpt == *r))
+            .map(String::as_str)
+            .collect()
+    }
+}
+
+/// What one [`StateStore::expire`] pass removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Expired {
+    /// Cache rows past their expiry.
+    pub cache: u64,
+    /// Rate rows whose last allowed event is older than the rate retention.
+    pub rate: u64,
+}
+
+/// Rows per table, for the size gauges.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StateSizes {
+    /// Cached lookups and remembered ids (redirect, duplicate, vacation, RDAP).
+    pub cache: u64,
+    /// Rate-limit keys.
+    pub rate: u64,
+    /// Mails waiting in the outbound queue (sent and given-up ones are deleted at once).
+    pub queue: u64,
+    /// Quarantine index entries.
+    pub quarantine: u64,
 }
 
 /// Which quarantine entries [`StateStore::quarantine_list`] returns; every given part must
@@ -180,6 +227,33 @@ pub trait StateStore: Send + Sync {
         min_interval: Duration,
         now: SystemTime,
     ) -> Result<RateDecision, StateError>;
+    /// Deletes every cache row expired at `now` and every rate row whose last allowed event
+    /// is older than `rate_keep` (which callers make at least the longest `min_interval`
+    /// in use, so a deleted row would have allowed the next event anyway; its suppressed
+    /// count, older than `rate_keep`, goes with it).
+    fn expire(&self, now: SystemTime, rate_keep: Duration) -> Result<Expired, StateError>;
+    /// Rows per table.
+    fn sizes(&self) -> Result<StateSizes, StateError>;
+    /// Adds a recipient (as given and as resolved) to entry `id`, for a message whose later
+    /// recipient's Sieve chain also asked for quarantine; false when there is no such entry.
+    /// A recipient already listed is not added twice.
+    fn quarantine_add_recipient(
+        &self,
+        id: &str,
+        given: &str,
+        resolved: &str,
+    ) -> Result<bool, StateError>;
+    /// Records the release of `rcpts` (as given) of entry `id` at `at` by `by`; when no
+    /// recipient is left held, the entry's `released_at`/`released_by` are set too. A
+    /// recipient already released keeps its first record. False when there is no such entry.
+    fn quarantine_release_rcpts(
+        &self,
+        id: &str,
+        rcpts: &[String],
+        at: SystemTime,
+        by: &str,
+    ) -> Result<bool, StateError>;
+
     /// Adds a mail to the outbound queue; returns its id.
     fn queue_push(&self, mail: &QueuedMail) -> Result<i64, StateError>;
     /// Mails whose next_attempt <= now, oldest first, at most `limit`.

@@ -15,8 +15,8 @@ use std::time::{Duration, SystemTime};
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use super::{
-    from_micros, rate_allows, to_micros, QuarantineEntry, QuarantineFilter, QueuedMail,
-    RateDecision, StateError, StateStore,
+    from_micros, rate_allows, to_micros, Expired, QuarantineEntry, QuarantineFilter, QueuedMail,
+    RateDecision, RcptRelease, StateError, StateSizes, StateStore,
 };
 
 /// The database file's name inside `[state] dir`.
@@ -26,7 +26,7 @@ pub const DB_FILE: &str = "sievegate.db";
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The schema version this build creates; each step of [`MIGRATIONS`] raises it by one.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// `MIGRATIONS[n]` takes a database from version `n` to `n + 1`.
 const MIGRATIONS: &[&str] = &[r#"
@@ -80,6 +80,18 @@ CREATE TABLE outbound_queue (
     last_error    TEXT
 );
 CREATE INDEX outbound_queue_due ON outbound_queue (next_attempt, id);
+"#, r#"
+-- Release is per recipient: each held recipient once (issue 14).
+CREATE TABLE quarantine_release (
+    entry        TEXT NOT NULL REFERENCES quarantine (id) ON DELETE CASCADE,
+    rcpt         TEXT NOT NULL,             -- as given in RCPT TO
+    released_at  INTEGER NOT NULL,
+    released_by  TEXT NOT NULL,
+    PRIMARY KEY (entry, rcpt)
+) WITHOUT ROWID;
+-- The periodic expiry deletes by these (range scans, not a table scan per pass).
+CREATE INDEX cache_expires ON cache (expires);
+CREATE INDEX rate_last_allowed ON rate (last_allowed);
 "#];
 
 /// The SQLite store. One connection behind a mutex: each call is a short transaction, and
@@ -201,9 +213,14 @@ fn unlines(text: String) -> Vec<String> {
 }
 
 /// The columns [`entry_from_row`] reads, in order.
-const ENTRY_COLUMNS: &str = "id, received_at, sender, recipients, resolved, client_ip, \
-    client_helo, queue_id, verdict, virustest, viruses, message_id, subject, from_header, size, \
-    backscatter, released_at, released_by";
+/// Every query names the entry table `q`. The releases come as one text (a line per
+/// release, tab-separated fields, in order of release) from an index lookup per entry.
+const ENTRY_COLUMNS: &str = "q.id, q.received_at, q.sender, q.recipients, q.resolved, \
+    q.client_ip, q.client_helo, q.queue_id, q.verdict, q.virustest, q.viruses, q.message_id, \
+    q.subject, q.from_header, q.size, q.backscatter, q.released_at, q.released_by, \
+    (SELECT group_concat(r.rcpt || char(9) || r.released_at || char(9) || r.released_by, \
+    char(10)) FROM (SELECT * FROM quarantine_release WHERE entry = q.id \
+    ORDER BY released_at, rcpt) r)";
 
 fn entry_from_row(row: &Row<'_>) -> rusqlite::Result<QuarantineEntry> {
     let virustest: i64 = row.get(9)?;
@@ -227,7 +244,33 @@ fn entry_from_row(row: &Row<'_>) -> rusqlite::Result<QuarantineEntry> {
         backscatter: row.get(15)?,
         released_at: row.get::<_, Option<i64>>(16)?.map(from_micros),
         released_by: row.get(17)?,
+        releases: releases_from(row.get::<_, Option<String>>(18)?.unwrap_or_default()),
     })
+}
+
+/// The inverse of the releases column of [`ENTRY_COLUMNS`]; a malformed line is skipped.
+fn releases_from(text: String) -> Vec<RcptRelease> {
+    let mut releases: Vec<RcptRelease> = unlines(text)
+        .iter()
+        .filter_map(|line| {
+            let mut fields = line.splitn(3, '\t');
+            let rcpt = fields.next()?.to_string();
+            let at = from_micros(fields.next()?.parse().ok()?);
+            let by = fields.next()?.to_string();
+            Some(RcptRelease { rcpt, at, by })
+        })
+        .collect();
+    // group_concat's order is not guaranteed: order of release, then address.
+    releases.sort_by(|a, b| (to_micros(a.at), &a.rcpt).cmp(&(to_micros(b.at), &b.rcpt)));
+    releases
+}
+
+/// A recipient or user name as a field of the releases column: no tab or line end (a
+/// recipient never holds one; a user name from `$SUDO_USER` might).
+fn release_field(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }
 
 /// `LIKE` pattern for a substring, with `\` as the escape character.
@@ -326,7 +369,7 @@ impl StateStore for SqliteState {
     fn quarantine_get(&self, id: &str) -> Result<Option<QuarantineEntry>, StateError> {
         let conn = self.lock();
         conn.query_row(
-            &format!("SELECT {ENTRY_COLUMNS} FROM quarantine WHERE id = ?1"),
+            &format!("SELECT {ENTRY_COLUMNS} FROM quarantine q WHERE q.id = ?1"),
             [id],
             entry_from_row,
         )
@@ -474,6 +517,137 @@ impl StateStore for SqliteState {
         };
         tx.commit().map_err(backend("rate check"))?;
         Ok(decision)
+    }
+
+    fn expire(&self, now: SystemTime, rate_keep: Duration) -> Result<Expired, StateError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(backend("expire"))?;
+        let now = to_micros(now);
+        let cache = tx
+            .execute("DELETE FROM cache WHERE expires <= ?1", [now])
+            .map_err(backend("expire"))?;
+        let keep = i64::try_from(rate_keep.as_micros()).unwrap_or(i64::MAX);
+        let rate = tx
+            .execute(
+                "DELETE FROM rate WHERE last_allowed < ?1",
+                [now.saturating_sub(keep)],
+            )
+            .map_err(backend("expire"))?;
+        tx.commit().map_err(backend("expire"))?;
+        Ok(Expired {
+            cache: cache as u64,
+            rate: rate as u64,
+        })
+    }
+
+    fn sizes(&self) -> Result<StateSizes, StateError> {
+        let conn = self.lock();
+        let count = |table: &str| -> Result<u64, StateError> {
+            let n: i64 = conn
+                .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+                .map_err(backend("sizes"))?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        };
+        Ok(StateSizes {
+            cache: count("cache")?,
+            rate: count("rate")?,
+            queue: count("outbound_queue")?,
+            quarantine: count("quarantine")?,
+        })
+    }
+
+    fn quarantine_add_recipient(
+        &self,
+        id: &str,
+        given: &str,
+        resolved: &str,
+    ) -> Result<bool, StateError> {
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend("quarantine add recipient"))?;
+        let row: Option<(String, String)> = tx
+            .query_row(
+                "SELECT recipients, resolved FROM quarantine WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(backend("quarantine add recipient"))?;
+        let Some((recipients, resolved_list)) = row else {
+            return Ok(false);
+        };
+        let mut recipients = unlines(recipients);
+        if !recipients.iter().any(|r| r == given) {
+            recipients.push(given.to_string());
+            let mut resolved_list = unlines(resolved_list);
+            resolved_list.push(resolved.to_string());
+            tx.execute(
+                "UPDATE quarantine SET recipients = ?2, resolved = ?3 WHERE id = ?1",
+                params![id, lines(&recipients), lines(&resolved_list)],
+            )
+            .map_err(backend("quarantine add recipient"))?;
+            for address in [given, resolved] {
+                tx.execute(
+                    "INSERT OR IGNORE INTO quarantine_rcpt (address, entry) VALUES (?1, ?2)",
+                    params![address.to_ascii_lowercase(), id],
+                )
+                .map_err(backend("quarantine add recipient"))?;
+            }
+        }
+        tx.commit().map_err(backend("quarantine add recipient"))?;
+        Ok(true)
+    }
+
+    fn quarantine_release_rcpts(
+        &self,
+        id: &str,
+        rcpts: &[String],
+        at: SystemTime,
+        by: &str,
+    ) -> Result<bool, StateError> {
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend("quarantine release"))?;
+        let recipients: Option<String> = tx
+            .query_row("SELECT recipients FROM quarantine WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(backend("quarantine release"))?;
+        let Some(recipients) = recipients else {
+            return Ok(false);
+        };
+        let by = release_field(by);
+        for rcpt in rcpts {
+            tx.execute(
+                "INSERT OR IGNORE INTO quarantine_release (entry, rcpt, released_at, released_by) \
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![id, release_field(rcpt), to_micros(at), by],
+            )
+            .map_err(backend("quarantine release"))?;
+        }
+        let released: Vec<String> = {
+            let mut stmt = tx
+                .prepare_cached("SELECT rcpt FROM quarantine_release WHERE entry = ?1")
+                .map_err(backend("quarantine release"))?;
+            let rows = stmt
+                .query_map([id], |r| r.get(0))
+                .map_err(backend("quarantine release"))?;
+            rows.collect::<Result<_, _>>()
+                .map_err(backend("quarantine release"))?
+        };
+        if unlines(recipients).iter().all(|r| released.contains(r)) {
+            tx.execute(
+                "UPDATE quarantine SET released_at = ?2, released_by = ?3 \
+                 WHERE id = ?1 AND released_at IS NULL",
+                params![id, to_micros(at), by],
+            )
+            .map_err(backend("quarantine release"))?;
+        }
+        tx.commit().map_err(backend("quarantine release"))?;
+        Ok(true)
     }
 
     fn queue_push(&self, mail: &QueuedMail) -> Result<i64, StateError> {

@@ -32,6 +32,7 @@ fn entry(id: &str, at: u64, rcpts: &[&str], viruses: &[&str]) -> QuarantineEntry
         backscatter: false,
         released_at: None,
         released_by: None,
+        releases: Vec::new(),
     }
 }
 

@@ -512,6 +512,7 @@ fn the_server_purges_entries_past_retention_at_startup() {
                 backscatter: false,
                 released_at: None,
                 released_by: None,
+                releases: Vec::new(),
             };
             state.quarantine_insert(&entry).expect("insert");
             std::fs::write(qdir.join(format!("{id}.eml")), b"x").expect("write");
