@@ -11,6 +11,8 @@
 mod memory;
 pub mod sqlite;
 #[cfg(test)]
+mod lifetime_tests;
+#[cfg(test)]
 mod tests;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
