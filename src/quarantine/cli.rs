@@ -666,4 +666,23 @@ mod tests {
         assert_eq!(header_section(b"A: b"), b"A: b");
         assert_eq!(printable(b"S: \x1b[31mx\r\n"), b"S: ?[31mx\r\n");
     }
+
+    #[test]
+    fn fields_are_escaped_for_the_terminal() {
+        for (field, shown) in [
+            ("a@b.example", "a@b.example"),
+            ("\"x\x1b]0;owned\x07\r\n\0y\"@evil", "\"x\\x1b]0;owned\\x07\\r\\n\\0y\"@evil"),
+            ("\"a\\\\x1b\"@e", "\"a\\\\\\\\x1b\"@e"),
+            ("\u{9b}31m\u{7f}", "\\x9b31m\\x7f"),
+            ("\u{202e}moc.live", "\\u{202e}moc.live"),
+            ("Grüße\t", "Grüße\\t"),
+        ] {
+            assert_eq!(terminal(field), shown, "{field:?}");
+        }
+        let json = serde_json::to_vec(&"\u{1b}\u{7f}\u{9b}é").expect("json");
+        let safe = json_for_terminal(json);
+        assert_eq!(safe, r#""\u001b\u007f\u009bé""#.as_bytes());
+        let back: String = serde_json::from_slice(&safe).expect("still JSON");
+        assert_eq!(back, "\u{1b}\u{7f}\u{9b}é");
+    }
 }

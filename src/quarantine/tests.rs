@@ -116,3 +116,76 @@ fn delete_and_purge() {
     assert_eq!(files(dir.path()), ["c.eml"]);
     assert!(q.get("c").is_ok());
 }
+
+#[test]
+fn purge_goes_on_past_an_entry_it_cannot_remove() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let q = Quarantine::new(dir.path().to_path_buf(), Arc::new(MemoryState::default()));
+    for (id, at) in [("a", 10), ("b", 20), ("c", 30)] {
+        q.store(&entry(id, at), id.as_bytes()).expect("store");
+    }
+    // b's file replaced by a non-empty directory: unlink(2) fails (EISDIR), even as root.
+    fs::remove_file(q.path("b")).expect("rm");
+    fs::create_dir(q.path("b")).expect("mkdir");
+    fs::write(q.path("b").join("x"), b"x").expect("write");
+    let purged = q
+        .purge(UNIX_EPOCH + Duration::from_secs(100), |_, _| {})
+        .expect("purge");
+    assert_eq!(purged.removed, 2, "a and c, after b failed");
+    assert_eq!(purged.failed.len(), 1);
+    assert_eq!(purged.failed[0].0, "b");
+    assert!(q.get("a").is_err() && q.get("c").is_err());
+    assert!(q.get("b").is_ok(), "kept for the next purge");
+    assert_eq!(files(dir.path()), ["b.eml"]);
+}
+
+#[test]
+fn sweep_removes_old_orphans_and_fileless_entries_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let q = Quarantine::new(dir.path().to_path_buf(), Arc::new(MemoryState::default()));
+    q.store(&entry("kept", 10), b"kept").expect("store");
+    q.store(&entry("fileless", 20), b"x").expect("store");
+    fs::remove_file(q.path("fileless")).expect("rm");
+    // Left by crashes: a file without its index entry, a temporary file; and an unrelated
+    // file and an invalid name, which are not ours to remove.
+    fs::write(q.path("orphan"), b"x").expect("write");
+    fs::write(dir.path().join(".crashed.tmp"), b"x").expect("write");
+    fs::write(dir.path().join("README"), b"x").expect("write");
+    fs::write(dir.path().join("a b.eml"), b"x").expect("write");
+    let real_now = std::time::SystemTime::now();
+    // Within the grace period (a store may be between its file and its index entry):
+    // nothing goes, except the fileless entry, whose arrival time is long past.
+    let swept = q.sweep(real_now, SWEEP_GRACE).expect("sweep");
+    assert_eq!(swept.orphan_files, 0);
+    assert_eq!(swept.dangling_entries, 1);
+    assert!(matches!(q.get("fileless"), Err(QuarantineError::NotFound(_))));
+    assert_eq!(
+        files(dir.path()),
+        [".crashed.tmp", "README", "a b.eml", "kept.eml", "orphan.eml"]
+    );
+    // Two hours later they are old enough.
+    let later = real_now + Duration::from_secs(7200);
+    let swept = q.sweep(later, SWEEP_GRACE).expect("sweep");
+    assert_eq!(swept, Swept { orphan_files: 2, dangling_entries: 0, failed: 0 });
+    assert_eq!(files(dir.path()), ["README", "a b.eml", "kept.eml"]);
+    assert_eq!(q.raw("kept").expect("raw"), b"kept");
+}
+
+#[test]
+fn store_never_replaces_the_file_of_another_entry() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = Arc::new(MemoryState::default());
+    let q = Quarantine::new(dir.path().to_path_buf(), state.clone());
+    q.store(&entry("same", 1), b"first").expect("store");
+    // The index entry is gone (e.g. deleted by hand) but the file is there: a second
+    // message with the same id must not overwrite it.
+    state.quarantine_delete("same").expect("delete");
+    let err = q.store(&entry("same", 2), b"second").expect_err("collision");
+    assert!(
+        matches!(&err, QuarantineError::Write { source, .. } if source.kind() == io::ErrorKind::AlreadyExists),
+        "{err}"
+    );
+    assert_eq!(fs::read(q.path("same")).expect("read"), b"first");
+    assert!(state.quarantine_get("same").expect("get").is_none());
+    assert_eq!(files(dir.path()), ["same.eml"], "no temporary file left");
+}
