@@ -318,8 +318,25 @@ fn release_refuses_infected_forces_into_inbox_and_delivers_through_sieve_once_cl
         "Sieve did not run"
     );
     assert!(env.messages("alice", "").is_empty() && env.messages("alice", ".Released").is_empty());
+    // Release is per recipient: bob is recorded, alice is still held.
     let entry = &list(&env.config_path, &[])[0];
-    assert_eq!(entry["released_by"], "admin-anna");
+    assert_eq!(entry["releases"][0]["rcpt"], "bob@example.test");
+    assert_eq!(entry["releases"][0]["released_by"], "admin-anna");
+    assert!(entry["releases"][0]["released_at"].is_string(), "{entry}");
+    assert_eq!(strings(&entry["held"]), ["alice@example.test"]);
+    assert!(entry["released_at"].is_null(), "{entry}");
+    // Bob a second time: refused, clearly, and nothing delivered.
+    let err = failed(&cli(
+        &env.config_path,
+        &["release", &id, "--rcpt", "bob@example.test", "--force"],
+    ));
+    assert!(
+        err.contains(&format!(
+            "bob@example.test was already released from {id} by admin-anna at "
+        )) && err.contains("not delivered again"),
+        "{err}"
+    );
+    assert_eq!(env.messages("bob", "").len(), 1);
 
     // The signature turns out to be a false positive: remove it, restart clamd, release.
     let ndb = clamd.db_dir().join("sievegate-test.ndb");
@@ -349,10 +366,26 @@ fn release_refuses_infected_forces_into_inbox_and_delivers_through_sieve_once_cl
     );
     let entry = &list(&env.config_path, &[])[0];
     assert!(entry["released_at"].is_string(), "{entry}");
+    assert!(strings(&entry["held"]).is_empty(), "{entry}");
+    assert_eq!(entry["releases"].as_array().map(Vec::len), Some(2));
     assert_eq!(
         env.messages("bob", "").len(),
         1,
         "bob untouched by the second release"
+    );
+    // A third release (no --rcpt: every held recipient) finds no one: refused, and no
+    // second copy for anyone.
+    let err = failed(&cli(&env.config_path, &["release", &id]));
+    assert!(
+        err.contains(&format!("{id}: every recipient was already released")),
+        "{err}"
+    );
+    assert_eq!(env.messages("alice", ".Released").len(), 1);
+    assert_eq!(env.messages("bob", "").len(), 1);
+    let shown = ok(&cli(&env.config_path, &["show", &id]));
+    assert!(
+        shown.contains("released rcpt: bob@example.test at ") && shown.contains(" by admin-anna"),
+        "{shown}"
     );
 }
 
@@ -444,13 +477,41 @@ fn a_global_sieve_script_quarantines_per_domain_and_a_personal_one_cannot() {
         ["Heuristics.Sievegate.TestPattern.UNOFFICIAL"]
     );
     assert_eq!(entries[0]["virustest"], 4);
+    // Only the recipients whose chain asked for quarantine are held by the entry: bob's
+    // copy was discarded, so a release must never reach him.
+    assert_eq!(
+        strings(&entries[0]["recipients"]),
+        ["alice@other.example", "dave@other.example"]
+    );
     let id = entries[0]["id"].as_str().expect("id").to_string();
     let logs = server.wait_for_log(&format!("actions=quarantined {id}"));
-    assert_eq!(
-        logs.matches(&format!("actions=quarantined {id}")).count(),
-        3,
-        "{logs}"
-    );
+    assert!(logs.contains(&format!("actions=quarantined {id}")), "{logs}");
+
+    // Release (forced: heuristics still hit): alice and dave once each, bob never; a second
+    // release delivers nothing.
+    let stdout = ok(&cli(&env.config_path, &["release", &id, "--force"]));
+    assert!(stdout.contains("alice@other.example: ") && stdout.contains("dave@other.example: "), "{stdout}");
+    assert!(!stdout.contains("bob@"), "{stdout}");
+    for user in ["alice", "dave"] {
+        let new = env
+            .dir
+            .path()
+            .join("mail/other.example")
+            .join(user)
+            .join("Maildir/new");
+        let n = std::fs::read_dir(&new).map(|d| d.count()).unwrap_or(0);
+        assert_eq!(n, 1, "{user}: one copy in INBOX");
+    }
+    assert!(env.messages("bob", "").is_empty());
+    assert_eq!(env.total_messages(), 2, "nothing for bob");
+    let err = failed(&cli(&env.config_path, &["release", &id, "--force"]));
+    assert!(err.contains("every recipient was already released"), "{err}");
+    let err = failed(&cli(
+        &env.config_path,
+        &["release", &id, "--force", "--rcpt", "bob@example.test"],
+    ));
+    assert!(err.contains("is not a recipient"), "{err}");
+    assert_eq!(env.total_messages(), 2);
 
     // Not for other.example: discarded, not quarantined.
     let out = send(
@@ -528,4 +589,82 @@ fn the_server_purges_entries_past_retention_at_startup() {
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0]["id"], "recent");
     assert!(!qdir.join("old.eml").exists() && qdir.join("recent.eml").exists());
+}
+
+#[test]
+fn list_and_show_print_hostile_fields_escaped() {
+    use sievegate::state::{QuarantineEntry, SqliteState, StateStore};
+    let clamd = Clamd::shared();
+    let env = Env::new(quarantine_options(clamd));
+    // Through the wire: ESC (a colour/title sequence) inside the quoted local part.
+    let server = Running::start(&env.config_path);
+    let sender = "\"x\x1b]0;owned\x07\x1b[31my\"@evil.example";
+    let out = send(&server, sender, &["alice@example.test"], &infected_message());
+    assert!(out.contains("250 2.0.0 <alice@example.test>"), "{out}");
+    drop(server);
+    // And an entry holding CR, LF, NUL, DEL and C1 in every text field, as a hostile or
+    // damaged index could (the wire's line reader may not pass CR or NUL).
+    let hostile = "\"a\x1b[2J\rb\nc\0d\x7f\u{9b}e\"@evil.example";
+    {
+        let state = SqliteState::open(&env.dir.path().join("state")).expect("open state");
+        let entry = QuarantineEntry {
+            id: "hostile".into(),
+            received_at: std::time::SystemTime::now(),
+            sender: hostile.into(),
+            recipients: vec![hostile.into()],
+            resolved: vec![hostile.into()],
+            client_ip: Some(hostile.into()),
+            client_helo: Some(hostile.into()),
+            queue_id: Some(hostile.into()),
+            verdict: hostile.into(),
+            virustest: 5,
+            viruses: vec![hostile.into()],
+            message_id: hostile.into(),
+            subject: hostile.into(),
+            from: hostile.into(),
+            size: 1,
+            backscatter: false,
+            released_at: None,
+            released_by: None,
+            releases: Vec::new(),
+        };
+        state.quarantine_insert(&entry).expect("insert");
+        std::fs::write(
+            env.dir.path().join("quarantine").join("hostile.eml"),
+            b"Subject: x\r\n\r\nbody\r\n",
+        )
+        .expect("write");
+    }
+    let no_controls = |out: &[u8], what: &str| {
+        let bad: Vec<u8> = out
+            .iter()
+            .copied()
+            .filter(|&b| (b < 0x20 && b != b'\n' && b != b'\r') || b == 0x7f)
+            .collect();
+        assert!(bad.is_empty(), "{what}: control bytes {bad:?} in {}", String::from_utf8_lossy(out));
+        assert!(
+            !String::from_utf8_lossy(out).contains('\u{9b}'),
+            "{what}: a C1 control"
+        );
+    };
+    let table = cli(&env.config_path, &["list"]);
+    let text = ok(&table);
+    no_controls(&table.stdout, "list");
+    // (the LMTP parser drops the quotes of the first sender; the columns are clipped)
+    assert!(text.contains("x\\x1b]0;owned\\x07\\x1b[31my@"), "{text}");
+    assert!(text.contains("\"a\\x1b[2J\\rb\\nc\\0d\\x7f\\x9be"), "{text}");
+    // Every row is one line: a CR or LF in a field cannot start another.
+    assert_eq!(text.lines().count(), 4, "header, two entries, total: {text}");
+    let json = cli(&env.config_path, &["list", "--json"]);
+    no_controls(&json.stdout, "list --json");
+    let entries = list(&env.config_path, &[]);
+    let entry = entries.iter().find(|e| e["id"] == "hostile").expect("hostile");
+    assert_eq!(entry["sender"], hostile, "JSON still holds the exact value");
+    let shown = cli(&env.config_path, &["show", "hostile"]);
+    let text = ok(&shown);
+    // The metadata part (before the header section) holds no control byte but line ends.
+    let meta = text.split("\n\n").next().expect("metadata");
+    no_controls(meta.as_bytes(), "show");
+    assert!(meta.contains("sender:       \"a\\x1b[2J\\rb\\nc\\0d"), "{meta}");
+    assert!(!meta.contains('\r'), "{meta}");
 }
