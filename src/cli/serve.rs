@@ -200,7 +200,11 @@ fn start_quarantine_purge(current: sievegate::reload::Current) {
                     Ok(p) if p.removed == 0 && p.failed.is_empty() => {}
                     Ok(p) => {
                         let (n, failed) = (p.removed, p.failed.len());
-                        tracing::info!(purged = n, failed, "quarantine: {n} entries past retention purged")
+                        tracing::info!(
+                            purged = n,
+                            failed,
+                            "quarantine: {n} entries past retention purged"
+                        )
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "quarantine purge failed; retrying in an hour")

@@ -186,7 +186,15 @@ fn deliver_all(
         .is_some_and(|_| verdict.virustest() >= config.quarantine.min_virustest);
     if *route == Route::Sieve && by_threshold {
         let all = &envelope.rcpts;
-        match quarantine_message(services, envelope, all, message, &parsed, verdict, received_at) {
+        match quarantine_message(
+            services,
+            envelope,
+            all,
+            message,
+            &parsed,
+            verdict,
+            received_at,
+        ) {
             Ok(id) => log.quarantined = Some(id),
             Err(()) => return defer_all(envelope, &log, Deferral::QuarantineFailed),
         }
@@ -255,7 +263,15 @@ fn deliver_all(
             // The entry lists this recipient only; later ones whose chain also quarantines
             // join it (below), so a release never delivers to one who had the message.
             let only = std::slice::from_ref(rcpt);
-            match quarantine_message(services, envelope, only, message, &parsed, verdict, received_at) {
+            match quarantine_message(
+                services,
+                envelope,
+                only,
+                message,
+                &parsed,
+                verdict,
+                received_at,
+            ) {
                 Ok(id) => log.quarantined = Some(id),
                 Err(()) => {
                     let outcome = RcptOutcome::Deferred(Deferral::QuarantineFailed);
@@ -438,8 +454,15 @@ fn quarantine_message(
     };
     let id = quarantine::new_id(&envelope.id);
     // The exact bytes as received: the scan headers a sender forged stay, they are evidence.
-    let entry =
-        quarantine::entry_for(id.clone(), envelope, rcpts, message, parsed, verdict, received_at);
+    let entry = quarantine::entry_for(
+        id.clone(),
+        envelope,
+        rcpts,
+        message,
+        parsed,
+        verdict,
+        received_at,
+    );
     match q.store(&entry, message) {
         Ok(()) => {
             tracing::info!(id = %envelope.id, quarantine_id = %id, backscatter = entry.backscatter, virus = verdict.virus_name().unwrap_or(""), "message quarantined as {id}");

@@ -273,11 +273,9 @@ pub fn terminal(text: &str) -> String {
 /// controls (U+0080..U+009F, which some terminals obey) become `\u00XX` escapes too. The
 /// JSON means the same; only its bytes are safe to print.
 fn json_for_terminal(json: Vec<u8>) -> Vec<u8> {
-    if !json
-        .iter()
-        .enumerate()
-        .any(|(i, &b)| b == 0x7f || (b == 0xc2 && json.get(i + 1).is_some_and(|n| (0x80..0xa0).contains(n))))
-    {
+    if !json.iter().enumerate().any(|(i, &b)| {
+        b == 0x7f || (b == 0xc2 && json.get(i + 1).is_some_and(|n| (0x80..0xa0).contains(n)))
+    }) {
         return json;
     }
     let mut out = Vec::with_capacity(json.len() + 16);
@@ -316,7 +314,11 @@ pub fn show(q: &Quarantine, id: &str, raw: bool, out: &mut dyn Write) -> Result<
         out.write_all(&bytes)?;
         return Ok(());
     }
-    let opt = |v: &Option<String>| v.as_deref().map(terminal).unwrap_or_else(|| "-".to_string());
+    let opt = |v: &Option<String>| {
+        v.as_deref()
+            .map(terminal)
+            .unwrap_or_else(|| "-".to_string())
+    };
     let sender = if entry.sender.is_empty() {
         "<>"
     } else {
@@ -325,8 +327,16 @@ pub fn show(q: &Quarantine, id: &str, raw: bool, out: &mut dyn Write) -> Result<
     writeln!(out, "id:           {}", entry.id)?;
     writeln!(out, "received:     {}", rfc3339(entry.received_at))?;
     writeln!(out, "sender:       {}", terminal(sender))?;
-    writeln!(out, "recipients:   {}", terminal(&entry.recipients.join(", ")))?;
-    writeln!(out, "resolved:     {}", terminal(&entry.resolved.join(", ")))?;
+    writeln!(
+        out,
+        "recipients:   {}",
+        terminal(&entry.recipients.join(", "))
+    )?;
+    writeln!(
+        out,
+        "resolved:     {}",
+        terminal(&entry.resolved.join(", "))
+    )?;
     writeln!(out, "client ip:    {}", opt(&entry.client_ip))?;
     writeln!(out, "client helo:  {}", opt(&entry.client_helo))?;
     writeln!(out, "queue id:     {}", opt(&entry.queue_id))?;
@@ -513,8 +523,13 @@ fn release_choice(entry: &QuarantineEntry, only: &[String]) -> Result<Vec<String
             return Err(CliError::AlreadyReleased(format!(
                 "{}: every recipient was already released{}: nothing delivered",
                 entry.id,
-                last.map(|r| format!(" (last: {} by {} at {})", terminal(&r.rcpt), terminal(&r.by), rfc3339(r.at)))
-                    .unwrap_or_default()
+                last.map(|r| format!(
+                    " (last: {} by {} at {})",
+                    terminal(&r.rcpt),
+                    terminal(&r.by),
+                    rfc3339(r.at)
+                ))
+                .unwrap_or_default()
             )));
         }
         return Ok(held);
@@ -671,7 +686,10 @@ mod tests {
     fn fields_are_escaped_for_the_terminal() {
         for (field, shown) in [
             ("a@b.example", "a@b.example"),
-            ("\"x\x1b]0;owned\x07\r\n\0y\"@evil", "\"x\\x1b]0;owned\\x07\\r\\n\\0y\"@evil"),
+            (
+                "\"x\x1b]0;owned\x07\r\n\0y\"@evil",
+                "\"x\\x1b]0;owned\\x07\\r\\n\\0y\"@evil",
+            ),
             ("\"a\\\\x1b\"@e", "\"a\\\\\\\\x1b\"@e"),
             ("\u{9b}31m\u{7f}", "\\x9b31m\\x7f"),
             ("\u{202e}moc.live", "\\u{202e}moc.live"),

@@ -211,7 +211,12 @@ impl Quarantine {
     /// Adds a recipient to entry `id`: a later recipient of the same message whose Sieve
     /// chain also asked for quarantine (each entry lists only the recipients whose copy it
     /// holds, so a release delivers to no one who already had the message).
-    pub fn add_recipient(&self, id: &str, given: &str, resolved: &str) -> Result<(), QuarantineError> {
+    pub fn add_recipient(
+        &self,
+        id: &str,
+        given: &str,
+        resolved: &str,
+    ) -> Result<(), QuarantineError> {
         if self.state.quarantine_add_recipient(id, given, resolved)? {
             Ok(())
         } else {

@@ -158,15 +158,31 @@ fn sweep_removes_old_orphans_and_fileless_entries_only() {
     let swept = q.sweep(real_now, SWEEP_GRACE).expect("sweep");
     assert_eq!(swept.orphan_files, 0);
     assert_eq!(swept.dangling_entries, 1);
-    assert!(matches!(q.get("fileless"), Err(QuarantineError::NotFound(_))));
+    assert!(matches!(
+        q.get("fileless"),
+        Err(QuarantineError::NotFound(_))
+    ));
     assert_eq!(
         files(dir.path()),
-        [".crashed.tmp", "README", "a b.eml", "kept.eml", "orphan.eml"]
+        [
+            ".crashed.tmp",
+            "README",
+            "a b.eml",
+            "kept.eml",
+            "orphan.eml"
+        ]
     );
     // Two hours later they are old enough.
     let later = real_now + Duration::from_secs(7200);
     let swept = q.sweep(later, SWEEP_GRACE).expect("sweep");
-    assert_eq!(swept, Swept { orphan_files: 2, dangling_entries: 0, failed: 0 });
+    assert_eq!(
+        swept,
+        Swept {
+            orphan_files: 2,
+            dangling_entries: 0,
+            failed: 0
+        }
+    );
     assert_eq!(files(dir.path()), ["README", "a b.eml", "kept.eml"]);
     assert_eq!(q.raw("kept").expect("raw"), b"kept");
 }
@@ -180,7 +196,9 @@ fn store_never_replaces_the_file_of_another_entry() {
     // The index entry is gone (e.g. deleted by hand) but the file is there: a second
     // message with the same id must not overwrite it.
     state.quarantine_delete("same").expect("delete");
-    let err = q.store(&entry("same", 2), b"second").expect_err("collision");
+    let err = q
+        .store(&entry("same", 2), b"second")
+        .expect_err("collision");
     assert!(
         matches!(&err, QuarantineError::Write { source, .. } if source.kind() == io::ErrorKind::AlreadyExists),
         "{err}"

@@ -98,7 +98,10 @@ fn a_day_of_traffic(store: Arc<dyn StateStore>) {
             queued.push((id, now));
         }
         // The outbox sends what is 20 minutes old (done or given up: both delete the row).
-        for (id, _) in queued.iter().filter(|(_, at)| *at + Duration::from_secs(1200) <= now) {
+        for (id, _) in queued
+            .iter()
+            .filter(|(_, at)| *at + Duration::from_secs(1200) <= now)
+        {
             store.queue_done(*id).expect("done");
         }
         queued.retain(|(_, at)| *at + Duration::from_secs(1200) > now);
@@ -137,17 +140,37 @@ fn a_day_of_traffic(store: Arc<dyn StateStore>) {
             peak.rate = peak.rate.max(sizes.rate);
         }
     }
-    eprintln!("day of traffic: peak cache rows {}, peak rate rows {}, {} cache entries written", peak.cache, peak.rate, (day / 60 + 1) * CACHE_KINDS.len() as u64);
+    eprintln!(
+        "day of traffic: peak cache rows {}, peak rate rows {}, {} cache entries written",
+        peak.cache,
+        peak.rate,
+        (day / 60 + 1) * CACHE_KINDS.len() as u64
+    );
     let end = t(day);
     // Every remaining row is readable and unexpired; every expired one is gone.
     for (key, expires) in &cache_model {
         assert!(*expires > end);
-        assert_eq!(store.cache_get(key, end).expect("get").as_deref(), Some("1"));
+        assert_eq!(
+            store.cache_get(key, end).expect("get").as_deref(),
+            Some("1")
+        );
     }
-    let vacation = cache_model.keys().filter(|k| k.starts_with("vacation:")).count();
-    let rdap = cache_model.keys().filter(|k| k.starts_with("rdap:")).count();
-    assert!(vacation > 1000, "2-day vacation records all kept: {vacation}");
-    assert!(rdap <= 6, "5-minute RDAP answers: only the last ones: {rdap}");
+    let vacation = cache_model
+        .keys()
+        .filter(|k| k.starts_with("vacation:"))
+        .count();
+    let rdap = cache_model
+        .keys()
+        .filter(|k| k.starts_with("rdap:"))
+        .count();
+    assert!(
+        vacation > 1000,
+        "2-day vacation records all kept: {vacation}"
+    );
+    assert!(
+        rdap <= 6,
+        "5-minute RDAP answers: only the last ones: {rdap}"
+    );
     // The quarantine's files and index agree.
     let mut files: Vec<String> = std::fs::read_dir(q.dir())
         .expect("dir")
@@ -155,10 +178,17 @@ fn a_day_of_traffic(store: Arc<dyn StateStore>) {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     files.sort();
-    let mut want: Vec<String> = quarantined.iter().map(|(id, _)| format!("{id}.eml")).collect();
+    let mut want: Vec<String> = quarantined
+        .iter()
+        .map(|(id, _)| format!("{id}.eml"))
+        .collect();
     want.sort();
     assert_eq!(files, want);
-    assert_eq!(quarantined.len(), 6 * 4 + 1, "the last 6 h at one per 15 min");
+    assert_eq!(
+        quarantined.len(),
+        6 * 4 + 1,
+        "the last 6 h at one per 15 min"
+    );
     // Bounded by the TTLs, not by the day: the largest table is the 2-day vacation family
     // (one a minute) plus what the shorter families keep alive.
     let inserted = (day / 60 + 1) * CACHE_KINDS.len() as u64;
@@ -167,7 +197,11 @@ fn a_day_of_traffic(store: Arc<dyn StateStore>) {
         "peak {} of {inserted} inserted",
         peak.cache
     );
-    assert!(peak.rate <= 200, "one row per rate key at most: {}", peak.rate);
+    assert!(
+        peak.rate <= 200,
+        "one row per rate key at most: {}",
+        peak.rate
+    );
 }
 
 #[test]
@@ -202,10 +236,17 @@ fn memory_state_stays_within_its_bound_evicting_expired_then_oldest() {
     // The expired entries went first, then the oldest of the live ones: the newest stay.
     for n in 1100..2000 {
         let key = format!("long:{n}");
-        assert_eq!(store.cache_get(&key, t(200)).expect("get").as_deref(), Some("1"), "{key}");
+        assert_eq!(
+            store.cache_get(&key, t(200)).expect("get").as_deref(),
+            Some("1"),
+            "{key}"
+        );
     }
     for n in 0..500 {
-        assert_eq!(store.cache_get(&format!("long:{n}"), t(200)).expect("get"), None);
+        assert_eq!(
+            store.cache_get(&format!("long:{n}"), t(200)).expect("get"),
+            None
+        );
     }
     // Rate keys count toward the same bound.
     for n in 0..3000u64 {
@@ -315,7 +356,11 @@ fn sqlite_migrates_a_version_1_store_keeping_its_entries() {
         .quarantine_release_rcpts("old", &["a@example.test".into()], t(2), "anna")
         .expect("release");
     assert_eq!(
-        store.quarantine_get("old").expect("get").expect("old").released_at,
+        store
+            .quarantine_get("old")
+            .expect("get")
+            .expect("old")
+            .released_at,
         Some(t(2))
     );
 }

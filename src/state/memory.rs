@@ -5,8 +5,8 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use super::{
-    from_micros, rate_allows, to_micros, virus_matches, Expired, QuarantineEntry,
-    QuarantineFilter, QueuedMail, RateDecision, RcptRelease, StateError, StateSizes, StateStore,
+    from_micros, rate_allows, to_micros, virus_matches, Expired, QuarantineEntry, QuarantineFilter,
+    QueuedMail, RateDecision, RcptRelease, StateError, StateSizes, StateStore,
 };
 
 /// Default bound on cache and rate entries held in memory (about 100 bytes each plus the
@@ -98,16 +98,14 @@ impl Inner {
         if excess > 0 {
             // Oldest first: a cache entry by when it expires, a rate entry by when it will
             // (its last allowed event plus the retention); ties by key, for repeatability.
-            let mut ages: Vec<(i64, bool, String)> = self
-                .cache
-                .iter()
-                .map(|(k, (_, expires))| (*expires, true, k.clone()))
-                .chain(
-                    self.rates
-                        .iter()
-                        .map(|(k, (last, _))| (last.saturating_add(self.rate_keep), false, k.clone())),
-                )
-                .collect();
+            let mut ages: Vec<(i64, bool, String)> =
+                self.cache
+                    .iter()
+                    .map(|(k, (_, expires))| (*expires, true, k.clone()))
+                    .chain(self.rates.iter().map(|(k, (last, _))| {
+                        (last.saturating_add(self.rate_keep), false, k.clone())
+                    }))
+                    .collect();
             ages.sort_unstable();
             for (_, is_cache, key) in ages.into_iter().take(excess) {
                 if is_cache {

@@ -8,10 +8,10 @@
 //! [`sqlite`]. [`MemoryState`] behaves the same without persistence, for tests of other
 //! modules and for a server without `[state] dir`.
 
-mod memory;
-pub mod sqlite;
 #[cfg(test)]
 mod lifetime_tests;
+mod memory;
+pub mod sqlite;
 #[cfg(test)]
 mod tests;
 

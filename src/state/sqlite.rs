@@ -29,7 +29,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const SCHEMA_VERSION: i64 = 2;
 
 /// `MIGRATIONS[n]` takes a database from version `n` to `n + 1`.
-pub(super) const MIGRATIONS: &[&str] = &[r#"
+pub(super) const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE quarantine (
     id           TEXT PRIMARY KEY NOT NULL,
     received_at  INTEGER NOT NULL,          -- microseconds since the epoch
@@ -80,7 +81,8 @@ CREATE TABLE outbound_queue (
     last_error    TEXT
 );
 CREATE INDEX outbound_queue_due ON outbound_queue (next_attempt, id);
-"#, r#"
+"#,
+    r#"
 -- Release is per recipient: each held recipient once (issue 14).
 CREATE TABLE quarantine_release (
     entry        TEXT NOT NULL REFERENCES quarantine (id) ON DELETE CASCADE,
@@ -92,7 +94,8 @@ CREATE TABLE quarantine_release (
 -- The periodic expiry deletes by these (range scans, not a table scan per pass).
 CREATE INDEX cache_expires ON cache (expires);
 CREATE INDEX rate_last_allowed ON rate (last_allowed);
-"#];
+"#,
+];
 
 /// The SQLite store. One connection behind a mutex: each call is a short transaction, and
 /// SQLite serializes writers anyway.
@@ -611,9 +614,11 @@ impl StateStore for SqliteState {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(backend("quarantine release"))?;
         let recipients: Option<String> = tx
-            .query_row("SELECT recipients FROM quarantine WHERE id = ?1", [id], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT recipients FROM quarantine WHERE id = ?1",
+                [id],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(backend("quarantine release"))?;
         let Some(recipients) = recipients else {
