@@ -8,6 +8,7 @@
 //! unindexed file, never a lost message (the MTA retries after the missing reply).
 
 pub mod cli;
+mod release;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
