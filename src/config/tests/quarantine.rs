@@ -52,3 +52,31 @@ fn quarantine_and_state_sections() {
         assert!(err.to_string().contains(want), "{extra}: {err}");
     }
 }
+
+#[test]
+fn state_lifetime_keys() {
+    let path = Path::new("/etc/sievegate/sievegate.toml");
+    let config = Config::from_toml(MINIMAL, path).expect("valid");
+    assert_eq!(config.state.expire_interval, Duration::from_secs(300));
+    assert_eq!(config.state.rate_retention, Duration::from_secs(7 * 86_400));
+    assert_eq!(config.state.memory_max_entries, 100_000);
+    assert_eq!(config.rate_keep(), Duration::from_secs(7 * 86_400));
+
+    // A retention shorter than a configured interval is raised to it: forgetting a rate
+    // row never allows an event early.
+    let short = format!(
+        "{MINIMAL}[state]\nexpire_interval_secs = 0\nrate_retention_secs = 60\nmemory_max_entries = 500\n"
+    );
+    let config = Config::from_toml(&short, path).expect("valid");
+    assert_eq!(config.state.expire_interval, Duration::from_secs(1));
+    assert_eq!(config.state.memory_max_entries, 500);
+    assert_eq!(
+        config.rate_keep(),
+        config
+            .abuse
+            .min_interval
+            .max(config.sieve.notify_min_interval)
+            .max(Duration::from_secs(60))
+    );
+    assert!(config.rate_keep() > Duration::from_secs(60));
+}
