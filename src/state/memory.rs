@@ -188,6 +188,10 @@ impl StateStore for MemoryState {
         Ok(())
     }
 
+    fn is_durable(&self) -> bool {
+        false
+    }
+
     fn queue_retry(
         &self,
         id: i64,
