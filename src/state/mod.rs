@@ -11,6 +11,8 @@
 mod memory;
 pub mod sqlite;
 #[cfg(test)]
+mod queue_tests;
+#[cfg(test)]
 mod tests;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -29,7 +29,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const SCHEMA_VERSION: i64 = 2;
 
 /// `MIGRATIONS[n]` takes a database from version `n` to `n + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+pub(super) const MIGRATIONS: &[&str] = &[r#"
 CREATE TABLE quarantine (
     id           TEXT PRIMARY KEY NOT NULL,
     received_at  INTEGER NOT NULL,          -- microseconds since the epoch
