@@ -303,7 +303,9 @@ fn keep_now(
     let to = redirect.to;
     if has_inbox_copy(&outcome) {
         tracing::warn!(%user, %to, %error, "redirect refused for good: the copy in INBOX stays");
-        notes.push(format!("redirect to <{to}> refused: {error}; the copy in INBOX stays"));
+        notes.push(format!(
+            "redirect to <{to}> refused: {error}; the copy in INBOX stays"
+        ));
         services.filter.note_to_user(
             rcpt,
             &format!("redirect to <{to}> failed: {error}; your copy in INBOX stays"),
@@ -322,10 +324,14 @@ fn keep_now(
     match (stored, outcome) {
         (Ok(copy), outcome) => {
             tracing::warn!(%user, %to, %error, path = %copy.path.display(), "redirect refused for good: failure keep into INBOX");
-            notes.push(format!("redirect to <{to}> refused: {error}; kept in INBOX"));
+            notes.push(format!(
+                "redirect to <{to}> refused: {error}; kept in INBOX"
+            ));
             services.filter.note_to_user(
                 rcpt,
-                &format!("redirect to <{to}> failed: {error}; the message was kept in INBOX instead"),
+                &format!(
+                    "redirect to <{to}> failed: {error}; the message was kept in INBOX instead"
+                ),
             );
             match outcome {
                 RcptOutcome::Delivered { mut stored } => {

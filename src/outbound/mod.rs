@@ -452,9 +452,7 @@ impl Outbox {
         let id = mail.id;
         let failures = mail.attempts.saturating_add(1);
         let attempt = match (attempt, &mail.redirect) {
-            (Attempt::Drop(error), Some(owner)) => {
-                self.failure_keep(&mail, owner, error).await
-            }
+            (Attempt::Drop(error), Some(owner)) => self.failure_keep(&mail, owner, error).await,
             (Attempt::Retry { error, .. }, Some(owner))
                 if self.inner.options.retry.gives_up(failures) =>
             {

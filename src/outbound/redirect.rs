@@ -279,7 +279,10 @@ mod tests {
         for (address, ok) in cases {
             assert_eq!(is_smtp_mailbox(address), ok, "{address:?}");
         }
-        assert!(!is_smtp_mailbox(&format!("{}@example.test", "a".repeat(250))));
+        assert!(!is_smtp_mailbox(&format!(
+            "{}@example.test",
+            "a".repeat(250)
+        )));
     }
 
     #[test]

@@ -9,9 +9,9 @@
 //! modules and for a server without `[state] dir`.
 
 mod memory;
-pub mod sqlite;
 #[cfg(test)]
 mod queue_tests;
+pub mod sqlite;
 #[cfg(test)]
 mod tests;
 

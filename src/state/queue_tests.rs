@@ -55,7 +55,9 @@ fn redirect_rows(store: &dyn StateStore) {
             }
         );
     }
-    store.queue_retry(ids[1], t(20), "550 5.1.1").expect("retry");
+    store
+        .queue_retry(ids[1], t(20), "550 5.1.1")
+        .expect("retry");
     let later = store.queue_due(t(20), 10).expect("due");
     let retried = later.iter().find(|m| m.id == ids[1]).expect("retried row");
     assert_eq!(retried.redirect, owner("alice+x@example.test", false));
@@ -91,7 +93,8 @@ fn a_version_1_database_gains_the_redirect_columns() {
         // What sievegate before the redirect columns wrote: schema 1 and one queued notice.
         let conn = Connection::open(dir.path().join(DB_FILE)).expect("create");
         conn.execute_batch(MIGRATIONS[0]).expect("schema 1");
-        conn.execute_batch("PRAGMA user_version = 1").expect("version");
+        conn.execute_batch("PRAGMA user_version = 1")
+            .expect("version");
         conn.execute(
             "INSERT INTO outbound_queue (kind, sender, recipients, message, attempts, next_attempt, last_error) \
              VALUES ('postmaster-notice', '', 'postmaster@example.test', x'53756276', 2, ?1, 'timeout')",

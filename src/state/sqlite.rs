@@ -29,7 +29,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const SCHEMA_VERSION: i64 = 2;
 
 /// `MIGRATIONS[n]` takes a database from version `n` to `n + 1`.
-pub(super) const MIGRATIONS: &[&str] = &[r#"
+pub(super) const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE quarantine (
     id           TEXT PRIMARY KEY NOT NULL,
     received_at  INTEGER NOT NULL,          -- microseconds since the epoch
@@ -81,12 +82,13 @@ CREATE TABLE outbound_queue (
 );
 CREATE INDEX outbound_queue_due ON outbound_queue (next_attempt, id);
 "#,
-// 1 → 2: a queued Sieve redirect records whose it is, for the failure keep. Existing rows
-// are our own mail (notices, reports, vacation): NULL, as for new ones of those kinds.
-r#"
+    // 1 → 2: a queued Sieve redirect records whose it is, for the failure keep. Existing rows
+    // are our own mail (notices, reports, vacation): NULL, as for new ones of those kinds.
+    r#"
 ALTER TABLE outbound_queue ADD COLUMN redirect_for TEXT;
 ALTER TABLE outbound_queue ADD COLUMN redirect_inbox_copy INTEGER NOT NULL DEFAULT 0;
-"#];
+"#,
+];
 
 /// The SQLite store. One connection behind a mutex: each call is a short transaction, and
 /// SQLite serializes writers anyway.
