@@ -481,3 +481,40 @@ fn infected_mail_sends_nothing() {
         assert!(logs.contains(note), "{note:?} not logged:\n{logs}");
     }
 }
+
+#[test]
+fn a_redirect_target_that_is_no_smtp_path_is_kept_in_inbox_at_once() {
+    let sink = SmtpSink::start();
+    let (env, server) = start(&sink.addr().to_string(), &[]);
+    env.set_personal(
+        "alice",
+        r#"require "variables"; if header :matches "subject" "*" { redirect "${1}"; }"#,
+    );
+    // The Subject decodes to `"a\r\nRCPT TO:<injected@remote.test>\r\n"@remote.test`.
+    let message = b"From: sender@remote.example\r\nTo: alice@example.test\r\n\
+Subject: =?utf-8?b?ImENClJDUFQgVE86PGluamVjdGVkQHJlbW90ZS50ZXN0Pg0KIkByZW1vdGUudGVzdA==?=\r\n\
+Message-ID: <bad1@remote>\r\n\r\nHello.\r\n";
+    let out = send(
+        &server,
+        "sender@remote.example",
+        &["alice@example.test"],
+        message,
+    );
+    assert!(data_replies(&out, 1)[0].starts_with("250 "), "{out}");
+    // Whatever refused it (the filter or the outbox), the message is in INBOX, not lost,
+    // and nothing reached the relay.
+    let kept = env.messages("alice", "");
+    assert_eq!(kept.len(), 1, "{}", server.logs());
+    assert!(text_of(&kept[0].1).ends_with("Message-ID: <bad1@remote>\r\n\r\nHello.\r\n"));
+    let logs = server.wait_for_log("failure keep into INBOX");
+    assert!(
+        logs.contains("redirect refused for good: failure keep into INBOX"),
+        "{logs}"
+    );
+    std::thread::sleep(QUIET);
+    assert!(sink.transactions().is_empty(), "{:?}", sink.transactions());
+}
+
+fn text_of(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
