@@ -6,7 +6,9 @@
 //! log line and the old services stay.
 //!
 //! What lives across reloads is reused, not reopened: the state store (SQLite must not be
-//! opened twice), the outbox (its one sender task runs in `serve`) and the postmaster
+//! opened twice), the outbox (its one sender task runs in `serve`; it takes the new
+//! `[mailbox]` settings, redirect deadline and filter for users' logs once the reload is
+//! applied, [`crate::outbound::Outbox::reconfigure`]) and the postmaster
 //! notifier with its rate-limit window; the scanner (with its health flag and probe) and
 //! the per-user delivery counts while their settings are unchanged. Scripts need nothing special: new services bring
 //! an empty compile cache, and the cache keys every entry by the file's inode, size and
@@ -233,6 +235,12 @@ pub async fn apply(path: &Path, current: &Current) -> Option<Arc<Services>> {
         );
     }
     let services = Arc::new(reloaded.services);
+    // The outbox outlives configs: from now on its local deliveries and failure keeps use
+    // the new [mailbox] settings (not the ones it started with).
+    services.outbox.reconfigure(
+        &services.config,
+        Some(Arc::clone(&services.filter) as Arc<dyn crate::outbound::UserNotes>),
+    );
     current.replace(Arc::clone(&services));
     crate::metrics::reload(true);
     tracing::info!(

@@ -35,8 +35,10 @@ pub struct RawSieve {
     /// Redirects per message over the whole chain (Pigeonhole's `sieve_max_redirects`).
     #[serde(default = "defaults::max_redirects")]
     pub max_redirects: usize,
-    /// Seconds one redirect may take at the relay (connect to the reply after DATA); it
-    /// runs during the delivery, before the LMTP reply.
+    /// Seconds one redirect's relay transaction may take (connect to the reply after DATA).
+    /// Redirects are sent by the outbox after the reply, so this bounds how long a hanging
+    /// relay holds the outbox's sender, not a delivery; only without `[state] dir` (no
+    /// durable queue) is a redirect sent during the delivery, within this deadline.
     #[serde(default = "defaults::redirect_timeout_secs")]
     pub redirect_timeout_secs: u64,
     /// Vacation `:days` bounds and default (Pigeonhole's `sieve_vacation_min_period`,
@@ -127,7 +129,7 @@ pub struct SieveConfig {
     pub limits: MessageLimits,
     /// Redirects per message over the whole chain.
     pub max_redirects: usize,
-    /// Deadline of one redirect at the relay.
+    /// Deadline of one redirect's relay transaction (in the outbox).
     pub redirect_timeout: Duration,
     /// Vacation periods in days: (minimum, default, maximum).
     pub vacation_days: (u64, u64, u64),

@@ -8,8 +8,9 @@
 //! - [`headers`]: scan headers stripped from incoming mail, trace headers prepended.
 //! - [`execute()`]: one recipient's Plan against its Maildir, all or nothing.
 //! - [`classify`]: recipient-independent facts about a message ([`classify::is_bounce`]).
-//! - [`send`]: after the stores, what the Plan sends: redirects through the relay during
-//!   the delivery, vacation replies and notifications into the outbox, ids remembered.
+//! - [`send`]: after the stores, what the Plan sends: redirects, vacation replies and
+//!   notifications into the outbox (a redirect refused for good is kept in INBOX), ids
+//!   remembered.
 
 pub mod budget;
 pub mod classify;
@@ -42,7 +43,8 @@ use budget::ParseBudget;
 pub struct Services {
     pub config: Config,
     pub scanner: Scanner,
-    pub filter: Filter,
+    /// Shared with the outbox, which notes a redirect's failure keep in the user's log.
+    pub filter: Arc<Filter>,
     /// Which recipients exist (`[mailbox] users_file`).
     pub users: Users,
     /// The state store (`[state] dir`; in memory without it).
@@ -87,17 +89,20 @@ impl Services {
     /// as the state store.
     pub fn with_state(config: Config, state: Arc<dyn StateStore>) -> Self {
         let scanner = Scanner::from_config(&config.scanner);
-        let filter = Filter::new(FilterConfig::from_sieve(
-            &config.sieve,
-            &config.server.hostname,
-        ))
-        .with_state(Arc::clone(&state));
+        let filter = Arc::new(
+            Filter::new(FilterConfig::from_sieve(
+                &config.sieve,
+                &config.server.hostname,
+            ))
+            .with_state(Arc::clone(&state)),
+        );
         let users = Users::new(config.mailbox.users_file.as_deref());
         let quarantine = config
             .quarantine
             .enabled
             .then(|| Quarantine::new(config.quarantine.dir.clone(), Arc::clone(&state)));
         let outbox = Outbox::new(&config, Arc::clone(&state));
+        outbox.reconfigure(&config, Some(Arc::clone(&filter) as _));
         let notifier = Notifier::new(&config, outbox.clone()).map(Arc::new);
         let abuse = if config.abuse.enabled {
             let sink = Arc::new(outbox.clone());
@@ -140,8 +145,8 @@ pub enum Deferral {
     /// The message had to be quarantined and the quarantine write failed: nothing was
     /// delivered for anyone, the MTA retries.
     QuarantineFailed,
-    /// A redirect could not be handed to the relay and no copy was stored: the MTA
-    /// retries, so the message is not lost.
+    /// A redirect could not be queued (state store error; or, without a durable store,
+    /// not sent now) and no copy was stored: the MTA retries, so the message is not lost.
     RedirectFailed,
 }
 

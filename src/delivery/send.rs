@@ -1,20 +1,29 @@
 //! What a recipient's Plan sends, after its stores and before its reply:
 //!
-//! 1. **Redirects** go to `[notify] relay` now, during the delivery, each within
-//!    `[sieve] redirect_timeout_secs`, with the original envelope sender (the null sender
-//!    stays null). They are not queued: if the relay refuses one or cannot be reached and
-//!    nothing was stored for this recipient, the recipient gets 451 and the MTA keeps the
-//!    message ([`Deferral::RedirectFailed`]); if a copy was stored, the reply stays 250 and
-//!    the failure is logged (the message is in the mailbox, nothing is lost).
+//! 1. **Redirects** are queued in the outbox ([`crate::outbound::redirect`]), with the
+//!    original envelope sender (the null sender stays null). The recipient's 250 means
+//!    the redirect's row is committed in the state store, not that the relay took it: the
+//!    delivery never waits on the relay. When the relay later refuses it for good, the
+//!    outbox keeps the message in this recipient's INBOX (failure keep), logged and noted
+//!    in the user's Sieve log; nothing is dropped or bounced.
+//!    - A sender or target that cannot be written as an SMTP path: the failure keep is
+//!      done here, now (the message into INBOX, unless a copy is already there).
+//!    - The row cannot be written (state store error) and nothing was stored for this
+//!      recipient: 451, the MTA keeps the message ([`Deferral::RedirectFailed`]); with a
+//!      stored copy the reply stays 250 and the failure is logged.
+//!    - Without a durable state store (no `[state] dir`) a queued row would not survive a
+//!      restart, so the redirect is sent now instead, within `[sieve]
+//!      redirect_timeout_secs`: a permanent refusal does the failure keep at once; any
+//!      other failure gives 451 when nothing was stored, as above.
 //! 2. **Vacation replies and notifications** go into the outbox queue (from `<>`, kind
 //!    `vacation` / `notify`); notifications at most one per user per
 //!    `[sieve] notify_min_interval_secs`.
 //! 3. **Duplicate ids and vacation records** ([`Plan::remember`]) are written.
 //!
-//! A redirect that reached the relay is remembered for a day per user, Message-ID and
-//! target (as Pigeonhole's redirect duplicate tracking, `CMD_REDIRECT_DUPLICATE_KEEP`), so
-//! when a second redirect of the same delivery fails and the MTA retries, the first target
-//! does not get the message twice.
+//! A queued (or sent) redirect is remembered for a day per user, Message-ID and target (as
+//! Pigeonhole's redirect duplicate tracking, `CMD_REDIRECT_DUPLICATE_KEEP`), so when the
+//! MTA retries a delivery (a second redirect could not be queued), the first target does
+//! not get the message twice.
 //!
 //! Steps 2 and 3 run only when the delivery succeeded, so a deferred delivery that the MTA
 //! retries neither answers twice nor takes itself for a duplicate. The virus policy has
@@ -25,9 +34,10 @@ use std::time::{Duration, SystemTime};
 use super::{Deferral, RcptOutcome, Services};
 use crate::address::Recipient;
 use crate::filter::{Action, Plan, SendKind, REDIRECTED_BY};
-use crate::outbound::relay;
-use crate::outbound::Timeouts;
+use crate::outbound::redirect::SentNow;
+use crate::outbound::{OutboxError, Redirect};
 use crate::state::RateDecision;
+use crate::store::{Folder, Maildir, SystemFlags};
 
 /// `reject` with `[sieve] allow_reject_mdn` (RFC 5429 §2.1): the message is accepted and
 /// discarded, and a rejection MDN is queued to the envelope sender, except when that would
@@ -78,11 +88,8 @@ fn reject_by_mdn(
     }
 }
 
-/// How long a sent redirect is remembered (Pigeonhole: one day).
+/// How long a queued redirect is remembered (Pigeonhole: one day).
 const REDIRECT_MEMORY: Duration = Duration::from_secs(86_400);
-
-/// The longest wait for the relay's TCP connect within a redirect's deadline.
-const REDIRECT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Carries out the sending part of `plan` for `rcpt` after the stores ended in `outcome`,
 /// and returns the recipient's final outcome. `header` is this recipient's trace header
@@ -118,7 +125,9 @@ pub fn send(
         return outcome;
     }
     let user = rcpt.user();
+    let mut outcome = outcome;
     let mut redirect_failed = false;
+    let mark = format!("{REDIRECTED_BY}: {user}");
     let redirects = plan.actions.iter().filter_map(|a| match a {
         Action::Redirect { to, edited } => Some((to, edited.as_deref().unwrap_or(body))),
         _ => None,
@@ -143,21 +152,45 @@ pub fn send(
             ));
             continue;
         }
-        match redirect(services, mail_from, &user, to, header, content) {
-            Ok(reply) => {
+        let redirect = Redirect {
+            from: mail_from,
+            to,
+            owner: &rcpt.original,
+            inbox_copy: has_inbox_copy(&outcome),
+            mark: &mark,
+            header,
+            content,
+        };
+        let refused = match queue_or_send(services, &redirect) {
+            Handed::Queued(id) => {
+                tracing::info!(%user, %to, queue_id = id, "redirect queued");
+                notes.push(format!("redirect to <{to}> queued"));
+                None
+            }
+            Handed::Sent(reply) => {
                 tracing::info!(%user, %to, relay_reply = %reply, "redirected");
                 notes.push(format!("redirected to <{to}>"));
-                if let Some(key) = &sent_key {
-                    let until = SystemTime::now() + REDIRECT_MEMORY;
-                    if let Err(error) = services.state.cache_put(key, "1", until) {
-                        tracing::warn!(%error, %user, "cannot remember a sent redirect");
-                    }
-                }
+                None
             }
-            Err(error) => {
+            Handed::Refused(error) => Some(error),
+            Handed::Failed(error) => {
                 tracing::warn!(%user, %to, %error, "redirect failed");
                 notes.push(format!("redirect to <{to}> failed: {error}"));
                 redirect_failed = true;
+                continue;
+            }
+        };
+        match refused {
+            None => {
+                if let Some(key) = &sent_key {
+                    let until = SystemTime::now() + REDIRECT_MEMORY;
+                    if let Err(error) = services.state.cache_put(key, "1", until) {
+                        tracing::warn!(%error, %user, "cannot remember a queued redirect");
+                    }
+                }
+            }
+            Some(error) => {
+                outcome = keep_now(services, rcpt, &redirect, &error, outcome, notes);
             }
         }
     }
@@ -215,39 +248,107 @@ pub fn send(
     outcome
 }
 
-/// One redirect: `REDIRECTED_BY: <user>`, then this recipient's trace headers (with its
-/// `Delivered-To`, which lets the next hop see the loop), then the message (`body`: as
-/// editheader left it when the script redirected, like a stored copy).
-fn redirect(
-    services: &Services,
-    mail_from: &str,
-    user: &str,
-    to: &str,
-    header: &[u8],
-    body: &[u8],
-) -> Result<String, String> {
-    let mut message = Vec::with_capacity(header.len() + body.len() + 80);
-    message.extend_from_slice(format!("{REDIRECTED_BY}: {user}\r\n").as_bytes());
-    message.extend_from_slice(header);
-    message.extend_from_slice(body);
-    let deadline = services.config.sieve.redirect_timeout;
-    let timeouts = Timeouts {
-        connect: REDIRECT_CONNECT_TIMEOUT.min(deadline),
-        command: deadline,
-        transaction: deadline,
-    };
+/// How a redirect left the delivery.
+enum Handed {
+    /// Its row is committed in the outbox (durable): the outbox sends it.
+    Queued(i64),
+    /// Sent now (no durable queue); the relay's reply.
+    Sent(String),
+    /// Refused for good now (an address we cannot write, or a 5xx): keep it instead.
+    Refused(String),
+    /// Neither queued nor sent: the MTA must keep the message unless a copy is stored.
+    Failed(String),
+}
+
+/// Queues `redirect` in the outbox, or, without a durable state store, sends it now.
+fn queue_or_send(services: &Services, redirect: &Redirect<'_>) -> Handed {
+    if services.state.is_durable() {
+        return match services.outbox.enqueue_redirect(redirect) {
+            Ok(id) => Handed::Queued(id),
+            Err(e @ OutboxError::BadAddress(_)) => Handed::Refused(e.to_string()),
+            Err(e) => Handed::Failed(e.to_string()),
+        };
+    }
     // The pipeline runs on a blocking thread of the server's runtime: waiting here holds
-    // that thread only, and the reply waits for this recipient anyway.
-    let handle = tokio::runtime::Handle::try_current()
-        .map_err(|_| "no async runtime to reach the relay".to_string())?;
-    handle
-        .block_on(relay::send(
-            &services.config.notify.relay,
-            &services.config.server.hostname,
-            mail_from,
-            &[to.to_string()],
-            &message,
-            timeouts,
-        ))
-        .map_err(|e| e.to_string())
+    // that thread only, within [sieve] redirect_timeout_secs.
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return Handed::Failed("no async runtime to reach the relay".to_string());
+    };
+    match handle.block_on(services.outbox.send_redirect_now(redirect)) {
+        SentNow::Sent(reply) => Handed::Sent(reply),
+        SentNow::Refused(error) => Handed::Refused(error),
+        SentNow::Failed(error) => Handed::Failed(error),
+    }
+}
+
+/// True when the delivery stored a copy into the recipient's INBOX.
+fn has_inbox_copy(outcome: &RcptOutcome) -> bool {
+    matches!(outcome, RcptOutcome::Delivered { stored } if stored.iter().any(|s| s.folder.is_inbox()))
+}
+
+/// The failure keep during the delivery, for a redirect refused for good (`error`) before
+/// it could be queued: the message as it would have been redirected (this recipient's
+/// trace fields and the content) into INBOX, unless a copy is there already. Returns the
+/// recipient's outcome with that copy; when the store fails and nothing else was stored,
+/// the store's failure (4xx: the MTA keeps the message).
+fn keep_now(
+    services: &Services,
+    rcpt: &Recipient,
+    redirect: &Redirect<'_>,
+    error: &str,
+    outcome: RcptOutcome,
+    notes: &mut Vec<String>,
+) -> RcptOutcome {
+    let user = rcpt.user();
+    let to = redirect.to;
+    if has_inbox_copy(&outcome) {
+        tracing::warn!(%user, %to, %error, "redirect refused for good: the copy in INBOX stays");
+        notes.push(format!(
+            "redirect to <{to}> refused: {error}; the copy in INBOX stays"
+        ));
+        services.filter.note_to_user(
+            rcpt,
+            &format!("redirect to <{to}> failed: {error}; your copy in INBOX stays"),
+        );
+        return outcome;
+    }
+    let mailbox = &services.config.mailbox;
+    let stored = Maildir::new(rcpt.expand(&mailbox.maildir))
+        .with_ownership(mailbox.ownership)
+        .store(
+            &Folder::inbox(),
+            SystemFlags::default(),
+            false,
+            &[redirect.header, redirect.content],
+        );
+    match (stored, outcome) {
+        (Ok(copy), outcome) => {
+            tracing::warn!(%user, %to, %error, path = %copy.path.display(), "redirect refused for good: failure keep into INBOX");
+            notes.push(format!(
+                "redirect to <{to}> refused: {error}; kept in INBOX"
+            ));
+            services.filter.note_to_user(
+                rcpt,
+                &format!(
+                    "redirect to <{to}> failed: {error}; the message was kept in INBOX instead"
+                ),
+            );
+            match outcome {
+                RcptOutcome::Delivered { mut stored } => {
+                    stored.push(copy);
+                    RcptOutcome::Delivered { stored }
+                }
+                _ => RcptOutcome::Delivered { stored: vec![copy] },
+            }
+        }
+        (Err(store_error), RcptOutcome::Discarded) => {
+            tracing::error!(%user, %to, %error, store_error = %store_error, "redirect refused and its failure keep failed: deferring");
+            RcptOutcome::Failed { error: store_error }
+        }
+        (Err(store_error), outcome) => {
+            tracing::error!(%user, %to, %error, store_error = %store_error, "redirect refused and its failure keep failed; another copy is stored");
+            notes.push(format!("redirect to <{to}> refused: {error}"));
+            outcome
+        }
+    }
 }

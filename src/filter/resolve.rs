@@ -26,6 +26,20 @@ impl Filter {
         self.config.personal.as_deref().map(|t| rcpt.expand(t))
     }
 
+    /// Appends `text` to the user's own Sieve log (beside their active script, as for
+    /// runtime errors), when they have an active script inside their own area; otherwise
+    /// nothing. For what happened to their mail after the script ran (a redirect's failure
+    /// keep). Blocking (a small append).
+    pub fn note_to_user(&self, rcpt: &Recipient, text: &str) {
+        let personal_dir = self.personal_dir(rcpt);
+        if let Some(active) = self.active_script(rcpt).filter(|active| {
+            active.symlink_metadata().is_ok()
+                && userlog::inside_user_area(active, personal_dir.as_deref())
+        }) {
+            self.userlog.record(&active, text);
+        }
+    }
+
     /// Looks up and compiles this recipient's chain, in execution order. A missing script is
     /// left out; a broken one stays in as [`Slot::Broken`] because it ends the chain there.
     pub(super) fn resolve(&self, rcpt: &Recipient, notes: &mut Vec<String>) -> Vec<Slot> {
@@ -94,5 +108,13 @@ impl Filter {
                 Some(Slot::Broken { label })
             }
         }
+    }
+}
+
+/// The outbox's failure keep writes its note through the filter, which knows where each
+/// user's log is.
+impl crate::outbound::UserNotes for Filter {
+    fn note(&self, rcpt: &Recipient, text: &str) {
+        self.note_to_user(rcpt, text);
     }
 }

@@ -102,6 +102,25 @@ impl LocalDelivery {
         from: &str,
         message: &[u8],
     ) -> Result<StoredMessage, LocalError> {
+        let trace = format!("Return-Path: <{from}>\r\nDelivered-To: {}\r\n", rcpt.user());
+        self.store_chunks(rcpt, &[trace.as_bytes(), message])
+    }
+
+    /// Stores `message`, which already starts with its trace fields (a redirect's failure
+    /// keep: the recipient's own `Return-Path`, `Delivered-To` and `Received` from the
+    /// delivery), into `rcpt`'s INBOX as it is: the same bytes a keep would have stored.
+    /// Blocking (fsyncs).
+    pub fn keep(&self, rcpt: &Recipient, message: &[u8]) -> Result<StoredMessage, LocalError> {
+        self.store_chunks(rcpt, &[message])
+    }
+
+    /// The user checked against `[mailbox] users_file` (for `%h`), then one durable Maildir
+    /// write (tmp → fsync → rename → fsync dir) with the configured owner and modes.
+    fn store_chunks(
+        &self,
+        rcpt: &Recipient,
+        chunks: &[&[u8]],
+    ) -> Result<StoredMessage, LocalError> {
         let mut rcpt = rcpt.clone();
         let user = rcpt.user();
         match self.users.admit(&mut rcpt, self.mailbox.needs_home) {
@@ -113,15 +132,9 @@ impl LocalDelivery {
             }
         }
         let root: PathBuf = rcpt.expand(&self.mailbox.maildir);
-        let trace = format!("Return-Path: <{from}>\r\nDelivered-To: {user}\r\n");
         Maildir::new(root)
             .with_ownership(self.mailbox.ownership)
-            .store(
-                &Folder::inbox(),
-                SystemFlags::default(),
-                false,
-                &[trace.as_bytes(), message],
-            )
+            .store(&Folder::inbox(), SystemFlags::default(), false, chunks)
             .map_err(|source| LocalError::Store {
                 address: user,
                 source,

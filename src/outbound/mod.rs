@@ -1,34 +1,48 @@
-//! Everything sievegate sends (postmaster notices, abuse reports): queued in the state store,
-//! sent later by one background task, retried with backoff.
+//! Everything sievegate sends (postmaster notices, abuse reports, vacation replies,
+//! notifications, Sieve redirects): queued in the state store, sent later by one background
+//! task, retried with backoff.
 //!
 //! - [`Outbox::enqueue`] only writes the message into the state store's queue (one entry per
 //!   recipient, so a partial failure never re-sends to a recipient that already has it) and
 //!   wakes the sender. It never talks to a peer, so it can neither delay nor fail a delivery.
+//!   [`Outbox::enqueue_redirect`] does the same for a Sieve redirect, whose row records the
+//!   redirecting recipient ([`redirect`]).
 //! - [`Outbox::run`] is the sender: it takes due mail and
 //!   - stores it into the Maildir INBOX of a recipient at one of our `[mailbox] domains`
-//!     ([`local`]), without Sieve and without a relay;
-//!   - sends everything else through `[notify] relay` ([`relay`], SMTP by mail-send).
+//!     ([`local`]), without Sieve and without a relay (not a redirect: those always go to
+//!     the relay);
+//!   - sends everything else through `[notify] relay` ([`relay`], SMTP by mail-send); a
+//!     redirect within `[sieve] redirect_timeout_secs` for the whole transaction, so a
+//!     hanging relay holds the sender that long at most.
 //!
 //!   A 2xx is done. A 5xx (or a local user that cannot exist) is logged and dropped: we send
-//!   only to postmasters and abuse desks, and a refusal will not change by itself. Anything
-//!   else is retried after 1 min, doubling up to 1 h, for 5 days; then it is logged as an
-//!   error and dropped ([`RetryPolicy`]). At least once: a crash between the relay's 250 and
-//!   the queue update sends that message again.
+//!   only to postmasters, abuse desks and automatic-reply targets, and a refusal will not
+//!   change by itself. Anything else is retried after 1 min, doubling up to 1 h, for 5 days;
+//!   then it is logged as an error and dropped ([`RetryPolicy`]). A **redirect is never
+//!   dropped**: a permanent refusal, or the end of the retry period, does its failure keep
+//!   into the redirecting user's INBOX ([`redirect`]). At least once: a crash between the
+//!   relay's 250 and the queue update sends that message again.
+//!
+//! Local delivery and the redirect deadline follow a reload: [`Outbox::reconfigure`] swaps
+//! them (`[mailbox]`, `[sieve] redirect_timeout_secs`); the relay and our EHLO name stay
+//! until a restart.
 //!
 //! The envelope sender of our own mail is normally `<>`, so nothing we send can bounce back
-//! and loop.
+//! and loop. A redirect keeps the original sender, as Pigeonhole does.
 
 pub mod local;
+pub mod redirect;
 pub mod relay;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::Notify;
 
 pub use local::{LocalDelivery, LocalError, Route};
+pub use redirect::{Redirect, UserNotes};
 pub use relay::{RelayError, Timeouts};
 
 use crate::config::{is_plain_address, Config, Relay};
@@ -121,6 +135,9 @@ pub struct Pass {
     pub retried: usize,
     /// Dropped: refused for good, or retried for too long.
     pub dropped: usize,
+    /// Redirects refused for good whose failure keep is done (the message is in the
+    /// redirecting user's INBOX).
+    pub kept: usize,
 }
 
 /// The outbound queue and its sender. Cheap to clone: clones share one queue and sender.
@@ -131,7 +148,8 @@ pub struct Outbox {
 
 struct Inner {
     state: Arc<dyn StateStore>,
-    local: LocalDelivery,
+    /// What a reload may change; each attempt takes the current value.
+    settings: RwLock<Arc<Settings>>,
     relay: Relay,
     /// Our EHLO name: `[server] hostname`.
     helo: String,
@@ -140,10 +158,40 @@ struct Inner {
     wake: Notify,
 }
 
+/// The outbox's part of the reloadable configuration ([`Outbox::reconfigure`]).
+struct Settings {
+    /// `[mailbox]`: local recipients and failure keeps.
+    local: LocalDelivery,
+    /// Relay deadlines of a redirect: `[sieve] redirect_timeout_secs`.
+    redirect_timeouts: Timeouts,
+    /// The users' Sieve logs, for a failure keep.
+    notes: Option<Arc<dyn UserNotes>>,
+}
+
+impl Settings {
+    fn new(config: &Config, notes: Option<Arc<dyn UserNotes>>) -> Settings {
+        let deadline = config.sieve.redirect_timeout;
+        Settings {
+            local: LocalDelivery::new(&config.mailbox),
+            redirect_timeouts: Timeouts {
+                connect: REDIRECT_CONNECT_TIMEOUT.min(deadline),
+                command: deadline,
+                transaction: deadline,
+            },
+            notes,
+        }
+    }
+}
+
+/// The longest wait for the relay's TCP connect within a redirect's deadline.
+const REDIRECT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How one attempt at one queued message ended.
 enum Attempt {
     /// Stored or accepted by the relay; the text says where.
     Sent(String),
+    /// A redirect refused for good (`reason`), kept in its owner's INBOX (`result`).
+    Kept { reason: String, result: String },
     /// Try again later. `relay_down`: the relay itself failed, so skip it for the rest of
     /// this pass.
     Retry { error: String, relay_down: bool },
@@ -166,13 +214,36 @@ impl Outbox {
         Outbox {
             inner: Arc::new(Inner {
                 state,
-                local: LocalDelivery::new(&config.mailbox),
+                settings: RwLock::new(Arc::new(Settings::new(config, None))),
                 relay: config.notify.relay.clone(),
                 helo: config.server.hostname.clone(),
                 options,
                 wake: Notify::new(),
             }),
         }
+    }
+
+    /// Takes the reloadable settings of `config` (`[mailbox]`, `[sieve]
+    /// redirect_timeout_secs`) and `notes` for the users' Sieve logs: every attempt from
+    /// now on uses them. The relay and our EHLO name are kept (restart-only).
+    pub fn reconfigure(&self, config: &Config, notes: Option<Arc<dyn UserNotes>>) {
+        let settings = Arc::new(Settings::new(config, notes));
+        // A panic while holding the lock cannot leave a half-written Arc behind.
+        *self
+            .inner
+            .settings
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = settings;
+    }
+
+    fn settings(&self) -> Arc<Settings> {
+        Arc::clone(
+            &self
+                .inner
+                .settings
+                .read()
+                .unwrap_or_else(|e| e.into_inner()),
+        )
     }
 
     /// Queues `message` (a complete RFC 5322 message with CRLF line ends) from `from` (`""`:
@@ -204,6 +275,7 @@ impl Outbox {
             attempts: 0,
             next_attempt: SystemTime::now(),
             last_error: None,
+            redirect: None,
         };
         let mut ids = Vec::with_capacity(to.len());
         for rcpt in to {
@@ -226,7 +298,9 @@ impl Outbox {
                 _ = &mut shutdown => return,
                 pass = self.send_due() => pass,
             };
-            if pass.taken >= self.inner.options.retry.batch.max(1) && pass.sent + pass.dropped > 0 {
+            if pass.taken >= self.inner.options.retry.batch.max(1)
+                && pass.sent + pass.dropped + pass.kept > 0
+            {
                 // A full batch that made progress: more may be due right now. (A batch that
                 // only failed waits for the poll, so a broken relay or store cannot spin.)
                 continue;
@@ -276,24 +350,34 @@ impl Outbox {
                 Settled::Sent => pass.sent += 1,
                 Settled::Retried => pass.retried += 1,
                 Settled::Dropped => pass.dropped += 1,
+                Settled::Kept => pass.kept += 1,
             }
         }
         pass
     }
 
     fn goes_to_relay(&self, mail: &QueuedMail) -> bool {
-        mail.to
-            .iter()
-            .any(|to| matches!(self.inner.local.route(to), Ok(Route::Relay)))
+        let settings = self.settings();
+        mail.redirect.is_some()
+            || mail
+                .to
+                .iter()
+                .any(|to| matches!(settings.local.route(to), Ok(Route::Relay)))
     }
 
     /// Tries one queued message once: local recipients into their Maildir, the others
-    /// through the relay in one transaction. (Our own entries have one recipient each.)
+    /// through the relay in one transaction (a redirect: all of them, within its own
+    /// deadline). (Our own entries have one recipient each.)
     async fn attempt(&self, mail: &QueuedMail) -> Attempt {
+        let settings = self.settings();
         let mut local = Vec::new();
         let mut remote = Vec::new();
         for to in &mail.to {
-            match self.inner.local.route(to) {
+            if mail.redirect.is_some() {
+                remote.push(to.clone());
+                continue;
+            }
+            match settings.local.route(to) {
                 Ok(Route::Local(rcpt)) => local.push(rcpt),
                 Ok(Route::Relay) => remote.push(to.clone()),
                 Err(e) => return Attempt::Drop(e.to_string()),
@@ -301,13 +385,13 @@ impl Outbox {
         }
         let mut done = Vec::new();
         if !local.is_empty() {
-            let outbox = self.clone();
+            let settings = Arc::clone(&settings);
             let from = mail.from.clone();
             let message = mail.message.clone();
             let stored = tokio::task::spawn_blocking(move || {
                 local
                     .iter()
-                    .map(|rcpt| outbox.inner.local.store(rcpt, &from, &message))
+                    .map(|rcpt| settings.local.store(rcpt, &from, &message))
                     .collect::<Result<Vec<_>, _>>()
             })
             .await;
@@ -334,13 +418,18 @@ impl Outbox {
         }
         if !remote.is_empty() {
             let inner = &self.inner;
+            let timeouts = if mail.redirect.is_some() {
+                settings.redirect_timeouts
+            } else {
+                inner.options.timeouts
+            };
             match relay::send(
                 &inner.relay,
                 &inner.helo,
                 &mail.from,
                 &remote,
                 &mail.message,
-                inner.options.timeouts,
+                timeouts,
             )
             .await
             {
@@ -357,10 +446,21 @@ impl Outbox {
         Attempt::Sent(done.join("; "))
     }
 
-    /// Records the attempt's result in the queue and logs it.
+    /// Records the attempt's result in the queue and logs it. A redirect refused for good,
+    /// or failing past the retry period, gets its failure keep first.
     async fn settle(&self, mail: QueuedMail, attempt: Attempt) -> Settled {
         let id = mail.id;
         let failures = mail.attempts.saturating_add(1);
+        let attempt = match (attempt, &mail.redirect) {
+            (Attempt::Drop(error), Some(owner)) => self.failure_keep(&mail, owner, error).await,
+            (Attempt::Retry { error, .. }, Some(owner))
+                if self.inner.options.retry.gives_up(failures) =>
+            {
+                let reason = format!("still failing after the retry period: {error}");
+                self.failure_keep(&mail, owner, reason).await
+            }
+            (attempt, _) => attempt,
+        };
         let to = mail.to.join(",");
         let kind = mail.kind.as_str();
         let (settled, update) = match attempt {
@@ -368,11 +468,18 @@ impl Outbox {
                 tracing::info!(queue_id = id, kind, to = %to, attempts = failures, result = %result, "sent");
                 (Settled::Sent, Update::Done)
             }
+            Attempt::Kept { reason, result } => {
+                let owner = mail.redirect.as_ref().map_or("", |o| o.rcpt.as_str());
+                tracing::warn!(queue_id = id, kind, to = %to, %owner, attempts = failures, relay_reply = %reason, result = %result, "redirect refused for good: failure keep into the user's INBOX");
+                (Settled::Kept, Update::Done)
+            }
             Attempt::Drop(error) => {
                 tracing::error!(queue_id = id, kind, to = %to, attempts = failures, error = %error, "refused for good: message dropped");
                 (Settled::Dropped, Update::Done)
             }
-            Attempt::Retry { error, .. } if self.inner.options.retry.gives_up(failures) => {
+            Attempt::Retry { error, .. }
+                if mail.redirect.is_none() && self.inner.options.retry.gives_up(failures) =>
+            {
                 tracing::error!(queue_id = id, kind, to = %to, attempts = failures, error = %error, "still failing after the retry period: message dropped");
                 (Settled::Dropped, Update::Done)
             }
@@ -421,6 +528,7 @@ enum Settled {
     Sent,
     Retried,
     Dropped,
+    Kept,
 }
 
 enum Update {

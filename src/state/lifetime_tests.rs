@@ -48,6 +48,7 @@ fn mail(n: u64, at: SystemTime) -> QueuedMail {
         attempts: 0,
         next_attempt: at,
         last_error: None,
+        redirect: None,
     }
 }
 

@@ -362,6 +362,10 @@ impl StateStore for MemoryState {
         Ok(())
     }
 
+    fn is_durable(&self) -> bool {
+        false
+    }
+
     fn queue_retry(
         &self,
         id: i64,

@@ -11,6 +11,8 @@
 #[cfg(test)]
 mod lifetime_tests;
 mod memory;
+#[cfg(test)]
+mod queue_tests;
 pub mod sqlite;
 #[cfg(test)]
 mod tests;
@@ -88,6 +90,22 @@ pub struct QueuedMail {
     pub next_attempt: SystemTime,
     /// Why the last attempt failed.
     pub last_error: Option<String>,
+    /// Set for a Sieve redirect: whose it is, for the failure keep when the relay refuses
+    /// it for good (see `crate::outbound`). `None` for everything else we send.
+    pub redirect: Option<RedirectOwner>,
+}
+
+/// The local recipient whose Sieve script redirected a queued message. When the relay
+/// refuses the redirect for good, the message goes into this recipient's INBOX instead
+/// (Pigeonhole's failure keep), so it is never lost and never bounced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedirectOwner {
+    /// The recipient's address as given at RCPT (re-resolved with the `[mailbox]` settings
+    /// current at the failure keep).
+    pub rcpt: String,
+    /// The delivery already stored a copy into this recipient's INBOX (`redirect :copy`
+    /// with a keep): a failure keep only logs, it does not store the same message twice.
+    pub inbox_copy: bool,
 }
 
 /// The index entry of one quarantined message (the bytes live in the quarantine
@@ -265,6 +283,13 @@ pub trait StateStore: Send + Sync {
     /// Counts a failed attempt and schedules the next one.
     fn queue_retry(&self, id: i64, next_attempt: SystemTime, error: &str)
         -> Result<(), StateError>;
+
+    /// True when a committed write survives a restart (a file, a database server), so a
+    /// queued row may stand in for a delivery (a redirect is answered once queued). The
+    /// in-memory store is not.
+    fn is_durable(&self) -> bool {
+        true
+    }
 }
 
 /// `time` as microseconds since the Unix epoch (negative before it), the unit every

@@ -16,7 +16,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use super::{
     from_micros, rate_allows, to_micros, Expired, QuarantineEntry, QuarantineFilter, QueuedMail,
-    RateDecision, RcptRelease, StateError, StateSizes, StateStore,
+    RateDecision, RcptRelease, RedirectOwner, StateError, StateSizes, StateStore,
 };
 
 /// The database file's name inside `[state] dir`.
@@ -26,7 +26,7 @@ pub const DB_FILE: &str = "sievegate.db";
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The schema version this build creates; each step of [`MIGRATIONS`] raises it by one.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// `MIGRATIONS[n]` takes a database from version `n` to `n + 1`.
 pub(super) const MIGRATIONS: &[&str] = &[
@@ -94,6 +94,12 @@ CREATE TABLE quarantine_release (
 -- The periodic expiry deletes by these (range scans, not a table scan per pass).
 CREATE INDEX cache_expires ON cache (expires);
 CREATE INDEX rate_last_allowed ON rate (last_allowed);
+"#,
+    // 2 → 3: a queued Sieve redirect records whose it is, for the failure keep. Existing rows
+    // are our own mail (notices, reports, vacation): NULL, as for new ones of those kinds.
+    r#"
+ALTER TABLE outbound_queue ADD COLUMN redirect_for TEXT;
+ALTER TABLE outbound_queue ADD COLUMN redirect_inbox_copy INTEGER NOT NULL DEFAULT 0;
 "#,
 ];
 
@@ -301,6 +307,15 @@ fn queued_from_row(row: &Row<'_>) -> rusqlite::Result<QueuedMail> {
         attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
         next_attempt: from_micros(row.get(6)?),
         last_error: row.get(7)?,
+        redirect: row
+            .get::<_, Option<String>>(8)?
+            .map(|rcpt| -> rusqlite::Result<RedirectOwner> {
+                Ok(RedirectOwner {
+                    rcpt,
+                    inbox_copy: row.get::<_, i64>(9)? != 0,
+                })
+            })
+            .transpose()?,
     })
 }
 
@@ -658,8 +673,8 @@ impl StateStore for SqliteState {
     fn queue_push(&self, mail: &QueuedMail) -> Result<i64, StateError> {
         let conn = self.lock();
         conn.execute(
-            "INSERT INTO outbound_queue (kind, sender, recipients, message, attempts, next_attempt, last_error) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO outbound_queue (kind, sender, recipients, message, attempts, next_attempt, last_error, \
+             redirect_for, redirect_inbox_copy) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
                 mail.kind,
                 mail.from,
@@ -668,6 +683,8 @@ impl StateStore for SqliteState {
                 i64::from(mail.attempts),
                 to_micros(mail.next_attempt),
                 mail.last_error,
+                mail.redirect.as_ref().map(|r| r.rcpt.as_str()),
+                mail.redirect.as_ref().is_some_and(|r| r.inbox_copy),
             ],
         )
         .map_err(backend("queue push"))?;
@@ -678,8 +695,8 @@ impl StateStore for SqliteState {
         let conn = self.lock();
         let mut stmt = conn
             .prepare_cached(
-                "SELECT id, kind, sender, recipients, message, attempts, next_attempt, last_error \
-                 FROM outbound_queue WHERE next_attempt <= ?1 ORDER BY next_attempt, id LIMIT ?2",
+                "SELECT id, kind, sender, recipients, message, attempts, next_attempt, last_error, \
+                 redirect_for, redirect_inbox_copy FROM outbound_queue WHERE next_attempt <= ?1 ORDER BY next_attempt, id LIMIT ?2",
             )
             .map_err(backend("queue due"))?;
         let rows = stmt

@@ -241,6 +241,7 @@ fn behaviour(store: &dyn StateStore) {
         attempts: 0,
         next_attempt: t(at),
         last_error: None,
+        redirect: None,
     };
     let n1 = store.queue_push(&mail("notice", 10)).expect("push");
     let n2 = store.queue_push(&mail("report", 5)).expect("push");

@@ -1,5 +1,5 @@
 //! The Sieve actions that send, through the real binary with a real clamd and Postfix's
-//! smtp-sink as `[notify] relay`: redirect (envelope sender kept, `:copy`, relay down,
+//! smtp-sink as `[notify] relay`: redirect (envelope sender kept, `:copy`, relay down: queued,
 //! limits, loops), vacation (once per period, never to lists, auto mail or `<>`),
 //! `duplicate` across a restart, notify's rate limit, and nothing at all for infected mail.
 
@@ -137,7 +137,7 @@ fn redirect_reaches_the_relay_with_the_envelope_sender() {
 }
 
 #[test]
-fn relay_down_defers_a_redirect_unless_a_copy_was_stored() {
+fn relay_down_queues_a_redirect_and_keeps_retrying() {
     // Nobody listens on this port: the connect is refused at once.
     let (env, server) = start(&format!("127.0.0.1:{}", free_port()), &[]);
     env.set_personal("alice", r#"redirect "carol@elsewhere.example";"#);
@@ -156,14 +156,26 @@ fn relay_down_defers_a_redirect_unless_a_copy_was_stored() {
             "",
         ),
     );
+    // Both redirects are durably queued: 250 for both, no 451 loop at the MTA.
     let replies = data_replies(&out, 2);
-    assert!(replies[0].starts_with("451 4.4.0 "), "{out}");
-    assert!(replies[1].starts_with("250 "), "{out}");
+    assert!(replies.iter().all(|r| r.starts_with("250 ")), "{out}");
     assert!(env.messages("alice", "").is_empty());
     assert_eq!(env.messages("bob", "").len(), 1);
-    // The log reader runs on its own thread: wait for the line rather than race it.
-    let logs = server.wait_for_log("redirect failed");
-    assert!(logs.contains("redirect failed"), "{logs}");
+    // The log reader runs on its own thread: wait for the line rather than race it. A
+    // refused connection is not a refusal for good: retried later, nothing kept yet.
+    let started = std::time::Instant::now();
+    let mut logs = server.wait_for_log("will retry");
+    while logs.matches("will retry").count() < 2 && started.elapsed() < QUIET * 3 {
+        std::thread::sleep(Duration::from_millis(20));
+        logs = server.logs();
+    }
+    assert!(logs.contains("redirect queued"), "{logs}");
+    assert_eq!(
+        logs.matches("will retry").count(),
+        2,
+        "both redirects are retried: {logs}"
+    );
+    assert!(env.messages("alice", "").is_empty());
 }
 
 #[test]
@@ -468,4 +480,41 @@ fn infected_mail_sends_nothing() {
     ] {
         assert!(logs.contains(note), "{note:?} not logged:\n{logs}");
     }
+}
+
+#[test]
+fn a_redirect_target_that_is_no_smtp_path_is_kept_in_inbox_at_once() {
+    let sink = SmtpSink::start();
+    let (env, server) = start(&sink.addr().to_string(), &[]);
+    env.set_personal(
+        "alice",
+        r#"require "variables"; if header :matches "subject" "*" { redirect "${1}"; }"#,
+    );
+    // The Subject decodes to `"a\r\nRCPT TO:<injected@remote.test>\r\n"@remote.test`.
+    let message = b"From: sender@remote.example\r\nTo: alice@example.test\r\n\
+Subject: =?utf-8?b?ImENClJDUFQgVE86PGluamVjdGVkQHJlbW90ZS50ZXN0Pg0KIkByZW1vdGUudGVzdA==?=\r\n\
+Message-ID: <bad1@remote>\r\n\r\nHello.\r\n";
+    let out = send(
+        &server,
+        "sender@remote.example",
+        &["alice@example.test"],
+        message,
+    );
+    assert!(data_replies(&out, 1)[0].starts_with("250 "), "{out}");
+    // Whatever refused it (the filter or the outbox), the message is in INBOX, not lost,
+    // and nothing reached the relay.
+    let kept = env.messages("alice", "");
+    assert_eq!(kept.len(), 1, "{}", server.logs());
+    assert!(text_of(&kept[0].1).ends_with("Message-ID: <bad1@remote>\r\n\r\nHello.\r\n"));
+    let logs = server.wait_for_log("failure keep into INBOX");
+    assert!(
+        logs.contains("redirect refused for good: failure keep into INBOX"),
+        "{logs}"
+    );
+    std::thread::sleep(QUIET);
+    assert!(sink.transactions().is_empty(), "{:?}", sink.transactions());
+}
+
+fn text_of(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
 }

@@ -24,7 +24,8 @@ async fn local_postmaster_gets_it_in_their_inbox_without_a_relay() {
             taken: 1,
             sent: 1,
             retried: 0,
-            dropped: 0
+            dropped: 0,
+            kept: 0
         }
     );
     assert!(s.queued().is_empty());
@@ -79,7 +80,8 @@ async fn unknown_local_user_is_dropped_not_retried() {
             taken: 2,
             sent: 1,
             retried: 0,
-            dropped: 1
+            dropped: 1,
+            kept: 0
         }
     );
     assert!(s.queued().is_empty());

@@ -6,8 +6,11 @@
 //! This module holds what the files below share: the configuration and outbox of one test,
 //! quick retry options, an infected message as the pipeline describes it, and a sender loop.
 
+mod fake_relay;
 mod local;
 mod notice;
+mod redirect;
+mod redirect_binary;
 mod relay;
 
 use std::path::PathBuf;

@@ -33,7 +33,8 @@ async fn notice_reaches_the_relay_as_built() {
             taken: 1,
             sent: 1,
             retried: 0,
-            dropped: 0
+            dropped: 0,
+            kept: 0
         }
     );
     assert!(s.queued().is_empty(), "sent mail leaves the queue");

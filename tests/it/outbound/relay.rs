@@ -24,7 +24,8 @@ async fn relay_down_queues_and_retries_until_it_is_up() {
             taken: 1,
             sent: 0,
             retried: 1,
-            dropped: 0
+            dropped: 0,
+            kept: 0
         }
     );
     let queued = s.queued();
@@ -98,7 +99,8 @@ async fn temporary_refusal_is_retried_permanent_refusal_dropped() {
             taken: 1,
             sent: 0,
             retried: 0,
-            dropped: 1
+            dropped: 1,
+            kept: 0
         }
     );
     assert!(s.queued().is_empty());
