@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sievegate::config::Config;
 use sievegate::delivery::Client;
+use sievegate::report::abuse::Limit;
 use sievegate::report::{
     header_section, is_bounce, AbuseReporter, Incident, ReportOutcome, ReportSink, SubmitError,
 };
@@ -108,6 +109,7 @@ fn incident(
         session_id: "T1".into(),
         viruses: vec![virus.to_string()],
         headers: header_section(message).to_vec(),
+        headers_withheld: None,
         received: when,
     }
 }
@@ -164,7 +166,7 @@ async fn report_goes_to_the_rdap_abuse_contact_once_per_interval() {
             at(60),
         ))
         .await;
-    assert_eq!(second, ReportOutcome::Suppressed(ip));
+    assert_eq!(second, ReportOutcome::Suppressed(ip, Limit::Address));
     let third = reporter
         .report(incident(
             &message,
