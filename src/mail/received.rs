@@ -4,10 +4,10 @@
 //! `[192.0.2.77]` or `x (unknown [203.0.113.66])` is never taken for the connecting address.
 //!
 //! - **Postfix** (`smtpd`): `from HELO (NAME [ADDR])` or `(NAME [ADDR]:PORT)`, then
-//!   optional TLS comments, then `by HOST (Postfix) with PROTO id QID`. Postfix keeps
-//!   spaces in a HELO (`HELO a b` becomes `a b`), so the HELO may itself look like a client
-//!   comment: a value with more than one `(NAME [ADDR])` group is ambiguous and yields
-//!   nothing.
+//!   optional TLS comments, then `by HOST (Postfix) with PROTO id QID`. Postfix 3.7 writes
+//!   a HELO's spaces and parentheses as `?` (tests/it/received.rs sees it), so the HELO is
+//!   one word; should another version not, a value with more than one `(NAME [ADDR])`
+//!   group is ambiguous and yields nothing.
 //! - **Exim** (default `received_header_text`): `from [ADDR] (helo=HELO)` without reverse
 //!   DNS, `from NAME ([ADDR] helo=HELO)` with it (`[ADDR]:PORT` with port logging), then
 //!   `by HOST with PROTO (Exim VERSION)`. The address comes before anything the client

@@ -18,6 +18,7 @@ mod postfix;
 mod postfix_dovecot;
 mod postfix_kill;
 mod quarantine;
+mod received;
 mod reload;
 mod scan;
 mod scan_fildes;
