@@ -227,13 +227,15 @@ async fn report_goes_to_the_rdap_abuse_contact_once_per_interval() {
 async fn infected_bounce_asks_the_mta_to_stop_bouncing() {
     let rdap = RdapServer::start();
     let dir = tempfile::tempdir().expect("tempdir");
-    // The RFC 9224 bootstrap file picks the server for 198.51.100.0/24.
+    // The RFC 9224 bootstrap file's servers are used only over https and only at public
+    // addresses: its http one is never asked, its https one (on loopback) is refused by
+    // the resolver before any connection. The server the admin configured is asked.
     let bootstrap = dir.path().join("ipv4.json");
     std::fs::write(
         &bootstrap,
         format!(
             r#"{{"version": "1.0", "publication": "2026-11-01T00:00:00Z", "services": [
-                [["198.51.100.0/24"], ["http://127.0.0.1:{}/boot/"]]]}}"#,
+                [["198.51.100.0/24"], ["http://127.0.0.1:{0}/boot-http/", "https://localhost:{0}/boot-https/"]]]}}"#,
             rdap.port
         ),
     )
@@ -241,7 +243,8 @@ async fn infected_bounce_asks_the_mta_to_stop_bouncing() {
     let sink = Arc::new(Recorder::default());
     let reporter = AbuseReporter::new(
         &config(&format!(
-            "rdap_base_urls = []\nrdap_bootstrap = {:?}",
+            "rdap_base_urls = [\"http://127.0.0.1:{}/boot\"]\nrdap_bootstrap = {:?}",
+            rdap.port,
             bootstrap.display().to_string()
         )),
         Arc::new(MemoryState::default()),

@@ -2,6 +2,7 @@
 //! crate is linked once and helpers are shared.
 
 mod abuse;
+mod abuse_bomb;
 mod abuse_list;
 mod faults_postfix;
 mod health;

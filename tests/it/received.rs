@@ -18,8 +18,8 @@ use crate::support::postfix::{Gate, Lmtp};
 
 /// Where `ensure_exim` unpacks Exim (`EXIM_ROOT`, as in scripts/lib.sh).
 fn exim_binary() -> PathBuf {
-    let root = std::env::var("EXIM_ROOT")
-        .unwrap_or_else(|_| "/var/cache/sievegate-test/exim".to_string());
+    let root =
+        std::env::var("EXIM_ROOT").unwrap_or_else(|_| "/var/cache/sievegate-test/exim".to_string());
     let bin = Path::new(&root).join("usr/sbin/exim4");
     assert!(
         bin.exists(),
@@ -56,7 +56,9 @@ fn exim_session(addr: &str, name: Option<&str>, helo: &str) -> (String, Option<S
     )
     .expect("config");
     let mut cmd = Command::new(exim_binary());
-    cmd.arg("-C").arg(&config).args(["-odq", "-bs", "-oMa", addr]);
+    cmd.arg("-C")
+        .arg(&config)
+        .args(["-odq", "-bs", "-oMa", addr]);
     if let Some(name) = name {
         cmd.args(["-oMs", name]);
     }
@@ -103,10 +105,17 @@ fn exim_received_lines_name_the_real_client() {
     let (replies, received) = exim_session("198.51.100.99", None, "[192.0.2.77]");
     let received = received.unwrap_or_else(|| panic!("Exim took nothing: {replies}"));
     println!("exim (no rDNS): {received}");
-    assert!(received.starts_with("from [198.51.100.99] (helo=[192.0.2.77]"), "{received}");
+    assert!(
+        received.starts_with("from [198.51.100.99] (helo=[192.0.2.77]"),
+        "{received}"
+    );
     assert_eq!(Exim.client_ip(&received), "198.51.100.99".parse().ok());
     for other in [Postfix, Sendmail] {
-        assert_eq!(other.client_ip(&received), None, "{other:?} must not read Exim's line");
+        assert_eq!(
+            other.client_ip(&received),
+            None,
+            "{other:?} must not read Exim's line"
+        );
     }
     // A verified host name: `from NAME ([ADDR] helo=HELO)`.
     let (replies, received) =
@@ -199,7 +208,10 @@ fn postfix_received_lines_name_the_real_client() {
         println!("postfix: {received}");
         let parsed = Postfix.client_ip(&received);
         if text.contains("Subject: forged comment") {
-            assert!(received.starts_with("from x??unknown?[203.0.113.66]? (localhost [127.0.0.1])"), "{received}");
+            assert!(
+                received.starts_with("from x??unknown?[203.0.113.66]? (localhost [127.0.0.1])"),
+                "{received}"
+            );
             assert_eq!(parsed, Some(want), "{received}");
         } else {
             assert_eq!(parsed, Some(want), "{received}");
