@@ -172,7 +172,7 @@ fn exim(tokens: &[&str]) -> Option<IpAddr> {
         (literal(comment)?, 3)
     };
     let by = one_by_clause(tokens, next, |_| true)?;
-    tokens[by..].iter().any(|t| *t == "(Exim").then_some(ip)
+    tokens[by..].contains(&"(Exim").then_some(ip)
 }
 
 fn sendmail(tokens: &[&str]) -> Option<IpAddr> {
