@@ -37,3 +37,32 @@ ensure_toolchain() {
         rustup toolchain install "$want" --profile minimal --component rustfmt,clippy
     fi
 }
+
+# ensure_exim: Debian's exim4-daemon-light, unpacked (not installed: it conflicts with
+# postfix, both being the system MTA) under $EXIM_ROOT (default
+# /var/cache/sievegate-test/exim), for the tests that read the Received lines real Exim
+# writes (tests/it/received.rs runs $EXIM_ROOT/usr/sbin/exim4 with a private -C config).
+# Its shared libraries are installed as ordinary packages; the Debian-exim user that the
+# binary was built for is created when missing. Needs root (or sudo).
+ensure_exim() {
+    local root=${EXIM_ROOT:-/var/cache/sievegate-test/exim}
+    [ -x "$root/usr/sbin/exim4" ] && return 0
+    ensure_packages libdb5.3 libgnutls-dane0 libgnutls30 libidn12 libidn2-0 libnsl2 libpcre2-8-0 libcrypt1
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    id Debian-exim >/dev/null 2>&1 ||
+        $sudo useradd --system --no-create-home --shell /usr/sbin/nologin Debian-exim
+    local tmp
+    tmp=$(mktemp -d)
+    chmod 755 "$tmp"
+    (cd "$tmp" && $sudo env DEBIAN_FRONTEND=noninteractive apt-get download exim4-daemon-light exim4-base >/dev/null) || {
+        $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        (cd "$tmp" && $sudo apt-get download exim4-daemon-light exim4-base >/dev/null)
+    }
+    $sudo mkdir -p "$root"
+    for deb in "$tmp"/*.deb; do
+        $sudo dpkg-deb -x "$deb" "$root"
+    done
+    $sudo rm -rf "$tmp"
+    echo "exim unpacked in $root" >&2
+}

@@ -62,6 +62,9 @@
 //!   (one per infected message, rate-limited into a digest), RFC 5965 abuse reports to the
 //!   sending address's abuse contact (source IP, RDAP, ARF, rate limit), the RFC 5429
 //!   rejection MDN; [`report::is_bounce`].
+//! - [`mail`]: the bottom layer (imports nothing of ours): [`mail::header`], the one header
+//!   walker (well-formed field lines only, capped), used wherever we read headers we did not
+//!   write.
 //! - [`text`]: the one sanitizer for client text written into headers and replies.
 //! - [`systemd`]: readiness for `Type=notify` units (`sd_notify`: ready, stopping, reloading).
 
@@ -72,6 +75,7 @@ pub mod filter;
 pub mod lda;
 pub mod lmtp;
 pub mod logging;
+pub mod mail;
 pub mod metrics;
 pub mod outbound;
 pub mod quarantine;

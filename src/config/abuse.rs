@@ -9,6 +9,8 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::Deserialize;
 
+use crate::mail::received::ReceivedFormat;
+
 /// `[abuse]` as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,7 +30,10 @@ pub struct RawAbuse {
     /// CIDR → abuse address, tried before RDAP; the most specific network wins.
     #[serde(default)]
     pub overrides: BTreeMap<String, String>,
-    /// RDAP base URLs, tried in order (after the bootstrap file's, when there is one).
+    /// RDAP base URLs, tried in order (after the bootstrap file's, when there is one). The
+    /// admin's choice is trusted as written (`http://` and internal addresses allowed, e.g.
+    /// a local RDAP proxy); servers from the bootstrap file and every redirect must be
+    /// `https://` and resolve to public addresses only.
     pub rdap_base_urls: Option<Vec<String>>,
     /// A local copy of IANA's RFC 9224 bootstrap file (`ipv4.json` or `ipv6.json`; give
     /// both as a list); selects the base URL for an address.
@@ -40,6 +45,26 @@ pub struct RawAbuse {
     /// At most one report per source IP per this many seconds; later incidents are counted.
     #[serde(default = "defaults::min_interval_secs")]
     pub min_interval_secs: u64,
+    /// At most one report per RDAP network (the network the RDAP answer or the override
+    /// names) per this many seconds.
+    #[serde(default = "defaults::network_interval_secs")]
+    pub network_interval_secs: u64,
+    /// At most one report per abuse contact per this many seconds.
+    #[serde(default = "defaults::contact_interval_secs")]
+    pub contact_interval_secs: u64,
+    /// At most one report (to anyone) per this many seconds.
+    #[serde(default = "defaults::global_interval_secs")]
+    pub global_interval_secs: u64,
+    /// Reports being worked on at once (source, RDAP, queueing); an incident beyond is
+    /// skipped and logged, never queued.
+    #[serde(default = "defaults::max_lookups_in_flight")]
+    pub max_lookups_in_flight: usize,
+    /// Total time for one RDAP lookup: every server and redirect together.
+    #[serde(default = "defaults::rdap_timeout_secs")]
+    pub rdap_timeout_secs: u64,
+    /// The MTAs whose `Received` headers are read for the source address: `postfix`,
+    /// `exim`, `sendmail`.
+    pub received_formats: Option<Vec<String>>,
     /// Log what would be sent; send nothing.
     #[serde(default)]
     pub dry_run: bool,
@@ -65,6 +90,12 @@ impl Default for RawAbuse {
             rdap_bootstrap: None,
             rdap_cache_secs: defaults::rdap_cache_secs(),
             min_interval_secs: defaults::min_interval_secs(),
+            network_interval_secs: defaults::network_interval_secs(),
+            contact_interval_secs: defaults::contact_interval_secs(),
+            global_interval_secs: defaults::global_interval_secs(),
+            max_lookups_in_flight: defaults::max_lookups_in_flight(),
+            rdap_timeout_secs: defaults::rdap_timeout_secs(),
+            received_formats: None,
             dry_run: false,
         }
     }
@@ -77,7 +108,26 @@ mod defaults {
     pub fn min_interval_secs() -> u64 {
         86_400
     }
+    pub fn network_interval_secs() -> u64 {
+        86_400
+    }
+    pub fn contact_interval_secs() -> u64 {
+        3_600
+    }
+    pub fn global_interval_secs() -> u64 {
+        60
+    }
+    pub fn max_lookups_in_flight() -> usize {
+        4
+    }
+    pub fn rdap_timeout_secs() -> u64 {
+        10
+    }
 }
+
+/// `received_formats` when not set: the MTA sievegate is documented behind. Exim and
+/// Sendmail must be listed by an admin whose trusted relays run them.
+pub const DEFAULT_RECEIVED_FORMATS: &[&str] = &["postfix"];
 
 /// Networks that are never anybody else's to be told about: loopback, RFC 1918, link-local,
 /// ULA (fc00::/7), CGNAT (100.64.0.0/10), and the unspecified addresses.
@@ -119,7 +169,20 @@ pub struct AbuseConfig {
     /// Bootstrap files, absolute.
     pub rdap_bootstrap: Vec<PathBuf>,
     pub rdap_cache_ttl: Duration,
+    /// Per source IP.
     pub min_interval: Duration,
+    /// Per RDAP network.
+    pub network_interval: Duration,
+    /// Per abuse contact.
+    pub contact_interval: Duration,
+    /// For all reports.
+    pub global_interval: Duration,
+    /// At least 1.
+    pub max_lookups_in_flight: usize,
+    /// One RDAP lookup, all servers and redirects.
+    pub rdap_timeout: Duration,
+    /// Never empty.
+    pub received_formats: Vec<ReceivedFormat>,
     pub dry_run: bool,
 }
 
@@ -246,6 +309,34 @@ impl RawAbuse {
                     .to_string(),
             );
         }
+        let mut received_formats = Vec::new();
+        let names: Vec<String> = self.received_formats.clone().unwrap_or_else(|| {
+            DEFAULT_RECEIVED_FORMATS
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        });
+        for name in &names {
+            match ReceivedFormat::from_name(name) {
+                Some(f) if !received_formats.contains(&f) => received_formats.push(f),
+                Some(_) => {}
+                None => problems.push(format!(
+                    "abuse.received_formats: {name:?} is not one of \"postfix\", \"exim\", \"sendmail\""
+                )),
+            }
+        }
+        if received_formats.is_empty() && names.is_empty() {
+            problems.push(
+                "abuse.received_formats: list at least one MTA (postfix, exim, sendmail)"
+                    .to_string(),
+            );
+        }
+        if self.max_lookups_in_flight == 0 {
+            problems.push("abuse.max_lookups_in_flight: must be greater than 0".to_string());
+        }
+        if self.rdap_timeout_secs == 0 {
+            problems.push("abuse.rdap_timeout_secs: must be greater than 0".to_string());
+        }
         if self.rdap_cache_secs == 0 {
             problems.push("abuse.rdap_cache_secs: must be greater than 0".to_string());
         }
@@ -259,6 +350,12 @@ impl RawAbuse {
             rdap_bootstrap,
             rdap_cache_ttl: Duration::from_secs(self.rdap_cache_secs),
             min_interval: Duration::from_secs(self.min_interval_secs),
+            network_interval: Duration::from_secs(self.network_interval_secs),
+            contact_interval: Duration::from_secs(self.contact_interval_secs),
+            global_interval: Duration::from_secs(self.global_interval_secs),
+            max_lookups_in_flight: self.max_lookups_in_flight.max(1),
+            rdap_timeout: Duration::from_secs(self.rdap_timeout_secs.max(1)),
+            received_formats,
             dry_run: self.dry_run,
         }
     }

@@ -86,6 +86,8 @@ impl super::Config {
         self.state
             .rate_retention
             .max(self.abuse.min_interval)
+            .max(self.abuse.network_interval)
+            .max(self.abuse.contact_interval)
             .max(self.sieve.notify_min_interval)
     }
 }

@@ -403,18 +403,30 @@ fn tell_others(
     if verdict.virus_name().is_none() || outcomes.iter().any(RcptOutcome::is_temporary_failure) {
         return;
     }
+    let named_virus = verdict.virustest() >= 5;
+    let reporter = services.abuse.as_ref().filter(|_| named_virus);
+    if services.notifier.is_none() && reporter.is_none() {
+        return;
+    }
+    // What we attach is scanned first: a virus in a header field must not reach a
+    // postmaster's INBOX or an abuse desk (report::withhold_headers).
+    let headers = crate::report::header_section(message);
+    let withheld = block_on_report(crate::report::withhold_headers(&services.scanner, headers));
+    if let Some(why) = &withheld {
+        tracing::warn!(session = %envelope.id, reason = %why, "the original header section is left out of the notice and the abuse report");
+    }
     if let Some(notifier) = &services.notifier {
         let backscatter = super::classify::is_bounce(&envelope.mail_from, parsed.message());
         notifier.infected(&InfectedMessage {
             quarantine_id: log.quarantined.clone(),
             backscatter,
+            headers_withheld: withheld.clone(),
             ..InfectedMessage::new(envelope, verdict, message)
         });
     }
     // Heuristic matches (virustest 4) are the likely false positives: an abuse desk hears
     // only about named viruses.
-    let named_virus = verdict.virustest() >= 5;
-    if let Some(reporter) = services.abuse.as_ref().filter(|_| named_virus) {
+    if let Some(reporter) = reporter {
         let incident = Incident::new(
             envelope,
             envelope.client_trusted,
@@ -422,10 +434,12 @@ fn tell_others(
             message,
             SystemTime::now(),
         );
-        if let Some(incident) = incident {
+        if let Some(mut incident) = incident {
+            incident.headers_withheld = withheld;
             let reporter = reporter.clone();
-            // We run on a blocking thread of the runtime; the report (an RDAP lookup of up
-            // to 10 s) must not hold the replies, so it gets a task of its own.
+            // We run on a blocking thread of the runtime; the report (an RDAP lookup up to
+            // rdap_timeout_secs) must not hold the replies, so it gets a task of its own.
+            // The reporter bounds how many run at once (max_lookups_in_flight).
             match tokio::runtime::Handle::try_current() {
                 Ok(handle) => {
                     handle.spawn(async move { reporter.report(incident).await });
@@ -435,6 +449,22 @@ fn tell_others(
                 }
             }
         }
+    }
+}
+
+/// Runs `future` (a clamd scan bounded by its timeout) from the pipeline's blocking
+/// thread: on the runtime when there is one, else on a small one of its own; `Some`
+/// (withhold) when neither can run it.
+fn block_on_report(future: impl std::future::Future<Output = Option<String>>) -> Option<String> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => handle.block_on(future),
+        Err(_) => match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime.block_on(future),
+            Err(e) => Some(format!("no runtime to scan the header section: {e}")),
+        },
     }
 }
 

@@ -377,9 +377,10 @@ pub fn show(q: &Quarantine, id: &str, raw: bool, out: &mut dyn Write) -> Result<
     Ok(())
 }
 
-/// The header section of `message` (up to and including the empty line).
+/// The header section of `message` as the one header walker reads it (whole, well-formed
+/// fields, capped: [`crate::mail::header`]), with the empty line after it when there is one.
 fn header_section(message: &[u8]) -> &[u8] {
-    let headers = crate::report::header_section(message);
+    let headers = crate::mail::header::section(message);
     let rest = &message[headers.len()..];
     let blank = if rest.starts_with(b"\r\n") {
         2
@@ -488,7 +489,8 @@ mod tests {
     fn header_section_and_printable() {
         assert_eq!(header_section(b"A: b\r\n\r\nbody"), b"A: b\r\n\r\n");
         assert_eq!(header_section(b"A: b\n\nbody"), b"A: b\n\n");
-        assert_eq!(header_section(b"A: b"), b"A: b");
+        assert_eq!(header_section(b"A: b\r\n"), b"A: b\r\n");
+        assert_eq!(header_section(b"A: b\r\nbody\r\n"), b"A: b\r\n");
         assert_eq!(printable(b"S: \x1b[31mx\r\n"), b"S: ?[31mx\r\n");
     }
 

@@ -3,12 +3,15 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use ipnet::IpNet;
 
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
 use super::arf::{self, ArfReport};
-use super::rdap::{override_for, Bootstrap, Lookup, Rdap, RdapError};
+use super::contact::{Contacts, Found};
+use super::rdap::{Bootstrap, Rdap, RdapError};
 use super::source::{select_source, SourceChoice, SourceInput, SourceRules};
 use crate::config::{AbuseConfig, Config, ListenAddr};
 use crate::delivery::{Client, Envelope};
@@ -17,10 +20,6 @@ use crate::state::{RateDecision, StateStore};
 
 /// The `kind` of every message handed to the [`ReportSink`].
 pub const KIND: &str = "abuse-report";
-
-/// How long a failed RDAP lookup is remembered, so a virus storm from one address while the
-/// registry is unreachable costs one timeout per five minutes, not one per message.
-const LOOKUP_FAILURE_TTL: Duration = Duration::from_secs(300);
 
 /// Where finished reports go: the outbound queue in production, a recorder in tests.
 pub trait ReportSink: Send + Sync {
@@ -76,6 +75,10 @@ pub struct Incident {
     /// The message's top-level header section as received ([`super::header_section`]); a
     /// whole message works too, only its header section is read.
     pub headers: Vec<u8>,
+    /// Why the header section must not be attached to the report (clamd found something
+    /// in it, or could not scan it): the report then goes without its `text/rfc822-headers`
+    /// part. `None`: attach it.
+    pub headers_withheld: Option<String>,
     /// When the message arrived. It is also the clock of the rate limit and the cache, so a
     /// report spawned late counts the same as one run at once.
     pub received: SystemTime,
@@ -100,6 +103,7 @@ impl Incident {
             session_id: envelope.id.clone(),
             viruses: vec![name.to_string()],
             headers: super::header_section(message).to_vec(),
+            headers_withheld: None,
             received,
         })
     }
@@ -120,8 +124,11 @@ pub enum ReportOutcome {
     NoContact(IpAddr),
     /// Every RDAP server failed (recently); nothing sent.
     LookupFailed(IpAddr),
-    /// Within `min_interval` of the last report for this address: counted for the next one.
-    Suppressed(IpAddr),
+    /// Held back by the rate limit at `Limit`: counted into the next report.
+    Suppressed(IpAddr, Limit),
+    /// `max_lookups_in_flight` reports were being worked on: this one was skipped (never
+    /// queued, so a storm cannot pile up work).
+    Busy,
     /// `dry_run`: this is what would have been sent.
     DryRun {
         ip: IpAddr,
@@ -138,6 +145,31 @@ pub enum ReportOutcome {
     Failed(String),
 }
 
+/// The rate limit that held a report back. Each is one report per interval per key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// Per source IP (`min_interval_secs`).
+    Address,
+    /// Per RDAP network (`network_interval_secs`).
+    Network,
+    /// Per abuse contact (`contact_interval_secs`).
+    Contact,
+    /// For all reports of this process (`global_interval_secs`).
+    Global,
+}
+
+impl Limit {
+    /// The word for the log.
+    pub fn name(self) -> &'static str {
+        match self {
+            Limit::Address => "source address",
+            Limit::Network => "network",
+            Limit::Contact => "abuse contact",
+            Limit::Global => "global",
+        }
+    }
+}
+
 /// Sends abuse reports; cheap to clone (shared inside).
 #[derive(Clone)]
 pub struct AbuseReporter {
@@ -149,9 +181,15 @@ struct Inner {
     hostname: String,
     /// `ignore_networks` plus our own addresses.
     ignore: Vec<IpNet>,
-    rdap: Rdap,
+    contacts: Contacts,
     state: Arc<dyn StateStore>,
     sink: Arc<dyn ReportSink>,
+    /// Reports being worked on (`max_lookups_in_flight`): each holds a permit, so at most
+    /// that many blocking threads ever run reports or RDAP lookups.
+    in_flight: Arc<Semaphore>,
+    /// When the last report went out (the global limit, kept in this process's memory so
+    /// it can be checked before any per-key slot is taken).
+    last_report: std::sync::Mutex<Option<SystemTime>>,
 }
 
 /// Our own addresses: the TCP listeners' and, where the OS tells us, every interface's.
@@ -199,25 +237,43 @@ impl AbuseReporter {
         };
         let mut ignore = abuse.ignore_networks.clone();
         ignore.extend(own_networks(config));
-        let rdap = Rdap::new(abuse.rdap_base_urls.clone(), bootstrap);
+        let rdap = Rdap::new(abuse.rdap_base_urls.clone(), bootstrap, abuse.rdap_timeout);
+        let contacts = Contacts::new(
+            abuse.overrides.clone(),
+            rdap,
+            state.clone(),
+            abuse.rdap_cache_ttl,
+        );
+        let in_flight = Arc::new(Semaphore::new(abuse.max_lookups_in_flight));
         Ok(AbuseReporter {
             inner: Arc::new(Inner {
                 config: abuse,
                 hostname: config.server.hostname.clone(),
                 ignore,
-                rdap,
+                contacts,
                 state,
                 sink,
+                in_flight,
+                last_report: std::sync::Mutex::new(None),
             }),
         })
     }
 
-    /// Reports `incident` if it should be (on a blocking thread: RDAP and the state store
-    /// block). Never fails and never panics the caller: the outcome is logged and returned.
-    /// The pipeline spawns it so a delivery never waits for it.
+    /// Reports `incident` if it should be, on a blocking thread (RDAP and the state store
+    /// block) when one of the `max_lookups_in_flight` slots is free; otherwise it is skipped
+    /// at once ([`ReportOutcome::Busy`]), so a storm never queues work or fills tokio's
+    /// blocking pool. Never fails and never panics the caller: the outcome is logged and
+    /// returned. The pipeline spawns it so a delivery never waits for it.
     pub async fn report(&self, incident: Incident) -> ReportOutcome {
+        if !self.inner.config.enabled {
+            return ReportOutcome::Disabled;
+        }
+        let Some(permit) = self.try_start(&incident) else {
+            return ReportOutcome::Busy;
+        };
         let this = self.clone();
-        match tokio::task::spawn_blocking(move || this.report_blocking(&incident)).await {
+        let task = tokio::task::spawn_blocking(move || this.run(&incident, permit));
+        match task.await {
             Ok(outcome) => outcome,
             Err(e) => {
                 tracing::error!(error = %e, "abuse report task failed");
@@ -226,19 +282,44 @@ impl AbuseReporter {
         }
     }
 
-    /// [`AbuseReporter::report`] on the calling thread (blocks for up to the RDAP timeout
-    /// per server).
+    /// [`AbuseReporter::report`] on the calling thread (blocks up to `rdap_timeout_secs`),
+    /// within the same bound.
     pub fn report_blocking(&self, incident: &Incident) -> ReportOutcome {
+        if !self.inner.config.enabled {
+            return ReportOutcome::Disabled;
+        }
+        match self.try_start(incident) {
+            Some(permit) => self.run(incident, permit),
+            None => ReportOutcome::Busy,
+        }
+    }
+
+    /// A slot for one report, or `None` (logged) when all are taken.
+    pub(super) fn try_start(&self, incident: &Incident) -> Option<OwnedSemaphorePermit> {
+        match Arc::clone(&self.inner.in_flight).try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) => {
+                tracing::warn!(
+                    session = %incident.session_id,
+                    max_lookups_in_flight = self.inner.config.max_lookups_in_flight,
+                    "abuse report skipped: as many reports as max_lookups_in_flight are being worked on (RDAP slow or unreachable?)"
+                );
+                None
+            }
+        }
+    }
+
+    fn run(&self, incident: &Incident, _permit: OwnedSemaphorePermit) -> ReportOutcome {
         let outcome = self.decide_and_send(incident);
         let session = incident.session_id.as_str();
         match &outcome {
-            ReportOutcome::Disabled => {}
+            ReportOutcome::Disabled | ReportOutcome::Busy => {}
             ReportOutcome::AboutReport => tracing::info!(session, "abuse report: the infected message is itself a feedback report; not reporting a report"),
             ReportOutcome::NoSource(why) => tracing::info!(session, reason = why, "abuse report: no source address to report"),
             ReportOutcome::Ignored(ip) => tracing::info!(session, source_ip = %ip, "abuse report: source is in ignore_networks or our own; not reported"),
             ReportOutcome::NoContact(ip) => tracing::warn!(session, source_ip = %ip, "abuse report: no abuse contact found (overrides, RDAP); nothing sent"),
             ReportOutcome::LookupFailed(ip) => tracing::warn!(session, source_ip = %ip, "abuse report: RDAP lookup failed; nothing sent"),
-            ReportOutcome::Suppressed(ip) => tracing::info!(session, source_ip = %ip, "abuse report: rate limited; counted for the next report"),
+            ReportOutcome::Suppressed(ip, limit) => tracing::info!(session, source_ip = %ip, limit = limit.name(), "abuse report: rate limited; counted for the next report"),
             ReportOutcome::DryRun { ip, to, message } => tracing::info!(
                 session, source_ip = %ip, to = %to, from = %self.inner.config.report_from,
                 message = %String::from_utf8_lossy(message),
@@ -246,6 +327,14 @@ impl AbuseReporter {
             ),
             ReportOutcome::Submitted { ip, to, incidents } => tracing::info!(session, source_ip = %ip, to = %to, incidents, "abuse report queued"),
             ReportOutcome::Failed(e) => tracing::error!(session, error = %e, "abuse report failed"),
+        }
+        if let Some(why) = &incident.headers_withheld {
+            if matches!(
+                outcome,
+                ReportOutcome::Submitted { .. } | ReportOutcome::DryRun { .. }
+            ) {
+                tracing::warn!(session, reason = %why, "abuse report sent without the original header section");
+            }
         }
         outcome
     }
@@ -268,6 +357,7 @@ impl AbuseReporter {
         let rules = SourceRules {
             trusted_relays: &config.trusted_relays,
             ignore: &inner.ignore,
+            formats: &config.received_formats,
         };
         let ip = match select_source(&input, &rules) {
             SourceChoice::Report { ip, .. } => ip,
@@ -275,21 +365,45 @@ impl AbuseReporter {
             SourceChoice::Unknown(why) => return ReportOutcome::NoSource(why),
         };
         let now = incident.received;
-        let to = match self.contact(ip, now) {
-            Ok(Some(to)) => to,
-            Ok(None) => return ReportOutcome::NoContact(ip),
-            Err(outcome) => return outcome,
+        let (to, network) = match inner.contacts.find(ip, now) {
+            Found::Contact { to, network } => (to, network),
+            Found::NoContact => return ReportOutcome::NoContact(ip),
+            Found::Failed => return ReportOutcome::LookupFailed(ip),
         };
-        let suppressed =
-            match inner
-                .state
-                .rate_check(&format!("abuse:{ip}"), config.min_interval, now)
-            {
-                Ok(RateDecision::Send { suppressed }) => suppressed,
-                Ok(RateDecision::Suppress) => return ReportOutcome::Suppressed(ip),
+        // The global limit is looked at first and taken last: held back there, an incident
+        // takes no address, network or contact slot. The others go narrowest first, so a
+        // flood from one address stops at its own limit and never takes its network's or
+        // contact's slot. Each incident held back is counted at exactly one key; a report
+        // carries those of its address, network and contact.
+        let mut last = inner.last_report.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_some_and(|t| now.duration_since(t).unwrap_or_default() < config.global_interval)
+        {
+            return ReportOutcome::Suppressed(ip, Limit::Global);
+        }
+        let limits = [
+            (Limit::Address, format!("abuse:{ip}"), config.min_interval),
+            (
+                Limit::Network,
+                format!("abuse-net:{network}"),
+                config.network_interval,
+            ),
+            (
+                Limit::Contact,
+                format!("abuse-to:{}", to.to_ascii_lowercase()),
+                config.contact_interval,
+            ),
+        ];
+        let mut held = 0u64;
+        for (limit, key, interval) in limits {
+            match inner.state.rate_check(&key, interval, now) {
+                Ok(RateDecision::Send { suppressed }) => held = held.saturating_add(suppressed),
+                Ok(RateDecision::Suppress) => return ReportOutcome::Suppressed(ip, limit),
                 Err(e) => return ReportOutcome::Failed(format!("rate limit: {e}")),
-            };
-        let incidents = suppressed + 1;
+            }
+        }
+        *last = Some(now);
+        drop(last);
+        let incidents = held + 1;
         let report = ArfReport {
             report_from: &config.report_from,
             to: &to,
@@ -304,7 +418,7 @@ impl AbuseReporter {
             client_name: incident.client.name.as_deref(),
             incidents,
             backscatter: super::is_bounce(&incident.mail_from, headers),
-            original_headers: headers,
+            original_headers: incident.headers_withheld.is_none().then_some(headers),
         };
         let message = match arf::build(&report) {
             Ok(m) => m,
@@ -322,50 +436,5 @@ impl AbuseReporter {
             Ok(()) => ReportOutcome::Submitted { ip, to, incidents },
             Err(e) => ReportOutcome::Failed(format!("submit: {e}")),
         }
-    }
-
-    /// The abuse address for `ip`: overrides, the cache, then RDAP (whose answer, even "none",
-    /// is cached for `rdap_cache_secs`; a failure for five minutes). `Err` is the outcome to
-    /// return.
-    fn contact(&self, ip: IpAddr, now: SystemTime) -> Result<Option<String>, ReportOutcome> {
-        let inner = &*self.inner;
-        if let Some(addr) = override_for(&inner.config.overrides, ip) {
-            return Ok(Some(addr.to_string()));
-        }
-        let key = format!("rdap:{ip}");
-        match inner.state.cache_get(&key, now) {
-            Ok(Some(value)) => return decode_cached(&value, ip),
-            Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, "RDAP cache unreadable; asking RDAP"),
-        }
-        let (value, ttl, result) = match inner.rdap.lookup(ip) {
-            Ok(Lookup::Contact(addr)) => (
-                format!("contact:{addr}"),
-                inner.config.rdap_cache_ttl,
-                Ok(Some(addr)),
-            ),
-            Ok(Lookup::NoContact) => ("none".to_string(), inner.config.rdap_cache_ttl, Ok(None)),
-            Err(e) => {
-                tracing::warn!(source_ip = %ip, error = %e, "RDAP lookup failed on every server");
-                (
-                    "failed".to_string(),
-                    LOOKUP_FAILURE_TTL.min(inner.config.rdap_cache_ttl),
-                    Err(ReportOutcome::LookupFailed(ip)),
-                )
-            }
-        };
-        if let Err(e) = inner.state.cache_put(&key, &value, now + ttl) {
-            tracing::warn!(error = %e, "cannot cache the RDAP answer");
-        }
-        result
-    }
-}
-
-/// A cache value back into a contact (`contact:ADDR`, `none`, `failed`).
-fn decode_cached(value: &str, ip: IpAddr) -> Result<Option<String>, ReportOutcome> {
-    match value.strip_prefix("contact:") {
-        Some(addr) if super::is_valid_email(addr) => Ok(Some(addr.to_string())),
-        _ if value == "failed" => Err(ReportOutcome::LookupFailed(ip)),
-        _ => Ok(None),
     }
 }

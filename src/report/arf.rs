@@ -45,8 +45,10 @@ pub struct ArfReport<'a> {
     pub incidents: u64,
     /// The infected message was a bounce: ask the MTA to stop bouncing infected mail.
     pub backscatter: bool,
-    /// The infected message's top-level header section, as received.
-    pub original_headers: &'a [u8],
+    /// The infected message's top-level header section ([`crate::mail::header`]'s
+    /// walk); `None` when it must not be sent (clamd found something in it, or could not
+    /// scan it): the report then has no `text/rfc822-headers` part.
+    pub original_headers: Option<&'a [u8]>,
 }
 
 /// The report could not be written (mail-builder's writer failed: a bug, not input).
@@ -172,10 +174,17 @@ pub fn human_text(r: &ArfReport<'_>) -> String {
              above is probably infected, or relays mail for one that is.\r\n\r\n",
         );
     }
-    t.push_str(
-        "The header section of the message is attached; its body, which holds the\r\n\
-         virus, is not.\r\n",
-    );
+    if r.original_headers.is_some() {
+        t.push_str(
+            "The header section of the message is attached; its body, which holds the\r\n\
+             virus, is not.\r\n",
+        );
+    } else {
+        t.push_str(
+            "Neither the message nor its header section is attached: the header\r\n\
+             section itself matched a virus signature.\r\n",
+        );
+    }
     t
 }
 
@@ -221,25 +230,31 @@ pub fn build(r: &ArfReport<'_>) -> Result<Vec<u8>, ArfError> {
     } else {
         format!("Abuse report: virus from {}", r.source_ip)
     };
-    let headers = normalized_headers(r.original_headers);
-    let encoding = header_encoding(&headers);
-    let body = MimePart::new(
-        ContentType::new("multipart/report").attribute("report-type", "feedback-report"),
-        vec![
-            MimePart::new(
-                ContentType::new("text/plain").attribute("charset", "us-ascii"),
-                human_text(r),
-            )
-            .transfer_encoding("7bit"),
-            // Bytes, not text: mail-builder would add a charset parameter to a text body.
-            MimePart::new(
-                ContentType::new("message/feedback-report"),
-                feedback_fields(r).into_bytes(),
-            )
-            .transfer_encoding("7bit"),
+    let mut parts = vec![
+        MimePart::new(
+            ContentType::new("text/plain").attribute("charset", "us-ascii"),
+            human_text(r),
+        )
+        .transfer_encoding("7bit"),
+        // Bytes, not text: mail-builder would add a charset parameter to a text body.
+        MimePart::new(
+            ContentType::new("message/feedback-report"),
+            feedback_fields(r).into_bytes(),
+        )
+        .transfer_encoding("7bit"),
+    ];
+    if let Some(original) = r.original_headers {
+        // Walked again: whoever built `r`, only whole field lines within the caps go out.
+        let headers = normalized_headers(crate::mail::header::section(original));
+        let encoding = header_encoding(&headers);
+        parts.push(
             MimePart::new(ContentType::new("text/rfc822-headers"), headers)
                 .transfer_encoding(encoding),
-        ],
+        );
+    }
+    let body = MimePart::new(
+        ContentType::new("multipart/report").attribute("report-type", "feedback-report"),
+        parts,
     );
     let host = clean(r.reporting_mta);
     // Unique enough: time, process and a per-process counter.
@@ -296,7 +311,7 @@ mod tests {
             client_name: Some("a.example.net"),
             incidents,
             backscatter,
-            original_headers: ORIGINAL,
+            original_headers: Some(ORIGINAL),
         };
         build(&r).unwrap()
     }

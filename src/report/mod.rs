@@ -26,6 +26,7 @@
 pub mod abuse;
 pub mod arf;
 pub mod bounce;
+pub mod contact;
 pub mod mdn;
 pub mod notice;
 pub mod rdap;
@@ -34,19 +35,32 @@ pub mod source;
 pub use abuse::{AbuseReporter, Incident, ReportOutcome, ReportSink, SubmitError};
 pub use bounce::is_bounce;
 
-/// The top-level header section of `message`: everything before the first empty line (CRLF
-/// or bare LF), without it. The whole input when there is no body.
+/// The top-level header section of `message` as the one header walker reads it
+/// ([`crate::mail::header::section`]): whole, well-formed field lines from the top, capped
+/// ([`crate::mail::header::MAX_BYTES`], [`crate::mail::header::MAX_FIELDS`]); never a body
+/// line, even when the message has no blank line.
 pub fn header_section(message: &[u8]) -> &[u8] {
-    let mut i = 0;
-    while i < message.len() {
-        let end = memchr::memchr(b'\n', &message[i..]).map_or(message.len(), |p| i + p + 1);
-        let line = &message[i..end];
-        if line == b"\n" || line == b"\r\n" {
-            return &message[..i];
-        }
-        i = end;
+    crate::mail::header::section(message)
+}
+
+/// Checks a header section we are about to attach to a notice or report with clamd: `None`
+/// when it may go out; otherwise why not (a signature matched, or clamd could not scan
+/// it: we do not send what we could not check). Nothing we send is infected.
+pub async fn withhold_headers(scanner: &crate::scan::Scanner, headers: &[u8]) -> Option<String> {
+    if headers.is_empty() {
+        return None;
     }
-    message
+    match scanner.scan(headers).await {
+        Ok(crate::scan::Verdict::Clean) => None,
+        Ok(crate::scan::Verdict::Infected { name, .. }) => {
+            Some(format!("clamd found {name} in the header section"))
+        }
+        Ok(other) => Some(format!(
+            "the header section was not scanned ({})",
+            other.word()
+        )),
+        Err(e) => Some(format!("clamd could not scan the header section: {e}")),
+    }
 }
 
 /// A plausible mailbox `local@domain` (ASCII, RFC 5321 dot-atom local part, a domain of at
@@ -118,6 +132,8 @@ mod tests {
         assert_eq!(header_section(b"A: 1\nB: 2\n\nbody\n"), b"A: 1\nB: 2\n");
         assert_eq!(header_section(b"A: 1\r\n"), b"A: 1\r\n");
         assert_eq!(header_section(b"\r\nbody"), b"");
+        // No blank line: the body is not a header.
+        assert_eq!(header_section(b"A: 1\r\nbody line\r\n"), b"A: 1\r\n");
     }
 }
 

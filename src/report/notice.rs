@@ -35,7 +35,7 @@ pub const DIGEST_KIND: &str = "postmaster-digest";
 
 /// At most this much of the original header section is attached (cut at a line end): a
 /// hostile message may carry megabytes of header fields.
-pub const MAX_ATTACHED_HEADERS: usize = 64 * 1024;
+pub const MAX_ATTACHED_HEADERS: usize = crate::mail::header::MAX_BYTES;
 
 /// Entries a digest lists one by one; beyond, only their number.
 const MAX_DIGEST_ENTRIES: usize = 500;
@@ -63,6 +63,10 @@ pub struct InfectedMessage {
     pub virustest: u8,
     /// The message's original header section ([`original_headers`]).
     pub headers: Vec<u8>,
+    /// Why the header section must not be attached (clamd found something in it, or could
+    /// not scan it): the notice then goes without its `text/rfc822-headers` part and says
+    /// why. `None`: attach it.
+    pub headers_withheld: Option<String>,
     /// The whole message's size in bytes.
     pub size: usize,
     /// The quarantine entry, when the message was quarantined.
@@ -88,6 +92,7 @@ impl InfectedMessage {
                 .collect(),
             virustest: verdict.virustest(),
             headers: original_headers(message).to_vec(),
+            headers_withheld: None,
             size: message.len(),
             quarantine_id: None,
             backscatter: false,
@@ -95,38 +100,12 @@ impl InfectedMessage {
     }
 }
 
-/// The header section of `message`: the header fields (and their continuation lines) from
-/// the top up to the blank line, at most [`MAX_ATTACHED_HEADERS`] bytes, cut at a line end.
-/// A line that is not a header field ends it too, so a message without a blank line (or
-/// without headers) can never leak its body into a notice.
+/// The header section of `message` as the one header walker reads it
+/// ([`crate::mail::header::section`]): whole, well-formed field lines from the top, at most
+/// [`MAX_ATTACHED_HEADERS`] bytes. A line that is not a header field ends it, so a message
+/// without a blank line (or without headers) can never leak its body into a notice.
 pub fn original_headers(message: &[u8]) -> &[u8] {
-    let mut end = 0;
-    let mut seen_field = false;
-    for line in message.split_inclusive(|&b| b == b'\n') {
-        let content = line
-            .strip_suffix(b"\n")
-            .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
-            .unwrap_or(line);
-        let continuation = seen_field && matches!(content.first(), Some(b' ' | b'\t'));
-        if !continuation && !is_field_line(content) {
-            break;
-        }
-        // A last line without a line end is not a complete field.
-        if !line.ends_with(b"\n") || end + line.len() > MAX_ATTACHED_HEADERS {
-            break;
-        }
-        seen_field = true;
-        end += line.len();
-    }
-    &message[..end]
-}
-
-/// `name:` with a name of printable ASCII other than `:` (RFC 5322 §2.2).
-fn is_field_line(line: &[u8]) -> bool {
-    match line.iter().position(|&b| b == b':') {
-        Some(0) | None => false,
-        Some(colon) => line[..colon].iter().all(|&b| (33..=126).contains(&b)),
-    }
+    crate::mail::header::section(message)
 }
 
 /// What the notice says about the original message's own headers.
@@ -380,14 +359,14 @@ impl Notifier {
         };
         let subject = format!("[sievegate] virus found: {viruses} ({fate})");
         let text = self.notice_text(message);
-        let headers = original_headers(&message.headers).to_vec();
-        let body = MimePart::new(
-            "multipart/mixed",
-            vec![
-                MimePart::new("text/plain", text),
-                MimePart::new("text/rfc822-headers", headers),
-            ],
-        );
+        let mut parts = vec![MimePart::new("text/plain", text)];
+        if message.headers_withheld.is_none() {
+            let headers = original_headers(&message.headers).to_vec();
+            parts.push(MimePart::new("text/rfc822-headers", headers));
+        } else {
+            tracing::warn!(id = %message.id, reason = ?message.headers_withheld, "postmaster notice sent without the original header section");
+        }
+        let body = MimePart::new("multipart/mixed", parts);
         self.builder(subject).body(body).write_to_vec()
     }
 
@@ -459,10 +438,17 @@ impl Notifier {
                  forged an address here.\r\n",
             );
         }
-        text.push_str(
-            "\r\nThe original header section is attached (text/rfc822-headers). The\r\n\
-             message itself is not: it would carry the virus.\r\n",
-        );
+        match &m.headers_withheld {
+            None => text.push_str(
+                "\r\nThe original header section is attached (text/rfc822-headers). The\r\n\
+                 message itself is not: it would carry the virus.\r\n",
+            ),
+            Some(why) => text.push_str(&format!(
+                "\r\nNeither the message nor its header section is attached: the header\r\n\
+                 section was not safe to send ({}).\r\n",
+                clean(why)
+            )),
+        }
         text
     }
 

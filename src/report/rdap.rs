@@ -4,11 +4,20 @@
 //! RDAP answers are untrusted input: the body is read up to [`MAX_BODY`], the entity walk
 //! stops at [`MAX_DEPTH`] levels and [`MAX_ENTITIES`] entities, and the address must look
 //! like one ([`super::is_valid_email`]) before anything is sent to it.
+//!
+//! **Where we connect.** The servers an admin names in `rdap_base_urls` are used as written
+//! (`http://` and internal addresses allowed: a local RDAP proxy, the tests' server on
+//! loopback). Every other URL (the bootstrap file's servers, every redirect) must be
+//! `https://` and its host must resolve to public addresses only ([`is_public`]): the
+//! check runs inside the HTTP client's resolver, on the addresses it then connects to, so a
+//! name that resolves to loopback, a private network, link-local or a ULA is refused.
+//! Redirects are followed by hand (at most [`MAX_REDIRECTS`]), and one lookup has one
+//! total deadline for all its servers and redirects (`[abuse] rdap_timeout_secs`).
 
 use std::io::Read;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use serde_json::Value;
@@ -19,8 +28,8 @@ pub const MAX_BODY: u64 = 1024 * 1024;
 pub const MAX_DEPTH: usize = 8;
 /// Entities looked at in one answer.
 pub const MAX_ENTITIES: usize = 1000;
-/// Total time for one RDAP request, redirects included.
-pub const TIMEOUT: Duration = Duration::from_secs(10);
+/// Redirects followed in one request.
+pub const MAX_REDIRECTS: usize = 3;
 
 /// Why a lookup failed (every server tried answered with an error or not at all).
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +40,8 @@ pub enum RdapError {
     Json { url: String, message: String },
     #[error("no RDAP server to ask for {0}")]
     NoServer(IpAddr),
+    #[error("RDAP lookup for {0} ran out of time")]
+    Deadline(IpAddr),
     #[error("{path}: {message}")]
     Bootstrap { path: PathBuf, message: String },
 }
@@ -97,8 +108,9 @@ impl Bootstrap {
         Ok(Bootstrap { entries })
     }
 
-    /// The base URLs for `ip`: those of the most specific network holding it, `https`
-    /// first (RFC 9224 §5: prefer the secure one).
+    /// The `https` base URLs for `ip`: those of the most specific network holding it.
+    /// The `http` ones a bootstrap file also lists are never used (RFC 9224 §5 prefers the
+    /// secure one; we require it).
     pub fn urls_for(&self, ip: IpAddr) -> Vec<String> {
         let Some((_, urls)) = self
             .entries
@@ -108,9 +120,10 @@ impl Bootstrap {
         else {
             return Vec::new();
         };
-        let mut urls = urls.clone();
-        urls.sort_by_key(|u| !u.starts_with("https://"));
-        urls
+        urls.iter()
+            .filter(|u| u.starts_with("https://"))
+            .cloned()
+            .collect()
     }
 }
 
@@ -183,35 +196,192 @@ pub fn vcard_email(entity: &Value) -> Option<String> {
         .map(str::to_string)
 }
 
-/// The RDAP client: base URLs in order, a blocking HTTP agent with a total timeout.
+/// The network an RDAP answer names that holds `ip`: a `cidr0_cidrs` entry, else the
+/// largest CIDR block inside `startAddress`..`endAddress` that holds `ip` (a range need not
+/// be one block; the cache must not cover addresses outside it). `None` when the answer
+/// names no network holding `ip`.
+pub fn network_of(answer: &Value, ip: IpAddr) -> Option<IpNet> {
+    let cidrs = answer.get("cidr0_cidrs").and_then(Value::as_array);
+    for cidr in cidrs.into_iter().flatten() {
+        let prefix = cidr
+            .get("v4prefix")
+            .or_else(|| cidr.get("v6prefix"))
+            .and_then(Value::as_str);
+        let len = cidr.get("length").and_then(Value::as_u64);
+        if let (Some(prefix), Some(len)) = (prefix, len) {
+            if let Ok(net) = format!("{prefix}/{len}").parse::<IpNet>() {
+                if net.contains(&ip) {
+                    return Some(net.trunc());
+                }
+            }
+        }
+    }
+    let addr = |key: &str| {
+        answer
+            .get(key)
+            .and_then(Value::as_str)
+            .and_then(|s| s.trim().parse::<IpAddr>().ok())
+    };
+    let (start, end) = (addr("startAddress")?, addr("endAddress")?);
+    if start.is_ipv4() != ip.is_ipv4() || start.is_ipv4() != end.is_ipv4() {
+        return None;
+    }
+    if !(start <= ip && ip <= end) {
+        return None;
+    }
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let mut best = IpNet::new(ip, max).ok()?;
+    for len in (0..max).rev() {
+        let net = IpNet::new(ip, len).ok()?.trunc();
+        if net.network() < start || net.broadcast() > end {
+            break;
+        }
+        best = net;
+    }
+    Some(best)
+}
+
+/// True for an address on the public internet: not loopback, unspecified, private
+/// (RFC 1918), CGNAT, link-local, ULA, multicast, broadcast, documentation, benchmarking or
+/// reserved space (IPv4-mapped IPv6 is judged as its IPv4 address).
+pub fn is_public(ip: IpAddr) -> bool {
+    const V4: &[&str] = &[
+        "0.0.0.0/8",
+        "10.0.0.0/8",
+        "100.64.0.0/10",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "172.16.0.0/12",
+        "192.0.0.0/24",
+        "192.0.2.0/24",
+        "192.88.99.0/24",
+        "192.168.0.0/16",
+        "198.18.0.0/15",
+        "198.51.100.0/24",
+        "203.0.113.0/24",
+        "224.0.0.0/4",
+        "240.0.0.0/4",
+    ];
+    const V6: &[&str] = &[
+        "::/128",
+        "::1/128",
+        "64:ff9b:1::/48",
+        "100::/64",
+        "2001:db8::/32",
+        "2002::/16",
+        "fc00::/7",
+        "fe80::/10",
+        "ff00::/8",
+        "::ffff:0:0/96",
+    ];
+    let ip = super::source::canonical(ip);
+    let list = if ip.is_ipv4() { V4 } else { V6 };
+    !list
+        .iter()
+        .filter_map(|n| n.parse::<IpNet>().ok())
+        .any(|n| n.contains(&ip))
+}
+
+/// The resolver of the RDAP client: the system's, then, for every host but the configured
+/// servers', only public addresses ([`is_public`]); none left is an error.
+#[derive(Debug)]
+struct PublicOnly {
+    /// `host:port` of the servers in `rdap_base_urls` (used as configured).
+    trusted: Vec<String>,
+    inner: ureq::unversioned::resolver::DefaultResolver,
+}
+
+impl ureq::unversioned::resolver::Resolver for PublicOnly {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        let all = self.inner.resolve(uri, config, timeout)?;
+        if authority(&uri.to_string()).is_some_and(|a| self.trusted.contains(&a)) {
+            return Ok(all);
+        }
+        let mut public = self.empty();
+        for addr in all.iter().filter(|a: &&SocketAddr| is_public(a.ip())) {
+            public.push(*addr);
+        }
+        if public.is_empty() {
+            return Err(ureq::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!(
+                    "{uri}: resolves to no public address (RDAP goes only to public https servers)"
+                ),
+            )));
+        }
+        Ok(public)
+    }
+}
+
+/// `host:port` of an `http(s)://` URL (the scheme's port when none is written), lowercase.
+fn authority(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let auth = rest.split(['/', '?', '#']).next()?;
+    let auth = auth
+        .rsplit_once('@')
+        .map_or(auth, |(_, a)| a)
+        .to_ascii_lowercase();
+    let has_port = match auth.rfind(':') {
+        Some(i) => !auth[i..].contains(']'),
+        None => false,
+    };
+    if has_port {
+        return Some(auth);
+    }
+    let port = if scheme.eq_ignore_ascii_case("https") {
+        443
+    } else {
+        80
+    };
+    Some(format!("{auth}:{port}"))
+}
+
+/// The RDAP client: trusted base URLs in order, after the bootstrap's https servers; one
+/// blocking HTTP agent whose resolver refuses internal addresses for other hosts.
 pub struct Rdap {
     base_urls: Vec<String>,
     bootstrap: Bootstrap,
     agent: ureq::Agent,
+    deadline: Duration,
 }
 
 /// What one lookup found.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Lookup {
-    /// The abuse address.
-    Contact(String),
-    /// A server answered for the address, with no usable abuse contact.
-    NoContact,
+pub struct Answer {
+    /// The abuse address; `None`: a server answered for the address, without a usable one.
+    pub contact: Option<String>,
+    /// The network the answer names ([`network_of`]).
+    pub network: Option<IpNet>,
 }
 
 impl Rdap {
-    /// A client asking the bootstrap's servers for an address first, then `base_urls`.
-    pub fn new(base_urls: Vec<String>, bootstrap: Bootstrap) -> Rdap {
+    /// A client asking the bootstrap's https servers for an address first, then
+    /// `base_urls` (trusted as configured); one lookup takes at most `deadline`.
+    pub fn new(base_urls: Vec<String>, bootstrap: Bootstrap, deadline: Duration) -> Rdap {
         let config = ureq::Agent::config_builder()
-            .timeout_global(Some(TIMEOUT))
-            .max_redirects(3)
+            .timeout_global(Some(deadline))
+            .max_redirects(0)
             .http_status_as_error(false)
             .user_agent(concat!("sievegate/", env!("CARGO_PKG_VERSION")))
             .build();
+        let resolver = PublicOnly {
+            trusted: base_urls.iter().filter_map(|u| authority(u)).collect(),
+            inner: Default::default(),
+        };
         Rdap {
             base_urls,
             bootstrap,
-            agent: ureq::Agent::new_with_config(config),
+            agent: ureq::Agent::with_parts(
+                config,
+                ureq::unversioned::transport::DefaultConnector::new(),
+                resolver,
+            ),
+            deadline,
         }
     }
 
@@ -226,20 +396,22 @@ impl Rdap {
         urls
     }
 
-    /// Asks the servers in order (blocking; up to [`TIMEOUT`] each). The first one that
-    /// answers with an RDAP object decides; errors (unreachable, 4xx/5xx, not JSON) move
-    /// on to the next. `Err` only when none answered.
-    pub fn lookup(&self, ip: IpAddr) -> Result<Lookup, RdapError> {
+    /// Asks the servers in order (blocking; all of them within one deadline). The first
+    /// one that answers with an RDAP object decides; errors (unreachable, 4xx/5xx, not
+    /// JSON, a refused redirect) move on to the next. `Err` only when none answered.
+    pub fn lookup(&self, ip: IpAddr) -> Result<Answer, RdapError> {
+        let deadline = Instant::now() + self.deadline;
         let mut last = RdapError::NoServer(ip);
         for base in self.servers_for(ip) {
             let url = format!("{base}/ip/{ip}");
-            match self.fetch(&url) {
+            match self.fetch(&url, deadline, ip) {
                 Ok(answer) => {
-                    return Ok(match abuse_email(&answer) {
-                        Some(addr) => Lookup::Contact(addr),
-                        None => Lookup::NoContact,
+                    return Ok(Answer {
+                        contact: abuse_email(&answer),
+                        network: network_of(&answer, ip),
                     })
                 }
+                Err(e @ RdapError::Deadline(_)) => return Err(e),
                 Err(e) => {
                     tracing::debug!(error = %e, "RDAP server failed, trying the next");
                     last = e;
@@ -249,17 +421,57 @@ impl Rdap {
         Err(last)
     }
 
-    fn fetch(&self, url: &str) -> Result<Value, RdapError> {
+    fn fetch(&self, first: &str, deadline: Instant, ip: IpAddr) -> Result<Value, RdapError> {
+        let mut url = first.to_string();
+        let mut redirects = 0;
+        let response = loop {
+            let http = |message: String| RdapError::Http {
+                url: url.clone(),
+                message,
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(RdapError::Deadline(ip));
+            }
+            let response = self
+                .agent
+                .get(&url)
+                .config()
+                .timeout_global(Some(left))
+                .build()
+                .header("Accept", "application/rdap+json, application/json")
+                .call()
+                .map_err(|e| match e {
+                    ureq::Error::Timeout(_) => RdapError::Deadline(ip),
+                    e => http(e.to_string()),
+                })?;
+            let status = response.status();
+            if !status.is_redirection() {
+                break response;
+            }
+            let location = response
+                .headers()
+                .get("location")
+                .and_then(|l| l.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            redirects += 1;
+            if redirects > MAX_REDIRECTS {
+                return Err(http(format!("more than {MAX_REDIRECTS} redirects")));
+            }
+            // Only to https, and (by the resolver) only to public addresses.
+            if !location.starts_with("https://") || location.contains(char::is_whitespace) {
+                return Err(http(format!(
+                    "redirect to {:?} refused: RDAP redirects must go to https://",
+                    crate::text::sanitize(&location, 200, crate::text::Charset::Ascii)
+                )));
+            }
+            url = location;
+        };
         let http = |message: String| RdapError::Http {
-            url: url.to_string(),
+            url: url.clone(),
             message,
         };
-        let response = self
-            .agent
-            .get(url)
-            .header("Accept", "application/rdap+json, application/json")
-            .call()
-            .map_err(|e| http(e.to_string()))?;
         let status = response.status();
         if !status.is_success() {
             return Err(http(format!("HTTP status {status}")));
@@ -275,12 +487,12 @@ impl Rdap {
             return Err(http(format!("answer larger than {MAX_BODY} bytes")));
         }
         let value: Value = serde_json::from_slice(&body).map_err(|e| RdapError::Json {
-            url: url.to_string(),
+            url: url.clone(),
             message: e.to_string(),
         })?;
         if !value.is_object() {
             return Err(RdapError::Json {
-                url: url.to_string(),
+                url: url.clone(),
                 message: "not a JSON object".into(),
             });
         }
@@ -379,7 +591,7 @@ mod tests {
         );
         assert_eq!(
             b.urls_for(ip("203.1.2.3")),
-            vec!["https://rdap.apnic.example", "http://rdap.apnic.example"]
+            vec!["https://rdap.apnic.example"]
         );
         assert_eq!(
             b.urls_for(ip("2001:db8::1")),
@@ -388,10 +600,105 @@ mod tests {
         assert!(b.urls_for(ip("192.0.2.1")).is_empty());
         assert!(Bootstrap::parse("{}").is_err());
         assert!(Bootstrap::parse(r#"{"services": [[["x"], ["https://a"]]]}"#).is_err());
-        let rdap = Rdap::new(vec!["https://fallback.example".into()], b);
+        let rdap = Rdap::new(
+            vec!["https://fallback.example".into()],
+            b,
+            Duration::from_secs(1),
+        );
         assert_eq!(
             rdap.servers_for(ip("203.0.113.7")),
             vec!["https://rdap.test.example/rdap", "https://fallback.example"]
+        );
+    }
+
+    #[test]
+    fn network_named_by_the_answer() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let net = |s: &str| Some(s.parse::<IpNet>().unwrap());
+        let cases = [
+            (
+                json!({"startAddress": "203.0.113.0", "endAddress": "203.0.113.255"}),
+                "203.0.113.7",
+                net("203.0.113.0/24"),
+            ),
+            // A range that is not one block: the largest block inside it holding the address.
+            (
+                json!({"startAddress": "203.0.112.0", "endAddress": "203.0.114.255"}),
+                "203.0.114.7",
+                net("203.0.114.0/24"),
+            ),
+            (
+                json!({"startAddress": "203.0.112.0", "endAddress": "203.0.114.255"}),
+                "203.0.112.7",
+                net("203.0.112.0/23"),
+            ),
+            (
+                json!({"startAddress": "2001:db8:1::", "endAddress": "2001:db8:1::ffff:ffff:ffff:ffff"}),
+                "2001:db8:1::99",
+                net("2001:db8:1::/64"),
+            ),
+            (
+                json!({"cidr0_cidrs": [{"v6prefix": "2001:db8::", "length": 32}], "startAddress": "2001:db8::", "endAddress": "2001:db8::1"}),
+                "2001:db8:5::1",
+                net("2001:db8::/32"),
+            ),
+            (
+                json!({"startAddress": "203.0.113.0", "endAddress": "203.0.113.255"}),
+                "198.51.100.1",
+                None,
+            ),
+            (json!({"startAddress": "203.0.113.0"}), "203.0.113.1", None),
+            (
+                json!({"startAddress": "2001:db8::", "endAddress": "2001:db8::ff"}),
+                "203.0.113.1",
+                None,
+            ),
+            (
+                json!({"startAddress": "junk", "endAddress": "203.0.113.255"}),
+                "203.0.113.1",
+                None,
+            ),
+        ];
+        for (answer, addr, want) in cases {
+            assert_eq!(network_of(&answer, ip(addr)), want, "{answer} {addr}");
+        }
+    }
+
+    #[test]
+    fn public_addresses_and_authorities() {
+        for internal in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.0.1",
+            "172.20.0.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+            "::",
+            "224.0.0.1",
+            "255.255.255.255",
+        ] {
+            assert!(!is_public(internal.parse().unwrap()), "{internal}");
+        }
+        for public in ["1.1.1.1", "193.0.6.139", "2001:67c:2e8:22::c100:68b"] {
+            assert!(is_public(public.parse().unwrap()), "{public}");
+        }
+        assert_eq!(
+            authority("https://rdap.example/x").as_deref(),
+            Some("rdap.example:443")
+        );
+        assert_eq!(
+            authority("http://127.0.0.1:8080/rdap").as_deref(),
+            Some("127.0.0.1:8080")
+        );
+        assert_eq!(authority("http://[::1]/rdap").as_deref(), Some("[::1]:80"));
+        assert_eq!(
+            authority("https://u@H.example:444").as_deref(),
+            Some("h.example:444")
         );
     }
 

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::abuse::Limit;
 use super::*;
 use crate::config::Config;
 use crate::delivery::Client;
@@ -50,9 +51,14 @@ maildir = "/var/vmail/%d/%n/Maildir"
 enabled = true
 report_from = "abuse-reports@example.test"
 rdap_base_urls = []
-overrides = {{ "203.0.113.0/24" = "abuse@example.net" }}
+{overrides}
 {extra}
-"#
+"#,
+        overrides = if extra.contains("overrides") {
+            ""
+        } else {
+            r#"overrides = { "203.0.113.0/24" = "abuse@example.net" }"#
+        }
     );
     Config::from_toml(&text, Path::new("/etc/sievegate/sievegate.toml")).expect("valid config")
 }
@@ -70,6 +76,7 @@ fn incident(addr: &str, at_secs: u64) -> Incident {
         session_id: "S1".into(),
         viruses: vec!["Eicar".into()],
         headers: b"From: x@example.org\r\nSubject: s\r\n\r\nbody with the virus\r\n".to_vec(),
+        headers_withheld: None,
         received: UNIX_EPOCH + Duration::from_secs(1_800_000_000 + at_secs),
     }
 }
@@ -83,7 +90,9 @@ fn reporter(extra: &str) -> (AbuseReporter, Arc<MemoryState>, Arc<Recorder>) {
 
 #[test]
 fn rate_limit_counts_suppressed_incidents() {
-    let (r, _, sink) = reporter("min_interval_secs = 3600");
+    let (r, _, sink) = reporter(
+        "min_interval_secs = 3600\nnetwork_interval_secs = 0\ncontact_interval_secs = 0\nglobal_interval_secs = 0",
+    );
     let ip: std::net::IpAddr = "203.0.113.7".parse().unwrap();
     let first = r.report_blocking(&incident("203.0.113.7", 0));
     assert_eq!(
@@ -96,11 +105,11 @@ fn rate_limit_counts_suppressed_incidents() {
     );
     assert_eq!(
         r.report_blocking(&incident("203.0.113.7", 10)),
-        ReportOutcome::Suppressed(ip)
+        ReportOutcome::Suppressed(ip, Limit::Address)
     );
     assert_eq!(
         r.report_blocking(&incident("203.0.113.7", 20)),
-        ReportOutcome::Suppressed(ip)
+        ReportOutcome::Suppressed(ip, Limit::Address)
     );
     // Another address has its own limit.
     assert!(matches!(
@@ -186,38 +195,112 @@ fn cached_answers_are_used() {
     let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
     let day = Duration::from_secs(86_400);
     state
-        .cache_put("rdap:198.51.100.9", "contact:noc@example.com", now + day)
+        .cache_put(
+            "rdap-net:198.51.100.0/24",
+            "contact:noc@example.com",
+            now + day,
+        )
         .unwrap();
     state
-        .cache_put("rdap:198.51.100.10", "none", now + day)
+        .cache_put("rdap-net:198.51.101.0/24", "none", now + day)
         .unwrap();
     assert!(matches!(
         r.report_blocking(&incident("198.51.100.9", 0)),
         ReportOutcome::Submitted { ref to, .. } if to == "noc@example.com"
     ));
     assert!(matches!(
-        r.report_blocking(&incident("198.51.100.10", 0)),
+        r.report_blocking(&incident("198.51.101.10", 0)),
         ReportOutcome::NoContact(_)
     ));
     // A failed lookup is remembered briefly.
     assert!(matches!(
-        r.report_blocking(&incident("198.51.100.11", 0)),
+        r.report_blocking(&incident("198.51.102.11", 0)),
         ReportOutcome::LookupFailed(_)
     ));
     assert_eq!(
         state
-            .cache_get("rdap:198.51.100.11", now)
+            .cache_get("rdap-net:198.51.102.0/24", now)
             .unwrap()
             .as_deref(),
         Some("failed")
     );
     assert_eq!(
         state
-            .cache_get("rdap:198.51.100.11", now + Duration::from_secs(301))
+            .cache_get("rdap-net:198.51.102.0/24", now + Duration::from_secs(301))
             .unwrap(),
         None
     );
     assert_eq!(sink.sent.lock().unwrap().len(), 1);
+}
+
+#[test]
+fn a_burst_from_one_network_to_one_contact_is_one_report() {
+    // Defaults: one report per network a day, per contact an hour, one a minute overall.
+    let (r, _, sink) = reporter("");
+    let mut outcomes = Vec::new();
+    for i in 1..=200u64 {
+        outcomes.push(r.report_blocking(&incident(&format!("203.0.113.{}", i % 250 + 1), i)));
+    }
+    assert!(matches!(
+        outcomes[0],
+        ReportOutcome::Submitted { incidents: 1, .. }
+    ));
+    // Within the global minute the global limit holds them; after it, the network's.
+    let at = |limit| {
+        outcomes[1..]
+            .iter()
+            .filter(|o| matches!(o, ReportOutcome::Suppressed(_, l) if *l == limit))
+            .count() as u64
+    };
+    assert_eq!((at(Limit::Global), at(Limit::Network)), (59, 140));
+    assert_eq!(sink.sent.lock().unwrap().len(), 1);
+    // A day later the next report counts what the network's limit held back.
+    let next = r.report_blocking(&incident("203.0.113.99", 86_400 + 1_000));
+    assert!(
+        matches!(next, ReportOutcome::Submitted { incidents: 141, .. }),
+        "{next:?}"
+    );
+}
+
+#[test]
+fn contact_and_global_limits() {
+    let (r, _, sink) = reporter(
+        "network_interval_secs = 0\noverrides = { \"203.0.113.0/24\" = \"abuse@example.net\", \"198.51.100.0/24\" = \"abuse@example.net\", \"192.0.2.0/24\" = \"other@example.org\" }",
+    );
+    assert!(matches!(
+        r.report_blocking(&incident("203.0.113.7", 0)),
+        ReportOutcome::Submitted { .. }
+    ));
+    // Another network of the same desk: the contact's limit (an hour).
+    assert_eq!(
+        r.report_blocking(&incident("198.51.100.7", 100)),
+        ReportOutcome::Suppressed("198.51.100.7".parse().unwrap(), Limit::Contact)
+    );
+    // Another desk within the global minute.
+    assert_eq!(
+        r.report_blocking(&incident("192.0.2.7", 30)),
+        ReportOutcome::Suppressed("192.0.2.7".parse().unwrap(), Limit::Global)
+    );
+    assert!(matches!(
+        r.report_blocking(&incident("192.0.2.8", 200)),
+        ReportOutcome::Submitted { incidents: 1, .. }
+    ));
+    assert_eq!(sink.sent.lock().unwrap().len(), 2);
+}
+
+#[test]
+fn reports_in_flight_are_bounded() {
+    let (r, _, _) = reporter("max_lookups_in_flight = 1");
+    let permit = r.try_start(&incident("203.0.113.7", 0)).expect("a slot");
+    assert_eq!(
+        r.report_blocking(&incident("203.0.113.7", 0)),
+        ReportOutcome::Busy
+    );
+    drop(permit);
+    assert!(matches!(
+        r.report_blocking(&incident("203.0.113.7", 0)),
+        ReportOutcome::Submitted { .. }
+    ));
 }
 
 #[test]

@@ -16,10 +16,10 @@
 //!    that the topmost names as its client, and so on. So header *n* is believed while every
 //!    client named above it is in `trusted_relays`; the first client address outside them is
 //!    the source.
-//! 4. The client address of a header is read only from the part the receiving MTA wrote
-//!    itself: Postfix's (and Sendmail's, Exim's) `from HELO (NAME [ADDR])` comment. The
-//!    `HELO` word is the client's own claim (`from [1.2.3.4] (...)` may be forged) and is
-//!    never read. A header without such a comment (local submission, an unknown format)
+//! 4. The client address of a header is read only in the formats of the MTAs the admin
+//!    lists (`[abuse] received_formats`, see [`super::received`]), from the part the
+//!    receiving MTA wrote itself; the HELO is the client's claim and is never read. A
+//!    header in none of those formats (local submission, another MTA, an ambiguous value)
 //!    ends the walk without a source.
 //!
 //! The source is then dropped when it is inside `[abuse] ignore_networks` or one of our own
@@ -28,6 +28,8 @@
 use std::net::IpAddr;
 
 use ipnet::IpNet;
+
+use crate::mail::received::{self, ReceivedFormat};
 
 /// How the source address was found (for the log and the report).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,8 +65,12 @@ pub struct SourceInput<'a> {
 /// The rules: `[abuse] trusted_relays` and the ignored networks (including our own).
 #[derive(Debug, Clone, Copy)]
 pub struct SourceRules<'a> {
+    /// `[abuse] trusted_relays`.
     pub trusted_relays: &'a [IpNet],
+    /// `[abuse] ignore_networks` and our own addresses.
     pub ignore: &'a [IpNet],
+    /// `[abuse] received_formats`: the MTAs whose `Received` headers are read.
+    pub formats: &'a [ReceivedFormat],
 }
 
 /// Picks the source address (see the module doc for whose word is taken).
@@ -86,9 +92,9 @@ pub fn select_source(input: &SourceInput<'_>, rules: &SourceRules<'_>) -> Source
         }
     }
     for (n, value) in received_headers(input.headers).enumerate() {
-        let Some(ip) = received_client_ip(&value) else {
+        let Some(ip) = received::client_ip(rules.formats, &value) else {
             return SourceChoice::Unknown(
-                "a trusted Received header names no client address (local submission or an unknown format)",
+                "a trusted Received header names no client address in the listed received_formats (local submission, another MTA, an ambiguous value)",
             );
         };
         if !relay(&ip) {
@@ -118,54 +124,12 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// The unfolded values of the top-level `Received` headers, topmost first.
+/// The unfolded values of the top-level `Received` headers, topmost first, as the one
+/// header walker reads them.
 fn received_headers(headers: &[u8]) -> impl Iterator<Item = String> + '_ {
-    let section = super::header_section(headers);
-    let mut fields: Vec<(usize, usize)> = Vec::new();
-    let mut start = 0;
-    let mut i = 0;
-    // Split into fields: a line starting with space or tab continues the previous one.
-    while i < section.len() {
-        let end = memchr::memchr(b'\n', &section[i..]).map_or(section.len(), |p| i + p + 1);
-        if i > start && !matches!(section.get(i), Some(b' ' | b'\t')) {
-            fields.push((start, i));
-            start = i;
-        }
-        i = end;
-    }
-    if start < section.len() {
-        fields.push((start, section.len()));
-    }
-    fields.into_iter().filter_map(move |(s, e)| {
-        let field = &section[s..e];
-        let colon = memchr::memchr(b':', field)?;
-        let name = &field[..colon];
-        if !name.trim_ascii().eq_ignore_ascii_case(b"received") {
-            return None;
-        }
-        let value = String::from_utf8_lossy(&field[colon + 1..]);
-        Some(value.split_whitespace().collect::<Vec<_>>().join(" "))
-    })
-}
-
-/// The client address in an unfolded `Received` value written like Postfix's
-/// `from HELO (NAME [ADDR]) by ...`: the first `[address literal]` inside the first comment
-/// after the HELO word. `None` when the header has no such part.
-pub fn received_client_ip(value: &str) -> Option<IpAddr> {
-    let rest = value.trim_start();
-    let rest = rest
-        .get(..5)
-        .filter(|w| w.eq_ignore_ascii_case("from "))
-        .map(|_| &rest[5..])?;
-    // Skip the HELO word: it is the client's claim, whatever it contains.
-    let rest = rest.trim_start();
-    let after_helo = &rest[rest.find(' ')?..];
-    let comment = after_helo.trim_start().strip_prefix('(')?;
-    let comment = &comment[..comment.find(')')?];
-    let open = comment.find('[')?;
-    let close = open + comment[open..].find(']')?;
-    let literal = &comment[open + 1..close];
-    parse_xforward_addr(literal)
+    crate::mail::header::fields(headers)
+        .filter(|f| f.is("received"))
+        .map(|f| f.unfolded())
 }
 
 #[cfg(test)]
@@ -187,58 +151,22 @@ mod tests {
     }
 
     #[test]
-    fn received_client_ip_table() {
-        let cases: &[(&str, Option<&str>)] = &[
-            (
-                "from mail.example.net (mail.example.net [203.0.113.7]) by mx.example.test (Postfix) with ESMTP id 4X; Sat, 28 Nov 2026 06:00:00 +0000",
-                Some("203.0.113.7"),
-            ),
-            (
-                "from helo (unknown [IPv6:2001:db8::7]) by mx (Postfix) with ESMTPS id 1",
-                Some("2001:db8::7"),
-            ),
-            // The HELO word is the client's claim: a literal there is never read.
-            (
-                "from [198.51.100.1] (unknown [203.0.113.9]) by mx (Postfix)",
-                Some("203.0.113.9"),
-            ),
-            (
-                "from x([198.51.100.1]) (unknown [203.0.113.9]) by mx",
-                Some("203.0.113.9"),
-            ),
-            // Exim: the first literal of the comment; its helo= claim comes later.
-            (
-                "from host.example.net ([203.0.113.10] helo=[198.51.100.1]) by mx with esmtp",
-                Some("203.0.113.10"),
-            ),
-            // Postfix with smtpd_client_port_logging.
-            ("from h (unknown [203.0.113.11]:4321) by mx", Some("203.0.113.11")),
-            ("by mx.example.test (Postfix, from userid 1000) id 1", None),
-            ("from localhost by mx", None),
-            ("from h (no address here) by mx", None),
-            ("from h (unknown [not-an-ip]) by mx", None),
-            ("", None),
-        ];
-        for (value, want) in cases {
-            let got = received_client_ip(value);
-            assert_eq!(got, want.map(|w| w.parse().unwrap()), "{value:?}");
-        }
-    }
-
-    #[test]
     fn source_selection_table() {
         let relays = nets(&["192.0.2.0/24"]);
         let ignore = default_ignore();
+        let formats = [ReceivedFormat::Postfix];
         let rules = SourceRules {
             trusted_relays: &relays,
             ignore: &ignore,
+            formats: &formats,
         };
         let top = "Received: from a (a.example.net [203.0.113.7])\r\n\tby mx.example.test (Postfix) with ESMTP id 1;\r\n\tSat, 28 Nov 2026 06:00:00 +0000\r\n";
         let relayed = "Received: from front (front.example.test [192.0.2.5]) by mx (Postfix) id 2\r\nReceived: from b (b.example.net [198.51.100.20]) by front (Postfix) id 1\r\n";
-        let relay_then_forged = "Received: from front (front [192.0.2.5]) by mx id 2\r\nReceived: from b (b [198.51.100.20]) by front id 1\r\nReceived: from forged (forged [203.0.113.99]) by b id 0\r\n";
+        let relay_then_forged = "Received: from front (front [192.0.2.5]) by mx (Postfix) id 2\r\nReceived: from b (b [198.51.100.20]) by front (Postfix) id 1\r\nReceived: from forged (forged [203.0.113.99]) by b (Postfix) id 0\r\n";
         let local = "Received: by mx.example.test (Postfix, from userid 0) id 3\r\n";
-        let private = "Received: from lan (lan [192.168.1.20]) by mx id 4\r\n";
-        let body = "Subject: x\r\n\r\nReceived: from body (body [203.0.113.66]) by x\r\n";
+        let private = "Received: from lan (lan [192.168.1.20]) by mx (Postfix) id 4\r\n";
+        let exim = "Received: from [198.51.100.99] (helo=[192.0.2.77])\r\n\tby mx with esmtp (Exim 4.96)\r\n";
+        let body = "Subject: x\r\n\r\nReceived: from body (body [203.0.113.66]) by x (Postfix)\r\n";
         type Case<'a> = (&'a str, bool, Option<&'a str>, String, SourceChoice);
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         let cases: Vec<Case> = vec![
@@ -304,7 +232,16 @@ mod tests {
                 None,
                 local.into(),
                 SourceChoice::Unknown(
-                    "a trusted Received header names no client address (local submission or an unknown format)",
+                    "a trusted Received header names no client address in the listed received_formats (local submission, another MTA, an ambiguous value)",
+                ),
+            ),
+            (
+                "Exim's header when exim is not listed",
+                true,
+                None,
+                exim.into(),
+                SourceChoice::Unknown(
+                    "a trusted Received header names no client address in the listed received_formats (local submission, another MTA, an ambiguous value)",
                 ),
             ),
             (

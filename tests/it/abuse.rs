@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sievegate::config::Config;
 use sievegate::delivery::Client;
+use sievegate::report::abuse::Limit;
 use sievegate::report::{
     header_section, is_bounce, AbuseReporter, Incident, ReportOutcome, ReportSink, SubmitError,
 };
@@ -108,6 +109,7 @@ fn incident(
         session_id: "T1".into(),
         viruses: vec![virus.to_string()],
         headers: header_section(message).to_vec(),
+        headers_withheld: None,
         received: when,
     }
 }
@@ -164,7 +166,7 @@ async fn report_goes_to_the_rdap_abuse_contact_once_per_interval() {
             at(60),
         ))
         .await;
-    assert_eq!(second, ReportOutcome::Suppressed(ip));
+    assert_eq!(second, ReportOutcome::Suppressed(ip, Limit::Address));
     let third = reporter
         .report(incident(
             &message,
@@ -225,13 +227,15 @@ async fn report_goes_to_the_rdap_abuse_contact_once_per_interval() {
 async fn infected_bounce_asks_the_mta_to_stop_bouncing() {
     let rdap = RdapServer::start();
     let dir = tempfile::tempdir().expect("tempdir");
-    // The RFC 9224 bootstrap file picks the server for 198.51.100.0/24.
+    // The RFC 9224 bootstrap file's servers are used only over https and only at public
+    // addresses: its http one is never asked, its https one (on loopback) is refused by
+    // the resolver before any connection. The server the admin configured is asked.
     let bootstrap = dir.path().join("ipv4.json");
     std::fs::write(
         &bootstrap,
         format!(
             r#"{{"version": "1.0", "publication": "2026-11-01T00:00:00Z", "services": [
-                [["198.51.100.0/24"], ["http://127.0.0.1:{}/boot/"]]]}}"#,
+                [["198.51.100.0/24"], ["http://127.0.0.1:{0}/boot-http/", "https://localhost:{0}/boot-https/"]]]}}"#,
             rdap.port
         ),
     )
@@ -239,7 +243,8 @@ async fn infected_bounce_asks_the_mta_to_stop_bouncing() {
     let sink = Arc::new(Recorder::default());
     let reporter = AbuseReporter::new(
         &config(&format!(
-            "rdap_base_urls = []\nrdap_bootstrap = {:?}",
+            "rdap_base_urls = [\"http://127.0.0.1:{}/boot\"]\nrdap_bootstrap = {:?}",
+            rdap.port,
             bootstrap.display().to_string()
         )),
         Arc::new(MemoryState::default()),

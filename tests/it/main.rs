@@ -2,6 +2,7 @@
 //! crate is linked once and helpers are shared.
 
 mod abuse;
+mod abuse_bomb;
 mod abuse_list;
 mod faults_postfix;
 mod health;
@@ -19,6 +20,7 @@ mod postfix_dovecot;
 mod postfix_kill;
 mod quarantine;
 mod quarantine_state;
+mod received;
 mod reload;
 mod scan;
 mod scan_fildes;

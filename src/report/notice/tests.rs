@@ -60,6 +60,7 @@ fn infected(quarantine_id: Option<&str>) -> InfectedMessage {
         viruses: vec!["Eicar-Test-Signature".into()],
         virustest: 5,
         headers: original_headers(message.as_bytes()).to_vec(),
+        headers_withheld: None,
         size: message.len(),
         quarantine_id: quarantine_id.map(str::to_string),
         backscatter: false,
@@ -96,7 +97,7 @@ fn original_headers_table() {
         );
     }
     // Capped at a line end.
-    let line = format!("X-Filler: {}\r\n", "a".repeat(1000));
+    let line = format!("X-Filler: {}\r\n", "a".repeat(900));
     let big = format!("{}\r\nbody", line.repeat(100));
     let cut = original_headers(big.as_bytes());
     assert!(cut.len() <= MAX_ATTACHED_HEADERS);

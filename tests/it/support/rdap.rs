@@ -18,13 +18,21 @@ pub struct RdapServer {
 }
 
 pub fn network_json(ip: &str, abuse: &str) -> String {
+    network_range_json(ip, ip, abuse)
+}
+
+/// The first /64 of 2001:db8:1::/48: one network, one abuse contact ([`ABUSE`]).
+pub const BOMB_NET: &str = "2001:db8:1::";
+
+/// A network object for `start`..`end`.
+pub fn network_range_json(start: &str, end: &str, abuse: &str) -> String {
     // ARIN-like: the abuse contact is an entity inside the registrant organisation.
     format!(
         r#"{{
   "rdapConformance": ["rdap_level_0"],
   "objectClassName": "ip network",
   "handle": "NET-TEST-1",
-  "startAddress": "{ip}", "endAddress": "{ip}", "ipVersion": "v4",
+  "startAddress": "{start}", "endAddress": "{end}",
   "name": "TEST-NET", "type": "ASSIGNMENT",
   "entities": [
     {{"objectClassName": "entity", "handle": "ORG-TEST", "roles": ["registrant"],
@@ -77,6 +85,10 @@ impl RdapServer {
                 let (status, body) = match ip {
                     "203.0.113.7" => ("200 OK", network_json(ip, ABUSE)),
                     "198.51.100.25" => ("200 OK", network_json(ip, BOUNCE_ABUSE)),
+                    ip if ip.starts_with("2001:db8:1::") => (
+                        "200 OK",
+                        network_range_json(BOMB_NET, "2001:db8:1::ffff:ffff:ffff:ffff", ABUSE),
+                    ),
                     "198.51.100.99" => ("200 OK", r#"{"objectClassName": "ip network", "entities": [{"roles": ["registrant"]}]}"#.to_string()),
                     _ => ("404 Not Found", r#"{"errorCode": 404}"#.to_string()),
                 };
