@@ -252,15 +252,15 @@ async fn a_panic_in_reporting_does_not_touch_the_replies() {
     );
     let got = env.transcript_every_split(&input).await;
     assert!(
-        got.contains("250 2.0.0 <alice@example.test> ID Discarded")
-            || got.contains("250 2.0.0 <alice@example.test> ID"),
+        got.contains(
+            "250 2.0.0 <alice@example.test> ID Ok\r\n250 2.0.0 <bob@example.test> ID Ok\r\n"
+        ),
         "{got}"
     );
     assert!(
         !got.contains("451"),
         "no deferral for a reporting bug: {got}"
     );
-    assert_eq!(got.matches("250 2.0.0 <").count(), 2, "{got}");
     assert_eq!(env.total_messages(), 0, "infected mail is never stored");
 }
 
