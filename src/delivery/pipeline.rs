@@ -98,6 +98,21 @@ pub async fn deliver(
     envelope: &Envelope,
     message: impl Into<MessageBytes>,
 ) -> Vec<RcptOutcome> {
+    deliver_admitted(services, envelope, &[], message).await
+}
+
+/// [`deliver`] where `unknown[i]` marks recipient `i` as missing from `[mailbox]
+/// users_file` (accepted at RCPT with `unknown_users = "after-scan"`; a shorter slice
+/// means the rest are known). The message is scanned once for all; then an unknown
+/// recipient gets [`RcptOutcome::Discarded`] when clamd named a virus (never a bounce
+/// for infected mail) and [`RcptOutcome::UnknownUser`] otherwise; the known ones go
+/// through the pipeline as usual. A failed scan defers everyone, unknown ones included.
+pub async fn deliver_admitted(
+    services: &Arc<Services>,
+    envelope: &Envelope,
+    unknown: &[bool],
+    message: impl Into<MessageBytes>,
+) -> Vec<RcptOutcome> {
     let message = message.into();
     crate::metrics::received(message.len());
     let started = Instant::now();
@@ -118,7 +133,49 @@ pub async fn deliver(
         },
     };
     tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, %verdict, "scanned");
-    deliver_scanned(services, envelope, message, verdict, Route::Sieve).await
+    let is_unknown = |i: usize| unknown.get(i).copied().unwrap_or(false);
+    if !(0..envelope.rcpts.len()).any(is_unknown) {
+        return deliver_scanned(services, envelope, message, verdict, Route::Sieve).await;
+    }
+    let log = LogLine::new(envelope, &message, &verdict);
+    let known = Envelope {
+        rcpts: (envelope.rcpts.iter().enumerate())
+            .filter(|(i, _)| !is_unknown(*i))
+            .map(|(_, r)| r.clone())
+            .collect(),
+        ..envelope.clone()
+    };
+    let unknown_outcome = || match verdict.virus_name() {
+        Some(_) => RcptOutcome::Discarded,
+        None => RcptOutcome::UnknownUser,
+    };
+    let mut unknown_outcomes: Vec<RcptOutcome> = Vec::new();
+    for (i, rcpt) in envelope.rcpts.iter().enumerate() {
+        if is_unknown(i) {
+            let outcome = unknown_outcome();
+            log.emit(rcpt, &outcome, &["no such user in mailbox.users_file"]);
+            unknown_outcomes.push(outcome);
+        }
+    }
+    let mut known_outcomes = if known.rcpts.is_empty() {
+        Vec::new()
+    } else {
+        deliver_scanned(services, &known, message, verdict, Route::Sieve).await
+    }
+    .into_iter();
+    let mut unknown_outcomes = unknown_outcomes.into_iter();
+    (0..envelope.rcpts.len())
+        .map(|i| {
+            let next = if is_unknown(i) {
+                unknown_outcomes.next()
+            } else {
+                known_outcomes.next()
+            };
+            // One outcome per recipient by construction; a missing one would be a bug,
+            // and a deferral is the answer that loses nothing.
+            next.unwrap_or(RcptOutcome::Deferred(Deferral::Internal))
+        })
+        .collect()
 }
 
 /// How the recipients get a message whose verdict is known.

@@ -265,6 +265,12 @@ pub fn unknown_domain(rcpt: &str) -> Reply {
     )
 }
 
+/// A recipient missing from `[mailbox] users_file`: at RCPT (`unknown_users = "at-rcpt"`),
+/// or after DATA for mail that is not infected (`"after-scan"`). The same text either way.
+pub fn unknown_user(rcpt: &str) -> Reply {
+    unknown_domain(rcpt)
+}
+
 pub fn unsafe_recipient(rcpt: &str) -> Reply {
     Reply::new(
         550,

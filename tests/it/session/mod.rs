@@ -8,6 +8,7 @@ mod delivery;
 mod failures;
 mod protocol;
 mod timeouts;
+mod unknown;
 
 use crate::support::clamd::Clamd;
 use crate::support::env::{Env, Options};
