@@ -134,3 +134,31 @@ async fn a_failed_scan_defers_unknown_recipients_too() {
         "{got}"
     );
 }
+
+/// DSN (RFC 3461) is advertised, and its parameters are taken: RET and ENVID on MAIL,
+/// NOTIFY and ORCPT on RCPT. Infected mail with NOTIFY=SUCCESS still gets a plain 250 (and
+/// we send no DSN of our own), so the MTA has nothing to notify either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dsn_parameters_are_accepted_split_at_every_byte() {
+    let env = super::env();
+    let mut input = b"LHLO x\r\nMAIL FROM:<sender@remote.example> RET=HDRS ENVID=QQ314159\r\n\
+RCPT TO:<alice@example.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;alice@example.test\r\n\
+RCPT TO:<bob@example.test> NOTIFY=NEVER\r\nDATA\r\n"
+        .to_vec();
+    input.extend_from_slice(&infected_message());
+    input.extend_from_slice(b".\r\nQUIT\r\n");
+    let got = env.transcript_every_split(&input).await;
+    let want = expected(
+        &["250 2.1.5 Recipient ok", "250 2.1.5 Recipient ok"],
+        &[
+            "250 2.0.0 <alice@example.test> ID Ok".into(),
+            "250 2.0.0 <bob@example.test> ID Ok".into(),
+        ],
+    );
+    assert_eq!(got, want);
+    assert!(LHLO_REPLY.contains("250-DSN\r\n"));
+    assert_eq!(env.total_messages(), 0);
+    let far = std::time::SystemTime::now() + std::time::Duration::from_secs(86_400 * 365);
+    let queued = env.services.state.queue_due(far, 100).expect("queue");
+    assert!(queued.is_empty(), "nothing queued to send: {queued:?}");
+}
