@@ -187,7 +187,7 @@ fn main() -> ExitCode {
             let _ = e.print();
             // A bad `deliver` command line (a master.cf slip) must not make Postfix bounce
             // every message, infected ones included: 75 keeps them queued.
-            let lda = std::env::args().nth(1).as_deref() == Some("deliver");
+            let lda = is_lda(std::env::args_os().skip(1));
             return match e.exit_code() {
                 0 => ExitCode::SUCCESS,
                 _ if lda => ExitCode::from(sievegate::lda::exit::TEMPFAIL),
@@ -213,5 +213,37 @@ fn main() -> ExitCode {
                 mailbox,
             },
         ),
+    }
+}
+
+/// True when a command line that clap refused was meant for LDA mode: `deliver` appears as
+/// any argument, not only the first. A master.cf slip such as `sievegate -c F deliver ...`
+/// (options before the verb) puts it later, and an exit status other than 75 there makes
+/// Postfix bounce every message, infected ones included. A usage error of another verb
+/// that happens to carry the word (`sieve test --to deliver`) then exits 75 instead of 2:
+/// harmless for a command typed at a terminal.
+fn is_lda(args: impl Iterator<Item = std::ffi::OsString>) -> bool {
+    args.take_while(|a| a != "--").any(|a| a == "deliver")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_lda;
+
+    #[test]
+    fn lda_is_recognised_wherever_the_verb_stands() {
+        for (args, lda) in [
+            (&["deliver", "-a", "x"][..], true),
+            (&["-c", "F", "deliver", "-a", "x"][..], true),
+            (&["--config=F", "deliver"][..], true),
+            (&["-x", "deliver"][..], true),
+            (&["serve", "-c", "F"][..], false),
+            (&["check-config"][..], false),
+            (&[][..], false),
+            (&["serve", "--", "deliver"][..], false),
+        ] {
+            let owned: Vec<std::ffi::OsString> = args.iter().map(Into::into).collect();
+            assert_eq!(is_lda(owned.into_iter()), lda, "{args:?}");
+        }
     }
 }

@@ -245,6 +245,7 @@ pub fn delivery(outcome: &RcptOutcome, quarantined: bool) {
         RcptOutcome::Discarded => "discarded",
         RcptOutcome::Rejected { .. } => "rejected",
         RcptOutcome::Failed { .. } | RcptOutcome::Deferred(_) => "deferred",
+        RcptOutcome::UnknownUser => "unknown_user",
     };
     METRICS
         .deliveries

@@ -47,9 +47,75 @@ pub enum SpoolError {
         #[source]
         source: io::Error,
     },
+    /// The spool directory exists but is not safely ours (see [`check_dir`]): nothing is
+    /// written into it.
+    #[error("refusing spool directory {dir}: {why}")]
+    Unsafe {
+        dir: PathBuf,
+        /// What is wrong, for the log (see [`DirProblem`]).
+        why: DirProblem,
+    },
     /// The blocking task doing the file work panicked or was cancelled.
     #[error("spool task failed: {0}")]
     Task(String),
+}
+
+/// Why an existing spool directory is refused, like OpenSSH's `StrictModes`: message bytes
+/// go there, so nobody but us (or root) may own it, and nobody else may add, rename or
+/// remove entries in it. `/var/tmp/sievegate`, the fallback, sits in a world-writable
+/// directory where any local user can create it first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DirProblem {
+    /// A symbolic link (it could point anywhere) or not a directory at all.
+    #[error("not a directory (or a symbolic link); remove it or set [server] spool_dir")]
+    NotADirectory,
+    /// Owned by another user than ours and not by root.
+    #[error(
+        "owned by uid {owner}, not by us (uid {us}) or root; remove it or set [server] spool_dir"
+    )]
+    Owner {
+        /// The directory's owner.
+        owner: u32,
+        /// Our effective uid.
+        us: u32,
+    },
+    /// Group- or world-writable without the sticky bit: others could swap its entries.
+    #[error("mode {mode:04o} is group- or world-writable without the sticky bit; chmod 0700 it")]
+    Writable {
+        /// The permission bits.
+        mode: u32,
+    },
+}
+
+/// Checks an existing spool directory's metadata (from `lstat`, so a link is seen as one)
+/// for our effective uid `us`.
+pub fn check_dir(meta: &std::fs::Metadata, us: u32) -> Result<(), DirProblem> {
+    use std::os::unix::fs::MetadataExt;
+    check_mode(meta.file_type().is_dir(), meta.uid(), meta.mode(), us)
+}
+
+/// [`check_dir`] on plain values (the table test's seam).
+fn check_mode(is_dir: bool, owner: u32, mode: u32, us: u32) -> Result<(), DirProblem> {
+    if !is_dir {
+        return Err(DirProblem::NotADirectory);
+    }
+    if owner != us && owner != 0 {
+        return Err(DirProblem::Owner { owner, us });
+    }
+    let mode = mode & 0o7777;
+    if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+        return Err(DirProblem::Writable { mode });
+    }
+    Ok(())
+}
+
+/// Checks `dir` when it exists ([`check_dir`] for this process's effective uid); a missing
+/// directory is fine (it is created 0700, ours).
+pub fn check_existing_dir(dir: &Path) -> Result<(), DirProblem> {
+    match std::fs::symlink_metadata(dir) {
+        Ok(meta) => check_dir(&meta, nix::unistd::geteuid().as_raw()),
+        Err(_) => Ok(()),
+    }
 }
 
 impl SpoolError {
@@ -59,7 +125,7 @@ impl SpoolError {
             SpoolError::Create { source, .. }
             | SpoolError::Write { source, .. }
             | SpoolError::Map { source, .. } => source,
-            SpoolError::Task(_) => return false,
+            SpoolError::Task(_) | SpoolError::Unsafe { .. } => return false,
         };
         matches!(
             source.raw_os_error(),
@@ -210,12 +276,19 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| SpoolError::Task(e.to_string()))
 }
 
-/// A new unnamed file in `dir` (created 0700 when missing).
+/// A new unnamed file in `dir` (created 0700 when missing). An existing `dir` must pass
+/// [`check_existing_dir`]; checked each time, since a directory in `/var/tmp` can appear or
+/// change while we run. (Between the check and the file, a directory we own under a sticky
+/// parent cannot be swapped by anyone else.)
 fn create(dir: &Path) -> Result<File, SpoolError> {
     let create_error = |source| SpoolError::Create {
         dir: dir.to_path_buf(),
         source,
     };
+    check_existing_dir(dir).map_err(|why| SpoolError::Unsafe {
+        dir: dir.to_path_buf(),
+        why,
+    })?;
     if !dir.is_dir() {
         use std::os::unix::fs::DirBuilderExt;
         std::fs::DirBuilder::new()
@@ -340,6 +413,62 @@ impl AsRef<[u8]> for MessageBytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spool_dir_modes_table() {
+        let us = 1000;
+        // (is a directory, owner, mode, verdict)
+        let cases = [
+            (true, us, 0o40700, Ok(())),
+            (true, 0, 0o40755, Ok(())),
+            (true, us, 0o41777, Ok(())),
+            (true, us, 0o40770, Err(DirProblem::Writable { mode: 0o770 })),
+            (true, us, 0o40702, Err(DirProblem::Writable { mode: 0o702 })),
+            (
+                true,
+                1001,
+                0o40700,
+                Err(DirProblem::Owner { owner: 1001, us }),
+            ),
+            (false, us, 0o120777, Err(DirProblem::NotADirectory)),
+        ];
+        for (is_dir, owner, mode, want) in cases {
+            assert_eq!(check_mode(is_dir, owner, mode, us), want, "{mode:o}");
+        }
+    }
+
+    /// A spool directory someone else prepared (the `/var/tmp/sievegate` attack) is refused
+    /// with a message that says why, and nothing is written into it.
+    #[test]
+    fn an_unsafe_spool_dir_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let base = tempfile::tempdir().expect("tempdir");
+        let open = base.path().join("open");
+        std::fs::create_dir(&open).expect("mkdir");
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        let link = base.path().join("link");
+        std::os::unix::fs::symlink(base.path(), &link).expect("symlink");
+        let mut dirs = vec![(open.clone(), "world-writable")];
+        dirs.push((link, "not a directory"));
+        if nix::unistd::geteuid().is_root() {
+            let theirs = base.path().join("theirs");
+            std::fs::create_dir(&theirs).expect("mkdir");
+            nix::unistd::chown(&theirs, Some(nix::unistd::Uid::from_raw(65534)), None)
+                .expect("chown");
+            dirs.push((theirs, "owned by uid 65534"));
+        }
+        for (dir, why) in dirs {
+            let err = spool_with(&dir, |out| out.write_all(b"x")).expect_err("refused");
+            assert!(matches!(err, SpoolError::Unsafe { .. }), "{err}");
+            assert!(err.to_string().contains(why), "{err}");
+            assert!(!err.is_no_space());
+        }
+        assert_eq!(std::fs::read_dir(&open).expect("ls").count(), 0);
+        // Sticky and world-writable (like /var/tmp itself) is accepted.
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+        let ok = spool_with(&open, |out| out.write_all(b"x")).expect("spooled");
+        assert_eq!(&ok[..], b"x");
+    }
 
     fn config(dir: &Path, threshold: usize) -> SpoolConfig {
         SpoolConfig {

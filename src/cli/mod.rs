@@ -92,9 +92,17 @@ fn recipients_note(services: &Services) -> String {
             format!("recipients: every local part at {domains} is accepted (no mailbox.users_file)")
         }
         (Users::File(file), Some(table)) => format!(
-            "recipients: the {} users in {} (others get 550 5.1.1)",
+            "recipients: the {} users in {} (others get 550 5.1.1 {})",
             table.len(),
-            file.path().display()
+            file.path().display(),
+            match services.config.mailbox.unknown_users {
+                sievegate::config::UnknownUsers::AfterScan => {
+                    "after the scan, unless infected: mailbox.unknown_users = \"after-scan\""
+                }
+                sievegate::config::UnknownUsers::AtRcpt => {
+                    "at RCPT: mailbox.unknown_users = \"at-rcpt\""
+                }
+            }
         ),
         (Users::File(file), None) => format!(
             "recipients: {} could not be read: every recipient gets 451 until it can",

@@ -17,8 +17,9 @@ pub struct RawMailbox {
     pub maildir: String,
     #[serde(default = "defaults::recipient_delimiter")]
     pub recipient_delimiter: String,
-    /// Dovecot passwd-file listing the users that exist; others get 550 5.1.1 at RCPT.
-    /// Without it every local part at `domains` is accepted. Its home field is `%h`.
+    /// Dovecot passwd-file listing the users that exist; others get 550 5.1.1 (after the
+    /// scan, or at RCPT: `unknown_users`). Without it every local part at `domains` is
+    /// accepted. Its home field is `%h`.
     pub users_file: Option<String>,
     /// Special-use flag → folder, for Sieve `fileinto :specialuse` (RFC 8579). Dovecot keeps
     /// special use in its config, not in the Maildir: repeat its `special_use` settings here.
@@ -42,6 +43,24 @@ pub struct RawMailbox {
     /// Mode of created directories (octal).
     #[serde(default = "delivery::defaults::dir_mode")]
     pub dir_mode: String,
+    /// When a recipient that `users_file` does not list is refused: `"after-scan"` (the
+    /// default: accepted at RCPT, scanned, then 550 5.1.1 after DATA only when the message
+    /// is not infected, so infected mail never bounces) or `"at-rcpt"` (550 5.1.1 at RCPT,
+    /// before the scan: the MTA bounces infected mail to its forged sender too).
+    #[serde(default)]
+    pub unknown_users: UnknownUsers,
+}
+
+/// `[mailbox] unknown_users`: when a recipient missing from `users_file` is refused.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnknownUsers {
+    /// Accept at RCPT, scan, then refuse (550 5.1.1 after DATA) only mail that is not
+    /// infected; infected mail to them is discarded with 250 (never a bounce).
+    #[default]
+    AfterScan,
+    /// Refuse at RCPT (550 5.1.1), before anything is scanned.
+    AtRcpt,
 }
 
 /// Validated `[mailbox]`.
@@ -63,6 +82,8 @@ pub struct MailboxConfig {
     pub link_copies: bool,
     /// Owner and modes of what the store creates.
     pub ownership: crate::store::Ownership,
+    /// When a recipient missing from `users_file` is refused.
+    pub unknown_users: UnknownUsers,
 }
 
 impl RawMailbox {
@@ -151,6 +172,7 @@ impl RawMailbox {
             user_concurrency_limit: m.user_concurrency_limit,
             link_copies: m.link_copies,
             ownership,
+            unknown_users: m.unknown_users,
         };
         (mailbox, special_use)
     }

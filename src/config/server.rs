@@ -208,6 +208,7 @@ impl RawServer {
                 Err(e) => problems.push(format!("server.xforward_from: {e}")),
             }
         }
+        warnings.extend(tcp_listener_warnings(&listen, &xforward));
         let reserved_connections = s.reserved_connections.unwrap_or(s.max_connections / 8);
         if s.max_connections > 0 && reserved_connections >= s.max_connections {
             problems.push(format!(
@@ -290,6 +291,40 @@ impl RawServer {
                 .ok()
         })
     }
+}
+
+/// A TCP listener whose peers `xforward_from` does not cover. The MTA on this host connects
+/// from the listener's own address (127.0.0.1 to 127.0.0.1); when that address is not
+/// trusted, Postfix's XFORWARD is ignored over TCP (no client address in Received, Sieve's
+/// remote-ip or abuse reports) without any error, and the port takes mail from every local
+/// user besides. A wildcard listener (`0.0.0.0`, `::`) is covered by any TCP entry.
+fn tcp_listener_warnings(listen: &[ListenAddr], acl: &XforwardAcl) -> Vec<String> {
+    listen
+        .iter()
+        .filter_map(|l| match l {
+            ListenAddr::Tcp(addr) => Some(addr),
+            ListenAddr::Unix(_) => None,
+        })
+        .filter(|addr| {
+            let ip = addr.ip();
+            if ip.is_unspecified() {
+                acl.nets.is_empty()
+            } else {
+                !acl.allows_ip(ip)
+            }
+        })
+        .map(|addr| {
+            let who = if addr.ip().is_loopback() {
+                "every local user"
+            } else {
+                "every host that reaches it"
+            };
+            format!(
+                "server.listen: TCP listener {addr} but xforward_from trusts no TCP peer at {ip}: XFORWARD from the MTA over it is ignored (no client address in Received, Sieve's remote-ip or abuse reports), and {who} can connect and deliver mail; add \"{ip}\" to xforward_from (only where {who} may be trusted) or listen on a unix socket only",
+                ip = addr.ip()
+            )
+        })
+        .collect()
 }
 
 impl Checked {

@@ -47,19 +47,29 @@ pub(super) fn validate(
     }
 }
 
-/// Valid but self-defeating spool settings, for `check-config` and the startup log.
+/// Valid but self-defeating spool settings, for `check-config` and the startup log. The
+/// directory's owner and mode are checked for the uid running this (the server refuses an
+/// unsafe one at each spool file, [`crate::spool::check_existing_dir`]); a warning, not a
+/// problem, since `check-config` may run as another user than the server.
 pub(super) fn warnings(spool: &SpoolConfig, max_message_size: usize) -> Vec<String> {
     if spool.threshold >= max_message_size {
         return Vec::new();
     }
+    let mut warnings = Vec::new();
+    if let Err(why) = crate::spool::check_existing_dir(&spool.dir) {
+        warnings.push(format!(
+            "server.spool_dir: {} is refused: {why}; messages above spool_threshold get 451 until it is fixed",
+            spool.dir.display()
+        ));
+    }
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    match fs_type(&mountinfo, &spool.dir) {
-        Some(fs @ ("tmpfs" | "ramfs")) => vec![format!(
+    if let Some(fs @ ("tmpfs" | "ramfs")) = fs_type(&mountinfo, &spool.dir) {
+        warnings.push(format!(
             "server.spool_dir: {} is on a {fs}: spooled messages stay in memory; put it on a disk",
             spool.dir.display()
-        )],
-        _ => Vec::new(),
+        ));
     }
+    warnings
 }
 
 /// The file system type of the mount holding `dir` (the longest mount point it is under),
@@ -106,6 +116,30 @@ mod tests {
             assert_eq!(fs_type(mountinfo, Path::new(dir)), want, "{dir}");
         }
         assert_eq!(fs_type("", Path::new("/x")), None);
+    }
+
+    #[test]
+    fn an_unsafe_spool_dir_is_a_warning() {
+        use std::os::unix::fs::PermissionsExt;
+        let base = tempfile::tempdir().expect("tempdir");
+        let dir = base.path().join("sievegate");
+        std::fs::create_dir(&dir).expect("mkdir");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        let spool = SpoolConfig {
+            threshold: 1,
+            dir: dir.clone(),
+        };
+        let warnings = warnings(&spool, 100);
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("is refused") && w.contains("chmod 0700")),
+            "{warnings:?}"
+        );
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        assert!(!super::warnings(&spool, 100)
+            .iter()
+            .any(|w| w.contains("is refused")));
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub mod view;
 
 pub use execute::execute;
 pub use headers::{strip_virus_headers, trace_headers, ClientInfo, TraceInfo};
-pub use pipeline::{deliver, deliver_scanned, Client, Envelope, Route};
+pub use pipeline::{deliver, deliver_admitted, deliver_scanned, Client, Envelope, Route};
 
 use std::sync::Arc;
 
@@ -174,6 +174,11 @@ pub enum RcptOutcome {
     },
     /// Nothing was tried for this recipient; the MTA should retry.
     Deferred(Deferral),
+    /// The recipient is not in `[mailbox] users_file`, was accepted at RCPT
+    /// (`unknown_users = "after-scan"`), and the message is not infected: refused for good
+    /// (550 5.1.1), as at RCPT. Infected mail to such a recipient is [`RcptOutcome::Discarded`]
+    /// instead, so it never bounces.
+    UnknownUser,
 }
 
 impl RcptOutcome {
@@ -184,7 +189,8 @@ impl RcptOutcome {
     }
 
     /// One word for the log line: `delivered`, `discarded`, `rejected` (Sieve `reject`),
-    /// `erejected` (Sieve `ereject`), `deferred`.
+    /// `erejected` (Sieve `ereject`), `deferred`, `unknown` (no such user, refused after the
+    /// scan).
     pub fn kind(&self) -> &'static str {
         match self {
             RcptOutcome::Delivered { .. } => "delivered",
@@ -194,6 +200,7 @@ impl RcptOutcome {
             } => "rejected",
             RcptOutcome::Rejected { extended: true, .. } => "erejected",
             RcptOutcome::Failed { .. } | RcptOutcome::Deferred(_) => "deferred",
+            RcptOutcome::UnknownUser => "unknown",
         }
     }
 
@@ -221,6 +228,7 @@ impl RcptOutcome {
             RcptOutcome::Deferred(Deferral::RedirectFailed) => {
                 "not delivered: redirect failed".into()
             }
+            RcptOutcome::UnknownUser => "refused: no such user (not infected)".into(),
         }
     }
 }

@@ -19,6 +19,16 @@
 //!   make of it (a discard for infected mail), logged as `quarantined <id>`.
 //! - A panic while one recipient is handled defers that recipient only: the others keep the
 //!   outcome they already have, so a retry does not duplicate their copies.
+//! - A panic in a per-message step degrades that step alone, never every recipient:
+//!   - the MIME view or parse: Sieve sees an empty message (no header fields, no body; the
+//!     virus verdict and the stored copy do not depend on it), noted in each log line;
+//!   - the quarantine entry: handled as a failed quarantine write (above);
+//!   - the postmaster notice and the abuse report (after every outcome is known): logged,
+//!     that notice or report is lost, the replies are not touched.
+//!
+//!   What is left outside these guards (stripping forged scan headers, the shared trace
+//!   header) runs before anything is stored; a panic there defers every recipient, the
+//!   last resort.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -88,6 +98,21 @@ pub async fn deliver(
     envelope: &Envelope,
     message: impl Into<MessageBytes>,
 ) -> Vec<RcptOutcome> {
+    deliver_admitted(services, envelope, &[], message).await
+}
+
+/// [`deliver`] where `unknown[i]` marks recipient `i` as missing from `[mailbox]
+/// users_file` (accepted at RCPT with `unknown_users = "after-scan"`; a shorter slice
+/// means the rest are known). The message is scanned once for all; then an unknown
+/// recipient gets [`RcptOutcome::Discarded`] when clamd named a virus (never a bounce
+/// for infected mail) and [`RcptOutcome::UnknownUser`] otherwise; the known ones go
+/// through the pipeline as usual. A failed scan defers everyone, unknown ones included.
+pub async fn deliver_admitted(
+    services: &Arc<Services>,
+    envelope: &Envelope,
+    unknown: &[bool],
+    message: impl Into<MessageBytes>,
+) -> Vec<RcptOutcome> {
     let message = message.into();
     crate::metrics::received(message.len());
     let started = Instant::now();
@@ -108,7 +133,49 @@ pub async fn deliver(
         },
     };
     tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, %verdict, "scanned");
-    deliver_scanned(services, envelope, message, verdict, Route::Sieve).await
+    let is_unknown = |i: usize| unknown.get(i).copied().unwrap_or(false);
+    if !(0..envelope.rcpts.len()).any(is_unknown) {
+        return deliver_scanned(services, envelope, message, verdict, Route::Sieve).await;
+    }
+    let log = LogLine::new(envelope, &message, &verdict);
+    let known = Envelope {
+        rcpts: (envelope.rcpts.iter().enumerate())
+            .filter(|(i, _)| !is_unknown(*i))
+            .map(|(_, r)| r.clone())
+            .collect(),
+        ..envelope.clone()
+    };
+    let unknown_outcome = || match verdict.virus_name() {
+        Some(_) => RcptOutcome::Discarded,
+        None => RcptOutcome::UnknownUser,
+    };
+    let mut unknown_outcomes: Vec<RcptOutcome> = Vec::new();
+    for (i, rcpt) in envelope.rcpts.iter().enumerate() {
+        if is_unknown(i) {
+            let outcome = unknown_outcome();
+            log.emit(rcpt, &outcome, &["no such user in mailbox.users_file"]);
+            unknown_outcomes.push(outcome);
+        }
+    }
+    let mut known_outcomes = if known.rcpts.is_empty() {
+        Vec::new()
+    } else {
+        deliver_scanned(services, &known, message, verdict, Route::Sieve).await
+    }
+    .into_iter();
+    let mut unknown_outcomes = unknown_outcomes.into_iter();
+    (0..envelope.rcpts.len())
+        .map(|i| {
+            let next = if is_unknown(i) {
+                unknown_outcomes.next()
+            } else {
+                known_outcomes.next()
+            };
+            // One outcome per recipient by construction; a missing one would be a bug,
+            // and a deferral is the answer that loses nothing.
+            next.unwrap_or(RcptOutcome::Deferred(Deferral::Internal))
+        })
+        .collect()
 }
 
 /// How the recipients get a message whose verdict is known.
@@ -175,8 +242,23 @@ fn deliver_all(
     let stripped = without_scan_headers(services, message);
     let message: &[u8] = message;
     let body: &[u8] = stripped.as_deref().unwrap_or(message);
-    let view = SieveView::new(body, &config.sieve.limits);
-    let parsed = ParsedMessage::new(view.bytes());
+    // The view and the parse run on attacker-chosen bytes; a bug there must not turn into
+    // 451 for everyone (and a bounce after days), infected mail included. Fallback: an empty
+    // view, i.e. a message without header fields or body for Sieve; the virus verdict does
+    // not come from it, so the virus policy still applies, and the keep stores the whole
+    // message as received.
+    let mut degraded: Vec<String> = Vec::new();
+    let view =
+        guarded("MIME view", || SieveView::new(body, &config.sieve.limits)).unwrap_or_else(|| {
+            degraded.push(VIEW_FAILED.to_string());
+            SieveView::new(&[], &config.sieve.limits)
+        });
+    let parsed = guarded("MIME parse", || ParsedMessage::new(view.bytes())).unwrap_or_else(|| {
+        degraded.push(VIEW_FAILED.to_string());
+        // Empty input: nothing for the parser to go wrong on (the headerless fallback).
+        ParsedMessage::new(&[])
+    });
+    degraded.dedup();
     let mut log = LogLine::new(envelope, message, verdict);
     log.message_id = parsed.message_id();
     let received_at = SystemTime::now();
@@ -217,7 +299,8 @@ fn deliver_all(
         scanner_name: "ClamAV using sievegate",
         received_at,
     };
-    let view_notes = view.notes();
+    let mut view_notes = view.notes();
+    view_notes.extend(degraded);
     // With several recipients the stored copies carry trace headers that name none of
     // them, so the copies can be one file hard-linked into each Maildir (as Dovecot's LMTP
     // does); redirects still carry the recipient's own (its Delivered-To stops loops).
@@ -315,11 +398,42 @@ fn deliver_all(
         outcome
     });
     if *route == Route::Sieve {
-        tell_others(
-            services, envelope, message, &parsed, verdict, &log, &outcomes,
-        );
+        // Every recipient has its outcome: a bug in the notice or the report loses that
+        // report, never the replies.
+        guarded("postmaster notice and abuse report", || {
+            tell_others(
+                services, envelope, message, &parsed, verdict, &log, &outcomes,
+            )
+        });
     }
     outcomes
+}
+
+/// The log note of a recipient whose message Sieve saw empty because the view panicked.
+const VIEW_FAILED: &str =
+    "internal error while parsing the message (logged): Sieve saw no header fields or body";
+
+/// Runs one per-message step (not per recipient) so that a panic in it is contained:
+/// `None` (logged with `step`) when it panicked, and the caller degrades that step alone
+/// (module docs, "Failure rules"). A generic helper rather than a branch per step, so the
+/// containment itself is what the unit test exercises.
+fn guarded<T>(step: &str, run: impl FnOnce() -> T) -> Option<T> {
+    match catch_unwind(AssertUnwindSafe(run)) {
+        Ok(value) => Some(value),
+        Err(panic) => {
+            tracing::error!(step, panic = %panic_text(&*panic), "internal error in a per-message step: that step is skipped or degraded, the delivery goes on");
+            None
+        }
+    }
+}
+
+/// The text of a panic's payload, for the log.
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_string())
 }
 
 /// The message without forged scan headers, or `None` when it has none (the common case:
@@ -484,18 +598,28 @@ fn quarantine_message(
     };
     let id = quarantine::new_id(&envelope.id);
     // The exact bytes as received: the scan headers a sender forged stay, they are evidence.
-    let entry = quarantine::entry_for(
-        id.clone(),
-        envelope,
-        rcpts,
-        message,
-        parsed,
-        verdict,
-        received_at,
-    );
-    match q.store(&entry, message) {
+    // A panic while building or writing the entry counts as a failed write (the rule
+    // above): nothing is known to be durable, so the MTA keeps the message and retries.
+    let stored = guarded("quarantine entry", || {
+        let entry = quarantine::entry_for(
+            id.clone(),
+            envelope,
+            rcpts,
+            message,
+            parsed,
+            verdict,
+            received_at,
+        );
+        let result = q.store(&entry, message);
+        (entry.backscatter, result)
+    });
+    let Some((backscatter, result)) = stored else {
+        tracing::error!(id = %envelope.id, "quarantine entry failed (internal error): handled as a failed write");
+        return Err(());
+    };
+    match result {
         Ok(()) => {
-            tracing::info!(id = %envelope.id, quarantine_id = %id, backscatter = entry.backscatter, virus = verdict.virus_name().unwrap_or(""), "message quarantined as {id}");
+            tracing::info!(id = %envelope.id, quarantine_id = %id, backscatter, virus = verdict.virus_name().unwrap_or(""), "message quarantined as {id}");
             Ok(id)
         }
         Err(e) => {
@@ -520,11 +644,7 @@ where
             match catch_unwind(AssertUnwindSafe(|| one(rcpt))) {
                 Ok(outcome) => outcome,
                 Err(panic) => {
-                    let what = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "unknown panic".to_string());
+                    let what = panic_text(&*panic);
                     tracing::error!(to = %rcpt.original, panic = %what, "delivery to this recipient panicked: deferred");
                     RcptOutcome::Deferred(Deferral::Internal)
                 }
@@ -594,6 +714,24 @@ mod tests {
 
     fn rcpt(address: &str) -> Recipient {
         Recipient::resolve(address, &["example.test".to_string()], "+").expect("recipient")
+    }
+
+    #[test]
+    fn a_panic_in_a_per_message_step_is_contained() {
+        assert_eq!(guarded("ok", || 7), Some(7));
+        let got: Option<u32> = guarded("injected", || panic!("injected failure"));
+        assert_eq!(got, None);
+        let got: Option<u32> = guarded("injected", || std::panic::panic_any(42u8));
+        assert_eq!(got, None, "any payload");
+        // The fallbacks themselves cannot panic: an empty view and its parse.
+        let limits = crate::config::MessageLimits {
+            max_header_fields: 10,
+            max_header_size: 100,
+        };
+        let view = SieveView::new(&[], &limits);
+        let parsed = ParsedMessage::new(view.bytes());
+        assert_eq!(parsed.message_id(), "");
+        assert!(view.notes().is_empty());
     }
 
     #[test]

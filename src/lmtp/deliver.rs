@@ -45,7 +45,7 @@ pub(super) async fn deliver(
         started: txn.started,
         default_mailbox: None,
     };
-    let outcomes = delivery::deliver(services, &envelope, message).await;
+    let outcomes = delivery::deliver_admitted(services, &envelope, &txn.unknown, message).await;
     txn.rcpts
         .iter()
         .zip(&outcomes)
@@ -66,5 +66,6 @@ fn to_reply(rcpt: &str, id: &str, outcome: &RcptOutcome) -> Reply {
         }
         RcptOutcome::Deferred(Deferral::ScanFailed) => reply::scan_failed(rcpt),
         RcptOutcome::Deferred(Deferral::RedirectFailed) => reply::redirect_failed(rcpt),
+        RcptOutcome::UnknownUser => reply::unknown_user(rcpt),
     }
 }

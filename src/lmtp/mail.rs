@@ -33,6 +33,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             id,
             mail_from: from.address,
             rcpts: Vec::new(),
+            unknown: Vec::new(),
             started: std::time::Instant::now(),
             slots: Vec::new(),
         });

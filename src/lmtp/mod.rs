@@ -58,6 +58,9 @@ pub(crate) struct Transaction {
     pub id: String,
     pub mail_from: String,
     pub rcpts: Vec<Recipient>,
+    /// Parallel to `rcpts`: true for a recipient missing from `[mailbox] users_file` that
+    /// was accepted at RCPT to be refused after the scan (`unknown_users = "after-scan"`).
+    pub unknown: Vec<bool>,
     /// When MAIL was accepted: the log's `delay` counts from here.
     pub started: Instant,
     /// The accepted recipients' places under `user_concurrency_limit`, freed when the

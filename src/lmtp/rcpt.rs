@@ -1,11 +1,14 @@
 //! RCPT TO (RFC 5321 §4.1.1.3): the recipient is resolved here, so unknown domains and
-//! addresses that could escape the store are refused before any data is sent.
+//! addresses that could escape the store are refused before any data is sent. A user
+//! missing from `[mailbox] users_file` is accepted by default and refused after the scan
+//! (`unknown_users`), so that infected mail to it is never bounced.
 
 use smtp_proto::RcptTo;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{reply, reply::Reply, Session};
 use crate::address::{AddressError, Recipient};
+use crate::config::UnknownUsers;
 use crate::users::Refusal;
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
@@ -44,6 +47,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     Some(slot) => {
                         txn.slots.extend(slot);
                         txn.rcpts.push(rcpt);
+                        txn.unknown.push(false);
                         reply::recipient_ok()
                     }
                     None => {
@@ -55,9 +59,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                         reply::user_busy(&to.address)
                     }
                 },
+                Err(Refusal::Unknown) if mailbox.unknown_users == UnknownUsers::AfterScan => {
+                    // Refused after the scan, and only when the message is not infected:
+                    // a 550 here would make the MTA bounce infected mail to its (forged)
+                    // sender. No per-user slot: nothing is stored for this recipient.
+                    tracing::info!(to = %to.address, "no such user: accepted, to be refused after the scan unless infected");
+                    txn.rcpts.push(rcpt);
+                    txn.unknown.push(true);
+                    reply::recipient_ok()
+                }
                 Err(Refusal::Unknown) => {
                     tracing::info!(to = %to.address, "recipient refused: no such user");
-                    reply::unknown_domain(&to.address)
+                    reply::unknown_user(&to.address)
                 }
                 Err(refusal) => {
                     tracing::error!(to = %to.address, "recipient deferred: {refusal}");

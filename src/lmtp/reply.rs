@@ -72,6 +72,12 @@ pub fn lhlo(hostname: &str, max_size: usize, xforward: bool) -> Reply {
         "8BITMIME".into(),
         format!("SIZE {max_size}").into(),
         "SMTPUTF8".into(),
+        // RFC 3461. Without it Postfix answers a sender's NOTIFY=SUCCESS itself with a
+        // "relayed" notice once we reply 250, also for infected mail we discarded: to a
+        // forged sender, that is backscatter. Advertised, the duty is ours, and we send no
+        // success DSN (see the README, "What sievegate sends"); failures are Postfix's
+        // bounces as before.
+        "DSN".into(),
     ];
     if xforward {
         lines.push("XFORWARD NAME ADDR PORT PROTO HELO IDENT SOURCE".into());
@@ -265,6 +271,12 @@ pub fn unknown_domain(rcpt: &str) -> Reply {
     )
 }
 
+/// A recipient missing from `[mailbox] users_file`: at RCPT (`unknown_users = "at-rcpt"`),
+/// or after DATA for mail that is not infected (`"after-scan"`). The same text either way.
+pub fn unknown_user(rcpt: &str) -> Reply {
+    unknown_domain(rcpt)
+}
+
 pub fn unsafe_recipient(rcpt: &str) -> Reply {
     Reply::new(
         550,
@@ -382,7 +394,7 @@ mod tests {
             (greeting("mx.test"), "220 mx.test LMTP sievegate ready\r\n"),
             (
                 lhlo("mx.test", 100, false),
-                "250-mx.test\r\n250-PIPELINING\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-SIZE 100\r\n250 SMTPUTF8\r\n",
+                "250-mx.test\r\n250-PIPELINING\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-SIZE 100\r\n250-SMTPUTF8\r\n250 DSN\r\n",
             ),
             (rejected("a@b", "no\r\n250 fake"), "550 5.7.1 <a@b> no250 fake\r\n"),
             (rejected("a@b", ""), "550 5.7.1 <a@b> Message rejected by recipient's filter\r\n"),

@@ -2,8 +2,9 @@
 //! PING probe ([`watch`]). While it is down (and `on_failure = "tempfail"`), the session
 //! answers MAIL with 451 4.7.1 instead of taking a DATA it could only defer.
 //!
-//! A scan that cannot reach clamd (connect failure, timeout) marks it down at once; a clamd
-//! that answers badly for one message does not. The probe marks it up again within one
+//! A scan that cannot reach clamd (connect failure) marks it down at once; a clamd that
+//! answers badly for one message does not, nor does a scan that times out while clamd still
+//! answers PING (the scan is followed by one PING, which decides). The probe marks it up again within one
 //! `[scanner] health_interval_secs` of clamd answering PING. The probe also runs while clamd
 //! is up, so a clamd that stops between messages is noticed before the next DATA.
 

@@ -257,6 +257,12 @@ impl Scanner {
         let result = self.scan_once(input).await;
         match &result {
             Ok(_) => self.health.record(Ok(()), &self.addr),
+            // One slow scan (a huge archive, a stuck worker thread) says nothing about the
+            // next message: clamd is down for everyone only when it does not answer PING
+            // either (`ping` records its own result).
+            Err(ScanError::Timeout) => {
+                let _ = self.ping().await;
+            }
             Err(e) if e.is_unreachable() => self.health.record(Err(e), &self.addr),
             // clamd answered, but not well for this message (a reset mid-stream, an ERROR
             // reply): the next message may scan fine, so MAIL is not refused over it.

@@ -322,6 +322,7 @@ mod tests {
             user_concurrency_limit: 10,
             link_copies: true,
             ownership: Default::default(),
+            unknown_users: Default::default(),
         }
     }
 

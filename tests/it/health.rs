@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use crate::support::binary::Running;
 use crate::support::clamd::Clamd;
 use crate::support::env::{Env, Options};
+use crate::support::fake_clamd::{FakeClamd, Mode};
 use crate::support::messages::{clean_message, transaction};
 
 const MAIL_ONLY: &[u8] = b"LHLO client.example\r\nMAIL FROM:<sender@remote.example>\r\nQUIT\r\n";
@@ -104,4 +105,33 @@ fn no_gating_with_deliver_unscanned_or_without_the_probe() {
         let out = server.converse(MAIL_ONLY);
         assert!(out.contains("250 2.1.0"), "{on_failure} {key:?}: {out}");
     }
+}
+
+/// A scan that times out on a clamd that still answers PING defers that message only: MAIL
+/// stays open for everyone else (the probe would not look again for an hour, so only the
+/// scan path can have decided), and no "clamd is down" line is logged.
+#[test]
+fn a_scan_timeout_while_clamd_answers_ping_does_not_mark_it_down() {
+    let fake = FakeClamd::start(Mode::StallScan);
+    let mut options = Options::new(fake.addr());
+    options.scan_timeout_secs = 1;
+    let env = Env::new(options);
+    scanner_key(&env, "health_interval_secs = 3600");
+    let server = Running::start(&env.config_path);
+    server.wait_for_log("clamd answers");
+    let out = server.converse(&transaction(&["bob@example.test"], &clean_message("slow")));
+    assert!(
+        out.contains("451 4.7.0 <bob@example.test> Virus scan unavailable"),
+        "the slow message itself is deferred: {out}"
+    );
+    let out = server.converse(MAIL_ONLY);
+    assert!(
+        out.contains("250 2.1.0 Sender ok"),
+        "MAIL still accepted: {out}"
+    );
+    assert!(
+        !server.logs().contains("clamd is down"),
+        "{}",
+        server.logs()
+    );
 }

@@ -218,6 +218,36 @@ fn configuration_and_usage_errors_exit_75() {
         deliver(&env, &["-a", "bob@example.test", "-m", ".."], &message).code,
         75
     );
+    // Options before the verb (the config path where a master.cf line often puts it): clap
+    // refuses it, and that refusal is a usage error of LDA mode too.
+    for args in [
+        &["-c", "CONFIG", "deliver", "-a", "bob@example.test"][..],
+        &["--config", "CONFIG", "deliver", "-a", "bob@example.test"][..],
+        &["-c", "CONFIG", "deliver"][..],
+    ] {
+        let config = env.config_path.to_string_lossy().into_owned();
+        let args: Vec<&str> = args
+            .iter()
+            .map(|a| if *a == "CONFIG" { config.as_str() } else { a })
+            .collect();
+        let out = Command::new(bin())
+            .args(&args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run");
+        assert_eq!(
+            out.status.code(),
+            Some(75),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Outside LDA mode a usage error keeps clap's status 2.
+    let out = Command::new(bin())
+        .args(["-c", "x", "serve"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
     assert_eq!(env.total_messages(), 0);
 }
 

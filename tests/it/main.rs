@@ -16,6 +16,7 @@ mod outbound;
 mod ownership;
 mod pigeonhole;
 mod postfix;
+mod postfix_backscatter;
 mod postfix_dovecot;
 mod postfix_kill;
 mod quarantine;

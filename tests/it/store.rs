@@ -130,6 +130,8 @@ async fn unknown_user_gets_550_and_no_directory() {
 async fn users_file_is_reread_on_change() {
     let mut options = Options::new(Clamd::shared().addr());
     options.users = Some("alice@example.test\n".into());
+    // The table as RCPT sees it (the default refuses unknown users after the scan).
+    options.mailbox_extra = vec!["unknown_users = \"at-rcpt\"".into()];
     let env = Env::new(options);
     let rcpt =
         |to: &str| format!("LHLO c\r\nMAIL FROM:<s@remote.example>\r\nRCPT TO:<{to}>\r\nQUIT\r\n");

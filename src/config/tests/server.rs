@@ -120,3 +120,103 @@ fn metrics_listen_and_log_section() {
         );
     }
 }
+
+/// The packaged config's old pair: a TCP listener on 127.0.0.1 with `xforward_from` trusting
+/// only `unix:postfix` is a warning (XFORWARD would stop silently over TCP); covered
+/// listeners are not.
+#[test]
+fn a_tcp_listener_without_a_trusted_tcp_peer_is_a_warning() {
+    let load = |listen: &str, acl: &str| {
+        let text = server_section(&format!("xforward_from = [{acl}]")).replace(
+            "listen = [\"unix:run/lmtp.sock\"]",
+            &format!("listen = [{listen}]"),
+        );
+        let config = Config::from_toml(&text, Path::new("/x/s.toml")).expect("valid");
+        config
+            .server
+            .warnings
+            .into_iter()
+            .filter(|w| w.starts_with("server.listen: TCP listener"))
+            .collect::<Vec<_>>()
+    };
+    // (listen, xforward_from, warned, text in the warning)
+    let cases = [
+        (
+            r#""unix:run/l.sock", "127.0.0.1:2424""#,
+            r#""unix:postfix""#,
+            Some("every local user"),
+        ),
+        (
+            r#""127.0.0.1:2424""#,
+            r#""unix""#,
+            Some("add \"127.0.0.1\""),
+        ),
+        (
+            r#""192.0.2.1:24""#,
+            r#""127.0.0.1""#,
+            Some("every host that reaches it"),
+        ),
+        (r#""0.0.0.0:24""#, r#""unix:root""#, Some("0.0.0.0")),
+        (r#""127.0.0.1:2424""#, r#""127.0.0.0/8""#, None),
+        (r#""[::1]:2424""#, r#""::1""#, None),
+        (r#""0.0.0.0:24""#, r#""10.0.0.0/8""#, None),
+        (r#""unix:run/l.sock""#, r#""unix:root""#, None),
+    ];
+    for (listen, acl, want) in cases {
+        let got = load(listen, acl);
+        match want {
+            None => assert!(got.is_empty(), "{listen} / {acl}: {got:?}"),
+            Some(text) => {
+                assert_eq!(got.len(), 1, "{listen} / {acl}: {got:?}");
+                assert!(got[0].contains(text), "{listen} / {acl}: {got:?}");
+            }
+        }
+    }
+}
+
+/// The Debian package's config is consistent: no listener that XFORWARD cannot reach.
+#[test]
+fn the_packaged_config_has_no_untrusted_tcp_listener() {
+    // The package installs the repository's sieve/ as /usr/share/sievegate/sieve.
+    let text = include_str!("../../../contrib/sievegate.toml").replace(
+        "/usr/share/sievegate/sieve/",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/sieve/"),
+    );
+    let text = text.as_str();
+    let config =
+        Config::from_toml(text, Path::new("/etc/sievegate/sievegate.toml")).expect("valid");
+    assert!(
+        config
+            .server
+            .listen
+            .iter()
+            .all(|l| !matches!(l, crate::config::ListenAddr::Tcp(_))),
+        "{:?}",
+        config.server.listen
+    );
+    let listener_warnings: Vec<_> = config
+        .server
+        .warnings
+        .iter()
+        .filter(|w| w.starts_with("server.listen"))
+        .collect();
+    assert!(listener_warnings.is_empty(), "{listener_warnings:?}");
+    // The commented TCP alternative, uncommented as the comment says, is consistent too.
+    let tcp = text
+        .replace("#   listen = ", "listen = ")
+        .replace("#   xforward_from = ", "xforward_from = ");
+    let tcp = tcp.replacen("listen = [\"unix:/run/sievegate/lmtp.sock\"]\n", "", 1);
+    let tcp = tcp.replacen("xforward_from = [\"unix:postfix\"]\n", "", 1);
+    let config =
+        Config::from_toml(&tcp, Path::new("/etc/sievegate/sievegate.toml")).expect("valid");
+    assert_eq!(config.server.listen.len(), 2);
+    assert!(
+        !config
+            .server
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("server.listen")),
+        "{:?}",
+        config.server.warnings
+    );
+}

@@ -133,3 +133,191 @@ async fn disk_full_gives_452_and_leaves_no_file() {
         "{got}"
     );
 }
+
+/// A state store that panics in one method and passes every other call to an in-memory
+/// store: the trait seam through which a test injects a bug into one per-message step
+/// (the quarantine entry writes its index row; the postmaster notice queues a mail).
+struct PanicIn {
+    method: &'static str,
+    inner: sievegate::state::MemoryState,
+}
+
+impl PanicIn {
+    fn check(&self, method: &str) {
+        if self.method == method {
+            panic!("injected panic in StateStore::{method}");
+        }
+    }
+}
+
+mod panic_in {
+    use std::time::{Duration, SystemTime};
+
+    use sievegate::state::{
+        Expired, QuarantineEntry, QuarantineFilter, QueuedMail, RateDecision, StateError,
+        StateSizes, StateStore,
+    };
+
+    impl StateStore for super::PanicIn {
+        fn quarantine_insert(&self, entry: &QuarantineEntry) -> Result<(), StateError> {
+            self.check("quarantine_insert");
+            self.inner.quarantine_insert(entry)
+        }
+        fn quarantine_get(&self, id: &str) -> Result<Option<QuarantineEntry>, StateError> {
+            self.inner.quarantine_get(id)
+        }
+        fn quarantine_list(
+            &self,
+            filter: &QuarantineFilter,
+        ) -> Result<Vec<QuarantineEntry>, StateError> {
+            self.inner.quarantine_list(filter)
+        }
+        fn quarantine_mark_released(
+            &self,
+            id: &str,
+            at: SystemTime,
+            by: &str,
+        ) -> Result<bool, StateError> {
+            self.inner.quarantine_mark_released(id, at, by)
+        }
+        fn quarantine_delete(&self, id: &str) -> Result<bool, StateError> {
+            self.inner.quarantine_delete(id)
+        }
+        fn quarantine_older_than(&self, before: SystemTime) -> Result<Vec<String>, StateError> {
+            self.inner.quarantine_older_than(before)
+        }
+        fn cache_get(&self, key: &str, now: SystemTime) -> Result<Option<String>, StateError> {
+            self.inner.cache_get(key, now)
+        }
+        fn cache_put(&self, key: &str, value: &str, expires: SystemTime) -> Result<(), StateError> {
+            self.inner.cache_put(key, value, expires)
+        }
+        fn rate_check(
+            &self,
+            key: &str,
+            min_interval: Duration,
+            now: SystemTime,
+        ) -> Result<RateDecision, StateError> {
+            self.inner.rate_check(key, min_interval, now)
+        }
+        fn queue_push(&self, mail: &QueuedMail) -> Result<i64, StateError> {
+            self.check("queue_push");
+            self.inner.queue_push(mail)
+        }
+        fn queue_due(&self, now: SystemTime, limit: usize) -> Result<Vec<QueuedMail>, StateError> {
+            self.inner.queue_due(now, limit)
+        }
+        fn queue_done(&self, id: i64) -> Result<(), StateError> {
+            self.inner.queue_done(id)
+        }
+        fn queue_retry(
+            &self,
+            id: i64,
+            next_attempt: SystemTime,
+            error: &str,
+        ) -> Result<(), StateError> {
+            self.inner.queue_retry(id, next_attempt, error)
+        }
+        fn expire(&self, now: SystemTime, rate_keep: Duration) -> Result<Expired, StateError> {
+            self.inner.expire(now, rate_keep)
+        }
+        fn sizes(&self) -> Result<StateSizes, StateError> {
+            self.inner.sizes()
+        }
+        fn quarantine_add_recipient(
+            &self,
+            id: &str,
+            given: &str,
+            resolved: &str,
+        ) -> Result<bool, StateError> {
+            self.inner.quarantine_add_recipient(id, given, resolved)
+        }
+        fn quarantine_release_rcpts(
+            &self,
+            id: &str,
+            rcpts: &[String],
+            at: SystemTime,
+            by: &str,
+        ) -> Result<bool, StateError> {
+            self.inner.quarantine_release_rcpts(id, rcpts, at, by)
+        }
+        fn is_durable(&self) -> bool {
+            self.inner.is_durable()
+        }
+    }
+}
+
+/// An env whose state store panics in `method`, with a postmaster and the quarantine on.
+fn env_panicking_in(method: &'static str) -> Env {
+    let mut options = Options::new(Clamd::shared().addr());
+    options.extra_sections = vec![
+        "[notify]\npostmaster = \"postmaster@example.test\"\nrelay = \"127.0.0.1:9\"".into(),
+        "[state]\ndir = \"state\"".into(),
+        "[quarantine]\nenabled = true\ndir = \"quarantine\"".into(),
+    ];
+    let mut env = Env::new(options);
+    let config = sievegate::config::Config::load(&env.config_path).expect("config");
+    let state = std::sync::Arc::new(PanicIn {
+        method,
+        inner: sievegate::state::MemoryState::default(),
+    });
+    env.services = std::sync::Arc::new(sievegate::delivery::Services::with_state(config, state));
+    env
+}
+
+/// A panic while the postmaster notice is queued (after every recipient has its outcome)
+/// loses that notice only: infected mail still gets 250 for every recipient (never 451
+/// for all, which would end in a bounce), and clean mail is unaffected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_reporting_does_not_touch_the_replies() {
+    let env = env_panicking_in("queue_push");
+    let input = crate::support::messages::transaction_as(
+        "",
+        "mallory@forged.example",
+        &["alice@example.test", "bob@example.test"],
+        &crate::support::messages::infected_message(),
+    );
+    let got = env.transcript_every_split(&input).await;
+    assert!(
+        got.contains(
+            "250 2.0.0 <alice@example.test> ID Ok\r\n250 2.0.0 <bob@example.test> ID Ok\r\n"
+        ),
+        "{got}"
+    );
+    assert!(
+        !got.contains("451"),
+        "no deferral for a reporting bug: {got}"
+    );
+    assert_eq!(env.total_messages(), 0, "infected mail is never stored");
+}
+
+/// A panic while the quarantine entry is written counts as a failed quarantine write (the
+/// documented rule): every recipient is deferred, nothing is stored, the MTA retries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_the_quarantine_entry_is_a_failed_write() {
+    let env = env_panicking_in("quarantine_insert");
+    let input = crate::support::messages::transaction_as(
+        "",
+        "mallory@forged.example",
+        &["alice@example.test", "bob@example.test"],
+        &crate::support::messages::infected_message(),
+    );
+    let got = env.transcript(&[&input]).await;
+    assert!(
+        got.contains("451 4.3.0 <alice@example.test>")
+            && got.contains("451 4.3.0 <bob@example.test>"),
+        "{got}"
+    );
+    assert_eq!(env.total_messages(), 0);
+    // Clean mail is not quarantined, so the same bug does not touch it.
+    let got = env
+        .transcript(&[&transaction(
+            &["alice@example.test"],
+            &clean_message("fine"),
+        )])
+        .await;
+    assert!(
+        got.contains("250 2.0.0 <alice@example.test> ID Saved"),
+        "{got}"
+    );
+}

@@ -8,6 +8,7 @@ mod delivery;
 mod failures;
 mod protocol;
 mod timeouts;
+mod unknown;
 
 use crate::support::clamd::Clamd;
 use crate::support::env::{Env, Options};
@@ -16,7 +17,7 @@ fn env() -> Env {
     Env::new(Options::new(Clamd::shared().addr()))
 }
 
-const LHLO_REPLY: &str = "250-mx.example.test\r\n250-PIPELINING\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-SIZE 10485760\r\n250-SMTPUTF8\r\n250 XFORWARD NAME ADDR PORT PROTO HELO IDENT SOURCE\r\n";
+const LHLO_REPLY: &str = "250-mx.example.test\r\n250-PIPELINING\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-SIZE 10485760\r\n250-SMTPUTF8\r\n250-DSN\r\n250 XFORWARD NAME ADDR PORT PROTO HELO IDENT SOURCE\r\n";
 
 const GREETING: &str = "220 mx.example.test LMTP sievegate ready\r\n";
 

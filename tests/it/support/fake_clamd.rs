@@ -35,6 +35,9 @@ pub enum Mode {
     /// Reads the INSTREAM, waits 1.5 s, then answers `stream: OK\0`: a delivery that is
     /// still in flight when something else happens (e.g. SIGTERM).
     SlowOk,
+    /// Answers PING at once; reads a scan, then waits 4 s before `stream: OK\0`: one slow
+    /// scan (a huge archive) on a clamd that is otherwise fine.
+    StallScan,
     /// Answers PING; on INSTREAM reads the first chunk (on FILDES the first 64 KiB of the
     /// file), then closes: clamd dying mid-scan.
     DieMidStream,
@@ -189,6 +192,10 @@ fn serve(mode: Mode, mut conn: UnixStream, counts: &Counts) -> io::Result<()> {
         Mode::SizeLimit => conn.write_all(b"INSTREAM size limit exceeded. ERROR\0"),
         Mode::SlowOk => {
             std::thread::sleep(std::time::Duration::from_millis(1500));
+            conn.write_all(b"stream: OK\0")
+        }
+        Mode::StallScan => {
+            std::thread::sleep(std::time::Duration::from_secs(4));
             conn.write_all(b"stream: OK\0")
         }
         Mode::NoFildes | Mode::LostFd => conn.write_all(b"stream: OK\0"),
