@@ -39,8 +39,11 @@
 //! - [`delivery`]: the pipeline for one message (scan once; per recipient: the bounded
 //!   Sieve view → Plan → trace headers → Maildir → one log line) → one
 //!   [`delivery::RcptOutcome`] per recipient. [`delivery::Services`] is what it shares.
-//!   After the stores, [`delivery::send`] carries out what the Plan sends: redirects
-//!   through the relay before the reply, vacation replies and notifications into the outbox.
+//!   After the stores, [`delivery::send`] carries out what the Plan sends: redirects,
+//!   vacation replies and notifications into the outbox (a redirect is answered once
+//!   queued; the outbox keeps it in INBOX if the relay refuses it for good). Unknown users
+//!   (`[mailbox] unknown_users = "after-scan"`) are decided here, after the scan: 250 for
+//!   infected mail, 550 otherwise. A panic in a per-message step degrades that step only.
 //!   Its callers: the LMTP session, LDA mode and `quarantine release`
 //!   ([`delivery::deliver_scanned`]).
 //! - [`lda`]: LDA mode (`sievegate deliver`, like dovecot-lda): the message on stdin
@@ -53,14 +56,20 @@
 //!   its errors, crash-leftover cleanup in `tmp/`, and the configured owner and modes of
 //!   what it creates ([`store::Ownership`]).
 //! - [`quarantine`]: infected mail kept once per message (`<dir>/<id>.eml`, indexed in
-//!   [`state`]) before any reply; the logic of the `quarantine` CLI ([`quarantine::cli`]).
+//!   [`state`]) before any reply, holding only the recipients whose copy it kept; release
+//!   per recipient, once; purge and the sweep of crash leftovers;
+//!   the logic of the `quarantine` CLI ([`quarantine::cli`]).
 //! - [`state`]: the embedded state store behind one trait, [`state::StateStore`] (SQLite
-//!   in WAL mode; an in-memory twin): quarantine index, caches, rate limits, outbound queue.
+//!   in WAL mode; an in-memory twin, bounded): quarantine index, caches, rate limits,
+//!   outbound queue; every cache and rate row expires (`expire`, run by the server).
 //! - [`outbound`]: everything we send: queued in [`state`], sent by one background task
-//!   through `[notify] relay` (mail-send) or stored straight into a local user's INBOX.
+//!   through `[notify] relay` (mail-send) or stored straight into a local user's INBOX;
+//!   a redirect's failure keep ([`outbound::LocalDelivery::keep`]).
 //! - [`report`]: the messages we build about mail, with mail-builder: the postmaster notice
 //!   (one per infected message, rate-limited into a digest), RFC 5965 abuse reports to the
-//!   sending address's abuse contact (source IP, RDAP, ARF, rate limit), the RFC 5429
+//!   sending address's abuse contact (source IP from XFORWARD or the Received formats the
+//!   admin lists, RDAP https-only and bounded, ARF, rate limits per address, network,
+//!   contact and in total; the attached headers scanned first), the RFC 5429
 //!   rejection MDN; [`report::is_bounce`].
 //! - [`mail`]: the bottom layer (imports nothing of ours): [`mail::header`], the one header
 //!   walker (well-formed field lines only, capped), used wherever we read headers we did not
