@@ -18,6 +18,7 @@
 //! The envelope sender of our own mail is normally `<>`, so nothing we send can bounce back
 //! and loop.
 
+pub mod compose;
 pub mod local;
 pub mod relay;
 
