@@ -5,9 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use sieve::runtime::Variable;
-use sieve::{
-    Event, GeneratedMessage, Input, Mailbox, MessageOrigin, Recipient as SieveRecipient,
-};
+use sieve::{Event, GeneratedMessage, Input, Mailbox, MessageOrigin, Recipient as SieveRecipient};
 
 use super::memory::Memory;
 use super::plan::{Action, Remember, SendKind};
@@ -416,7 +414,12 @@ fn build_generated(
     let to: Vec<String> = to.into_iter().map(|a| a.trim().to_string()).collect();
     let dropped: Vec<String> = dropped
         .into_iter()
-        .map(|a| format!("{:?}", crate::text::sanitize(a, 100, crate::text::Charset::Utf8)))
+        .map(|a| {
+            format!(
+                "{:?}",
+                crate::text::sanitize(a, 100, crate::text::Charset::Utf8)
+            )
+        })
         .collect();
     if to.is_empty() {
         return Err("no plain recipient address".into());

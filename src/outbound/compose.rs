@@ -69,25 +69,31 @@ pub fn is_addr_spec(address: &str) -> bool {
         return false;
     };
     let atext = |c: char| {
-        c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c) || (!c.is_ascii() && !c.is_control() && !c.is_whitespace())
+        c.is_ascii_alphanumeric()
+            || "!#$%&'*+-/=?^_`{|}~".contains(c)
+            || (!c.is_ascii() && !c.is_control() && !c.is_whitespace())
     };
-    let dot_atom = |s: &str| !s.is_empty() && s.split('.').all(|a| !a.is_empty() && a.chars().all(atext));
-    let domain_ok = if let Some(literal) = domain.strip_prefix('[').and_then(|d| d.strip_suffix(']')) {
-        !literal.is_empty()
-            && literal
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || ".:-".contains(c))
-    } else {
-        !domain.is_empty()
-            && domain.split('.').all(|label| {
-                !label.is_empty()
-                    && !label.starts_with('-')
-                    && !label.ends_with('-')
-                    && label.chars().all(|c| {
-                        c.is_ascii_alphanumeric() || c == '-' || (!c.is_ascii() && c.is_alphanumeric())
-                    })
-            })
-    };
+    let dot_atom =
+        |s: &str| !s.is_empty() && s.split('.').all(|a| !a.is_empty() && a.chars().all(atext));
+    let domain_ok =
+        if let Some(literal) = domain.strip_prefix('[').and_then(|d| d.strip_suffix(']')) {
+            !literal.is_empty()
+                && literal
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".:-".contains(c))
+        } else {
+            !domain.is_empty()
+                && domain.split('.').all(|label| {
+                    !label.is_empty()
+                        && !label.starts_with('-')
+                        && !label.ends_with('-')
+                        && label.chars().all(|c| {
+                            c.is_ascii_alphanumeric()
+                                || c == '-'
+                                || (!c.is_ascii() && c.is_alphanumeric())
+                        })
+                })
+        };
     address.len() <= MAX_ADDRESS && local.len() <= MAX_LOCAL_PART && dot_atom(local) && domain_ok
 }
 
@@ -159,14 +165,17 @@ impl MsgId {
             .and_then(|i| i.strip_suffix('>'))
             .unwrap_or(id);
         let (left, right) = id.rsplit_once('@')?;
-        let atext =
-            |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c);
+        let atext = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c);
         let dot_atom =
             |s: &str| !s.is_empty() && s.split('.').all(|a| !a.is_empty() && a.chars().all(atext));
         let literal = right
             .strip_prefix('[')
             .and_then(|r| r.strip_suffix(']'))
-            .is_some_and(|r| !r.is_empty() && r.chars().all(|c| c.is_ascii_alphanumeric() || ".:-".contains(c)));
+            .is_some_and(|r| {
+                !r.is_empty()
+                    && r.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || ".:-".contains(c))
+            });
         (id.len() <= MAX_MSG_ID && dot_atom(left) && (dot_atom(right) || literal))
             .then(|| MsgId(id.to_string()))
     }
@@ -301,11 +310,14 @@ impl Generated {
         if self.to.is_empty() {
             return Err(ComposeError::NoRecipient);
         }
-        let list = |boxes: &[Mailbox]| Address::new_list(boxes.iter().map(Mailbox::to_builder).collect());
+        let list =
+            |boxes: &[Mailbox]| Address::new_list(boxes.iter().map(Mailbox::to_builder).collect());
         let mut builder = MessageBuilder::new()
             .from(self.from.to_builder())
             .to(list(&self.to))
-            .subject(Text::new(sanitize(&self.subject, MAX_SUBJECT, Charset::Utf8).into_owned()))
+            .subject(Text::new(
+                sanitize(&self.subject, MAX_SUBJECT, Charset::Utf8).into_owned(),
+            ))
             .date(Date::now())
             .message_id(new_message_id(&self.hostname));
         if !self.cc.is_empty() {
@@ -316,7 +328,10 @@ impl Generated {
         }
         if !self.references.is_empty() {
             let skip = self.references.len().saturating_sub(MAX_REFERENCES);
-            let ids: Vec<String> = self.references[skip..].iter().map(|r| r.0.clone()).collect();
+            let ids: Vec<String> = self.references[skip..]
+                .iter()
+                .map(|r| r.0.clone())
+                .collect();
             builder = builder.references(MessageId::new_list(ids.into_iter()));
         }
         builder = builder.header("Auto-Submitted", Raw::new(self.auto_submitted.as_str()));
@@ -362,7 +377,9 @@ pub fn new_message_id(hostname: &str) -> String {
         .collect();
     let host = host.trim_matches('.');
     let host = if host.is_empty() { "localhost" } else { host };
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     format!(
         "{}.{:09}.{}.{}.sievegate@{host}",
         now.as_secs(),

@@ -29,7 +29,10 @@ fn addr_spec_table() {
         ("a@-x.test", false),
         ("a@x..test", false),
         ("\"a b\"@example.test", false),
-        ("\"a\r\nRCPT TO:<injected@remote.test>\r\n\"@remote.test", false),
+        (
+            "\"a\r\nRCPT TO:<injected@remote.test>\r\n\"@remote.test",
+            false,
+        ),
         ("a\r\n@example.test", false),
         ("a@example.test\r\nRCPT TO:<x@y>", false),
         ("a\0@example.test", false),
@@ -70,9 +73,7 @@ fn mailbox_table() {
     ];
     for (value, want) in cases {
         let got = Mailbox::parse(value).ok();
-        let got = got
-            .as_ref()
-            .map(|m| (m.address(), m.name()));
+        let got = got.as_ref().map(|m| (m.address(), m.name()));
         assert_eq!(got, *want, "{value:?}");
     }
 }
@@ -93,7 +94,11 @@ fn msg_id_table() {
         ("", None),
     ];
     for (id, want) in cases {
-        assert_eq!(MsgId::parse(id).as_ref().map(MsgId::as_str), *want, "{id:?}");
+        assert_eq!(
+            MsgId::parse(id).as_ref().map(MsgId::as_str),
+            *want,
+            "{id:?}"
+        );
     }
     assert!(MsgId::parse(&format!("{}@x.test", "a".repeat(300))).is_none());
 }
@@ -130,11 +135,14 @@ fn assert_only_ours(header: &str) {
             "foreign line {line:?} in\n{header}"
         );
     }
-    for once in ["Auto-Submitted:", "Message-ID:", "MIME-Version:", "Content-Type:", "From:"] {
-        let n = header
-            .split("\r\n")
-            .filter(|l| l.starts_with(once))
-            .count();
+    for once in [
+        "Auto-Submitted:",
+        "Message-ID:",
+        "MIME-Version:",
+        "Content-Type:",
+        "From:",
+    ] {
+        let n = header.split("\r\n").filter(|l| l.starts_with(once)).count();
         assert_eq!(n, 1, "{once} in\n{header}");
     }
 }
@@ -162,14 +170,25 @@ fn hostile_text_never_leaves_its_field() {
         let (header, body) = split(&bytes);
         assert_only_ours(&header);
         assert!(!header.contains("\r\nX-Injected"), "{header}");
-        assert!(header.contains("Auto-Submitted: auto-replied\r\n"), "{header}");
-        assert!(header.contains("Content-Type: text/plain; charset=\"utf-8\"\r\n"), "{header}");
-        assert!(header.contains("Message-ID: <") && header.contains("@mx.example.testX-Injectedyes>"), "{header}");
+        assert!(
+            header.contains("Auto-Submitted: auto-replied\r\n"),
+            "{header}"
+        );
+        assert!(
+            header.contains("Content-Type: text/plain; charset=\"utf-8\"\r\n"),
+            "{header}"
+        );
+        assert!(
+            header.contains("Message-ID: <") && header.contains("@mx.example.testX-Injectedyes>"),
+            "{header}"
+        );
         assert!(!body.contains('\0'), "{body:?}");
         // Bare CR and LF exist in no line of what we send.
         assert!(!bytes.windows(2).any(|w| w[1] == b'\n' && w[0] != b'\r'));
         assert!(!bytes.windows(2).any(|w| w[0] == b'\r' && w[1] != b'\n'));
-        let parsed = mail_parser::MessageParser::new().parse(&bytes).expect("parses");
+        let parsed = mail_parser::MessageParser::new()
+            .parse(&bytes)
+            .expect("parses");
         assert_eq!(parsed.header_values("X-Injected").count(), 0);
     }
 }
@@ -197,7 +216,10 @@ fn mime_entity_table() {
         let bytes = generated("s", "n", body).build().expect("build");
         let (header, _) = split(&bytes);
         assert_only_ours(&header);
-        assert!(!header.contains("\r\nX-Injected") && !header.contains("\r\nBcc"), "{header}");
+        assert!(
+            !header.contains("\r\nX-Injected") && !header.contains("\r\nBcc"),
+            "{header}"
+        );
         if !mime {
             assert!(header.contains("Content-Type: text/plain"), "{header}");
         }

@@ -281,7 +281,12 @@ mod tests {
         let to = |s: &str| vec![s.to_string()];
         let cases: [(&str, &str, Vec<String>, &str); 5] = [
             ("h", "a@x\r\nRCPT TO:<i@x>", to("b@x"), "MAIL FROM"),
-            ("h", "a@x", to("\"a\r\nRCPT TO:<injected@remote.test>\r\n\"@remote.test"), "RCPT TO"),
+            (
+                "h",
+                "a@x",
+                to("\"a\r\nRCPT TO:<injected@remote.test>\r\n\"@remote.test"),
+                "RCPT TO",
+            ),
             ("h", "a@x", to("b@x\n"), "RCPT TO"),
             ("h", "a\0@x", to("b@x"), "MAIL FROM"),
             ("h\r\nRSET", "a@x", to("b@x"), "HELO"),

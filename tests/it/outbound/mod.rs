@@ -6,6 +6,7 @@
 //! This module holds what the files below share: the configuration and outbox of one test,
 //! quick retry options, an infected message as the pipeline describes it, and a sender loop.
 
+mod injection;
 mod local;
 mod notice;
 mod relay;
