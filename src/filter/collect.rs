@@ -399,6 +399,9 @@ pub(super) fn split_flags<S: AsRef<str>>(
     (system, keywords)
 }
 
+/// A generated message ready to queue: envelope recipients, bytes, refused recipients.
+type Built = (Vec<String>, Vec<u8>, Vec<String>);
+
 /// Builds the message sievegate sends for a generated message from its `parts`
 /// (`outbound::compose`): the envelope recipients that are plain addresses, the bytes, and
 /// the recipients refused (sanitised, for a note). `Err` when the `From` is not a plain
@@ -407,7 +410,7 @@ fn build_generated(
     kind: SendKind,
     envelope_to: &[String],
     parts: &GeneratedMessage,
-) -> Result<(Vec<String>, Vec<u8>, Vec<String>), String> {
+) -> Result<Built, String> {
     let (to, dropped): (Vec<&String>, Vec<&String>) = envelope_to
         .iter()
         .partition(|a| compose::is_addr_spec(a.trim()));

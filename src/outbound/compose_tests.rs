@@ -54,7 +54,8 @@ fn addr_spec_table() {
 #[test]
 fn mailbox_table() {
     // value, address, name; None: refused
-    let cases: &[(&str, Option<(&str, Option<&str>)>)] = &[
+    type Case<'a> = (&'a str, Option<(&'a str, Option<&'a str>)>);
+    let cases: &[Case] = &[
         ("a@example.test", Some(("a@example.test", None))),
         ("<a@example.test>", Some(("a@example.test", None))),
         (

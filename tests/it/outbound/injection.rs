@@ -126,7 +126,7 @@ fn vacation_and_notify_are_built_from_validated_parts() {
         "dave@example.test",
     ];
     let out = send(&server, "sender@remote.example", &rcpts, message.as_bytes());
-    assert_eq!(out.matches("\r\n250 2.").count() >= 4, true, "{out}");
+    assert!(out.matches("\r\n250 2.").count() >= 4, "{out}");
     let sent = sink.wait_for(4, Duration::from_secs(30));
     assert_eq!(sent.len(), 4, "{}", server.logs());
     for t in &sent {
