@@ -541,8 +541,12 @@ mod tests {
     }
 
     fn send(message_id: usize) -> Event {
+        send_to(message_id, "carol@example.net")
+    }
+
+    fn send_to(message_id: usize, to: &str) -> Event {
         Event::SendMessage {
-            recipient: SieveRecipient::Address("carol@example.net".into()),
+            recipient: SieveRecipient::Address(to.into()),
             notify: sieve::compiler::grammar::actions::action_redirect::Notify::Never,
             return_of_content: sieve::compiler::grammar::actions::action_redirect::Ret::Default,
             by_time: sieve::compiler::grammar::actions::action_redirect::ByTime::None,
@@ -621,6 +625,28 @@ mod tests {
                 false,
                 false,
                 "",
+            ),
+            (
+                "redirect to a quoted local part with line ends is refused and kept",
+                vec![send_to(
+                    0,
+                    "\"a\r\nRCPT TO:<injected@remote.test>\r\n\"@remote.test",
+                )],
+                vec![],
+                true,
+                false,
+                "refused: not a plain address: kept",
+            ),
+            (
+                "vacation to an address with a line end is not sent",
+                vec![
+                    created(1, MessageOrigin::Vacation),
+                    send_to(1, "carol@example.net\r\nBcc: x@y"),
+                ],
+                vec![],
+                false,
+                false,
+                "not sent",
             ),
             (
                 "original message sent on is a redirect",
