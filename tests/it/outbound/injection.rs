@@ -22,8 +22,13 @@ const REDIRECT: &str =
     "=?utf-8?b?ImENClJDUFQgVE86PGluamVjdGVkQHJlbW90ZS50ZXN0Pg0KIkByZW1vdGUudGVzdA==?=";
 
 fn start(relay: &str) -> (Env, Running) {
+    start_with(relay, &[])
+}
+
+fn start_with(relay: &str, sieve_extra: &[&str]) -> (Env, Running) {
     let mut options = Options::new(Clamd::shared().addr());
     options.before = Some(vec![]);
+    options.sieve_extra = sieve_extra.iter().map(|s| s.to_string()).collect();
     options.extra_sections = vec![
         "[state]\ndir = \"state\"".into(),
         format!("[notify]\nrelay = \"{relay}\""),
@@ -189,4 +194,58 @@ fn redirect_to_an_address_with_line_ends_is_refused_and_kept() {
         "{sent:?}"
     );
     assert!(sent.is_empty(), "{sent:?}");
+}
+
+#[test]
+fn rejection_mdn_reason_from_a_match_variable_stays_text() {
+    let sink = SmtpSink::start();
+    let (env, server) = start_with(&sink.addr().to_string(), &["allow_reject_mdn = true"]);
+    env.set_personal(
+        "alice",
+        r#"require ["reject", "variables"]; if header :matches "subject" "*" { reject "${1}"; }"#,
+    );
+    let message = format!(
+        "From: {NAME} <sender@remote.example>\r\nTo: alice@example.test\r\nSubject: {SUBJECT}\r\n\
+         Message-ID: <m3@remote.example>\r\n\r\nHello.\r\n"
+    );
+    let out = send(
+        &server,
+        "sender@remote.example",
+        &["alice@example.test"],
+        message.as_bytes(),
+    );
+    assert!(out.contains("\r\n250 2."), "{out}");
+    let sent = sink.wait_for(1, Duration::from_secs(30));
+    assert_eq!(sent.len(), 1, "{}", server.logs());
+    let t = &sent[0];
+    assert_eq!(t.mail_from, "<>");
+    assert_eq!(t.rcpt_to, ["<sender@remote.example>"]);
+    let text = String::from_utf8_lossy(&t.message).into_owned();
+    let header = &text[..text.find("\r\n\r\n").expect("header section") + 2];
+    for field in [
+        "Auto-Submitted",
+        "Message-ID",
+        "MIME-Version",
+        "Content-Type",
+    ] {
+        let n = header
+            .split("\r\n")
+            .filter(|l| l.starts_with(&format!("{field}:")))
+            .count();
+        assert_eq!(n, 1, "{field} in\n{text}");
+    }
+    // No line anywhere in the MDN (its parts included) is one of the attacker's: the reason
+    // is one line of the text part.
+    assert!(
+        !text.split("\r\n").any(|l| l.starts_with("X-Injected")),
+        "{text}"
+    );
+    // The reason is one line of the text/plain part, its line ends removed.
+    assert!(
+        text.contains("\r\n\r\nhiContent-Type: text/htmlX-Injected: yes<a href=\"http://evil.test\">click</a>\r\n"),
+        "{text}"
+    );
+    assert!(!t.message.contains(&0));
+    // Rejected by MDN: accepted and discarded.
+    assert_eq!(env.messages("alice", "").len(), 0);
 }
