@@ -36,6 +36,41 @@ pub fn sanitize(value: &str, max: usize, charset: Charset) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Makes `text` safe as a message body we write: line ends (CRLF, bare LF, bare CR) become
+/// CRLF, TAB stays, every other control character (NUL, ESC, DEL, C1, ...) is dropped, and the
+/// result is cut to `max` bytes at a character boundary. A body cannot end a header section
+/// (it comes after ours), but a bare CR or LF or a NUL would break SMTP's line rules
+/// (RFC 5321 §2.3.8).
+pub fn sanitize_body(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max));
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        let piece: &str = match c {
+            '\r' => {
+                if chars.peek() == Some(&'\n') {
+                    chars.next();
+                }
+                "\r\n"
+            }
+            '\n' => "\r\n",
+            '\t' => "\t",
+            c if c.is_control() => continue,
+            _ => {
+                if out.len() + c.len_utf8() > max {
+                    break;
+                }
+                out.push(c);
+                continue;
+            }
+        };
+        if out.len() + piece.len() > max {
+            break;
+        }
+        out.push_str(piece);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,5 +102,25 @@ mod tests {
         let euros = "€".repeat(100);
         let cut = sanitize(&euros, 255, Utf8);
         assert!(cut.len() <= 255 && cut.chars().all(|c| c == '€'));
+    }
+
+    #[test]
+    fn sanitize_body_table() {
+        let cases: &[(&str, usize, &str)] = &[
+            ("plain", 100, "plain"),
+            ("a\r\nb", 100, "a\r\nb"),
+            ("a\nb\rc", 100, "a\r\nb\r\nc"),
+            ("a\r\r\nb", 100, "a\r\n\r\nb"),
+            ("nul\0esc\x1bdel\x7fc1\u{85}.", 100, "nulescdelc1."),
+            ("tab\tkept", 100, "tab\tkept"),
+            ("Grüße", 100, "Grüße"),
+            ("abcdef", 3, "abc"),
+            // A line end is never cut in half.
+            ("ab\ncd", 3, "ab"),
+            ("€€", 5, "€"),
+        ];
+        for (input, max, want) in cases {
+            assert_eq!(sanitize_body(input, *max), *want, "{input:?}");
+        }
     }
 }

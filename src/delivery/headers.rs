@@ -154,9 +154,20 @@ fn build(info: &TraceInfo<'_>, rcpt: Option<&Recipient>) -> Vec<u8> {
         let _ = write!(out, "Delivered-To: {}\r\n", clean(&rcpt.original));
     }
 
+    // Beyond control characters, each part of the `from` clause keeps only what its kind
+    // can hold, so a client cannot write a `(name [addr])` of its choosing into our
+    // Received line (which the abuse reporting reads back as a trusted hop).
     let (helo, name, addr) = match &info.client {
-        Some(c) => (present(c.helo), present(c.name), present(c.addr)),
-        None => (present(info.helo), None, present(info.peer_addr)),
+        Some(c) => (
+            present_as(c.helo, Part::Helo),
+            present_as(c.name, Part::Name),
+            present_as(c.addr, Part::Addr),
+        ),
+        None => (
+            present_as(info.helo, Part::Helo),
+            None,
+            present_as(info.peer_addr, Part::Addr),
+        ),
     };
     out.push_str("Received:");
     if helo.is_some() || name.is_some() || addr.is_some() {
@@ -218,6 +229,33 @@ fn build(info: &TraceInfo<'_>, rcpt: Option<&Recipient>) -> Vec<u8> {
 fn present(value: Option<&str>) -> Option<Cow<'_, str>> {
     let v = clean(value?);
     (!v.is_empty() && v != "[UNAVAILABLE]" && v != "[TEMPUNAVAIL]").then_some(v)
+}
+
+/// Which part of a Received `from` clause a value fills.
+#[derive(Clone, Copy)]
+enum Part {
+    /// HELO/EHLO name: a host name or an address literal (`[192.0.2.1]`); no white space,
+    /// no parentheses.
+    Helo,
+    /// Reverse-DNS name: host name characters only.
+    Name,
+    /// IP address (`IPv6:` prefix allowed): hex digits, letters of the prefix, `.` and `:`.
+    Addr,
+}
+
+/// [`present`], then only the characters `part` may hold.
+fn present_as(value: Option<&str>, part: Part) -> Option<Cow<'_, str>> {
+    let v = present(value)?;
+    let keep = |c: char| match part {
+        Part::Helo => !c.is_whitespace() && !"()".contains(c),
+        Part::Name => c.is_alphanumeric() || ".-_".contains(c),
+        Part::Addr => c.is_ascii_alphanumeric() || ".:".contains(c),
+    };
+    if v.chars().all(keep) {
+        return Some(v);
+    }
+    let kept: String = v.chars().filter(|c| keep(*c)).collect();
+    (!kept.is_empty()).then_some(Cow::Owned(kept))
 }
 
 /// A client-supplied value made safe inside a header ([`crate::text::sanitize`]).
@@ -415,7 +453,7 @@ mod tests {
                 "injection attempts",
                 info(&infected, Some(evil)),
                 format!(
-                    "Received: from evilBcc: victim@example.test (name [1.2.3.4])\r\n\tby \
+                    "Received: from evilBcc:victim@example.test (name [1.2.3.4])\r\n\tby \
                      mx.example.test (sievegate) with LMTP id S1a2b\r\n\tfor \
                      <Bob+x@Example.test>; {DATE}\r\n\
                      X-Virus-Scanned: ClamAV via sievegate on mx.example.test\r\n\
@@ -462,6 +500,42 @@ mod tests {
                 "\t",
             ];
             assert!(known.iter().any(|k| line.starts_with(k)), "{line:?}");
+        }
+    }
+
+    /// Hostile HELO, XFORWARD NAME/ADDR/HELO, sender and virus name: no injected line, and
+    /// no `(name [addr])` of the client's making in the `from` clause.
+    #[test]
+    fn client_values_cannot_forge_lines_or_the_from_clause() {
+        let hostile = "x (evil.test [198.51.100.99])\r\nX-Injected: yes\0";
+        let infected = Verdict::Infected {
+            name: hostile.to_string(),
+            heuristic: false,
+        };
+        for client in [
+            None,
+            Some(ClientInfo {
+                name: Some(hostile),
+                addr: Some(hostile),
+                helo: Some(hostile),
+            }),
+        ] {
+            let i = TraceInfo {
+                return_path: hostile,
+                helo: Some(hostile),
+                peer_addr: Some(hostile),
+                session_id: hostile,
+                ..info(&infected, client)
+            };
+            let got =
+                String::from_utf8(trace_headers(&i, &rcpt("bob@example.test"))).expect("utf-8");
+            assert_no_injection(&got);
+            let received = got
+                .split("Received:")
+                .nth(1)
+                .and_then(|r| r.split("\tby ").next())
+                .unwrap_or_default();
+            assert!(!received.contains("evil.test ["), "{got}");
         }
     }
 

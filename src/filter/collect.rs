@@ -5,11 +5,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use sieve::runtime::Variable;
-use sieve::{Event, Input, Mailbox, MessageOrigin, Recipient as SieveRecipient};
+use sieve::{Event, GeneratedMessage, Input, Mailbox, MessageOrigin, Recipient as SieveRecipient};
 
 use super::memory::Memory;
 use super::plan::{Action, Remember, SendKind};
 use super::Mailboxes;
+use crate::outbound::compose;
 use crate::store::{keywords, Folder, SystemFlags};
 
 /// What one script decided, before it is merged into the chain's Plan.
@@ -74,8 +75,9 @@ pub(super) struct Collector<'n, 'm> {
     /// Message id 0: the message this script started with (`None`: the original; an
     /// edited one when an earlier script of the chain edited it).
     base: Option<Arc<[u8]>>,
-    /// The bytes of each generated message (vacation reply, notification), by id.
-    generated: HashMap<usize, Vec<u8>>,
+    /// The parts of each generated message (vacation reply, notification), by id; the bytes
+    /// we send are built from them by `outbound::compose`, never taken from sieve-rs.
+    generated: HashMap<usize, Box<GeneratedMessage>>,
     /// The state store's answers for `duplicate` and vacation; `None` answers "not seen"
     /// (tools that must not touch the store).
     memory: Option<&'n Memory>,
@@ -277,19 +279,41 @@ impl<'n, 'm> Collector<'n, 'm> {
                         } else {
                             SendKind::Notify
                         };
-                        let message = self.generated.get(&message_id).cloned();
-                        match (addresses(&recipient), message) {
-                            (Some(to), Some(message)) if !to.is_empty() => self
-                                .outcome
-                                .actions
-                                .push(Action::Send { kind, to, message }),
-                            _ => self.note(format!(
-                                "{} to {to} not sent: no usable address or message",
-                                kind.as_str()
+                        let built = match (addresses(&recipient), self.generated.get(&message_id)) {
+                            (Some(to), Some(parts)) => build_generated(kind, &to, parts),
+                            _ => Err("no usable address or message".to_string()),
+                        };
+                        match built {
+                            Ok((to, message, dropped)) => {
+                                if !dropped.is_empty() {
+                                    self.note(format!(
+                                        "{} not sent to {}: not a plain address",
+                                        kind.as_str(),
+                                        dropped.join(", ")
+                                    ));
+                                }
+                                self.outcome
+                                    .actions
+                                    .push(Action::Send { kind, to, message })
+                            }
+                            Err(why) => self.note(format!(
+                                "{} to {} not sent: {why}",
+                                kind.as_str(),
+                                crate::text::sanitize(&to, 200, crate::text::Charset::Utf8)
                             )),
                         }
                     }
                     Some(MessageOrigin::Edited) | None => match recipient {
+                        // A redirect target becomes an SMTP command: only a plain addr-spec.
+                        // Anything else is refused and the message kept, as Pigeonhole keeps
+                        // on a failing action.
+                        SieveRecipient::Address(address) if !compose::is_addr_spec(&address) => {
+                            self.outcome.redirected = true;
+                            self.note(format!(
+                                "redirect to {:?} refused: not a plain address: kept",
+                                crate::text::sanitize(&address, 200, crate::text::Charset::Utf8)
+                            ));
+                        }
                         SieveRecipient::Address(address) => {
                             let edited = self.content(message_id);
                             self.outcome.actions.push(Action::Redirect {
@@ -317,14 +341,16 @@ impl<'n, 'm> Collector<'n, 'm> {
                 message_id,
                 origin,
                 message,
+                parts,
             } => {
                 self.created.insert(message_id, origin);
                 if origin == MessageOrigin::Edited {
                     let bytes: Arc<[u8]> = message.into();
                     self.outcome.last_edited = Some(bytes.clone());
                     self.edited.insert(message_id, bytes);
-                } else {
-                    self.generated.insert(message_id, message);
+                } else if let Some(parts) = parts {
+                    // sieve-rs's own bytes of a generated message are never sent.
+                    self.generated.insert(message_id, parts);
                 }
                 Input::True
             }
@@ -373,6 +399,93 @@ pub(super) fn split_flags<S: AsRef<str>>(
     (system, keywords)
 }
 
+/// A generated message ready to queue: envelope recipients, bytes, refused recipients.
+type Built = (Vec<String>, Vec<u8>, Vec<String>);
+
+/// Builds the message sievegate sends for a generated message from its `parts`
+/// (`outbound::compose`): the envelope recipients that are plain addresses, the bytes, and
+/// the recipients refused (sanitised, for a note). `Err` when the `From` is not a plain
+/// address or no recipient is left.
+fn build_generated(
+    kind: SendKind,
+    envelope_to: &[String],
+    parts: &GeneratedMessage,
+) -> Result<Built, String> {
+    let (to, dropped): (Vec<&String>, Vec<&String>) = envelope_to
+        .iter()
+        .partition(|a| compose::is_addr_spec(a.trim()));
+    let to: Vec<String> = to.into_iter().map(|a| a.trim().to_string()).collect();
+    let dropped: Vec<String> = dropped
+        .into_iter()
+        .map(|a| {
+            format!(
+                "{:?}",
+                crate::text::sanitize(a, 100, crate::text::Charset::Utf8)
+            )
+        })
+        .collect();
+    if to.is_empty() {
+        return Err("no plain recipient address".into());
+    }
+    let from = compose::Mailbox::parse(&parts.from).map_err(|e| format!("From: {e}"))?;
+    // Shown recipients: those that are valid; the vacation reply names its one recipient.
+    let shown = |list: &[String]| -> Vec<compose::Mailbox> {
+        list.iter()
+            .filter_map(|a| compose::Mailbox::parse(a).ok())
+            .collect()
+    };
+    let mut shown_to = match (&parts.to_name, parts.to.first()) {
+        (Some(name), Some(address)) => compose::Mailbox::new(address, Some(name))
+            .ok()
+            .into_iter()
+            .collect(),
+        _ => shown(&parts.to),
+    };
+    if shown_to.is_empty() {
+        // mailto with only cc/bcc, or refused `To` values: name the envelope recipients.
+        shown_to = to
+            .iter()
+            .filter_map(|a| compose::Mailbox::new(a, None).ok())
+            .collect();
+    }
+    let (auto_submitted, body) = match kind {
+        SendKind::Vacation => (
+            compose::AutoSubmitted::Replied,
+            if parts.mime {
+                compose::Body::from_mime(&parts.body)
+            } else {
+                compose::Body::text(&parts.body)
+            },
+        ),
+        SendKind::Notify => (
+            compose::AutoSubmitted::Notified,
+            compose::Body::text(&parts.body),
+        ),
+    };
+    let message = compose::Generated {
+        from,
+        to: shown_to,
+        cc: shown(&parts.cc),
+        subject: parts.subject.clone(),
+        in_reply_to: parts.in_reply_to.as_deref().and_then(compose::MsgId::parse),
+        references: parts
+            .references
+            .iter()
+            .filter_map(|r| compose::MsgId::parse(r))
+            .collect(),
+        auto_submitted,
+        importance: parts.importance.map(|i| match i {
+            sieve::Importance::High => compose::Importance::High,
+            sieve::Importance::Normal => compose::Importance::Normal,
+            sieve::Importance::Low => compose::Importance::Low,
+        }),
+        body,
+        hostname: parts.hostname.clone(),
+    };
+    let bytes = message.build().map_err(|e| e.to_string())?;
+    Ok((to, bytes, dropped))
+}
+
 /// The plain addresses of a generated message's recipient; `None` for a list.
 fn addresses(recipient: &SieveRecipient) -> Option<Vec<String>> {
     match recipient {
@@ -404,6 +517,15 @@ mod tests {
             // Content a sender controls: it must not matter.
             message: b"Auto-Submitted: auto-replied\r\n\r\nhi".to_vec(),
             origin,
+            parts: (origin != MessageOrigin::Edited).then(|| {
+                Box::new(GeneratedMessage {
+                    from: "bob@example.test".into(),
+                    to: vec!["carol@example.net".into()],
+                    subject: "s".into(),
+                    body: "b".into(),
+                    ..GeneratedMessage::default()
+                })
+            }),
         }
     }
 
@@ -419,8 +541,12 @@ mod tests {
     }
 
     fn send(message_id: usize) -> Event {
+        send_to(message_id, "carol@example.net")
+    }
+
+    fn send_to(message_id: usize, to: &str) -> Event {
         Event::SendMessage {
-            recipient: SieveRecipient::Address("carol@example.net".into()),
+            recipient: SieveRecipient::Address(to.into()),
             notify: sieve::compiler::grammar::actions::action_redirect::Notify::Never,
             return_of_content: sieve::compiler::grammar::actions::action_redirect::Ret::Default,
             by_time: sieve::compiler::grammar::actions::action_redirect::ByTime::None,
@@ -499,6 +625,28 @@ mod tests {
                 false,
                 false,
                 "",
+            ),
+            (
+                "redirect to a quoted local part with line ends is refused and kept",
+                vec![send_to(
+                    0,
+                    "\"a\r\nRCPT TO:<injected@remote.test>\r\n\"@remote.test",
+                )],
+                vec![],
+                true,
+                false,
+                "refused: not a plain address: kept",
+            ),
+            (
+                "vacation to an address with a line end is not sent",
+                vec![
+                    created(1, MessageOrigin::Vacation),
+                    send_to(1, "carol@example.net\r\nBcc: x@y"),
+                ],
+                vec![],
+                false,
+                false,
+                "not sent",
             ),
             (
                 "original message sent on is a redirect",

@@ -30,6 +30,7 @@
 //! The envelope sender of our own mail is normally `<>`, so nothing we send can bounce back
 //! and loop. A redirect keeps the original sender, as Pigeonhole does.
 
+pub mod compose;
 pub mod local;
 pub mod redirect;
 pub mod relay;

@@ -61,13 +61,27 @@ pub enum RelayError {
         /// The reply text (single line, control characters removed).
         text: String,
     },
+    /// An address or the HELO name holds CR, LF or NUL: it would end an SMTP command and
+    /// start one of its own (RFC 5321 §2.3.8). Refused before anything is written; never
+    /// worth a retry.
+    #[error("relay {relay}: {what} holds CR, LF or NUL: not sent")]
+    Unsafe {
+        /// The relay as configured.
+        relay: String,
+        /// Which value: `HELO`, `MAIL FROM`, `RCPT TO`.
+        what: &'static str,
+    },
 }
 
 impl RelayError {
     /// True for a 5xx reply: the relay will never take this message, so retrying is pointless
     /// (RFC 5321 §4.2.1). Everything else (4xx, network trouble) is worth another try.
     pub fn is_permanent(&self) -> bool {
-        matches!(self, RelayError::Refused { code, .. } if (500..600).contains(code))
+        match self {
+            RelayError::Refused { code, .. } => (500..600).contains(code),
+            RelayError::Unsafe { .. } => true,
+            RelayError::Unreachable { .. } => false,
+        }
     }
 
     /// True when the relay itself failed rather than this message (connection trouble, or a
@@ -79,6 +93,7 @@ impl RelayError {
             RelayError::Refused { stage, code, .. } => {
                 matches!(*stage, "greeting" | "EHLO" | "HELO") && !(500..600).contains(code)
             }
+            RelayError::Unsafe { .. } => false,
         }
     }
 }
@@ -95,6 +110,21 @@ pub async fn send(
     timeouts: Timeouts,
 ) -> Result<String, RelayError> {
     let name = relay.to_string();
+    // mail-send writes `MAIL FROM:<{from}>` and `RCPT TO:<{to}>` as they are: a line end
+    // inside would be a command of its own, so nothing is written at all.
+    let unsafe_value = |v: &str| v.contains(['\r', '\n', '\0']);
+    let bad = if unsafe_value(helo) {
+        Some("HELO")
+    } else if unsafe_value(from) {
+        Some("MAIL FROM")
+    } else if to.iter().any(|t| unsafe_value(t)) {
+        Some("RCPT TO")
+    } else {
+        None
+    };
+    if let Some(what) = bad {
+        return Err(RelayError::Unsafe { relay: name, what });
+    }
     match tokio::time::timeout(
         timeouts.transaction,
         transaction(relay, &name, helo, from, to, message, timeouts),
@@ -240,6 +270,36 @@ fn one_line(text: &str) -> String {
 mod tests {
     use super::*;
 
+    /// CR, LF or NUL in any address or the HELO name: refused before a connection is even
+    /// made (the relay here is a port nobody listens on, which would give `Unreachable`).
+    #[tokio::test]
+    async fn unsafe_values_are_refused_before_writing() {
+        let relay = Relay {
+            host: "127.0.0.1".into(),
+            port: 1,
+        };
+        let to = |s: &str| vec![s.to_string()];
+        let cases: [(&str, &str, Vec<String>, &str); 5] = [
+            ("h", "a@x\r\nRCPT TO:<i@x>", to("b@x"), "MAIL FROM"),
+            (
+                "h",
+                "a@x",
+                to("\"a\r\nRCPT TO:<injected@remote.test>\r\n\"@remote.test"),
+                "RCPT TO",
+            ),
+            ("h", "a@x", to("b@x\n"), "RCPT TO"),
+            ("h", "a\0@x", to("b@x"), "MAIL FROM"),
+            ("h\r\nRSET", "a@x", to("b@x"), "HELO"),
+        ];
+        for (helo, from, rcpts, want) in cases {
+            let got = send(&relay, helo, from, &rcpts, b"x\r\n", Timeouts::default()).await;
+            match got {
+                Err(RelayError::Unsafe { what, .. }) => assert_eq!(what, want, "{from:?}"),
+                other => panic!("{from:?}: {other:?}"),
+            }
+        }
+    }
+
     fn refusal(stage: &'static str, code: u16) -> RelayError {
         RelayError::Refused {
             relay: "r".into(),
@@ -266,6 +326,14 @@ mod tests {
             (refusal("RCPT TO", 450), false, false),
             (refusal("DATA", 552), true, false),
             (refusal("DATA", 452), false, false),
+            (
+                RelayError::Unsafe {
+                    relay: "r".into(),
+                    what: "RCPT TO",
+                },
+                true,
+                false,
+            ),
         ];
         for (error, permanent, down) in cases {
             assert_eq!(error.is_permanent(), permanent, "{error}");

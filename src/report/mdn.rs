@@ -8,7 +8,6 @@
 //! part with the script's reason, the `message/disposition-notification` fields, and the
 //! original header section as `text/rfc822-headers` (never the body).
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use mail_builder::headers::content_type::ContentType;
@@ -42,6 +41,11 @@ pub fn must_not_answer(mail_from: &str, message: &[u8]) -> Option<&'static str> 
     if crate::report::is_bounce(mail_from, message) {
         return Some("the message is a bounce (null sender or delivery report)");
     }
+    // The MDN's only recipient: it goes into `To` and `RCPT TO`, so only a plain addr-spec
+    // (no quoted local part that could hold CR/LF).
+    if !crate::outbound::compose::is_addr_spec(mail_from) {
+        return Some("the envelope sender is not a plain address");
+    }
     let headers = crate::report::header_section(message);
     let auto = mail_parser::MessageParser::new()
         .parse_headers(headers)
@@ -53,12 +57,13 @@ pub fn must_not_answer(mail_from: &str, message: &[u8]) -> Option<&'static str> 
     auto.then_some("the message was sent automatically (Auto-Submitted)")
 }
 
-static COUNTER: AtomicU64 = AtomicU64::new(0);
-
 /// The whole message, ready to queue from the null sender (CRLF line ends).
 pub fn build(r: &Rejection<'_>) -> Result<Vec<u8>, std::io::Error> {
+    let to = crate::outbound::compose::Mailbox::new(r.to, None)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
     let host = sanitize(r.hostname, 255, Charset::Ascii);
     let rcpt = sanitize(r.rcpt, 255, Charset::Ascii);
+    // The reason may come from match variables: text only, in the body, never in a field.
     let reason = sanitize(r.reason, 1000, Charset::Utf8);
     let text = format!(
         "Your message to <{rcpt}> was automatically rejected by the recipient's mail filter.\r\n\
@@ -71,9 +76,9 @@ pub fn build(r: &Rejection<'_>) -> Result<Vec<u8>, std::io::Error> {
         "Reporting-UA: {host}; sievegate {}\r\nFinal-Recipient: rfc822; {rcpt}\r\n",
         env!("CARGO_PKG_VERSION")
     );
-    let original_id = sanitize(r.original_message_id, 255, Charset::Ascii);
-    if !original_id.is_empty() {
-        fields.push_str(&format!("Original-Message-ID: {original_id}\r\n"));
+    // Only a valid msg-id is repeated (RFC 8098 §3.2.5), never free text.
+    if let Some(id) = crate::outbound::compose::MsgId::parse(r.original_message_id) {
+        fields.push_str(&format!("Original-Message-ID: <{}>\r\n", id.as_str()));
     }
     fields.push_str("Disposition: automatic-action/MDN-sent-automatically; deleted\r\n");
     let headers = crate::report::notice::original_headers(r.original_headers).to_vec();
@@ -97,15 +102,10 @@ pub fn build(r: &Rejection<'_>) -> Result<Vec<u8>, std::io::Error> {
     );
     let now = SystemTime::now();
     let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let message_id = format!(
-        "{}.{}.{}.reject@{host}",
-        secs,
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    );
+    let message_id = crate::outbound::compose::new_message_id(&host);
     MessageBuilder::new()
         .from(format!("MAILER-DAEMON@{host}"))
-        .to(r.to)
+        .to(to.address().to_string())
         .subject("Automatically rejected mail")
         .date(Date::new(i64::try_from(secs).unwrap_or(i64::MAX)))
         .message_id(message_id)
@@ -149,6 +149,43 @@ mod tests {
         assert!(text.contains("Original-Message-ID: <1@example.org>"));
         assert!(text.contains("I don't want your offersBcc: x@y"), "{text}");
         assert!(!text.contains("body text"), "headers only, never the body");
+    }
+
+    /// Hostile values in every field that comes from the message or the script: no line of
+    /// them starts a header field; an unusable recipient is refused.
+    #[test]
+    fn mdn_hostile_fields() {
+        let hostile = "x\r\nX-Injected: yes\r\n\r\n<a href=x>\0";
+        let bytes = build(&Rejection {
+            hostname: "mx.example.test",
+            to: "alice@example.org",
+            rcpt: hostile,
+            reason: hostile,
+            original_message_id: hostile,
+            original_headers: ORIGINAL,
+        })
+        .expect("build");
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains("\nX-Injected"), "{text}");
+        assert!(!text.contains('\0'));
+        assert!(!text.contains("Original-Message-ID"), "{text}");
+        // Ours, once each, in the top header section.
+        let top = text.split("\r\n\r\n").next().unwrap_or_default();
+        for field in ["Auto-Submitted: ", "Message-ID: ", "MIME-Version: "] {
+            assert_eq!(top.matches(&format!("\r\n{field}")).count(), 1, "{top}");
+        }
+        for to in ["\"a\r\nRCPT TO:<i@x>\"@x.test", "a@x\r\nBcc: y@z", ""] {
+            let r = Rejection {
+                hostname: "mx.example.test",
+                to,
+                rcpt: "bob@example.test",
+                reason: "r",
+                original_message_id: "",
+                original_headers: ORIGINAL,
+            };
+            assert!(build(&r).is_err(), "{to:?}");
+            assert!(must_not_answer(to, ORIGINAL).is_some(), "{to:?}");
+        }
     }
 
     #[test]

@@ -232,7 +232,7 @@ notify :message "Mail" "mailto:phone@elsewhere.example";
     assert_eq!(vacation["to"], serde_json::json!(["sender@remote.example"]));
     let reply = vacation["message"].as_str().expect("text");
     assert!(
-        reply.starts_with("From: al@example.test\r\n") && reply.ends_with("Away."),
+        reply.starts_with("From: <al@example.test>\r\n") && reply.ends_with("Away.\r\n"),
         "{reply}"
     );
     let notify = of("notify");

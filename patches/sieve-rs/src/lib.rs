@@ -260,7 +260,44 @@ pub enum Event {
         message: Vec<u8>,
         /// sievegate patch (PATCHES.md #2): what produced this message.
         origin: MessageOrigin,
+        /// sievegate patch (PATCHES.md #19): for a vacation reply or a notification, the
+        /// parts `message` was made of, so that a caller can build the message it sends
+        /// itself from typed, validated parts instead of trusting these bytes. `None` for
+        /// an edited message.
+        parts: Option<Box<GeneratedMessage>>,
     },
+}
+
+/// sievegate patch (PATCHES.md #19): the parts of a generated message (vacation reply,
+/// `mailto:` notification), as the script and the incoming message gave them. Nothing here
+/// is validated or sanitised: a value may hold CR, LF, NUL or anything else the sender or
+/// the script put there. A caller that sends the message must check every part.
+#[derive(Debug, Clone, Default, Eq, PartialEq)]
+pub struct GeneratedMessage {
+    /// The `From` value: an address, or `Name <address>` (`:from`, or the user's address).
+    pub from: String,
+    /// The recipients shown in `To` (vacation: the envelope sender; mailto: its `to`).
+    pub to: Vec<String>,
+    /// Vacation only: the display name the incoming `From`/`Sender` gives the recipient.
+    pub to_name: Option<String>,
+    /// mailto only: the `cc` recipients, shown in `Cc` (`bcc` ones are never shown).
+    pub cc: Vec<String>,
+    /// The subject, already cut to sieve-rs's subject limit.
+    pub subject: String,
+    /// Vacation only: the incoming message's Message-ID (without `<>`).
+    pub in_reply_to: Option<String>,
+    /// Vacation only: the incoming `References` ids, then its Message-ID (RFC 5322 §3.6.4).
+    pub references: Vec<String>,
+    /// The body text (vacation: the reason; notify: the mailto body, `:message` or the
+    /// subject).
+    pub body: String,
+    /// Vacation `:mime`: `body` is a MIME entity (its own Content-* fields, a blank line,
+    /// its content) rather than plain text.
+    pub mime: bool,
+    /// Notify only: the `:importance`.
+    pub importance: Option<Importance>,
+    /// The host name sieve-rs was configured with (`local_hostname`), for a Message-ID.
+    pub hostname: String,
 }
 
 /// sievegate patch (PATCHES.md #2): what produced a `CreatedMessage`, so that a consumer

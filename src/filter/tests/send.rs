@@ -184,11 +184,11 @@ fn vacation_reply_headers() {
         // Patch #16 (RFC 2045 §4).
         "MIME-Version: 1.0\r\n",
         "In-Reply-To: <2@example.org>\r\n",
-        // sieve-rs copies the old field's raw value after the new id (its leading space
-        // included: two spaces, valid folding white space).
-        "References: <2@example.org>  <1@example.org>\r\n",
+        // RFC 5322 §3.6.4: the parent's References, then its Message-ID (built by
+        // outbound::compose from validated ids, never the raw field).
+        "References: <1@example.org> <2@example.org>\r\n",
         "Subject: Away\r\n",
-        "From: alice@example.test\r\n",
+        "From: <alice@example.test>\r\n",
         "\r\n\r\nBack on Monday",
     ] {
         assert!(text.contains(want), "{want:?} missing in:\n{text}");
@@ -263,7 +263,7 @@ fn vacation_reply_from_table() {
             })
             .unwrap_or_else(|| panic!("no reply for {arguments:?} / {fields:?}: {plan}"));
         assert!(
-            reply.starts_with(&format!("From: {want}\r\n")),
+            reply.starts_with(&format!("From: <{want}>\r\n")),
             "{arguments:?} / {fields:?}: want From {want}, got:\n{reply}"
         );
     }

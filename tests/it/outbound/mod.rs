@@ -7,6 +7,7 @@
 //! quick retry options, an infected message as the pipeline describes it, and a sender loop.
 
 mod fake_relay;
+mod injection;
 mod local;
 mod notice;
 mod redirect;

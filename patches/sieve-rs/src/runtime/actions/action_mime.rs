@@ -392,6 +392,8 @@ impl Context<'_> {
                 message_id: self.main_message_id,
                 message,
                 origin: crate::MessageOrigin::Edited,
+                // sievegate patch (PATCHES.md #19): only generated messages carry parts.
+                parts: None,
             })
         } else {
             None

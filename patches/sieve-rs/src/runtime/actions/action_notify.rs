@@ -15,7 +15,7 @@ use crate::{
     },
 };
 
-use super::action_vacation::MAX_SUBJECT_LEN;
+use super::action_vacation::{MAX_SUBJECT_LEN, write_header};
 
 impl Notify {
     pub(crate) fn exec(&self, ctx: &mut Context) {
@@ -96,26 +96,25 @@ impl Notify {
                 + 200;
 
             let mut message = Vec::with_capacity(message_len);
-            message.extend_from_slice(b"From: ");
-            message.extend_from_slice(from.as_bytes());
-            message.extend_from_slice(b"\r\n");
+            // sievegate patch (PATCHES.md #19): every value goes through
+            // `clean_header_value` (no control characters), so neither the script nor the
+            // URI nor the message can start a header line of its own.
+            write_header(&mut message, "From: ", &from);
 
             for (header, addresses) in [("To: ", &params.to), ("Cc: ", &params.cc)] {
                 if !addresses.is_empty() {
-                    message.extend_from_slice(header.as_bytes());
+                    let mut value = String::new();
                     for (pos, address) in addresses.iter().enumerate() {
                         if pos > 0 {
-                            message.extend_from_slice(b", ");
+                            value.push_str(", ");
                         }
-                        if !address.contains('<') {
-                            message.push(b'<');
-                        }
-                        message.extend_from_slice(address.as_bytes());
-                        if !address.contains('<') {
-                            message.push(b'>');
+                        if address.contains('<') {
+                            value.push_str(address);
+                        } else {
+                            value.push_str(&format!("<{address}>"));
                         }
                     }
-                    message.extend_from_slice(b"\r\n");
+                    write_header(&mut message, header, &value);
                 }
             }
 
@@ -139,10 +138,7 @@ impl Notify {
                     }
                     _ => (),
                 }
-                message.extend_from_slice(header.as_str().as_bytes());
-                message.extend_from_slice(b": ");
-                message.extend_from_slice(value.as_bytes());
-                message.extend_from_slice(b"\r\n");
+                write_header(&mut message, &format!("{}: ", header.as_str()), value);
             }
 
             if !has_date {
@@ -175,7 +171,6 @@ impl Notify {
             message.extend_from_slice(priority.as_bytes());
             message.extend_from_slice(b"\r\n");
 
-            message.extend_from_slice(b"Subject: ");
             let default_subject;
             let subject = if let Some(subject) = has_subject {
                 subject.as_str()
@@ -191,39 +186,51 @@ impl Notify {
                 );
                 default_subject.as_str()
             };
-            let mut iter = subject.chars().enumerate();
-            let mut buf = [0; 4];
-            #[allow(clippy::while_let_on_iterator)]
-            while let Some((pos, char)) = iter.next() {
-                if pos < MAX_SUBJECT_LEN {
-                    message.extend_from_slice(char.encode_utf8(&mut buf).as_bytes());
-                } else {
-                    break;
-                }
+            let mut subject_cut: String = subject.chars().take(MAX_SUBJECT_LEN).collect();
+            if subject.chars().nth(MAX_SUBJECT_LEN).is_some() {
+                subject_cut.push('…');
             }
-            if iter.next().is_some() {
-                message.extend_from_slice('…'.encode_utf8(&mut buf).as_bytes());
-            }
-            message.extend_from_slice(b"\r\n");
+            write_header(&mut message, "Subject: ", &subject_cut);
 
             message.extend_from_slice(b"Auto-Submitted: auto-notified\r\n");
             message.extend_from_slice(b"X-Sieve: yes\r\n");
             // sievegate patch (PATCHES.md #16): RFC 2045 §4.
             message.extend_from_slice(b"MIME-Version: 1.0\r\n");
             message.extend_from_slice(b"Content-type: text/plain; charset=utf-8\r\n\r\n");
-            if let Some(body) = params.body {
-                message.extend_from_slice(body.as_bytes());
+            let body = if let Some(body) = &params.body {
+                body.clone()
             } else if let Some(subject) = &notify_message {
-                message.extend_from_slice(subject.as_bytes());
-            } else if let Some(subject) = ctx.message.subject() {
-                message.extend_from_slice(subject.as_bytes());
-            }
+                subject.clone()
+            } else {
+                ctx.message.subject().unwrap_or_default().to_string()
+            };
+            message.extend_from_slice(body.as_bytes());
+            let parts = crate::GeneratedMessage {
+                from: from.clone(),
+                to: params.to.clone(),
+                to_name: None,
+                cc: params.cc.clone(),
+                subject: subject_cut,
+                in_reply_to: None,
+                references: Vec::new(),
+                body,
+                mime: false,
+                importance: self.importance.as_ref().map(|i| {
+                    match ctx.eval_value(i).to_string().as_ref() {
+                        "1" => Importance::High,
+                        "3" => Importance::Low,
+                        _ => Importance::Normal,
+                    }
+                }),
+                hostname: ctx.runtime.local_hostname.to_string(),
+            };
 
             ctx.last_message_id += 1;
             events.push(Event::CreatedMessage {
                 message_id: ctx.last_message_id,
                 message,
                 origin: crate::MessageOrigin::Notification,
+                parts: Some(Box::new(parts)),
             });
 
             if is_mailto {

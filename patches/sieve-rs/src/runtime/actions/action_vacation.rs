@@ -219,8 +219,10 @@ impl Vacation {
 
         // Check headers
         let mut message_id = None;
-        let mut vacation_to_full = None;
-        let mut references = None;
+        // sievegate patch (PATCHES.md #19): the recipient's display name and the
+        // References ids as parsed values, never raw bytes of the incoming header.
+        let mut vacation_to_name: Option<String> = None;
+        let mut references: Vec<String> = Vec::new();
         for header in &ctx.message.parts[0].headers {
             match &header.name {
                 HeaderName::Subject if vacation_subject.is_empty() => {
@@ -250,18 +252,24 @@ impl Vacation {
                 HeaderName::MessageId => {
                     message_id = header.value.as_text();
                 }
-                HeaderName::References if header.offset_start > 0 => {
-                    references = (&ctx.message.raw_message
-                        [header.offset_start as usize..header.offset_end as usize])
-                        .into();
-                }
-                HeaderName::From | HeaderName::Sender
-                    if matches!(&header.value, HeaderValue::Address(address) if address.contains(vacation_to.as_ref()))
-                        && header.offset_start > 0 =>
-                {
-                    vacation_to_full = (&ctx.message.raw_message
-                        [header.offset_start as usize..header.offset_end as usize])
-                        .into();
+                HeaderName::References => match &header.value {
+                    HeaderValue::TextList(ids) => {
+                        references = ids.iter().map(|id| id.to_string()).collect();
+                    }
+                    HeaderValue::Text(id) => references = vec![id.to_string()],
+                    _ => (),
+                },
+                HeaderName::From | HeaderName::Sender if vacation_to_name.is_none() => {
+                    if let HeaderValue::Address(address) = &header.value {
+                        vacation_to_name = address
+                            .iter()
+                            .find(|a| {
+                                a.address()
+                                    .is_some_and(|a| a.eq_ignore_ascii_case(vacation_to.as_ref()))
+                            })
+                            .and_then(|a| a.name())
+                            .map(str::to_string);
+                    }
                 }
                 _ => (),
             }
@@ -293,42 +301,42 @@ impl Vacation {
             vacation_subject = ctx.runtime.vacation_default_subject.as_ref().into();
         }
         let vacation_body = ctx.eval_value(&self.reason);
-        let message_len = vacation_body.len()
-            + vacation_from.len()
-            + vacation_to_full
-                .as_ref()
-                .map_or(vacation_to.len(), |t| t.len())
-            + vacation_subject.len()
-            + message_id.as_ref().map_or(0, |m| m.len() * 2)
-            + references.as_ref().map_or(0, |m| m.len())
-            + 160;
-
-        let mut message = Vec::with_capacity(message_len);
-        write_header(&mut message, "From: ", vacation_from.to_string().as_ref());
-        if let Some(vacation_to_full) = vacation_to_full {
-            message.extend_from_slice(b"To:");
-            message.extend_from_slice(vacation_to_full);
-        } else {
-            write_header(&mut message, "To: ", vacation_to.to_string().as_ref());
+        if let Some(id) = message_id {
+            // RFC 5322 §3.6.4: the parent's References, then the parent's Message-ID.
+            references.push(id.to_string());
         }
-        write_header(
-            &mut message,
-            "Subject: ",
-            vacation_subject.to_string().as_ref(),
-        );
-        if let Some(message_id) = message_id {
-            message.extend_from_slice(b"In-Reply-To: <");
-            message.extend_from_slice(message_id.as_bytes());
-            message.extend_from_slice(b">\r\n");
+        let parts = crate::GeneratedMessage {
+            from: vacation_from.to_string().into_owned(),
+            to: vec![vacation_to.to_string()],
+            to_name: vacation_to_name,
+            cc: Vec::new(),
+            subject: vacation_subject.to_string().into_owned(),
+            in_reply_to: message_id.map(str::to_string),
+            references,
+            body: vacation_body.to_string().into_owned(),
+            mime: self.mime,
+            importance: None,
+            hostname: ctx.runtime.local_hostname.to_string(),
+        };
 
-            message.extend_from_slice(b"References: <");
-            message.extend_from_slice(message_id.as_bytes());
-            if let Some(references) = references {
-                message.extend_from_slice(b"> ");
-                message.extend_from_slice(references);
-            } else {
-                message.extend_from_slice(b">\r\n");
-            }
+        // sievegate patch (PATCHES.md #19): sieve-rs's own bytes (a caller may file them
+        // with `:fcc`) go through `write_header`, which drops control characters, so no
+        // value can start a header line of its own; the ids are written as `<id>` only.
+        let mut message = Vec::with_capacity(parts.body.len() + 512);
+        write_header(&mut message, "From: ", &parts.from);
+        match &parts.to_name {
+            Some(name) => write_header(
+                &mut message,
+                "To: ",
+                &format!("\"{}\" <{}>", name.replace(['"', '\\'], ""), parts.to[0]),
+            ),
+            None => write_header(&mut message, "To: ", &parts.to[0]),
+        }
+        write_header(&mut message, "Subject: ", &parts.subject);
+        if let Some(id) = &parts.in_reply_to {
+            write_header(&mut message, "In-Reply-To: ", &format!("<{id}>"));
+            let ids: Vec<String> = parts.references.iter().map(|r| format!("<{r}>")).collect();
+            write_header(&mut message, "References: ", &ids.join(" "));
         }
         message.extend_from_slice(b"Date: ");
         message.extend_from_slice(Date::now().to_rfc822().as_bytes());
@@ -345,7 +353,7 @@ impl Vacation {
         if !self.mime {
             message.extend_from_slice(b"Content-type: text/plain; charset=utf-8\r\n\r\n");
         }
-        message.extend_from_slice(vacation_body.to_string().as_bytes());
+        message.extend_from_slice(parts.body.as_bytes());
 
         // Add action
         let mut events = Vec::with_capacity(3);
@@ -355,6 +363,7 @@ impl Vacation {
             message_id: ctx.last_message_id,
             message,
             origin: crate::MessageOrigin::Vacation,
+            parts: Some(Box::new(parts)),
         });
         events.push(Event::SendMessage {
             recipient: Recipient::Address(vacation_to.to_string()),
@@ -385,8 +394,23 @@ impl Vacation {
     }
 }
 
-fn write_header(buf: &mut Vec<u8>, name: &str, value: &str) {
+/// sievegate patch (PATCHES.md #19): the value goes through [`clean_header_value`], so a
+/// CR, LF or NUL from the message or the script never ends the field early.
+pub(crate) fn write_header(buf: &mut Vec<u8>, name: &str, value: &str) {
     buf.extend_from_slice(name.as_bytes());
-    buf.extend_from_slice(value.as_bytes());
+    buf.extend_from_slice(clean_header_value(value).as_bytes());
     buf.extend_from_slice(b"\r\n");
+}
+
+/// sievegate patch (PATCHES.md #19): `value` without control characters (CR, LF, NUL, TAB,
+/// DEL, C1), cut to 998 bytes (RFC 5322 §2.1.1) at a character boundary.
+pub(crate) fn clean_header_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len().min(998));
+    for c in value.chars().filter(|c| !c.is_control()) {
+        if out.len() + c.len_utf8() > 998 {
+            break;
+        }
+        out.push(c);
+    }
+    out
 }
