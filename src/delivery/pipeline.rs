@@ -277,7 +277,10 @@ fn deliver_all(
             verdict,
             received_at,
         ) {
-            Ok(id) => log.quarantined = Some(id),
+            Ok(id) => {
+                log.quarantined = Some(id);
+                log.all_held = true;
+            }
             Err(()) => return defer_all(envelope, &log, Deferral::QuarantineFailed),
         }
     }
@@ -394,7 +397,10 @@ fn deliver_all(
             .chain(&notes)
             .map(String::as_str)
             .collect();
-        log.emit(rcpt, &outcome, &notes);
+        // Held in the entry: every recipient when the virus policy quarantined, else only
+        // those whose own chain said `quarantine`.
+        let held = log.all_held || (plan.quarantines() && services.quarantine.is_some());
+        log.emit_as(rcpt, &outcome, &notes, held);
         outcome
     });
     if *route == Route::Sieve {
@@ -662,6 +668,9 @@ struct LogLine<'a> {
     verdict: &'a Verdict,
     /// The quarantine entry of this message, when it was quarantined.
     quarantined: Option<String>,
+    /// The entry holds every recipient (the virus policy quarantined the message), not only
+    /// those whose Sieve chain asked for it.
+    all_held: bool,
 }
 
 impl<'a> LogLine<'a> {
@@ -672,14 +681,22 @@ impl<'a> LogLine<'a> {
             size: message.len(),
             verdict,
             quarantined: None,
+            all_held: false,
         }
     }
 
+    /// The line of a recipient the quarantine entry holds when it holds everyone.
     fn emit(&self, rcpt: &Recipient, outcome: &RcptOutcome, notes: &[&str]) {
+        self.emit_as(rcpt, outcome, notes, self.all_held);
+    }
+
+    /// The line of `rcpt`; `held`: the quarantine entry holds this recipient's copy.
+    fn emit_as(&self, rcpt: &Recipient, outcome: &RcptOutcome, notes: &[&str], held: bool) {
         let e = self.envelope;
-        crate::metrics::delivery(outcome, self.quarantined.is_some());
+        let quarantined = self.quarantined.as_ref().filter(|_| held);
+        crate::metrics::delivery(outcome, quarantined.is_some());
         // A discard of quarantined mail is not a loss: say where the message is.
-        let actions = match (&self.quarantined, outcome) {
+        let actions = match (quarantined, outcome) {
             (Some(id), RcptOutcome::Discarded) => format!("quarantined {id}"),
             (Some(id), RcptOutcome::Delivered { .. }) => {
                 format!("{}, quarantined {id}", outcome.summary())

@@ -168,7 +168,7 @@ fn the_server_expires_state_and_reports_its_sizes() {
 
 #[test]
 fn purge_goes_on_past_an_entry_it_cannot_remove_and_sweeps_orphans() {
-    use sievegate::state::{QuarantineEntry, SqliteState, StateStore};
+    use sievegate::state::{SqliteState, StateStore};
     use std::time::{Duration, SystemTime};
     let clamd = Clamd::shared();
     let env = Env::new(quarantine_options(clamd));
@@ -178,27 +178,7 @@ fn purge_goes_on_past_an_entry_it_cannot_remove_and_sweeps_orphans() {
     {
         let state = SqliteState::open(&env.dir.path().join("state")).expect("open state");
         for id in ["a", "b", "c"] {
-            let entry = QuarantineEntry {
-                id: id.into(),
-                received_at: old,
-                sender: String::new(),
-                recipients: vec!["alice@example.test".into()],
-                resolved: vec!["alice@example.test".into()],
-                client_ip: None,
-                client_helo: None,
-                queue_id: None,
-                verdict: "infected".into(),
-                virustest: 5,
-                viruses: vec!["V".into()],
-                message_id: String::new(),
-                subject: String::new(),
-                from: String::new(),
-                size: 1,
-                backscatter: false,
-                released_at: None,
-                released_by: None,
-                releases: Vec::new(),
-            };
+            let entry = crate::quarantine::index_entry(id, old);
             state.quarantine_insert(&entry).expect("insert");
         }
     }

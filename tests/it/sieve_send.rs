@@ -19,7 +19,7 @@ const QUIET: Duration = Duration::from_secs(3);
 /// A server whose relay is `relay` (a sink, or a port nobody listens on), with a state
 /// directory; `sieve_extra` lines go into `[sieve]`. No before script: the personal
 /// scripts run even for infected mail, so the virus policy itself is what is tested.
-fn start(relay: &str, sieve_extra: &[&str]) -> (Env, Running) {
+pub(crate) fn start(relay: &str, sieve_extra: &[&str]) -> (Env, Running) {
     let mut options = Options::new(Clamd::shared().addr());
     options.before = Some(vec![]);
     options.sieve_extra = sieve_extra.iter().map(|s| s.to_string()).collect();
@@ -33,7 +33,7 @@ fn start(relay: &str, sieve_extra: &[&str]) -> (Env, Running) {
 }
 
 /// One LMTP transaction; returns the server's replies.
-fn send(server: &Running, from: &str, rcpts: &[&str], message: &[u8]) -> String {
+pub(crate) fn send(server: &Running, from: &str, rcpts: &[&str], message: &[u8]) -> String {
     let input = transaction_as("", from, rcpts, message);
     let mut stream = tcp(server.addr);
     stream.write_all(&input).expect("write");

@@ -4,13 +4,11 @@
 //! MIME-Version once each, a text/plain body; a redirect target holding CR/LF never becomes
 //! an SMTP command, and the user's copy is kept.
 
-use std::io::{Read, Write};
 use std::time::Duration;
 
-use crate::support::binary::{tcp, Running};
-use crate::support::clamd::Clamd;
-use crate::support::env::{Env, Options};
-use crate::support::messages::transaction_as;
+use crate::sieve_send::{send, start as start_with};
+use crate::support::binary::Running;
+use crate::support::env::Env;
 use crate::support::smtp_sink::{SmtpSink, Transaction};
 
 /// `hi\r\nContent-Type: text/html\r\nX-Injected: yes\r\n\r\n<a href="http://evil.test">click</a>`.
@@ -23,28 +21,6 @@ const REDIRECT: &str =
 
 fn start(relay: &str) -> (Env, Running) {
     start_with(relay, &[])
-}
-
-fn start_with(relay: &str, sieve_extra: &[&str]) -> (Env, Running) {
-    let mut options = Options::new(Clamd::shared().addr());
-    options.before = Some(vec![]);
-    options.sieve_extra = sieve_extra.iter().map(|s| s.to_string()).collect();
-    options.extra_sections = vec![
-        "[state]\ndir = \"state\"".into(),
-        format!("[notify]\nrelay = \"{relay}\""),
-    ];
-    let env = Env::new(options);
-    let server = Running::start(&env.config_path);
-    (env, server)
-}
-
-fn send(server: &Running, from: &str, rcpts: &[&str], message: &[u8]) -> String {
-    let input = transaction_as("", from, rcpts, message);
-    let mut stream = tcp(server.addr);
-    stream.write_all(&input).expect("write");
-    let mut out = Vec::new();
-    stream.read_to_end(&mut out).expect("read");
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Checks one generated message as the relay received it.
