@@ -63,7 +63,8 @@ pub trait UserNotes: Send + Sync {
 /// True when `address` can be written as an RFC 5321 §4.1.2 `Mailbox` between angle
 /// brackets as it is: a plain address ([`is_plain_address`]) or a quoted local part of
 /// printable ASCII (`qtextSMTP` / `quoted-pairSMTP`) at a plain domain; never CR, LF, NUL
-/// or any other control character; at most [`MAX_PATH`] bytes.
+/// or any other control character; at most 254 bytes (RFC 5321 §4.5.3.1.3: a path of 256
+/// octets with its brackets).
 pub fn is_smtp_mailbox(address: &str) -> bool {
     if address.len() > MAX_PATH || address.chars().any(char::is_control) {
         return false;

@@ -17,7 +17,7 @@
 //!    client named above it is in `trusted_relays`; the first client address outside them is
 //!    the source.
 //! 4. The client address of a header is read only in the formats of the MTAs the admin
-//!    lists (`[abuse] received_formats`, see [`super::received`]), from the part the
+//!    lists (`[abuse] received_formats`, see [`crate::mail::received`]), from the part the
 //!    receiving MTA wrote itself; the HELO is the client's claim and is never read. A
 //!    header in none of those formats (local submission, another MTA, an ambiguous value)
 //!    ends the walk without a source.
