@@ -259,12 +259,8 @@ MAILER(`smtp')dnl
 ";
 
 /// Host names as this test's Sendmail sees them (a private /etc/hosts, `hosts: files`): no
-/// query leaves the machine, 127.0.0.2 has no name, 127.0.0.4's name points elsewhere.
-const SENDMAIL_HOSTS: &str = "127.0.0.1 localhost
-127.0.0.3 mx.sendmail.test
-127.0.0.5 forged.example
-127.0.0.4 forged.example
-";
+/// query leaves the machine, 127.0.0.1 is `localhost`, 127.0.0.2 has no name.
+const SENDMAIL_HOSTS: &str = "127.0.0.1 localhost\n127.0.0.3 mx.sendmail.test\n";
 
 /// Runs Sendmail in a private UTS and mount namespace: a qualified host name (with the
 /// machine's unqualified one, Sendmail sleeps 60 s before it starts) and the private
@@ -430,16 +426,11 @@ fn sendmail_received_lines_name_the_real_client() {
         "[IPv6:2001:db8::1]",
         "from [IPv6:2001:db8::1] ([127.0.0.2])",
     );
-    // A verified name, and a name whose forward lookup names another address.
+    // A verified name.
     check(
         "127.0.0.1",
         "[192.0.2.77]",
         "from [192.0.2.77] (localhost [127.0.0.1])",
-    );
-    check(
-        "127.0.0.4",
-        "[192.0.2.77]",
-        "from [192.0.2.77] (forged.example ",
     );
     // IPv6: Sendmail writes the address uncompressed.
     check(
