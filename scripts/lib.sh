@@ -66,3 +66,32 @@ ensure_exim() {
     $sudo rm -rf "$tmp"
     echo "exim unpacked in $root" >&2
 }
+
+# ensure_sendmail: Debian's sendmail-bin 8.17 with sendmail-base and sendmail-cf (the m4
+# macros the test builds its .cf from), unpacked (not installed: sendmail-bin conflicts with
+# postfix, both being the system MTA) under $SENDMAIL_ROOT (default
+# /var/cache/sievegate-test/sendmail), for the test that reads the Received lines real
+# Sendmail writes (tests/it/received.rs runs $SENDMAIL_ROOT/usr/libexec/sendmail/sendmail
+# inetd-style, -bs on an accepted loopback socket, in a private UTS and mount namespace).
+# Its shared libraries and m4 are installed as ordinary packages. No user is needed: the
+# test runs it as root and only queues (the qf file holds the headers). Needs root (or sudo).
+ensure_sendmail() {
+    local root=${SENDMAIL_ROOT:-/var/cache/sievegate-test/sendmail}
+    [ -x "$root/usr/libexec/sendmail/sendmail" ] && [ -f "$root/usr/share/sendmail/cf/m4/cf.m4" ] && return 0
+    ensure_packages m4 util-linux libdb5.3 libldap-2.5-0 liblockfile1 libnsl2 libsasl2-2 libssl3 libwrap0
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    local tmp
+    tmp=$(mktemp -d)
+    chmod 755 "$tmp"
+    (cd "$tmp" && $sudo env DEBIAN_FRONTEND=noninteractive apt-get download sendmail-bin sendmail-base sendmail-cf >/dev/null) || {
+        $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        (cd "$tmp" && $sudo apt-get download sendmail-bin sendmail-base sendmail-cf >/dev/null)
+    }
+    $sudo mkdir -p "$root"
+    for deb in "$tmp"/*.deb; do
+        $sudo dpkg-deb -x "$deb" "$root"
+    done
+    $sudo rm -rf "$tmp"
+    echo "sendmail unpacked in $root" >&2
+}

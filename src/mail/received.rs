@@ -15,7 +15,9 @@
 //! - **Sendmail** (default `Received:` of sendmail.cf): `from HELO (NAME [ADDR])`, `(user@NAME
 //!   [ADDR])`, `([ADDR])`, `(NAME [ADDR] (may be forged))`, or `from NAME [ADDR]` without
 //!   HELO, then `by HOST (8.x.y/8.x.y) with PROTO id QID`. Sendmail refuses a HELO with
-//!   characters other than letters, digits and `[].-_#:`.
+//!   characters other than letters, digits and `[].-_#:` (then writes `from [ADDR]
+//!   ([ADDR])`). Sendmail 8.17 writes IPv6 uncompressed, `([IPv6:0:0:0:0:0:0:0:1])`, and
+//!   without reverse DNS `from [192.0.2.77] ([127.0.0.2])` (tests/it/received.rs runs it).
 //!
 //! A value must carry its MTA's `by` clause exactly once (`by HOST (Postfix`, `(Exim `,
 //! `by HOST (8.`): a header in none of the listed formats names no client.

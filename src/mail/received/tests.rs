@@ -8,7 +8,7 @@ fn ip(s: &str) -> Option<IpAddr> {
 #[test]
 fn formats_table() {
     // (format, unfolded value, expected client). Shapes from each MTA's own output; the
-    // real-MTA tests (tests/it/received.rs) check them against Postfix and Exim themselves.
+    // real-MTA tests (tests/it/received.rs) check them against Postfix, Exim and Sendmail.
     let cases: &[(ReceivedFormat, &str, Option<&str>)] = &[
         // Postfix
         (Postfix, "from mail.example.net (mail.example.net [203.0.113.7]) by mx.example.test (Postfix) with ESMTP id 4X; Sat, 28 Nov 2026 06:00:00 +0000", Some("203.0.113.7")),
@@ -45,6 +45,12 @@ fn formats_table() {
         (Sendmail, "from x (host.example.net [203.0.113.23] (may be forged)) by mx (8.17.1.9/8.17.1.9) with ESMTP id 1", Some("203.0.113.23")),
         (Sendmail, "from x (host [IPv6:2001:db8::23]) by mx (8.17.1.9/8.17.1.9) with ESMTP id 1", Some("2001:db8::23")),
         (Sendmail, "from host.example.net [203.0.113.24] by mx (8.17.1.9/8.17.1.9) with SMTP id 1", Some("203.0.113.24")),
+        // As Sendmail 8.17 wrote them (tests/it/received.rs): no rDNS, a HELO claiming
+        // another address; a refused HELO; IPv6 uncompressed; `-bs` on a pipe (no client).
+        (Sendmail, "from [192.0.2.77] ([127.0.0.2]) by mx.sendmail.test (8.17.1.9/8.17.1.9) with ESMTP id 6B4KdgXL031899 for <bob@example.test>; Fri, 4 Dec 2026 20:39:42 GMT", Some("127.0.0.2")),
+        (Sendmail, "from [127.0.0.2] ([127.0.0.2]) by mx.sendmail.test (8.17.1.9/8.17.1.9) with ESMTP id 6B4KdggF031999 for <bob@example.test>; Fri, 4 Dec 2026 20:39:42 GMT", Some("127.0.0.2")),
+        (Sendmail, "from evil.example ([IPv6:0:0:0:0:0:0:0:1]) by mx.sendmail.test (8.17.1.9/8.17.1.9) with ESMTP id 6B4Kdg6a031979 for <bob@example.test>; Fri, 4 Dec 2026 20:39:42 GMT", Some("::1")),
+        (Sendmail, "from [192.0.2.77] (root@localhost) by mx.sendmail.test (8.17.1.9/8.17.1.9) with ESMTP id 6B4KbBT9026739 for <bob@example.test>; Fri, 4 Dec 2026 20:37:11 GMT", None),
         (Sendmail, "from x (host) by mx (8.17.1.9/8.17.1.9) with ESMTP id 1", None),
         (Sendmail, "from x (host [203.0.113.9]) by mx (Postfix) with ESMTP id 1", None),
     ];
