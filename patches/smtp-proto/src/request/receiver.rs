@@ -123,7 +123,7 @@ impl DataState {
                 }
 
                 sink.push_byte(ch);
-                // sievegate patch (PATCHES.md): only the CR directly after the dot may
+                // sievegate patch (PATCHES.md #1): only the CR directly after the dot may
                 // start the end of data; "<CRLF>.<CR><CR><LF>" used to end it too, which
                 // let a client smuggle a second message past a front-end MTA.
                 self.crlf_dot = ch == b'\r' && self.last_ch == b'.';
@@ -393,7 +393,7 @@ mod tests {
                     "\r\n",
                 ),
             ),
-            // sievegate patch: extra CRs between the dot and the LF are body, not the end.
+            // sievegate patch (PATCHES.md #2): extra CRs between the dot and the LF are body, not the end.
             (
                 vec![
                     "\r\n.\r\r\n",
