@@ -71,7 +71,10 @@ So if you could go ahead and try to remember to do that from now on, that'd be g
                     input = true.into();
                 }
 
-                Event::Keep { flags, message_id } => {
+                // sievegate patch (PATCHES.md #1): `Keep` gained `implicit`.
+                Event::Keep {
+                    flags, message_id, ..
+                } => {
                     println!(
                         "Keep message '{}' with flags {:?}.",
                         if message_id > 0 {
@@ -135,6 +138,11 @@ So if you could go ahead and try to remember to do that from now on, that'd be g
                     messages.push(String::from_utf8(message).unwrap());
                     input = true.into();
                 }
+                // sievegate patch (PATCHES.md #8): the `quarantine` command.
+                Event::Quarantine => {
+                    println!("Quarantine message");
+                    input = true.into();
+                }
                 Event::Function { id, arguments } => {
                     println!(
                         "Script executed external function {id} with parameters {arguments:?}"
@@ -172,6 +180,10 @@ So if you could go ahead and try to remember to do that from now on, that'd be g
                     }
                     RuntimeError::CPULimitReached => {
                         eprintln!("Script exceeded the configured CPU limit.");
+                    }
+                    // sievegate patch (PATCHES.md #4): the wall-clock deadline passed.
+                    RuntimeError::TimeLimitReached => {
+                        eprintln!("Script exceeded its wall-clock time limit.");
                     }
                 }
                 input = true.into();

@@ -139,7 +139,7 @@ pub struct Context<'x> {
     pub(crate) num_redirects: usize,
     pub(crate) num_instructions: usize,
     pub(crate) num_out_messages: usize,
-    /// sievegate patch: wall-clock deadline for this context's runs (PATCHES.md #4).
+    /// sievegate patch (PATCHES.md #4): wall-clock deadline for this context's runs.
     pub(crate) deadline: Option<std::time::Instant>,
     /// sievegate patch (PATCHES.md #14): the user's address the last vacation test found in
     /// To/Cc/Bcc/Resent-*, which the vacation reply is sent from when it has no `:from`.
@@ -418,20 +418,41 @@ mod tests {
         path.push("tests");
 
         read_dir(path, &mut tests);
+        tests.sort();
 
+        // sievegate patch (PATCHES.md #20): every file runs, each under `catch_unwind`, and
+        // the test fails at the end naming every failing file with its message; upstream
+        // stopped at the first failure, hiding the rest. `SVTEST_FILTER=part` runs only the
+        // files whose path contains `part`.
+        let filter = std::env::var("SVTEST_FILTER").unwrap_or_default();
+        let mut failures = Vec::new();
+        let mut run = 0;
         for test in tests {
-            /*if !test
-                .file_name()
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .contains("expressions")
-            {
+            if !test.to_string_lossy().contains(filter.as_str()) {
                 continue;
-            }*/
+            }
+            run += 1;
             println!("===== {} =====", test.display());
-            run_test(&test);
+            if let Err(payload) =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_test(&test)))
+            {
+                let message = payload
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| payload.downcast_ref::<&str>().copied())
+                    .unwrap_or("(no message)")
+                    .to_string();
+                failures.push(format!("{}: {message}", test.display()));
+            }
         }
+
+        assert!(run > 0, "no .svtest file matches SVTEST_FILTER={filter:?}");
+        assert!(
+            failures.is_empty(),
+            "{} of {run} .svtest files failed:\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
     }
 
     fn read_dir(path: PathBuf, files: &mut Vec<PathBuf>) {
@@ -931,7 +952,16 @@ mod tests {
                                     };
                                 }
                                 "test_result_action_count" => {
-                                    input = (actions.len()
+                                    // sievegate patch (PATCHES.md #1): an explicit `keep` is now
+                                    // an event of its own, so count actions as Pigeonhole's
+                                    // result does: a `CreatedMessage` is the message an action
+                                    // sends or stores, not an action (`vacation` + `keep` is 2,
+                                    // not CreatedMessage + SendMessage + Keep).
+                                    let count = actions
+                                        .iter()
+                                        .filter(|a| !matches!(a, Event::CreatedMessage { .. }))
+                                        .count();
+                                    input = (count
                                         == params.first().unwrap().parse::<usize>().unwrap())
                                     .into();
                                 }

@@ -664,7 +664,7 @@ impl<'x> Context<'x> {
         self
     }
 
-    /// sievegate patch (PATCHES.md #8): the size the `size` test compares, when the parsed
+    /// sievegate patch (PATCHES.md #7): the size the `size` test compares, when the parsed
     /// message is only part of the real one (sievegate parses a bounded view of hostile
     /// messages). Without it, the size of the parsed message is used, as before.
     pub fn with_message_size(mut self, size: usize) -> Self {

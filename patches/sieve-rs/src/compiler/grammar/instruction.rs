@@ -220,7 +220,9 @@ impl Compiler {
                             // checked where it is used.
                             let redirect = Capability::Other("redirect".to_string());
                             if state.compiler.disabled_capabilities.contains(&redirect) {
-                                return Err(token_info.custom(ErrorType::CapabilityDisabled(redirect)));
+                                return Err(
+                                    token_info.custom(ErrorType::CapabilityDisabled(redirect))
+                                );
                             }
                             state.parse_redirect()?;
                         }
@@ -873,22 +875,22 @@ impl CompilerState<'_> {
     pub(crate) fn register_local_var(&mut self, name: String, _register_as_local: bool) -> usize {
         // sievegate patch (PATCHES.md #15): a variable belongs to the whole script (RFC 5229
         // §3), wherever it is first set; before, one first set inside a block was that
-        // block's and was empty after it. Only the `:local` path (script-wide) is left.
+        // block's and was empty after it. Every variable is registered in the script's
+        // outermost block with the next plain id, so no block ever holds (and clears) a
+        // variable of its own and ids are never reused. (Upstream's `:local` path numbered
+        // such variables from `usize::MAX` down and renumbered them when the script was
+        // compiled, but that renumbering skips instructions it does not list, such as the
+        // test suite's own commands, which then read an empty string.)
         if let Some(var_id) = self.get_local_var(&name) {
             var_id
-        } else if self.block_stack.is_empty() {
-            let var_id = self.vars_num;
-            self.block.vars_local.insert(name, var_id);
-            self.vars_num += 1;
-            var_id
         } else {
-            let var_id = usize::MAX - self.vars_local;
+            let var_id = self.vars_num;
             self.block_stack
                 .first_mut()
-                .unwrap()
+                .unwrap_or(&mut self.block)
                 .vars_local
-                .insert(name, usize::MAX - self.vars_local);
-            self.vars_local += 1;
+                .insert(name, var_id);
+            self.vars_num += 1;
             var_id
         }
     }

@@ -33,6 +33,7 @@ impl AddHeader {
 
         if !header_name.is_empty()
             && let Some(header_name) = HeaderName::parse(header_name)
+            // sievegate patch (PATCHES.md #12): any case, and by prefix.
             && !ctx.runtime.is_protected_header(&header_name)
         {
             ctx.has_changes = true;
@@ -62,6 +63,7 @@ impl DeleteHeader {
         let mut deleted_headers = Vec::new();
         let mut deleted_bytes = 0;
 
+        // sievegate patch (PATCHES.md #12)
         if ctx.runtime.is_protected_header(&header_name) {
             return;
         }

@@ -260,6 +260,7 @@ impl Enclose {
                 header_value = header_value.trim();
                 if !header_value.is_empty()
                     && let Some(name) = HeaderName::parse(header_name)
+                    // sievegate patch (PATCHES.md #12)
                     && !ctx.runtime.is_protected_header(&name)
                 {
                     match &name {
@@ -391,6 +392,7 @@ impl Context<'_> {
             Some(Event::CreatedMessage {
                 message_id: self.main_message_id,
                 message,
+                // sievegate patch (PATCHES.md #2)
                 origin: crate::MessageOrigin::Edited,
                 // sievegate patch (PATCHES.md #19): only generated messages carry parts.
                 parts: None,

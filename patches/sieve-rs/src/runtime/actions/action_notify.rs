@@ -22,13 +22,15 @@ impl Notify {
         // Do not notify on Auto-Submitted messages
         for header in &ctx.message.parts[0].headers {
             // sievegate patch (PATCHES.md #9): mail-parser names the field
-            // `HeaderName::AutoSubmitted`, so `Other` alone never matched it.
-            if matches!(&header.name, HeaderName::AutoSubmitted)
-                || matches!(&header.name, HeaderName::Other(name) if name.eq_ignore_ascii_case("Auto-Submitted"))
+            // `HeaderName::AutoSubmitted`, so `Other` alone never matched it. Any value but
+            // `no` (RFC 3834 §5) suppresses the notification.
+            let auto_submitted = matches!(&header.name, HeaderName::AutoSubmitted)
+                || matches!(&header.name, HeaderName::Other(name) if name.eq_ignore_ascii_case("Auto-Submitted"));
+            if auto_submitted
                 && header
                     .value
                     .as_text()
-                    .is_none_or(|v| !v.eq_ignore_ascii_case("no"))
+                    .is_none_or(|v| !v.trim().eq_ignore_ascii_case("no"))
             {
                 return;
             }
@@ -229,6 +231,7 @@ impl Notify {
             events.push(Event::CreatedMessage {
                 message_id: ctx.last_message_id,
                 message,
+                // sievegate patch (PATCHES.md #2)
                 origin: crate::MessageOrigin::Notification,
                 parts: Some(Box::new(parts)),
             });

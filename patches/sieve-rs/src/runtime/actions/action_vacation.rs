@@ -282,8 +282,8 @@ impl Vacation {
         let reply_from = ctx.vacation_reply_from.take();
         let vacation_from = if let Some(from) = &self.from {
             ctx.eval_value(from)
-        } else if let Some(address) = reply_from
-            .filter(|a| !a.eq_ignore_ascii_case(ctx.user_address.as_ref()))
+        } else if let Some(address) =
+            reply_from.filter(|a| !a.eq_ignore_ascii_case(ctx.user_address.as_ref()))
         {
             address.into()
         } else if !ctx.user_address.is_empty() {
@@ -362,6 +362,7 @@ impl Vacation {
         events.push(Event::CreatedMessage {
             message_id: ctx.last_message_id,
             message,
+            // sievegate patch (PATCHES.md #2)
             origin: crate::MessageOrigin::Vacation,
             parts: Some(Box::new(parts)),
         });
