@@ -14,6 +14,7 @@ mod logs;
 mod metrics;
 mod outbound;
 mod ownership;
+mod patches;
 mod pigeonhole;
 mod postfix;
 mod postfix_backscatter;
