@@ -547,5 +547,47 @@ fileinto :create "${s}-${t}";
             },
             ..BASE
         },
+        // ---- sieve-rs's own test suite, changed in the fork (patches/sieve-rs/PATCHES.md) ----
+        // `stalwart/extensions.svtest` "Variable scopes": a variable first set in a nested
+        // block keeps its value after it (RFC 5229 §3; sieve-rs patch #15).
+        Case {
+            name: "variable_set_in_nested_blocks",
+            personal: Some(
+                r#"require ["variables", "fileinto", "mailbox"];
+if true {
+  set "a" "A";
+  if true {
+    set "b" "B";
+    if true {
+      set :lower "c" "C";
+      if header :matches "Subject" "*" { set "d" "${1}"; }
+    }
+  }
+}
+fileinto :create "${a}${b}${c}-${d}";
+"#,
+            ),
+            ..BASE
+        },
+        // The RFC 5260 §6 / RFC 6009 example shape whose saved parse upstream dropped the
+        // variables (`tests/rfcs/*.json`): values set inside `currentdate` blocks, used after.
+        Case {
+            name: "variable_from_currentdate_block",
+            personal: Some(
+                r#"require ["date", "variables", "fileinto", "mailbox"];
+if currentdate :matches "year" "*" { set "year" "${1}"; }
+fileinto :create "Archive-${year}";
+"#,
+            ),
+            ..BASE
+        },
+        // `extensions/vacation/execute.svtest` "Action": `vacation` then `keep` are two
+        // actions (one reply, one stored copy); sieve-rs patch #1 made `keep` an event.
+        Case {
+            name: "vacation_then_keep",
+            personal: Some("require \"vacation\";\nvacation \"I am away.\";\nkeep;\n"),
+            message: TO_USER,
+            ..BASE
+        },
     ]
 }
