@@ -385,6 +385,10 @@ pub enum VirusStatus {
     Virus,
 }
 
+// sievegate patch (PATCHES.md #20): tests of sievegate's patches through the public API.
+#[cfg(test)]
+mod sievegate_tests;
+
 #[cfg(test)]
 mod tests {
     use std::{
