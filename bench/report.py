@@ -52,6 +52,31 @@ def per_thousand(runs, key):
     return statistics.median(values) if values else NAN
 
 
+def stack_ticks(server, r):
+    """CPU ticks of the processes doing the work for `server`'s column: the server's process
+    tree, the Dovecot behind amavisd, and clamd where the column scans. Unlike the machine's
+    ticks, this leaves out the load generator and anything else running on the machine."""
+    if server == "dovecot":
+        keys = ["dovecot_ticks"]
+    elif server.startswith("amavisd"):
+        keys = ["amavisd_ticks", "dovecot_ticks", "clamd_ticks"]
+    else:
+        keys = ["cpu_ticks", "clamd_ticks"]
+    if any(k not in r for k in keys):
+        return None
+    return sum(r[k] for k in keys)
+
+
+def stack_per_thousand(server, runs, key=None):
+    """Median CPU seconds per 1000 delivered messages of the stack (or of one `key`)."""
+    values = []
+    for r in runs:
+        ticks = stack_ticks(server, r) if key is None else r.get(key)
+        if ticks is not None:
+            values.append(ticks / r["hz"] / max(r["delivered"], 1) * 1000)
+    return statistics.median(values) if values else NAN
+
+
 def ratio(a, b):
     return a / b if b and b == b and a == a else NAN
 
@@ -160,6 +185,32 @@ def main(path):
                         default=NAN) / 1024) for s in sg]
         rows.append(row)
     table(head, rows)
+
+    have_stack = any("dovecot_ticks" in r for c in cells.values() for runs in c.values()
+                     for r in runs)
+    if have_stack:
+        print("CPU seconds per 1000 messages of the stack alone (its processes and the ones "
+              "they fork; amavisd's column includes its Dovecot and clamd, sievegate's its "
+              "clamd; no load generator, no other load of the machine):\n")
+        head = cell_head() + [NAMES.get(s, s) for s in servers]
+        if "sievegate" in servers:
+            head += [f"{NAMES[a]} / sievegate" for a in amavis] + (
+                ["Dovecot / sievegate"] if "dovecot" in servers else [])
+        head += [f"{NAMES[a]}: amavisd, Dovecot, clamd" for a in amavis]
+        rows = []
+        for k in keys:
+            runs = cells[k]
+            row = cell_row(k) + [fmt(stack_per_thousand(s, runs.get(s, [])), 2)
+                                 for s in servers]
+            if "sievegate" in servers:
+                sg_cpu = stack_per_thousand("sievegate", runs.get("sievegate", []))
+                row += [fmt_ratio(ratio(stack_per_thousand(a, runs.get(a, [])), sg_cpu))
+                        for a in amavis + (["dovecot"] if "dovecot" in servers else [])]
+            row += [", ".join(fmt(stack_per_thousand(a, runs.get(a, []), key), 2)
+                              for key in ("amavisd_ticks", "dovecot_ticks", "clamd_ticks"))
+                    for a in amavis]
+            rows.append(row)
+        table(head, rows)
 
     n = max((len(v) for c in cells.values() for v in c.values()), default=0)
     total = sum(len(v) for c in cells.values() for v in c.values())
