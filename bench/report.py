@@ -1,10 +1,16 @@
 #!/usr/bin/env python3
-"""Medians and sievegate/Dovecot ratios from bench/run's results.jsonl, as Markdown tables.
+"""Medians and ratios from bench/run's results.jsonl, as Markdown tables.
 
 Each line of the input is one lmtp-load run plus what bench/run measured around it
 (label = server, repeat, CPU ticks of the whole machine and of clamd, and for sievegate its
-peak RSS and its own CPU ticks). Servers: dovecot, sievegate (scanning every message with
-clamd) and sievegate-noscan (`[scanner] enabled = false`).
+peak RSS and its own CPU ticks). Servers, each a column when the run has it:
+dovecot (Dovecot LMTP + Pigeonhole), sievegate (scanning every message with clamd),
+sievegate-noscan (`[scanner] enabled = false`), sievegate-base (sievegate built at the
+--baseline revision), amavisd (amavisd-new + clamd in front of the same Dovecot, driven
+pipelined) and amavisd-nopipe (the same, driven without pipelining).
+
+Only ratios within one run mean anything (the disk's fsync rate swings 2-4x between
+minutes), so every table after the first is ratios of medians from this run.
 """
 import json
 import statistics
@@ -12,6 +18,17 @@ import sys
 from collections import defaultdict
 
 NAN = float("nan")
+
+# Column order and the names the tables print.
+SERVERS = [
+    ("dovecot", "Dovecot"),
+    ("amavisd", "amavisd+Dovecot"),
+    ("amavisd-nopipe", "amavisd+Dovecot no-pipe"),
+    ("sievegate", "sievegate"),
+    ("sievegate-base", "sievegate-base"),
+    ("sievegate-noscan", "sievegate no-scan"),
+]
+NAMES = dict(SERVERS)
 
 
 def human(size):
@@ -35,8 +52,49 @@ def per_thousand(runs, key):
     return statistics.median(values) if values else NAN
 
 
+def stack_ticks(server, r):
+    """CPU ticks of the processes doing the work for `server`'s column: the server's process
+    tree, the Dovecot behind amavisd, and clamd where the column scans. Unlike the machine's
+    ticks, this leaves out the load generator and anything else running on the machine."""
+    if server == "dovecot":
+        keys = ["dovecot_ticks"]
+    elif server.startswith("amavisd"):
+        keys = ["amavisd_ticks", "dovecot_ticks", "clamd_ticks"]
+    else:
+        keys = ["cpu_ticks", "clamd_ticks"]
+    if any(k not in r for k in keys):
+        return None
+    return sum(r[k] for k in keys)
+
+
+def stack_per_thousand(server, runs, key=None):
+    """Median CPU seconds per 1000 delivered messages of the stack (or of one `key`)."""
+    values = []
+    for r in runs:
+        ticks = stack_ticks(server, r) if key is None else r.get(key)
+        if ticks is not None:
+            values.append(ticks / r["hz"] / max(r["delivered"], 1) * 1000)
+    return statistics.median(values) if values else NAN
+
+
 def ratio(a, b):
     return a / b if b and b == b and a == a else NAN
+
+
+def fmt_ratio(x):
+    return "-" if x != x else f"{x:.2f}x"
+
+
+def fmt(x, digits=0):
+    return "-" if x != x else f"{x:.{digits}f}"
+
+
+def table(head, rows):
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    print()
 
 
 def main(path):
@@ -45,37 +103,119 @@ def main(path):
         for line in f:
             r = json.loads(line)
             cells[(r["size"], r["rcpts"], r["concurrency"])][r["label"]].append(r)
+    present = {label for c in cells.values() for label in c}
+    servers = [s for s, _ in SERVERS if s in present]
+    servers += sorted(present - set(servers))
+    keys = sorted(cells)
 
-    print("Throughput and latency (medians; ratio = sievegate / Dovecot, same run):\n")
-    print("| size | rcpts | conc | Dovecot msg/s | sievegate msg/s | ratio "
-          "| sievegate no-scan msg/s | ratio | Dovecot p99 ms | sievegate p99 ms "
-          "| p99 ratio | errors |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for (size, rcpts, conc) in sorted(cells):
-        runs = cells[(size, rcpts, conc)]
-        dc, sg, ns = (runs.get(k, []) for k in ("dovecot", "sievegate", "sievegate-noscan"))
-        dc_rate, sg_rate, ns_rate = (med(x, "msgs_per_s") for x in (dc, sg, ns))
-        dc_p99, sg_p99 = med(dc, "p99_ms"), med(sg, "p99_ms")
-        errors = sum(r["errors"] for r in dc + sg + ns)
-        print(f"| {human(size)} | {rcpts} | {conc} | {dc_rate:.0f} | {sg_rate:.0f} | "
-              f"{ratio(sg_rate, dc_rate):.2f}x | {ns_rate:.0f} | {ratio(ns_rate, dc_rate):.2f}x | "
-              f"{dc_p99:.1f} | {sg_p99:.1f} | {ratio(sg_p99, dc_p99):.2f} | {errors} |")
+    def cell_head():
+        return ["size", "rcpts", "conc"]
 
-    print("\nCPU seconds per 1000 messages (whole machine: server + load generator + kernel "
-          "+ clamd) and sievegate's peak RSS:\n")
-    print("| size | rcpts | conc | Dovecot machine | sievegate machine | sievegate process "
-          "| clamd | no-scan machine | sievegate peak RSS MB |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for (size, rcpts, conc) in sorted(cells):
-        runs = cells[(size, rcpts, conc)]
-        dc, sg, ns = (runs.get(k, []) for k in ("dovecot", "sievegate", "sievegate-noscan"))
-        rss = max((r["rss_kb"] for r in sg if "rss_kb" in r), default=NAN) / 1024
-        print(f"| {human(size)} | {rcpts} | {conc} | {per_thousand(dc, 'machine_ticks'):.2f} | "
-              f"{per_thousand(sg, 'machine_ticks'):.2f} | {per_thousand(sg, 'cpu_ticks'):.2f} | "
-              f"{per_thousand(sg, 'clamd_ticks'):.2f} | {per_thousand(ns, 'machine_ticks'):.2f} | "
-              f"{rss:.0f} |")
+    def cell_row(key):
+        size, rcpts, conc = key
+        return [human(size), str(rcpts), str(conc)]
+
+    def rate(key, server):
+        return med(cells[key].get(server, []), "msgs_per_s")
+
+    def p99(key, server):
+        return med(cells[key].get(server, []), "p99_ms")
+
+    print("Throughput, msg/s (medians):\n")
+    table(cell_head() + [NAMES.get(s, s) for s in servers] + ["errors"],
+          [cell_row(k) + [fmt(rate(k, s)) for s in servers]
+           + [str(sum(r["errors"] for runs in cells[k].values() for r in runs))]
+           for k in keys])
+
+    others = [s for s in servers if s != "dovecot"]
+    if "dovecot" in servers and others:
+        print("Throughput against Dovecot alone (server / Dovecot, same run):\n")
+        table(cell_head() + [NAMES.get(s, s) for s in others],
+              [cell_row(k) + [fmt_ratio(ratio(rate(k, s), rate(k, "dovecot")))
+                              for s in others] for k in keys])
+
+    amavis = [s for s in ("amavisd", "amavisd-nopipe") if s in servers]
+    if "sievegate" in servers and amavis:
+        head = cell_head() + [f"sievegate / {NAMES[a]}" for a in amavis]
+        if len(amavis) == 2:
+            head.append("amavisd no-pipe / pipelined")
+        head += [f"{NAMES[a]} p99 ms" for a in amavis] + ["sievegate p99 ms"]
+        rows = []
+        for k in keys:
+            row = cell_row(k) + [fmt_ratio(ratio(rate(k, "sievegate"), rate(k, a)))
+                                 for a in amavis]
+            if len(amavis) == 2:
+                row.append(fmt_ratio(ratio(rate(k, "amavisd-nopipe"), rate(k, "amavisd"))))
+            row += [fmt(p99(k, a), 1) for a in amavis] + [fmt(p99(k, "sievegate"), 1)]
+            rows.append(row)
+        print("sievegate against amavisd-new + clamd + Dovecot (the stack doing this work "
+              "today; throughput ratios, same run):\n")
+        table(head, rows)
+
+    if "sievegate" in servers and "sievegate-base" in servers:
+        print("Old vs new (sievegate / sievegate-base, same run; 1.00x = no change):\n")
+        table(cell_head() + ["base msg/s", "new msg/s", "throughput ratio", "base p99 ms",
+                             "new p99 ms", "p99 ratio"],
+              [cell_row(k) + [fmt(rate(k, "sievegate-base")), fmt(rate(k, "sievegate")),
+                              fmt_ratio(ratio(rate(k, "sievegate"), rate(k, "sievegate-base"))),
+                              fmt(p99(k, "sievegate-base"), 1), fmt(p99(k, "sievegate"), 1),
+                              fmt(ratio(p99(k, "sievegate"), p99(k, "sievegate-base")), 2)]
+               for k in keys])
+
+    print("p99 latency, ms (medians; from MAIL to the last recipient's reply):\n")
+    table(cell_head() + [NAMES.get(s, s) for s in servers],
+          [cell_row(k) + [fmt(p99(k, s), 1) for s in servers] for k in keys])
+
+    print("CPU seconds per 1000 messages of the whole machine (server, clamd, load generator "
+          "and kernel together), of clamd alone, and sievegate's own CPU and peak RSS:\n")
+    head = cell_head() + [f"{NAMES.get(s, s)} machine" for s in servers]
+    head += [f"{NAMES.get(s, s)} clamd" for s in servers if s != "dovecot"
+             and not s.endswith("noscan")]
+    sg = [s for s in servers if s.startswith("sievegate")]
+    head += [f"{NAMES[s]} process" for s in sg] + [f"{NAMES[s]} peak RSS MB" for s in sg]
+    rows = []
+    for k in keys:
+        runs = cells[k]
+        row = cell_row(k) + [fmt(per_thousand(runs.get(s, []), "machine_ticks"), 2)
+                             for s in servers]
+        row += [fmt(per_thousand(runs.get(s, []), "clamd_ticks"), 2) for s in servers
+                if s != "dovecot" and not s.endswith("noscan")]
+        row += [fmt(per_thousand(runs.get(s, []), "cpu_ticks"), 2) for s in sg]
+        row += [fmt(max((r["rss_kb"] for r in runs.get(s, []) if "rss_kb" in r),
+                        default=NAN) / 1024) for s in sg]
+        rows.append(row)
+    table(head, rows)
+
+    have_stack = any("dovecot_ticks" in r for c in cells.values() for runs in c.values()
+                     for r in runs)
+    if have_stack:
+        print("CPU seconds per 1000 messages of the stack alone (its processes and the ones "
+              "they fork; amavisd's column includes its Dovecot and clamd, sievegate's its "
+              "clamd; no load generator, no other load of the machine):\n")
+        head = cell_head() + [NAMES.get(s, s) for s in servers]
+        if "sievegate" in servers:
+            head += [f"{NAMES[a]} / sievegate" for a in amavis] + (
+                ["Dovecot / sievegate"] if "dovecot" in servers else [])
+        head += [f"{NAMES[a]}: amavisd, Dovecot, clamd" for a in amavis]
+        rows = []
+        for k in keys:
+            runs = cells[k]
+            row = cell_row(k) + [fmt(stack_per_thousand(s, runs.get(s, [])), 2)
+                                 for s in servers]
+            if "sievegate" in servers:
+                sg_cpu = stack_per_thousand("sievegate", runs.get("sievegate", []))
+                row += [fmt_ratio(ratio(stack_per_thousand(a, runs.get(a, [])), sg_cpu))
+                        for a in amavis + (["dovecot"] if "dovecot" in servers else [])]
+            row += [", ".join(fmt(stack_per_thousand(a, runs.get(a, []), key), 2)
+                              for key in ("amavisd_ticks", "dovecot_ticks", "clamd_ticks"))
+                    for a in amavis]
+            rows.append(row)
+        table(head, rows)
+
     n = max((len(v) for c in cells.values() for v in c.values()), default=0)
-    print(f"\nMedians of {n} runs per server and cell, servers alternating within each repeat.")
+    total = sum(len(v) for c in cells.values() for v in c.values())
+    print(f"Medians of {n} runs per server and cell ({total} runs), servers alternating "
+          "within each repeat.")
 
 
 if __name__ == "__main__":

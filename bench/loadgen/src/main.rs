@@ -4,17 +4,19 @@
 //! ```text
 //! lmtp-load --target 127.0.0.1:2424 | unix:/path/lmtp.sock
 //!           [--concurrency 16] [--messages 2000] [--size 4096] [--rcpts 1]
-//!           [--users 100] [--domain example.test] [--label NAME]
+//!           [--users 100] [--domain example.test] [--label NAME] [--no-pipelining]
 //! ```
 //!
 //! Each of `--concurrency` connections sends messages back to back (MAIL, RCPT..., DATA
 //! pipelined as Postfix does, then the body, then one reply per recipient) until
-//! `--messages` have been sent in all. A message counts as delivered when every recipient's
+//! `--messages` have been sent in all. `--no-pipelining` sends each command only after the
+//! reply to the one before (a client that does not use RFC 2920 PIPELINING): it shows what a
+//! server's handling of pipelined commands costs, e.g. amavisd's Nagle stall. A message counts as delivered when every recipient's
 //! reply is 2xx; any other reply or a broken connection counts as an error (the connection
 //! is then reopened). Latency is from the MAIL command to the last recipient reply.
 //!
 //! Output (one line): `{"label":..,"concurrency":..,"size":..,"rcpts":..,"delivered":..,
-//! "errors":..,"secs":..,"msgs_per_s":..,"p50_ms":..,"p99_ms":..,"max_ms":..}`.
+//! "errors":..,"secs":..,"msgs_per_s":..,"p50_ms":..,"p99_ms":..,"max_ms":..,"pipelining":true}`.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -38,11 +40,13 @@ struct Args {
     users: usize,
     domain: String,
     label: String,
+    /// Wait for each reply before the next command instead of pipelining MAIL/RCPT/DATA.
+    no_pipelining: bool,
 }
 
 fn usage() -> &'static str {
     "usage: lmtp-load --target HOST:PORT|unix:PATH [--concurrency N] [--messages N] \
-     [--size BYTES] [--rcpts N] [--users N] [--domain D] [--label NAME]"
+     [--size BYTES] [--rcpts N] [--users N] [--domain D] [--label NAME] [--no-pipelining]"
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -55,9 +59,14 @@ fn parse_args() -> Result<Args, String> {
         users: 100,
         domain: "example.test".to_owned(),
         label: String::new(),
+        no_pipelining: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
+        if flag == "--no-pipelining" {
+            args.no_pipelining = true;
+            continue;
+        }
         let value = it
             .next()
             .ok_or_else(|| format!("{flag} needs a value\n{}", usage()))?;
@@ -195,40 +204,51 @@ fn message(args: &Args, seq: u64, rcpts: &[String]) -> Vec<u8> {
 }
 
 /// Sends one transaction; `Ok(true)` when every recipient got 2xx.
+///
+/// Pipelined (`pipelining`), MAIL, every RCPT and DATA go out in one write and their replies
+/// are read afterwards, as Postfix's LMTP client does (RFC 2033 requires PIPELINING).
+/// Otherwise each command waits for its reply, as a client that does not pipeline would.
 async fn transaction(
     conn: &mut BufReader<Box<dyn Stream>>,
     rcpts: &[String],
     body: &[u8],
+    pipelining: bool,
 ) -> std::io::Result<bool> {
-    let mut commands = String::from("MAIL FROM:<bench@load.test>\r\n");
+    let mut commands = vec![String::from("MAIL FROM:<bench@load.test>\r\n")];
     for rcpt in rcpts {
-        let _ = write!(commands, "RCPT TO:<{rcpt}>\r\n");
+        commands.push(format!("RCPT TO:<{rcpt}>\r\n"));
     }
-    commands.push_str("DATA\r\n");
-    send(conn, commands.as_bytes()).await?;
-    let mut ok = reply(conn).await? / 100 == 2;
-    let mut accepted = 0;
-    for _ in rcpts {
-        if reply(conn).await? / 100 == 2 {
-            accepted += 1;
-        } else {
-            ok = false;
+    commands.push(String::from("DATA\r\n"));
+    // One reply per command, in order: MAIL, each RCPT, DATA.
+    let mut codes = Vec::with_capacity(commands.len());
+    if pipelining {
+        send(conn, commands.concat().as_bytes()).await?;
+        for _ in &commands {
+            codes.push(reply(conn).await?);
+        }
+    } else {
+        for command in &commands {
+            send(conn, command.as_bytes()).await?;
+            codes.push(reply(conn).await?);
         }
     }
-    let data = reply(conn).await?;
-    if data != 354 {
+    let mail_ok = codes.first().is_some_and(|c| c / 100 == 2);
+    let rcpt_codes = codes.get(1..=rcpts.len()).unwrap_or(&[]);
+    let accepted = rcpt_codes.iter().filter(|c| **c / 100 == 2).count();
+    if codes.last() != Some(&354) {
         // No DATA phase: nothing more to read for this transaction.
         send(conn, b"RSET\r\n").await?;
         reply(conn).await?;
         return Ok(false);
     }
     send(conn, body).await?;
+    let mut ok = mail_ok && accepted == rcpts.len();
     for _ in 0..accepted {
         if reply(conn).await? / 100 != 2 {
             ok = false;
         }
     }
-    Ok(ok && accepted == rcpts.len())
+    Ok(ok)
 }
 
 struct Totals {
@@ -264,7 +284,7 @@ async fn worker(args: Arc<Args>, totals: Arc<Totals>, id: usize) -> Vec<Duration
         }
         let Some(c) = conn.as_mut() else { continue };
         let start = Instant::now();
-        match transaction(c, &rcpts, &body).await {
+        match transaction(c, &rcpts, &body, !args.no_pipelining).await {
             Ok(true) => latencies.push(start.elapsed()),
             Ok(false) => {
                 totals.errors.fetch_add(1, Ordering::Relaxed);
@@ -324,7 +344,7 @@ async fn main() -> ExitCode {
     println!(
         "{{\"label\":\"{}\",\"concurrency\":{},\"size\":{},\"rcpts\":{},\"delivered\":{},\
          \"errors\":{},\"secs\":{:.3},\"msgs_per_s\":{:.1},\"p50_ms\":{:.2},\"p99_ms\":{:.2},\
-         \"max_ms\":{:.2}}}",
+         \"max_ms\":{:.2},\"pipelining\":{}}}",
         args.label.replace(['"', '\\'], ""),
         args.concurrency,
         args.size,
@@ -336,6 +356,7 @@ async fn main() -> ExitCode {
         percentile(&latencies, 50.0),
         percentile(&latencies, 99.0),
         percentile(&latencies, 100.0),
+        !args.no_pipelining,
     );
     if totals.errors.load(Ordering::Relaxed) > 0 {
         ExitCode::from(1)
