@@ -95,3 +95,18 @@ ensure_sendmail() {
     $sudo rm -rf "$tmp"
     echo "sendmail unpacked in $root" >&2
 }
+
+# ensure_mdbook: the pinned mdbook that builds the book in docs/, as $MDBOOK
+# (target/tools/bin/mdbook), installed from crates.io with cargo the first time: no Debian
+# package has it. Only `mdbook build` is needed, so no default features (serve, watch and
+# the search index): the install is about 130 s of CPU, once per target/ directory.
+MDBOOK_VERSION=0.5.4
+ensure_mdbook() {
+    local tools
+    tools=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/target/tools
+    MDBOOK=$tools/bin/mdbook
+    [ "$("$MDBOOK" --version 2>/dev/null || true)" = "mdbook v$MDBOOK_VERSION" ] && return 0
+    echo "installing mdbook $MDBOOK_VERSION into $tools" >&2
+    cargo install --quiet --locked --force --no-default-features --version "$MDBOOK_VERSION" \
+        --root "$tools" mdbook
+}
