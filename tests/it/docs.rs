@@ -382,3 +382,34 @@ fn heading_ids_are_made_as_mdbook_makes_them() {
         "lda-mode-sievegate-deliver"
     );
 }
+
+/// The Sieve reference's limits table repeats the `[sieve]` defaults for script writers,
+/// next to Pigeonhole's names: each must be the value the example configuration shows.
+#[test]
+fn the_sieve_limits_table_shows_the_example_defaults() {
+    let example: toml::Value = toml::from_str(&example()).expect("the example is TOML");
+    let sieve = example.get("sieve").expect("[sieve]");
+    let page = std::fs::read_to_string(repo().join("docs/src/sieve/limits.md")).expect("page");
+    let mut rows = 0;
+    for line in page.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let keys: Vec<&str> = cells[1].split('`').skip(1).step_by(2).collect();
+        let defaults: Vec<&str> = cells[2]
+            .split(['/', ',', ':'])
+            .map(|d| d.trim().trim_matches('`'))
+            .filter_map(|d| d.split_whitespace().next())
+            .collect();
+        for (key, shown) in keys.iter().zip(&defaults) {
+            let value = sieve
+                .get(*key)
+                .unwrap_or_else(|| panic!("{key}: not in the example's [sieve]"));
+            assert_eq!(
+                value.to_string(),
+                *shown,
+                "{key} in docs/src/sieve/limits.md"
+            );
+            rows += 1;
+        }
+    }
+    assert!(rows >= 14, "only {rows} limits checked");
+}
