@@ -95,3 +95,24 @@ ensure_sendmail() {
     $sudo rm -rf "$tmp"
     echo "sendmail unpacked in $root" >&2
 }
+
+# ensure_mdbook: the pinned mdbook that builds the book in docs/, as $MDBOOK
+# (target/tools/bin/mdbook), installed from crates.io with cargo the first time: no Debian
+# package has it. `mdbook build` needs no feature; of the default ones only the search index
+# is kept (about 5 s more CPU than none), not serve and watch (a web server and a file
+# watcher): the install is about 130 s of CPU, once per target/ directory.
+MDBOOK_VERSION=0.5.4
+MDBOOK_FEATURES=search
+ensure_mdbook() {
+    local tools
+    tools=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/target/tools
+    MDBOOK=$tools/bin/mdbook
+    if [ "$("$MDBOOK" --version 2>/dev/null || true)" = "mdbook v$MDBOOK_VERSION" ] &&
+        [ "$(cat "$tools/mdbook.features" 2>/dev/null || true)" = "$MDBOOK_FEATURES" ]; then
+        return 0
+    fi
+    echo "installing mdbook $MDBOOK_VERSION ($MDBOOK_FEATURES) into $tools" >&2
+    cargo install --quiet --locked --force --no-default-features --features "$MDBOOK_FEATURES" \
+        --version "$MDBOOK_VERSION" --root "$tools" mdbook
+    echo "$MDBOOK_FEATURES" >"$tools/mdbook.features"
+}

@@ -1,0 +1,415 @@
+//! The book (`docs/`) and its one source of truth for configuration keys, the commented
+//! example `config/sievegate.toml`: every key of the configuration types is documented there
+//! and every documented key exists; the example loads with every commented-out key turned
+//! on; every relative link of the book and the README leads to a file and a heading.
+//!
+//! The keys come from the types themselves, through the binary: the raw config structs deny
+//! unknown fields, so a bogus key in a section makes `check-config` name every field that
+//! section expects ("unknown field `x`, expected one of `a`, `b`, ...").
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::support::binary::bin;
+use crate::support::env::repo;
+
+/// A key no section has; its error lists the section's real keys.
+const BOGUS: &str = "bogus_key_of_the_docs_test";
+
+fn example() -> String {
+    std::fs::read_to_string(repo().join("config/sievegate.toml")).expect("config/sievegate.toml")
+}
+
+/// `key = value` at the start of a line, or commented out as `# key = value` (one space:
+/// indented examples inside a comment, `#   listen = [...]`, are prose, not keys).
+fn key_of(line: &str) -> Option<&str> {
+    let rest = line.strip_prefix("# ").unwrap_or(line);
+    let (key, _) = rest.split_once(" = ")?;
+    (!key.is_empty() && key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')).then_some(key)
+}
+
+/// Section name → keys written in it, set or commented out, in file order of sections.
+fn documented(text: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let mut sections: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            current = Some(name.to_string());
+            sections.entry(name.to_string()).or_default();
+        } else if let (Some(section), Some(key)) = (&current, key_of(line)) {
+            sections
+                .get_mut(section)
+                .expect("section entered above")
+                .insert(key.to_string());
+        }
+    }
+    sections
+}
+
+/// Runs `check-config` on `text` written to a temp file; (success, stderr).
+fn check_config(dir: &Path, text: &str) -> (bool, String) {
+    let path = dir.join("sievegate.toml");
+    std::fs::write(&path, text).expect("write config");
+    let out = Command::new(bin())
+        .args(["check-config", "-c"])
+        .arg(&path)
+        .output()
+        .expect("run sievegate check-config");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The field names serde lists after "expected" in an unknown-field error:
+/// "expected one of `a`, `b`", "expected `a` or `b`", "expected `a`".
+fn expected_fields(err: &str) -> BTreeSet<String> {
+    let line = err
+        .lines()
+        .find(|l| l.contains(&format!("unknown field `{BOGUS}`")))
+        .unwrap_or_else(|| panic!("no unknown-field error for {BOGUS}: {err}"));
+    let (_, after) = line
+        .split_once("expected")
+        .expect("serde names what it expected");
+    after
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect()
+}
+
+/// The keys the configuration types accept, section by section (and the sections).
+fn keys_of_the_types(
+    sections: &[String],
+) -> (BTreeSet<String>, BTreeMap<String, BTreeSet<String>>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = example();
+    let (_, err) = check_config(dir.path(), &format!("{BOGUS} = 1\n{text}"));
+    let top = expected_fields(&err);
+    let mut keys = BTreeMap::new();
+    for section in sections {
+        let header = format!("[{section}]\n");
+        let with_bogus = text.replacen(&header, &format!("{header}{BOGUS} = 1\n"), 1);
+        assert_ne!(with_bogus, text, "section [{section}] is in the example");
+        let (ok, err) = check_config(dir.path(), &with_bogus);
+        assert!(!ok, "a bogus key in [{section}] must be refused");
+        keys.insert(section.clone(), expected_fields(&err));
+    }
+    (top, keys)
+}
+
+/// Every key of the types is in the example (set or as `# key = value`), and every key the
+/// example names exists; the packaged config names only keys that exist too.
+#[test]
+fn every_config_key_is_documented_in_the_example_and_exists() {
+    let doc_keys = documented(&example());
+    let sections: Vec<String> = doc_keys.keys().cloned().collect();
+    let (top, types) = keys_of_the_types(&sections);
+    assert_eq!(
+        top,
+        sections.iter().cloned().collect::<BTreeSet<_>>(),
+        "the sections of the types vs the sections of config/sievegate.toml"
+    );
+    let mut problems = Vec::new();
+    for (section, keys) in &types {
+        let doc = &doc_keys[section];
+        for missing in keys.difference(doc) {
+            problems.push(format!(
+                "[{section}] {missing}: a key of the types, not documented"
+            ));
+        }
+        for extra in doc.difference(keys) {
+            problems.push(format!("[{section}] {extra}: documented, but no such key"));
+        }
+    }
+    let contrib = std::fs::read_to_string(repo().join("contrib/sievegate.toml"))
+        .expect("contrib/sievegate.toml");
+    for (section, keys) in documented(&contrib) {
+        let Some(known) = types.get(&section) else {
+            problems.push(format!("contrib: [{section}] is no section"));
+            continue;
+        };
+        for extra in keys.difference(known) {
+            problems.push(format!("contrib: [{section}] {extra}: no such key"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    let total: usize = types.values().map(BTreeSet::len).sum();
+    assert!(
+        total > 90,
+        "the types name {total} keys: the error parsing broke"
+    );
+}
+
+/// The example with every `# key = value` line uncommented passes `check-config`. The
+/// absolute paths it names (users file, include directory, RDAP bootstrap files, Maildir
+/// root, state) are moved under a temp root and made there; `vmail`, the usual mail user,
+/// becomes the user running the test; the relative `../sieve/` scripts are the repo's.
+#[test]
+fn the_example_passes_check_config_with_every_commented_key_turned_on() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let root_s = root.path().display().to_string();
+    let me = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .expect("getpwuid")
+        .expect("the test's user exists")
+        .name;
+    let mut turned_on = 0;
+    let text: String = example()
+        .lines()
+        .map(|line| {
+            let line = match (line.strip_prefix("# "), key_of(line)) {
+                (Some(rest), Some(_)) => {
+                    turned_on += 1;
+                    rest
+                }
+                _ => line,
+            };
+            let line = line.replace("\"/", &format!("\"{root_s}/"));
+            let line = line.replace("\"vmail\"", &format!("\"{me}\""));
+            line + "\n"
+        })
+        .collect();
+    assert!(turned_on >= 10, "only {turned_on} commented keys found");
+
+    let value: toml::Value = toml::from_str(&text).expect("the uncommented example is TOML");
+    let get = |section: &str, key: &str| value.get(section).and_then(|s| s.get(key)).cloned();
+    let path = |v: toml::Value| PathBuf::from(v.as_str().expect("a path").to_string());
+    let users = path(get("mailbox", "users_file").expect("users_file is documented"));
+    std::fs::create_dir_all(users.parent().expect("parent")).expect("mkdir");
+    std::fs::write(&users, "alice@example.test\n").expect("users file");
+    let global = path(get("sieve", "global_dir").expect("global_dir is documented"));
+    std::fs::create_dir_all(&global).expect("global_dir");
+    for file in get("abuse", "rdap_bootstrap")
+        .and_then(|v| v.as_array().cloned())
+        .expect("rdap_bootstrap is documented")
+    {
+        let file = path(file);
+        std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&file, r#"{"services": []}"#).expect("bootstrap file");
+    }
+    let config_dir = root.path().join("config");
+    std::fs::create_dir_all(&config_dir).expect("config dir");
+    std::os::unix::fs::symlink(repo().join("sieve"), root.path().join("sieve")).expect("symlink");
+
+    let (ok, err) = check_config(&config_dir, &text);
+    assert!(
+        ok,
+        "check-config of the uncommented example:\n{err}\n{text}"
+    );
+}
+
+/// A heading's id as mdBook makes it: the text lowercased, spaces as `-`, only
+/// alphanumerics, `-` and `_` kept.
+fn heading_id(heading: &str) -> String {
+    heading
+        .trim()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c.to_ascii_lowercase()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The page with its `{{#include FILE}}` and `{{#include FILE:ANCHOR}}` lines expanded,
+/// as mdBook expands them (the ANCHOR lines themselves left out).
+fn expand(page: &Path) -> String {
+    let text = std::fs::read_to_string(page).unwrap_or_else(|e| panic!("{}: {e}", page.display()));
+    let mut out = String::new();
+    for line in text.lines() {
+        let Some(spec) = line
+            .trim()
+            .strip_prefix("{{#include ")
+            .and_then(|l| l.strip_suffix("}}"))
+        else {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        };
+        let (file, anchor) = match spec.split_once(':') {
+            Some((file, anchor)) => (file, Some(anchor)),
+            None => (spec, None),
+        };
+        let included = page.parent().expect("dir").join(file);
+        let body = std::fs::read_to_string(&included)
+            .unwrap_or_else(|e| panic!("{} includes {}: {e}", page.display(), included.display()));
+        let mut inside = anchor.is_none();
+        let before = out.len();
+        for l in body.lines() {
+            if let Some(a) = anchor {
+                if l.contains(&format!("ANCHOR: {a}")) {
+                    inside = true;
+                    continue;
+                }
+                if l.contains(&format!("ANCHOR_END: {a}")) {
+                    inside = false;
+                    continue;
+                }
+            }
+            if inside && !l.contains("ANCHOR: ") && !l.contains("ANCHOR_END: ") {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        // mdBook includes nothing, silently, for an anchor the file does not have.
+        assert!(
+            out.len() > before,
+            "{}: {{{{#include {spec}}}}} includes nothing",
+            page.display()
+        );
+    }
+    out
+}
+
+/// Markdown lines outside fenced code blocks.
+fn prose(text: &str) -> Vec<&str> {
+    let mut fenced = false;
+    text.lines()
+        .filter(|l| {
+            if l.trim_start().starts_with("```") {
+                fenced = !fenced;
+                return false;
+            }
+            !fenced
+        })
+        .collect()
+}
+
+fn heading_ids(page: &Path) -> BTreeSet<String> {
+    let text = expand(page);
+    let mut ids = BTreeSet::new();
+    for line in prose(&text) {
+        let hashes = line.bytes().take_while(|&b| b == b'#').count();
+        if (1..=6).contains(&hashes) && line.as_bytes().get(hashes) == Some(&b' ') {
+            let mut id = heading_id(&line[hashes + 1..]);
+            let mut n = 1;
+            while ids.contains(&id) {
+                id = format!("{}-{n}", heading_id(&line[hashes + 1..]));
+                n += 1;
+            }
+            ids.insert(id);
+        }
+    }
+    ids
+}
+
+/// The targets of `[text](target)` links outside code.
+fn links(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for line in prose(text) {
+        let mut rest = line;
+        while let Some(i) = rest.find("](") {
+            rest = &rest[i + 2..];
+            if let Some(end) = rest.find(')') {
+                found.push(rest[..end].to_string());
+                rest = &rest[end..];
+            }
+        }
+    }
+    found
+}
+
+fn markdown_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("read_dir") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            markdown_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "md") {
+            out.push(path);
+        }
+    }
+}
+
+/// Every relative link of the book's pages and of the README leads to a file, every
+/// `#anchor` to a heading of its page, and every page is in SUMMARY.md.
+#[test]
+fn book_and_readme_links_lead_to_pages_and_headings() {
+    let src = repo().join("docs/src");
+    let mut pages = Vec::new();
+    markdown_files(&src, &mut pages);
+    pages.sort();
+    let summary = std::fs::read_to_string(src.join("SUMMARY.md")).expect("SUMMARY.md");
+    let mut problems = Vec::new();
+    for page in &pages {
+        let rel = page
+            .strip_prefix(&src)
+            .expect("under src")
+            .display()
+            .to_string();
+        if rel != "SUMMARY.md" && !summary.contains(&format!("]({rel})")) {
+            problems.push(format!("{rel}: not in SUMMARY.md"));
+        }
+    }
+    pages.push(repo().join("README.md"));
+    for page in &pages {
+        for target in links(&expand(page)) {
+            if target.contains("://") || target.starts_with("mailto:") {
+                continue;
+            }
+            let (file, anchor) = match target.split_once('#') {
+                Some((file, anchor)) => (file, Some(anchor)),
+                None => (target.as_str(), None),
+            };
+            let linked = if file.is_empty() {
+                page.clone()
+            } else {
+                page.parent().expect("dir").join(file)
+            };
+            let shown = format!("{}: ({target})", page.display());
+            if !linked.exists() {
+                problems.push(format!("{shown}: no such file"));
+                continue;
+            }
+            if let Some(anchor) = anchor {
+                if !heading_ids(&linked).contains(anchor) {
+                    problems.push(format!("{shown}: no such heading"));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn heading_ids_are_made_as_mdbook_makes_them() {
+    assert_eq!(heading_id("Reload (SIGHUP)"), "reload-sighup");
+    assert_eq!(heading_id("[server]"), "server");
+    assert_eq!(
+        heading_id("LDA mode (`sievegate deliver`)"),
+        "lda-mode-sievegate-deliver"
+    );
+}
+
+/// The Sieve reference's limits table repeats the `[sieve]` defaults for script writers,
+/// next to Pigeonhole's names: each must be the value the example configuration shows.
+#[test]
+fn the_sieve_limits_table_shows_the_example_defaults() {
+    let example: toml::Value = toml::from_str(&example()).expect("the example is TOML");
+    let sieve = example.get("sieve").expect("[sieve]");
+    let page = std::fs::read_to_string(repo().join("docs/src/sieve/limits.md")).expect("page");
+    let mut rows = 0;
+    for line in page.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let keys: Vec<&str> = cells[1].split('`').skip(1).step_by(2).collect();
+        let defaults: Vec<&str> = cells[2]
+            .split(['/', ',', ':'])
+            .map(|d| d.trim().trim_matches('`'))
+            .filter_map(|d| d.split_whitespace().next())
+            .collect();
+        for (key, shown) in keys.iter().zip(&defaults) {
+            let value = sieve
+                .get(*key)
+                .unwrap_or_else(|| panic!("{key}: not in the example's [sieve]"));
+            assert_eq!(
+                value.to_string(),
+                *shown,
+                "{key} in docs/src/sieve/limits.md"
+            );
+            rows += 1;
+        }
+    }
+    assert!(rows >= 14, "only {rows} limits checked");
+}
