@@ -70,14 +70,13 @@
 //!   sending address's abuse contact (source IP from XFORWARD or the Received formats the
 //!   admin lists, RDAP https-only and bounded, ARF, rate limits per address, network,
 //!   contact and in total; the attached headers scanned first), the RFC 5429
-//!   rejection MDN; [`report::is_bounce`].
+//!   rejection MDN; [`mail::bounce`].
 //! - [`mail`]: the bottom layer (imports nothing of ours): [`mail::header`], the one header
 //!   walker (well-formed field lines only, capped), used wherever we read headers we did not
 //!   write.
 //! - [`text`]: the one sanitizer for client text written into headers and replies.
 //! - [`systemd`]: readiness for `Type=notify` units (`sd_notify`: ready, stopping, reloading).
 
-pub mod address;
 pub mod config;
 pub mod delivery;
 pub mod filter;
@@ -97,5 +96,4 @@ pub mod spool;
 pub mod state;
 pub mod store;
 pub mod systemd;
-pub mod text;
 pub mod users;

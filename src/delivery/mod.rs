@@ -7,13 +7,11 @@
 //! - [`budget`]: how many bytes of messages are parsed at once, shared by every session.
 //! - [`headers`]: scan headers stripped from incoming mail, trace headers prepended.
 //! - [`execute()`]: one recipient's Plan against its Maildir, all or nothing.
-//! - [`classify`]: recipient-independent facts about a message ([`classify::is_bounce`]).
 //! - [`send`]: after the stores, what the Plan sends: redirects, vacation replies and
 //!   notifications into the outbox (a redirect refused for good is kept in INBOX), ids
 //!   remembered.
 
 pub mod budget;
-pub mod classify;
 mod execute;
 pub mod headers;
 pub mod pipeline;
@@ -21,7 +19,7 @@ pub mod send;
 pub mod view;
 
 pub use execute::execute;
-pub use headers::{strip_virus_headers, trace_headers, ClientInfo, TraceInfo};
+pub use headers::{strip_virus_headers, trace_headers, TraceInfo};
 pub use pipeline::{deliver, deliver_admitted, deliver_scanned, Client, Envelope, Route};
 
 use std::sync::Arc;

@@ -28,8 +28,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tracing::Instrument;
 
-use crate::address::Recipient;
 use crate::delivery::Services;
+use crate::mail::address::Recipient;
 use reply::Reply;
 pub use user_limit::{UserLimit, UserSlot};
 pub use xforward::Xforward;
