@@ -10,11 +10,11 @@ use std::path::PathBuf;
 use serde_json::json;
 
 use crate::config::{Config, RawSieve};
-use crate::delivery::strip_virus_headers;
 use crate::delivery::view::SieveView;
+use crate::delivery::{self, strip_virus_headers, Refused};
 use crate::filter::tools::plan_json;
 use crate::filter::{Filter, FilterConfig, FilterInput, ParsedMessage, Plan, SpamScore};
-use crate::mail::address::{AddressError, Recipient};
+use crate::mail::address::AddressError;
 use crate::scan::{ScanError, Scanner, Verdict};
 use crate::users::Users;
 
@@ -129,24 +129,6 @@ fn verdict_for(status: u8) -> Result<Verdict, TestError> {
     })
 }
 
-fn resolve(address: &str, config: &Config) -> Result<Recipient, TestError> {
-    // The tool also answers for domains not (yet) served: the address's own domain counts.
-    let mut domains = config.mailbox.domains.clone();
-    if let Some((_, domain)) = address.rsplit_once('@') {
-        domains.push(domain.to_lowercase());
-    }
-    Recipient::resolve(address, &domains, &config.mailbox.recipient_delimiter).map_err(|e| {
-        TestError::Address {
-            address: address.to_string(),
-            reason: match e {
-                AddressError::Syntax => "not an address",
-                AddressError::UnknownDomain => "domain not served",
-                AddressError::UnsafeLocalPart => "unsafe local part",
-            },
-        }
-    })
-}
-
 /// Runs the chain for the request under `config`; never writes anything.
 pub fn run(config: &Config, request: &TestRequest) -> Result<TestReport, TestError> {
     let user = request
@@ -154,13 +136,26 @@ pub fn run(config: &Config, request: &TestRequest) -> Result<TestReport, TestErr
         .as_deref()
         .or(request.to.as_deref())
         .ok_or(TestError::NoUser)?;
-    let mut rcpt = resolve(user, config)?;
+    // The tool also answers for domains not (yet) served: the address's own domain counts.
+    let mut mailbox = config.mailbox.clone();
+    if let Some((_, domain)) = user.rsplit_once('@') {
+        mailbox.domains.push(domain.to_lowercase());
+    }
+    let users = Users::new(config.mailbox.users_file.as_deref());
+    let mut rcpt = delivery::admit(&mailbox, &users, user).map_err(|e| match e {
+        Refused::Address(reason) => TestError::Address {
+            address: user.to_string(),
+            reason: match reason {
+                AddressError::Syntax => "not an address",
+                AddressError::UnknownDomain => "domain not served",
+                AddressError::UnsafeLocalPart => "unsafe local part",
+            },
+        },
+        Refused::User { rcpt, refusal } => TestError::User(rcpt.user(), refusal.to_string()),
+    })?;
     if let Some(to) = &request.to {
         rcpt.original = to.clone();
     }
-    Users::new(config.mailbox.users_file.as_deref())
-        .admit(&mut rcpt, config.mailbox.needs_home)
-        .map_err(|e| TestError::User(rcpt.user(), e.to_string()))?;
     let verdict = match request.virus_status {
         Some(status) => verdict_for(status)?,
         None => scan(config, &request.message)?,

@@ -1,8 +1,10 @@
 //! The delivery pipeline: one received message → one [`RcptOutcome`] per recipient. Its
 //! callers are thin: the LMTP session turns outcomes into replies.
 //!
-//! - [`pipeline`]: scan once, the scan-failure policy, then per recipient: Sieve → Plan →
-//!   trace headers → [`execute`] → one log line.
+//! - [`door`]: the front door: scan once, the one scan-failure policy, recipients unknown
+//!   to the users file; [`admit`](mod@admit): the one admission rule for every entry point.
+//! - [`pipeline`]: per recipient: Sieve → Plan → trace headers → [`execute`] → one log
+//!   line.
 //! - [`view`]: the bounded part of a message that Sieve parses.
 //! - [`budget`]: how many bytes of messages are parsed at once, shared by every session.
 //! - [`headers`]: scan headers stripped from incoming mail, trace headers prepended.
@@ -11,16 +13,20 @@
 //!   notifications into the outbox (a redirect refused for good is kept in INBOX), ids
 //!   remembered.
 
+pub mod admit;
 pub mod budget;
+pub mod door;
 mod execute;
 pub mod headers;
 pub mod pipeline;
 pub mod send;
 pub mod view;
 
+pub use admit::{admit, Refused};
+pub use door::{deliver, deliver_admitted, enter, Delivered};
 pub use execute::execute;
 pub use headers::{strip_virus_headers, trace_headers, TraceInfo};
-pub use pipeline::{deliver, deliver_admitted, deliver_scanned, Client, Envelope, Route};
+pub use pipeline::{deliver_scanned, Client, Envelope, Route};
 
 use std::sync::Arc;
 

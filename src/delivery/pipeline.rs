@@ -41,7 +41,6 @@ use super::headers::{
 };
 use super::view::SieveView;
 use super::{Deferral, RcptOutcome, Services};
-use crate::config::OnScanFailure;
 use crate::filter::{FilterInput, ParsedMessage, Plan};
 use crate::mail::address::Recipient;
 pub use crate::mail::envelope::{Client, Envelope};
@@ -52,93 +51,6 @@ use crate::scan::Verdict;
 use crate::spool::{self, MessageBytes};
 use crate::store::maildir::Maildir;
 use crate::store::Folder;
-
-/// Scans and delivers `message` (a `Vec<u8>`, or a spooled message the session received);
-/// returns one outcome per recipient of `envelope`, in order.
-pub async fn deliver(
-    services: &Arc<Services>,
-    envelope: &Envelope,
-    message: impl Into<MessageBytes>,
-) -> Vec<RcptOutcome> {
-    deliver_admitted(services, envelope, &[], message).await
-}
-
-/// [`deliver`] where `unknown[i]` marks recipient `i` as missing from `[mailbox]
-/// users_file` (accepted at RCPT with `unknown_users = "after-scan"`; a shorter slice
-/// means the rest are known). The message is scanned once for all; then an unknown
-/// recipient gets [`RcptOutcome::Discarded`] when clamd named a virus (never a bounce
-/// for infected mail) and [`RcptOutcome::UnknownUser`] otherwise; the known ones go
-/// through the pipeline as usual. A failed scan defers everyone, unknown ones included.
-pub async fn deliver_admitted(
-    services: &Arc<Services>,
-    envelope: &Envelope,
-    unknown: &[bool],
-    message: impl Into<MessageBytes>,
-) -> Vec<RcptOutcome> {
-    let message = message.into();
-    crate::metrics::received(message.len());
-    let started = Instant::now();
-    let scanned = services.scanner.scan_message(&message).await;
-    crate::metrics::scanned(&scanned, started.elapsed());
-    let verdict = match scanned {
-        Ok(verdict) => verdict,
-        Err(error) => match services.config.scanner.on_failure {
-            OnScanFailure::Tempfail => {
-                tracing::warn!(error = %error, "virus scan failed: every recipient is deferred, the MTA retries");
-                let log = LogLine::new(envelope, &message, &Verdict::Unscanned);
-                return defer_all(envelope, &log, Deferral::ScanFailed);
-            }
-            OnScanFailure::DeliverUnscanned => {
-                tracing::warn!(error = %error, "virus scan failed: delivering unscanned (on_failure = deliver-unscanned)");
-                Verdict::Unscanned
-            }
-        },
-    };
-    tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, %verdict, "scanned");
-    let is_unknown = |i: usize| unknown.get(i).copied().unwrap_or(false);
-    if !(0..envelope.rcpts.len()).any(is_unknown) {
-        return deliver_scanned(services, envelope, message, verdict, Route::Sieve).await;
-    }
-    let log = LogLine::new(envelope, &message, &verdict);
-    let known = Envelope {
-        rcpts: (envelope.rcpts.iter().enumerate())
-            .filter(|(i, _)| !is_unknown(*i))
-            .map(|(_, r)| r.clone())
-            .collect(),
-        ..envelope.clone()
-    };
-    let unknown_outcome = || match verdict.virus_name() {
-        Some(_) => RcptOutcome::Discarded,
-        None => RcptOutcome::UnknownUser,
-    };
-    let mut unknown_outcomes: Vec<RcptOutcome> = Vec::new();
-    for (i, rcpt) in envelope.rcpts.iter().enumerate() {
-        if is_unknown(i) {
-            let outcome = unknown_outcome();
-            log.emit(rcpt, &outcome, &["no such user in mailbox.users_file"]);
-            unknown_outcomes.push(outcome);
-        }
-    }
-    let mut known_outcomes = if known.rcpts.is_empty() {
-        Vec::new()
-    } else {
-        deliver_scanned(services, &known, message, verdict, Route::Sieve).await
-    }
-    .into_iter();
-    let mut unknown_outcomes = unknown_outcomes.into_iter();
-    (0..envelope.rcpts.len())
-        .map(|i| {
-            let next = if is_unknown(i) {
-                unknown_outcomes.next()
-            } else {
-                known_outcomes.next()
-            };
-            // One outcome per recipient by construction; a missing one would be a bug,
-            // and a deferral is the answer that loses nothing.
-            next.unwrap_or(RcptOutcome::Deferred(Deferral::Internal))
-        })
-        .collect()
-}
 
 /// How the recipients get a message whose verdict is known.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -461,7 +373,7 @@ fn keep_into(plan: &mut Plan, folder: &Folder) {
 }
 
 /// Every recipient deferred for `why`, each with its log line.
-fn defer_all(envelope: &Envelope, log: &LogLine<'_>, why: Deferral) -> Vec<RcptOutcome> {
+pub(super) fn defer_all(envelope: &Envelope, log: &LogLine<'_>, why: Deferral) -> Vec<RcptOutcome> {
     envelope
         .rcpts
         .iter()
@@ -626,7 +538,7 @@ where
 
 /// The per-recipient log line, like Postfix's delivery lines: the fields every recipient of
 /// one message shares, and [`LogLine::emit`] for each outcome.
-struct LogLine<'a> {
+pub(super) struct LogLine<'a> {
     envelope: &'a Envelope,
     message_id: String,
     size: usize,
@@ -639,7 +551,7 @@ struct LogLine<'a> {
 }
 
 impl<'a> LogLine<'a> {
-    fn new(envelope: &'a Envelope, message: &[u8], verdict: &'a Verdict) -> Self {
+    pub(super) fn new(envelope: &'a Envelope, message: &[u8], verdict: &'a Verdict) -> Self {
         LogLine {
             envelope,
             message_id: String::new(),
@@ -651,7 +563,7 @@ impl<'a> LogLine<'a> {
     }
 
     /// The line of a recipient the quarantine entry holds when it holds everyone.
-    fn emit(&self, rcpt: &Recipient, outcome: &RcptOutcome, notes: &[&str]) {
+    pub(super) fn emit(&self, rcpt: &Recipient, outcome: &RcptOutcome, notes: &[&str]) {
         self.emit_as(rcpt, outcome, notes, self.all_held);
     }
 

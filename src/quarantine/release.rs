@@ -183,23 +183,15 @@ fn release_choice(entry: &QuarantineEntry, only: &[String]) -> Result<Vec<String
 
 /// `chosen` (addresses as given) resolved for delivery.
 fn release_recipients(services: &Services, chosen: &[String]) -> Result<Vec<Recipient>, CliError> {
-    let mailbox = &services.config.mailbox;
     chosen
         .iter()
         .map(|address| {
-            let mut rcpt =
-                Recipient::resolve(address, &mailbox.domains, &mailbox.recipient_delimiter)
-                    .map_err(|e| {
-                        CliError::BadRecipient(format!(
-                            "{}: not deliverable here any more ({e:?})",
-                            terminal(address)
-                        ))
-                    })?;
-            services
-                .users
-                .admit(&mut rcpt, mailbox.needs_home)
-                .map_err(|e| CliError::BadRecipient(format!("{}: {e}", terminal(address))))?;
-            Ok(rcpt)
+            delivery::admit(&services.config.mailbox, &services.users, address).map_err(|e| {
+                CliError::BadRecipient(format!(
+                    "{}: not deliverable here any more ({e})",
+                    terminal(address)
+                ))
+            })
         })
         .collect()
 }

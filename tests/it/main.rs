@@ -5,6 +5,7 @@ mod abuse;
 mod abuse_bomb;
 mod abuse_list;
 mod faults_postfix;
+mod front_door;
 mod health;
 mod infected;
 mod lda;
