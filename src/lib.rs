@@ -17,7 +17,7 @@
 //! - [`lmtp`]: the session state machine (generic over the stream), one file per verb;
 //!   [`lmtp::reply`] owns every reply text the client sees; outcomes become replies there.
 //!   MAIL is refused while clamd is down ([`scan::health`]); RCPT counts deliveries per
-//!   user ([`lmtp::UserLimit`], `user_concurrency_limit`).
+//!   user ([`delivery::UserLimit`], `user_concurrency_limit`).
 //! - [`address`]: RCPT address → [`address::Recipient`] (case folding, `+detail`, path safety).
 //! - [`users`]: which recipients exist (`[mailbox] users_file`, Dovecot passwd-file), their `%h`.
 //! - [`scan`]: clamd client (FILDES on a unix socket, INSTREAM otherwise), its reply parser,

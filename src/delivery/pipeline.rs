@@ -257,7 +257,13 @@ fn deliver_all(
         let stored_header = shared_header.as_deref().unwrap_or(&header);
         let (outcome, mut notes) =
             execute_shared(&plan, &maildir, stored_header, body, &mut shared);
-        crate::metrics::stored(&outcome, store_started.elapsed());
+        crate::metrics::stored(
+            matches!(
+                outcome,
+                RcptOutcome::Delivered { .. } | RcptOutcome::Failed { .. }
+            ),
+            store_started.elapsed(),
+        );
         let outcome = super::send::send(
             services,
             &envelope.mail_from,
@@ -571,7 +577,7 @@ impl<'a> LogLine<'a> {
     fn emit_as(&self, rcpt: &Recipient, outcome: &RcptOutcome, notes: &[&str], held: bool) {
         let e = self.envelope;
         let quarantined = self.quarantined.as_ref().filter(|_| held);
-        crate::metrics::delivery(outcome, quarantined.is_some());
+        crate::metrics::delivery(outcome.metric_label(quarantined.is_some()));
         // A discard of quarantined mail is not a loss: say where the message is.
         let actions = match (quarantined, outcome) {
             (Some(id), RcptOutcome::Discarded) => format!("quarantined {id}"),
