@@ -17,7 +17,7 @@
 //! - [`lmtp`]: the session state machine (generic over the stream), one file per verb;
 //!   [`lmtp::reply`] owns every reply text the client sees; outcomes become replies there.
 //!   MAIL is refused while clamd is down ([`scan::health`]); RCPT counts deliveries per
-//!   user ([`lmtp::UserLimit`], `user_concurrency_limit`).
+//!   user ([`delivery::UserLimit`], `user_concurrency_limit`).
 //! - [`address`]: RCPT address → [`address::Recipient`] (case folding, `+detail`, path safety).
 //! - [`users`]: which recipients exist (`[mailbox] users_file`, Dovecot passwd-file), their `%h`.
 //! - [`scan`]: clamd client (FILDES on a unix socket, INSTREAM otherwise), its reply parser,
@@ -70,14 +70,13 @@
 //!   sending address's abuse contact (source IP from XFORWARD or the Received formats the
 //!   admin lists, RDAP https-only and bounded, ARF, rate limits per address, network,
 //!   contact and in total; the attached headers scanned first), the RFC 5429
-//!   rejection MDN; [`report::is_bounce`].
+//!   rejection MDN; [`mail::bounce`].
 //! - [`mail`]: the bottom layer (imports nothing of ours): [`mail::header`], the one header
 //!   walker (well-formed field lines only, capped), used wherever we read headers we did not
 //!   write.
 //! - [`text`]: the one sanitizer for client text written into headers and replies.
 //! - [`systemd`]: readiness for `Type=notify` units (`sd_notify`: ready, stopping, reloading).
 
-pub mod address;
 pub mod config;
 pub mod delivery;
 pub mod filter;
@@ -97,5 +96,4 @@ pub mod spool;
 pub mod state;
 pub mod store;
 pub mod systemd;
-pub mod text;
 pub mod users;

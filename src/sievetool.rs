@@ -9,12 +9,12 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
-use crate::address::AddressError;
 use crate::config::{Config, RawSieve};
 use crate::delivery::view::SieveView;
 use crate::delivery::{self, strip_virus_headers, Refused};
 use crate::filter::tools::plan_json;
 use crate::filter::{Filter, FilterConfig, FilterInput, ParsedMessage, Plan, SpamScore};
+use crate::mail::address::AddressError;
 use crate::scan::{ScanError, Scanner, Verdict};
 use crate::users::Users;
 

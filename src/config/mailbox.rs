@@ -124,7 +124,7 @@ impl RawMailbox {
                 problems.push(format!("mailbox.domains: {d:?} is not a domain name"));
             }
         }
-        let uses = crate::address::template_uses;
+        let uses = crate::mail::address::template_uses;
         if !uses(&m.maildir, 'n') && !uses(&m.maildir, 'u') && !uses(&m.maildir, 'h') {
             problems.push(format!(
                 "mailbox.maildir: {:?} must contain %n, %u or %h, or every user would share one Maildir",

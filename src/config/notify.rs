@@ -160,7 +160,7 @@ pub fn warnings(config: &super::Config) -> Vec<String> {
     let Some(users_file) = &mailbox.users_file else {
         return Vec::new();
     };
-    let Ok(rcpt) = crate::address::Recipient::resolve(
+    let Ok(rcpt) = crate::mail::address::Recipient::resolve(
         postmaster,
         &mailbox.domains,
         &mailbox.recipient_delimiter,

@@ -5,8 +5,8 @@
 //! caller maps the typed refusal to its own answer (an LMTP reply, a sysexits status, an
 //! admin's error message).
 
-use crate::address::{AddressError, Recipient};
 use crate::config::MailboxConfig;
+use crate::mail::address::{AddressError, Recipient};
 use crate::users::{Refusal, Users};
 
 /// Why an address is not admitted.

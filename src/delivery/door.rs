@@ -141,7 +141,7 @@ async fn scan(services: &Services, message: &MessageBytes) -> Option<Verdict> {
     crate::metrics::received(message.len());
     let started = Instant::now();
     let scanned = services.scanner.scan_message(message).await;
-    crate::metrics::scanned(&scanned, started.elapsed());
+    crate::metrics::scanned(scanned.as_ref().map(Verdict::virus_name), started.elapsed());
     let verdict = match scanned {
         Ok(verdict) => verdict,
         Err(error) => match services.config.scanner.on_failure {

@@ -9,26 +9,26 @@
 //! - [`budget`]: how many bytes of messages are parsed at once, shared by every session.
 //! - [`headers`]: scan headers stripped from incoming mail, trace headers prepended.
 //! - [`execute()`]: one recipient's Plan against its Maildir, all or nothing.
-//! - [`classify`]: recipient-independent facts about a message ([`classify::is_bounce`]).
 //! - [`send`]: after the stores, what the Plan sends: redirects, vacation replies and
 //!   notifications into the outbox (a redirect refused for good is kept in INBOX), ids
 //!   remembered.
 
 pub mod admit;
 pub mod budget;
-pub mod classify;
 pub mod door;
 mod execute;
 pub mod headers;
 pub mod pipeline;
 pub mod send;
+pub mod user_limit;
 pub mod view;
 
 pub use admit::{admit, Refused};
 pub use door::{deliver, deliver_admitted, enter, Delivered};
 pub use execute::execute;
-pub use headers::{strip_virus_headers, trace_headers, ClientInfo, TraceInfo};
+pub use headers::{strip_virus_headers, trace_headers, TraceInfo};
 pub use pipeline::{deliver_scanned, Client, Envelope, Route};
+pub use user_limit::{UserLimit, UserSlot};
 
 use std::sync::Arc;
 
@@ -67,7 +67,7 @@ pub struct Services {
     pub parse_budget: ParseBudget,
     /// Deliveries in flight per user, for `[mailbox] user_concurrency_limit` (the LMTP
     /// session counts them; LDA mode, one process per message, does not).
-    pub user_limit: crate::lmtp::UserLimit,
+    pub user_limit: UserLimit,
 }
 
 impl Services {
@@ -124,7 +124,7 @@ impl Services {
             None
         };
         let parse_budget = ParseBudget::new(config.server.max_parse_memory);
-        let user_limit = crate::lmtp::UserLimit::new(config.mailbox.user_concurrency_limit);
+        let user_limit = UserLimit::new(config.mailbox.user_concurrency_limit);
         Services {
             parse_budget,
             user_limit,
@@ -192,6 +192,19 @@ impl RcptOutcome {
     /// a full disk or a broken directory can be fixed without the sender's help.
     pub fn is_temporary_failure(&self) -> bool {
         matches!(self, RcptOutcome::Failed { .. } | RcptOutcome::Deferred(_))
+    }
+
+    /// The `outcome` label of the deliveries counter ([`crate::metrics::delivery`]);
+    /// `quarantined`: the message went to the quarantine, so a discard counts as that.
+    pub fn metric_label(&self, quarantined: bool) -> &'static str {
+        match self {
+            RcptOutcome::Delivered { .. } => "delivered",
+            RcptOutcome::Discarded if quarantined => "quarantined",
+            RcptOutcome::Discarded => "discarded",
+            RcptOutcome::Rejected { .. } => "rejected",
+            RcptOutcome::Failed { .. } | RcptOutcome::Deferred(_) => "deferred",
+            RcptOutcome::UnknownUser => "unknown_user",
+        }
     }
 
     /// One word for the log line: `delivered`, `discarded`, `rejected` (Sieve `reject`),

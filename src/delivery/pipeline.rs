@@ -39,12 +39,13 @@ use tracing::Instrument;
 use super::execute::{execute_shared, SharedCopy};
 use super::headers::{
     has_virus_headers, shared_trace_headers, strip_virus_headers, trace_headers,
-    write_without_virus_headers, ClientInfo, TraceInfo,
+    write_without_virus_headers, TraceInfo,
 };
 use super::view::SieveView;
 use super::{Deferral, RcptOutcome, Services};
-use crate::address::Recipient;
 use crate::filter::{FilterInput, ParsedMessage, Plan};
+use crate::mail::address::Recipient;
+pub use crate::mail::envelope::{Client, Envelope};
 use crate::quarantine;
 use crate::report::notice::InfectedMessage;
 use crate::report::Incident;
@@ -52,45 +53,6 @@ use crate::scan::Verdict;
 use crate::spool::{self, MessageBytes};
 use crate::store::maildir::Maildir;
 use crate::store::Folder;
-
-/// One message as received, and who it is for: what the pipeline needs from its caller.
-#[derive(Debug, Clone)]
-pub struct Envelope {
-    /// Transaction id: the `Received` header's `id` and the logs.
-    pub id: String,
-    /// MAIL FROM without brackets; `""` for the null sender.
-    pub mail_from: String,
-    /// Accepted recipients, in RCPT order; one outcome each comes back in this order.
-    pub rcpts: Vec<Recipient>,
-    /// The LMTP client's LHLO name.
-    pub helo: Option<String>,
-    /// The LMTP client's IP address (`None` on a unix socket).
-    pub peer_addr: Option<String>,
-    /// What the MTA told us about its own client (XFORWARD).
-    pub client: Client,
-    /// The LMTP client is a trusted peer (`server.xforward_from`), so `client` is its word
-    /// and not a stranger's: abuse reports may name `client.addr`.
-    pub client_trusted: bool,
-    /// When the transaction started (MAIL): the log's `delay` counts from here.
-    pub started: Instant,
-    /// Where the keep goes instead of INBOX (LDA mode's `-m FOLDER`, like dovecot-lda);
-    /// a missing folder is not created and the copy goes to INBOX.
-    pub default_mailbox: Option<Folder>,
-}
-
-/// The original SMTP client, as the MTA reports it with XFORWARD (decoded; placeholders such
-/// as `[UNAVAILABLE]` are kept as sent and treated as absent where it matters).
-#[derive(Debug, Clone, Default)]
-pub struct Client {
-    /// Reverse-DNS name (XFORWARD NAME).
-    pub name: Option<String>,
-    /// IP address (XFORWARD ADDR): Sieve's `remote-ip`.
-    pub addr: Option<String>,
-    /// HELO name (XFORWARD HELO).
-    pub helo: Option<String>,
-    /// The MTA's queue id (XFORWARD IDENT), for the logs.
-    pub queue_id: Option<String>,
-}
 
 /// How the recipients get a message whose verdict is known.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -409,12 +371,8 @@ fn deliver_all(
         }
     }
     let client = &envelope.client;
-    let client_info = (client.name.is_some() || client.addr.is_some() || client.helo.is_some())
-        .then_some(ClientInfo {
-            name: client.name.as_deref(),
-            addr: client.addr.as_deref(),
-            helo: client.helo.as_deref(),
-        });
+    let client_info = client.is_known().then_some(client);
+    let remote_ip = client.addr.map(|ip| ip.to_string());
     let info = TraceInfo {
         return_path: &envelope.mail_from,
         hostname: &config.server.hostname,
@@ -446,7 +404,7 @@ fn deliver_all(
             mail_from: &envelope.mail_from,
             rcpt,
             verdict,
-            remote_ip: client.addr.as_deref(),
+            remote_ip: remote_ip.as_deref(),
             remote_host: client.name.as_deref(),
             maildir: Some(maildir.root()),
             queue_id: client.queue_id.as_deref(),
@@ -462,7 +420,14 @@ fn deliver_all(
             }
         };
         let mut plan = plan;
-        if let (Route::Sieve, Some(folder)) = (route, &envelope.default_mailbox) {
+        if let (Route::Sieve, Some(folder)) = (
+            route,
+            envelope
+                .default_mailbox
+                .as_deref()
+                .and_then(|n| Folder::from_sieve(n).ok())
+                .as_ref(),
+        ) {
             keep_into(&mut plan, folder);
         }
         if plan.quarantines() && services.quarantine.is_none() {
@@ -508,7 +473,13 @@ fn deliver_all(
         let stored_header = shared_header.as_deref().unwrap_or(&header);
         let (outcome, mut notes) =
             execute_shared(&plan, &maildir, stored_header, body, &mut shared);
-        crate::metrics::stored(&outcome, store_started.elapsed());
+        crate::metrics::stored(
+            matches!(
+                outcome,
+                RcptOutcome::Delivered { .. } | RcptOutcome::Failed { .. }
+            ),
+            store_started.elapsed(),
+        );
         // Held in the entry: every recipient when the virus policy quarantined, else only
         // those whose own chain said `quarantine`.
         let held = log.all_held || (plan.quarantines() && services.quarantine.is_some());
@@ -692,7 +663,7 @@ fn news(
         )
     });
     Some(News {
-        backscatter: super::classify::is_bounce(&envelope.mail_from, parsed.message()),
+        backscatter: crate::mail::bounce::is_bounce(&envelope.mail_from, parsed.message()),
         incident,
     })
 }
@@ -838,7 +809,7 @@ impl<'a> LogLine<'a> {
     fn emit_as(&self, rcpt: &Recipient, outcome: &RcptOutcome, notes: &[&str], held: bool) {
         let e = self.envelope;
         let quarantined = self.quarantined.as_ref().filter(|_| held);
-        crate::metrics::delivery(outcome, quarantined.is_some());
+        crate::metrics::delivery(outcome.metric_label(quarantined.is_some()));
         // A discard of quarantined mail is not a loss: say where the message is.
         let actions = match (quarantined, outcome) {
             (Some(id), RcptOutcome::Discarded) => format!("quarantined {id}"),
@@ -851,7 +822,7 @@ impl<'a> LogLine<'a> {
             id = %e.id,
             queue_id = e.client.queue_id.as_deref().unwrap_or(""),
             // The MTA's client (XFORWARD ADDR): who handed this mail to Postfix.
-            client = e.client.addr.as_deref().unwrap_or(""),
+            client = e.client.addr.map(|ip| ip.to_string()).unwrap_or_default(),
             from = %e.mail_from,
             to = %rcpt.original,
             mailbox = %rcpt.user(),

@@ -36,8 +36,8 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use super::{Deferral, RcptOutcome, Services};
-use crate::address::Recipient;
 use crate::filter::{Action, Plan, SendKind, REDIRECTED_BY};
+use crate::mail::address::Recipient;
 use crate::outbound::redirect::SentNow;
 use crate::outbound::{OutboxError, Redirect};
 use crate::state::RateDecision;

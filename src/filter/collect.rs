@@ -299,7 +299,11 @@ impl<'n, 'm> Collector<'n, 'm> {
                             Err(why) => self.note(format!(
                                 "{} to {} not sent: {why}",
                                 kind.as_str(),
-                                crate::text::sanitize(&to, 200, crate::text::Charset::Utf8)
+                                crate::mail::text::sanitize(
+                                    &to,
+                                    200,
+                                    crate::mail::text::Charset::Utf8
+                                )
                             )),
                         }
                     }
@@ -311,7 +315,11 @@ impl<'n, 'm> Collector<'n, 'm> {
                             self.outcome.redirected = true;
                             self.note(format!(
                                 "redirect to {:?} refused: not a plain address: kept",
-                                crate::text::sanitize(&address, 200, crate::text::Charset::Utf8)
+                                crate::mail::text::sanitize(
+                                    &address,
+                                    200,
+                                    crate::mail::text::Charset::Utf8
+                                )
                             ));
                         }
                         SieveRecipient::Address(address) => {
@@ -420,7 +428,7 @@ fn build_generated(
         .map(|a| {
             format!(
                 "{:?}",
-                crate::text::sanitize(a, 100, crate::text::Charset::Utf8)
+                crate::mail::text::sanitize(a, 100, crate::mail::text::Charset::Utf8)
             )
         })
         .collect();

@@ -79,7 +79,7 @@ use std::time::Instant;
 use mail_parser::{Message, MessageParser, MessagePart};
 use sieve::{Compiler, Runtime};
 
-use crate::address::Recipient;
+use crate::mail::address::Recipient;
 use crate::scan::Verdict;
 
 pub use cache::ScriptProblem;
@@ -158,7 +158,7 @@ impl<'a> ParsedMessage<'a> {
     }
 
     /// The parsed message, for callers that need more than Sieve does (quarantine metadata,
-    /// [`crate::delivery::classify::is_bounce`]).
+    /// [`crate::mail::bounce::is_bounce`]).
     pub fn message(&self) -> &Message<'a> {
         &self.0
     }

@@ -228,7 +228,7 @@ async fn deliver(
         // The environment is whoever started us: not a trusted MTA's word.
         client_trusted: false,
         started: Instant::now(),
-        default_mailbox: folder,
+        default_mailbox: folder.and(request.mailbox.clone()),
     };
     let delivered = delivery::enter(services, &envelope, &unknown, message).await;
     let infected = delivered
@@ -277,7 +277,8 @@ fn status(rcpts: &[String], fates: &[Fate]) -> u8 {
                 "temporary failure, try again later".to_string(),
             ),
             Fate::Delivered(RcptOutcome::Rejected { reason, .. }) => {
-                let reason = crate::text::sanitize(reason, 200, crate::text::Charset::Ascii);
+                let reason =
+                    crate::mail::text::sanitize(reason, 200, crate::mail::text::Charset::Ascii);
                 let reason = if reason.trim().is_empty() {
                     "Message rejected by recipient's filter".into()
                 } else {
@@ -294,7 +295,7 @@ fn status(rcpts: &[String], fates: &[Fate]) -> u8 {
             ),
             Fate::Delivered(_) => continue,
         };
-        let rcpt = crate::text::sanitize(rcpt, 256, crate::text::Charset::Ascii);
+        let rcpt = crate::mail::text::sanitize(rcpt, 256, crate::mail::text::Charset::Ascii);
         eprintln!("<{rcpt}>: {line}");
         if rank(code) > rank(worst) {
             worst = code;
@@ -348,11 +349,13 @@ fn client_from_env() -> Client {
         std::env::var(name)
             .ok()
             .filter(|v| !v.is_empty() && v != "unknown")
-            .map(|v| crate::text::sanitize(&v, 255, crate::text::Charset::Ascii).into_owned())
+            .map(|v| {
+                crate::mail::text::sanitize(&v, 255, crate::mail::text::Charset::Ascii).into_owned()
+            })
     };
     Client {
         name: var("CLIENT_HOSTNAME"),
-        addr: var("CLIENT_ADDRESS").filter(|a| a.parse::<std::net::IpAddr>().is_ok()),
+        addr: var("CLIENT_ADDRESS").and_then(|a| crate::mail::envelope::parse_ip(&a)),
         helo: var("CLIENT_HELO"),
         queue_id: None,
     }

@@ -16,7 +16,6 @@ mod lhlo;
 mod mail;
 mod rcpt;
 pub mod reply;
-mod user_limit;
 mod xforward;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,10 +27,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tracing::Instrument;
 
-use crate::address::Recipient;
 use crate::delivery::Services;
+use crate::delivery::UserSlot;
+use crate::mail::address::Recipient;
 use reply::Reply;
-pub use user_limit::{UserLimit, UserSlot};
 pub use xforward::Xforward;
 
 /// Who is on the other end of the connection.

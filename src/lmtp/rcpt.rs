@@ -7,9 +7,9 @@ use smtp_proto::RcptTo;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{reply, reply::Reply, Session};
-use crate::address::{AddressError, Recipient};
 use crate::config::UnknownUsers;
 use crate::delivery::{self, Refused};
+use crate::mail::address::{AddressError, Recipient};
 use crate::users::Refusal;
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {

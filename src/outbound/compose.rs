@@ -27,7 +27,7 @@ use mail_builder::headers::text::Text;
 use mail_builder::mime::MimePart;
 use mail_builder::MessageBuilder;
 
-use crate::text::{sanitize, sanitize_body, Charset};
+use crate::mail::text::{sanitize, sanitize_body, Charset};
 
 /// Longest display name we write (bytes, after sanitising).
 pub const MAX_NAME: usize = 128;

@@ -6,8 +6,8 @@ use std::time::{Instant, SystemTime};
 
 use super::cli::{rfc3339, terminal, CliError};
 use super::{Quarantine, QuarantineError};
-use crate::address::Recipient;
 use crate::delivery::{self, Client, Envelope, RcptOutcome, Route, Services};
+use crate::mail::address::Recipient;
 use crate::scan::Verdict;
 use crate::state::QuarantineEntry;
 
@@ -72,7 +72,10 @@ pub async fn release(
         peer_addr: None,
         client: Client {
             name: None,
-            addr: entry.client_ip.clone(),
+            addr: entry
+                .client_ip
+                .as_deref()
+                .and_then(crate::mail::envelope::parse_ip),
             helo: entry.client_helo.clone(),
             queue_id: entry.queue_id.clone(),
         },

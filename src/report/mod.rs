@@ -16,7 +16,7 @@
 //! - the rate limit: one report per address per `min_interval_secs`; the next one counts
 //!   the incidents held back;
 //! - [`arf`]: the RFC 5965 message (headers only, never the infected body), with a plea to
-//!   stop bouncing when the infected message was a bounce ([`bounce`]);
+//!   stop bouncing when the infected message was a bounce ([`crate::mail::bounce`]);
 //! - a [`ReportSink`] takes it (the outbound queue); `dry_run` only logs it.
 //!
 //! [`AbuseReporter`] ties them together; the delivery pipeline spawns
@@ -25,7 +25,6 @@
 
 pub mod abuse;
 pub mod arf;
-pub mod bounce;
 pub mod contact;
 pub mod mdn;
 pub mod notice;
@@ -33,7 +32,6 @@ pub mod rdap;
 pub mod source;
 
 pub use abuse::{AbuseReporter, Incident, ReportOutcome, ReportSink, SubmitError};
-pub use bounce::is_bounce;
 
 /// The top-level header section of `message` as the one header walker reads it
 /// ([`crate::mail::header::section`]): whole, well-formed field lines from the top, capped

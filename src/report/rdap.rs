@@ -463,7 +463,7 @@ impl Rdap {
             if !location.starts_with("https://") || location.contains(char::is_whitespace) {
                 return Err(http(format!(
                     "redirect to {:?} refused: RDAP redirects must go to https://",
-                    crate::text::sanitize(&location, 200, crate::text::Charset::Ascii)
+                    crate::mail::text::sanitize(&location, 200, crate::mail::text::Charset::Ascii)
                 )));
             }
             url = location;

@@ -21,8 +21,8 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::address::Recipient;
 use crate::config::MailboxConfig;
+use crate::mail::address::Recipient;
 use crate::users::UserTable;
 
 /// A `tmp/` file older than this is a leftover (Dovecot: `MAILDIR_TMP_DELETE_SECS`).
@@ -193,7 +193,7 @@ fn table_roots(mailbox: &MailboxConfig, table: &UserTable) -> Vec<PathBuf> {
                 continue;
             };
             rcpt.home = user.home.clone();
-            if rcpt.home.is_none() && crate::address::template_uses(&mailbox.maildir, 'h') {
+            if rcpt.home.is_none() && crate::mail::address::template_uses(&mailbox.maildir, 'h') {
                 continue;
             }
             roots.push(rcpt.expand(&mailbox.maildir));

@@ -4,8 +4,11 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::NAME_MAX;
-use crate::store::Folder;
+use super::Folder;
+
+/// The longest file name (one path component) Linux file systems accept: the `.A.B`
+/// directory of a folder must fit, in modified UTF-7.
+pub const NAME_MAX: usize = 255;
 
 /// Why a message could not be stored. Every variant leaves nothing behind.
 ///
