@@ -16,9 +16,11 @@
 pub mod admit;
 pub mod budget;
 pub mod door;
+pub mod dry_run;
 mod execute;
 pub mod headers;
 pub mod pipeline;
+pub mod release;
 pub mod send;
 pub mod user_limit;
 pub mod view;

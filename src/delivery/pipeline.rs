@@ -43,7 +43,7 @@ use super::headers::{
 };
 use super::view::SieveView;
 use super::{Deferral, RcptOutcome, Services};
-use crate::filter::{FilterInput, ParsedMessage, Plan};
+use crate::filter::{Filter, FilterInput, ParsedMessage, Plan};
 use crate::mail::address::Recipient;
 pub use crate::mail::envelope::{Client, Envelope};
 use crate::quarantine;
@@ -394,6 +394,9 @@ fn deliver_all(
     let mut shared = SharedCopy::new(linking);
     let mut later: Vec<Later> = Vec::new();
     let mut next_index = 0;
+    // LDA mode's `-m`: where the keep goes instead of INBOX.
+    let default_folder =
+        (envelope.default_mailbox.as_deref()).and_then(|name| Folder::from_sieve(name).ok());
     let outcomes = each_recipient(&envelope.rcpts, |rcpt| {
         let index = next_index;
         next_index += 1;
@@ -410,7 +413,7 @@ fn deliver_all(
             queue_id: client.queue_id.as_deref(),
         };
         let plan = match route {
-            Route::Sieve => services.filter.plan_parsed(&input, &parsed),
+            Route::Sieve => plan_for(&services.filter, &input, &parsed, default_folder.as_ref()),
             Route::Inbox { released_by } => {
                 let mut plan = Plan::implicit_keep();
                 plan.notes.push(format!(
@@ -420,16 +423,6 @@ fn deliver_all(
             }
         };
         let mut plan = plan;
-        if let (Route::Sieve, Some(folder)) = (
-            route,
-            envelope
-                .default_mailbox
-                .as_deref()
-                .and_then(|n| Folder::from_sieve(n).ok())
-                .as_ref(),
-        ) {
-            keep_into(&mut plan, folder);
-        }
         if plan.quarantines() && services.quarantine.is_none() {
             // Deferring would only turn a config slip into a bounce after 5 days.
             tracing::warn!("Sieve asked for quarantine but [quarantine] is not enabled: ignored");
@@ -588,6 +581,22 @@ fn without_scan_headers(services: &Services, message: &MessageBytes) -> Option<M
         }
     }
     Some(strip_virus_headers(message).into_owned().into())
+}
+
+/// The chain-to-Plan step a delivery and `sieve test` share: the recipient's Sieve chain
+/// on the parsed message, then the keep moved into `default_mailbox` (LDA mode's `-m`)
+/// when one is given. No I/O beyond the filter's read-only lookups.
+pub fn plan_for(
+    filter: &Filter,
+    input: &FilterInput<'_>,
+    parsed: &ParsedMessage<'_>,
+    default_mailbox: Option<&Folder>,
+) -> Plan {
+    let mut plan = filter.plan_parsed(input, parsed);
+    if let Some(folder) = default_mailbox {
+        keep_into(&mut plan, folder);
+    }
+    plan
 }
 
 /// Moves the plan's INBOX copy (the keep) into `folder`, without creating it: a missing
