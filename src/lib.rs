@@ -29,25 +29,27 @@
 //!   edited content) without writing to any mailbox; [`filter::lookup`] answers
 //!   `mailboxexists`, `:specialuse` and `spamtest` (read-only); `duplicate` and vacation
 //!   look up [`filter::memory`] (the state store), written only after the delivery; RFC 6609
-//!   includes ([`filter::include`]), the per-user error log, `sieve check`
-//!   ([`filter::tools`]).
-//! - [`sievetool`]: `sieve test`, the whole chain for one message printed as a Plan, no
-//!   side effects.
+//!   includes ([`filter::include`]), the per-user error log, the compile step of
+//!   `sieve check` ([`filter::tools`]).
 //! - [`spool`]: a message's bytes on the heap or, above `[server] spool_threshold`, in an
 //!   unnamed file in `spool_dir` mapped read-only ([`spool::MessageBytes`]), so many
 //!   large messages at once cost page cache, not heap.
-//! - [`delivery`]: the pipeline for one message (scan once; per recipient: the bounded
-//!   Sieve view → Plan → trace headers → Maildir → one log line) → one
-//!   [`delivery::RcptOutcome`] per recipient. [`delivery::Services`] is what it shares.
-//!   After the stores, [`delivery::send`] carries out what the Plan sends: redirects,
-//!   vacation replies and notifications into the outbox (a redirect is answered once
-//!   queued; the outbox keeps it in INBOX if the relay refuses it for good). Unknown users
-//!   (`[mailbox] unknown_users = "after-scan"`) are decided here, after the scan: 250 for
-//!   infected mail, 550 otherwise. A panic in a per-message step degrades that step only.
-//!   Its callers: the LMTP session, LDA mode and `quarantine release`
-//!   ([`delivery::deliver_scanned`]).
+//! - [`delivery`]: THE front door for one message ([`delivery::enter`]): admit the
+//!   recipients ([`delivery::admit`], one rule for every entry point), scan once with the
+//!   one scan-failure policy, then per recipient: the bounded Sieve view → Plan → trace
+//!   headers → Maildir → one log line and its metrics → one [`delivery::RcptOutcome`].
+//!   [`delivery::Services`] is what it shares. Two stages: the blocking one (Sieve, the
+//!   stores, what is queued) never waits on a peer; the async one after it sends what must
+//!   go now (redirects without a durable state store) and the postmaster notice and abuse
+//!   report. [`delivery::send`]: redirects, vacation replies and notifications into the
+//!   outbox (a redirect is answered once queued; the outbox keeps it in INBOX if the relay
+//!   refuses it for good). Unknown users are decided after the scan: 250 for infected
+//!   mail, 550 otherwise. A panic in a per-message step degrades that step only. Its
+//!   callers: the LMTP session and LDA mode ([`delivery::enter`]), `quarantine release`
+//!   ([`delivery::release`], after its own rescan) and `sieve test`
+//!   ([`delivery::dry_run`]: admission and the chain to a Plan, nothing executed).
 //! - [`lda`]: LDA mode (`sievegate deliver`, like dovecot-lda): the message on stdin
-//!   (normalised and spooled like LMTP's, `lda::input`) through the same pipeline ([`delivery::deliver_scanned`] after one scan), sysexits
+//!   (normalised and spooled like LMTP's, `lda::input`) through the front door, sysexits
 //!   statuses that never bounce infected mail, one bounded outbox pass before exiting.
 //! - [`store`]: the durable Maildir++ writer (tmp → fsync → rename → fsync dir), further
 //!   copies of the same bytes as hard links (`[mailbox] link_copies`), directory fsyncs
@@ -57,8 +59,8 @@
 //!   what it creates ([`store::Ownership`]).
 //! - [`quarantine`]: infected mail kept once per message (`<dir>/<id>.eml`, indexed in
 //!   [`state`]) before any reply, holding only the recipients whose copy it kept; release
-//!   per recipient, once; purge and the sweep of crash leftovers;
-//!   the logic of the `quarantine` CLI ([`quarantine::cli`]).
+//!   per recipient, once; purge and the sweep of crash leftovers; the library part of the
+//!   `quarantine` command ([`quarantine::admin`]).
 //! - [`state`]: the embedded state store behind one trait, [`state::StateStore`] (SQLite
 //!   in WAL mode; an in-memory twin, bounded): quarantine index, caches, rate limits,
 //!   outbound queue; every cache and rate row expires (`expire`, run by the server).
@@ -91,7 +93,6 @@ pub mod reload;
 pub mod report;
 pub mod scan;
 pub mod server;
-pub mod sievetool;
 pub mod spool;
 pub mod state;
 pub mod store;

@@ -1,11 +1,13 @@
 //! The `sievegate` command: `serve` runs the LMTP server, `check-config` validates a
 //! configuration and compiles its global Sieve scripts, `quarantine ...` manages the
-//! quarantine (logic in `sievegate::quarantine::cli`), `sieve check` / `sieve test` are
-//! Pigeonhole's `sievec` / `sieve-test` (logic in `sievegate::filter::tools` and
-//! `sievegate::sievetool`), `deliver` is LDA mode (logic in `sievegate::lda`).
+//! quarantine, `sieve check` / `sieve test` are Pigeonhole's `sievec` / `sieve-test`,
+//! `deliver` is LDA mode.
 //!
-//! Each subcommand's body is in `cli/` (a module of the binary, not of the library):
-//! `cli::serve`, `cli::check_config`, `cli::sieve`, `cli::quarantine`, `cli::deliver`.
+//! Every subcommand's body is in `cli/` (modules of the binary, not of the library): they
+//! parse and print, and call library functions (`sievegate::delivery`, `::lda`,
+//! `::quarantine::admin`, `::filter::tools`): `cli::serve`, `cli::check_config`,
+//! `cli::sieve`, `cli::quarantine`, `cli::deliver`. The clap definitions are in `cli::args`,
+//! which `build.rs` also reads to write the man page.
 
 mod cli;
 

@@ -7,7 +7,7 @@
 //!
 //! The other entry points share parts of it: `quarantine release` rescans with its own rule
 //! (a failed rescan releases nothing) and enters at [`deliver_scanned`]; `sieve test`
-//! shares admission ([`super::admit`]) and the chain-to-Plan step
+//! shares admission ([`super::admit()`]) and the chain-to-Plan step
 //! ([`super::pipeline::plan_for`]) but executes nothing.
 //!
 //! # The scan-failure policy

@@ -1,14 +1,13 @@
 //! Whole-message quarantine: infected mail kept once per message (not per recipient) as
 //! the exact bytes received, with its metadata in the state store's index, so an admin can
-//! list, inspect, release or delete it (see [`cli`]).
+//! list, inspect, release or delete it (see [`admin`]).
 //!
 //! Each entry is one file `<dir>/<id>.eml`, written like a Maildir delivery: a temporary
 //! file, fsync, rename, fsync of the directory. The file comes first and the index entry
 //! second, so an index entry always has its file; a crash in between leaves at most an
 //! unindexed file, never a lost message (the MTA retries after the missing reply).
 
-pub mod cli;
-mod release;
+pub mod admin;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};

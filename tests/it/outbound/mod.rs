@@ -12,6 +12,7 @@ mod local;
 mod notice;
 mod redirect;
 mod redirect_binary;
+mod redirect_now;
 mod relay;
 
 use std::path::PathBuf;

@@ -1,15 +1,17 @@
-//! `quarantine release`: per recipient. Each recipient of an entry is delivered once; the
-//! entry records who was released, when and by whom (see [`release`]).
+//! `quarantine release` through the front door: the rescan (its own rule: a failed rescan
+//! releases nothing), then [`super::deliver_scanned`] for the recipients chosen
+//! ([`crate::quarantine::admin::release_choice`]) and admitted ([`super::admit()`]). Per
+//! recipient: each recipient of an entry is delivered once; the entry records who was
+//! released, when and by whom (see [`release`]).
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use super::cli::{rfc3339, terminal, CliError};
-use super::{Quarantine, QuarantineError};
 use crate::delivery::{self, Client, Envelope, RcptOutcome, Route, Services};
 use crate::mail::address::Recipient;
+use crate::quarantine::admin::{release_choice, terminal, AdminError};
+use crate::quarantine::{Quarantine, QuarantineError};
 use crate::scan::Verdict;
-use crate::state::QuarantineEntry;
 
 /// What `release` did for one recipient.
 #[derive(Debug)]
@@ -36,7 +38,7 @@ pub async fn release(
     only: &[String],
     force: bool,
     user: &str,
-) -> Result<Vec<Released>, CliError> {
+) -> Result<Vec<Released>, AdminError> {
     let entry = q.get(id)?;
     let chosen = release_choice(&entry, only)?;
     let rcpts = release_recipients(services, &chosen)?;
@@ -45,7 +47,7 @@ pub async fn release(
         .scanner
         .scan(&message)
         .await
-        .map_err(|e| CliError::Rescan {
+        .map_err(|e| AdminError::Rescan {
             id: id.to_string(),
             message: e.to_string(),
         })?;
@@ -58,7 +60,7 @@ pub async fn release(
             }
         }
         other => {
-            return Err(CliError::StillInfected {
+            return Err(AdminError::StillInfected {
                 id: id.to_string(),
                 verdict: other.to_string(),
             })
@@ -110,7 +112,7 @@ pub async fn release(
         for r in &released {
             tracing::warn!(quarantine_id = %id, to = %r.rcpt, outcome = %r.outcome.summary(), "release outcome");
         }
-        return Err(CliError::Delivery {
+        return Err(AdminError::Delivery {
             id: id.to_string(),
             failed,
             total,
@@ -119,75 +121,16 @@ pub async fn release(
     Ok(released)
 }
 
-/// The recipients (as given) this release delivers to: every one still held, or those named
-/// by `only` (matched case-insensitively against the given and resolved forms), each of
-/// which must be a recipient of the entry and still held.
-fn release_choice(entry: &QuarantineEntry, only: &[String]) -> Result<Vec<String>, CliError> {
-    let released_before = |given: &str| entry.releases.iter().find(|r| r.rcpt == given);
-    if only.is_empty() {
-        let held: Vec<String> = entry.held().into_iter().map(str::to_string).collect();
-        if held.is_empty() {
-            let last = entry.releases.last();
-            return Err(CliError::AlreadyReleased(format!(
-                "{}: every recipient was already released{}: nothing delivered",
-                entry.id,
-                last.map(|r| format!(
-                    " (last: {} by {} at {})",
-                    terminal(&r.rcpt),
-                    terminal(&r.by),
-                    rfc3339(r.at)
-                ))
-                .unwrap_or_default()
-            )));
-        }
-        return Ok(held);
-    }
-    let mut chosen: Vec<String> = Vec::new();
-    for want in only {
-        let found = entry
-            .recipients
-            .iter()
-            .zip(
-                entry
-                    .resolved
-                    .iter()
-                    .chain(std::iter::repeat(&String::new())),
-            )
-            .find(|(given, resolved)| {
-                given.eq_ignore_ascii_case(want) || resolved.eq_ignore_ascii_case(want)
-            })
-            .map(|(given, _)| given.as_str());
-        let Some(given) = found else {
-            return Err(CliError::BadRecipient(format!(
-                "{} is not a recipient of {} (its recipients: {})",
-                terminal(want),
-                entry.id,
-                terminal(&entry.recipients.join(", "))
-            )));
-        };
-        if let Some(before) = released_before(given) {
-            return Err(CliError::AlreadyReleased(format!(
-                "{} was already released from {} by {} at {}: not delivered again",
-                terminal(given),
-                entry.id,
-                terminal(&before.by),
-                rfc3339(before.at)
-            )));
-        }
-        if !chosen.iter().any(|c| c == given) {
-            chosen.push(given.to_string());
-        }
-    }
-    Ok(chosen)
-}
-
 /// `chosen` (addresses as given) resolved for delivery.
-fn release_recipients(services: &Services, chosen: &[String]) -> Result<Vec<Recipient>, CliError> {
+fn release_recipients(
+    services: &Services,
+    chosen: &[String],
+) -> Result<Vec<Recipient>, AdminError> {
     chosen
         .iter()
         .map(|address| {
             delivery::admit(&services.config.mailbox, &services.users, address).map_err(|e| {
-                CliError::BadRecipient(format!(
+                AdminError::BadRecipient(format!(
                     "{}: not deliverable here any more ({e})",
                     terminal(address)
                 ))

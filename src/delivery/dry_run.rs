@@ -1,18 +1,21 @@
-//! `sievegate sieve test` (Pigeonhole's `sieve-test`): run the chain a delivery would run for
-//! one recipient and one message, and print the resulting [`Plan`] instead of executing it.
+//! The dry run behind `sievegate sieve test` (Pigeonhole's `sieve-test`): the chain a
+//! delivery would run for one recipient and one message, up to the resulting [`Plan`],
+//! which the command prints instead of executing it.
 //!
-//! Nothing is stored, sent or written: the Plan is the only output (the per-user error log is
-//! off here; the state store is never opened). The message goes through the same steps as
-//! a delivery's Sieve input: spoofable scan headers stripped, the bounded Sieve view.
+//! What it shares with a delivery: admission ([`super::admit()`], the same rule as RCPT, with
+//! the address's own domain counted as served) and the chain-to-Plan step
+//! ([`super::pipeline::plan_for`]) on the same Sieve input (spoofable scan headers
+//! stripped, the bounded Sieve view). What it does not share: the front door's scan policy
+//! (a failed scan is an error here, or `--virus-status` stands in for clamd), the
+//! quarantine, execution, sending and the state store. Nothing is stored, sent or written:
+//! the Plan is the only output (the per-user error log is off; the state store is never
+//! opened).
 
 use std::path::PathBuf;
-
-use serde_json::json;
 
 use crate::config::{Config, RawSieve};
 use crate::delivery::view::SieveView;
 use crate::delivery::{self, strip_virus_headers, Refused};
-use crate::filter::tools::plan_json;
 use crate::filter::{Filter, FilterConfig, FilterInput, ParsedMessage, Plan, SpamScore};
 use crate::mail::address::AddressError;
 use crate::scan::{ScanError, Verdict};
@@ -85,30 +88,6 @@ pub struct TestReport {
     pub verdict: String,
     /// The Plan a delivery would execute.
     pub plan: Plan,
-}
-
-impl TestReport {
-    /// The report as one JSON object.
-    pub fn json(&self) -> serde_json::Value {
-        let mut value = plan_json(&self.plan);
-        if let Some(object) = value.as_object_mut() {
-            object.insert("user".into(), json!(self.user));
-            object.insert("virustest".into(), json!(self.virustest));
-            object.insert("verdict".into(), json!(self.verdict));
-        }
-        value
-    }
-}
-
-impl std::fmt::Display for TestReport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(
-            f,
-            "# user {}, virustest {} ({})",
-            self.user, self.virustest, self.verdict
-        )?;
-        write!(f, "{}", self.plan)
-    }
 }
 
 /// The verdict `--virus-status` stands for.
@@ -204,7 +183,7 @@ pub fn run(config: &Config, request: &TestRequest) -> Result<TestReport, TestErr
         maildir: Some(&maildir),
         queue_id: None,
     };
-    let mut plan = filter.plan_parsed(&input, &parsed);
+    let mut plan = super::pipeline::plan_for(&filter, &input, &parsed, None);
     plan.notes.extend(view.notes());
     if spam.is_some() && sieve.spam_score.is_none() {
         plan.notes.push(format!(
