@@ -13,7 +13,7 @@ pub mod sieve;
 
 use sievegate::config::{Config, ConfigError};
 use sievegate::delivery::Services;
-use sievegate::filter::{Filter, FilterConfig};
+use sievegate::filter::Filter;
 use sievegate::users::Users;
 
 /// Loads the config and compiles the global scripts; every problem goes to stderr. When the
@@ -33,7 +33,10 @@ fn load(path: &std::path::Path, open_state: bool, say: Say) -> Option<Services> 
                     personal: None,
                     ..*sieve
                 };
-                let filter = Filter::new(FilterConfig::from_sieve(&sieve, "localhost"));
+                let filter = Filter::new(sievegate::delivery::build::filter_config(
+                    &sieve,
+                    "localhost",
+                ));
                 for p in filter.check() {
                     say.problem(&p.to_string());
                 }

@@ -168,7 +168,11 @@ fn start_tmp_sweep(services: &Services) {
     let spawned = std::thread::Builder::new()
         .name("tmp-sweep".into())
         .spawn(move || {
-            let sweep = sievegate::store::cleanup::startup_sweep(&mailbox, table.as_deref());
+            let sweep = sievegate::store::cleanup::startup_sweep(
+                &mailbox.maildir,
+                &mailbox.domains,
+                table.as_deref(),
+            );
             tracing::info!(
                 maildirs = sweep.maildirs,
                 removed = sweep.removed,

@@ -294,7 +294,7 @@ impl RawAbuse {
             } else {
                 base.join(&p)
             };
-            if let Err(e) = crate::report::rdap::Bootstrap::load(std::slice::from_ref(&path)) {
+            if let Err(e) = super::rdap::Bootstrap::load(std::slice::from_ref(&path)) {
                 problems.push(format!("abuse.rdap_bootstrap: {e}"));
             }
             rdap_bootstrap.push(path);

@@ -36,6 +36,7 @@ pub use server::{ListenAddr, RawServer, ServerConfig};
 pub use sieve::{MessageLimits, RawSieve, SieveConfig};
 pub use state::{RawState, StateConfig};
 pub mod abuse;
+pub mod rdap;
 pub use abuse::{AbuseConfig, RawAbuse};
 
 /// The whole file as written.

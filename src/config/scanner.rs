@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{delivery, resolve};
-use crate::scan::ClamdAddr;
+use crate::mail::net::ClamdAddr;
 
 /// `[scanner]`: the clamd connection and what to do when it fails.
 #[derive(Debug, Deserialize)]

@@ -18,7 +18,7 @@ use crate::delivery::view::SieveView;
 use crate::delivery::{self, strip_virus_headers, Refused};
 use crate::filter::{Filter, FilterConfig, FilterInput, ParsedMessage, Plan, SpamScore};
 use crate::mail::address::AddressError;
-use crate::scan::{ScanError, Scanner, Verdict};
+use crate::scan::{ScanError, Verdict};
 use crate::users::Users;
 
 /// What `sieve test` was asked.
@@ -155,7 +155,7 @@ pub fn run(config: &Config, request: &TestRequest) -> Result<TestReport, TestErr
             .as_ref()
             .map(|(source, _)| source.clone())
             .or_else(|| sieve.spam_score.clone()),
-        ..FilterConfig::from_sieve(sieve, &config.server.hostname)
+        ..crate::delivery::build::filter_config(sieve, &config.server.hostname)
     });
     let body = strip_virus_headers(&request.message);
     // The score goes where the upstream filter writes it: on top of the header, so the
@@ -233,7 +233,7 @@ fn spam_header(
 
 /// Scans with the configured clamd, as a delivery would.
 fn scan(config: &Config, message: &[u8]) -> Result<Verdict, TestError> {
-    let scanner = Scanner::from_config(&config.scanner);
+    let scanner = crate::delivery::build::scanner(&config.scanner);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -15,6 +15,7 @@
 
 pub mod admit;
 pub mod budget;
+pub mod build;
 pub mod door;
 pub mod dry_run;
 mod execute;
@@ -35,7 +36,7 @@ pub use user_limit::{UserLimit, UserSlot};
 use std::sync::Arc;
 
 use crate::config::Config;
-use crate::filter::{Filter, FilterConfig};
+use crate::filter::Filter;
 use crate::outbound::Outbox;
 use crate::quarantine::Quarantine;
 use crate::report::notice::Notifier;
@@ -96,13 +97,10 @@ impl Services {
     /// Builds the scanner and the Sieve filter from a validated configuration, with `state`
     /// as the state store.
     pub fn with_state(config: Config, state: Arc<dyn StateStore>) -> Self {
-        let scanner = Scanner::from_config(&config.scanner);
+        let scanner = build::scanner(&config.scanner);
         let filter = Arc::new(
-            Filter::new(FilterConfig::from_sieve(
-                &config.sieve,
-                &config.server.hostname,
-            ))
-            .with_state(Arc::clone(&state)),
+            Filter::new(build::filter_config(&config.sieve, &config.server.hostname))
+                .with_state(Arc::clone(&state)),
         );
         let users = Users::new(config.mailbox.users_file.as_deref());
         let quarantine = config

@@ -167,7 +167,12 @@ impl<'a> ParsedMessage<'a> {
     pub fn message_id(&self) -> String {
         self.0
             .message_id()
-            .map(|id| format!("<{}>", crate::lmtp::reply::sanitize(id, 253)))
+            .map(|id| {
+                format!(
+                    "<{}>",
+                    crate::mail::text::sanitize(id, 253, crate::mail::text::Charset::Ascii)
+                )
+            })
             .unwrap_or_default()
     }
 }

@@ -62,31 +62,6 @@ pub struct ScriptSettings {
     pub user_log_size: u64,
 }
 
-impl FilterConfig {
-    /// The filter settings of a validated `[sieve]` section, with `hostname` for the
-    /// environment items and generated Message-IDs.
-    pub fn from_sieve(sieve: &crate::config::SieveConfig, hostname: &str) -> FilterConfig {
-        FilterConfig {
-            before: sieve.before.clone(),
-            personal: sieve.personal.clone(),
-            after: sieve.after.clone(),
-            default: sieve.default.clone(),
-            hostname: hostname.to_string(),
-            cpu_limit: sieve.cpu_limit,
-            max_run_time: sieve.max_run_time,
-            spam_score: sieve.spam_score.clone(),
-            special_use: sieve.special_use.clone(),
-            max_redirects: sieve.max_redirects,
-            vacation: VacationPeriods {
-                min_days: sieve.vacation_days.0,
-                default_days: sieve.vacation_days.1,
-                max_days: sieve.vacation_days.2,
-            },
-            scripts: sieve.scripts.clone(),
-        }
-    }
-}
-
 impl Default for ScriptSettings {
     fn default() -> Self {
         ScriptSettings {

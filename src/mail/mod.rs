@@ -6,6 +6,7 @@
 //! - [`date`]: the RFC 5322 date we write.
 //! - [`envelope`]: one message's [`envelope::Envelope`] and the original [`envelope::Client`].
 //! - [`header`]: the one header walker: well-formed field lines only, capped.
+//! - [`net`]: network addresses as the configuration writes them ([`net::ClamdAddr`]).
 //! - [`received`]: the client address in a `Received` header, per MTA format.
 //! - [`text`]: the one sanitizer for client text written into headers and replies.
 
@@ -14,5 +15,6 @@ pub mod bounce;
 pub mod date;
 pub mod envelope;
 pub mod header;
+pub mod net;
 pub mod received;
 pub mod text;

@@ -11,8 +11,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::arf::{self, ArfReport};
 use super::contact::{Contacts, Found};
-use super::rdap::{Bootstrap, Rdap, RdapError};
+use super::rdap::{Rdap, RdapError};
 use super::source::{select_source, SourceChoice, SourceInput, SourceRules};
+use crate::config::rdap::Bootstrap;
 use crate::config::{AbuseConfig, Config, ListenAddr};
 use crate::mail::envelope::{Client, Envelope};
 use crate::scan::Verdict;

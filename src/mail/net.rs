@@ -1,4 +1,6 @@
-//! Where clamd listens: the `unix:` / `tcp:` address form used in the configuration.
+//! Network addresses as the configuration writes them: where clamd listens (the `unix:` /
+//! `tcp:` form). Plain values, so the configuration and the scanner share them without
+//! importing each other.
 
 use std::fmt;
 use std::path::PathBuf;
