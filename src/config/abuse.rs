@@ -206,7 +206,7 @@ impl RawAbuse {
     /// Checks every value; problems are appended to `problems` (the caller reports them all).
     pub fn validate(self, base: &Path, problems: &mut Vec<String>) -> AbuseConfig {
         let report_from = match self.report_from.as_deref() {
-            Some(addr) if crate::report::is_valid_email(addr) => addr.to_string(),
+            Some(addr) if crate::mail::address::is_valid_email(addr) => addr.to_string(),
             Some(addr) => {
                 problems.push(format!(
                     "abuse.report_from: {addr:?} is not an email address (local@domain)"
@@ -250,7 +250,7 @@ impl RawAbuse {
                 ));
                 continue;
             };
-            if !crate::report::is_valid_email(addr) {
+            if !crate::mail::address::is_valid_email(addr) {
                 problems.push(format!(
                     "abuse.overrides: {cidr:?} = {addr:?} is not an email address"
                 ));

@@ -29,7 +29,7 @@ use acl::user_id;
 pub use acl::XforwardAcl;
 pub use log::{LogConfig, LogFormat, RawLog};
 pub use mailbox::{MailboxConfig, RawMailbox, UnknownUsers};
-pub use notify::{is_plain_address, NotifyConfig, RawNotify, Relay};
+pub use notify::{NotifyConfig, RawNotify, Relay};
 pub use quarantine::{QuarantineConfig, RawQuarantine};
 pub use scanner::{OnScanFailure, RawScanner, ScannerConfig};
 pub use server::{ListenAddr, RawServer, ServerConfig};

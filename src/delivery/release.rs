@@ -67,7 +67,7 @@ pub async fn release(
         }
     };
     let envelope = Envelope {
-        id: crate::lmtp::new_transaction_id(),
+        id: crate::mail::envelope::new_id(),
         mail_from: entry.sender.clone(),
         rcpts,
         helo: None,

@@ -311,7 +311,9 @@ impl<'n, 'm> Collector<'n, 'm> {
                         // A redirect target becomes an SMTP command: only a plain addr-spec.
                         // Anything else is refused and the message kept, as Pigeonhole keeps
                         // on a failing action.
-                        SieveRecipient::Address(address) if !compose::is_addr_spec(&address) => {
+                        SieveRecipient::Address(address)
+                            if !crate::mail::address::is_addr_spec(&address) =>
+                        {
                             self.outcome.redirected = true;
                             self.note(format!(
                                 "redirect to {:?} refused: not a plain address: kept",
@@ -421,7 +423,7 @@ fn build_generated(
 ) -> Result<Built, String> {
     let (to, dropped): (Vec<&String>, Vec<&String>) = envelope_to
         .iter()
-        .partition(|a| compose::is_addr_spec(a.trim()));
+        .partition(|a| crate::mail::address::is_addr_spec(a.trim()));
     let to: Vec<String> = to.into_iter().map(|a| a.trim().to_string()).collect();
     let dropped: Vec<String> = dropped
         .into_iter()

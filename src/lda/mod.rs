@@ -219,7 +219,7 @@ async fn deliver(
         }
     }
     let envelope = Envelope {
-        id: crate::lmtp::new_transaction_id(),
+        id: crate::mail::envelope::new_id(),
         mail_from,
         rcpts,
         helo: None,

@@ -3,7 +3,8 @@
 //! quarantine, notices and abuse reports read back.
 
 use std::net::{IpAddr, Ipv6Addr};
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::address::Recipient;
 
@@ -55,6 +56,22 @@ impl Client {
     pub fn is_known(&self) -> bool {
         self.name.is_some() || self.addr.is_some() || self.helo.is_some()
     }
+}
+
+/// One sequence for session and transaction ids in this process.
+static ID_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A short id for one session or mail transaction (an [`Envelope::id`]), for logs, replies
+/// and the `Received` header: unique within this process and unlikely to repeat across
+/// restarts (it starts with the time). Every entry point (LMTP, LDA, a release) takes its
+/// ids from here.
+pub fn new_id() -> String {
+    let n = ID_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format!("{:07X}{:05X}", secs & 0xFFF_FFFF, n & 0xF_FFFF)
 }
 
 /// True for the values Postfix sends in place of one it does not know (XFORWARD_README):

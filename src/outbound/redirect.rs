@@ -20,7 +20,7 @@
 use std::time::SystemTime;
 
 use super::{Attempt, Outbox, OutboxError, Route};
-use crate::config::is_plain_address;
+use crate::mail::address::is_plain_address;
 use crate::mail::address::Recipient;
 use crate::state::{QueuedMail, RedirectOwner};
 

@@ -43,7 +43,7 @@ pub fn must_not_answer(mail_from: &str, message: &[u8]) -> Option<&'static str> 
     }
     // The MDN's only recipient: it goes into `To` and `RCPT TO`, so only a plain addr-spec
     // (no quoted local part that could hold CR/LF).
-    if !crate::outbound::compose::is_addr_spec(mail_from) {
+    if !crate::mail::address::is_addr_spec(mail_from) {
         return Some("the envelope sender is not a plain address");
     }
     let headers = crate::report::header_section(message);

@@ -3,7 +3,7 @@
 //!
 //! RDAP answers are untrusted input: the body is read up to [`MAX_BODY`], the entity walk
 //! stops at [`MAX_DEPTH`] levels and [`MAX_ENTITIES`] entities, and the address must look
-//! like one ([`super::is_valid_email`]) before anything is sent to it.
+//! like one ([`crate::mail::address::is_valid_email`]) before anything is sent to it.
 //!
 //! **Where we connect.** The servers an admin names in `rdap_base_urls` are used as written
 //! (`http://` and internal addresses allowed: a local RDAP proxy, the tests' server on
@@ -121,7 +121,7 @@ pub fn vcard_email(entity: &Value) -> Option<String> {
         })
         .filter_map(|prop| prop.get(3)?.as_str())
         .map(str::trim)
-        .find(|addr| super::is_valid_email(addr))
+        .find(|addr| crate::mail::address::is_valid_email(addr))
         .map(str::to_string)
 }
 
