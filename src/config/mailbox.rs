@@ -102,7 +102,7 @@ impl RawMailbox {
         }
         let special_use: Vec<(String, String)> = match &m.special_use {
             Some(map) => map.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-            None => crate::filter::DEFAULT_SPECIAL_USE
+            None => crate::mail::sieve::DEFAULT_SPECIAL_USE
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
