@@ -1,7 +1,10 @@
-//! The subcommands of the `sievegate` binary, one file each (the clap definitions and the
-//! dispatch stay in `main.rs`); what `serve` and `check-config` share is here: loading the
+//! The subcommands of the `sievegate` binary, one file each (the clap definitions in
+//! [`args`], the dispatch in `main.rs`); what `serve` and `check-config` share is here: loading the
 //! config with every problem reported, and the note on who counts as a recipient.
 
+/// The clap definitions of every command and option; `build.rs` writes the man page from
+/// them.
+pub mod args;
 pub mod check_config;
 pub mod deliver;
 pub mod quarantine;
