@@ -3,22 +3,26 @@
 //! Maildir. Infected mail is never bounced, rejected or redirected towards its sender.
 //!
 //! # Layout
-//! One delivery reads top to bottom through these modules:
+//! One delivery reads top to bottom through these modules. A module imports only from the
+//! layers below it: cli → server → lmtp, lda → delivery → filter → quarantine, report →
+//! outbound → store, scan, users → state, config, spool → mail, metrics.
 //!
-//! - [`config`]: TOML file → validated [`config::Config`]; every problem reported at once;
-//!   one file per section (its raw keys, defaults and checks), `mod.rs` runs them in order.
+//! - [`config`]: TOML file → validated [`config::Config`]: plain values, every problem
+//!   reported at once; one file per section (its raw keys, defaults and checks), `mod.rs`
+//!   runs them in order. It imports no feature module: [`delivery::build`] turns its values
+//!   into the scanner and the filter settings.
 //! - [`server`]: TCP and unix listeners, the connection limit with slots reserved for
 //!   trusted peers, peer credentials on the unix socket, graceful shutdown.
 //! - [`reload`]: SIGHUP: the config read again into new services in [`reload::Current`],
 //!   which each new transaction takes; a bad file is refused and the old one stays.
 //! - [`metrics`]: Prometheus counters and histograms updated at the pipeline, session and
-//!   server seams, served by a tiny HTTP/1.0 responder on `[server] metrics_listen`.
+//!   server seams with plain values (an outcome's label, a virus name), served by a tiny
+//!   HTTP/1.0 responder on `[server] metrics_listen`; imports nothing of ours.
 //! - [`logging`]: the log writer from `[log]` (text or JSON lines, the level).
 //! - [`lmtp`]: the session state machine (generic over the stream), one file per verb;
 //!   [`lmtp::reply`] owns every reply text the client sees; outcomes become replies there.
 //!   MAIL is refused while clamd is down ([`scan::health`]); RCPT counts deliveries per
 //!   user ([`delivery::UserLimit`], `user_concurrency_limit`).
-//! - [`address`]: RCPT address → [`address::Recipient`] (case folding, `+detail`, path safety).
 //! - [`users`]: which recipients exist (`[mailbox] users_file`, Dovecot passwd-file), their `%h`.
 //! - [`scan`]: clamd client (FILDES on a unix socket, INSTREAM otherwise), its reply parser,
 //!   verdict → `virustest` value; [`scan::health`]: clamd up or down, from every scan and a
@@ -72,11 +76,15 @@
 //!   sending address's abuse contact (source IP from XFORWARD or the Received formats the
 //!   admin lists, RDAP https-only and bounded, ARF, rate limits per address, network,
 //!   contact and in total; the attached headers scanned first), the RFC 5429
-//!   rejection MDN; [`mail::bounce`].
-//! - [`mail`]: the bottom layer (imports nothing of ours): [`mail::header`], the one header
-//!   walker (well-formed field lines only, capped), used wherever we read headers we did not
-//!   write.
-//! - [`text`]: the one sanitizer for client text written into headers and replies.
+//!   rejection MDN.
+//! - [`mail`]: the bottom layer (imports nothing of ours): the [`mail::envelope::Envelope`]
+//!   and the original [`mail::envelope::Client`] (its address an `IpAddr`, parsed once where
+//!   XFORWARD or the LDA environment is read) every entry point hands the pipeline;
+//!   [`mail::address`] (RCPT address → `Recipient`: case folding, `+detail`, path safety;
+//!   the address checks of what we send); [`mail::header`], the one header walker;
+//!   [`mail::bounce`]; [`mail::date`]; [`mail::text`], the one sanitizer for client text
+//!   written into headers and replies; and the plain values config and features share
+//!   ([`mail::net`], [`mail::sieve`]).
 //! - [`systemd`]: readiness for `Type=notify` units (`sd_notify`: ready, stopping, reloading).
 
 pub mod config;

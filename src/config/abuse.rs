@@ -2,7 +2,6 @@
 //! (see `crate::report`). Opt-in; its own file so the other sections' edits stay apart.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -193,15 +192,6 @@ impl Default for AbuseConfig {
     }
 }
 
-/// Parses `ADDR/PREFIX` or a single address; host bits are cleared.
-pub fn parse_net(entry: &str) -> Option<IpNet> {
-    entry
-        .parse::<IpNet>()
-        .map(|n| n.trunc())
-        .ok()
-        .or_else(|| entry.parse::<IpAddr>().ok().map(IpNet::from))
-}
-
 impl RawAbuse {
     /// Checks every value; problems are appended to `problems` (the caller reports them all).
     pub fn validate(self, base: &Path, problems: &mut Vec<String>) -> AbuseConfig {
@@ -225,7 +215,7 @@ impl RawAbuse {
         let mut nets = |key: &str, entries: &[String]| -> Vec<IpNet> {
             let mut out = Vec::new();
             for e in entries {
-                match parse_net(e) {
+                match crate::mail::net::parse_net(e) {
                     Some(net) => out.push(net),
                     None => problems.push(format!(
                         "abuse.{key}: {e:?} is not an IP network (ADDR/PREFIX) or address"
@@ -244,7 +234,7 @@ impl RawAbuse {
         let ignore_networks = nets("ignore_networks", &ignore);
         let mut overrides: Vec<(IpNet, String)> = Vec::new();
         for (cidr, addr) in &self.overrides {
-            let Some(net) = parse_net(cidr) else {
+            let Some(net) = crate::mail::net::parse_net(cidr) else {
                 problems.push(format!(
                     "abuse.overrides: {cidr:?} is not an IP network (ADDR/PREFIX) or address"
                 ));

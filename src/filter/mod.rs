@@ -340,7 +340,9 @@ impl Filter {
             .config
             .spam_score
             .as_ref()
-            .map_or(sieve::SpamStatus::Unknown, |s| s.status(&message));
+            .map_or(sieve::SpamStatus::Unknown, |s| {
+                lookup::spam_status(s, &message)
+            });
         let mailboxes = Mailboxes {
             root: input.maildir.map(Path::to_path_buf),
             special_use: self.config.special_use.clone(),

@@ -96,29 +96,14 @@ pub fn parse_ip(value: &str) -> Option<IpAddr> {
 mod tests {
     use super::*;
 
+    /// The full table goes through XFORWARD (`lmtp::xforward`'s tests); here what is
+    /// particular to this layer: a placeholder is not an address, and the prefix is
+    /// case-insensitive.
     #[test]
-    fn parse_ip_table() {
-        for (value, want) in [
-            ("192.0.2.1", Some("192.0.2.1")),
-            ("2001:db8::1", Some("2001:db8::1")),
-            ("IPV6:2001:DB8::1", Some("2001:db8::1")),
-            ("ipv6:::1", Some("::1")),
-            ("IPV6:::ffff:192.0.2.1", Some("::ffff:192.0.2.1")),
-            ("", None),
-            ("[UNAVAILABLE]", None),
-            ("mail.example.org", None),
-            ("[192.0.2.1]", None),
-            ("192.0.2.256", None),
-            ("IPV6:192.0.2.1", None),
-            ("IPV6:", None),
-            ("fe80::1%eth0", None),
-        ] {
-            assert_eq!(
-                parse_ip(value).map(|ip| ip.to_string()).as_deref(),
-                want,
-                "{value:?}"
-            );
-        }
+    fn parse_ip_basics() {
+        assert_eq!(parse_ip("IPv6:2001:DB8::1"), "2001:db8::1".parse().ok());
+        assert_eq!(parse_ip("[UNAVAILABLE]"), None);
+        assert_eq!(parse_ip(""), None);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! - [`header`]: the one header walker: well-formed field lines only, capped.
 //! - [`net`]: network addresses as the configuration writes them ([`net::ClamdAddr`]).
 //! - [`received`]: the client address in a `Received` header, per MTA format.
+//! - [`sieve`]: Sieve settings as plain values (script limits, spam score, special use).
 //! - [`text`]: the one sanitizer for client text written into headers and replies.
 
 pub mod address;
@@ -17,4 +18,5 @@ pub mod envelope;
 pub mod header;
 pub mod net;
 pub mod received;
+pub mod sieve;
 pub mod text;

@@ -21,7 +21,7 @@ pub enum StoreError {
     /// The sub-folder does not exist and the caller did not ask to create it.
     #[error("folder \"{0}\" does not exist")]
     FolderMissing(Folder),
-    /// The folder's directory name (`.A.B`, modified UTF-7) is longer than [`NAME_MAX`]:
+    /// The folder's directory name (`.A.B`, modified UTF-7) is longer than `NAME_MAX` (255):
     /// no retry can ever create it.
     #[error("folder \"{0}\": directory name longer than {NAME_MAX} bytes")]
     FolderNameTooLong(Folder),
