@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use sievegate::quarantine::cli::EntryJson;
+use sievegate::quarantine::admin::EntryJson;
 use sievegate::state::{QuarantineEntry, QuarantineFilter, SqliteState, StateStore};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -3,22 +3,26 @@
 //! Maildir. Infected mail is never bounced, rejected or redirected towards its sender.
 //!
 //! # Layout
-//! One delivery reads top to bottom through these modules:
+//! One delivery reads top to bottom through these modules. A module imports only from the
+//! layers below it: cli → server → lmtp, lda → delivery → filter → quarantine, report →
+//! outbound → store, scan, users → state, config, spool → mail, metrics.
 //!
-//! - [`config`]: TOML file → validated [`config::Config`]; every problem reported at once;
-//!   one file per section (its raw keys, defaults and checks), `mod.rs` runs them in order.
+//! - [`config`]: TOML file → validated [`config::Config`]: plain values, every problem
+//!   reported at once; one file per section (its raw keys, defaults and checks), `mod.rs`
+//!   runs them in order. It imports no feature module: [`delivery::build`] turns its values
+//!   into the scanner and the filter settings.
 //! - [`server`]: TCP and unix listeners, the connection limit with slots reserved for
 //!   trusted peers, peer credentials on the unix socket, graceful shutdown.
 //! - [`reload`]: SIGHUP: the config read again into new services in [`reload::Current`],
 //!   which each new transaction takes; a bad file is refused and the old one stays.
 //! - [`metrics`]: Prometheus counters and histograms updated at the pipeline, session and
-//!   server seams, served by a tiny HTTP/1.0 responder on `[server] metrics_listen`.
+//!   server seams with plain values (an outcome's label, a virus name), served by a tiny
+//!   HTTP/1.0 responder on `[server] metrics_listen`; imports nothing of ours.
 //! - [`logging`]: the log writer from `[log]` (text or JSON lines, the level).
 //! - [`lmtp`]: the session state machine (generic over the stream), one file per verb;
 //!   [`lmtp::reply`] owns every reply text the client sees; outcomes become replies there.
 //!   MAIL is refused while clamd is down ([`scan::health`]); RCPT counts deliveries per
-//!   user ([`lmtp::UserLimit`], `user_concurrency_limit`).
-//! - [`address`]: RCPT address → [`address::Recipient`] (case folding, `+detail`, path safety).
+//!   user ([`delivery::UserLimit`], `user_concurrency_limit`).
 //! - [`users`]: which recipients exist (`[mailbox] users_file`, Dovecot passwd-file), their `%h`.
 //! - [`scan`]: clamd client (FILDES on a unix socket, INSTREAM otherwise), its reply parser,
 //!   verdict → `virustest` value; [`scan::health`]: clamd up or down, from every scan and a
@@ -29,25 +33,27 @@
 //!   edited content) without writing to any mailbox; [`filter::lookup`] answers
 //!   `mailboxexists`, `:specialuse` and `spamtest` (read-only); `duplicate` and vacation
 //!   look up [`filter::memory`] (the state store), written only after the delivery; RFC 6609
-//!   includes ([`filter::include`]), the per-user error log, `sieve check`
-//!   ([`filter::tools`]).
-//! - [`sievetool`]: `sieve test`, the whole chain for one message printed as a Plan, no
-//!   side effects.
+//!   includes ([`filter::include`]), the per-user error log, the compile step of
+//!   `sieve check` ([`filter::tools`]).
 //! - [`spool`]: a message's bytes on the heap or, above `[server] spool_threshold`, in an
 //!   unnamed file in `spool_dir` mapped read-only ([`spool::MessageBytes`]), so many
 //!   large messages at once cost page cache, not heap.
-//! - [`delivery`]: the pipeline for one message (scan once; per recipient: the bounded
-//!   Sieve view → Plan → trace headers → Maildir → one log line) → one
-//!   [`delivery::RcptOutcome`] per recipient. [`delivery::Services`] is what it shares.
-//!   After the stores, [`delivery::send`] carries out what the Plan sends: redirects,
-//!   vacation replies and notifications into the outbox (a redirect is answered once
-//!   queued; the outbox keeps it in INBOX if the relay refuses it for good). Unknown users
-//!   (`[mailbox] unknown_users = "after-scan"`) are decided here, after the scan: 250 for
-//!   infected mail, 550 otherwise. A panic in a per-message step degrades that step only.
-//!   Its callers: the LMTP session, LDA mode and `quarantine release`
-//!   ([`delivery::deliver_scanned`]).
+//! - [`delivery`]: THE front door for one message ([`delivery::enter`]): admit the
+//!   recipients ([`delivery::admit`], one rule for every entry point), scan once with the
+//!   one scan-failure policy, then per recipient: the bounded Sieve view → Plan → trace
+//!   headers → Maildir → one log line and its metrics → one [`delivery::RcptOutcome`].
+//!   [`delivery::Services`] is what it shares. Two stages: the blocking one (Sieve, the
+//!   stores, what is queued) never waits on a peer; the async one after it sends what must
+//!   go now (redirects without a durable state store) and the postmaster notice and abuse
+//!   report. [`delivery::send`]: redirects, vacation replies and notifications into the
+//!   outbox (a redirect is answered once queued; the outbox keeps it in INBOX if the relay
+//!   refuses it for good). Unknown users are decided after the scan: 250 for infected
+//!   mail, 550 otherwise. A panic in a per-message step degrades that step only. Its
+//!   callers: the LMTP session and LDA mode ([`delivery::enter`]), `quarantine release`
+//!   ([`delivery::release`], after its own rescan) and `sieve test`
+//!   ([`delivery::dry_run`]: admission and the chain to a Plan, nothing executed).
 //! - [`lda`]: LDA mode (`sievegate deliver`, like dovecot-lda): the message on stdin
-//!   (normalised and spooled like LMTP's, `lda::input`) through the same pipeline ([`delivery::deliver_scanned`] after one scan), sysexits
+//!   (normalised and spooled like LMTP's, `lda::input`) through the front door, sysexits
 //!   statuses that never bounce infected mail, one bounded outbox pass before exiting.
 //! - [`store`]: the durable Maildir++ writer (tmp → fsync → rename → fsync dir), further
 //!   copies of the same bytes as hard links (`[mailbox] link_copies`), directory fsyncs
@@ -57,8 +63,8 @@
 //!   what it creates ([`store::Ownership`]).
 //! - [`quarantine`]: infected mail kept once per message (`<dir>/<id>.eml`, indexed in
 //!   [`state`]) before any reply, holding only the recipients whose copy it kept; release
-//!   per recipient, once; purge and the sweep of crash leftovers;
-//!   the logic of the `quarantine` CLI ([`quarantine::cli`]).
+//!   per recipient, once; purge and the sweep of crash leftovers; the library part of the
+//!   `quarantine` command ([`quarantine::admin`]).
 //! - [`state`]: the embedded state store behind one trait, [`state::StateStore`] (SQLite
 //!   in WAL mode; an in-memory twin, bounded): quarantine index, caches, rate limits,
 //!   outbound queue; every cache and rate row expires (`expire`, run by the server).
@@ -70,14 +76,17 @@
 //!   sending address's abuse contact (source IP from XFORWARD or the Received formats the
 //!   admin lists, RDAP https-only and bounded, ARF, rate limits per address, network,
 //!   contact and in total; the attached headers scanned first), the RFC 5429
-//!   rejection MDN; [`report::is_bounce`].
-//! - [`mail`]: the bottom layer (imports nothing of ours): [`mail::header`], the one header
-//!   walker (well-formed field lines only, capped), used wherever we read headers we did not
-//!   write.
-//! - [`text`]: the one sanitizer for client text written into headers and replies.
+//!   rejection MDN.
+//! - [`mail`]: the bottom layer (imports nothing of ours): the [`mail::envelope::Envelope`]
+//!   and the original [`mail::envelope::Client`] (its address an `IpAddr`, parsed once where
+//!   XFORWARD or the LDA environment is read) every entry point hands the pipeline;
+//!   [`mail::address`] (RCPT address → `Recipient`: case folding, `+detail`, path safety;
+//!   the address checks of what we send); [`mail::header`], the one header walker;
+//!   [`mail::bounce`]; [`mail::date`]; [`mail::text`], the one sanitizer for client text
+//!   written into headers and replies; and the plain values config and features share
+//!   ([`mail::net`], [`mail::sieve`]).
 //! - [`systemd`]: readiness for `Type=notify` units (`sd_notify`: ready, stopping, reloading).
 
-pub mod address;
 pub mod config;
 pub mod delivery;
 pub mod filter;
@@ -92,10 +101,8 @@ pub mod reload;
 pub mod report;
 pub mod scan;
 pub mod server;
-pub mod sievetool;
 pub mod spool;
 pub mod state;
 pub mod store;
 pub mod systemd;
-pub mod text;
 pub mod users;

@@ -3,7 +3,7 @@
 //! `[server] metrics_listen`.
 //!
 //! The metrics are process-wide, like the process they describe: a SIGHUP reload swaps the
-//! [`crate::delivery::Services`] but must not reset any counter, and a global keeps each
+//! delivery services but must not reset any counter, and a global keeps each
 //! instrumentation point one line. Names and labels are listed in the README
 //! ("Operations"); they are a public interface, like the config keys.
 //!
@@ -27,9 +27,6 @@ use prometheus_client::registry::Registry;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
-
-use crate::delivery::RcptOutcome;
-use crate::scan::Verdict;
 
 /// Distinct virus names with a series of their own; later names count as `other`.
 pub const MAX_VIRUS_NAMES: usize = 50;
@@ -236,36 +233,29 @@ pub fn state_expired(cache: u64, rate: u64) {
     }
 }
 
-/// Counts one recipient's outcome. `quarantined`: the message went to the quarantine, so
-/// a discard is counted as `quarantined`.
-pub fn delivery(outcome: &RcptOutcome, quarantined: bool) {
-    let label = match outcome {
-        RcptOutcome::Delivered { .. } => "delivered",
-        RcptOutcome::Discarded if quarantined => "quarantined",
-        RcptOutcome::Discarded => "discarded",
-        RcptOutcome::Rejected { .. } => "rejected",
-        RcptOutcome::Failed { .. } | RcptOutcome::Deferred(_) => "deferred",
-        RcptOutcome::UnknownUser => "unknown_user",
-    };
+/// Counts one recipient's outcome under its `outcome` label (`delivered`, `quarantined`,
+/// `discarded`, `rejected`, `deferred`, `unknown_user`: the pipeline names it, see
+/// `RcptOutcome::metric_label`). A plain label, so this module needs nothing above it.
+pub fn delivery(label: &'static str) {
     METRICS
         .deliveries
         .get_or_create(&[("outcome", label.to_string())])
         .inc();
 }
 
-/// Records one scan: its time, a failure, or the virus found.
-pub fn scanned<E>(result: &Result<Verdict, E>, elapsed: Duration) {
+/// Records one scan: its time, a failure (`Err`), or the virus found (`Ok(Some(name))`).
+pub fn scanned<E>(result: Result<Option<&str>, E>, elapsed: Duration) {
     let m = &*METRICS;
     m.scan_seconds.observe(elapsed.as_secs_f64());
     match result {
         Err(_) => {
             m.clamd_errors.inc();
         }
-        Ok(Verdict::Infected { name, .. }) => {
+        Ok(Some(name)) => {
             let label = virus_label(&m.virus_names, name);
             m.infected.get_or_create(&[("virus", label)]).inc();
         }
-        Ok(_) => {}
+        Ok(None) => {}
     }
 }
 
@@ -284,13 +274,11 @@ fn virus_label(known: &Mutex<HashSet<String>>, name: &str) -> String {
     OTHER_VIRUS.to_string()
 }
 
-/// Records the time one recipient's plan took against the store; plans that store nothing
-/// (discard, reject, deferral) are not store latency and are left out.
-pub fn stored(outcome: &RcptOutcome, elapsed: Duration) {
-    if matches!(
-        outcome,
-        RcptOutcome::Delivered { .. } | RcptOutcome::Failed { .. }
-    ) {
+/// Records the time one recipient's plan took against the store (`touched_store`: it
+/// stored, or tried to); plans that store nothing (discard, reject, deferral) are not store
+/// latency and are left out.
+pub fn stored(touched_store: bool, elapsed: Duration) {
+    if touched_store {
         METRICS.store_seconds.observe(elapsed.as_secs_f64());
     }
 }

@@ -12,7 +12,7 @@
 //! Only the user name and the home (the 6th field, for `%h`) are used; the other fields may be
 //! empty or missing at the end of the line. Names are compared lowercased, as Dovecot does with
 //! its default `auth_username_format = %Lu`; the recipient's `+detail` is removed before the
-//! lookup (see [`crate::address::Recipient`]).
+//! lookup (see [`crate::mail::address::Recipient`]).
 //!
 //! The file is checked for changes (inode, size, modification time) at most once per
 //! [`RECHECK_EVERY`] and re-read when it changed, so editing it needs no restart. A re-read
@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::address::Recipient;
+use crate::mail::address::Recipient;
 
 /// How often a lookup may `stat` the file to see whether it changed.
 pub const RECHECK_EVERY: Duration = Duration::from_secs(1);

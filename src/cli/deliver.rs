@@ -14,6 +14,8 @@ pub fn deliver(config: PathBuf, request: sievegate::lda::Request) -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .init();
+    // Process-wide, once, before the runtime starts: see `delivery::budget`.
+    sievegate::delivery::budget::tune_allocator();
     let stdin = std::io::stdin();
     ExitCode::from(sievegate::lda::run(&config, &request, stdin.lock()))
 }

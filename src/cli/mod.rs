@@ -1,7 +1,10 @@
-//! The subcommands of the `sievegate` binary, one file each (the clap definitions and the
-//! dispatch stay in `main.rs`); what `serve` and `check-config` share is here: loading the
+//! The subcommands of the `sievegate` binary, one file each (the clap definitions in
+//! [`args`], the dispatch in `main.rs`); what `serve` and `check-config` share is here: loading the
 //! config with every problem reported, and the note on who counts as a recipient.
 
+/// The clap definitions of every command and option; `build.rs` writes the man page from
+/// them.
+pub mod args;
 pub mod check_config;
 pub mod deliver;
 pub mod quarantine;
@@ -10,7 +13,7 @@ pub mod sieve;
 
 use sievegate::config::{Config, ConfigError};
 use sievegate::delivery::Services;
-use sievegate::filter::{Filter, FilterConfig};
+use sievegate::filter::Filter;
 use sievegate::users::Users;
 
 /// Loads the config and compiles the global scripts; every problem goes to stderr. When the
@@ -30,7 +33,10 @@ fn load(path: &std::path::Path, open_state: bool, say: Say) -> Option<Services> 
                     personal: None,
                     ..*sieve
                 };
-                let filter = Filter::new(FilterConfig::from_sieve(&sieve, "localhost"));
+                let filter = Filter::new(sievegate::delivery::build::filter_config(
+                    &sieve,
+                    "localhost",
+                ));
                 for p in filter.check() {
                     say.problem(&p.to_string());
                 }

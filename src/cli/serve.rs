@@ -18,6 +18,9 @@ pub fn serve(path: PathBuf) -> ExitCode {
     // everything goes through the log writer, so a JSON log stays one object per line.
     let log_config = Config::load(&path).map(|c| c.log).unwrap_or_default();
     let mut log = sievegate::logging::init(&log_config);
+    // Process-wide, once, before the runtime's threads allocate (after the log writer, so a
+    // failure is logged): see `delivery::budget`.
+    sievegate::delivery::budget::tune_allocator();
     let Some(services) = load(&path, true, Say::Log) else {
         tracing::error!("not starting: fix the configuration above");
         return ExitCode::FAILURE;
@@ -165,7 +168,11 @@ fn start_tmp_sweep(services: &Services) {
     let spawned = std::thread::Builder::new()
         .name("tmp-sweep".into())
         .spawn(move || {
-            let sweep = sievegate::store::cleanup::startup_sweep(&mailbox, table.as_deref());
+            let sweep = sievegate::store::cleanup::startup_sweep(
+                &mailbox.maildir,
+                &mailbox.domains,
+                table.as_deref(),
+            );
             tracing::info!(
                 maildirs = sweep.maildirs,
                 removed = sweep.removed,

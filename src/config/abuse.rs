@@ -2,7 +2,6 @@
 //! (see `crate::report`). Opt-in; its own file so the other sections' edits stay apart.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -193,20 +192,11 @@ impl Default for AbuseConfig {
     }
 }
 
-/// Parses `ADDR/PREFIX` or a single address; host bits are cleared.
-pub fn parse_net(entry: &str) -> Option<IpNet> {
-    entry
-        .parse::<IpNet>()
-        .map(|n| n.trunc())
-        .ok()
-        .or_else(|| entry.parse::<IpAddr>().ok().map(IpNet::from))
-}
-
 impl RawAbuse {
     /// Checks every value; problems are appended to `problems` (the caller reports them all).
     pub fn validate(self, base: &Path, problems: &mut Vec<String>) -> AbuseConfig {
         let report_from = match self.report_from.as_deref() {
-            Some(addr) if crate::report::is_valid_email(addr) => addr.to_string(),
+            Some(addr) if crate::mail::address::is_valid_email(addr) => addr.to_string(),
             Some(addr) => {
                 problems.push(format!(
                     "abuse.report_from: {addr:?} is not an email address (local@domain)"
@@ -225,7 +215,7 @@ impl RawAbuse {
         let mut nets = |key: &str, entries: &[String]| -> Vec<IpNet> {
             let mut out = Vec::new();
             for e in entries {
-                match parse_net(e) {
+                match crate::mail::net::parse_net(e) {
                     Some(net) => out.push(net),
                     None => problems.push(format!(
                         "abuse.{key}: {e:?} is not an IP network (ADDR/PREFIX) or address"
@@ -244,13 +234,13 @@ impl RawAbuse {
         let ignore_networks = nets("ignore_networks", &ignore);
         let mut overrides: Vec<(IpNet, String)> = Vec::new();
         for (cidr, addr) in &self.overrides {
-            let Some(net) = parse_net(cidr) else {
+            let Some(net) = crate::mail::net::parse_net(cidr) else {
                 problems.push(format!(
                     "abuse.overrides: {cidr:?} is not an IP network (ADDR/PREFIX) or address"
                 ));
                 continue;
             };
-            if !crate::report::is_valid_email(addr) {
+            if !crate::mail::address::is_valid_email(addr) {
                 problems.push(format!(
                     "abuse.overrides: {cidr:?} = {addr:?} is not an email address"
                 ));
@@ -294,7 +284,7 @@ impl RawAbuse {
             } else {
                 base.join(&p)
             };
-            if let Err(e) = crate::report::rdap::Bootstrap::load(std::slice::from_ref(&path)) {
+            if let Err(e) = super::rdap::Bootstrap::load(std::slice::from_ref(&path)) {
                 problems.push(format!("abuse.rdap_bootstrap: {e}"));
             }
             rdap_bootstrap.push(path);

@@ -59,12 +59,9 @@ pub(super) fn parse_acl_entry(entry: &str) -> Result<AclEntry, String> {
             None => AclEntry::UnknownUser(user.to_string()),
         });
     }
-    if let Ok(net) = entry.parse::<IpNet>() {
-        return Ok(AclEntry::Net(net));
-    }
-    match entry.parse::<IpAddr>() {
-        Ok(ip) => Ok(AclEntry::Net(IpNet::from(ip))),
-        Err(_) => Err(format!(
+    match crate::mail::net::parse_net(entry) {
+        Some(net) => Ok(AclEntry::Net(net)),
+        None => Err(format!(
             "{entry:?} is neither an IP network (ADDR/PREFIX, prefix 0..=32 or 0..=128), an IP address, \"unix\" nor \"unix:USER\""
         )),
     }

@@ -1,12 +1,12 @@
 //! `[mailbox]`: which recipients are local and where their Maildir lives; [`RawMailbox`]
-//! as written, [`MailboxConfig`] validated. The keys about how deliveries happen (owner,
-//! modes, the per-user limit) are validated in `delivery.rs`.
+//! as written, [`MailboxConfig`] validated. The owner and modes of what the store creates
+//! are validated in `ownership.rs`.
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{delivery, resolve, resolve_template, RawSieve};
+use super::{ownership, resolve, resolve_template, RawSieve};
 
 /// `[mailbox]`: which recipients are local and where their Maildir lives.
 #[derive(Debug, Deserialize)]
@@ -27,21 +27,21 @@ pub struct RawMailbox {
     pub special_use: Option<std::collections::BTreeMap<String, String>>,
     /// Concurrent LMTP deliveries per user, across sessions (Dovecot's
     /// `lmtp_user_concurrency_limit`); more get 451 4.3.0 at RCPT. 0: unlimited.
-    #[serde(default = "delivery::defaults::user_concurrency_limit")]
+    #[serde(default = "defaults::user_concurrency_limit")]
     pub user_concurrency_limit: usize,
     /// Copies with the same bytes are hard links of one file; several recipients then
     /// share trace headers without Delivered-To (as Dovecot's LMTP).
-    #[serde(default = "delivery::defaults::link_copies")]
+    #[serde(default = "defaults::link_copies")]
     pub link_copies: bool,
     /// Owner (user name or uid) of what the store creates; needs root. Default: ours.
     pub owner: Option<String>,
     /// Group (name or gid) of what the store creates. Default: the owner's primary group.
     pub group: Option<String>,
     /// Mode of created files (octal).
-    #[serde(default = "delivery::defaults::file_mode")]
+    #[serde(default = "ownership::defaults::file_mode")]
     pub file_mode: String,
     /// Mode of created directories (octal).
-    #[serde(default = "delivery::defaults::dir_mode")]
+    #[serde(default = "ownership::defaults::dir_mode")]
     pub dir_mode: String,
     /// When a recipient that `users_file` does not list is refused: `"after-scan"` (the
     /// default: accepted at RCPT, scanned, then 550 5.1.1 after DATA only when the message
@@ -102,7 +102,7 @@ impl RawMailbox {
         }
         let special_use: Vec<(String, String)> = match &m.special_use {
             Some(map) => map.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-            None => crate::filter::DEFAULT_SPECIAL_USE
+            None => crate::mail::sieve::DEFAULT_SPECIAL_USE
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
@@ -124,7 +124,7 @@ impl RawMailbox {
                 problems.push(format!("mailbox.domains: {d:?} is not a domain name"));
             }
         }
-        let uses = crate::address::template_uses;
+        let uses = crate::mail::address::template_uses;
         if !uses(&m.maildir, 'n') && !uses(&m.maildir, 'u') && !uses(&m.maildir, 'h') {
             problems.push(format!(
                 "mailbox.maildir: {:?} must contain %n, %u or %h, or every user would share one Maildir",
@@ -156,7 +156,7 @@ impl RawMailbox {
             }
         }
 
-        let ownership = delivery::ownership(
+        let ownership = ownership::ownership(
             m.owner.as_deref(),
             m.group.as_deref(),
             &m.file_mode,
@@ -178,8 +178,15 @@ impl RawMailbox {
     }
 }
 
-/// Defaults of the `[mailbox]` keys (the delivery ones: `delivery.rs`).
+/// Defaults of the `[mailbox]` keys (`file_mode`, `dir_mode`: `ownership.rs`).
 mod defaults {
+    /// Dovecot's `lmtp_user_concurrency_limit` default.
+    pub fn user_concurrency_limit() -> usize {
+        10
+    }
+    pub fn link_copies() -> bool {
+        true
+    }
     pub fn recipient_delimiter() -> String {
         "+".into()
     }

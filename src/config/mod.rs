@@ -5,37 +5,46 @@
 //!
 //! Each section's raw and validated types and its checks live in its own file
 //! (`server.rs`, `scanner.rs`, `mailbox.rs`, `sieve.rs`, `quarantine.rs`, `state.rs`,
-//! `notify.rs`, `abuse.rs`, `log.rs`; `delivery.rs` and `spool.rs` for keys spread over
-//! sections); this file holds the whole file's types, loading, the order of the checks,
-//! the warnings and the errors.
+//! `notify.rs`, `abuse.rs`, `log.rs`; `ownership.rs` for `[mailbox]`'s owner and modes,
+//! `spool.rs` for keys spread over sections, `rdap.rs` for the RDAP bootstrap files); this
+//! file holds the whole file's types, loading, the order of the checks, the warnings and
+//! the errors.
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 mod acl;
-mod delivery;
 mod log;
 mod mailbox;
 mod notify;
+mod ownership;
 mod quarantine;
 mod scanner;
 mod server;
 mod sieve;
 mod spool;
 mod state;
+/// A file mode written in octal (`"0660"`, `"2770"`): at most `0o7777` (permission and
+/// set-id/sticky bits). The one parser for `socket_mode`, `file_mode` and `dir_mode`; each
+/// caller narrows it further.
+fn octal_mode(text: &str) -> Option<u32> {
+    u32::from_str_radix(text, 8).ok().filter(|m| *m <= 0o7777)
+}
+
 #[cfg(test)]
 use acl::user_id;
 pub use acl::XforwardAcl;
 pub use log::{LogConfig, LogFormat, RawLog};
 pub use mailbox::{MailboxConfig, RawMailbox, UnknownUsers};
-pub use notify::{is_plain_address, NotifyConfig, RawNotify, Relay};
+pub use notify::{NotifyConfig, RawNotify, Relay};
 pub use quarantine::{QuarantineConfig, RawQuarantine};
 pub use scanner::{OnScanFailure, RawScanner, ScannerConfig};
 pub use server::{ListenAddr, RawServer, ServerConfig};
 pub use sieve::{MessageLimits, RawSieve, SieveConfig};
 pub use state::{RawState, StateConfig};
 pub mod abuse;
+pub mod rdap;
 pub use abuse::{AbuseConfig, RawAbuse};
 
 /// The whole file as written.
@@ -149,7 +158,7 @@ impl Config {
             &self.server.spool,
             self.server.max_message_size,
         ));
-        warnings.extend(delivery::warnings(self));
+        warnings.extend(ownership::warnings(self));
         if !self.scanner.enabled {
             warnings.push("scanner.enabled = false: no message is scanned; every one is delivered with virustest 0 and \"X-Virus-Status: Not scanned\"".to_string());
         } else if self.server.max_message_size > self.scanner.max_scan_size {

@@ -1,21 +1,20 @@
 //! `[scanner]`: the clamd connection and what to do when it fails; [`RawScanner`] as
-//! written, [`ScannerConfig`] validated. `enabled` and `health_interval_secs` are
-//! validated in `delivery.rs`.
+//! written, [`ScannerConfig`] validated.
 
 use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{delivery, resolve};
-use crate::scan::ClamdAddr;
+use super::resolve;
+use crate::mail::net::ClamdAddr;
 
 /// `[scanner]`: the clamd connection and what to do when it fails.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawScanner {
     /// `false`: no message is sent to clamd; every one gets virustest 0 (`Not scanned`).
-    #[serde(default = "delivery::defaults::scanner_enabled")]
+    #[serde(default = "defaults::scanner_enabled")]
     pub enabled: bool,
     /// `unix:PATH` or `tcp:HOST:PORT`.
     pub clamd: String,
@@ -31,7 +30,7 @@ pub struct RawScanner {
     #[serde(default = "defaults::max_scan_size")]
     pub max_scan_size: u64,
     /// Seconds between PINGs while clamd is down (0: no probe, no gating at MAIL).
-    #[serde(default = "delivery::defaults::health_interval_secs")]
+    #[serde(default = "defaults::health_interval_secs")]
     pub health_interval_secs: u64,
     /// Pass clamd a read-only descriptor of the message (FILDES) on a unix socket.
     #[serde(default = "defaults::pass_fd")]
@@ -96,15 +95,25 @@ impl RawScanner {
             heuristic_prefixes: sc.heuristic_prefixes,
             max_scan_size: sc.max_scan_size as usize,
             // Nothing to gate on when nothing is scanned.
-            health_interval: delivery::health_interval(sc.health_interval_secs)
-                .filter(|_| sc.enabled),
+            health_interval: health_interval(sc.health_interval_secs).filter(|_| sc.enabled),
             pass_fd: sc.pass_fd,
         })
     }
 }
 
-/// Defaults of the `[scanner]` keys (`enabled` and `health_interval_secs`: `delivery.rs`).
+/// `[scanner] health_interval_secs`: `None` (0) turns the probe and the gating off.
+fn health_interval(secs: u64) -> Option<Duration> {
+    (secs > 0).then(|| Duration::from_secs(secs))
+}
+
+/// Defaults of the `[scanner]` keys.
 mod defaults {
+    pub fn scanner_enabled() -> bool {
+        true
+    }
+    pub fn health_interval_secs() -> u64 {
+        2
+    }
     pub fn scan_timeout_secs() -> u64 {
         60
     }

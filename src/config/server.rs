@@ -245,9 +245,7 @@ impl RawServer {
                 "server.max_line_length: must be at least 512 (RFC 5321 §4.5.3.1.4)".to_string(),
             );
         }
-        let socket_mode = u32::from_str_radix(&s.socket_mode, 8)
-            .ok()
-            .filter(|m| *m <= 0o777);
+        let socket_mode = super::octal_mode(&s.socket_mode).filter(|m| *m <= 0o777);
         if socket_mode.is_none() {
             problems.push(format!(
                 "server.socket_mode: {:?} is not an octal mode like \"0660\"",

@@ -138,11 +138,11 @@ pub struct SieveConfig {
     /// `reject` mails an RFC 5429 MDN instead of a protocol-level 550.
     pub allow_reject_mdn: bool,
     /// The trusted spam score header and its maximum.
-    pub spam_score: Option<crate::filter::SpamScore>,
+    pub spam_score: Option<crate::mail::sieve::SpamScore>,
     /// `[mailbox] special_use`: special-use flag (`\Junk`) → Sieve folder name.
     pub special_use: Vec<(String, String)>,
     /// Include directories, per-user log, script limits.
-    pub scripts: crate::filter::ScriptSettings,
+    pub scripts: crate::mail::sieve::ScriptSettings,
 }
 
 /// How much of a message's header section Sieve parses (see `delivery::view`).
@@ -197,7 +197,7 @@ impl RawSieve {
                         sv.spam_score_max
                     ));
                 }
-                Some(crate::filter::SpamScore {
+                Some(crate::mail::sieve::SpamScore {
                     header,
                     max: sv.spam_score_max,
                 })
@@ -232,7 +232,7 @@ impl RawSieve {
                 ));
             }
         }
-        let scripts = crate::filter::ScriptSettings {
+        let scripts = crate::mail::sieve::ScriptSettings {
             personal_dir: sv
                 .personal_dir
                 .as_deref()

@@ -17,8 +17,12 @@
 //! malloc raises its mmap threshold to the largest block freed so far, so after one big
 //! parse, later big blocks come from the per-thread arenas and stay there when freed: 16
 //! such messages delivered one at a time still left 121 MB of heap behind (one arena per
-//! blocking thread). So the first budget fixes the threshold at glibc's default (128 KiB):
-//! large blocks are mapped and unmapped, and the same 16 messages peak at 18 MB.
+//! blocking thread). So [`tune_allocator`] fixes the threshold at glibc's default (128 KiB):
+//! large blocks are mapped and unmapped, and the same 16 messages peak at 18 MB. It changes
+//! the allocator of the whole process, so it is not a side effect of building a budget: the
+//! commands that deliver (`serve`, `deliver`) call it once at process start, before any
+//! thread allocates; tools and tests that build [`crate::delivery::Services`] leave the
+//! allocator as it is.
 
 use std::sync::Arc;
 
@@ -38,7 +42,6 @@ pub struct Reservation(#[allow(dead_code)] Option<OwnedSemaphorePermit>);
 impl ParseBudget {
     /// A budget of `bytes` (at least 1 KiB, at most 4 TiB).
     pub fn new(bytes: usize) -> Self {
-        return_large_blocks_to_the_os();
         let total_kib = u32::try_from(bytes.div_ceil(1024))
             .unwrap_or(u32::MAX)
             .clamp(1, Semaphore::MAX_PERMITS as u32);
@@ -82,8 +85,10 @@ impl ParseBudget {
 }
 
 /// Fixes glibc's mmap threshold (once per process), which turns its dynamic raising off:
-/// every block of 128 KiB or more is unmapped when freed, instead of staying in an arena.
-fn return_large_blocks_to_the_os() {
+/// every block of 128 KiB or more is unmapped when freed, instead of staying in an arena, so
+/// the parse budget bounds the process (module docs). Process-wide: called once at the
+/// start of `serve` and `deliver`; a no-op elsewhere than Linux with glibc.
+pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         static ONCE: std::sync::Once = std::sync::Once::new();

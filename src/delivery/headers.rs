@@ -4,9 +4,10 @@
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
-use crate::address::Recipient;
+use crate::mail::address::Recipient;
+use crate::mail::envelope::Client;
 use crate::scan::Verdict;
 
 /// Header fields we set ourselves. An incoming copy would be a forgery (or an earlier hop's
@@ -93,18 +94,6 @@ pub(crate) fn field_name(line: &[u8]) -> Option<&[u8]> {
     (!name.is_empty() && name.iter().all(|b| (33..=126).contains(b))).then_some(name)
 }
 
-/// The original client as Postfix reports it with XFORWARD (already xtext-decoded; the
-/// `[UNAVAILABLE]` / `[TEMPUNAVAIL]` placeholders count as absent).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ClientInfo<'a> {
-    /// Reverse-DNS name of the original SMTP client.
-    pub name: Option<&'a str>,
-    /// Its IP address (Postfix writes IPv6 as `IPv6:…`).
-    pub addr: Option<&'a str>,
-    /// The HELO/EHLO name it sent.
-    pub helo: Option<&'a str>,
-}
-
 /// What the trace headers say about one message; borrowed from the session.
 #[derive(Debug, Clone, Copy)]
 pub struct TraceInfo<'a> {
@@ -120,7 +109,7 @@ pub struct TraceInfo<'a> {
     pub peer_addr: Option<&'a str>,
     /// The original client from XFORWARD; when present it replaces `helo`/`peer_addr`,
     /// which then describe only the local MTA.
-    pub client: Option<ClientInfo<'a>>,
+    pub client: Option<&'a Client>,
     /// The scan result of this message.
     pub verdict: &'a Verdict,
     /// What `X-Virus-Scanned` names, e.g. `ClamAV via sievegate`.
@@ -159,9 +148,9 @@ fn build(info: &TraceInfo<'_>, rcpt: Option<&Recipient>) -> Vec<u8> {
     // Received line (which the abuse reporting reads back as a trusted hop).
     let (helo, name, addr) = match &info.client {
         Some(c) => (
-            present_as(c.helo, Part::Helo),
-            present_as(c.name, Part::Name),
-            present_as(c.addr, Part::Addr),
+            present_as(c.helo.as_deref(), Part::Helo),
+            present_as(c.name.as_deref(), Part::Name),
+            c.addr.map(|ip| Cow::Owned(ip.to_string())),
         ),
         None => (
             present_as(info.helo, Part::Helo),
@@ -207,7 +196,11 @@ fn build(info: &TraceInfo<'_>, rcpt: Option<&Recipient>) -> Vec<u8> {
         }
         None => out.push(';'),
     }
-    let _ = write!(out, " {}\r\n", rfc5322_date(info.received_at));
+    let _ = write!(
+        out,
+        " {}\r\n",
+        crate::mail::date::rfc5322_date(info.received_at)
+    );
 
     let _ = write!(
         out,
@@ -258,22 +251,16 @@ fn present_as(value: Option<&str>, part: Part) -> Option<Cow<'_, str>> {
     (!kept.is_empty()).then_some(Cow::Owned(kept))
 }
 
-/// A client-supplied value made safe inside a header ([`crate::text::sanitize`]).
+/// A client-supplied value made safe inside a header ([`crate::mail::text::sanitize`]).
 fn clean(value: &str) -> Cow<'_, str> {
-    crate::text::sanitize(value, MAX_VALUE, crate::text::Charset::Utf8)
-}
-
-/// RFC 5322 §3.3 date-time in UTC (`Fri, 27 Nov 2026 09:25:19 +0000`), by mail-parser's
-/// date type. Times before 1970 (a broken clock) print as the epoch.
-pub(crate) fn rfc5322_date(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    mail_parser::DateTime::from_timestamp(i64::try_from(secs).unwrap_or(i64::MAX)).to_rfc822()
+    crate::mail::text::sanitize(value, MAX_VALUE, crate::mail::text::Charset::Utf8)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
+    use std::time::UNIX_EPOCH;
 
     #[test]
     fn strip_table() {
@@ -355,29 +342,11 @@ mod tests {
         }
     }
 
-    #[test]
-    fn date_table() {
-        let cases: &[(u64, &str)] = &[
-            (0, "Thu, 1 Jan 1970 00:00:00 +0000"),
-            (951_782_400, "Tue, 29 Feb 2000 00:00:00 +0000"),
-            (1_709_164_800, "Thu, 29 Feb 2024 00:00:00 +0000"),
-            (1_795_771_519, "Fri, 27 Nov 2026 09:25:19 +0000"),
-            (1_798_363_519, "Sun, 27 Dec 2026 09:25:19 +0000"),
-            (4_102_444_799, "Thu, 31 Dec 2099 23:59:59 +0000"),
-        ];
-        for (secs, want) in cases {
-            let t = UNIX_EPOCH + Duration::from_secs(*secs);
-            assert_eq!(rfc5322_date(t), *want, "{secs}");
-        }
-        let before = UNIX_EPOCH - Duration::from_secs(10);
-        assert_eq!(rfc5322_date(before), "Thu, 1 Jan 1970 00:00:00 +0000");
-    }
-
     fn rcpt(original: &str) -> Recipient {
         Recipient::resolve(original, &["example.test".to_string()], "+").expect("recipient")
     }
 
-    fn info<'a>(verdict: &'a Verdict, client: Option<ClientInfo<'a>>) -> TraceInfo<'a> {
+    fn info<'a>(verdict: &'a Verdict, client: Option<&'a Client>) -> TraceInfo<'a> {
         TraceInfo {
             return_path: "alice@sender.test",
             hostname: "mx.example.test",
@@ -401,20 +370,22 @@ mod tests {
             name: "Eicar-Signature\r\nBcc: x".to_string(),
             heuristic: false,
         };
-        let xf = ClientInfo {
-            name: Some("mail.sender.test"),
-            addr: Some("192.0.2.7"),
-            helo: Some("helo.sender.test"),
+        let xf = Client {
+            name: Some("mail.sender.test".into()),
+            addr: "192.0.2.7".parse().ok(),
+            helo: Some("helo.sender.test".into()),
+            queue_id: None,
         };
-        let no_rdns = ClientInfo {
-            name: Some("[UNAVAILABLE]"),
-            addr: Some("IPv6:2001:db8::1"),
-            helo: None,
+        let no_rdns = Client {
+            name: Some("[UNAVAILABLE]".into()),
+            addr: "2001:db8::1".parse().ok(),
+            ..Client::default()
         };
-        let evil = ClientInfo {
-            name: Some("n\0ame\x7f"),
-            addr: Some("1.2.3.4\r\n"),
-            helo: Some("evil\r\nBcc: victim@example.test"),
+        let evil = Client {
+            name: Some("n\0ame\x7f".into()),
+            addr: "1.2.3.4".parse().ok(),
+            helo: Some("evil\r\nBcc: victim@example.test".into()),
+            queue_id: None,
         };
         let cases: Vec<(&str, TraceInfo<'_>, String)> = vec![
             (
@@ -429,7 +400,7 @@ mod tests {
             ),
             (
                 "XFORWARD",
-                info(&unscanned, Some(xf)),
+                info(&unscanned, Some(&xf)),
                 format!(
                     "Received: from helo.sender.test (mail.sender.test [192.0.2.7])\r\n\tby \
                      mx.example.test (sievegate) with LMTP id S1a2b\r\n\tfor \
@@ -440,9 +411,9 @@ mod tests {
             ),
             (
                 "XFORWARD without rDNS and HELO",
-                info(&clean, Some(no_rdns)),
+                info(&clean, Some(&no_rdns)),
                 format!(
-                    "Received: from unknown (unknown [IPv6:2001:db8::1])\r\n\tby \
+                    "Received: from unknown (unknown [2001:db8::1])\r\n\tby \
                      mx.example.test (sievegate) with LMTP id S1a2b\r\n\tfor \
                      <Bob+x@Example.test>; {DATE}\r\n\
                      X-Virus-Scanned: ClamAV via sievegate on mx.example.test\r\n\
@@ -451,7 +422,7 @@ mod tests {
             ),
             (
                 "injection attempts",
-                info(&infected, Some(evil)),
+                info(&infected, Some(&evil)),
                 format!(
                     "Received: from evilBcc:victim@example.test (name [1.2.3.4])\r\n\tby \
                      mx.example.test (sievegate) with LMTP id S1a2b\r\n\tfor \
@@ -512,14 +483,14 @@ mod tests {
             name: hostile.to_string(),
             heuristic: false,
         };
-        for client in [
-            None,
-            Some(ClientInfo {
-                name: Some(hostile),
-                addr: Some(hostile),
-                helo: Some(hostile),
-            }),
-        ] {
+        // The address is an `IpAddr` by its type: a hostile one cannot reach this far.
+        let evil = Client {
+            name: Some(hostile.into()),
+            addr: None,
+            helo: Some(hostile.into()),
+            queue_id: Some(hostile.into()),
+        };
+        for client in [None, Some(&evil)] {
             let i = TraceInfo {
                 return_path: hostile,
                 helo: Some(hostile),

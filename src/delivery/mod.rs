@@ -1,33 +1,42 @@
 //! The delivery pipeline: one received message → one [`RcptOutcome`] per recipient. Its
 //! callers are thin: the LMTP session turns outcomes into replies.
 //!
-//! - [`pipeline`]: scan once, the scan-failure policy, then per recipient: Sieve → Plan →
-//!   trace headers → [`execute`] → one log line.
+//! - [`door`]: the front door: scan once, the one scan-failure policy, recipients unknown
+//!   to the users file; [`admit`](mod@admit): the one admission rule for every entry point.
+//! - [`pipeline`]: per recipient: Sieve → Plan → trace headers → [`execute`] → one log
+//!   line.
 //! - [`view`]: the bounded part of a message that Sieve parses.
 //! - [`budget`]: how many bytes of messages are parsed at once, shared by every session.
 //! - [`headers`]: scan headers stripped from incoming mail, trace headers prepended.
 //! - [`execute()`]: one recipient's Plan against its Maildir, all or nothing.
-//! - [`classify`]: recipient-independent facts about a message ([`classify::is_bounce`]).
 //! - [`send`]: after the stores, what the Plan sends: redirects, vacation replies and
 //!   notifications into the outbox (a redirect refused for good is kept in INBOX), ids
 //!   remembered.
 
+pub mod admit;
 pub mod budget;
-pub mod classify;
+pub mod build;
+pub mod door;
+pub mod dry_run;
 mod execute;
 pub mod headers;
 pub mod pipeline;
+pub mod release;
 pub mod send;
+pub mod user_limit;
 pub mod view;
 
+pub use admit::{admit, Refused};
+pub use door::{deliver, deliver_admitted, enter, Delivered};
 pub use execute::execute;
-pub use headers::{strip_virus_headers, trace_headers, ClientInfo, TraceInfo};
-pub use pipeline::{deliver, deliver_admitted, deliver_scanned, Client, Envelope, Route};
+pub use headers::{strip_virus_headers, trace_headers, TraceInfo};
+pub use pipeline::{deliver_scanned, Client, Envelope, Route};
+pub use user_limit::{UserLimit, UserSlot};
 
 use std::sync::Arc;
 
 use crate::config::Config;
-use crate::filter::{Filter, FilterConfig};
+use crate::filter::Filter;
 use crate::outbound::Outbox;
 use crate::quarantine::Quarantine;
 use crate::report::notice::Notifier;
@@ -61,7 +70,7 @@ pub struct Services {
     pub parse_budget: ParseBudget,
     /// Deliveries in flight per user, for `[mailbox] user_concurrency_limit` (the LMTP
     /// session counts them; LDA mode, one process per message, does not).
-    pub user_limit: crate::lmtp::UserLimit,
+    pub user_limit: UserLimit,
 }
 
 impl Services {
@@ -88,13 +97,10 @@ impl Services {
     /// Builds the scanner and the Sieve filter from a validated configuration, with `state`
     /// as the state store.
     pub fn with_state(config: Config, state: Arc<dyn StateStore>) -> Self {
-        let scanner = Scanner::from_config(&config.scanner);
+        let scanner = build::scanner(&config.scanner);
         let filter = Arc::new(
-            Filter::new(FilterConfig::from_sieve(
-                &config.sieve,
-                &config.server.hostname,
-            ))
-            .with_state(Arc::clone(&state)),
+            Filter::new(build::filter_config(&config.sieve, &config.server.hostname))
+                .with_state(Arc::clone(&state)),
         );
         let users = Users::new(config.mailbox.users_file.as_deref());
         let quarantine = config
@@ -118,7 +124,7 @@ impl Services {
             None
         };
         let parse_budget = ParseBudget::new(config.server.max_parse_memory);
-        let user_limit = crate::lmtp::UserLimit::new(config.mailbox.user_concurrency_limit);
+        let user_limit = UserLimit::new(config.mailbox.user_concurrency_limit);
         Services {
             parse_budget,
             user_limit,
@@ -186,6 +192,19 @@ impl RcptOutcome {
     /// a full disk or a broken directory can be fixed without the sender's help.
     pub fn is_temporary_failure(&self) -> bool {
         matches!(self, RcptOutcome::Failed { .. } | RcptOutcome::Deferred(_))
+    }
+
+    /// The `outcome` label of the deliveries counter ([`crate::metrics::delivery`]);
+    /// `quarantined`: the message went to the quarantine, so a discard counts as that.
+    pub fn metric_label(&self, quarantined: bool) -> &'static str {
+        match self {
+            RcptOutcome::Delivered { .. } => "delivered",
+            RcptOutcome::Discarded if quarantined => "quarantined",
+            RcptOutcome::Discarded => "discarded",
+            RcptOutcome::Rejected { .. } => "rejected",
+            RcptOutcome::Failed { .. } | RcptOutcome::Deferred(_) => "deferred",
+            RcptOutcome::UnknownUser => "unknown_user",
+        }
     }
 
     /// One word for the log line: `delivered`, `discarded`, `rejected` (Sieve `reject`),

@@ -34,16 +34,18 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
+use tracing::Instrument;
+
 use super::execute::{execute_shared, SharedCopy};
 use super::headers::{
     has_virus_headers, shared_trace_headers, strip_virus_headers, trace_headers,
-    write_without_virus_headers, ClientInfo, TraceInfo,
+    write_without_virus_headers, TraceInfo,
 };
 use super::view::SieveView;
 use super::{Deferral, RcptOutcome, Services};
-use crate::address::Recipient;
-use crate::config::OnScanFailure;
-use crate::filter::{FilterInput, ParsedMessage, Plan};
+use crate::filter::{Filter, FilterInput, ParsedMessage, Plan};
+use crate::mail::address::Recipient;
+pub use crate::mail::envelope::{Client, Envelope};
 use crate::quarantine;
 use crate::report::notice::InfectedMessage;
 use crate::report::Incident;
@@ -51,132 +53,6 @@ use crate::scan::Verdict;
 use crate::spool::{self, MessageBytes};
 use crate::store::maildir::Maildir;
 use crate::store::Folder;
-
-/// One message as received, and who it is for: what the pipeline needs from its caller.
-#[derive(Debug, Clone)]
-pub struct Envelope {
-    /// Transaction id: the `Received` header's `id` and the logs.
-    pub id: String,
-    /// MAIL FROM without brackets; `""` for the null sender.
-    pub mail_from: String,
-    /// Accepted recipients, in RCPT order; one outcome each comes back in this order.
-    pub rcpts: Vec<Recipient>,
-    /// The LMTP client's LHLO name.
-    pub helo: Option<String>,
-    /// The LMTP client's IP address (`None` on a unix socket).
-    pub peer_addr: Option<String>,
-    /// What the MTA told us about its own client (XFORWARD).
-    pub client: Client,
-    /// The LMTP client is a trusted peer (`server.xforward_from`), so `client` is its word
-    /// and not a stranger's: abuse reports may name `client.addr`.
-    pub client_trusted: bool,
-    /// When the transaction started (MAIL): the log's `delay` counts from here.
-    pub started: Instant,
-    /// Where the keep goes instead of INBOX (LDA mode's `-m FOLDER`, like dovecot-lda);
-    /// a missing folder is not created and the copy goes to INBOX.
-    pub default_mailbox: Option<Folder>,
-}
-
-/// The original SMTP client, as the MTA reports it with XFORWARD (decoded; placeholders such
-/// as `[UNAVAILABLE]` are kept as sent and treated as absent where it matters).
-#[derive(Debug, Clone, Default)]
-pub struct Client {
-    /// Reverse-DNS name (XFORWARD NAME).
-    pub name: Option<String>,
-    /// IP address (XFORWARD ADDR): Sieve's `remote-ip`.
-    pub addr: Option<String>,
-    /// HELO name (XFORWARD HELO).
-    pub helo: Option<String>,
-    /// The MTA's queue id (XFORWARD IDENT), for the logs.
-    pub queue_id: Option<String>,
-}
-
-/// Scans and delivers `message` (a `Vec<u8>`, or a spooled message the session received);
-/// returns one outcome per recipient of `envelope`, in order.
-pub async fn deliver(
-    services: &Arc<Services>,
-    envelope: &Envelope,
-    message: impl Into<MessageBytes>,
-) -> Vec<RcptOutcome> {
-    deliver_admitted(services, envelope, &[], message).await
-}
-
-/// [`deliver`] where `unknown[i]` marks recipient `i` as missing from `[mailbox]
-/// users_file` (accepted at RCPT with `unknown_users = "after-scan"`; a shorter slice
-/// means the rest are known). The message is scanned once for all; then an unknown
-/// recipient gets [`RcptOutcome::Discarded`] when clamd named a virus (never a bounce
-/// for infected mail) and [`RcptOutcome::UnknownUser`] otherwise; the known ones go
-/// through the pipeline as usual. A failed scan defers everyone, unknown ones included.
-pub async fn deliver_admitted(
-    services: &Arc<Services>,
-    envelope: &Envelope,
-    unknown: &[bool],
-    message: impl Into<MessageBytes>,
-) -> Vec<RcptOutcome> {
-    let message = message.into();
-    crate::metrics::received(message.len());
-    let started = Instant::now();
-    let scanned = services.scanner.scan_message(&message).await;
-    crate::metrics::scanned(&scanned, started.elapsed());
-    let verdict = match scanned {
-        Ok(verdict) => verdict,
-        Err(error) => match services.config.scanner.on_failure {
-            OnScanFailure::Tempfail => {
-                tracing::warn!(error = %error, "virus scan failed: every recipient is deferred, the MTA retries");
-                let log = LogLine::new(envelope, &message, &Verdict::Unscanned);
-                return defer_all(envelope, &log, Deferral::ScanFailed);
-            }
-            OnScanFailure::DeliverUnscanned => {
-                tracing::warn!(error = %error, "virus scan failed: delivering unscanned (on_failure = deliver-unscanned)");
-                Verdict::Unscanned
-            }
-        },
-    };
-    tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, %verdict, "scanned");
-    let is_unknown = |i: usize| unknown.get(i).copied().unwrap_or(false);
-    if !(0..envelope.rcpts.len()).any(is_unknown) {
-        return deliver_scanned(services, envelope, message, verdict, Route::Sieve).await;
-    }
-    let log = LogLine::new(envelope, &message, &verdict);
-    let known = Envelope {
-        rcpts: (envelope.rcpts.iter().enumerate())
-            .filter(|(i, _)| !is_unknown(*i))
-            .map(|(_, r)| r.clone())
-            .collect(),
-        ..envelope.clone()
-    };
-    let unknown_outcome = || match verdict.virus_name() {
-        Some(_) => RcptOutcome::Discarded,
-        None => RcptOutcome::UnknownUser,
-    };
-    let mut unknown_outcomes: Vec<RcptOutcome> = Vec::new();
-    for (i, rcpt) in envelope.rcpts.iter().enumerate() {
-        if is_unknown(i) {
-            let outcome = unknown_outcome();
-            log.emit(rcpt, &outcome, &["no such user in mailbox.users_file"]);
-            unknown_outcomes.push(outcome);
-        }
-    }
-    let mut known_outcomes = if known.rcpts.is_empty() {
-        Vec::new()
-    } else {
-        deliver_scanned(services, &known, message, verdict, Route::Sieve).await
-    }
-    .into_iter();
-    let mut unknown_outcomes = unknown_outcomes.into_iter();
-    (0..envelope.rcpts.len())
-        .map(|i| {
-            let next = if is_unknown(i) {
-                unknown_outcomes.next()
-            } else {
-                known_outcomes.next()
-            };
-            // One outcome per recipient by construction; a missing one would be a bug,
-            // and a deferral is the answer that loses nothing.
-            next.unwrap_or(RcptOutcome::Deferred(Deferral::Internal))
-        })
-        .collect()
-}
 
 /// How the recipients get a message whose verdict is known.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,8 +69,14 @@ pub enum Route {
     },
 }
 
-/// Delivers `message` whose scan gave `verdict` (the LMTP session's [`deliver`] after its
-/// scan, and `quarantine release` after its rescan); one outcome per recipient, in order.
+/// Delivers `message` whose scan gave `verdict` (the front door after its scan, and
+/// `quarantine release` after its rescan); one outcome per recipient, in order.
+///
+/// Two stages: the blocking one (Sieve, the stores, what is queued: on a blocking thread,
+/// it never waits on a peer), then the async one on the runtime: redirects that must be
+/// sent now (no durable state store, see [`super::send`]) and, for infected mail, the scan
+/// of the header section the postmaster notice and the abuse report attach, and the report
+/// itself on a task of its own.
 pub async fn deliver_scanned(
     services: &Arc<Services>,
     envelope: &Envelope,
@@ -210,38 +92,235 @@ pub async fn deliver_scanned(
     let span = tracing::Span::current();
     let task = tokio::task::spawn_blocking(move || {
         let _enter = span.enter();
-        let outcomes = deliver_all(&services_owned, &envelope_owned, &message, &verdict, &route);
+        // Spoofable scan headers go before Sieve sees the message and before it is stored.
+        let stripped = without_scan_headers(&services_owned, &message);
+        let bytes = Bytes { message, stripped };
+        let stage = deliver_all(
+            &services_owned,
+            &envelope_owned,
+            &bytes.message,
+            bytes.body(),
+            &verdict,
+            &route,
+        );
         drop(reservation);
-        outcomes
+        (stage, Arc::new(bytes), verdict)
     });
-    match task.await {
-        Ok(outcomes) => outcomes,
+    let (stage, bytes, verdict) = match task.await {
+        Ok(done) => done,
         Err(e) => {
             // Only the preparation before the first recipient runs outside the per-recipient
             // guard, so nothing was stored yet: deferring everyone duplicates nothing.
             tracing::error!(error = %e, "delivery task failed before any recipient: every recipient is deferred");
-            envelope
+            return envelope
                 .rcpts
                 .iter()
                 .map(|_| RcptOutcome::Deferred(Deferral::Internal))
+                .collect();
+        }
+    };
+    let Stage {
+        mut outcomes,
+        later,
+        log,
+        news,
+    } = stage;
+    if !later.is_empty() {
+        for (index, outcome) in send_later(services, envelope, &bytes, &verdict, &log, later).await
+        {
+            if let Some(slot) = outcomes.get_mut(index) {
+                *slot = outcome;
+            }
+        }
+    }
+    if let Some(news) = news {
+        // Every recipient has its outcome now; a retry would tell them again.
+        if !outcomes.iter().any(RcptOutcome::is_temporary_failure) {
+            // On a task of its own, awaited: a bug in the notice or the report loses that
+            // notice or report (the task's panic, logged), never the replies.
+            let services = Arc::clone(services);
+            let envelope = envelope.clone();
+            let bytes = Arc::clone(&bytes);
+            let verdict = verdict.clone();
+            let span = tracing::Span::current();
+            let told = tokio::spawn(
+                async move {
+                    tell_others(&services, &envelope, &bytes.message, &verdict, &log, news).await
+                }
+                .instrument(span),
+            );
+            if let Err(e) = told.await {
+                tracing::error!(step = "postmaster notice and abuse report", error = %e, "internal error in a per-message step: that step is skipped or degraded, the delivery goes on");
+            }
+        }
+    }
+    outcomes
+}
+
+/// The message as received and, when it carried forged scan headers, the copy without them
+/// (what Sieve sees and what is stored).
+struct Bytes {
+    message: MessageBytes,
+    stripped: Option<MessageBytes>,
+}
+
+impl Bytes {
+    /// What Sieve reads and the store writes.
+    fn body(&self) -> &[u8] {
+        self.stripped.as_deref().unwrap_or(&self.message)
+    }
+}
+
+/// What the blocking stage leaves for the async one.
+struct Stage {
+    /// One per recipient; those in `later` hold a placeholder until their sends are done.
+    outcomes: Vec<RcptOutcome>,
+    /// Recipients whose redirects are sent now, after the blocking stage.
+    later: Vec<Later>,
+    /// The shared fields of the per-recipient log line.
+    log: LogFields,
+    /// For infected mail: what the postmaster notice and the abuse report need.
+    news: Option<News>,
+}
+
+/// The log line's fields that the blocking stage learnt (see [`LogLine`]).
+#[derive(Debug, Clone, Default)]
+struct LogFields {
+    message_id: String,
+    quarantined: Option<String>,
+    all_held: bool,
+}
+
+/// One recipient whose stores are done and whose redirects wait for [`send_later`].
+struct Later {
+    index: usize,
+    rcpt: Recipient,
+    plan: Plan,
+    /// This recipient's trace header block (a redirect carries it).
+    header: Vec<u8>,
+    /// The outcome of the stores.
+    outcome: RcptOutcome,
+    /// The view's and the plan's notes, then the store's.
+    notes: Vec<String>,
+    /// The quarantine entry holds this recipient.
+    held: bool,
+}
+
+/// The inputs of the postmaster notice and the abuse report, gathered while the message
+/// was parsed.
+struct News {
+    backscatter: bool,
+    /// The abuse report (named viruses only, with a reporter configured and a source).
+    incident: Option<Incident>,
+}
+
+/// The async stage for the recipients in `later`: their redirects are sent now (each
+/// bounded by the relay client's timeout), then the rest of their sending part (failure
+/// keep, vacation, memory) and their log line on one blocking thread. Returns each
+/// recipient's index and final outcome.
+async fn send_later(
+    services: &Arc<Services>,
+    envelope: &Envelope,
+    bytes: &Arc<Bytes>,
+    verdict: &Verdict,
+    log: &LogFields,
+    later: Vec<Later>,
+) -> Vec<(usize, RcptOutcome)> {
+    let mut answers = Vec::with_capacity(later.len());
+    for l in &later {
+        answers.push(
+            super::send::send_now(
+                services,
+                &envelope.mail_from,
+                &log.message_id,
+                &l.rcpt,
+                &l.plan,
+                (&l.header, bytes.body()),
+                &l.outcome,
+            )
+            .await,
+        );
+    }
+    let indexes: Vec<usize> = later.iter().map(|l| l.index).collect();
+    let services = Arc::clone(services);
+    let envelope = envelope.clone();
+    let bytes = Arc::clone(bytes);
+    let verdict = verdict.clone();
+    let fields = log.clone();
+    let span = tracing::Span::current();
+    let task = tokio::task::spawn_blocking(move || {
+        let _enter = span.enter();
+        let mut line = LogLine::new(&envelope, &bytes.message, &verdict);
+        line.message_id = fields.message_id;
+        line.quarantined = fields.quarantined;
+        line.all_held = fields.all_held;
+        let body = bytes.body();
+        later
+            .into_iter()
+            .zip(answers)
+            .map(|(l, mut answers)| {
+                let Later {
+                    index,
+                    rcpt,
+                    plan,
+                    header,
+                    outcome,
+                    mut notes,
+                    held,
+                } = l;
+                let run = || {
+                    let mut sent = Vec::new();
+                    let outcome = super::send::send(
+                        &services,
+                        &envelope.mail_from,
+                        &line.message_id,
+                        &rcpt,
+                        &plan,
+                        (&header, body),
+                        outcome,
+                        &mut sent,
+                        &mut |r| {
+                            answers.remove(r.to).unwrap_or_else(|| {
+                                super::send::Handed::Failed("not sent".to_string())
+                            })
+                        },
+                    );
+                    notes.extend(sent);
+                    let notes: Vec<&str> = notes.iter().map(String::as_str).collect();
+                    line.emit_as(&rcpt, &outcome, &notes, held);
+                    outcome
+                };
+                // As in the blocking stage: a panic defers this recipient only.
+                let outcome = guarded("sending after the stores", run)
+                    .unwrap_or(RcptOutcome::Deferred(Deferral::Internal));
+                (index, outcome)
+            })
+            .collect::<Vec<_>>()
+    });
+    match task.await {
+        Ok(done) => done,
+        Err(e) => {
+            tracing::error!(error = %e, "sending after the stores failed: those recipients are deferred");
+            indexes
+                .into_iter()
+                .map(|i| (i, RcptOutcome::Deferred(Deferral::Internal)))
                 .collect()
         }
     }
 }
 
-/// The blocking part: Sieve and the store, recipient by recipient.
+/// The blocking stage: Sieve and the store, recipient by recipient. `message` is the
+/// message as received, `body` the same without forged scan headers.
 fn deliver_all(
     services: &Services,
     envelope: &Envelope,
     message: &MessageBytes,
+    body: &[u8],
     verdict: &Verdict,
     route: &Route,
-) -> Vec<RcptOutcome> {
+) -> Stage {
     let config = &services.config;
-    // Spoofable scan headers go before Sieve sees the message and before it is stored.
-    let stripped = without_scan_headers(services, message);
     let message: &[u8] = message;
-    let body: &[u8] = stripped.as_deref().unwrap_or(message);
     // The view and the parse run on attacker-chosen bytes; a bug there must not turn into
     // 451 for everyone (and a bounce after days), infected mail included. Fallback: an empty
     // view, i.e. a message without header fields or body for Sieve; the virus verdict does
@@ -281,16 +360,19 @@ fn deliver_all(
                 log.quarantined = Some(id);
                 log.all_held = true;
             }
-            Err(()) => return defer_all(envelope, &log, Deferral::QuarantineFailed),
+            Err(()) => {
+                return Stage {
+                    outcomes: defer_all(envelope, &log, Deferral::QuarantineFailed),
+                    later: Vec::new(),
+                    log: LogFields::default(),
+                    news: None,
+                }
+            }
         }
     }
     let client = &envelope.client;
-    let client_info = (client.name.is_some() || client.addr.is_some() || client.helo.is_some())
-        .then_some(ClientInfo {
-            name: client.name.as_deref(),
-            addr: client.addr.as_deref(),
-            helo: client.helo.as_deref(),
-        });
+    let client_info = client.is_known().then_some(client);
+    let remote_ip = client.addr.map(|ip| ip.to_string());
     let info = TraceInfo {
         return_path: &envelope.mail_from,
         hostname: &config.server.hostname,
@@ -310,7 +392,14 @@ fn deliver_all(
     let linking = config.mailbox.link_copies;
     let shared_header = (linking && envelope.rcpts.len() > 1).then(|| shared_trace_headers(&info));
     let mut shared = SharedCopy::new(linking);
+    let mut later: Vec<Later> = Vec::new();
+    let mut next_index = 0;
+    // LDA mode's `-m`: where the keep goes instead of INBOX.
+    let default_folder =
+        (envelope.default_mailbox.as_deref()).and_then(|name| Folder::from_sieve(name).ok());
     let outcomes = each_recipient(&envelope.rcpts, |rcpt| {
+        let index = next_index;
+        next_index += 1;
         let maildir = Maildir::new(rcpt.expand(&config.mailbox.maildir))
             .with_ownership(config.mailbox.ownership);
         let input = FilterInput {
@@ -318,13 +407,13 @@ fn deliver_all(
             mail_from: &envelope.mail_from,
             rcpt,
             verdict,
-            remote_ip: client.addr.as_deref(),
+            remote_ip: remote_ip.as_deref(),
             remote_host: client.name.as_deref(),
             maildir: Some(maildir.root()),
             queue_id: client.queue_id.as_deref(),
         };
         let plan = match route {
-            Route::Sieve => services.filter.plan_parsed(&input, &parsed),
+            Route::Sieve => plan_for(&services.filter, &input, &parsed, default_folder.as_ref()),
             Route::Inbox { released_by } => {
                 let mut plan = Plan::implicit_keep();
                 plan.notes.push(format!(
@@ -334,9 +423,6 @@ fn deliver_all(
             }
         };
         let mut plan = plan;
-        if let (Route::Sieve, Some(folder)) = (route, &envelope.default_mailbox) {
-            keep_into(&mut plan, folder);
-        }
         if plan.quarantines() && services.quarantine.is_none() {
             // Deferring would only turn a config slip into a bounce after 5 days.
             tracing::warn!("Sieve asked for quarantine but [quarantine] is not enabled: ignored");
@@ -380,7 +466,34 @@ fn deliver_all(
         let stored_header = shared_header.as_deref().unwrap_or(&header);
         let (outcome, mut notes) =
             execute_shared(&plan, &maildir, stored_header, body, &mut shared);
-        crate::metrics::stored(&outcome, store_started.elapsed());
+        crate::metrics::stored(
+            matches!(
+                outcome,
+                RcptOutcome::Delivered { .. } | RcptOutcome::Failed { .. }
+            ),
+            store_started.elapsed(),
+        );
+        // Held in the entry: every recipient when the virus policy quarantined, else only
+        // those whose own chain said `quarantine`.
+        let held = log.all_held || (plan.quarantines() && services.quarantine.is_some());
+        if super::send::sends_now(services, &plan, &outcome) {
+            // The relay is not waited for on this thread: the async stage sends, then
+            // finishes this recipient (its outcome and its log line).
+            let mut all_notes: Vec<String> = view_notes.clone();
+            all_notes.extend(plan.notes.iter().cloned());
+            all_notes.append(&mut notes);
+            later.push(Later {
+                index,
+                rcpt: rcpt.clone(),
+                plan,
+                header,
+                outcome,
+                notes: all_notes,
+                held,
+            });
+            // Replaced by the async stage; stands only if that stage fails (a retry).
+            return RcptOutcome::Deferred(Deferral::Internal);
+        }
         let outcome = super::send::send(
             services,
             &envelope.mail_from,
@@ -390,6 +503,7 @@ fn deliver_all(
             (&header, body),
             outcome,
             &mut notes,
+            &mut |redirect| super::send::queue(services, redirect),
         );
         let notes: Vec<&str> = view_notes
             .iter()
@@ -397,22 +511,29 @@ fn deliver_all(
             .chain(&notes)
             .map(String::as_str)
             .collect();
-        // Held in the entry: every recipient when the virus policy quarantined, else only
-        // those whose own chain said `quarantine`.
-        let held = log.all_held || (plan.quarantines() && services.quarantine.is_some());
         log.emit_as(rcpt, &outcome, &notes, held);
         outcome
     });
-    if *route == Route::Sieve {
-        // Every recipient has its outcome: a bug in the notice or the report loses that
-        // report, never the replies.
-        guarded("postmaster notice and abuse report", || {
-            tell_others(
-                services, envelope, message, &parsed, verdict, &log, &outcomes,
-            )
-        });
+    // Gathered now, while the parse is at hand; sent by the async stage once every
+    // outcome is known. A bug here loses the notice and the report, never the replies.
+    let news = (*route == Route::Sieve)
+        .then(|| {
+            guarded("postmaster notice and abuse report", || {
+                news(services, envelope, message, &parsed, verdict)
+            })
+            .flatten()
+        })
+        .flatten();
+    Stage {
+        outcomes,
+        later,
+        log: LogFields {
+            message_id: log.message_id.clone(),
+            quarantined: log.quarantined.clone(),
+            all_held: log.all_held,
+        },
+        news,
     }
-    outcomes
 }
 
 /// The log note of a recipient whose message Sieve saw empty because the view panicked.
@@ -462,6 +583,22 @@ fn without_scan_headers(services: &Services, message: &MessageBytes) -> Option<M
     Some(strip_virus_headers(message).into_owned().into())
 }
 
+/// The chain-to-Plan step a delivery and `sieve test` share: the recipient's Sieve chain
+/// on the parsed message, then the keep moved into `default_mailbox` (LDA mode's `-m`)
+/// when one is given. No I/O beyond the filter's read-only lookups.
+pub fn plan_for(
+    filter: &Filter,
+    input: &FilterInput<'_>,
+    parsed: &ParsedMessage<'_>,
+    default_mailbox: Option<&Folder>,
+) -> Plan {
+    let mut plan = filter.plan_parsed(input, parsed);
+    if let Some(folder) = default_mailbox {
+        keep_into(&mut plan, folder);
+    }
+    plan
+}
+
 /// Moves the plan's INBOX copy (the keep) into `folder`, without creating it: a missing
 /// folder falls back to INBOX when the plan is executed, as dovecot-lda's `-m` does. An
 /// explicit `fileinto "INBOX"` is moved too: the plan does not tell it from the keep.
@@ -496,7 +633,7 @@ fn keep_into(plan: &mut Plan, folder: &Folder) {
 }
 
 /// Every recipient deferred for `why`, each with its log line.
-fn defer_all(envelope: &Envelope, log: &LogLine<'_>, why: Deferral) -> Vec<RcptOutcome> {
+pub(super) fn defer_all(envelope: &Envelope, log: &LogLine<'_>, why: Deferral) -> Vec<RcptOutcome> {
     envelope
         .rcpts
         .iter()
@@ -508,83 +645,70 @@ fn defer_all(envelope: &Envelope, log: &LogLine<'_>, why: Deferral) -> Vec<RcptO
         .collect()
 }
 
-/// For infected mail that is done with (no recipient deferred: a retry would tell them
-/// again), the postmaster notice and the abuse report. Neither waits on a peer: the notice
-/// is queued in the state store, the report runs on its own task.
-fn tell_others(
+/// For infected mail, what the postmaster notice and the abuse report need from the
+/// parse; `None` when neither is wanted (clean mail, or nothing configured).
+fn news(
     services: &Services,
     envelope: &Envelope,
     message: &[u8],
     parsed: &ParsedMessage<'_>,
     verdict: &Verdict,
-    log: &LogLine<'_>,
-    outcomes: &[RcptOutcome],
-) {
-    if verdict.virus_name().is_none() || outcomes.iter().any(RcptOutcome::is_temporary_failure) {
-        return;
-    }
+) -> Option<News> {
+    verdict.virus_name()?;
     let named_virus = verdict.virustest() >= 5;
     let reporter = services.abuse.as_ref().filter(|_| named_virus);
     if services.notifier.is_none() && reporter.is_none() {
-        return;
-    }
-    // What we attach is scanned first: a virus in a header field must not reach a
-    // postmaster's INBOX or an abuse desk (report::withhold_headers).
-    let headers = crate::report::header_section(message);
-    let withheld = block_on_report(crate::report::withhold_headers(&services.scanner, headers));
-    if let Some(why) = &withheld {
-        tracing::warn!(session = %envelope.id, reason = %why, "the original header section is left out of the notice and the abuse report");
-    }
-    if let Some(notifier) = &services.notifier {
-        let backscatter = super::classify::is_bounce(&envelope.mail_from, parsed.message());
-        notifier.infected(&InfectedMessage {
-            quarantine_id: log.quarantined.clone(),
-            backscatter,
-            headers_withheld: withheld.clone(),
-            ..InfectedMessage::new(envelope, verdict, message)
-        });
+        return None;
     }
     // Heuristic matches (virustest 4) are the likely false positives: an abuse desk hears
     // only about named viruses.
-    if let Some(reporter) = reporter {
-        let incident = Incident::new(
+    let incident = reporter.and_then(|_| {
+        Incident::new(
             envelope,
             envelope.client_trusted,
             verdict,
             message,
             SystemTime::now(),
-        );
-        if let Some(mut incident) = incident {
-            incident.headers_withheld = withheld;
-            let reporter = reporter.clone();
-            // We run on a blocking thread of the runtime; the report (an RDAP lookup up to
-            // rdap_timeout_secs) must not hold the replies, so it gets a task of its own.
-            // The reporter bounds how many run at once (max_lookups_in_flight).
-            match tokio::runtime::Handle::try_current() {
-                Ok(handle) => {
-                    handle.spawn(async move { reporter.report(incident).await });
-                }
-                Err(_) => {
-                    std::thread::spawn(move || reporter.report_blocking(&incident));
-                }
-            }
-        }
-    }
+        )
+    });
+    Some(News {
+        backscatter: crate::mail::bounce::is_bounce(&envelope.mail_from, parsed.message()),
+        incident,
+    })
 }
 
-/// Runs `future` (a clamd scan bounded by its timeout) from the pipeline's blocking
-/// thread: on the runtime when there is one, else on a small one of its own; `Some`
-/// (withhold) when neither can run it.
-fn block_on_report(future: impl std::future::Future<Output = Option<String>>) -> Option<String> {
-    match tokio::runtime::Handle::try_current() {
-        Ok(handle) => handle.block_on(future),
-        Err(_) => match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(runtime) => runtime.block_on(future),
-            Err(e) => Some(format!("no runtime to scan the header section: {e}")),
-        },
+/// For infected mail that is done with (no recipient deferred: a retry would tell them
+/// again), the postmaster notice and the abuse report, on the runtime after the blocking
+/// stage. The notice is queued in the state store; the report (an RDAP lookup up to
+/// `rdap_timeout_secs`) gets a task of its own, so it never holds the replies; the
+/// reporter bounds how many run at once (`max_lookups_in_flight`).
+async fn tell_others(
+    services: &Services,
+    envelope: &Envelope,
+    message: &[u8],
+    verdict: &Verdict,
+    log: &LogFields,
+    news: News,
+) {
+    // What we attach is scanned first: a virus in a header field must not reach a
+    // postmaster's INBOX or an abuse desk (report::withhold_headers).
+    let headers = crate::report::header_section(message);
+    let withheld = crate::report::withhold_headers(&services.scanner, headers).await;
+    if let Some(why) = &withheld {
+        tracing::warn!(session = %envelope.id, reason = %why, "the original header section is left out of the notice and the abuse report");
+    }
+    if let Some(notifier) = &services.notifier {
+        notifier.infected(&InfectedMessage {
+            quarantine_id: log.quarantined.clone(),
+            backscatter: news.backscatter,
+            headers_withheld: withheld.clone(),
+            ..InfectedMessage::new(envelope, verdict, message)
+        });
+    }
+    if let (Some(reporter), Some(mut incident)) = (&services.abuse, news.incident) {
+        incident.headers_withheld = withheld;
+        let reporter = reporter.clone();
+        tokio::spawn(async move { reporter.report(incident).await });
     }
 }
 
@@ -661,7 +785,7 @@ where
 
 /// The per-recipient log line, like Postfix's delivery lines: the fields every recipient of
 /// one message shares, and [`LogLine::emit`] for each outcome.
-struct LogLine<'a> {
+pub(super) struct LogLine<'a> {
     envelope: &'a Envelope,
     message_id: String,
     size: usize,
@@ -674,7 +798,7 @@ struct LogLine<'a> {
 }
 
 impl<'a> LogLine<'a> {
-    fn new(envelope: &'a Envelope, message: &[u8], verdict: &'a Verdict) -> Self {
+    pub(super) fn new(envelope: &'a Envelope, message: &[u8], verdict: &'a Verdict) -> Self {
         LogLine {
             envelope,
             message_id: String::new(),
@@ -686,7 +810,7 @@ impl<'a> LogLine<'a> {
     }
 
     /// The line of a recipient the quarantine entry holds when it holds everyone.
-    fn emit(&self, rcpt: &Recipient, outcome: &RcptOutcome, notes: &[&str]) {
+    pub(super) fn emit(&self, rcpt: &Recipient, outcome: &RcptOutcome, notes: &[&str]) {
         self.emit_as(rcpt, outcome, notes, self.all_held);
     }
 
@@ -694,7 +818,7 @@ impl<'a> LogLine<'a> {
     fn emit_as(&self, rcpt: &Recipient, outcome: &RcptOutcome, notes: &[&str], held: bool) {
         let e = self.envelope;
         let quarantined = self.quarantined.as_ref().filter(|_| held);
-        crate::metrics::delivery(outcome, quarantined.is_some());
+        crate::metrics::delivery(outcome.metric_label(quarantined.is_some()));
         // A discard of quarantined mail is not a loss: say where the message is.
         let actions = match (quarantined, outcome) {
             (Some(id), RcptOutcome::Discarded) => format!("quarantined {id}"),
@@ -707,7 +831,7 @@ impl<'a> LogLine<'a> {
             id = %e.id,
             queue_id = e.client.queue_id.as_deref().unwrap_or(""),
             // The MTA's client (XFORWARD ADDR): who handed this mail to Postfix.
-            client = e.client.addr.as_deref().unwrap_or(""),
+            client = e.client.addr.map(|ip| ip.to_string()).unwrap_or_default(),
             from = %e.mail_from,
             to = %rcpt.original,
             mailbox = %rcpt.user(),

@@ -14,7 +14,10 @@
 //!    - Without a durable state store (no `[state] dir`) a queued row would not survive a
 //!      restart, so the redirect is sent now instead, within `[sieve]
 //!      redirect_timeout_secs`: a permanent refusal does the failure keep at once; any
-//!      other failure gives 451 when nothing was stored, as above.
+//!      other failure gives 451 when nothing was stored, as above. The blocking stage
+//!      never waits on the relay: such a recipient's sending part is left to
+//!      [`send_now`], which the pipeline awaits after the blocking stage, and the rest of
+//!      [`send`] (failure keep, vacation, memory) runs after it, before the reply.
 //! 2. **Vacation replies and notifications** go into the outbox queue (from `<>`, kind
 //!    `vacation` / `notify`); notifications at most one per user per
 //!    `[sieve] notify_min_interval_secs`.
@@ -29,11 +32,12 @@
 //! retries neither answers twice nor takes itself for a duplicate. The virus policy has
 //! already removed every one of these for infected mail ([`Plan::enforce_virus_policy`]).
 
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use super::{Deferral, RcptOutcome, Services};
-use crate::address::Recipient;
 use crate::filter::{Action, Plan, SendKind, REDIRECTED_BY};
+use crate::mail::address::Recipient;
 use crate::outbound::redirect::SentNow;
 use crate::outbound::{OutboxError, Redirect};
 use crate::state::RateDecision;
@@ -95,8 +99,10 @@ const REDIRECT_MEMORY: Duration = Duration::from_secs(86_400);
 /// and returns the recipient's final outcome. `header` is this recipient's trace header
 /// block and `body` the message as received (a redirect with edits sends those instead); `mail_from` the envelope sender (`""`: `<>`);
 /// `message_id` the message's `<Message-ID>` or `""`.
-/// Runs on a blocking thread (the pipeline's `spawn_blocking`).
-#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
+/// `hand` gives each redirect to the outbox: [`queue`] on the blocking stage, or the
+/// answers [`send_now`] got (looked up by target). Blocking (state store writes, a failure
+/// keep's store): runs on a blocking thread, never waits on a peer.
+#[allow(clippy::too_many_arguments)] // two call sites; a struct would only rename them
 pub fn send(
     services: &Services,
     mail_from: &str,
@@ -106,6 +112,7 @@ pub fn send(
     (header, body): (&[u8], &[u8]),
     outcome: RcptOutcome,
     notes: &mut Vec<String>,
+    hand: &mut dyn FnMut(&Redirect<'_>) -> Handed,
 ) -> RcptOutcome {
     if let RcptOutcome::Rejected {
         reason,
@@ -133,20 +140,8 @@ pub fn send(
         _ => None,
     });
     for (to, content) in redirects {
-        let sent_key = (!message_id.is_empty()).then(|| {
-            format!(
-                "sieve-redirect:{}:{message_id}:{}",
-                user.to_ascii_lowercase(),
-                to.to_ascii_lowercase()
-            )
-        });
-        let already = sent_key.as_deref().is_some_and(|key| {
-            matches!(
-                services.state.cache_get(key, SystemTime::now()),
-                Ok(Some(_))
-            )
-        });
-        if already {
+        let sent_key = sent_key(&user, message_id, to);
+        if already_sent(services, &user, message_id, to) {
             notes.push(format!(
                 "redirect to <{to}> not sent again: already sent within a day"
             ));
@@ -161,7 +156,7 @@ pub fn send(
             header,
             content,
         };
-        let refused = match queue_or_send(services, &redirect) {
+        let refused = match hand(&redirect) {
             Handed::Queued(id) => {
                 tracing::info!(%user, %to, queue_id = id, "redirect queued");
                 notes.push(format!("redirect to <{to}> queued"));
@@ -249,7 +244,8 @@ pub fn send(
 }
 
 /// How a redirect left the delivery.
-enum Handed {
+#[derive(Debug, Clone)]
+pub enum Handed {
     /// Its row is committed in the outbox (durable): the outbox sends it.
     Queued(i64),
     /// Sent now (no durable queue); the relay's reply.
@@ -260,25 +256,98 @@ enum Handed {
     Failed(String),
 }
 
-/// Queues `redirect` in the outbox, or, without a durable state store, sends it now.
-fn queue_or_send(services: &Services, redirect: &Redirect<'_>) -> Handed {
-    if services.state.is_durable() {
-        return match services.outbox.enqueue_redirect(redirect) {
-            Ok(id) => Handed::Queued(id),
-            Err(e @ OutboxError::BadAddress(_)) => Handed::Refused(e.to_string()),
-            Err(e) => Handed::Failed(e.to_string()),
+/// True when `plan`'s redirects must be sent now rather than queued (no durable state
+/// store, and the stores went well enough for anything to go out): the blocking stage then
+/// leaves this recipient's sending part to [`send_now`] and [`send`] after it.
+pub fn sends_now(services: &Services, plan: &Plan, outcome: &RcptOutcome) -> bool {
+    !services.state.is_durable()
+        && matches!(
+            outcome,
+            RcptOutcome::Delivered { .. } | RcptOutcome::Discarded
+        )
+        && plan
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::Redirect { .. }))
+}
+
+/// Queues `redirect` in the outbox (durable: the row is committed). Without a durable
+/// store the pipeline sends instead ([`sends_now`]); should one get here, it is a failure
+/// (451 unless a copy is stored), never a wait on the relay from a blocking thread.
+pub fn queue(services: &Services, redirect: &Redirect<'_>) -> Handed {
+    if !services.state.is_durable() {
+        return Handed::Failed("no durable state store to queue the redirect".to_string());
+    }
+    match services.outbox.enqueue_redirect(redirect) {
+        Ok(id) => Handed::Queued(id),
+        Err(e @ OutboxError::BadAddress(_)) => Handed::Refused(e.to_string()),
+        Err(e) => Handed::Failed(e.to_string()),
+    }
+}
+
+/// Sends `plan`'s redirects now, each within `[sieve] redirect_timeout_secs` (the relay
+/// client's bound), for a recipient [`sends_now`] picked: the answers by target, for
+/// [`send`] to act on. Targets already redirected within a day are skipped, as [`send`]
+/// skips them. Async: awaited after the blocking stage, on the runtime.
+#[allow(clippy::too_many_arguments)] // mirrors `send`
+pub async fn send_now(
+    services: &Services,
+    mail_from: &str,
+    message_id: &str,
+    rcpt: &Recipient,
+    plan: &Plan,
+    (header, body): (&[u8], &[u8]),
+    outcome: &RcptOutcome,
+) -> HashMap<String, Handed> {
+    let user = rcpt.user();
+    let mark = format!("{REDIRECTED_BY}: {user}");
+    let mut handed = HashMap::new();
+    for action in &plan.actions {
+        let Action::Redirect { to, edited } = action else {
+            continue;
         };
+        if handed.contains_key(to) || already_sent(services, &user, message_id, to) {
+            continue;
+        }
+        let redirect = Redirect {
+            from: mail_from,
+            to,
+            owner: &rcpt.original,
+            inbox_copy: has_inbox_copy(outcome),
+            mark: &mark,
+            header,
+            content: edited.as_deref().unwrap_or(body),
+        };
+        let answer = match services.outbox.send_redirect_now(&redirect).await {
+            SentNow::Sent(reply) => Handed::Sent(reply),
+            SentNow::Refused(error) => Handed::Refused(error),
+            SentNow::Failed(error) => Handed::Failed(error),
+        };
+        handed.insert(to.clone(), answer);
     }
-    // The pipeline runs on a blocking thread of the server's runtime: waiting here holds
-    // that thread only, within [sieve] redirect_timeout_secs.
-    let Ok(handle) = tokio::runtime::Handle::try_current() else {
-        return Handed::Failed("no async runtime to reach the relay".to_string());
-    };
-    match handle.block_on(services.outbox.send_redirect_now(redirect)) {
-        SentNow::Sent(reply) => Handed::Sent(reply),
-        SentNow::Refused(error) => Handed::Refused(error),
-        SentNow::Failed(error) => Handed::Failed(error),
-    }
+    handed
+}
+
+/// The key that remembers a redirect of `message_id` by `user` to `to` for a day; `None`
+/// without a Message-ID (nothing to recognise a retry by).
+fn sent_key(user: &str, message_id: &str, to: &str) -> Option<String> {
+    (!message_id.is_empty()).then(|| {
+        format!(
+            "sieve-redirect:{}:{message_id}:{}",
+            user.to_ascii_lowercase(),
+            to.to_ascii_lowercase()
+        )
+    })
+}
+
+/// True when this redirect went out within the last day (a retried delivery).
+fn already_sent(services: &Services, user: &str, message_id: &str, to: &str) -> bool {
+    sent_key(user, message_id, to).is_some_and(|key| {
+        matches!(
+            services.state.cache_get(&key, SystemTime::now()),
+            Ok(Some(_))
+        )
+    })
 }
 
 /// True when the delivery stored a copy into the recipient's INBOX.

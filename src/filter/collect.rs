@@ -299,7 +299,11 @@ impl<'n, 'm> Collector<'n, 'm> {
                             Err(why) => self.note(format!(
                                 "{} to {} not sent: {why}",
                                 kind.as_str(),
-                                crate::text::sanitize(&to, 200, crate::text::Charset::Utf8)
+                                crate::mail::text::sanitize(
+                                    &to,
+                                    200,
+                                    crate::mail::text::Charset::Utf8
+                                )
                             )),
                         }
                     }
@@ -307,11 +311,17 @@ impl<'n, 'm> Collector<'n, 'm> {
                         // A redirect target becomes an SMTP command: only a plain addr-spec.
                         // Anything else is refused and the message kept, as Pigeonhole keeps
                         // on a failing action.
-                        SieveRecipient::Address(address) if !compose::is_addr_spec(&address) => {
+                        SieveRecipient::Address(address)
+                            if !crate::mail::address::is_addr_spec(&address) =>
+                        {
                             self.outcome.redirected = true;
                             self.note(format!(
                                 "redirect to {:?} refused: not a plain address: kept",
-                                crate::text::sanitize(&address, 200, crate::text::Charset::Utf8)
+                                crate::mail::text::sanitize(
+                                    &address,
+                                    200,
+                                    crate::mail::text::Charset::Utf8
+                                )
                             ));
                         }
                         SieveRecipient::Address(address) => {
@@ -413,14 +423,14 @@ fn build_generated(
 ) -> Result<Built, String> {
     let (to, dropped): (Vec<&String>, Vec<&String>) = envelope_to
         .iter()
-        .partition(|a| compose::is_addr_spec(a.trim()));
+        .partition(|a| crate::mail::address::is_addr_spec(a.trim()));
     let to: Vec<String> = to.into_iter().map(|a| a.trim().to_string()).collect();
     let dropped: Vec<String> = dropped
         .into_iter()
         .map(|a| {
             format!(
                 "{:?}",
-                crate::text::sanitize(a, 100, crate::text::Charset::Utf8)
+                crate::mail::text::sanitize(a, 100, crate::mail::text::Charset::Utf8)
             )
         })
         .collect();

@@ -7,63 +7,44 @@ use std::path::PathBuf;
 use mail_parser::Message;
 use sieve::SpamStatus;
 
+pub use crate::mail::sieve::{SpamScore, DEFAULT_SPECIAL_USE};
 use crate::store::{Folder, Maildir};
 
-/// Dovecot's default special-use folders (its `15-mailboxes.conf`): used when the
-/// configuration names none.
-pub const DEFAULT_SPECIAL_USE: [(&str, &str); 4] = [
-    ("\\Drafts", "Drafts"),
-    ("\\Junk", "Junk"),
-    ("\\Sent", "Sent"),
-    ("\\Trash", "Trash"),
-];
-
-/// Where a trusted spam score comes from (`[sieve] spam_score_header`, `spam_score_max`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct SpamScore {
-    /// The header field an upstream filter sets (e.g. `X-Spam-Score`).
-    pub header: String,
-    /// The score at and above which a message is spam (spamtest 10, spamtestplus 100).
-    pub max: f64,
+/// The spam status of `message` by `score`'s header: only the **topmost** instance of the
+/// header counts. The upstream filter adds its field on top of what it received; instances
+/// further down came with the message and are the sender's to forge. No field, or one that
+/// does not start with a number: not tested (`spamtest` 0).
+pub fn spam_status(score: &SpamScore, message: &Message<'_>) -> SpamStatus {
+    let Some(part) = message.parts.first() else {
+        return SpamStatus::Unknown;
+    };
+    let Some(header) = part
+        .headers
+        .iter()
+        .find(|h| h.name.as_str().eq_ignore_ascii_case(&score.header))
+    else {
+        return SpamStatus::Unknown;
+    };
+    let raw = message
+        .raw_message
+        .get(header.offset_start as usize..header.offset_end as usize)
+        .map(String::from_utf8_lossy)
+        .unwrap_or_default();
+    match raw.split_whitespace().next().map(str::parse::<f64>) {
+        Some(Ok(value)) if value.is_finite() => scale(value, score.max),
+        _ => SpamStatus::Unknown,
+    }
 }
 
-impl SpamScore {
-    /// The status of `message`: only the **topmost** instance of the header counts. The
-    /// upstream filter adds its field on top of what it received; instances further down
-    /// came with the message and are the sender's to forge. No field, or one that does not
-    /// start with a number: not tested (`spamtest` 0).
-    pub fn status(&self, message: &Message<'_>) -> SpamStatus {
-        let Some(part) = message.parts.first() else {
-            return SpamStatus::Unknown;
-        };
-        let Some(header) = part
-            .headers
-            .iter()
-            .find(|h| h.name.as_str().eq_ignore_ascii_case(&self.header))
-        else {
-            return SpamStatus::Unknown;
-        };
-        let raw = message
-            .raw_message
-            .get(header.offset_start as usize..header.offset_end as usize)
-            .map(String::from_utf8_lossy)
-            .unwrap_or_default();
-        match raw.split_whitespace().next().map(str::parse::<f64>) {
-            Some(Ok(score)) if score.is_finite() => self.scale(score),
-            _ => SpamStatus::Unknown,
-        }
-    }
-
-    /// RFC 5235 §3.2: 1 is "definitely not spam", 10 "definitely spam"; in between the
-    /// score's share of `max`.
-    fn scale(&self, score: f64) -> SpamStatus {
-        if score <= 0.0 {
-            SpamStatus::Ham
-        } else if score >= self.max {
-            SpamStatus::Spam
-        } else {
-            SpamStatus::MaybeSpam(score / self.max)
-        }
+/// RFC 5235 §3.2: 1 is "definitely not spam", 10 "definitely spam"; in between the
+/// score's share of `max`.
+fn scale(score: f64, max: f64) -> SpamStatus {
+    if score <= 0.0 {
+        SpamStatus::Ham
+    } else if score >= max {
+        SpamStatus::Spam
+    } else {
+        SpamStatus::MaybeSpam(score / max)
     }
 }
 
@@ -154,7 +135,7 @@ mod tests {
         for (headers, want) in cases {
             let raw = format!("{headers}Subject: s\r\n\r\nbody\r\n");
             let message = MessageParser::new().parse(raw.as_bytes()).expect("parse");
-            assert_eq!(number(spam.status(&message)), *want, "{headers:?}");
+            assert_eq!(number(spam_status(&spam, &message)), *want, "{headers:?}");
         }
     }
 

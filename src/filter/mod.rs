@@ -79,7 +79,7 @@ use std::time::Instant;
 use mail_parser::{Message, MessageParser, MessagePart};
 use sieve::{Compiler, Runtime};
 
-use crate::address::Recipient;
+use crate::mail::address::Recipient;
 use crate::scan::Verdict;
 
 pub use cache::ScriptProblem;
@@ -158,7 +158,7 @@ impl<'a> ParsedMessage<'a> {
     }
 
     /// The parsed message, for callers that need more than Sieve does (quarantine metadata,
-    /// [`crate::delivery::classify::is_bounce`]).
+    /// [`crate::mail::bounce::is_bounce`]).
     pub fn message(&self) -> &Message<'a> {
         &self.0
     }
@@ -167,7 +167,12 @@ impl<'a> ParsedMessage<'a> {
     pub fn message_id(&self) -> String {
         self.0
             .message_id()
-            .map(|id| format!("<{}>", crate::lmtp::reply::sanitize(id, 253)))
+            .map(|id| {
+                format!(
+                    "<{}>",
+                    crate::mail::text::sanitize(id, 253, crate::mail::text::Charset::Ascii)
+                )
+            })
             .unwrap_or_default()
     }
 }
@@ -335,7 +340,9 @@ impl Filter {
             .config
             .spam_score
             .as_ref()
-            .map_or(sieve::SpamStatus::Unknown, |s| s.status(&message));
+            .map_or(sieve::SpamStatus::Unknown, |s| {
+                lookup::spam_status(s, &message)
+            });
         let mailboxes = Mailboxes {
             root: input.maildir.map(Path::to_path_buf),
             special_use: self.config.special_use.clone(),

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::address::Recipient;
+use crate::mail::address::Recipient;
 
 use super::cache::Lookup;
 use super::run::{self, Slot};

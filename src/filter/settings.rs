@@ -5,6 +5,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use crate::mail::sieve::ScriptSettings;
+
 use super::{SpamScore, VacationPeriods};
 
 /// Which scripts run, and the limits they run under.
@@ -38,65 +40,4 @@ pub struct FilterConfig {
     pub vacation: VacationPeriods,
     /// Include directories, the per-user error log and the limits (`[sieve]`).
     pub scripts: ScriptSettings,
-}
-
-/// The `[sieve]` settings of script layout and limits, with Dovecot/Pigeonhole defaults.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScriptSettings {
-    /// Template of the user's script directory (`%u %n %d %h`): where `include :personal`
-    /// looks (Pigeonhole's `sieve_dir`; ManageSieve's `sieve/` directory). `None`: personal
-    /// includes find nothing.
-    pub personal_dir: Option<String>,
-    /// Where `include :global` looks (Pigeonhole's `sieve_global`).
-    pub global_dir: Option<PathBuf>,
-    /// Largest script file read and compiled (Pigeonhole's `sieve_max_script_size`, 1 MiB).
-    pub max_script_size: u64,
-    /// Actions one recipient's chain may collect (`sieve_max_actions`, 32).
-    pub max_actions: usize,
-    /// Include nesting below the chain script (`sieve_include_max_nesting_depth`, 10).
-    pub max_include_depth: usize,
-    /// Extensions no script may `require` (compile error), e.g. `redirect`.
-    pub disabled_extensions: Vec<String>,
-    /// Bytes the per-user error log (`<active script>.log`) may reach before it is rotated
-    /// to `.log.0`; 0 turns the log off.
-    pub user_log_size: u64,
-}
-
-impl FilterConfig {
-    /// The filter settings of a validated `[sieve]` section, with `hostname` for the
-    /// environment items and generated Message-IDs.
-    pub fn from_sieve(sieve: &crate::config::SieveConfig, hostname: &str) -> FilterConfig {
-        FilterConfig {
-            before: sieve.before.clone(),
-            personal: sieve.personal.clone(),
-            after: sieve.after.clone(),
-            default: sieve.default.clone(),
-            hostname: hostname.to_string(),
-            cpu_limit: sieve.cpu_limit,
-            max_run_time: sieve.max_run_time,
-            spam_score: sieve.spam_score.clone(),
-            special_use: sieve.special_use.clone(),
-            max_redirects: sieve.max_redirects,
-            vacation: VacationPeriods {
-                min_days: sieve.vacation_days.0,
-                default_days: sieve.vacation_days.1,
-                max_days: sieve.vacation_days.2,
-            },
-            scripts: sieve.scripts.clone(),
-        }
-    }
-}
-
-impl Default for ScriptSettings {
-    fn default() -> Self {
-        ScriptSettings {
-            personal_dir: None,
-            global_dir: None,
-            max_script_size: 1024 * 1024,
-            max_actions: 32,
-            max_include_depth: 10,
-            disabled_extensions: Vec::new(),
-            user_log_size: 64 * 1024,
-        }
-    }
 }

@@ -1,15 +1,13 @@
-//! The logic of `sievegate sieve check` and `sievegate sieve test` (Pigeonhole's `sievec`
-//! and `sieve-test`): compile files and report `file:line:col: message`; run a recipient's
-//! whole chain on a message and describe the resulting [`Plan`] without executing it.
+//! The library part of `sievegate sieve check` (Pigeonhole's `sievec`): compile files with
+//! the configured limits and return each problem with its position (`file:line:col:
+//! message`). The command (`cli/sieve.rs` in the binary) prints them; `sieve test`'s logic
+//! is [`crate::delivery::dry_run`].
 
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use serde_json::{json, Value};
-
 use super::cache::{compile_bytes, ScriptProblem};
-use super::plan::{Action, Plan};
 use super::{compiler_for, ScriptSettings};
 
 /// Compiles each file with the configured limits; the problems, in argument order.
@@ -55,52 +53,6 @@ fn check_file(
         )));
     }
     compile_bytes(path, &bytes, compiler).map(|_| ())
-}
-
-/// A Plan as one JSON object: `actions` (each with `type`: `store`, `reject`, `ereject`,
-/// `quarantine`, `redirect`, `vacation`, `notify`), `discard`, `suppressed`, `notes`.
-pub fn plan_json(plan: &Plan) -> Value {
-    json!({
-        "actions": plan.actions.iter().map(action_json).collect::<Vec<_>>(),
-        "discard": plan.actions.is_empty(),
-        "suppressed": plan.suppressed.iter().map(action_json).collect::<Vec<_>>(),
-        "notes": plan.notes,
-    })
-}
-
-fn action_json(action: &Action) -> Value {
-    match action {
-        Action::Store {
-            folder,
-            flags,
-            keywords,
-            create,
-            edited,
-        } => json!({
-            "type": "store",
-            "folder": folder.to_string(),
-            "flags": flags.imap_names(),
-            "keywords": keywords,
-            "create": create,
-            "edited": edited.is_some(),
-        }),
-        Action::Reject { reason, extended } => json!({
-            "type": if *extended { "ereject" } else { "reject" },
-            "reason": reason,
-        }),
-        Action::Quarantine => json!({ "type": "quarantine" }),
-        Action::Redirect { to, edited } => json!({
-            "type": "redirect",
-            "to": to,
-            "edited": edited.is_some(),
-        }),
-        // The generated message as text, so a reviewer sees the reply itself.
-        Action::Send { kind, to, message } => json!({
-            "type": kind.as_str(),
-            "to": to,
-            "message": String::from_utf8_lossy(message),
-        }),
-    }
 }
 
 #[cfg(test)]

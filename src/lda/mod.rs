@@ -32,8 +32,10 @@
 //!
 //! # Logs
 //! On stderr, which Postfix shows in its own log and in bounces: so the default level is
-//! `warn` (`RUST_LOG=info` gives the per-recipient lines), and a failing status ends with
-//! one line per failed recipient that names no path or internal detail.
+//! `warn` (`RUST_LOG=info` gives the per-recipient lines, the same as `serve` writes), and a
+//! failing status ends with one line per failed recipient that names no path or internal
+//! detail. At `debug` the run ends with its metrics in the Prometheus text format (a run
+//! serves no `/metrics`).
 
 mod input;
 
@@ -41,10 +43,8 @@ use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::address::{AddressError, Recipient};
-use crate::config::{Config, OnScanFailure};
-use crate::delivery::{self, Client, Envelope, RcptOutcome, Route, Services};
-use crate::scan::Verdict;
+use crate::config::Config;
+use crate::delivery::{self, Client, Envelope, RcptOutcome, Refused, Services};
 use crate::spool::MessageBytes;
 use crate::store::Folder;
 use crate::users::Refusal;
@@ -165,11 +165,21 @@ pub fn run(config_path: &std::path::Path, request: &Request, input: impl Read) -
     });
     // Whatever is still running after the drain is given up (logged by its own timeout).
     runtime.shutdown_timeout(Duration::from_secs(1));
+    // A run serves no metrics endpoint; at debug its counters (this run's, from zero) go to
+    // the log, the same series `serve` exposes, so an admin (and the tests) can compare.
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        tracing::debug!("metrics of this run:\n{}", crate::metrics::render());
+    }
     status
 }
 
-/// Scans once, then the pipeline for the recipients that exist. The verdict is needed here
-/// too: an unknown recipient of infected mail must not get a status that bounces.
+/// Admits the recipients ([`delivery::admit`], the rule LMTP's RCPT applies) and hands the
+/// message to the front door ([`delivery::enter`]: one scan, the one scan-failure policy,
+/// one log line per recipient). A user the users file does not know goes through the door
+/// as unknown, like LMTP's `unknown_users = "after-scan"`: refused after the scan unless
+/// the mail is infected. An address at no domain of ours never reaches the door; the
+/// verdict decides it here, since an unknown recipient of infected mail must not get a
+/// status that bounces.
 async fn deliver(
     services: &Arc<Services>,
     request: &Request,
@@ -180,73 +190,53 @@ async fn deliver(
     let mailbox = &services.config.mailbox;
     let mut fates = Vec::with_capacity(request.rcpts.len());
     let mut rcpts = Vec::new();
+    let mut unknown = Vec::new();
     for address in &request.rcpts {
         let address = strip_brackets(address);
-        match Recipient::resolve(&address, &mailbox.domains, &mailbox.recipient_delimiter) {
-            Ok(mut rcpt) => match services.users.admit(&mut rcpt, mailbox.needs_home) {
-                Ok(()) => {
-                    rcpts.push(rcpt);
-                    fates.push(None);
-                }
-                Err(Refusal::Unknown) => {
-                    tracing::info!(to = %address, "recipient refused: no such user");
-                    fates.push(Some(Fate::Unknown(address)));
-                }
-                Err(refusal) => {
-                    tracing::error!(to = %address, "recipient deferred: {refusal}");
-                    fates.push(Some(Fate::Unavailable));
-                }
-            },
-            Err(e) => {
-                let why = match e {
-                    AddressError::UnknownDomain => "domain not local",
-                    AddressError::UnsafeLocalPart => "local part could escape the store",
-                    AddressError::Syntax => "bad address syntax",
-                };
-                tracing::info!(to = ?address, "recipient refused: {why}");
+        match delivery::admit(mailbox, &services.users, &address) {
+            Ok(rcpt) => {
+                rcpts.push(rcpt);
+                unknown.push(false);
+                fates.push(None);
+            }
+            Err(Refused::User {
+                rcpt,
+                refusal: Refusal::Unknown,
+            }) => {
+                tracing::info!(to = %address, "no such user: refused after the scan unless infected");
+                rcpts.push(*rcpt);
+                unknown.push(true);
+                fates.push(None);
+            }
+            Err(refused @ Refused::User { .. }) => {
+                tracing::error!(to = %address, "recipient deferred: {refused}");
+                fates.push(Some(Fate::Unavailable));
+            }
+            Err(refused @ Refused::Address(_)) => {
+                tracing::info!(to = ?address, "recipient refused: {refused}");
                 fates.push(Some(Fate::Unknown(address)));
             }
         }
     }
-    let scanner = &services.scanner;
-    // The same failure rule as `delivery::deliver`, which LMTP calls: tempfail defers
-    // everyone, deliver-unscanned goes on with virustest 0.
-    let verdict = match scanner.scan_message(&message).await {
-        Ok(verdict) => verdict,
-        Err(error) => match services.config.scanner.on_failure {
-            OnScanFailure::Tempfail => {
-                tracing::warn!(error = %error, "virus scan failed: every recipient is deferred, the MTA retries");
-                return request
-                    .rcpts
-                    .iter()
-                    .map(|_| Fate::Delivered(RcptOutcome::Deferred(delivery::Deferral::ScanFailed)))
-                    .collect();
-            }
-            OnScanFailure::DeliverUnscanned => {
-                tracing::warn!(error = %error, "virus scan failed: delivering unscanned (on_failure = deliver-unscanned)");
-                Verdict::Unscanned
-            }
-        },
+    let envelope = Envelope {
+        id: crate::mail::envelope::new_id(),
+        mail_from,
+        rcpts,
+        helo: None,
+        peer_addr: None,
+        client: client_from_env(),
+        // The environment is whoever started us: not a trusted MTA's word.
+        client_trusted: false,
+        started: Instant::now(),
+        default_mailbox: folder.and(request.mailbox.clone()),
     };
-    let infected = verdict.virus_name().is_some();
-    let mut outcomes = if rcpts.is_empty() {
-        Vec::new()
-    } else {
-        let envelope = Envelope {
-            id: crate::lmtp::new_transaction_id(),
-            mail_from,
-            rcpts,
-            helo: None,
-            peer_addr: None,
-            client: client_from_env(),
-            // The environment is whoever started us: not a trusted MTA's word.
-            client_trusted: false,
-            started: Instant::now(),
-            default_mailbox: folder,
-        };
-        delivery::deliver_scanned(services, &envelope, message, verdict, Route::Sieve).await
-    }
-    .into_iter();
+    let delivered = delivery::enter(services, &envelope, &unknown, message).await;
+    let infected = delivered
+        .verdict
+        .as_ref()
+        .is_some_and(|v| v.virus_name().is_some());
+    let scan_failed = delivered.verdict.is_none();
+    let mut outcomes = delivered.outcomes.into_iter();
     fates
         .into_iter()
         .map(|fate| match fate {
@@ -259,6 +249,11 @@ async fn deliver(
             Some(Fate::Unknown(address)) if infected => {
                 tracing::info!(to = %address, "unknown recipient of infected mail: discarded");
                 Fate::Delivered(RcptOutcome::Discarded)
+            }
+            // Without a verdict the mail may be infected: 67 could bounce it. The MTA
+            // retries, and the next scan decides.
+            Some(Fate::Unknown(_)) if scan_failed => {
+                Fate::Delivered(RcptOutcome::Deferred(delivery::Deferral::ScanFailed))
             }
             Some(fate) => fate,
         })
@@ -282,7 +277,8 @@ fn status(rcpts: &[String], fates: &[Fate]) -> u8 {
                 "temporary failure, try again later".to_string(),
             ),
             Fate::Delivered(RcptOutcome::Rejected { reason, .. }) => {
-                let reason = crate::text::sanitize(reason, 200, crate::text::Charset::Ascii);
+                let reason =
+                    crate::mail::text::sanitize(reason, 200, crate::mail::text::Charset::Ascii);
                 let reason = if reason.trim().is_empty() {
                     "Message rejected by recipient's filter".into()
                 } else {
@@ -290,14 +286,16 @@ fn status(rcpts: &[String], fates: &[Fate]) -> u8 {
                 };
                 (exit::NOPERM, reason.into_owned())
             }
-            Fate::Delivered(_) => continue,
-            Fate::Unknown(_) => (exit::NOUSER, "user unknown".to_string()),
+            Fate::Unknown(_) | Fate::Delivered(RcptOutcome::UnknownUser) => {
+                (exit::NOUSER, "user unknown".to_string())
+            }
             Fate::Unavailable => (
                 exit::TEMPFAIL,
                 "temporary failure, try again later".to_string(),
             ),
+            Fate::Delivered(_) => continue,
         };
-        let rcpt = crate::text::sanitize(rcpt, 256, crate::text::Charset::Ascii);
+        let rcpt = crate::mail::text::sanitize(rcpt, 256, crate::mail::text::Charset::Ascii);
         eprintln!("<{rcpt}>: {line}");
         if rank(code) > rank(worst) {
             worst = code;
@@ -351,11 +349,13 @@ fn client_from_env() -> Client {
         std::env::var(name)
             .ok()
             .filter(|v| !v.is_empty() && v != "unknown")
-            .map(|v| crate::text::sanitize(&v, 255, crate::text::Charset::Ascii).into_owned())
+            .map(|v| {
+                crate::mail::text::sanitize(&v, 255, crate::mail::text::Charset::Ascii).into_owned()
+            })
     };
     Client {
         name: var("CLIENT_HOSTNAME"),
-        addr: var("CLIENT_ADDRESS").filter(|a| a.parse::<std::net::IpAddr>().is_ok()),
+        addr: var("CLIENT_ADDRESS").and_then(|a| crate::mail::envelope::parse_ip(&a)),
         helo: var("CLIENT_HELO"),
         queue_id: None,
     }

@@ -37,7 +37,7 @@ pub(super) async fn deliver(
         },
         client: Client {
             name: x.name.clone(),
-            addr: x.addr.clone(),
+            addr: x.addr,
             helo: x.helo.clone(),
             queue_id: x.ident.clone(),
         },

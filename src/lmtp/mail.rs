@@ -27,7 +27,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             tracing::info!(from = %from.address, "MAIL deferred: clamd is down");
             return reply::scanner_down();
         }
-        let id = super::new_transaction_id();
+        let id = crate::mail::envelope::new_id();
         tracing::debug!(txn = %id, from = %from.address, "transaction started");
         self.txn = Some(Transaction {
             id,

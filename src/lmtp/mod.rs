@@ -16,10 +16,8 @@ mod lhlo;
 mod mail;
 mod rcpt;
 pub mod reply;
-mod user_limit;
 mod xforward;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -28,10 +26,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tracing::Instrument;
 
-use crate::address::Recipient;
 use crate::delivery::Services;
+use crate::delivery::UserSlot;
+use crate::mail::address::Recipient;
 use reply::Reply;
-pub use user_limit::{UserLimit, UserSlot};
 pub use xforward::Xforward;
 
 /// Who is on the other end of the connection.
@@ -89,26 +87,9 @@ enum Flow {
     Quit,
 }
 
-static SESSION_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// A short id for logs and replies, unique within this process and unlikely to repeat
-/// across restarts (it starts with the time).
+/// A short id for logs and replies ([`crate::mail::envelope::new_id`]).
 pub fn new_session_id() -> String {
-    new_id()
-}
-
-/// An id for one mail transaction, from the same sequence as session ids.
-pub fn new_transaction_id() -> String {
-    new_id()
-}
-
-fn new_id() -> String {
-    let n = SESSION_COUNTER.fetch_add(1, Ordering::Relaxed);
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    format!("{:07X}{:05X}", secs & 0xFFF_FFFF, n & 0xF_FFFF)
+    crate::mail::envelope::new_id()
 }
 
 /// One LMTP connection.

@@ -7,8 +7,9 @@ use smtp_proto::RcptTo;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{reply, reply::Reply, Session};
-use crate::address::{AddressError, Recipient};
 use crate::config::UnknownUsers;
+use crate::delivery::{self, Refused};
+use crate::mail::address::{AddressError, Recipient};
 use crate::users::Refusal;
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
@@ -41,49 +42,55 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         if txn.rcpts.len() >= max {
             return reply::too_many_recipients();
         }
-        match Recipient::resolve(&to.address, &mailbox.domains, &mailbox.recipient_delimiter) {
-            Ok(mut rcpt) => match self.services.users.admit(&mut rcpt, mailbox.needs_home) {
-                Ok(()) => match self.services.user_limit.try_acquire(&rcpt.user()) {
-                    Some(slot) => {
-                        txn.slots.extend(slot);
-                        txn.rcpts.push(rcpt);
-                        txn.unknown.push(false);
-                        reply::recipient_ok()
-                    }
-                    None => {
-                        tracing::info!(
-                            to = %to.address,
-                            limit = mailbox.user_concurrency_limit,
-                            "recipient deferred: too many concurrent deliveries for this user"
-                        );
-                        reply::user_busy(&to.address)
-                    }
-                },
-                Err(Refusal::Unknown) if mailbox.unknown_users == UnknownUsers::AfterScan => {
-                    // Refused after the scan, and only when the message is not infected:
-                    // a 550 here would make the MTA bounce infected mail to its (forged)
-                    // sender. No per-user slot: nothing is stored for this recipient.
-                    tracing::info!(to = %to.address, "no such user: accepted, to be refused after the scan unless infected");
+        match delivery::admit(mailbox, &self.services.users, &to.address) {
+            Ok(rcpt) => match self.services.user_limit.try_acquire(&rcpt.user()) {
+                Some(slot) => {
+                    txn.slots.extend(slot);
                     txn.rcpts.push(rcpt);
-                    txn.unknown.push(true);
+                    txn.unknown.push(false);
                     reply::recipient_ok()
                 }
-                Err(Refusal::Unknown) => {
-                    tracing::info!(to = %to.address, "recipient refused: no such user");
-                    reply::unknown_user(&to.address)
-                }
-                Err(refusal) => {
-                    tracing::error!(to = %to.address, "recipient deferred: {refusal}");
-                    reply::local_error(&to.address)
+                None => {
+                    tracing::info!(
+                        to = %to.address,
+                        limit = mailbox.user_concurrency_limit,
+                        "recipient deferred: too many concurrent deliveries for this user"
+                    );
+                    reply::user_busy(&to.address)
                 }
             },
-            Err(AddressError::Syntax) => reply::bad_recipient_syntax(),
-            Err(AddressError::UnknownDomain) => {
-                tracing::info!(to = %to.address, "recipient refused: domain not local");
+            Err(Refused::User {
+                rcpt,
+                refusal: Refusal::Unknown,
+            }) if mailbox.unknown_users == UnknownUsers::AfterScan => {
+                // Refused after the scan, and only when the message is not infected:
+                // a 550 here would make the MTA bounce infected mail to its (forged)
+                // sender. No per-user slot: nothing is stored for this recipient.
+                tracing::info!(to = %to.address, "no such user: accepted, to be refused after the scan unless infected");
+                txn.rcpts.push(*rcpt);
+                txn.unknown.push(true);
+                reply::recipient_ok()
+            }
+            Err(
+                refused @ Refused::User {
+                    refusal: Refusal::Unknown,
+                    ..
+                },
+            ) => {
+                tracing::info!(to = %to.address, "recipient refused: {refused}");
+                reply::unknown_user(&to.address)
+            }
+            Err(refused @ Refused::User { .. }) => {
+                tracing::error!(to = %to.address, "recipient deferred: {refused}");
+                reply::local_error(&to.address)
+            }
+            Err(Refused::Address(AddressError::Syntax)) => reply::bad_recipient_syntax(),
+            Err(refused @ Refused::Address(AddressError::UnknownDomain)) => {
+                tracing::info!(to = %to.address, "recipient refused: {refused}");
                 reply::unknown_domain(&to.address)
             }
-            Err(AddressError::UnsafeLocalPart) => {
-                tracing::warn!(to = ?to.address, "recipient refused: local part could escape the store");
+            Err(refused @ Refused::Address(AddressError::UnsafeLocalPart)) => {
+                tracing::warn!(to = ?to.address, "recipient refused: {refused}");
                 reply::unsafe_recipient(&to.address)
             }
         }

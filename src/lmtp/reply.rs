@@ -53,9 +53,9 @@ impl fmt::Display for Reply {
 }
 
 /// Keeps only printable ASCII so a value from the client or a script cannot break the reply
-/// framing, and caps the length ([`crate::text::sanitize`]).
+/// framing, and caps the length ([`crate::mail::text::sanitize`]).
 pub fn sanitize(text: &str, max: usize) -> String {
-    crate::text::sanitize(text, max, crate::text::Charset::Ascii).into_owned()
+    crate::mail::text::sanitize(text, max, crate::mail::text::Charset::Ascii).into_owned()
 }
 
 // Session-level replies.

@@ -5,14 +5,15 @@
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{reply, reply::Reply, Session};
+use crate::mail::envelope::{is_placeholder, parse_ip};
 
 /// The attributes of the original client, as forwarded by the MTA. `None` when not sent or
 /// sent as `[UNAVAILABLE]`/`[TEMPUNAVAIL]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Xforward {
     pub name: Option<String>,
-    /// Always a valid IP address in its canonical form (no `IPV6:` prefix).
-    pub addr: Option<String>,
+    /// Parsed once here ([`crate::mail::envelope::parse_ip`]).
+    pub addr: Option<std::net::IpAddr>,
     pub port: Option<String>,
     pub proto: Option<String>,
     pub helo: Option<String>,
@@ -53,15 +54,20 @@ impl Xforward {
             let (name, value) = pair.split_once('=').ok_or(XforwardError::Syntax)?;
             let value = xtext_decode(value).ok_or(XforwardError::Syntax)?;
             let name = name.to_ascii_uppercase();
+            if name == "ADDR" {
+                next.addr = match value.as_str() {
+                    v if is_placeholder(v) => None,
+                    v => Some(parse_ip(v).ok_or(XforwardError::BadAddress)?),
+                };
+                continue;
+            }
             let value = match value.as_str() {
-                "[UNAVAILABLE]" | "[TEMPUNAVAIL]" => None,
-                _ if name == "ADDR" => Some(parse_addr(&value)?),
+                v if is_placeholder(v) => None,
                 "" => None,
                 _ => Some(reply::sanitize(&value, 255)),
             };
             let slot = match name.as_str() {
                 "NAME" => &mut next.name,
-                "ADDR" => &mut next.addr,
                 "PORT" => &mut next.port,
                 "PROTO" => &mut next.proto,
                 "HELO" => &mut next.helo,
@@ -74,20 +80,6 @@ impl Xforward {
         *self = next;
         Ok(())
     }
-}
-
-/// An XFORWARD `ADDR` value: an IPv4 address, or an IPv6 address with or without
-/// Postfix's `IPV6:` prefix. It ends up in `Received` and Sieve's `remote-ip`, so nothing
-/// else is taken.
-fn parse_addr(value: &str) -> Result<String, XforwardError> {
-    let ip: std::net::IpAddr = match value.get(..5) {
-        Some(prefix) if prefix.eq_ignore_ascii_case("IPV6:") => value[5..]
-            .parse::<std::net::Ipv6Addr>()
-            .map_err(|_| XforwardError::BadAddress)?
-            .into(),
-        _ => value.parse().map_err(|_| XforwardError::BadAddress)?,
-    };
-    Ok(ip.to_string())
 }
 
 /// RFC 3461 §4 xtext: `+XX` is a hex-encoded byte.
@@ -160,14 +152,14 @@ mod tests {
         x.apply(b"XFORWARD HELO=[UNAVAILABLE] IDENT=4Xyz12 SOURCE=REMOTE\r\n")
             .expect("ok");
         assert_eq!(x.name.as_deref(), Some("mail.example.org"));
-        assert_eq!(x.addr.as_deref(), Some("192.0.2.1"));
+        assert_eq!(x.addr, "192.0.2.1".parse().ok());
         assert_eq!(x.helo, None);
         assert_eq!(x.ident.as_deref(), Some("4Xyz12"));
 
         let mut y = Xforward::default();
         y.apply(b"XFORWARD ADDR=IPV6:2001:db8::1 HELO=a+20b+0D+0AX\r\n")
             .expect("ok");
-        assert_eq!(y.addr.as_deref(), Some("2001:db8::1"));
+        assert_eq!(y.addr, "2001:db8::1".parse().ok());
         assert_eq!(
             y.helo.as_deref(),
             Some("a bX"),
@@ -200,7 +192,7 @@ mod tests {
             let mut x = Xforward::default();
             x.apply(format!("XFORWARD NAME=n ADDR={value}\r\n").as_bytes())
                 .unwrap_or_else(|e| panic!("{value}: {e:?}"));
-            assert_eq!(x.addr.as_deref(), want, "{value}");
+            assert_eq!(x.addr.map(|ip| ip.to_string()).as_deref(), want, "{value}");
         }
         for value in [
             "",

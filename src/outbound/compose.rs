@@ -3,7 +3,7 @@
 //!
 //! The rules, whatever the part came from (the incoming message, a match variable, a
 //! `mailto:` URI, the script):
-//! - an address is a plain addr-spec ([`is_addr_spec`]): no quoted local part, no route, no
+//! - an address is a plain addr-spec ([`crate::mail::address::is_addr_spec`]): no quoted local part, no route, no
 //!   comment, no white space or control character; anything else is refused, never repaired;
 //! - a display name or subject loses every control character (CR, LF, NUL, TAB, DEL, C1),
 //!   is capped, and mail-builder writes it as RFC 2047 encoded-words when it is not ASCII;
@@ -27,7 +27,7 @@ use mail_builder::headers::text::Text;
 use mail_builder::mime::MimePart;
 use mail_builder::MessageBuilder;
 
-use crate::text::{sanitize, sanitize_body, Charset};
+use crate::mail::text::{sanitize, sanitize_body, Charset};
 
 /// Longest display name we write (bytes, after sanitising).
 pub const MAX_NAME: usize = 128;
@@ -38,10 +38,6 @@ pub const MAX_SUBJECT: usize = 400;
 pub const MAX_BODY: usize = 64 * 1024;
 /// Most ids kept in `References` (the newest ones).
 pub const MAX_REFERENCES: usize = 20;
-/// Longest addr-spec (RFC 5321 §4.5.3.1.3: a path of 256 octets with its brackets).
-const MAX_ADDRESS: usize = 254;
-/// Longest local part (RFC 5321 §4.5.3.1.1).
-const MAX_LOCAL_PART: usize = 64;
 /// Longest msg-id we keep (without brackets); RFC 5322 lines are at most 998 octets.
 const MAX_MSG_ID: usize = 250;
 
@@ -59,44 +55,6 @@ pub enum ComposeError {
     Write(String),
 }
 
-/// True when `address` is a plain RFC 5321 `Mailbox` without a quoted local part: a
-/// dot-atom local part, `@`, a domain of dot-separated labels (or an address literal in
-/// `[...]`). UTF-8 is allowed outside ASCII (RFC 6531). Control characters, white space,
-/// quotes, brackets and the other specials are refused, so the address can go into a header
-/// field and an SMTP command as it is.
-pub fn is_addr_spec(address: &str) -> bool {
-    let Some((local, domain)) = address.rsplit_once('@') else {
-        return false;
-    };
-    let atext = |c: char| {
-        c.is_ascii_alphanumeric()
-            || "!#$%&'*+-/=?^_`{|}~".contains(c)
-            || (!c.is_ascii() && !c.is_control() && !c.is_whitespace())
-    };
-    let dot_atom =
-        |s: &str| !s.is_empty() && s.split('.').all(|a| !a.is_empty() && a.chars().all(atext));
-    let domain_ok =
-        if let Some(literal) = domain.strip_prefix('[').and_then(|d| d.strip_suffix(']')) {
-            !literal.is_empty()
-                && literal
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || ".:-".contains(c))
-        } else {
-            !domain.is_empty()
-                && domain.split('.').all(|label| {
-                    !label.is_empty()
-                        && !label.starts_with('-')
-                        && !label.ends_with('-')
-                        && label.chars().all(|c| {
-                            c.is_ascii_alphanumeric()
-                                || c == '-'
-                                || (!c.is_ascii() && c.is_alphanumeric())
-                        })
-                })
-        };
-    address.len() <= MAX_ADDRESS && local.len() <= MAX_LOCAL_PART && dot_atom(local) && domain_ok
-}
-
 /// An address for `From`/`To`/`Cc`: a validated addr-spec and an optional, sanitised
 /// display name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,7 +68,7 @@ impl Mailbox {
     /// Refused unless `address` is a plain addr-spec.
     pub fn new(address: &str, name: Option<&str>) -> Result<Self, ComposeError> {
         let address = address.trim();
-        if !is_addr_spec(address) {
+        if !crate::mail::address::is_addr_spec(address) {
             return Err(ComposeError::Address(shown(address)));
         }
         let name = name

@@ -13,45 +13,6 @@ const HOSTILE: &[&str] = &[
 ];
 
 #[test]
-fn addr_spec_table() {
-    let cases: &[(&str, bool)] = &[
-        ("alice@example.test", true),
-        ("a.b+tag@sub.example.test", true),
-        ("o'hara@example.test", true),
-        ("ü@例え.test", true),
-        ("x@[192.0.2.1]", true),
-        ("", false),
-        ("alice", false),
-        ("@example.test", false),
-        ("alice@", false),
-        ("a..b@example.test", false),
-        (".a@example.test", false),
-        ("a@-x.test", false),
-        ("a@x..test", false),
-        ("\"a b\"@example.test", false),
-        (
-            "\"a\r\nRCPT TO:<injected@remote.test>\r\n\"@remote.test",
-            false,
-        ),
-        ("a\r\n@example.test", false),
-        ("a@example.test\r\nRCPT TO:<x@y>", false),
-        ("a\0@example.test", false),
-        ("a b@example.test", false),
-        ("<a@example.test>", false),
-        ("a@example.test>", false),
-        ("a@b@example.test", false),
-        ("a(c)@example.test", false),
-        ("a@exa mple.test", false),
-        ("a@[1.2.3.4\r\n]", false),
-    ];
-    for (address, ok) in cases {
-        assert_eq!(is_addr_spec(address), *ok, "{address:?}");
-    }
-    assert!(!is_addr_spec(&format!("{}@x.test", "a".repeat(65))));
-    assert!(!is_addr_spec(&format!("a@{}.test", "b".repeat(250))));
-}
-
-#[test]
 fn mailbox_table() {
     // value, address, name; None: refused
     type Case<'a> = (&'a str, Option<(&'a str, Option<&'a str>)>);

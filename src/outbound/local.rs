@@ -5,8 +5,8 @@
 
 use std::path::PathBuf;
 
-use crate::address::{AddressError, Recipient};
 use crate::config::MailboxConfig;
+use crate::mail::address::{AddressError, Recipient};
 use crate::store::{Folder, Maildir, StoreError, StoredMessage, SystemFlags};
 use crate::users::{Lookup, Users};
 

@@ -46,7 +46,8 @@ pub use local::{LocalDelivery, LocalError, Route};
 pub use redirect::{Redirect, UserNotes};
 pub use relay::{RelayError, Timeouts};
 
-use crate::config::{is_plain_address, Config, Relay};
+use crate::config::{Config, Relay};
+use crate::mail::address::is_plain_address;
 use crate::state::{QueuedMail, StateError, StateStore};
 
 /// When to retry a message that could not be sent, and when to give up.

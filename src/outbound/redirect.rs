@@ -20,8 +20,8 @@
 use std::time::SystemTime;
 
 use super::{Attempt, Outbox, OutboxError, Route};
-use crate::address::Recipient;
-use crate::config::is_plain_address;
+use crate::mail::address::is_plain_address;
+use crate::mail::address::Recipient;
 use crate::state::{QueuedMail, RedirectOwner};
 
 /// The log word and queue kind of a redirect.

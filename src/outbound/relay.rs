@@ -258,10 +258,10 @@ fn refused(relay: &str, stage: &'static str, reply: &smtp_proto::Response<String
 
 /// A reply text for one log line.
 fn one_line(text: &str) -> String {
-    crate::text::sanitize(
+    crate::mail::text::sanitize(
         &text.replace(['\r', '\n'], " "),
         300,
-        crate::text::Charset::Ascii,
+        crate::mail::text::Charset::Ascii,
     )
     .into_owned()
 }

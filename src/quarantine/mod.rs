@@ -1,14 +1,13 @@
 //! Whole-message quarantine: infected mail kept once per message (not per recipient) as
 //! the exact bytes received, with its metadata in the state store's index, so an admin can
-//! list, inspect, release or delete it (see [`cli`]).
+//! list, inspect, release or delete it (see [`admin`]).
 //!
 //! Each entry is one file `<dir>/<id>.eml`, written like a Maildir delivery: a temporary
 //! file, fsync, rename, fsync of the directory. The file comes first and the index entry
 //! second, so an index entry always has its file; a crash in between leaves at most an
 //! unindexed file, never a lost message (the MTA retries after the missing reply).
 
-pub mod cli;
-mod release;
+pub mod admin;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -17,9 +16,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::address::Recipient;
-use crate::delivery::{classify, Envelope};
 use crate::filter::ParsedMessage;
+use crate::mail::address::Recipient;
+use crate::mail::bounce;
+use crate::mail::envelope::Envelope;
 use crate::scan::Verdict;
 use crate::state::{QuarantineEntry, StateError, StateStore};
 
@@ -108,7 +108,7 @@ pub fn entry_for(
         sender: envelope.mail_from.clone(),
         recipients: rcpts.iter().map(|r| r.original.clone()).collect(),
         resolved: rcpts.iter().map(|r| r.user()).collect(),
-        client_ip: known(&client.addr),
+        client_ip: client.addr.map(|ip| ip.to_string()),
         client_helo: known(&client.helo),
         queue_id: known(&client.queue_id),
         verdict: verdict.word().to_string(),
@@ -122,7 +122,7 @@ pub fn entry_for(
         subject: clean_text(m.subject().unwrap_or("")),
         from: clean_text(&from),
         size: message.len() as u64,
-        backscatter: classify::is_bounce(&envelope.mail_from, m),
+        backscatter: bounce::is_bounce(&envelope.mail_from, m),
         released_at: None,
         released_by: None,
         releases: Vec::new(),
@@ -132,7 +132,7 @@ pub fn entry_for(
 /// Header text as shown by `list`/`show`: no control characters (a terminal escape in a
 /// Subject must not reach the admin's terminal), bounded.
 fn clean_text(text: &str) -> String {
-    crate::text::sanitize(text, 998, crate::text::Charset::Utf8).into_owned()
+    crate::mail::text::sanitize(text, 998, crate::mail::text::Charset::Utf8).into_owned()
 }
 
 impl Quarantine {

@@ -11,10 +11,11 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::arf::{self, ArfReport};
 use super::contact::{Contacts, Found};
-use super::rdap::{Bootstrap, Rdap, RdapError};
+use super::rdap::{Rdap, RdapError};
 use super::source::{select_source, SourceChoice, SourceInput, SourceRules};
+use crate::config::rdap::Bootstrap;
 use crate::config::{AbuseConfig, Config, ListenAddr};
-use crate::delivery::{Client, Envelope};
+use crate::mail::envelope::{Client, Envelope};
 use crate::scan::Verdict;
 use crate::state::{RateDecision, StateStore};
 
@@ -346,12 +347,12 @@ impl AbuseReporter {
             return ReportOutcome::Disabled;
         }
         let headers = super::header_section(&incident.headers);
-        if super::bounce::is_feedback_report(headers) {
+        if crate::mail::bounce::is_feedback_report(headers) {
             return ReportOutcome::AboutReport;
         }
         let input = SourceInput {
             peer_trusted: incident.peer_trusted,
-            xforward_addr: incident.client.addr.as_deref(),
+            xforward_addr: incident.client.addr,
             headers,
         };
         let rules = SourceRules {
@@ -417,7 +418,7 @@ impl AbuseReporter {
             client_helo: incident.client.helo.as_deref(),
             client_name: incident.client.name.as_deref(),
             incidents,
-            backscatter: super::is_bounce(&incident.mail_from, headers),
+            backscatter: crate::mail::bounce::is_bounce_raw(&incident.mail_from, headers),
             original_headers: incident.headers_withheld.is_none().then_some(headers),
         };
         let message = match arf::build(&report) {

@@ -17,7 +17,7 @@ use mail_builder::headers::raw::Raw;
 use mail_builder::mime::MimePart;
 use mail_builder::MessageBuilder;
 
-use crate::text::{sanitize, Charset};
+use crate::mail::text::{sanitize, Charset};
 
 /// What goes into one report.
 #[derive(Debug, Clone)]

@@ -142,7 +142,7 @@ impl Contacts {
                 }
             };
             return Some(match value.strip_prefix("contact:") {
-                Some(to) if super::is_valid_email(to) => Found::Contact {
+                Some(to) if crate::mail::address::is_valid_email(to) => Found::Contact {
                     to: to.to_string(),
                     network,
                 },

@@ -16,7 +16,7 @@ use mail_builder::headers::raw::Raw;
 use mail_builder::mime::MimePart;
 use mail_builder::MessageBuilder;
 
-use crate::text::{sanitize, Charset};
+use crate::mail::text::{sanitize, Charset};
 
 /// What goes into one rejection message.
 #[derive(Debug, Clone, Copy)]
@@ -38,12 +38,12 @@ pub struct Rejection<'a> {
 /// Why no MDN may be sent for a message (RFC 5429 §2.1, RFC 3834 §2): to nobody, or to an
 /// automatic sender that might answer again.
 pub fn must_not_answer(mail_from: &str, message: &[u8]) -> Option<&'static str> {
-    if crate::report::is_bounce(mail_from, message) {
+    if crate::mail::bounce::is_bounce_raw(mail_from, message) {
         return Some("the message is a bounce (null sender or delivery report)");
     }
     // The MDN's only recipient: it goes into `To` and `RCPT TO`, so only a plain addr-spec
     // (no quoted local part that could hold CR/LF).
-    if !crate::outbound::compose::is_addr_spec(mail_from) {
+    if !crate::mail::address::is_addr_spec(mail_from) {
         return Some("the envelope sender is not a plain address");
     }
     let headers = crate::report::header_section(message);

@@ -23,10 +23,10 @@ use mail_builder::mime::MimePart;
 use mail_builder::MessageBuilder;
 
 use crate::config::Config;
-use crate::delivery::{Client, Envelope};
+use crate::mail::envelope::{Client, Envelope};
+use crate::mail::text::{sanitize, Charset};
 use crate::outbound::{new_message_id, Outbox};
 use crate::scan::Verdict;
-use crate::text::{sanitize, Charset};
 
 /// The queue kind of a notice (logs).
 pub const NOTICE_KIND: &str = "postmaster-notice";
@@ -153,7 +153,7 @@ fn bracket(address: &str) -> String {
 
 /// RFC 5322 date-time of `t`.
 fn date(t: SystemTime) -> String {
-    crate::delivery::headers::rfc5322_date(t)
+    crate::mail::date::rfc5322_date(t)
 }
 
 /// Sends the postmaster notices; built only when `[notify] postmaster` is set.
@@ -414,7 +414,10 @@ impl Notifier {
         let client = &m.client;
         let known =
             |v: &Option<String>| v.as_deref().map(clean).unwrap_or_else(|| "unknown".into());
-        line("Client address:", &known(&client.addr));
+        line(
+            "Client address:",
+            &known(&client.addr.map(|ip| ip.to_string())),
+        );
         line("Client name:", &known(&client.name));
         line("Client HELO:", &known(&client.helo));
         line("MTA queue id:", &known(&client.queue_id));
@@ -459,9 +462,7 @@ impl Notifier {
         let client = m
             .client
             .addr
-            .as_deref()
-            .map(clean)
-            .unwrap_or_else(|| "unknown client".into());
+            .map_or_else(|| "unknown client".into(), |ip| ip.to_string());
         let mut entry = format!(
             "- {}: {} (virustest {}){}\r\n  {} -> {}, from {}, MTA queue id {}\r\n  Message-ID {}, Subject: {}\r\n",
             date(m.received_at),

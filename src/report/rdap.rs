@@ -3,7 +3,7 @@
 //!
 //! RDAP answers are untrusted input: the body is read up to [`MAX_BODY`], the entity walk
 //! stops at [`MAX_DEPTH`] levels and [`MAX_ENTITIES`] entities, and the address must look
-//! like one ([`super::is_valid_email`]) before anything is sent to it.
+//! like one ([`crate::mail::address::is_valid_email`]) before anything is sent to it.
 //!
 //! **Where we connect.** The servers an admin names in `rdap_base_urls` are used as written
 //! (`http://` and internal addresses allowed: a local RDAP proxy, the tests' server on
@@ -16,11 +16,12 @@
 
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use serde_json::Value;
+
+use crate::config::rdap::{Bootstrap, BootstrapError};
 
 /// Largest RDAP body read; real answers are a few KiB to a few hundred.
 pub const MAX_BODY: u64 = 1024 * 1024;
@@ -42,8 +43,8 @@ pub enum RdapError {
     NoServer(IpAddr),
     #[error("RDAP lookup for {0} ran out of time")]
     Deadline(IpAddr),
-    #[error("{path}: {message}")]
-    Bootstrap { path: PathBuf, message: String },
+    #[error(transparent)]
+    Bootstrap(#[from] BootstrapError),
 }
 
 /// The address in `overrides` for `ip`: the most specific network that contains it wins.
@@ -53,78 +54,6 @@ pub fn override_for(overrides: &[(IpNet, String)], ip: IpAddr) -> Option<&str> {
         .filter(|(net, _)| net.contains(&ip))
         .max_by_key(|(net, _)| net.prefix_len())
         .map(|(_, addr)| addr.as_str())
-}
-
-/// IANA's RFC 9224 bootstrap registry (`ipv4.json`, `ipv6.json`): network → base URLs.
-#[derive(Debug, Clone, Default)]
-pub struct Bootstrap {
-    entries: Vec<(IpNet, Vec<String>)>,
-}
-
-impl Bootstrap {
-    /// Reads and merges the files at `paths`.
-    pub fn load(paths: &[PathBuf]) -> Result<Bootstrap, RdapError> {
-        let mut all = Bootstrap::default();
-        for path in paths {
-            let err = |message: String| RdapError::Bootstrap {
-                path: path.clone(),
-                message,
-            };
-            let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-            let one = Bootstrap::parse(&text).map_err(err)?;
-            all.entries.extend(one.entries);
-        }
-        Ok(all)
-    }
-
-    /// Parses one file: `{"services": [[["192.0.2.0/24", ...], ["https://rdap.example/"]], ...]}`.
-    pub fn parse(text: &str) -> Result<Bootstrap, String> {
-        let json: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        let services = json
-            .get("services")
-            .and_then(Value::as_array)
-            .ok_or("no \"services\" array (not an RFC 9224 bootstrap file)")?;
-        let mut entries = Vec::new();
-        for service in services {
-            let (Some(nets), Some(urls)) = (
-                service.get(0).and_then(Value::as_array),
-                service.get(1).and_then(Value::as_array),
-            ) else {
-                return Err("a service is not [[networks], [urls]]".into());
-            };
-            let urls: Vec<String> = urls
-                .iter()
-                .filter_map(Value::as_str)
-                .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
-                .map(|u| u.trim_end_matches('/').to_string())
-                .collect();
-            for net in nets.iter().filter_map(Value::as_str) {
-                let net: IpNet = net
-                    .parse()
-                    .map_err(|_| format!("{net:?} is not an IP network"))?;
-                entries.push((net, urls.clone()));
-            }
-        }
-        Ok(Bootstrap { entries })
-    }
-
-    /// The `https` base URLs for `ip`: those of the most specific network holding it.
-    /// The `http` ones a bootstrap file also lists are never used (RFC 9224 §5 prefers the
-    /// secure one; we require it).
-    pub fn urls_for(&self, ip: IpAddr) -> Vec<String> {
-        let Some((_, urls)) = self
-            .entries
-            .iter()
-            .filter(|(net, _)| net.contains(&ip))
-            .max_by_key(|(net, _)| net.prefix_len())
-        else {
-            return Vec::new();
-        };
-        urls.iter()
-            .filter(|u| u.starts_with("https://"))
-            .cloned()
-            .collect()
-    }
 }
 
 /// The abuse address in an RFC 9083 answer: the `email` of the first entity with the role
@@ -192,7 +121,7 @@ pub fn vcard_email(entity: &Value) -> Option<String> {
         })
         .filter_map(|prop| prop.get(3)?.as_str())
         .map(str::trim)
-        .find(|addr| super::is_valid_email(addr))
+        .find(|addr| crate::mail::address::is_valid_email(addr))
         .map(str::to_string)
 }
 
@@ -463,7 +392,7 @@ impl Rdap {
             if !location.starts_with("https://") || location.contains(char::is_whitespace) {
                 return Err(http(format!(
                     "redirect to {:?} refused: RDAP redirects must go to https://",
-                    crate::text::sanitize(&location, 200, crate::text::Charset::Ascii)
+                    crate::mail::text::sanitize(&location, 200, crate::mail::text::Charset::Ascii)
                 )));
             }
             url = location;

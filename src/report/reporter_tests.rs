@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use super::abuse::Limit;
 use super::*;
 use crate::config::Config;
-use crate::delivery::Client;
+use crate::mail::envelope::Client;
 use crate::state::{MemoryState, StateStore};
 
 /// One submitted message: kind, from, to, bytes.
@@ -68,7 +68,7 @@ fn incident(addr: &str, at_secs: u64) -> Incident {
         mail_from: "forged@example.org".into(),
         rcpts: vec!["alice@example.test".into()],
         client: Client {
-            addr: Some(addr.into()),
+            addr: addr.parse().ok(),
             helo: Some("evil.example.net".into()),
             ..Client::default()
         },
@@ -325,8 +325,8 @@ fn the_outbox_queues_reports_for_its_sender() {
 
 #[test]
 fn incident_from_the_pipeline_envelope() {
-    use crate::address::Recipient;
-    use crate::delivery::Envelope;
+    use crate::mail::address::Recipient;
+    use crate::mail::envelope::Envelope;
     use crate::scan::Verdict;
     let rcpt = |original: &str| Recipient {
         original: original.into(),
@@ -342,7 +342,7 @@ fn incident_from_the_pipeline_envelope() {
         helo: Some("postfix".into()),
         peer_addr: None,
         client: Client {
-            addr: Some("203.0.113.7".into()),
+            addr: "203.0.113.7".parse().ok(),
             ..Client::default()
         },
         client_trusted: true,
@@ -362,6 +362,6 @@ fn incident_from_the_pipeline_envelope() {
     );
     assert_eq!(incident.viruses, ["Eicar"]);
     assert_eq!(incident.headers, b"Subject: s\r\n");
-    assert_eq!(incident.client.addr.as_deref(), Some("203.0.113.7"));
+    assert_eq!(incident.client.addr, "203.0.113.7".parse().ok());
     assert!(Incident::new(&envelope, true, &Verdict::Clean, message, now).is_none());
 }

@@ -56,8 +56,8 @@ pub enum SourceChoice {
 pub struct SourceInput<'a> {
     /// The LMTP client is a trusted peer (`server.xforward_from`).
     pub peer_trusted: bool,
-    /// XFORWARD ADDR as the pipeline kept it (an IP, `IPV6:`-prefixed, or a placeholder).
-    pub xforward_addr: Option<&'a str>,
+    /// XFORWARD ADDR, parsed where the session read it.
+    pub xforward_addr: Option<IpAddr>,
     /// The message's top-level header section.
     pub headers: &'a [u8],
 }
@@ -86,7 +86,7 @@ pub fn select_source(input: &SourceInput<'_>, rules: &SourceRules<'_>) -> Source
             SourceChoice::Report { ip, via }
         }
     };
-    if let Some(ip) = input.xforward_addr.and_then(parse_xforward_addr) {
+    if let Some(ip) = input.xforward_addr.map(canonical) {
         if !relay(&ip) {
             return decide(ip, Via::Xforward);
         }
@@ -102,18 +102,6 @@ pub fn select_source(input: &SourceInput<'_>, rules: &SourceRules<'_>) -> Source
         }
     }
     SourceChoice::Unknown("no Received header outside the trusted relays")
-}
-
-/// XFORWARD ADDR → an address: plain, or with Postfix's `IPV6:` prefix; placeholders such as
-/// `[UNAVAILABLE]` are `None`. IPv4-mapped IPv6 becomes IPv4.
-pub fn parse_xforward_addr(addr: &str) -> Option<IpAddr> {
-    let addr = addr.trim();
-    let bare = if addr.len() > 5 && addr[..5].eq_ignore_ascii_case("ipv6:") {
-        &addr[5..]
-    } else {
-        addr
-    };
-    bare.parse::<IpAddr>().ok().map(canonical)
 }
 
 /// IPv4-mapped IPv6 (`::ffff:192.0.2.1`) as IPv4, so networks of either family match.
@@ -290,7 +278,7 @@ mod tests {
         for (name, trusted, xf, headers, want) in cases {
             let input = SourceInput {
                 peer_trusted: trusted,
-                xforward_addr: xf,
+                xforward_addr: xf.and_then(crate::mail::envelope::parse_ip),
                 headers: headers.as_bytes(),
             };
             assert_eq!(select_source(&input, &rules), want, "{name}");

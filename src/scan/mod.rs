@@ -1,7 +1,6 @@
 //! clamd client: one scan per message (FILDES on a unix socket, else INSTREAM), our own reply
 //! parser, and the mapping of the verdict to RFC 5235 `virustest` values.
 //!
-//! - [`addr`]: the `unix:` / `tcp:` address form ([`ClamdAddr`]).
 //! - [`reply`]: the sans-IO parser of clamd's answer ([`parse_reply`]).
 //! - [`health`]: is clamd up (every scan and a PING probe say), for gating MAIL.
 //! - `fildes`: the FILDES exchange (a read-only descriptor of the message passed over the
@@ -12,7 +11,6 @@
 //! Each call opens a fresh connection: clamd closes after every scan anyway, and this way a
 //! clamd that was down is picked up again by the next scan with no state to reset.
 
-pub mod addr;
 mod fildes;
 pub mod health;
 pub mod reply;
@@ -27,7 +25,7 @@ use std::time::Duration;
 
 use clamav_client::tokio::{Socket, Tcp};
 
-pub use addr::{AddrParseError, ClamdAddr};
+pub use crate::mail::net::{AddrParseError, ClamdAddr};
 pub use reply::{parse_reply, ClamdReply};
 
 use crate::spool::MessageBytes;
@@ -170,18 +168,6 @@ impl Scanner {
             pass_fd: Arc::new(AtomicBool::new(false)),
         }
         .with_pass_fd(true)
-    }
-
-    /// The scanner `[scanner]` describes (address, timeout, prefixes, size limit, enabled).
-    pub fn from_config(config: &crate::config::ScannerConfig) -> Self {
-        Scanner::new(
-            config.clamd.clone(),
-            config.timeout,
-            config.heuristic_prefixes.clone(),
-        )
-        .with_max_scan_size(config.max_scan_size)
-        .with_enabled(config.enabled)
-        .with_pass_fd(config.pass_fd)
     }
 
     /// False with `[scanner] enabled = false`: nothing goes to clamd.

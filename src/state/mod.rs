@@ -142,7 +142,7 @@ pub struct QuarantineEntry {
     pub from: String,
     /// Size of the stored bytes.
     pub size: u64,
-    /// The message is itself a bounce (see `crate::delivery::classify::is_bounce`).
+    /// The message is itself a bounce (see `crate::mail::bounce::is_bounce`).
     pub backscatter: bool,
     /// When it was released, if it was.
     pub released_at: Option<SystemTime>,

@@ -21,8 +21,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::address::Recipient;
-use crate::config::MailboxConfig;
+use crate::mail::address::Recipient;
 use crate::users::UserTable;
 
 /// A `tmp/` file older than this is a leftover (Dovecot: `MAILDIR_TMP_DELETE_SECS`).
@@ -127,13 +126,13 @@ pub struct Sweep {
     pub truncated: bool,
 }
 
-/// Cleans the `tmp/` of INBOX and every folder of every Maildir found from `mailbox`: the
-/// users in `users` when given, else a walk of the `maildir` template. Blocking and possibly
-/// long: run it in its own thread.
-pub fn startup_sweep(mailbox: &MailboxConfig, users: Option<&UserTable>) -> Sweep {
+/// Cleans the `tmp/` of INBOX and every folder of every Maildir found from `[mailbox]`'s
+/// `maildir` template and `domains`: the users in `users` when given, else a walk of the
+/// template. Blocking and possibly long: run it in its own thread.
+pub fn startup_sweep(maildir: &str, domains: &[String], users: Option<&UserTable>) -> Sweep {
     let roots = match users {
-        Some(table) => table_roots(mailbox, table),
-        None => template_roots(Path::new(&mailbox.maildir), MAX_MAILDIRS),
+        Some(table) => table_roots(maildir, domains, table),
+        None => template_roots(Path::new(maildir), MAX_MAILDIRS),
     };
     let mut sweep = Sweep {
         truncated: roots.len() >= MAX_MAILDIRS,
@@ -175,28 +174,24 @@ fn is_maildir(dir: &Path) -> bool {
 
 /// Every user's Maildir root from the users file: `user@domain` entries as they are, bare
 /// names at every served domain.
-fn table_roots(mailbox: &MailboxConfig, table: &UserTable) -> Vec<PathBuf> {
+fn table_roots(maildir: &str, domains: &[String], table: &UserTable) -> Vec<PathBuf> {
     let mut roots = Vec::new();
     for (name, user) in table.iter() {
         let addresses: Vec<String> = if name.contains('@') {
             vec![name.to_string()]
         } else {
-            mailbox
-                .domains
-                .iter()
-                .map(|d| format!("{name}@{d}"))
-                .collect()
+            domains.iter().map(|d| format!("{name}@{d}")).collect()
         };
         for address in addresses {
             // No delimiter: the name is the user as written in the file.
-            let Ok(mut rcpt) = Recipient::resolve(&address, &mailbox.domains, "") else {
+            let Ok(mut rcpt) = Recipient::resolve(&address, domains, "") else {
                 continue;
             };
             rcpt.home = user.home.clone();
-            if rcpt.home.is_none() && crate::address::template_uses(&mailbox.maildir, 'h') {
+            if rcpt.home.is_none() && crate::mail::address::template_uses(maildir, 'h') {
                 continue;
             }
-            roots.push(rcpt.expand(&mailbox.maildir));
+            roots.push(rcpt.expand(maildir));
             if roots.len() >= MAX_MAILDIRS {
                 return roots;
             }
@@ -312,18 +307,8 @@ mod tests {
         assert_eq!(eager.maybe_clean(&a), 1);
     }
 
-    fn mailbox(template: &str) -> MailboxConfig {
-        MailboxConfig {
-            domains: vec!["example.test".into(), "other.test".into()],
-            maildir: template.into(),
-            recipient_delimiter: "+".into(),
-            users_file: None,
-            needs_home: false,
-            user_concurrency_limit: 10,
-            link_copies: true,
-            ownership: Default::default(),
-            unknown_users: Default::default(),
-        }
+    fn domains() -> Vec<String> {
+        vec!["example.test".into(), "other.test".into()]
     }
 
     #[test]
@@ -342,7 +327,7 @@ mod tests {
         file_aged(&base.join("example.test/carol/Maildir/tmp/old"), 40 * HOUR);
         file_aged(&base.join("example.test/alice/tmp/old"), 40 * HOUR);
         let template = format!("{}/%d/%n/Maildir", base.display());
-        let sweep = startup_sweep(&mailbox(&template), None);
+        let sweep = startup_sweep(&template, &domains(), None);
         assert_eq!(
             sweep,
             Sweep {
@@ -370,7 +355,7 @@ mod tests {
         file_aged(&eve.join("tmp/old"), 40 * HOUR);
         let users = format!("alice@example.test:x::::{}/homes/alice\n", base.display());
         let table = UserTable::parse(&users, Path::new("users")).expect("parse");
-        let sweep = startup_sweep(&mailbox("%h/Maildir"), Some(&table));
+        let sweep = startup_sweep("%h/Maildir", &domains(), Some(&table));
         assert_eq!(sweep.maildirs, 1);
         assert_eq!(sweep.removed, 1);
         assert!(eve.join("tmp/old").exists(), "not in the users file");

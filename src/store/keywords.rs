@@ -17,7 +17,8 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::time::Instant;
 
-use super::maildir::{io_err, sync_dir};
+use super::error::io_err;
+use super::fsio::sync_dir;
 use super::subscriptions::{Lock, WriterLock, LOCK_TIMEOUT};
 use super::{Ownership, StoreError};
 

@@ -5,20 +5,19 @@
 //! without a resync surprise: INBOX is the root, a folder `A.B` lives in `.A.B` with an empty
 //! `maildirfolder` file, created folders are listed in `subscriptions`.
 
-use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::fs::{self, DirBuilder, File};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-mod error;
-
-pub(crate) use error::io_err;
 #[cfg(test)]
-use error::is_no_space_error;
-pub use error::StoreError;
+use super::error::is_no_space_error;
+use super::error::NAME_MAX;
+use super::error::{io_err, StoreError};
+use super::fsio::{open_new, sync_dir};
 
 use super::dirsync::DirSync;
 use super::{cleanup, keywords, subscriptions};
@@ -51,10 +50,6 @@ pub struct StoredMessage {
     /// keeps such keywords in its index only): stored without them.
     pub dropped_keywords: Vec<String>,
 }
-
-/// The longest file name (one path component) Linux file systems accept: the `.A.B`
-/// directory of a folder must fit, in modified UTF-7.
-pub const NAME_MAX: usize = 255;
 
 impl Maildir {
     /// A Maildir rooted at `root`. Nothing is touched until the first [`Maildir::store`].
@@ -416,34 +411,12 @@ impl Drop for Cleanup {
     }
 }
 
-/// `O_CREAT|O_EXCL`: a name collision must fail, never overwrite another message. The file
-/// gets `owner`'s owner and mode; if that fails it is removed again.
-pub(crate) fn open_new(path: &Path, owner: &Ownership) -> io::Result<File> {
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(owner.file_mode)
-        .open(path)?;
-    if let Err(e) = owner.apply_file(&file) {
-        let _ = fs::remove_file(path);
-        return Err(e);
-    }
-    Ok(file)
-}
-
 /// Writes every chunk and fsyncs the file before it is closed.
 fn write_all_synced(mut file: File, chunks: &[&[u8]], path: &Path) -> Result<(), StoreError> {
     for chunk in chunks {
         file.write_all(chunk).map_err(io_err("write", path))?;
     }
     file.sync_all().map_err(io_err("fsync", path))
-}
-
-/// fsync on a directory makes its entries (a rename, a new sub-directory) durable.
-pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err("fsync dir", dir))
 }
 
 /// `mkdir` that treats an existing directory as success and records `path`'s parent as

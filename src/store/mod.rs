@@ -9,12 +9,15 @@ use std::fmt;
 
 pub mod cleanup;
 pub mod dirsync;
+mod error;
+mod fsio;
 pub mod keywords;
 pub mod maildir;
 pub mod owner;
 mod subscriptions;
 
-pub use maildir::{Maildir, StoreError, StoredMessage};
+pub use error::StoreError;
+pub use maildir::{Maildir, StoredMessage};
 pub use owner::Ownership;
 
 /// A validated Maildir++ folder: `INBOX` (the Maildir root) or a sub-folder whose Sieve name

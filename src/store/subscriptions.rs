@@ -19,7 +19,8 @@ use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::maildir::{io_err, open_new, sync_dir};
+use super::error::io_err;
+use super::fsio::{open_new, sync_dir};
 use super::Ownership;
 use super::StoreError;
 

@@ -8,10 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sievegate::config::Config;
-use sievegate::delivery::Client;
+use sievegate::mail::envelope::Client;
 use sievegate::report::abuse::Limit;
 use sievegate::report::{
-    header_section, is_bounce, AbuseReporter, Incident, ReportOutcome, ReportSink, SubmitError,
+    header_section, AbuseReporter, Incident, ReportOutcome, ReportSink, SubmitError,
 };
 use sievegate::scan::{Scanner, Verdict};
 use sievegate::state::MemoryState;
@@ -101,7 +101,7 @@ fn incident(
         rcpts: vec!["alice@example.test".into(), "bob@example.test".into()],
         client: Client {
             name: Some("unknown".into()),
-            addr: xforward.map(str::to_string),
+            addr: xforward.and_then(sievegate::mail::envelope::parse_ip),
             helo: Some("infected.example.net".into()),
             queue_id: Some("4XyZ1".into()),
         },
@@ -254,7 +254,7 @@ async fn infected_bounce_asks_the_mta_to_stop_bouncing() {
     let scanner = scanner();
     let bounce = infected_bounce();
     let virus = virus_name(&scanner, &bounce).await;
-    assert!(is_bounce("", &bounce));
+    assert!(sievegate::mail::bounce::is_bounce_raw("", &bounce));
 
     // No XFORWARD: the source is the client in the Received header our trusted MTA added.
     let outcome = reporter

@@ -6,6 +6,7 @@ mod abuse_bomb;
 mod abuse_list;
 mod docs;
 mod faults_postfix;
+mod front_door;
 mod health;
 mod infected;
 mod lda;

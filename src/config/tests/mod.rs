@@ -1,7 +1,7 @@
 //! Config parsing and validation tables: what concerns the whole file here, one submodule
 //! per section.
 use super::*;
-use crate::scan::ClamdAddr;
+use crate::mail::net::ClamdAddr;
 use std::time::Duration;
 
 mod abuse;

@@ -53,7 +53,7 @@ fn pass_fd_defaults_on_and_applies_to_unix_sockets_only() {
         let mut scanner = config.scanner.clone();
         scanner.clamd = clamd.parse().expect("address");
         scanner.pass_fd = pass_fd;
-        let built = crate::scan::Scanner::from_config(&scanner);
+        let built = crate::delivery::build::scanner(&scanner);
         assert_eq!(built.passes_fd(), by_fd, "{clamd} pass_fd = {pass_fd}");
     }
 }

@@ -53,7 +53,7 @@ fn infected(quarantine_id: Option<&str>) -> InfectedMessage {
         rcpts: vec!["alice@example.test".into(), "bob+x@example.test".into()],
         client: Client {
             name: Some("mail.example.org".into()),
-            addr: Some("203.0.113.7".into()),
+            addr: "203.0.113.7".parse().ok(),
             helo: Some("helo.example.org".into()),
             queue_id: Some("4XQZ1".into()),
         },

@@ -12,15 +12,16 @@ mod local;
 mod notice;
 mod redirect;
 mod redirect_binary;
+mod redirect_now;
 mod relay;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sievegate::address::Recipient;
 use sievegate::config::Config;
-use sievegate::delivery::{Client, Envelope};
+use sievegate::mail::address::Recipient;
+use sievegate::mail::envelope::{Client, Envelope};
 use sievegate::outbound::{Outbox, OutboxOptions, Pass, RetryPolicy, Timeouts};
 use sievegate::report::notice::{InfectedMessage, Notifier};
 use sievegate::scan::Verdict;
@@ -130,7 +131,7 @@ fn infected(fixture: &str, quarantine_id: Option<&str>) -> (InfectedMessage, Vec
         peer_addr: None,
         client: Client {
             name: Some("mail.example.org".into()),
-            addr: Some("203.0.113.7".into()),
+            addr: "203.0.113.7".parse().ok(),
             helo: Some("mail.example.org".into()),
             queue_id: Some("4XQZ1".into()),
         },

@@ -4,8 +4,11 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::NAME_MAX;
-use crate::store::Folder;
+use super::Folder;
+
+/// The longest file name (one path component) Linux file systems accept: the `.A.B`
+/// directory of a folder must fit, in modified UTF-7.
+pub const NAME_MAX: usize = 255;
 
 /// Why a message could not be stored. Every variant leaves nothing behind.
 ///
@@ -18,7 +21,7 @@ pub enum StoreError {
     /// The sub-folder does not exist and the caller did not ask to create it.
     #[error("folder \"{0}\" does not exist")]
     FolderMissing(Folder),
-    /// The folder's directory name (`.A.B`, modified UTF-7) is longer than [`NAME_MAX`]:
+    /// The folder's directory name (`.A.B`, modified UTF-7) is longer than `NAME_MAX` (255):
     /// no retry can ever create it.
     #[error("folder \"{0}\": directory name longer than {NAME_MAX} bytes")]
     FolderNameTooLong(Folder),

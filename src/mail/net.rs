@@ -1,8 +1,13 @@
-//! Where clamd listens: the `unix:` / `tcp:` address form used in the configuration.
+//! Network addresses as the configuration writes them: where clamd listens (the `unix:` /
+//! `tcp:` form). Plain values, so the configuration and the scanner share them without
+//! importing each other.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
+
+use ipnet::IpNet;
 
 /// The address of a clamd instance, written `unix:/path/to/clamd.sock` or
 /// `tcp:host:port` in the configuration.
@@ -80,6 +85,17 @@ impl fmt::Display for ClamdAddr {
             ClamdAddr::Tcp(host_port) => write!(f, "tcp:{host_port}"),
         }
     }
+}
+
+/// An IP network or a single address, as the configuration lists them (`ADDR/PREFIX`,
+/// or `ADDR` for a host); host bits are cleared. The one parser for `[abuse]` networks and
+/// `xforward_from`.
+pub fn parse_net(entry: &str) -> Option<IpNet> {
+    entry
+        .parse::<IpNet>()
+        .map(|n| n.trunc())
+        .ok()
+        .or_else(|| entry.parse::<IpAddr>().ok().map(IpNet::from))
 }
 
 #[cfg(test)]

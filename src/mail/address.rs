@@ -141,6 +141,97 @@ fn is_safe_component(part: &str) -> bool {
         && !part.chars().any(|c| c == '/' || c == '%' || c.is_control())
 }
 
+// The address checks of what we read and send, in one place. Each keeps the shape its
+// callers rely on (the tables below hold the differences): `is_addr_spec` for every address
+// the outbound builder writes (UTF-8 allowed, RFC 5321 limits); `is_plain_address` for the
+// configured notify addresses and a redirect's envelope (no quoting needed, lenient on dots
+// as Postfix is); `is_valid_email` for RDAP answers and the abuse configuration (ASCII only,
+// a domain of at least two labels: untrusted input).
+
+/// Longest addr-spec (RFC 5321 §4.5.3.1.3: a path of 256 octets with its brackets).
+const MAX_ADDRESS: usize = 254;
+/// Longest local part (RFC 5321 §4.5.3.1.1).
+const MAX_LOCAL_PART: usize = 64;
+
+/// True when `address` is a plain RFC 5321 `Mailbox` without a quoted local part: a
+/// dot-atom local part, `@`, a domain of dot-separated labels (or an address literal in
+/// `[...]`). UTF-8 is allowed outside ASCII (RFC 6531). Control characters, white space,
+/// quotes, brackets and the other specials are refused, so the address can go into a header
+/// field and an SMTP command as it is.
+pub fn is_addr_spec(address: &str) -> bool {
+    let Some((local, domain)) = address.rsplit_once('@') else {
+        return false;
+    };
+    let atext = |c: char| {
+        c.is_ascii_alphanumeric()
+            || "!#$%&'*+-/=?^_`{|}~".contains(c)
+            || (!c.is_ascii() && !c.is_control() && !c.is_whitespace())
+    };
+    let dot_atom =
+        |s: &str| !s.is_empty() && s.split('.').all(|a| !a.is_empty() && a.chars().all(atext));
+    let domain_ok =
+        if let Some(literal) = domain.strip_prefix('[').and_then(|d| d.strip_suffix(']')) {
+            !literal.is_empty()
+                && literal
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".:-".contains(c))
+        } else {
+            !domain.is_empty()
+                && domain.split('.').all(|label| {
+                    !label.is_empty()
+                        && !label.starts_with('-')
+                        && !label.ends_with('-')
+                        && label.chars().all(|c| {
+                            c.is_ascii_alphanumeric()
+                                || c == '-'
+                                || (!c.is_ascii() && c.is_alphanumeric())
+                        })
+                })
+        };
+    address.len() <= MAX_ADDRESS && local.len() <= MAX_LOCAL_PART && dot_atom(local) && domain_ok
+}
+
+/// True for a plain `local@domain` envelope address that we can write into `RCPT TO:<>`
+/// and a header without quoting: no white space, controls, brackets, quotes or commas.
+pub fn is_plain_address(address: &str) -> bool {
+    let Some((local, domain)) = address.rsplit_once('@') else {
+        return false;
+    };
+    let plain = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| (c.is_ascii_graphic() && !"<>()[]\\\",;:@".contains(c)) || !c.is_ascii())
+            && !s.chars().any(char::is_control)
+    };
+    plain(local) && plain(domain) && !domain.starts_with('.') && !domain.contains("..")
+}
+
+/// A plausible mailbox `local@domain` (ASCII, RFC 5321 dot-atom local part, a domain of at
+/// least two labels of letters, digits and hyphens). Used on addresses from RDAP, which are
+/// untrusted, and on the configuration.
+pub fn is_valid_email(addr: &str) -> bool {
+    let Some((local, domain)) = addr.rsplit_once('@') else {
+        return false;
+    };
+    let atext = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c);
+    let local_ok = !local.is_empty()
+        && local.len() <= 64
+        && local
+            .split('.')
+            .all(|w| !w.is_empty() && w.chars().all(atext));
+    let labels: Vec<&str> = domain.split('.').collect();
+    let domain_ok = domain.len() <= 253
+        && labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    local_ok && domain_ok
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,5 +332,100 @@ mod tests {
         ] {
             assert_eq!(template_uses(template, var), want, "{template} {var}");
         }
+    }
+
+    #[test]
+    fn email_shapes() {
+        for good in [
+            "abuse@example.net",
+            "ABUSE@EXAMPLE.NET",
+            "a.b+c@x-y.example",
+            "abuse@sub.example.co.uk",
+        ] {
+            assert!(is_valid_email(good), "{good}");
+        }
+        for bad in [
+            "",
+            "abuse",
+            "@example.net",
+            "abuse@",
+            "abuse@localhost",
+            "a b@example.net",
+            "abuse@exa mple.net",
+            "abuse@-x.example",
+            "a..b@example.net",
+            "abuse@example.net\r\n",
+            "<abuse@example.net>",
+            "abuse@example..net",
+            "ab\"use@example.net",
+            "abüse@example.net",
+        ] {
+            assert!(!is_valid_email(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn address_table() {
+        for good in [
+            "postmaster@example.test",
+            "a.b+c@sub.example.test",
+            "ü@exämple.test",
+        ] {
+            assert!(is_plain_address(good), "{good}");
+        }
+        for bad in [
+            "",
+            "postmaster",
+            "@example.test",
+            "a@",
+            "a b@example.test",
+            "<a@example.test>",
+            "a@example.test\r\nBcc: x@y",
+            "a,b@example.test",
+            "\"a\"@example.test",
+            "a@.example.test",
+            "a@example..test",
+        ] {
+            assert!(!is_plain_address(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn addr_spec_table() {
+        let cases: &[(&str, bool)] = &[
+            ("alice@example.test", true),
+            ("a.b+tag@sub.example.test", true),
+            ("o'hara@example.test", true),
+            ("ü@例え.test", true),
+            ("x@[192.0.2.1]", true),
+            ("", false),
+            ("alice", false),
+            ("@example.test", false),
+            ("alice@", false),
+            ("a..b@example.test", false),
+            (".a@example.test", false),
+            ("a@-x.test", false),
+            ("a@x..test", false),
+            ("\"a b\"@example.test", false),
+            (
+                "\"a\r\nRCPT TO:<injected@remote.test>\r\n\"@remote.test",
+                false,
+            ),
+            ("a\r\n@example.test", false),
+            ("a@example.test\r\nRCPT TO:<x@y>", false),
+            ("a\0@example.test", false),
+            ("a b@example.test", false),
+            ("<a@example.test>", false),
+            ("a@example.test>", false),
+            ("a@b@example.test", false),
+            ("a(c)@example.test", false),
+            ("a@exa mple.test", false),
+            ("a@[1.2.3.4\r\n]", false),
+        ];
+        for (address, ok) in cases {
+            assert_eq!(is_addr_spec(address), *ok, "{address:?}");
+        }
+        assert!(!is_addr_spec(&format!("{}@x.test", "a".repeat(65))));
+        assert!(!is_addr_spec(&format!("a@{}.test", "b".repeat(250))));
     }
 }

@@ -1,38 +1,17 @@
-//! The `[mailbox]` keys about how deliveries happen rather than where they go: the per-user
-//! concurrency limit and the owner and modes of what the store creates; and `[scanner]
-//! health_interval_secs`. Their raw fields live in `RawMailbox` / `RawScanner` (serde needs
-//! them there); the validation is here.
-
-use std::time::Duration;
+//! `[mailbox] owner`, `group`, `file_mode`, `dir_mode`: the owner and modes of what the
+//! store creates. Their raw fields live in `RawMailbox` (serde needs them there); the
+//! validation is here.
 
 use crate::store::owner::{Ownership, DEFAULT_DIR_MODE, DEFAULT_FILE_MODE};
 
 /// Defaults of the keys validated here.
 pub(super) mod defaults {
-    /// Dovecot's `lmtp_user_concurrency_limit` default.
-    pub fn user_concurrency_limit() -> usize {
-        10
-    }
     pub fn file_mode() -> String {
         "0600".to_string()
     }
     pub fn dir_mode() -> String {
         "0700".to_string()
     }
-    pub fn health_interval_secs() -> u64 {
-        2
-    }
-    pub fn scanner_enabled() -> bool {
-        true
-    }
-    pub fn link_copies() -> bool {
-        true
-    }
-}
-
-/// `[scanner] health_interval_secs`: `None` (0) turns the probe and the gating off.
-pub(super) fn health_interval(secs: u64) -> Option<Duration> {
-    (secs > 0).then(|| Duration::from_secs(secs))
 }
 
 /// An owner other than ourselves needs root: without it every store would fail with EPERM.
@@ -96,9 +75,9 @@ pub(super) fn ownership(
 /// An octal mode such as `"0640"`; it must keep `needed` (the owner's own access: the owner
 /// has to read and write what it is given) and fit in the permission bits.
 fn parse_mode(key: &str, text: &str, needed: u32, problems: &mut Vec<String>) -> Option<u32> {
-    let mode = match u32::from_str_radix(text, 8) {
-        Ok(mode) if mode <= 0o7777 => mode,
-        _ => {
+    let mode = match super::octal_mode(text) {
+        Some(mode) => mode,
+        None => {
             problems.push(format!(
                 "{key}: {text:?} is not an octal mode such as \"{needed:04o}\""
             ));
@@ -140,6 +119,7 @@ mod tests {
     use super::*;
     use crate::config::{Config, ConfigError};
     use std::path::Path;
+    use std::time::Duration;
 
     fn load(scanner: &str, mailbox: &str) -> Result<Config, ConfigError> {
         let text = format!(

@@ -1,21 +1,24 @@
-//! `sievegate sieve test` (Pigeonhole's `sieve-test`): run the chain a delivery would run for
-//! one recipient and one message, and print the resulting [`Plan`] instead of executing it.
+//! The dry run behind `sievegate sieve test` (Pigeonhole's `sieve-test`): the chain a
+//! delivery would run for one recipient and one message, up to the resulting [`Plan`],
+//! which the command prints instead of executing it.
 //!
-//! Nothing is stored, sent or written: the Plan is the only output (the per-user error log is
-//! off here; the state store is never opened). The message goes through the same steps as
-//! a delivery's Sieve input: spoofable scan headers stripped, the bounded Sieve view.
+//! What it shares with a delivery: admission ([`super::admit()`], the same rule as RCPT, with
+//! the address's own domain counted as served) and the chain-to-Plan step
+//! ([`super::pipeline::plan_for`]) on the same Sieve input (spoofable scan headers
+//! stripped, the bounded Sieve view). What it does not share: the front door's scan policy
+//! (a failed scan is an error here, or `--virus-status` stands in for clamd), the
+//! quarantine, execution, sending and the state store. Nothing is stored, sent or written:
+//! the Plan is the only output (the per-user error log is off; the state store is never
+//! opened).
 
 use std::path::PathBuf;
 
-use serde_json::json;
-
-use crate::address::{AddressError, Recipient};
 use crate::config::{Config, RawSieve};
-use crate::delivery::strip_virus_headers;
 use crate::delivery::view::SieveView;
-use crate::filter::tools::plan_json;
+use crate::delivery::{self, strip_virus_headers, Refused};
 use crate::filter::{Filter, FilterConfig, FilterInput, ParsedMessage, Plan, SpamScore};
-use crate::scan::{ScanError, Scanner, Verdict};
+use crate::mail::address::AddressError;
+use crate::scan::{ScanError, Verdict};
 use crate::users::Users;
 
 /// What `sieve test` was asked.
@@ -87,30 +90,6 @@ pub struct TestReport {
     pub plan: Plan,
 }
 
-impl TestReport {
-    /// The report as one JSON object.
-    pub fn json(&self) -> serde_json::Value {
-        let mut value = plan_json(&self.plan);
-        if let Some(object) = value.as_object_mut() {
-            object.insert("user".into(), json!(self.user));
-            object.insert("virustest".into(), json!(self.virustest));
-            object.insert("verdict".into(), json!(self.verdict));
-        }
-        value
-    }
-}
-
-impl std::fmt::Display for TestReport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(
-            f,
-            "# user {}, virustest {} ({})",
-            self.user, self.virustest, self.verdict
-        )?;
-        write!(f, "{}", self.plan)
-    }
-}
-
 /// The verdict `--virus-status` stands for.
 fn verdict_for(status: u8) -> Result<Verdict, TestError> {
     Ok(match status {
@@ -129,24 +108,6 @@ fn verdict_for(status: u8) -> Result<Verdict, TestError> {
     })
 }
 
-fn resolve(address: &str, config: &Config) -> Result<Recipient, TestError> {
-    // The tool also answers for domains not (yet) served: the address's own domain counts.
-    let mut domains = config.mailbox.domains.clone();
-    if let Some((_, domain)) = address.rsplit_once('@') {
-        domains.push(domain.to_lowercase());
-    }
-    Recipient::resolve(address, &domains, &config.mailbox.recipient_delimiter).map_err(|e| {
-        TestError::Address {
-            address: address.to_string(),
-            reason: match e {
-                AddressError::Syntax => "not an address",
-                AddressError::UnknownDomain => "domain not served",
-                AddressError::UnsafeLocalPart => "unsafe local part",
-            },
-        }
-    })
-}
-
 /// Runs the chain for the request under `config`; never writes anything.
 pub fn run(config: &Config, request: &TestRequest) -> Result<TestReport, TestError> {
     let user = request
@@ -154,13 +115,26 @@ pub fn run(config: &Config, request: &TestRequest) -> Result<TestReport, TestErr
         .as_deref()
         .or(request.to.as_deref())
         .ok_or(TestError::NoUser)?;
-    let mut rcpt = resolve(user, config)?;
+    // The tool also answers for domains not (yet) served: the address's own domain counts.
+    let mut mailbox = config.mailbox.clone();
+    if let Some((_, domain)) = user.rsplit_once('@') {
+        mailbox.domains.push(domain.to_lowercase());
+    }
+    let users = Users::new(config.mailbox.users_file.as_deref());
+    let mut rcpt = delivery::admit(&mailbox, &users, user).map_err(|e| match e {
+        Refused::Address(reason) => TestError::Address {
+            address: user.to_string(),
+            reason: match reason {
+                AddressError::Syntax => "not an address",
+                AddressError::UnknownDomain => "domain not served",
+                AddressError::UnsafeLocalPart => "unsafe local part",
+            },
+        },
+        Refused::User { rcpt, refusal } => TestError::User(rcpt.user(), refusal.to_string()),
+    })?;
     if let Some(to) = &request.to {
         rcpt.original = to.clone();
     }
-    Users::new(config.mailbox.users_file.as_deref())
-        .admit(&mut rcpt, config.mailbox.needs_home)
-        .map_err(|e| TestError::User(rcpt.user(), e.to_string()))?;
     let verdict = match request.virus_status {
         Some(status) => verdict_for(status)?,
         None => scan(config, &request.message)?,
@@ -181,7 +155,7 @@ pub fn run(config: &Config, request: &TestRequest) -> Result<TestReport, TestErr
             .as_ref()
             .map(|(source, _)| source.clone())
             .or_else(|| sieve.spam_score.clone()),
-        ..FilterConfig::from_sieve(sieve, &config.server.hostname)
+        ..crate::delivery::build::filter_config(sieve, &config.server.hostname)
     });
     let body = strip_virus_headers(&request.message);
     // The score goes where the upstream filter writes it: on top of the header, so the
@@ -209,7 +183,7 @@ pub fn run(config: &Config, request: &TestRequest) -> Result<TestReport, TestErr
         maildir: Some(&maildir),
         queue_id: None,
     };
-    let mut plan = filter.plan_parsed(&input, &parsed);
+    let mut plan = super::pipeline::plan_for(&filter, &input, &parsed, None);
     plan.notes.extend(view.notes());
     if spam.is_some() && sieve.spam_score.is_none() {
         plan.notes.push(format!(
@@ -259,7 +233,7 @@ fn spam_header(
 
 /// Scans with the configured clamd, as a delivery would.
 fn scan(config: &Config, message: &[u8]) -> Result<Verdict, TestError> {
-    let scanner = Scanner::from_config(&config.scanner);
+    let scanner = crate::delivery::build::scanner(&config.scanner);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

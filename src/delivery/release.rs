@@ -1,0 +1,140 @@
+//! `quarantine release` through the front door: the rescan (its own rule: a failed rescan
+//! releases nothing), then [`super::deliver_scanned`] for the recipients chosen
+//! ([`crate::quarantine::admin::release_choice`]) and admitted ([`super::admit()`]). Per
+//! recipient: each recipient of an entry is delivered once; the entry records who was
+//! released, when and by whom (see [`release`]).
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use crate::delivery::{self, Client, Envelope, RcptOutcome, Route, Services};
+use crate::mail::address::Recipient;
+use crate::quarantine::admin::{release_choice, terminal, AdminError};
+use crate::quarantine::{Quarantine, QuarantineError};
+use crate::scan::Verdict;
+
+/// What `release` did for one recipient.
+#[derive(Debug)]
+pub struct Released {
+    /// The address.
+    pub rcpt: String,
+    /// Its outcome.
+    pub outcome: RcptOutcome,
+}
+
+/// `quarantine release ID [--rcpt ADDR]... [--force]`: rescans; clean → the full pipeline
+/// (Sieve included); still infected → refused, or with `force` stored into INBOX without
+/// Sieve. Release is per recipient: without `--rcpt`, every recipient still held; a
+/// recipient released before is refused (named by `--rcpt`) or skipped, so no one gets the
+/// message twice. Each recipient with a final outcome is recorded as released (when, by
+/// `user`); one that failed stays held for the next run.
+///
+/// The delivery comes before the record: a crash in between may deliver a recipient twice
+/// on the next run, but never marks one released that was not delivered.
+pub async fn release(
+    services: &Arc<Services>,
+    q: &Quarantine,
+    id: &str,
+    only: &[String],
+    force: bool,
+    user: &str,
+) -> Result<Vec<Released>, AdminError> {
+    let entry = q.get(id)?;
+    let chosen = release_choice(&entry, only)?;
+    let rcpts = release_recipients(services, &chosen)?;
+    let message = q.raw(id)?;
+    let verdict = services
+        .scanner
+        .scan(&message)
+        .await
+        .map_err(|e| AdminError::Rescan {
+            id: id.to_string(),
+            message: e.to_string(),
+        })?;
+    let route = match verdict {
+        Verdict::Clean => Route::Sieve,
+        _ if force => {
+            tracing::warn!(quarantine_id = %id, user, %verdict, "forced release of a message that is not clean: INBOX without Sieve");
+            Route::Inbox {
+                released_by: user.to_string(),
+            }
+        }
+        other => {
+            return Err(AdminError::StillInfected {
+                id: id.to_string(),
+                verdict: other.to_string(),
+            })
+        }
+    };
+    let envelope = Envelope {
+        id: crate::mail::envelope::new_id(),
+        mail_from: entry.sender.clone(),
+        rcpts,
+        helo: None,
+        peer_addr: None,
+        client: Client {
+            name: None,
+            addr: entry
+                .client_ip
+                .as_deref()
+                .and_then(crate::mail::envelope::parse_ip),
+            helo: entry.client_helo.clone(),
+            queue_id: entry.queue_id.clone(),
+        },
+        // A release is not a new incident: no abuse report.
+        client_trusted: false,
+        started: Instant::now(),
+        default_mailbox: None,
+    };
+    tracing::info!(quarantine_id = %id, user, rcpts = envelope.rcpts.len(), %verdict, "releasing from quarantine");
+    let outcomes = delivery::deliver_scanned(services, &envelope, message, verdict, route).await;
+    let failed = outcomes.iter().filter(|o| o.is_temporary_failure()).count();
+    let total = outcomes.len();
+    let released: Vec<Released> = chosen
+        .iter()
+        .zip(outcomes)
+        .map(|(rcpt, outcome)| Released {
+            rcpt: rcpt.clone(),
+            outcome,
+        })
+        .collect();
+    let done: Vec<String> = released
+        .iter()
+        .filter(|r| !r.outcome.is_temporary_failure())
+        .map(|r| r.rcpt.clone())
+        .collect();
+    if !done.is_empty() {
+        q.state()
+            .quarantine_release_rcpts(id, &done, SystemTime::now(), user)
+            .map_err(QuarantineError::from)?;
+    }
+    if failed > 0 {
+        for r in &released {
+            tracing::warn!(quarantine_id = %id, to = %r.rcpt, outcome = %r.outcome.summary(), "release outcome");
+        }
+        return Err(AdminError::Delivery {
+            id: id.to_string(),
+            failed,
+            total,
+        });
+    }
+    Ok(released)
+}
+
+/// `chosen` (addresses as given) resolved for delivery.
+fn release_recipients(
+    services: &Services,
+    chosen: &[String],
+) -> Result<Vec<Recipient>, AdminError> {
+    chosen
+        .iter()
+        .map(|address| {
+            delivery::admit(&services.config.mailbox, &services.users, address).map_err(|e| {
+                AdminError::BadRecipient(format!(
+                    "{}: not deliverable here any more ({e})",
+                    terminal(address)
+                ))
+            })
+        })
+        .collect()
+}
