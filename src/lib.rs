@@ -4,7 +4,7 @@
 //!
 //! # Layout
 //! One delivery reads top to bottom through these modules. A module imports only from the
-//! layers below it: cli → server → lmtp, lda, reload → delivery → quarantine → filter,
+//! layers below it: cli → server → lmtp, lda, reload → delivery → filter, quarantine,
 //! report → outbound, scan → users, spool → config → store → mail, metrics, state.
 //!
 //! - [`config`]: TOML file → validated [`config::Config`]: plain values, every problem
