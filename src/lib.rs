@@ -4,8 +4,8 @@
 //!
 //! # Layout
 //! One delivery reads top to bottom through these modules. A module imports only from the
-//! layers below it: cli → server → lmtp, lda → delivery → filter → quarantine, report →
-//! outbound → store, scan, users → state, config, spool → mail, metrics.
+//! layers below it: cli → server → lmtp, lda, reload → delivery → filter, quarantine,
+//! report → outbound, scan → users, spool → config → store → mail, metrics, state.
 //!
 //! - [`config`]: TOML file → validated [`config::Config`]: plain values, every problem
 //!   reported at once; one file per section (its raw keys, defaults and checks), `mod.rs`

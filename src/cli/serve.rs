@@ -168,10 +168,13 @@ fn start_tmp_sweep(services: &Services) {
     let spawned = std::thread::Builder::new()
         .name("tmp-sweep".into())
         .spawn(move || {
+            let entries: Option<Vec<(&str, Option<&std::path::Path>)>> = table
+                .as_deref()
+                .map(|t| t.iter().map(|(n, u)| (n, u.home.as_deref())).collect());
             let sweep = sievegate::store::cleanup::startup_sweep(
                 &mailbox.maildir,
                 &mailbox.domains,
-                table.as_deref(),
+                entries.as_deref(),
             );
             tracing::info!(
                 maildirs = sweep.maildirs,

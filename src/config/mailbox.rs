@@ -134,7 +134,7 @@ impl RawMailbox {
         let maildir = resolve_template(base, &m.maildir);
         let users_file = m.users_file.as_deref().map(|p| resolve(base, p));
         if let Some(path) = &users_file {
-            if let Err(e) = crate::users::UserTable::load(path) {
+            if let Err(e) = super::users_file::UserTable::load(path) {
                 problems.push(format!("mailbox.users_file: {e}"));
             }
         }

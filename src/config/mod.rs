@@ -45,7 +45,9 @@ pub use sieve::{MessageLimits, RawSieve, SieveConfig};
 pub use state::{RawState, StateConfig};
 pub mod abuse;
 pub mod rdap;
+pub mod users_file;
 pub use abuse::{AbuseConfig, RawAbuse};
+pub use spool::{check_dir, check_existing_dir, DirProblem, SpoolConfig};
 
 /// The whole file as written.
 #[derive(Debug, Deserialize)]

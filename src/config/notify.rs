@@ -153,7 +153,7 @@ pub fn warnings(config: &super::Config) -> Vec<String> {
         // Not one of ours: it goes through the relay.
         return Vec::new();
     };
-    match crate::users::UserTable::load(users_file) {
+    match super::users_file::UserTable::load(users_file) {
         Ok(table) if table.get(&rcpt.local, &rcpt.domain).is_none() => vec![format!(
             "notify.postmaster: {postmaster} is at a local domain but not in {}: notices to it would be dropped",
             users_file.display()

@@ -103,7 +103,7 @@ pub struct ServerConfig {
     /// Where `GET /metrics` is answered; `None`: no metrics listener.
     pub metrics_listen: Option<SocketAddr>,
     /// Which messages are spooled to disk while they arrive, and where.
-    pub spool: crate::spool::SpoolConfig,
+    pub spool: spool::SpoolConfig,
     /// Bytes of messages parsed at once ([`crate::delivery::budget`]).
     pub max_parse_memory: usize,
     /// Not wrong, but risky: `check-config` and `serve` print these.
@@ -333,7 +333,7 @@ impl Checked {
         s: &RawServer,
         socket_mode: u32,
         metrics_listen: Option<SocketAddr>,
-        spool: crate::spool::SpoolConfig,
+        spool: spool::SpoolConfig,
     ) -> ServerConfig {
         ServerConfig {
             listen: self.listen,

@@ -1,11 +1,79 @@
 //! `[server] spool_threshold`, `spool_dir` and `max_parse_memory`: which messages are
 //! spooled to disk while they arrive, and where (see [`crate::spool`]); how many bytes of
 //! messages are parsed at once ([`crate::delivery::budget`]). Kept apart from `mod.rs` so
-//! the memory rules read in one place.
+//! the memory rules read in one place. The plain [`SpoolConfig`] and the spool directory's
+//! safety rule ([`check_dir`]) live here, below the spool that applies them at each file,
+//! so the configuration imports no feature module.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use crate::spool::SpoolConfig;
+/// Where and from which size messages are spooled (`[server] spool_threshold`,
+/// `spool_dir`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpoolConfig {
+    /// Messages larger than this many bytes go to a file; smaller ones stay in memory.
+    pub threshold: usize,
+    /// The directory of the spool files; created (0700) when missing.
+    pub dir: PathBuf,
+}
+
+/// Why an existing spool directory is refused, like OpenSSH's `StrictModes`: message bytes
+/// go there, so nobody but us (or root) may own it, and nobody else may add, rename or
+/// remove entries in it. `/var/tmp/sievegate`, the fallback, sits in a world-writable
+/// directory where any local user can create it first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DirProblem {
+    /// A symbolic link (it could point anywhere) or not a directory at all.
+    #[error("not a directory (or a symbolic link); remove it or set [server] spool_dir")]
+    NotADirectory,
+    /// Owned by another user than ours and not by root.
+    #[error(
+        "owned by uid {owner}, not by us (uid {us}) or root; remove it or set [server] spool_dir"
+    )]
+    Owner {
+        /// The directory's owner.
+        owner: u32,
+        /// Our effective uid.
+        us: u32,
+    },
+    /// Group- or world-writable without the sticky bit: others could swap its entries.
+    #[error("mode {mode:04o} is group- or world-writable without the sticky bit; chmod 0700 it")]
+    Writable {
+        /// The permission bits.
+        mode: u32,
+    },
+}
+
+/// Checks an existing spool directory's metadata (from `lstat`, so a link is seen as one)
+/// for our effective uid `us`.
+pub fn check_dir(meta: &std::fs::Metadata, us: u32) -> Result<(), DirProblem> {
+    use std::os::unix::fs::MetadataExt;
+    check_mode(meta.file_type().is_dir(), meta.uid(), meta.mode(), us)
+}
+
+/// [`check_dir`] on plain values (the table test's seam).
+fn check_mode(is_dir: bool, owner: u32, mode: u32, us: u32) -> Result<(), DirProblem> {
+    if !is_dir {
+        return Err(DirProblem::NotADirectory);
+    }
+    if owner != us && owner != 0 {
+        return Err(DirProblem::Owner { owner, us });
+    }
+    let mode = mode & 0o7777;
+    if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+        return Err(DirProblem::Writable { mode });
+    }
+    Ok(())
+}
+
+/// Checks `dir` when it exists ([`check_dir`] for this process's effective uid); a missing
+/// directory is fine (it is created 0700, ours).
+pub fn check_existing_dir(dir: &Path) -> Result<(), DirProblem> {
+    match std::fs::symlink_metadata(dir) {
+        Ok(meta) => check_dir(&meta, nix::unistd::geteuid().as_raw()),
+        Err(_) => Ok(()),
+    }
+}
 
 /// 1 MiB: most mail stays in memory; what could add up (attachments) goes to disk.
 pub(super) fn default_threshold() -> u64 {
@@ -49,14 +117,14 @@ pub(super) fn validate(
 
 /// Valid but self-defeating spool settings, for `check-config` and the startup log. The
 /// directory's owner and mode are checked for the uid running this (the server refuses an
-/// unsafe one at each spool file, [`crate::spool::check_existing_dir`]); a warning, not a
+/// unsafe one at each spool file, [`check_existing_dir`]); a warning, not a
 /// problem, since `check-config` may run as another user than the server.
 pub(super) fn warnings(spool: &SpoolConfig, max_message_size: usize) -> Vec<String> {
     if spool.threshold >= max_message_size {
         return Vec::new();
     }
     let mut warnings = Vec::new();
-    if let Err(why) = crate::spool::check_existing_dir(&spool.dir) {
+    if let Err(why) = check_existing_dir(&spool.dir) {
         warnings.push(format!(
             "server.spool_dir: {} is refused: {why}; messages above spool_threshold get 451 until it is fixed",
             spool.dir.display()
@@ -96,6 +164,32 @@ fn fs_type<'a>(mountinfo: &'a str, dir: &Path) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spool_dir_modes_table() {
+        let us = 1000;
+        // (is a directory, owner, mode, verdict)
+        let cases = [
+            (true, us, 0o40700, Ok(())),
+            (true, 0, 0o40755, Ok(())),
+            (true, us, 0o41777, Ok(())),
+            (true, us, 0o40770, Err(DirProblem::Writable { mode: 0o770 })),
+            (true, us, 0o40702, Err(DirProblem::Writable { mode: 0o702 })),
+            (
+                true,
+                1001,
+                0o40700,
+                Err(DirProblem::Owner { owner: 1001, us }),
+            ),
+            (false, us, 0o120777, Err(DirProblem::NotADirectory)),
+        ];
+        for (is_dir, owner, mode, want) in cases {
+            assert_eq!(check_mode(is_dir, owner, mode, us), want, "{mode:o}");
+        }
+    }
+
+    /// A spool directory someone else prepared (the `/var/tmp/sievegate` attack) is refused
+    /// with a message that says why, and nothing is written into it.
 
     #[test]
     fn fs_type_table() {

@@ -736,7 +736,7 @@ fn quarantine_message(
             envelope,
             rcpts,
             message,
-            parsed,
+            parsed.message(),
             verdict,
             received_at,
         );

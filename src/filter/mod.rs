@@ -165,15 +165,7 @@ impl<'a> ParsedMessage<'a> {
 
     /// The first `Message-ID` header's value, for logs: `<id>` as written, or `""`.
     pub fn message_id(&self) -> String {
-        self.0
-            .message_id()
-            .map(|id| {
-                format!(
-                    "<{}>",
-                    crate::mail::text::sanitize(id, 253, crate::mail::text::Charset::Ascii)
-                )
-            })
-            .unwrap_or_default()
+        crate::mail::text::message_id(&self.0)
     }
 }
 

@@ -6,7 +6,8 @@
 
 use std::io::{self, Read};
 
-use crate::spool::{MessageBytes, Spool, SpoolConfig, SpoolError};
+use crate::config::SpoolConfig;
+use crate::spool::{MessageBytes, Spool, SpoolError};
 
 /// How much of stdin is read at a time.
 const CHUNK: usize = 64 * 1024;

@@ -71,6 +71,15 @@ pub fn sanitize_body(text: &str, max: usize) -> String {
     out
 }
 
+/// The first `Message-ID` header's value of a parsed message, for logs and the quarantine
+/// index: `<id>` as written, sanitized to printable ASCII, or `""` when there is none.
+pub fn message_id(message: &mail_parser::Message<'_>) -> String {
+    message
+        .message_id()
+        .map(|id| format!("<{}>", sanitize(id, 253, Charset::Ascii)))
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

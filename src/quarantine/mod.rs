@@ -16,7 +16,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::filter::ParsedMessage;
 use crate::mail::address::Recipient;
 use crate::mail::bounce;
 use crate::mail::envelope::Envelope;
@@ -82,11 +81,10 @@ pub fn entry_for(
     envelope: &Envelope,
     rcpts: &[Recipient],
     message: &[u8],
-    parsed: &ParsedMessage<'_>,
+    m: &mail_parser::Message<'_>,
     verdict: &Verdict,
     received_at: SystemTime,
 ) -> QuarantineEntry {
-    let m = parsed.message();
     let from = m
         .from()
         .and_then(|a| a.first())
@@ -118,7 +116,7 @@ pub fn entry_for(
             .map(str::to_string)
             .into_iter()
             .collect(),
-        message_id: parsed.message_id(),
+        message_id: crate::mail::text::message_id(m),
         subject: clean_text(m.subject().unwrap_or("")),
         from: clean_text(&from),
         size: message.len() as u64,

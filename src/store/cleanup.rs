@@ -22,7 +22,6 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::mail::address::Recipient;
-use crate::users::UserTable;
 
 /// A `tmp/` file older than this is a leftover (Dovecot: `MAILDIR_TMP_DELETE_SECS`).
 pub const TMP_MAX_AGE: Duration = Duration::from_secs(36 * 60 * 60);
@@ -129,7 +128,14 @@ pub struct Sweep {
 /// Cleans the `tmp/` of INBOX and every folder of every Maildir found from `[mailbox]`'s
 /// `maildir` template and `domains`: the users in `users` when given, else a walk of the
 /// template. Blocking and possibly long: run it in its own thread.
-pub fn startup_sweep(maildir: &str, domains: &[String], users: Option<&UserTable>) -> Sweep {
+///
+/// `users`: the users file's entries as (`user@domain` or bare `user`, home), plain values
+/// so the store needs no users or config type.
+pub fn startup_sweep(
+    maildir: &str,
+    domains: &[String],
+    users: Option<&[(&str, Option<&Path>)]>,
+) -> Sweep {
     let roots = match users {
         Some(table) => table_roots(maildir, domains, table),
         None => template_roots(Path::new(maildir), MAX_MAILDIRS),
@@ -174,9 +180,9 @@ fn is_maildir(dir: &Path) -> bool {
 
 /// Every user's Maildir root from the users file: `user@domain` entries as they are, bare
 /// names at every served domain.
-fn table_roots(maildir: &str, domains: &[String], table: &UserTable) -> Vec<PathBuf> {
+fn table_roots(maildir: &str, domains: &[String], table: &[(&str, Option<&Path>)]) -> Vec<PathBuf> {
     let mut roots = Vec::new();
-    for (name, user) in table.iter() {
+    for &(name, home) in table {
         let addresses: Vec<String> = if name.contains('@') {
             vec![name.to_string()]
         } else {
@@ -187,7 +193,7 @@ fn table_roots(maildir: &str, domains: &[String], table: &UserTable) -> Vec<Path
             let Ok(mut rcpt) = Recipient::resolve(&address, domains, "") else {
                 continue;
             };
-            rcpt.home = user.home.clone();
+            rcpt.home = home.map(Path::to_path_buf);
             if rcpt.home.is_none() && crate::mail::address::template_uses(maildir, 'h') {
                 continue;
             }
@@ -354,8 +360,10 @@ mod tests {
         file_aged(&alice.join("tmp/old"), 40 * HOUR);
         file_aged(&eve.join("tmp/old"), 40 * HOUR);
         let users = format!("alice@example.test:x::::{}/homes/alice\n", base.display());
-        let table = UserTable::parse(&users, Path::new("users")).expect("parse");
-        let sweep = startup_sweep("%h/Maildir", &domains(), Some(&table));
+        let table = crate::users::UserTable::parse(&users, Path::new("users")).expect("parse");
+        let entries: Vec<(&str, Option<&Path>)> =
+            table.iter().map(|(n, u)| (n, u.home.as_deref())).collect();
+        let sweep = startup_sweep("%h/Maildir", &domains(), Some(&entries));
         assert_eq!(sweep.maildirs, 1);
         assert_eq!(sweep.removed, 1);
         assert!(eve.join("tmp/old").exists(), "not in the users file");
