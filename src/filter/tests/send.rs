@@ -161,6 +161,47 @@ fn rfc3834_rule_table() {
     assert_eq!(replies(&plan).len(), 1, "{plan}");
 }
 
+/// RFC 5436 §2.7 / RFC 3834 for notifications: mail a person wrote (`Auto-Submitted: no`,
+/// or no such field) is notified; automatic mail is not. sieve-rs patch #9 once read the
+/// value of only one of the two header names it checks, so `Auto-Submitted: no` silenced
+/// every notification.
+#[test]
+fn notify_follows_auto_submitted() {
+    let base = "From: Bob <bob@example.org>\r\nTo: Alice <alice@example.test>\r\n\
+                Subject: hello\r\nMessage-ID: <1@example.org>\r\n";
+    for (name, extra, want) in [
+        ("no Auto-Submitted", "", true),
+        ("Auto-Submitted: no", "Auto-Submitted: no\r\n", true),
+        ("Auto-Submitted: NO", "Auto-Submitted: NO\r\n", true),
+        (
+            "Auto-Submitted: auto-generated",
+            "Auto-Submitted: auto-generated\r\n",
+            false,
+        ),
+        (
+            "Auto-Submitted: auto-replied",
+            "Auto-Submitted: auto-replied\r\n",
+            false,
+        ),
+    ] {
+        let setup =
+            Setup::new().personal(r#"require "enotify"; notify "mailto:alice-phone@example.org";"#);
+        let filter = Filter::new(setup.config.clone());
+        let message = format!("{base}{extra}\r\nHi.\r\n");
+        let plan = plan_from(
+            &filter,
+            message.as_bytes(),
+            "bob@example.org",
+            &Verdict::Clean,
+        );
+        let notified = replies(&plan)
+            .iter()
+            .any(|(kind, _)| *kind == SendKind::Notify);
+        assert_eq!(notified, want, "{name}:\n{plan}");
+        assert!(plan.actions.contains(&inbox(&[])), "{name}:\n{plan}");
+    }
+}
+
 /// The reply itself: Auto-Submitted, In-Reply-To and References (RFC 3834 §3.1.4/§5).
 #[test]
 fn vacation_reply_headers() {
