@@ -19,7 +19,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::pipeline::{defer_all, deliver_scanned, LogLine, Route};
+use super::log::LogLine;
+use super::pipeline::{defer_all, deliver_scanned, Route};
 use super::{Deferral, Envelope, RcptOutcome, Services};
 use crate::config::OnScanFailure;
 use crate::scan::Verdict;

@@ -30,25 +30,25 @@
 //!   header) runs before anything is stored; a panic there defers every recipient, the
 //!   last resort.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use tracing::Instrument;
 
 use super::execute::{execute_shared, SharedCopy};
+use super::guard::{each_recipient, guarded};
 use super::headers::{
     has_virus_headers, shared_trace_headers, strip_virus_headers, trace_headers,
     write_without_virus_headers, TraceInfo,
 };
+use super::later::{news, send_later, tell_others, Later, News};
+use super::log::{LogFields, LogLine};
 use super::view::SieveView;
 use super::{Deferral, RcptOutcome, Services};
 use crate::filter::{Filter, FilterInput, ParsedMessage, Plan};
 use crate::mail::address::Recipient;
 pub use crate::mail::envelope::{Client, Envelope};
 use crate::quarantine;
-use crate::report::notice::InfectedMessage;
-use crate::report::Incident;
 use crate::scan::Verdict;
 use crate::spool::{self, MessageBytes};
 use crate::store::maildir::Maildir;
@@ -159,14 +159,14 @@ pub async fn deliver_scanned(
 
 /// The message as received and, when it carried forged scan headers, the copy without them
 /// (what Sieve sees and what is stored).
-struct Bytes {
-    message: MessageBytes,
-    stripped: Option<MessageBytes>,
+pub(super) struct Bytes {
+    pub(super) message: MessageBytes,
+    pub(super) stripped: Option<MessageBytes>,
 }
 
 impl Bytes {
     /// What Sieve reads and the store writes.
-    fn body(&self) -> &[u8] {
+    pub(super) fn body(&self) -> &[u8] {
         self.stripped.as_deref().unwrap_or(&self.message)
     }
 }
@@ -181,132 +181,6 @@ struct Stage {
     log: LogFields,
     /// For infected mail: what the postmaster notice and the abuse report need.
     news: Option<News>,
-}
-
-/// The log line's fields that the blocking stage learnt (see [`LogLine`]).
-#[derive(Debug, Clone, Default)]
-struct LogFields {
-    message_id: String,
-    quarantined: Option<String>,
-    all_held: bool,
-}
-
-/// One recipient whose stores are done and whose redirects wait for [`send_later`].
-struct Later {
-    index: usize,
-    rcpt: Recipient,
-    plan: Plan,
-    /// This recipient's trace header block (a redirect carries it).
-    header: Vec<u8>,
-    /// The outcome of the stores.
-    outcome: RcptOutcome,
-    /// The view's and the plan's notes, then the store's.
-    notes: Vec<String>,
-    /// The quarantine entry holds this recipient.
-    held: bool,
-}
-
-/// The inputs of the postmaster notice and the abuse report, gathered while the message
-/// was parsed.
-struct News {
-    backscatter: bool,
-    /// The abuse report (named viruses only, with a reporter configured and a source).
-    incident: Option<Incident>,
-}
-
-/// The async stage for the recipients in `later`: their redirects are sent now (each
-/// bounded by the relay client's timeout), then the rest of their sending part (failure
-/// keep, vacation, memory) and their log line on one blocking thread. Returns each
-/// recipient's index and final outcome.
-async fn send_later(
-    services: &Arc<Services>,
-    envelope: &Envelope,
-    bytes: &Arc<Bytes>,
-    verdict: &Verdict,
-    log: &LogFields,
-    later: Vec<Later>,
-) -> Vec<(usize, RcptOutcome)> {
-    let mut answers = Vec::with_capacity(later.len());
-    for l in &later {
-        answers.push(
-            super::send::send_now(
-                services,
-                &envelope.mail_from,
-                &log.message_id,
-                &l.rcpt,
-                &l.plan,
-                (&l.header, bytes.body()),
-                &l.outcome,
-            )
-            .await,
-        );
-    }
-    let indexes: Vec<usize> = later.iter().map(|l| l.index).collect();
-    let services = Arc::clone(services);
-    let envelope = envelope.clone();
-    let bytes = Arc::clone(bytes);
-    let verdict = verdict.clone();
-    let fields = log.clone();
-    let span = tracing::Span::current();
-    let task = tokio::task::spawn_blocking(move || {
-        let _enter = span.enter();
-        let mut line = LogLine::new(&envelope, &bytes.message, &verdict);
-        line.message_id = fields.message_id;
-        line.quarantined = fields.quarantined;
-        line.all_held = fields.all_held;
-        let body = bytes.body();
-        later
-            .into_iter()
-            .zip(answers)
-            .map(|(l, mut answers)| {
-                let Later {
-                    index,
-                    rcpt,
-                    plan,
-                    header,
-                    outcome,
-                    mut notes,
-                    held,
-                } = l;
-                let run = || {
-                    let mut sent = Vec::new();
-                    let outcome = super::send::send(
-                        &services,
-                        &envelope.mail_from,
-                        &line.message_id,
-                        &rcpt,
-                        &plan,
-                        (&header, body),
-                        outcome,
-                        &mut sent,
-                        &mut |r| {
-                            answers.remove(r.to).unwrap_or_else(|| {
-                                super::send::Handed::Failed("not sent".to_string())
-                            })
-                        },
-                    );
-                    notes.extend(sent);
-                    let notes: Vec<&str> = notes.iter().map(String::as_str).collect();
-                    line.emit_as(&rcpt, &outcome, &notes, held);
-                    outcome
-                };
-                // As in the blocking stage: a panic defers this recipient only.
-                let outcome = guarded("sending after the stores", run)
-                    .unwrap_or(RcptOutcome::Deferred(Deferral::Internal));
-                (index, outcome)
-            })
-            .collect::<Vec<_>>()
-    });
-    match task.await {
-        Ok(done) => done,
-        Err(e) => {
-            tracing::error!(error = %e, "sending after the stores failed: those recipients are deferred");
-            indexes
-                .into_iter()
-                .map(|i| (i, RcptOutcome::Deferred(Deferral::Internal)))
-                .collect()
-        }
-    }
 }
 
 /// The blocking stage: Sieve and the store, recipient by recipient. `message` is the
@@ -540,29 +414,6 @@ fn deliver_all(
 const VIEW_FAILED: &str =
     "internal error while parsing the message (logged): Sieve saw no header fields or body";
 
-/// Runs one per-message step (not per recipient) so that a panic in it is contained:
-/// `None` (logged with `step`) when it panicked, and the caller degrades that step alone
-/// (module docs, "Failure rules"). A generic helper rather than a branch per step, so the
-/// containment itself is what the unit test exercises.
-fn guarded<T>(step: &str, run: impl FnOnce() -> T) -> Option<T> {
-    match catch_unwind(AssertUnwindSafe(run)) {
-        Ok(value) => Some(value),
-        Err(panic) => {
-            tracing::error!(step, panic = %panic_text(&*panic), "internal error in a per-message step: that step is skipped or degraded, the delivery goes on");
-            None
-        }
-    }
-}
-
-/// The text of a panic's payload, for the log.
-fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".to_string())
-}
-
 /// The message without forged scan headers, or `None` when it has none (the common case:
 /// no copy). The copy of a spooled message is spooled too, so a forged header cannot
 /// bring a large message back onto the heap; if that spool fails, the copy is made in
@@ -645,73 +496,6 @@ pub(super) fn defer_all(envelope: &Envelope, log: &LogLine<'_>, why: Deferral) -
         .collect()
 }
 
-/// For infected mail, what the postmaster notice and the abuse report need from the
-/// parse; `None` when neither is wanted (clean mail, or nothing configured).
-fn news(
-    services: &Services,
-    envelope: &Envelope,
-    message: &[u8],
-    parsed: &ParsedMessage<'_>,
-    verdict: &Verdict,
-) -> Option<News> {
-    verdict.virus_name()?;
-    let named_virus = verdict.virustest() >= 5;
-    let reporter = services.abuse.as_ref().filter(|_| named_virus);
-    if services.notifier.is_none() && reporter.is_none() {
-        return None;
-    }
-    // Heuristic matches (virustest 4) are the likely false positives: an abuse desk hears
-    // only about named viruses.
-    let incident = reporter.and_then(|_| {
-        Incident::new(
-            envelope,
-            envelope.client_trusted,
-            verdict,
-            message,
-            SystemTime::now(),
-        )
-    });
-    Some(News {
-        backscatter: crate::mail::bounce::is_bounce(&envelope.mail_from, parsed.message()),
-        incident,
-    })
-}
-
-/// For infected mail that is done with (no recipient deferred: a retry would tell them
-/// again), the postmaster notice and the abuse report, on the runtime after the blocking
-/// stage. The notice is queued in the state store; the report (an RDAP lookup up to
-/// `rdap_timeout_secs`) gets a task of its own, so it never holds the replies; the
-/// reporter bounds how many run at once (`max_lookups_in_flight`).
-async fn tell_others(
-    services: &Services,
-    envelope: &Envelope,
-    message: &[u8],
-    verdict: &Verdict,
-    log: &LogFields,
-    news: News,
-) {
-    // What we attach is scanned first: a virus in a header field must not reach a
-    // postmaster's INBOX or an abuse desk (report::withhold_headers).
-    let headers = crate::report::header_section(message);
-    let withheld = crate::report::withhold_headers(&services.scanner, headers).await;
-    if let Some(why) = &withheld {
-        tracing::warn!(session = %envelope.id, reason = %why, "the original header section is left out of the notice and the abuse report");
-    }
-    if let Some(notifier) = &services.notifier {
-        notifier.infected(&InfectedMessage {
-            quarantine_id: log.quarantined.clone(),
-            backscatter: news.backscatter,
-            headers_withheld: withheld.clone(),
-            ..InfectedMessage::new(envelope, verdict, message)
-        });
-    }
-    if let (Some(reporter), Some(mut incident)) = (&services.abuse, news.incident) {
-        incident.headers_withheld = withheld;
-        let reporter = reporter.clone();
-        tokio::spawn(async move { reporter.report(incident).await });
-    }
-}
-
 /// Quarantines the message (the caller made sure it is wanted and not done yet): `Ok(id)`
 /// once it is durable, `Err` (logged) when the write failed or there is no quarantine.
 fn quarantine_message(
@@ -756,96 +540,6 @@ fn quarantine_message(
             tracing::error!(id = %envelope.id, error = %e, "quarantine write failed: every recipient is deferred, the MTA retries");
             Err(())
         }
-    }
-}
-
-/// Runs `one` for every recipient, in order. A panic in one recipient's run defers that
-/// recipient only (logged): copies already stored for the others stay, and so do their
-/// outcomes, so the MTA's retry of the deferred one duplicates nothing.
-pub fn each_recipient<F>(rcpts: &[Recipient], mut one: F) -> Vec<RcptOutcome>
-where
-    F: FnMut(&Recipient) -> RcptOutcome,
-{
-    rcpts
-        .iter()
-        .map(|rcpt| {
-            // The closure's shared state is the filter's cache and the log line, both of
-            // which stay consistent at a panic (the cache recovers poisoned locks).
-            match catch_unwind(AssertUnwindSafe(|| one(rcpt))) {
-                Ok(outcome) => outcome,
-                Err(panic) => {
-                    let what = panic_text(&*panic);
-                    tracing::error!(to = %rcpt.original, panic = %what, "delivery to this recipient panicked: deferred");
-                    RcptOutcome::Deferred(Deferral::Internal)
-                }
-            }
-        })
-        .collect()
-}
-
-/// The per-recipient log line, like Postfix's delivery lines: the fields every recipient of
-/// one message shares, and [`LogLine::emit`] for each outcome.
-pub(super) struct LogLine<'a> {
-    envelope: &'a Envelope,
-    message_id: String,
-    size: usize,
-    verdict: &'a Verdict,
-    /// The quarantine entry of this message, when it was quarantined.
-    quarantined: Option<String>,
-    /// The entry holds every recipient (the virus policy quarantined the message), not only
-    /// those whose Sieve chain asked for it.
-    all_held: bool,
-}
-
-impl<'a> LogLine<'a> {
-    pub(super) fn new(envelope: &'a Envelope, message: &[u8], verdict: &'a Verdict) -> Self {
-        LogLine {
-            envelope,
-            message_id: String::new(),
-            size: message.len(),
-            verdict,
-            quarantined: None,
-            all_held: false,
-        }
-    }
-
-    /// The line of a recipient the quarantine entry holds when it holds everyone.
-    pub(super) fn emit(&self, rcpt: &Recipient, outcome: &RcptOutcome, notes: &[&str]) {
-        self.emit_as(rcpt, outcome, notes, self.all_held);
-    }
-
-    /// The line of `rcpt`; `held`: the quarantine entry holds this recipient's copy.
-    fn emit_as(&self, rcpt: &Recipient, outcome: &RcptOutcome, notes: &[&str], held: bool) {
-        let e = self.envelope;
-        let quarantined = self.quarantined.as_ref().filter(|_| held);
-        crate::metrics::delivery(outcome.metric_label(quarantined.is_some()));
-        // A discard of quarantined mail is not a loss: say where the message is.
-        let actions = match (quarantined, outcome) {
-            (Some(id), RcptOutcome::Discarded) => format!("quarantined {id}"),
-            (Some(id), RcptOutcome::Delivered { .. }) => {
-                format!("{}, quarantined {id}", outcome.summary())
-            }
-            _ => outcome.summary(),
-        };
-        tracing::info!(
-            id = %e.id,
-            queue_id = e.client.queue_id.as_deref().unwrap_or(""),
-            // The MTA's client (XFORWARD ADDR): who handed this mail to Postfix.
-            client = e.client.addr.map(|ip| ip.to_string()).unwrap_or_default(),
-            from = %e.mail_from,
-            to = %rcpt.original,
-            mailbox = %rcpt.user(),
-            message_id = %self.message_id,
-            size = self.size,
-            verdict = self.verdict.word(),
-            virustest = self.verdict.virustest(),
-            virus = self.verdict.virus_name().unwrap_or(""),
-            actions = %actions,
-            notes = %notes.join("; "),
-            delay_ms = e.started.elapsed().as_millis() as u64,
-            "{}",
-            outcome.kind()
-        );
     }
 }
 
