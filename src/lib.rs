@@ -40,7 +40,7 @@
 //!   unnamed file in `spool_dir` mapped read-only ([`spool::MessageBytes`]), so many
 //!   large messages at once cost page cache, not heap.
 //! - [`delivery`]: THE front door for one message ([`delivery::enter`]): admit the
-//!   recipients ([`delivery::admit`], one rule for every entry point), scan once with the
+//!   recipients ([`delivery::admit()`], one rule for every entry point), scan once with the
 //!   one scan-failure policy, then per recipient: the bounded Sieve view → Plan → trace
 //!   headers → Maildir → one log line and its metrics → one [`delivery::RcptOutcome`].
 //!   [`delivery::Services`] is what it shares. Two stages: the blocking one (Sieve, the
