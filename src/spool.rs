@@ -49,7 +49,7 @@ pub enum SpoolError {
         #[source]
         source: io::Error,
     },
-    /// The spool directory exists but is not safely ours (see [`crate::config::spool::check_dir`]): nothing is
+    /// The spool directory exists but is not safely ours (the check of `config::check_existing_dir`): nothing is
     /// written into it.
     #[error("refusing spool directory {dir}: {why}")]
     Unsafe {
