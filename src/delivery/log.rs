@@ -63,7 +63,10 @@ impl<'a> LogLine<'a> {
             }
             _ => outcome.summary(),
         };
+        // The target log readers and filters know (`RUST_LOG`, the JSON `target` field) stays
+        // what it was before this line moved out of `pipeline.rs`.
         tracing::info!(
+            target: "sievegate::delivery::pipeline",
             id = %e.id,
             queue_id = e.client.queue_id.as_deref().unwrap_or(""),
             // The MTA's client (XFORWARD ADDR): who handed this mail to Postfix.
