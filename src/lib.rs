@@ -5,13 +5,12 @@
 //! # Layout
 //! One delivery reads top to bottom through these modules. A module imports only from the
 //! layers below it: cli → server → lmtp, lda, reload → delivery → filter, quarantine,
-//! report → outbound, scan → users, spool → config → store → mail, metrics, state.
+//! report → outbound, scan → users, spool → config, store → mail, metrics, state.
 //!
 //! - [`config`]: TOML file → validated [`config::Config`]: plain values, every problem
 //!   reported at once; one file per section (its raw keys, defaults and checks), `mod.rs`
-//!   runs them in order. Of the feature modules it imports only [`store`]'s plain values
-//!   (`Ownership`, the folder-name check); [`delivery::build`] turns its values into the
-//!   scanner and the filter settings.
+//!   runs them in order. It imports no feature module (only [`mail`]); [`delivery::build`]
+//!   turns its values into the scanner and the filter settings.
 //! - [`server`]: TCP and unix listeners, the connection limit with slots reserved for
 //!   trusted peers, peer credentials on the unix socket, graceful shutdown.
 //! - [`reload`]: SIGHUP: the config read again into new services in [`reload::Current`],
@@ -85,7 +84,8 @@
 //!   the address checks of what we send); [`mail::header`], the one header walker;
 //!   [`mail::bounce`]; [`mail::date`]; [`mail::text`], the one sanitizer for client text
 //!   written into headers and replies; and the plain values config and features share
-//!   ([`mail::net`], [`mail::sieve`]).
+//!   ([`mail::net`], [`mail::sieve`], [`mail::maildir`]: the store's owner and modes, the
+//!   folder-name rule).
 //! - [`systemd`]: readiness for `Type=notify` units (`sd_notify`: ready, stopping, reloading).
 
 pub mod config;

@@ -81,7 +81,7 @@ pub struct MailboxConfig {
     /// `[mailbox] link_copies`: hard links for copies of the same bytes.
     pub link_copies: bool,
     /// Owner and modes of what the store creates.
-    pub ownership: crate::store::Ownership,
+    pub ownership: crate::mail::maildir::Ownership,
     /// When a recipient missing from `users_file` is refused.
     pub unknown_users: UnknownUsers,
 }
@@ -114,7 +114,7 @@ impl RawMailbox {
                     "mailbox.special_use: {flag:?} is not a special-use flag such as \"\\\\Junk\""
                 ));
             }
-            if let Err(e) = crate::store::Folder::from_sieve(folder) {
+            if let Err(e) = crate::mail::maildir::check_folder_name(folder) {
                 problems.push(format!("mailbox.special_use: {folder:?}: {e}"));
             }
         }

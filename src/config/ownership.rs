@@ -2,7 +2,7 @@
 //! store creates. Their raw fields live in `RawMailbox` (serde needs them there); the
 //! validation is here.
 
-use crate::store::owner::{Ownership, DEFAULT_DIR_MODE, DEFAULT_FILE_MODE};
+use crate::mail::maildir::{Ownership, DEFAULT_DIR_MODE, DEFAULT_FILE_MODE};
 
 /// Defaults of the keys validated here.
 pub(super) mod defaults {

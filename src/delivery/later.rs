@@ -8,7 +8,6 @@ use std::time::SystemTime;
 
 use super::guard::guarded;
 use super::log::{LogFields, LogLine};
-use super::pipeline::Bytes;
 use super::{Deferral, RcptOutcome, Services};
 use crate::filter::{ParsedMessage, Plan};
 use crate::mail::address::Recipient;
@@ -16,6 +15,21 @@ use crate::mail::envelope::Envelope;
 use crate::report::notice::InfectedMessage;
 use crate::report::Incident;
 use crate::scan::Verdict;
+use crate::spool::MessageBytes;
+
+/// The message as received and, when it carried forged scan headers, the copy without them
+/// (what Sieve sees and what is stored).
+pub(super) struct Bytes {
+    pub(super) message: MessageBytes,
+    pub(super) stripped: Option<MessageBytes>,
+}
+
+impl Bytes {
+    /// What Sieve reads and the store writes.
+    pub(super) fn body(&self) -> &[u8] {
+        self.stripped.as_deref().unwrap_or(&self.message)
+    }
+}
 
 /// One recipient whose stores are done and whose redirects wait for [`send_later`].
 pub(super) struct Later {

@@ -41,7 +41,7 @@ use super::headers::{
     has_virus_headers, shared_trace_headers, strip_virus_headers, trace_headers,
     write_without_virus_headers, TraceInfo,
 };
-use super::later::{news, send_later, tell_others, Later, News};
+use super::later::{news, send_later, tell_others, Bytes, Later, News};
 use super::log::{LogFields, LogLine};
 use super::view::SieveView;
 use super::{Deferral, RcptOutcome, Services};
@@ -155,20 +155,6 @@ pub async fn deliver_scanned(
         }
     }
     outcomes
-}
-
-/// The message as received and, when it carried forged scan headers, the copy without them
-/// (what Sieve sees and what is stored).
-pub(super) struct Bytes {
-    pub(super) message: MessageBytes,
-    pub(super) stripped: Option<MessageBytes>,
-}
-
-impl Bytes {
-    /// What Sieve reads and the store writes.
-    pub(super) fn body(&self) -> &[u8] {
-        self.stripped.as_deref().unwrap_or(&self.message)
-    }
 }
 
 /// What the blocking stage leaves for the async one.

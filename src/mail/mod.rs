@@ -6,6 +6,7 @@
 //! - [`date`]: the RFC 5322 date we write.
 //! - [`envelope`]: one message's [`envelope::Envelope`] and the original [`envelope::Client`].
 //! - [`header`]: the one header walker: well-formed field lines only, capped.
+//! - [`maildir`]: the store's owner and modes, and which folder names are Maildir++ folders.
 //! - [`net`]: network addresses as the configuration writes them ([`net::ClamdAddr`]).
 //! - [`received`]: the client address in a `Received` header, per MTA format.
 //! - [`sieve`]: Sieve settings as plain values (script limits, spam score, special use).
@@ -16,6 +17,7 @@ pub mod bounce;
 pub mod date;
 pub mod envelope;
 pub mod header;
+pub mod maildir;
 pub mod net;
 pub mod received;
 pub mod sieve;

@@ -8,6 +8,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use super::error::{io_err, StoreError};
+use super::owner::Apply;
 use super::Ownership;
 
 /// `O_CREAT|O_EXCL`: a name collision must fail, never overwrite another message. The file

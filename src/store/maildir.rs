@@ -18,6 +18,7 @@ use super::error::is_no_space_error;
 use super::error::NAME_MAX;
 use super::error::{io_err, StoreError};
 use super::fsio::{open_new, sync_dir};
+use super::owner::Apply;
 
 use super::dirsync::DirSync;
 use super::{cleanup, keywords, subscriptions};

@@ -29,28 +29,7 @@ pub struct Folder {
     components: Vec<String>,
 }
 
-/// Why a Sieve folder name cannot be a Maildir++ folder.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FolderError {
-    /// Empty name or an empty hierarchy level (`a..b`, trailing `.`).
-    Empty,
-    /// A leading `.`: would name a hidden directory or escape the `.Name` scheme.
-    LeadingDot,
-    /// `/`, `\`, NUL or a control character.
-    BadCharacter,
-}
-
-impl fmt::Display for FolderError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            FolderError::Empty => "empty folder name or hierarchy level",
-            FolderError::LeadingDot => "folder name starts with '.'",
-            FolderError::BadCharacter => "folder name contains '/', '\\' or a control character",
-        })
-    }
-}
-
-impl std::error::Error for FolderError {}
+pub use crate::mail::maildir::FolderError;
 
 impl Folder {
     /// The root folder.
@@ -65,25 +44,7 @@ impl Folder {
     /// `INBOX.Work` name the root and `.Work`. Non-ASCII names are stored in modified UTF-7
     /// (RFC 3501 §5.1.3), like Dovecot.
     pub fn from_sieve(name: &str) -> Result<Self, FolderError> {
-        if name.is_empty() {
-            return Err(FolderError::Empty);
-        }
-        if name.starts_with('.') {
-            return Err(FolderError::LeadingDot);
-        }
-        if name
-            .chars()
-            .any(|c| c == '/' || c == '\\' || c.is_control())
-        {
-            return Err(FolderError::BadCharacter);
-        }
-        let mut levels: Vec<&str> = name.split('.').collect();
-        if levels.iter().any(|l| l.is_empty()) {
-            return Err(FolderError::Empty);
-        }
-        if levels[0].eq_ignore_ascii_case("INBOX") {
-            levels.remove(0);
-        }
+        let levels = crate::mail::maildir::check_folder_name(name)?;
         Ok(Folder {
             components: levels.into_iter().map(encode_mutf7).collect(),
         })

@@ -9,46 +9,20 @@ use std::io;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
-/// The owner and modes for everything the store creates. `Default`: the process's own
-/// user and group, files 0600, directories 0700 (Dovecot's defaults too).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ownership {
-    /// Owner uid; `None`: leave it to the creating process.
-    pub uid: Option<u32>,
-    /// Group gid; `None`: leave it to the creating process.
-    pub gid: Option<u32>,
-    /// Permission bits of files (messages, marker and Dovecot's control files).
-    pub file_mode: u32,
-    /// Permission bits of directories.
-    pub dir_mode: u32,
+pub use crate::mail::maildir::{Ownership, DEFAULT_DIR_MODE, DEFAULT_FILE_MODE};
+
+/// What the store does with an [`Ownership`]: give what it just created its owner and mode.
+pub(crate) trait Apply {
+    /// See [`Ownership`]'s file mode.
+    fn apply_file(&self, file: &File) -> io::Result<()>;
+    /// See [`Ownership`]'s directory mode.
+    fn apply_dir(&self, path: &Path) -> io::Result<()>;
 }
 
-/// Mail is private: Dovecot creates its files 0600 and directories 0700 by default too.
-pub const DEFAULT_FILE_MODE: u32 = 0o600;
-/// See [`DEFAULT_FILE_MODE`].
-pub const DEFAULT_DIR_MODE: u32 = 0o700;
-
-impl Default for Ownership {
-    fn default() -> Self {
-        Ownership {
-            uid: None,
-            gid: None,
-            file_mode: DEFAULT_FILE_MODE,
-            dir_mode: DEFAULT_DIR_MODE,
-        }
-    }
-}
-
-impl Ownership {
-    /// True when something differs from the defaults, so created entries need a chown or
-    /// chmod after creation (the umask may have taken bits off a wider mode).
-    fn is_custom(&self) -> bool {
-        *self != Ownership::default()
-    }
-
+impl Apply for Ownership {
     /// Gives a file this call just created its owner and mode (`fchown`, `fchmod`): on the
     /// descriptor, so a rename or symlink swapped in meanwhile cannot redirect it.
-    pub(crate) fn apply_file(&self, file: &File) -> io::Result<()> {
+    fn apply_file(&self, file: &File) -> io::Result<()> {
         if !self.is_custom() {
             return Ok(());
         }
@@ -60,7 +34,7 @@ impl Ownership {
 
     /// Gives a directory this call just created its owner and mode. `lchown` so that a
     /// symlink put in its place is never followed.
-    pub(crate) fn apply_dir(&self, path: &Path) -> io::Result<()> {
+    fn apply_dir(&self, path: &Path) -> io::Result<()> {
         if !self.is_custom() {
             return Ok(());
         }
