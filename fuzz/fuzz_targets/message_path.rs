@@ -16,8 +16,8 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use sievegate::config::Config;
-use sievegate::filter::{Action, INFECTED_VIRUSTEST};
 use sievegate::delivery::dry_run::{self as sievetool, TestRequest};
+use sievegate::filter::{Action, INFECTED_VIRUSTEST};
 use sievegate_fuzz::{scratch_dir, write_files};
 
 /// The personal scripts a fuzz input can choose (byte 1, low nibble).
@@ -177,7 +177,8 @@ fuzz_target!(|data: &[u8]| {
         for action in &plan.actions {
             assert!(
                 matches!(action, Action::Quarantine),
-                "infected mail (virustest {virustest}) kept {action:?}\n{}", report.plan
+                "infected mail (virustest {virustest}) kept {action:?}\n{}",
+                report.plan
             );
         }
         assert!(
