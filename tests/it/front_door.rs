@@ -14,24 +14,7 @@ use crate::support::binary::{bin, Running};
 use crate::support::env::{Env, Options};
 use crate::support::fake_clamd::{FakeClamd, Mode};
 use crate::support::messages::{clean_message, transaction};
-
-/// The fields of the per-recipient line, in the order the pipeline writes them.
-const FIELDS: [&str; 14] = [
-    "id",
-    "queue_id",
-    "client",
-    "from",
-    "to",
-    "mailbox",
-    "message_id",
-    "size",
-    "verdict",
-    "virustest",
-    "virus",
-    "actions",
-    "notes",
-    "delay_ms",
-];
+use crate::support::RECIPIENT_FIELDS;
 
 /// The fields that differ by nature between two deliveries: the transaction id and the time.
 const VARYING: [&str; 2] = ["id", "delay_ms"];
@@ -49,13 +32,13 @@ fn rcpt_line(logs: &str, to: &str) -> BTreeMap<String, String> {
     // The outcome word is the message, just before the fields.
     let kind = line[..start].rsplit(' ').next().unwrap_or("").to_string();
     fields.insert("kind".to_string(), kind);
-    for (i, key) in FIELDS.iter().enumerate() {
+    for (i, key) in RECIPIENT_FIELDS.iter().enumerate() {
         let begin = line
             .find(&format!(" {key}="))
             .unwrap_or_else(|| panic!("no {key} in {line}"))
             + key.len()
             + 2;
-        let end = FIELDS
+        let end = RECIPIENT_FIELDS
             .get(i + 1)
             .and_then(|next| line[begin..].find(&format!(" {next}=")))
             .map(|n| begin + n)

@@ -11,25 +11,8 @@ use crate::support::binary::{bin, converse, tcp, Running};
 use crate::support::clamd::Clamd;
 use crate::support::env::{Env, Options};
 use crate::support::messages::{clean_message, infected_message, transaction_as};
+use crate::support::RECIPIENT_FIELDS;
 use serde_json::Value;
-
-/// The per-recipient line's fields (README "Logs"), besides `timestamp`, `level`,
-/// `target`, `message` and `spans`.
-const RECIPIENT_FIELDS: &[&str] = &[
-    "id",
-    "queue_id",
-    "from",
-    "to",
-    "mailbox",
-    "message_id",
-    "size",
-    "verdict",
-    "virustest",
-    "virus",
-    "actions",
-    "notes",
-    "delay_ms",
-];
 
 #[test]
 fn json_logs_are_one_object_per_line_with_the_recipient_fields() {

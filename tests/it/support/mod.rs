@@ -59,6 +59,26 @@ pub fn eicar() -> Vec<u8> {
 }
 
 /// Fixtures that clamd must flag (virustest 4 or 5).
+/// The per-recipient log line's fields, in the order the pipeline writes them (besides, in
+/// JSON, `timestamp`, `level`, `target`, `message` and `spans`; the book's Operations page,
+/// "Logs").
+pub const RECIPIENT_FIELDS: &[&str] = &[
+    "id",
+    "queue_id",
+    "client",
+    "from",
+    "to",
+    "mailbox",
+    "message_id",
+    "size",
+    "verdict",
+    "virustest",
+    "virus",
+    "actions",
+    "notes",
+    "delay_ms",
+];
+
 pub const INFECTED_FIXTURES: &[&str] = &[
     "eicar-plain.eml",
     "eicar-base64.eml",
