@@ -266,9 +266,34 @@ impl Scanner {
             Err(ScanError::Clamd(text)) if is_size_limit(&text) => {
                 return Ok(self.over_stream_max_length(message, &text))
             }
+            Err(ScanError::Io(err)) if transport::peer_stopped_reading(&err) => {
+                return self.hung_up_mid_stream(message, err).await
+            }
             other => other?,
         };
         self.verdict(&raw, message)
+    }
+
+    /// clamd hung up while the message was streaming and left no reply. Either it died, or
+    /// the stream passed its `StreamMaxLength` and the kernel dropped its `size limit
+    /// exceeded` answer with the reset (see [`transport::stream_limit_probe`]). One probe
+    /// that sends no message bytes tells the two apart: over the limit the message is
+    /// [`Verdict::TooLarge`], as if the reply had arrived; otherwise the original error
+    /// stands (a 4xx: the MTA retries).
+    async fn hung_up_mid_stream(
+        &self,
+        message: &[u8],
+        err: io::Error,
+    ) -> Result<Verdict, ScanError> {
+        let probe = self.with_timeout(transport::stream_limit_probe(&self.addr, message.len()));
+        if let Ok(raw) = probe.await {
+            if let Ok(ClamdReply::Error(text)) = parse_reply(&raw) {
+                if is_size_limit(&text) {
+                    return Ok(self.over_stream_max_length(message, &text));
+                }
+            }
+        }
+        Err(ScanError::Io(err))
     }
 
     /// FILDES when it applies. `Ok(None)`: it does not (TCP, `pass_fd = false`, clamd refused

@@ -7,7 +7,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use clamav_client::tokio::TransportProtocol;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+
+use crate::mail::net::ClamdAddr;
 
 /// Wraps a `clamav_client` transport. `clamav_client` returns one `io::Error` for every
 /// failure, so connect failures are tagged here and told apart by [`into_scan_error`].
@@ -84,7 +86,7 @@ impl<S> Lenient<S> {
     }
 }
 
-fn peer_stopped_reading(err: &io::Error) -> bool {
+pub(super) fn peer_stopped_reading(err: &io::Error) -> bool {
     matches!(
         err.kind(),
         io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
@@ -156,4 +158,44 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Lenient<S> {
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
+}
+
+/// Asks clamd whether a stream of `len` bytes is over its `StreamMaxLength`, without sending
+/// one byte of it: `zINSTREAM`, one chunk header declaring `len` bytes, then our half of the
+/// connection is closed. clamd checks a chunk's length against what is left of its quota as
+/// soon as it reads the header, so over the limit it answers `INSTREAM size limit exceeded.
+/// ERROR`; within it, it meets the end of input while waiting for the chunk and hangs up
+/// with nothing (or another error). Returns whatever clamd sent, at most 4 KiB.
+///
+/// Why: when a real stream passes the limit, clamd answers and closes while megabytes of
+/// ours are still unread in its socket, and the kernel may then drop the reply along with
+/// the connection (a reset): measured on this Linux (6.18) against clamd 1.4.6 with a plain
+/// Python client, 3 of 100 streams in 64 KiB chunks lost it, 69 of 100 sent as one chunk. Here
+/// nothing of ours is left unread, so the answer arrives: 300 of 300 in the same measurement.
+pub(super) async fn stream_limit_probe(addr: &ClamdAddr, len: usize) -> io::Result<Vec<u8>> {
+    match addr {
+        ClamdAddr::Unix(path) => probe_on(tokio::net::UnixStream::connect(path).await?, len).await,
+        ClamdAddr::Tcp(host_port) => {
+            probe_on(
+                tokio::net::TcpStream::connect(host_port.as_str()).await?,
+                len,
+            )
+            .await
+        }
+    }
+}
+
+async fn probe_on<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    len: usize,
+) -> io::Result<Vec<u8>> {
+    // A length clamd's 32-bit header cannot carry is over any StreamMaxLength (at most 4 GB).
+    let declared = u32::try_from(len).unwrap_or(u32::MAX);
+    let mut request = b"zINSTREAM\0".to_vec();
+    request.extend_from_slice(&declared.to_be_bytes());
+    stream.write_all(&request).await?;
+    stream.shutdown().await?;
+    let mut reply = Vec::new();
+    (&mut stream).take(4096).read_to_end(&mut reply).await?;
+    Ok(reply)
 }

@@ -50,26 +50,19 @@ fn clamd_stream_limit_is_delivered_unscanned_not_deferred_forever() {
     let env = Env::new(options);
     let server = Running::start(&env.config_path);
     let message = padded(2 * 1024 * 1024);
-    // clamd 1.4.6 sometimes closes without its ERROR reply (about 1 in 20 when idle, far more
-    // often on a loaded machine: its reset can overtake the reply). That attempt is a 451 (a
-    // real retry, as Postfix would make), so allow several, but the outcome must become 250.
-    let mut answers = Vec::new();
-    for _ in 0..12 {
+    // Every attempt must be a 250 at once: when clamd's reply is lost with the reset (3 to 30
+    // in 100 streams, more under load), the scanner's probe recovers the reason. Several
+    // deliveries make that path all but certain to be taken.
+    for attempt in 0..8 {
         let out = send(&server, "alice@example.test", &message);
-        let delivered = out.contains("250 2.0.0 <alice@example.test>");
-        answers.push(out);
-        if delivered {
-            break;
-        }
+        assert!(
+            out.contains("250 2.0.0 <alice@example.test>"),
+            "attempt {attempt}: {out}\n{}",
+            server.logs()
+        );
     }
-    let last = answers.last().expect("one attempt");
-    assert!(
-        last.contains("250 2.0.0 <alice@example.test>"),
-        "{answers:#?}\n{}",
-        server.logs()
-    );
     let stored = env.messages("alice", "");
-    assert_eq!(stored.len(), 1, "stored once");
+    assert_eq!(stored.len(), 8, "stored once per delivery");
     assert_eq!(
         status_header(&stored[0].1),
         "X-Virus-Status: Not scanned (too large)"
@@ -100,7 +93,7 @@ fn a_passed_descriptor_is_scanned_whatever_clamd_s_stream_max_length() {
         server.logs()
     );
     let stored = env.messages("alice", "");
-    assert_eq!(stored.len(), 1, "stored once");
+    assert_eq!(stored.len(), 8, "stored once per delivery");
     assert_eq!(status_header(&stored[0].1), "X-Virus-Status: Clean");
     assert!(
         !server.logs().contains("StreamMaxLength"),
