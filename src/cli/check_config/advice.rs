@@ -91,7 +91,9 @@ pub fn join_group(who: &Identity, group: &str) -> String {
             "add {u} to group {group}: a drop-in with SupplementaryGroups={group} ({}, under [Service]), or adduser {u} {group}; then restart sievegate",
             unit.edit_command()
         ),
-        None => format!("add {u} to group {group}: adduser {u} {group}"),
+        None => format!(
+            "add {u} to group {group}: adduser {u} {group} (under systemd: a drop-in with SupplementaryGroups={group}, systemctl edit sievegate); then restart sievegate"
+        ),
     }
 }
 
