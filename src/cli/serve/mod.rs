@@ -52,14 +52,7 @@ pub fn serve(path: PathBuf) -> ExitCode {
         };
         let services = Arc::new(services);
         let who = super::check_config::myself();
-        let server = match Server::bind(Arc::clone(&services)).await {
-            Ok(server) => server,
-            Err(e) => {
-                tracing::error!("{}", errors::server(&e, &who));
-                tracing::error!("not starting: fix the problem above");
-                return ExitCode::FAILURE;
-            }
-        };
+        // Metrics first: a port in use there must not leave the LMTP socket files behind.
         let metrics = match services.config.server.metrics_listen {
             Some(addr) => match sievegate::metrics::bind(addr).await {
                 Ok(listener) => Some(listener),
@@ -70,6 +63,14 @@ pub fn serve(path: PathBuf) -> ExitCode {
                 }
             },
             None => None,
+        };
+        let server = match Server::bind(Arc::clone(&services)).await {
+            Ok(server) => server,
+            Err(e) => {
+                tracing::error!("{}", errors::server(&e, &who));
+                tracing::error!("not starting: fix the problem above");
+                return ExitCode::FAILURE;
+            }
         };
         for problem in errors::later(&services.config, &who) {
             tracing::error!("{problem}");
