@@ -278,6 +278,43 @@ fn the_units_dropins_give_the_socket_group() {
     );
     assert!(stderr.contains(&want), "want {want:?} in:\n{stderr}");
 
+    // The packaged layout: the socket in the unit's RuntimeDirectory=, which systemd makes
+    // at each start (it does not exist now): judged by the user's groups.
+    let runtime = unique("sgcrun");
+    let config = std::fs::read_to_string(&s.config).expect("config");
+    let listen = format!("unix:{}/sock/lmtp.sock", r.display());
+    assert!(config.contains(&listen));
+    std::fs::write(
+        &s.config,
+        config.replace(&listen, &format!("unix:/run/{runtime}/lmtp.sock")),
+    )
+    .expect("config");
+    let unit_text = std::fs::read_to_string(&unit).expect("unit");
+    std::fs::write(
+        &unit,
+        unit_text.replace(
+            "RuntimeDirectory=sievegate",
+            &format!("RuntimeDirectory={runtime}"),
+        ),
+    )
+    .expect("unit");
+    let out = s.check(&["--unit", &unit_arg]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    let want = format!(
+        "server.socket_group: /run/{runtime}/lmtp.sock: user {u} cannot give files group {g}, as it is not a member: add {u} to group {g}: a drop-in with SupplementaryGroups={g}"
+    );
+    assert!(
+        stderr.contains(&want),
+        "want {want:?} in:
+{stderr}"
+    );
+    assert!(
+        !stderr.contains("server.listen"),
+        "made by systemd: {stderr}"
+    );
+    assert!(!Path::new(&format!("/run/{runtime}")).exists());
+
     // The drop-in, as `systemctl edit` would write it.
     let dropins = r.join("sievegate-test.service.d");
     std::fs::create_dir(&dropins).expect("mkdir");

@@ -66,6 +66,7 @@ pub fn check_config(request: Request) -> ExitCode {
         report.add(&who, check, outcome);
     }
     report.spool_dir(&who, &services.config);
+    report.socket_group(&who, &services.config);
     if let Some(table) = &table {
         report.bare_names(table, &services.config.mailbox.domains);
     }
@@ -214,6 +215,37 @@ impl Report {
                 self.other
                     .push(format!("{}: {}: {error}", check.key, path.display()))
             }
+        }
+    }
+
+    /// `socket_group` for a socket whose directory does not exist yet (systemd's
+    /// `RuntimeDirectory=`, made at each start): nothing to try a chown in, so the rule the
+    /// kernel applies: only root and the group's members may give a file that group.
+    fn socket_group(&mut self, who: &Identity, config: &sievegate::config::Config) {
+        let Some(gid) = config.server.socket_group else {
+            return;
+        };
+        let untried = config.server.listen.iter().any(|l| match l {
+            sievegate::config::ListenAddr::Unix(sock) => sock.parent().is_some_and(|d| !d.is_dir()),
+            sievegate::config::ListenAddr::Tcp(_) => false,
+        });
+        if untried && who.uid != 0 && !who.member(gid) {
+            let sockets: Vec<PathBuf> = config
+                .server
+                .listen
+                .iter()
+                .filter_map(|l| match l {
+                    sievegate::config::ListenAddr::Unix(sock) => Some(sock.clone()),
+                    sievegate::config::ListenAddr::Tcp(_) => None,
+                })
+                .collect();
+            self.denied
+                .entry((
+                    "server.socket_group".to_string(),
+                    chown_advice(who, None, Some(gid)),
+                ))
+                .or_default()
+                .extend(sockets);
         }
     }
 

@@ -75,6 +75,8 @@ pub fn checks(config: &Config, who: &Identity, table: Option<&UserTable>) -> Vec
         };
         let Some(dir) = sock.parent() else { continue };
         if made_by_unit(unit, dir) {
+            // Made for the unit's user at each start; socket_group is judged by
+            // membership then (no directory to try a chown in).
             continue;
         }
         add("server.listen", dir, Need::Write, None);
