@@ -373,3 +373,50 @@ fn serve_outside_the_socket_group_says_what_to_do_and_leaves_no_socket() {
         .collect();
     assert!(left.is_empty(), "no stale socket: {left:?}");
 }
+
+/// `serve`'s other startup errors as a user: each names the key and the fix, and a failed
+/// start leaves no socket file behind.
+#[test]
+fn serve_startup_errors_name_the_key_and_the_fix() {
+    let user = Account::user("sgce");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let s = Setup::new(&format!(
+        "metrics_listen = \"127.0.0.1:{port}\"\nspool_threshold = 100000000"
+    ));
+    let r = &s.root;
+    for dir in ["sock", "vmail", "users"] {
+        chown(&r.join(dir), &user.name);
+    }
+    chmod(&r.join("state"), 0o755);
+    let serve = || {
+        let out = Command::new("runuser")
+            .args(["-u", &user.name, "--", bin(), "serve", "-c"])
+            .arg(&s.config)
+            .output()
+            .expect("run serve");
+        assert!(!out.status.success());
+        text(&out).1
+    };
+    let u = &user.name;
+    let stderr = serve();
+    let want = format!(
+        "state.dir = \"{d}\": cannot open the state store {d}/sievegate.db: ",
+        d = r.join("state").display()
+    );
+    assert!(stderr.contains(&want), "want {want:?} in:\n{stderr}");
+    let want = format!(
+        "user {u} cannot create files in {d} (root:root 0755): chown {u} {d}",
+        d = r.join("state").display()
+    );
+    assert!(stderr.contains(&want), "want {want:?} in:\n{stderr}");
+
+    chown(&r.join("state"), u);
+    let stderr = serve();
+    let want = format!(
+        "server.metrics_listen: cannot listen on 127.0.0.1:{port}: Address already in use (os error 98): another process listens there (ss -ltnp 'sport = :{port}' shows which): stop it, or change server.metrics_listen"
+    );
+    assert!(stderr.contains(&want), "want {want:?} in:\n{stderr}");
+    assert!(!r.join("sock/lmtp.sock").exists(), "no socket left behind");
+    drop(taken);
+}
