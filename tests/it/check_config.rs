@@ -157,10 +157,10 @@ fn as_user_each_problem_comes_with_its_fix_and_a_usable_config_is_ok() {
     let vmail = r.join("vmail");
     for want in [
         format!(
-            "mailbox.users_file: {f}: user {u} cannot read {f} (root:{g} 0640): add {u} to group {g}: adduser {u} {g}",
+            "mailbox.users_file: {f}: user {u} cannot read {f} (root:{g} 0640): give only this file to {u}: setfacl -m u:{u}:r {f} (package acl); or add {u} to group {g}: adduser {u} {g}",
             f = users.display()
         ),
-        format!("or give only this file to {u}: setfacl -m u:{u}:r {}", users.display()),
+        format!("(that opens every file of group {g} to {u})"),
         format!(
             "state.dir: {d}: user {u} cannot create files in {d} (root:root 0700): chown {u} {d}",
             d = state.display()
@@ -267,6 +267,35 @@ fn the_units_dropins_give_the_socket_group() {
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
     let (u, g) = (&user.name, &socket_group.name);
+    // The test's files are in /tmp, which the packaged unit's PrivateTmp=yes hides.
+    let want = format!(
+        "server.listen: {}: the unit has PrivateTmp=yes: its /tmp and /var/tmp are its own",
+        r.join("sock").display()
+    );
+    assert!(stderr.contains(&want), "want {want:?} in:\n{stderr}");
+    let dropins = r.join("sievegate-test.service.d");
+    std::fs::create_dir(&dropins).expect("mkdir");
+    std::fs::write(dropins.join("paths.conf"), "[Service]\nPrivateTmp=no\n").expect("drop-in");
+    let out = s.check(&["--unit", &unit_arg]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    let want = format!(
+        "state.dir: {d}: ProtectSystem=strict makes it read-only for the unit: ReadWritePaths={d} in a drop-in (systemctl edit sievegate-test, under [Service])",
+        d = r.join("state").display()
+    );
+    assert!(stderr.contains(&want), "want {want:?} in:\n{stderr}");
+    std::fs::write(
+        dropins.join("paths.conf"),
+        format!("[Service]\nPrivateTmp=no\nReadWritePaths={}\n", r.display()),
+    )
+    .expect("drop-in");
+    let out = s.check(&["--unit", &unit_arg]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        !stderr.contains("ProtectSystem") && !stderr.contains("PrivateTmp"),
+        "{stderr}"
+    );
     assert!(
         stdout.contains(&format!("file checks ran as user {u} (uid "))
             && stdout.contains(&format!(": the user of {}", unit.display())),
@@ -316,8 +345,6 @@ fn the_units_dropins_give_the_socket_group() {
     assert!(!Path::new(&format!("/run/{runtime}")).exists());
 
     // The drop-in, as `systemctl edit` would write it.
-    let dropins = r.join("sievegate-test.service.d");
-    std::fs::create_dir(&dropins).expect("mkdir");
     std::fs::write(
         dropins.join("override.conf"),
         format!("[Service]\nSupplementaryGroups={g}\n"),
@@ -327,7 +354,7 @@ fn the_units_dropins_give_the_socket_group() {
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}{stderr}");
     assert!(
-        stdout.contains("with its 1 drop-in") && stdout.contains("configuration ok"),
+        stdout.contains("with its 2 drop-ins") && stdout.contains("configuration ok"),
         "{stdout}"
     );
 }

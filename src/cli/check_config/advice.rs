@@ -61,13 +61,16 @@ pub fn denied(who: &Identity, at: &Path, traverse: bool, need: Need, error: &str
         format!("chmod g+{letters} {path}")
     } else if (mode >> 3) & bits == bits {
         let g = group_name(group);
-        let mut fix = join_group(who, &g);
+        let join = join_group(who, &g);
         if need == Need::Read && !traverse {
-            fix.push_str(&format!(
-                ", or give only this file to {u}: setfacl -m u:{u}:r {path}"
-            ));
+            // A group such as dovecot also opens its other files (SQL passwords...): the
+            // ACL gives this one file alone.
+            format!(
+                "give only this file to {u}: setfacl -m u:{u}:r {path} (package acl); or {join} (that opens every file of group {g} to {u})"
+            )
+        } else {
+            join
         }
-        fix
     } else {
         let g = group_name(who.gid);
         let mut fix = format!("chgrp {g} {path} && chmod g+{letters} {path}");

@@ -180,6 +180,15 @@ struct Report {
 impl Report {
     fn add(&mut self, who: &Identity, check: &plan::Check, outcome: &Outcome) {
         let path = &check.probe.path;
+        if let Some(unit) = &who.unit {
+            if let Some(text) = sandboxed(unit, check) {
+                self.denied
+                    .entry((check.key.to_string(), text))
+                    .or_default()
+                    .push(path.clone());
+                return;
+            }
+        }
         match outcome {
             Outcome::Ok => {}
             Outcome::Missing => {
@@ -321,6 +330,33 @@ impl Report {
         out.extend(self.other.iter().cloned());
         out
     }
+}
+
+/// What the unit's sandbox (systemd.exec(5)) does to a check's path, and the fix: the
+/// file checks run with the unit's user and groups, but not in its mount namespace.
+fn sandboxed(unit: &Unit, check: &plan::Check) -> Option<String> {
+    let path = &check.probe.path;
+    let write = matches!(
+        check.probe.need,
+        Need::Write | Need::WriteFile | Need::Chown { .. }
+    );
+    let edit = unit.edit_command();
+    // The spool is ours alone: a private /var/tmp suits it.
+    if unit.private(path) && check.key != "server.spool_dir" {
+        return Some(format!(
+            "the unit has PrivateTmp=yes: its /tmp and /var/tmp are its own, so no other process (Postfix, Dovecot, clamd) shares what is there: move it out of /tmp and /var/tmp (or PrivateTmp=no in a drop-in: {edit})"
+        ));
+    }
+    let why = unit.sandbox(path, write)?;
+    let fix = if why.starts_with("ProtectHome") {
+        format!("move it out of /home, or ProtectHome=no in a drop-in ({edit}, under [Service])")
+    } else {
+        format!(
+            "ReadWritePaths={} in a drop-in ({edit}, under [Service])",
+            path.display()
+        )
+    };
+    Some(format!("{why}: {fix}"))
 }
 
 /// The store or the listener cannot give a file the configured group (or owner).

@@ -37,6 +37,14 @@ pub struct Unit {
     pub created: Vec<PathBuf>,
     /// The configuration file of `ExecStart=` (`-c FILE`).
     pub config: Option<PathBuf>,
+    /// `ProtectSystem=` (`strict`: everything read-only but the writable paths).
+    pub protect_system: String,
+    /// `ProtectHome=` (`yes`, `tmpfs`: `/home`, `/root`, `/run/user` hidden; `read-only`).
+    pub protect_home: String,
+    /// `PrivateTmp=yes`: `/tmp` and `/var/tmp` are the unit's own.
+    pub private_tmp: bool,
+    /// `ReadWritePaths=`.
+    pub read_write: Vec<PathBuf>,
 }
 
 impl Unit {
@@ -122,6 +130,13 @@ impl Unit {
                     .created
                     .extend(words().map(|w| Path::new("/run").join(w))),
                 "ExecStart" if !value.is_empty() => self.config = exec_config(value),
+                "ProtectSystem" => self.protect_system = value.to_string(),
+                "ProtectHome" => self.protect_home = value.to_string(),
+                "PrivateTmp" => self.private_tmp = matches!(value, "yes" | "true" | "1" | "on"),
+                "ReadWritePaths" if value.is_empty() => self.read_write.clear(),
+                "ReadWritePaths" => self
+                    .read_write
+                    .extend(words().map(|w| PathBuf::from(w.trim_start_matches(['-', '+'])))),
                 "StateDirectory" => self
                     .created
                     .extend(words().map(|w| Path::new("/var/lib").join(w))),
@@ -144,6 +159,62 @@ impl Unit {
         self.config
             .as_deref()
             .is_some_and(|c| canonical(c) == canonical(config))
+    }
+
+    /// Why the unit's sandbox keeps `serve` from writing `path` (`write`) or from seeing it
+    /// at all; `None` when it does not. systemd.exec(5): `ProtectHome=` hides (or, with
+    /// `read-only`, protects) `/home`, `/root` and `/run/user`; `ProtectSystem=strict`
+    /// makes everything read-only but `ReadWritePaths=`, the unit's own directories and,
+    /// with `PrivateTmp=`, `/tmp` and `/var/tmp`; `full`/`yes` protect `/usr`, `/boot`,
+    /// `/efi` (and `/etc` for `full`).
+    pub fn sandbox(&self, path: &Path, write: bool) -> Option<String> {
+        let under = |roots: &[&str]| roots.iter().any(|r| path.starts_with(r));
+        let home = ["/home", "/root", "/run/user"];
+        match self.protect_home.as_str() {
+            "yes" | "true" | "tmpfs" if under(&home) => {
+                return Some(format!(
+                    "ProtectHome={} hides /home, /root and /run/user from the unit",
+                    self.protect_home
+                ))
+            }
+            "read-only" if write && under(&home) => {
+                return Some(
+                    "ProtectHome=read-only makes /home, /root and /run/user read-only for the unit"
+                        .to_string(),
+                )
+            }
+            _ => {}
+        }
+        if !write
+            || self
+                .read_write
+                .iter()
+                .chain(&self.created)
+                .any(|w| path.starts_with(w))
+        {
+            return None;
+        }
+        let read_only = match self.protect_system.as_str() {
+            "strict" => {
+                let tmp = self.private_tmp && under(&["/tmp", "/var/tmp"]);
+                !tmp && !under(&["/dev", "/proc", "/sys"])
+            }
+            "full" => under(&["/usr", "/boot", "/efi", "/etc"]),
+            "yes" | "true" => under(&["/usr", "/boot", "/efi"]),
+            _ => false,
+        };
+        read_only.then(|| {
+            format!(
+                "ProtectSystem={} makes it read-only for the unit",
+                self.protect_system
+            )
+        })
+    }
+
+    /// True when `path` lies in the unit's private `/tmp` or `/var/tmp` (`PrivateTmp=`):
+    /// what the unit puts there no other process sees, and it does not see theirs.
+    pub fn private(&self, path: &Path) -> bool {
+        self.private_tmp && (path.starts_with("/tmp") || path.starts_with("/var/tmp"))
     }
 
     /// True when systemd creates `dir` for the unit's user at start.
@@ -186,6 +257,24 @@ mod tests {
         assert!(unit.creates(Path::new("/run/sievegate")));
         assert!(unit.creates(Path::new("/var/lib/sievegate")));
         assert_eq!(unit.edit_command(), "systemctl edit sievegate");
+        // (path, write, refused)
+        for (path, write, refused) in [
+            ("/var/vmail/example.test/a/Maildir", true, false),
+            ("/var/lib/sievegate/spool", true, false),
+            ("/run/sievegate", true, false),
+            ("/var/tmp/sievegate", true, false),
+            ("/srv/mail/a", true, true),
+            ("/srv/mail/a", false, false),
+            ("/etc/dovecot/users", false, false),
+            ("/home/alice/Maildir", true, true),
+            ("/home/alice/.dovecot.sieve", false, true),
+        ] {
+            assert_eq!(
+                unit.sandbox(Path::new(path), write).is_some(),
+                refused,
+                "{path}"
+            );
+        }
         assert_eq!(
             unit.config.as_deref(),
             Some(Path::new("/etc/sievegate/sievegate.toml"))
