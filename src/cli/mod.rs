@@ -81,6 +81,12 @@ fn load(path: &std::path::Path, open_state: bool, say: Say) -> Option<Services> 
     for p in &problems {
         say.problem(&p.to_string());
     }
+    if !problems.is_empty() {
+        // A global script we may not read: the group or mode to change.
+        for fix in serve::errors::unreadable(&check_config::myself(), path) {
+            say.problem(&format!("{}: {fix}", path.display()));
+        }
+    }
     problems.is_empty().then_some(services)
 }
 
