@@ -116,46 +116,54 @@ fn who(request: &Request) -> Result<(Identity, String), String> {
         return Ok((who, note));
     }
     let me = Identity::myself();
-    let unit_user = unit.as_ref().and_then(|u| u.user.clone());
-    match (unit, unit_user) {
-        (Some(unit), Some(_)) if root && request.unit.is_none() && !unit.runs(&request.config) => {
-            Ok((
-                me,
-                format!(
-                    ": {} runs serve with {}, not this file; --as-user NAME checks as the user that runs serve with it",
-                    unit.path.display(),
-                    unit.config.as_deref().map(|c| c.display().to_string()).unwrap_or_else(|| "another file".into())
-                ),
-            ))
-        }
-        (Some(unit), Some(user)) if root => {
-            if nix::unistd::User::from_name(&user).ok().flatten().is_none() {
-                let note = format!(
-                    ": {} runs as user {user}, which does not exist here (yet); --as-user NAME checks as another user",
-                    unit.path.display()
-                );
-                return Ok((me, note));
-            }
-            let note = from_unit(&unit);
-            Ok((Identity::of_user(&user, Some(&unit))?, note))
-        }
-        (Some(unit), Some(user)) if user != me.name => Ok((
-            me,
-            format!(
-                ", not as {user}, the user of {}: run check-config as root to check as {user}",
-                unit.path.display()
-            ),
-        )),
-        (Some(unit), _) => Ok((me.with_unit(unit), String::new())),
-        (None, _) if root => Ok((
-            me,
-            format!(
+    let Some(unit) = unit else {
+        let note = match root {
+            true => format!(
                 ": no {} is installed; --as-user NAME checks as the user that runs serve",
                 unit::UNIT_NAME
             ),
-        )),
-        (None, _) => Ok((me, String::new())),
+            false => String::new(),
+        };
+        return Ok((me, note));
+    };
+    // The unit's user and sandbox are what this file meets only if the unit runs it.
+    if request.unit.is_none() && !unit.runs(&request.config) {
+        let note = match root {
+            true => format!(
+                ": {} runs serve with {}, not with this file; --as-user NAME checks as the user that runs serve with it",
+                unit.path.display(),
+                unit.config
+                    .as_deref()
+                    .map(|c| c.display().to_string())
+                    .unwrap_or_else(|| "another file".into())
+            ),
+            false => String::new(),
+        };
+        return Ok((me, note));
     }
+    let Some(user) = unit.user.clone() else {
+        // No User=: the unit runs serve as root.
+        return Ok((me.with_unit(unit), String::new()));
+    };
+    if root {
+        if nix::unistd::User::from_name(&user).ok().flatten().is_none() {
+            let note = format!(
+                ": {} runs as user {user}, which does not exist here (yet); --as-user NAME checks as another user",
+                unit.path.display()
+            );
+            return Ok((me, note));
+        }
+        let note = from_unit(&unit);
+        return Ok((Identity::of_user(&user, Some(&unit))?, note));
+    }
+    if user != me.name {
+        let note = format!(
+            ", not as {user}, the user of {}: run check-config as root to check as {user}",
+            unit.path.display()
+        );
+        return Ok((me, note));
+    }
+    Ok((me.with_unit(unit), String::new()))
 }
 
 impl Identity {
