@@ -430,6 +430,8 @@ fn admin_facing_pages() -> Vec<PathBuf> {
 /// marker comment right before it (if any) and its lines.
 struct Block {
     line: usize,
+    /// The opening fence is indented (inside a list item, say).
+    indented: bool,
     info: String,
     marker: Option<String>,
     text: String,
@@ -453,6 +455,7 @@ fn blocks(text: &str) -> Vec<Block> {
                         .map(|m| m.trim().to_string());
                     open = Some(Block {
                         line: n + 1,
+                        indented: line.starts_with(char::is_whitespace),
                         info: fence.trim().to_string(),
                         marker,
                         text: String::new(),
@@ -561,6 +564,10 @@ fn every_admin_block_is_tested_or_marked_untested() {
                     "{at}: a ```{} block without <!-- deploy: ... -->, <!-- tested: NAME --> or <!-- untested: REASON --> right before it",
                     block.info
                 )),
+                // scripts/test-deploy reads fences at the start of a line only.
+                Some(marker) if marker.starts_with("deploy:") && block.indented => {
+                    problems.push(format!("{at}: a deploy: block must not be indented"))
+                }
                 Some(marker) => match marker_problem(&page, marker, &tests) {
                     Some(problem) => problems.push(format!("{at}: {problem}")),
                     None => marked += 1,
