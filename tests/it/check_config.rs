@@ -157,7 +157,7 @@ fn as_user_each_problem_comes_with_its_fix_and_a_usable_config_is_ok() {
     let vmail = r.join("vmail");
     for want in [
         format!(
-            "mailbox.users_file: {f}: user {u} cannot read {f} (root:{g} 0640): give only this file to {u}: setfacl -m u:{u}:r {f} (package acl); or add {u} to group {g}: adduser {u} {g}",
+            "mailbox.users_file: {f}: user {u} cannot read {f} (root:{g} 0640): give only this file to {u}: setfacl -m u:{u}:r {f} (package acl), or make its other reader the owner and {u} the group (chown OWNER:{u} {f}; a users file shared with Dovecot: chown dovecot:{u}); or add {u} to group {g}: adduser {u} {g}",
             f = users.display()
         ),
         format!("(that opens every file of group {g} to {u})"),

@@ -65,8 +65,9 @@ pub fn denied(who: &Identity, at: &Path, traverse: bool, need: Need, error: &str
         if need == Need::Read && !traverse {
             // A group such as dovecot also opens its other files (SQL passwords...): the
             // ACL gives this one file alone.
+            let ug = group_name(who.gid);
             format!(
-                "give only this file to {u}: setfacl -m u:{u}:r {path} (package acl); or {join} (that opens every file of group {g} to {u})"
+                "give only this file to {u}: setfacl -m u:{u}:r {path} (package acl), or make its other reader the owner and {ug} the group (chown OWNER:{ug} {path}; a users file shared with Dovecot: chown dovecot:{ug}); or {join} (that opens every file of group {g} to {u})"
             )
         } else {
             join
