@@ -728,3 +728,23 @@ fn every_toml_block_of_the_book_passes_check_config() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     assert!(checked >= 2, "only {checked} toml blocks found");
 }
+
+#[test]
+fn the_log_field_table_lists_the_fields_of_the_log_line_in_order() {
+    // Operations' table of the per-recipient log line against the fields the logs tests
+    // find on it (support::RECIPIENT_FIELDS): a field added to one and not the other fails.
+    let page = repo().join("docs/src/admin/operations.md");
+    let text = std::fs::read_to_string(&page).expect("operations.md");
+    let table: Vec<&str> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `")?.split_once("` |"))
+        .map(|(name, _)| name)
+        .filter(|name| !name.starts_with("sievegate_"))
+        .collect();
+    assert_eq!(
+        table,
+        crate::support::RECIPIENT_FIELDS,
+        "{}: the log-field table",
+        page.display()
+    );
+}
