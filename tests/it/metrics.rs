@@ -149,8 +149,9 @@ fn metrics_count_clean_and_infected_deliveries() {
         .collect();
     assert_eq!(infected_series.len(), 1, "{m:#?}");
     assert_eq!(*infected_series[0].1, 1.0);
-    let logs = server.logs();
     let virus = infected_series[0].0.split('"').nth(1).expect("virus label");
+    // The log writer runs beside the replies: wait for the line rather than read once.
+    let logs = server.wait_for_log(virus);
     assert!(
         logs.contains(virus),
         "the label is clamd's name, as in the log: {virus}\n{logs}"
