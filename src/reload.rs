@@ -340,7 +340,7 @@ mod tests {
         let old = config("", "");
         let mut new = config(
             "max_connections = 10\nreserved_connections = 2\nmetrics_listen = \"127.0.0.1:1\"\nsocket_mode = \"0600\"",
-            "[state]\ndir = \"/x\"\n[log]\nformat = \"json\"\n[notify]\nmax_per_minute = 3",
+            "[state]\ndir = \"/x\"\nbackend = \"postgres\"\nurl = \"host=db\"\n[log]\nformat = \"json\"\n[notify]\nmax_per_minute = 3",
         );
         new.server.listen.clear();
         new.server.hostname = "other.example".into();
