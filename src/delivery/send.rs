@@ -23,6 +23,18 @@
 //!    `[sieve] notify_min_interval_secs`.
 //! 3. **Duplicate ids and vacation records** ([`Plan::remember`]) are written.
 //!
+//! **A vacation reply at most once per sender and period, even across hosts.** The
+//! script's lookup ran before the delivery and cannot see a delivery of the same sender
+//! running at the same moment (on this host or another sharing the store). So before the
+//! reply is queued, its record is claimed with [`StateStore::remember_once`](crate::state::StateStore::remember_once) (one atomic
+//! insert-if-absent): only the delivery whose claim succeeds queues the reply; the others
+//! note "already answered". The rule when something fails is "never two replies, never
+//! lose the message": the message is already stored when the claim runs, so a claim that
+//! fails (store unreachable) sends no reply (logged), and a reply that cannot be queued
+//! after a successful claim is not sent this period (logged). Plain `duplicate` ids and
+//! `:last` refreshes are written with `cache_put` as before (they decide nothing after the
+//! delivery).
+//!
 //! A queued (or sent) redirect is remembered for a day per user, Message-ID and target (as
 //! Pigeonhole's redirect duplicate tracking, `CMD_REDIRECT_DUPLICATE_KEEP`), so when the
 //! MTA retries a delivery (a second redirect could not be queued), the first target does
@@ -36,6 +48,7 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use super::{Deferral, RcptOutcome, Services};
+use crate::filter::memory::is_vacation_key;
 use crate::filter::{Action, Plan, SendKind, REDIRECTED_BY};
 use crate::mail::address::Recipient;
 use crate::outbound::redirect::SentNow;
@@ -194,10 +207,34 @@ pub fn send(
         return RcptOutcome::Deferred(Deferral::RedirectFailed);
     }
     let now = SystemTime::now();
+    // The first vacation record is the reply's claim (every delivery of the same message
+    // to the same user has the same records in the same order, so they race on the same
+    // key); the other records are written after the sends, as before.
+    let vacation_claim = plan
+        .remember
+        .iter()
+        .position(|r| is_vacation_key(&user, &r.key));
+    let reply_allowed = match vacation_claim.map(|i| &plan.remember[i]) {
+        None => true,
+        Some(record) => services
+            .state
+            .remember_once(&record.key, now + record.ttl, now)
+            .unwrap_or_else(|error| {
+                tracing::warn!(%error, %user, "vacation record cannot be claimed: no reply (never two)");
+                false
+            }),
+    };
     for action in &plan.actions {
         let Action::Send { kind, to, message } = action else {
             continue;
         };
+        if *kind == SendKind::Vacation && !reply_allowed {
+            notes.push(format!(
+                "vacation to {} not sent: already answered within the period (or the record cannot be written)",
+                to.join(", ")
+            ));
+            continue;
+        }
         if *kind == SendKind::Notify {
             let key = format!("sieve-notify:{}", user.to_ascii_lowercase());
             match services
@@ -232,11 +269,20 @@ pub fn send(
             }
         }
     }
-    for remember in &plan.remember {
-        if let Err(error) = services
-            .state
-            .cache_put(&remember.key, "1", now + remember.ttl)
-        {
+    for (i, remember) in plan.remember.iter().enumerate() {
+        let written = if Some(i) == vacation_claim {
+            continue;
+        } else if is_vacation_key(&user, &remember.key) {
+            services
+                .state
+                .remember_once(&remember.key, now + remember.ttl, now)
+                .map(|_| ())
+        } else {
+            services
+                .state
+                .cache_put(&remember.key, "1", now + remember.ttl)
+        };
+        if let Err(error) = written {
             tracing::warn!(%error, %user, "cannot remember duplicate/vacation id");
         }
     }

@@ -44,12 +44,12 @@ pub enum StateError {
     },
     /// The database was written by a newer sievegate (its schema version is unknown here).
     #[error(
-        "state store {path}: schema version {found} is newer than this sievegate knows ({known})"
+        "state store {path}: schema version {found} is newer than this sievegate knows ({known}): a newer sievegate wrote it; upgrade this one (it must not write a schema it does not know)"
     )]
     SchemaTooNew {
-        /// The database file.
+        /// The database file or server.
         path: String,
-        /// Its `user_version`.
+        /// Its schema version (SQLite: `user_version`; PostgreSQL: `schema_version`).
         found: i64,
         /// The newest version this build creates.
         known: i64,
@@ -240,6 +240,17 @@ pub trait StateStore: Send + Sync {
     fn cache_get(&self, key: &str, now: SystemTime) -> Result<Option<String>, StateError>;
     /// Stores `value` under `key` until `expires` (replacing an older value).
     fn cache_put(&self, key: &str, value: &str, expires: SystemTime) -> Result<(), StateError>;
+    /// Sets `key` until `expires` only if it is absent or expired at `now`, in one atomic
+    /// step: true when this call set it. Of any number of callers racing on one key (on
+    /// any number of hosts sharing the store), exactly one gets true until it expires: the
+    /// vacation reply's "once per sender and period" rests on it (`delivery::send`). A key
+    /// already set keeps its expiry (a refresh is [`StateStore::cache_put`]).
+    fn remember_once(
+        &self,
+        key: &str,
+        expires: SystemTime,
+        now: SystemTime,
+    ) -> Result<bool, StateError>;
     /// Rate limit per key: allowed when the last allowed event for `key` is older than `min_interval` (or none).
     fn rate_check(
         &self,
@@ -276,11 +287,24 @@ pub trait StateStore: Send + Sync {
 
     /// Adds a mail to the outbound queue; returns its id.
     fn queue_push(&self, mail: &QueuedMail) -> Result<i64, StateError>;
-    /// Mails whose next_attempt <= now, oldest first, at most `limit`.
+    /// Mails whose next_attempt <= now, oldest first, at most `limit`: a look at the queue
+    /// that claims nothing (leased rows included).
     fn queue_due(&self, now: SystemTime, limit: usize) -> Result<Vec<QueuedMail>, StateError>;
+    /// Claims up to `limit` due mails for sending, oldest first: those whose next_attempt
+    /// <= now and whose lease (if any) ended by `now`; each gets a lease until `now +
+    /// lease`, during which no other claim returns it. The sender then ends the lease with
+    /// [`StateStore::queue_done`] or [`StateStore::queue_retry`]; a sender that dies
+    /// mid-send leaves the lease to run out, and the next claim (on any host) takes the row
+    /// again: at least once, never lost. Two claims at once never return the same row.
+    fn queue_claim(
+        &self,
+        now: SystemTime,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<QueuedMail>, StateError>;
     /// Removes a sent mail from the queue.
     fn queue_done(&self, id: i64) -> Result<(), StateError>;
-    /// Counts a failed attempt and schedules the next one.
+    /// Counts a failed attempt and schedules the next one (ending any lease).
     fn queue_retry(&self, id: i64, next_attempt: SystemTime, error: &str)
         -> Result<(), StateError>;
 
