@@ -1,4 +1,4 @@
-//! State with a lifetime (issue 14 item 7), run against both stores: a day of simulated
+//! State with a lifetime (issue 14 item 7), run against every store: a day of simulated
 //! traffic leaves only unexpired rows, the in-memory store stays within its bound, and the
 //! per-recipient quarantine operations behave alike.
 
@@ -205,15 +205,9 @@ fn a_day_of_traffic(store: Arc<dyn StateStore>) {
     );
 }
 
-#[test]
-fn memory_a_day_of_traffic_leaves_only_unexpired_rows() {
-    a_day_of_traffic(Arc::new(MemoryState::default()));
-}
-
-#[test]
-fn sqlite_a_day_of_traffic_leaves_only_unexpired_rows() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    a_day_of_traffic(Arc::new(SqliteState::open(dir.path()).expect("open")));
+super::on_every_store! {
+    a_day_of_traffic_leaves_only_unexpired_rows => a_day_of_traffic;
+    per_recipient_quarantine => |store: Arc<dyn StateStore>| per_recipient(&*store);
 }
 
 #[test]
@@ -328,17 +322,6 @@ fn per_recipient(store: &dyn StateStore) {
     store.quarantine_insert(&e).expect("insert again");
     let got = store.quarantine_get("m1").expect("get").expect("m1");
     assert!(got.releases.is_empty());
-}
-
-#[test]
-fn memory_per_recipient_quarantine() {
-    per_recipient(&MemoryState::default());
-}
-
-#[test]
-fn sqlite_per_recipient_quarantine() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    per_recipient(&SqliteState::open(dir.path()).expect("open"));
 }
 
 #[test]

@@ -1,16 +1,19 @@
-//! The embedded state store: everything sievegate must remember across messages and
-//! restarts (the quarantine index, cached lookups, rate limits, the outbound retry queue),
-//! behind one small trait, [`StateStore`].
+//! The state store: everything sievegate must remember across messages and restarts (the
+//! quarantine index, cached lookups, rate limits, the outbound retry queue), behind one
+//! small trait, [`StateStore`].
 //!
 //! Callers use only the trait. [`SqliteState`] is the store of a single host (one file,
-//! `<[state] dir>/sievegate.db`, WAL mode so the server writes while the CLI reads); a
-//! later backend shared by several hosts implements the same trait, so all SQL stays in
-//! [`sqlite`]. [`MemoryState`] behaves the same without persistence, for tests of other
-//! modules and for a server without `[state] dir`.
+//! `<[state] dir>/sievegate.db`, WAL mode so the server writes while the CLI reads);
+//! [`PostgresState`] is the store several delivery hosts share (`[state] backend =
+//! "postgres"`): what two hosts must agree on (a vacation record, a rate row, an outbox
+//! lease) is decided atomically by the server. All SQL stays in [`sqlite`] and
+//! [`postgres`]. [`MemoryState`] behaves the same without persistence, for tests of other
+//! modules and for a server without `[state] dir`. One behaviour suite runs on all three.
 
 #[cfg(test)]
 mod lifetime_tests;
 mod memory;
+pub mod postgres;
 #[cfg(test)]
 mod queue_tests;
 pub mod sqlite;
@@ -19,7 +22,66 @@ mod tests;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// The private PostgreSQL of the tests (shared with the integration tests).
+#[cfg(test)]
+#[path = "../../tests/it/support/postgres.rs"]
+#[allow(dead_code)]
+pub(crate) mod pg_harness;
+
+/// A [`PostgresState`] on a new empty database of the test cluster (migrated).
+#[cfg(test)]
+pub(crate) fn test_postgres() -> PostgresState {
+    let (_, url) = pg_harness::fresh_database();
+    PostgresState::open(&test_options(url)).expect("open the test database")
+}
+
+/// Options for the test cluster's database at `url`.
+#[cfg(test)]
+pub(crate) fn test_options(url: String) -> PostgresOptions {
+    PostgresOptions {
+        url,
+        pool_size: 8,
+        connect_timeout: Duration::from_secs(5),
+        statement_timeout: Duration::from_secs(10),
+    }
+}
+
+/// One test per store for each behaviour: `name => |store: Arc<dyn StateStore>| ...`
+/// becomes `name::memory`, `name::sqlite` and `name::postgres` (a fresh database of the
+/// test cluster; no PostgreSQL fails the test, never skips it).
+#[cfg(test)]
+macro_rules! on_every_store {
+    ($($name:ident => $body:expr;)*) => {$(
+        mod $name {
+            use super::*;
+            #[test]
+            fn memory() {
+                let store: std::sync::Arc<dyn StateStore> =
+                    std::sync::Arc::new(crate::state::MemoryState::default());
+                ($body)(store)
+            }
+            #[test]
+            fn sqlite() {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let store: std::sync::Arc<dyn StateStore> = std::sync::Arc::new(
+                    crate::state::SqliteState::open(&dir.path().join("state")).expect("open"),
+                );
+                ($body)(store)
+            }
+            #[test]
+            fn postgres() {
+                let store: std::sync::Arc<dyn StateStore> =
+                    std::sync::Arc::new(crate::state::test_postgres());
+                ($body)(store)
+            }
+        }
+    )*};
+}
+#[cfg(test)]
+pub(crate) use on_every_store;
+
 pub use memory::MemoryState;
+pub use postgres::{PostgresOptions, PostgresState};
 pub use sqlite::SqliteState;
 
 /// Why the state store could not do what was asked. The text names the store (path) and

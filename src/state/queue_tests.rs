@@ -68,22 +68,19 @@ fn redirect_rows(store: &dyn StateStore) {
     assert!(store.queue_due(t(1000), 10).expect("due").is_empty());
 }
 
-#[test]
-fn memory_redirect_rows() {
-    let store = MemoryState::default();
-    redirect_rows(&store);
-    assert!(
-        !store.is_durable(),
-        "a memory queue must not stand in for a delivery"
-    );
+super::on_every_store! {
+    redirect_rows_on => |store: std::sync::Arc<dyn StateStore>| redirect_rows(&*store);
 }
 
 #[test]
-fn sqlite_redirect_rows() {
+fn only_the_memory_store_is_not_durable() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = SqliteState::open(dir.path()).expect("open");
-    redirect_rows(&store);
-    assert!(store.is_durable());
+    assert!(
+        !MemoryState::default().is_durable(),
+        "a memory queue must not stand in for a delivery"
+    );
+    assert!(SqliteState::open(dir.path()).expect("open").is_durable());
+    assert!(super::test_postgres().is_durable());
 }
 
 #[test]

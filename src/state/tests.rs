@@ -1,6 +1,7 @@
 //! One behaviour table, run against every [`StateStore`] implementation, and the SQLite
 //! store's own properties (WAL readers, reopen, schema version).
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::*;
@@ -351,15 +352,8 @@ fn remember_once(store: &dyn StateStore) {
     assert!(store.remember_once("k2", t(60), t(50)).expect("once"));
 }
 
-#[test]
-fn memory_behaviour() {
-    behaviour(&MemoryState::default());
-}
-
-#[test]
-fn sqlite_behaviour() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    behaviour(&SqliteState::open(&dir.path().join("state")).expect("open"));
+super::on_every_store! {
+    behaviour_table => |store: Arc<dyn StateStore>| behaviour(&*store);
 }
 
 #[test]
