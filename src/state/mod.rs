@@ -15,6 +15,8 @@ mod lifetime_tests;
 mod memory;
 pub mod postgres;
 #[cfg(test)]
+mod postgres_tests;
+#[cfg(test)]
 mod queue_tests;
 pub mod sqlite;
 #[cfg(test)]
