@@ -469,15 +469,27 @@ impl PostgresState {
     /// The database's schema version, without changing anything.
     pub fn schema_status(&self) -> Result<SchemaStatus, StateError> {
         let found = self.run("schema status", |client| async move {
-            let row = client
+            let err = pg("schema status");
+            // The table is named in the second query only once it exists (a missing table
+            // fails a statement at parse time, whatever its CASE would take).
+            let exists: bool = client
+                .query_one("SELECT to_regclass('schema_version') IS NOT NULL", &[])
+                .await
+                .map_err(&err)?
+                .try_get(0)
+                .map_err(&err)?;
+            if !exists {
+                return Ok(0);
+            }
+            client
                 .query_one(
-                    "SELECT CASE WHEN to_regclass('schema_version') IS NULL THEN 0::bigint \
-                     ELSE (SELECT coalesce(max(version), 0)::bigint FROM schema_version) END",
+                    "SELECT coalesce(max(version), 0)::bigint FROM schema_version",
                     &[],
                 )
                 .await
-                .map_err(pg("schema status"))?;
-            row.try_get::<_, i64>(0).map_err(pg("schema status"))
+                .map_err(&err)?
+                .try_get::<_, i64>(0)
+                .map_err(&err)
         })?;
         Ok(SchemaStatus {
             found,

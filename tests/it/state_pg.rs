@@ -1,0 +1,143 @@
+//! `[state] backend = "postgres"` through the real binary, against a private PostgreSQL:
+//! `state status` / `state migrate`, a schema newer than the binary refused at startup,
+//! and the failure rule: the database down means 451 for a recipient whose delivery needs
+//! it (a quarantine write), and the database back means 250 without a restart.
+
+use std::process::{Command, Output};
+
+use crate::quarantine::{list, quarantine_options, send};
+use crate::support::binary::{bin, Running};
+use crate::support::clamd::Clamd;
+use crate::support::env::{Env, Options};
+use crate::support::messages::infected_message;
+use crate::support::postgres::{fresh_database, shared, Cluster};
+
+/// The `[state]` section of a store at `url`, with short timeouts.
+fn state_section(url: &str) -> String {
+    format!(
+        "[state]\nbackend = \"postgres\"\nurl = \"{url}\"\nconnect_timeout_secs = 2\nstatement_timeout_secs = 2\n"
+    )
+}
+
+/// A config with the quarantine on and its index in PostgreSQL at `url`.
+fn env_on(url: &str) -> Env {
+    let mut options: Options = quarantine_options(Clamd::shared());
+    options.extra_sections = vec![
+        "[quarantine]\nenabled = true\ndir = \"quarantine\"\n".to_string(),
+        state_section(url),
+    ];
+    Env::new(options)
+}
+
+fn state_cli(env: &Env, action: &str) -> Output {
+    Command::new(bin())
+        .args(["state", action, "-c"])
+        .arg(&env.config_path)
+        .output()
+        .expect("run sievegate state")
+}
+
+fn stdout(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn status_and_migrate_and_a_newer_schema_refused_at_startup() {
+    let (name, url) = fresh_database();
+    let env = env_on(&url);
+    let known = sievegate::state::postgres::KNOWN_SCHEMA;
+
+    let status = stdout(&state_cli(&env, "status"));
+    assert!(status.contains("backend: postgres"), "{status}");
+    assert!(
+        status.contains(&format!("schema: 0 (this sievegate: {known})")),
+        "{status}"
+    );
+    assert!(
+        status.contains("pending: run `sievegate state migrate`"),
+        "{status}"
+    );
+    assert!(!status.contains("password"), "{status}");
+
+    let migrated = stdout(&state_cli(&env, "migrate"));
+    assert!(
+        migrated.contains(&format!("migrated: from 0 to {known}")),
+        "{migrated}"
+    );
+    let status = stdout(&state_cli(&env, "status"));
+    assert!(
+        status.contains(&format!("schema: {known} (this sievegate: {known})")),
+        "{status}"
+    );
+    assert!(
+        status.contains("rows: cache 0 rate 0 queue 0 quarantine 0"),
+        "{status}"
+    );
+
+    // A newer sievegate migrated this database: this one refuses to start on it.
+    let newer = known + 1;
+    shared()
+        .psql(
+            &name,
+            &format!("INSERT INTO schema_version (version) VALUES ({newer})"),
+        )
+        .expect("a newer schema");
+    let out = Command::new(bin())
+        .args(["serve", "-c"])
+        .arg(&env.config_path)
+        .output()
+        .expect("run serve");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "schema version {newer} is newer than this sievegate knows ({known})"
+        )),
+        "{stderr}"
+    );
+    let refused = state_cli(&env, "status");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("is newer than this sievegate knows"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}
+
+#[test]
+fn database_down_is_451_and_back_is_250_without_a_restart() {
+    let cluster = Cluster::start().unwrap_or_else(|e| panic!("{e}"));
+    let url = cluster.create_database("sg").expect("createdb");
+    let env = env_on(&url);
+    cluster.stop();
+    // The server starts while the database is down (it cannot migrate yet).
+    let server = Running::start(&env.config_path);
+    let out = send(
+        &server,
+        "mallory@forged.example",
+        &["alice@example.test"],
+        &infected_message(),
+    );
+    assert!(out.contains("451 4."), "{out}");
+    assert!(!out.contains("250 2.0.0 <alice@example.test>"), "{out}");
+
+    cluster.resume().expect("database back");
+    let out = send(
+        &server,
+        "mallory@forged.example",
+        &["alice@example.test"],
+        &infected_message(),
+    );
+    assert!(out.contains("250 2.0.0 <alice@example.test>"), "{out}");
+    // The entry is in the shared index: the CLI (another process) lists it.
+    let entries = list(&env.config_path, &[]);
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    drop(server);
+}
