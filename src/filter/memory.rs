@@ -10,7 +10,7 @@
 //!
 //! The lookup is only a hint for the vacation reply: two deliveries at the same moment (two
 //! hosts sharing a PostgreSQL store) both see "not seen". What decides is the claim
-//! `delivery::send` makes with [`StateStore::remember_once`](crate::state::StateStore::remember_once) after the delivery succeeded
+//! `delivery::send` makes with [`StateStore::remember_once`] after the delivery succeeded
 //! and before the reply is queued: one atomic insert-if-absent, so exactly one delivery
 //! per sender and period queues a reply ([`is_vacation_key`] finds the record to claim).
 
