@@ -372,6 +372,35 @@ pub trait StateStore: Send + Sync {
     fn queue_retry(&self, id: i64, next_attempt: SystemTime, error: &str)
         -> Result<(), StateError>;
 
+    /// True when this store keeps the quarantined messages themselves, not only their
+    /// index (PostgreSQL: every host lists, shows and releases them); the quarantine then
+    /// writes no files and uses [`StateStore::quarantine_insert_message`] and
+    /// [`StateStore::quarantine_message`]. A store of one host (SQLite) leaves the bytes
+    /// to files beside it.
+    fn holds_quarantine_messages(&self) -> bool {
+        false
+    }
+    /// Adds a quarantine entry and its message (exactly these bytes) in one transaction:
+    /// both or neither. [`StateError::Duplicate`] when the id exists. Only for a store that
+    /// [holds messages](StateStore::holds_quarantine_messages).
+    fn quarantine_insert_message(
+        &self,
+        entry: &QuarantineEntry,
+        message: &[u8],
+    ) -> Result<(), StateError> {
+        let _ = (entry, message);
+        Err(StateError::Backend {
+            operation: "quarantine insert",
+            message: "this state store keeps no messages".to_string(),
+        })
+    }
+    /// The message of quarantine entry `id`, when this store holds messages and has it.
+    /// Removing the entry ([`StateStore::quarantine_delete`]) removes its message too.
+    fn quarantine_message(&self, id: &str) -> Result<Option<Vec<u8>>, StateError> {
+        let _ = id;
+        Ok(None)
+    }
+
     /// True when a committed write survives a restart (a file, a database server), so a
     /// queued row may stand in for a delivery (a redirect is answered once queued). The
     /// in-memory store is not.

@@ -291,3 +291,65 @@ fn nul_in_text_is_stored_replaced() {
         .cache_put("k\0", "v\0", t(10))
         .expect("cache with NUL");
 }
+
+/// With PostgreSQL the quarantine keeps the bytes in the database: exact bytes back from
+/// another host's store, no file written, a duplicate id refused whole, delete and purge
+/// remove entry and message, and the sweep (which on files removes entries whose file is
+/// missing) leaves the shared entries alone.
+#[test]
+fn the_quarantine_keeps_its_messages_in_the_database() {
+    use crate::quarantine::Quarantine;
+    let (name, url) = fresh_database();
+    let a = Arc::new(PostgresState::open(&test_options(url.clone())).expect("open a"));
+    let b = Arc::new(PostgresState::open(&test_options(url)).expect("open b"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let qa = Quarantine::new(dir.path().join("qa"), a.clone() as Arc<dyn StateStore>);
+    let qb = Quarantine::new(dir.path().join("qb"), b.clone() as Arc<dyn StateStore>);
+    let entry = |id: &str, at: u64| QuarantineEntry {
+        id: id.into(),
+        received_at: t(at),
+        sender: "mallory@forged.example".into(),
+        recipients: vec!["alice@example.test".into()],
+        resolved: vec!["alice@example.test".into()],
+        client_ip: None,
+        client_helo: None,
+        queue_id: None,
+        verdict: "infected".into(),
+        virustest: 5,
+        viruses: vec!["Eicar".into()],
+        message_id: String::new(),
+        subject: String::new(),
+        from: String::new(),
+        size: 9,
+        backscatter: false,
+        released_at: None,
+        released_by: None,
+        releases: Vec::new(),
+    };
+    let bytes = b"X: y\r\n\r\n\x00\xff body\r\n.\r\n".to_vec();
+    qa.store(&entry("one", 1), &bytes).expect("store on a");
+    assert!(!dir.path().join("qa").exists(), "no file written");
+    assert_eq!(qb.raw("one").expect("raw on b"), bytes);
+    // A duplicate id: refused, and the first message is untouched.
+    assert!(matches!(
+        qb.store(&entry("one", 2), b"other"),
+        Err(crate::quarantine::QuarantineError::Index(
+            StateError::Duplicate(_)
+        ))
+    ));
+    assert_eq!(qa.raw("one").expect("raw"), bytes);
+    // The sweep of either host removes nothing (an hour's grace or not).
+    let swept = qb.sweep(t(100_000), Duration::ZERO).expect("sweep");
+    assert_eq!((swept.orphan_files, swept.dangling_entries), (0, 0));
+    assert!(qa.get("one").is_ok());
+    qa.store(&entry("two", 50), b"2").expect("store");
+    let purged = qb.purge(t(10), |_, _| {}).expect("purge");
+    assert_eq!(purged.removed, 1);
+    assert!(qa.raw("one").is_err());
+    qb.delete("two").expect("delete on b");
+    assert_eq!(a.sizes().expect("sizes").quarantine, 0);
+    let orphans = super::pg_harness::shared()
+        .psql(&name, "SELECT count(*) FROM quarantine_message")
+        .expect("count");
+    assert_eq!(orphans, "0", "messages go with their entries");
+}

@@ -1,11 +1,12 @@
 //! `[state] backend = "postgres"` through the real binary, against a private PostgreSQL:
 //! `state status` / `state migrate`, a schema newer than the binary refused at startup,
-//! and the failure rule: the database down means 451 for a recipient whose delivery needs
-//! it (a quarantine write), and the database back means 250 without a restart.
+//! the failure rule (the database down means 451 for a recipient whose delivery needs it, a
+//! quarantine write; the database back means 250 without a restart), the quarantined bytes
+//! shown from another process, and two processes on one database answering a sender once.
 
 use std::process::{Command, Output};
 
-use crate::quarantine::{list, quarantine_options, send};
+use crate::quarantine::{cli, list, quarantine_options, send};
 use crate::support::binary::{bin, Running};
 use crate::support::clamd::Clamd;
 use crate::support::env::{Env, Options};
@@ -136,9 +137,26 @@ fn database_down_is_451_and_back_is_250_without_a_restart() {
         &infected_message(),
     );
     assert!(out.contains("250 2.0.0 <alice@example.test>"), "{out}");
-    // The entry is in the shared index: the CLI (another process) lists it.
+    // The entry and its bytes are in the database: the CLI (another process) lists it and
+    // shows it byte for byte, and no file was written.
     let entries = list(&env.config_path, &[]);
     assert_eq!(entries.len(), 1, "{entries:?}");
+    let id = entries[0]["id"].as_str().expect("id").to_string();
+    let raw = cli(&env.config_path, &["show", &id, "--raw"]);
+    assert!(
+        raw.status.success(),
+        "{}",
+        String::from_utf8_lossy(&raw.stderr)
+    );
+    assert_eq!(
+        raw.stdout,
+        infected_message(),
+        "show --raw is byte for byte"
+    );
+    let files = std::fs::read_dir(env.dir.path().join("quarantine"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(files, 0, "no quarantine file with the bytes in PostgreSQL");
     drop(server);
 }
 

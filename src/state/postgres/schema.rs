@@ -2,7 +2,7 @@
 
 /// `MIGRATIONS[n]` takes a database from version `n` to `n + 1`. Version 2 is the schema
 /// SQLite's version 4 has (the same tables and meaning; booleans are `boolean`, the
-/// message `bytea`).
+/// message `bytea`); version 3 adds the quarantined messages.
 pub const MIGRATIONS: &[&str] = &[
     r#"
 CREATE TABLE quarantine (
@@ -68,6 +68,14 @@ CREATE INDEX outbound_queue_due ON outbound_queue (next_attempt, id);
     // 1 → 2: the sender leases the rows it sends (queue_claim); 0 = not leased.
     r#"
 ALTER TABLE outbound_queue ADD COLUMN lease_until bigint NOT NULL DEFAULT 0;
+"#,
+    // 2 → 3: the quarantined messages themselves, so every host lists, shows and releases
+    // them (a table of its own: listing never reads the bytes).
+    r#"
+CREATE TABLE quarantine_message (
+    id       text PRIMARY KEY REFERENCES quarantine (id) ON DELETE CASCADE,
+    message  bytea NOT NULL
+);
 "#,
 ];
 

@@ -16,60 +16,33 @@ use crate::state::{
 
 impl StateStore for PostgresState {
     fn quarantine_insert(&self, e: &QuarantineEntry) -> Result<(), StateError> {
-        let e = e.clone();
-        self.call("quarantine insert", move |mut client| async move {
-            let err = pg("quarantine insert");
-            let tx = client.transaction().await.map_err(&err)?;
-            let inserted = tx
-                .execute(
-                    "INSERT INTO quarantine (id, received_at, sender, recipients, resolved, client_ip, \
-                     client_helo, queue_id, verdict, virustest, viruses, message_id, subject, \
-                     from_header, size, backscatter, released_at, released_by) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
-                    &[
-                        &owned(&e.id),
-                        &to_micros(e.received_at),
-                        &owned(&e.sender),
-                        &lines(&e.recipients),
-                        &lines(&e.resolved),
-                        &e.client_ip.as_deref().map(owned),
-                        &e.client_helo.as_deref().map(owned),
-                        &e.queue_id.as_deref().map(owned),
-                        &owned(&e.verdict),
-                        &i16::from(e.virustest),
-                        &lines(&e.viruses),
-                        &owned(&e.message_id),
-                        &owned(&e.subject),
-                        &owned(&e.from),
-                        &i64::try_from(e.size).unwrap_or(i64::MAX),
-                        &e.backscatter,
-                        &e.released_at.map(to_micros),
-                        &e.released_by.as_deref().map(owned),
-                    ],
-                )
-                .await;
-            match inserted {
-                Ok(_) => {}
-                Err(db)
-                    if db.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) =>
-                {
-                    return Err(StateError::Duplicate(format!("quarantine id {}", e.id)));
-                }
-                Err(other) => return Err(err(other)),
-            }
-            let stmt = tx
-                .prepare_cached(
-                    "INSERT INTO quarantine_rcpt (address, entry) VALUES ($1, $2) \
-                     ON CONFLICT DO NOTHING",
+        self.insert_entry(e, None)
+    }
+
+    fn holds_quarantine_messages(&self) -> bool {
+        true
+    }
+
+    fn quarantine_insert_message(
+        &self,
+        entry: &QuarantineEntry,
+        message: &[u8],
+    ) -> Result<(), StateError> {
+        self.insert_entry(entry, Some(message.to_vec()))
+    }
+
+    fn quarantine_message(&self, id: &str) -> Result<Option<Vec<u8>>, StateError> {
+        let id = owned(id);
+        self.call("quarantine message", move |client| async move {
+            let err = pg("quarantine message");
+            let row = client
+                .query_opt(
+                    "SELECT message FROM quarantine_message WHERE id = $1",
+                    &[&id],
                 )
                 .await
                 .map_err(&err)?;
-            for address in e.recipients.iter().chain(&e.resolved) {
-                tx.execute(&stmt, &[&owned(&address.to_ascii_lowercase()), &owned(&e.id)])
-                    .await
-                    .map_err(&err)?;
-            }
-            tx.commit().await.map_err(&err)
+            row.map(|r| r.try_get(0)).transpose().map_err(&err)
         })
     }
 
@@ -565,6 +538,79 @@ impl StateStore for PostgresState {
                 .await
                 .map_err(pg("queue retry"))?;
             Ok(())
+        })
+    }
+}
+
+impl PostgresState {
+    /// One entry, its recipient rows and (when given) its message, in one transaction.
+    fn insert_entry(
+        &self,
+        e: &QuarantineEntry,
+        message: Option<Vec<u8>>,
+    ) -> Result<(), StateError> {
+        let e = e.clone();
+        self.call("quarantine insert", move |mut client| async move {
+            let err = pg("quarantine insert");
+            let tx = client.transaction().await.map_err(&err)?;
+            let inserted = tx
+                .execute(
+                    "INSERT INTO quarantine (id, received_at, sender, recipients, resolved, client_ip, \
+                     client_helo, queue_id, verdict, virustest, viruses, message_id, subject, \
+                     from_header, size, backscatter, released_at, released_by) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+                    &[
+                        &owned(&e.id),
+                        &to_micros(e.received_at),
+                        &owned(&e.sender),
+                        &lines(&e.recipients),
+                        &lines(&e.resolved),
+                        &e.client_ip.as_deref().map(owned),
+                        &e.client_helo.as_deref().map(owned),
+                        &e.queue_id.as_deref().map(owned),
+                        &owned(&e.verdict),
+                        &i16::from(e.virustest),
+                        &lines(&e.viruses),
+                        &owned(&e.message_id),
+                        &owned(&e.subject),
+                        &owned(&e.from),
+                        &i64::try_from(e.size).unwrap_or(i64::MAX),
+                        &e.backscatter,
+                        &e.released_at.map(to_micros),
+                        &e.released_by.as_deref().map(owned),
+                    ],
+                )
+                .await;
+            match inserted {
+                Ok(_) => {}
+                Err(db)
+                    if db.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) =>
+                {
+                    return Err(StateError::Duplicate(format!("quarantine id {}", e.id)));
+                }
+                Err(other) => return Err(err(other)),
+            }
+            let stmt = tx
+                .prepare_cached(
+                    "INSERT INTO quarantine_rcpt (address, entry) VALUES ($1, $2) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .await
+                .map_err(&err)?;
+            for address in e.recipients.iter().chain(&e.resolved) {
+                tx.execute(&stmt, &[&owned(&address.to_ascii_lowercase()), &owned(&e.id)])
+                    .await
+                    .map_err(&err)?;
+            }
+            if let Some(message) = &message {
+                tx.execute(
+                    "INSERT INTO quarantine_message (id, message) VALUES ($1, $2)",
+                    &[&owned(&e.id), message],
+                )
+                .await
+                .map_err(&err)?;
+            }
+            tx.commit().await.map_err(&err)
         })
     }
 }
