@@ -250,3 +250,21 @@ fn fifty_deliveries_at_once_over_two_hosts_answer_once() {
             .join("\n")
     );
 }
+
+/// `state status` on SQLite: the file, its schema (migrated as it opens) and rows.
+#[test]
+fn status_on_sqlite() {
+    let env = Env::new(quarantine_options(Clamd::shared()));
+    let status = stdout(&state_cli(&env, "status"));
+    let known = sievegate::state::sqlite::KNOWN_SCHEMA;
+    assert!(status.contains("backend: sqlite"), "{status}");
+    assert!(status.contains("sievegate.db"), "{status}");
+    assert!(
+        status.contains(&format!("schema: {known} (this sievegate: {known})")),
+        "{status}"
+    );
+    assert!(
+        status.contains("rows: cache 0 rate 0 queue 0 quarantine 0"),
+        "{status}"
+    );
+}
