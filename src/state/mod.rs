@@ -83,7 +83,7 @@ macro_rules! on_every_store {
 pub(crate) use on_every_store;
 
 pub use memory::MemoryState;
-pub use postgres::{PostgresOptions, PostgresState};
+pub use postgres::{PoolStatus, PostgresOptions, PostgresState};
 pub use sqlite::SqliteState;
 
 /// Why the state store could not do what was asked. The text names the store (path) and

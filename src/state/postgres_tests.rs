@@ -66,6 +66,12 @@ fn fifty_concurrent_claims_from_two_pools_give_exactly_one() {
             "round {round}: {won:?}"
         );
     }
+    // Both pools were used, within their bound, and nobody is left waiting.
+    for store in [&a, &b] {
+        let pool = store.pool_status();
+        assert!(pool.open >= 1 && pool.open <= 8, "{pool:?}");
+        assert_eq!(pool.waiting, 0, "{pool:?}");
+    }
 }
 
 /// The same for a rate limit: of 50 checks at once, one is allowed and 49 counted.

@@ -129,6 +129,17 @@ fn tls() -> Result<tokio_postgres_rustls::MakeRustlsConnect, String> {
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
+/// How busy the pool is ([`PostgresState::pool_status`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// Connections open.
+    pub open: usize,
+    /// Of those, idle.
+    pub idle: usize,
+    /// Calls waiting for a connection.
+    pub waiting: usize,
+}
+
 /// Where a schema stands: what the database has and what this build knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SchemaStatus {
@@ -213,6 +224,17 @@ impl PostgresState {
     /// Hosts and database, without credentials.
     pub fn location(&self) -> &str {
         &self.location
+    }
+
+    /// The pool right now: connections open, idle, and callers waiting for one (for the
+    /// pool-usage gauges).
+    pub fn pool_status(&self) -> PoolStatus {
+        let status = self.pool.status();
+        PoolStatus {
+            open: status.size,
+            idle: status.available,
+            waiting: status.waiting,
+        }
     }
 
     /// Runs `work` with a pooled connection on the store's runtime and waits for it,
