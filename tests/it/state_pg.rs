@@ -160,95 +160,128 @@ fn database_down_is_451_and_back_is_250_without_a_restart() {
     drop(server);
 }
 
-/// Two sievegate processes sharing one database (two hosts), one vacation user: 50
-/// deliveries from one sender at once, spread over both, give exactly one reply; 20
-/// senders, 20 replies. Every message is kept.
-#[test]
-fn fifty_deliveries_at_once_over_two_hosts_answer_once() {
-    use crate::support::smtp_sink::SmtpSink;
-    use std::time::Duration;
-
-    let sink = SmtpSink::start();
-    let (_, url) = fresh_database();
+/// Two `sievegate serve` processes on one database at `url` (two hosts), relaying to
+/// `sink`, alice's personal script `script` on both.
+fn two_hosts(
+    url: &str,
+    sink: &crate::support::smtp_sink::SmtpSink,
+    script: &str,
+) -> [(Env, Running); 2] {
     let host = || {
         let mut options = Options::new(Clamd::shared().addr());
         options.before = Some(vec![]);
         options.mailbox_extra = vec!["user_concurrency_limit = 0".into()];
         options.max_connections = 128;
         options.extra_sections = vec![
-            state_section(&url),
+            state_section(url),
             format!("[notify]\nrelay = \"{}\"", sink.addr()),
         ];
         let env = Env::new(options);
-        env.set_personal(
-            "alice",
-            r#"require "vacation"; vacation :days 1 :subject "Away" "Back on Monday.";"#,
-        );
+        env.set_personal("alice", script);
         let server = Running::start(&env.config_path);
         (env, server)
     };
-    let (env_a, a) = host();
-    let (env_b, b) = host();
+    [host(), host()]
+}
+
+/// Delivers `count` messages to alice at once, alternating between the two hosts;
+/// `message(i)` gives (envelope sender, message). Every reply must be 250.
+fn deliver_at_once(
+    hosts: &[(Env, Running); 2],
+    count: usize,
+    message: impl Fn(usize) -> (String, String),
+) {
+    let threads: Vec<_> = (0..count)
+        .map(|i| {
+            let addr = hosts[i % 2].1.addr;
+            let (sender, message) = message(i);
+            std::thread::spawn(move || {
+                let input = crate::support::messages::transaction_as(
+                    "",
+                    &sender,
+                    &["alice@example.test"],
+                    message.as_bytes(),
+                );
+                let mut stream = crate::support::binary::tcp(addr);
+                std::io::Write::write_all(&mut stream, &input).expect("write");
+                let mut out = Vec::new();
+                std::io::Read::read_to_end(&mut stream, &mut out).expect("read");
+                String::from_utf8_lossy(&out).into_owned()
+            })
+        })
+        .collect();
+    for t in threads {
+        let out = t.join().expect("client");
+        assert!(out.contains("250 2.0.0 <alice@example.test>"), "{out}");
+    }
+}
+
+/// The sorted envelope recipients of everything the sink received, once `want` messages
+/// came and a quiet moment passed (anything more would be a second copy).
+fn received(sink: &crate::support::smtp_sink::SmtpSink, want: usize) -> Vec<String> {
+    sink.wait_for(want, std::time::Duration::from_secs(60));
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let mut to: Vec<String> = sink
+        .transactions()
+        .iter()
+        .flat_map(|t| t.rcpt_to.clone())
+        .collect();
+    to.sort();
+    to
+}
+
+/// Two sievegate processes sharing one database (two hosts), one vacation user: 50
+/// deliveries from one sender at once, spread over both, give exactly one reply; 20
+/// senders, 20 replies. Every message is kept.
+#[test]
+fn fifty_deliveries_at_once_over_two_hosts_answer_once() {
+    let sink = crate::support::smtp_sink::SmtpSink::start();
+    let (_, url) = fresh_database();
+    let hosts = two_hosts(
+        &url,
+        &sink,
+        r#"require "vacation"; vacation :days 1 :subject "Away" "Back on Monday.";"#,
+    );
     let (rounds, per_round) = (20, 50);
     for round in 0..rounds {
-        let sender = format!("bob{round}@remote.example");
-        let threads: Vec<_> = (0..per_round)
-            .map(|i| {
-                let addr = if i % 2 == 0 { a.addr } else { b.addr };
-                let sender = sender.clone();
-                std::thread::spawn(move || {
-                    let message = format!(
-                        "From: {sender}\r\nTo: alice@example.test\r\nSubject: hello\r\n\
-                         Message-ID: <{i}.{sender}>\r\n\r\nHello.\r\n"
-                    );
-                    let input = crate::support::messages::transaction_as(
-                        "",
-                        &sender,
-                        &["alice@example.test"],
-                        message.as_bytes(),
-                    );
-                    let mut stream = crate::support::binary::tcp(addr);
-                    std::io::Write::write_all(&mut stream, &input).expect("write");
-                    let mut out = Vec::new();
-                    std::io::Read::read_to_end(&mut stream, &mut out).expect("read");
-                    String::from_utf8_lossy(&out).into_owned()
-                })
-            })
-            .collect();
-        for t in threads {
-            let out = t.join().expect("client");
-            assert!(out.contains("250 2.0.0 <alice@example.test>"), "{out}");
-        }
+        deliver_at_once(&hosts, per_round, |i| {
+            let sender = format!("bob{round}@remote.example");
+            let message = format!(
+                "From: {sender}\r\nTo: alice@example.test\r\nSubject: hello\r\n\
+                 Message-ID: <{i}.{sender}>\r\n\r\nHello.\r\n"
+            );
+            (sender, message)
+        });
     }
-    let kept = env_a.messages("alice", "").len() + env_b.messages("alice", "").len();
+    let kept = hosts[0].0.messages("alice", "").len() + hosts[1].0.messages("alice", "").len();
     assert_eq!(kept, rounds * per_round, "every message kept");
-    sink.wait_for(rounds, Duration::from_secs(60));
-    // Anything more would be a second reply: give it time to arrive.
-    std::thread::sleep(Duration::from_secs(3));
-    let replies = sink.transactions();
-    let mut to: Vec<String> = replies.iter().flat_map(|t| t.rcpt_to.clone()).collect();
-    to.sort();
     let mut want: Vec<String> = (0..rounds)
         .map(|r| format!("<bob{r}@remote.example>"))
         .collect();
     want.sort();
-    assert_eq!(
-        to,
-        want,
-        "one reply per sender\nA: {}\nB: {}",
-        a.logs()
-            .lines()
-            .filter(|l| l.contains("vacation"))
-            .take(5)
-            .collect::<Vec<_>>()
-            .join("\n"),
-        b.logs()
-            .lines()
-            .filter(|l| l.contains("vacation"))
-            .take(5)
-            .collect::<Vec<_>>()
-            .join("\n")
+    assert_eq!(received(&sink, rounds), want, "one reply per sender");
+}
+
+/// The same message (one Message-ID) delivered 50 times at once over two hosts to a user
+/// who redirects: the target gets it once (the redirect's record is claimed before it is
+/// queued), and every copy is kept.
+#[test]
+fn one_message_delivered_at_once_on_two_hosts_is_redirected_once() {
+    let sink = crate::support::smtp_sink::SmtpSink::start();
+    let (_, url) = fresh_database();
+    let hosts = two_hosts(
+        &url,
+        &sink,
+        r#"require "copy"; redirect :copy "carol@remote.example";"#,
     );
+    deliver_at_once(&hosts, 50, |_| {
+        let message = "From: bob@remote.example\r\nTo: alice@example.test\r\n\
+                       Subject: hello\r\nMessage-ID: <same@remote.example>\r\n\r\nHello.\r\n";
+        ("bob@remote.example".to_string(), message.to_string())
+    });
+    let kept = hosts[0].0.messages("alice", "").len() + hosts[1].0.messages("alice", "").len();
+    assert_eq!(kept, 50, "every copy kept");
+    assert_eq!(received(&sink, 1), ["<carol@remote.example>"]);
 }
 
 /// `state status` on SQLite: the file, its schema (migrated as it opens) and rows.
