@@ -41,7 +41,17 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Serve { config } => serve(config),
-        Command::CheckConfig { config } => check_config(config),
+        Command::CheckConfig { probe: true, .. } => cli::check_config::probe_child(),
+        Command::CheckConfig {
+            config,
+            as_user,
+            unit,
+            probe: false,
+        } => check_config(cli::check_config::Request {
+            config,
+            as_user,
+            unit,
+        }),
         Command::Quarantine { config, action } => quarantine(config, action),
         Command::State { config, action } => state(config, action),
         Command::Sieve { action } => sieve(action),

@@ -28,16 +28,54 @@ use crate::delivery::Services;
 use crate::lmtp::{is_trusted, reply, Peer, Session};
 use crate::reload::Current;
 
-/// Why the server could not start.
+/// Why the server could not start. Each names the listener; `serve` adds what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
+    /// A TCP address cannot be bound (in use, not ours, a privileged port).
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: ListenAddr,
         source: std::io::Error,
     },
+    /// Another process answers on the unix socket.
     #[error("cannot listen on {addr}: a server is already answering on that socket")]
     SocketInUse { addr: ListenAddr },
+    /// A step of setting up a unix socket failed; nothing is left behind.
+    #[error("cannot listen on {addr}: cannot {step}: {source}")]
+    Unix {
+        addr: ListenAddr,
+        step: UnixStep,
+        source: std::io::Error,
+    },
+}
+
+/// The step of [`ServerError::Unix`], with the path or value it was about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnixStep {
+    /// Remove a stale socket file (no server behind it).
+    RemoveStale(PathBuf),
+    /// Create the socket's directory.
+    CreateDir(PathBuf),
+    /// Create the socket in its directory.
+    Bind(PathBuf),
+    /// Give the socket `[server] socket_group`.
+    Chown(u32),
+    /// Give the socket `[server] socket_mode`.
+    Chmod(u32),
+}
+
+impl std::fmt::Display for UnixStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UnixStep::RemoveStale(p) => write!(f, "remove the stale socket {}", p.display()),
+            UnixStep::CreateDir(p) => write!(f, "create the directory {}", p.display()),
+            UnixStep::Bind(p) => write!(f, "create the socket in {}", p.display()),
+            UnixStep::Chown(gid) => write!(f, "give the socket group {gid} (server.socket_group)"),
+            UnixStep::Chmod(mode) => {
+                write!(f, "give the socket mode {mode:04o} (server.socket_mode)")
+            }
+        }
+    }
 }
 
 enum Listener {
@@ -65,14 +103,26 @@ impl Server {
                         .map_err(|source| ServerError::Bind {
                             addr: addr.clone(),
                             source,
-                        })?
+                        })
                 }
                 ListenAddr::Unix(path) => {
                     let server = &config.server;
-                    bind_unix(addr, path, server.socket_mode, server.socket_group).await?
+                    bind_unix(addr, path, server.socket_mode, server.socket_group).await
                 }
             };
-            listeners.push(listener);
+            match listener {
+                Ok(listener) => listeners.push(listener),
+                Err(e) => {
+                    // The sockets bound so far go too: a failed start leaves no file that
+                    // looks like a server.
+                    for listener in listeners {
+                        if let Listener::Unix(_, path) = listener {
+                            let _ = std::fs::remove_file(path);
+                        }
+                    }
+                    return Err(e);
+                }
+            }
         }
         Ok(Server {
             listeners,
@@ -190,31 +240,39 @@ impl Drop for Slot {
 
 /// A stale socket file (no server behind it) is replaced; a live one is an error, so two
 /// instances never steal each other's socket. The group is set before the mode, so the
-/// socket is never open to the wrong group.
+/// socket is never open to the wrong group; when either fails, the new socket is removed
+/// again (no stale file for the next start or the MTA to find).
 async fn bind_unix(
     addr: &ListenAddr,
     path: &Path,
     mode: u32,
     group: Option<u32>,
 ) -> Result<Listener, ServerError> {
-    let err = |source| ServerError::Bind {
-        addr: addr.clone(),
-        source,
+    let err = |step: UnixStep| {
+        let addr = addr.clone();
+        move |source| ServerError::Unix { addr, step, source }
     };
     if path.exists() {
         if tokio::net::UnixStream::connect(path).await.is_ok() {
             return Err(ServerError::SocketInUse { addr: addr.clone() });
         }
-        std::fs::remove_file(path).map_err(err)?;
+        std::fs::remove_file(path).map_err(err(UnixStep::RemoveStale(path.to_path_buf())))?;
     }
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(err)?;
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    std::fs::create_dir_all(dir).map_err(err(UnixStep::CreateDir(dir.to_path_buf())))?;
+    let listener = UnixListener::bind(path).map_err(err(UnixStep::Bind(dir.to_path_buf())))?;
+    let finish = || -> Result<(), ServerError> {
+        if let Some(gid) = group {
+            std::os::unix::fs::chown(path, None, Some(gid)).map_err(err(UnixStep::Chown(gid)))?;
+        }
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .map_err(err(UnixStep::Chmod(mode)))
+    };
+    if let Err(e) = finish() {
+        drop(listener);
+        let _ = std::fs::remove_file(path);
+        return Err(e);
     }
-    let listener = UnixListener::bind(path).map_err(err)?;
-    if let Some(gid) = group {
-        std::os::unix::fs::chown(path, None, Some(gid)).map_err(err)?;
-    }
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(err)?;
     Ok(Listener::Unix(listener, path.to_path_buf()))
 }
 

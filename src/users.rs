@@ -227,10 +227,16 @@ impl UsersFile {
             return;
         }
         state.stamp = Some(stamp);
+        if let Some(table) = shared(&self.path, stamp) {
+            state.table = Some(table);
+            return;
+        }
         match UserTable::load(&self.path) {
             Ok(table) => {
                 tracing::info!(path = %self.path.display(), users = table.len(), "users file read");
-                state.table = Some(Arc::new(table));
+                let table = Arc::new(table);
+                share(&self.path, stamp, &table);
+                state.table = Some(table);
             }
             Err(e) => {
                 let kept = state.table.as_ref().map_or(0, |t| t.len());
@@ -239,6 +245,32 @@ impl UsersFile {
             }
         }
     }
+}
+
+/// The tables read in this process, by path and version: the server, the outbox and a
+/// reload each hold a [`UsersFile`] of the same file, and an unchanged file is read,
+/// parsed, held and logged ("users file read") once, not once per reader.
+type Shared = std::collections::HashMap<PathBuf, (Stamp, std::sync::Weak<UserTable>)>;
+
+fn shared_tables() -> std::sync::MutexGuard<'static, Shared> {
+    static TABLES: std::sync::OnceLock<Mutex<Shared>> = std::sync::OnceLock::new();
+    // A panic while holding the lock leaves whole entries: still usable.
+    TABLES
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
+
+/// The table another reader already holds for this version of `path`.
+fn shared(path: &Path, stamp: Stamp) -> Option<Arc<UserTable>> {
+    let tables = shared_tables();
+    let (known, table) = tables.get(path)?;
+    (*known == stamp).then(|| table.upgrade()).flatten()
+}
+
+/// Offers `table`, read from this version of `path`, to the other readers.
+fn share(path: &Path, stamp: Stamp, table: &Arc<UserTable>) {
+    shared_tables().insert(path.to_path_buf(), (stamp, Arc::downgrade(table)));
 }
 
 #[cfg(test)]

@@ -35,11 +35,28 @@ pub enum Command {
         #[arg(short, long)]
         config: PathBuf,
     },
-    /// Validate the configuration and compile every global Sieve script; exit 0 or 1.
+    /// Validate the configuration and compile every global Sieve script, then check as the
+    /// user that runs `serve` that it can read, write and connect to what the configuration
+    /// names; every problem says what to do. Exit 0 or 1.
+    ///
+    /// Run as root, the file checks run as the installed sievegate.service's User= (with
+    /// its Group=, the user's groups and the SupplementaryGroups= of the unit and its
+    /// drop-ins), or as --as-user; otherwise as the calling user. The first line says whom.
     CheckConfig {
         /// Configuration file (TOML).
         #[arg(short, long)]
         config: PathBuf,
+        /// Run the file checks as this user (needs root).
+        #[arg(long, value_name = "NAME")]
+        as_user: Option<String>,
+        /// Take User=, Group= and SupplementaryGroups= from this unit file (and its drop-ins
+        /// in FILE.d/) instead of the installed sievegate.service.
+        #[arg(long, value_name = "FILE")]
+        unit: Option<PathBuf>,
+        // The child that runs the file checks as another user: probes on stdin, outcomes
+        // on stdout (see cli::check_config::probe).
+        #[arg(long, hide = true)]
+        probe: bool,
     },
     /// Compile Sieve scripts, or run a user's chain on a message without side effects.
     Sieve {

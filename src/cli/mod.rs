@@ -28,6 +28,19 @@ fn load(path: &std::path::Path, open_state: bool, say: Say) -> Option<Services> 
             for line in e.to_string().lines() {
                 say.problem(line);
             }
+            // What to do about the files we may not read (the config itself, the users
+            // file, the global scripts): the group or mode to change.
+            let who = check_config::myself();
+            let fixes = match &e {
+                ConfigError::Read { path, .. } => {
+                    serve::errors::config_file(&who, path).into_iter().collect()
+                }
+                ConfigError::Invalid { .. } => serve::errors::unreadable(&who, path),
+                ConfigError::Parse { .. } => Vec::new(),
+            };
+            for fix in fixes {
+                say.problem(&format!("{}: {fix}", path.display()));
+            }
             if let ConfigError::Invalid { sieve, .. } = e {
                 // The personal script is per user: nothing to compile here.
                 let sieve = sievegate::config::SieveConfig {
@@ -49,10 +62,16 @@ fn load(path: &std::path::Path, open_state: bool, say: Say) -> Option<Services> 
         say.warning(&format!("{}: warning: {warning}", path.display()));
     }
     let services = if open_state {
+        let copy = config.clone();
         match Services::open(config) {
             Ok(services) => services,
             Err(e) => {
-                say.problem(&format!("{}: {e}", path.display()));
+                let who = check_config::myself();
+                say.problem(&format!(
+                    "{}: {}",
+                    path.display(),
+                    serve::errors::state(&copy, &who, &e)
+                ));
                 return None;
             }
         }
@@ -62,6 +81,12 @@ fn load(path: &std::path::Path, open_state: bool, say: Say) -> Option<Services> 
     let problems = services.filter.check();
     for p in &problems {
         say.problem(&p.to_string());
+    }
+    if !problems.is_empty() {
+        // A global script we may not read: the group or mode to change.
+        for fix in serve::errors::unreadable(&check_config::myself(), path) {
+            say.problem(&format!("{}: {fix}", path.display()));
+        }
     }
     problems.is_empty().then_some(services)
 }

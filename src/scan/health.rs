@@ -70,7 +70,7 @@ pub async fn watch(scanner: Scanner, interval: Option<Duration>) {
     match scanner.ping().await {
         Ok(()) => tracing::info!(%clamd, "clamd answers"),
         Err(e) => {
-            tracing::warn!(%clamd, error = %e, "clamd does not answer yet; messages get 451 until it does")
+            tracing::warn!(%clamd, error = %e, "clamd does not answer yet at scanner.clamd = {clamd}: {e}; messages get 451 until it does: start clamd (systemctl start clamav-daemon) or fix scanner.clamd")
         }
     }
     let Some(interval) = interval else {

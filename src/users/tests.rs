@@ -195,3 +195,24 @@ fn never_read_is_unavailable_not_unknown() {
         Lookup::Found(_)
     ));
 }
+
+/// The server, the outbox and a reload each open the same file: one read, one table, one
+/// "users file read" line per version of the file, not one per reader.
+#[test]
+fn readers_of_one_file_share_its_table() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path = tmp.path().join("users");
+    fs::write(&path, "alice@example.test\n").expect("write");
+    let first = UsersFile::open(path.clone(), Duration::ZERO);
+    let second = UsersFile::open(path.clone(), Duration::ZERO);
+    let (a, b) = (first.table().expect("read"), second.table().expect("read"));
+    assert!(Arc::ptr_eq(&a, &b), "one table for both readers");
+    replace(&path, "bob@example.test\n");
+    let (c, d) = (first.table().expect("read"), second.table().expect("read"));
+    assert!(!Arc::ptr_eq(&a, &c), "the edit is read again");
+    assert!(Arc::ptr_eq(&c, &d), "and shared again");
+    assert!(matches!(
+        second.lookup("bob", "example.test"),
+        Lookup::Found(_)
+    ));
+}

@@ -413,3 +413,338 @@ fn the_sieve_limits_table_shows_the_example_defaults() {
     }
     assert!(rows >= 14, "only {rows} limits checked");
 }
+
+/// The pages whose code blocks an admin pastes: the whole book but the internals, and the
+/// README (whose Quickstart the book includes).
+fn admin_facing_pages() -> Vec<PathBuf> {
+    let src = repo().join("docs/src");
+    let mut pages = Vec::new();
+    markdown_files(&src, &mut pages);
+    pages.retain(|p| !p.starts_with(src.join("internals")) && !p.ends_with("SUMMARY.md"));
+    pages.push(repo().join("README.md"));
+    pages.sort();
+    pages
+}
+
+/// One fenced code block of a page's markdown source: where it starts, its info string, the
+/// marker comment right before it (if any) and its lines.
+struct Block {
+    line: usize,
+    /// The opening fence is indented (inside a list item, say).
+    indented: bool,
+    info: String,
+    marker: Option<String>,
+    text: String,
+}
+
+/// The fenced blocks of a markdown source, each with the `<!-- ... -->` comment that is the
+/// last non-blank line before its opening fence.
+fn blocks(text: &str) -> Vec<Block> {
+    let mut found = Vec::new();
+    let mut open: Option<Block> = None;
+    let mut last: Option<&str> = None;
+    for (n, line) in text.lines().enumerate() {
+        let trimmed = line.trim();
+        if let Some(fence) = trimmed.strip_prefix("```") {
+            match open.take() {
+                Some(block) => found.push(block),
+                None => {
+                    let marker = last
+                        .and_then(|l| l.strip_prefix("<!--"))
+                        .and_then(|l| l.strip_suffix("-->"))
+                        .map(|m| m.trim().to_string());
+                    open = Some(Block {
+                        line: n + 1,
+                        indented: line.starts_with(char::is_whitespace),
+                        info: fence.trim().to_string(),
+                        marker,
+                        text: String::new(),
+                    });
+                }
+            }
+            last = None;
+            continue;
+        }
+        match open.as_mut() {
+            Some(block) => {
+                block.text.push_str(line);
+                block.text.push('\n');
+            }
+            None if !trimmed.is_empty() => last = Some(trimmed),
+            None => {}
+        }
+    }
+    found
+}
+
+/// The names of the test functions of `tests/`: `fn NAME(` after a `#[test]`.
+fn test_functions() -> BTreeSet<String> {
+    fn walk(dir: &Path, names: &mut BTreeSet<String>) {
+        for entry in std::fs::read_dir(dir).expect("read_dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                walk(&path, names);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).expect("test source");
+                let mut after_test = false;
+                for line in text.lines().map(str::trim) {
+                    if line.starts_with("#[test]") || line.starts_with("#[tokio::test") {
+                        after_test = true;
+                    } else if let (true, Some(rest)) = (after_test, line.strip_prefix("fn ")) {
+                        if let Some((name, _)) = rest.split_once('(') {
+                            names.insert(name.to_string());
+                        }
+                        after_test = false;
+                    }
+                }
+            }
+        }
+    }
+    let mut names = BTreeSet::new();
+    walk(&repo().join("tests"), &mut names);
+    names
+}
+
+/// What a marker comment before a code block may say (the book's convention, in its
+/// markdown source; mdBook shows nothing of it):
+///
+/// - `<!-- deploy: install|sh -->`, `<!-- deploy: append FILE -->`, `<!-- deploy: toml
+///   FILE -->`: `scripts/test-deploy` applies the block as it stands, only on the deployment
+///   chapter `admin/deploy.md`, which that script reads;
+/// - `<!-- tested: NAME -->`: the test function NAME (in `tests/`) or the script
+///   `scripts/NAME` runs what the block shows;
+/// - `<!-- untested: REASON -->`: an admin reads it but no test applies it, and why.
+fn marker_problem(page: &Path, marker: &str, tests: &BTreeSet<String>) -> Option<String> {
+    let (kind, rest) = marker.split_once(':').unwrap_or((marker, ""));
+    let rest = rest.trim();
+    match kind {
+        "deploy" => {
+            if !page.ends_with("admin/deploy.md") {
+                return Some("deploy: markers belong in admin/deploy.md only".into());
+            }
+            let words: Vec<&str> = rest.split_whitespace().collect();
+            match words.as_slice() {
+                ["install" | "sh"] => None,
+                ["append" | "toml", file] if file.starts_with('/') => None,
+                _ => Some(format!(
+                    "deploy: {rest}: not install, sh, append FILE or toml FILE"
+                )),
+            }
+        }
+        "tested" if tests.contains(rest) => None,
+        "tested" if !rest.is_empty() && repo().join("scripts").join(rest).is_file() => None,
+        "tested" => Some(format!("tested: {rest}: no such test function or script")),
+        "untested" if rest.len() >= 10 => None,
+        "untested" => Some("untested: say why".into()),
+        _ => Some(format!(
+            "<!-- {marker} -->: not a deploy:, tested: or untested: marker"
+        )),
+    }
+}
+
+/// Every code block of the admin-facing pages is either applied by a test (the deployment
+/// chapter's blocks by `scripts/test-deploy`, others by a named test) or marked untested
+/// with a reason: a snippet an admin pastes cannot silently drift from what is tested.
+#[test]
+fn every_admin_block_is_tested_or_marked_untested() {
+    let tests = test_functions();
+    assert!(
+        tests.len() > 100,
+        "only {} test functions found",
+        tests.len()
+    );
+    let mut problems = Vec::new();
+    let mut marked = 0;
+    for page in admin_facing_pages() {
+        let text = std::fs::read_to_string(&page).expect("page");
+        for block in blocks(&text) {
+            let at = format!("{}:{}", page.display(), block.line);
+            match &block.marker {
+                None => problems.push(format!(
+                    "{at}: a ```{} block without <!-- deploy: ... -->, <!-- tested: NAME --> or <!-- untested: REASON --> right before it",
+                    block.info
+                )),
+                // scripts/test-deploy reads fences at the start of a line only.
+                Some(marker) if marker.starts_with("deploy:") && block.indented => {
+                    problems.push(format!("{at}: a deploy: block must not be indented"))
+                }
+                Some(marker) => match marker_problem(&page, marker, &tests) {
+                    Some(problem) => problems.push(format!("{at}: {problem}")),
+                    None => marked += 1,
+                },
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert!(marked >= 30, "only {marked} blocks found");
+}
+
+/// The deployment chapter is the script's input: it has the blocks of each kind the script
+/// applies (the install, shell lines, main.cf and Dovecot lines, sievegate.toml keys), and
+/// `scripts/test-deploy` reads that page and is run by `scripts/test`.
+#[test]
+fn the_deployment_chapter_is_what_test_deploy_runs() {
+    let page = repo().join("docs/src/admin/deploy.md");
+    let text = std::fs::read_to_string(&page).expect("admin/deploy.md");
+    let markers: Vec<String> = blocks(&text).into_iter().filter_map(|b| b.marker).collect();
+    for want in [
+        "deploy: install",
+        "deploy: sh",
+        "deploy: append /etc/postfix/main.cf",
+        "deploy: append /etc/dovecot/local.conf",
+        "deploy: toml /etc/sievegate/sievegate.toml",
+    ] {
+        assert!(
+            markers.iter().any(|m| m == want),
+            "admin/deploy.md has no <!-- {want} --> block"
+        );
+    }
+    let script = std::fs::read_to_string(repo().join("scripts/test-deploy")).expect("script");
+    assert!(script.contains("docs/src/admin/deploy.md"));
+    let suite = std::fs::read_to_string(repo().join("scripts/test")).expect("scripts/test");
+    assert!(suite.contains("./scripts/test-deploy"));
+}
+
+/// A `main.cf` block pastes as it is: Postfix takes `#` as a comment only at the start of a
+/// line, so a `# ...` after a value becomes part of it (`postfix check` is silent, then
+/// smtpd dies at the first connection).
+#[test]
+fn no_main_cf_block_has_a_comment_after_a_value() {
+    let mut problems = Vec::new();
+    for page in admin_facing_pages() {
+        let text = std::fs::read_to_string(&page).expect("page");
+        for block in blocks(&text) {
+            let postfix = block
+                .marker
+                .as_deref()
+                .is_some_and(|m| m.contains("main.cf"))
+                || block
+                    .text
+                    .lines()
+                    .any(|l| l.contains("virtual_transport ="));
+            for (i, line) in block.text.lines().enumerate() {
+                if postfix && !line.trim_start().starts_with('#') && line.contains(" #") {
+                    problems.push(format!("{}:{}: {line}", page.display(), block.line + 1 + i));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// Merges `add` into `base`: tables key by key, everything else replaced.
+fn merge(base: &mut toml::Table, add: toml::Table) {
+    for (key, value) in add {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(a)) => merge(b, a),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+/// Moves every absolute path of `value` (`"/..."`, `"unix:/..."`) under `root` and makes
+/// what it names: a `*_file` key's file (a users file with one user), a directory for other
+/// keys, the directory of a unix socket. Templates (`%d`, `%n`, `%h`) are made by the store.
+fn rooted(key: &str, value: &mut toml::Value, root: &Path) {
+    match value {
+        toml::Value::Table(table) => {
+            for (k, v) in table.iter_mut() {
+                rooted(k, v, root);
+            }
+        }
+        toml::Value::Array(items) => items.iter_mut().for_each(|v| rooted(key, v, root)),
+        toml::Value::String(s) => {
+            let (prefix, path) = match s.strip_prefix("unix:") {
+                Some(p) => ("unix:", p),
+                None => ("", s.as_str()),
+            };
+            let Some(rel) = path.strip_prefix('/') else {
+                return;
+            };
+            let moved = root.join(rel);
+            if !moved.to_string_lossy().contains('%') {
+                if !prefix.is_empty() || key.ends_with("_file") || key == "personal" {
+                    std::fs::create_dir_all(moved.parent().expect("parent")).expect("mkdir");
+                    if key.ends_with("_file") {
+                        std::fs::write(&moved, "alice@example.test::::::\n").expect("file");
+                    }
+                } else {
+                    std::fs::create_dir_all(&moved).expect("mkdir");
+                }
+            }
+            *s = format!("{prefix}{}", moved.display());
+        }
+        _ => {}
+    }
+}
+
+/// The least a configuration has: a listener, clamd, the domains and the Maildir root.
+const MINIMAL: &str = r#"
+[server]
+listen = ["unix:/run/sievegate/lmtp.sock"]
+[scanner]
+clamd = "unix:/run/clamav/clamd.ctl"
+[mailbox]
+domains = ["example.test"]
+maildir = "/var/vmail/%d/%n/Maildir"
+"#;
+
+/// Every sievegate.toml block the book shows on its own (not an include of the example,
+/// which the test above covers) passes `check-config`, set into a minimal configuration
+/// (a unix listener, clamd, one domain, a Maildir root) as an admin sets keys: its absolute paths
+/// are moved under a temp root and made there.
+#[test]
+fn every_toml_block_of_the_book_passes_check_config() {
+    let mut checked = 0;
+    let mut problems = Vec::new();
+    for page in admin_facing_pages() {
+        let text = std::fs::read_to_string(&page).expect("page");
+        for block in blocks(&text) {
+            if block.info != "toml" || block.text.contains("{{#include") {
+                continue;
+            }
+            let at = format!("{}:{}", page.display(), block.line);
+            let root = tempfile::tempdir().expect("tempdir");
+            let mut config: toml::Table = toml::from_str(MINIMAL).expect("base config");
+            match toml::from_str::<toml::Table>(&block.text) {
+                Ok(add) => merge(&mut config, add),
+                Err(e) => {
+                    problems.push(format!("{at}: not TOML: {e}"));
+                    continue;
+                }
+            }
+            let mut value = toml::Value::Table(config);
+            rooted("", &mut value, root.path());
+            let text = toml::to_string(&value).expect("serialise");
+            let (ok, err) = check_config(root.path(), &text);
+            if !ok {
+                problems.push(format!("{at}: check-config:\n{err}\n{text}"));
+            }
+            checked += 1;
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert!(checked >= 2, "only {checked} toml blocks found");
+}
+
+#[test]
+fn the_log_field_table_lists_the_fields_of_the_log_line_in_order() {
+    // Operations' table of the per-recipient log line against the fields the logs tests
+    // find on it (support::RECIPIENT_FIELDS): a field added to one and not the other fails.
+    let page = repo().join("docs/src/admin/operations.md");
+    let text = std::fs::read_to_string(&page).expect("operations.md");
+    let table: Vec<&str> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `")?.split_once("` |"))
+        .map(|(name, _)| name)
+        .filter(|name| !name.starts_with("sievegate_"))
+        .collect();
+    assert_eq!(
+        table,
+        crate::support::RECIPIENT_FIELDS,
+        "{}: the log-field table",
+        page.display()
+    );
+}

@@ -167,8 +167,11 @@ async fn every_fault_is_the_same_by_descriptor_and_by_stream() {
             let got = scanner.scan_message(&bytes).await;
             assert!(check(mode, &got), "{mode:?} {way}: {got:?}");
             // Close and Hang never read the command; every other mode saw the one we meant.
+            // A stream clamd hangs up on is followed by one length probe (a second INSTREAM
+            // that sends no message bytes), which a dead clamd does not answer either.
             let expect = match mode {
                 Mode::Close | Mode::Hang => (0, 0),
+                Mode::DieMidStream if !pass_fd => (0, 2),
                 _ if pass_fd => (1, 0),
                 _ => (0, 1),
             };

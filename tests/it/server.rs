@@ -240,6 +240,25 @@ fn port_in_use_exits_non_zero_with_a_clear_message() {
     let env = Env::new(options);
     let err = serve_must_fail(&env.config_path);
     assert!(err.contains("cannot listen on 127.0.0.1:"), "{err}");
+    // What to do: which key, and how to find the other process.
+    assert!(
+        err.contains("server.listen: ")
+            && err.contains("another process listens there (ss -ltnp")
+            && err.contains("stop it, or change server.listen"),
+        "{err}"
+    );
+}
+
+/// The server's and the outbox's readers share one read of the users file: "users file
+/// read" once at startup (each reader logged it before).
+#[test]
+fn the_users_file_is_read_once_at_startup() {
+    let mut options = Options::new(Clamd::shared().addr());
+    options.users = Some("alice@example.test\nbob@example.test\n".into());
+    let env = Env::new(options);
+    let server = Running::start(&env.config_path);
+    let logs = server.wait_for_log("recipients: the 2 users");
+    assert_eq!(logs.matches("users file read").count(), 1, "{logs}");
 }
 
 #[test]

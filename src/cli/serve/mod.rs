@@ -12,6 +12,8 @@ use sievegate::server::Server;
 
 use super::{load, recipients_note, Say};
 
+pub mod errors;
+
 pub fn serve(path: PathBuf) -> ExitCode {
     // The log writer follows [log], so the file is read for it first; when it cannot be
     // read, `load` below logs why and the default writer is as good as any. From here on
@@ -49,23 +51,30 @@ pub fn serve(path: PathBuf) -> ExitCode {
             }
         };
         let services = Arc::new(services);
-        let server = match Server::bind(Arc::clone(&services)).await {
-            Ok(server) => server,
-            Err(e) => {
-                tracing::error!("{e}");
-                return ExitCode::FAILURE;
-            }
-        };
+        let who = super::check_config::myself();
+        // Metrics first: a port in use there must not leave the LMTP socket files behind.
         let metrics = match services.config.server.metrics_listen {
             Some(addr) => match sievegate::metrics::bind(addr).await {
                 Ok(listener) => Some(listener),
                 Err(e) => {
-                    tracing::error!("cannot serve metrics on {addr} (server.metrics_listen): {e}");
+                    tracing::error!("{}", errors::tcp("server.metrics_listen", &addr, &e));
+                    tracing::error!("not starting: fix the problem above");
                     return ExitCode::FAILURE;
                 }
             },
             None => None,
         };
+        let server = match Server::bind(Arc::clone(&services)).await {
+            Ok(server) => server,
+            Err(e) => {
+                tracing::error!("{}", errors::server(&e, &who));
+                tracing::error!("not starting: fix the problem above");
+                return ExitCode::FAILURE;
+            }
+        };
+        for problem in errors::later(&services.config, &who) {
+            tracing::error!("{problem}");
+        }
         for addr in server.local_addrs() {
             tracing::info!(%addr, "listening on {addr}");
         }
