@@ -65,9 +65,10 @@
 //!   [`state`]) before any reply, holding only the recipients whose copy it kept; release
 //!   per recipient, once; purge and the sweep of crash leftovers; the library part of the
 //!   `quarantine` command ([`quarantine::admin`]).
-//! - [`state`]: the embedded state store behind one trait, [`state::StateStore`] (SQLite
-//!   in WAL mode; an in-memory twin, bounded): quarantine index, caches, rate limits,
-//!   outbound queue; every cache and rate row expires (`expire`, run by the server).
+//! - [`state`]: the state store behind one trait, [`state::StateStore`] (SQLite in WAL
+//!   mode for one host; PostgreSQL shared by several, with the quarantined messages too;
+//!   an in-memory twin, bounded): quarantine index, caches, rate limits, outbound queue;
+//!   every cache and rate row expires (`expire`, run by the server).
 //! - [`outbound`]: everything we send: queued in [`state`], sent by one background task
 //!   through `[notify] relay` (mail-send) or stored straight into a local user's INBOX;
 //!   a redirect's failure keep ([`outbound::LocalDelivery::keep`]).

@@ -1,6 +1,7 @@
 //! The `sievegate` command: `serve` runs the LMTP server, `check-config` validates a
 //! configuration and compiles its global Sieve scripts, `quarantine ...` manages the
-//! quarantine, `sieve check` / `sieve test` are Pigeonhole's `sievec` / `sieve-test`,
+//! quarantine, `state status` / `state migrate` show and migrate the state store's
+//! schema, `sieve check` / `sieve test` are Pigeonhole's `sievec` / `sieve-test`,
 //! `deliver` is LDA mode.
 //!
 //! Every subcommand's body is in `cli/` (modules of the binary, not of the library): they
@@ -15,12 +16,13 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::args::{Cli, Command, QuarantineAction, SieveAction};
+use cli::args::{Cli, Command, QuarantineAction, SieveAction, StateAction};
 use cli::check_config::check_config;
 use cli::deliver::deliver;
 use cli::quarantine::quarantine;
 use cli::serve::serve;
 use cli::sieve::sieve;
+use cli::state::state;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -51,6 +53,7 @@ fn main() -> ExitCode {
             unit,
         }),
         Command::Quarantine { config, action } => quarantine(config, action),
+        Command::State { config, action } => state(config, action),
         Command::Sieve { action } => sieve(action),
         Command::Deliver {
             config,

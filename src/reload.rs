@@ -80,6 +80,7 @@ pub const RESTART_ONLY: &[(&str, &str)] = &[
         "the outbound sender and the notifier keep their name",
     ),
     ("state.dir", "the state store stays open"),
+    ("state.backend", "the state store stays open"),
     ("notify", "the outbound relay and the notifier keep running"),
     ("log.format", "the log writer is set up once"),
 ];
@@ -110,7 +111,7 @@ pub fn reload(path: &Path, old: &Services) -> Result<Reloaded, Refused> {
         problems: e.to_string().lines().map(str::to_string).collect(),
     })?;
     let kept = keep_restart_only(&old.config, &mut config);
-    if config.quarantine.enabled && config.state.dir.is_none() {
+    if config.quarantine.enabled && !config.state.is_durable() {
         // Validation saw the new state.dir; without it the quarantine index would live in
         // memory and be lost at the next restart.
         return Err(Refused {
@@ -192,6 +193,7 @@ fn keep_restart_only(old: &Config, new: &mut Config) -> Vec<&'static str> {
     keep!("server.metrics_listen", server.metrics_listen);
     keep!("server.hostname", server.hostname);
     keep!("state.dir", state.dir);
+    keep!("state.backend", state.postgres);
     keep!("notify", notify);
     keep!("log.format", log.format);
     kept
@@ -338,7 +340,7 @@ mod tests {
         let old = config("", "");
         let mut new = config(
             "max_connections = 10\nreserved_connections = 2\nmetrics_listen = \"127.0.0.1:1\"\nsocket_mode = \"0600\"",
-            "[state]\ndir = \"/x\"\n[log]\nformat = \"json\"\n[notify]\nmax_per_minute = 3",
+            "[state]\ndir = \"/x\"\nbackend = \"postgres\"\nurl = \"host=db\"\n[log]\nformat = \"json\"\n[notify]\nmax_per_minute = 3",
         );
         new.server.listen.clear();
         new.server.hostname = "other.example".into();

@@ -88,6 +88,27 @@ pub enum Command {
         #[command(subcommand)]
         action: QuarantineAction,
     },
+    /// The state store ([state]): its schema, and migrating it by hand.
+    ///
+    /// The server migrates the schema at startup (under a lock, so hosts starting together
+    /// migrate once) and refuses a schema newer than it knows.
+    State {
+        /// Configuration file (TOML).
+        #[arg(short, long, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        action: StateAction,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum StateAction {
+    /// Print the backend, where the store is (no password), its schema version and this
+    /// sievegate's, and the rows per table. Changes nothing. Exit 1 when the store cannot
+    /// be reached or its schema is newer than this sievegate.
+    Status,
+    /// Bring the schema to this sievegate's version (what the server does at startup).
+    Migrate,
 }
 
 #[derive(Subcommand)]

@@ -10,6 +10,7 @@ pub mod deliver;
 pub mod quarantine;
 pub mod serve;
 pub mod sieve;
+pub mod state;
 
 use sievegate::config::{Config, ConfigError};
 use sievegate::delivery::Services;

@@ -42,7 +42,7 @@ pub use quarantine::{QuarantineConfig, RawQuarantine};
 pub use scanner::{OnScanFailure, RawScanner, ScannerConfig};
 pub use server::{ListenAddr, RawServer, ServerConfig};
 pub use sieve::{MessageLimits, RawSieve, SieveConfig};
-pub use state::{RawState, StateConfig};
+pub use state::{PostgresConfig, RawBackend, RawState, StateConfig};
 pub mod abuse;
 pub mod rdap;
 pub mod users_file;
@@ -241,7 +241,7 @@ impl RawConfig {
         let metrics_listen = self.server.validate_metrics_listen(&mut problems);
         let abuse = self.abuse.validate(base, &mut problems);
         let sieve = self.sieve.validate(base, special_use, &mut problems);
-        let state = self.state.validate(base);
+        let state = self.state.validate(base, &mut problems);
         let quarantine = self.quarantine.validate(base, &state, &mut problems);
         let spool = spool::validate(
             self.server.spool_threshold,

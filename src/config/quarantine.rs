@@ -73,9 +73,9 @@ impl RawQuarantine {
         if q.retention_days == 0 {
             problems.push("quarantine.retention_days: must be greater than 0".to_string());
         }
-        if q.enabled && state.dir.is_none() {
+        if q.enabled && !state.is_durable() {
             problems.push(
-                "state.dir: needed when quarantine.enabled = true (the quarantine index lives there)"
+                "state.dir: needed when quarantine.enabled = true (the quarantine index lives there), or backend = \"postgres\""
                     .to_string(),
             );
         }

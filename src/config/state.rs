@@ -1,20 +1,51 @@
-//! `[state]`: where the embedded state store lives; [`RawState`] as written, [`StateConfig`]
-//! validated.
+//! `[state]`: where the state store lives; [`RawState`] as written, [`StateConfig`]
+//! validated. Two backends: SQLite in `dir` (one host, the default) or a PostgreSQL
+//! server shared by several hosts ([`PostgresConfig`]).
 
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::resolve;
 
-/// `[state]`: the embedded state store (quarantine index, caches, rate limits, queue).
+/// Which engine holds the state, as written in `[state] backend`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RawBackend {
+    /// Embedded, one file in `dir`: the quickstart needs no database server.
+    #[default]
+    Sqlite,
+    /// A PostgreSQL server at `url`, shared by every delivery host.
+    Postgres,
+}
+
+/// `[state]`: the state store (quarantine index, caches, rate limits, queue).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawState {
-    /// Directory of `sievegate.db`. Without it, state lives in memory and is lost at
-    /// restart (and the quarantine cannot be enabled).
+    /// `"sqlite"` (default) or `"postgres"`.
+    #[serde(default)]
+    pub backend: RawBackend,
+    /// Directory of `sievegate.db` (SQLite). Without it and without PostgreSQL, state lives
+    /// in memory and is lost at restart (and the quarantine cannot be enabled). With
+    /// PostgreSQL it only places the default spool directory.
     pub dir: Option<String>,
+    /// PostgreSQL: a libpq-style connection string or `postgresql://` URL (TLS, a unix
+    /// socket directory as `host`, several comma-separated hosts).
+    pub url: Option<String>,
+    /// PostgreSQL: connections kept open by each process. Every delivery thread and the
+    /// outbox share them; a caller waits (up to the connect timeout) for a free one.
+    #[serde(default = "defaults::pool_size")]
+    pub pool_size: usize,
+    /// PostgreSQL: seconds to establish a connection (and to wait for a free one).
+    #[serde(default = "defaults::connect_timeout_secs")]
+    pub connect_timeout_secs: u64,
+    /// PostgreSQL: seconds one statement may run before the server cancels it, so a
+    /// stuck database turns into an error (a 4xx) instead of a hanging delivery.
+    #[serde(default = "defaults::statement_timeout_secs")]
+    pub statement_timeout_secs: u64,
     /// How often the server deletes expired cache and rate rows (and refreshes the size
     /// gauges).
     #[serde(default = "defaults::expire_interval_secs")]
@@ -33,7 +64,12 @@ pub struct RawState {
 impl Default for RawState {
     fn default() -> Self {
         RawState {
+            backend: RawBackend::default(),
             dir: None,
+            url: None,
+            pool_size: defaults::pool_size(),
+            connect_timeout_secs: defaults::connect_timeout_secs(),
+            statement_timeout_secs: defaults::statement_timeout_secs(),
             expire_interval_secs: defaults::expire_interval_secs(),
             rate_retention_secs: defaults::rate_retention_secs(),
             memory_max_entries: defaults::memory_max_entries(),
@@ -42,6 +78,15 @@ impl Default for RawState {
 }
 
 mod defaults {
+    pub fn pool_size() -> usize {
+        16
+    }
+    pub fn connect_timeout_secs() -> u64 {
+        5
+    }
+    pub fn statement_timeout_secs() -> u64 {
+        10
+    }
     pub fn expire_interval_secs() -> u64 {
         300
     }
@@ -53,11 +98,78 @@ mod defaults {
     }
 }
 
+/// Validated `[state] backend = "postgres"` keys: plain values, turned into a pool by
+/// `delivery::build`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PostgresConfig {
+    /// The connection string as written (it may hold a password: never logged; see
+    /// [`PostgresConfig::redacted`]).
+    pub url: String,
+    /// Connections per process (at least 1).
+    pub pool_size: usize,
+    /// Connect (and pool wait) deadline.
+    pub connect_timeout: Duration,
+    /// Server-side `statement_timeout`.
+    pub statement_timeout: Duration,
+}
+
+impl std::fmt::Debug for PostgresConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresConfig")
+            .field("url", &self.redacted())
+            .field("pool_size", &self.pool_size)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("statement_timeout", &self.statement_timeout)
+            .finish()
+    }
+}
+
+impl PostgresConfig {
+    /// Where the store is, for logs and `state status`: hosts, ports and database, without
+    /// the password (the URL itself may carry one).
+    pub fn redacted(&self) -> String {
+        match tokio_postgres::Config::from_str(&self.url) {
+            Ok(c) => describe(&c),
+            Err(_) => "postgresql (unparsable url)".to_string(),
+        }
+    }
+}
+
+/// `host[:port],... / dbname` of a parsed connection string, without credentials.
+fn describe(c: &tokio_postgres::Config) -> String {
+    let hosts: Vec<String> = c
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let host = match h {
+                tokio_postgres::config::Host::Tcp(name) => name.clone(),
+                tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+            };
+            let port = c
+                .get_ports()
+                .get(i)
+                .or_else(|| c.get_ports().first())
+                .copied()
+                .unwrap_or(5432);
+            format!("{host}:{port}")
+        })
+        .collect();
+    format!(
+        "postgresql://{}/{}",
+        hosts.join(","),
+        c.get_dbname().unwrap_or("")
+    )
+}
+
 /// Validated `[state]`.
 #[derive(Debug, Clone)]
 pub struct StateConfig {
-    /// Absolute directory of the database; `None`: in memory only.
+    /// Absolute directory of the SQLite database (and the default spool); `None` with
+    /// SQLite: in memory only.
     pub dir: Option<PathBuf>,
+    /// `Some` when `backend = "postgres"`: the store is that server, not `dir`.
+    pub postgres: Option<PostgresConfig>,
     /// Period of the expiry pass (at least a second).
     pub expire_interval: Duration,
     /// Rate retention as configured (see [`RawState::rate_retention_secs`]).
@@ -66,15 +178,73 @@ pub struct StateConfig {
     pub memory_max_entries: usize,
 }
 
+impl StateConfig {
+    /// True when what is written survives a restart (SQLite in `dir`, or PostgreSQL): the
+    /// quarantine index and a queued redirect need it.
+    pub fn is_durable(&self) -> bool {
+        self.dir.is_some() || self.postgres.is_some()
+    }
+}
+
 impl RawState {
-    /// The validated section: `dir` resolved against the config file's directory.
-    pub(super) fn validate(self, base: &Path) -> StateConfig {
+    /// The validated section: `dir` resolved against the config file's directory; the
+    /// PostgreSQL keys checked (the URL parsed, no connection made).
+    pub(super) fn validate(self, base: &Path, problems: &mut Vec<String>) -> StateConfig {
+        let postgres = match self.backend {
+            // A url beside sqlite is ignored (an admin switching back keeps it written),
+            // but still checked, so a typo shows before the switch.
+            RawBackend::Sqlite => {
+                if let Some(url) = &self.url {
+                    if let Err(e) = tokio_postgres::Config::from_str(url) {
+                        problems.push(format!(
+                            "state.url: not a PostgreSQL connection string: {e}"
+                        ));
+                    }
+                }
+                None
+            }
+            RawBackend::Postgres => self.postgres(problems),
+        };
         StateConfig {
             dir: self.dir.as_deref().map(|d| resolve(base, d)),
+            postgres,
             expire_interval: Duration::from_secs(self.expire_interval_secs.max(1)),
             rate_retention: Duration::from_secs(self.rate_retention_secs),
             memory_max_entries: self.memory_max_entries,
         }
+    }
+
+    fn postgres(&self, problems: &mut Vec<String>) -> Option<PostgresConfig> {
+        let before = problems.len();
+        match &self.url {
+            None => problems.push("state.url: needed with backend = \"postgres\"".to_string()),
+            // The driver's own error names the part it refused; the URL (which may hold a
+            // password) is not repeated.
+            Some(url) => match tokio_postgres::Config::from_str(url) {
+                Ok(parsed) if parsed.get_hosts().is_empty() => problems.push(
+                    "state.url: names no host (give host=... or postgresql://HOST/...)".to_string(),
+                ),
+                Ok(_) => {}
+                Err(e) => problems.push(format!(
+                    "state.url: not a PostgreSQL connection string: {e}"
+                )),
+            },
+        }
+        for (key, value) in [
+            ("state.pool_size", self.pool_size as u64),
+            ("state.connect_timeout_secs", self.connect_timeout_secs),
+            ("state.statement_timeout_secs", self.statement_timeout_secs),
+        ] {
+            if value == 0 {
+                problems.push(format!("{key}: must be greater than 0"));
+            }
+        }
+        (problems.len() == before).then(|| PostgresConfig {
+            url: self.url.clone().unwrap_or_default(),
+            pool_size: self.pool_size,
+            connect_timeout: Duration::from_secs(self.connect_timeout_secs),
+            statement_timeout: Duration::from_secs(self.statement_timeout_secs),
+        })
     }
 }
 
@@ -89,5 +259,91 @@ impl super::Config {
             .max(self.abuse.network_interval)
             .max(self.abuse.contact_interval)
             .max(self.sieve.notify_min_interval)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> (StateConfig, Vec<String>) {
+        let raw: RawState = toml::from_str(text).expect("toml");
+        let mut problems = Vec::new();
+        let state = raw.validate(Path::new("/etc/sievegate"), &mut problems);
+        (state, problems)
+    }
+
+    #[test]
+    fn sqlite_is_the_default_and_postgres_needs_a_url() {
+        let (state, problems) = parse("dir = \"s\"\n");
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(state.dir, Some(PathBuf::from("/etc/sievegate/s")));
+        assert!(state.postgres.is_none() && state.is_durable());
+        assert!(!parse("").0.is_durable(), "memory only");
+
+        let (state, problems) = parse(
+            "backend = \"postgres\"\nurl = \"postgresql://u:pw@db1,db2:5433/sg?sslmode=require\"\n",
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        let pg = state.postgres.clone().expect("postgres");
+        assert!(state.is_durable());
+        assert_eq!(pg.pool_size, 16);
+        assert_eq!(pg.connect_timeout, Duration::from_secs(5));
+        assert_eq!(pg.statement_timeout, Duration::from_secs(10));
+        // The password never shows.
+        assert_eq!(pg.redacted(), "postgresql://db1:5432,db2:5433/sg");
+        assert!(!format!("{pg:?}").contains("pw"));
+
+        let (state, problems) = parse(
+            "backend = \"postgres\"\nurl = \"host=/run/postgresql dbname=sg\"\npool_size = 3\nconnect_timeout_secs = 2\nstatement_timeout_secs = 7\n",
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        let pg = state.postgres.expect("postgres");
+        assert_eq!(
+            (pg.pool_size, pg.connect_timeout, pg.statement_timeout),
+            (3, Duration::from_secs(2), Duration::from_secs(7))
+        );
+        assert_eq!(pg.redacted(), "postgresql:///run/postgresql:5432/sg");
+    }
+
+    #[test]
+    fn refused_values() {
+        for (text, want) in [
+            ("backend = \"postgres\"\n", "state.url: needed"),
+            (
+                "backend = \"postgres\"\nurl = \"postgresql://db/x?sslmode=bogus\"\n",
+                "state.url: not a PostgreSQL connection string",
+            ),
+            (
+                "backend = \"postgres\"\nurl = \"dbname=x\"\n",
+                "state.url: names no host",
+            ),
+            (
+                "backend = \"postgres\"\nurl = \"host=db\"\npool_size = 0\n",
+                "state.pool_size: must be greater than 0",
+            ),
+            (
+                "backend = \"postgres\"\nurl = \"host=db\"\nconnect_timeout_secs = 0\n",
+                "state.connect_timeout_secs: must be greater than 0",
+            ),
+            (
+                "backend = \"postgres\"\nurl = \"host=db\"\nstatement_timeout_secs = 0\n",
+                "state.statement_timeout_secs: must be greater than 0",
+            ),
+            // Beside sqlite the url is ignored but still checked.
+            (
+                "url = \"postgresql://db/x?sslmode=bogus\"\n",
+                "state.url: not a PostgreSQL connection string",
+            ),
+        ] {
+            let (state, problems) = parse(text);
+            assert!(
+                problems.iter().any(|p| p.contains(want)),
+                "{text}: {problems:?}"
+            );
+            assert!(state.postgres.is_none(), "{text}");
+        }
+        let err = toml::from_str::<RawState>("backend = \"mysql\"\n").expect_err("unknown");
+        assert!(err.to_string().contains("unknown variant"), "{err}");
     }
 }

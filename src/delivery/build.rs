@@ -2,9 +2,38 @@
 //! only here, configuration values become feature objects, so `config` imports no feature
 //! module and `scan` and `filter` import no `config`.
 
-use crate::config::{ScannerConfig, SieveConfig};
+use std::sync::Arc;
+
+use crate::config::{Config, PostgresConfig, ScannerConfig, SieveConfig};
 use crate::filter::{FilterConfig, VacationPeriods};
 use crate::scan::Scanner;
+use crate::state::{
+    MemoryState, PostgresOptions, PostgresState, SqliteState, StateError, StateStore,
+};
+
+/// The state store `[state]` describes: PostgreSQL with `backend = "postgres"` (the schema
+/// migrated, or checked again at first use when the server cannot be reached now), SQLite
+/// in `dir`, or memory without either.
+pub fn state(config: &Config) -> Result<Arc<dyn StateStore>, StateError> {
+    Ok(match (&config.state.postgres, &config.state.dir) {
+        (Some(pg), _) => Arc::new(PostgresState::open(&postgres_options(pg))?),
+        (None, Some(dir)) => Arc::new(SqliteState::open(dir)?),
+        (None, None) => Arc::new(MemoryState::bounded(
+            config.state.memory_max_entries,
+            config.rate_keep(),
+        )),
+    })
+}
+
+/// The driver's options from the validated `[state]` keys.
+pub fn postgres_options(pg: &PostgresConfig) -> PostgresOptions {
+    PostgresOptions {
+        url: pg.url.clone(),
+        pool_size: pg.pool_size,
+        connect_timeout: pg.connect_timeout,
+        statement_timeout: pg.statement_timeout,
+    }
+}
 
 /// The scanner `[scanner]` describes (address, timeout, prefixes, size limit, enabled,
 /// FILDES).

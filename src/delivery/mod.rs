@@ -45,7 +45,7 @@ use crate::quarantine::Quarantine;
 use crate::report::notice::Notifier;
 use crate::report::AbuseReporter;
 use crate::scan::Scanner;
-use crate::state::{MemoryState, SqliteState, StateError, StateStore};
+use crate::state::{MemoryState, StateError, StateStore};
 use crate::store::{StoreError, StoredMessage};
 use crate::users::Users;
 use budget::ParseBudget;
@@ -84,16 +84,10 @@ impl Services {
         Services::with_state(config, Arc::new(MemoryState::default()))
     }
 
-    /// Builds the services and opens the state store of `[state] dir` (SQLite), or an
-    /// in-memory one when the config has none.
+    /// Builds the services and opens the state store `[state]` names ([`build::state`]:
+    /// PostgreSQL, SQLite in `dir`, or memory).
     pub fn open(config: Config) -> Result<Self, StateError> {
-        let state: Arc<dyn StateStore> = match &config.state.dir {
-            Some(dir) => Arc::new(SqliteState::open(dir)?),
-            None => Arc::new(MemoryState::bounded(
-                config.state.memory_max_entries,
-                config.rate_keep(),
-            )),
-        };
+        let state = build::state(&config)?;
         Ok(Services::with_state(config, state))
     }
 

@@ -23,10 +23,24 @@
 //!    `[sieve] notify_min_interval_secs`.
 //! 3. **Duplicate ids and vacation records** ([`Plan::remember`]) are written.
 //!
+//! **A vacation reply at most once per sender and period, even across hosts.** The
+//! script's lookup ran before the delivery and cannot see a delivery of the same sender
+//! running at the same moment (on this host or another sharing the store). So before the
+//! reply is queued, its record is claimed with [`StateStore::remember_once`](crate::state::StateStore::remember_once) (one atomic
+//! insert-if-absent): only the delivery whose claim succeeds queues the reply; the others
+//! note "already answered". The rule when something fails is "never two replies, never
+//! lose the message": the message is already stored when the claim runs, so a claim that
+//! fails (store unreachable) sends no reply (logged), and a reply that cannot be queued
+//! after a successful claim is not sent this period (logged). Plain `duplicate` ids and
+//! `:last` refreshes are written with `cache_put` as before (they decide nothing after the
+//! delivery).
+//!
 //! A queued (or sent) redirect is remembered for a day per user, Message-ID and target (as
 //! Pigeonhole's redirect duplicate tracking, `CMD_REDIRECT_DUPLICATE_KEEP`), so when the
 //! MTA retries a delivery (a second redirect could not be queued), the first target does
-//! not get the message twice.
+//! not get the message twice. With a durable store the record is claimed atomically before
+//! the redirect is queued and released if it is not, so two deliveries of the same message
+//! at once (on two hosts) queue it once.
 //!
 //! Steps 2 and 3 run only when the delivery succeeded, so a deferred delivery that the MTA
 //! retries neither answers twice nor takes itself for a duplicate. The virus policy has
@@ -36,6 +50,7 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use super::{Deferral, RcptOutcome, Services};
+use crate::filter::memory::is_vacation_key;
 use crate::filter::{Action, Plan, SendKind, REDIRECTED_BY};
 use crate::mail::address::Recipient;
 use crate::outbound::redirect::SentNow;
@@ -141,12 +156,24 @@ pub fn send(
     });
     for (to, content) in redirects {
         let sent_key = sent_key(&user, message_id, to);
-        if already_sent(services, &user, message_id, to) {
-            notes.push(format!(
-                "redirect to <{to}> not sent again: already sent within a day"
-            ));
-            continue;
-        }
+        let claimed = match claim_redirect(services, sent_key.as_deref(), &user) {
+            Claim::AlreadySent => {
+                notes.push(format!(
+                    "redirect to <{to}> not sent again: already sent within a day"
+                ));
+                continue;
+            }
+            Claim::Claimed => true,
+            Claim::Unclaimed => false,
+        };
+        let release = || {
+            if let (true, Some(key)) = (claimed, &sent_key) {
+                // Expired at once: the MTA's retry (or another delivery) may send it.
+                if let Err(error) = services.state.cache_put(key, "1", SystemTime::now()) {
+                    tracing::warn!(%error, %user, "cannot release a redirect's record");
+                }
+            }
+        };
         let redirect = Redirect {
             from: mail_from,
             to,
@@ -169,6 +196,7 @@ pub fn send(
             }
             Handed::Refused(error) => Some(error),
             Handed::Failed(error) => {
+                release();
                 tracing::warn!(%user, %to, %error, "redirect failed");
                 notes.push(format!("redirect to <{to}> failed: {error}"));
                 redirect_failed = true;
@@ -176,6 +204,7 @@ pub fn send(
             }
         };
         match refused {
+            None if claimed => {}
             None => {
                 if let Some(key) = &sent_key {
                     let until = SystemTime::now() + REDIRECT_MEMORY;
@@ -185,6 +214,7 @@ pub fn send(
                 }
             }
             Some(error) => {
+                release();
                 outcome = keep_now(services, rcpt, &redirect, &error, outcome, notes);
             }
         }
@@ -194,10 +224,34 @@ pub fn send(
         return RcptOutcome::Deferred(Deferral::RedirectFailed);
     }
     let now = SystemTime::now();
+    // The first vacation record is the reply's claim (every delivery of the same message
+    // to the same user has the same records in the same order, so they race on the same
+    // key); the other records are written after the sends, as before.
+    let vacation_claim = plan
+        .remember
+        .iter()
+        .position(|r| is_vacation_key(&user, &r.key));
+    let reply_allowed = match vacation_claim.map(|i| &plan.remember[i]) {
+        None => true,
+        Some(record) => services
+            .state
+            .remember_once(&record.key, now + record.ttl, now)
+            .unwrap_or_else(|error| {
+                tracing::warn!(%error, %user, "vacation record cannot be claimed: no reply (never two)");
+                false
+            }),
+    };
     for action in &plan.actions {
         let Action::Send { kind, to, message } = action else {
             continue;
         };
+        if *kind == SendKind::Vacation && !reply_allowed {
+            notes.push(format!(
+                "vacation to {} not sent: already answered within the period (or the record cannot be written)",
+                to.join(", ")
+            ));
+            continue;
+        }
         if *kind == SendKind::Notify {
             let key = format!("sieve-notify:{}", user.to_ascii_lowercase());
             match services
@@ -232,11 +286,20 @@ pub fn send(
             }
         }
     }
-    for remember in &plan.remember {
-        if let Err(error) = services
-            .state
-            .cache_put(&remember.key, "1", now + remember.ttl)
-        {
+    for (i, remember) in plan.remember.iter().enumerate() {
+        let written = if Some(i) == vacation_claim {
+            continue;
+        } else if is_vacation_key(&user, &remember.key) {
+            services
+                .state
+                .remember_once(&remember.key, now + remember.ttl, now)
+                .map(|_| ())
+        } else {
+            services
+                .state
+                .cache_put(&remember.key, "1", now + remember.ttl)
+        };
+        if let Err(error) = written {
             tracing::warn!(%error, %user, "cannot remember duplicate/vacation id");
         }
     }
@@ -338,6 +401,49 @@ fn sent_key(user: &str, message_id: &str, to: &str) -> Option<String> {
             to.to_ascii_lowercase()
         )
     })
+}
+
+/// Whether a redirect may go out, and whether this delivery holds its record.
+enum Claim {
+    /// Sent within the last day (a retried delivery, or another host just now).
+    AlreadySent,
+    /// This delivery set the record: it stays if the redirect is queued or sent, and is
+    /// released (expired) if not.
+    Claimed,
+    /// Not claimed (no durable store, no Message-ID, or the store failed): the record is
+    /// written after the redirect went out, as a plain put.
+    Unclaimed,
+}
+
+/// With a durable (possibly shared) store, the redirect's record is claimed before the
+/// redirect is handed over ([`StateStore::remember_once`](crate::state::StateStore::remember_once)),
+/// so two deliveries of one message at once (an MTA retry on another host while the first
+/// still runs) redirect it once. A store that fails to answer lets the redirect go (as a
+/// failed lookup always did: a message is redirected once more rather than not at all).
+/// Without a durable store redirects are sent in the async stage ([`send_now`], which
+/// checks with [`already_sent`]), so the check-then-put of before stays.
+fn claim_redirect(services: &Services, key: Option<&str>, user: &str) -> Claim {
+    let Some(key) = key else {
+        return Claim::Unclaimed;
+    };
+    if !services.state.is_durable() {
+        return match services.state.cache_get(key, SystemTime::now()) {
+            Ok(Some(_)) => Claim::AlreadySent,
+            _ => Claim::Unclaimed,
+        };
+    }
+    let now = SystemTime::now();
+    match services
+        .state
+        .remember_once(key, now + REDIRECT_MEMORY, now)
+    {
+        Ok(true) => Claim::Claimed,
+        Ok(false) => Claim::AlreadySent,
+        Err(error) => {
+            tracing::warn!(%error, %user, "redirect record cannot be claimed: redirecting");
+            Claim::Unclaimed
+        }
+    }
 }
 
 /// True when this redirect went out within the last day (a retried delivery).

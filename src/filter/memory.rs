@@ -7,6 +7,12 @@
 //! succeeded ([`Plan::remember`](super::Plan), committed by `delivery::send`), so a
 //! delivery that is deferred and retried is not taken for a duplicate of itself (RFC 7352
 //! §3: the id is recorded when the script completes).
+//!
+//! The lookup is only a hint for the vacation reply: two deliveries at the same moment (two
+//! hosts sharing a PostgreSQL store) both see "not seen". What decides is the claim
+//! `delivery::send` makes with [`StateStore::remember_once`] after the delivery succeeded
+//! and before the reply is queued: one atomic insert-if-absent, so exactly one delivery
+//! per sender and period queues a reply ([`is_vacation_key`] finds the record to claim).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -77,6 +83,14 @@ pub fn key(user: &str, id: &str) -> String {
     format!("sieve-dup:{}:{id}", user.to_ascii_lowercase())
 }
 
+/// True when `key` (from [`key`]) is `user`'s record of a vacation response: the id after
+/// the user's prefix is a vacation id. The user is known, so an address holding `:` does
+/// not confuse the split.
+pub fn is_vacation_key(user: &str, key: &str) -> bool {
+    key.strip_prefix(&format!("sieve-dup:{}:", user.to_ascii_lowercase()))
+        .is_some_and(|id| is_vacation_id(id, false))
+}
+
 impl Memory {
     /// Looks `id` up for `user`; `expiry` is what the script asked for, in seconds.
     /// A store that fails answers "not seen" (logged): a message is then kept or answered
@@ -104,6 +118,18 @@ impl Memory {
 mod tests {
     use super::*;
     use crate::state::MemoryState;
+
+    #[test]
+    fn vacation_keys_are_told_apart_per_user() {
+        let user = "Alice@x.test";
+        assert!(is_vacation_key(user, &key(user, "_vbob@y.testaway")));
+        assert!(!is_vacation_key(user, &key(user, "<1@a>")));
+        assert!(!is_vacation_key("bob@x.test", &key(user, "_vbob@y.test")));
+        // An address with a colon: the split follows the known user.
+        let odd = "\"a:_v\"@x.test";
+        assert!(!is_vacation_key(odd, &key(odd, "<1@a>")));
+        assert!(is_vacation_key(odd, &key(odd, "_vz")));
+    }
 
     #[test]
     fn vacation_period_bounds() {

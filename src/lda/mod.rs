@@ -312,7 +312,7 @@ async fn flush_outbox(services: &Services) {
     }
     match tokio::time::timeout(SEND_TIMEOUT, services.outbox.send_due()).await {
         Ok(pass) if pass.retried > 0 => {
-            let kept = if services.config.state.dir.is_some() {
+            let kept = if services.config.state.is_durable() {
                 "kept in the state store for the next run"
             } else {
                 "lost: no [state] dir to keep it"

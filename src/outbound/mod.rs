@@ -118,12 +118,27 @@ pub enum OutboxError {
 }
 
 /// Knobs that the configuration file does not expose (tests shorten them).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OutboxOptions {
     /// Retry schedule.
     pub retry: RetryPolicy,
     /// Relay deadlines.
     pub timeouts: Timeouts,
+    /// How long a pass holds the rows it took ([`StateStore::queue_claim`]): no other
+    /// sender (another host sharing the store) takes them meanwhile; a sender that dies
+    /// mid-pass leaves them to be taken again once it runs out. Longer than a pass
+    /// normally lasts, so a slow relay does not get a message sent twice.
+    pub lease: Duration,
+}
+
+impl Default for OutboxOptions {
+    fn default() -> Self {
+        OutboxOptions {
+            retry: RetryPolicy::default(),
+            timeouts: Timeouts::default(),
+            lease: Duration::from_secs(15 * 60),
+        }
+    }
 }
 
 /// What one pass of the sender did.
@@ -319,8 +334,9 @@ impl Outbox {
     pub async fn send_due(&self) -> Pass {
         let mut pass = Pass::default();
         let batch = self.inner.options.retry.batch.max(1);
+        let lease = self.inner.options.lease;
         let due = match self
-            .blocking(move |state| state.queue_due(SystemTime::now(), batch))
+            .blocking(move |state| state.queue_claim(SystemTime::now(), batch, lease))
             .await
         {
             Ok(due) => due,

@@ -60,9 +60,9 @@ pub enum AdminError {
 /// [`Quarantine`], enabled or not, so an admin can still list and release after turning it
 /// off.
 pub fn open(config: &Config, state: &Arc<dyn StateStore>) -> Result<Quarantine, AdminError> {
-    if config.state.dir.is_none() {
+    if !config.state.is_durable() {
         return Err(AdminError::NotConfigured(format!(
-            "{}: state.dir is not set, so there is no quarantine index",
+            "{}: state.dir is not set (nor backend = \"postgres\"), so there is no quarantine index",
             config.path.display()
         )));
     }

@@ -6,6 +6,11 @@
 //! file, fsync, rename, fsync of the directory. The file comes first and the index entry
 //! second, so an index entry always has its file; a crash in between leaves at most an
 //! unindexed file, never a lost message (the MTA retries after the missing reply).
+//!
+//! A state store shared by several hosts (PostgreSQL) keeps the bytes itself
+//! ([`StateStore::holds_quarantine_messages`]): entry and message go in one transaction,
+//! no file is written, and every host lists, shows, releases and purges the same entries.
+//! There is nothing to sweep then (a file of one host would be missing on the others).
 
 pub mod admin;
 
@@ -160,6 +165,9 @@ impl Quarantine {
         if !valid_id(&entry.id) {
             return Err(QuarantineError::BadId(entry.id.clone()));
         }
+        if self.state.holds_quarantine_messages() {
+            return Ok(self.state.quarantine_insert_message(entry, message)?);
+        }
         let path = self.path(&entry.id);
         self.write_file(&entry.id, &path, message)?;
         if let Err(e) = self.state.quarantine_insert(entry) {
@@ -236,6 +244,12 @@ impl Quarantine {
     /// The original bytes of entry `id`.
     pub fn raw(&self, id: &str) -> Result<Vec<u8>, QuarantineError> {
         self.get(id)?;
+        if self.state.holds_quarantine_messages() {
+            return self
+                .state
+                .quarantine_message(id)?
+                .ok_or_else(|| QuarantineError::NotFound(id.to_string()));
+        }
         let path = self.path(id);
         fs::read(&path).map_err(|source| QuarantineError::File { path, source })
     }
@@ -248,6 +262,11 @@ impl Quarantine {
     }
 
     fn remove(&self, id: &str) -> Result<(), QuarantineError> {
+        if self.state.holds_quarantine_messages() {
+            // The message goes with its entry.
+            self.state.quarantine_delete(id)?;
+            return Ok(());
+        }
         let path = self.path(id);
         match fs::remove_file(&path) {
             Ok(()) => {}
@@ -300,6 +319,10 @@ impl Quarantine {
     /// yet). Like [`Quarantine::purge`], a failure is logged and counted, never a stop.
     pub fn sweep(&self, now: SystemTime, grace: Duration) -> Result<Swept, QuarantineError> {
         let mut swept = Swept::default();
+        if self.state.holds_quarantine_messages() {
+            // Entry and message are written and removed together: nothing can disagree.
+            return Ok(swept);
+        }
         let cutoff = now.checked_sub(grace).unwrap_or(std::time::UNIX_EPOCH);
         let dir = match fs::read_dir(&self.dir) {
             Ok(dir) => dir,

@@ -65,6 +65,8 @@ struct Inner {
     /// key → (last allowed event, suppressed since).
     rates: HashMap<String, (i64, u64)>,
     queue: BTreeMap<i64, QueuedMail>,
+    /// Queue id → end of its lease (microseconds), while a sender holds it.
+    leases: HashMap<i64, i64>,
     next_queue_id: i64,
 }
 
@@ -241,6 +243,25 @@ impl StateStore for MemoryState {
         Ok(())
     }
 
+    fn remember_once(
+        &self,
+        key: &str,
+        expires: SystemTime,
+        now: SystemTime,
+    ) -> Result<bool, StateError> {
+        let mut inner = self.lock();
+        inner.see(now);
+        let now = to_micros(now);
+        if inner.cache.get(key).is_some_and(|(_, e)| *e > now) {
+            return Ok(false);
+        }
+        inner
+            .cache
+            .insert(key.to_string(), ("1".to_string(), to_micros(expires)));
+        inner.bound();
+        Ok(true)
+    }
+
     fn rate_check(
         &self,
         key: &str,
@@ -357,8 +378,38 @@ impl StateStore for MemoryState {
         Ok(due.into_iter().take(limit).cloned().collect())
     }
 
+    fn queue_claim(
+        &self,
+        now: SystemTime,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<QueuedMail>, StateError> {
+        let mut inner = self.lock();
+        let now = to_micros(now);
+        let until = now.saturating_add(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX));
+        let mut due: Vec<(i64, i64)> = inner
+            .queue
+            .values()
+            .filter(|m| to_micros(m.next_attempt) <= now)
+            .filter(|m| inner.leases.get(&m.id).is_none_or(|end| *end <= now))
+            .map(|m| (to_micros(m.next_attempt), m.id))
+            .collect();
+        due.sort_unstable();
+        due.truncate(limit);
+        let mut claimed = Vec::with_capacity(due.len());
+        for (_, id) in due {
+            inner.leases.insert(id, until);
+            if let Some(mail) = inner.queue.get(&id) {
+                claimed.push(mail.clone());
+            }
+        }
+        Ok(claimed)
+    }
+
     fn queue_done(&self, id: i64) -> Result<(), StateError> {
-        self.lock().queue.remove(&id);
+        let mut inner = self.lock();
+        inner.queue.remove(&id);
+        inner.leases.remove(&id);
         Ok(())
     }
 
@@ -372,7 +423,9 @@ impl StateStore for MemoryState {
         next_attempt: SystemTime,
         error: &str,
     ) -> Result<(), StateError> {
-        if let Some(mail) = self.lock().queue.get_mut(&id) {
+        let mut inner = self.lock();
+        inner.leases.remove(&id);
+        if let Some(mail) = inner.queue.get_mut(&id) {
             mail.attempts += 1;
             mail.next_attempt = super::from_micros(to_micros(next_attempt));
             mail.last_error = Some(error.to_string());

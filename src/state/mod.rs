@@ -1,16 +1,21 @@
-//! The embedded state store: everything sievegate must remember across messages and
-//! restarts (the quarantine index, cached lookups, rate limits, the outbound retry queue),
-//! behind one small trait, [`StateStore`].
+//! The state store: everything sievegate must remember across messages and restarts (the
+//! quarantine index, cached lookups, rate limits, the outbound retry queue), behind one
+//! small trait, [`StateStore`].
 //!
 //! Callers use only the trait. [`SqliteState`] is the store of a single host (one file,
-//! `<[state] dir>/sievegate.db`, WAL mode so the server writes while the CLI reads); a
-//! later backend shared by several hosts implements the same trait, so all SQL stays in
-//! [`sqlite`]. [`MemoryState`] behaves the same without persistence, for tests of other
-//! modules and for a server without `[state] dir`.
+//! `<[state] dir>/sievegate.db`, WAL mode so the server writes while the CLI reads);
+//! [`PostgresState`] is the store several delivery hosts share (`[state] backend =
+//! "postgres"`): what two hosts must agree on (a vacation record, a rate row, an outbox
+//! lease) is decided atomically by the server. All SQL stays in [`sqlite`] and
+//! [`postgres`]. [`MemoryState`] behaves the same without persistence, for tests of other
+//! modules and for a server without `[state] dir`. One behaviour suite runs on all three.
 
 #[cfg(test)]
 mod lifetime_tests;
 mod memory;
+pub mod postgres;
+#[cfg(test)]
+mod postgres_tests;
 #[cfg(test)]
 mod queue_tests;
 pub mod sqlite;
@@ -19,7 +24,66 @@ mod tests;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// The private PostgreSQL of the tests (shared with the integration tests).
+#[cfg(test)]
+#[path = "../../tests/it/support/postgres.rs"]
+#[allow(dead_code)]
+pub(crate) mod pg_harness;
+
+/// A [`PostgresState`] on a new empty database of the test cluster (migrated).
+#[cfg(test)]
+pub(crate) fn test_postgres() -> PostgresState {
+    let (_, url) = pg_harness::fresh_database();
+    PostgresState::open(&test_options(url)).expect("open the test database")
+}
+
+/// Options for the test cluster's database at `url`.
+#[cfg(test)]
+pub(crate) fn test_options(url: String) -> PostgresOptions {
+    PostgresOptions {
+        url,
+        pool_size: 8,
+        connect_timeout: Duration::from_secs(5),
+        statement_timeout: Duration::from_secs(10),
+    }
+}
+
+/// One test per store for each behaviour: `name => |store: Arc<dyn StateStore>| ...`
+/// becomes `name::memory`, `name::sqlite` and `name::postgres` (a fresh database of the
+/// test cluster; no PostgreSQL fails the test, never skips it).
+#[cfg(test)]
+macro_rules! on_every_store {
+    ($($name:ident => $body:expr;)*) => {$(
+        mod $name {
+            use super::*;
+            #[test]
+            fn memory() {
+                let store: std::sync::Arc<dyn StateStore> =
+                    std::sync::Arc::new(crate::state::MemoryState::default());
+                ($body)(store)
+            }
+            #[test]
+            fn sqlite() {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let store: std::sync::Arc<dyn StateStore> = std::sync::Arc::new(
+                    crate::state::SqliteState::open(&dir.path().join("state")).expect("open"),
+                );
+                ($body)(store)
+            }
+            #[test]
+            fn postgres() {
+                let store: std::sync::Arc<dyn StateStore> =
+                    std::sync::Arc::new(crate::state::test_postgres());
+                ($body)(store)
+            }
+        }
+    )*};
+}
+#[cfg(test)]
+pub(crate) use on_every_store;
+
 pub use memory::MemoryState;
+pub use postgres::{PoolStatus, PostgresOptions, PostgresState};
 pub use sqlite::SqliteState;
 
 /// Why the state store could not do what was asked. The text names the store (path) and
@@ -44,12 +108,12 @@ pub enum StateError {
     },
     /// The database was written by a newer sievegate (its schema version is unknown here).
     #[error(
-        "state store {path}: schema version {found} is newer than this sievegate knows ({known})"
+        "state store {path}: schema version {found} is newer than this sievegate knows ({known}): a newer sievegate wrote it; upgrade this one (it must not write a schema it does not know)"
     )]
     SchemaTooNew {
-        /// The database file.
+        /// The database file or server.
         path: String,
-        /// Its `user_version`.
+        /// Its schema version (SQLite: `user_version`; PostgreSQL: `schema_version`).
         found: i64,
         /// The newest version this build creates.
         known: i64,
@@ -240,6 +304,17 @@ pub trait StateStore: Send + Sync {
     fn cache_get(&self, key: &str, now: SystemTime) -> Result<Option<String>, StateError>;
     /// Stores `value` under `key` until `expires` (replacing an older value).
     fn cache_put(&self, key: &str, value: &str, expires: SystemTime) -> Result<(), StateError>;
+    /// Sets `key` until `expires` only if it is absent or expired at `now`, in one atomic
+    /// step: true when this call set it. Of any number of callers racing on one key (on
+    /// any number of hosts sharing the store), exactly one gets true until it expires: the
+    /// vacation reply's "once per sender and period" rests on it (`delivery::send`). A key
+    /// already set keeps its expiry (a refresh is [`StateStore::cache_put`]).
+    fn remember_once(
+        &self,
+        key: &str,
+        expires: SystemTime,
+        now: SystemTime,
+    ) -> Result<bool, StateError>;
     /// Rate limit per key: allowed when the last allowed event for `key` is older than `min_interval` (or none).
     fn rate_check(
         &self,
@@ -276,13 +351,55 @@ pub trait StateStore: Send + Sync {
 
     /// Adds a mail to the outbound queue; returns its id.
     fn queue_push(&self, mail: &QueuedMail) -> Result<i64, StateError>;
-    /// Mails whose next_attempt <= now, oldest first, at most `limit`.
+    /// Mails whose next_attempt <= now, oldest first, at most `limit`: a look at the queue
+    /// that claims nothing (leased rows included).
     fn queue_due(&self, now: SystemTime, limit: usize) -> Result<Vec<QueuedMail>, StateError>;
+    /// Claims up to `limit` due mails for sending, oldest first: those whose next_attempt
+    /// <= now and whose lease (if any) ended by `now`; each gets a lease until `now +
+    /// lease`, during which no other claim returns it. The sender then ends the lease with
+    /// [`StateStore::queue_done`] or [`StateStore::queue_retry`]; a sender that dies
+    /// mid-send leaves the lease to run out, and the next claim (on any host) takes the row
+    /// again: at least once, never lost. Two claims at once never return the same row.
+    fn queue_claim(
+        &self,
+        now: SystemTime,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<QueuedMail>, StateError>;
     /// Removes a sent mail from the queue.
     fn queue_done(&self, id: i64) -> Result<(), StateError>;
-    /// Counts a failed attempt and schedules the next one.
+    /// Counts a failed attempt and schedules the next one (ending any lease).
     fn queue_retry(&self, id: i64, next_attempt: SystemTime, error: &str)
         -> Result<(), StateError>;
+
+    /// True when this store keeps the quarantined messages themselves, not only their
+    /// index (PostgreSQL: every host lists, shows and releases them); the quarantine then
+    /// writes no files and uses [`StateStore::quarantine_insert_message`] and
+    /// [`StateStore::quarantine_message`]. A store of one host (SQLite) leaves the bytes
+    /// to files beside it.
+    fn holds_quarantine_messages(&self) -> bool {
+        false
+    }
+    /// Adds a quarantine entry and its message (exactly these bytes) in one transaction:
+    /// both or neither. [`StateError::Duplicate`] when the id exists. Only for a store that
+    /// [holds messages](StateStore::holds_quarantine_messages).
+    fn quarantine_insert_message(
+        &self,
+        entry: &QuarantineEntry,
+        message: &[u8],
+    ) -> Result<(), StateError> {
+        let _ = (entry, message);
+        Err(StateError::Backend {
+            operation: "quarantine insert",
+            message: "this state store keeps no messages".to_string(),
+        })
+    }
+    /// The message of quarantine entry `id`, when this store holds messages and has it.
+    /// Removing the entry ([`StateStore::quarantine_delete`]) removes its message too.
+    fn quarantine_message(&self, id: &str) -> Result<Option<Vec<u8>>, StateError> {
+        let _ = id;
+        Ok(None)
+    }
 
     /// True when a committed write survives a restart (a file, a database server), so a
     /// queued row may stand in for a delivery (a redirect is answered once queued). The

@@ -68,22 +68,19 @@ fn redirect_rows(store: &dyn StateStore) {
     assert!(store.queue_due(t(1000), 10).expect("due").is_empty());
 }
 
-#[test]
-fn memory_redirect_rows() {
-    let store = MemoryState::default();
-    redirect_rows(&store);
-    assert!(
-        !store.is_durable(),
-        "a memory queue must not stand in for a delivery"
-    );
+super::on_every_store! {
+    redirect_rows_on => |store: std::sync::Arc<dyn StateStore>| redirect_rows(&*store);
 }
 
 #[test]
-fn sqlite_redirect_rows() {
+fn only_the_memory_store_is_not_durable() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = SqliteState::open(dir.path()).expect("open");
-    redirect_rows(&store);
-    assert!(store.is_durable());
+    assert!(
+        !MemoryState::default().is_durable(),
+        "a memory queue must not stand in for a delivery"
+    );
+    assert!(SqliteState::open(dir.path()).expect("open").is_durable());
+    assert!(super::test_postgres().is_durable());
 }
 
 #[test]
@@ -125,5 +122,5 @@ fn a_version_1_database_gains_the_redirect_columns() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .expect("version");
-    assert_eq!(version, 3);
+    assert_eq!(version, sqlite::KNOWN_SCHEMA);
 }

@@ -26,7 +26,7 @@ pub const DB_FILE: &str = "sievegate.db";
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The schema version this build creates; each step of [`MIGRATIONS`] raises it by one.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 /// `MIGRATIONS[n]` takes a database from version `n` to `n + 1`.
 pub(super) const MIGRATIONS: &[&str] = &[
@@ -101,7 +101,14 @@ CREATE INDEX rate_last_allowed ON rate (last_allowed);
 ALTER TABLE outbound_queue ADD COLUMN redirect_for TEXT;
 ALTER TABLE outbound_queue ADD COLUMN redirect_inbox_copy INTEGER NOT NULL DEFAULT 0;
 "#,
+    // 3 → 4: the sender leases the rows it sends (queue_claim); 0 = not leased.
+    r#"
+ALTER TABLE outbound_queue ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
+
+/// The schema version of this build (for `sievegate state status`).
+pub const KNOWN_SCHEMA: i64 = SCHEMA_VERSION;
 
 /// The SQLite store. One connection behind a mutex: each call is a short transaction, and
 /// SQLite serializes writers anyway.
@@ -165,6 +172,13 @@ impl SqliteState {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The schema version of the open file (after the migration at open: [`KNOWN_SCHEMA`]).
+    pub fn schema_version(&self) -> Result<i64, StateError> {
+        self.lock()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(backend("schema version"))
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -495,6 +509,28 @@ impl StateStore for SqliteState {
         Ok(())
     }
 
+    fn remember_once(
+        &self,
+        key: &str,
+        expires: SystemTime,
+        now: SystemTime,
+    ) -> Result<bool, StateError> {
+        let conn = self.lock();
+        // One statement: inserted, or an expired row taken over; a live row is left
+        // alone and returns nothing. SQLite's write lock makes it atomic across processes.
+        let set = conn
+            .query_row(
+                "INSERT INTO cache (key, value, expires) VALUES (?1, '1', ?2) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires = excluded.expires \
+                 WHERE cache.expires <= ?3 RETURNING 1",
+                params![key, to_micros(expires), to_micros(now)],
+                |_| Ok(()),
+            )
+            .optional()
+            .map_err(backend("remember once"))?;
+        Ok(set.is_some())
+    }
+
     fn rate_check(
         &self,
         key: &str,
@@ -709,6 +745,48 @@ impl StateStore for SqliteState {
             .map_err(backend("queue due"))
     }
 
+    fn queue_claim(
+        &self,
+        now: SystemTime,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<QueuedMail>, StateError> {
+        let mut conn = self.lock();
+        // IMMEDIATE: select and lease under the write lock, so two processes never claim
+        // the same row.
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend("queue claim"))?;
+        let now = to_micros(now);
+        let until = now.saturating_add(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX));
+        let claimed = {
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT id, kind, sender, recipients, message, attempts, next_attempt, last_error, \
+                     redirect_for, redirect_inbox_copy FROM outbound_queue \
+                     WHERE next_attempt <= ?1 AND lease_until <= ?1 ORDER BY next_attempt, id LIMIT ?2",
+                )
+                .map_err(backend("queue claim"))?;
+            let rows = stmt
+                .query_map(
+                    params![now, i64::try_from(limit).unwrap_or(i64::MAX)],
+                    queued_from_row,
+                )
+                .map_err(backend("queue claim"))?;
+            rows.collect::<Result<Vec<_>, _>>()
+                .map_err(backend("queue claim"))?
+        };
+        for mail in &claimed {
+            tx.execute(
+                "UPDATE outbound_queue SET lease_until = ?2 WHERE id = ?1",
+                params![mail.id, until],
+            )
+            .map_err(backend("queue claim"))?;
+        }
+        tx.commit().map_err(backend("queue claim"))?;
+        Ok(claimed)
+    }
+
     fn queue_done(&self, id: i64) -> Result<(), StateError> {
         let conn = self.lock();
         conn.execute("DELETE FROM outbound_queue WHERE id = ?1", [id])
@@ -724,8 +802,8 @@ impl StateStore for SqliteState {
     ) -> Result<(), StateError> {
         let conn = self.lock();
         conn.execute(
-            "UPDATE outbound_queue SET attempts = attempts + 1, next_attempt = ?2, last_error = ?3 \
-             WHERE id = ?1",
+            "UPDATE outbound_queue SET attempts = attempts + 1, next_attempt = ?2, last_error = ?3, \
+             lease_until = 0 WHERE id = ?1",
             params![id, to_micros(next_attempt), error],
         )
         .map_err(backend("queue retry"))?;

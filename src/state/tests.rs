@@ -1,6 +1,7 @@
 //! One behaviour table, run against every [`StateStore`] implementation, and the SQLite
 //! store's own properties (WAL readers, reopen, schema version).
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::*;
@@ -269,17 +270,90 @@ fn behaviour(store: &dyn StateStore) {
     store.queue_done(n1).expect("done");
     store.queue_done(n2).expect("done");
     assert!(store.queue_due(t(1000), 10).expect("due").is_empty());
+
+    claims(store);
+    remember_once(store);
 }
 
-#[test]
-fn memory_behaviour() {
-    behaviour(&MemoryState::default());
+/// `queue_claim`: a claimed row is not claimed again until its lease ends, or until the
+/// sender retries it (which ends the lease); `queue_due` only looks.
+fn claims(store: &dyn StateStore) {
+    let mail = |at: u64| QueuedMail {
+        id: 0,
+        kind: "vacation".into(),
+        from: String::new(),
+        to: vec!["x@y".into()],
+        message: b"Subject: x\r\n\r\nbody\r\n".to_vec(),
+        attempts: 0,
+        next_attempt: t(at),
+        last_error: None,
+        redirect: None,
+    };
+    let lease = Duration::from_secs(60);
+    let a = store.queue_push(&mail(100)).expect("push");
+    let b = store.queue_push(&mail(101)).expect("push");
+    let c = store.queue_push(&mail(500)).expect("push");
+    let ids = |m: Vec<QueuedMail>| m.iter().map(|m| m.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.queue_claim(t(200), 1, lease).expect("claim")),
+        [a]
+    );
+    assert_eq!(
+        ids(store.queue_claim(t(200), 10, lease).expect("claim")),
+        [b]
+    );
+    assert!(store
+        .queue_claim(t(259), 10, lease)
+        .expect("claim")
+        .is_empty());
+    // A look still shows them.
+    assert_eq!(ids(store.queue_due(t(259), 10).expect("due")), [a, b]);
+    // b's sender fails and retries it at 270: its lease ends with the retry.
+    store.queue_retry(b, t(270), "later").expect("retry");
+    // a's sender died: at the end of its lease a is claimed again (at least once).
+    assert_eq!(
+        ids(store.queue_claim(t(260), 10, lease).expect("claim")),
+        [a]
+    );
+    let again = store.queue_claim(t(270), 10, lease).expect("claim");
+    assert_eq!(ids(again.clone()), [b]);
+    assert_eq!(again[0].attempts, 1);
+    store.queue_done(a).expect("done");
+    store.queue_done(b).expect("done");
+    assert_eq!(
+        ids(store.queue_claim(t(9_999), 10, lease).expect("claim")),
+        [c]
+    );
+    store.queue_done(c).expect("done");
+    assert_eq!(store.sizes().expect("sizes").queue, 0);
 }
 
-#[test]
-fn sqlite_behaviour() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    behaviour(&SqliteState::open(&dir.path().join("state")).expect("open"));
+/// `remember_once`: set when absent or expired, never twice while live; it keeps its
+/// expiry; `cache_get` sees it.
+fn remember_once(store: &dyn StateStore) {
+    let key = "sieve-dup:alice@example.test:_vbob@example.net";
+    assert!(store.remember_once(key, t(100), t(0)).expect("once"));
+    assert!(!store.remember_once(key, t(500), t(1)).expect("once"));
+    assert_eq!(
+        store.cache_get(key, t(99)).expect("get").as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        store.cache_get(key, t(100)).expect("get"),
+        None,
+        "kept its expiry"
+    );
+    // Expired: taken over.
+    assert!(store.remember_once(key, t(300), t(100)).expect("once"));
+    assert!(!store.remember_once(key, t(900), t(299)).expect("once"));
+    // A value put by cache_put counts as set.
+    store.cache_put("k2", "v", t(50)).expect("put");
+    assert!(!store.remember_once("k2", t(60), t(10)).expect("once"));
+    assert!(store.remember_once("k2", t(60), t(50)).expect("once"));
+}
+
+super::on_every_store! {
+    behaviour_table => |store: Arc<dyn StateStore>| behaviour(&*store);
 }
 
 #[test]

@@ -36,6 +36,7 @@ mod sieve_hostile;
 mod sieve_send;
 mod sieve_store;
 mod sieve_tools;
+mod state_pg;
 mod store;
 mod support;
 mod systemd;

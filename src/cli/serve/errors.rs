@@ -83,6 +83,10 @@ pub fn server(e: &ServerError, who: &Identity) -> String {
 
 /// The state store cannot be opened: which directory or file refuses, and the fix.
 pub fn state(config: &Config, who: &Identity, e: &sievegate::state::StateError) -> String {
+    if let Some(pg) = &config.state.postgres {
+        // The database, not a directory (dir then only places the spool).
+        return format!("state.url ({}): {e}", pg.redacted());
+    }
     let Some(dir) = &config.state.dir else {
         return format!("{e}");
     };

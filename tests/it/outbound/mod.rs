@@ -56,6 +56,7 @@ fn fast() -> OutboxOptions {
             command: Duration::from_secs(5),
             transaction: Duration::from_secs(20),
         },
+        lease: Duration::from_secs(60),
     }
 }
 

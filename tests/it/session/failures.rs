@@ -192,6 +192,14 @@ mod panic_in {
         fn cache_put(&self, key: &str, value: &str, expires: SystemTime) -> Result<(), StateError> {
             self.inner.cache_put(key, value, expires)
         }
+        fn remember_once(
+            &self,
+            key: &str,
+            expires: SystemTime,
+            now: SystemTime,
+        ) -> Result<bool, StateError> {
+            self.inner.remember_once(key, expires, now)
+        }
         fn rate_check(
             &self,
             key: &str,
@@ -206,6 +214,14 @@ mod panic_in {
         }
         fn queue_due(&self, now: SystemTime, limit: usize) -> Result<Vec<QueuedMail>, StateError> {
             self.inner.queue_due(now, limit)
+        }
+        fn queue_claim(
+            &self,
+            now: SystemTime,
+            limit: usize,
+            lease: Duration,
+        ) -> Result<Vec<QueuedMail>, StateError> {
+            self.inner.queue_claim(now, limit, lease)
         }
         fn queue_done(&self, id: i64) -> Result<(), StateError> {
             self.inner.queue_done(id)

@@ -10,6 +10,7 @@ pub mod maildir_tree;
 pub mod memory;
 pub mod messages;
 pub mod postfix;
+pub mod postgres;
 pub mod rdap;
 pub mod smtp_sink;
 

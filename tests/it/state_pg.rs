@@ -1,0 +1,303 @@
+//! `[state] backend = "postgres"` through the real binary, against a private PostgreSQL:
+//! `state status` / `state migrate`, a schema newer than the binary refused at startup,
+//! the failure rule (the database down means 451 for a recipient whose delivery needs it, a
+//! quarantine write; the database back means 250 without a restart), the quarantined bytes
+//! shown from another process, and two processes on one database answering a sender once.
+
+use std::process::{Command, Output};
+
+use crate::quarantine::{cli, list, quarantine_options, send};
+use crate::support::binary::{bin, Running};
+use crate::support::clamd::Clamd;
+use crate::support::env::{Env, Options};
+use crate::support::messages::infected_message;
+use crate::support::postgres::{fresh_database, shared, Cluster};
+
+/// The `[state]` section of a store at `url`, with short timeouts.
+fn state_section(url: &str) -> String {
+    format!(
+        "[state]\nbackend = \"postgres\"\nurl = \"{url}\"\nconnect_timeout_secs = 2\nstatement_timeout_secs = 2\n"
+    )
+}
+
+/// A config with the quarantine on and its index in PostgreSQL at `url`.
+fn env_on(url: &str) -> Env {
+    let mut options: Options = quarantine_options(Clamd::shared());
+    options.extra_sections = vec![
+        "[quarantine]\nenabled = true\ndir = \"quarantine\"\n".to_string(),
+        state_section(url),
+    ];
+    Env::new(options)
+}
+
+fn state_cli(env: &Env, action: &str) -> Output {
+    Command::new(bin())
+        .args(["state", action, "-c"])
+        .arg(&env.config_path)
+        .output()
+        .expect("run sievegate state")
+}
+
+fn stdout(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn status_and_migrate_and_a_newer_schema_refused_at_startup() {
+    let (name, url) = fresh_database();
+    let env = env_on(&url);
+    let known = sievegate::state::postgres::KNOWN_SCHEMA;
+
+    let status = stdout(&state_cli(&env, "status"));
+    assert!(status.contains("backend: postgres"), "{status}");
+    assert!(
+        status.contains(&format!("schema: 0 (this sievegate: {known})")),
+        "{status}"
+    );
+    assert!(
+        status.contains("pending: run `sievegate state migrate`"),
+        "{status}"
+    );
+    assert!(!status.contains("password"), "{status}");
+
+    let migrated = stdout(&state_cli(&env, "migrate"));
+    assert!(
+        migrated.contains(&format!("migrated: from 0 to {known}")),
+        "{migrated}"
+    );
+    let status = stdout(&state_cli(&env, "status"));
+    assert!(
+        status.contains(&format!("schema: {known} (this sievegate: {known})")),
+        "{status}"
+    );
+    assert!(
+        status.contains("rows: cache 0 rate 0 queue 0 quarantine 0"),
+        "{status}"
+    );
+
+    // A newer sievegate migrated this database: this one refuses to start on it.
+    let newer = known + 1;
+    shared()
+        .psql(
+            &name,
+            &format!("INSERT INTO schema_version (version) VALUES ({newer})"),
+        )
+        .expect("a newer schema");
+    let out = Command::new(bin())
+        .args(["serve", "-c"])
+        .arg(&env.config_path)
+        .output()
+        .expect("run serve");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "schema version {newer} is newer than this sievegate knows ({known})"
+        )),
+        "{stderr}"
+    );
+    let refused = state_cli(&env, "status");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("is newer than this sievegate knows"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}
+
+#[test]
+fn database_down_is_451_and_back_is_250_without_a_restart() {
+    let cluster = Cluster::start().unwrap_or_else(|e| panic!("{e}"));
+    let url = cluster.create_database("sg").expect("createdb");
+    let env = env_on(&url);
+    cluster.stop();
+    // The server starts while the database is down (it cannot migrate yet).
+    let server = Running::start(&env.config_path);
+    let out = send(
+        &server,
+        "mallory@forged.example",
+        &["alice@example.test"],
+        &infected_message(),
+    );
+    assert!(out.contains("451 4."), "{out}");
+    assert!(!out.contains("250 2.0.0 <alice@example.test>"), "{out}");
+
+    cluster.resume().expect("database back");
+    let out = send(
+        &server,
+        "mallory@forged.example",
+        &["alice@example.test"],
+        &infected_message(),
+    );
+    assert!(out.contains("250 2.0.0 <alice@example.test>"), "{out}");
+    // The entry and its bytes are in the database: the CLI (another process) lists it and
+    // shows it byte for byte, and no file was written.
+    let entries = list(&env.config_path, &[]);
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let id = entries[0]["id"].as_str().expect("id").to_string();
+    let raw = cli(&env.config_path, &["show", &id, "--raw"]);
+    assert!(
+        raw.status.success(),
+        "{}",
+        String::from_utf8_lossy(&raw.stderr)
+    );
+    assert_eq!(
+        raw.stdout,
+        infected_message(),
+        "show --raw is byte for byte"
+    );
+    let files = std::fs::read_dir(env.dir.path().join("quarantine"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(files, 0, "no quarantine file with the bytes in PostgreSQL");
+    drop(server);
+}
+
+/// Two `sievegate serve` processes on one database at `url` (two hosts), relaying to
+/// `sink`, alice's personal script `script` on both.
+fn two_hosts(
+    url: &str,
+    sink: &crate::support::smtp_sink::SmtpSink,
+    script: &str,
+) -> [(Env, Running); 2] {
+    let host = || {
+        let mut options = Options::new(Clamd::shared().addr());
+        options.before = Some(vec![]);
+        options.mailbox_extra = vec!["user_concurrency_limit = 0".into()];
+        options.max_connections = 128;
+        options.extra_sections = vec![
+            state_section(url),
+            format!("[notify]\nrelay = \"{}\"", sink.addr()),
+        ];
+        let env = Env::new(options);
+        env.set_personal("alice", script);
+        let server = Running::start(&env.config_path);
+        (env, server)
+    };
+    [host(), host()]
+}
+
+/// Delivers `count` messages to alice at once, alternating between the two hosts;
+/// `message(i)` gives (envelope sender, message). Every reply must be 250.
+fn deliver_at_once(
+    hosts: &[(Env, Running); 2],
+    count: usize,
+    message: impl Fn(usize) -> (String, String),
+) {
+    let threads: Vec<_> = (0..count)
+        .map(|i| {
+            let addr = hosts[i % 2].1.addr;
+            let (sender, message) = message(i);
+            std::thread::spawn(move || {
+                let input = crate::support::messages::transaction_as(
+                    "",
+                    &sender,
+                    &["alice@example.test"],
+                    message.as_bytes(),
+                );
+                let mut stream = crate::support::binary::tcp(addr);
+                std::io::Write::write_all(&mut stream, &input).expect("write");
+                let mut out = Vec::new();
+                std::io::Read::read_to_end(&mut stream, &mut out).expect("read");
+                String::from_utf8_lossy(&out).into_owned()
+            })
+        })
+        .collect();
+    for t in threads {
+        let out = t.join().expect("client");
+        assert!(out.contains("250 2.0.0 <alice@example.test>"), "{out}");
+    }
+}
+
+/// The sorted envelope recipients of everything the sink received, once `want` messages
+/// came and a quiet moment passed (anything more would be a second copy).
+fn received(sink: &crate::support::smtp_sink::SmtpSink, want: usize) -> Vec<String> {
+    sink.wait_for(want, std::time::Duration::from_secs(60));
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let mut to: Vec<String> = sink
+        .transactions()
+        .iter()
+        .flat_map(|t| t.rcpt_to.clone())
+        .collect();
+    to.sort();
+    to
+}
+
+/// Two sievegate processes sharing one database (two hosts), one vacation user: 50
+/// deliveries from one sender at once, spread over both, give exactly one reply; 20
+/// senders, 20 replies. Every message is kept.
+#[test]
+fn fifty_deliveries_at_once_over_two_hosts_answer_once() {
+    let sink = crate::support::smtp_sink::SmtpSink::start();
+    let (_, url) = fresh_database();
+    let hosts = two_hosts(
+        &url,
+        &sink,
+        r#"require "vacation"; vacation :days 1 :subject "Away" "Back on Monday.";"#,
+    );
+    let (rounds, per_round) = (20, 50);
+    for round in 0..rounds {
+        deliver_at_once(&hosts, per_round, |i| {
+            let sender = format!("bob{round}@remote.example");
+            let message = format!(
+                "From: {sender}\r\nTo: alice@example.test\r\nSubject: hello\r\n\
+                 Message-ID: <{i}.{sender}>\r\n\r\nHello.\r\n"
+            );
+            (sender, message)
+        });
+    }
+    let kept = hosts[0].0.messages("alice", "").len() + hosts[1].0.messages("alice", "").len();
+    assert_eq!(kept, rounds * per_round, "every message kept");
+    let mut want: Vec<String> = (0..rounds)
+        .map(|r| format!("<bob{r}@remote.example>"))
+        .collect();
+    want.sort();
+    assert_eq!(received(&sink, rounds), want, "one reply per sender");
+}
+
+/// The same message (one Message-ID) delivered 50 times at once over two hosts to a user
+/// who redirects: the target gets it once (the redirect's record is claimed before it is
+/// queued), and every copy is kept.
+#[test]
+fn one_message_delivered_at_once_on_two_hosts_is_redirected_once() {
+    let sink = crate::support::smtp_sink::SmtpSink::start();
+    let (_, url) = fresh_database();
+    let hosts = two_hosts(
+        &url,
+        &sink,
+        r#"require "copy"; redirect :copy "carol@remote.example";"#,
+    );
+    deliver_at_once(&hosts, 50, |_| {
+        let message = "From: bob@remote.example\r\nTo: alice@example.test\r\n\
+                       Subject: hello\r\nMessage-ID: <same@remote.example>\r\n\r\nHello.\r\n";
+        ("bob@remote.example".to_string(), message.to_string())
+    });
+    let kept = hosts[0].0.messages("alice", "").len() + hosts[1].0.messages("alice", "").len();
+    assert_eq!(kept, 50, "every copy kept");
+    assert_eq!(received(&sink, 1), ["<carol@remote.example>"]);
+}
+
+/// `state status` on SQLite: the file, its schema (migrated as it opens) and rows.
+#[test]
+fn status_on_sqlite() {
+    let env = Env::new(quarantine_options(Clamd::shared()));
+    let status = stdout(&state_cli(&env, "status"));
+    let known = sievegate::state::sqlite::KNOWN_SCHEMA;
+    assert!(status.contains("backend: sqlite"), "{status}");
+    assert!(status.contains("sievegate.db"), "{status}");
+    assert!(
+        status.contains(&format!("schema: {known} (this sievegate: {known})")),
+        "{status}"
+    );
+    assert!(
+        status.contains("rows: cache 0 rate 0 queue 0 quarantine 0"),
+        "{status}"
+    );
+}
