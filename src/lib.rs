@@ -9,8 +9,9 @@
 //!
 //! - [`config`]: TOML file → validated [`config::Config`]: plain values, every problem
 //!   reported at once; one file per section (its raw keys, defaults and checks), `mod.rs`
-//!   runs them in order. It imports no feature module (only [`mail`]); [`delivery::build`]
-//!   turns its values into the scanner and the filter settings.
+//!   runs them in order. It imports no feature module (only [`mail`], and the bottom
+//!   layer's [`state::postgres::describe`] for a redacted `[state] url`);
+//!   [`delivery::build`] turns its values into the scanner and the filter settings.
 //! - [`server`]: TCP and unix listeners, the connection limit with slots reserved for
 //!   trusted peers, peer credentials on the unix socket, graceful shutdown.
 //! - [`reload`]: SIGHUP: the config read again into new services in [`reload::Current`],

@@ -129,37 +129,10 @@ impl PostgresConfig {
     /// the password (the URL itself may carry one).
     pub fn redacted(&self) -> String {
         match tokio_postgres::Config::from_str(&self.url) {
-            Ok(c) => describe(&c),
+            Ok(c) => crate::state::postgres::describe(&c),
             Err(_) => "postgresql (unparsable url)".to_string(),
         }
     }
-}
-
-/// `host[:port],... / dbname` of a parsed connection string, without credentials.
-fn describe(c: &tokio_postgres::Config) -> String {
-    let hosts: Vec<String> = c
-        .get_hosts()
-        .iter()
-        .enumerate()
-        .map(|(i, h)| {
-            let host = match h {
-                tokio_postgres::config::Host::Tcp(name) => name.clone(),
-                tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
-            };
-            let port = c
-                .get_ports()
-                .get(i)
-                .or_else(|| c.get_ports().first())
-                .copied()
-                .unwrap_or(5432);
-            format!("{host}:{port}")
-        })
-        .collect();
-    format!(
-        "postgresql://{}/{}",
-        hosts.join(","),
-        c.get_dbname().unwrap_or("")
-    )
 }
 
 /// Validated `[state]`.

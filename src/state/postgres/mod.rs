@@ -380,8 +380,9 @@ impl PostgresState {
     }
 }
 
-/// `postgresql://host:port,.../dbname` of a parsed connection string, without credentials.
-fn describe(c: &tokio_postgres::Config) -> String {
+/// `postgresql://host:port,.../dbname` of a parsed connection string, without credentials:
+/// what logs, errors and `state status` show (also `[state] url` redacted, in config).
+pub fn describe(c: &tokio_postgres::Config) -> String {
     let hosts: Vec<String> = c
         .get_hosts()
         .iter()
