@@ -112,24 +112,53 @@ fn status_and_migrate_and_a_newer_schema_refused_at_startup() {
     );
 }
 
+/// The MAIL gate covers the state store: started with the database down, the server
+/// answers MAIL with 451 4.3.0 (the probe found it unreachable); once the database is back
+/// the probe lifts the gate and infected mail is quarantined (250) without a restart. The
+/// metrics show the pool, the calls by kind and the failed ones.
 #[test]
-fn database_down_is_451_and_back_is_250_without_a_restart() {
+fn database_down_is_451_at_mail_and_back_is_250_without_a_restart() {
     let cluster = Cluster::start().unwrap_or_else(|e| panic!("{e}"));
     let url = cluster.create_database("sg").expect("createdb");
-    let env = env_on(&url);
+    let mut options: Options = quarantine_options(Clamd::shared());
+    options.extra_sections = vec![
+        "[quarantine]\nenabled = true\ndir = \"quarantine\"\n".to_string(),
+        state_section(&url),
+    ];
+    options
+        .server_extra
+        .push("metrics_listen = \"127.0.0.1:0\"".into());
+    let env = Env::new(options);
     cluster.stop();
     // The server starts while the database is down (it cannot migrate yet).
     let server = Running::start(&env.config_path);
+    let metrics = crate::metrics::metrics_addr(&server);
+    let logs = server.wait_for_log("state store does not answer yet");
+    assert!(logs.contains("state store does not answer yet"), "{logs}");
     let out = send(
         &server,
         "mallory@forged.example",
         &["alice@example.test"],
         &infected_message(),
     );
-    assert!(out.contains("451 4."), "{out}");
+    assert!(
+        out.contains("451 4.3.0 Temporary local problem, try again later"),
+        "{out}"
+    );
     assert!(!out.contains("250 2.0.0 <alice@example.test>"), "{out}");
+    let before = crate::metrics::scrape(metrics);
+    let failed = before
+        .get("sievegate_state_errors_total{kind=\"maintenance\"}")
+        .copied()
+        .unwrap_or(0.0);
+    assert!(failed >= 1.0, "the failed migration and probes: {before:?}");
 
     cluster.resume().expect("database back");
+    let logs = server.wait_for_log("state store answers again: accepting mail");
+    assert!(
+        logs.contains("state store answers again: accepting mail"),
+        "{logs}"
+    );
     let out = send(
         &server,
         "mallory@forged.example",
@@ -137,6 +166,21 @@ fn database_down_is_451_and_back_is_250_without_a_restart() {
         &infected_message(),
     );
     assert!(out.contains("250 2.0.0 <alice@example.test>"), "{out}");
+    let after = crate::metrics::scrape(metrics);
+    let quarantine_calls = after
+        .get("sievegate_state_call_duration_seconds_count{kind=\"quarantine\"}")
+        .copied()
+        .unwrap_or(0.0);
+    assert!(quarantine_calls >= 1.0, "{after:?}");
+    let open = after
+        .get("sievegate_state_pool{what=\"open\"}")
+        .copied()
+        .unwrap_or(0.0);
+    assert!(open >= 1.0, "a connection is open: {after:?}");
+    for what in ["idle", "waiting"] {
+        let key = format!("sievegate_state_pool{{what=\"{what}\"}}");
+        assert!(after.contains_key(&key), "{key}: {after:?}");
+    }
     // The entry and its bytes are in the database: the CLI (another process) lists it and
     // shows it byte for byte, and no file was written.
     let entries = list(&env.config_path, &[]);
