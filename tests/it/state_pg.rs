@@ -204,6 +204,163 @@ fn database_down_is_451_at_mail_and_back_is_250_without_a_restart() {
     drop(server);
 }
 
+/// How one delivery of the load was answered (the reply for the one recipient, or the
+/// first refusal before it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    Stored,
+    Deferred,
+    Refused,
+}
+
+/// PostgreSQL stopped in the middle of a load and started again: 8 connections deliver
+/// clean and infected mail (quarantine on) one after another, step by step like Postfix
+/// (no pipelining past a refused MAIL). Every message answered 250 is stored (a Maildir
+/// file, or a quarantine entry with its bytes in the database), every other one got a
+/// 4xx, none a 5xx; after the start the same process delivers both kinds again.
+#[test]
+fn database_stopped_mid_load_loses_nothing_and_recovers_without_a_restart() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let cluster = Cluster::start().unwrap_or_else(|e| panic!("{e}"));
+    let url = cluster.create_database("sg").expect("createdb");
+    let env = env_on(&url);
+    let server = Running::start(&env.config_path);
+    let logs = server.wait_for_log("state store answers");
+    assert!(logs.contains("state store answers"), "{logs}");
+
+    let done = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..8)
+        .map(|w| {
+            let done = Arc::clone(&done);
+            let addr = server.addr;
+            std::thread::spawn(move || {
+                let mut lmtp = crate::pigeonhole::lmtp::Lmtp::connect(addr);
+                let mut answers = Vec::new();
+                let mut n = 0;
+                while !done.load(Ordering::Relaxed) {
+                    n += 1;
+                    let id = format!("load.{w}.{n}@remote.example");
+                    let infected = n % 2 == 0;
+                    let mut message = format!(
+                        "From: bob@remote.example\r\nTo: alice@example.test\r\n\
+                         Subject: load\r\nMessage-ID: <{id}>\r\n\r\n"
+                    )
+                    .into_bytes();
+                    if infected {
+                        message.extend_from_slice(&crate::support::eicar());
+                        message.extend_from_slice(b"\r\n");
+                    } else {
+                        message.extend_from_slice(b"Hello.\r\n");
+                    }
+                    let reply = lmtp.deliver("bob@remote.example", "alice@example.test", &message);
+                    let answer = match reply.code.as_bytes().first() {
+                        Some(b'2') => Answer::Stored,
+                        Some(b'4') => Answer::Deferred,
+                        _ => Answer::Refused,
+                    };
+                    assert_ne!(answer, Answer::Refused, "{id}: {}", reply.text);
+                    if answer == Answer::Deferred {
+                        // Like an MTA: a new connection for the next try, not in a tight
+                        // loop (the session closes one that only earns refusals).
+                        lmtp.quit();
+                        std::thread::sleep(Duration::from_millis(50));
+                        lmtp = crate::pigeonhole::lmtp::Lmtp::connect(addr);
+                    }
+                    answers.push((id, infected, answer));
+                }
+                lmtp.quit();
+                answers
+            })
+        })
+        .collect();
+
+    std::thread::sleep(Duration::from_secs(2));
+    cluster.stop();
+    std::thread::sleep(Duration::from_secs(5));
+    cluster.resume().expect("database back");
+    let logs = server.wait_for_log("state store answers again: accepting mail");
+    assert!(
+        logs.contains("state store answers again: accepting mail"),
+        "{logs}"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    done.store(true, Ordering::Relaxed);
+    let answers: Vec<(String, bool, Answer)> = workers
+        .into_iter()
+        .flat_map(|w| w.join().expect("worker"))
+        .collect();
+
+    let stored: std::collections::HashSet<String> = env
+        .messages("alice", "")
+        .iter()
+        .filter_map(|(_, bytes)| {
+            let text = String::from_utf8_lossy(bytes);
+            let id = text.split("Message-ID: <").nth(1)?.split('>').next()?;
+            Some(id.to_string())
+        })
+        .collect();
+    let quarantined: std::collections::HashSet<String> = list(&env.config_path, &[])
+        .iter()
+        .filter_map(|e| e["message_id"].as_str())
+        .map(|id| id.trim_matches(|c| c == '<' || c == '>').to_string())
+        .collect();
+    let count = |infected: bool, answer: Answer| {
+        answers
+            .iter()
+            .filter(|(_, i, a)| *i == infected && *a == answer)
+            .count()
+    };
+    for (id, infected, answer) in &answers {
+        let kept = if *infected {
+            quarantined.contains(id)
+        } else {
+            stored.contains(id)
+        };
+        match answer {
+            Answer::Stored => assert!(kept, "{id} was answered 250 but is not stored"),
+            // A deferred message may not be kept twice over: at most its retry stores it.
+            Answer::Deferred => {}
+            Answer::Refused => unreachable!(),
+        }
+    }
+    eprintln!(
+        "mid-load: clean 250 {} / 4xx {}, infected 250 {} / 4xx {}",
+        count(false, Answer::Stored),
+        count(false, Answer::Deferred),
+        count(true, Answer::Stored),
+        count(true, Answer::Deferred),
+    );
+    assert!(
+        count(true, Answer::Deferred) > 0,
+        "the outage was seen: {answers:?}"
+    );
+    assert!(count(true, Answer::Stored) > 0 && count(false, Answer::Stored) > 0);
+
+    // The same process, no restart: both kinds delivered again.
+    let mut lmtp = crate::pigeonhole::lmtp::Lmtp::connect(server.addr);
+    for (n, body) in [
+        (0, b"Hello.\r\n".to_vec()),
+        (1, [crate::support::eicar(), b"\r\n".to_vec()].concat()),
+    ] {
+        let message = [
+            format!(
+                "From: bob@remote.example\r\nTo: alice@example.test\r\nSubject: after\r\n\
+                 Message-ID: <after.{n}@remote.example>\r\n\r\n"
+            )
+            .into_bytes(),
+            body,
+        ]
+        .concat();
+        let reply = lmtp.deliver("bob@remote.example", "alice@example.test", &message);
+        assert_eq!(reply.code, "250", "{}", reply.text);
+    }
+    lmtp.quit();
+    drop(server);
+}
+
 /// Two `sievegate serve` processes on one database at `url` (two hosts), relaying to
 /// `sink`, alice's personal script `script` on both.
 fn two_hosts(
