@@ -20,14 +20,34 @@ fn state_section(url: &str) -> String {
     )
 }
 
-/// A config with the quarantine on and its index in PostgreSQL at `url`.
+/// A config with the quarantine on, its index and messages in PostgreSQL at `url`, and no
+/// `[quarantine] dir` (PostgreSQL holds the messages, so none is needed).
 fn env_on(url: &str) -> Env {
     let mut options: Options = quarantine_options(Clamd::shared());
     options.extra_sections = vec![
-        "[quarantine]\nenabled = true\ndir = \"quarantine\"\n".to_string(),
+        "[quarantine]\nenabled = true\n".to_string(),
         state_section(url),
     ];
     Env::new(options)
+}
+
+/// With PostgreSQL, `[quarantine] dir` may be left out: check-config accepts the file.
+#[test]
+fn the_quarantine_needs_no_dir_with_postgres() {
+    let (_, url) = fresh_database();
+    let env = env_on(&url);
+    let out = Command::new(bin())
+        .args(["check-config", "-c"])
+        .arg(&env.config_path)
+        .output()
+        .expect("run check-config");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(!text.contains("quarantine.dir"), "{text}");
 }
 
 fn state_cli(env: &Env, action: &str) -> Output {
@@ -214,7 +234,7 @@ enum Answer {
 }
 
 /// PostgreSQL stopped in the middle of a load and started again: 8 connections deliver
-/// clean and infected mail (quarantine on) one after another, step by step like Postfix
+/// clean and infected mail (quarantine on, no `[quarantine] dir`) one after another, step by step like Postfix
 /// (no pipelining past a refused MAIL). Every message answered 250 is stored (a Maildir
 /// file, or a quarantine entry with its bytes in the database), every other one got a
 /// 4xx, none a 5xx; after the start the same process delivers both kinds again.
