@@ -43,7 +43,11 @@
 //! at once (on two hosts) queue it once.
 //!
 //! Steps 2 and 3 run only when the delivery succeeded, so a deferred delivery that the MTA
-//! retries neither answers twice nor takes itself for a duplicate. The virus policy has
+//! retries neither answers twice nor takes itself for a duplicate. Then, whatever the
+//! outcome, the `duplicate` claims the plan holds ([`Plan::claims`]) are released: after
+//! step 3 wrote the records, so a delivery of the same message waiting on a claim finds
+//! the record ("seen") or, when this one failed, takes the claim ("not seen");
+//! see [`crate::filter::memory`]. The virus policy has
 //! already removed every one of these for infected mail ([`Plan::enforce_virus_policy`]).
 
 use std::collections::HashMap;
@@ -117,8 +121,34 @@ const REDIRECT_MEMORY: Duration = Duration::from_secs(86_400);
 /// `hand` gives each redirect to the outbox: [`queue`] on the blocking stage, or the
 /// answers [`send_now`] got (looked up by target). Blocking (state store writes, a failure
 /// keep's store): runs on a blocking thread, never waits on a peer.
+///
+/// Last, whatever the outcome, the plan's `duplicate` claims are released (after the
+/// records were written, when it succeeded): see [`crate::filter::memory`].
 #[allow(clippy::too_many_arguments)] // two call sites; a struct would only rename them
 pub fn send(
+    services: &Services,
+    mail_from: &str,
+    message_id: &str,
+    rcpt: &Recipient,
+    plan: &Plan,
+    message: (&[u8], &[u8]),
+    outcome: RcptOutcome,
+    notes: &mut Vec<String>,
+    hand: &mut dyn FnMut(&Redirect<'_>) -> Handed,
+) -> RcptOutcome {
+    let outcome = send_and_remember(
+        services, mail_from, message_id, rcpt, plan, message, outcome, notes, hand,
+    );
+    let user = rcpt.user();
+    for claim in &plan.claims {
+        crate::filter::memory::release(services.state.as_ref(), claim, &user);
+    }
+    outcome
+}
+
+/// [`send`] before the claims are released.
+#[allow(clippy::too_many_arguments)]
+fn send_and_remember(
     services: &Services,
     mail_from: &str,
     message_id: &str,

@@ -505,6 +505,32 @@ fn one_message_delivered_at_once_on_two_hosts_is_redirected_once() {
     assert_eq!(received(&sink, 1), ["<carol@remote.example>"]);
 }
 
+/// RFC 7352 `duplicate` across hosts: the same message (one Message-ID) delivered 50 times
+/// at once over two hosts to a user whose script discards duplicates: exactly one copy is
+/// stored, and every delivery is answered 250 (the others wait on the first's claim and
+/// then see its record).
+#[test]
+fn one_message_delivered_at_once_on_two_hosts_is_kept_once_with_duplicate() {
+    let sink = crate::support::smtp_sink::SmtpSink::start();
+    let (_, url) = fresh_database();
+    let hosts = two_hosts(
+        &url,
+        &sink,
+        r#"require "duplicate"; if duplicate { discard; stop; }"#,
+    );
+    for round in 0..3 {
+        deliver_at_once(&hosts, 50, |_| {
+            let message = format!(
+                "From: bob@remote.example\r\nTo: alice@example.test\r\n\
+                 Subject: hello\r\nMessage-ID: <dup.{round}@remote.example>\r\n\r\nHello.\r\n"
+            );
+            ("bob@remote.example".to_string(), message)
+        });
+    }
+    let kept = hosts[0].0.messages("alice", "").len() + hosts[1].0.messages("alice", "").len();
+    assert_eq!(kept, 3, "one copy per message over 150 deliveries");
+}
+
 /// `state status` on SQLite: the file, its schema (migrated as it opens) and rows.
 #[test]
 fn status_on_sqlite() {
