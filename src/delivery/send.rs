@@ -557,3 +557,73 @@ fn keep_now(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::filter::memory::{claim_key, key};
+    use crate::filter::Remember;
+    use crate::state::{MemoryState, StateStore};
+
+    /// The `duplicate` claim a plan holds is released whatever the delivery's outcome: a
+    /// deferred delivery leaves no record (its retry is not a duplicate) and frees the claim
+    /// at once; a discarded (successful) one writes the record before releasing.
+    #[test]
+    fn claims_are_released_after_any_outcome_records_only_after_success() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let toml = "[server]\nlisten = [\"127.0.0.1:0\"]\nhostname = \"mx.example.test\"\n\
+                    [scanner]\nclamd = \"unix:/nonexistent/clamd.sock\"\n\
+                    [mailbox]\ndomains = [\"example.test\"]\nmaildir = \"vmail/%d/%n/Maildir\"\n";
+        let config = Config::from_toml(toml, &dir.path().join("sievegate.toml")).expect("config");
+        let state: Arc<dyn StateStore> = Arc::new(MemoryState::default());
+        let services = Services::with_state(config, Arc::clone(&state));
+        let rcpt = Recipient::resolve("alice@example.test", &["example.test".into()], "+")
+            .expect("recipient");
+        let user = rcpt.user();
+        for (outcome, recorded) in [
+            (RcptOutcome::Deferred(Deferral::Internal), false),
+            (RcptOutcome::Discarded, true),
+        ] {
+            let record = key(&user, &format!("<{recorded}@x>"));
+            let claim = claim_key(&record);
+            let now = SystemTime::now();
+            assert!(state
+                .remember_once(&claim, now + Duration::from_secs(120), now)
+                .expect("claim"));
+            let plan = Plan {
+                remember: vec![Remember {
+                    key: record.clone(),
+                    ttl: Duration::from_secs(3600),
+                }],
+                claims: vec![claim.clone()],
+                ..Plan::default()
+            };
+            let mut notes = Vec::new();
+            let _ = send(
+                &services,
+                "bob@remote.example",
+                "<1@x>",
+                &rcpt,
+                &plan,
+                (b"", b"Subject: x\r\n\r\nx\r\n"),
+                outcome,
+                &mut notes,
+                &mut |_| unreachable!("no redirect"),
+            );
+            let later = SystemTime::now() + Duration::from_millis(1);
+            assert_eq!(
+                state.cache_get(&record, later).expect("get").is_some(),
+                recorded
+            );
+            assert!(
+                state
+                    .remember_once(&claim, later + Duration::from_secs(120), later)
+                    .expect("claim again"),
+                "released"
+            );
+        }
+    }
+}
