@@ -5,7 +5,7 @@
 //! # Layout
 //! One delivery reads top to bottom through these modules. A module imports only from the
 //! layers below it: cli → server → lmtp, lda, reload → delivery → filter, quarantine,
-//! report → outbound, scan → users, spool → config, store → mail, metrics, state.
+//! report → outbound, scan → users, spool → config, store → mail, metrics, health, state.
 //!
 //! - [`config`]: TOML file → validated [`config::Config`]: plain values, every problem
 //!   reported at once; one file per section (its raw keys, defaults and checks), `mod.rs`
@@ -19,10 +19,13 @@
 //! - [`metrics`]: Prometheus counters and histograms updated at the pipeline, session and
 //!   server seams with plain values (an outcome's label, a virus name), served by a tiny
 //!   HTTP/1.0 responder on `[server] metrics_listen`; imports nothing of ours.
+//! - [`health`]: a peer's up/down flag (set by its calls and a probe, logged once per
+//!   transition) that gates MAIL; imports nothing of ours.
 //! - [`logging`]: the log writer from `[log]` (text or JSON lines, the level).
 //! - [`lmtp`]: the session state machine (generic over the stream), one file per verb;
 //!   [`lmtp::reply`] owns every reply text the client sees; outcomes become replies there.
-//!   MAIL is refused while clamd is down ([`scan::health`]); RCPT counts deliveries per
+//!   MAIL is refused while clamd is down ([`scan::health`]) or while the state store a
+//!   delivery needs is unreachable ([`health`]); RCPT counts deliveries per
 //!   user ([`delivery::UserLimit`], `user_concurrency_limit`).
 //! - [`users`]: which recipients exist (`[mailbox] users_file`, Dovecot passwd-file), their `%h`.
 //! - [`scan`]: clamd client (FILDES on a unix socket, INSTREAM otherwise), its reply parser,
@@ -93,6 +96,7 @@
 pub mod config;
 pub mod delivery;
 pub mod filter;
+pub mod health;
 pub mod lda;
 pub mod lmtp;
 pub mod logging;

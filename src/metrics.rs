@@ -88,7 +88,26 @@ struct Metrics {
     state_rows: Family<Label, Gauge>,
     /// Cache and rate rows deleted by the periodic expiry.
     state_expired: Family<Label, Counter>,
+    /// PostgreSQL pool usage (`what`: [`POOL_GAUGES`]); no series with SQLite.
+    state_pool: Family<Label, Gauge>,
+    /// PostgreSQL call latency by `kind` ([`STATE_CALL_KINDS`]).
+    state_call_seconds: Family<Label, Histogram>,
+    /// PostgreSQL calls that failed, by `kind`.
+    state_errors: Family<Label, Counter>,
 }
+
+/// State-store call time buckets, in seconds: one indexed statement on a near server, up
+/// to the client-side deadline (connect timeout + twice the statement timeout).
+const STATE_CALL_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 30.0,
+];
+
+/// Every value of the `kind` label of the state-store call metrics: what the call was for.
+/// A fixed set (the store maps each of its operations to one), so the series stay few.
+pub const STATE_CALL_KINDS: [&str; 5] = ["cache", "rate", "queue", "quarantine", "maintenance"];
+
+/// Every value of the `what` label of `sievegate_state_pool`.
+pub const POOL_GAUGES: [&str; 3] = ["open", "idle", "waiting"];
 
 /// Every value of the `table` label of `sievegate_state_rows`.
 pub const STATE_TABLES: [&str; 4] = ["cache", "rate", "outbox", "quarantine"];
@@ -114,6 +133,9 @@ impl Metrics {
             dir_syncs: Family::default(),
             state_rows: Family::default(),
             state_expired: Family::default(),
+            state_pool: Family::default(),
+            state_call_seconds: Family::new_with_constructor(|| Histogram::new(STATE_CALL_BUCKETS)),
+            state_errors: Family::default(),
         };
         for table in STATE_TABLES {
             let _ = m.state_rows.get_or_create(&[("table", table.to_string())]);
@@ -209,6 +231,21 @@ impl Metrics {
             "Cache and rate rows deleted by the periodic expiry, by table",
             m.state_expired.clone(),
         );
+        registry.register(
+            "sievegate_state_pool",
+            "PostgreSQL state store: connections open, of those idle, and calls waiting for one (no series with SQLite)",
+            m.state_pool.clone(),
+        );
+        registry.register(
+            "sievegate_state_call_duration_seconds",
+            "PostgreSQL state store: time of each call (waiting for a connection included), by kind",
+            m.state_call_seconds.clone(),
+        );
+        registry.register(
+            "sievegate_state_errors",
+            "PostgreSQL state store: calls that failed (unreachable, timed out, or refused by the server), by kind",
+            m.state_errors.clone(),
+        );
         Metrics { registry, ..m }
     }
 }
@@ -220,6 +257,36 @@ pub fn state_sizes(cache: u64, rate: u64, outbox: u64, quarantine: u64) {
             .state_rows
             .get_or_create(&[("table", table.to_string())]);
         gauge.set(i64::try_from(rows).unwrap_or(i64::MAX));
+    }
+}
+
+/// Sets the PostgreSQL pool gauges: connections open, of those idle, and calls waiting.
+/// The first call creates the series, so a SQLite server shows none.
+pub fn state_pool(open: usize, idle: usize, waiting: usize) {
+    for (what, n) in POOL_GAUGES.iter().zip([open, idle, waiting]) {
+        METRICS
+            .state_pool
+            .get_or_create(&[("what", what.to_string())])
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+}
+
+/// Records one PostgreSQL call of `kind` (one of [`STATE_CALL_KINDS`]; anything else is
+/// counted as `maintenance`, so the label set stays fixed): its time, and a failure.
+pub fn state_call(kind: &str, ok: bool, elapsed: Duration) {
+    let kind = if STATE_CALL_KINDS.contains(&kind) {
+        kind
+    } else {
+        "maintenance"
+    };
+    let label = [("kind", kind.to_string())];
+    METRICS
+        .state_call_seconds
+        .get_or_create(&label)
+        .observe(elapsed.as_secs_f64());
+    let errors = METRICS.state_errors.get_or_create(&label);
+    if !ok {
+        errors.inc();
     }
 }
 

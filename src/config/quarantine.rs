@@ -15,7 +15,8 @@ pub struct RawQuarantine {
     /// Keep a copy of every message whose virustest reaches `min_virustest`.
     #[serde(default)]
     pub enabled: bool,
-    /// Where the copies go, one `<id>.eml` file each; required when enabled.
+    /// Where the copies go, one `<id>.eml` file each; required when enabled, unless the
+    /// state store holds the messages itself (PostgreSQL), where it is unused.
     pub dir: Option<String>,
     /// The lowest virustest quarantined: 4 also keeps heuristic hits (the false positives
     /// an admin wants back), 5 only named viruses.
@@ -41,7 +42,8 @@ impl Default for RawQuarantine {
 #[derive(Debug, Clone)]
 pub struct QuarantineConfig {
     pub enabled: bool,
-    /// Absolute; meaningful only when `enabled`.
+    /// Absolute; meaningful only when `enabled` with a SQLite store. Empty when unset,
+    /// which only a PostgreSQL store allows (it keeps the messages in the database).
     pub dir: PathBuf,
     /// 4 or 5.
     pub min_virustest: u8,
@@ -50,7 +52,9 @@ pub struct QuarantineConfig {
 }
 
 impl RawQuarantine {
-    /// Checks `[quarantine]`; enabled, it needs `[state] dir`, where its index lives.
+    /// Checks `[quarantine]`; enabled, it needs a durable state store (its index), and a
+    /// `dir` for the message files unless that store is PostgreSQL, which holds the
+    /// messages too (one transaction with the entry, readable from every host).
     pub(super) fn validate(
         self,
         base: &Path,
@@ -59,8 +63,11 @@ impl RawQuarantine {
     ) -> QuarantineConfig {
         let q = self;
         let quarantine_dir = q.dir.as_deref().map(|d| resolve(base, d));
-        if q.enabled && quarantine_dir.is_none() {
-            problems.push("quarantine.dir: needed when quarantine.enabled = true".to_string());
+        if q.enabled && quarantine_dir.is_none() && state.postgres.is_none() {
+            problems.push(
+                "quarantine.dir: needed when quarantine.enabled = true (unless [state] backend = \"postgres\", which keeps the messages)"
+                    .to_string(),
+            );
         }
         // Below 4 the message is not infected (RFC 5235: 1 clean, 2-3 unused by clamd):
         // quarantining clean mail would fill the quarantine with delivered messages.

@@ -43,7 +43,11 @@
 //! at once (on two hosts) queue it once.
 //!
 //! Steps 2 and 3 run only when the delivery succeeded, so a deferred delivery that the MTA
-//! retries neither answers twice nor takes itself for a duplicate. The virus policy has
+//! retries neither answers twice nor takes itself for a duplicate. Then, whatever the
+//! outcome, the `duplicate` claims the plan holds ([`Plan::claims`]) are released: after
+//! step 3 wrote the records, so a delivery of the same message waiting on a claim finds
+//! the record ("seen") or, when this one failed, takes the claim ("not seen");
+//! see [`crate::filter::memory`]. The virus policy has
 //! already removed every one of these for infected mail ([`Plan::enforce_virus_policy`]).
 
 use std::collections::HashMap;
@@ -117,8 +121,34 @@ const REDIRECT_MEMORY: Duration = Duration::from_secs(86_400);
 /// `hand` gives each redirect to the outbox: [`queue`] on the blocking stage, or the
 /// answers [`send_now`] got (looked up by target). Blocking (state store writes, a failure
 /// keep's store): runs on a blocking thread, never waits on a peer.
+///
+/// Last, whatever the outcome, the plan's `duplicate` claims are released (after the
+/// records were written, when it succeeded): see [`crate::filter::memory`].
 #[allow(clippy::too_many_arguments)] // two call sites; a struct would only rename them
 pub fn send(
+    services: &Services,
+    mail_from: &str,
+    message_id: &str,
+    rcpt: &Recipient,
+    plan: &Plan,
+    message: (&[u8], &[u8]),
+    outcome: RcptOutcome,
+    notes: &mut Vec<String>,
+    hand: &mut dyn FnMut(&Redirect<'_>) -> Handed,
+) -> RcptOutcome {
+    let outcome = send_and_remember(
+        services, mail_from, message_id, rcpt, plan, message, outcome, notes, hand,
+    );
+    let user = rcpt.user();
+    for claim in &plan.claims {
+        crate::filter::memory::release(services.state.as_ref(), claim, &user);
+    }
+    outcome
+}
+
+/// [`send`] before the claims are released.
+#[allow(clippy::too_many_arguments)]
+fn send_and_remember(
     services: &Services,
     mail_from: &str,
     message_id: &str,
@@ -524,6 +554,76 @@ fn keep_now(
             tracing::error!(%user, %to, %error, store_error = %store_error, "redirect refused and its failure keep failed; another copy is stored");
             notes.push(format!("redirect to <{to}> refused: {error}"));
             outcome
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::filter::memory::{claim_key, key};
+    use crate::filter::Remember;
+    use crate::state::{MemoryState, StateStore};
+
+    /// The `duplicate` claim a plan holds is released whatever the delivery's outcome: a
+    /// deferred delivery leaves no record (its retry is not a duplicate) and frees the claim
+    /// at once; a discarded (successful) one writes the record before releasing.
+    #[test]
+    fn claims_are_released_after_any_outcome_records_only_after_success() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let toml = "[server]\nlisten = [\"127.0.0.1:0\"]\nhostname = \"mx.example.test\"\n\
+                    [scanner]\nclamd = \"unix:/nonexistent/clamd.sock\"\n\
+                    [mailbox]\ndomains = [\"example.test\"]\nmaildir = \"vmail/%d/%n/Maildir\"\n";
+        let config = Config::from_toml(toml, &dir.path().join("sievegate.toml")).expect("config");
+        let state: Arc<dyn StateStore> = Arc::new(MemoryState::default());
+        let services = Services::with_state(config, Arc::clone(&state));
+        let rcpt = Recipient::resolve("alice@example.test", &["example.test".into()], "+")
+            .expect("recipient");
+        let user = rcpt.user();
+        for (outcome, recorded) in [
+            (RcptOutcome::Deferred(Deferral::Internal), false),
+            (RcptOutcome::Discarded, true),
+        ] {
+            let record = key(&user, &format!("<{recorded}@x>"));
+            let claim = claim_key(&record);
+            let now = SystemTime::now();
+            assert!(state
+                .remember_once(&claim, now + Duration::from_secs(120), now)
+                .expect("claim"));
+            let plan = Plan {
+                remember: vec![Remember {
+                    key: record.clone(),
+                    ttl: Duration::from_secs(3600),
+                }],
+                claims: vec![claim.clone()],
+                ..Plan::default()
+            };
+            let mut notes = Vec::new();
+            let _ = send(
+                &services,
+                "bob@remote.example",
+                "<1@x>",
+                &rcpt,
+                &plan,
+                (b"", b"Subject: x\r\n\r\nx\r\n"),
+                outcome,
+                &mut notes,
+                &mut |_| unreachable!("no redirect"),
+            );
+            let later = SystemTime::now() + Duration::from_millis(1);
+            assert_eq!(
+                state.cache_get(&record, later).expect("get").is_some(),
+                recorded
+            );
+            assert!(
+                state
+                    .remember_once(&claim, later + Duration::from_secs(120), later)
+                    .expect("claim again"),
+                "released"
+            );
         }
     }
 }

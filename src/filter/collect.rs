@@ -81,6 +81,9 @@ pub(super) struct Collector<'n, 'm> {
     /// The state store's answers for `duplicate` and vacation; `None` answers "not seen"
     /// (tools that must not touch the store).
     memory: Option<&'n Memory>,
+    /// The `duplicate` claims this delivery holds, over the whole chain (a script's
+    /// runtime error drops its actions, not its claims: they are released all the same).
+    claims: &'n mut Vec<String>,
     /// The user the memory is kept for (`user@domain`).
     user: &'n str,
 }
@@ -90,6 +93,7 @@ impl<'n, 'm> Collector<'n, 'm> {
     /// message the script starts with (`None`: the original as received).
     pub(super) fn new(
         notes: &'n mut Vec<String>,
+        claims: &'n mut Vec<String>,
         base: Option<Arc<[u8]>>,
         mailboxes: &'m Mailboxes,
     ) -> Self {
@@ -102,6 +106,7 @@ impl<'n, 'm> Collector<'n, 'm> {
             base,
             generated: HashMap::new(),
             memory: None,
+            claims,
             user: "",
         }
     }
@@ -379,11 +384,15 @@ impl<'n, 'm> Collector<'n, 'm> {
             self.note("duplicate/vacation memory not available: answered not seen".into());
             return Input::False;
         };
-        let lookup = memory.lookup(self.user, id, expiry, last, std::time::SystemTime::now());
+        let now = std::time::SystemTime::now();
+        let lookup = memory.lookup(self.user, id, expiry, last, now, self.claims);
         if let Some((key, ttl)) = lookup.remember {
             if !self.outcome.remember.iter().any(|r| r.key == key) {
                 self.outcome.remember.push(Remember { key, ttl });
             }
+        }
+        if let Some(claim) = lookup.claim {
+            self.claims.push(claim);
         }
         lookup.seen.into()
     }
@@ -668,9 +677,9 @@ mod tests {
             ),
         ];
         for (name, events, folders, redirected, edited, note) in cases {
-            let mut notes = Vec::new();
+            let (mut notes, mut claims) = (Vec::new(), Vec::new());
             let mailboxes = Mailboxes::default();
-            let mut collector = Collector::new(&mut notes, None, &mailboxes);
+            let mut collector = Collector::new(&mut notes, &mut claims, None, &mailboxes);
             for event in events {
                 assert_eq!(collector.on_event(event), Ok(Input::True), "{name}");
             }

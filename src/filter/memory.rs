@@ -6,14 +6,28 @@
 //! Lookups happen while the script runs; the ids are written only after the delivery
 //! succeeded ([`Plan::remember`](super::Plan), committed by `delivery::send`), so a
 //! delivery that is deferred and retried is not taken for a duplicate of itself (RFC 7352
-//! §3: the id is recorded when the script completes).
+//! §3: "the id is stored after successful delivery").
 //!
-//! The lookup is only a hint for the vacation reply: two deliveries at the same moment (two
-//! hosts sharing a PostgreSQL store) both see "not seen". What decides is the claim
-//! `delivery::send` makes with [`StateStore::remember_once`] after the delivery succeeded
-//! and before the reply is queued: one atomic insert-if-absent, so exactly one delivery
-//! per sender and period queues a reply ([`is_vacation_key`] finds the record to claim).
-
+//! **`duplicate` is decided once, even for deliveries at the same moment** (the same
+//! message to the same user on two connections or two hosts sharing PostgreSQL). A lookup
+//! alone would let both see "not seen" and both keep the message. So a plain `duplicate`
+//! test (not `:last`, not the vacation test's own check) that finds no record *claims* the
+//! id with [`StateStore::remember_once`] on a separate key ([`claim_key`]) for
+//! [`CLAIM_LEASE`], and then looks again:
+//! - claim won, still no record: "not seen"; this delivery holds the claim
+//!   ([`Plan::claims`](super::Plan)). When it succeeds, `delivery::send` writes the record
+//!   first and then releases the claim; when it fails (4xx), the claim is released and no
+//!   record written, so the MTA's retry is not taken for a duplicate.
+//! - claim won, but the record is there now (its holder finished in between): "seen", and
+//!   the claim is released at once.
+//! - claim lost (another delivery holds it): wait, polling every [`CLAIM_POLL`], until the
+//!   record appears ("seen": the holder delivered) or the claim can be taken (the holder
+//!   failed and released it), for at most [`CLAIM_WAIT`]. Past that, "not seen" without a
+//!   claim: a holder that hangs or crashed may cost a second copy, never the message.
+//!
+//! A claim nobody releases (a crash) ends by itself after [`CLAIM_LEASE`]. A store that
+//! fails answers "not seen" (logged), as before: a message is kept once more, never lost.
+//!
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -53,6 +67,20 @@ impl VacationPeriods {
     }
 }
 
+/// How long a `duplicate` claim lasts when its delivery neither commits nor releases it (a
+/// crash): longer than any delivery's store takes, short enough that a retry after a
+/// crash is not held up for long.
+pub const CLAIM_LEASE: Duration = Duration::from_secs(120);
+
+/// How long a `duplicate` test waits for another delivery's claim to resolve before it
+/// answers "not seen" (a second copy rather than a lost or stuck message). Well under the
+/// chain's default `[sieve] max_run_time_secs` (10): a shorter limit set there ends the
+/// waiting script with the failure keep instead (the message kept, never lost).
+pub const CLAIM_WAIT: Duration = Duration::from_secs(5);
+
+/// How often a waiting `duplicate` test looks again.
+pub const CLAIM_POLL: Duration = Duration::from_millis(25);
+
 /// The state store as one user's Sieve memory.
 #[derive(Clone)]
 pub struct Memory {
@@ -70,6 +98,9 @@ pub struct Lookup {
     /// Key and lifetime to record after a successful delivery, if any: always when not
     /// seen; when seen only with `:last` (RFC 7352 §3.3: the period restarts).
     pub remember: Option<(String, Duration)>,
+    /// The claim this delivery holds ([`claim_key`]): released by `delivery::send` after
+    /// the record is written, or when the delivery fails.
+    pub claim: Option<String>,
 }
 
 /// True for the ids sieve-rs's vacation test asks about.
@@ -83,6 +114,12 @@ pub fn key(user: &str, id: &str) -> String {
     format!("sieve-dup:{}:{id}", user.to_ascii_lowercase())
 }
 
+/// The key of the claim on `user`'s duplicate id `key` (from [`key`]): its own namespace,
+/// so no id can collide with a claim.
+pub fn claim_key(key: &str) -> String {
+    format!("sieve-dup-claim:{key}")
+}
+
 /// True when `key` (from [`key`]) is `user`'s record of a vacation response: the id after
 /// the user's prefix is a vacation id. The user is known, so an address holding `:` does
 /// not confuse the split.
@@ -93,24 +130,104 @@ pub fn is_vacation_key(user: &str, key: &str) -> bool {
 
 impl Memory {
     /// Looks `id` up for `user`; `expiry` is what the script asked for, in seconds.
+    /// A plain `duplicate` id that is not seen is claimed (see the module doc).
     /// A store that fails answers "not seen" (logged): a message is then kept or answered
     /// once more, never lost.
-    pub fn lookup(&self, user: &str, id: &str, expiry: u64, last: bool, now: SystemTime) -> Lookup {
-        let ttl = if is_vacation_id(id, last) {
+    /// `held`: the claims this delivery holds already (a second `duplicate` test of the same
+    /// id in the same delivery answers like the first, "not seen", without waiting on itself).
+    pub fn lookup(
+        &self,
+        user: &str,
+        id: &str,
+        expiry: u64,
+        last: bool,
+        now: SystemTime,
+        held: &[String],
+    ) -> Lookup {
+        let vacation = is_vacation_id(id, last);
+        let ttl = if vacation {
             self.vacation.clamp(expiry)
         } else {
             Duration::from_secs(expiry.max(1))
         };
         let key = key(user, id);
-        let seen = match self.state.cache_get(&key, now) {
+        let seen = self.seen(&key, user, now);
+        if seen || vacation || last {
+            // The vacation record is claimed after the delivery (`delivery::send`);
+            // `:last` records every time, so there is nothing to race for.
+            let remember = (!seen || last).then_some((key, ttl));
+            return Lookup {
+                seen,
+                remember,
+                claim: None,
+            };
+        }
+        if held.contains(&claim_key(&key)) {
+            return Lookup {
+                seen: false,
+                remember: Some((key, ttl)),
+                claim: None,
+            };
+        }
+        let (seen, claim) = self.claim(&key, user, now);
+        Lookup {
+            seen,
+            remember: (!seen).then_some((key, ttl)),
+            claim,
+        }
+    }
+
+    /// The record of `key` is there and not expired (a failing store: not seen).
+    fn seen(&self, key: &str, user: &str, now: SystemTime) -> bool {
+        match self.state.cache_get(key, now) {
             Ok(found) => found.is_some(),
             Err(error) => {
                 tracing::warn!(%error, %user, "duplicate/vacation lookup failed: answered not seen");
                 false
             }
-        };
-        let remember = (!seen || last).then_some((key, ttl));
-        Lookup { seen, remember }
+        }
+    }
+
+    /// Claims `key` (no record seen yet): (seen, the claim held). See the module doc.
+    fn claim(&self, key: &str, user: &str, started: SystemTime) -> (bool, Option<String>) {
+        let claim = claim_key(key);
+        let deadline = std::time::Instant::now() + CLAIM_WAIT;
+        let mut now = started;
+        loop {
+            match self.state.remember_once(&claim, now + CLAIM_LEASE, now) {
+                Ok(true) => {
+                    // Its holder may have finished between the lookup and the claim.
+                    if self.seen(key, user, now) {
+                        release(self.state.as_ref(), &claim, user);
+                        return (true, None);
+                    }
+                    return (false, Some(claim));
+                }
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::warn!(%error, %user, "duplicate claim failed: answered not seen");
+                    return (false, None);
+                }
+            }
+            if std::time::Instant::now() >= deadline {
+                tracing::warn!(%user, wait_secs = CLAIM_WAIT.as_secs(), "duplicate: another delivery of this message holds its id for too long: answered not seen (a second copy may be kept)");
+                return (false, None);
+            }
+            std::thread::sleep(CLAIM_POLL);
+            now = SystemTime::now();
+            if self.seen(key, user, now) {
+                return (true, None);
+            }
+        }
+    }
+}
+
+/// Releases a duplicate claim ([`claim_key`]): it expires now, so the next delivery can take
+/// it. Called after the record was written, or when the delivery failed. A release that
+/// fails only delays a retry until the claim's lease ends (logged).
+pub fn release(state: &dyn StateStore, claim: &str, user: &str) {
+    if let Err(error) = state.cache_put(claim, "1", SystemTime::now()) {
+        tracing::warn!(%error, %user, "cannot release a duplicate claim; it ends with its lease");
     }
 }
 
@@ -164,7 +281,7 @@ mod tests {
             }
         };
         // First time: not seen, remembered for the asked period.
-        let first = memory.lookup("alice@x.test", "<1@a>", 100, false, at(0));
+        let first = memory.lookup("alice@x.test", "<1@a>", 100, false, at(0), &[]);
         assert!(!first.seen);
         assert_eq!(
             first.remember,
@@ -172,40 +289,92 @@ mod tests {
         );
         commit(&first, at(0));
         // Within the period: seen, nothing to record.
-        let again = memory.lookup("Alice@x.test", "<1@a>", 100, false, at(50));
+        let again = memory.lookup("Alice@x.test", "<1@a>", 100, false, at(50), &[]);
         assert_eq!(
             again,
             Lookup {
                 seen: true,
-                remember: None
+                remember: None,
+                claim: None,
             }
         );
         // Another user: not seen.
         assert!(
             !memory
-                .lookup("bob@x.test", "<1@a>", 100, false, at(50))
+                .lookup("bob@x.test", "<1@a>", 100, false, at(50), &[])
                 .seen
         );
         // :last refreshes the period.
-        let last = memory.lookup("alice@x.test", "<1@a>", 100, true, at(90));
+        let last = memory.lookup("alice@x.test", "<1@a>", 100, true, at(90), &[]);
         assert!(last.seen && last.remember.is_some());
         commit(&last, at(90));
         assert!(
             memory
-                .lookup("alice@x.test", "<1@a>", 100, false, at(150))
+                .lookup("alice@x.test", "<1@a>", 100, false, at(150), &[])
                 .seen
         );
         // Expired: not seen.
         assert!(
             !memory
-                .lookup("alice@x.test", "<1@a>", 100, false, at(191))
+                .lookup("alice@x.test", "<1@a>", 100, false, at(191), &[])
                 .seen
         );
         // A vacation record asking for 10 s is kept for the minimum of one day.
-        let vacation = memory.lookup("alice@x.test", "_vbob@y.testaway", 10, false, at(0));
+        let vacation = memory.lookup("alice@x.test", "_vbob@y.testaway", 10, false, at(0), &[]);
         assert_eq!(
             vacation.remember.map(|r| r.1),
             Some(Duration::from_secs(86_400))
         );
+    }
+
+    /// Two deliveries of one message at once: the second waits for the first's claim and
+    /// answers "seen" once the first wrote its record, or takes the claim ("not seen") when
+    /// the first failed and released it. A second test of the id in the same delivery
+    /// answers "not seen" at once.
+    #[test]
+    fn a_claim_decides_concurrent_deliveries_once() {
+        let state: Arc<dyn StateStore> = Arc::new(MemoryState::default());
+        let memory = Memory {
+            state: Arc::clone(&state),
+            vacation: VacationPeriods::default(),
+        };
+        let user = "alice@x.test";
+        for first_delivers in [true, false] {
+            let id = format!("<{first_delivers}@a>");
+            let now = SystemTime::now();
+            let first = memory.lookup(user, &id, 3600, false, now, &[]);
+            assert!(!first.seen);
+            let claim = first.claim.clone().expect("the first delivery claims");
+            let again = memory.lookup(user, &id, 3600, false, now, std::slice::from_ref(&claim));
+            assert!(
+                !again.seen && again.claim.is_none(),
+                "the holder is not kept waiting"
+            );
+            let second = {
+                let memory = memory.clone();
+                let id = id.clone();
+                std::thread::spawn(move || {
+                    let started = std::time::Instant::now();
+                    let lookup = memory.lookup(user, &id, 3600, false, SystemTime::now(), &[]);
+                    (lookup, started.elapsed())
+                })
+            };
+            std::thread::sleep(Duration::from_millis(200));
+            if first_delivers {
+                let (key, ttl) = first.remember.clone().expect("remember");
+                state
+                    .cache_put(&key, "1", SystemTime::now() + ttl)
+                    .expect("record");
+            }
+            release(state.as_ref(), &claim, user);
+            let (second, waited) = second.join().expect("second");
+            assert!(
+                waited >= Duration::from_millis(150),
+                "it waited: {waited:?}"
+            );
+            assert!(waited < CLAIM_WAIT, "{waited:?}");
+            assert_eq!(second.seen, first_delivers, "{second:?}");
+            assert_eq!(second.claim.is_some(), !first_delivers, "{second:?}");
+        }
     }
 }

@@ -101,6 +101,10 @@ pub struct Plan {
     pub notes: Vec<String>,
     /// Ids to remember after a successful delivery (duplicate tracking, vacation).
     pub remember: Vec<Remember>,
+    /// `duplicate` claims this delivery holds ([`super::memory::claim_key`]): released
+    /// after the delivery, whatever its outcome (after the records are written when it
+    /// succeeded), so concurrent deliveries of the same message decide once.
+    pub claims: Vec<String>,
     /// What the scripts asked for and [`Plan::enforce_virus_policy`] removed (the never-bounce
     /// rule): shown by `sieve test`, never executed.
     pub suppressed: Vec<Action>,
@@ -119,6 +123,7 @@ impl Plan {
             }],
             notes: Vec::new(),
             remember: Vec::new(),
+            claims: Vec::new(),
             suppressed: Vec::new(),
         }
     }

@@ -126,7 +126,7 @@ pub(super) fn run_chain(
             &mut ctx,
             script,
             &env.includes,
-            &mut state.notes,
+            (&mut state.notes, &mut state.claims),
             (base, env.world.mailboxes),
             sending.memory,
             &user,
@@ -224,7 +224,7 @@ fn run_script(
     ctx: &mut Context<'_>,
     script: &Arc<Sieve>,
     includes: &Includes<'_>,
-    notes: &mut Vec<String>,
+    (notes, claims): (&mut Vec<String>, &mut Vec<String>),
     start: (Option<Arc<[u8]>>, &Mailboxes),
     memory: Option<&Memory>,
     user: &str,
@@ -232,7 +232,7 @@ fn run_script(
     // Notes about skipped `:optional` includes; the collector holds `notes` meanwhile.
     let mut skipped = Vec::new();
     let (base, mailboxes) = start;
-    let mut collector = Collector::new(notes, base, mailboxes).with_memory(memory, user);
+    let mut collector = Collector::new(notes, claims, base, mailboxes).with_memory(memory, user);
     let mut next = Input::script(Script::Personal(CHAIN_SCRIPT.into()), script.clone());
     let mut events = 0usize;
     while let Some(result) = ctx.run(next) {
@@ -311,6 +311,8 @@ struct ChainState {
     current: Option<Arc<[u8]>>,
     /// Redirects allowed over the whole chain; sieve-rs counts only within one script.
     max_redirects: usize,
+    /// `duplicate` claims taken by any script of the chain ([`Plan::claims`]).
+    claims: Vec<String>,
 }
 
 impl Default for ChainState {
@@ -325,6 +327,7 @@ impl Default for ChainState {
             redirected: false,
             current: None,
             max_redirects: usize::MAX,
+            claims: Vec::new(),
         }
     }
 }
@@ -395,6 +398,7 @@ impl ChainState {
                 self.plan.remember.push(remember);
             }
         }
+
         self.keep_pending = outcome.implicit_keep || outcome.explicit_keep.is_some();
         if let Some(flags) = outcome.explicit_keep {
             self.explicit_keep = Some(flags);
@@ -471,6 +475,7 @@ impl ChainState {
             self.note("reject conflicts with an earlier keep/fileinto: reject dropped".into());
         }
         self.plan.notes = self.notes;
+        self.plan.claims = self.claims;
         self.plan
     }
 }

@@ -27,6 +27,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             tracing::info!(from = %from.address, "MAIL deferred: clamd is down");
             return reply::scanner_down();
         }
+        if self.state_down() {
+            tracing::info!(from = %from.address, "MAIL deferred: the state store is unreachable");
+            return reply::state_down();
+        }
         let id = crate::mail::envelope::new_id();
         tracing::debug!(txn = %id, from = %from.address, "transaction started");
         self.txn = Some(Transaction {
@@ -49,5 +53,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         self.services.config.scanner.on_failure == OnScanFailure::Tempfail
             && health.is_watched()
             && !health.is_up()
+    }
+
+    /// True when the state store is a server known to be unreachable (and probed, so the
+    /// refusal lifts by itself) and a delivery needs it: the quarantine keeps infected
+    /// mail in it, and a durable store holds the outbox every Sieve reply or redirect
+    /// goes through. Only PostgreSQL has a health; SQLite and memory never refuse here.
+    fn state_down(&self) -> bool {
+        let config = &self.services.config;
+        let needed = config.quarantine.enabled || config.state.is_durable();
+        needed
+            && self
+                .services
+                .state
+                .health()
+                .is_some_and(|health| health.refuses_mail())
     }
 }

@@ -235,6 +235,12 @@ pub fn scanner_down() -> Reply {
     Reply::new(451, "4.7.1", "Virus scanner unavailable, try again later")
 }
 
+/// MAIL while the state store a delivery needs (PostgreSQL: the quarantine, the outbox) is
+/// known to be unreachable: the MTA keeps the message and retries.
+pub fn state_down() -> Reply {
+    Reply::new(451, "4.3.0", "Temporary local problem, try again later")
+}
+
 /// RCPT for a user who already has `user_concurrency_limit` deliveries in progress
 /// (Dovecot's wording for `lmtp_user_concurrency_limit`).
 pub fn user_busy(rcpt: &str) -> Reply {

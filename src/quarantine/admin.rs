@@ -66,7 +66,8 @@ pub fn open(config: &Config, state: &Arc<dyn StateStore>) -> Result<Quarantine, 
             config.path.display()
         )));
     }
-    if config.quarantine.dir.as_os_str().is_empty() {
+    // A PostgreSQL store keeps the messages: no directory needed there.
+    if config.quarantine.dir.as_os_str().is_empty() && config.state.postgres.is_none() {
         return Err(AdminError::NotConfigured(format!(
             "{}: quarantine.dir is not set",
             config.path.display()

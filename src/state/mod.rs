@@ -401,6 +401,20 @@ pub trait StateStore: Send + Sync {
         Ok(None)
     }
 
+    /// Whether the store's server is reachable, when it has one (PostgreSQL): set by its
+    /// calls and by [`StateStore::probe`], read by the MAIL gate. `None`: a local store
+    /// (memory, a SQLite file) is not a peer that can be down.
+    fn health(&self) -> Option<&crate::health::Health> {
+        None
+    }
+
+    /// One cheap round trip to the server (and the schema check, if it is still due),
+    /// recorded in [`StateStore::health`]; the probe task calls it periodically so the
+    /// gate lifts without a delivery. A local store has nothing to probe.
+    fn probe(&self) -> Result<(), StateError> {
+        Ok(())
+    }
+
     /// True when a committed write survives a restart (a file, a database server), so a
     /// queued row may stand in for a delivery (a redirect is answered once queued). The
     /// in-memory store is not.

@@ -29,7 +29,7 @@
 //! shows up as a copy in `<folder> (tmp/)`), since neither side may leave one.
 
 mod cases;
-mod lmtp;
+pub(crate) mod lmtp;
 mod report;
 
 use std::net::SocketAddr;

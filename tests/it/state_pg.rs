@@ -20,14 +20,34 @@ fn state_section(url: &str) -> String {
     )
 }
 
-/// A config with the quarantine on and its index in PostgreSQL at `url`.
+/// A config with the quarantine on, its index and messages in PostgreSQL at `url`, and no
+/// `[quarantine] dir` (PostgreSQL holds the messages, so none is needed).
 fn env_on(url: &str) -> Env {
     let mut options: Options = quarantine_options(Clamd::shared());
     options.extra_sections = vec![
-        "[quarantine]\nenabled = true\ndir = \"quarantine\"\n".to_string(),
+        "[quarantine]\nenabled = true\n".to_string(),
         state_section(url),
     ];
     Env::new(options)
+}
+
+/// With PostgreSQL, `[quarantine] dir` may be left out: check-config accepts the file.
+#[test]
+fn the_quarantine_needs_no_dir_with_postgres() {
+    let (_, url) = fresh_database();
+    let env = env_on(&url);
+    let out = Command::new(bin())
+        .args(["check-config", "-c"])
+        .arg(&env.config_path)
+        .output()
+        .expect("run check-config");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(!text.contains("quarantine.dir"), "{text}");
 }
 
 fn state_cli(env: &Env, action: &str) -> Output {
@@ -112,24 +132,53 @@ fn status_and_migrate_and_a_newer_schema_refused_at_startup() {
     );
 }
 
+/// The MAIL gate covers the state store: started with the database down, the server
+/// answers MAIL with 451 4.3.0 (the probe found it unreachable); once the database is back
+/// the probe lifts the gate and infected mail is quarantined (250) without a restart. The
+/// metrics show the pool, the calls by kind and the failed ones.
 #[test]
-fn database_down_is_451_and_back_is_250_without_a_restart() {
+fn database_down_is_451_at_mail_and_back_is_250_without_a_restart() {
     let cluster = Cluster::start().unwrap_or_else(|e| panic!("{e}"));
     let url = cluster.create_database("sg").expect("createdb");
-    let env = env_on(&url);
+    let mut options: Options = quarantine_options(Clamd::shared());
+    options.extra_sections = vec![
+        "[quarantine]\nenabled = true\ndir = \"quarantine\"\n".to_string(),
+        state_section(&url),
+    ];
+    options
+        .server_extra
+        .push("metrics_listen = \"127.0.0.1:0\"".into());
+    let env = Env::new(options);
     cluster.stop();
     // The server starts while the database is down (it cannot migrate yet).
     let server = Running::start(&env.config_path);
+    let metrics = crate::metrics::metrics_addr(&server);
+    let logs = server.wait_for_log("state store does not answer yet");
+    assert!(logs.contains("state store does not answer yet"), "{logs}");
     let out = send(
         &server,
         "mallory@forged.example",
         &["alice@example.test"],
         &infected_message(),
     );
-    assert!(out.contains("451 4."), "{out}");
+    assert!(
+        out.contains("451 4.3.0 Temporary local problem, try again later"),
+        "{out}"
+    );
     assert!(!out.contains("250 2.0.0 <alice@example.test>"), "{out}");
+    let before = crate::metrics::scrape(metrics);
+    let failed = before
+        .get("sievegate_state_errors_total{kind=\"maintenance\"}")
+        .copied()
+        .unwrap_or(0.0);
+    assert!(failed >= 1.0, "the failed migration and probes: {before:?}");
 
     cluster.resume().expect("database back");
+    let logs = server.wait_for_log("state store answers again: accepting mail");
+    assert!(
+        logs.contains("state store answers again: accepting mail"),
+        "{logs}"
+    );
     let out = send(
         &server,
         "mallory@forged.example",
@@ -137,6 +186,21 @@ fn database_down_is_451_and_back_is_250_without_a_restart() {
         &infected_message(),
     );
     assert!(out.contains("250 2.0.0 <alice@example.test>"), "{out}");
+    let after = crate::metrics::scrape(metrics);
+    let quarantine_calls = after
+        .get("sievegate_state_call_duration_seconds_count{kind=\"quarantine\"}")
+        .copied()
+        .unwrap_or(0.0);
+    assert!(quarantine_calls >= 1.0, "{after:?}");
+    let open = after
+        .get("sievegate_state_pool{what=\"open\"}")
+        .copied()
+        .unwrap_or(0.0);
+    assert!(open >= 1.0, "a connection is open: {after:?}");
+    for what in ["idle", "waiting"] {
+        let key = format!("sievegate_state_pool{{what=\"{what}\"}}");
+        assert!(after.contains_key(&key), "{key}: {after:?}");
+    }
     // The entry and its bytes are in the database: the CLI (another process) lists it and
     // shows it byte for byte, and no file was written.
     let entries = list(&env.config_path, &[]);
@@ -157,6 +221,163 @@ fn database_down_is_451_and_back_is_250_without_a_restart() {
         .map(|d| d.count())
         .unwrap_or(0);
     assert_eq!(files, 0, "no quarantine file with the bytes in PostgreSQL");
+    drop(server);
+}
+
+/// How one delivery of the load was answered (the reply for the one recipient, or the
+/// first refusal before it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    Stored,
+    Deferred,
+    Refused,
+}
+
+/// PostgreSQL stopped in the middle of a load and started again: 8 connections deliver
+/// clean and infected mail (quarantine on, no `[quarantine] dir`) one after another, step by step like Postfix
+/// (no pipelining past a refused MAIL). Every message answered 250 is stored (a Maildir
+/// file, or a quarantine entry with its bytes in the database), every other one got a
+/// 4xx, none a 5xx; after the start the same process delivers both kinds again.
+#[test]
+fn database_stopped_mid_load_loses_nothing_and_recovers_without_a_restart() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let cluster = Cluster::start().unwrap_or_else(|e| panic!("{e}"));
+    let url = cluster.create_database("sg").expect("createdb");
+    let env = env_on(&url);
+    let server = Running::start(&env.config_path);
+    let logs = server.wait_for_log("state store answers");
+    assert!(logs.contains("state store answers"), "{logs}");
+
+    let done = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..8)
+        .map(|w| {
+            let done = Arc::clone(&done);
+            let addr = server.addr;
+            std::thread::spawn(move || {
+                let mut lmtp = crate::pigeonhole::lmtp::Lmtp::connect(addr);
+                let mut answers = Vec::new();
+                let mut n = 0;
+                while !done.load(Ordering::Relaxed) {
+                    n += 1;
+                    let id = format!("load.{w}.{n}@remote.example");
+                    let infected = n % 2 == 0;
+                    let mut message = format!(
+                        "From: bob@remote.example\r\nTo: alice@example.test\r\n\
+                         Subject: load\r\nMessage-ID: <{id}>\r\n\r\n"
+                    )
+                    .into_bytes();
+                    if infected {
+                        message.extend_from_slice(&crate::support::eicar());
+                        message.extend_from_slice(b"\r\n");
+                    } else {
+                        message.extend_from_slice(b"Hello.\r\n");
+                    }
+                    let reply = lmtp.deliver("bob@remote.example", "alice@example.test", &message);
+                    let answer = match reply.code.as_bytes().first() {
+                        Some(b'2') => Answer::Stored,
+                        Some(b'4') => Answer::Deferred,
+                        _ => Answer::Refused,
+                    };
+                    assert_ne!(answer, Answer::Refused, "{id}: {}", reply.text);
+                    if answer == Answer::Deferred {
+                        // Like an MTA: a new connection for the next try, not in a tight
+                        // loop (the session closes one that only earns refusals).
+                        lmtp.quit();
+                        std::thread::sleep(Duration::from_millis(50));
+                        lmtp = crate::pigeonhole::lmtp::Lmtp::connect(addr);
+                    }
+                    answers.push((id, infected, answer));
+                }
+                lmtp.quit();
+                answers
+            })
+        })
+        .collect();
+
+    std::thread::sleep(Duration::from_secs(2));
+    cluster.stop();
+    std::thread::sleep(Duration::from_secs(5));
+    cluster.resume().expect("database back");
+    let logs = server.wait_for_log("state store answers again: accepting mail");
+    assert!(
+        logs.contains("state store answers again: accepting mail"),
+        "{logs}"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    done.store(true, Ordering::Relaxed);
+    let answers: Vec<(String, bool, Answer)> = workers
+        .into_iter()
+        .flat_map(|w| w.join().expect("worker"))
+        .collect();
+
+    let stored: std::collections::HashSet<String> = env
+        .messages("alice", "")
+        .iter()
+        .filter_map(|(_, bytes)| {
+            let text = String::from_utf8_lossy(bytes);
+            let id = text.split("Message-ID: <").nth(1)?.split('>').next()?;
+            Some(id.to_string())
+        })
+        .collect();
+    let quarantined: std::collections::HashSet<String> = list(&env.config_path, &[])
+        .iter()
+        .filter_map(|e| e["message_id"].as_str())
+        .map(|id| id.trim_matches(|c| c == '<' || c == '>').to_string())
+        .collect();
+    let count = |infected: bool, answer: Answer| {
+        answers
+            .iter()
+            .filter(|(_, i, a)| *i == infected && *a == answer)
+            .count()
+    };
+    for (id, infected, answer) in &answers {
+        let kept = if *infected {
+            quarantined.contains(id)
+        } else {
+            stored.contains(id)
+        };
+        match answer {
+            Answer::Stored => assert!(kept, "{id} was answered 250 but is not stored"),
+            // A deferred message may not be kept twice over: at most its retry stores it.
+            Answer::Deferred => {}
+            Answer::Refused => unreachable!(),
+        }
+    }
+    eprintln!(
+        "mid-load: clean 250 {} / 4xx {}, infected 250 {} / 4xx {}",
+        count(false, Answer::Stored),
+        count(false, Answer::Deferred),
+        count(true, Answer::Stored),
+        count(true, Answer::Deferred),
+    );
+    assert!(
+        count(true, Answer::Deferred) > 0,
+        "the outage was seen: {answers:?}"
+    );
+    assert!(count(true, Answer::Stored) > 0 && count(false, Answer::Stored) > 0);
+
+    // The same process, no restart: both kinds delivered again.
+    let mut lmtp = crate::pigeonhole::lmtp::Lmtp::connect(server.addr);
+    for (n, body) in [
+        (0, b"Hello.\r\n".to_vec()),
+        (1, [crate::support::eicar(), b"\r\n".to_vec()].concat()),
+    ] {
+        let message = [
+            format!(
+                "From: bob@remote.example\r\nTo: alice@example.test\r\nSubject: after\r\n\
+                 Message-ID: <after.{n}@remote.example>\r\n\r\n"
+            )
+            .into_bytes(),
+            body,
+        ]
+        .concat();
+        let reply = lmtp.deliver("bob@remote.example", "alice@example.test", &message);
+        assert_eq!(reply.code, "250", "{}", reply.text);
+    }
+    lmtp.quit();
     drop(server);
 }
 
@@ -282,6 +503,32 @@ fn one_message_delivered_at_once_on_two_hosts_is_redirected_once() {
     let kept = hosts[0].0.messages("alice", "").len() + hosts[1].0.messages("alice", "").len();
     assert_eq!(kept, 50, "every copy kept");
     assert_eq!(received(&sink, 1), ["<carol@remote.example>"]);
+}
+
+/// RFC 7352 `duplicate` across hosts: the same message (one Message-ID) delivered 50 times
+/// at once over two hosts to a user whose script discards duplicates: exactly one copy is
+/// stored, and every delivery is answered 250 (the others wait on the first's claim and
+/// then see its record).
+#[test]
+fn one_message_delivered_at_once_on_two_hosts_is_kept_once_with_duplicate() {
+    let sink = crate::support::smtp_sink::SmtpSink::start();
+    let (_, url) = fresh_database();
+    let hosts = two_hosts(
+        &url,
+        &sink,
+        r#"require "duplicate"; if duplicate { discard; stop; }"#,
+    );
+    for round in 0..3 {
+        deliver_at_once(&hosts, 50, |_| {
+            let message = format!(
+                "From: bob@remote.example\r\nTo: alice@example.test\r\n\
+                 Subject: hello\r\nMessage-ID: <dup.{round}@remote.example>\r\n\r\nHello.\r\n"
+            );
+            ("bob@remote.example".to_string(), message)
+        });
+    }
+    let kept = hosts[0].0.messages("alice", "").len() + hosts[1].0.messages("alice", "").len();
+    assert_eq!(kept, 3, "one copy per message over 150 deliveries");
 }
 
 /// `state status` on SQLite: the file, its schema (migrated as it opens) and rows.

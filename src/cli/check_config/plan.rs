@@ -164,7 +164,11 @@ pub fn checks(config: &Config, who: &Identity, table: Option<&UserTable>) -> Vec
     if spool.threshold < config.server.max_message_size && !made_by_unit(unit, &spool.dir) {
         add("server.spool_dir", &spool.dir, Need::Write, None);
     }
-    if config.quarantine.enabled && !made_by_unit(unit, &config.quarantine.dir) {
+    // With PostgreSQL the messages are in the database: the directory is not used.
+    if config.quarantine.enabled
+        && config.state.postgres.is_none()
+        && !made_by_unit(unit, &config.quarantine.dir)
+    {
         add("quarantine.dir", &config.quarantine.dir, Need::Write, None);
     }
     out

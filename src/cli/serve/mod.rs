@@ -84,6 +84,7 @@ pub fn serve(path: PathBuf) -> ExitCode {
         start_tmp_sweep(&services);
         start_quarantine_purge(current.clone());
         start_state_expiry(current.clone());
+        start_state_probe(current.clone());
         // The clamd probe (health gating at MAIL); its own task, so a hung clamd cannot
         // hold startup for the whole scan timeout.
         let mut probe = tokio::spawn(sievegate::scan::health::watch(
@@ -260,6 +261,48 @@ fn start_state_expiry(current: sievegate::reload::Current) {
         });
     if let Err(e) = spawned {
         tracing::warn!(error = %e, "cannot start the state expiry");
+    }
+}
+
+/// Probes the state store's server (PostgreSQL) every `[scanner] health_interval_secs`, in
+/// a thread (the store's calls block), so the MAIL gate lifts within one interval of the
+/// server answering again, without a delivery or a restart. A store without a server
+/// (SQLite, memory) has no health and no probe; with the interval 0 the flag is not
+/// watched and MAIL is never refused on it (like clamd's). The store survives reloads, so
+/// one thread serves the process; each pass reads the current interval.
+fn start_state_probe(current: sievegate::reload::Current) {
+    if current.get().state.health().is_none() {
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("state-probe".into())
+        .spawn(move || {
+            let mut first = true;
+            loop {
+                let services = current.get();
+                let interval = services.config.scanner.health_interval;
+                let state = std::sync::Arc::clone(&services.state);
+                drop(services);
+                let Some(health) = state.health() else {
+                    return;
+                };
+                health.set_watched(interval.is_some());
+                let result = state.probe();
+                // The first answer is logged either way: it is what an admin looks for
+                // after a start (later ones only on a change, by the flag).
+                if first {
+                    first = false;
+                    match &result {
+                        Ok(()) => tracing::info!("state store answers"),
+                        Err(e) => tracing::warn!(error = %e, "state store does not answer yet: new transactions get 451 4.3.0 at MAIL until it does"),
+                    }
+                }
+                drop(state);
+                std::thread::sleep(interval.unwrap_or(std::time::Duration::from_secs(10)));
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the state store probe");
     }
 }
 

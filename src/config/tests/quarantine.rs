@@ -23,10 +23,18 @@ fn quarantine_and_state_sections() {
     assert_eq!(config.quarantine.retention, Duration::from_secs(7 * 86_400));
     assert_eq!(config.state.dir, Some(PathBuf::from("/var/lib/sievegate")));
 
+    // PostgreSQL keeps the messages: no dir needed (and none resolved).
+    let pg = format!(
+        "{MINIMAL}[quarantine]\nenabled = true\n[state]\nbackend = \"postgres\"\nurl = \"host=db\"\n"
+    );
+    let config = Config::from_toml(&pg, path).expect("no quarantine.dir with PostgreSQL");
+    assert!(config.quarantine.enabled);
+    assert_eq!(config.quarantine.dir, PathBuf::new());
+
     let cases: &[(&str, &str)] = &[
         (
             "[quarantine]\nenabled = true\n[state]\ndir = \"s\"\n",
-            "quarantine.dir: needed",
+            "quarantine.dir: needed when quarantine.enabled = true (unless [state] backend = \"postgres\"",
         ),
         (
             "[quarantine]\nenabled = true\ndir = \"q\"\n",

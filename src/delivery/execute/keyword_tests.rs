@@ -21,6 +21,7 @@ fn keywords_stored_and_27th_noted() {
         }],
         notes: vec![],
         remember: vec![],
+        claims: vec![],
         suppressed: vec![],
     };
     let (outcome, notes) = execute(&plan, &md, b"Delivered-To: a@b\r\n", b"original\r\n");

@@ -70,6 +70,10 @@ pub struct PostgresState {
     deadline: Duration,
     /// The schema is known to be current (set after a migration succeeded).
     ready: AtomicBool,
+    /// Reachable or not: every call that could not get a connection (or got no answer in
+    /// time) marks it down, every call the server answered marks it up; the MAIL gate
+    /// reads it ([`crate::health`]).
+    health: Arc<crate::health::Health>,
 }
 
 impl std::fmt::Debug for PostgresState {
@@ -203,6 +207,7 @@ impl PostgresState {
                 .connect_timeout
                 .saturating_add(options.statement_timeout.saturating_mul(2)),
             ready: AtomicBool::new(false),
+            health: Arc::new(crate::health::Health::new("state store")),
         })
     }
 
@@ -237,8 +242,26 @@ impl PostgresState {
         }
     }
 
+    /// The reachability flag the calls and [`PostgresState::probe`] keep.
+    pub fn health(&self) -> &crate::health::Health {
+        &self.health
+    }
+
+    /// `SELECT 1` (after the schema check, if it is still due): the probe of the MAIL gate,
+    /// and a refresh of the pool gauges while no mail flows.
+    pub fn probe(&self) -> Result<(), StateError> {
+        self.call("probe", |client| async move {
+            client
+                .query_one("SELECT 1", &[])
+                .await
+                .map(|_| ())
+                .map_err(pg("probe"))
+        })
+    }
+
     /// Runs `work` with a pooled connection on the store's runtime and waits for it,
-    /// within the call deadline.
+    /// within the call deadline; records its time, a failure, the pool's usage and the
+    /// server's reachability.
     fn run<T, F, Fut>(&self, operation: &'static str, work: F) -> Result<T, StateError>
     where
         T: Send + 'static,
@@ -247,34 +270,57 @@ impl PostgresState {
     {
         let pool = self.pool.clone();
         let deadline = self.deadline;
+        let health = Arc::clone(&self.health);
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let started = std::time::Instant::now();
         self.handle.spawn(async move {
             let call = async {
-                let client = pool.get().await.map_err(|e| StateError::Backend {
-                    operation,
-                    message: match e {
-                        deadpool_postgres::PoolError::Backend(e) => pg_message(&e),
-                        other => other.to_string(),
-                    },
-                })?;
-                work(client).await
+                let client = match pool.get().await {
+                    Ok(client) => client,
+                    Err(e) => {
+                        let error = StateError::Backend {
+                            operation,
+                            message: match e {
+                                deadpool_postgres::PoolError::Backend(e) => pg_message(&e),
+                                other => other.to_string(),
+                            },
+                        };
+                        health.down(&error);
+                        return Err(error);
+                    }
+                };
+                let result = work(client).await;
+                // A statement the server refused still means it answers; a connection
+                // lost mid-call is left to the next call or the probe to decide.
+                if result.is_ok() {
+                    health.up();
+                }
+                result
             };
             let result = match tokio::time::timeout(deadline, call).await {
                 Ok(result) => result,
-                Err(_) => Err(StateError::Backend {
-                    operation,
-                    message: format!("no answer within {} ms", deadline.as_millis()),
-                }),
+                Err(_) => {
+                    let error = StateError::Backend {
+                        operation,
+                        message: format!("no answer within {} ms", deadline.as_millis()),
+                    };
+                    health.down(&error);
+                    Err(error)
+                }
             };
             // The caller may have gone (a panic); nothing to do then.
             let _ = tx.send(result);
         });
-        rx.recv().unwrap_or_else(|_| {
+        let result = rx.recv().unwrap_or_else(|_| {
             Err(StateError::Backend {
                 operation,
                 message: "the database task ended without an answer".to_string(),
             })
-        })
+        });
+        crate::metrics::state_call(call_kind(operation), result.is_ok(), started.elapsed());
+        let pool = self.pool_status();
+        crate::metrics::state_pool(pool.open, pool.idle, pool.waiting);
+        result
     }
 
     /// [`PostgresState::run`] once the schema is current (migrating first if it was not
@@ -377,6 +423,17 @@ impl PostgresState {
             found: before,
             known: KNOWN_SCHEMA,
         })
+    }
+}
+
+/// The metrics' `kind` of an operation name (a fixed set: [`crate::metrics::STATE_CALL_KINDS`]).
+fn call_kind(operation: &str) -> &'static str {
+    match operation.split(' ').next().unwrap_or("") {
+        "cache" | "remember" => "cache",
+        "rate" => "rate",
+        "queue" => "queue",
+        "quarantine" => "quarantine",
+        _ => "maintenance",
     }
 }
 

@@ -15,6 +15,14 @@ use crate::state::{
 };
 
 impl StateStore for PostgresState {
+    fn health(&self) -> Option<&crate::health::Health> {
+        Some(PostgresState::health(self))
+    }
+
+    fn probe(&self) -> Result<(), StateError> {
+        PostgresState::probe(self)
+    }
+
     fn quarantine_insert(&self, e: &QuarantineEntry) -> Result<(), StateError> {
         self.insert_entry(e, None)
     }
