@@ -59,6 +59,13 @@ pub struct RawState {
     /// first, then the oldest).
     #[serde(default = "defaults::memory_max_entries")]
     pub memory_max_entries: usize,
+    /// How long the outbox sender holds the rows it took for one pass. While the lease
+    /// runs no other host sharing the store sends them; a host that dies mid-pass leaves
+    /// them to the others once it runs out. Longer than a pass lasts (a shorter lease lets
+    /// a slow relay get a message twice), short enough that a dead host's mail is not late
+    /// by much.
+    #[serde(default = "defaults::outbox_lease_secs")]
+    pub outbox_lease_secs: u64,
 }
 
 impl Default for RawState {
@@ -73,6 +80,7 @@ impl Default for RawState {
             expire_interval_secs: defaults::expire_interval_secs(),
             rate_retention_secs: defaults::rate_retention_secs(),
             memory_max_entries: defaults::memory_max_entries(),
+            outbox_lease_secs: defaults::outbox_lease_secs(),
         }
     }
 }
@@ -96,7 +104,14 @@ mod defaults {
     pub fn memory_max_entries() -> usize {
         100_000
     }
+    pub fn outbox_lease_secs() -> u64 {
+        15 * 60
+    }
 }
+
+/// Bounds of `outbox_lease_secs`: a lease of 0 would let every host take every row at
+/// once; one past a day leaves a dead host's mail that long unsent.
+pub const OUTBOX_LEASE_SECS: std::ops::RangeInclusive<u64> = 1..=24 * 3600;
 
 /// Validated `[state] backend = "postgres"` keys: plain values, turned into a pool by
 /// `delivery::build`.
@@ -149,6 +164,9 @@ pub struct StateConfig {
     pub rate_retention: Duration,
     /// Bound on in-memory cache and rate entries.
     pub memory_max_entries: usize,
+    /// The outbox sender's lease on the rows of one pass (see
+    /// [`RawState::outbox_lease_secs`]); within [`OUTBOX_LEASE_SECS`].
+    pub outbox_lease: Duration,
 }
 
 impl StateConfig {
@@ -178,12 +196,24 @@ impl RawState {
             }
             RawBackend::Postgres => self.postgres(problems),
         };
+        if !OUTBOX_LEASE_SECS.contains(&self.outbox_lease_secs) {
+            problems.push(format!(
+                "state.outbox_lease_secs: {} is out of range ({} to {} seconds)",
+                self.outbox_lease_secs,
+                OUTBOX_LEASE_SECS.start(),
+                OUTBOX_LEASE_SECS.end()
+            ));
+        }
         StateConfig {
             dir: self.dir.as_deref().map(|d| resolve(base, d)),
             postgres,
             expire_interval: Duration::from_secs(self.expire_interval_secs.max(1)),
             rate_retention: Duration::from_secs(self.rate_retention_secs),
             memory_max_entries: self.memory_max_entries,
+            outbox_lease: Duration::from_secs(
+                self.outbox_lease_secs
+                    .clamp(*OUTBOX_LEASE_SECS.start(), *OUTBOX_LEASE_SECS.end()),
+            ),
         }
     }
 
@@ -253,6 +283,10 @@ mod tests {
         assert_eq!(state.dir, Some(PathBuf::from("/etc/sievegate/s")));
         assert!(state.postgres.is_none() && state.is_durable());
         assert!(!parse("").0.is_durable(), "memory only");
+        assert_eq!(state.outbox_lease, Duration::from_secs(900));
+        let (state, problems) = parse("outbox_lease_secs = 5\n");
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(state.outbox_lease, Duration::from_secs(5));
 
         let (state, problems) = parse(
             "backend = \"postgres\"\nurl = \"postgresql://u:pw@db1,db2:5433/sg?sslmode=require\"\n",
@@ -302,6 +336,14 @@ mod tests {
             (
                 "backend = \"postgres\"\nurl = \"host=db\"\nstatement_timeout_secs = 0\n",
                 "state.statement_timeout_secs: must be greater than 0",
+            ),
+            (
+                "outbox_lease_secs = 0\n",
+                "state.outbox_lease_secs: 0 is out of range",
+            ),
+            (
+                "outbox_lease_secs = 86401\n",
+                "state.outbox_lease_secs: 86401 is out of range (1 to 86400 seconds)",
             ),
             // Beside sqlite the url is ignored but still checked.
             (

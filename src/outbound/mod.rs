@@ -117,7 +117,9 @@ pub enum OutboxError {
     State(#[from] StateError),
 }
 
-/// Knobs that the configuration file does not expose (tests shorten them).
+/// The sender's knobs: the lease comes from `[state] outbox_lease_secs`
+/// ([`OutboxOptions::from_config`]); the rest the configuration file does not expose
+/// (tests shorten them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OutboxOptions {
     /// Retry schedule.
@@ -129,6 +131,17 @@ pub struct OutboxOptions {
     /// mid-pass leaves them to be taken again once it runs out. Longer than a pass
     /// normally lasts, so a slow relay does not get a message sent twice.
     pub lease: Duration,
+}
+
+impl OutboxOptions {
+    /// The defaults with the lease `config` sets (`[state] outbox_lease_secs`): what the
+    /// server and the LDA send with.
+    pub fn from_config(config: &Config) -> OutboxOptions {
+        OutboxOptions {
+            lease: config.state.outbox_lease,
+            ..OutboxOptions::default()
+        }
+    }
 }
 
 impl Default for OutboxOptions {
@@ -217,9 +230,10 @@ enum Attempt {
 }
 
 impl Outbox {
-    /// The outbox for `config`, queueing into `state`, with the default schedule.
+    /// The outbox for `config`, queueing into `state`, with the default schedule and the
+    /// configured lease ([`OutboxOptions::from_config`]).
     pub fn new(config: &Config, state: Arc<dyn StateStore>) -> Outbox {
-        Outbox::with_options(config, state, OutboxOptions::default())
+        Outbox::with_options(config, state, OutboxOptions::from_config(config))
     }
 
     /// [`Outbox::new`] with another schedule or other deadlines.

@@ -9,6 +9,7 @@ mod docs;
 mod faults_postfix;
 mod front_door;
 mod health;
+mod hosts;
 mod infected;
 mod lda;
 mod lda_postfix;

@@ -13,6 +13,7 @@ pub mod postfix;
 pub mod postgres;
 pub mod rdap;
 pub mod smtp_sink;
+pub mod tarpit;
 
 use std::path::PathBuf;
 
