@@ -7,7 +7,9 @@ peak RSS and its own CPU ticks). Servers, each a column when the run has it:
 dovecot (Dovecot LMTP + Pigeonhole), sievegate (scanning every message with clamd),
 sievegate-noscan (`[scanner] enabled = false`), sievegate-base (sievegate built at the
 --baseline revision), amavisd (amavisd-new + clamd in front of the same Dovecot, driven
-pipelined) and amavisd-nopipe (the same, driven without pipelining).
+pipelined) and amavisd-nopipe (the same, driven without pipelining); sievegate-pg (the state
+in PostgreSQL) and sievegate-pg2 (two processes on that one database), whose stack CPU
+includes the PostgreSQL server's.
 
 Only ratios within one run mean anything (the disk's fsync rate swings 2-4x between
 minutes), so every table after the first is ratios of medians from this run.
@@ -27,6 +29,8 @@ SERVERS = [
     ("sievegate", "sievegate"),
     ("sievegate-base", "sievegate-base"),
     ("sievegate-noscan", "sievegate no-scan"),
+    ("sievegate-pg", "sievegate-pg"),
+    ("sievegate-pg2", "sievegate-pg2"),
 ]
 NAMES = dict(SERVERS)
 
@@ -62,6 +66,8 @@ def stack_ticks(server, r):
         keys = ["amavisd_ticks", "dovecot_ticks", "clamd_ticks"]
     else:
         keys = ["cpu_ticks", "clamd_ticks"]
+        if server.startswith("sievegate-pg"):
+            keys.append("pg_ticks")
     if any(k not in r for k in keys):
         return None
     return sum(r[k] for k in keys)
@@ -160,6 +166,16 @@ def main(path):
                               fmt_ratio(ratio(rate(k, "sievegate"), rate(k, "sievegate-base"))),
                               fmt(p99(k, "sievegate-base"), 1), fmt(p99(k, "sievegate"), 1),
                               fmt(ratio(p99(k, "sievegate"), p99(k, "sievegate-base")), 2)]
+               for k in keys])
+
+    pg = [s for s in ("sievegate-pg", "sievegate-pg2") if s in servers]
+    if "sievegate" in servers and pg:
+        print("PostgreSQL against SQLite (throughput / sievegate's with SQLite, same run; "
+              "1.00x = no cost):\n")
+        table(cell_head() + [f"{NAMES[s]} / sievegate" for s in pg]
+              + [f"{NAMES[s]} errors" for s in pg],
+              [cell_row(k) + [fmt_ratio(ratio(rate(k, s), rate(k, "sievegate"))) for s in pg]
+               + [str(sum(r["errors"] for r in cells[k].get(s, []))) for s in pg]
                for k in keys])
 
     print("p99 latency, ms (medians; from MAIL to the last recipient's reply):\n")

@@ -2,10 +2,16 @@
 //! of figures. `bench/run` runs it against sievegate and Dovecot side by side.
 //!
 //! ```text
-//! lmtp-load --target 127.0.0.1:2424 | unix:/path/lmtp.sock
+//! lmtp-load --target 127.0.0.1:2424 | unix:/path/lmtp.sock [--target ...]
 //!           [--concurrency 16] [--messages 2000] [--size 4096] [--rcpts 1]
 //!           [--users 100] [--domain example.test] [--label NAME] [--no-pipelining]
+//!           [--unique-senders]
 //! ```
+//!
+//! With several `--target`s, connection i goes to target i mod n (two delivery hosts on one
+//! state store, the load split evenly between them). `--unique-senders` gives every message
+//! its own envelope sender and From (unique across runs too), so each vacation answers once
+//! more and the state store does its full work (claim, queue, send) instead of a look-up.
 //!
 //! Each of `--concurrency` connections sends messages back to back (MAIL, RCPT..., DATA
 //! pipelined as Postfix does, then the body, then one reply per recipient) until
@@ -32,7 +38,7 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[derive(Clone, Debug)]
 struct Args {
-    target: String,
+    targets: Vec<String>,
     concurrency: usize,
     messages: u64,
     size: usize,
@@ -42,16 +48,21 @@ struct Args {
     label: String,
     /// Wait for each reply before the next command instead of pipelining MAIL/RCPT/DATA.
     no_pipelining: bool,
+    /// Every message its own sender, so that a vacation answers each one (state store load).
+    unique_senders: bool,
+    /// Makes unique senders unique across runs too: start time and process id.
+    run_tag: String,
 }
 
 fn usage() -> &'static str {
     "usage: lmtp-load --target HOST:PORT|unix:PATH [--concurrency N] [--messages N] \
-     [--size BYTES] [--rcpts N] [--users N] [--domain D] [--label NAME] [--no-pipelining]"
+     [--size BYTES] [--rcpts N] [--users N] [--domain D] [--label NAME] [--no-pipelining] \
+     [--unique-senders]"
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
-        target: String::new(),
+        targets: Vec::new(),
         concurrency: 1,
         messages: 1000,
         size: 4096,
@@ -60,9 +71,22 @@ fn parse_args() -> Result<Args, String> {
         domain: "example.test".to_owned(),
         label: String::new(),
         no_pipelining: false,
+        unique_senders: false,
+        run_tag: format!(
+            "{}.{}",
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or(0),
+            std::process::id()
+        ),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
+        if flag == "--unique-senders" {
+            args.unique_senders = true;
+            continue;
+        }
         if flag == "--no-pipelining" {
             args.no_pipelining = true;
             continue;
@@ -75,7 +99,7 @@ fn parse_args() -> Result<Args, String> {
                 .map_err(|_| format!("{flag}: {v:?} is not a number"))
         };
         match flag.as_str() {
-            "--target" => args.target = value,
+            "--target" => args.targets.push(value),
             "--concurrency" => args.concurrency = number(&value)? as usize,
             "--messages" => args.messages = number(&value)?,
             "--size" => args.size = number(&value)? as usize,
@@ -86,7 +110,7 @@ fn parse_args() -> Result<Args, String> {
             _ => return Err(format!("unknown flag {flag}\n{}", usage())),
         }
     }
-    if args.target.is_empty() {
+    if args.targets.is_empty() {
         return Err(usage().to_owned());
     }
     if args.concurrency == 0 || args.rcpts == 0 || args.users == 0 {
@@ -170,7 +194,7 @@ impl XorShift {
 }
 
 /// A plain-text message of about `size` bytes (CRLF, no line starting with a dot).
-fn message(args: &Args, seq: u64, rcpts: &[String]) -> Vec<u8> {
+fn message(args: &Args, seq: u64, sender: &str, rcpts: &[String]) -> Vec<u8> {
     let mut head = String::new();
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -178,7 +202,7 @@ fn message(args: &Args, seq: u64, rcpts: &[String]) -> Vec<u8> {
         .unwrap_or(0);
     let _ = write!(
         head,
-        "From: Load Generator <bench@load.test>\r\nTo: {}\r\nSubject: load message {seq}\r\n\
+        "From: Load Generator <{sender}>\r\nTo: {}\r\nSubject: load message {seq}\r\n\
          Date: Sat, 28 Nov 2026 00:00:00 +0000\r\nMessage-ID: <{seq}.{now}@load.test>\r\n\
          MIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n",
         rcpts.join(", ")
@@ -210,11 +234,12 @@ fn message(args: &Args, seq: u64, rcpts: &[String]) -> Vec<u8> {
 /// Otherwise each command waits for its reply, as a client that does not pipeline would.
 async fn transaction(
     conn: &mut BufReader<Box<dyn Stream>>,
+    sender: &str,
     rcpts: &[String],
     body: &[u8],
     pipelining: bool,
 ) -> std::io::Result<bool> {
-    let mut commands = vec![String::from("MAIL FROM:<bench@load.test>\r\n")];
+    let mut commands = vec![format!("MAIL FROM:<{sender}>\r\n")];
     for rcpt in rcpts {
         commands.push(format!("RCPT TO:<{rcpt}>\r\n"));
     }
@@ -270,12 +295,18 @@ async fn worker(args: Arc<Args>, totals: Arc<Totals>, id: usize) -> Vec<Duration
                 format!("user{user}@{}", args.domain)
             })
             .collect();
-        let body = message(&args, seq, &rcpts);
+        let sender = if args.unique_senders {
+            format!("bench-{seq}.{}@load.test", args.run_tag)
+        } else {
+            String::from("bench@load.test")
+        };
+        let body = message(&args, seq, &sender, &rcpts);
+        let target = &args.targets[id % args.targets.len()];
         if conn.is_none() {
-            match open_session(&args.target).await {
+            match open_session(target).await {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
-                    eprintln!("lmtp-load: connect {}: {e}", args.target);
+                    eprintln!("lmtp-load: connect {target}: {e}");
                     totals.errors.fetch_add(1, Ordering::Relaxed);
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
@@ -284,7 +315,7 @@ async fn worker(args: Arc<Args>, totals: Arc<Totals>, id: usize) -> Vec<Duration
         }
         let Some(c) = conn.as_mut() else { continue };
         let start = Instant::now();
-        match transaction(c, &rcpts, &body, !args.no_pipelining).await {
+        match transaction(c, &sender, &rcpts, &body, !args.no_pipelining).await {
             Ok(true) => latencies.push(start.elapsed()),
             Ok(false) => {
                 totals.errors.fetch_add(1, Ordering::Relaxed);
