@@ -78,7 +78,7 @@ pub enum TestError {
 }
 
 /// What `sieve test` found: the plan and what it ran on.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct TestReport {
     /// `user@domain` whose chain ran.
     pub user: String,

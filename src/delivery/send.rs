@@ -43,11 +43,11 @@
 //! at once (on two hosts) queue it once.
 //!
 //! Steps 2 and 3 run only when the delivery succeeded, so a deferred delivery that the MTA
-//! retries neither answers twice nor takes itself for a duplicate. Then, whatever the
-//! outcome, the `duplicate` claims the plan holds ([`Plan::claims`]) are released: after
-//! step 3 wrote the records, so a delivery of the same message waiting on a claim finds
-//! the record ("seen") or, when this one failed, takes the claim ("not seen");
-//! see [`crate::filter::memory`]. The virus policy has
+//! retries neither answers twice nor takes itself for a duplicate. The `duplicate` claims
+//! the plan holds ([`Plan::claims`]) are released when the plan is dropped, whatever the
+//! outcome and whether or not the delivery got here: after step 3 wrote the records, so a
+//! delivery of the same message waiting on a claim finds the record ("seen") or, when this
+//! one failed, takes the claim ("not seen"); see [`crate::filter::memory`]. The virus policy has
 //! already removed every one of these for infected mail ([`Plan::enforce_virus_policy`]).
 
 use std::collections::HashMap;
@@ -122,33 +122,10 @@ const REDIRECT_MEMORY: Duration = Duration::from_secs(86_400);
 /// answers [`send_now`] got (looked up by target). Blocking (state store writes, a failure
 /// keep's store): runs on a blocking thread, never waits on a peer.
 ///
-/// Last, whatever the outcome, the plan's `duplicate` claims are released (after the
-/// records were written, when it succeeded): see [`crate::filter::memory`].
+/// The plan's `duplicate` claims are released when the caller drops the plan, after this
+/// wrote the records (when it succeeded): see [`crate::filter::memory::Claim`].
 #[allow(clippy::too_many_arguments)] // two call sites; a struct would only rename them
 pub fn send(
-    services: &Services,
-    mail_from: &str,
-    message_id: &str,
-    rcpt: &Recipient,
-    plan: &Plan,
-    message: (&[u8], &[u8]),
-    outcome: RcptOutcome,
-    notes: &mut Vec<String>,
-    hand: &mut dyn FnMut(&Redirect<'_>) -> Handed,
-) -> RcptOutcome {
-    let outcome = send_and_remember(
-        services, mail_from, message_id, rcpt, plan, message, outcome, notes, hand,
-    );
-    let user = rcpt.user();
-    for claim in &plan.claims {
-        crate::filter::memory::release(services.state.as_ref(), claim, &user);
-    }
-    outcome
-}
-
-/// [`send`] before the claims are released.
-#[allow(clippy::too_many_arguments)]
-fn send_and_remember(
     services: &Services,
     mail_from: &str,
     message_id: &str,
@@ -564,13 +541,15 @@ mod tests {
 
     use super::*;
     use crate::config::Config;
-    use crate::filter::memory::{claim_key, key};
+    use crate::filter::memory::{key, Memory, VacationPeriods};
     use crate::filter::Remember;
     use crate::state::{MemoryState, StateStore};
 
-    /// The `duplicate` claim a plan holds is released whatever the delivery's outcome: a
-    /// deferred delivery leaves no record (its retry is not a duplicate) and frees the claim
-    /// at once; a discarded (successful) one writes the record before releasing.
+    /// The `duplicate` claim a plan holds is released whatever way the delivery ends, and
+    /// only once the plan is gone: a deferred delivery leaves no record (its retry is not a
+    /// duplicate) and frees the claim; a discarded (successful) one writes the record
+    /// first; a plan dropped without reaching `send` (a failed quarantine write, a panic,
+    /// the async stage failing) frees it too.
     #[test]
     fn claims_are_released_after_any_outcome_records_only_after_success() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -579,51 +558,66 @@ mod tests {
                     [mailbox]\ndomains = [\"example.test\"]\nmaildir = \"vmail/%d/%n/Maildir\"\n";
         let config = Config::from_toml(toml, &dir.path().join("sievegate.toml")).expect("config");
         let state: Arc<dyn StateStore> = Arc::new(MemoryState::default());
+        let memory = Memory {
+            state: Arc::clone(&state),
+            vacation: VacationPeriods::default(),
+        };
         let services = Services::with_state(config, Arc::clone(&state));
         let rcpt = Recipient::resolve("alice@example.test", &["example.test".into()], "+")
             .expect("recipient");
         let user = rcpt.user();
-        for (outcome, recorded) in [
-            (RcptOutcome::Deferred(Deferral::Internal), false),
-            (RcptOutcome::Discarded, true),
+        let deferred = || Some(RcptOutcome::Deferred(Deferral::Internal));
+        for (case, outcome, recorded) in [
+            ("deferred", deferred(), false),
+            ("discarded", Some(RcptOutcome::Discarded), true),
+            ("never sent", None, false),
         ] {
-            let record = key(&user, &format!("<{recorded}@x>"));
-            let claim = claim_key(&record);
+            let id = format!("<{case}@x>");
             let now = SystemTime::now();
-            assert!(state
-                .remember_once(&claim, now + Duration::from_secs(120), now)
-                .expect("claim"));
+            let lookup = memory.lookup(&user, &id, 3600, false, now, &[]);
+            assert!(!lookup.seen, "{case}");
+            let claim = lookup.claim.expect("claimed");
+            let claim_key = claim.key().to_string();
+            let record = key(&user, &id);
             let plan = Plan {
                 remember: vec![Remember {
                     key: record.clone(),
                     ttl: Duration::from_secs(3600),
                 }],
-                claims: vec![claim.clone()],
+                claims: vec![claim],
                 ..Plan::default()
             };
-            let mut notes = Vec::new();
-            let _ = send(
-                &services,
-                "bob@remote.example",
-                "<1@x>",
-                &rcpt,
-                &plan,
-                (b"", b"Subject: x\r\n\r\nx\r\n"),
-                outcome,
-                &mut notes,
-                &mut |_| unreachable!("no redirect"),
+            let take = |at: SystemTime| {
+                state
+                    .remember_once(&claim_key, at + Duration::from_secs(120), at)
+                    .expect("claim again")
+            };
+            if let Some(outcome) = outcome {
+                let mut notes = Vec::new();
+                let _ = send(
+                    &services,
+                    "bob@remote.example",
+                    "<1@x>",
+                    &rcpt,
+                    &plan,
+                    (b"", b"Subject: x\r\n\r\nx\r\n"),
+                    outcome,
+                    &mut notes,
+                    &mut |_| unreachable!("no redirect"),
+                );
+            }
+            assert!(
+                !take(SystemTime::now()),
+                "{case}: held while the plan lives"
             );
+            drop(plan);
             let later = SystemTime::now() + Duration::from_millis(1);
             assert_eq!(
                 state.cache_get(&record, later).expect("get").is_some(),
-                recorded
+                recorded,
+                "{case}"
             );
-            assert!(
-                state
-                    .remember_once(&claim, later + Duration::from_secs(120), later)
-                    .expect("claim again"),
-                "released"
-            );
+            assert!(take(later), "{case}: released");
         }
     }
 }

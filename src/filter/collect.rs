@@ -7,7 +7,7 @@ use std::sync::Arc;
 use sieve::runtime::Variable;
 use sieve::{Event, GeneratedMessage, Input, Mailbox, MessageOrigin, Recipient as SieveRecipient};
 
-use super::memory::Memory;
+use super::memory::{Claim, Memory};
 use super::plan::{Action, Remember, SendKind};
 use super::Mailboxes;
 use crate::outbound::compose;
@@ -83,7 +83,7 @@ pub(super) struct Collector<'n, 'm> {
     memory: Option<&'n Memory>,
     /// The `duplicate` claims this delivery holds, over the whole chain (a script's
     /// runtime error drops its actions, not its claims: they are released all the same).
-    claims: &'n mut Vec<String>,
+    claims: &'n mut Vec<Claim>,
     /// The user the memory is kept for (`user@domain`).
     user: &'n str,
 }
@@ -93,7 +93,7 @@ impl<'n, 'm> Collector<'n, 'm> {
     /// message the script starts with (`None`: the original as received).
     pub(super) fn new(
         notes: &'n mut Vec<String>,
-        claims: &'n mut Vec<String>,
+        claims: &'n mut Vec<Claim>,
         base: Option<Arc<[u8]>>,
         mailboxes: &'m Mailboxes,
     ) -> Self {

@@ -25,9 +25,15 @@
 //!   failed and released it), for at most [`CLAIM_WAIT`]. Past that, "not seen" without a
 //!   claim: a holder that hangs or crashed may cost a second copy, never the message.
 //!
-//! A claim nobody releases (a crash) ends by itself after [`CLAIM_LEASE`]. A store that
+//! A claim is owned by one [`Claim`] value, held in the plan: dropping it releases the
+//! claim. So every way a delivery can end releases it once, without a call on each branch:
+//! stored or discarded (after `delivery::send` wrote the records), deferred by a failed
+//! quarantine write or store, a panic in the recipient's run or in a per-message step, the
+//! async stage failing, the LMTP session gone while the delivery runs. Only a crash of the
+//! process leaves a claim behind: it ends by itself after [`CLAIM_LEASE`]. A store that
 //! fails answers "not seen" (logged), as before: a message is kept once more, never lost.
 //!
+use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -90,17 +96,62 @@ pub struct Memory {
     pub vacation: VacationPeriods,
 }
 
+/// One `duplicate` claim this delivery holds ([`claim_key`]), and the duty to release it.
+/// Dropping it releases the claim (it expires now), so whichever way the delivery ends the
+/// next delivery of the message is not held up (module doc). It is not `Clone`: one owner,
+/// one release.
+///
+/// The release is a state-store write on the dropping thread. That is a blocking thread
+/// for every delivery whose store does I/O: the async stage (where a plan can be dropped
+/// on the runtime) only exists without a durable store, where the write is in memory.
+pub struct Claim {
+    /// The claim's key ([`claim_key`]).
+    key: String,
+    /// Whose claim it is, for the log.
+    user: String,
+    /// Where the claim is held.
+    state: Arc<dyn StateStore>,
+}
+
+impl Claim {
+    /// The claim's key in the state store ([`claim_key`]).
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        release(self.state.as_ref(), &self.key, &self.user);
+    }
+}
+
+impl fmt::Debug for Claim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Claim").field(&self.key).finish()
+    }
+}
+
+/// Two claims are the same claim when their keys are (a plan compares by what it holds).
+impl PartialEq for Claim {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+
+impl Eq for Claim {}
+
 /// The answer to one `DuplicateId` question.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Lookup {
     /// Seen before and not expired.
     pub seen: bool,
     /// Key and lifetime to record after a successful delivery, if any: always when not
     /// seen; when seen only with `:last` (RFC 7352 §3.3: the period restarts).
     pub remember: Option<(String, Duration)>,
-    /// The claim this delivery holds ([`claim_key`]): released by `delivery::send` after
-    /// the record is written, or when the delivery fails.
-    pub claim: Option<String>,
+    /// The claim this delivery took ([`claim_key`]): released when the plan holding it is
+    /// dropped, after the record is written or whatever else ended the delivery.
+    pub claim: Option<Claim>,
 }
 
 /// True for the ids sieve-rs's vacation test asks about.
@@ -142,7 +193,7 @@ impl Memory {
         expiry: u64,
         last: bool,
         now: SystemTime,
-        held: &[String],
+        held: &[Claim],
     ) -> Lookup {
         let vacation = is_vacation_id(id, last);
         let ttl = if vacation {
@@ -162,7 +213,8 @@ impl Memory {
                 claim: None,
             };
         }
-        if held.contains(&claim_key(&key)) {
+        let wanted = claim_key(&key);
+        if held.iter().any(|claim| claim.key == wanted) {
             return Lookup {
                 seen: false,
                 remember: Some((key, ttl)),
@@ -189,16 +241,21 @@ impl Memory {
     }
 
     /// Claims `key` (no record seen yet): (seen, the claim held). See the module doc.
-    fn claim(&self, key: &str, user: &str, started: SystemTime) -> (bool, Option<String>) {
+    fn claim(&self, key: &str, user: &str, started: SystemTime) -> (bool, Option<Claim>) {
         let claim = claim_key(key);
         let deadline = std::time::Instant::now() + CLAIM_WAIT;
         let mut now = started;
         loop {
             match self.state.remember_once(&claim, now + CLAIM_LEASE, now) {
                 Ok(true) => {
-                    // Its holder may have finished between the lookup and the claim.
+                    let claim = Claim {
+                        key: claim,
+                        user: user.to_string(),
+                        state: Arc::clone(&self.state),
+                    };
+                    // Its holder may have finished between the lookup and the claim: then
+                    // the claim is dropped (released) at once.
                     if self.seen(key, user, now) {
-                        release(self.state.as_ref(), &claim, user);
                         return (true, None);
                     }
                     return (false, Some(claim));
@@ -223,9 +280,9 @@ impl Memory {
 }
 
 /// Releases a duplicate claim ([`claim_key`]): it expires now, so the next delivery can take
-/// it. Called after the record was written, or when the delivery failed. A release that
-/// fails only delays a retry until the claim's lease ends (logged).
-pub fn release(state: &dyn StateStore, claim: &str, user: &str) {
+/// it. Only [`Claim`]'s drop calls it. A release that fails only delays a retry until the
+/// claim's lease ends (logged).
+fn release(state: &dyn StateStore, claim: &str, user: &str) {
     if let Err(error) = state.cache_put(claim, "1", SystemTime::now()) {
         tracing::warn!(%error, %user, "cannot release a duplicate claim; it ends with its lease");
     }
@@ -344,7 +401,7 @@ mod tests {
             let now = SystemTime::now();
             let first = memory.lookup(user, &id, 3600, false, now, &[]);
             assert!(!first.seen);
-            let claim = first.claim.clone().expect("the first delivery claims");
+            let claim = first.claim.expect("the first delivery claims");
             let again = memory.lookup(user, &id, 3600, false, now, std::slice::from_ref(&claim));
             assert!(
                 !again.seen && again.claim.is_none(),
@@ -366,7 +423,7 @@ mod tests {
                     .cache_put(&key, "1", SystemTime::now() + ttl)
                     .expect("record");
             }
-            release(state.as_ref(), &claim, user);
+            drop(claim);
             let (second, waited) = second.join().expect("second");
             assert!(
                 waited >= Duration::from_millis(150),

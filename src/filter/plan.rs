@@ -92,7 +92,9 @@ pub struct Remember {
 }
 
 /// What Sieve decided for one recipient. An empty `actions` list means discard.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Not `Clone`: it owns its `duplicate` claims ([`Plan::claims`]), released once when it is
+/// dropped.
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct Plan {
     /// What to do with the message, in script order; empty means discard.
     pub actions: Vec<Action>,
@@ -101,10 +103,11 @@ pub struct Plan {
     pub notes: Vec<String>,
     /// Ids to remember after a successful delivery (duplicate tracking, vacation).
     pub remember: Vec<Remember>,
-    /// `duplicate` claims this delivery holds ([`super::memory::claim_key`]): released
-    /// after the delivery, whatever its outcome (after the records are written when it
-    /// succeeded), so concurrent deliveries of the same message decide once.
-    pub claims: Vec<String>,
+    /// `duplicate` claims this delivery holds ([`super::memory::Claim`]): released when the
+    /// plan is dropped, after the delivery whatever its outcome (after `delivery::send` wrote
+    /// the records when it succeeded), so concurrent deliveries of the same message decide
+    /// once and a failed one does not hold up its retry.
+    pub claims: Vec<super::memory::Claim>,
     /// What the scripts asked for and [`Plan::enforce_virus_policy`] removed (the never-bounce
     /// rule): shown by `sieve test`, never executed.
     pub suppressed: Vec<Action>,

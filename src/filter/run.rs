@@ -15,7 +15,7 @@ use sieve::{Context, Envelope, Event, Input, Runtime, Script, Sieve, SpamStatus}
 
 use super::collect::{split_flags, Collector, ScriptOutcome};
 use super::include::{Includes, Resolved};
-use super::memory::Memory;
+use super::memory::{Claim, Memory};
 use super::plan::{Action, Plan, SendKind};
 use super::{FilterInput, Mailboxes};
 use crate::store::{Folder, SystemFlags};
@@ -224,7 +224,7 @@ fn run_script(
     ctx: &mut Context<'_>,
     script: &Arc<Sieve>,
     includes: &Includes<'_>,
-    (notes, claims): (&mut Vec<String>, &mut Vec<String>),
+    (notes, claims): (&mut Vec<String>, &mut Vec<Claim>),
     start: (Option<Arc<[u8]>>, &Mailboxes),
     memory: Option<&Memory>,
     user: &str,
@@ -312,7 +312,7 @@ struct ChainState {
     /// Redirects allowed over the whole chain; sieve-rs counts only within one script.
     max_redirects: usize,
     /// `duplicate` claims taken by any script of the chain ([`Plan::claims`]).
-    claims: Vec<String>,
+    claims: Vec<Claim>,
 }
 
 impl Default for ChainState {

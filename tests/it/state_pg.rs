@@ -548,3 +548,88 @@ fn status_on_sqlite() {
         "{status}"
     );
 }
+
+/// A `duplicate` claim is released on a path that never reaches the sending step: a global
+/// script tests `duplicate` (taking the claim) and then quarantines, and the quarantine
+/// write fails in the database (a trigger refuses it), so the recipient gets 451. The claim
+/// is released at once (not left for its 120 s lease), so the MTA's retry takes it without
+/// waiting and is stored; the next delivery of the same message is a duplicate.
+#[test]
+fn a_deferred_delivery_releases_its_duplicate_claim() {
+    let (db, url) = fresh_database();
+    let scripts = tempfile::tempdir().expect("tempdir");
+    let before = scripts.path().join("dup-then-quarantine.sieve");
+    std::fs::write(
+        &before,
+        "require [\"duplicate\", \"vnd.sievegate.quarantine\"];\n\
+         if duplicate { discard; stop; }\nquarantine;\n",
+    )
+    .expect("write script");
+    let mut options: Options = quarantine_options(Clamd::shared());
+    options.before = Some(vec![before.display().to_string()]);
+    options.extra_sections = vec![
+        "[quarantine]\nenabled = true\n".to_string(),
+        state_section(&url),
+    ];
+    let env = Env::new(options);
+    let server = Running::start(&env.config_path);
+    let psql = |sql: &str| shared().psql(&db, sql).unwrap_or_else(|e| panic!("{e}"));
+    psql(
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$; \
+         CREATE TRIGGER refuse BEFORE INSERT ON quarantine \
+         FOR EACH ROW EXECUTE FUNCTION refuse();",
+    );
+    let message = b"From: bob@remote.example\r\nTo: alice@example.test\r\n\
+        Subject: hello\r\nMessage-ID: <claim.1@remote.example>\r\n\r\nHello.\r\n";
+    let out = send(
+        &server,
+        "bob@remote.example",
+        &["alice@example.test"],
+        message,
+    );
+    assert!(out.contains("451 4.3.0 <alice@example.test>"), "{out}");
+    let claims = |held: bool| {
+        let now = "(extract(epoch from clock_timestamp()) * 1000000)::bigint";
+        let cmp = if held { ">" } else { "<=" };
+        psql(&format!(
+            "SELECT count(*) FROM cache WHERE key LIKE 'sieve-dup-claim:%' AND expires {cmp} {now}"
+        ))
+    };
+    assert_eq!(claims(false), "1", "the claim was taken and released");
+    assert_eq!(claims(true), "0", "no claim left held");
+
+    psql("DROP TRIGGER refuse ON quarantine;");
+    let started = std::time::Instant::now();
+    let out = send(
+        &server,
+        "bob@remote.example",
+        &["alice@example.test"],
+        message,
+    );
+    let took = started.elapsed();
+    assert!(out.contains("250 2.0.0 <alice@example.test>"), "{out}");
+    assert!(
+        took < sievegate::filter::memory::CLAIM_WAIT,
+        "the retry did not wait on a stale claim: {took:?}"
+    );
+    assert!(
+        !server.logs().contains("holds its id for too long"),
+        "{}",
+        server.logs()
+    );
+    assert_eq!(list(&env.config_path, &[]).len(), 1, "quarantined once");
+    let out = send(
+        &server,
+        "bob@remote.example",
+        &["alice@example.test"],
+        message,
+    );
+    assert!(out.contains("250 2.0.0 <alice@example.test>"), "{out}");
+    assert_eq!(
+        list(&env.config_path, &[]).len(),
+        1,
+        "the third delivery is a duplicate"
+    );
+    drop(server);
+}
