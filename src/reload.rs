@@ -82,6 +82,7 @@ pub const RESTART_ONLY: &[(&str, &str)] = &[
     ("state.dir", "the state store stays open"),
     ("state.backend", "the state store stays open"),
     ("state.outbox_lease_secs", "the outbox sender keeps running"),
+    ("state.outbox_poll_secs", "the outbox sender keeps running"),
     ("notify", "the outbound relay and the notifier keep running"),
     ("log.format", "the log writer is set up once"),
 ];
@@ -196,6 +197,7 @@ fn keep_restart_only(old: &Config, new: &mut Config) -> Vec<&'static str> {
     keep!("state.dir", state.dir);
     keep!("state.backend", state.postgres);
     keep!("state.outbox_lease_secs", state.outbox_lease);
+    keep!("state.outbox_poll_secs", state.outbox_poll);
     keep!("notify", notify);
     keep!("log.format", log.format);
     kept
@@ -342,7 +344,7 @@ mod tests {
         let old = config("", "");
         let mut new = config(
             "max_connections = 10\nreserved_connections = 2\nmetrics_listen = \"127.0.0.1:1\"\nsocket_mode = \"0600\"",
-            "[state]\ndir = \"/x\"\nbackend = \"postgres\"\nurl = \"host=db\"\noutbox_lease_secs = 60\n[log]\nformat = \"json\"\n[notify]\nmax_per_minute = 3",
+            "[state]\ndir = \"/x\"\nbackend = \"postgres\"\nurl = \"host=db\"\noutbox_lease_secs = 60\noutbox_poll_secs = 5\n[log]\nformat = \"json\"\n[notify]\nmax_per_minute = 3",
         );
         new.server.listen.clear();
         new.server.hostname = "other.example".into();

@@ -46,6 +46,10 @@ pub struct RawState {
     /// stuck database turns into an error (a 4xx) instead of a hanging delivery.
     #[serde(default = "defaults::statement_timeout_secs")]
     pub statement_timeout_secs: u64,
+    /// PostgreSQL: a PEM file of CA certificates trusted for the server's TLS certificate,
+    /// besides the webpki roots: a site's own CA (or the server's self-signed certificate),
+    /// so TLS works without a public CA. Relative to the config file's directory.
+    pub ca_file: Option<String>,
     /// How often the server deletes expired cache and rate rows (and refreshes the size
     /// gauges).
     #[serde(default = "defaults::expire_interval_secs")]
@@ -66,6 +70,14 @@ pub struct RawState {
     /// by much.
     #[serde(default = "defaults::outbox_lease_secs")]
     pub outbox_lease_secs: u64,
+    /// How often the outbox sender looks for due mail when nothing woke it. Mail queued by
+    /// this process wakes the sender at once; the poll finds what it cannot be woken for:
+    /// retries falling due, rows queued by another process (the CLI, `deliver`, another
+    /// host) and rows whose lease ran out on a host that died. So the shorter it is, the
+    /// sooner a dead host's mail goes out after its lease, at one small query per poll
+    /// per host.
+    #[serde(default = "defaults::outbox_poll_secs")]
+    pub outbox_poll_secs: u64,
 }
 
 impl Default for RawState {
@@ -77,10 +89,12 @@ impl Default for RawState {
             pool_size: defaults::pool_size(),
             connect_timeout_secs: defaults::connect_timeout_secs(),
             statement_timeout_secs: defaults::statement_timeout_secs(),
+            ca_file: None,
             expire_interval_secs: defaults::expire_interval_secs(),
             rate_retention_secs: defaults::rate_retention_secs(),
             memory_max_entries: defaults::memory_max_entries(),
             outbox_lease_secs: defaults::outbox_lease_secs(),
+            outbox_poll_secs: defaults::outbox_poll_secs(),
         }
     }
 }
@@ -107,11 +121,18 @@ mod defaults {
     pub fn outbox_lease_secs() -> u64 {
         15 * 60
     }
+    pub fn outbox_poll_secs() -> u64 {
+        15
+    }
 }
 
 /// Bounds of `outbox_lease_secs`: a lease of 0 would let every host take every row at
 /// once; one past a day leaves a dead host's mail that long unsent.
 pub const OUTBOX_LEASE_SECS: std::ops::RangeInclusive<u64> = 1..=24 * 3600;
+
+/// Bounds of `outbox_poll_secs`: 0 would spin on the store; past an hour a retry or a dead
+/// host's mail could wait longer than the retry schedule's own longest delay.
+pub const OUTBOX_POLL_SECS: std::ops::RangeInclusive<u64> = 1..=3600;
 
 /// Validated `[state] backend = "postgres"` keys: plain values, turned into a pool by
 /// `delivery::build`.
@@ -126,6 +147,8 @@ pub struct PostgresConfig {
     pub connect_timeout: Duration,
     /// Server-side `statement_timeout`.
     pub statement_timeout: Duration,
+    /// Absolute path of `ca_file`, read when the pool is built (check-config reads it too).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for PostgresConfig {
@@ -135,6 +158,7 @@ impl std::fmt::Debug for PostgresConfig {
             .field("pool_size", &self.pool_size)
             .field("connect_timeout", &self.connect_timeout)
             .field("statement_timeout", &self.statement_timeout)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -167,6 +191,9 @@ pub struct StateConfig {
     /// The outbox sender's lease on the rows of one pass (see
     /// [`RawState::outbox_lease_secs`]); within [`OUTBOX_LEASE_SECS`].
     pub outbox_lease: Duration,
+    /// The outbox sender's poll when nothing wakes it (see
+    /// [`RawState::outbox_poll_secs`]); within [`OUTBOX_POLL_SECS`].
+    pub outbox_poll: Duration,
 }
 
 impl StateConfig {
@@ -194,7 +221,7 @@ impl RawState {
                 }
                 None
             }
-            RawBackend::Postgres => self.postgres(problems),
+            RawBackend::Postgres => self.postgres(base, problems),
         };
         if !OUTBOX_LEASE_SECS.contains(&self.outbox_lease_secs) {
             problems.push(format!(
@@ -202,6 +229,14 @@ impl RawState {
                 self.outbox_lease_secs,
                 OUTBOX_LEASE_SECS.start(),
                 OUTBOX_LEASE_SECS.end()
+            ));
+        }
+        if !OUTBOX_POLL_SECS.contains(&self.outbox_poll_secs) {
+            problems.push(format!(
+                "state.outbox_poll_secs: {} is out of range ({} to {} seconds)",
+                self.outbox_poll_secs,
+                OUTBOX_POLL_SECS.start(),
+                OUTBOX_POLL_SECS.end()
             ));
         }
         StateConfig {
@@ -214,10 +249,14 @@ impl RawState {
                 self.outbox_lease_secs
                     .clamp(*OUTBOX_LEASE_SECS.start(), *OUTBOX_LEASE_SECS.end()),
             ),
+            outbox_poll: Duration::from_secs(
+                self.outbox_poll_secs
+                    .clamp(*OUTBOX_POLL_SECS.start(), *OUTBOX_POLL_SECS.end()),
+            ),
         }
     }
 
-    fn postgres(&self, problems: &mut Vec<String>) -> Option<PostgresConfig> {
+    fn postgres(&self, base: &Path, problems: &mut Vec<String>) -> Option<PostgresConfig> {
         let before = problems.len();
         match &self.url {
             None => problems.push("state.url: needed with backend = \"postgres\"".to_string()),
@@ -242,11 +281,18 @@ impl RawState {
                 problems.push(format!("{key}: must be greater than 0"));
             }
         }
+        let ca_file = self.ca_file.as_deref().map(|f| resolve(base, f));
+        if let Some(path) = &ca_file {
+            if let Err(e) = crate::state::postgres::ca_certificates(path) {
+                problems.push(format!("state.ca_file: {e}"));
+            }
+        }
         (problems.len() == before).then(|| PostgresConfig {
             url: self.url.clone().unwrap_or_default(),
             pool_size: self.pool_size,
             connect_timeout: Duration::from_secs(self.connect_timeout_secs),
             statement_timeout: Duration::from_secs(self.statement_timeout_secs),
+            ca_file,
         })
     }
 }
@@ -287,6 +333,10 @@ mod tests {
         let (state, problems) = parse("outbox_lease_secs = 5\n");
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(state.outbox_lease, Duration::from_secs(5));
+        assert_eq!(parse("").0.outbox_poll, Duration::from_secs(15));
+        let (state, problems) = parse("outbox_poll_secs = 1\n");
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(state.outbox_poll, Duration::from_secs(1));
 
         let (state, problems) = parse(
             "backend = \"postgres\"\nurl = \"postgresql://u:pw@db1,db2:5433/sg?sslmode=require\"\n",
@@ -294,6 +344,7 @@ mod tests {
         assert!(problems.is_empty(), "{problems:?}");
         let pg = state.postgres.clone().expect("postgres");
         assert!(state.is_durable());
+        assert_eq!(pg.ca_file, None);
         assert_eq!(pg.pool_size, 16);
         assert_eq!(pg.connect_timeout, Duration::from_secs(5));
         assert_eq!(pg.statement_timeout, Duration::from_secs(10));
@@ -345,6 +396,14 @@ mod tests {
                 "outbox_lease_secs = 86401\n",
                 "state.outbox_lease_secs: 86401 is out of range (1 to 86400 seconds)",
             ),
+            (
+                "outbox_poll_secs = 0\n",
+                "state.outbox_poll_secs: 0 is out of range (1 to 3600 seconds)",
+            ),
+            (
+                "outbox_poll_secs = 3601\n",
+                "state.outbox_poll_secs: 3601 is out of range",
+            ),
             // Beside sqlite the url is ignored but still checked.
             (
                 "url = \"postgresql://db/x?sslmode=bogus\"\n",
@@ -360,5 +419,41 @@ mod tests {
         }
         let err = toml::from_str::<RawState>("backend = \"mysql\"\n").expect_err("unknown");
         assert!(err.to_string().contains("unknown variant"), "{err}");
+    }
+
+    /// `ca_file` is resolved against the config's directory and read by check-config: a
+    /// missing file or one without a PEM certificate is a problem; beside sqlite it is
+    /// ignored.
+    #[test]
+    fn the_ca_file_is_read_when_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pem = "-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n";
+        std::fs::write(dir.path().join("ca.pem"), pem).expect("write");
+        std::fs::write(dir.path().join("empty.pem"), "no certificate\n").expect("write");
+        let check = |file: &str, backend: &str| {
+            let text =
+                format!("backend = \"{backend}\"\nurl = \"host=db\"\nca_file = \"{file}\"\n");
+            let raw: RawState = toml::from_str(&text).expect("toml");
+            let mut problems = Vec::new();
+            let state = raw.validate(dir.path(), &mut problems);
+            (state, problems)
+        };
+        let (state, problems) = check("ca.pem", "postgres");
+        assert!(problems.is_empty(), "{problems:?}");
+        let pg = state.postgres.expect("postgres");
+        assert_eq!(pg.ca_file, Some(dir.path().join("ca.pem")));
+        for (file, want) in [
+            ("missing.pem", "state.ca_file: "),
+            ("empty.pem", "holds no PEM certificate"),
+        ] {
+            let (state, problems) = check(file, "postgres");
+            assert!(
+                problems.iter().any(|p| p.contains(want)),
+                "{file}: {problems:?}"
+            );
+            assert!(state.postgres.is_none());
+            let (_, problems) = check(file, "sqlite");
+            assert!(problems.is_empty(), "{file} beside sqlite: {problems:?}");
+        }
     }
 }

@@ -32,6 +32,7 @@ pub fn postgres_options(pg: &PostgresConfig) -> PostgresOptions {
         pool_size: pg.pool_size,
         connect_timeout: pg.connect_timeout,
         statement_timeout: pg.statement_timeout,
+        ca_file: pg.ca_file.clone(),
     }
 }
 

@@ -60,7 +60,8 @@ pub struct RetryPolicy {
     /// Give up once the delays so far add up to this (about the message's age).
     pub give_up_after: Duration,
     /// How often the sender looks for due mail when nothing wakes it (another process, such
-    /// as the CLI, may have queued some; retries fall due).
+    /// as the CLI or another host, may have queued some; retries fall due; a dead host's
+    /// leases run out): `[state] outbox_poll_secs`. Mail this process queues wakes it at once.
     pub poll: Duration,
     /// Most messages taken from the queue in one pass.
     pub batch: usize,
@@ -117,9 +118,9 @@ pub enum OutboxError {
     State(#[from] StateError),
 }
 
-/// The sender's knobs: the lease comes from `[state] outbox_lease_secs`
-/// ([`OutboxOptions::from_config`]); the rest the configuration file does not expose
-/// (tests shorten them).
+/// The sender's knobs: the lease and the poll come from `[state] outbox_lease_secs` and
+/// `outbox_poll_secs` ([`OutboxOptions::from_config`]); the rest the configuration file
+/// does not expose (tests shorten them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OutboxOptions {
     /// Retry schedule.
@@ -134,12 +135,17 @@ pub struct OutboxOptions {
 }
 
 impl OutboxOptions {
-    /// The defaults with the lease `config` sets (`[state] outbox_lease_secs`): what the
-    /// server and the LDA send with.
+    /// The defaults with the lease and the poll `config` sets (`[state]
+    /// outbox_lease_secs`, `outbox_poll_secs`): what the server and the LDA send with.
     pub fn from_config(config: &Config) -> OutboxOptions {
+        let defaults = OutboxOptions::default();
         OutboxOptions {
             lease: config.state.outbox_lease,
-            ..OutboxOptions::default()
+            retry: RetryPolicy {
+                poll: config.state.outbox_poll,
+                ..defaults.retry
+            },
+            ..defaults
         }
     }
 }

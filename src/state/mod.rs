@@ -45,6 +45,7 @@ pub(crate) fn test_options(url: String) -> PostgresOptions {
         pool_size: 8,
         connect_timeout: Duration::from_secs(5),
         statement_timeout: Duration::from_secs(10),
+        ca_file: None,
     }
 }
 

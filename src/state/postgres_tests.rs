@@ -359,3 +359,56 @@ fn the_quarantine_keeps_its_messages_in_the_database() {
         .expect("count");
     assert_eq!(orphans, "0", "messages go with their entries");
 }
+
+/// TLS to a server whose certificate comes from a private CA (the harness's cluster with
+/// `ssl = on`, its CA made by the test): with the CA in `ca_file` the store works and its
+/// connections are encrypted; without it the handshake is refused (unknown issuer), an
+/// error and no plain-text fallback. `sslmode=require` against a server without TLS is a
+/// clean error too, and a `ca_file` that holds no certificate is refused at open.
+#[test]
+fn tls_with_a_private_ca_and_require_without_tls_refused() {
+    let cluster = Cluster::start_tcp(true).unwrap_or_else(|e| panic!("{e}"));
+    cluster.create_database("sg").expect("createdb");
+    let url = cluster.tcp_url("sg", "sslmode=require");
+    let quick = |url: String, ca_file: Option<std::path::PathBuf>| PostgresOptions {
+        connect_timeout: Duration::from_secs(3),
+        ca_file,
+        ..test_options(url)
+    };
+    let store =
+        PostgresState::open(&quick(url.clone(), Some(cluster.ca_file()))).expect("open with CA");
+    store.cache_put("k", "v", t(100)).expect("put over TLS");
+    assert_eq!(store.cache_get("k", t(0)).expect("get"), Some("v".into()));
+    let encrypted = cluster
+        .psql(
+            "sg",
+            "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+             WHERE s.ssl AND a.datname = 'sg'",
+        )
+        .expect("psql");
+    assert_ne!(encrypted, "0", "the store's connections use TLS");
+
+    let untrusted = PostgresState::open(&quick(url, None)).expect("open is not fatal");
+    let err = untrusted
+        .cache_get("k", t(0))
+        .expect_err("a certificate from an unknown CA");
+    assert!(err.to_string().contains("UnknownIssuer"), "{err}");
+
+    let (_, plain) = fresh_database();
+    let no_tls = PostgresState::open(&quick(format!("{plain} sslmode=require"), None))
+        .expect("open is not fatal");
+    let err = no_tls
+        .cache_get("k", t(0))
+        .expect_err("require against a server without TLS");
+    assert!(
+        err.to_string().contains("server does not support TLS"),
+        "{err}"
+    );
+
+    let not_pem = cluster.ca_file().with_file_name("server.csr");
+    let err = PostgresState::open(&quick(plain, Some(not_pem))).expect_err("not a CA file");
+    assert!(
+        err.to_string().contains("holds no PEM certificate"),
+        "{err}"
+    );
+}

@@ -20,12 +20,17 @@ use crate::support::tarpit::Tarpit;
 /// still holds it, short enough for a test.
 const LEASE_SECS: u64 = 10;
 
-/// `[state]` for a database at `url`, with short timeouts and `lease` seconds of outbox
-/// lease.
+/// The outbox poll of the kill test's hosts (`[state] outbox_poll_secs`): B finds the rows
+/// of the dead host within this after their lease ends.
+const POLL_SECS: u64 = 2;
+
+/// `[state]` for a database at `url`, with short timeouts, `lease` seconds of outbox
+/// lease and an outbox poll of [`POLL_SECS`].
 fn state_section(url: &str, lease: u64) -> String {
     format!(
         "[state]\nbackend = \"postgres\"\nurl = \"{url}\"\nconnect_timeout_secs = 2\n\
-         statement_timeout_secs = 2\noutbox_lease_secs = {lease}\n"
+         statement_timeout_secs = 2\noutbox_lease_secs = {lease}\n\
+         outbox_poll_secs = {POLL_SECS}\n"
     )
 }
 
@@ -158,10 +163,15 @@ fn a_host_killed_holding_outbox_leases_leaves_its_mail_to_the_other() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    // B's sender looks every 15 s: the ten leased rows by then, the retried one after
-    // its minute.
+    // B's sender looks every POLL_SECS: the ten leased rows by then, the retried one
+    // after its minute.
     sink.wait_for(REPLIES, Duration::from_secs(40));
     let after_lease = Instant::now();
+    let late = after_lease.saturating_duration_since(lease_ends);
+    assert!(
+        late < Duration::from_secs(POLL_SECS + 3),
+        "B found the dead host's rows {late:?} after the lease, poll {POLL_SECS} s"
+    );
     let got = sink.wait_for(REPLIES + 1, Duration::from_secs(120));
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(sink.transactions().len(), got.len(), "no second copy");
@@ -180,11 +190,9 @@ fn a_host_killed_holding_outbox_leases_leaves_its_mail_to_the_other() {
     assert_eq!(seen, want, "every reply sent");
     wait_sql(&db, "SELECT count(*) FROM outbound_queue", "0");
     eprintln!(
-        "kill -9 holding {REPLIES} leases ({LEASE_SECS} s): B sent them {:.1} s after the \
-         lease ended, the retried one too; {} transactions, 0 lost",
-        after_lease
-            .saturating_duration_since(lease_ends)
-            .as_secs_f64(),
+        "kill -9 holding {REPLIES} leases ({LEASE_SECS} s, poll {POLL_SECS} s): B sent them \
+         {:.1} s after the lease ended, the retried one too; {} transactions, 0 lost",
+        late.as_secs_f64(),
         got.len()
     );
     drop(b);

@@ -633,3 +633,33 @@ fn a_deferred_delivery_releases_its_duplicate_claim() {
     );
     drop(server);
 }
+
+/// `[state] ca_file` through the binary: `state migrate` reaches a TLS server whose
+/// certificate a CA made by the test signed (the CA in `ca_file`, relative to the config);
+/// `sslmode=require` against a server without TLS is refused cleanly: exit 1 with the
+/// reason, no panic.
+#[test]
+fn tls_with_a_ca_file_and_require_refused_without_tls() {
+    let cluster = Cluster::start_tcp(true).unwrap_or_else(|e| panic!("{e}"));
+    cluster.create_database("sg").expect("createdb");
+    let env = env_on(&cluster.tcp_url("sg", "sslmode=require"));
+    std::fs::copy(cluster.ca_file(), env.dir.path().join("db-ca.pem")).expect("copy CA");
+    let text = std::fs::read_to_string(&env.config_path).expect("config");
+    let text = text.replace("[state]\n", "[state]\nca_file = \"db-ca.pem\"\n");
+    std::fs::write(&env.config_path, text).expect("config");
+    let migrated = stdout(&state_cli(&env, "migrate"));
+    assert!(migrated.contains("migrated: from 0 to"), "{migrated}");
+    let applied = cluster
+        .psql("sg", "SELECT count(*) FROM schema_version")
+        .expect("psql");
+    assert_ne!(applied, "0", "the schema was written over TLS");
+
+    let (_, plain) = fresh_database();
+    let env = env_on(&format!("{plain} sslmode=require"));
+    let out = state_cli(&env, "status");
+    let err =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("server does not support TLS"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

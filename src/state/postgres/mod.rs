@@ -33,6 +33,7 @@ mod schema;
 mod store;
 
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -56,6 +57,9 @@ pub struct PostgresOptions {
     pub connect_timeout: Duration,
     /// The server-side `statement_timeout` of every connection.
     pub statement_timeout: Duration,
+    /// PEM file of CA certificates trusted for the server's TLS certificate besides the
+    /// webpki roots (a site's own CA, a self-signed server); `None`: the webpki roots only.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// The PostgreSQL store. Cheap to share: every call borrows a pooled connection.
@@ -119,18 +123,48 @@ fn pg_message(e: &tokio_postgres::Error) -> String {
     }
 }
 
-/// The TLS connector for `sslmode=prefer|require`: rustls with ring and the webpki roots.
-fn tls() -> Result<tokio_postgres_rustls::MakeRustlsConnect, String> {
+/// The TLS connector for `sslmode=prefer|require`: rustls with ring, the webpki roots and
+/// the certificates of `ca_file`. The server's name (the `host` of the URL) must match its
+/// certificate whatever the `sslmode`: rustls always verifies, so `require` here is what
+/// libpq calls `verify-full`.
+fn tls(ca_file: Option<&Path>) -> Result<tokio_postgres_rustls::MakeRustlsConnect, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let roots = rustls::RootCertStore {
+    let mut roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
+    if let Some(path) = ca_file {
+        for cert in ca_certificates(path)? {
+            roots
+                .add(cert)
+                .map_err(|e| format!("{}: not a CA certificate: {e}", path.display()))?;
+        }
+    }
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+/// The certificates of the PEM file `path` (`[state] ca_file`): at least one, or an error
+/// that names the file. check-config reads it with this too, so a bad file shows before
+/// the server starts.
+pub fn ca_certificates(
+    path: &Path,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+    use rustls::pki_types::pem::PemObject;
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let certs = rustls::pki_types::CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{}: not PEM certificates: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "{}: holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+            path.display()
+        ));
+    }
+    Ok(certs)
 }
 
 /// How busy the pool is ([`PostgresState::pool_status`]).
@@ -175,7 +209,8 @@ impl PostgresState {
         if config.get_application_name().is_none() {
             config.application_name("sievegate");
         }
-        let tls = tls().map_err(|e| open_error(&location, format!("TLS setup: {e}")))?;
+        let tls = tls(options.ca_file.as_deref())
+            .map_err(|e| open_error(&location, format!("TLS setup: {e}")))?;
         let manager = Manager::from_config(
             config,
             tls,

@@ -1,7 +1,8 @@
 //! A private PostgreSQL for tests: Debian's server binaries (`postgresql`), one throwaway
-//! cluster in a temporary directory, reachable only through a unix socket in that
+//! cluster in a temporary directory, reachable through a unix socket in that
 //! directory (`listen_addresses = ''`), so nothing on the host can collide with it and no
-//! TCP port is taken.
+//! TCP port is taken. [`Cluster::start_tcp`] also listens on loopback (a free port), with
+//! TLS and a CA made by the harness when asked, for the TLS tests.
 //!
 //! `initdb` refuses root, so the cluster runs as the `postgres` user. The server is a child
 //! of one long-lived spawner thread with `PR_SET_PDEATHSIG`: when the test process dies
@@ -34,6 +35,11 @@ pub struct Cluster {
     root: tempfile::TempDir,
     /// The running server (`None` while stopped).
     server: Mutex<Option<Child>>,
+    /// The server's port: [`PORT`] (the socket file's name only), or the TCP port of a
+    /// cluster that listens on loopback ([`Cluster::start_tcp`]).
+    port: u16,
+    /// Server settings (`-c name=value`) besides the defaults: listening on loopback, TLS.
+    settings: Vec<String>,
 }
 
 /// Where Debian installs the server binaries: the newest `/usr/lib/postgresql/*/bin`.
@@ -138,6 +144,52 @@ fn stop_pid(pid: u32) {
 impl Cluster {
     /// Creates and starts a cluster of one's own (stopped and removed on drop).
     pub fn start() -> Result<Cluster, String> {
+        Cluster::start_with(PORT, |_| Ok(vec!["listen_addresses=".to_string()]))
+    }
+
+    /// A cluster of one's own that also listens on 127.0.0.1 (a free port), with TLS
+    /// (`ssl = on`) when `tls`: its certificate, for the name `localhost`, is signed by a
+    /// CA made here with the openssl CLI; the CA's PEM file is `<root>/ca.pem`
+    /// ([`Cluster::ca_file`]). Connect with [`Cluster::tcp_url`].
+    pub fn start_tcp(tls: bool) -> Result<Cluster, String> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("free port: {e}"))?
+            .port();
+        Cluster::start_with(port, |root| {
+            let mut settings = vec!["listen_addresses=127.0.0.1".to_string()];
+            if tls {
+                make_certificates(root)?;
+                settings.extend([
+                    "ssl=on".to_string(),
+                    format!("ssl_cert_file={}", root.join("server.crt").display()),
+                    format!("ssl_key_file={}", root.join("server.key").display()),
+                ]);
+            }
+            Ok(settings)
+        })
+    }
+
+    /// The test CA's PEM file of a [`Cluster::start_tcp`] cluster with TLS.
+    pub fn ca_file(&self) -> PathBuf {
+        self.root.path().join("ca.pem")
+    }
+
+    /// A connection string for database `db` over TCP on loopback, by the name
+    /// `localhost` (the name in the TLS certificate), with extra `params`
+    /// (`sslmode=require`).
+    pub fn tcp_url(&self, db: &str, params: &str) -> String {
+        format!(
+            "host=localhost hostaddr=127.0.0.1 port={} user=postgres dbname={db} {params}",
+            self.port
+        )
+    }
+
+    /// Creates and starts a cluster on `port` with the settings `settings(root)` gives.
+    fn start_with(
+        port: u16,
+        settings: impl FnOnce(&Path) -> Result<Vec<String>, String>,
+    ) -> Result<Cluster, String> {
         let bin = bin_dir()?;
         let (uid, gid) = postgres_user()?;
         let root = tempfile::Builder::new()
@@ -184,9 +236,12 @@ impl Cluster {
                 std::fs::read_to_string(&log).unwrap_or_default()
             ));
         }
+        let settings = settings(root.path())?;
         let cluster = Cluster {
             root,
             server: Mutex::new(None),
+            port,
+            settings,
         };
         cluster.resume()?;
         Ok(cluster)
@@ -200,8 +255,9 @@ impl Cluster {
     /// A connection string for database `db` as the superuser.
     pub fn url(&self, db: &str) -> String {
         format!(
-            "host={} port={PORT} user=postgres dbname={db}",
-            self.socket_dir().display()
+            "host={} port={} user=postgres dbname={db}",
+            self.socket_dir().display(),
+            self.port
         )
     }
 
@@ -227,11 +283,11 @@ impl Cluster {
             .arg(self.root.path().join("data"))
             .arg("-k")
             .arg(self.socket_dir())
-            .args(["-p", &PORT.to_string()])
-            .args(["-c", "listen_addresses="])
+            .args(["-p", &self.port.to_string()])
             // A throwaway cluster: durability is not what these tests measure.
             .args(["-c", "fsync=off", "-c", "full_page_writes=off"])
             .args(["-c", "max_connections=400"])
+            .args(self.settings.iter().flat_map(|s| ["-c", s.as_str()]))
             .uid(uid)
             .gid(gid)
             .current_dir(self.root.path())
@@ -268,7 +324,7 @@ impl Cluster {
     /// Waits until `postmaster.pid` says "ready" and the socket exists.
     fn wait_ready(&self, log: &Path) -> Result<(), String> {
         let pidfile = self.root.path().join("data/postmaster.pid");
-        let socket = self.socket_dir().join(format!(".s.PGSQL.{PORT}"));
+        let socket = self.socket_dir().join(format!(".s.PGSQL.{}", self.port));
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(60) {
             let ready = std::fs::read_to_string(&pidfile)
@@ -317,7 +373,7 @@ impl Cluster {
         let out = Command::new(bin_dir()?.join("createdb"))
             .arg("-h")
             .arg(self.socket_dir())
-            .args(["-p", &PORT.to_string(), "-U", "postgres", name])
+            .args(["-p", &self.port.to_string(), "-U", "postgres", name])
             .output()
             .map_err(|e| format!("run createdb: {e}"))?;
         if !out.status.success() {
@@ -336,7 +392,7 @@ impl Cluster {
             .arg(self.socket_dir())
             .args([
                 "-p",
-                &PORT.to_string(),
+                &self.port.to_string(),
                 "-U",
                 "postgres",
                 "-d",
@@ -363,6 +419,90 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Makes a CA and a server certificate for `localhost` signed by it in `root` with the
+/// openssl CLI: `ca.pem` (for the client), `server.crt` and `server.key` (owned by the
+/// postgres user, mode 0600, as the server requires of its key).
+fn make_certificates(root: &Path) -> Result<(), String> {
+    let openssl = |args: &[&str]| -> Result<(), String> {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(root)
+            .output()
+            .map_err(|e| format!("run openssl: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "openssl {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(())
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=sievegate test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign",
+    ])?;
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ])?;
+    std::fs::write(
+        root.join("server.ext"),
+        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n\
+         extendedKeyUsage=serverAuth\n",
+    )
+    .map_err(|e| format!("server.ext: {e}"))?;
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ])?;
+    let (uid, gid) = postgres_user()?;
+    for file in ["server.crt", "server.key"] {
+        let path = root.join(file);
+        std::os::unix::fs::chown(&path, Some(uid), Some(gid))
+            .map_err(|e| format!("chown {file}: {e}"))?;
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .map_err(|e| format!("chmod {file}: {e}"))?;
+    }
+    Ok(())
 }
 
 /// The cluster shared by every test of this process, started on first use.
