@@ -42,7 +42,7 @@ pub use quarantine::{QuarantineConfig, RawQuarantine};
 pub use scanner::{OnScanFailure, RawScanner, ScannerConfig};
 pub use server::{ListenAddr, RawServer, ServerConfig};
 pub use sieve::{MessageLimits, RawSieve, SieveConfig};
-pub use state::{PostgresConfig, RawBackend, RawState, StateConfig};
+pub use state::{Pooler, PostgresConfig, RawBackend, RawState, StateConfig};
 pub mod abuse;
 pub mod rdap;
 pub mod users_file;

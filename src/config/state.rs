@@ -21,6 +21,23 @@ pub enum RawBackend {
     Postgres,
 }
 
+/// What stands between sievegate and PostgreSQL, as written in `[state] pooler`: it decides
+/// how the server-side `statement_timeout` is set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pooler {
+    /// PostgreSQL itself (or a session-mode pooler): `statement_timeout_secs` goes in every
+    /// connection's startup `options`.
+    #[default]
+    None,
+    /// A transaction-mode pooler (PgBouncer `pool_mode = transaction`). PgBouncer refuses
+    /// a startup `options` it does not track (before 1.20: any), or drops it when told to
+    /// ignore it, and a session `SET` would leak to other clients; so no startup options
+    /// are sent and the timeout is the role's (`ALTER ROLE ... SET statement_timeout`),
+    /// checked at startup.
+    Transaction,
+}
+
 /// `[state]`: the state store (quarantine index, caches, rate limits, queue).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -50,6 +67,10 @@ pub struct RawState {
     /// besides the webpki roots: a site's own CA (or the server's self-signed certificate),
     /// so TLS works without a public CA. Relative to the config file's directory.
     pub ca_file: Option<String>,
+    /// PostgreSQL: `"none"` (default) or `"transaction"` behind a transaction-mode pooler
+    /// such as PgBouncer ([`Pooler`]).
+    #[serde(default)]
+    pub pooler: Pooler,
     /// How often the server deletes expired cache and rate rows (and refreshes the size
     /// gauges).
     #[serde(default = "defaults::expire_interval_secs")]
@@ -90,6 +111,7 @@ impl Default for RawState {
             connect_timeout_secs: defaults::connect_timeout_secs(),
             statement_timeout_secs: defaults::statement_timeout_secs(),
             ca_file: None,
+            pooler: Pooler::None,
             expire_interval_secs: defaults::expire_interval_secs(),
             rate_retention_secs: defaults::rate_retention_secs(),
             memory_max_entries: defaults::memory_max_entries(),
@@ -149,6 +171,8 @@ pub struct PostgresConfig {
     pub statement_timeout: Duration,
     /// Absolute path of `ca_file`, read when the pool is built (check-config reads it too).
     pub ca_file: Option<PathBuf>,
+    /// What is between us and the server: how the statement timeout is set.
+    pub pooler: Pooler,
 }
 
 impl std::fmt::Debug for PostgresConfig {
@@ -159,6 +183,7 @@ impl std::fmt::Debug for PostgresConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("statement_timeout", &self.statement_timeout)
             .field("ca_file", &self.ca_file)
+            .field("pooler", &self.pooler)
             .finish()
     }
 }
@@ -293,6 +318,7 @@ impl RawState {
             connect_timeout: Duration::from_secs(self.connect_timeout_secs),
             statement_timeout: Duration::from_secs(self.statement_timeout_secs),
             ca_file,
+            pooler: self.pooler,
         })
     }
 }
@@ -345,6 +371,13 @@ mod tests {
         let pg = state.postgres.clone().expect("postgres");
         assert!(state.is_durable());
         assert_eq!(pg.ca_file, None);
+        assert_eq!(pg.pooler, Pooler::None);
+        let (state, _) =
+            parse("backend = \"postgres\"\nurl = \"host=db\"\npooler = \"transaction\"\n");
+        assert_eq!(
+            state.postgres.expect("postgres").pooler,
+            Pooler::Transaction
+        );
         assert_eq!(pg.pool_size, 16);
         assert_eq!(pg.connect_timeout, Duration::from_secs(5));
         assert_eq!(pg.statement_timeout, Duration::from_secs(10));

@@ -33,6 +33,7 @@ pub fn postgres_options(pg: &PostgresConfig) -> PostgresOptions {
         connect_timeout: pg.connect_timeout,
         statement_timeout: pg.statement_timeout,
         ca_file: pg.ca_file.clone(),
+        startup_options: pg.pooler == crate::config::Pooler::None,
     }
 }
 

@@ -46,6 +46,7 @@ pub(crate) fn test_options(url: String) -> PostgresOptions {
         connect_timeout: Duration::from_secs(5),
         statement_timeout: Duration::from_secs(10),
         ca_file: None,
+        startup_options: true,
     }
 }
 

@@ -663,3 +663,40 @@ fn tls_with_a_ca_file_and_require_refused_without_tls() {
     assert!(err.contains("server does not support TLS"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// `[state] pooler = "transaction"` (behind PgBouncer in transaction mode): no startup
+/// `options` are sent, so the role's or database's `statement_timeout` is what applies.
+/// The server reads it at startup: none set is a warning; a database setting of 7 s is
+/// what the connection has (with the startup option it would be the configured 2 s).
+#[test]
+fn behind_a_transaction_pooler_the_roles_statement_timeout_applies() {
+    let (db, url) = fresh_database();
+    let start = || {
+        let mut options = Options::new(Clamd::shared().addr());
+        options.extra_sections = vec![state_section(&url) + "pooler = \"transaction\"\n"];
+        let env = Env::new(options);
+        let server = Running::start(&env.config_path);
+        (env, server)
+    };
+    let (_env, server) = start();
+    let logs = server.wait_for_log("sets no statement_timeout");
+    assert!(
+        logs.contains("sets no statement_timeout for this role"),
+        "{logs}"
+    );
+    drop(server);
+
+    shared()
+        .psql(
+            &db,
+            &format!("ALTER DATABASE {db} SET statement_timeout = '7s'"),
+        )
+        .expect("psql");
+    let (_env, server) = start();
+    let logs = server.wait_for_log("the role's statement_timeout applies");
+    assert!(
+        logs.contains("the role's statement_timeout applies") && logs.contains("7s"),
+        "{logs}"
+    );
+    assert!(!logs.contains("sets no statement_timeout"), "{logs}");
+}

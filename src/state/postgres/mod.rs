@@ -60,6 +60,11 @@ pub struct PostgresOptions {
     /// PEM file of CA certificates trusted for the server's TLS certificate besides the
     /// webpki roots (a site's own CA, a self-signed server); `None`: the webpki roots only.
     pub ca_file: Option<PathBuf>,
+    /// Send `statement_timeout` in the startup `options` (connected to PostgreSQL itself);
+    /// false behind a transaction-mode pooler, which refuses or drops startup options: the
+    /// role's own `statement_timeout` applies then, checked at open
+    /// ([`PostgresState::open`]).
+    pub startup_options: bool,
 }
 
 /// The PostgreSQL store. Cheap to share: every call borrows a pooled connection.
@@ -198,14 +203,15 @@ impl PostgresState {
         let mut config = tokio_postgres::Config::from_str(&options.url)
             .map_err(|e| open_error("postgresql", format!("state.url: {e}")))?;
         let location = describe(&config);
-        let mut server_options = config.get_options().unwrap_or("").to_string();
-        server_options.push_str(&format!(
-            " -c statement_timeout={}",
-            options.statement_timeout.as_millis().max(1)
-        ));
-        config
-            .options(server_options.trim())
-            .connect_timeout(options.connect_timeout);
+        if options.startup_options {
+            let mut server_options = config.get_options().unwrap_or("").to_string();
+            server_options.push_str(&format!(
+                " -c statement_timeout={}",
+                options.statement_timeout.as_millis().max(1)
+            ));
+            config.options(server_options.trim());
+        }
+        config.connect_timeout(options.connect_timeout);
         if config.get_application_name().is_none() {
             config.application_name("sievegate");
         }
@@ -249,9 +255,14 @@ impl PostgresState {
     /// [`PostgresState::connect`], then the schema brought to [`KNOWN_SCHEMA`]. A newer
     /// schema is an error; a server that cannot be reached is not (logged): the migration
     /// is tried again before each call until it succeeds.
+    ///
+    /// Without startup options (behind a transaction-mode pooler) the server's own
+    /// `statement_timeout` is read once: 0 (none) is logged as a warning, since a stuck
+    /// statement would then hold a pooled connection until the client-side deadline.
     pub fn open(options: &PostgresOptions) -> Result<PostgresState, StateError> {
         let state = PostgresState::connect(options)?;
         match state.migrate() {
+            Ok(_) if !options.startup_options => state.check_role_timeout(),
             Ok(_) => {}
             Err(e @ StateError::SchemaTooNew { .. }) => return Err(e),
             Err(e) => {
@@ -259,6 +270,29 @@ impl PostgresState {
             }
         }
         Ok(state)
+    }
+
+    /// The server-side `statement_timeout` this connection got without startup options
+    /// (from the role, the database or the server's configuration): a warning when none.
+    fn check_role_timeout(&self) {
+        let timeout = self.call("settings", |client| async move {
+            client
+                .query_one("SELECT current_setting('statement_timeout')", &[])
+                .await
+                .map(|row| row.get::<_, String>(0))
+                .map_err(pg("settings"))
+        });
+        match timeout {
+            Ok(value) if value == "0" => {
+                tracing::warn!(store = %self.location, "state.pooler = \"transaction\": the server sets no statement_timeout for this role; set one (ALTER ROLE ... SET statement_timeout = '10s'), or a stuck statement holds its connection until sievegate's own deadline")
+            }
+            Ok(value) => {
+                tracing::info!(store = %self.location, statement_timeout = %value, "state.pooler = \"transaction\": the role's statement_timeout applies")
+            }
+            Err(e) => {
+                tracing::warn!(store = %self.location, error = %e, "cannot read the server's statement_timeout")
+            }
+        }
     }
 
     /// Hosts and database, without credentials.
