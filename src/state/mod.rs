@@ -18,6 +18,8 @@ pub mod postgres;
 mod postgres_tests;
 #[cfg(test)]
 mod queue_tests;
+#[cfg(test)]
+mod shared_tests;
 pub mod sqlite;
 #[cfg(test)]
 mod tests;
@@ -83,6 +85,49 @@ macro_rules! on_every_store {
 }
 #[cfg(test)]
 pub(crate) use on_every_store;
+
+/// Like [`on_every_store!`], with two handles on one store, as two hosts (or the server
+/// and the CLI) have: `name => |a: Arc<dyn StateStore>, b: Arc<dyn StateStore>| ...`.
+/// Memory: the same store twice; SQLite: two connections to one file; PostgreSQL: two
+/// pools on one database.
+#[cfg(test)]
+macro_rules! on_every_store_twice {
+    ($($name:ident => $body:expr;)*) => {$(
+        mod $name {
+            use super::*;
+            #[test]
+            fn memory() {
+                let store: std::sync::Arc<dyn StateStore> =
+                    std::sync::Arc::new(crate::state::MemoryState::default());
+                ($body)(std::sync::Arc::clone(&store), store)
+            }
+            #[test]
+            fn sqlite() {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let open = || -> std::sync::Arc<dyn StateStore> {
+                    std::sync::Arc::new(
+                        crate::state::SqliteState::open(&dir.path().join("state")).expect("open"),
+                    )
+                };
+                ($body)(open(), open())
+            }
+            #[test]
+            fn postgres() {
+                let (_, url) = crate::state::pg_harness::fresh_database();
+                let open = || -> std::sync::Arc<dyn StateStore> {
+                    std::sync::Arc::new(
+                        crate::state::PostgresState::open(&crate::state::test_options(url.clone()))
+                            .expect("open"),
+                    )
+                };
+                ($body)(open(), open())
+            }
+        }
+    )*};
+}
+
+#[cfg(test)]
+pub(crate) use on_every_store_twice;
 
 pub use memory::MemoryState;
 pub use postgres::{PoolStatus, PostgresOptions, PostgresState};

@@ -1,8 +1,9 @@
-//! What only the PostgreSQL store must show, against the private test cluster: races
-//! between two pools (two hosts) decided once, the outbox lease surviving a dead sender,
-//! schema migration and refusal, failure and recovery without a reopen.
+//! What only the PostgreSQL store must show, against the private test cluster: schema
+//! migration and refusal, failure and recovery without a reopen, the quarantined bytes in
+//! the database, TLS. What two hosts sharing a store must see (races decided once, leases)
+//! holds for every store and runs on all three ([`super::shared_tests`]).
 
-use std::sync::{Arc, Barrier};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::pg_harness::{fresh_database, Cluster};
@@ -11,153 +12,6 @@ use super::*;
 
 fn t(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)
-}
-
-/// Two stores (two pools, as two hosts) on one new database.
-fn two_hosts() -> (Arc<PostgresState>, Arc<PostgresState>) {
-    let (_, url) = fresh_database();
-    let a = PostgresState::open(&test_options(url.clone())).expect("open a");
-    let b = PostgresState::open(&test_options(url)).expect("open b");
-    (Arc::new(a), Arc::new(b))
-}
-
-/// Runs `calls` calls of `f` at once, alternating between the two stores; returns the
-/// results in call order.
-fn race<T: Send + 'static>(
-    a: &Arc<PostgresState>,
-    b: &Arc<PostgresState>,
-    calls: usize,
-    f: impl Fn(&PostgresState) -> T + Send + Sync + 'static,
-) -> Vec<T> {
-    let f = Arc::new(f);
-    let barrier = Arc::new(Barrier::new(calls));
-    let threads: Vec<_> = (0..calls)
-        .map(|i| {
-            let store = Arc::clone(if i % 2 == 0 { a } else { b });
-            let (f, barrier) = (Arc::clone(&f), Arc::clone(&barrier));
-            std::thread::spawn(move || {
-                barrier.wait();
-                f(&store)
-            })
-        })
-        .collect();
-    threads
-        .into_iter()
-        .map(|h| h.join().expect("racing thread"))
-        .collect()
-}
-
-/// 50 deliveries of one sender to one vacation user at the same moment, over two hosts:
-/// exactly one claims the record (so exactly one reply is queued), 20 times over.
-#[test]
-fn fifty_concurrent_claims_from_two_pools_give_exactly_one() {
-    let (a, b) = two_hosts();
-    for round in 0..20 {
-        let key = format!("sieve-dup:alice@example.test:_vbob@example.net-{round}");
-        let now = SystemTime::now();
-        let won = race(&a, &b, 50, move |store| {
-            store
-                .remember_once(&key, now + Duration::from_secs(86_400), now)
-                .expect("remember_once")
-        });
-        assert_eq!(
-            won.iter().filter(|w| **w).count(),
-            1,
-            "round {round}: {won:?}"
-        );
-    }
-    // Both pools were used, within their bound, and nobody is left waiting.
-    for store in [&a, &b] {
-        let pool = store.pool_status();
-        assert!(pool.open >= 1 && pool.open <= 8, "{pool:?}");
-        assert_eq!(pool.waiting, 0, "{pool:?}");
-    }
-}
-
-/// The same for a rate limit: of 50 checks at once, one is allowed and 49 counted.
-#[test]
-fn concurrent_rate_checks_from_two_pools_allow_one() {
-    let (a, b) = two_hosts();
-    let decisions = race(&a, &b, 50, |store| {
-        store
-            .rate_check("abuse:ip:203.0.113.9", Duration::from_secs(3600), t(0))
-            .expect("rate")
-    });
-    let sent = decisions
-        .iter()
-        .filter(|d| matches!(d, RateDecision::Send { .. }))
-        .count();
-    assert_eq!(sent, 1, "{decisions:?}");
-    assert_eq!(
-        a.rate_check("abuse:ip:203.0.113.9", Duration::from_secs(3600), t(3600))
-            .expect("rate"),
-        RateDecision::Send { suppressed: 49 }
-    );
-}
-
-fn queued(n: u64) -> QueuedMail {
-    QueuedMail {
-        id: 0,
-        kind: "vacation".into(),
-        from: String::new(),
-        to: vec![format!("rcpt{n}@example.net")],
-        message: format!("Message-ID: <{n}@sievegate.test>\r\n\r\nbody\r\n").into_bytes(),
-        attempts: 0,
-        next_attempt: t(0),
-        last_error: None,
-        redirect: None,
-    }
-}
-
-/// Host A claims a row and dies without finishing it (its pool dropped): B cannot take the
-/// row while A's lease runs, and takes it, Message-ID and all, once the lease has ended.
-#[test]
-fn a_dead_senders_lease_runs_out_and_another_host_sends_the_row() {
-    let (a, b) = two_hosts();
-    let id = a.queue_push(&queued(1)).expect("push");
-    let lease = Duration::from_secs(300);
-    let claimed = a.queue_claim(t(10), 10, lease).expect("claim on a");
-    assert_eq!(claimed.iter().map(|m| m.id).collect::<Vec<_>>(), [id]);
-    drop(claimed);
-    drop(a); // "killed": no queue_done, no queue_retry
-    assert!(
-        b.queue_claim(t(11), 10, lease)
-            .expect("claim on b")
-            .is_empty(),
-        "leased to a"
-    );
-    assert!(b
-        .queue_claim(t(309), 10, lease)
-        .expect("claim on b")
-        .is_empty());
-    let taken = b.queue_claim(t(310), 10, lease).expect("claim on b");
-    assert_eq!(taken.len(), 1);
-    assert_eq!(taken[0].id, id);
-    assert_eq!(taken[0].message, queued(1).message, "the same Message-ID");
-    b.queue_done(id).expect("done");
-    assert_eq!(b.sizes().expect("sizes").queue, 0);
-}
-
-/// Claims racing from two pools never hand one row to two senders, and together take
-/// every due row.
-#[test]
-fn concurrent_claims_never_share_a_row() {
-    let (a, b) = two_hosts();
-    let mut pushed: Vec<i64> = (0..40)
-        .map(|n| a.queue_push(&queued(n)).expect("push"))
-        .collect();
-    let claims = race(&a, &b, 16, |store| {
-        store
-            .queue_claim(t(10), 5, Duration::from_secs(60))
-            .expect("claim")
-            .into_iter()
-            .map(|m| m.id)
-            .collect::<Vec<_>>()
-    });
-    let mut got: Vec<i64> = claims.into_iter().flatten().collect();
-    got.sort_unstable();
-    pushed.sort_unstable();
-    assert_eq!(got, pushed, "each row once, none left out");
 }
 
 /// A database at schema N-1 (with a queued row) is brought to N by open, keeping the row;
@@ -257,45 +111,6 @@ fn an_unreachable_server_is_an_error_and_recovery_needs_no_reopen() {
         Some("v")
     );
     assert_eq!(late.sizes().expect("sizes").cache, 1);
-}
-
-/// Mail's text may hold NUL, which PostgreSQL text refuses: stored as U+FFFD instead of
-/// failing (a failed quarantine insert would defer the message forever).
-#[test]
-fn nul_in_text_is_stored_replaced() {
-    let store = test_postgres();
-    let mut entry = QuarantineEntry {
-        id: "nul".into(),
-        received_at: t(0),
-        sender: "a\0b@example.net".into(),
-        recipients: vec!["x@example.test".into()],
-        resolved: vec!["x@example.test".into()],
-        client_ip: None,
-        client_helo: Some("he\0lo".into()),
-        queue_id: None,
-        verdict: "infected".into(),
-        virustest: 5,
-        viruses: vec!["Eicar".into()],
-        message_id: "<\0@x>".into(),
-        subject: "sub\0ject".into(),
-        from: String::new(),
-        size: 1,
-        backscatter: false,
-        released_at: None,
-        released_by: None,
-        releases: Vec::new(),
-    };
-    store.quarantine_insert(&entry).expect("insert");
-    let got = store.quarantine_get("nul").expect("get").expect("there");
-    assert_eq!(got.subject, "sub\u{FFFD}ject");
-    entry.subject = got.subject.clone();
-    entry.sender = got.sender.clone();
-    entry.client_helo = got.client_helo.clone();
-    entry.message_id = got.message_id.clone();
-    assert_eq!(got, entry);
-    store
-        .cache_put("k\0", "v\0", t(10))
-        .expect("cache with NUL");
 }
 
 /// With PostgreSQL the quarantine keeps the bytes in the database: exact bytes back from
