@@ -25,9 +25,11 @@
 //! succeeds (recovery without a restart; until then every call fails, and deliveries that
 //! need the store get a 4xx).
 //!
-//! All PostgreSQL SQL of sievegate lives in this file. Text columns cannot hold NUL, which
-//! mail can: text is written with NUL replaced by U+FFFD (`rows::text`).
+//! All PostgreSQL SQL of sievegate lives in this module (`schema`, `store`, `quarantine`).
+//! Text columns cannot hold NUL, which mail can: text is written with NUL replaced by
+//! U+FFFD (`rows::text`).
 
+mod quarantine;
 mod rows;
 mod schema;
 mod store;
