@@ -1,7 +1,9 @@
 //! Sieve: script resolution (before → personal or default → after), a compile cache keyed by
 //! file identity, and the chain runner that turns one recipient's run into a [`Plan`].
 //! Nothing here touches a mailbox. What a [`Filter`] is built from is in `settings.rs`,
-//! which scripts make up a recipient's chain in `resolve.rs`, the runner in `run.rs`.
+//! which scripts make up a recipient's chain in `resolve.rs`, the runner in `run.rs`, one
+//! script's events turned into its outcome in `collect.rs`, and the messages a script
+//! generates (vacation, notify) built for the outbox in `generated.rs`.
 //!
 //! # How the chain runs: Pigeonhole's multiscript
 //! The chain is the same as Pigeonhole's multiscript (`sieve_before` scripts, the personal
@@ -63,6 +65,7 @@
 
 mod cache;
 mod collect;
+mod generated;
 pub mod include;
 pub mod lookup;
 pub mod memory;

@@ -10,6 +10,7 @@
 
 mod cache;
 mod chain;
+mod collect;
 mod layout;
 mod multiscript;
 mod patches;
