@@ -214,10 +214,10 @@ pub struct StateConfig {
     /// Bound on in-memory cache and rate entries.
     pub memory_max_entries: usize,
     /// The outbox sender's lease on the rows of one pass (see
-    /// [`RawState::outbox_lease_secs`]); within [`OUTBOX_LEASE_SECS`].
+    /// [`RawState::outbox_lease_secs`]); within `OUTBOX_LEASE_SECS`.
     pub outbox_lease: Duration,
     /// The outbox sender's poll when nothing wakes it (see
-    /// [`RawState::outbox_poll_secs`]); within [`OUTBOX_POLL_SECS`].
+    /// [`RawState::outbox_poll_secs`]); within `OUTBOX_POLL_SECS`.
     pub outbox_poll: Duration,
 }
 

@@ -69,7 +69,7 @@ pub(super) async fn send_later(
     let mut answers = Vec::with_capacity(later.len());
     for l in &later {
         answers.push(
-            super::send::send_now(
+            super::redirect::send_now(
                 services,
                 &envelope.mail_from,
                 &log.message_id,
@@ -121,7 +121,7 @@ pub(super) async fn send_later(
                         &mut sent,
                         &mut |r| {
                             answers.remove(r.to).unwrap_or_else(|| {
-                                super::send::Handed::Failed("not sent".to_string())
+                                super::redirect::Handed::Failed("not sent".to_string())
                             })
                         },
                     );

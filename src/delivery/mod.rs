@@ -24,6 +24,7 @@ pub mod headers;
 mod later;
 mod log;
 pub mod pipeline;
+pub mod redirect;
 pub mod release;
 pub mod send;
 pub mod user_limit;

@@ -336,7 +336,7 @@ fn deliver_all(
         // Held in the entry: every recipient when the virus policy quarantined, else only
         // those whose own chain said `quarantine`.
         let held = log.all_held || (plan.quarantines() && services.quarantine.is_some());
-        if super::send::sends_now(services, &plan, &outcome) {
+        if super::redirect::sends_now(services, &plan, &outcome) {
             // The relay is not waited for on this thread: the async stage sends, then
             // finishes this recipient (its outcome and its log line).
             let mut all_notes: Vec<String> = view_notes.clone();
@@ -363,7 +363,7 @@ fn deliver_all(
             (&header, body),
             outcome,
             &mut notes,
-            &mut |redirect| super::send::queue(services, redirect),
+            &mut |redirect| super::redirect::queue(services, redirect),
         );
         let notes: Vec<&str> = view_notes
             .iter()
