@@ -51,7 +51,9 @@
 //!   go now (redirects without a durable state store) and the postmaster notice and abuse
 //!   report. [`delivery::send`]: redirects, vacation replies and notifications into the
 //!   outbox (a redirect is answered once queued; the outbox keeps it in INBOX if the relay
-//!   refuses it for good). Unknown users are decided after the scan: 250 for infected
+//!   refuses it for good); [`delivery::redirect`] hands each redirect over, remembers and
+//!   claims it. A `duplicate` claim is owned by the plan ([`filter::memory::Claim`]) and
+//!   released when it is dropped, whichever way the delivery ends. Unknown users are decided after the scan: 250 for infected
 //!   mail, 550 otherwise. A panic in a per-message step degrades that step only. Its
 //!   callers: the LMTP session and LDA mode ([`delivery::enter`]), `quarantine release`
 //!   ([`delivery::release`], after its own rescan) and `sieve test`
@@ -72,7 +74,9 @@
 //! - [`state`]: the state store behind one trait, [`state::StateStore`] (SQLite in WAL
 //!   mode for one host; PostgreSQL shared by several, with the quarantined messages too;
 //!   an in-memory twin, bounded): quarantine index, caches, rate limits, outbound queue;
-//!   every cache and rate row expires (`expire`, run by the server).
+//!   every cache and rate row expires (`expire`, run by the server). Each backend is a
+//!   module of its own (open and migrate, schema, row encodings, the trait impl); one
+//!   behaviour suite, and one two-handle suite (races, leases), run on all three.
 //! - [`outbound`]: everything we send: queued in [`state`], sent by one background task
 //!   through `[notify] relay` (mail-send) or stored straight into a local user's INBOX;
 //!   a redirect's failure keep ([`outbound::LocalDelivery::keep`]).
