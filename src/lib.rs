@@ -27,6 +27,10 @@
 //!   MAIL is refused while clamd is down ([`scan::health`]) or while the state store a
 //!   delivery needs is unreachable ([`health`]); RCPT counts deliveries per
 //!   user ([`delivery::UserLimit`], `user_concurrency_limit`).
+//! - [`auth`]: logins for ManageSieve and the web admin view: one [`auth::Authenticator`]
+//!   (SASL PLAIN, failed-login limits per address and per user, one log line per attempt,
+//!   never a password) over two backends: `[mailbox] users_file` with Dovecot's password
+//!   schemes ([`auth::password`]) or Dovecot's auth service on its socket ([`auth::dovecot`]).
 //! - [`users`]: which recipients exist (`[mailbox] users_file`, Dovecot passwd-file), their `%h`.
 //! - [`scan`]: clamd client (FILDES on a unix socket, INSTREAM otherwise), its reply parser,
 //!   verdict → `virustest` value; [`scan::health`]: clamd up or down, from every scan and a
@@ -97,6 +101,7 @@
 //!   folder-name rule).
 //! - [`systemd`]: readiness for `Type=notify` units (`sd_notify`: ready, stopping, reloading).
 
+pub mod auth;
 pub mod config;
 pub mod delivery;
 pub mod filter;
