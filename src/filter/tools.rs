@@ -55,6 +55,46 @@ fn check_file(
     compile_bytes(path, &bytes, compiler).map(|_| ())
 }
 
+/// Compiles script text as delivery would (same compiler, same limits): for ManageSieve's
+/// PUTSCRIPT and CHECKSCRIPT, so a script delivery would skip is refused at upload. `name`
+/// is what a problem names.
+pub fn check_bytes(
+    name: &Path,
+    bytes: &[u8],
+    settings: &ScriptSettings,
+) -> Result<(), ScriptProblem> {
+    if bytes.len() as u64 > settings.max_script_size {
+        return Err(ScriptProblem::Unreadable {
+            path: name.to_path_buf(),
+            message: format!("script larger than {} bytes", settings.max_script_size),
+        });
+    }
+    compile_bytes(name, bytes, &compiler_for(settings)).map(|_| ())
+}
+
+/// The extensions a script may `require` with these settings, by their Sieve names: every
+/// capability the compiler knows but the disabled ones (ManageSieve's `SIEVE` capability).
+pub fn extensions(settings: &ScriptSettings) -> Vec<String> {
+    use sieve::compiler::grammar::Capability;
+    let disabled: Vec<Capability> = settings
+        .disabled_extensions
+        .iter()
+        .map(|name| Capability::parse(name))
+        .collect();
+    Capability::all()
+        .iter()
+        .filter(|c| !disabled.contains(c))
+        // A test comparator of sieve-rs, not something a script author wants listed.
+        .filter(|c| {
+            !matches!(
+                c,
+                Capability::Comparator(sieve::compiler::grammar::Comparator::Elbonia)
+            )
+        })
+        .map(|c| c.to_string())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
