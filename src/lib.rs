@@ -32,6 +32,8 @@
 //!   [`managesieve::Authenticate`]), the user's script directory in Pigeonhole's layout
 //!   written atomically under a lock; scripts are checked with delivery's compiler
 //!   ([`filter::tools::check_bytes`]). Started by `serve` beside the LMTP listeners.
+//! - [`auth`]: logins for ManageSieve and the web admin view: Dovecot's password schemes
+//!   checked against `[mailbox] users_file` ([`auth::password`]); never logs a password.
 //! - [`users`]: which recipients exist (`[mailbox] users_file`, Dovecot passwd-file), their `%h`.
 //! - [`scan`]: clamd client (FILDES on a unix socket, INSTREAM otherwise), its reply parser,
 //!   verdict → `virustest` value; [`scan::health`]: clamd up or down, from every scan and a
@@ -98,6 +100,7 @@
 //!   folder-name rule).
 //! - [`systemd`]: readiness for `Type=notify` units (`sd_notify`: ready, stopping, reloading).
 
+pub mod auth;
 pub mod config;
 pub mod delivery;
 pub mod filter;

@@ -9,8 +9,9 @@
 //! bob                       # a bare name: bob at every domain in [mailbox] domains
 //! ```
 //!
-//! Only the user name and the home (the 6th field, for `%h`) are used; the other fields may be
-//! empty or missing at the end of the line. Names are compared lowercased, as Dovecot does with
+//! The user name, the password (the 2nd field, for logins: [`crate::auth`]) and the home (the
+//! 6th field, for `%h`) are used; the other fields may be empty or missing at the end of the
+//! line. Names are compared lowercased, as Dovecot does with
 //! its default `auth_username_format = %Lu`; the recipient's `+detail` is removed before the
 //! lookup (see [`crate::mail::address::Recipient`]).
 //!
@@ -25,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub use crate::config::users_file::{User, UserTable, UsersError};
+pub use crate::config::users_file::{StoredPassword, User, UserTable, UsersError};
 use crate::mail::address::Recipient;
 
 /// How often a lookup may `stat` the file to see whether it changed.
@@ -79,7 +80,10 @@ impl Users {
     /// Looks `rcpt` up. [`Users::Everyone`] knows everybody, without a home.
     pub fn lookup(&self, rcpt: &Recipient) -> Lookup {
         match self {
-            Users::Everyone => Lookup::Found(User { home: None }),
+            Users::Everyone => Lookup::Found(User {
+                home: None,
+                password: None,
+            }),
             Users::File(file) => file.lookup(&rcpt.local, &rcpt.domain),
         }
     }

@@ -10,6 +10,32 @@ use std::path::{Path, PathBuf};
 pub struct User {
     /// The home directory (absolute), when the 6th field is not empty: `%h` in templates.
     pub home: Option<PathBuf>,
+    /// The password field (2nd), when not empty: `{SCHEME}hash` for logins
+    /// (`auth::password`); its `Debug` never shows it.
+    pub password: Option<StoredPassword>,
+}
+
+/// A passwd-file password field as written (`{SHA512-CRYPT}$6$...`). Kept out of `Debug`
+/// output so that no log line or panic message carries a hash (or a `{PLAIN}` password).
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredPassword(String);
+
+impl StoredPassword {
+    /// Wraps a password field.
+    pub fn new(field: impl Into<String>) -> StoredPassword {
+        StoredPassword(field.into())
+    }
+
+    /// The field, for the one place that checks a password against it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for StoredPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoredPassword(..)")
+    }
 }
 
 /// The parsed file: lowercased `user@domain` or bare `user` → [`User`].
@@ -61,8 +87,12 @@ impl UserTable {
             if let Some(problem) = name_problem(&name) {
                 return Err(bad(format!("user name {name:?}: {problem}")));
             }
-            // password, uid, gid, gecos, then home.
-            let home = fields.nth(4).map(str::trim).filter(|h| !h.is_empty());
+            let password = fields
+                .next()
+                .filter(|p| !p.is_empty())
+                .map(StoredPassword::new);
+            // uid, gid, gecos, then home.
+            let home = fields.nth(3).map(str::trim).filter(|h| !h.is_empty());
             let home = match home {
                 None => None,
                 Some(h) if !h.starts_with('/') => {
@@ -76,7 +106,7 @@ impl UserTable {
                 Some(h) => Some(PathBuf::from(h)),
             };
             // Dovecot uses the first entry of a name; so do we.
-            users.entry(name).or_insert(User { home });
+            users.entry(name).or_insert(User { home, password });
         }
         Ok(UserTable { users })
     }

@@ -61,9 +61,15 @@ enum Listener {
 }
 
 /// The backend `[managesieve] auth` names.
-fn authenticator(backend: &AuthBackend) -> Result<Arc<dyn Authenticate>, StartError> {
+fn authenticator(
+    backend: &AuthBackend,
+    domains: &[String],
+) -> Result<Arc<dyn Authenticate>, StartError> {
     match backend {
-        AuthBackend::UsersFile(path) => Ok(Arc::new(passwd::PasswdFile { path: path.clone() })),
+        AuthBackend::UsersFile(path) => Ok(Arc::new(passwd::PasswdFile::new(
+            path.clone(),
+            domains.to_vec(),
+        ))),
         AuthBackend::Dovecot(_) => Err(StartError::Auth(
             "\"dovecot\" is not available in this build".into(),
         )),
@@ -84,7 +90,13 @@ pub async fn start(
     services: watch::Receiver<Arc<Services>>,
     stop: watch::Receiver<bool>,
 ) -> Result<Option<Running>, StartError> {
-    let config = services.borrow().config.managesieve.clone();
+    let (config, domains) = {
+        let services = services.borrow();
+        (
+            services.config.managesieve.clone(),
+            services.config.mailbox.domains.clone(),
+        )
+    };
     if !config.enabled() {
         return Ok(None);
     }
@@ -94,7 +106,7 @@ pub async fn start(
     };
     let shared = Arc::new(Shared {
         services: services.clone(),
-        auth: authenticator(&config.auth)?,
+        auth: authenticator(&config.auth, &domains)?,
         tls: tls::TlsCell::new(acceptor),
     });
     let mut listeners = Vec::new();

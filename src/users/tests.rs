@@ -216,3 +216,33 @@ fn readers_of_one_file_share_its_table() {
         Lookup::Found(_)
     ));
 }
+
+#[test]
+fn the_password_field_is_kept_and_never_shown() {
+    let text = "alice@example.test:{PLAIN}s3cret:1000:1000::/home/alice::\n\
+                bob@example.test::::::/home/bob\n\
+                carol@example.test:{SHA512-CRYPT}$6$x$y\n\
+                dave\n";
+    let table = UserTable::parse(text, Path::new("users")).expect("parses");
+    let password = |local: &str, domain: &str| {
+        let user = table.get(local, domain).expect("known");
+        user.password.as_ref().map(|p| p.expose().to_string())
+    };
+    assert_eq!(
+        password("alice", "example.test").as_deref(),
+        Some("{PLAIN}s3cret")
+    );
+    assert_eq!(password("bob", "example.test"), None);
+    assert_eq!(
+        password("carol", "example.test").as_deref(),
+        Some("{SHA512-CRYPT}$6$x$y")
+    );
+    assert_eq!(password("dave", "example.test"), None);
+    let alice = table.get("alice", "example.test").expect("known");
+    assert_eq!(alice.home.as_deref(), Some(Path::new("/home/alice")));
+    let shown = format!("{alice:?} {table:?}");
+    assert!(
+        !shown.contains("s3cret") && !shown.contains("$6$"),
+        "{shown}"
+    );
+}
