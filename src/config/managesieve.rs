@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::{resolve, ListenAddr, MailboxConfig, SieveConfig};
 
 /// `[managesieve]`: listeners, TLS, authentication, quotas and session limits.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawManageSieve {
     /// `HOST:PORT` or `unix:PATH` entries, like `[server] listen`; empty: no ManageSieve.
@@ -50,6 +50,26 @@ pub struct RawManageSieve {
     /// loop, not an editor: those send a handful).
     #[serde(default = "defaults::max_commands")]
     pub max_commands: usize,
+}
+
+impl Default for RawManageSieve {
+    fn default() -> Self {
+        RawManageSieve {
+            listen: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
+            allow_plaintext_auth: false,
+            auth: defaults::auth(),
+            dovecot_auth_socket: None,
+            max_scripts: defaults::max_scripts(),
+            max_script_size: None,
+            max_total_size: defaults::max_total_size(),
+            max_connections: defaults::max_connections(),
+            idle_timeout_secs: defaults::idle_timeout_secs(),
+            command_timeout_secs: defaults::command_timeout_secs(),
+            max_commands: defaults::max_commands(),
+        }
+    }
 }
 
 /// Where passwords are checked.

@@ -160,9 +160,7 @@ impl Session {
             };
             self.flush().await?;
             if let Some(end) = end {
-                let _ =
-                    tokio::time::timeout(std::time::Duration::from_secs(5), self.stream.shutdown())
-                        .await;
+                self.close(end).await;
                 return Ok(end);
             }
         }
@@ -361,6 +359,28 @@ impl Session {
     pub(super) fn auth_failed(&mut self) -> bool {
         self.auth_failures += 1;
         self.auth_failures >= MAX_AUTH_FAILURES
+    }
+
+    /// Closes our side, then, after refusing input, reads and drops what the client still
+    /// sends for a moment (bounded): closing with unread input would reset the connection
+    /// and could destroy the `BYE` before the client reads it.
+    async fn close(&mut self, end: End) {
+        let limit = std::time::Duration::from_secs(2);
+        let _ = tokio::time::timeout(limit, self.stream.shutdown()).await;
+        if end != End::Refused {
+            return;
+        }
+        let mut sink = vec![0u8; 16 * 1024];
+        let mut left: usize = 4 * 1024 * 1024;
+        let _ = tokio::time::timeout(limit, async {
+            while left > 0 {
+                match self.stream.read(&mut sink).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => left = left.saturating_sub(n),
+                }
+            }
+        })
+        .await;
     }
 
     pub(super) async fn flush(&mut self) -> std::io::Result<()> {

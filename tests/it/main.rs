@@ -15,6 +15,7 @@ mod lda;
 mod lda_postfix;
 mod limits;
 mod logs;
+mod managesieve;
 mod metrics;
 mod outbound;
 mod ownership;
