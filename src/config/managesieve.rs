@@ -144,18 +144,8 @@ impl RawManageSieve {
             }
         }
         let tls = match (&m.tls_cert, &m.tls_key) {
-            (Some(cert), Some(key)) => {
-                let (cert, key) = (resolve(base, cert), resolve(base, key));
-                for (k, p) in [("tls_cert", &cert), ("tls_key", &key)] {
-                    if !listen.is_empty() && !p.is_file() {
-                        problems.push(format!(
-                            "managesieve.{k}: {} is not a readable file",
-                            p.display()
-                        ));
-                    }
-                }
-                Some((cert, key))
-            }
+            // Read (and their problems reported) when the server starts and on SIGHUP.
+            (Some(cert), Some(key)) => Some((resolve(base, cert), resolve(base, key))),
             (None, None) => None,
             _ => {
                 problems.push("managesieve.tls_cert and tls_key: set both or neither".into());
