@@ -32,8 +32,10 @@
 //!   [`managesieve::Authenticate`]), the user's script directory in Pigeonhole's layout
 //!   written atomically under a lock; scripts are checked with delivery's compiler
 //!   ([`filter::tools::check_bytes`]). Started by `serve` beside the LMTP listeners.
-//! - [`auth`]: logins for ManageSieve and the web admin view: Dovecot's password schemes
-//!   checked against `[mailbox] users_file` ([`auth::password`]); never logs a password.
+//! - [`auth`]: logins for ManageSieve and the web admin view: one [`auth::Authenticator`]
+//!   (SASL PLAIN, failed-login limits per address and per user, one log line per attempt,
+//!   never a password) over two backends: `[mailbox] users_file` with Dovecot's password
+//!   schemes ([`auth::password`]) or Dovecot's auth service on its socket ([`auth::dovecot`]).
 //! - [`users`]: which recipients exist (`[mailbox] users_file`, Dovecot passwd-file), their `%h`.
 //! - [`scan`]: clamd client (FILDES on a unix socket, INSTREAM otherwise), its reply parser,
 //!   verdict → `virustest` value; [`scan::health`]: clamd up or down, from every scan and a

@@ -80,8 +80,6 @@ impl Session {
                     Response::bye("Too many failed logins").write_to(&mut self.out);
                     return Ok(Some(End::Refused));
                 }
-                // A pause per failure slows guessing within the session.
-                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
                 response.write_to(&mut self.out);
                 return Ok(None);
             }

@@ -5,7 +5,8 @@
 //! - [`reply`]: every response the client sees.
 //! - [`session`]: one connection (greeting, deadlines, STARTTLS, dispatch);
 //!   `authenticate.rs` and `scripts.rs` hold the verbs.
-//! - [`auth`]: the login interface and SASL PLAIN; [`passwd`] the users-file backend.
+//! - [`auth`]: the login interface and SASL PLAIN; [`passwd`] fits the shared
+//!   [`crate::auth::Authenticator`] (users_file or Dovecot) to it.
 //! - [`dir`]: the user's script directory in Pigeonhole's layout (atomic writes, flock).
 //! - [`tls`]: the certificate and key, reloaded on SIGHUP.
 //!
@@ -60,20 +61,25 @@ enum Listener {
     Unix(UnixListener, std::path::PathBuf),
 }
 
-/// The backend `[managesieve] auth` names.
+/// The backend `[managesieve] auth` names, with the shared failed-login limits.
 fn authenticator(
     backend: &AuthBackend,
     domains: &[String],
 ) -> Result<Arc<dyn Authenticate>, StartError> {
-    match backend {
-        AuthBackend::UsersFile(path) => Ok(Arc::new(passwd::PasswdFile::new(
-            path.clone(),
-            domains.to_vec(),
-        ))),
-        AuthBackend::Dovecot(_) => Err(StartError::Auth(
-            "\"dovecot\" is not available in this build".into(),
-        )),
-    }
+    use crate::auth::{Authenticator, Limits, Scheme};
+    let authenticator = match backend {
+        AuthBackend::UsersFile(path) => Authenticator::users_file(
+            "managesieve",
+            path,
+            domains,
+            Scheme::Crypt,
+            Limits::default(),
+        ),
+        AuthBackend::Dovecot(socket) => {
+            Authenticator::dovecot("managesieve", socket, Limits::default())
+        }
+    };
+    Ok(Arc::new(authenticator))
 }
 
 /// A running server: its addresses, and the task to await after the stop signal.

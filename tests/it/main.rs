@@ -4,6 +4,7 @@
 mod abuse;
 mod abuse_bomb;
 mod abuse_list;
+mod auth;
 mod check_config;
 mod docs;
 mod faults_postfix;

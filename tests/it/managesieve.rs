@@ -394,7 +394,7 @@ fn authenticate_needs_tls_on_a_network_listener() {
 fn scripts_are_checked_like_delivery_and_quotas_hold() {
     let s = setup(&["max_scripts = 2"]);
     let mut c = Client::connect(s.local);
-    assert!(c.login("bob", "bobpw").starts_with("OK"));
+    assert!(c.login("bob@example.test", "bobpw").starts_with("OK"));
     // A compile error with the compiler's line; nothing stored.
     let r = c.put("broken", "keep;\r\nif true {\r\n");
     assert!(r.starts_with("NO") && r.contains("broken:"), "{r}");
@@ -431,7 +431,7 @@ fn hostile_literals_names_and_floods() {
     let s = setup(&["max_commands = 1000"]);
     let pid = s.server.pid();
     let mut c = Client::connect(s.local);
-    assert!(c.login("bob", "bobpw").starts_with("OK"));
+    assert!(c.login("bob@example.test", "bobpw").starts_with("OK"));
     // Over the size cap (1 MiB by default) but not absurd: dropped, then refused.
     let mut big = b"PUTSCRIPT \"big\" {3000000+}\r\n".to_vec();
     big.extend(std::iter::repeat_n(b'#', 3_000_000));
@@ -496,7 +496,7 @@ fn slow_clients_are_disconnected() {
     );
     // A command that starts and stalls (a literal never finished).
     let mut stall = Client::connect(s.local);
-    assert!(stall.login("bob", "bobpw").starts_with("OK"));
+    assert!(stall.login("bob@example.test", "bobpw").starts_with("OK"));
     stall.send(b"PUTSCRIPT \"x\" {100+}\r\nkeep;");
     let started = Instant::now();
     let r = stall.response();
@@ -513,7 +513,7 @@ fn concurrent_putscript_and_setactive_leave_a_consistent_directory() {
         .map(|w| {
             std::thread::spawn(move || {
                 let mut c = Client::connect(addr);
-                assert!(c.login("bob", "bobpw").starts_with("OK"));
+                assert!(c.login("bob@example.test", "bobpw").starts_with("OK"));
                 for i in 0..40 {
                     let name = format!("s{}", (i + w) % 3);
                     let r = c.put(&name, &format!("# {w} {i}\r\nkeep;\r\n"));

@@ -91,6 +91,18 @@ pub struct GlobalScripts {
     pub default: Option<PathBuf>,
 }
 
+/// What a test's Dovecot does beyond plain LMTP delivery.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Send redirects, vacation replies and notifications there over SMTP
+    /// (`submission_host`) instead of failing to.
+    pub submission: Option<SocketAddr>,
+    /// A passwd-file (its text) for the passdb, served on the auth-client socket
+    /// [`Dovecot::auth_socket`]; without it the passdb lets anybody in without a password
+    /// (LMTP never asks it).
+    pub passwd: Option<String>,
+}
+
 /// A running private Dovecot; stopped on drop (also when the test panics).
 pub struct Dovecot {
     /// `None` after [`Dovecot::keep_files`]; `root` stays valid.
@@ -111,6 +123,14 @@ impl Dovecot {
     /// Like [`Dovecot::start`]; with `submission`, Dovecot sends redirects, vacation replies
     /// and notifications there over SMTP (`submission_host`) instead of failing to.
     pub fn start_sending_to(submission: Option<SocketAddr>) -> Dovecot {
+        Dovecot::start_with(Options {
+            submission,
+            ..Options::default()
+        })
+    }
+
+    /// Like [`Dovecot::start`], with the [`Options`].
+    pub fn start_with(options: Options) -> Dovecot {
         for bin in [DOVECOT_BIN, SIEVEC_BIN] {
             assert!(Path::new(bin).exists(), "{bin} not found: {PACKAGES}");
         }
@@ -159,9 +179,12 @@ impl Dovecot {
         let port = free_tcp_port();
         fs::write(
             root.join("dovecot.conf"),
-            config(root, port, &user, submission),
+            config(root, port, &user, &options),
         )
         .expect("write config");
+        if let Some(passwd) = &options.passwd {
+            fs::write(root.join("passwd"), passwd).expect("write passwd");
+        }
         let root = root.to_owned();
         let mut dovecot = Dovecot {
             dir: Some(dir),
@@ -189,6 +212,11 @@ impl Dovecot {
         if let Some(dir) = self.dir.take() {
             let _ = dir.keep();
         }
+    }
+
+    /// The auth-client listener of the auth service (`service auth { unix_listener }`).
+    pub fn auth_socket(&self) -> PathBuf {
+        self.root().join("run").join("sievegate-auth")
     }
 
     pub fn config_path(&self) -> PathBuf {
@@ -426,9 +454,18 @@ impl Drop for Dovecot {
 }
 
 /// The whole configuration: nothing is read from /etc/dovecot.
-fn config(root: &Path, port: u16, user: &MailUser, submission: Option<SocketAddr>) -> String {
+fn config(root: &Path, port: u16, user: &MailUser, options: &Options) -> String {
+    let passdb = if options.passwd.is_some() {
+        format!(
+            "driver = passwd-file\n  args = scheme=CRYPT username_format=%Lu {}/passwd",
+            root.display()
+        )
+    } else {
+        "driver = static\n  args = nopassword=y".to_string()
+    };
     let root = root.display();
-    let submission = submission
+    let submission = options
+        .submission
         .map(|addr| format!("submission_host = {addr}\n"))
         .unwrap_or_default();
     let (name, uid, gid) = (&user.name, user.uid, user.gid);
@@ -467,8 +504,14 @@ userdb {{
   args = uid={uid} gid={gid} home={root}/home/%d/%n allow_all_users=yes
 }}
 passdb {{
-  driver = static
-  args = nopassword=y
+  {passdb}
+}}
+# Logins through the auth-client protocol (sievegate's auth::dovecot); root-only socket.
+auth_mechanisms = plain
+service auth {{
+  unix_listener sievegate-auth {{
+    mode = 0600
+  }}
 }}
 
 service lmtp {{
