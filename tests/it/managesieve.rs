@@ -542,3 +542,73 @@ fn concurrent_putscript_and_setactive_leave_a_consistent_directory() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[test]
+fn logins_through_dovecots_auth_service() {
+    // Dovecot's passdb knows bob with another password than the users file: the answer
+    // must be Dovecot's.
+    let dovecot = crate::support::dovecot::Dovecot::start_with(crate::support::dovecot::Options {
+        passwd: Some("bob@example.test:{PLAIN}dovecot-pw::::\n".into()),
+        ..Default::default()
+    });
+    let socket = format!(
+        "dovecot_auth_socket = \"{}\"",
+        dovecot.auth_socket().display()
+    );
+    let s = setup(&["auth = \"dovecot\"", &socket]);
+    let mut c = Client::connect(s.local);
+    let r = c.login("bob@example.test", "bobpw");
+    assert!(r.starts_with("NO"), "{r}");
+    let r = c.login("bob@example.test", "dovecot-pw");
+    assert!(r.starts_with("OK"), "{r}\n{}", s.server.logs());
+    assert!(c.put("via-dovecot", "keep;").starts_with("OK"));
+    assert!(s.sieve_dir("bob").join("via-dovecot.sieve").is_file());
+    assert!(
+        !s.server.logs().contains("dovecot-pw"),
+        "no password in the log"
+    );
+}
+
+/// Whether a STARTTLS handshake on `addr` verifies against `ca`.
+fn handshake_verifies(addr: SocketAddr, ca: &Path) -> bool {
+    let out = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &addr.to_string(),
+            "-starttls",
+            "sieve",
+        ])
+        .args([
+            "-servername",
+            "localhost",
+            "-verify_return_error",
+            "-CAfile",
+        ])
+        .arg(ca)
+        .stdin(Stdio::null())
+        .output()
+        .expect("openssl s_client");
+    out.status.success()
+}
+
+#[test]
+fn sighup_reloads_the_certificate() {
+    let s = setup(&[]);
+    assert!(handshake_verifies(s.public, &s.pki.ca));
+    // A new CA and certificate written over the configured files.
+    let fresh = tempfile::tempdir().expect("tempdir");
+    let new = tls::make(fresh.path());
+    std::fs::copy(&new.cert, &s.pki.cert).expect("cert");
+    std::fs::copy(&new.key, &s.pki.key).expect("key");
+    assert!(
+        handshake_verifies(s.public, &s.pki.ca),
+        "old material until SIGHUP"
+    );
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(s.server.pid(), libc::SIGHUP) };
+    let logs = s.server.wait_for_log("TLS certificate and key reloaded");
+    assert!(logs.contains("TLS certificate and key reloaded"), "{logs}");
+    assert!(handshake_verifies(s.public, &new.ca));
+    assert!(!handshake_verifies(s.public, &s.pki.ca));
+}
