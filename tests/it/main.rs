@@ -17,6 +17,7 @@ mod lda_postfix;
 mod limits;
 mod logs;
 mod managesieve;
+mod managesieve_session;
 mod metrics;
 mod outbound;
 mod ownership;
