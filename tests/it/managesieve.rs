@@ -398,6 +398,9 @@ fn scripts_are_checked_like_delivery_and_quotas_hold() {
     // A compile error with the compiler's line; nothing stored.
     let r = c.put("broken", "keep;\r\nif true {\r\n");
     assert!(r.starts_with("NO") && r.contains("broken:"), "{r}");
+    // Pigeonhole-only extensions are refused at upload, not skipped at delivery.
+    let r = c.put("dovecot", "require \"vnd.dovecot.debug\";\r\nkeep;\r\n");
+    assert!(r.starts_with("NO \"dovecot:1:1: extension"), "{r}");
     let special = "require \"special-use\";\r\n";
     let r = c.command(format!("CHECKSCRIPT {{{}+}}\r\n{special}\r\n", special.len()).as_bytes());
     assert!(r.starts_with("OK"), "{r}");
