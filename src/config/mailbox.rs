@@ -49,6 +49,11 @@ pub struct RawMailbox {
     /// before the scan: the MTA bounces infected mail to its forged sender too).
     #[serde(default)]
     pub unknown_users: UnknownUsers,
+    /// The prefix of Dovecot's (only, inbox) namespace: `""` (Dovecot's default: `INBOX.Sub`
+    /// is a folder named `INBOX.Sub`, `.INBOX.Sub`) or `"INBOX."` (Courier style: `INBOX.Sub`
+    /// is `.Sub`). Must match Dovecot's, or `fileinto` and Dovecot disagree on folders.
+    #[serde(default)]
+    pub namespace_prefix: String,
 }
 
 /// `[mailbox] unknown_users`: when a recipient missing from `users_file` is refused.
@@ -84,6 +89,8 @@ pub struct MailboxConfig {
     pub ownership: crate::mail::maildir::Ownership,
     /// When a recipient missing from `users_file` is refused.
     pub unknown_users: UnknownUsers,
+    /// `namespace_prefix`: `""` or `"INBOX."` (see [`RawMailbox::namespace_prefix`]).
+    pub namespace_prefix: String,
 }
 
 impl RawMailbox {
@@ -114,9 +121,15 @@ impl RawMailbox {
                     "mailbox.special_use: {flag:?} is not a special-use flag such as \"\\\\Junk\""
                 ));
             }
-            if let Err(e) = crate::mail::maildir::check_folder_name(folder) {
+            if let Err(e) = crate::mail::maildir::check_folder_name(folder, &m.namespace_prefix) {
                 problems.push(format!("mailbox.special_use: {folder:?}: {e}"));
             }
+        }
+        if !m.namespace_prefix.is_empty() && !m.namespace_prefix.eq_ignore_ascii_case("INBOX.") {
+            problems.push(format!(
+                "mailbox.namespace_prefix: {:?}: only \"\" (Dovecot's default) and \"INBOX.\" are supported",
+                m.namespace_prefix
+            ));
         }
         for d in &m.domains {
             if d.is_empty() || d.contains(['/', '@', ' ']) || d.starts_with('.') || d.contains("..")
@@ -173,6 +186,7 @@ impl RawMailbox {
             link_copies: m.link_copies,
             ownership,
             unknown_users: m.unknown_users,
+            namespace_prefix: m.namespace_prefix.clone(),
         };
         (mailbox, special_use)
     }

@@ -246,7 +246,8 @@ impl RawConfig {
         let log = self.log.validate(&mut problems);
         let metrics_listen = self.server.validate_metrics_listen(&mut problems);
         let abuse = self.abuse.validate(base, &mut problems);
-        let sieve = self.sieve.validate(base, special_use, &mut problems);
+        let mut sieve = self.sieve.validate(base, special_use, &mut problems);
+        sieve.namespace_prefix = mailbox.namespace_prefix.clone();
         let state = self.state.validate(base, &mut problems);
         let managesieve = self
             .managesieve

@@ -141,6 +141,8 @@ pub struct SieveConfig {
     pub spam_score: Option<crate::mail::sieve::SpamScore>,
     /// `[mailbox] special_use`: special-use flag (`\Junk`) → Sieve folder name.
     pub special_use: Vec<(String, String)>,
+    /// `[mailbox] namespace_prefix`: how `fileinto` names map to Maildir++ folders.
+    pub namespace_prefix: String,
     /// Include directories, per-user log, script limits.
     pub scripts: crate::mail::sieve::ScriptSettings,
 }
@@ -248,6 +250,7 @@ impl RawSieve {
         let sieve = SieveConfig {
             spam_score,
             special_use,
+            namespace_prefix: String::new(),
             before,
             personal,
             after,

@@ -61,6 +61,7 @@ pub fn filter_config(sieve: &SieveConfig, hostname: &str) -> FilterConfig {
         max_run_time: sieve.max_run_time,
         spam_score: sieve.spam_score.clone(),
         special_use: sieve.special_use.clone(),
+        namespace_prefix: sieve.namespace_prefix.clone(),
         max_redirects: sieve.max_redirects,
         vacation: VacationPeriods {
             min_days: sieve.vacation_days.0,

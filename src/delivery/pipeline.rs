@@ -255,8 +255,8 @@ fn deliver_all(
     let mut later: Vec<Later> = Vec::new();
     let mut next_index = 0;
     // LDA mode's `-m`: where the keep goes instead of INBOX.
-    let default_folder =
-        (envelope.default_mailbox.as_deref()).and_then(|name| Folder::from_sieve(name).ok());
+    let default_folder = (envelope.default_mailbox.as_deref())
+        .and_then(|name| Folder::from_sieve(name, &config.mailbox.namespace_prefix).ok());
     let outcomes = each_recipient(&envelope.rcpts, |rcpt| {
         let index = next_index;
         next_index += 1;

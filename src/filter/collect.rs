@@ -251,7 +251,7 @@ impl<'n, 'm> Collector<'n, 'm> {
                     },
                     None => folder,
                 };
-                let target = match Folder::from_sieve(&folder) {
+                let target = match self.mailboxes.folder(&folder) {
                     Ok(target) => target,
                     Err(err) => {
                         self.note(format!(

@@ -56,13 +56,15 @@ pub struct Mailboxes {
     pub root: Option<PathBuf>,
     /// Special-use flag (`\Junk`) → folder name (`Junk`), case-insensitive on the flag.
     pub special_use: Vec<(String, String)>,
+    /// `[mailbox] namespace_prefix`: how folder names map to Maildir++ directories.
+    pub namespace_prefix: String,
 }
 
 impl Mailboxes {
     /// RFC 5490 §3.1: true when `name` is a folder a delivery could store into without
     /// `:create`. INBOX always exists.
     pub fn exists(&self, name: &str) -> bool {
-        let Ok(folder) = Folder::from_sieve(name) else {
+        let Ok(folder) = self.folder(name) else {
             return false;
         };
         if folder.is_inbox() {
@@ -71,6 +73,15 @@ impl Mailboxes {
         self.root
             .as_deref()
             .is_some_and(|root| Maildir::new(root.to_path_buf()).folder_exists(&folder))
+    }
+
+    fn same_folder(&self, a: &str, b: &str) -> bool {
+        matches!((self.folder(a), self.folder(b)), (Ok(a), Ok(b)) if a == b)
+    }
+
+    /// The Maildir++ folder of a Sieve folder name under the namespace prefix.
+    pub fn folder(&self, name: &str) -> Result<Folder, crate::store::FolderError> {
+        Folder::from_sieve(name, &self.namespace_prefix)
     }
 
     /// The folder configured for special-use flag `flag` (RFC 6154), if any.
@@ -93,15 +104,11 @@ impl Mailboxes {
         flags.iter().all(|flag| match self.special_use(flag) {
             None => false,
             Some(folder) => match mailbox {
-                Some(mailbox) => same_folder(folder, mailbox) && self.exists(folder),
+                Some(mailbox) => self.same_folder(folder, mailbox) && self.exists(folder),
                 None => self.exists(folder),
             },
         })
     }
-}
-
-fn same_folder(a: &str, b: &str) -> bool {
-    matches!((Folder::from_sieve(a), Folder::from_sieve(b)), (Ok(a), Ok(b)) if a == b)
 }
 
 #[cfg(test)]
@@ -143,22 +150,25 @@ mod tests {
     fn mailboxes_table() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let root = tmp.path().join("Maildir");
-        for dir in [".Junk/cur", ".Work.Sub/new", ".Spam/cur"] {
+        for dir in [".Junk/cur", ".Work.Sub/new", ".Spam/cur", ".INBOX.Old/cur"] {
             std::fs::create_dir_all(root.join(dir)).expect("mkdir");
         }
-        let boxes = Mailboxes {
+        let mut boxes = Mailboxes {
             root: Some(root),
             special_use: vec![
                 ("\\Junk".into(), "Junk".into()),
                 ("\\Trash".into(), "Trash".into()),
             ],
+            namespace_prefix: String::new(),
         };
         for (name, want) in [
             ("INBOX", true),
             ("inbox", true),
             ("Junk", true),
             ("Work.Sub", true),
-            ("INBOX.Work.Sub", true),
+            ("INBOX.Work.Sub", false),
+            ("INBOX.Old", true),
+            ("Old", false),
             ("Work", false),
             ("Trash", false),
             ("../etc", false),
@@ -166,6 +176,15 @@ mod tests {
         ] {
             assert_eq!(boxes.exists(name), want, "{name:?}");
         }
+        boxes.namespace_prefix = "INBOX.".into();
+        for (name, want) in [
+            ("INBOX.Work.Sub", true),
+            ("Work.Sub", true),
+            ("INBOX.Old", false),
+        ] {
+            assert_eq!(boxes.exists(name), want, "INBOX. prefix: {name:?}");
+        }
+        boxes.namespace_prefix = String::new();
         assert_eq!(boxes.resolve_special_use("\\junk"), Some("Junk"));
         // Configured but missing: the caller falls back to the named folder.
         assert_eq!(boxes.resolve_special_use("\\Trash"), None);

@@ -338,6 +338,7 @@ impl Filter {
         let mailboxes = Mailboxes {
             root: input.maildir.map(Path::to_path_buf),
             special_use: self.config.special_use.clone(),
+            namespace_prefix: self.config.namespace_prefix.clone(),
         };
         let world = run::World {
             spam,

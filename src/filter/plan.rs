@@ -343,7 +343,7 @@ mod tests {
     fn store(name: &str, flags: &[&str], create: bool) -> Action {
         let (flags, keywords) = SystemFlags::from_sieve(flags);
         Action::Store {
-            folder: Folder::from_sieve(name).expect("valid folder"),
+            folder: Folder::from_sieve(name, "").expect("valid folder"),
             flags,
             keywords,
             create,
@@ -384,14 +384,14 @@ mod tests {
             None,
         );
         plan.add_store(
-            Folder::from_sieve("Work").expect("valid"),
+            Folder::from_sieve("Work", "").expect("valid"),
             SystemFlags::default(),
             vec![],
             false,
             None,
         );
         plan.add_store(
-            Folder::from_sieve("INBOX").expect("valid"),
+            Folder::from_sieve("INBOX", "").expect("valid"),
             SystemFlags::from_sieve(&["\\Flagged"]).0,
             vec!["$label1".into(), "Later".into()],
             true,

@@ -34,6 +34,8 @@ pub struct FilterConfig {
     pub spam_score: Option<SpamScore>,
     /// Special-use flag → folder (`[mailbox] special_use`), for `fileinto :specialuse`.
     pub special_use: Vec<(String, String)>,
+    /// `[mailbox] namespace_prefix`: how folder names map to Maildir++ directories.
+    pub namespace_prefix: String,
     /// Redirects per message over the whole chain (`[sieve] max_redirects`).
     pub max_redirects: usize,
     /// Vacation period bounds (`[sieve] vacation_*_days`).

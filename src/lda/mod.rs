@@ -106,7 +106,7 @@ pub fn run(config_path: &std::path::Path, request: &Request, input: impl Read) -
     let folder = match request
         .mailbox
         .as_deref()
-        .map(Folder::from_sieve)
+        .map(|name| Folder::from_sieve(name, &config.mailbox.namespace_prefix))
         .transpose()
     {
         Ok(folder) => folder,

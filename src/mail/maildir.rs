@@ -66,10 +66,23 @@ impl fmt::Display for FolderError {
 
 impl std::error::Error for FolderError {}
 
-/// The hierarchy levels of a Sieve folder name (`.` is the separator), checked so that no
-/// level can leave the Maildir (no `/`, `\`, control character, empty level or leading
-/// `.`); a leading `INBOX` level (any case) is the root and is left out.
-pub fn check_folder_name(name: &str) -> Result<Vec<&str>, FolderError> {
+/// The hierarchy levels of a Sieve folder name (`.` is the separator) under the namespace
+/// `prefix` (`[mailbox] namespace_prefix`), checked so that no level can leave the Maildir
+/// (no `/`, `\`, control character, empty level or leading `.`). `INBOX` (any case) is the
+/// root (no levels). As in Dovecot's namespace: with the empty prefix (Dovecot's default)
+/// `INBOX.Sub` is a folder of its own, named `INBOX.Sub` (levels `INBOX`, `Sub`, stored in
+/// `.INBOX.Sub`); with `INBOX.` (Courier style) the prefix is not part of the folder name,
+/// so `INBOX.Sub` is `Sub` (`.Sub`); a name without the prefix is taken as it is.
+pub fn check_folder_name<'a>(name: &'a str, prefix: &str) -> Result<Vec<&'a str>, FolderError> {
+    if name.eq_ignore_ascii_case("INBOX") {
+        return Ok(Vec::new());
+    }
+    let name = match name.get(..prefix.len()) {
+        Some(head) if !prefix.is_empty() && head.eq_ignore_ascii_case(prefix) => {
+            &name[prefix.len()..]
+        }
+        _ => name,
+    };
     if name.is_empty() {
         return Err(FolderError::Empty);
     }
@@ -82,12 +95,9 @@ pub fn check_folder_name(name: &str) -> Result<Vec<&str>, FolderError> {
     {
         return Err(FolderError::BadCharacter);
     }
-    let mut levels: Vec<&str> = name.split('.').collect();
+    let levels: Vec<&str> = name.split('.').collect();
     if levels.iter().any(|l| l.is_empty()) {
         return Err(FolderError::Empty);
-    }
-    if levels[0].eq_ignore_ascii_case("INBOX") {
-        levels.remove(0);
     }
     Ok(levels)
 }

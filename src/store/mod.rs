@@ -39,15 +39,21 @@ impl Folder {
         }
     }
 
-    /// Parses a Sieve `fileinto` name. `.` separates hierarchy levels (Dovecot's Maildir++
-    /// separator); a leading `INBOX` level (any case) is the root, so `INBOX` and
-    /// `INBOX.Work` name the root and `.Work`. Non-ASCII names are stored in modified UTF-7
-    /// (RFC 3501 §5.1.3), like Dovecot.
-    pub fn from_sieve(name: &str) -> Result<Self, FolderError> {
-        let levels = crate::mail::maildir::check_folder_name(name)?;
-        Ok(Folder {
-            components: levels.into_iter().map(encode_mutf7).collect(),
-        })
+    /// Parses a Sieve `fileinto` name under the namespace `prefix` (`[mailbox]
+    /// namespace_prefix`, see [`crate::mail::maildir::check_folder_name`]). `.` separates
+    /// hierarchy levels (Dovecot's Maildir++ separator); `INBOX` is the root. With the empty
+    /// prefix `INBOX.Work` is `.INBOX.Work`, with `INBOX.` it is `.Work`, as Dovecot stores
+    /// them. Non-ASCII names are stored in modified UTF-7 (RFC 3501 §5.1.3), like Dovecot.
+    pub fn from_sieve(name: &str, prefix: &str) -> Result<Self, FolderError> {
+        let levels = crate::mail::maildir::check_folder_name(name, prefix)?;
+        let mut components: Vec<String> = levels.into_iter().map(encode_mutf7).collect();
+        // Dovecot names the INBOX level in upper case whatever the script wrote.
+        if let Some(first) = components.first_mut() {
+            if first.eq_ignore_ascii_case("INBOX") {
+                *first = "INBOX".to_string();
+            }
+        }
+        Ok(Folder { components })
     }
 
     /// True for the root folder.
@@ -217,7 +223,10 @@ mod tests {
             ("inbox", Ok(None)),
             ("Work", Ok(Some(".Work"))),
             ("Work.Projects", Ok(Some(".Work.Projects"))),
-            ("INBOX.Work", Ok(Some(".Work"))),
+            // Dovecot's default empty namespace prefix: INBOX.Work is a folder of its own.
+            ("INBOX.Work", Ok(Some(".INBOX.Work"))),
+            ("inbox.Work", Ok(Some(".INBOX.Work"))),
+            ("INBOXES", Ok(Some(".INBOXES"))),
             ("Spam & Co", Ok(Some(".Spam &- Co"))),
             ("Entwürfe", Ok(Some(".Entw&APw-rfe"))),
             ("日本語", Ok(Some(".&ZeVnLIqe-"))),
@@ -234,7 +243,26 @@ mod tests {
             ("a\nb", Err(FolderError::BadCharacter)),
         ];
         for (name, want) in cases {
-            let got = Folder::from_sieve(name).map(|f| f.dir_name());
+            let got = Folder::from_sieve(name, "").map(|f| f.dir_name());
+            let want = want.clone().map(|d| d.map(str::to_string));
+            assert_eq!(got, want, "{name:?}");
+        }
+    }
+
+    /// `namespace_prefix = "INBOX."` (Courier style): the prefix is not part of the name.
+    #[test]
+    fn folder_table_with_the_inbox_prefix() {
+        let cases: &[(&str, Result<Option<&str>, FolderError>)] = &[
+            ("INBOX", Ok(None)),
+            ("INBOX.Work", Ok(Some(".Work"))),
+            ("inbox.Work.Sub", Ok(Some(".Work.Sub"))),
+            ("Work", Ok(Some(".Work"))),
+            ("INBOX.", Err(FolderError::Empty)),
+            ("INBOX..x", Err(FolderError::LeadingDot)),
+            ("INBOX.a/b", Err(FolderError::BadCharacter)),
+        ];
+        for (name, want) in cases {
+            let got = Folder::from_sieve(name, "INBOX.").map(|f| f.dir_name());
             let want = want.clone().map(|d| d.map(str::to_string));
             assert_eq!(got, want, "{name:?}");
         }

@@ -5,7 +5,7 @@ use std::fs;
 use std::path::Path;
 
 fn folder(name: &str) -> Folder {
-    Folder::from_sieve(name).expect("valid folder")
+    Folder::from_sieve(name, "").expect("valid folder")
 }
 
 fn store(name: &str, flags: &[&str], create: bool) -> Action {
@@ -106,7 +106,7 @@ fn execute_table() {
             existing: &[],
             actions: vec![
                 store("Work", &[], true),
-                store("INBOX.Work", &["\\Seen"], true),
+                store("Work", &["\\Seen"], true),
                 store("INBOX", &[], false),
             ],
             summary: "stored Work,INBOX",

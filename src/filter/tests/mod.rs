@@ -54,7 +54,7 @@ pub(super) fn inbox(flags: &[&str]) -> Action {
 pub(super) fn store(folder: &str, flags: &[&str], create: bool) -> Action {
     let (flags, keywords) = SystemFlags::from_sieve(flags);
     Action::Store {
-        folder: Folder::from_sieve(folder).expect("valid folder"),
+        folder: Folder::from_sieve(folder, "").expect("valid folder"),
         flags,
         keywords,
         create,
@@ -92,6 +92,7 @@ impl Setup {
                 max_run_time: Duration::from_secs(10),
                 spam_score: None,
                 special_use: Vec::new(),
+                namespace_prefix: String::new(),
                 max_redirects: 4,
                 vacation: VacationPeriods::default(),
                 scripts: super::ScriptSettings::default(),

@@ -4,7 +4,7 @@ use super::*;
 use std::os::unix::fs::MetadataExt;
 
 fn folder(name: &str) -> Folder {
-    Folder::from_sieve(name).expect("valid folder")
+    Folder::from_sieve(name, "").expect("valid folder")
 }
 
 const MESSAGE: &[u8] = b"Subject: one file\r\n\r\nbody\r\n";

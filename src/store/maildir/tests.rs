@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::process::Command;
 
 fn folder(name: &str) -> Folder {
-    Folder::from_sieve(name).expect("valid folder")
+    Folder::from_sieve(name, "").expect("valid folder")
 }
 
 fn seen() -> SystemFlags {
@@ -143,7 +143,9 @@ fn folder_creation_marker_and_subscriptions() {
         assert_eq!(marker.len(), 0);
     }
     let subs = fs::read_to_string(md.root().join("subscriptions")).expect("subscriptions");
-    assert_eq!(subs, "Work.Projects\nEntw&APw-rfe\n");
+    // With Dovecot's default empty namespace prefix INBOX.Work.Projects is a folder of its
+    // own, listed (and subscribed) under that name.
+    assert_eq!(subs, "Work.Projects\nEntw&APw-rfe\nINBOX.Work.Projects\n");
     assert!(!md.root().join("subscriptions.lock").exists());
 }
 
@@ -490,7 +492,7 @@ fn keywords_in_file_name_and_keywords_file() {
         .expect("store");
     let second = md
         .store_with_keywords(
-            &Folder::from_sieve("Work").expect("folder"),
+            &Folder::from_sieve("Work", "").expect("folder"),
             SystemFlags::default(),
             &kw(&["Later", "$label1"]),
             true,

@@ -175,6 +175,41 @@ if mailboxexists "Made" { fileinto "SawMade"; }
             ),
             ..BASE
         },
+        // ---- namespace: Dovecot's default empty prefix ([mailbox] namespace_prefix = "") ----
+        // `INBOX.Sub` is a folder of its own (`.INBOX.Sub`), not `Sub`.
+        Case {
+            name: "namespace_fileinto_inbox_dot_sub",
+            personal: Some(
+                r#"require ["fileinto", "mailbox"];
+fileinto :create "INBOX.Sub";
+fileinto :create "Sub";
+"#,
+            ),
+            ..BASE
+        },
+        Case {
+            name: "namespace_mailboxexists_inbox_dot_sub",
+            personal: Some(
+                r#"require ["fileinto", "mailbox"];
+if mailboxexists "INBOX.Made" { fileinto :create "SawInboxMade"; }
+if mailboxexists "Made" { fileinto :create "SawMade"; }
+fileinto :create "INBOX.Made";
+"#,
+            ),
+            // The second delivery finds the folder the first one created (`.INBOX.Made`),
+            // and no `Made`.
+            more: &[MESSAGE],
+            ..BASE
+        },
+        Case {
+            name: "namespace_fileinto_inbox_dot_missing_keeps",
+            personal: Some(
+                r#"require ["fileinto"];
+fileinto "INBOX.Missing";
+"#,
+            ),
+            ..BASE
+        },
         // ---- editheader (the stored header fields are compared too) ----
         Case {
             name: "addheader_first_and_last_stored",
