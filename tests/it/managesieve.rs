@@ -615,3 +615,53 @@ fn sighup_reloads_the_certificate() {
     assert!(handshake_verifies(s.public, &new.ca));
     assert!(!handshake_verifies(s.public, &s.pki.ca));
 }
+
+#[test]
+fn a_script_uploaded_here_is_the_one_pigeonhole_runs() {
+    use crate::support::dovecot::Dovecot;
+    let dovecot = Dovecot::start();
+    dovecot.add_user("alice");
+    // The user's directory exists, owned by the mail user (as Dovecot's own would be).
+    dovecot.set_personal_include("alice", "old", "keep;\r\n");
+    let s = setup(&[]);
+    // Point [sieve] at Pigeonhole's layout: sieve = file:<root>/sieve/%n;active=.../personal.sieve
+    let root = dovecot.root().display().to_string();
+    let config = std::fs::read_to_string(&s.env.config_path).expect("config");
+    let config = config.replace(
+        "personal = \"mail/%d/%n/.dovecot.sieve\"",
+        &format!("personal = \"{root}/sieve/%n/personal.sieve\""),
+    );
+    let config = config.replace(
+        "personal_dir = \"mail/%d/%n/sieve\"",
+        &format!("personal_dir = \"{root}/sieve/%n\""),
+    );
+    std::fs::write(&s.env.config_path, config).expect("config");
+    let server = Running::start(&s.env.config_path);
+    let logs = server.wait_for_log("managesieve at 127.0.0.1");
+    let addr: SocketAddr = logs
+        .lines()
+        .filter_map(|l| l.split("managesieve at ").nth(1))
+        .filter_map(|rest| rest.split(|c: char| c.is_whitespace() || c == '"').next())
+        .filter_map(|a| a.parse().ok())
+        .find(|a: &SocketAddr| a.ip().is_loopback())
+        .expect("loopback listener");
+    let mut c = Client::connect(addr);
+    assert!(c.login("alice@example.test", PASSWORD).starts_with("OK"));
+    assert!(c.put("rules", SCRIPT).starts_with("OK"));
+    let r = c.command(b"SETACTIVE \"rules\"\r\n");
+    assert!(r.starts_with("OK"), "{r}");
+    let r = c.command(b"LISTSCRIPTS\r\n");
+    assert_eq!(
+        r,
+        "\"old\"\r\n\"rules\" ACTIVE\r\nOK \"Listscripts completed\"\r\n"
+    );
+    // Pigeonhole's LMTP runs it.
+    let got = converse(
+        tcp(dovecot.addr()),
+        &transaction(&["alice@example.test"], &clean_message("please sort me")),
+    );
+    assert!(got.contains("250 2.0.0"), "{got}");
+    let sorted = dovecot.maildir("alice").join(".Uploaded/new");
+    let count = std::fs::read_dir(&sorted).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(count, 1, "Pigeonhole filed into Uploaded: {got}");
+}
