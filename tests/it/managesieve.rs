@@ -665,3 +665,66 @@ fn a_script_uploaded_here_is_the_one_pigeonhole_runs() {
     let count = std::fs::read_dir(&sorted).map(|d| d.count()).unwrap_or(0);
     assert_eq!(count, 1, "Pigeonhole filed into Uploaded: {got}");
 }
+
+#[test]
+fn a_script_pigeonhole_activated_is_the_one_listed_here() {
+    use crate::support::dovecot::Dovecot;
+    let dovecot = Dovecot::start();
+    dovecot.add_user("alice");
+    dovecot.set_personal_include("alice", "old", "keep;\r\n");
+    let script = dovecot.root().join("from-pigeonhole.sieve");
+    std::fs::write(&script, SCRIPT).expect("script");
+    // Pigeonhole's own tool stores and activates it in its layout.
+    let out = Command::new("doveadm")
+        .arg("-c")
+        .arg(dovecot.config_path())
+        .args(["sieve", "put", "-u", "alice@example.test", "-a", "theirs"])
+        .stdin(std::fs::File::open(&script).expect("open"))
+        .output()
+        .expect("doveadm sieve put");
+    assert!(
+        out.status.success(),
+        "doveadm sieve put: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = setup(&[]);
+    let root = dovecot.root().display().to_string();
+    let config = std::fs::read_to_string(&s.env.config_path).expect("config");
+    let config = config
+        .replace(
+            "personal = \"mail/%d/%n/.dovecot.sieve\"",
+            &format!("personal = \"{root}/sieve/%n/personal.sieve\""),
+        )
+        .replace(
+            "personal_dir = \"mail/%d/%n/sieve\"",
+            &format!("personal_dir = \"{root}/sieve/%n\""),
+        );
+    std::fs::write(&s.env.config_path, config).expect("config");
+    let server = Running::start(&s.env.config_path);
+    let logs = server.wait_for_log("managesieve at 127.0.0.1");
+    let addr: SocketAddr = logs
+        .lines()
+        .filter_map(|l| l.split("managesieve at ").nth(1))
+        .filter_map(|rest| rest.split(|c: char| c.is_whitespace() || c == '"').next())
+        .filter_map(|a| a.parse().ok())
+        .find(|a: &SocketAddr| a.ip().is_loopback())
+        .expect("loopback listener");
+    let mut c = Client::connect(addr);
+    assert!(c.login("alice@example.test", PASSWORD).starts_with("OK"));
+    let r = c.command(b"LISTSCRIPTS\r\n");
+    assert!(r.contains("\"theirs\" ACTIVE\r\n"), "{r}");
+    let r = c.command(b"GETSCRIPT \"theirs\"\r\n");
+    assert!(r.contains(SCRIPT), "{r}");
+    // And sievegate's delivery runs the same script.
+    let got = converse(
+        tcp(server.addr),
+        &transaction(&["alice@example.test"], &clean_message("please sort me")),
+    );
+    assert!(got.contains("250 2.0.0"), "{got}");
+    assert_eq!(
+        s.env.messages("alice", ".Uploaded").len(),
+        1,
+        "{}",
+        server.logs()
+    );
+}
