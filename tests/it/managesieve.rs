@@ -481,6 +481,7 @@ fn hostile_literals_names_and_floods() {
         &all[all.len() - 80..]
     );
     let after_flood = vm_rss_kb(pid);
+    eprintln!("VmRSS: {before} kB before the 2 GB literal, {after} kB after, {after_flood} kB after the flood");
     assert!(
         after_flood < before + 16 * 1024,
         "VmRSS {before} kB -> {after_flood} kB"
