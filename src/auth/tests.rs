@@ -201,3 +201,55 @@ async fn dovecot_down_is_temporary() {
         .await;
     assert_eq!(got, Outcome::Unavailable);
 }
+
+/// A log writer the test reads back.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .map_err(|_| std::io::Error::other("poisoned"))?
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn log_lines_name_the_user_and_outcome_never_the_password() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let auth = authenticator(&dir, no_delay(), Scheme::Plain);
+    let secrets = ["alice-pw", "guess-1", "s3cr\u{e9}t\nforged line"];
+    for password in secrets {
+        auth.plain(&plain("alice@example.test", password), from("192.0.2.9"))
+            .await;
+    }
+    auth.plain(&plain("dave@example.test", "guess-2"), from("192.0.2.9"))
+        .await;
+    auth.plain(b"\0x\0", from("192.0.2.9")).await;
+    let log = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
+    assert!(
+        log.contains("outcome=\"ok\"") || log.contains("outcome=ok"),
+        "{log}"
+    );
+    assert!(log.contains("failed"), "{log}");
+    assert!(
+        log.contains("MD5-CRYPT"),
+        "the admin learns the scheme: {log}"
+    );
+    for secret in secrets.iter().chain(&["guess-2", "$1$uHPvsBNI", "$6$F55"]) {
+        assert!(!log.contains(secret), "{secret:?} in the log:\n{log}");
+    }
+}

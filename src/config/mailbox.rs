@@ -109,9 +109,10 @@ impl RawMailbox {
         }
         let special_use: Vec<(String, String)> = match &m.special_use {
             Some(map) => map.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            // Dovecot's defaults, named inside the namespace (`INBOX.Junk` with `INBOX.`).
             None => crate::mail::sieve::DEFAULT_SPECIAL_USE
                 .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .map(|(k, v)| (k.to_string(), format!("{}{v}", m.namespace_prefix)))
                 .collect(),
         };
         for (flag, folder) in &special_use {

@@ -179,7 +179,7 @@ mod tests {
         boxes.namespace_prefix = "INBOX.".into();
         for (name, want) in [
             ("INBOX.Work.Sub", true),
-            ("Work.Sub", true),
+            ("Work.Sub", false),
             ("INBOX.Old", false),
         ] {
             assert_eq!(boxes.exists(name), want, "INBOX. prefix: {name:?}");

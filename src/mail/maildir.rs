@@ -52,6 +52,9 @@ pub enum FolderError {
     LeadingDot,
     /// `/`, `\`, NUL or a control character.
     BadCharacter,
+    /// Not `INBOX` and not under the namespace prefix (`INBOX.`): Dovecot has no namespace
+    /// for it and refuses it.
+    OutsideNamespace,
 }
 
 impl fmt::Display for FolderError {
@@ -60,6 +63,7 @@ impl fmt::Display for FolderError {
             FolderError::Empty => "empty folder name or hierarchy level",
             FolderError::LeadingDot => "folder name starts with '.'",
             FolderError::BadCharacter => "folder name contains '/', '\\' or a control character",
+            FolderError::OutsideNamespace => "folder name is outside the namespace prefix",
         })
     }
 }
@@ -72,7 +76,8 @@ impl std::error::Error for FolderError {}
 /// root (no levels). As in Dovecot's namespace: with the empty prefix (Dovecot's default)
 /// `INBOX.Sub` is a folder of its own, named `INBOX.Sub` (levels `INBOX`, `Sub`, stored in
 /// `.INBOX.Sub`); with `INBOX.` (Courier style) the prefix is not part of the folder name,
-/// so `INBOX.Sub` is `Sub` (`.Sub`); a name without the prefix is taken as it is.
+/// so `INBOX.Sub` is `Sub` (`.Sub`), and a name without the prefix belongs to no namespace
+/// and is refused, as Dovecot refuses it.
 pub fn check_folder_name<'a>(name: &'a str, prefix: &str) -> Result<Vec<&'a str>, FolderError> {
     if name.eq_ignore_ascii_case("INBOX") {
         return Ok(Vec::new());
@@ -81,6 +86,7 @@ pub fn check_folder_name<'a>(name: &'a str, prefix: &str) -> Result<Vec<&'a str>
         Some(head) if !prefix.is_empty() && head.eq_ignore_ascii_case(prefix) => {
             &name[prefix.len()..]
         }
+        _ if !prefix.is_empty() => return Err(FolderError::OutsideNamespace),
         _ => name,
     };
     if name.is_empty() {

@@ -42,7 +42,7 @@ use report::{case_lines, listing, placement, sent_line, table, CaseResult, Outco
 
 use crate::support::binary::Running;
 use crate::support::clamd::Clamd;
-use crate::support::dovecot::{Dovecot, GlobalScripts, DOMAIN, VIRUS_HEADER};
+use crate::support::dovecot::{Dovecot, GlobalScripts, Options, DOMAIN, VIRUS_HEADER};
 use crate::support::eicar;
 use crate::support::maildir_tree::{decode_mutf7, read_tree};
 use crate::support::smtp_sink::{SmtpSink, Transaction};
@@ -65,7 +65,7 @@ fn sievegate_stores_like_pigeonhole() {
     assert_eq!(names.len(), all.len(), "case names must be unique");
     let cases = select(all);
 
-    let (results, instances) = run(&cases);
+    let (results, instances) = run(&cases, "");
     let differing: Vec<usize> = (0..cases.len())
         .filter(|&i| !as_expected(&cases[i], &results[i]))
         .collect();
@@ -105,6 +105,36 @@ fn sievegate_stores_like_pigeonhole() {
     );
 }
 
+/// The namespace cases again with Courier-style `INBOX.` on both sides (Dovecot's inbox
+/// namespace and `[mailbox] namespace_prefix`): `INBOX.Sub` is `.Sub` there.
+#[test]
+fn sievegate_stores_like_pigeonhole_with_the_inbox_prefix() {
+    let cases: Vec<Case> = cases::all()
+        .into_iter()
+        .filter(|c| {
+            c.name.starts_with("namespace_prefixed_")
+                || c.name.starts_with("mailboxexists")
+                || c.name == "namespace_fileinto_inbox_dot_missing_keeps"
+        })
+        .collect();
+    assert!(cases.len() >= 5, "the namespace cases are in the table");
+    let (results, _) = run(&cases, "INBOX.");
+    let differing: Vec<usize> = (0..cases.len())
+        .filter(|&i| !as_expected(&cases[i], &results[i]))
+        .collect();
+    eprintln!(
+        "pigeonhole differential, namespace prefix INBOX.:\n{}",
+        listing(&cases, &results)
+    );
+    assert!(
+        differing.is_empty(),
+        "with namespace prefix INBOX., sievegate differs from Pigeonhole in {} of {} cases:\n\n{}",
+        differing.len(),
+        cases.len(),
+        table(&cases, &results, &differing)
+    );
+}
+
 /// Both sides agree, or differ exactly as the case's [`cases::Deliberate`] says.
 fn as_expected(case: &Case, result: &CaseResult) -> bool {
     match case.differs {
@@ -136,12 +166,16 @@ fn select(all: Vec<Case>) -> Vec<Case> {
 /// Installs every case's scripts, delivers every message to both sides, and reads both
 /// Maildir trees back. Returns the results and the number of sievegate instances. Dovecot
 /// and every sievegate are stopped when this returns (or panics).
-fn run(cases: &[Case]) -> (Vec<CaseResult>, usize) {
+fn run(cases: &[Case], namespace_prefix: &str) -> (Vec<CaseResult>, usize) {
     // Each side sends to its own smtp-sink: Dovecot through `submission_host`, sievegate
     // through `[notify] relay` (all instances share one).
     let pigeonhole_sink = SmtpSink::start();
     let sievegate_sink = SmtpSink::start();
-    let mut dovecot = Dovecot::start_sending_to(Some(pigeonhole_sink.addr()));
+    let mut dovecot = Dovecot::start_with(Options {
+        submission: Some(pigeonhole_sink.addr()),
+        namespace_prefix: (!namespace_prefix.is_empty()).then(|| namespace_prefix.to_string()),
+        ..Options::default()
+    });
     let clamd = Clamd::shared();
     let sg_dir = tempfile::Builder::new()
         .prefix("sievegate-diff-")
@@ -203,6 +237,7 @@ fn run(cases: &[Case]) -> (Vec<CaseResult>, usize) {
                 &group.globals,
                 sievegate_sink.addr(),
                 &sg_dir.path().join(format!("state{g:02}")),
+                namespace_prefix,
             );
             std::fs::write(&config, text).expect("write sievegate config");
             Running::start(&config)
@@ -405,6 +440,7 @@ fn sievegate_config(
     globals: &GlobalScripts,
     relay: SocketAddr,
     state: &Path,
+    namespace_prefix: &str,
 ) -> String {
     let list = |paths: &[PathBuf]| {
         paths
@@ -427,6 +463,7 @@ clamd = {clamd:?}
 [mailbox]
 domains = ["{DOMAIN}"]
 maildir = {maildir:?}
+namespace_prefix = {namespace_prefix:?}
 [sieve]
 before = [{before}]
 personal = {personal:?}

@@ -172,5 +172,6 @@ pub fn all() -> Vec<Case> {
     let mut all = stores::cases();
     all.extend(edits_and_tests::cases());
     all.extend(sending::cases());
+    all.extend(edits_and_tests::namespace_cases());
     all
 }

@@ -101,6 +101,9 @@ pub struct Options {
     /// [`Dovecot::auth_socket`]; without it the passdb lets anybody in without a password
     /// (LMTP never asks it).
     pub passwd: Option<String>,
+    /// The inbox namespace's prefix (`namespace inbox { prefix = }`); `None`: Dovecot's
+    /// implicit default namespace (prefix `""`).
+    pub namespace_prefix: Option<String>,
 }
 
 /// A running private Dovecot; stopped on drop (also when the test panics).
@@ -463,6 +466,13 @@ fn config(root: &Path, port: u16, user: &MailUser, options: &Options) -> String 
     } else {
         "driver = static\n  args = nopassword=y".to_string()
     };
+    let namespace = options
+        .namespace_prefix
+        .as_ref()
+        .map(|prefix| {
+            format!("namespace inbox {{\n  inbox = yes\n  separator = .\n  prefix = {prefix}\n}}\n")
+        })
+        .unwrap_or_default();
     let root = root.display();
     let submission = options
         .submission
@@ -492,7 +502,7 @@ mail_gid = {name}
 first_valid_uid = {uid}
 first_valid_gid = {gid}
 mail_location = maildir:{root}/mail/%d/%n/Maildir
-
+{namespace}
 # Like sievegate: a fileinto into a missing folder without :create goes to INBOX, and
 # user+detail delivers to user (but not into a "detail" folder).
 lda_mailbox_autocreate = no

@@ -175,41 +175,6 @@ if mailboxexists "Made" { fileinto "SawMade"; }
             ),
             ..BASE
         },
-        // ---- namespace: Dovecot's default empty prefix ([mailbox] namespace_prefix = "") ----
-        // `INBOX.Sub` is a folder of its own (`.INBOX.Sub`), not `Sub`.
-        Case {
-            name: "namespace_fileinto_inbox_dot_sub",
-            personal: Some(
-                r#"require ["fileinto", "mailbox"];
-fileinto :create "INBOX.Sub";
-fileinto :create "Sub";
-"#,
-            ),
-            ..BASE
-        },
-        Case {
-            name: "namespace_mailboxexists_inbox_dot_sub",
-            personal: Some(
-                r#"require ["fileinto", "mailbox"];
-if mailboxexists "INBOX.Made" { fileinto :create "SawInboxMade"; }
-if mailboxexists "Made" { fileinto :create "SawMade"; }
-fileinto :create "INBOX.Made";
-"#,
-            ),
-            // The second delivery finds the folder the first one created (`.INBOX.Made`),
-            // and no `Made`.
-            more: &[MESSAGE],
-            ..BASE
-        },
-        Case {
-            name: "namespace_fileinto_inbox_dot_missing_keeps",
-            personal: Some(
-                r#"require ["fileinto"];
-fileinto "INBOX.Missing";
-"#,
-            ),
-            ..BASE
-        },
         // ---- editheader (the stored header fields are compared too) ----
         Case {
             name: "addheader_first_and_last_stored",
@@ -547,6 +512,72 @@ if virustest :value "ge" :comparator "i;ascii-numeric" "4" { discard; stop; }
                 body: Body::Eicar,
                 ..MESSAGE
             },
+            ..BASE
+        },
+    ]
+}
+
+/// `[mailbox] namespace_prefix`: run with Dovecot's default empty prefix by the main
+/// differential test, and (the `namespace_prefixed_*` and `mailboxexists*` ones) with
+/// `INBOX.` on both sides. Last in the table, so that the other cases keep their users.
+pub fn namespace_cases() -> Vec<Case> {
+    vec![
+        // ---- namespace: Dovecot's default empty prefix ([mailbox] namespace_prefix = "") ----
+        // `INBOX.Sub` is a folder of its own (`.INBOX.Sub`), not `Sub`.
+        Case {
+            name: "namespace_fileinto_inbox_dot_sub",
+            personal: Some(
+                r#"require ["fileinto", "mailbox"];
+fileinto :create "INBOX.Sub";
+fileinto :create "Sub";
+"#,
+            ),
+            ..BASE
+        },
+        Case {
+            name: "namespace_mailboxexists_inbox_dot_sub",
+            personal: Some(
+                r#"require ["fileinto", "mailbox"];
+if mailboxexists "INBOX.Made" { fileinto :create "SawInboxMade"; }
+if mailboxexists "Made" { fileinto :create "SawMade"; }
+fileinto :create "INBOX.Made";
+"#,
+            ),
+            // The second delivery finds the folder the first one created (`.INBOX.Made`),
+            // and no `Made`.
+            more: &[MESSAGE],
+            ..BASE
+        },
+        Case {
+            name: "namespace_fileinto_inbox_dot_missing_keeps",
+            personal: Some(
+                r#"require ["fileinto"];
+fileinto "INBOX.Missing";
+"#,
+            ),
+            ..BASE
+        },
+        // Names inside the `INBOX.` prefix only: with it, `.Sub` and `.Other.Deep`.
+        Case {
+            name: "namespace_prefixed_fileinto",
+            personal: Some(
+                r#"require ["fileinto", "mailbox"];
+fileinto :create "INBOX.Sub";
+fileinto :create "INBOX.Other.Deep";
+"#,
+            ),
+            ..BASE
+        },
+        Case {
+            name: "namespace_prefixed_mailboxexists",
+            personal: Some(
+                r#"require ["fileinto", "mailbox"];
+if mailboxexists "INBOX.Made" { fileinto :create "INBOX.SawMade"; }
+if mailboxexists "INBOX.INBOX.Made" { fileinto :create "INBOX.SawDouble"; }
+fileinto :create "INBOX.Made";
+"#,
+            ),
+            more: &[MESSAGE],
             ..BASE
         },
     ]
