@@ -27,6 +27,11 @@
 //!   MAIL is refused while clamd is down ([`scan::health`]) or while the state store a
 //!   delivery needs is unreachable ([`health`]); RCPT counts deliveries per
 //!   user ([`delivery::UserLimit`], `user_concurrency_limit`).
+//! - [`managesieve`]: the RFC 5804 server (`[managesieve]`, off by default): a sans-I/O
+//!   command parser, one session per connection (STARTTLS, SASL PLAIN through
+//!   [`managesieve::Authenticate`]), the user's script directory in Pigeonhole's layout
+//!   written atomically under a lock; scripts are checked with delivery's compiler
+//!   ([`filter::tools::check_bytes`]). Started by `serve` beside the LMTP listeners.
 //! - [`auth`]: logins for ManageSieve and the web admin view: one [`auth::Authenticator`]
 //!   (SASL PLAIN, failed-login limits per address and per user, one log line per attempt,
 //!   never a password) over two backends: `[mailbox] users_file` with Dovecot's password
@@ -110,6 +115,7 @@ pub mod lda;
 pub mod lmtp;
 pub mod logging;
 pub mod mail;
+pub mod managesieve;
 pub mod metrics;
 pub mod outbound;
 pub mod quarantine;

@@ -17,6 +17,7 @@ use serde::Deserialize;
 mod acl;
 mod log;
 mod mailbox;
+pub mod managesieve;
 mod notify;
 mod ownership;
 mod quarantine;
@@ -68,6 +69,8 @@ pub struct RawConfig {
     pub abuse: RawAbuse,
     #[serde(default)]
     pub log: RawLog,
+    #[serde(default)]
+    pub managesieve: managesieve::RawManageSieve,
 }
 
 /// A validated configuration.
@@ -87,6 +90,8 @@ pub struct Config {
     pub abuse: AbuseConfig,
     /// `[log]`: level and line format.
     pub log: LogConfig,
+    /// `[managesieve]`: the ManageSieve server (off by default).
+    pub managesieve: managesieve::ManageSieveConfig,
 }
 
 /// Why a config could not be loaded.
@@ -161,6 +166,7 @@ impl Config {
             self.server.max_message_size,
         ));
         warnings.extend(ownership::warnings(self));
+        warnings.extend(self.managesieve.warnings.iter().cloned());
         if !self.scanner.enabled {
             warnings.push("scanner.enabled = false: no message is scanned; every one is delivered with virustest 0 and \"X-Virus-Status: Not scanned\"".to_string());
         } else if self.server.max_message_size > self.scanner.max_scan_size {
@@ -243,6 +249,9 @@ impl RawConfig {
         let mut sieve = self.sieve.validate(base, special_use, &mut problems);
         sieve.namespace_prefix = mailbox.namespace_prefix.clone();
         let state = self.state.validate(base, &mut problems);
+        let managesieve = self
+            .managesieve
+            .validate(base, &mailbox, &sieve, &mut problems);
         let quarantine = self.quarantine.validate(base, &state, &mut problems);
         let spool = spool::validate(
             self.server.spool_threshold,
@@ -276,6 +285,7 @@ impl RawConfig {
             notify,
             abuse,
             log,
+            managesieve,
         })
     }
 }

@@ -55,6 +55,79 @@ fn check_file(
     compile_bytes(path, &bytes, compiler).map(|_| ())
 }
 
+/// Compiles script text as delivery would (same compiler, same limits): for ManageSieve's
+/// PUTSCRIPT and CHECKSCRIPT, so a script delivery would skip is refused at upload. `name`
+/// is what a problem names.
+pub fn check_bytes(
+    name: &Path,
+    bytes: &[u8],
+    settings: &ScriptSettings,
+) -> Result<(), ScriptProblem> {
+    if bytes.len() as u64 > settings.max_script_size {
+        return Err(ScriptProblem::Unreadable {
+            path: name.to_path_buf(),
+            message: format!("script larger than {} bytes", settings.max_script_size),
+        });
+    }
+    let script = compile_bytes(name, bytes, &compiler_for(settings))?;
+    unsupported_require(name, bytes, script)
+}
+
+/// sieve-rs compiles a `require` of an extension it does not know (`vnd.dovecot.debug`)
+/// and refuses it only when the script runs, so delivery would skip such a script. Its
+/// `require` is the script's first instruction: running it against an empty message
+/// answers that before anything else happens (whatever comes next is dropped unrun).
+fn unsupported_require(
+    name: &Path,
+    bytes: &[u8],
+    script: sieve::Sieve,
+) -> Result<(), ScriptProblem> {
+    let runtime = sieve::Runtime::new();
+    let mut ctx = runtime.filter(b"");
+    let first = ctx.run(sieve::Input::script(
+        sieve::Script::Personal("check".into()),
+        std::sync::Arc::new(script),
+    ));
+    let Some(Err(sieve::runtime::RuntimeError::CapabilityNotSupported(capability))) = first else {
+        return Ok(());
+    };
+    // The line that names it, for the user's editor.
+    let quoted = format!("\"{capability}\"");
+    let line = String::from_utf8_lossy(bytes)
+        .lines()
+        .position(|l| l.contains(&quoted))
+        .map_or(1, |i| i + 1);
+    Err(ScriptProblem::Compile {
+        path: name.to_path_buf(),
+        line,
+        column: 1,
+        message: format!("extension {capability:?} is not supported by sievegate"),
+    })
+}
+
+/// The extensions a script may `require` with these settings, by their Sieve names: every
+/// capability the compiler knows but the disabled ones (ManageSieve's `SIEVE` capability).
+pub fn extensions(settings: &ScriptSettings) -> Vec<String> {
+    use sieve::compiler::grammar::Capability;
+    let disabled: Vec<Capability> = settings
+        .disabled_extensions
+        .iter()
+        .map(|name| Capability::parse(name))
+        .collect();
+    Capability::all()
+        .iter()
+        .filter(|c| !disabled.contains(c))
+        // A test comparator of sieve-rs, not something a script author wants listed.
+        .filter(|c| {
+            !matches!(
+                c,
+                Capability::Comparator(sieve::compiler::grammar::Comparator::Elbonia)
+            )
+        })
+        .map(|c| c.to_string())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,5 +169,25 @@ mod tests {
             ..ScriptSettings::default()
         };
         assert_eq!(check_files(std::slice::from_ref(&good), &small).len(), 1);
+    }
+
+    #[test]
+    fn unknown_extensions_are_refused_for_upload() {
+        let settings = ScriptSettings::default();
+        let name = Path::new("rules");
+        assert!(check_bytes(name, b"require \"fileinto\";\nfileinto \"X\";\n", &settings).is_ok());
+        assert!(check_bytes(name, b"keep;\n", &settings).is_ok());
+        let problem = check_bytes(
+            name,
+            b"# mine\nrequire [\"fileinto\", \"vnd.dovecot.debug\"];\nkeep;\n",
+            &settings,
+        )
+        .expect_err("refused");
+        assert!(
+            problem
+                .to_string()
+                .starts_with("rules:2:1: extension \"vnd.dovecot.debug\""),
+            "{problem}"
+        );
     }
 }

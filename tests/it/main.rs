@@ -16,6 +16,8 @@ mod lda;
 mod lda_postfix;
 mod limits;
 mod logs;
+mod managesieve;
+mod managesieve_session;
 mod metrics;
 mod outbound;
 mod ownership;

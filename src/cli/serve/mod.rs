@@ -72,6 +72,29 @@ pub fn serve(path: PathBuf) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        // ManageSieve (off unless [managesieve] listen), announced before the LMTP listeners.
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let managesieve = match sievegate::managesieve::start(
+            server.current().subscribe(),
+            stop_rx.clone(),
+        )
+        .await
+        {
+            Ok(running) => running,
+            Err(e) => {
+                tracing::error!("{e}");
+                tracing::error!("not starting: fix the problem above");
+                for addr in server.local_addrs() {
+                    if let sievegate::config::ListenAddr::Unix(path) = addr {
+                        let _ = std::fs::remove_file(path);
+                    }
+                }
+                return ExitCode::FAILURE;
+            }
+        };
+        for addr in managesieve.iter().flat_map(|m| &m.addrs) {
+            tracing::info!(%addr, "managesieve at {addr}");
+        }
         for problem in errors::later(&services.config, &who) {
             tracing::error!("{problem}");
         }
@@ -93,7 +116,6 @@ pub fn serve(path: PathBuf) -> ExitCode {
         ));
         // One shutdown signal for the server and the background senders: the notifier
         // queues a pending digest when it stops, the outbox finishes its pass.
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
@@ -147,6 +169,9 @@ pub fn serve(path: PathBuf) -> ExitCode {
                 let _ = stop_tx.send(true);
             })
             .await;
+        if let Some(managesieve) = managesieve {
+            let _ = managesieve.task.await;
+        }
         if let Some(task) = notifier_task {
             let _ = task.await;
         }
