@@ -389,3 +389,53 @@ fn a_sample_recipient_gets_infected_mail_only_as_a_quarantine_entry() {
     );
     assert_eq!(env.messages("abuse", "").len(), 1);
 }
+
+#[test]
+fn a_release_after_the_domain_ignores_the_signature_delivers_to_that_domain_only() {
+    let env = Env::new(options(&[], &[]));
+    let server = Running::start(&env.config_path);
+    let rcpts = ["alice@example.test", "bob@other.example"];
+    let out = send(
+        &server,
+        "s@remote.example",
+        &rcpts,
+        &marked(PUA_TEST, "held-first"),
+    );
+    all_accepted(&out, &rcpts, &server);
+    let entries = list(&env.config_path, &[]);
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(strings(&entries[0]["recipients"]), rcpts);
+    let id = entries[0]["id"].as_str().expect("id").to_string();
+
+    // The admin accepts the false positive for example.test only.
+    let mut text = std::fs::read_to_string(&env.config_path).expect("config");
+    text.push_str("\n[domain.\"example.test\"]\nignore_signatures = [\"PUA.Test.*\"]\n");
+    std::fs::write(&env.config_path, text).expect("config");
+
+    // bob's domain still calls it infected: releasing everyone is refused, nothing moves.
+    let err = failed(&cli(&env.config_path, &["release", &id]));
+    assert!(
+        err.contains(&format!(
+            "{id} is still infected (PUA.Test.Sample.UNOFFICIAL): not released"
+        )),
+        "{err}"
+    );
+    assert_eq!(env.total_messages(), 0);
+    // alice alone: clean for her now, through the pipeline.
+    let stdout = ok(&cli(
+        &env.config_path,
+        &["release", &id, "--rcpt", "alice@example.test"],
+    ));
+    assert!(
+        stdout.contains("alice@example.test: stored INBOX"),
+        "{stdout}"
+    );
+    let inbox = env.messages("alice", "");
+    assert_eq!(inbox.len(), 1);
+    let stored = String::from_utf8_lossy(&inbox[0].1);
+    assert!(stored.contains("X-Virus-Status: Clean\r\n"), "{stored}");
+    assert!(other_inbox(&env, "bob").is_empty());
+    let entries = list(&env.config_path, &[]);
+    assert_eq!(entries.len(), 1, "no new entry: {entries:?}");
+    assert_eq!(strings(&entries[0]["held"]), ["bob@other.example"]);
+}
