@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 mod acl;
+mod domain;
 mod log;
 mod mailbox;
 pub mod managesieve;
@@ -36,11 +37,12 @@ fn octal_mode(text: &str) -> Option<u32> {
 #[cfg(test)]
 use acl::user_id;
 pub use acl::XforwardAcl;
+pub use domain::{DomainPolicy, RawDomain};
 pub use log::{LogConfig, LogFormat, RawLog};
 pub use mailbox::{MailboxConfig, RawMailbox, UnknownUsers};
 pub use notify::{NotifyConfig, RawNotify, Relay};
 pub use quarantine::{QuarantineConfig, RawQuarantine};
-pub use scanner::{OnScanFailure, RawScanner, ScannerConfig};
+pub use scanner::{OnScanFailure, RawScanner, ScannerConfig, SignatureGlobs};
 pub use server::{ListenAddr, RawServer, ServerConfig};
 pub use sieve::{MessageLimits, RawSieve, SieveConfig};
 pub use state::{Pooler, PostgresConfig, RawBackend, RawState, StateConfig};
@@ -71,6 +73,9 @@ pub struct RawConfig {
     pub log: RawLog,
     #[serde(default)]
     pub managesieve: managesieve::RawManageSieve,
+    /// `[domain."example.org"]`: per-domain AV policy.
+    #[serde(default)]
+    pub domain: std::collections::BTreeMap<String, RawDomain>,
 }
 
 /// A validated configuration.
@@ -92,6 +97,8 @@ pub struct Config {
     pub log: LogConfig,
     /// `[managesieve]`: the ManageSieve server (off by default).
     pub managesieve: managesieve::ManageSieveConfig,
+    /// `[domain."..."]`: AV policy per domain (lowercased), for that domain's recipients.
+    pub domains: std::collections::BTreeMap<String, DomainPolicy>,
 }
 
 /// Why a config could not be loaded.
@@ -167,6 +174,7 @@ impl Config {
         ));
         warnings.extend(ownership::warnings(self));
         warnings.extend(self.managesieve.warnings.iter().cloned());
+        warnings.extend(quarantine::warnings(&self.quarantine));
         if !self.scanner.enabled {
             warnings.push("scanner.enabled = false: no message is scanned; every one is delivered with virustest 0 and \"X-Virus-Status: Not scanned\"".to_string());
         } else if self.server.max_message_size > self.scanner.max_scan_size {
@@ -252,7 +260,8 @@ impl RawConfig {
         let managesieve = self
             .managesieve
             .validate(base, &mailbox, &sieve, &mut problems);
-        let quarantine = self.quarantine.validate(base, &state, &mut problems);
+        let quarantine = (self.quarantine).validate(base, &state, &mailbox.domains, &mut problems);
+        let domains = domain::validate(self.domain, &mailbox.domains, &mut problems);
         let spool = spool::validate(
             self.server.spool_threshold,
             self.server.spool_dir.as_deref(),
@@ -286,6 +295,7 @@ impl RawConfig {
             abuse,
             log,
             managesieve,
+            domains,
         })
     }
 }
