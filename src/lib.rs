@@ -27,6 +27,10 @@
 //!   MAIL is refused while clamd is down ([`scan::health`]) or while the state store a
 //!   delivery needs is unreachable ([`health`]); RCPT counts deliveries per
 //!   user ([`delivery::UserLimit`], `user_concurrency_limit`).
+//! - [`web`]: the quarantine's web page on `[web] listen` (axum on hyper, maud pages):
+//!   a signed link opens one entry for one recipient; release and delete (mail held by
+//!   policy) or a release request to the postmaster (infected mail), POST only, with CSRF
+//!   checks and security headers; [`web::router`] is the site the admin view extends.
 //! - [`users`]: which recipients exist (`[mailbox] users_file`, Dovecot passwd-file), their `%h`.
 //! - [`scan`]: clamd client (FILDES on a unix socket, INSTREAM otherwise), its reply parser,
 //!   verdict → `virustest` value; [`scan::health`]: clamd up or down, from every scan and a
@@ -114,3 +118,4 @@ pub mod state;
 pub mod store;
 pub mod systemd;
 pub mod users;
+pub mod web;
