@@ -159,7 +159,7 @@ fn action_form(
     html! {
         form method="post" action=(token) {
             input type="hidden" name="nonce" value=(nonce);
-            button type="submit" class=(class) name="action" value=(action.as_str()) { (label) }
+            button type="submit" class=[(!class.is_empty()).then_some(class)] name="action" value=(action.as_str()) { (label) }
         }
     }
 }
