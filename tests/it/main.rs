@@ -43,3 +43,4 @@ mod support;
 mod systemd;
 mod user_limit;
 mod web;
+mod web_browser;
