@@ -27,6 +27,7 @@ mod server;
 mod sieve;
 mod spool;
 mod state;
+mod web;
 /// A file mode written in octal (`"0660"`, `"2770"`): at most `0o7777` (permission and
 /// set-id/sticky bits). The one parser for `socket_mode`, `file_mode` and `dir_mode`; each
 /// caller narrows it further.
@@ -46,6 +47,7 @@ pub use scanner::{OnScanFailure, RawScanner, ScannerConfig, SignatureGlobs};
 pub use server::{ListenAddr, RawServer, ServerConfig};
 pub use sieve::{MessageLimits, RawSieve, SieveConfig};
 pub use state::{Pooler, PostgresConfig, RawBackend, RawState, StateConfig};
+pub use web::{RawWeb, WebConfig};
 pub mod abuse;
 pub mod rdap;
 pub mod users_file;
@@ -76,6 +78,7 @@ pub struct RawConfig {
     /// `[domain."example.org"]`: per-domain AV policy.
     #[serde(default)]
     pub domain: std::collections::BTreeMap<String, RawDomain>,
+    pub web: RawWeb,
 }
 
 /// A validated configuration.
@@ -99,6 +102,8 @@ pub struct Config {
     pub managesieve: managesieve::ManageSieveConfig,
     /// `[domain."..."]`: AV policy per domain (lowercased), for that domain's recipients.
     pub domains: std::collections::BTreeMap<String, DomainPolicy>,
+    /// `[web]`: the quarantine's web page and its signed links (off by default).
+    pub web: WebConfig,
 }
 
 /// Why a config could not be loaded.
@@ -175,6 +180,7 @@ impl Config {
         warnings.extend(ownership::warnings(self));
         warnings.extend(self.managesieve.warnings.iter().cloned());
         warnings.extend(quarantine::warnings(&self.quarantine));
+        warnings.extend(web::warnings(self));
         if !self.scanner.enabled {
             warnings.push("scanner.enabled = false: no message is scanned; every one is delivered with virustest 0 and \"X-Virus-Status: Not scanned\"".to_string());
         } else if self.server.max_message_size > self.scanner.max_scan_size {
@@ -262,6 +268,7 @@ impl RawConfig {
             .validate(base, &mailbox, &sieve, &mut problems);
         let quarantine = (self.quarantine).validate(base, &state, &mailbox.domains, &mut problems);
         let domains = domain::validate(self.domain, &mailbox.domains, &mut problems);
+        let web = self.web.validate(base, &mut problems);
         let spool = spool::validate(
             self.server.spool_threshold,
             self.server.spool_dir.as_deref(),
@@ -296,6 +303,7 @@ impl RawConfig {
             log,
             managesieve,
             domains,
+            web,
         })
     }
 }

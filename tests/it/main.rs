@@ -46,3 +46,5 @@ mod store;
 mod support;
 mod systemd;
 mod user_limit;
+mod web;
+mod web_browser;
