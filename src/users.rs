@@ -79,7 +79,10 @@ impl Users {
     /// Looks `rcpt` up. [`Users::Everyone`] knows everybody, without a home.
     pub fn lookup(&self, rcpt: &Recipient) -> Lookup {
         match self {
-            Users::Everyone => Lookup::Found(User { home: None }),
+            Users::Everyone => Lookup::Found(User {
+                home: None,
+                digest_opt_out: false,
+            }),
             Users::File(file) => file.lookup(&rcpt.local, &rcpt.domain),
         }
     }

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 mod acl;
+mod digest;
 mod log;
 mod mailbox;
 mod notify;
@@ -35,6 +36,7 @@ fn octal_mode(text: &str) -> Option<u32> {
 #[cfg(test)]
 use acl::user_id;
 pub use acl::XforwardAcl;
+pub use digest::{DigestConfig, RawDigest, Schedule};
 pub use log::{LogConfig, LogFormat, RawLog};
 pub use mailbox::{MailboxConfig, RawMailbox, UnknownUsers};
 pub use notify::{NotifyConfig, RawNotify, Relay};
@@ -242,7 +244,9 @@ impl RawConfig {
         let abuse = self.abuse.validate(base, &mut problems);
         let sieve = self.sieve.validate(base, special_use, &mut problems);
         let state = self.state.validate(base, &mut problems);
-        let quarantine = self.quarantine.validate(base, &state, &mut problems);
+        let quarantine = self
+            .quarantine
+            .validate(base, &state, &notify.from, &mut problems);
         let spool = spool::validate(
             self.server.spool_threshold,
             self.server.spool_dir.as_deref(),

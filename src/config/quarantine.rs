@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::digest::{DigestConfig, RawDigest};
 use super::{resolve, StateConfig};
 
 /// `[quarantine]`: whole-message quarantine of infected mail.
@@ -25,6 +26,9 @@ pub struct RawQuarantine {
     /// Entries older than this are purged by the server (file and index).
     #[serde(default = "defaults::retention_days")]
     pub retention_days: u64,
+    /// `[quarantine.digest]`: the recipients' periodic list (see `digest.rs`).
+    #[serde(default)]
+    pub digest: RawDigest,
 }
 
 impl Default for RawQuarantine {
@@ -34,6 +38,7 @@ impl Default for RawQuarantine {
             dir: None,
             min_virustest: defaults::min_virustest(),
             retention_days: defaults::retention_days(),
+            digest: RawDigest::default(),
         }
     }
 }
@@ -49,6 +54,8 @@ pub struct QuarantineConfig {
     pub min_virustest: u8,
     /// How long entries are kept before the server purges them.
     pub retention: Duration,
+    /// `[quarantine.digest]`.
+    pub digest: DigestConfig,
 }
 
 impl RawQuarantine {
@@ -59,6 +66,7 @@ impl RawQuarantine {
         self,
         base: &Path,
         state: &StateConfig,
+        notify_from: &str,
         problems: &mut Vec<String>,
     ) -> QuarantineConfig {
         let q = self;
@@ -86,7 +94,9 @@ impl RawQuarantine {
                     .to_string(),
             );
         }
+        let digest = q.digest.validate(notify_from, q.enabled, problems);
         QuarantineConfig {
+            digest,
             enabled: q.enabled,
             dir: quarantine_dir.unwrap_or_default(),
             min_virustest: q.min_virustest,

@@ -10,6 +10,11 @@ use std::path::{Path, PathBuf};
 pub struct User {
     /// The home directory (absolute), when the 6th field is not empty: `%h` in templates.
     pub home: Option<PathBuf>,
+    /// The extra field `sievegate_digest=no` (8th field, Dovecot's space-separated
+    /// `key=value` extra fields): no quarantine digest for this user. A user's opt-out
+    /// lives here, beside the account, so the admin edits one file (Dovecot passes unknown
+    /// extra fields on as harmless userdb settings).
+    pub digest_opt_out: bool,
 }
 
 /// The parsed file: lowercased `user@domain` or bare `user` → [`User`].
@@ -61,8 +66,11 @@ impl UserTable {
             if let Some(problem) = name_problem(&name) {
                 return Err(bad(format!("user name {name:?}: {problem}")));
             }
-            // password, uid, gid, gecos, then home.
+            // password, uid, gid, gecos, then home; then shell and the extra fields.
             let home = fields.nth(4).map(str::trim).filter(|h| !h.is_empty());
+            // Extra fields may hold ':' themselves (`mail=maildir:~/Maildir`).
+            let extra: Vec<&str> = fields.skip(1).collect();
+            let digest_opt_out = digest_opt_out(&extra.join(":"));
             let home = match home {
                 None => None,
                 Some(h) if !h.starts_with('/') => {
@@ -76,7 +84,10 @@ impl UserTable {
                 Some(h) => Some(PathBuf::from(h)),
             };
             // Dovecot uses the first entry of a name; so do we.
-            users.entry(name).or_insert(User { home });
+            users.entry(name).or_insert(User {
+                home,
+                digest_opt_out,
+            });
         }
         Ok(UserTable { users })
     }
@@ -112,6 +123,19 @@ impl UserTable {
     pub fn iter(&self) -> impl Iterator<Item = (&str, &User)> {
         self.users.iter().map(|(k, v)| (k.as_str(), v))
     }
+}
+
+/// True when the extra fields (`key=value` separated by white space) say
+/// `sievegate_digest=no` (or `false`, `0`, `off`).
+fn digest_opt_out(extra: &str) -> bool {
+    extra.split_whitespace().any(|field| {
+        field.split_once('=').is_some_and(|(k, v)| {
+            k.eq_ignore_ascii_case("sievegate_digest")
+                && ["no", "false", "0", "off"]
+                    .iter()
+                    .any(|n| v.eq_ignore_ascii_case(n))
+        })
+    })
 }
 
 /// What is wrong with a user name, if anything: it must name one mailbox (at most one `@`,

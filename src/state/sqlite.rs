@@ -26,7 +26,7 @@ pub const DB_FILE: &str = "sievegate.db";
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The schema version this build creates; each step of [`MIGRATIONS`] raises it by one.
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 /// `MIGRATIONS[n]` takes a database from version `n` to `n + 1`.
 pub(super) const MIGRATIONS: &[&str] = &[
@@ -104,6 +104,17 @@ ALTER TABLE outbound_queue ADD COLUMN redirect_inbox_copy INTEGER NOT NULL DEFAU
     // 3 → 4: the sender leases the rows it sends (queue_claim); 0 = not leased.
     r#"
 ALTER TABLE outbound_queue ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;
+"#,
+    // 4 → 5: which entries each recipient's quarantine digest listed (issue 17); the rows
+    // go with their entry.
+    r#"
+CREATE TABLE digest_listed (
+    rcpt       TEXT NOT NULL,               -- resolved, lowercased
+    entry      TEXT NOT NULL REFERENCES quarantine (id) ON DELETE CASCADE,
+    listed_at  INTEGER NOT NULL,
+    PRIMARY KEY (rcpt, entry)
+) WITHOUT ROWID;
+CREATE INDEX digest_listed_entry ON digest_listed (entry);
 "#,
 ];
 
@@ -704,6 +715,41 @@ impl StateStore for SqliteState {
         }
         tx.commit().map_err(backend("quarantine release"))?;
         Ok(true)
+    }
+
+    fn digest_listed(&self, rcpt: &str) -> Result<Vec<String>, StateError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached("SELECT entry FROM digest_listed WHERE rcpt = ?1 ORDER BY entry")
+            .map_err(backend("digest listed"))?;
+        let rows = stmt
+            .query_map([rcpt.to_ascii_lowercase()], |r| r.get::<_, String>(0))
+            .map_err(backend("digest listed"))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(backend("digest listed"))
+    }
+
+    fn digest_mark_listed(
+        &self,
+        rcpt: &str,
+        entries: &[String],
+        at: SystemTime,
+    ) -> Result<(), StateError> {
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend("digest mark listed"))?;
+        let rcpt = rcpt.to_ascii_lowercase();
+        for entry in entries {
+            // Only entries still in the index: one purged meanwhile has nothing to list.
+            tx.execute(
+                "INSERT OR IGNORE INTO digest_listed (rcpt, entry, listed_at) \
+                 SELECT ?1, id, ?3 FROM quarantine WHERE id = ?2",
+                params![rcpt, entry, to_micros(at)],
+            )
+            .map_err(backend("digest mark listed"))?;
+        }
+        tx.commit().map_err(backend("digest mark listed"))
     }
 
     fn queue_push(&self, mail: &QueuedMail) -> Result<i64, StateError> {
