@@ -26,6 +26,7 @@ mod server;
 mod sieve;
 mod spool;
 mod state;
+mod web;
 /// A file mode written in octal (`"0660"`, `"2770"`): at most `0o7777` (permission and
 /// set-id/sticky bits). The one parser for `socket_mode`, `file_mode` and `dir_mode`; each
 /// caller narrows it further.
@@ -45,6 +46,7 @@ pub use scanner::{OnScanFailure, RawScanner, ScannerConfig};
 pub use server::{ListenAddr, RawServer, ServerConfig};
 pub use sieve::{MessageLimits, RawSieve, SieveConfig};
 pub use state::{PostgresConfig, RawBackend, RawState, StateConfig};
+pub use web::{RawWeb, WebConfig};
 pub mod abuse;
 pub mod rdap;
 pub mod users_file;
@@ -70,6 +72,8 @@ pub struct RawConfig {
     pub abuse: RawAbuse,
     #[serde(default)]
     pub log: RawLog,
+    #[serde(default)]
+    pub web: RawWeb,
 }
 
 /// A validated configuration.
@@ -89,6 +93,8 @@ pub struct Config {
     pub abuse: AbuseConfig,
     /// `[log]`: level and line format.
     pub log: LogConfig,
+    /// `[web]`: the quarantine's web page and its signed links (off by default).
+    pub web: WebConfig,
 }
 
 /// Why a config could not be loaded.
@@ -163,6 +169,7 @@ impl Config {
             self.server.max_message_size,
         ));
         warnings.extend(ownership::warnings(self));
+        warnings.extend(web::warnings(self));
         if !self.scanner.enabled {
             warnings.push("scanner.enabled = false: no message is scanned; every one is delivered with virustest 0 and \"X-Virus-Status: Not scanned\"".to_string());
         } else if self.server.max_message_size > self.scanner.max_scan_size {
@@ -247,6 +254,7 @@ impl RawConfig {
         let quarantine = self
             .quarantine
             .validate(base, &state, &notify.from, &mut problems);
+        let web = self.web.validate(base, &mut problems);
         let spool = spool::validate(
             self.server.spool_threshold,
             self.server.spool_dir.as_deref(),
@@ -279,6 +287,7 @@ impl RawConfig {
             notify,
             abuse,
             log,
+            web,
         })
     }
 }
