@@ -255,6 +255,9 @@ impl RawConfig {
             .quarantine
             .validate(base, &state, &notify.from, &mut problems);
         let web = self.web.validate(base, &mut problems);
+        if quarantine.digest.enabled {
+            web.require_links("quarantine.digest.enabled = true", &mut problems);
+        }
         let spool = spool::validate(
             self.server.spool_threshold,
             self.server.spool_dir.as_deref(),
