@@ -102,10 +102,15 @@ fn hostile_text_is_text_in_both_parts() {
     let html = content.html();
     assert!(!html.contains("<script>"), "{html}");
     assert!(
-        html.contains("hiX-Injected: yes &lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;q&quot;"),
+        html.contains(
+            "hiX-Injected: yes &lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;q&quot;"
+        ),
         "{html}"
     );
-    assert!(html.contains("Mallory &lt;mallory@forged.example&gt;"), "{html}");
+    assert!(
+        html.contains("Mallory &lt;mallory@forged.example&gt;"),
+        "{html}"
+    );
     // The link verifies with the key, for this entry, recipient and action.
     let url = text
         .lines()
@@ -114,7 +119,11 @@ fn hostile_text_is_text_in_both_parts() {
     let token = url.strip_prefix("https://q.example.test/q/").expect("base");
     let claims = link::verify(&links().key, token, t0()).expect("valid");
     assert_eq!(
-        (claims.entry_id.as_str(), claims.rcpt.as_str(), claims.action),
+        (
+            claims.entry_id.as_str(),
+            claims.rcpt.as_str(),
+            claims.action
+        ),
         ("h", "bob@example.test", Action::View)
     );
 }

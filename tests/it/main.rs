@@ -5,6 +5,7 @@ mod abuse;
 mod abuse_bomb;
 mod abuse_list;
 mod check_config;
+mod digest;
 mod docs;
 mod faults_postfix;
 mod front_door;
