@@ -107,15 +107,25 @@ fn every_config_key_is_documented_in_the_example_and_exists() {
     let doc_keys = documented(&example());
     let sections: Vec<String> = doc_keys.keys().cloned().collect();
     let (top, types) = keys_of_the_types(&sections);
+    // A nested table ([quarantine.digest]) is a key of its parent's type.
     assert_eq!(
         top,
-        sections.iter().cloned().collect::<BTreeSet<_>>(),
+        sections
+            .iter()
+            .filter(|s| !s.contains('.'))
+            .cloned()
+            .collect::<BTreeSet<_>>(),
         "the sections of the types vs the sections of config/sievegate.toml"
     );
     let mut problems = Vec::new();
     for (section, keys) in &types {
         let doc = &doc_keys[section];
-        for missing in keys.difference(doc) {
+        let tables: BTreeSet<String> = keys
+            .iter()
+            .filter(|k| sections.contains(&format!("{section}.{k}")))
+            .cloned()
+            .collect();
+        for missing in keys.difference(doc).filter(|k| !tables.contains(*k)) {
             problems.push(format!(
                 "[{section}] {missing}: a key of the types, not documented"
             ));
