@@ -86,7 +86,10 @@
 //!   [`state`]) before any reply, holding only the recipients whose copy it kept; release
 //!   per recipient, once; purge and the sweep of crash leftovers; the library part of the
 //!   `quarantine` command ([`quarantine::admin`]); the signed links to one entry for one
-//!   recipient and one action ([`quarantine::link`], HMAC-SHA-256, no I/O but the key).
+//!   recipient and one action ([`quarantine::link`], HMAC-SHA-256, no I/O but the key);
+//!   each recipient's periodic digest of what is held for them ([`quarantine::digest`]:
+//!   one run per schedule slot across hosts, built by [`outbound::compose`], queued in the
+//!   outbox).
 //! - [`state`]: the state store behind one trait, [`state::StateStore`] (SQLite in WAL
 //!   mode for one host; PostgreSQL shared by several, with the quarantined messages too;
 //!   an in-memory twin, bounded): quarantine index, caches, rate limits, outbound queue;

@@ -83,6 +83,7 @@ impl Users {
             Users::Everyone => Lookup::Found(User {
                 home: None,
                 password: None,
+                digest_opt_out: false,
             }),
             Users::File(file) => file.lookup(&rcpt.local, &rcpt.domain),
         }

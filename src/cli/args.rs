@@ -196,6 +196,19 @@ pub enum QuarantineAction {
         /// The entry's id, as `quarantine list` shows it.
         id: String,
     },
+    /// Send the quarantine digests due now ([quarantine.digest] schedule, UTC): one message
+    /// per recipient listing the entries no earlier digest listed. For cron and tests; the
+    /// server runs the same on its schedule (one run per slot across hosts).
+    Digest {
+        /// Every recipient with unlisted entries gets one now, whatever the schedule and
+        /// the once-per-period limit.
+        #[arg(long)]
+        force: bool,
+        /// Act as if it were this time (RFC 3339, UTC): which slot is due, which entries
+        /// have expired. For testing a schedule; default: now.
+        #[arg(long, value_name = "TIME")]
+        now: Option<String>,
+    },
     /// Delete every entry older than DAYS days.
     Purge {
         /// Entries received more than this many days ago.

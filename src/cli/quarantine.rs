@@ -12,7 +12,7 @@ use std::time::SystemTime;
 use sievegate::config::Config;
 use sievegate::delivery::{release, Services};
 use sievegate::quarantine::admin::{self as qadmin, rfc3339, terminal, AdminError, EntryJson};
-use sievegate::quarantine::Quarantine;
+use sievegate::quarantine::{digest, Quarantine};
 use sievegate::state::QuarantineFilter;
 
 use crate::QuarantineAction;
@@ -33,6 +33,13 @@ pub enum CliError {
     /// The async runtime for the rescan could not start.
     #[error("cannot start the runtime: {0}")]
     Runtime(io::Error),
+    /// Some recipients' digests could not be built or queued (each one is in the log and
+    /// tried again by the next run).
+    #[error("{0} digests could not be sent (see above); the next run tries them again")]
+    DigestsFailed(usize),
+    /// A digest run failed as a whole.
+    #[error("{0}")]
+    Digest(#[from] sievegate::quarantine::digest::DigestError),
     /// Writing the output failed (e.g. a closed pipe).
     #[error("cannot write output: {0}")]
     Output(#[from] io::Error),
@@ -155,6 +162,13 @@ pub fn quarantine(config: Option<PathBuf>, action: QuarantineAction) -> ExitCode
                     return Err(CliError::Incomplete(failures));
                 }
             }
+            QuarantineAction::Digest { force, now } => {
+                let now = match now.as_deref() {
+                    Some(text) => parse_date(text)?,
+                    None => SystemTime::now(),
+                };
+                digest(&services, force, now, &mut out)?;
+            }
         }
         out.flush()?;
         Ok(())
@@ -167,6 +181,75 @@ pub fn quarantine(config: Option<PathBuf>, action: QuarantineAction) -> ExitCode
         }
     }
 }
+
+/// `quarantine digest`: the digests due at `now` (all of them with `force`) into the
+/// outbox, then one bounded pass of the outbox, so they are in the users' INBOX when the
+/// command returns (what it could not send stays queued for the server's sender).
+fn digest(
+    services: &Services,
+    force: bool,
+    now: SystemTime,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let links = digest::links(&services.config)?;
+    let digester = digest::Digester {
+        config: &services.config,
+        state: services.state.as_ref(),
+        users: &services.users,
+        outbox: &services.outbox,
+        links: links.as_ref(),
+    };
+    let report = digester.run(digest::Run { now, force })?;
+    if report.already_done {
+        if let Some(slot) = report.slot {
+            writeln!(
+                out,
+                "the digests of the slot {} were sent already; nothing to do",
+                rfc3339(slot)
+            )?;
+        }
+        return Ok(());
+    }
+    for (rcpt, n) in &report.sent {
+        writeln!(out, "{}: {n} entries", terminal(rcpt))?;
+    }
+    writeln!(
+        out,
+        "{} digests queued ({} external, {} unknown, {} opted out, {} already had one this period, {} failed)",
+        report.sent.len(),
+        report.external,
+        report.unknown,
+        report.opted_out,
+        report.rate_limited,
+        report.failed
+    )?;
+    if !report.sent.is_empty() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(CliError::Runtime)?;
+        let pass = runtime.block_on(async {
+            tokio::time::timeout(DIGEST_SEND_TIMEOUT, services.outbox.send_due()).await
+        });
+        match pass {
+            Ok(pass) if pass.retried + pass.dropped > 0 => eprintln!(
+                "sievegate quarantine: {} queued messages not sent now (see the log); the server's outbox retries them",
+                pass.retried + pass.dropped
+            ),
+            Ok(_) => {}
+            Err(_) => eprintln!(
+                "sievegate quarantine: the outbox pass took too long; the rest stays queued for the server"
+            ),
+        }
+    }
+    if report.failed > 0 {
+        return Err(CliError::DigestsFailed(report.failed));
+    }
+    Ok(())
+}
+
+/// The longest `quarantine digest` waits for its outbox pass.
+const DIGEST_SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Parses `--since`: `YYYY-MM-DD` (midnight UTC) or an RFC 3339 time in UTC.
 pub fn parse_date(text: &str) -> Result<SystemTime, CliError> {

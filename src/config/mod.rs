@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 mod acl;
 mod domain;
+mod digest;
 mod log;
 mod mailbox;
 pub mod managesieve;
@@ -39,6 +40,7 @@ fn octal_mode(text: &str) -> Option<u32> {
 use acl::user_id;
 pub use acl::XforwardAcl;
 pub use domain::{DomainPolicy, RawDomain};
+pub use digest::{DigestConfig, RawDigest, Schedule};
 pub use log::{LogConfig, LogFormat, RawLog};
 pub use mailbox::{MailboxConfig, RawMailbox, UnknownUsers};
 pub use notify::{NotifyConfig, RawNotify, Relay};
@@ -266,9 +268,13 @@ impl RawConfig {
         let managesieve = self
             .managesieve
             .validate(base, &mailbox, &sieve, &mut problems);
-        let quarantine = (self.quarantine).validate(base, &state, &mailbox.domains, &mut problems);
+        let quarantine =
+            (self.quarantine).validate(base, &state, &mailbox.domains, &notify.from, &mut problems);
         let domains = domain::validate(self.domain, &mailbox.domains, &mut problems);
         let web = self.web.validate(base, &mut problems);
+        if quarantine.digest.enabled {
+            web.require_links("quarantine.digest.enabled = true", &mut problems);
+        }
         let spool = spool::validate(
             self.server.spool_threshold,
             self.server.spool_dir.as_deref(),

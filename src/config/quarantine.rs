@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::digest::{DigestConfig, RawDigest};
 use super::{resolve, StateConfig};
 
 /// `[quarantine]`: whole-message quarantine of infected mail.
@@ -29,6 +30,9 @@ pub struct RawQuarantine {
     /// addressed to them, never a Maildir delivery.
     #[serde(default)]
     pub sample_recipients: Vec<String>,
+    /// `[quarantine.digest]`: the recipients' periodic list (see `digest.rs`).
+    #[serde(default)]
+    pub digest: RawDigest,
 }
 
 impl Default for RawQuarantine {
@@ -39,6 +43,7 @@ impl Default for RawQuarantine {
             min_virustest: defaults::min_virustest(),
             retention_days: defaults::retention_days(),
             sample_recipients: Vec::new(),
+            digest: RawDigest::default(),
         }
     }
 }
@@ -57,6 +62,8 @@ pub struct QuarantineConfig {
     /// `[quarantine] sample_recipients`: mailbox addresses (`user@domain`, lowercased,
     /// no `+detail`) whose infected mail is only ever a quarantine entry.
     pub sample_recipients: Vec<String>,
+    /// `[quarantine.digest]`.
+    pub digest: DigestConfig,
 }
 
 impl QuarantineConfig {
@@ -79,6 +86,7 @@ impl RawQuarantine {
         base: &Path,
         state: &StateConfig,
         domains: &[String],
+        notify_from: &str,
         problems: &mut Vec<String>,
     ) -> QuarantineConfig {
         let q = self;
@@ -107,8 +115,10 @@ impl RawQuarantine {
             );
         }
         let sample_recipients = sample_recipients(&q, domains, problems);
+        let digest = q.digest.validate(notify_from, q.enabled, problems);
         QuarantineConfig {
             sample_recipients,
+            digest,
             enabled: q.enabled,
             dir: quarantine_dir.unwrap_or_default(),
             min_virustest: q.min_virustest,

@@ -13,6 +13,11 @@ pub struct User {
     /// The password field (2nd), when not empty: `{SCHEME}hash` for logins
     /// (`auth::password`); its `Debug` never shows it.
     pub password: Option<StoredPassword>,
+    /// The extra field `sievegate_digest=no` (8th field, Dovecot's space-separated
+    /// `key=value` extra fields): no quarantine digest for this user. A user's opt-out
+    /// lives here, beside the account, so the admin edits one file (Dovecot passes unknown
+    /// extra fields on as harmless userdb settings).
+    pub digest_opt_out: bool,
 }
 
 /// A passwd-file password field as written (`{SHA512-CRYPT}$6$...`). Kept out of `Debug`
@@ -93,6 +98,10 @@ impl UserTable {
                 .map(StoredPassword::new);
             // uid, gid, gecos, then home.
             let home = fields.nth(3).map(str::trim).filter(|h| !h.is_empty());
+            // Then the shell and the extra fields.
+            // Extra fields may hold ':' themselves (`mail=maildir:~/Maildir`).
+            let extra: Vec<&str> = fields.skip(1).collect();
+            let digest_opt_out = digest_opt_out(&extra.join(":"));
             let home = match home {
                 None => None,
                 Some(h) if !h.starts_with('/') => {
@@ -106,7 +115,11 @@ impl UserTable {
                 Some(h) => Some(PathBuf::from(h)),
             };
             // Dovecot uses the first entry of a name; so do we.
-            users.entry(name).or_insert(User { home, password });
+            users.entry(name).or_insert(User {
+                password,
+                home,
+                digest_opt_out,
+            });
         }
         Ok(UserTable { users })
     }
@@ -142,6 +155,19 @@ impl UserTable {
     pub fn iter(&self) -> impl Iterator<Item = (&str, &User)> {
         self.users.iter().map(|(k, v)| (k.as_str(), v))
     }
+}
+
+/// True when the extra fields (`key=value` separated by white space) say
+/// `sievegate_digest=no` (or `false`, `0`, `off`).
+fn digest_opt_out(extra: &str) -> bool {
+    extra.split_whitespace().any(|field| {
+        field.split_once('=').is_some_and(|(k, v)| {
+            k.eq_ignore_ascii_case("sievegate_digest")
+                && ["no", "false", "0", "off"]
+                    .iter()
+                    .any(|n| v.eq_ignore_ascii_case(n))
+        })
+    })
 }
 
 /// What is wrong with a user name, if anything: it must name one mailbox (at most one `@`,

@@ -1,5 +1,5 @@
 //! The one builder for mail that sievegate generates (vacation replies, notifications,
-//! rejection MDNs): typed parts in, mail-builder bytes out.
+//! rejection MDNs, quarantine digests): typed parts in, mail-builder bytes out.
 //!
 //! The rules, whatever the part came from (the incoming message, a match variable, a
 //! `mailto:` URI, the script):
@@ -11,7 +11,9 @@
 //! - Message-ID, Date, `Auto-Submitted` and `MIME-Version` are ours, written once;
 //! - the body is `text/plain` text with line ends made CRLF and other control characters
 //!   removed, or (vacation `:mime`) an entity whose header section holds only `Content-*`
-//!   fields, rewritten one per line ([`Body::from_mime`]).
+//!   fields, rewritten one per line ([`Body::from_mime`]), or (digests) a text and an HTML
+//!   alternative, each cleaned like the text ([`Body::alternative`]; the HTML's caller
+//!   escapes what it interpolates).
 //!
 //! So no value can end a header field or the header section early, whatever it holds.
 
@@ -151,6 +153,9 @@ pub enum AutoSubmitted {
     Replied,
     /// A notification (RFC 5435 §8.1: `auto-notified`).
     Notified,
+    /// Sent on a schedule, not in answer to a message (RFC 3834 §5: `auto-generated`):
+    /// the quarantine digest.
+    Generated,
 }
 
 impl AutoSubmitted {
@@ -158,6 +163,7 @@ impl AutoSubmitted {
         match self {
             AutoSubmitted::Replied => "auto-replied",
             AutoSubmitted::Notified => "auto-notified",
+            AutoSubmitted::Generated => "auto-generated",
         }
     }
 }
@@ -181,6 +187,15 @@ pub enum Body {
     /// A MIME entity checked by [`Body::from_mime`]: its `Content-*` fields (one line
     /// each), a blank line, its content. Written as it is after our header fields.
     Mime(Vec<u8>),
+    /// `multipart/alternative` (RFC 2046 §5.1.4): the same content as `text/plain` and,
+    /// preferred by readers that can show it, `text/html`; both UTF-8.
+    Alternative {
+        /// The plain text, cleaned as [`Body::text`].
+        text: String,
+        /// The HTML document, cleaned as [`Body::text`]; every value interpolated into it
+        /// was escaped by the caller.
+        html: String,
+    },
 }
 
 impl Body {
@@ -188,6 +203,15 @@ impl Body {
     /// made CRLF, cut to [`MAX_BODY`].
     pub fn text(text: &str) -> Body {
         Body::Text(sanitize_body(text, MAX_BODY))
+    }
+
+    /// A text and an HTML rendering of the same content, each cleaned as [`Body::text`]
+    /// (no control characters but line ends and TAB, CRLF, cut to [`MAX_BODY`]).
+    pub fn alternative(text: &str, html: &str) -> Body {
+        Body::Alternative {
+            text: sanitize_body(text, MAX_BODY),
+            html: sanitize_body(html, MAX_BODY),
+        }
     }
 
     /// The body for vacation `:mime` (RFC 5230 §4.8): `entity` must be a MIME entity whose
@@ -311,6 +335,19 @@ impl Generated {
             // Starts with our rewritten Content-* lines: mail-builder writes a part without
             // headers as it is.
             Body::Mime(entity) => MimePart::raw(entity.clone()),
+            Body::Alternative { text, html } => MimePart::new(
+                ContentType::new("multipart/alternative"),
+                vec![
+                    MimePart::new(
+                        ContentType::new("text/plain").attribute("charset", "utf-8"),
+                        text.clone(),
+                    ),
+                    MimePart::new(
+                        ContentType::new("text/html").attribute("charset", "utf-8"),
+                        html.clone(),
+                    ),
+                ],
+            ),
         };
         let mut bytes = builder
             .body(body)

@@ -212,3 +212,30 @@ fn message_ids_are_unique_and_clean() {
     assert!(MsgId::parse(&a).is_some(), "{a}");
     assert!(new_message_id("\r\n").ends_with("@localhost"));
 }
+
+#[test]
+fn alternative_body_has_text_then_html() {
+    use mail_parser::MimeHeaders;
+    let mut message = generated(
+        "digest",
+        "n",
+        Body::alternative("plain\nline\0two", "<p>html</p>\r\n"),
+    );
+    message.auto_submitted = AutoSubmitted::Generated;
+    let bytes = message.build().expect("build");
+    let (header, _) = split(&bytes);
+    assert_only_ours(&header);
+    assert!(
+        header.contains("Auto-Submitted: auto-generated\r\n"),
+        "{header}"
+    );
+    let parsed = mail_parser::MessageParser::new()
+        .parse(&bytes)
+        .expect("parses");
+    assert_eq!(
+        parsed.content_type().map(|c| (c.ctype(), c.subtype())),
+        Some(("multipart", Some("alternative")))
+    );
+    assert_eq!(parsed.body_text(0).as_deref(), Some("plain\r\nlinetwo"));
+    assert_eq!(parsed.body_html(0).as_deref(), Some("<p>html</p>\r\n"));
+}

@@ -68,6 +68,8 @@ struct Inner {
     /// Queue id → end of its lease (microseconds), while a sender holds it.
     leases: HashMap<i64, i64>,
     next_queue_id: i64,
+    /// Recipient (lowercased) → the entries its digests listed; pruned with the entries.
+    digest_listed: HashMap<String, std::collections::BTreeSet<String>>,
 }
 
 impl Inner {
@@ -208,7 +210,12 @@ impl StateStore for MemoryState {
     }
 
     fn quarantine_delete(&self, id: &str) -> Result<bool, StateError> {
-        Ok(self.lock().quarantine.remove(id).is_some())
+        let mut inner = self.lock();
+        for listed in inner.digest_listed.values_mut() {
+            listed.remove(id);
+        }
+        inner.digest_listed.retain(|_, listed| !listed.is_empty());
+        Ok(inner.quarantine.remove(id).is_some())
     }
 
     fn quarantine_older_than(&self, before: SystemTime) -> Result<Vec<String>, StateError> {
@@ -353,6 +360,37 @@ impl StateStore for MemoryState {
             entry.released_by = Some(clean(by));
         }
         Ok(true)
+    }
+
+    fn digest_listed(&self, rcpt: &str) -> Result<Vec<String>, StateError> {
+        Ok(self
+            .lock()
+            .digest_listed
+            .get(&rcpt.to_ascii_lowercase())
+            .map(|l| l.iter().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    fn digest_mark_listed(
+        &self,
+        rcpt: &str,
+        entries: &[String],
+        _at: SystemTime,
+    ) -> Result<(), StateError> {
+        let mut inner = self.lock();
+        let known: Vec<String> = entries
+            .iter()
+            .filter(|e| inner.quarantine.contains_key(e.as_str()))
+            .cloned()
+            .collect();
+        if !known.is_empty() {
+            inner
+                .digest_listed
+                .entry(rcpt.to_ascii_lowercase())
+                .or_default()
+                .extend(known);
+        }
+        Ok(())
     }
 
     fn queue_push(&self, mail: &QueuedMail) -> Result<i64, StateError> {

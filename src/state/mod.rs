@@ -11,6 +11,8 @@
 //! modules and for a server without `[state] dir`. One behaviour suite runs on all three.
 
 #[cfg(test)]
+mod digest_tests;
+#[cfg(test)]
 mod lifetime_tests;
 mod memory;
 pub mod postgres;
@@ -395,6 +397,19 @@ pub trait StateStore: Send + Sync {
         at: SystemTime,
         by: &str,
     ) -> Result<bool, StateError>;
+
+    /// The quarantine entries already listed in a digest to `rcpt` (a resolved address,
+    /// compared lowercased), sorted. An entry removed from the index leaves this list too.
+    fn digest_listed(&self, rcpt: &str) -> Result<Vec<String>, StateError>;
+    /// Records that the digest sent to `rcpt` at `at` listed `entries`, so the next digest
+    /// lists only newer ones. Ids no longer in the index are skipped; one already recorded
+    /// keeps its first record.
+    fn digest_mark_listed(
+        &self,
+        rcpt: &str,
+        entries: &[String],
+        at: SystemTime,
+    ) -> Result<(), StateError>;
 
     /// Adds a mail to the outbound queue; returns its id.
     fn queue_push(&self, mail: &QueuedMail) -> Result<i64, StateError>;

@@ -246,3 +246,33 @@ fn the_password_field_is_kept_and_never_shown() {
         "{shown}"
     );
 }
+
+#[test]
+fn digest_opt_out_extra_field() {
+    let cases: &[(&str, bool)] = &[
+        (
+            "a@example.test:x:1:1::/h:/bin/false:sievegate_digest=no\n",
+            true,
+        ),
+        (
+            "a@example.test:x:1:1::/h::quota=1G SIEVEGATE_DIGEST=Off\n",
+            true,
+        ),
+        (
+            "a@example.test:x:1:1::/h::userdb_mail=maildir:~/M sievegate_digest=0\n",
+            true,
+        ),
+        ("a@example.test:x:1:1::/h::sievegate_digest=yes\n", false),
+        // Only the extra fields count, not the gecos or the shell.
+        (
+            "a@example.test:x:1:1:sievegate_digest=no:/h:sievegate_digest=no\n",
+            false,
+        ),
+        ("a@example.test\n", false),
+    ];
+    for (text, want) in cases {
+        let table = parse(text).expect("parses");
+        let user = table.get("a", "example.test").expect("listed");
+        assert_eq!(user.digest_opt_out, *want, "{text:?}");
+    }
+}

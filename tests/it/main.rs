@@ -6,6 +6,7 @@ mod abuse_bomb;
 mod abuse_list;
 mod auth;
 mod check_config;
+mod digest;
 mod docs;
 mod faults_postfix;
 mod front_door;

@@ -1,6 +1,6 @@
 //! `sievegate serve`: the wiring around [`Server`]: the log writer, listeners, the metrics
 //! responder, the SIGHUP reload loop, the clamd probe, the background tasks (tmp/ sweep,
-//! quarantine purge, outbox, notifier), systemd readiness and the bounded shutdown.
+//! quarantine purge and digests, outbox, notifier), systemd readiness and the bounded shutdown.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -116,6 +116,7 @@ pub fn serve(path: PathBuf) -> ExitCode {
         let current = server.current();
         start_tmp_sweep(&services);
         start_quarantine_purge(current.clone());
+        start_quarantine_digest(current.clone());
         start_state_expiry(current.clone());
         start_state_probe(current.clone());
         // The clamd probe (health gating at MAIL); its own task, so a hung clamd cannot
@@ -187,6 +188,7 @@ pub fn serve(path: PathBuf) -> ExitCode {
             .await;
         if let Some(managesieve) = managesieve {
             let _ = managesieve.task.await;
+        }
         if let Some(task) = web_task {
             let _ = task.await;
         }
@@ -282,6 +284,55 @@ fn start_quarantine_purge(current: sievegate::reload::Current) {
         });
     if let Err(e) = spawned {
         tracing::warn!(error = %e, "cannot start the quarantine purge");
+    }
+}
+
+/// Sends the quarantine digests on `[quarantine.digest] schedule`: a pass a minute, in a
+/// thread (the state store and the users file block), each with the current services (a
+/// reload that enables digests or changes the schedule applies from the next pass). The
+/// slot claim in the state store makes a pass after the slot's first one a no-op, on this
+/// host and on every other host sharing the store.
+fn start_quarantine_digest(current: sievegate::reload::Current) {
+    use sievegate::quarantine::digest;
+    let spawned = std::thread::Builder::new()
+        .name("quarantine-digest".into())
+        .spawn(move || loop {
+            let services = current.get();
+            if services.config.quarantine.digest.enabled {
+                let run = || -> Result<digest::Report, digest::DigestError> {
+                    let links = digest::links(&services.config)?;
+                    digest::Digester {
+                        config: &services.config,
+                        state: services.state.as_ref(),
+                        users: &services.users,
+                        outbox: &services.outbox,
+                        links: links.as_ref(),
+                    }
+                    .run(digest::Run {
+                        now: std::time::SystemTime::now(),
+                        force: false,
+                    })
+                };
+                match run() {
+                    Ok(report) if report.already_done => {}
+                    Ok(report) => tracing::info!(
+                        sent = report.sent.len(),
+                        external = report.external,
+                        unknown = report.unknown,
+                        opted_out = report.opted_out,
+                        rate_limited = report.rate_limited,
+                        failed = report.failed,
+                        "quarantine digests: {} queued",
+                        report.sent.len()
+                    ),
+                    Err(e) => tracing::error!(error = %e, "quarantine digests not sent; retrying in a minute"),
+                }
+            }
+            drop(services);
+            std::thread::sleep(std::time::Duration::from_secs(60));
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the quarantine digests");
     }
 }
 

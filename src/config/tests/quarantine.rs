@@ -88,3 +88,77 @@ fn state_lifetime_keys() {
     );
     assert!(config.rate_keep() > Duration::from_secs(60));
 }
+
+#[test]
+fn digest_section() {
+    let path = Path::new("/etc/sievegate/sievegate.toml");
+    let base = format!(
+        "{MINIMAL}[state]\ndir = \"/var/lib/sievegate\"\n[quarantine]\nenabled = true\ndir = \"q\"\n"
+    );
+    let config = Config::from_toml(&base, path).expect("valid");
+    let d = &config.quarantine.digest;
+    assert!(!d.enabled, "off by default");
+    assert_eq!(d.schedule, crate::config::Schedule::Daily { minute: 420 });
+    assert_eq!(d.max_entries, 50);
+    assert_eq!(d.from, config.notify.from, "[notify] from by default");
+    let web = "[web]\nbase_url = \"https://q.example.test\"\nsecret_file = \"k\"\n";
+    let on = format!(
+        "{base}[quarantine.digest]\nenabled = true\nschedule = \"weekly on Friday at 16:30\"\nfrom = \"q@example.test\"\nskip_domains = [\"Lists.Example.Test\"]\n{web}"
+    );
+    let d = Config::from_toml(&on, path)
+        .expect("valid")
+        .quarantine
+        .digest;
+    assert!(d.enabled);
+    assert_eq!(d.schedule.to_string(), "weekly on friday at 16:30");
+    assert_eq!(d.skip_domains, ["lists.example.test"]);
+    let cases: &[(&str, &str)] = &[
+        (
+            "enabled = true\n",
+            "web.base_url: needed when quarantine.digest.enabled = true",
+        ),
+        (
+            "schedule = \"every day\"\n",
+            "quarantine.digest.schedule: \"every day\" is not a schedule",
+        ),
+        (
+            "from = \"Q <q@example.test>\"\n",
+            "quarantine.digest.from: \"Q <q@example.test>\" is not a plain address",
+        ),
+        (
+            "max_entries = 0\n",
+            "quarantine.digest.max_entries: must be greater than 0",
+        ),
+        (
+            "subject = \"a\\r\\nBcc: x\"\n",
+            "quarantine.digest.subject: must be one line",
+        ),
+        (
+            "skip_domains = [\"a@b\"]\n",
+            "quarantine.digest.skip_domains: \"a@b\" is not a domain",
+        ),
+    ];
+    for (keys, want) in cases {
+        let text = format!("{base}[quarantine.digest]\n{keys}");
+        match Config::from_toml(&text, path) {
+            Err(ConfigError::Invalid { problems, .. }) => {
+                assert!(
+                    problems.iter().any(|p| p.contains(want)),
+                    "{keys}: {problems:?}"
+                )
+            }
+            other => panic!("{keys}: expected problems, got {other:?}"),
+        }
+    }
+    // Enabled without the quarantine: nothing to list.
+    let off = format!("{MINIMAL}[quarantine.digest]\nenabled = true\n{web}");
+    match Config::from_toml(&off, path) {
+        Err(ConfigError::Invalid { problems, .. }) => assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("needs quarantine.enabled = true")),
+            "{problems:?}"
+        ),
+        other => panic!("expected problems, got {other:?}"),
+    }
+}

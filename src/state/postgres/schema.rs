@@ -77,6 +77,17 @@ CREATE TABLE quarantine_message (
     message  bytea NOT NULL
 );
 "#,
+    // 3 → 4: which entries each recipient's quarantine digest listed (issue 17; SQLite's
+    // version 5); the rows go with their entry.
+    r#"
+CREATE TABLE digest_listed (
+    rcpt       text NOT NULL,                -- resolved, lowercased
+    entry      text NOT NULL REFERENCES quarantine (id) ON DELETE CASCADE,
+    listed_at  bigint NOT NULL,
+    PRIMARY KEY (rcpt, entry)
+);
+CREATE INDEX digest_listed_entry ON digest_listed (entry);
+"#,
 ];
 
 /// The schema version this build creates and knows.

@@ -262,6 +262,49 @@ impl StateStore for PostgresState {
         self.db_quarantine_release_rcpts(id, rcpts, at, by)
     }
 
+    fn digest_listed(&self, rcpt: &str) -> Result<Vec<String>, StateError> {
+        let rcpt = owned(&rcpt.to_ascii_lowercase());
+        self.call("digest listed", move |client| async move {
+            let err = pg("digest listed");
+            let rows = client
+                .query(
+                    "SELECT entry FROM digest_listed WHERE rcpt = $1 ORDER BY entry",
+                    &[&rcpt],
+                )
+                .await
+                .map_err(&err)?;
+            rows.iter()
+                .map(|r| r.try_get::<_, String>(0).map_err(&err))
+                .collect()
+        })
+    }
+
+    fn digest_mark_listed(
+        &self,
+        rcpt: &str,
+        entries: &[String],
+        at: SystemTime,
+    ) -> Result<(), StateError> {
+        let rcpt = owned(&rcpt.to_ascii_lowercase());
+        let entries: Vec<String> = entries.iter().map(|e| owned(e)).collect();
+        let at = to_micros(at);
+        self.call("digest mark listed", move |client| async move {
+            let err = pg("digest mark listed");
+            // One statement: only entries still in the index (one purged meanwhile has
+            // nothing to list); a row already there keeps its first time.
+            client
+                .execute(
+                    "INSERT INTO digest_listed (rcpt, entry, listed_at) \
+                     SELECT $1, id, $3 FROM quarantine WHERE id = ANY($2) \
+                     ON CONFLICT DO NOTHING",
+                    &[&rcpt, &entries, &at],
+                )
+                .await
+                .map_err(&err)?;
+            Ok(())
+        })
+    }
+
     fn queue_push(&self, mail: &QueuedMail) -> Result<i64, StateError> {
         let mail = mail.clone();
         self.call("queue push", move |client| async move {

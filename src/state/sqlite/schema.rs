@@ -2,7 +2,7 @@
 //! version, applied by [`super::SqliteState::open`] in one exclusive transaction.
 
 /// The schema version this build creates; each step of [`MIGRATIONS`] raises it by one.
-pub(super) const SCHEMA_VERSION: i64 = 4;
+pub(super) const SCHEMA_VERSION: i64 = 5;
 
 /// `MIGRATIONS[n]` takes a database from version `n` to `n + 1`.
 pub(in crate::state) const MIGRATIONS: &[&str] = &[
@@ -80,6 +80,17 @@ ALTER TABLE outbound_queue ADD COLUMN redirect_inbox_copy INTEGER NOT NULL DEFAU
     // 3 → 4: the sender leases the rows it sends (queue_claim); 0 = not leased.
     r#"
 ALTER TABLE outbound_queue ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;
+"#,
+    // 4 → 5: which entries each recipient's quarantine digest listed (issue 17); the rows
+    // go with their entry.
+    r#"
+CREATE TABLE digest_listed (
+    rcpt       TEXT NOT NULL,               -- resolved, lowercased
+    entry      TEXT NOT NULL REFERENCES quarantine (id) ON DELETE CASCADE,
+    listed_at  INTEGER NOT NULL,
+    PRIMARY KEY (rcpt, entry)
+) WITHOUT ROWID;
+CREATE INDEX digest_listed_entry ON digest_listed (entry);
 "#,
 ];
 

@@ -388,6 +388,41 @@ impl StateStore for SqliteState {
         Ok(true)
     }
 
+    fn digest_listed(&self, rcpt: &str) -> Result<Vec<String>, StateError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached("SELECT entry FROM digest_listed WHERE rcpt = ?1 ORDER BY entry")
+            .map_err(backend("digest listed"))?;
+        let rows = stmt
+            .query_map([rcpt.to_ascii_lowercase()], |r| r.get::<_, String>(0))
+            .map_err(backend("digest listed"))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(backend("digest listed"))
+    }
+
+    fn digest_mark_listed(
+        &self,
+        rcpt: &str,
+        entries: &[String],
+        at: SystemTime,
+    ) -> Result<(), StateError> {
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend("digest mark listed"))?;
+        let rcpt = rcpt.to_ascii_lowercase();
+        for entry in entries {
+            // Only entries still in the index: one purged meanwhile has nothing to list.
+            tx.execute(
+                "INSERT OR IGNORE INTO digest_listed (rcpt, entry, listed_at) \
+                 SELECT ?1, id, ?3 FROM quarantine WHERE id = ?2",
+                params![rcpt, entry, to_micros(at)],
+            )
+            .map_err(backend("digest mark listed"))?;
+        }
+        tx.commit().map_err(backend("digest mark listed"))
+    }
+
     fn queue_push(&self, mail: &QueuedMail) -> Result<i64, StateError> {
         let conn = self.lock();
         conn.execute(

@@ -257,6 +257,17 @@ mod panic_in {
         ) -> Result<bool, StateError> {
             self.inner.quarantine_release_rcpts(id, rcpts, at, by)
         }
+        fn digest_listed(&self, rcpt: &str) -> Result<Vec<String>, StateError> {
+            self.inner.digest_listed(rcpt)
+        }
+        fn digest_mark_listed(
+            &self,
+            rcpt: &str,
+            entries: &[String],
+            at: SystemTime,
+        ) -> Result<(), StateError> {
+            self.inner.digest_mark_listed(rcpt, entries, at)
+        }
         fn is_durable(&self) -> bool {
             self.inner.is_durable()
         }
