@@ -94,6 +94,9 @@ struct Metrics {
     state_call_seconds: Family<Label, Histogram>,
     /// PostgreSQL calls that failed, by `kind`.
     state_errors: Family<Label, Counter>,
+    /// Recipients whose signature an `ignore_signatures` pattern made clean, by pattern
+    /// (bounded by the config, unlike signature names).
+    ignored: Family<Label, Counter>,
 }
 
 /// State-store call time buckets, in seconds: one indexed statement on a near server, up
@@ -136,6 +139,7 @@ impl Metrics {
             state_pool: Family::default(),
             state_call_seconds: Family::new_with_constructor(|| Histogram::new(STATE_CALL_BUCKETS)),
             state_errors: Family::default(),
+            ignored: Family::default(),
         };
         for table in STATE_TABLES {
             let _ = m.state_rows.get_or_create(&[("table", table.to_string())]);
@@ -165,6 +169,11 @@ impl Metrics {
             "sievegate_deliveries",
             "Recipients handled, by outcome (one per recipient of each message)",
             m.deliveries.clone(),
+        );
+        registry.register(
+            "sievegate_ignored_signatures",
+            "Recipients for whom clamd's signature was ignored (ignore_signatures), by pattern",
+            m.ignored.clone(),
         );
         registry.register(
             "sievegate_infected_messages",
@@ -307,6 +316,15 @@ pub fn delivery(label: &'static str) {
     METRICS
         .deliveries
         .get_or_create(&[("outcome", label.to_string())])
+        .inc();
+}
+
+/// Counts one recipient for whom `pattern` (an `ignore_signatures` entry) made a
+/// signature clean.
+pub fn ignored_signature(pattern: &str) {
+    METRICS
+        .ignored
+        .get_or_create(&[("pattern", pattern.to_string())])
         .inc();
 }
 

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 mod acl;
+mod domain;
 mod log;
 mod mailbox;
 mod notify;
@@ -35,11 +36,12 @@ fn octal_mode(text: &str) -> Option<u32> {
 #[cfg(test)]
 use acl::user_id;
 pub use acl::XforwardAcl;
+pub use domain::{DomainPolicy, RawDomain};
 pub use log::{LogConfig, LogFormat, RawLog};
 pub use mailbox::{MailboxConfig, RawMailbox, UnknownUsers};
 pub use notify::{NotifyConfig, RawNotify, Relay};
 pub use quarantine::{QuarantineConfig, RawQuarantine};
-pub use scanner::{OnScanFailure, RawScanner, ScannerConfig};
+pub use scanner::{OnScanFailure, RawScanner, ScannerConfig, SignatureGlobs};
 pub use server::{ListenAddr, RawServer, ServerConfig};
 pub use sieve::{MessageLimits, RawSieve, SieveConfig};
 pub use state::{PostgresConfig, RawBackend, RawState, StateConfig};
@@ -68,6 +70,9 @@ pub struct RawConfig {
     pub abuse: RawAbuse,
     #[serde(default)]
     pub log: RawLog,
+    /// `[domain."example.org"]`: per-domain AV policy.
+    #[serde(default)]
+    pub domain: std::collections::BTreeMap<String, RawDomain>,
 }
 
 /// A validated configuration.
@@ -87,6 +92,8 @@ pub struct Config {
     pub abuse: AbuseConfig,
     /// `[log]`: level and line format.
     pub log: LogConfig,
+    /// `[domain."..."]`: AV policy per domain (lowercased), for that domain's recipients.
+    pub domains: std::collections::BTreeMap<String, DomainPolicy>,
 }
 
 /// Why a config could not be loaded.
@@ -242,7 +249,8 @@ impl RawConfig {
         let abuse = self.abuse.validate(base, &mut problems);
         let sieve = self.sieve.validate(base, special_use, &mut problems);
         let state = self.state.validate(base, &mut problems);
-        let quarantine = self.quarantine.validate(base, &state, &mut problems);
+        let quarantine = (self.quarantine).validate(base, &state, &mailbox.domains, &mut problems);
+        let domains = domain::validate(self.domain, &mailbox.domains, &mut problems);
         let spool = spool::validate(
             self.server.spool_threshold,
             self.server.spool_dir.as_deref(),
@@ -275,6 +283,7 @@ impl RawConfig {
             notify,
             abuse,
             log,
+            domains,
         })
     }
 }

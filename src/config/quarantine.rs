@@ -25,6 +25,10 @@ pub struct RawQuarantine {
     /// Entries older than this are purged by the server (file and index).
     #[serde(default = "defaults::retention_days")]
     pub retention_days: u64,
+    /// Sample mailboxes (abuse desks): infected mail to them becomes a quarantine entry
+    /// addressed to them, never a Maildir delivery.
+    #[serde(default)]
+    pub sample_recipients: Vec<String>,
 }
 
 impl Default for RawQuarantine {
@@ -34,6 +38,7 @@ impl Default for RawQuarantine {
             dir: None,
             min_virustest: defaults::min_virustest(),
             retention_days: defaults::retention_days(),
+            sample_recipients: Vec::new(),
         }
     }
 }
@@ -49,6 +54,20 @@ pub struct QuarantineConfig {
     pub min_virustest: u8,
     /// How long entries are kept before the server purges them.
     pub retention: Duration,
+    /// `[quarantine] sample_recipients`: mailbox addresses (`user@domain`, lowercased,
+    /// no `+detail`) whose infected mail is only ever a quarantine entry.
+    pub sample_recipients: Vec<String>,
+}
+
+impl QuarantineConfig {
+    /// True when `mailbox` (a resolved `user@domain`, as `Recipient::user` gives it) is a
+    /// sample recipient: infected mail to it is held in the quarantine for it to fetch,
+    /// and the admin view lets it log in to read its entries.
+    pub fn is_sample_recipient(&self, mailbox: &str) -> bool {
+        self.sample_recipients
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(mailbox))
+    }
 }
 
 impl RawQuarantine {
@@ -59,6 +78,7 @@ impl RawQuarantine {
         self,
         base: &Path,
         state: &StateConfig,
+        domains: &[String],
         problems: &mut Vec<String>,
     ) -> QuarantineConfig {
         let q = self;
@@ -86,13 +106,48 @@ impl RawQuarantine {
                     .to_string(),
             );
         }
+        let sample_recipients = sample_recipients(&q, domains, problems);
         QuarantineConfig {
+            sample_recipients,
             enabled: q.enabled,
             dir: quarantine_dir.unwrap_or_default(),
             min_virustest: q.min_virustest,
             retention: Duration::from_secs(q.retention_days.saturating_mul(86_400)),
         }
     }
+}
+
+/// `[quarantine] sample_recipients` checked: plain addresses at one of our `domains`, and a
+/// quarantine to hold their entries (without one, "never a Maildir delivery" would leave
+/// nowhere for the samples to go).
+fn sample_recipients(
+    q: &RawQuarantine,
+    domains: &[String],
+    problems: &mut Vec<String>,
+) -> Vec<String> {
+    if !q.sample_recipients.is_empty() && !q.enabled {
+        problems.push(
+            "quarantine.sample_recipients: needs quarantine.enabled = true (their infected mail is kept there)"
+                .to_string(),
+        );
+    }
+    let mut addresses: Vec<String> = Vec::new();
+    for address in &q.sample_recipients {
+        let lower = address.to_lowercase();
+        let domain = lower.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
+        if !crate::mail::address::is_plain_address(address) {
+            problems.push(format!(
+                "quarantine.sample_recipients: {address:?} is not a plain address (user@domain)"
+            ));
+        } else if !domains.iter().any(|d| d == domain) {
+            problems.push(format!(
+                "quarantine.sample_recipients: {address:?} is not at one of mailbox.domains"
+            ));
+        } else if !addresses.contains(&lower) {
+            addresses.push(lower);
+        }
+    }
+    addresses
 }
 
 /// Defaults of the `[quarantine]` keys.

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
+use wildmatch::WildMatch;
 
 use super::resolve;
 use crate::mail::net::ClamdAddr;
@@ -35,6 +36,9 @@ pub struct RawScanner {
     /// Pass clamd a read-only descriptor of the message (FILDES) on a unix socket.
     #[serde(default = "defaults::pass_fd")]
     pub pass_fd: bool,
+    /// Signature-name globs (`PUA.*`) whose matches count as clean for every recipient.
+    #[serde(default)]
+    pub ignore_signatures: Vec<String>,
 }
 
 /// Validated `[scanner]`.
@@ -51,6 +55,9 @@ pub struct ScannerConfig {
     pub health_interval: Option<Duration>,
     /// `[scanner] pass_fd`: FILDES instead of INSTREAM (applies to unix sockets only).
     pub pass_fd: bool,
+    /// `[scanner] ignore_signatures`: the false positives an admin accepts, for every
+    /// domain (a `[domain."..."]` table adds its own).
+    pub ignore_signatures: SignatureGlobs,
 }
 
 /// What a scanner failure does to the message.
@@ -86,6 +93,8 @@ impl RawScanner {
                 OnScanFailure::Tempfail
             }
         };
+        let ignore_signatures =
+            SignatureGlobs::validate("scanner.ignore_signatures", sc.ignore_signatures, problems);
         let clamd = clamd?;
         Some(ScannerConfig {
             enabled: sc.enabled,
@@ -97,8 +106,87 @@ impl RawScanner {
             // Nothing to gate on when nothing is scanned.
             health_interval: health_interval(sc.health_interval_secs).filter(|_| sc.enabled),
             pass_fd: sc.pass_fd,
+            ignore_signatures,
         })
     }
+}
+
+/// Glob patterns over clamd signature names (`*`: any run of characters, `?`: one;
+/// case-sensitive, as clamd names are), checked once at load. A message whose signature
+/// matches one counts as clean: the admin's way to accept a false positive without turning
+/// scanning off.
+#[derive(Debug, Clone, Default)]
+pub struct SignatureGlobs {
+    /// Each pattern as written (for the log line and the metric) with its matcher.
+    patterns: Vec<(String, WildMatch)>,
+}
+
+/// The longest pattern taken: signature names are far shorter, and a bound keeps a
+/// mistaken paste out of every log line.
+const MAX_PATTERN_LEN: usize = 200;
+
+impl SignatureGlobs {
+    /// Validates `patterns` of config key `key`; a bad one is reported and left out.
+    pub(super) fn validate(key: &str, patterns: Vec<String>, problems: &mut Vec<String>) -> Self {
+        let mut globs = SignatureGlobs::default();
+        for pattern in patterns {
+            match check_pattern(&pattern) {
+                Ok(()) => {
+                    if !globs.patterns.iter().any(|(p, _)| *p == pattern) {
+                        let matcher = WildMatch::new(&pattern);
+                        globs.patterns.push((pattern, matcher));
+                    }
+                }
+                Err(why) => problems.push(format!("{key}: {pattern:?}: {why}")),
+            }
+        }
+        globs
+    }
+
+    /// The first pattern matching signature `name`, if any.
+    pub fn matching(&self, name: &str) -> Option<&str> {
+        (self.patterns.iter())
+            .find(|(_, m)| m.matches(name))
+            .map(|(p, _)| p.as_str())
+    }
+
+    /// The patterns as written, in order.
+    pub fn patterns(&self) -> impl Iterator<Item = &str> {
+        self.patterns.iter().map(|(p, _)| p.as_str())
+    }
+
+    /// True when there is no pattern.
+    pub fn is_empty(&self) -> bool {
+        self.patterns.is_empty()
+    }
+}
+
+impl PartialEq for SignatureGlobs {
+    fn eq(&self, other: &Self) -> bool {
+        self.patterns().eq(other.patterns())
+    }
+}
+
+/// Why `pattern` is refused, if it is.
+fn check_pattern(pattern: &str) -> Result<(), &'static str> {
+    if pattern.is_empty() {
+        return Err("empty pattern");
+    }
+    if pattern.len() > MAX_PATTERN_LEN {
+        return Err("longer than 200 characters");
+    }
+    if pattern.chars().any(char::is_control) {
+        return Err("control characters are not part of any signature name");
+    }
+    // Other glob dialects' syntax would be taken literally here and never match: say so
+    // rather than let `PUA.[AB]*` silently ignore nothing.
+    if pattern.contains(['[', ']', '{', '}', '\\']) {
+        return Err("only * and ? are wildcards ([...], {...} and \\ are not supported)");
+    }
+    if pattern.chars().all(|c| c == '*' || c == '?') {
+        return Err("matches every signature: that turns virus scanning off (use [scanner] enabled = false if that is meant)");
+    }
+    Ok(())
 }
 
 /// `[scanner] health_interval_secs`: `None` (0) turns the probe and the gating off.

@@ -44,11 +44,15 @@ pub(super) struct Later {
     pub(super) notes: Vec<String>,
     /// The quarantine entry holds this recipient.
     pub(super) held: bool,
+    /// This recipient's reading of the scan (its domain's policy), for its log line.
+    pub(super) verdict: Verdict,
 }
 
 /// The inputs of the postmaster notice and the abuse report, gathered while the message
 /// was parsed.
 pub(super) struct News {
+    /// Some recipient for whom the message is infected is at a domain with notices on.
+    pub(super) notice: bool,
     pub(super) backscatter: bool,
     /// The abuse report (named viruses only, with a reporter configured and a source).
     pub(super) incident: Option<Incident>,
@@ -107,6 +111,7 @@ pub(super) async fn send_later(
                     outcome,
                     mut notes,
                     held,
+                    verdict: own,
                 } = l;
                 let run = || {
                     let mut sent = Vec::new();
@@ -127,7 +132,7 @@ pub(super) async fn send_later(
                     );
                     notes.extend(sent);
                     let notes: Vec<&str> = notes.iter().map(String::as_str).collect();
-                    line.emit_as(&rcpt, &outcome, &notes, held);
+                    line.emit_with(&rcpt, &outcome, &notes, held, &own);
                     outcome
                 };
                 // As in the blocking stage: a panic defers this recipient only.
@@ -150,18 +155,25 @@ pub(super) async fn send_later(
 }
 
 /// For infected mail, what the postmaster notice and the abuse report need from the
-/// parse; `None` when neither is wanted (clean mail, or nothing configured).
+/// parse; `None` when neither is wanted (clean mail, clean for every recipient by their
+/// domains' `ignore_signatures`, or nothing configured). `notice`: a recipient for whom
+/// it is infected is at a domain with notices on.
 pub(super) fn news(
     services: &Services,
     envelope: &Envelope,
     message: &[u8],
     parsed: &ParsedMessage<'_>,
     verdict: &Verdict,
+    (infected, notice): (bool, bool),
 ) -> Option<News> {
     verdict.virus_name()?;
+    if !infected {
+        return None;
+    }
     let named_virus = verdict.virustest() >= 5;
     let reporter = services.abuse.as_ref().filter(|_| named_virus);
-    if services.notifier.is_none() && reporter.is_none() {
+    let notifier = services.notifier.as_ref().filter(|_| notice);
+    if notifier.is_none() && reporter.is_none() {
         return None;
     }
     // Heuristic matches (virustest 4) are the likely false positives: an abuse desk hears
@@ -176,6 +188,7 @@ pub(super) fn news(
         )
     });
     Some(News {
+        notice,
         backscatter: crate::mail::bounce::is_bounce(&envelope.mail_from, parsed.message()),
         incident,
     })
@@ -201,7 +214,7 @@ pub(super) async fn tell_others(
     if let Some(why) = &withheld {
         tracing::warn!(session = %envelope.id, reason = %why, "the original header section is left out of the notice and the abuse report");
     }
-    if let Some(notifier) = &services.notifier {
+    if let Some(notifier) = services.notifier.as_ref().filter(|_| news.notice) {
         notifier.infected(&InfectedMessage {
             quarantine_id: log.quarantined.clone(),
             backscatter: news.backscatter,

@@ -52,6 +52,19 @@ impl<'a> LogLine<'a> {
         notes: &[&str],
         held: bool,
     ) {
+        self.emit_with(rcpt, outcome, notes, held, self.verdict);
+    }
+
+    /// [`LogLine::emit_as`] with this recipient's own reading of the scan (its domain's
+    /// policy ignored the signature: see [`super::policy`]).
+    pub(super) fn emit_with(
+        &self,
+        rcpt: &Recipient,
+        outcome: &RcptOutcome,
+        notes: &[&str],
+        held: bool,
+        verdict: &Verdict,
+    ) {
         let e = self.envelope;
         let quarantined = self.quarantined.as_ref().filter(|_| held);
         crate::metrics::delivery(outcome.metric_label(quarantined.is_some()));
@@ -76,9 +89,9 @@ impl<'a> LogLine<'a> {
             mailbox = %rcpt.user(),
             message_id = %self.message_id,
             size = self.size,
-            verdict = self.verdict.word(),
-            virustest = self.verdict.virustest(),
-            virus = self.verdict.virus_name().unwrap_or(""),
+            verdict = verdict.word(),
+            virustest = verdict.virustest(),
+            virus = verdict.virus_name().unwrap_or(""),
             actions = %actions,
             notes = %notes.join("; "),
             delay_ms = e.started.elapsed().as_millis() as u64,

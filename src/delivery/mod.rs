@@ -5,6 +5,8 @@
 //!   to the users file; [`admit`](mod@admit): the one admission rule for every entry point.
 //! - [`pipeline`]: per recipient: Sieve → Plan → trace headers → [`execute`] → one log
 //!   line.
+//! - [`policy`]: the one scan read per recipient: its domain's `ignore_signatures` and
+//!   `min_virustest`, notices, `[quarantine] sample_recipients`.
 //! - [`view`]: the bounded part of a message that Sieve parses.
 //! - [`budget`]: how many bytes of messages are parsed at once, shared by every session.
 //! - [`headers`]: scan headers stripped from incoming mail, trace headers prepended.
@@ -24,6 +26,7 @@ pub mod headers;
 mod later;
 mod log;
 pub mod pipeline;
+pub mod policy;
 pub mod release;
 pub mod send;
 pub mod user_limit;

@@ -43,6 +43,7 @@ use super::headers::{
 };
 use super::later::{news, send_later, tell_others, Bytes, Later, News};
 use super::log::{LogFields, LogLine};
+use super::policy::{self, RcptPolicy};
 use super::view::SieveView;
 use super::{Deferral, RcptOutcome, Services};
 use crate::filter::{Filter, FilterInput, ParsedMessage, Plan};
@@ -201,16 +202,23 @@ fn deliver_all(
     let mut log = LogLine::new(envelope, message, verdict);
     log.message_id = parsed.message_id();
     let received_at = SystemTime::now();
-    let by_threshold = services
-        .quarantine
-        .as_ref()
-        .is_some_and(|_| verdict.virustest() >= config.quarantine.min_virustest);
-    if *route == Route::Sieve && by_threshold {
-        let all = &envelope.rcpts;
+    // The one scan read per recipient: its domain's ignore list and min_virustest, sample
+    // recipients. A forced release is the admin's decision and reads nothing.
+    let policies: Vec<RcptPolicy> = match route {
+        Route::Sieve => policy::for_recipients(config, &envelope.rcpts, verdict),
+        Route::Inbox { .. } => (envelope.rcpts.iter())
+            .map(|_| RcptPolicy::as_scanned(verdict))
+            .collect(),
+    };
+    let held: Vec<Recipient> = (envelope.rcpts.iter().zip(&policies))
+        .filter(|(_, p)| p.held)
+        .map(|(r, _)| r.clone())
+        .collect();
+    if *route == Route::Sieve && !held.is_empty() && services.quarantine.is_some() {
         match quarantine_message(
             services,
             envelope,
-            all,
+            &held,
             message,
             &parsed,
             verdict,
@@ -218,7 +226,7 @@ fn deliver_all(
         ) {
             Ok(id) => {
                 log.quarantined = Some(id);
-                log.all_held = true;
+                log.all_held = held.len() == envelope.rcpts.len();
             }
             Err(()) => {
                 return Stage {
@@ -249,8 +257,17 @@ fn deliver_all(
     // With several recipients the stored copies carry trace headers that name none of
     // them, so the copies can be one file hard-linked into each Maildir (as Dovecot's LMTP
     // does); redirects still carry the recipient's own (its Delivered-To stops loops).
-    let linking = config.mailbox.link_copies;
-    let shared_header = (linking && envelope.rcpts.len() > 1).then(|| shared_trace_headers(&info));
+    // They share the verdict too: recipients who read the scan differently (a domain
+    // ignoring the signature) get their own copies.
+    let linking = config.mailbox.link_copies
+        && (policies.iter()).all(|p| policies.first().is_some_and(|f| f.verdict == p.verdict));
+    let shared_verdict = policies.first().map_or(verdict, |p| &p.verdict);
+    let shared_header = (linking && envelope.rcpts.len() > 1).then(|| {
+        shared_trace_headers(&TraceInfo {
+            verdict: shared_verdict,
+            ..info
+        })
+    });
     let mut shared = SharedCopy::new(linking);
     let mut later: Vec<Later> = Vec::new();
     let mut next_index = 0;
@@ -260,6 +277,12 @@ fn deliver_all(
     let outcomes = each_recipient(&envelope.rcpts, |rcpt| {
         let index = next_index;
         next_index += 1;
+        let Some(policy) = policies.get(index) else {
+            // One policy per recipient by construction; a deferral loses nothing.
+            return RcptOutcome::Deferred(Deferral::Internal);
+        };
+        let verdict = &policy.verdict;
+        let info = TraceInfo { verdict, ..info };
         let maildir = Maildir::new(rcpt.expand(&config.mailbox.maildir))
             .with_ownership(config.mailbox.ownership);
         let input = FilterInput {
@@ -273,6 +296,16 @@ fn deliver_all(
             queue_id: client.queue_id.as_deref(),
         };
         let plan = match route {
+            // A sample mailbox never gets infected mail stored, whatever its scripts say:
+            // they are not run; the entry made above holds its copy.
+            Route::Sieve if policy.sample => {
+                let mut plan = Plan::default();
+                plan.notes.push(
+                    "sample recipient: infected mail is kept in the quarantine only, Sieve not run"
+                        .to_string(),
+                );
+                plan
+            }
             Route::Sieve => plan_for(&services.filter, &input, &parsed, default_folder.as_ref()),
             Route::Inbox { released_by } => {
                 let mut plan = Plan::implicit_keep();
@@ -283,6 +316,7 @@ fn deliver_all(
             }
         };
         let mut plan = plan;
+        plan.notes.extend(policy.note());
         if plan.quarantines() && services.quarantine.is_none() {
             // Deferring would only turn a config slip into a bounce after 5 days.
             tracing::warn!("Sieve asked for quarantine but [quarantine] is not enabled: ignored");
@@ -307,17 +341,20 @@ fn deliver_all(
                 Ok(id) => log.quarantined = Some(id),
                 Err(()) => {
                     let outcome = RcptOutcome::Deferred(Deferral::QuarantineFailed);
-                    log.emit(rcpt, &outcome, &[]);
+                    log.emit_with(rcpt, &outcome, &[], false, verdict);
                     return outcome;
                 }
             }
-        } else if let (true, Some(q), Some(id)) =
-            (plan.quarantines(), &services.quarantine, &log.quarantined)
-        {
+        } else if let (true, false, Some(q), Some(id)) = (
+            plan.quarantines(),
+            policy.held,
+            &services.quarantine,
+            &log.quarantined,
+        ) {
             if let Err(e) = q.add_recipient(id, &rcpt.original, &rcpt.user()) {
                 tracing::error!(id = %envelope.id, quarantine_id = %id, error = %e, "cannot add the recipient to the quarantine entry: deferred, the MTA retries");
                 let outcome = RcptOutcome::Deferred(Deferral::QuarantineFailed);
-                log.emit(rcpt, &outcome, &[]);
+                log.emit_with(rcpt, &outcome, &[], false, verdict);
                 return outcome;
             }
         }
@@ -335,7 +372,7 @@ fn deliver_all(
         );
         // Held in the entry: every recipient when the virus policy quarantined, else only
         // those whose own chain said `quarantine`.
-        let held = log.all_held || (plan.quarantines() && services.quarantine.is_some());
+        let held = policy.held || (plan.quarantines() && services.quarantine.is_some());
         if super::send::sends_now(services, &plan, &outcome) {
             // The relay is not waited for on this thread: the async stage sends, then
             // finishes this recipient (its outcome and its log line).
@@ -350,6 +387,7 @@ fn deliver_all(
                 outcome,
                 notes: all_notes,
                 held,
+                verdict: verdict.clone(),
             });
             // Replaced by the async stage; stands only if that stage fails (a retry).
             return RcptOutcome::Deferred(Deferral::Internal);
@@ -371,15 +409,24 @@ fn deliver_all(
             .chain(&notes)
             .map(String::as_str)
             .collect();
-        log.emit_as(rcpt, &outcome, &notes, held);
+        log.emit_with(rcpt, &outcome, &notes, held, verdict);
         outcome
     });
     // Gathered now, while the parse is at hand; sent by the async stage once every
     // outcome is known. A bug here loses the notice and the report, never the replies.
+    let infected = policies.iter().any(RcptPolicy::infected);
+    let notice = policies.iter().any(|p| p.notice);
     let news = (*route == Route::Sieve)
         .then(|| {
             guarded("postmaster notice and abuse report", || {
-                news(services, envelope, message, &parsed, verdict)
+                news(
+                    services,
+                    envelope,
+                    message,
+                    &parsed,
+                    verdict,
+                    (infected, notice),
+                )
             })
             .flatten()
         })

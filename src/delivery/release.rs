@@ -66,6 +66,17 @@ pub async fn release(
             })
         }
     };
+    // A sample mailbox never gets infected mail stored, not even by force: it fetches the
+    // entry raw instead (`quarantine show --raw`).
+    if let (Route::Inbox { .. }, Some(sample)) = (
+        &route,
+        (rcpts.iter()).find(|r| (services.config.quarantine).is_sample_recipient(&r.user())),
+    ) {
+        return Err(AdminError::BadRecipient(format!(
+            "{}: a sample recipient never gets infected mail in its mailbox; it reads the entry with `quarantine show --raw {id}`",
+            terminal(&sample.original)
+        )));
+    }
     let envelope = Envelope {
         id: crate::mail::envelope::new_id(),
         mail_from: entry.sender.clone(),

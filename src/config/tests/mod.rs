@@ -6,6 +6,7 @@ use std::time::Duration;
 
 mod abuse;
 mod mailbox;
+mod policy;
 mod quarantine;
 mod scanner;
 mod server;
