@@ -29,6 +29,10 @@
 //!   user ([`delivery::UserLimit`], `user_concurrency_limit`).
 //! - [`auth`]: logins for ManageSieve and the web admin view: Dovecot's password schemes
 //!   checked against `[mailbox] users_file` ([`auth::password`]); never logs a password.
+//! - [`web`]: the quarantine's web page on `[web] listen` (axum on hyper, maud pages):
+//!   a signed link opens one entry for one recipient; release and delete (mail held by
+//!   policy) or a release request to the postmaster (infected mail), POST only, with CSRF
+//!   checks and security headers; [`web::router`] is the site the admin view extends.
 //! - [`users`]: which recipients exist (`[mailbox] users_file`, Dovecot passwd-file), their `%h`.
 //! - [`scan`]: clamd client (FILDES on a unix socket, INSTREAM otherwise), its reply parser,
 //!   verdict → `virustest` value; [`scan::health`]: clamd up or down, from every scan and a
@@ -70,7 +74,8 @@
 //! - [`quarantine`]: infected mail kept once per message (`<dir>/<id>.eml`, indexed in
 //!   [`state`]) before any reply, holding only the recipients whose copy it kept; release
 //!   per recipient, once; purge and the sweep of crash leftovers; the library part of the
-//!   `quarantine` command ([`quarantine::admin`]).
+//!   `quarantine` command ([`quarantine::admin`]); the signed links to one entry for one
+//!   recipient and one action ([`quarantine::link`], HMAC-SHA-256, no I/O but the key).
 //! - [`state`]: the state store behind one trait, [`state::StateStore`] (SQLite in WAL
 //!   mode for one host; PostgreSQL shared by several, with the quarantined messages too;
 //!   an in-memory twin, bounded): quarantine index, caches, rate limits, outbound queue;
@@ -116,3 +121,4 @@ pub mod state;
 pub mod store;
 pub mod systemd;
 pub mod users;
+pub mod web;

@@ -26,6 +26,7 @@ mod server;
 mod sieve;
 mod spool;
 mod state;
+mod web;
 /// A file mode written in octal (`"0660"`, `"2770"`): at most `0o7777` (permission and
 /// set-id/sticky bits). The one parser for `socket_mode`, `file_mode` and `dir_mode`; each
 /// caller narrows it further.
@@ -45,6 +46,7 @@ pub use scanner::{OnScanFailure, RawScanner, ScannerConfig, SignatureGlobs};
 pub use server::{ListenAddr, RawServer, ServerConfig};
 pub use sieve::{MessageLimits, RawSieve, SieveConfig};
 pub use state::{PostgresConfig, RawBackend, RawState, StateConfig};
+pub use web::{RawWeb, WebConfig};
 pub mod abuse;
 pub mod rdap;
 pub mod users_file;
@@ -73,6 +75,8 @@ pub struct RawConfig {
     /// `[domain."example.org"]`: per-domain AV policy.
     #[serde(default)]
     pub domain: std::collections::BTreeMap<String, RawDomain>,
+    #[serde(default)]
+    pub web: RawWeb,
 }
 
 /// A validated configuration.
@@ -94,6 +98,8 @@ pub struct Config {
     pub log: LogConfig,
     /// `[domain."..."]`: AV policy per domain (lowercased), for that domain's recipients.
     pub domains: std::collections::BTreeMap<String, DomainPolicy>,
+    /// `[web]`: the quarantine's web page and its signed links (off by default).
+    pub web: WebConfig,
 }
 
 /// Why a config could not be loaded.
@@ -168,6 +174,7 @@ impl Config {
             self.server.max_message_size,
         ));
         warnings.extend(ownership::warnings(self));
+        warnings.extend(web::warnings(self));
         if !self.scanner.enabled {
             warnings.push("scanner.enabled = false: no message is scanned; every one is delivered with virustest 0 and \"X-Virus-Status: Not scanned\"".to_string());
         } else if self.server.max_message_size > self.scanner.max_scan_size {
@@ -249,8 +256,11 @@ impl RawConfig {
         let abuse = self.abuse.validate(base, &mut problems);
         let sieve = self.sieve.validate(base, special_use, &mut problems);
         let state = self.state.validate(base, &mut problems);
-        let quarantine = (self.quarantine).validate(base, &state, &mailbox.domains, &mut problems);
+        let quarantine = self
+            .quarantine
+            .validate(base, &state, &mailbox.domains, &mut problems);
         let domains = domain::validate(self.domain, &mailbox.domains, &mut problems);
+        let web = self.web.validate(base, &mut problems);
         let spool = spool::validate(
             self.server.spool_threshold,
             self.server.spool_dir.as_deref(),
@@ -284,6 +294,7 @@ impl RawConfig {
             abuse,
             log,
             domains,
+            web,
         })
     }
 }

@@ -13,6 +13,7 @@
 //! There is nothing to sweep then (a file of one host would be missing on the others).
 
 pub mod admin;
+pub mod link;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};

@@ -64,6 +64,16 @@ pub fn serve(path: PathBuf) -> ExitCode {
             },
             None => None,
         };
+        // The quarantine's web page ([web]): its key and listeners, before the LMTP
+        // sockets, so a bad key or a port in use stops the start with nothing left behind.
+        let web = match sievegate::web::Web::bind(&services.config.web).await {
+            Ok(web) => web,
+            Err(e) => {
+                tracing::error!("{e}");
+                tracing::error!("not starting: fix the problem above");
+                return ExitCode::FAILURE;
+            }
+        };
         let server = match Server::bind(Arc::clone(&services)).await {
             Ok(server) => server,
             Err(e) => {
@@ -97,6 +107,12 @@ pub fn serve(path: PathBuf) -> ExitCode {
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
+        let web_task = web.map(|web| {
+            for addr in web.local_addrs() {
+                tracing::info!(%addr, "quarantine web page at {addr}");
+            }
+            tokio::spawn(web.run(current.clone(), stopped(stop_rx.clone())))
+        });
         if let Some(listener) = metrics {
             // Not "listening on": that phrase names the LMTP listeners in the log.
             if let Ok(addr) = listener.local_addr() {
@@ -147,6 +163,9 @@ pub fn serve(path: PathBuf) -> ExitCode {
                 let _ = stop_tx.send(true);
             })
             .await;
+        if let Some(task) = web_task {
+            let _ = task.await;
+        }
         if let Some(task) = notifier_task {
             let _ = task.await;
         }

@@ -1,0 +1,604 @@
+//! Signed links to one quarantine entry for one recipient: the token in a digest's or a
+//! notice's URL that lets the person the mail was for look at it and act on it without
+//! an account.
+//!
+//! A token is `base64url(payload ‖ HMAC-SHA-256(key, domain ‖ payload))`, no padding. The
+//! payload holds a format version, then the entry id, the recipient and the action, each
+//! prefixed with its length (so no two different field sets encode alike: `("ab", "c")`
+//! and `("a", "bc")` differ), then the expiry in seconds since the Unix epoch. Nothing in
+//! it is secret (the recipient already knows the entry is theirs); everything in it is
+//! authenticated, and only the key's holder can mint one. Verification caps the length
+//! before decoding anything, checks the MAC in constant time ([`Mac::verify_slice`]), and
+//! only then reads the fields and the expiry.
+//!
+//! This module does no I/O except [`LinkKey::load`]; the web layer and the digests build
+//! on it.
+
+use std::fmt;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// The shortest key accepted: HMAC-SHA-256's output size, so the key is never the weak part.
+pub const MIN_KEY_LEN: usize = 32;
+
+/// The longest key file read: a key is a few dozen bytes; anything much larger is the
+/// wrong file.
+const MAX_KEY_LEN: u64 = 4096;
+
+/// The longest token [`verify`] decodes, in characters. An entry id (a few dozen bytes) and
+/// an address (at most 256 octets, RFC 5321 section 4.5.3.1.3) fit well below it; anything
+/// longer is refused before any work is done on it.
+pub const MAX_TOKEN_LEN: usize = 1024;
+
+/// The payload's format version, first byte of every token: a new format gets a new number
+/// and old links fail cleanly as [`LinkError::Malformed`].
+const VERSION: u8 = 1;
+
+/// Prefixed to the payload under the MAC, so a MAC made for another purpose with the same
+/// key (the form nonce of the web page) can never pass as a link.
+const DOMAIN: &[u8] = b"sievegate link v1\0";
+
+/// Prefixed to the token under the MAC of a form nonce ([`form_nonce`]).
+const NONCE_DOMAIN: &[u8] = b"sievegate form v1\0";
+
+/// Length of the HMAC-SHA-256 output appended to the payload.
+const MAC_LEN: usize = 32;
+
+/// The secret the links are signed with (`[web] secret_file`). Every host that serves the
+/// page or sends digests needs the same bytes.
+#[derive(Clone)]
+pub struct LinkKey {
+    bytes: Vec<u8>,
+}
+
+impl fmt::Debug for LinkKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print the secret, not even in a debug log.
+        f.write_str("LinkKey(..)")
+    }
+}
+
+/// Why the key file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The file cannot be opened or read.
+    #[error("{path}: cannot read the link key: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Not a regular file (a directory, a device...).
+    #[error("{path}: the link key must be a regular file")]
+    NotFile { path: PathBuf },
+    /// Others than the owner may read or write it: like ssh with a private key, we refuse
+    /// a secret that is not kept secret.
+    #[error(
+        "{path}: the link key is accessible by group or others (mode {mode:04o}); chmod 600 it"
+    )]
+    TooOpen { path: PathBuf, mode: u32 },
+    /// Shorter than [`MIN_KEY_LEN`].
+    #[error("{path}: the link key has {len} bytes, at least {MIN_KEY_LEN} are needed (e.g. head -c 32 /dev/urandom | base64 > FILE)")]
+    TooShort { path: PathBuf, len: usize },
+    /// Larger than a key can reasonably be.
+    #[error("{path}: the link key is larger than {MAX_KEY_LEN} bytes; is it the right file?")]
+    TooLong { path: PathBuf },
+}
+
+impl LinkKey {
+    /// Reads the key file: its bytes as they are (a trailing newline included), at least
+    /// [`MIN_KEY_LEN`] of them, in a regular file no one but its owner can access.
+    pub fn load(path: &Path) -> Result<LinkKey, KeyError> {
+        let read = |source| KeyError::Read {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = std::fs::File::open(path).map_err(read)?;
+        let meta = file.metadata().map_err(read)?;
+        if !meta.is_file() {
+            return Err(KeyError::NotFile {
+                path: path.to_path_buf(),
+            });
+        }
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o077 != 0 {
+            return Err(KeyError::TooOpen {
+                path: path.to_path_buf(),
+                mode,
+            });
+        }
+        let mut bytes = Vec::new();
+        file.take(MAX_KEY_LEN + 1)
+            .read_to_end(&mut bytes)
+            .map_err(read)?;
+        if bytes.len() as u64 > MAX_KEY_LEN {
+            return Err(KeyError::TooLong {
+                path: path.to_path_buf(),
+            });
+        }
+        if bytes.len() < MIN_KEY_LEN {
+            return Err(KeyError::TooShort {
+                path: path.to_path_buf(),
+                len: bytes.len(),
+            });
+        }
+        Ok(LinkKey { bytes })
+    }
+
+    /// A key from bytes already in memory (tests, tools that mint links); `None` when
+    /// shorter than [`MIN_KEY_LEN`].
+    pub fn from_bytes(bytes: &[u8]) -> Option<LinkKey> {
+        (bytes.len() >= MIN_KEY_LEN).then(|| LinkKey {
+            bytes: bytes.to_vec(),
+        })
+    }
+
+    fn mac(&self) -> HmacSha256 {
+        // HMAC takes keys of any length (longer ones are hashed first): cannot fail.
+        match HmacSha256::new_from_slice(&self.bytes) {
+            Ok(mac) => mac,
+            Err(_) => unreachable!("HMAC accepts keys of any length"),
+        }
+    }
+}
+
+/// What a link lets its holder do. Each action has its own token, so a link to look at an
+/// entry cannot delete it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// Show the entry page (the link in a digest).
+    View,
+    /// Deliver the entry to the recipient (mail held by policy, never a virus).
+    Release,
+    /// Remove the recipient's copy from the quarantine.
+    Delete,
+    /// Ask the postmaster to look at it (infected mail, which a user never releases).
+    RequestRelease,
+}
+
+impl Action {
+    /// Every action, for tables and tests.
+    pub const ALL: [Action; 4] = [
+        Action::View,
+        Action::Release,
+        Action::Delete,
+        Action::RequestRelease,
+    ];
+
+    /// The stable name signed into tokens: changing one invalidates every link out there.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::View => "view",
+            Action::Release => "release",
+            Action::Delete => "delete",
+            Action::RequestRelease => "request-release",
+        }
+    }
+
+    /// The action named `name` ([`Action::as_str`]).
+    pub fn parse(name: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.as_str() == name)
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a valid token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claims {
+    /// The quarantine entry.
+    pub entry_id: String,
+    /// The recipient the link was sent to; it acts on that recipient's copy only.
+    pub rcpt: String,
+    /// The one thing the token allows.
+    pub action: Action,
+    /// When it stops working (whole seconds).
+    pub expires: SystemTime,
+}
+
+/// Why a token is refused. Expected outcomes of hostile or old input, not failures.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LinkError {
+    /// Not a token at all: too long, not base64url, truncated, unknown version.
+    #[error("the link is not valid")]
+    Malformed,
+    /// Well-formed but not signed with our key: changed, or made up.
+    #[error("the link's signature does not match")]
+    BadSignature,
+    /// Genuine but past its expiry.
+    #[error("the link has expired")]
+    Expired {
+        /// When it expired.
+        at: SystemTime,
+    },
+}
+
+/// Seconds since the epoch, 0 for times before it (never produced by our clock).
+fn epoch_secs(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Appends `field` with its length as four big-endian bytes in front.
+fn push_field(out: &mut Vec<u8>, field: &[u8]) {
+    // Entry ids and addresses are far below 4 GiB; saturate rather than wrap (such a token
+    // would be refused as too long anyway).
+    let len = u32::try_from(field.len()).unwrap_or(u32::MAX);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(field);
+}
+
+/// The signed payload of these claims.
+fn payload(entry_id: &str, rcpt: &str, action: Action, expires: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + 12 + entry_id.len() + rcpt.len() + 16 + 8);
+    out.push(VERSION);
+    push_field(&mut out, entry_id.as_bytes());
+    push_field(&mut out, rcpt.as_bytes());
+    push_field(&mut out, action.as_str().as_bytes());
+    out.extend_from_slice(&expires.to_be_bytes());
+    out
+}
+
+/// Mints the token for `action` on `rcpt`'s copy of entry `entry_id`, valid until
+/// `expires` (rounded down to the second). URL-safe as it is.
+pub fn sign(
+    key: &LinkKey,
+    entry_id: &str,
+    rcpt: &str,
+    action: Action,
+    expires: SystemTime,
+) -> String {
+    let mut bytes = payload(entry_id, rcpt, action, epoch_secs(expires));
+    let mut mac = key.mac();
+    mac.update(DOMAIN);
+    mac.update(&bytes);
+    bytes.extend_from_slice(&mac.finalize().into_bytes());
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Reads one length-prefixed field off the front of `rest`.
+fn take_field<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let (len, tail) = rest.split_first_chunk::<4>()?;
+    let len = usize::try_from(u32::from_be_bytes(*len)).ok()?;
+    if tail.len() < len {
+        return None;
+    }
+    let (field, tail) = tail.split_at(len);
+    *rest = tail;
+    Some(field)
+}
+
+/// Checks `token` and returns what it allows. Refused: longer than [`MAX_TOKEN_LEN`] or not
+/// base64url ([`LinkError::Malformed`]), a MAC that does not match, compared in constant
+/// time ([`LinkError::BadSignature`]), or `now` at or past its expiry
+/// ([`LinkError::Expired`]).
+pub fn verify(key: &LinkKey, token: &str, now: SystemTime) -> Result<Claims, LinkError> {
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(LinkError::Malformed);
+    }
+    let bytes = URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| LinkError::Malformed)?;
+    let Some(split) = bytes.len().checked_sub(MAC_LEN) else {
+        return Err(LinkError::Malformed);
+    };
+    let (body, tag) = bytes.split_at(split);
+    let mut mac = key.mac();
+    mac.update(DOMAIN);
+    mac.update(body);
+    mac.verify_slice(tag).map_err(|_| LinkError::BadSignature)?;
+    // Authenticated from here on: only our own `sign` wrote these bytes.
+    let claims = parse(body).ok_or(LinkError::Malformed)?;
+    if now >= claims.expires {
+        return Err(LinkError::Expired { at: claims.expires });
+    }
+    Ok(claims)
+}
+
+/// The claims in a payload, `None` if it is not one `sign` writes.
+fn parse(body: &[u8]) -> Option<Claims> {
+    let (&version, mut rest) = body.split_first()?;
+    if version != VERSION {
+        return None;
+    }
+    let entry_id = std::str::from_utf8(take_field(&mut rest)?).ok()?;
+    let rcpt = std::str::from_utf8(take_field(&mut rest)?).ok()?;
+    let action = Action::parse(std::str::from_utf8(take_field(&mut rest)?).ok()?)?;
+    let expires: [u8; 8] = rest.try_into().ok()?;
+    let expires = UNIX_EPOCH.checked_add(Duration::from_secs(u64::from_be_bytes(expires)))?;
+    Some(Claims {
+        entry_id: entry_id.to_string(),
+        rcpt: rcpt.to_string(),
+        action,
+        expires,
+    })
+}
+
+/// The page's address for `token`: `<base_url>/q/<token>` (one slash between them however
+/// `base_url` ends).
+pub fn url(base_url: &str, token: &str) -> String {
+    format!("{}/q/{token}", base_url.trim_end_matches('/'))
+}
+
+/// A nonce for the web form that posts `token`: an HMAC of the token under its own
+/// domain, so it cannot be computed without the key and a page served by us carries it.
+/// A cross-site form that copies a leaked token still lacks it (see the web layer's CSRF
+/// notes).
+pub fn form_nonce(key: &LinkKey, token: &str) -> String {
+    let mut mac = key.mac();
+    mac.update(NONCE_DOMAIN);
+    mac.update(token.as_bytes());
+    URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+}
+
+/// Whether `nonce` is [`form_nonce`] of `token`, compared in constant time.
+pub fn verify_form_nonce(key: &LinkKey, token: &str, nonce: &str) -> bool {
+    if nonce.len() > 64 {
+        return false;
+    }
+    let Ok(tag) = URL_SAFE_NO_PAD.decode(nonce) else {
+        return false;
+    };
+    let mut mac = key.mac();
+    mac.update(NONCE_DOMAIN);
+    mac.update(token.as_bytes());
+    mac.verify_slice(&tag).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> LinkKey {
+        LinkKey::from_bytes(b"0123456789abcdef0123456789abcdef").expect("32 bytes")
+    }
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn token(action: Action) -> String {
+        sign(
+            &key(),
+            "q-1.abc",
+            "alice@example.org",
+            action,
+            at(NOW + 3600),
+        )
+    }
+
+    #[test]
+    fn round_trip_every_action() {
+        for action in Action::ALL {
+            let t = token(action);
+            assert!(t.len() < MAX_TOKEN_LEN, "{t}");
+            assert!(
+                t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+                "not URL-safe: {t}"
+            );
+            let claims = verify(&key(), &t, at(NOW)).expect("valid");
+            assert_eq!(
+                claims,
+                Claims {
+                    entry_id: "q-1.abc".into(),
+                    rcpt: "alice@example.org".into(),
+                    action,
+                    expires: at(NOW + 3600),
+                }
+            );
+            assert_eq!(Action::parse(action.as_str()), Some(action));
+        }
+    }
+
+    #[test]
+    fn tampered_anywhere_is_refused() {
+        let t = token(Action::Release);
+        let chars: Vec<char> = t.chars().collect();
+        for i in 0..chars.len() {
+            for replacement in ['A', 'z', '-', '_', '0'] {
+                if chars[i] == replacement {
+                    continue;
+                }
+                let mut changed = chars.clone();
+                changed[i] = replacement;
+                let changed: String = changed.into_iter().collect();
+                let got = verify(&key(), &changed, at(NOW));
+                assert!(
+                    matches!(got, Err(LinkError::BadSignature | LinkError::Malformed)),
+                    "position {i}: {got:?}"
+                );
+            }
+        }
+        // Every byte of the decoded token, flipped bit by bit.
+        let bytes = URL_SAFE_NO_PAD.decode(&t).expect("base64");
+        for i in 0..bytes.len() {
+            for bit in 0..8 {
+                let mut changed = bytes.clone();
+                changed[i] ^= 1 << bit;
+                let got = verify(&key(), &URL_SAFE_NO_PAD.encode(&changed), at(NOW));
+                assert_eq!(got, Err(LinkError::BadSignature), "byte {i} bit {bit}");
+            }
+        }
+    }
+
+    #[test]
+    fn another_key_rcpt_action_or_entry_does_not_verify() {
+        let other = LinkKey::from_bytes(b"0123456789abcdef0123456789abcdeX").expect("key");
+        let t = token(Action::Release);
+        assert_eq!(verify(&other, &t, at(NOW)), Err(LinkError::BadSignature));
+        // A token's claims cannot be swapped for another's: re-signing is the only way.
+        let expected =
+            |entry: &str, rcpt: &str, action| sign(&key(), entry, rcpt, action, at(NOW + 3600));
+        assert_ne!(t, expected("q-1.abc", "bob@example.org", Action::Release));
+        assert_ne!(t, expected("q-1.abc", "alice@example.org", Action::Delete));
+        assert_ne!(t, expected("q-2.abc", "alice@example.org", Action::Release));
+        // Splicing another token's MAC onto this payload fails.
+        let bob = URL_SAFE_NO_PAD
+            .decode(expected("q-1.abc", "bob@example.org", Action::Release))
+            .expect("b64");
+        let mut mine = URL_SAFE_NO_PAD.decode(&t).expect("b64");
+        let n = mine.len();
+        mine[n - MAC_LEN..].copy_from_slice(&bob[bob.len() - MAC_LEN..]);
+        assert_eq!(
+            verify(&key(), &URL_SAFE_NO_PAD.encode(&mine), at(NOW)),
+            Err(LinkError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn field_boundaries_do_not_collide() {
+        let a = payload("ab", "c@d", Action::View, 1);
+        let b = payload("a", "bc@d", Action::View, 1);
+        assert_ne!(a, b);
+        let a = sign(&key(), "ab", "c@d", Action::View, at(NOW + 1));
+        let b = sign(&key(), "a", "bc@d", Action::View, at(NOW + 1));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn expired_is_refused_at_and_after_expiry() {
+        let t = token(Action::View);
+        assert!(verify(&key(), &t, at(NOW + 3599)).is_ok());
+        for now in [NOW + 3600, NOW + 3601, NOW + 86_400 * 400] {
+            assert_eq!(
+                verify(&key(), &t, at(now)),
+                Err(LinkError::Expired { at: at(NOW + 3600) })
+            );
+        }
+    }
+
+    #[test]
+    fn truncated_empty_overlong_and_garbage_are_malformed_or_unsigned() {
+        let t = token(Action::Delete);
+        for cut in 0..t.len() {
+            let got = verify(&key(), &t[..cut], at(NOW));
+            assert!(
+                matches!(got, Err(LinkError::Malformed | LinkError::BadSignature)),
+                "cut at {cut}: {got:?}"
+            );
+        }
+        assert_eq!(verify(&key(), "", at(NOW)), Err(LinkError::Malformed));
+        assert_eq!(verify(&key(), "%2F..", at(NOW)), Err(LinkError::Malformed));
+        assert_eq!(verify(&key(), "a b", at(NOW)), Err(LinkError::Malformed));
+        // Padding and the standard alphabet are not ours.
+        assert_eq!(
+            verify(&key(), &format!("{t}=="), at(NOW)),
+            Err(LinkError::Malformed)
+        );
+        // Over the cap: refused before decoding, however valid the rest.
+        let long = "A".repeat(MAX_TOKEN_LEN + 1);
+        assert_eq!(verify(&key(), &long, at(NOW)), Err(LinkError::Malformed));
+        let huge_rcpt = "x".repeat(MAX_TOKEN_LEN);
+        let t = sign(&key(), "q", &huge_rcpt, Action::View, at(NOW + 1));
+        assert_eq!(verify(&key(), &t, at(NOW)), Err(LinkError::Malformed));
+        // A genuine MAC over a payload with a wrong version or trailing bytes: malformed.
+        for body in [
+            {
+                let mut p = payload("q", "a@b", Action::View, NOW + 1);
+                p[0] = 2;
+                p
+            },
+            {
+                let mut p = payload("q", "a@b", Action::View, NOW + 1);
+                p.push(0);
+                p
+            },
+        ] {
+            let mut mac = key().mac();
+            mac.update(DOMAIN);
+            mac.update(&body);
+            let mut bytes = body.clone();
+            bytes.extend_from_slice(&mac.finalize().into_bytes());
+            assert_eq!(
+                verify(&key(), &URL_SAFE_NO_PAD.encode(bytes), at(NOW)),
+                Err(LinkError::Malformed)
+            );
+        }
+    }
+
+    #[test]
+    fn form_nonce_is_bound_to_its_token() {
+        let t = token(Action::Release);
+        let u = token(Action::Delete);
+        let n = form_nonce(&key(), &t);
+        assert!(verify_form_nonce(&key(), &t, &n));
+        assert!(!verify_form_nonce(&key(), &u, &n));
+        assert!(!verify_form_nonce(&key(), &t, ""));
+        assert!(!verify_form_nonce(&key(), &t, &"A".repeat(100)));
+        // The nonce is not a link MAC: a token's own tag never equals its nonce.
+        let tag = URL_SAFE_NO_PAD.decode(&t).expect("b64");
+        assert_ne!(URL_SAFE_NO_PAD.encode(&tag[tag.len() - MAC_LEN..]), n);
+    }
+
+    #[test]
+    fn url_joins_with_one_slash() {
+        assert_eq!(url("https://q.example/", "T"), "https://q.example/q/T");
+        assert_eq!(url("https://q.example", "T"), "https://q.example/q/T");
+        assert_eq!(
+            url("https://x.example/mail/", "T"),
+            "https://x.example/mail/q/T"
+        );
+    }
+
+    #[test]
+    fn key_file_checks() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("key");
+        let write = |bytes: &[u8], mode: u32| {
+            let mut f = std::fs::File::create(&path).expect("create");
+            f.write_all(bytes).expect("write");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        };
+        write(&[7u8; 32], 0o600);
+        assert!(LinkKey::load(&path).is_ok());
+        write(&[7u8; 32], 0o400);
+        assert!(LinkKey::load(&path).is_ok());
+        write(&[7u8; 32], 0o640);
+        assert!(matches!(
+            LinkKey::load(&path),
+            Err(KeyError::TooOpen { mode: 0o640, .. })
+        ));
+        write(&[7u8; 32], 0o604);
+        assert!(matches!(
+            LinkKey::load(&path),
+            Err(KeyError::TooOpen { .. })
+        ));
+        write(&[7u8; 31], 0o600);
+        let err = LinkKey::load(&path).expect_err("short");
+        assert!(matches!(err, KeyError::TooShort { len: 31, .. }));
+        assert!(err.to_string().contains("at least 32"), "{err}");
+        write(&[7u8; 5000], 0o600);
+        assert!(matches!(
+            LinkKey::load(&path),
+            Err(KeyError::TooLong { .. })
+        ));
+        assert!(matches!(
+            LinkKey::load(&dir.path().join("missing")),
+            Err(KeyError::Read { .. })
+        ));
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
+            .expect("chmod");
+        assert!(matches!(
+            LinkKey::load(dir.path()),
+            Err(KeyError::NotFile { .. })
+        ));
+        assert_eq!(format!("{:?}", key()), "LinkKey(..)");
+    }
+}
