@@ -42,3 +42,4 @@ mod store;
 mod support;
 mod systemd;
 mod user_limit;
+mod web_admin;

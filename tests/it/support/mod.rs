@@ -14,6 +14,7 @@ pub mod postgres;
 pub mod rdap;
 pub mod smtp_sink;
 pub mod tarpit;
+pub mod webdriver;
 
 use std::path::PathBuf;
 
