@@ -640,3 +640,106 @@ fn a_sample_mailbox_downloads_the_raw_message_and_nothing_else() {
     let as_admin = session.replacen("sg_sample=", "sg_admin=", 1);
     assert_eq!(http(addr, "GET", "/admin", &as_admin, None).status, 303);
 }
+
+/// Where the docs' screenshot is written when `SIEVEGATE_SCREENSHOTS` is set (to anything).
+fn screenshot_path() -> Option<std::path::PathBuf> {
+    std::env::var_os("SIEVEGATE_SCREENSHOTS")
+        .map(|_| crate::support::env::repo().join("docs/src/images/quarantine-admin.png"))
+}
+
+#[test]
+fn in_a_browser_the_admin_lists_and_filters_1000_entries_in_under_a_second_and_releases_one() {
+    use crate::support::webdriver::Browser;
+    let env = web_env(Clamd::shared());
+    let q = open_quarantine(&env);
+    // 1,000 entries through the library, as the server would have stored them: ten
+    // recipients, a hundred senders, three signatures, spread over 21 days (inside the 30 days of retention).
+    let senders = ["billing", "invoice", "dhl-notice", "hr", "scanner"];
+    let viruses = [
+        "Sievegate.Test.EICAR.UNOFFICIAL",
+        "Heuristics.Phishing.Email.SpoofedDomain",
+        "Doc.Downloader.Emotet-9870131-0",
+    ];
+    let rcpts = ["alice", "bob", "carol"];
+    for n in 0..1000u64 {
+        let subject = format!("Invoice {n:04} overdue");
+        let message = clean_message(&subject);
+        let sender = format!("{}@{}.example", senders[(n % 5) as usize], n % 100);
+        let rcpt = format!("{}@example.test", rcpts[(n % 3) as usize]);
+        let e = entry(
+            &format!("e{n:04}"),
+            &sender,
+            &rcpt,
+            &subject,
+            viruses[(n % 3) as usize],
+            Duration::from_secs(1800 * (n + 1)),
+            &message,
+        );
+        q.state().quarantine_insert(&e).expect("insert");
+        std::fs::create_dir_all(q.dir()).expect("quarantine dir");
+        std::fs::write(q.path(&e.id), &message).expect("message file");
+    }
+    let server = Running::start(&env.config_path);
+    let addr = web_addr(&server);
+    let base = format!("http://{addr}");
+    let browser = Browser::start();
+
+    // Log in through the form.
+    browser.goto(&format!("{base}/admin"));
+    assert!(browser.url().ends_with("/admin/login"), "{}", browser.url());
+    browser.type_into("input[name=name]", "anna");
+    browser.type_into("input[name=password]", ADMIN_PASSWORD);
+    browser.click_to_navigate("form.login button");
+    assert!(
+        browser.url().ends_with("/admin"),
+        "{}: {}",
+        browser.url(),
+        browser.source()
+    );
+    assert!(
+        browser.text("p.count").starts_with("1000 entries"),
+        "{}",
+        browser.text("p.count")
+    );
+    browser.goto(&format!("{base}/admin"));
+    let unfiltered = browser.load_ms();
+    if let Some(path) = screenshot_path() {
+        std::fs::write(path, browser.screenshot()).expect("write screenshot");
+    }
+
+    // Filter by recipient and signature, through the form.
+    browser.type_into("input[name=rcpt]", "bob@example.test");
+    browser.type_into("input[name=virus]", "emotet");
+    browser.click_to_navigate("form.filters button");
+    let filtered = browser.load_ms();
+    let count = browser.text("p.count");
+    // bob: n % 3 == 1; Emotet: n % 3 == 2: none; bob with phishing instead.
+    assert!(count.starts_with("0 entries"), "{count}");
+    browser.goto(&format!(
+        "{base}/admin?rcpt=bob%40example.test&virus=phishing"
+    ));
+    let count = browser.text("p.count");
+    assert!(count.starts_with("333 entries"), "{count}");
+    let by_rcpt = browser.load_ms();
+    println!("list of 1000: {unfiltered:.0} ms; filtered: {filtered:.0} ms and {by_rcpt:.0} ms");
+    for ms in [unfiltered, filtered, by_rcpt] {
+        assert!(ms < 1000.0, "the list page took {ms} ms");
+    }
+
+    // Open the newest of them and release it: rescanned clean, into bob's INBOX.
+    browser.click_to_navigate("table.entries tbody tr a");
+    assert!(
+        browser.url().contains("/admin/entry/e0001"),
+        "{}",
+        browser.url()
+    );
+    browser.click_to_navigate("form.release button");
+    let shown = browser.source();
+    assert!(shown.contains("bob@example.test: stored INBOX"), "{shown}");
+    let stored = env.messages("bob", "");
+    assert_eq!(stored.len(), 1);
+    assert!(stored[0]
+        .1
+        .ends_with(&clean_message("Invoice 0001 overdue")));
+    assert_eq!(q.get("e0001").expect("entry").releases[0].by, "admin:anna");
+}

@@ -145,6 +145,27 @@ impl Browser {
         self.cmd("POST", &format!("/element/{el}/click"), Some(json!({})));
     }
 
+    /// Clicks the element `css` (a submit button or a link) and waits until the new page
+    /// has loaded: the click alone may return before the navigation starts.
+    pub fn click_to_navigate(&self, css: &str) {
+        self.eval("window.__sievegate_old_page = true; return null;");
+        self.click(css);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let done = self.eval(
+                "return window.__sievegate_old_page === undefined && document.readyState === 'complete';",
+            );
+            if done == true {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no new page after clicking {css}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The visible text of the element `css`.
     pub fn text(&self, css: &str) -> String {
         let el = self.find(css);
@@ -212,16 +233,47 @@ fn call(addr: SocketAddr, method: &str, path: &str, body: Option<Value>) -> Resu
     stream
         .write_all(request.as_bytes())
         .map_err(|e| e.to_string())?;
+    // chromedriver keeps the connection open: read the head, then Content-Length bytes
+    // (or chunks up to the last one).
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).map_err(|e| e.to_string())?;
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or("no reply header")?;
+    let mut buf = [0u8; 65536];
+    let end = loop {
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end;
+        }
+        let n = stream.read(&mut buf).map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("closed before the reply header".into());
+        }
+        raw.extend_from_slice(&buf[..n]);
+    };
     let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+    let length: Option<usize> = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok());
+    let chunked = head.contains("transfer-encoding: chunked");
+    loop {
+        let body = &raw[end + 4..];
+        let complete = match length {
+            Some(len) => body.len() >= len,
+            None if chunked => body.windows(5).any(|w| w == b"0\r\n\r\n"),
+            None => false,
+        };
+        if complete {
+            break;
+        }
+        let n = stream.read(&mut buf).map_err(|e| e.to_string())?;
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&buf[..n]);
+    }
     let mut rest = raw[end + 4..].to_vec();
-    if head.contains("transfer-encoding: chunked") {
+    if chunked {
         rest = dechunk(&rest);
+    } else if let Some(len) = length {
+        rest.truncate(len);
     }
     serde_json::from_slice(&rest).map_err(|e| format!("{e}: {}", String::from_utf8_lossy(&rest)))
 }
