@@ -50,8 +50,10 @@
 //!   large messages at once cost page cache, not heap.
 //! - [`delivery`]: THE front door for one message ([`delivery::enter`]): admit the
 //!   recipients ([`delivery::admit()`], one rule for every entry point), scan once with the
-//!   one scan-failure policy, then per recipient: the bounded Sieve view → Plan → trace
-//!   headers → Maildir → one log line and its metrics → one [`delivery::RcptOutcome`].
+//!   one scan-failure policy, then per recipient: its reading of the one scan
+//!   ([`delivery::policy`]: `ignore_signatures`, the `[domain."..."]` policy, sample
+//!   recipients) → the bounded Sieve view → Plan → trace headers → Maildir → one log line
+//!   and its metrics → one [`delivery::RcptOutcome`].
 //!   [`delivery::Services`] is what it shares. Two stages: the blocking one (Sieve, the
 //!   stores, what is queued) never waits on a peer; the async one after it sends what must
 //!   go now (redirects without a durable state store) and the postmaster notice and abuse

@@ -175,6 +175,7 @@ impl Config {
         ));
         warnings.extend(ownership::warnings(self));
         warnings.extend(web::warnings(self));
+        warnings.extend(quarantine::warnings(&self.quarantine));
         if !self.scanner.enabled {
             warnings.push("scanner.enabled = false: no message is scanned; every one is delivered with virustest 0 and \"X-Virus-Status: Not scanned\"".to_string());
         } else if self.server.max_message_size > self.scanner.max_scan_size {

@@ -117,20 +117,13 @@ impl RawQuarantine {
     }
 }
 
-/// `[quarantine] sample_recipients` checked: plain addresses at one of our `domains`, and a
-/// quarantine to hold their entries (without one, "never a Maildir delivery" would leave
-/// nowhere for the samples to go).
+/// `[quarantine] sample_recipients` checked: plain addresses at one of our `domains`.
+/// Without `enabled` their infected mail is discarded like everyone's ([`warnings`]).
 fn sample_recipients(
     q: &RawQuarantine,
     domains: &[String],
     problems: &mut Vec<String>,
 ) -> Vec<String> {
-    if !q.sample_recipients.is_empty() && !q.enabled {
-        problems.push(
-            "quarantine.sample_recipients: needs quarantine.enabled = true (their infected mail is kept there)"
-                .to_string(),
-        );
-    }
     let mut addresses: Vec<String> = Vec::new();
     for address in &q.sample_recipients {
         let lower = address.to_lowercase();
@@ -148,6 +141,14 @@ fn sample_recipients(
         }
     }
     addresses
+}
+
+/// Valid but probably not meant: sample mailboxes without a quarantine to hold their samples.
+pub(super) fn warnings(q: &QuarantineConfig) -> Vec<String> {
+    if q.enabled || q.sample_recipients.is_empty() {
+        return Vec::new();
+    }
+    vec!["quarantine.sample_recipients is set but quarantine.enabled = false: their infected mail is discarded like everyone's, no sample is kept".to_string()]
 }
 
 /// Defaults of the `[quarantine]` keys.

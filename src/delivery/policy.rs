@@ -82,7 +82,7 @@ fn domain_policy<'c>(config: &'c Config, rcpt: &Recipient) -> Option<&'c DomainP
 }
 
 /// Reads `verdict` for `rcpt` (no I/O; the log line and the metric for an ignored
-/// signature are the caller's, see [`record_ignored`]).
+/// signature are [`for_recipients`]'s).
 pub fn for_recipient(config: &Config, rcpt: &Recipient, verdict: &Verdict) -> RcptPolicy {
     let domain = domain_policy(config, rcpt);
     let ignored = verdict.virus_name().and_then(|name| {

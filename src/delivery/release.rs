@@ -22,9 +22,9 @@ pub struct Released {
     pub outcome: RcptOutcome,
 }
 
-/// `quarantine release ID [--rcpt ADDR]... [--force]`: rescans; clean → the full pipeline
-/// (Sieve included); still infected → refused, or with `force` stored into INBOX without
-/// Sieve. Release is per recipient: without `--rcpt`, every recipient still held; a
+/// `quarantine release ID [--rcpt ADDR]... [--force]`: rescans; clean (or a signature that
+/// `ignore_signatures` now ignores for every recipient chosen) → the full pipeline (Sieve
+/// included); still infected → refused, or with `force` stored into INBOX without Sieve. Release is per recipient: without `--rcpt`, every recipient still held; a
 /// recipient released before is refused (named by `--rcpt`) or skipped, so no one gets the
 /// message twice. Each recipient with a final outcome is recorded as released (when, by
 /// `user`); one that failed stays held for the next run.
@@ -51,8 +51,21 @@ pub async fn release(
             id: id.to_string(),
             message: e.to_string(),
         })?;
+    // A signature the chosen recipients' policy now ignores (the admin accepted the false
+    // positive after it was held) is as good as clean for them: the pipeline reads it the
+    // same way, so none of them is quarantined again.
+    let ignored_for_all = verdict.virus_name().is_some()
+        && (rcpts.iter()).all(|r| {
+            super::policy::for_recipient(&services.config, r, &verdict)
+                .ignored
+                .is_some()
+        });
     let route = match verdict {
         Verdict::Clean => Route::Sieve,
+        _ if ignored_for_all => {
+            tracing::info!(quarantine_id = %id, user, %verdict, "released: ignore_signatures makes it clean for every recipient chosen");
+            Route::Sieve
+        }
         _ if force => {
             tracing::warn!(quarantine_id = %id, user, %verdict, "forced release of a message that is not clean: INBOX without Sieve");
             Route::Inbox {

@@ -107,9 +107,11 @@ fn every_config_key_is_documented_in_the_example_and_exists() {
     let doc_keys = documented(&example());
     let sections: Vec<String> = doc_keys.keys().cloned().collect();
     let (top, types) = keys_of_the_types(&sections);
+    // A table of tables (`[domain."example.test"]`) is one top-level key.
+    let top_level = |s: &String| s.split('.').next().unwrap_or(s).to_string();
     assert_eq!(
         top,
-        sections.iter().cloned().collect::<BTreeSet<_>>(),
+        sections.iter().map(top_level).collect::<BTreeSet<_>>(),
         "the sections of the types vs the sections of config/sievegate.toml"
     );
     let mut problems = Vec::new();

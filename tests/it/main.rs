@@ -20,6 +20,7 @@ mod outbound;
 mod ownership;
 mod patches;
 mod pigeonhole;
+mod policy;
 mod postfix;
 mod postfix_backscatter;
 mod postfix_dovecot;

@@ -170,12 +170,19 @@ fn sample_recipients() {
     assert!(config.quarantine.is_sample_recipient("abuse@example.test"));
     assert!(config.quarantine.is_sample_recipient("ABUSE@example.test"));
     assert!(!config.quarantine.is_sample_recipient("abuse2@example.test"));
+    assert!(config.warnings().iter().all(|w| !w.contains("sample")));
+
+    let off = format!("{MINIMAL}[quarantine]\nsample_recipients = [\"abuse@example.test\"]\n");
+    let config = Config::from_toml(&off, path).expect("valid, with a warning");
+    assert!(
+        (config.warnings().iter())
+            .any(|w| w
+                .contains("quarantine.sample_recipients is set but quarantine.enabled = false")),
+        "{:?}",
+        config.warnings()
+    );
 
     let cases: &[(&str, &str)] = &[
-        (
-            "[quarantine]\nsample_recipients = [\"abuse@example.test\"]\n",
-            "quarantine.sample_recipients: needs quarantine.enabled = true",
-        ),
         (
             "[quarantine]\nenabled = true\ndir = \"q\"\nsample_recipients = [\"abuse\"]\n[state]\ndir = \"s\"\n",
             "\"abuse\" is not a plain address",
