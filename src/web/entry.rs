@@ -12,7 +12,8 @@
 //! enough from another site: the form carries a nonce, an HMAC of the action's token under
 //! its own domain ([`link::form_nonce`]), which only a page served by us contains; and a
 //! browser's `Sec-Fetch-Site` must be `same-origin` (or `none`), and its `Origin`, when
-//! sent, the origin of `[web] base_url`. Clients that send neither header (curl) pass on
+//! sent and not `null` (browsers send `null` under our `Referrer-Policy: no-referrer`),
+//! the origin of `[web] base_url`. Clients that send neither header (curl) pass on
 //! the nonce alone.
 
 use std::sync::Arc;
@@ -159,7 +160,7 @@ fn action_form(
     html! {
         form method="post" action=(token) {
             input type="hidden" name="nonce" value=(nonce);
-            button type="submit" class=(class) name="action" value=(action.as_str()) { (label) }
+            button type="submit" class=[(!class.is_empty()).then_some(class)] name="action" value=(action.as_str()) { (label) }
         }
     }
 }
@@ -255,8 +256,10 @@ fn cross_site(headers: &HeaderMap, base_url: Option<&str>) -> bool {
         let Ok(origin) = origin.to_str() else {
             return true;
         };
+        // `null`: what browsers send under `Referrer-Policy: no-referrer` (ours), so it
+        // tells nothing; `Sec-Fetch-Site` above and the nonce decide then.
         if origin == "null" {
-            return true;
+            return false;
         }
         if let Some(base) = base_url {
             if !origin.eq_ignore_ascii_case(origin_of(base)) {
@@ -365,7 +368,11 @@ mod tests {
             &with(&[("origin", "https://evil.example")]),
             base
         ));
-        assert!(cross_site(&with(&[("origin", "null")]), base));
+        assert!(!cross_site(&with(&[("origin", "null")]), base));
+        assert!(cross_site(
+            &with(&[("origin", "null"), ("sec-fetch-site", "cross-site")]),
+            base
+        ));
     }
 
     #[test]

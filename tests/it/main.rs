@@ -43,4 +43,6 @@ mod store;
 mod support;
 mod systemd;
 mod user_limit;
+mod web;
 mod web_admin;
+mod web_browser;

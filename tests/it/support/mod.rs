@@ -2,6 +2,7 @@
 #![allow(dead_code)] // each test module uses a different subset
 
 pub mod binary;
+pub mod browser;
 pub mod clamd;
 pub mod dovecot;
 pub mod env;
