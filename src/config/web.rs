@@ -369,4 +369,23 @@ maildir = "vmail/%d/%n/Maildir"
             assert!(check_base_url(bad).is_err(), "{bad}");
         }
     }
+
+    #[test]
+    fn admin_users_are_name_and_scheme_hash() {
+        let ok = admin_user("anna:{SHA512-CRYPT}$6$salt$hash").expect("valid");
+        assert_eq!(ok.name, "anna");
+        assert_eq!(ok.password, "{SHA512-CRYPT}$6$salt$hash");
+        assert!(!format!("{ok:?}").contains("$6$"), "no hash in Debug");
+        for bad in [
+            "anna",
+            ":{PLAIN}x",
+            "an na:{PLAIN}x",
+            "anna:secret",
+            "anna:{}x",
+            "anna:{PLAIN}",
+        ] {
+            let why = admin_user(bad).expect_err(bad);
+            assert!(!why.contains("secret"), "{why}");
+        }
+    }
 }
