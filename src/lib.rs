@@ -40,6 +40,9 @@
 //!   a signed link opens one entry for one recipient; release and delete (mail held by
 //!   policy) or a release request to the postmaster (infected mail), POST only, with CSRF
 //!   checks and security headers; [`web::router`] is the site the admin view extends.
+//!   [`web::admin`]: the admin view (`[web] admin_users`: list, filter, release, delete with
+//!   the CLI's code) and the sample mailboxes' raw downloads, behind a login whose signed
+//!   cookie ([`web::session`]) any host with the same secret accepts.
 //! - [`users`]: which recipients exist (`[mailbox] users_file`, Dovecot passwd-file), their `%h`.
 //! - [`scan`]: clamd client (FILDES on a unix socket, INSTREAM otherwise), its reply parser,
 //!   verdict → `virustest` value; [`scan::health`]: clamd up or down, from every scan and a

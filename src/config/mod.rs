@@ -49,7 +49,7 @@ pub use scanner::{OnScanFailure, RawScanner, ScannerConfig, SignatureGlobs};
 pub use server::{ListenAddr, RawServer, ServerConfig};
 pub use sieve::{MessageLimits, RawSieve, SieveConfig};
 pub use state::{Pooler, PostgresConfig, RawBackend, RawState, StateConfig};
-pub use web::{RawWeb, WebConfig};
+pub use web::{AdminUser, RawWeb, WebConfig};
 pub mod abuse;
 pub mod rdap;
 pub mod users_file;

@@ -26,6 +26,10 @@ pub struct RawWeb {
     /// How long a link works after it was made.
     #[serde(default = "defaults::link_ttl_days")]
     pub link_ttl_days: u64,
+    /// The admin view's users: `"name:{SCHEME}hash"` each (Dovecot's password schemes, as
+    /// `doveadm pw` prints them). Empty: no admin view.
+    #[serde(default)]
+    pub admin_users: Vec<String>,
 }
 
 impl Default for RawWeb {
@@ -35,6 +39,7 @@ impl Default for RawWeb {
             base_url: None,
             secret_file: None,
             link_ttl_days: defaults::link_ttl_days(),
+            admin_users: Vec::new(),
         }
     }
 }
@@ -51,6 +56,50 @@ pub struct WebConfig {
     pub secret_file: Option<PathBuf>,
     /// Lifetime of a link, 1 to 365 days.
     pub link_ttl: Duration,
+    /// `admin_users`: who may log in to the admin view; empty when there is none.
+    pub admin_users: Vec<AdminUser>,
+}
+
+/// One admin of the admin view: a name and a password hash checked at login.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminUser {
+    /// The login name (no `:`, no white space or control characters).
+    pub name: String,
+    /// `{SCHEME}hash`; kept out of `Debug` so no log line carries it.
+    pub password: String,
+}
+
+impl std::fmt::Debug for AdminUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminUser")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `"name:{SCHEME}hash"` → an admin, or why not (the hash is never repeated in the text).
+fn admin_user(entry: &str) -> Result<AdminUser, String> {
+    let Some((name, password)) = entry.split_once(':') else {
+        return Err("is not \"name:{SCHEME}hash\"".to_string());
+    };
+    if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "{name:?}: a name must be non-empty, without white space or control characters"
+        ));
+    }
+    let scheme_ok = password
+        .strip_prefix('{')
+        .and_then(|rest| rest.split_once('}'))
+        .is_some_and(|(scheme, hash)| !scheme.is_empty() && !hash.is_empty());
+    if !scheme_ok {
+        return Err(format!(
+            "{name:?}: the password must be a {{SCHEME}}hash as doveadm pw prints it"
+        ));
+    }
+    Ok(AdminUser {
+        name: name.to_string(),
+        password: password.to_string(),
+    })
 }
 
 impl WebConfig {
@@ -111,7 +160,18 @@ impl RawWeb {
                 self.link_ttl_days
             ));
         }
+        let mut admin_users: Vec<AdminUser> = Vec::new();
+        for (n, entry) in self.admin_users.iter().enumerate() {
+            match admin_user(entry) {
+                Ok(user) if admin_users.iter().any(|u| u.name == user.name) => problems.push(
+                    format!("web.admin_users[{n}]: {:?} is listed twice", user.name),
+                ),
+                Ok(user) => admin_users.push(user),
+                Err(why) => problems.push(format!("web.admin_users[{n}]: {why}")),
+            }
+        }
         let config = WebConfig {
+            admin_users,
             listen,
             base_url,
             secret_file,
@@ -307,6 +367,25 @@ maildir = "vmail/%d/%n/Maildir"
             "https://q.example/\r\nX: y",
         ] {
             assert!(check_base_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn admin_users_are_name_and_scheme_hash() {
+        let ok = admin_user("anna:{SHA512-CRYPT}$6$salt$hash").expect("valid");
+        assert_eq!(ok.name, "anna");
+        assert_eq!(ok.password, "{SHA512-CRYPT}$6$salt$hash");
+        assert!(!format!("{ok:?}").contains("$6$"), "no hash in Debug");
+        for bad in [
+            "anna",
+            ":{PLAIN}x",
+            "an na:{PLAIN}x",
+            "anna:secret",
+            "anna:{}x",
+            "anna:{PLAIN}",
+        ] {
+            let why = admin_user(bad).expect_err(bad);
+            assert!(!why.contains("secret"), "{why}");
         }
     }
 }

@@ -94,6 +94,12 @@ pub enum KeyError {
 }
 
 impl LinkKey {
+    /// The secret itself, for a signer of another purpose that derives its own key from it
+    /// (the admin view's session cookies, `web::session`).
+    pub fn secret(&self) -> &[u8] {
+        &self.bytes
+    }
+
     /// Reads the key file: its bytes as they are (a trailing newline included), at least
     /// [`MIN_KEY_LEN`] of them, in a regular file no one but its owner can access.
     pub fn load(path: &Path) -> Result<LinkKey, KeyError> {

@@ -19,9 +19,12 @@
 //! browser, and in text browsers.
 
 pub mod actions;
+pub mod admin;
 pub mod entry;
 pub mod layout;
 mod listen;
+pub mod login_limit;
+pub mod session;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,11 +76,13 @@ impl WebState {
 /// The whole site: every route, the shared layers, `state`. The admin view merges its own
 /// routes into this one router, so it gets the same headers and limits.
 pub fn router(state: Arc<WebState>) -> Router {
+    let admin = admin::router(admin::AdminSite::new(state.current.clone(), &state.key));
     Router::new()
         .route("/q/{token}", get(entry::show).post(entry::act))
         .route(layout::CSS_PATH, get(layout::css))
         .fallback(layout::not_found)
         .with_state(state)
+        .merge(admin)
         .layer(tower::limit::ConcurrencyLimitLayer::new(MAX_IN_FLIGHT))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,

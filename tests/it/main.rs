@@ -48,4 +48,5 @@ mod support;
 mod systemd;
 mod user_limit;
 mod web;
+mod web_admin;
 mod web_browser;
