@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 mod acl;
-mod domain;
 mod digest;
+mod domain;
 mod log;
 mod mailbox;
 pub mod managesieve;
@@ -39,8 +39,8 @@ fn octal_mode(text: &str) -> Option<u32> {
 #[cfg(test)]
 use acl::user_id;
 pub use acl::XforwardAcl;
-pub use domain::{DomainPolicy, RawDomain};
 pub use digest::{DigestConfig, RawDigest, Schedule};
+pub use domain::{DomainPolicy, RawDomain};
 pub use log::{LogConfig, LogFormat, RawLog};
 pub use mailbox::{MailboxConfig, RawMailbox, UnknownUsers};
 pub use notify::{NotifyConfig, RawNotify, Relay};
