@@ -80,6 +80,7 @@ pub struct RawConfig {
     /// `[domain."example.org"]`: per-domain AV policy.
     #[serde(default)]
     pub domain: std::collections::BTreeMap<String, RawDomain>,
+    #[serde(default)]
     pub web: RawWeb,
 }
 

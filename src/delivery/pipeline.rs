@@ -61,6 +61,15 @@ pub enum Route {
     /// The normal way: each recipient's Sieve chain, the virus policy, and the quarantine
     /// for infected mail.
     Sieve,
+    /// A release from the quarantine (`quarantine release`, the web page, the admin view)
+    /// of a message that is clean now: each recipient's Sieve chain as [`Route::Sieve`],
+    /// except that a `quarantine` action is dropped (with the implicit keep when nothing
+    /// else stores or redirects it): a person has just let the message out, and a global
+    /// rule that still matches must not put it back. Not a new incident: no notice, no report.
+    Released {
+        /// Who released it.
+        by: String,
+    },
     /// `quarantine release --force` of a message that is still infected: one copy into
     /// each recipient's INBOX, without Sieve, the virus policy or the quarantine. The admin
     /// (`released_by`) is named in every log line.
@@ -68,6 +77,25 @@ pub enum Route {
         /// Who forced the release.
         released_by: String,
     },
+}
+
+/// A released message's plan without its `quarantine` action ([`Route::Released`]); the
+/// implicit keep stands in when nothing else would store or redirect the message.
+fn drop_quarantine(mut plan: Plan, by: &str) -> Plan {
+    if !plan.quarantines() {
+        return plan;
+    }
+    plan.actions
+        .retain(|a| *a != crate::filter::Action::Quarantine);
+    plan.notes.push(format!(
+        "quarantine ignored: released from the quarantine by {by}"
+    ));
+    if !plan.stores() && plan.redirects().next().is_none() {
+        plan.actions.extend(Plan::implicit_keep().actions);
+        plan.notes
+            .push("implicit keep: nothing else stores the released message".to_string());
+    }
+    plan
 }
 
 /// Delivers `message` whose scan gave `verdict` (the front door after its scan, and
@@ -205,7 +233,9 @@ fn deliver_all(
     // The one scan read per recipient: its domain's ignore list and min_virustest, sample
     // recipients. A forced release is the admin's decision and reads nothing.
     let policies: Vec<RcptPolicy> = match route {
-        Route::Sieve => policy::for_recipients(config, &envelope.rcpts, verdict),
+        Route::Sieve | Route::Released { .. } => {
+            policy::for_recipients(config, &envelope.rcpts, verdict)
+        }
         Route::Inbox { .. } => (envelope.rcpts.iter())
             .map(|_| RcptPolicy::as_scanned(verdict))
             .collect(),
@@ -298,7 +328,7 @@ fn deliver_all(
         let plan = match route {
             // A sample mailbox never gets infected mail stored, whatever its scripts say:
             // they are not run; the entry made above holds its copy.
-            Route::Sieve if policy.sample => {
+            Route::Sieve | Route::Released { .. } if policy.sample => {
                 let mut plan = Plan::default();
                 plan.notes.push(
                     "sample recipient: infected mail is kept in the quarantine only, Sieve not run"
@@ -307,6 +337,10 @@ fn deliver_all(
                 plan
             }
             Route::Sieve => plan_for(&services.filter, &input, &parsed, default_folder.as_ref()),
+            Route::Released { by } => {
+                let plan = plan_for(&services.filter, &input, &parsed, default_folder.as_ref());
+                drop_quarantine(plan, by)
+            }
             Route::Inbox { released_by } => {
                 let mut plan = Plan::implicit_keep();
                 plan.notes.push(format!(

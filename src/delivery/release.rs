@@ -61,10 +61,14 @@ pub async fn release(
                 .is_some()
         });
     let route = match verdict {
-        Verdict::Clean => Route::Sieve,
+        Verdict::Clean => Route::Released {
+            by: user.to_string(),
+        },
         _ if ignored_for_all => {
             tracing::info!(quarantine_id = %id, user, %verdict, "released: ignore_signatures makes it clean for every recipient chosen");
-            Route::Sieve
+            Route::Released {
+                by: user.to_string(),
+            }
         }
         _ if force => {
             tracing::warn!(quarantine_id = %id, user, %verdict, "forced release of a message that is not clean: INBOX without Sieve");

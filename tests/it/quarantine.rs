@@ -563,6 +563,48 @@ fn a_global_sieve_script_quarantines_per_domain_and_a_personal_one_cannot() {
 }
 
 #[test]
+fn a_released_message_is_not_quarantined_again_by_the_rule_that_held_it() {
+    let clamd = Clamd::shared();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = dir.path().join("policy.sieve");
+    // A policy rule on clean mail: it still matches when the message is released.
+    std::fs::write(
+        &policy,
+        "require \"vnd.sievegate.quarantine\";\n\
+         if header :contains \"subject\" \"HOLD\" { quarantine; discard; stop; }\n",
+    )
+    .expect("write policy");
+    let mut options = quarantine_options(clamd);
+    options.before = Some(vec![policy.display().to_string()]);
+    let env = Env::new(options);
+    let server = Running::start(&env.config_path);
+    let out = send(
+        &server,
+        "sender@example.org",
+        &["alice@example.test"],
+        &clean_message("HOLD this one"),
+    );
+    assert!(out.contains("250 2.0.0 <alice@example.test>"), "{out}");
+    let logs = server.wait_for_log("actions=");
+    assert_eq!(env.total_messages(), 0, "{logs}");
+    let entries = list(&env.config_path, &[]);
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let id = entries[0]["id"].as_str().expect("id").to_string();
+
+    // Released (clean: no --force): through alice's chain, whose `quarantine` is dropped and
+    // the implicit keep stands in; no second entry.
+    let stdout = ok(&cli(&env.config_path, &["release", &id]));
+    assert!(stdout.contains("alice@example.test: "), "{stdout}");
+    assert_eq!(env.messages("alice", "").len(), 1, "{stdout}");
+    let entries = list(&env.config_path, &[]);
+    assert_eq!(entries.len(), 1, "no new entry: {entries:?}");
+    // A second release is refused and delivers nothing.
+    let again = cli(&env.config_path, &["release", &id]);
+    assert!(!again.status.success() || String::from_utf8_lossy(&again.stdout).contains("already"));
+    assert_eq!(env.messages("alice", "").len(), 1);
+}
+
+#[test]
 fn the_server_purges_entries_past_retention_at_startup() {
     use sievegate::state::{SqliteState, StateStore};
     use std::time::{Duration, SystemTime};
