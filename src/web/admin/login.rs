@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{AppendHeaders, IntoResponse, Response};
 
-use super::{field, form_fields, page, sample, see_other, AdminSite, ClientIp};
+use super::{field, form_fields, page, sample, see_other, verify, AdminSite, ClientIp};
 use crate::delivery::Services;
 use crate::web::login_limit::Attempt;
 use crate::web::session::{cookie_value, Role, Sessions};
@@ -210,24 +210,4 @@ async fn check_admin(services: &Services, name: &str, password: String) -> bool 
         },
     };
     verify(stored, password, name).await && known
-}
-
-/// Checks `password` against a `{SCHEME}hash` off the async workers (the slow schemes take
-/// tens of milliseconds on purpose); a hash that cannot be checked is logged and refused.
-pub async fn verify(stored: String, password: String, name: &str) -> bool {
-    let checked = tokio::task::spawn_blocking(move || {
-        crate::auth::password::verify(&stored, password.as_bytes())
-    })
-    .await;
-    match checked {
-        Ok(Ok(ok)) => ok,
-        Ok(Err(e)) => {
-            tracing::error!(name = ?name, error = %e, "web login: the stored password cannot be checked");
-            false
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "web login: the password check failed");
-            false
-        }
-    }
 }

@@ -204,3 +204,23 @@ fn see_other(location: &str) -> Response {
     )
         .into_response()
 }
+
+/// Checks `password` against a `{SCHEME}hash` off the async workers (the slow schemes take
+/// tens of milliseconds on purpose); a hash that cannot be checked is logged and refused.
+pub async fn verify(stored: String, password: String, name: &str) -> bool {
+    let checked = tokio::task::spawn_blocking(move || {
+        crate::auth::password::verify(&stored, password.as_bytes())
+    })
+    .await;
+    match checked {
+        Ok(Ok(ok)) => ok,
+        Ok(Err(e)) => {
+            tracing::error!(name = ?name, error = %e, "web login: the stored password cannot be checked");
+            false
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "web login: the password check failed");
+            false
+        }
+    }
+}

@@ -29,7 +29,7 @@ pub async fn check_login(services: &Services, address: &str, password: String) -
     let Some(stored) = users_file_password(services, address) else {
         return false;
     };
-    super::login::verify(stored, password, address).await
+    super::verify(stored, password, address).await
 }
 
 /// The password field of `address` in `[mailbox] users_file`, if it has one.
