@@ -117,7 +117,13 @@ fn every_config_key_is_documented_in_the_example_and_exists() {
     let mut problems = Vec::new();
     for (section, keys) in &types {
         let doc = &doc_keys[section];
-        for missing in keys.difference(doc) {
+        // A nested table ([quarantine.digest]) documents its key of the parent's type.
+        let tables: BTreeSet<String> = keys
+            .iter()
+            .filter(|k| sections.contains(&format!("{section}.{k}")))
+            .cloned()
+            .collect();
+        for missing in keys.difference(doc).filter(|k| !tables.contains(*k)) {
             problems.push(format!(
                 "[{section}] {missing}: a key of the types, not documented"
             ));
