@@ -17,17 +17,17 @@ pub fn sieve(action: SieveAction) -> ExitCode {
     use sievegate::filter::{tools, ScriptSettings};
     match action {
         SieveAction::Check { config, files } => {
-            let settings = match config {
+            let (settings, prefix) = match config {
                 Some(path) => match Config::load(&path) {
-                    Ok(config) => config.sieve.scripts,
+                    Ok(config) => (config.sieve.scripts, config.mailbox.namespace_prefix),
                     Err(e) => {
                         eprintln!("{e}");
                         return ExitCode::FAILURE;
                     }
                 },
-                None => ScriptSettings::default(),
+                None => (ScriptSettings::default(), String::new()),
             };
-            let problems = tools::check_files(&files, &settings);
+            let problems = tools::check_files(&files, &settings, &prefix);
             for problem in &problems {
                 eprintln!("{problem}");
             }

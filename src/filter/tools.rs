@@ -10,9 +10,15 @@ use std::path::{Path, PathBuf};
 use super::cache::{compile_bytes, ScriptProblem};
 use super::{compiler_for, ScriptSettings};
 
-/// Compiles each file with the configured limits; the problems, in argument order.
-pub fn check_files(paths: &[PathBuf], settings: &ScriptSettings) -> Vec<ScriptProblem> {
-    let compiler = compiler_for(settings);
+/// Compiles each file with the configured limits, and each constant `fileinto` folder
+/// checked under `namespace_prefix` (`[mailbox] namespace_prefix`); the problems, in
+/// argument order.
+pub fn check_files(
+    paths: &[PathBuf],
+    settings: &ScriptSettings,
+    namespace_prefix: &str,
+) -> Vec<ScriptProblem> {
+    let compiler = checking_compiler(settings, namespace_prefix);
     let mut problems = Vec::new();
     for path in paths {
         if let Err(problem) = check_file(path, settings, &compiler) {
@@ -57,11 +63,12 @@ fn check_file(
 
 /// Compiles script text as delivery would (same compiler, same limits): for ManageSieve's
 /// PUTSCRIPT and CHECKSCRIPT, so a script delivery would skip is refused at upload. `name`
-/// is what a problem names.
+/// is what a problem names; `namespace_prefix` as in [`check_files`].
 pub fn check_bytes(
     name: &Path,
     bytes: &[u8],
     settings: &ScriptSettings,
+    namespace_prefix: &str,
 ) -> Result<(), ScriptProblem> {
     if bytes.len() as u64 > settings.max_script_size {
         return Err(ScriptProblem::Unreadable {
@@ -69,8 +76,26 @@ pub fn check_bytes(
             message: format!("script larger than {} bytes", settings.max_script_size),
         });
     }
-    let script = compile_bytes(name, bytes, &compiler_for(settings))?;
+    let script = compile_bytes(name, bytes, &checking_compiler(settings, namespace_prefix))?;
     unsupported_require(name, bytes, script)
+}
+
+/// Delivery's compiler, plus a check of every constant `fileinto` folder: a name the
+/// Maildir++ store refuses under the namespace prefix (with `INBOX.`, `fileinto "Sub"`)
+/// would be stored in INBOX instead at delivery, so a check refuses it at its line. Delivery
+/// itself does not check: a script already installed keeps running.
+fn checking_compiler(settings: &ScriptSettings, namespace_prefix: &str) -> sieve::Compiler {
+    let prefix = namespace_prefix.to_string();
+    compiler_for(settings).with_mailbox_check(std::sync::Arc::new(move |name: &str| {
+        crate::mail::maildir::check_folder_name(name, &prefix)
+            .map(|_| ())
+            .map_err(|e| match e {
+                crate::mail::maildir::FolderError::OutsideNamespace => {
+                    format!("outside the namespace prefix {prefix:?} ([mailbox] namespace_prefix)")
+                }
+                other => other.to_string(),
+            })
+    }))
 }
 
 /// sieve-rs compiles a `require` of an extension it does not know (`vnd.dovecot.debug`)
@@ -142,8 +167,8 @@ mod tests {
         std::fs::write(&bad, "keep;\nif true {\n").expect("write");
         std::fs::write(&redirect, "keep;\nredirect \"a@b.example\";\n").expect("write");
         let settings = ScriptSettings::default();
-        assert!(check_files(std::slice::from_ref(&good), &settings).is_empty());
-        let problems = check_files(&[good.clone(), bad.clone()], &settings);
+        assert!(check_files(std::slice::from_ref(&good), &settings, "").is_empty());
+        let problems = check_files(&[good.clone(), bad.clone()], &settings, "");
         assert_eq!(problems.len(), 1);
         assert!(
             problems[0]
@@ -152,12 +177,12 @@ mod tests {
             "{}",
             problems[0]
         );
-        assert!(check_files(std::slice::from_ref(&redirect), &settings).is_empty());
+        assert!(check_files(std::slice::from_ref(&redirect), &settings, "").is_empty());
         let disabled = ScriptSettings {
             disabled_extensions: vec!["redirect".into()],
             ..ScriptSettings::default()
         };
-        let problems = check_files(std::slice::from_ref(&redirect), &disabled);
+        let problems = check_files(std::slice::from_ref(&redirect), &disabled, "");
         assert_eq!(problems.len(), 1);
         let text = problems[0].to_string();
         assert!(
@@ -168,19 +193,29 @@ mod tests {
             max_script_size: 4,
             ..ScriptSettings::default()
         };
-        assert_eq!(check_files(std::slice::from_ref(&good), &small).len(), 1);
+        assert_eq!(
+            check_files(std::slice::from_ref(&good), &small, "").len(),
+            1
+        );
     }
 
     #[test]
     fn unknown_extensions_are_refused_for_upload() {
         let settings = ScriptSettings::default();
         let name = Path::new("rules");
-        assert!(check_bytes(name, b"require \"fileinto\";\nfileinto \"X\";\n", &settings).is_ok());
-        assert!(check_bytes(name, b"keep;\n", &settings).is_ok());
+        assert!(check_bytes(
+            name,
+            b"require \"fileinto\";\nfileinto \"X\";\n",
+            &settings,
+            ""
+        )
+        .is_ok());
+        assert!(check_bytes(name, b"keep;\n", &settings, "").is_ok());
         let problem = check_bytes(
             name,
             b"# mine\nrequire [\"fileinto\", \"vnd.dovecot.debug\"];\nkeep;\n",
             &settings,
+            "",
         )
         .expect_err("refused");
         assert!(
@@ -189,5 +224,41 @@ mod tests {
                 .starts_with("rules:2:1: extension \"vnd.dovecot.debug\""),
             "{problem}"
         );
+    }
+
+    /// `[mailbox] namespace_prefix`: a constant folder the store would refuse is refused at
+    /// its line; with the empty prefix (Dovecot's default) `INBOX.Sub` is a folder of its own.
+    #[test]
+    fn a_folder_outside_the_namespace_is_refused_with_its_line() {
+        let settings = ScriptSettings::default();
+        let name = Path::new("rules");
+        let script = b"require [\"fileinto\", \"variables\"];\nset \"f\" \"Sub\";\nfileinto \"INBOX.Sub\";\nfileinto \"${f}\";\nif true {\n  fileinto \"Sub\";\n}\n";
+        assert!(check_bytes(name, script, &settings, "").is_ok());
+        let problem = check_bytes(name, script, &settings, "INBOX.").expect_err("Sub is refused");
+        let text = problem.to_string();
+        assert!(
+            text.starts_with("rules:6:")
+                && text.contains("\"Sub\"")
+                && text.contains("outside the namespace prefix \"INBOX.\""),
+            "{text}"
+        );
+        // Names the store refuses whatever the prefix: each at its own line.
+        let table: &[(&str, &str)] = &[
+            ("../../etc", "starts with '.'"),
+            ("a/b", "'/'"),
+            ("a..b", "empty"),
+            ("", "empty"),
+        ];
+        for (folder, why) in table {
+            let script = format!("require \"fileinto\";\nkeep;\nfileinto \"{folder}\";\n");
+            let problem = check_bytes(name, script.as_bytes(), &settings, "").expect_err(folder);
+            let text = problem.to_string();
+            assert!(
+                text.starts_with("rules:3:") && text.contains(why),
+                "{folder}: {text}"
+            );
+        }
+        let files = [std::path::PathBuf::from("/nonexistent/x.sieve")];
+        assert_eq!(check_files(&files, &settings, "INBOX.").len(), 1);
     }
 }

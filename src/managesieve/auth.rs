@@ -1,5 +1,6 @@
-//! Who may log in: the small interface the session needs ([`Authenticate`]), SASL PLAIN's
-//! message (RFC 4616), and the mapping of a login to the user whose scripts it edits.
+//! Who may log in: the small interface the session needs ([`Authenticate`]), and the mapping
+//! of a login to the user whose scripts it edits. SASL PLAIN's message (RFC 4616) is decoded
+//! by [`crate::auth::plain`], the one decoder every login goes through.
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -33,34 +34,9 @@ pub trait Authenticate: Send + Sync {
     fn authenticate<'a>(
         &'a self,
         authcid: &'a str,
-        password: &'a str,
+        password: &'a [u8],
         peer: Option<IpAddr>,
     ) -> AuthFuture<'a>;
-}
-
-/// The parts of a SASL PLAIN message (RFC 4616 §2): `authzid NUL authcid NUL passwd`.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Plain {
-    pub authzid: String,
-    pub authcid: String,
-    pub password: String,
-}
-
-/// Decodes a base64 PLAIN response; `None` when it is not one.
-pub fn decode_plain(b64: &[u8]) -> Option<Plain> {
-    use base64::Engine as _;
-    let raw = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
-    let mut parts = raw.split(|b| *b == 0);
-    let (authzid, authcid, password) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() || authcid.is_empty() {
-        return None;
-    }
-    let text = |b: &[u8]| String::from_utf8(b.to_vec()).ok();
-    Some(Plain {
-        authzid: text(authzid)?,
-        authcid: text(authcid)?,
-        password: text(password)?,
-    })
 }
 
 /// The recipient a login edits the scripts of: `user@domain` as given, or a bare name at
@@ -79,23 +55,6 @@ pub fn login_recipient(login: &str, domains: &[String]) -> Option<Recipient> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn plain_messages() {
-        use base64::Engine as _;
-        let enc = |s: &[u8]| base64::engine::general_purpose::STANDARD.encode(s);
-        assert_eq!(
-            decode_plain(enc(b"\0alice\0secret").as_bytes()),
-            Some(Plain {
-                authzid: String::new(),
-                authcid: "alice".into(),
-                password: "secret".into()
-            })
-        );
-        assert_eq!(decode_plain(enc(b"alice\0secret").as_bytes()), None);
-        assert_eq!(decode_plain(enc(b"\0\0secret").as_bytes()), None);
-        assert_eq!(decode_plain(b"!!"), None);
-    }
 
     #[test]
     fn logins() {

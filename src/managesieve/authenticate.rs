@@ -1,11 +1,12 @@
 //! AUTHENTICATE (RFC 5804 §2.1) with SASL PLAIN, the initial response inline or after an
 //! empty challenge; then the user's script directory is found the way delivery finds it.
 
-use super::auth::{decode_plain, login_recipient, AuthFailure};
+use super::auth::{login_recipient, AuthFailure};
 use super::dir::ScriptDir;
 use super::parse::Arg;
 use super::reply::{Code, Response};
 use super::session::{End, Login, Session};
+use crate::auth::plain::{self, PlainError};
 
 impl Session {
     pub(super) async fn authenticate(&mut self, args: Vec<Arg>) -> std::io::Result<Option<End>> {
@@ -47,25 +48,34 @@ impl Session {
             Response::no("Authentication cancelled").write_to(&mut self.out);
             return Ok(None);
         }
-        let Some(plain) = decode_plain(&response) else {
-            Response::no("Malformed PLAIN response").write_to(&mut self.out);
-            return Ok(None);
+        // The decoder every login shares: the authzid must be empty or the user itself (any
+        // case), names and password bounded.
+        let decoded = std::str::from_utf8(&response)
+            .map_err(|_| PlainError::Base64)
+            .and_then(plain::decode_base64);
+        let credentials = match decoded {
+            Ok(credentials) => credentials,
+            Err(PlainError::Authzid) => {
+                Response::no("Authorization as another user is not supported")
+                    .write_to(&mut self.out);
+                return Ok(None);
+            }
+            Err(e) => {
+                Response::no(&format!("Malformed PLAIN response: {e}")).write_to(&mut self.out);
+                return Ok(None);
+            }
         };
-        if !plain.authzid.is_empty() && plain.authzid != plain.authcid {
-            Response::no("Authorization as another user is not supported").write_to(&mut self.out);
-            return Ok(None);
-        }
         let peer_ip = self.peer.map(|p| p.ip());
         let shared = std::sync::Arc::clone(&self.shared);
         let result = shared
             .auth
-            .authenticate(&plain.authcid, &plain.password, peer_ip)
+            .authenticate(&credentials.user, &credentials.password, peer_ip)
             .await;
         let user = match result {
             Ok(user) => user,
             Err(failure) => {
                 // The name the client gave, never the password.
-                tracing::info!(peer = ?self.peer, user = %plain.authcid, %failure, "managesieve: login failed");
+                tracing::info!(peer = ?self.peer, user = %credentials.user, %failure, "managesieve: login failed");
                 let response = match failure {
                     AuthFailure::Rejected => Response::no("Authentication failed"),
                     AuthFailure::RateLimited => {

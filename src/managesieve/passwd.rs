@@ -11,13 +11,13 @@ impl Authenticate for Authenticator {
     fn authenticate<'a>(
         &'a self,
         authcid: &'a str,
-        password: &'a str,
+        password: &'a [u8],
         peer: Option<IpAddr>,
     ) -> AuthFuture<'a> {
         Box::pin(async move {
             let credentials = Credentials {
                 user: authcid.to_string(),
-                password: password.as_bytes().to_vec(),
+                password: password.to_vec(),
             };
             // The session asks only over TLS or on a loopback/unix listener the admin
             // allowed: both count as secured for Dovecot's disable_plaintext_auth.

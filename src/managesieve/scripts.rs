@@ -100,8 +100,13 @@ impl Session {
     /// Compiles as delivery would; the compiler's message with its line on failure.
     fn compile(&self, name: &str, content: &[u8]) -> Result<(), Response> {
         let services = self.services();
-        crate::filter::tools::check_bytes(Path::new(name), content, &services.config.sieve.scripts)
-            .map_err(|problem| Response::no(&problem.to_string()))
+        crate::filter::tools::check_bytes(
+            Path::new(name),
+            content,
+            &services.config.sieve.scripts,
+            &services.config.mailbox.namespace_prefix,
+        )
+        .map_err(|problem| Response::no(&problem.to_string()))
     }
 
     pub(super) async fn havespace(&mut self, args: &[Arg]) -> Response {

@@ -221,6 +221,74 @@ fn as_user_each_problem_comes_with_its_fix_and_a_usable_config_is_ok() {
     );
 }
 
+/// The STARTTLS certificate and key and the link key are read by the same code `serve`
+/// reads them with: a pair rustls refuses, a key open to others or too short is a problem
+/// (serve would not start); files the service user cannot read come with their fix.
+#[test]
+fn the_starttls_pair_and_the_link_key_are_read_as_serve_reads_them() {
+    let user = Account::user("sgtls");
+    let s = Setup::new("");
+    let r = &s.root;
+    let (cert, key, secret) = (r.join("cert.pem"), r.join("key.pem"), r.join("link.key"));
+    std::fs::write(&cert, "not a certificate\n").expect("cert");
+    std::fs::write(&key, "not a key\n").expect("key");
+    std::fs::write(&secret, "short\n").expect("secret");
+    chmod(&secret, 0o644);
+    let mut config = std::fs::read_to_string(&s.config).expect("config");
+    config.push_str(&format!(
+        "[sieve]\npersonal_dir = \"{r}/sieve/%d/%n\"\npersonal = \"{r}/sieve/%d/%n.sieve\"\n\
+         [managesieve]\nlisten = [\"127.0.0.1:4190\"]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n\
+         [web]\nsecret_file = \"{}\"\n",
+        cert.display(),
+        key.display(),
+        secret.display(),
+        r = r.display()
+    ));
+    std::fs::write(&s.config, config).expect("config");
+
+    let out = s.check(&[]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    for want in [
+        format!("managesieve.tls_cert/tls_key: {}: ", cert.display()),
+        "sievegate would not start".to_string(),
+        format!(
+            "web.secret_file: {}: the link key is accessible by group or others (mode 0644); chmod 600 it",
+            secret.display()
+        ),
+    ] {
+        assert!(stderr.contains(&want), "want {want:?} in:\n{stderr}");
+    }
+    chmod(&secret, 0o600);
+    let (_, stderr) = text(&s.check(&[]));
+    assert!(
+        stderr.contains("the link key has 6 bytes, at least"),
+        "{stderr}"
+    );
+
+    // Real files: ok as root. As the service user they are root's 0600: each with its fix.
+    let pki = crate::support::tls::make(&r.join("pki"));
+    std::fs::copy(&pki.cert, &cert).expect("cert");
+    std::fs::copy(&pki.key, &key).expect("key");
+    chmod(&key, 0o600);
+    std::fs::write(&secret, "0123456789abcdef0123456789abcdef\n").expect("secret");
+    let out = s.check(&[]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    let out = s.check(&["--as-user", &user.name]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    let u = &user.name;
+    for (k, f) in [("managesieve.tls_key", &key), ("web.secret_file", &secret)] {
+        let want = format!(
+            "{k}: {f}: user {u} cannot read {f} (root:root 0600)",
+            f = f.display()
+        );
+        assert!(stderr.contains(&want), "want {want:?} in:\n{stderr}");
+    }
+    assert!(!stderr.contains("managesieve.tls_cert:"), "{stderr}");
+}
+
 #[test]
 fn as_user_needs_an_existing_user_and_root_alone_never_fails_for_a_missing_one() {
     let s = Setup::new("");

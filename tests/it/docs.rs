@@ -200,6 +200,7 @@ fn the_example_passes_check_config_with_every_commented_key_turned_on() {
     let config_dir = root.path().join("config");
     std::fs::create_dir_all(&config_dir).expect("config dir");
     std::os::unix::fs::symlink(repo().join("sieve"), root.path().join("sieve")).expect("symlink");
+    key_files(&value, root.path());
 
     let (ok, err) = check_config(&config_dir, &text);
     assert!(
@@ -688,6 +689,35 @@ fn rooted(key: &str, value: &mut toml::Value, root: &Path) {
     }
 }
 
+/// The key files a configuration names, with contents `check-config` accepts (it loads them
+/// as `serve` does): ManageSieve's STARTTLS certificate and key (a test PKI made under
+/// `root`), the link key (32 bytes, mode 0600).
+fn key_files(config: &toml::Value, root: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let get = |section: &str, key: &str| {
+        config
+            .get(section)
+            .and_then(|s| s.get(key))
+            .and_then(|v| v.as_str())
+            .map(PathBuf::from)
+    };
+    if let (Some(cert), Some(key)) = (
+        get("managesieve", "tls_cert"),
+        get("managesieve", "tls_key"),
+    ) {
+        let pki = crate::support::tls::make(&root.join("test-pki"));
+        for (from, to) in [(&pki.cert, &cert), (&pki.key, &key)] {
+            std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
+            std::fs::copy(from, to).expect("copy a PEM file");
+        }
+    }
+    if let Some(secret) = get("web", "secret_file") {
+        std::fs::create_dir_all(secret.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&secret, "0123456789abcdef0123456789abcdef\n").expect("link key");
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+}
+
 /// The least a configuration has: a listener, clamd, the domains and the Maildir root.
 const MINIMAL: &str = r#"
 [server]
@@ -725,6 +755,7 @@ fn every_toml_block_of_the_book_passes_check_config() {
             }
             let mut value = toml::Value::Table(config);
             rooted("", &mut value, root.path());
+            key_files(&value, root.path());
             let text = toml::to_string(&value).expect("serialise");
             let (ok, err) = check_config(root.path(), &text);
             if !ok {

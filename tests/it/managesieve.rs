@@ -4,7 +4,7 @@
 //! tricks, command floods, slow clients, plaintext logins, concurrent writers).
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -32,6 +32,11 @@ struct Setup {
 /// A server with `[managesieve]` on 127.0.0.1 (plaintext allowed) and 0.0.0.0 (TLS only),
 /// alice's password stored as `doveadm pw` writes SHA512-CRYPT.
 fn setup(extra: &[&str]) -> Setup {
+    setup_with_mailbox(extra, &[])
+}
+
+/// [`setup`] with lines added to `[mailbox]`.
+fn setup_with_mailbox(extra: &[&str], mailbox: &[&str]) -> Setup {
     let hash = Command::new("doveadm")
         .args(["pw", "-s", "SHA512-CRYPT", "-p", PASSWORD])
         .output()
@@ -46,12 +51,19 @@ fn setup(extra: &[&str]) -> Setup {
         hash.trim()
     ));
     options.sieve_extra = vec!["personal_dir = \"mail/%d/%n/sieve\"".into()];
+    options.mailbox_extra = mailbox.iter().map(|l| l.to_string()).collect();
+    // An `extra` line `listen = [...]` replaces the two default listeners (it must keep
+    // one loopback and one wildcard listener, which the tests use).
+    let listen = extra
+        .iter()
+        .find(|l| l.starts_with("listen"))
+        .map_or("listen = [\"127.0.0.1:0\", \"0.0.0.0:0\"]", |l| l);
     let mut section = format!(
-        "[managesieve]\nlisten = [\"127.0.0.1:0\", \"0.0.0.0:0\"]\ntls_cert = \"{}\"\ntls_key = \"{}\"\nallow_plaintext_auth = true\n",
+        "[managesieve]\n{listen}\ntls_cert = \"{}\"\ntls_key = \"{}\"\nallow_plaintext_auth = true\n",
         pki.cert.display(),
         pki.key.display()
     );
-    for line in extra {
+    for line in extra.iter().filter(|l| !l.starts_with("listen")) {
         section.push_str(line);
         section.push('\n');
     }
@@ -103,28 +115,50 @@ impl Setup {
     }
 }
 
-/// A line-oriented raw client.
+/// A line-oriented raw client (TCP or a unix socket).
 struct Client {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
+    reader: BufReader<Box<dyn Read + Send>>,
+    writer: Box<dyn Write + Send>,
 }
 
 impl Client {
     fn connect(addr: SocketAddr) -> Client {
+        let mut client = Client::tcp_unchecked(addr);
+        client.greeted();
+        client
+    }
+
+    /// Connected, the greeting not read yet.
+    fn tcp_unchecked(addr: SocketAddr) -> Client {
         let stream = tcp(addr);
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
             .expect("timeout");
+        Client {
+            reader: BufReader::new(Box::new(stream.try_clone().expect("clone"))),
+            writer: Box::new(stream),
+        }
+    }
+
+    fn unix(path: &Path) -> Client {
+        let stream = std::os::unix::net::UnixStream::connect(path).expect("connect unix");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
         let mut client = Client {
-            reader: BufReader::new(stream.try_clone().expect("clone")),
-            writer: stream,
+            reader: BufReader::new(Box::new(stream.try_clone().expect("clone"))),
+            writer: Box::new(stream),
         };
-        let greeting = client.response();
+        client.greeted();
+        client
+    }
+
+    fn greeted(&mut self) {
+        let greeting = self.response();
         assert!(
             greeting.ends_with("OK \"sievegate ManageSieve ready\"\r\n"),
             "{greeting}"
         );
-        client
     }
 
     fn send(&mut self, bytes: &[u8]) {
@@ -429,6 +463,41 @@ fn scripts_are_checked_like_delivery_and_quotas_hold() {
     assert_eq!(tree(&dir), vec!["tmp", "two.sieve", "uno.sieve"]);
 }
 
+/// `[mailbox] namespace_prefix = "INBOX."` (Courier style): a constant `fileinto` outside
+/// the prefix would be stored in INBOX at delivery, so PUTSCRIPT and CHECKSCRIPT refuse it
+/// with its line; inside the prefix it is accepted and files into `.Sub`.
+#[test]
+fn folders_are_checked_under_the_namespace_prefix() {
+    let s = setup_with_mailbox(&[], &["namespace_prefix = \"INBOX.\""]);
+    let mut c = Client::connect(s.local);
+    assert!(c.login("bob@example.test", "bobpw").starts_with("OK"));
+    let outside = "require \"fileinto\";\r\n# sort\r\nfileinto \"Sub\";\r\n";
+    let r = c.put("outside", outside);
+    assert!(
+        r.starts_with("NO \"outside:3:")
+            && r.contains("Sub")
+            && r.contains("outside the namespace prefix"),
+        "{r}"
+    );
+    let r = c.command(format!("CHECKSCRIPT {{{}+}}\r\n{outside}\r\n", outside.len()).as_bytes());
+    assert!(r.starts_with("NO") && r.contains(":3:"), "{r}");
+    assert!(!s.sieve_dir("bob").join("outside.sieve").exists());
+    let inside = "require [\"fileinto\", \"mailbox\"];\r\nfileinto :create \"INBOX.Sub\";\r\n";
+    assert!(c.put("inside", inside).starts_with("OK"));
+    assert!(c.command(b"SETACTIVE \"inside\"\r\n").starts_with("OK"));
+    let got = converse(
+        tcp(s.server.addr),
+        &transaction(&["bob@example.test"], &clean_message("sorted")),
+    );
+    assert!(got.contains("250 2.0.0"), "{got}");
+    assert_eq!(
+        s.env.messages("bob", ".Sub").len(),
+        1,
+        "{}",
+        s.server.logs()
+    );
+}
+
 #[test]
 fn hostile_literals_names_and_floods() {
     let s = setup(&["max_commands = 1000"]);
@@ -486,6 +555,43 @@ fn hostile_literals_names_and_floods() {
         after_flood < before + 16 * 1024,
         "VmRSS {before} kB -> {after_flood} kB"
     );
+}
+
+/// A unix listener (a webmail on the same host): plaintext logins allowed there, the socket
+/// counted against `max_connections` like TCP; over the limit a client gets BYE at once,
+/// and a freed slot serves the next.
+#[test]
+fn a_unix_listener_and_the_connection_limit() {
+    let s = setup(&[
+        "listen = [\"127.0.0.1:0\", \"0.0.0.0:0\", \"unix:ms.sock\"]",
+        "max_connections = 1",
+    ]);
+    let sock = s.env.config_path.parent().expect("dir").join("ms.sock");
+    let mut c = Client::unix(&sock);
+    assert!(
+        c.login("bob@example.test", "bobpw").starts_with("OK"),
+        "{}",
+        s.server.logs()
+    );
+    assert!(c.put("via-unix", "keep;\r\n").starts_with("OK"));
+    assert!(s.sieve_dir("bob").join("via-unix.sieve").is_file());
+    let mut refused = Client::tcp_unchecked(s.local);
+    let r = refused.response();
+    assert_eq!(r, "BYE \"Too many connections; try later\"\r\n");
+    assert!(refused.closed());
+    assert!(c.command(b"LOGOUT\r\n").starts_with("OK"));
+    drop(c);
+    // The slot is given back when the session ends.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut next = Client::tcp_unchecked(s.local);
+        let r = next.response();
+        if r.ends_with("OK \"sievegate ManageSieve ready\"\r\n") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no slot freed: {r}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]

@@ -17,9 +17,14 @@ use crate::support::env::{Env, Options};
 struct OnePassword;
 
 impl Authenticate for OnePassword {
-    fn authenticate<'a>(&'a self, user: &'a str, pw: &'a str, _: Option<IpAddr>) -> AuthFuture<'a> {
+    fn authenticate<'a>(
+        &'a self,
+        user: &'a str,
+        pw: &'a [u8],
+        _: Option<IpAddr>,
+    ) -> AuthFuture<'a> {
         Box::pin(async move {
-            if user == "bob@example.test" && pw == "pw" {
+            if user == "bob@example.test" && pw == b"pw" {
                 Ok(user.to_string())
             } else {
                 Err(AuthFailure::Rejected)
@@ -80,6 +85,35 @@ NO (ACTIVE) \"The active script cannot be deleted\"\r\n\
 OK (TAG \"t\") \"Done\"\r\n\
 OK \"Setactive completed\"\r\n\
 OK \"Deletescript completed\"\r\n\
+OK \"Logout completed\"\r\n";
+    assert!(whole.ends_with(tail), "{whole}");
+    for cut in 0..input.len() {
+        assert_eq!(run(&env, input, cut).await, whole, "cut at {cut}");
+    }
+}
+
+/// Logins go through the decoder every login shares (`auth::plain`): an authzid naming
+/// another user is refused, the user's own in another case is the user, a response that is
+/// no base64 is malformed (not a failed login); UNAUTHENTICATE returns to the start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authzid_malformed_responses_and_unauthenticate() {
+    use base64::Engine as _;
+    let env = env();
+    let enc = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let input = format!(
+        "AUTHENTICATE \"PLAIN\" \"{}\"\r\nAUTHENTICATE \"PLAIN\" \"!!\"\r\nAUTHENTICATE \"PLAIN\" \"{}\"\r\nLISTSCRIPTS\r\nUNAUTHENTICATE\r\nLISTSCRIPTS\r\nUNAUTHENTICATE\r\nLOGOUT\r\n",
+        enc("alice@example.test\0bob@example.test\0pw"),
+        enc("BOB@example.test\0bob@example.test\0pw"),
+    );
+    let input = input.as_bytes();
+    let whole = run(&env, input, input.len()).await;
+    let tail = "NO \"Authorization as another user is not supported\"\r\n\
+NO \"Malformed PLAIN response: the response is not base64\"\r\n\
+OK \"Authenticate completed\"\r\n\
+OK \"Listscripts completed\"\r\n\
+OK \"Unauthenticate completed\"\r\n\
+NO \"Authenticate first\"\r\n\
+NO \"Not authenticated\"\r\n\
 OK \"Logout completed\"\r\n";
     assert!(whole.ends_with(tail), "{whole}");
     for cut in 0..input.len() {

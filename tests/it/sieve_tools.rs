@@ -108,6 +108,36 @@ fn check_honours_disabled_extensions() {
         .success());
 }
 
+/// `sieve check -c` checks each constant `fileinto` folder under `[mailbox]
+/// namespace_prefix`, as ManageSieve's PUTSCRIPT does: with `INBOX.`, `Sub` is in no
+/// namespace (delivery would store into INBOX), so it is an error at its line.
+#[test]
+fn check_follows_the_namespace_prefix() {
+    let mut options = Options::new(FakeClamd::start(Mode::Close).addr());
+    options.mailbox_extra = vec!["namespace_prefix = \"INBOX.\"".to_string()];
+    let env = Env::new(options);
+    let script = env.dir.path().join("sort.sieve");
+    std::fs::write(
+        &script,
+        "require \"fileinto\";\nfileinto \"INBOX.Lists\";\nfileinto \"Lists\";\n",
+    )
+    .expect("write");
+    let config = env.config_path.to_str().unwrap();
+    let out = run(&["sieve", "check", "-c", config, script.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with(&format!("{}:3:", script.display()))
+            && stderr
+                .contains("Invalid folder name \"Lists\": outside the namespace prefix \"INBOX.\""),
+        "{stderr}"
+    );
+    // Dovecot's default prefix (no config): both are folders of their own.
+    assert!(run(&["sieve", "check", script.to_str().unwrap()])
+        .status
+        .success());
+}
+
 /// An environment for `sieve test`: no before script (so a personal script runs for
 /// infected mail too and the never-bounce rule has something to suppress), the corpus's
 /// `global/` as `global_dir`, the user's `sieve/` directory as `personal_dir`.

@@ -641,15 +641,15 @@ fn a_sample_mailbox_downloads_the_raw_message_and_nothing_else() {
     assert_eq!(http(addr, "GET", "/admin", &as_admin, None).status, 303);
 }
 
-/// Where the docs' screenshot is written when `SIEVEGATE_SCREENSHOTS` is set (to anything).
+/// Where the docs' screenshot is written when `SIEVEGATE_SCREENSHOT` is set (to anything).
 fn screenshot_path() -> Option<std::path::PathBuf> {
-    std::env::var_os("SIEVEGATE_SCREENSHOTS")
+    std::env::var_os("SIEVEGATE_SCREENSHOT")
         .map(|_| crate::support::env::repo().join("docs/src/images/quarantine-admin.png"))
 }
 
 #[test]
 fn in_a_browser_the_admin_lists_and_filters_1000_entries_in_under_a_second_and_releases_one() {
-    use crate::support::webdriver::Browser;
+    use crate::support::browser::Browser;
     let env = web_env(Clamd::shared());
     let q = open_quarantine(&env);
     // 1,000 entries through the library, as the server would have stored them: ten
@@ -682,64 +682,76 @@ fn in_a_browser_the_admin_lists_and_filters_1000_entries_in_under_a_second_and_r
     let server = Running::start(&env.config_path);
     let addr = web_addr(&server);
     let base = format!("http://{addr}");
-    let browser = Browser::start();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let browser = Browser::start().await;
+        let c = &browser.client;
 
-    // Log in through the form.
-    browser.goto(&format!("{base}/admin"));
-    assert!(browser.url().ends_with("/admin/login"), "{}", browser.url());
-    browser.type_into("input[name=name]", "anna");
-    browser.type_into("input[name=password]", ADMIN_PASSWORD);
-    browser.click_to_navigate("form.login button");
-    assert!(
-        browser.url().ends_with("/admin"),
-        "{}: {}",
-        browser.url(),
-        browser.source()
-    );
-    assert!(
-        browser.text("p.count").starts_with("1000 entries"),
-        "{}",
-        browser.text("p.count")
-    );
-    browser.goto(&format!("{base}/admin"));
-    let unfiltered = browser.load_ms();
-    if let Some(path) = screenshot_path() {
-        std::fs::write(path, browser.screenshot()).expect("write screenshot");
-    }
+        // Log in through the form.
+        c.goto(&format!("{base}/admin")).await.expect("goto");
+        let url = browser.url().await;
+        assert!(url.ends_with("/admin/login"), "{url}");
+        browser.type_into("input[name=name]", "anna").await;
+        browser
+            .type_into("input[name=password]", ADMIN_PASSWORD)
+            .await;
+        browser.click_to_navigate("form.login button").await;
+        let url = browser.url().await;
+        assert!(
+            url.ends_with("/admin"),
+            "{url}: {}",
+            c.source().await.unwrap_or_default()
+        );
+        let count = browser.text("p.count").await;
+        assert!(count.starts_with("1000 entries"), "{count}");
+        c.goto(&format!("{base}/admin")).await.expect("goto");
+        let unfiltered = browser.load_ms().await;
+        if let Some(path) = screenshot_path() {
+            std::fs::write(path, c.screenshot().await.expect("screenshot"))
+                .expect("write screenshot");
+        }
 
-    // Filter by recipient and signature, through the form.
-    browser.type_into("input[name=rcpt]", "bob@example.test");
-    browser.type_into("input[name=virus]", "emotet");
-    browser.click_to_navigate("form.filters button");
-    let filtered = browser.load_ms();
-    let count = browser.text("p.count");
-    // bob: n % 3 == 1; Emotet: n % 3 == 2: none; bob with phishing instead.
-    assert!(count.starts_with("0 entries"), "{count}");
-    browser.goto(&format!(
-        "{base}/admin?rcpt=bob%40example.test&virus=phishing"
-    ));
-    let count = browser.text("p.count");
-    assert!(count.starts_with("333 entries"), "{count}");
-    let by_rcpt = browser.load_ms();
-    println!("list of 1000: {unfiltered:.0} ms; filtered: {filtered:.0} ms and {by_rcpt:.0} ms");
-    for ms in [unfiltered, filtered, by_rcpt] {
-        assert!(ms < 1000.0, "the list page took {ms} ms");
-    }
+        // Filter by recipient and signature, through the form.
+        browser
+            .type_into("input[name=rcpt]", "bob@example.test")
+            .await;
+        browser.type_into("input[name=virus]", "emotet").await;
+        browser.click_to_navigate("form.filters button").await;
+        let filtered = browser.load_ms().await;
+        let count = browser.text("p.count").await;
+        // bob: n % 3 == 1; Emotet: n % 3 == 2: none; bob with phishing instead.
+        assert!(count.starts_with("0 entries"), "{count}");
+        c.goto(&format!(
+            "{base}/admin?rcpt=bob%40example.test&virus=phishing"
+        ))
+        .await
+        .expect("goto");
+        let count = browser.text("p.count").await;
+        assert!(count.starts_with("333 entries"), "{count}");
+        let by_rcpt = browser.load_ms().await;
+        println!(
+            "list of 1000: {unfiltered:.0} ms; filtered: {filtered:.0} ms and {by_rcpt:.0} ms"
+        );
+        for ms in [unfiltered, filtered, by_rcpt] {
+            assert!(ms < 1000.0, "the list page took {ms} ms");
+        }
 
-    // Open the newest of them and release it: rescanned clean, into bob's INBOX.
-    browser.click_to_navigate("table.entries tbody tr a");
-    assert!(
-        browser.url().contains("/admin/entry/e0001"),
-        "{}",
-        browser.url()
-    );
-    browser.click_to_navigate("form.release button");
-    let shown = browser.source();
-    assert!(shown.contains("bob@example.test: stored INBOX"), "{shown}");
-    let stored = env.messages("bob", "");
-    assert_eq!(stored.len(), 1);
-    assert!(stored[0]
-        .1
-        .ends_with(&clean_message("Invoice 0001 overdue")));
-    assert_eq!(q.get("e0001").expect("entry").releases[0].by, "admin:anna");
+        // Open the newest of them and release it: rescanned clean, into bob's INBOX.
+        browser.click_to_navigate("table.entries tbody tr a").await;
+        let url = browser.url().await;
+        assert!(url.contains("/admin/entry/e0001"), "{url}");
+        browser.click_to_navigate("form.release button").await;
+        let shown = c.source().await.expect("source");
+        assert!(shown.contains("bob@example.test: stored INBOX"), "{shown}");
+        let stored = env.messages("bob", "");
+        assert_eq!(stored.len(), 1);
+        assert!(stored[0]
+            .1
+            .ends_with(&clean_message("Invoice 0001 overdue")));
+        assert_eq!(q.get("e0001").expect("entry").releases[0].by, "admin:anna");
+        browser.quit().await;
+    });
 }

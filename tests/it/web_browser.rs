@@ -73,13 +73,8 @@ fn a_browser_opens_a_link_and_releases_the_mail() {
         );
 
         // Release: the page says so and the mail is in the Maildir, once.
-        let button = c
-            .find(Locator::Css("button[value='release']"))
-            .await
-            .expect("the release button");
-        button.click().await.expect("click");
-        let h1 = c.find(Locator::Css("h1")).await.expect("h1");
-        assert_eq!(h1.text().await.expect("text"), "Released");
+        browser.click_to_navigate("button[value='release']").await;
+        assert_eq!(browser.text("h1").await, "Released");
         let page = c.source().await.expect("source");
         assert!(
             page.contains("released to you"),

@@ -54,10 +54,16 @@ pub struct Compiler {
     pub(crate) no_capability_check: bool,
     // sievegate patch (PATCHES.md #10): extensions a `require` may not name.
     pub(crate) disabled_capabilities: AHashSet<Capability>,
+    // sievegate patch (PATCHES.md #21): checks each constant `fileinto` folder name.
+    pub(crate) mailbox_check: Option<MailboxCheck>,
 
     // Functions
     pub(crate) functions: AHashMap<String, (u32, u32)>,
 }
+
+/// sievegate patch (PATCHES.md #21): a check of a constant mailbox name at compile time;
+/// `Err` holds why the name is refused.
+pub type MailboxCheck = std::sync::Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
 
 pub type Function = for<'x> fn(&'x Context<'x>, Vec<Variable>) -> Variable;
 

@@ -117,6 +117,31 @@ fn a_disabled_extension_fails_to_compile() {
     assert!(compiler.compile(b"keep;\r\n").is_ok());
 }
 
+// sievegate patch (PATCHES.md #21): a constant `fileinto` folder the check refuses fails
+// the compile at the name's line; a name with a variable in it is left to run time.
+#[test]
+fn a_constant_folder_name_is_checked_at_compile_time() {
+    let check: crate::MailboxCheck = std::sync::Arc::new(|name: &str| {
+        if name.starts_with("INBOX.") {
+            Ok(())
+        } else {
+            Err("outside the namespace".to_string())
+        }
+    });
+    let compiler = Compiler::new().with_mailbox_check(check);
+    let script = b"require [\"fileinto\", \"variables\"];\r\nset \"f\" \"Sub\";\r\nfileinto \"INBOX.Sub\";\r\nfileinto \"${f}\";\r\nif true {\r\n  fileinto :copy \"Sub\";\r\n}\r\n";
+    let err = compiler.compile(script).expect_err("Sub is refused");
+    assert_eq!(err.line_num(), 6, "{err}");
+    assert!(matches!(
+        err.error_type(),
+        ErrorType::InvalidMailbox { name, reason }
+            if name == "Sub" && reason == "outside the namespace"
+    ));
+    assert!(err.to_string().starts_with("Invalid folder name \"Sub\": outside the namespace"));
+    // Without the check (upstream's behaviour) the same script compiles.
+    assert!(Compiler::new().compile(script).is_ok());
+}
+
 // sievegate patch (PATCHES.md #11): an unknown command is reported on its own line.
 #[test]
 fn an_unknown_command_is_reported_where_it_is() {

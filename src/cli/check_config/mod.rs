@@ -66,6 +66,7 @@ pub fn check_config(request: Request) -> ExitCode {
         report.add(&who, check, outcome);
     }
     report.spool_dir(&who, &services.config);
+    report.files(&services.config);
     report.socket_group(&who, &services.config);
     if let Some(table) = &table {
         report.bare_names(table, &services.config.mailbox.domains);
@@ -231,6 +232,26 @@ impl Report {
             Outcome::Failed { error } => {
                 self.other
                     .push(format!("{}: {}: {error}", check.key, path.display()))
+            }
+        }
+    }
+
+    /// The files whose contents serve reads at start (and on SIGHUP): the STARTTLS
+    /// certificate and key must form a pair rustls accepts, the link key must be long enough
+    /// and closed to others. Read as they are loaded, by the same code; whether the service
+    /// user may read them is the probes' part.
+    fn files(&mut self, config: &sievegate::config::Config) {
+        if let (true, Some((cert, key))) = (config.managesieve.enabled(), &config.managesieve.tls) {
+            if let Err(e) = sievegate::managesieve::tls::load(cert, key) {
+                self.other.push(format!(
+                    "managesieve.tls_cert/tls_key: {}: {}: sievegate would not start",
+                    e.path, e.message
+                ));
+            }
+        }
+        if let Some(secret) = &config.web.secret_file {
+            if let Err(e) = sievegate::quarantine::link::LinkKey::load(secret) {
+                self.other.push(format!("web.secret_file: {e}"));
             }
         }
     }

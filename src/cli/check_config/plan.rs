@@ -164,6 +164,15 @@ pub fn checks(config: &Config, who: &Identity, table: Option<&UserTable>) -> Vec
     if spool.threshold < config.server.max_message_size && !made_by_unit(unit, &spool.dir) {
         add("server.spool_dir", &spool.dir, Need::Write, None);
     }
+    // Read at start and on SIGHUP by the service user; their contents are checked by
+    // `Report::files`.
+    if let (true, Some((cert, key))) = (config.managesieve.enabled(), &config.managesieve.tls) {
+        add("managesieve.tls_cert", cert, Need::Read, None);
+        add("managesieve.tls_key", key, Need::Read, None);
+    }
+    if let Some(secret) = &config.web.secret_file {
+        add("web.secret_file", secret, Need::Read, None);
+    }
     // With PostgreSQL the messages are in the database: the directory is not used.
     if config.quarantine.enabled
         && config.state.postgres.is_none()

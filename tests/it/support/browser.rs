@@ -5,7 +5,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, ClientBuilder};
+use fantoccini::{Client, ClientBuilder, Locator};
 
 use super::smtp_sink::free_port;
 
@@ -71,6 +71,82 @@ impl Browser {
             _profile: profile,
             client,
         }
+    }
+
+    /// Clicks the element `css` (a submit button or a link) and waits until the new page
+    /// has loaded: the click may return before the navigation starts, and an element of
+    /// the old page found meanwhile would be stale.
+    pub async fn click_to_navigate(&self, css: &str) {
+        let c = &self.client;
+        c.execute("window.__sievegate_old_page = true; return null;", vec![])
+            .await
+            .expect("mark the page");
+        c.find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("click {css}: {e}"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            // Between two pages a script may find no document: not done yet.
+            let done = c
+                .execute(
+                    "return window.__sievegate_old_page === undefined && document.readyState === 'complete';",
+                    vec![],
+                )
+                .await
+                .ok();
+            if done == Some(serde_json::Value::Bool(true)) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no new page after clicking {css}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Replaces the text of the input `css` by `text`.
+    pub async fn type_into(&self, css: &str, text: &str) {
+        let el = self
+            .client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"));
+        el.clear().await.expect("clear");
+        el.send_keys(text).await.expect("type");
+    }
+
+    /// The visible text of the element `css`.
+    pub async fn text(&self, css: &str) -> String {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+            .text()
+            .await
+            .expect("text")
+    }
+
+    /// The current address.
+    pub async fn url(&self) -> String {
+        self.client.current_url().await.expect("url").to_string()
+    }
+
+    /// The last navigation's time from its start to the end of the load event, in
+    /// milliseconds, as the browser measured it (Navigation Timing).
+    pub async fn load_ms(&self) -> f64 {
+        self.client
+            .execute(
+                "const n = performance.getEntriesByType('navigation')[0]; return n.loadEventEnd - n.startTime;",
+                vec![],
+            )
+            .await
+            .expect("navigation timing")
+            .as_f64()
+            .expect("a number")
     }
 
     /// Ends the session (chromium exits) and chromedriver.

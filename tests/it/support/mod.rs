@@ -16,7 +16,6 @@ pub mod rdap;
 pub mod smtp_sink;
 pub mod tarpit;
 pub mod tls;
-pub mod webdriver;
 
 use std::path::PathBuf;
 

@@ -68,6 +68,8 @@ pub enum ErrorType {
     MissingTag(Cow<'static, str>),
     // sievegate patch (PATCHES.md #10)
     CapabilityDisabled(Capability),
+    // sievegate patch (PATCHES.md #21): the folder name and why the check refused it.
+    InvalidMailbox { name: String, reason: String },
 }
 
 impl Default for Compiler {
@@ -332,6 +334,7 @@ impl Compiler {
             functions: AHashMap::new(),
             no_capability_check: false,
             disabled_capabilities: AHashSet::new(),
+            mailbox_check: None,
         }
     }
 
@@ -439,6 +442,15 @@ impl Compiler {
     /// to compile with [`ErrorType::CapabilityDisabled`].
     pub fn with_disabled_capability(mut self, capability: impl Into<Capability>) -> Self {
         self.disabled_capabilities.insert(capability.into());
+        self
+    }
+
+    /// sievegate patch (PATCHES.md #21): every `fileinto` whose folder is a constant string
+    /// (no variable in it) passes its name to `check`; a refusal fails the compile with
+    /// [`ErrorType::InvalidMailbox`] at the name's position, as Pigeonhole checks a literal
+    /// mailbox name when it compiles the script.
+    pub fn with_mailbox_check(mut self, check: crate::MailboxCheck) -> Self {
+        self.mailbox_check = Some(check);
         self
     }
 
@@ -572,6 +584,10 @@ impl Display for CompileError {
             // sievegate patch (PATCHES.md #10)
             ErrorType::CapabilityDisabled(value) => {
                 write!(f, "Extension '{value}' is disabled on this server")
+            }
+            // sievegate patch (PATCHES.md #21)
+            ErrorType::InvalidMailbox { name, reason } => {
+                write!(f, "Invalid folder name {name:?}: {reason}")
             }
         }?;
 

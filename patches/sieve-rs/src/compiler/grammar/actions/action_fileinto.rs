@@ -5,7 +5,7 @@
  */
 
 use crate::compiler::{
-    CompileError, Value,
+    CompileError, ErrorType, Value,
     grammar::{
         Capability,
         instruction::{CompilerState, Instruction},
@@ -89,7 +89,24 @@ impl CompilerState<'_> {
                     special_use = self.parse_string()?.into();
                 }
                 _ => {
+                    // sievegate patch (PATCHES.md #21): a constant name is checked here,
+                    // where its position is known.
+                    let (line_num, line_pos) = (token_info.line_num, token_info.line_pos);
                     folder = self.parse_string_token(token_info)?;
+                    if let (Some(check), Value::Text(name)) =
+                        (&self.compiler.mailbox_check, &folder)
+                    {
+                        if let Err(reason) = check(name) {
+                            return Err(CompileError {
+                                line_num,
+                                line_pos,
+                                error_type: ErrorType::InvalidMailbox {
+                                    name: name.to_string(),
+                                    reason,
+                                },
+                            });
+                        }
+                    }
                     break;
                 }
             }
