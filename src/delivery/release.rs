@@ -5,13 +5,56 @@
 //! released, when and by whom (see [`release`]).
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::delivery::{self, Client, Envelope, RcptOutcome, Route, Services};
 use crate::mail::address::Recipient;
 use crate::quarantine::admin::{release_choice, terminal, AdminError};
 use crate::quarantine::{Quarantine, QuarantineError};
 use crate::scan::Verdict;
+use crate::state::StateStore;
+
+/// How long a recipient's release claim lasts when its holder neither finishes nor gives
+/// it back (a crash): far longer than a rescan and a delivery take.
+pub const RELEASE_LEASE: Duration = Duration::from_secs(600);
+
+/// One recipient's release in progress, held in the state store (so on every host
+/// sharing it); given back when dropped, however the release ended.
+pub struct ReleaseClaim {
+    key: String,
+    state: Arc<dyn StateStore>,
+}
+
+impl Drop for ReleaseClaim {
+    fn drop(&mut self) {
+        if let Err(error) = self.state.cache_put(&self.key, "1", SystemTime::now()) {
+            tracing::warn!(%error, key = %self.key, "cannot give back a release claim; it ends with its lease");
+        }
+    }
+}
+
+/// Claims each of `rcpts` of entry `id` for this release (or the web page's delete), or
+/// none: one that another process holds is [`AdminError::InProgress`].
+pub fn claim(q: &Quarantine, id: &str, rcpts: &[String]) -> Result<Vec<ReleaseClaim>, AdminError> {
+    let now = SystemTime::now();
+    let until = now.checked_add(RELEASE_LEASE).unwrap_or(now);
+    let mut held = Vec::with_capacity(rcpts.len());
+    for rcpt in rcpts {
+        let key = format!("quarantine-release:{id}:{}", rcpt.to_ascii_lowercase());
+        let state = Arc::clone(q.state());
+        if !state
+            .remember_once(&key, until, now)
+            .map_err(QuarantineError::from)?
+        {
+            return Err(AdminError::InProgress(format!(
+                "{} of {id} is being released right now (by another host, the web page or another run): nothing done, try again in a moment",
+                terminal(rcpt)
+            )));
+        }
+        held.push(ReleaseClaim { key, state });
+    }
+    Ok(held)
+}
 
 /// What `release` did for one recipient.
 #[derive(Debug)]
@@ -39,6 +82,12 @@ pub async fn release(
     force: bool,
     user: &str,
 ) -> Result<Vec<Released>, AdminError> {
+    let entry = q.get(id)?;
+    let first = release_choice(&entry, only)?;
+    // Two processes releasing one recipient at once (two hosts, the web page and the CLI)
+    // would both deliver: each recipient is claimed in the state store first, and the
+    // choice is made again from the entry as it is once the claims are held.
+    let _claims = claim(q, id, &first)?;
     let entry = q.get(id)?;
     let chosen = release_choice(&entry, only)?;
     let rcpts = release_recipients(services, &chosen)?;

@@ -190,6 +190,11 @@ impl Outbox {
         Outbox::with_options(config, state, OutboxOptions::from_config(config))
     }
 
+    /// The state store the outbox queues into (shared by every host that shares it).
+    pub fn state(&self) -> &Arc<dyn StateStore> {
+        &self.inner.state
+    }
+
     /// [`Outbox::new`] with another schedule or other deadlines.
     pub fn with_options(
         config: &Config,

@@ -54,6 +54,10 @@ pub enum AdminError {
     /// a release delivers each recipient once.
     #[error("{0}")]
     AlreadyReleased(String),
+    /// Another process (another host, the web page, a second CLI run) is releasing one of
+    /// the recipients right now; nothing was done.
+    #[error("{0}")]
+    InProgress(String),
 }
 
 /// `[quarantine]` of `config`, indexed in `state` (the store of `[state] dir`), as a

@@ -314,6 +314,16 @@ impl Quarantine {
         Ok(purged)
     }
 
+    /// Whether this process takes the retention pass due at `now`: one process at a time
+    /// across every host sharing the state store (the turn is a [`StateStore::remember_once`]
+    /// key good for [`PURGE_TURN`]), so hosts do not all select and delete the same old
+    /// entries each hour. `serve` asks before its hourly purge and sweep; an admin's
+    /// `quarantine purge` never asks (it always runs).
+    pub fn take_purge_turn(&self, now: SystemTime) -> Result<bool, QuarantineError> {
+        let until = now.checked_add(PURGE_TURN).unwrap_or(now);
+        Ok(self.state.remember_once(PURGE_TURN_KEY, until, now)?)
+    }
+
     /// Makes the directory and the index agree: removes files older than `grace` at `now`
     /// that no index entry owns (`<id>.eml` left by a crash between the file and the index,
     /// `.<id>.tmp` left by a crash during the write) and index entries older than `grace`
@@ -388,6 +398,14 @@ impl Quarantine {
         Ok(swept)
     }
 }
+
+/// How long one process's turn at the hourly retention pass lasts
+/// ([`Quarantine::take_purge_turn`]): a little less than the hour between passes, so the
+/// next pass (on any host) finds it free; a host that died with the turn holds it no longer.
+pub const PURGE_TURN: Duration = Duration::from_secs(50 * 60);
+
+/// The state store key of the retention pass's turn.
+const PURGE_TURN_KEY: &str = "maintenance:quarantine-purge";
 
 /// How old an unindexed file or a fileless index entry must be before
 /// [`Quarantine::sweep`] removes it: far longer than any store takes between its file and

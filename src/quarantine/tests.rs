@@ -207,3 +207,24 @@ fn store_never_replaces_the_file_of_another_entry() {
     assert!(state.quarantine_get("same").expect("get").is_none());
     assert_eq!(files(dir.path()), ["same.eml"], "no temporary file left");
 }
+
+/// Hosts sharing a store take turns at the hourly retention pass: the first to ask takes
+/// it, the others skip it until the turn ends (the claim's atomicity across hosts is
+/// `state::shared_tests`'s, on every store).
+#[test]
+fn one_host_takes_each_hours_purge_turn() {
+    let state: Arc<dyn StateStore> = Arc::new(MemoryState::default());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = Quarantine::new(dir.path().join("a"), Arc::clone(&state));
+    let b = Quarantine::new(dir.path().join("b"), Arc::clone(&state));
+    let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    assert!(a.take_purge_turn(now).expect("turn"));
+    assert!(!b.take_purge_turn(now).expect("turn"));
+    assert!(!a
+        .take_purge_turn(now + Duration::from_secs(60))
+        .expect("turn"));
+    // The next hour's pass, on whichever host comes first.
+    let next = now + Duration::from_secs(3600);
+    assert!(b.take_purge_turn(next).expect("turn"));
+    assert!(!a.take_purge_turn(next).expect("turn"));
+}

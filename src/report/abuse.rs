@@ -155,7 +155,7 @@ pub enum Limit {
     Network,
     /// Per abuse contact (`contact_interval_secs`).
     Contact,
-    /// For all reports of this process (`global_interval_secs`).
+    /// For all reports, of every host sharing the state store (`global_interval_secs`).
     Global,
 }
 
@@ -170,6 +170,10 @@ impl Limit {
         }
     }
 }
+
+/// The state store key of the global limit: set until the next report may go, by the
+/// process (on any host) that sent the last one.
+const GLOBAL_KEY: &str = "abuse-global";
 
 /// Sends abuse reports; cheap to clone (shared inside).
 #[derive(Clone)]
@@ -188,8 +192,8 @@ struct Inner {
     /// Reports being worked on (`max_lookups_in_flight`): each holds a permit, so at most
     /// that many blocking threads ever run reports or RDAP lookups.
     in_flight: Arc<Semaphore>,
-    /// When the last report went out (the global limit, kept in this process's memory so
-    /// it can be checked before any per-key slot is taken).
+    /// When this process's last report went out: the global limit's first look, without
+    /// a store call (the store's key covers the other hosts).
     last_report: std::sync::Mutex<Option<SystemTime>>,
 }
 
@@ -376,10 +380,21 @@ impl AbuseReporter {
         // flood from one address stops at its own limit and never takes its network's or
         // contact's slot. Each incident held back is counted at exactly one key; a report
         // carries those of its address, network and contact.
+        //
+        // The global limit holds across hosts sharing the state store: this process's own
+        // last report is looked at first (no store call), then the store's, which is taken
+        // once the narrower limits allowed the report. Two hosts passing the look at the
+        // same instant race for the take; the loser's incident is held back, already
+        // counted at its address, network and contact (their next report says so).
         let mut last = inner.last_report.lock().unwrap_or_else(|e| e.into_inner());
         if last.is_some_and(|t| now.duration_since(t).unwrap_or_default() < config.global_interval)
         {
             return ReportOutcome::Suppressed(ip, Limit::Global);
+        }
+        match inner.state.cache_get(GLOBAL_KEY, now) {
+            Ok(Some(_)) => return ReportOutcome::Suppressed(ip, Limit::Global),
+            Ok(None) => {}
+            Err(e) => return ReportOutcome::Failed(format!("rate limit: {e}")),
         }
         let limits = [
             (Limit::Address, format!("abuse:{ip}"), config.min_interval),
@@ -401,6 +416,12 @@ impl AbuseReporter {
                 Ok(RateDecision::Suppress) => return ReportOutcome::Suppressed(ip, limit),
                 Err(e) => return ReportOutcome::Failed(format!("rate limit: {e}")),
             }
+        }
+        let until = now.checked_add(config.global_interval).unwrap_or(now);
+        match inner.state.remember_once(GLOBAL_KEY, until, now) {
+            Ok(true) => {}
+            Ok(false) => return ReportOutcome::Suppressed(ip, Limit::Global),
+            Err(e) => return ReportOutcome::Failed(format!("rate limit: {e}")),
         }
         *last = Some(now);
         drop(last);

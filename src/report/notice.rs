@@ -246,7 +246,7 @@ impl Notifier {
     /// is logged.
     pub fn infected(&self, message: &InfectedMessage) {
         let now = Instant::now();
-        let (expired, send) = {
+        let (expired, mut send) = {
             let mut collector = self.lock();
             let expired = collector.roll(now, self.window);
             collector.started.get_or_insert(now);
@@ -254,15 +254,15 @@ impl Notifier {
                 collector.sent += 1;
                 (expired, true)
             } else {
-                if collector.held.len() < MAX_DIGEST_ENTRIES {
-                    collector.held.push(self.digest_entry(message));
-                } else {
-                    collector.uncounted += 1;
-                }
-                collector.first_held.get_or_insert(message.received_at);
+                self.hold(&mut collector, message);
                 (expired, false)
             }
         };
+        // This process's budget allowed it; the hosts sharing the state store share one.
+        if send && !self.shared_slot() {
+            self.hold(&mut self.lock(), message);
+            send = false;
+        }
         if let Some(digest) = expired {
             self.send_digest(digest);
         }
@@ -276,6 +276,49 @@ impl Notifier {
         } else {
             tracing::info!(id = %message.id, max_per_minute = self.max_per_minute, "postmaster notice held for this minute's digest");
         }
+    }
+
+    /// Puts `message` in this window's digest.
+    fn hold(&self, collector: &mut Collector, message: &InfectedMessage) {
+        if collector.held.len() < MAX_DIGEST_ENTRIES {
+            collector.held.push(self.digest_entry(message));
+        } else {
+            collector.uncounted += 1;
+        }
+        collector.first_held.get_or_insert(message.received_at);
+    }
+
+    /// One of the `max_per_minute` notices of the current window, counted across every
+    /// host sharing the state store (with one host, what the collector already allows): the
+    /// window is the clock's, aligned on multiples of its length so hosts agree, and its
+    /// slots are `remember_once` keys that expire with it. A store that cannot answer does
+    /// not hold a notice back (this process's own limit still applies).
+    fn shared_slot(&self) -> bool {
+        let now = SystemTime::now();
+        let window_ms = self.window.as_millis().max(1);
+        let since = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis();
+        let index = since / window_ms;
+        let left = window_ms - since % window_ms;
+        let until = now
+            .checked_add(Duration::from_millis(
+                u64::try_from(left).unwrap_or(u64::MAX),
+            ))
+            .unwrap_or(now);
+        let state = self.outbox.state();
+        for slot in 0..self.max_per_minute {
+            match state.remember_once(&format!("notice-slot:{index}:{slot}"), until, now) {
+                Ok(true) => return true,
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "postmaster notice: the shared rate limit cannot be read; this host's own applies");
+                    return true;
+                }
+            }
+        }
+        false
     }
 
     /// Sends the digest of a window that has ended. [`Notifier::run`] calls it; exposed for

@@ -365,3 +365,29 @@ fn incident_from_the_pipeline_envelope() {
     assert_eq!(incident.client.addr, "203.0.113.7".parse().ok());
     assert!(Incident::new(&envelope, true, &Verdict::Clean, message, now).is_none());
 }
+
+/// Two hosts sharing one state store send one report per global interval between them,
+/// not one each (issue 16: limits must not multiply by the number of hosts).
+#[test]
+fn the_global_limit_holds_across_hosts_sharing_the_store() {
+    let extra = "overrides = { \"203.0.113.0/24\" = \"abuse@example.net\", \"192.0.2.0/24\" = \"other@example.org\" }";
+    let state = Arc::new(MemoryState::default());
+    let sink = Arc::new(Recorder::default());
+    let a = AbuseReporter::new(&config(extra), state.clone(), sink.clone()).expect("reporter");
+    let b = AbuseReporter::new(&config(extra), state.clone(), sink.clone()).expect("reporter");
+    assert!(matches!(
+        a.report_blocking(&incident("203.0.113.7", 0)),
+        ReportOutcome::Submitted { .. }
+    ));
+    // Another source and desk, on the other host, within the minute.
+    assert_eq!(
+        b.report_blocking(&incident("192.0.2.7", 30)),
+        ReportOutcome::Suppressed("192.0.2.7".parse().unwrap(), Limit::Global)
+    );
+    // After it, either host.
+    assert!(matches!(
+        b.report_blocking(&incident("192.0.2.7", 61)),
+        ReportOutcome::Submitted { incidents: 1, .. }
+    ));
+    assert_eq!(sink.sent.lock().unwrap().len(), 2);
+}

@@ -277,6 +277,7 @@ async fn release_one(services: &Arc<Services>, shown: &Shown) -> Result<Done, Re
             at: SystemTime::now(),
         }),
         Err(AdminError::Quarantine(QuarantineError::NotFound(_))) => Err(Refused::NotFound),
+        Err(AdminError::InProgress(_)) => Err(Refused::Unavailable),
         Err(e) => {
             tracing::error!(quarantine_id = %id, to = %rcpt, error = %e, "web: release failed");
             Err(Refused::Unavailable)
@@ -288,30 +289,54 @@ async fn delete_one(services: &Arc<Services>, shown: &Shown) -> Result<Done, Ref
     let q = quarantine(services)?;
     let entry = shown.entry.clone();
     let rcpt = shown.rcpt.clone();
-    let task = tokio::task::spawn_blocking(move || -> Result<(), QuarantineError> {
+    let task = tokio::task::spawn_blocking(move || -> Result<(), Refused> {
+        // Not while a release of this recipient runs elsewhere (another host, the CLI),
+        // and not after one finished there.
+        let _claim = crate::delivery::release::claim(&q, &entry.id, std::slice::from_ref(&rcpt))
+            .map_err(|e| match e {
+                AdminError::InProgress(_) => Refused::Unavailable,
+                AdminError::Quarantine(QuarantineError::NotFound(_)) => Refused::NotFound,
+                other => {
+                    tracing::error!(quarantine_id = %entry.id, error = %other, "web: delete failed");
+                    Refused::Unavailable
+                }
+            })?;
+        let failed = |e: QuarantineError| match e {
+            QuarantineError::NotFound(_) => Refused::NotFound,
+            e => {
+                tracing::error!(quarantine_id = %entry.id, error = %e, "web: delete failed");
+                Refused::Unavailable
+            }
+        };
+        let now_entry = q.get(&entry.id).map_err(failed)?;
+        if let Some(r) = now_entry.releases.iter().find(|r| r.rcpt == rcpt) {
+            return Err(if r.by.ends_with(DELETED_MARK) {
+                Refused::AlreadyDeleted { at: r.at }
+            } else {
+                Refused::AlreadyReleased { at: r.at }
+            });
+        }
         let mark = format!("{}{DELETED_MARK}", by(&rcpt));
-        q.state().quarantine_release_rcpts(
-            &entry.id,
-            std::slice::from_ref(&rcpt),
-            SystemTime::now(),
-            &mark,
-        )?;
+        q.state()
+            .quarantine_release_rcpts(
+                &entry.id,
+                std::slice::from_ref(&rcpt),
+                SystemTime::now(),
+                &mark,
+            )
+            .map_err(|e| failed(e.into()))?;
         // Nothing held and nothing delivered: no one needs the bytes any more.
-        let entry = q.get(&entry.id)?;
+        let entry = q.get(&entry.id).map_err(failed)?;
         let all_deleted = entry.releases.iter().all(|r| r.by.ends_with(DELETED_MARK));
         if entry.held().is_empty() && all_deleted {
-            q.delete(&entry.id)?;
+            q.delete(&entry.id).map_err(failed)?;
         }
         tracing::info!(quarantine_id = %entry.id, to = %rcpt, "web: deleted by its recipient");
         Ok(())
     });
     match task.await {
         Ok(Ok(())) => Ok(Done::Deleted),
-        Ok(Err(QuarantineError::NotFound(_))) => Err(Refused::NotFound),
-        Ok(Err(e)) => {
-            tracing::error!(quarantine_id = %shown.entry.id, error = %e, "web: delete failed");
-            Err(Refused::Unavailable)
-        }
+        Ok(Err(refused)) => Err(refused),
         Err(e) => {
             tracing::error!(error = %e, "web: delete panicked");
             Err(Refused::Unavailable)

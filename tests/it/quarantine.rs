@@ -591,6 +591,22 @@ fn a_released_message_is_not_quarantined_again_by_the_rule_that_held_it() {
     assert_eq!(entries.len(), 1, "{entries:?}");
     let id = entries[0]["id"].as_str().expect("id").to_string();
 
+    // While another process (another host, the web page) releases alice, this run does
+    // nothing and says so; given back, the release goes ahead.
+    {
+        use sievegate::state::{SqliteState, StateStore};
+        let state: std::sync::Arc<dyn StateStore> = std::sync::Arc::new(
+            SqliteState::open(&env.dir.path().join("state")).expect("open state"),
+        );
+        let q = sievegate::quarantine::Quarantine::new(env.dir.path().join("quarantine"), state);
+        let held = sievegate::delivery::release::claim(&q, &id, &["alice@example.test".into()])
+            .expect("claim");
+        let busy = cli(&env.config_path, &["release", &id]);
+        let err = failed(&busy);
+        assert!(err.contains("is being released right now"), "{err}");
+        assert_eq!(env.messages("alice", "").len(), 0);
+        drop(held);
+    }
     // Released (clean: no --force): through alice's chain, whose `quarantine` is dropped and
     // the implicit keep stands in; no second entry.
     let stdout = ok(&cli(&env.config_path, &["release", &id]));

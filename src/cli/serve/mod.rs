@@ -250,14 +250,24 @@ fn start_tmp_sweep(services: &Services) {
 /// is gone, in a thread: deleting thousands of files must not hold up deliveries. Each pass
 /// uses the current services, so a reload that enables the quarantine or changes the
 /// retention applies from the next pass. An entry that cannot be removed is logged and
-/// tried again next hour; the others are purged.
+/// tried again next hour; the others are purged. Hosts sharing a state store take turns:
+/// each hour's pass runs on the first host to claim it
+/// ([`sievegate::quarantine::Quarantine::take_purge_turn`]).
 fn start_quarantine_purge(current: sievegate::reload::Current) {
     let spawned = std::thread::Builder::new()
         .name("quarantine-purge".into())
         .spawn(move || loop {
             let services = current.get();
-            if let Some(q) = &services.quarantine {
-                let now = std::time::SystemTime::now();
+            let now = std::time::SystemTime::now();
+            // One host's pass per hour, whichever gets there first (the others skip it).
+            let turn = services.quarantine.as_ref().filter(|q| match q.take_purge_turn(now) {
+                Ok(taken) => taken,
+                Err(e) => {
+                    tracing::error!(error = %e, "quarantine purge: cannot take its turn in the state store; retrying in an hour");
+                    false
+                }
+            });
+            if let Some(q) = turn {
                 let before = now
                     .checked_sub(services.config.quarantine.retention)
                     .unwrap_or(std::time::UNIX_EPOCH);

@@ -349,3 +349,29 @@ fn a_digest_lists_a_bounded_number_of_entries() {
     );
     assert_eq!(queued(&state).len(), 1, "only the first notice went out");
 }
+
+/// Two hosts sharing one state store share `max_per_minute`: the second host's notice
+/// within the window goes into its digest instead (issue 16: limits must not multiply by
+/// the number of hosts).
+#[test]
+fn hosts_sharing_the_store_share_max_per_minute() {
+    let state = Arc::new(MemoryState::default());
+    let config = config(2);
+    let host = || {
+        Notifier::new(&config, Outbox::new(&config, state.clone()))
+            .expect("postmaster set")
+            .with_window(Duration::from_secs(3600))
+    };
+    let (a, b) = (host(), host());
+    a.infected(&infected(Some("a1")));
+    a.infected(&infected(Some("a2")));
+    b.infected(&infected(Some("b1")));
+    let notices = queued(&state)
+        .into_iter()
+        .filter(|m| m.kind == NOTICE_KIND)
+        .count();
+    assert_eq!(notices, 2, "two in all, not two per host");
+    // b's window ends (shutdown here): its digest lists b1.
+    let pending = b.lock().take().expect("b held one");
+    assert_eq!(pending.entries.len(), 1);
+}

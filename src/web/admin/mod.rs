@@ -186,7 +186,9 @@ fn error_response(e: &AdminError) -> Response {
         AdminError::Quarantine(QuarantineError::NotFound(_) | QuarantineError::BadId(_)) => {
             StatusCode::NOT_FOUND
         }
-        AdminError::AlreadyReleased(_) | AdminError::StillInfected { .. } => StatusCode::CONFLICT,
+        AdminError::AlreadyReleased(_)
+        | AdminError::StillInfected { .. }
+        | AdminError::InProgress(_) => StatusCode::CONFLICT,
         AdminError::BadRecipient(_) => StatusCode::BAD_REQUEST,
         _ => StatusCode::SERVICE_UNAVAILABLE,
     };
