@@ -42,10 +42,15 @@ fn env() -> Env {
 
 /// Runs one session fed `input` in two writes cut at `cut`; everything it answered.
 async fn run(env: &Env, input: &[u8], cut: usize) -> String {
+    run_with(env, Arc::new(OnePassword), input, cut).await
+}
+
+/// [`run`] with another login backend.
+async fn run_with(env: &Env, auth: Arc<dyn Authenticate>, input: &[u8], cut: usize) -> String {
     let (_tx, services) = tokio::sync::watch::channel(Arc::clone(&env.services));
     let shared = Arc::new(Shared {
         services,
-        auth: Arc::new(OnePassword),
+        auth,
         tls: TlsCell::new(None),
     });
     let (_stop_tx, stop) = tokio::sync::watch::channel(false);
@@ -119,4 +124,113 @@ OK \"Logout completed\"\r\n";
     for cut in 0..input.len() {
         assert_eq!(run(&env, input, cut).await, whole, "cut at {cut}");
     }
+}
+
+/// [`OnePassword`], and `down@example.test` finds the backend unavailable (Dovecot's auth
+/// service down or silent).
+struct BackendDownForOne;
+
+impl Authenticate for BackendDownForOne {
+    fn authenticate<'a>(
+        &'a self,
+        user: &'a str,
+        pw: &'a [u8],
+        peer: Option<IpAddr>,
+    ) -> AuthFuture<'a> {
+        Box::pin(async move {
+            if user == "down@example.test" {
+                return Err(AuthFailure::Unavailable("auth socket silent".into()));
+            }
+            OnePassword.authenticate(user, pw, peer).await
+        })
+    }
+}
+
+/// What the config says reaches the client: the `SIEVE` line lacks a disabled extension,
+/// `max_total_size` is answered with `QUOTA/MAXSIZE` at PUTSCRIPT and HAVESPACE, a backend
+/// that cannot answer is `TRYLATER` (never "wrong password"), and the third failed login
+/// of a session ends it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_limits_backend_failures_and_the_failed_login_bye() {
+    use base64::Engine as _;
+    let mut options = Options::new(Clamd::shared().addr());
+    options.users = Some("bob@example.test:{PLAIN}pw::::\n".into());
+    options.sieve_extra = vec![
+        "personal_dir = \"mail/%d/%n/sieve\"".into(),
+        "disabled_extensions = [\"vacation\"]".into(),
+    ];
+    options.extra_sections = vec!["[managesieve]\nmax_total_size = 30\n".into()];
+    let env = Env::new(options);
+    let enc = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let auth: Arc<dyn Authenticate> = Arc::new(BackendDownForOne);
+    let put = |name: &str, script: &str| {
+        format!("PUTSCRIPT \"{name}\" {{{}+}}\r\n{script}\r\n", script.len())
+    };
+    let input = [
+        format!(
+            "AUTHENTICATE \"PLAIN\" \"{}\"\r\n",
+            enc("\0down@example.test\0pw")
+        ),
+        format!(
+            "AUTHENTICATE \"PLAIN\" \"{}\"\r\n",
+            enc("\0bob@example.test\0pw")
+        ),
+        // 20 bytes of 30.
+        put("a", &format!("keep; #{}\n", "x".repeat(12))),
+        "HAVESPACE \"b\" 10\r\nHAVESPACE \"b\" 11\r\n".to_string(),
+        put("b", &format!("keep; #{}\n", "x".repeat(3))),
+        // Replacing a counts its new size in place of the old one: 25 of 30.
+        put("a", &format!("keep; #{}\n", "x".repeat(17))),
+        "LOGOUT\r\n".to_string(),
+    ]
+    .concat();
+    let out = run_with(&env, Arc::clone(&auth), input.as_bytes(), input.len()).await;
+    let sieve_line = out
+        .lines()
+        .find(|l| l.starts_with("\"SIEVE\""))
+        .expect("a SIEVE capability");
+    assert!(
+        sieve_line.contains(" fileinto ")
+            && !sieve_line
+                .trim_matches('"')
+                .split(' ')
+                .any(|e| e == "vacation"),
+        "{sieve_line}"
+    );
+    let answers: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("NO") || l.starts_with("OK") || l.starts_with("BYE"))
+        .collect();
+    assert_eq!(answers.len(), 9, "{out}");
+    assert_eq!(
+        answers[1..3],
+        [
+            "NO (TRYLATER) \"Authentication is unavailable; try later\"",
+            "OK \"Authenticate completed\"",
+        ],
+        "{out}"
+    );
+    assert_eq!(answers[3], "OK \"Putscript completed\"", "{out}");
+    assert!(answers[4].starts_with("OK"), "{out}");
+    assert!(answers[5].starts_with("NO (QUOTA/MAXSIZE)"), "{out}");
+    assert!(answers[6].starts_with("NO (QUOTA/MAXSIZE)"), "{out}");
+    assert_eq!(answers[7], "OK \"Putscript completed\"", "{out}");
+    assert_eq!(answers[8], "OK \"Logout completed\"", "{out}");
+
+    let wrong = enc("\0bob@example.test\0nope");
+    let input = format!("AUTHENTICATE \"PLAIN\" \"{wrong}\"\r\n").repeat(4);
+    let out = run_with(&env, auth, input.as_bytes(), input.len()).await;
+    let answers: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("NO") || l.starts_with("BYE"))
+        .collect();
+    assert_eq!(
+        answers,
+        [
+            "NO \"Authentication failed\"",
+            "NO \"Authentication failed\"",
+            "BYE \"Too many failed logins\""
+        ],
+        "{out}"
+    );
 }
