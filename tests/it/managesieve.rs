@@ -721,6 +721,14 @@ fn sighup_reloads_the_certificate() {
     assert!(logs.contains("TLS certificate and key reloaded"), "{logs}");
     assert!(handshake_verifies(s.public, &new.ca));
     assert!(!handshake_verifies(s.public, &s.pki.ca));
+    // A renewal gone wrong (a truncated certificate): logged, and the last good material
+    // keeps serving.
+    std::fs::write(&s.pki.cert, "-----BEGIN CERTIFICATE-----\nMIIB\n").expect("cert");
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(s.server.pid(), libc::SIGHUP) };
+    let logs = s.server.wait_for_log("TLS material not reloaded; keeping the old");
+    assert!(logs.contains("keeping the old"), "{logs}");
+    assert!(handshake_verifies(s.public, &new.ca));
 }
 
 #[test]
