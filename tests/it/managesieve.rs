@@ -726,7 +726,9 @@ fn sighup_reloads_the_certificate() {
     std::fs::write(&s.pki.cert, "-----BEGIN CERTIFICATE-----\nMIIB\n").expect("cert");
     // SAFETY: kill(2) on our own child's pid.
     unsafe { libc::kill(s.server.pid(), libc::SIGHUP) };
-    let logs = s.server.wait_for_log("TLS material not reloaded; keeping the old");
+    let logs = s
+        .server
+        .wait_for_log("TLS material not reloaded; keeping the old");
     assert!(logs.contains("keeping the old"), "{logs}");
     assert!(handshake_verifies(s.public, &new.ca));
 }

@@ -682,11 +682,7 @@ fn in_a_browser_the_admin_lists_and_filters_1000_entries_in_under_a_second_and_r
     let server = Running::start(&env.config_path);
     let addr = web_addr(&server);
     let base = format!("http://{addr}");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
+    crate::support::browser::block_on(async {
         let browser = Browser::start().await;
         let c = &browser.client;
 

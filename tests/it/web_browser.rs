@@ -29,11 +29,7 @@ fn a_browser_opens_a_link_and_releases_the_mail() {
     site.stop_holding();
     let view = site.token(&id, "alice@example.test", Action::View);
     let base = format!("http://127.0.0.1:{}", site.port);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
+    crate::support::browser::block_on(async {
         let browser = Browser::start().await;
         let c = &browser.client;
 

@@ -163,3 +163,13 @@ impl Drop for Browser {
         let _ = self.driver.wait();
     }
 }
+
+/// Runs a browser test's `future` on a runtime of its own (the tests are plain `#[test]`s
+/// beside servers and CLIs that block).
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+        .block_on(future)
+}
