@@ -2,11 +2,12 @@
 //! `state status` / `state migrate`, a schema newer than the binary refused at startup,
 //! the failure rule (the database down means 451 for a recipient whose delivery needs it, a
 //! quarantine write; the database back means 250 without a restart), the quarantined bytes
-//! shown from another process, and two processes on one database answering a sender once.
+//! shown from another process, an entry made on one host released from the other's CLI,
+//! and two processes on one database answering a sender once.
 
 use std::process::{Command, Output};
 
-use crate::quarantine::{cli, list, quarantine_options, send};
+use crate::quarantine::{cli, failed, list, ok, quarantine_options, send, strings};
 use crate::support::binary::{bin, Running};
 use crate::support::clamd::Clamd;
 use crate::support::env::{Env, Options};
@@ -699,4 +700,169 @@ fn behind_a_transaction_pooler_the_roles_statement_timeout_applies() {
         "{logs}"
     );
     assert!(!logs.contains("sets no statement_timeout"), "{logs}");
+}
+
+/// Moves directories out of their place while it lives (back on drop, also on a panic), so a
+/// process that reads them fails.
+struct Hidden(Vec<(std::path::PathBuf, std::path::PathBuf)>);
+
+impl Hidden {
+    fn hide(dirs: &[&std::path::Path]) -> Hidden {
+        Hidden(
+            dirs.iter()
+                .map(|dir| {
+                    let away = dir.with_extension("hidden");
+                    std::fs::rename(dir, &away).expect("hide a directory");
+                    (dir.to_path_buf(), away)
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Drop for Hidden {
+    fn drop(&mut self) {
+        for (dir, away) in &self.0 {
+            let _ = std::fs::rename(away, dir);
+        }
+    }
+}
+
+/// `sievegate quarantine -c CONFIG args...` run as `user` (through sudo: `$SUDO_USER`).
+fn cli_as(config: &std::path::Path, user: &str, args: &[&str]) -> Output {
+    Command::new(bin())
+        .arg("quarantine")
+        .arg("-c")
+        .arg(config)
+        .args(args)
+        .env("SUDO_USER", user)
+        .output()
+        .expect("run sievegate quarantine")
+}
+
+/// Two hosts on one database, each with its own directories (config, policy script) and a
+/// shared Maildir root: a clean message a policy rule holds on host A (`sievegate serve`,
+/// no `[quarantine] dir`: the bytes are in PostgreSQL) is listed, shown byte for byte and
+/// released from host B's CLI while A's directories are out of reach. It lands once in
+/// alice's INBOX, the release (by whom) is seen from both hosts, and a second release from
+/// A's CLI is refused as already released and delivers nothing.
+#[test]
+fn a_quarantine_entry_made_on_one_host_is_released_from_the_other() {
+    let (_db, url) = fresh_database();
+    let maildirs = tempfile::tempdir().expect("maildir root");
+    let host = || {
+        let scripts = tempfile::tempdir().expect("scripts");
+        let policy = scripts.path().join("policy.sieve");
+        std::fs::write(
+            &policy,
+            "require \"vnd.sievegate.quarantine\";\n\
+             if header :contains \"subject\" \"HOLD\" { quarantine; discard; stop; }\n",
+        )
+        .expect("write policy");
+        let mut options: Options = quarantine_options(Clamd::shared());
+        options.before = Some(vec![policy.display().to_string()]);
+        options.maildir = Some(format!("{}/%d/%n/Maildir", maildirs.path().display()));
+        options.extra_sections = vec![
+            "[quarantine]\nenabled = true\n".to_string(),
+            state_section(&url),
+        ];
+        (Env::new(options), scripts)
+    };
+    let (a, a_scripts) = host();
+    let (b, _b_scripts) = host();
+    let b_config = std::fs::read_to_string(&b.config_path).expect("B's config");
+    for dir in [a.dir.path(), a_scripts.path()] {
+        assert!(!b_config.contains(&*dir.to_string_lossy()), "{b_config}");
+    }
+    let inbox = || {
+        let maildir = maildirs.path().join("example.test/alice/Maildir");
+        ["new", "cur"]
+            .iter()
+            .flat_map(|sub| std::fs::read_dir(maildir.join(sub)).into_iter().flatten())
+            .flatten()
+            .map(|e| std::fs::read(e.path()).expect("read message"))
+            .collect::<Vec<_>>()
+    };
+
+    let server = Running::start(&a.config_path);
+    let message = crate::support::messages::clean_message("HOLD on host A");
+    let out = send(
+        &server,
+        "sender@remote.example",
+        &["alice@example.test"],
+        &message,
+    );
+    assert!(out.contains("250 2.0.0 <alice@example.test>"), "{out}");
+    assert!(inbox().is_empty(), "held, not delivered");
+    assert!(
+        !a.dir.path().join("quarantine").exists(),
+        "no quarantine file on host A: the bytes are in PostgreSQL"
+    );
+
+    // Host B's CLI, with A's directories out of reach.
+    let id = {
+        let _hidden = Hidden::hide(&[a.dir.path(), a_scripts.path()]);
+        let entries = list(&b.config_path, &[]);
+        assert_eq!(entries.len(), 1, "{entries:?}");
+        let id = entries[0]["id"].as_str().expect("id").to_string();
+        assert_eq!(strings(&entries[0]["held"]), ["alice@example.test"]);
+        let raw = cli(&b.config_path, &["show", &id, "--raw"]);
+        ok(&raw);
+        assert_eq!(raw.stdout, message, "show --raw from B is byte for byte");
+        let released = ok(&cli_as(&b.config_path, "admin-bea", &["release", &id]));
+        assert!(
+            released.contains("alice@example.test: ")
+                && released.contains(&format!("{id}: released by admin-bea")),
+            "{released}"
+        );
+        let stored = inbox();
+        assert_eq!(stored.len(), 1, "{released}");
+        let (_, body) = crate::support::env::split_trace(&stored[0]);
+        assert_eq!(
+            body,
+            message.as_slice(),
+            "the original bytes after the trace"
+        );
+        let shown = ok(&cli(&b.config_path, &["show", &id]));
+        assert!(
+            shown.contains("released rcpt: alice@example.test at ")
+                && shown.contains(" by admin-bea"),
+            "{shown}"
+        );
+        id
+    };
+
+    // Host A sees the release, and its own release is refused and delivers nothing.
+    let entries = list(&a.config_path, &[]);
+    assert_eq!(entries.len(), 1, "no new entry: {entries:?}");
+    let entry = &entries[0];
+    assert!(entry["released_at"].is_string(), "{entry}");
+    assert!(strings(&entry["held"]).is_empty(), "{entry}");
+    assert_eq!(entry["releases"][0]["rcpt"], "alice@example.test");
+    assert_eq!(entry["releases"][0]["released_by"], "admin-bea");
+    let shown = ok(&cli(&a.config_path, &["show", &id]));
+    assert!(
+        shown.contains("released rcpt: alice@example.test at ") && shown.contains(" by admin-bea"),
+        "{shown}"
+    );
+    let table = ok(&cli(&a.config_path, &["list"]));
+    assert!(
+        table.contains(&id) && table.contains("[released]"),
+        "{table}"
+    );
+    let refused = failed(&cli_as(&a.config_path, "admin-abe", &["release", &id]));
+    assert!(
+        refused.contains(&format!(
+            "{id}: every recipient was already released (last: alice@example.test by admin-bea at "
+        )) && refused.contains("nothing delivered"),
+        "{refused}"
+    );
+    assert_eq!(inbox().len(), 1, "exactly one copy");
+    assert_eq!(
+        list(&a.config_path, &[])[0]["releases"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    drop(server);
 }
