@@ -129,7 +129,7 @@ fn a_constant_folder_name_is_checked_at_compile_time() {
         }
     });
     let compiler = Compiler::new().with_mailbox_check(check);
-    let script = b"require [\"fileinto\", \"variables\"];\r\nset \"f\" \"Sub\";\r\nfileinto \"INBOX.Sub\";\r\nfileinto \"${f}\";\r\nif true {\r\n  fileinto :copy \"Sub\";\r\n}\r\n";
+    let script = b"require [\"fileinto\", \"variables\", \"copy\"];\r\nset \"f\" \"Sub\";\r\nfileinto \"INBOX.Sub\";\r\nfileinto \"${f}\";\r\nif true {\r\n  fileinto :copy \"Sub\";\r\n}\r\n";
     let err = compiler.compile(script).expect_err("Sub is refused");
     assert_eq!(err.line_num(), 6, "{err}");
     assert!(matches!(
