@@ -384,8 +384,9 @@ impl AbuseReporter {
         // The global limit holds across hosts sharing the state store: this process's own
         // last report is looked at first (no store call), then the store's, which is taken
         // once the narrower limits allowed the report. Two hosts passing the look at the
-        // same instant race for the take; the loser's incident is held back, already
-        // counted at its address, network and contact (their next report says so).
+        // same instant race for the take; the loser's report is not sent (its address,
+        // network and contact slots are spent, so that source waits for their next
+        // interval): never two reports, at worst one late.
         let mut last = inner.last_report.lock().unwrap_or_else(|e| e.into_inner());
         if last.is_some_and(|t| now.duration_since(t).unwrap_or_default() < config.global_interval)
         {
