@@ -23,8 +23,11 @@
 //! into the user's INBOX (they are local by definition: no relay, no Sieve). Everything
 //! taken from held mail (sender, subject, virus name) is hostile: control characters
 //! dropped and capped by the one sanitiser, HTML-escaped in the HTML part, and never in a
-//! header field. The entries are marked listed after the digest is queued: a crash in
-//! between sends that digest again (at least once), never loses it.
+//! header field. Past `max_entries`, "... and N more" links to the recipient's list page
+//! (a [`Action::List`] token): every entry still held for them, the ones not shown here
+//! too. The entries are marked listed after the digest is queued, those past
+//! `max_entries` included (the list link reaches them): a crash in between sends that
+//! digest again (at least once), never loses it.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -109,6 +112,13 @@ impl Links {
     /// The page of `rcpt`'s copy of entry `id` (a View token, valid for the TTL from now).
     pub fn view(&self, id: &str, rcpt: &str, now: SystemTime) -> String {
         let token = link::sign(&self.key, id, rcpt, Action::View, now + self.ttl);
+        link::url(&self.base_url, &token)
+    }
+
+    /// The page of every entry held for `rcpt` (a List token, valid for the TTL from now):
+    /// where the "... and N more" line points.
+    pub fn list(&self, rcpt: &str, now: SystemTime) -> String {
+        let token = link::sign_list(&self.key, rcpt, now + self.ttl);
         link::url(&self.base_url, &token)
     }
 }
@@ -386,7 +396,7 @@ struct Content {
     lines: Vec<Line>,
     /// Entries beyond `max_entries`.
     more: usize,
-    /// Where the rest are (the page's address), when links are made.
+    /// Where the rest are (the recipient's list page), when links are made.
     more_link: Option<String>,
     retention_days: u64,
 }
@@ -420,7 +430,7 @@ impl Content {
             rcpt: clean(rcpt),
             lines,
             more: new.len().saturating_sub(max_entries),
-            more_link: links.map(|l| l.base_url.clone()),
+            more_link: links.map(|l| l.list(rcpt, now)),
             retention_days: config.quarantine.retention.as_secs() / 86_400,
         }
     }

@@ -199,3 +199,57 @@ fn a_run_lists_each_held_entry_once() {
         [("alice@example.test".to_string(), 1)]
     );
 }
+
+#[test]
+fn the_more_line_links_to_the_recipients_list() {
+    let config = config("");
+    let entries: Vec<QuarantineEntry> = (0..3)
+        .map(|n| {
+            entry(
+                &format!("m{n}"),
+                t0(),
+                &["Carol+x@example.test"],
+                &format!("s{n}"),
+            )
+        })
+        .collect();
+    let refs: Vec<&QuarantineEntry> = entries.iter().collect();
+    let content = Content::new(
+        "carol@example.test",
+        &refs,
+        1,
+        &config,
+        Some(&links()),
+        t0(),
+    );
+    let text = content.text();
+    let url = text
+        .lines()
+        .find_map(|l| l.strip_prefix("... and 2 more: "))
+        .expect("the more line");
+    let token = url.strip_prefix("https://q.example.test/q/").expect("base");
+    let claims = link::verify(&links().key, token, t0()).expect("valid");
+    assert_eq!(
+        (
+            claims.entry_id.as_str(),
+            claims.rcpt.as_str(),
+            claims.action,
+            claims.expires
+        ),
+        (
+            link::LIST_ENTRY,
+            "carol@example.test",
+            Action::List,
+            t0() + links().ttl
+        )
+    );
+    let html = content.html();
+    assert!(
+        html.contains(&format!("<p>... and <a href=\"{url}\">2 more</a>.</p>")),
+        "{html}"
+    );
+    // Without links: the line, no link.
+    let content = Content::new("carol@example.test", &refs, 1, &config, None, t0());
+    assert!(content.text().contains("... and 2 more.\n"));
+    assert!(!content.html().contains("<a "));
+}

@@ -1,13 +1,16 @@
 //! Signed links to one quarantine entry for one recipient: the token in a digest's or a
 //! notice's URL that lets the person the mail was for look at it and act on it without
-//! an account.
+//! an account. One more kind names no entry: a [`Action::List`] token opens the list of
+//! everything held for its recipient (the digest's "... and N more" link).
 //!
 //! A token is `base64url(payload ‖ HMAC-SHA-256(key, domain ‖ payload))`, no padding. The
 //! payload holds a format version, then the entry id, the recipient and the action, each
 //! prefixed with its length (so no two different field sets encode alike: `("ab", "c")`
 //! and `("a", "bc")` differ), then the expiry in seconds since the Unix epoch. Nothing in
 //! it is secret (the recipient already knows the entry is theirs); everything in it is
-//! authenticated, and only the key's holder can mint one. Verification caps the length
+//! authenticated, and only the key's holder can mint one. A list token's entry id is empty
+//! ([`LIST_ENTRY`]) and every other action's is not, checked when a token is read: a list
+//! token never names an entry, and an entry token never opens a list. Verification caps the length
 //! before decoding anything, checks the MAC in constant time ([`Mac::verify_slice`]), and
 //! only then reads the fields and the expiry.
 //!
@@ -49,6 +52,10 @@ const DOMAIN: &[u8] = b"sievegate link v1\0";
 
 /// Prefixed to the token under the MAC of a form nonce ([`form_nonce`]).
 const NONCE_DOMAIN: &[u8] = b"sievegate form v1\0";
+
+/// The entry id field of a [`Action::List`] token: empty, which no quarantine id is, so a
+/// list token can never name an entry (and [`verify`] refuses any other action with it).
+pub const LIST_ENTRY: &str = "";
 
 /// Length of the HMAC-SHA-256 output appended to the payload.
 const MAC_LEN: usize = 32;
@@ -157,7 +164,7 @@ impl LinkKey {
 }
 
 /// What a link lets its holder do. Each action has its own token, so a link to look at an
-/// entry cannot delete it.
+/// entry cannot delete it, and a link to the list acts on nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
     /// Show the entry page (the link in a digest).
@@ -168,16 +175,34 @@ pub enum Action {
     Delete,
     /// Ask the postmaster to look at it (infected mail, which a user never releases).
     RequestRelease,
+    /// Show the list of every entry still held for the recipient (the digest's "more"
+    /// link); names no entry ([`LIST_ENTRY`]), changes nothing.
+    List,
 }
 
 impl Action {
     /// Every action, for tables and tests.
-    pub const ALL: [Action; 4] = [
+    pub const ALL: [Action; 5] = [
+        Action::View,
+        Action::Release,
+        Action::Delete,
+        Action::RequestRelease,
+        Action::List,
+    ];
+
+    /// The actions on one entry: all but [`Action::List`].
+    pub const ENTRY: [Action; 4] = [
         Action::View,
         Action::Release,
         Action::Delete,
         Action::RequestRelease,
     ];
+
+    /// Whether a token of this action names one entry (every action but
+    /// [`Action::List`]).
+    pub fn names_entry(self) -> bool {
+        self != Action::List
+    }
 
     /// The stable name signed into tokens: changing one invalidates every link out there.
     pub fn as_str(self) -> &'static str {
@@ -186,6 +211,7 @@ impl Action {
             Action::Release => "release",
             Action::Delete => "delete",
             Action::RequestRelease => "request-release",
+            Action::List => "list",
         }
     }
 
@@ -204,7 +230,7 @@ impl fmt::Display for Action {
 /// What a valid token says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claims {
-    /// The quarantine entry.
+    /// The quarantine entry; [`LIST_ENTRY`] (empty) for, and only for, [`Action::List`].
     pub entry_id: String,
     /// The recipient the link was sent to; it acts on that recipient's copy only.
     pub rcpt: String,
@@ -259,7 +285,9 @@ fn payload(entry_id: &str, rcpt: &str, action: Action, expires: u64) -> Vec<u8> 
 }
 
 /// Mints the token for `action` on `rcpt`'s copy of entry `entry_id`, valid until
-/// `expires` (rounded down to the second). URL-safe as it is.
+/// `expires` (rounded down to the second). URL-safe as it is. An entry action with an empty
+/// `entry_id`, or [`Action::List`] with another one than [`LIST_ENTRY`] (use [`sign_list`]),
+/// makes a token [`verify`] refuses as [`LinkError::Malformed`].
 pub fn sign(
     key: &LinkKey,
     entry_id: &str,
@@ -273,6 +301,12 @@ pub fn sign(
     mac.update(&bytes);
     bytes.extend_from_slice(&mac.finalize().into_bytes());
     URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Mints the [`Action::List`] token of `rcpt`: the list of every entry held for them,
+/// valid until `expires`.
+pub fn sign_list(key: &LinkKey, rcpt: &str, expires: SystemTime) -> String {
+    sign(key, LIST_ENTRY, rcpt, Action::List, expires)
 }
 
 /// Reads one length-prefixed field off the front of `rest`.
@@ -314,7 +348,8 @@ pub fn verify(key: &LinkKey, token: &str, now: SystemTime) -> Result<Claims, Lin
     Ok(claims)
 }
 
-/// The claims in a payload, `None` if it is not one `sign` writes.
+/// The claims in a payload, `None` if it is not one `sign` writes, or names an entry
+/// when its action is [`Action::List`] or none when it is another.
 fn parse(body: &[u8]) -> Option<Claims> {
     let (&version, mut rest) = body.split_first()?;
     if version != VERSION {
@@ -323,6 +358,9 @@ fn parse(body: &[u8]) -> Option<Claims> {
     let entry_id = std::str::from_utf8(take_field(&mut rest)?).ok()?;
     let rcpt = std::str::from_utf8(take_field(&mut rest)?).ok()?;
     let action = Action::parse(std::str::from_utf8(take_field(&mut rest)?).ok()?)?;
+    if action.names_entry() == (entry_id == LIST_ENTRY) {
+        return None;
+    }
     let expires: [u8; 8] = rest.try_into().ok()?;
     let expires = UNIX_EPOCH.checked_add(Duration::from_secs(u64::from_be_bytes(expires)))?;
     Some(Claims {
@@ -390,7 +428,7 @@ mod tests {
 
     #[test]
     fn round_trip_every_action() {
-        for action in Action::ALL {
+        for action in Action::ENTRY {
             let t = token(action);
             assert!(t.len() < MAX_TOKEN_LEN, "{t}");
             assert!(
@@ -409,6 +447,89 @@ mod tests {
                 }
             );
             assert_eq!(Action::parse(action.as_str()), Some(action));
+        }
+    }
+
+    #[test]
+    fn list_token_round_trip() {
+        let t = sign_list(&key(), "carol@example.org", at(NOW + 3600));
+        assert!(t.len() < MAX_TOKEN_LEN, "{t}");
+        assert_eq!(
+            verify(&key(), &t, at(NOW)),
+            Ok(Claims {
+                entry_id: LIST_ENTRY.into(),
+                rcpt: "carol@example.org".into(),
+                action: Action::List,
+                expires: at(NOW + 3600),
+            })
+        );
+        assert_eq!(Action::parse("list"), Some(Action::List));
+        assert!(!Action::List.names_entry());
+        assert!(Action::ENTRY.iter().all(|a| a.names_entry()));
+        assert_eq!(
+            verify(&key(), &t, at(NOW + 3600)),
+            Err(LinkError::Expired { at: at(NOW + 3600) })
+        );
+        let other = LinkKey::from_bytes(b"0123456789abcdef0123456789abcdeX").expect("key");
+        assert_eq!(verify(&other, &t, at(NOW)), Err(LinkError::BadSignature));
+    }
+
+    #[test]
+    fn a_list_token_never_names_an_entry_and_an_entry_token_never_lists() {
+        // Signed with our key, but a list token with an entry id, or an entry action
+        // without one: neither verifies, so neither reaches a page.
+        let list_with_entry = sign(
+            &key(),
+            "q-1.abc",
+            "alice@example.org",
+            Action::List,
+            at(NOW + 60),
+        );
+        assert_eq!(
+            verify(&key(), &list_with_entry, at(NOW)),
+            Err(LinkError::Malformed)
+        );
+        for action in Action::ENTRY {
+            let no_entry = sign(
+                &key(),
+                LIST_ENTRY,
+                "alice@example.org",
+                action,
+                at(NOW + 60),
+            );
+            assert_eq!(
+                verify(&key(), &no_entry, at(NOW)),
+                Err(LinkError::Malformed),
+                "{action}"
+            );
+        }
+        // Every genuine token says what it is: a list names no entry, an entry action does.
+        let list = sign_list(&key(), "alice@example.org", at(NOW + 60));
+        let claims = verify(&key(), &list, at(NOW)).expect("list");
+        assert!(claims.entry_id.is_empty() && claims.action == Action::List);
+        for action in Action::ENTRY {
+            let claims = verify(&key(), &token(action), at(NOW)).expect("entry");
+            assert!(!claims.entry_id.is_empty() && claims.action != Action::List);
+        }
+        // A list token's MAC on a view payload for the same recipient, and the other way
+        // round: not ours.
+        let view = URL_SAFE_NO_PAD
+            .decode(sign(
+                &key(),
+                "q-1.abc",
+                "alice@example.org",
+                Action::View,
+                at(NOW + 60),
+            ))
+            .expect("b64");
+        let list = URL_SAFE_NO_PAD.decode(&list).expect("b64");
+        for (body, tag) in [(&view, &list), (&list, &view)] {
+            let mut spliced = body[..body.len() - MAC_LEN].to_vec();
+            spliced.extend_from_slice(&tag[tag.len() - MAC_LEN..]);
+            assert_eq!(
+                verify(&key(), &URL_SAFE_NO_PAD.encode(&spliced), at(NOW)),
+                Err(LinkError::BadSignature)
+            );
         }
     }
 

@@ -68,6 +68,9 @@ pub enum Refused {
     NoQuarantine,
     /// A view link was posted: it does nothing.
     ViewOnly,
+    /// A list link was posted, or used where an entry is needed: it names no entry and
+    /// acts on nothing.
+    ListOnly,
     /// Infected mail: a user never releases or deletes it.
     Infected,
     /// A release request for mail the user can release themselves.
@@ -178,6 +181,9 @@ async fn load(
 
 /// The entry page's content for a valid link.
 pub async fn show(state: &WebState, claims: &Claims) -> Result<Shown, Refused> {
+    if !claims.action.names_entry() {
+        return Err(Refused::ListOnly);
+    }
     let services = state.current.get();
     load(&services, &claims.entry_id, &claims.rcpt, true).await
 }
@@ -216,6 +222,9 @@ pub fn header_text(section: &[u8]) -> String {
 /// that goes away (or the request timeout) cannot stop a release between the delivery and
 /// its record.
 pub async fn perform(state: Arc<WebState>, claims: Claims) -> Result<Done, Refused> {
+    if !claims.action.names_entry() {
+        return Err(Refused::ListOnly);
+    }
     let task = tokio::spawn(async move {
         let _one_at_a_time = state.actions.lock().await;
         let services = state.current.get();
@@ -229,6 +238,7 @@ pub async fn perform(state: Arc<WebState>, claims: Claims) -> Result<Done, Refus
         let infected = is_infected(&shown.entry);
         match claims.action {
             Action::View => Err(Refused::ViewOnly),
+            Action::List => Err(Refused::ListOnly),
             Action::Release | Action::Delete if infected => Err(Refused::Infected),
             Action::RequestRelease if !infected => Err(Refused::NotInfected),
             Action::Release => release_one(&services, &shown).await,

@@ -1,4 +1,5 @@
-//! `/q/{token}`: one quarantine entry for the recipient a signed link was made for.
+//! `/q/{token}`: one quarantine entry for the recipient a signed link was made for, or,
+//! with a list token, everything held for them ([`super::list`]).
 //!
 //! `GET` shows the entry (sender, subject, date, verdict, size, the header section as
 //! text; never the body) with one form per action the recipient may take; it never
@@ -33,7 +34,7 @@ use crate::quarantine::admin::rfc3339;
 use crate::quarantine::link::{self, Action, Claims, LinkError};
 
 /// From `/q/{token}` to the site's root.
-const ROOT: &str = "..";
+pub(super) const ROOT: &str = "..";
 
 /// The fields the action forms post.
 #[derive(Debug, Deserialize)]
@@ -79,6 +80,11 @@ fn refused(r: &Refused) -> ErrorPage {
             S::BAD_REQUEST,
             "Nothing to do",
             "This link only shows the message; use the buttons on its page.".into(),
+        ),
+        Refused::ListOnly => (
+            S::BAD_REQUEST,
+            "Nothing to do",
+            "This link only shows the list of your held messages; open one of them to act on it.".into(),
         ),
         Refused::Infected => (
             S::FORBIDDEN,
@@ -129,12 +135,18 @@ fn check(state: &WebState, token: &str) -> Result<Claims, ErrorPage> {
     link::verify(&state.key, token, SystemTime::now()).map_err(|e| link_error(&e))
 }
 
-/// `GET /q/{token}`: the entry page. Changes nothing.
+/// `GET /q/{token}`: the entry page, or the list page for a list token. Changes nothing.
 pub async fn show(State(state): State<Arc<WebState>>, Path(token): Path<String>) -> Response {
     let claims = match check(&state, &token) {
         Ok(claims) => claims,
         Err(page) => return page.render(ROOT),
     };
+    if claims.action == Action::List {
+        return match super::list::show(&state, &claims).await {
+            Ok(page) => page.into_response(),
+            Err(r) => refused(&r).render(ROOT),
+        };
+    }
     match actions::show(&state, &claims).await {
         Ok(shown) => entry_page(&state, &claims, &shown).into_response(),
         Err(r) => refused(&r).render(ROOT),
@@ -228,7 +240,7 @@ fn entry_page(state: &WebState, claims: &Claims, shown: &Shown) -> Markup {
 }
 
 /// A size for people: bytes, KB or MB.
-fn size(bytes: u64) -> String {
+pub(super) fn size(bytes: u64) -> String {
     match bytes {
         0..=9_999 => format!("{bytes} bytes"),
         10_000..=9_999_999 => format!("{} KB", bytes / 1000),
@@ -270,7 +282,8 @@ fn cross_site(headers: &HeaderMap, base_url: Option<&str>) -> bool {
     false
 }
 
-/// `POST /q/{token}`: the token's action, after the CSRF checks.
+/// `POST /q/{token}`: the token's action, after the CSRF checks. A list token acts on
+/// nothing: refused before anything else.
 pub async fn act(
     State(state): State<Arc<WebState>>,
     Path(token): Path<String>,
@@ -281,6 +294,9 @@ pub async fn act(
         Ok(claims) => claims,
         Err(page) => return page.render(ROOT),
     };
+    if !claims.action.names_entry() {
+        return refused(&Refused::ListOnly).render(ROOT);
+    }
     let base_url = state.current.get().config.web.base_url.clone();
     let nonce_ok = form
         .as_ref()

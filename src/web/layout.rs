@@ -34,6 +34,11 @@ pre{white-space:pre-wrap;overflow-wrap:anywhere;background:color-mix(in srgb,var
 .actions form{margin:0}
 button{font:inherit;padding:.5rem 1.1rem;border-radius:.4rem;border:1px solid var(--accent);background:var(--accent);color:var(--bg);cursor:pointer}
 button.secondary{background:transparent;color:var(--accent)}
+table.held{border-collapse:collapse;width:100%;font-size:.9rem}
+table.held th,table.held td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid var(--line);vertical-align:top;overflow-wrap:anywhere}
+table.held th{color:var(--muted);font-weight:600}
+table.held td.num{white-space:nowrap}
+p.note{color:var(--muted);font-size:.85rem}
 ";
 
 /// `Content-Security-Policy` of every response: nothing but our own stylesheet and our

@@ -9,6 +9,8 @@
 //! - [`layout`]: the page frame, the stylesheet, the error page: shared by every page.
 //! - [`entry`]: `GET /q/{token}` (the entry page; never changes anything) and
 //!   `POST /q/{token}` (the one action its token names, with the CSRF checks).
+//! - [`list`]: `GET /q/{token}` with a list token: every entry still held for its
+//!   recipient, each with a view link (the digest's "... and N more" link).
 //! - [`actions`]: what each action does to the quarantine and the mail, with no HTTP in
 //!   it: release through [`crate::delivery::release`] (the CLI's path), delete for one
 //!   recipient, the release request to the postmaster.
@@ -22,6 +24,7 @@ pub mod actions;
 pub mod admin;
 pub mod entry;
 pub mod layout;
+pub mod list;
 mod listen;
 pub mod login_limit;
 pub mod session;

@@ -309,11 +309,22 @@ fn digests_list_each_held_entry_once_for_local_users_on_schedule() {
         text.contains("The quarantine holds 50 new messages"),
         "{text}"
     );
-    assert!(
-        text.contains("... and 30 more: https://quarantine.example.test\r\n"),
-        "{text}"
+    // "... and 30 more" links to carol's list page: a list token for carol, in both parts.
+    let more = text
+        .lines()
+        .find_map(|l| l.strip_prefix("... and 30 more: https://quarantine.example.test/q/"))
+        .expect("the more line links to the list page");
+    let list = link::verify(&LinkKey::from_bytes(KEY).expect("key"), more, t1).expect("verifies");
+    assert_eq!(
+        (list.entry_id.as_str(), list.rcpt.as_str(), list.action),
+        (link::LIST_ENTRY, "carol@example.test", Action::List)
     );
-    assert!(html.contains(">30 more</a>"), "{html}");
+    assert!(
+        html.contains(&format!(
+            "<a href=\"https://quarantine.example.test/q/{more}\">30 more</a>"
+        )),
+        "{html}"
+    );
     let carol_claims = claims(&text, t1 + 13 * day);
     assert_eq!(carol_claims.len(), 20);
     assert!(carol_claims.iter().all(|c| c.rcpt == "carol@example.test"));

@@ -123,6 +123,15 @@ impl Site {
         link::sign(&self.key, id, rcpt, action, expires)
     }
 
+    /// A list token for `rcpt`, valid an hour.
+    pub(crate) fn list_token(&self, rcpt: &str) -> String {
+        link::sign_list(
+            &self.key,
+            rcpt,
+            SystemTime::now() + Duration::from_secs(3600),
+        )
+    }
+
     pub(crate) fn get(&self, token: &str) -> Answer {
         http(self.port, "GET", &format!("/q/{token}"), "", "")
     }
@@ -269,8 +278,8 @@ fn links_are_refused_when_expired_tampered_or_for_another_rcpt_or_action() {
         &format!("nonce={nonce}"),
     );
     assert_eq!(cross.status, 403);
-    // GET with any token never acts.
-    for action in Action::ALL {
+    // GET with any entry token never acts.
+    for action in Action::ENTRY {
         assert_eq!(
             site.get(&site.token(&id, "alice@example.test", action))
                 .status,
@@ -399,6 +408,218 @@ fn a_user_never_releases_infected_mail_but_can_ask_the_postmaster() {
             "sievegate quarantine release {id} --rcpt alice@example.test"
         )),
         "{request}"
+    );
+}
+
+/// The `href` values of a page's links (`<a href="...">`), in order.
+fn hrefs(body: &str) -> Vec<String> {
+    body.split("<a href=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split_once('"').map(|(h, _)| h.to_string()))
+        .collect()
+}
+
+#[test]
+fn a_list_link_shows_what_is_held_for_its_recipient_and_does_nothing_else() {
+    let clamd = Clamd::shared();
+    let site = site(clamd);
+    // carol: three held for her alone, one shared with dave; dave: one of his own.
+    let subjects = ["hold carol a", "hold carol bb", "hold carol ccc <b>x</b>"];
+    for subject in subjects {
+        let out = send(
+            &site.server,
+            "s@remote.example",
+            &["carol@example.test"],
+            &clean_message(subject),
+        );
+        assert!(out.contains("250 2.0.0 <carol@example.test>"), "{out}");
+    }
+    let out = send(
+        &site.server,
+        "s@remote.example",
+        &["dave@example.test", "carol@example.test"],
+        &clean_message("hold shared dddd"),
+    );
+    assert_eq!(out.matches("250 2.0.0 <").count(), 2, "{out}");
+    send(
+        &site.server,
+        "s@remote.example",
+        &["dave@example.test"],
+        &clean_message("hold only dave eeeee"),
+    );
+    let entries = list(&site.env.config_path, &[]);
+    assert_eq!(entries.len(), 5);
+    let id_of = |subject: &str| {
+        entries
+            .iter()
+            .find(|e| e["subject"] == subject)
+            .and_then(|e| e["id"].as_str())
+            .expect("entry")
+            .to_string()
+    };
+    // One released to carol (the CLI), one deleted by her (the web): neither is listed;
+    // the shared one stays listed for carol after dave deletes his copy.
+    site.stop_holding();
+    crate::quarantine::ok(&crate::quarantine::cli(
+        &site.env.config_path,
+        &[
+            "release",
+            &id_of("hold carol a"),
+            "--rcpt",
+            "carol@example.test",
+        ],
+    ));
+    let deleted = site.post(&site.token(
+        &id_of("hold carol bb"),
+        "carol@example.test",
+        Action::Delete,
+    ));
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    let dave = site.post(&site.token(
+        &id_of("hold shared dddd"),
+        "dave@example.test",
+        Action::Delete,
+    ));
+    assert_eq!(dave.status, 200, "{}", dave.body);
+    let delivered = site.env.total_messages();
+
+    let list_token = site.list_token("carol@example.test");
+    let page = site.get(&list_token);
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_security_headers(&page);
+    assert!(page.body.contains("Held messages"), "{}", page.body);
+    assert!(
+        page.body
+            .contains("2 messages are held for carol@example.test"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("hold carol ccc &lt;b&gt;x&lt;/b&gt;"),
+        "escaped: {}",
+        page.body
+    );
+    assert!(!page.body.contains("<b>x</b>"), "{}", page.body);
+    assert!(page.body.contains("hold shared dddd"), "{}", page.body);
+    for absent in [
+        "hold carol a<",
+        "hold carol bb",
+        "hold only dave",
+        "this is a clean test message",
+    ] {
+        assert!(!page.body.contains(absent), "{absent}: {}", page.body);
+    }
+    assert!(!page.body.contains("<form"), "the list acts on nothing");
+    // Newest first; each link a view token for carol and its entry, whose page works.
+    assert!(
+        page.body.find("hold shared dddd") < page.body.find("hold carol ccc"),
+        "newest first"
+    );
+    let links = hrefs(&page.body);
+    let views: Vec<_> = links
+        .iter()
+        .filter_map(|h| link::verify(&site.key, h, SystemTime::now()).ok())
+        .collect();
+    assert_eq!(views.len(), 2, "{links:?}");
+    assert_eq!(views[0].entry_id, id_of("hold shared dddd"));
+    assert_eq!(views[1].entry_id, id_of("hold carol ccc <b>x</b>"));
+    for (token, claims) in links.iter().zip(&views) {
+        assert_eq!(
+            (claims.rcpt.as_str(), claims.action),
+            ("carol@example.test", Action::View)
+        );
+        assert!(claims.expires <= SystemTime::now() + Duration::from_secs(3600));
+        let entry = site.get(token);
+        assert_eq!(entry.status, 200, "{}", entry.body);
+        assert!(
+            entry.body.contains("Release to my mailbox"),
+            "{}",
+            entry.body
+        );
+    }
+    // dave's list: his own entry only (his copy of the shared one is deleted).
+    let page = site.get(&site.list_token("dave@example.test"));
+    assert!(
+        page.body.contains("hold only dave eeeee") && !page.body.contains("hold shared"),
+        "{}",
+        page.body
+    );
+    // Nobody's: an empty list, not an error.
+    let page = site.get(&site.list_token("nobody@example.test"));
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body
+            .contains("Nothing is held for nobody@example.test"),
+        "{}",
+        page.body
+    );
+
+    // Refused like entry tokens: expired 410, tampered 403, another key 403.
+    let expired = link::sign_list(
+        &site.key,
+        "carol@example.test",
+        SystemTime::now() - Duration::from_secs(1),
+    );
+    let mut tampered: Vec<char> = list_token.chars().collect();
+    let at = tampered.len() / 2;
+    tampered[at] = if tampered[at] == 'A' { 'B' } else { 'A' };
+    let tampered: String = tampered.into_iter().collect();
+    let other_key = link::sign_list(
+        &LinkKey::from_bytes(&[9u8; 32]).expect("key"),
+        "carol@example.test",
+        SystemTime::now() + Duration::from_secs(60),
+    );
+    for (token, status) in [
+        (expired.as_str(), 410),
+        (tampered.as_str(), 403),
+        (other_key.as_str(), 403),
+    ] {
+        for a in [site.get(token), site.post(token)] {
+            assert_eq!(a.status, status, "{token}: {}", a.body);
+            assert_security_headers(&a);
+        }
+    }
+    // A list token at the action route (with its right nonce) does nothing; a list token
+    // naming an entry, or an entry action naming none, is not a link at all.
+    let posted = site.post(&list_token);
+    assert_eq!(posted.status, 400, "{}", posted.body);
+    assert!(
+        posted.body.contains("only shows the list"),
+        "{}",
+        posted.body
+    );
+    let ccc = id_of("hold carol ccc <b>x</b>");
+    let forged = link::sign(
+        &site.key,
+        &ccc,
+        "carol@example.test",
+        Action::List,
+        SystemTime::now() + Duration::from_secs(60),
+    );
+    assert_eq!(site.get(&forged).status, 400);
+    assert_eq!(site.post(&forged).status, 400);
+    let no_entry = link::sign(
+        &site.key,
+        link::LIST_ENTRY,
+        "carol@example.test",
+        Action::Release,
+        SystemTime::now() + Duration::from_secs(60),
+    );
+    assert_eq!(site.post(&no_entry).status, 400);
+    // An entry token opens its entry, never a list.
+    let view = site.get(&site.token(&ccc, "carol@example.test", Action::View));
+    assert!(
+        view.body.contains("Held message<") && !view.body.contains("hold shared dddd"),
+        "{}",
+        view.body
+    );
+    assert_eq!(site.env.total_messages(), delivered, "nothing changed");
+    assert!(
+        site.entry(&ccc)["releases"]
+            .as_array()
+            .is_none_or(|r| r.is_empty()),
+        "{}",
+        site.entry(&ccc)
     );
 }
 
