@@ -97,7 +97,7 @@ pub fn page(root: &str, title: &str, body: Markup) -> Markup {
                     (body)
                 }
                 footer {
-                    "This page was opened from a personal link. Do not forward it: whoever has the link can act on this message until it expires."
+                    "This page was opened from a personal link. Do not forward it: whoever has the link can see and act on what it shows until it expires."
                 }
             }
         }
