@@ -2,8 +2,9 @@
 //! `state status` / `state migrate`, a schema newer than the binary refused at startup,
 //! the failure rule (the database down means 451 for a recipient whose delivery needs it, a
 //! quarantine write; the database back means 250 without a restart), the quarantined bytes
-//! shown from another process, an entry made on one host released from the other's CLI,
-//! and two processes on one database answering a sender once.
+//! shown from another process, an entry made on one host released from the other's CLI
+//! and from the other's web page, and two processes on one database answering a sender
+//! once.
 
 use std::process::{Command, Output};
 
@@ -740,6 +741,56 @@ fn cli_as(config: &std::path::Path, user: &str, args: &[&str]) -> Output {
         .expect("run sievegate quarantine")
 }
 
+/// One host of a two-host setup on the database at `url`: its own config directory and a
+/// policy script (in the returned directory) holding mail whose subject says "HOLD", the
+/// quarantine's bytes in PostgreSQL (no `[quarantine] dir`), Maildirs under the shared
+/// `maildirs` root. With `web` (`base_url`, key bytes): the page on a free port of
+/// 127.0.0.1, signing with its own copy of the key (`link.key`, 0600, in that directory).
+fn policy_host(
+    url: &str,
+    maildirs: &std::path::Path,
+    web: Option<(&str, &[u8])>,
+) -> (Env, tempfile::TempDir) {
+    let scripts = tempfile::tempdir().expect("scripts");
+    let policy = scripts.path().join("policy.sieve");
+    std::fs::write(
+        &policy,
+        "require \"vnd.sievegate.quarantine\";\n\
+         if header :contains \"subject\" \"HOLD\" { quarantine; discard; stop; }\n",
+    )
+    .expect("write policy");
+    let mut options: Options = quarantine_options(Clamd::shared());
+    options.before = Some(vec![policy.display().to_string()]);
+    options.maildir = Some(format!("{}/%d/%n/Maildir", maildirs.display()));
+    options.extra_sections = vec![
+        "[quarantine]\nenabled = true\n".to_string(),
+        state_section(url),
+    ];
+    if let Some((base_url, key)) = web {
+        use std::os::unix::fs::PermissionsExt;
+        let key_path = scripts.path().join("link.key");
+        std::fs::write(&key_path, key).expect("write key");
+        std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600))
+            .expect("chmod key");
+        options.extra_sections.push(format!(
+            "[web]\nlisten = [\"127.0.0.1:0\"]\nbase_url = \"{base_url}\"\nsecret_file = {:?}\n",
+            key_path.display().to_string()
+        ));
+    }
+    (Env::new(options), scripts)
+}
+
+/// The messages in alice's INBOX under the Maildir root `maildirs`.
+fn alice_inbox(maildirs: &std::path::Path) -> Vec<Vec<u8>> {
+    let maildir = maildirs.join("example.test/alice/Maildir");
+    ["new", "cur"]
+        .iter()
+        .flat_map(|sub| std::fs::read_dir(maildir.join(sub)).into_iter().flatten())
+        .flatten()
+        .map(|e| std::fs::read(e.path()).expect("read message"))
+        .collect()
+}
+
 /// Two hosts on one database, each with its own directories (config, policy script) and a
 /// shared Maildir root: a clean message a policy rule holds on host A (`sievegate serve`,
 /// no `[quarantine] dir`: the bytes are in PostgreSQL) is listed, shown byte for byte and
@@ -750,39 +801,14 @@ fn cli_as(config: &std::path::Path, user: &str, args: &[&str]) -> Output {
 fn a_quarantine_entry_made_on_one_host_is_released_from_the_other() {
     let (_db, url) = fresh_database();
     let maildirs = tempfile::tempdir().expect("maildir root");
-    let host = || {
-        let scripts = tempfile::tempdir().expect("scripts");
-        let policy = scripts.path().join("policy.sieve");
-        std::fs::write(
-            &policy,
-            "require \"vnd.sievegate.quarantine\";\n\
-             if header :contains \"subject\" \"HOLD\" { quarantine; discard; stop; }\n",
-        )
-        .expect("write policy");
-        let mut options: Options = quarantine_options(Clamd::shared());
-        options.before = Some(vec![policy.display().to_string()]);
-        options.maildir = Some(format!("{}/%d/%n/Maildir", maildirs.path().display()));
-        options.extra_sections = vec![
-            "[quarantine]\nenabled = true\n".to_string(),
-            state_section(&url),
-        ];
-        (Env::new(options), scripts)
-    };
+    let host = || policy_host(&url, maildirs.path(), None);
     let (a, a_scripts) = host();
     let (b, _b_scripts) = host();
     let b_config = std::fs::read_to_string(&b.config_path).expect("B's config");
     for dir in [a.dir.path(), a_scripts.path()] {
         assert!(!b_config.contains(&*dir.to_string_lossy()), "{b_config}");
     }
-    let inbox = || {
-        let maildir = maildirs.path().join("example.test/alice/Maildir");
-        ["new", "cur"]
-            .iter()
-            .flat_map(|sub| std::fs::read_dir(maildir.join(sub)).into_iter().flatten())
-            .flatten()
-            .map(|e| std::fs::read(e.path()).expect("read message"))
-            .collect::<Vec<_>>()
-    };
+    let inbox = || alice_inbox(maildirs.path());
 
     let server = Running::start(&a.config_path);
     let message = crate::support::messages::clean_message("HOLD on host A");
@@ -865,4 +891,140 @@ fn a_quarantine_entry_made_on_one_host_is_released_from_the_other() {
         Some(1)
     );
     drop(server);
+}
+
+/// The action (the release token) and the nonce of the "Release to my mailbox" form of an
+/// entry page.
+fn release_form(page: &str) -> (String, String) {
+    let form = page
+        .split("<form")
+        .find(|f| f.contains("Release to my mailbox"))
+        .unwrap_or_else(|| panic!("no release form in:\n{page}"));
+    let attr = |marker: &str| {
+        form.split(marker)
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_else(|| panic!("no {marker} in the form:\n{form}"))
+            .to_string()
+    };
+    (attr("action=\""), attr("name=\"nonce\" value=\""))
+}
+
+/// Issue 17, the page: two hosts on one database serve the quarantine's web page under one
+/// `base_url`, each with its own copy of one key. A view link made with the key for a
+/// message held on host A opens on host B's page (A's directories out of reach), and the
+/// page's release form, posted there as a browser does, releases it once into alice's
+/// INBOX. The same form posted to A's page is refused as already released (409) and
+/// delivers nothing; A's page and CLI show the release by `web:alice@example.test`.
+#[test]
+fn a_link_made_on_one_host_releases_on_the_other_hosts_page() {
+    use std::time::{Duration, SystemTime};
+
+    use sievegate::quarantine::link::{self, Action, LinkKey};
+
+    use crate::web::http;
+    use crate::web_admin::web_addr;
+
+    const KEY: &[u8] = b"one key for the page of every host, 48 bytes...\n";
+    const BASE_URL: &str = "https://quarantine.example.test";
+    let (_db, url) = fresh_database();
+    let maildirs = tempfile::tempdir().expect("maildir root");
+    let host = || policy_host(&url, maildirs.path(), Some((BASE_URL, KEY)));
+    let (a, a_scripts) = host();
+    let (b, _b_scripts) = host();
+    let server_a = Running::start(&a.config_path);
+    let server_b = Running::start(&b.config_path);
+    let (port_a, port_b) = (web_addr(&server_a).port(), web_addr(&server_b).port());
+    let inbox = || alice_inbox(maildirs.path());
+
+    let message = crate::support::messages::clean_message("HOLD for the page");
+    let out = send(
+        &server_a,
+        "sender@remote.example",
+        &["alice@example.test"],
+        &message,
+    );
+    assert!(out.contains("250 2.0.0 <alice@example.test>"), "{out}");
+    assert!(inbox().is_empty(), "held, not delivered");
+    let entries = list(&a.config_path, &[]);
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let id = entries[0]["id"].as_str().expect("id").to_string();
+    let key = LinkKey::from_bytes(KEY).expect("key");
+    let expires = SystemTime::now() + Duration::from_secs(3600);
+    let view = link::sign(&key, &id, "alice@example.test", Action::View, expires);
+    // Posted as a browser posts the page's form, both hosts behind the one `base_url`.
+    let post = |port: u16, action: &str, nonce: &str| {
+        http(
+            port,
+            "POST",
+            &format!("/q/{action}"),
+            &format!(
+                "Content-Type: application/x-www-form-urlencoded\r\n\
+                 Origin: {BASE_URL}\r\nSec-Fetch-Site: same-origin\r\n"
+            ),
+            &format!("nonce={nonce}"),
+        )
+    };
+
+    // Host B's page, with A's directories (its config, its key) out of reach.
+    let (action, nonce) = {
+        let _hidden = Hidden::hide(&[a.dir.path(), a_scripts.path()]);
+        let page = http(port_b, "GET", &format!("/q/{view}"), "", "");
+        assert_eq!(page.status, 200, "{}\n{}", page.body, server_b.logs());
+        assert!(page.body.contains("HOLD for the page"), "{}", page.body);
+        assert!(
+            page.body.contains("This message was held for you"),
+            "{}",
+            page.body
+        );
+        let (action, nonce) = release_form(&page.body);
+        let claims = link::verify(&key, &action, SystemTime::now()).expect("a release token");
+        assert_eq!(
+            (
+                claims.entry_id.as_str(),
+                claims.rcpt.as_str(),
+                claims.action
+            ),
+            (id.as_str(), "alice@example.test", Action::Release)
+        );
+        let done = post(port_b, &action, &nonce);
+        assert_eq!(done.status, 200, "{}\n{}", done.body, server_b.logs());
+        assert!(done.body.contains("released to you"), "{}", done.body);
+        let stored = inbox();
+        assert_eq!(stored.len(), 1, "{}", server_b.logs());
+        let (_, body) = crate::support::env::split_trace(&stored[0]);
+        assert_eq!(
+            body,
+            message.as_slice(),
+            "the original bytes after the trace"
+        );
+        (action, nonce)
+    };
+
+    // Host A's page: the same form is refused and delivers nothing; the page shows the
+    // release and offers no buttons.
+    let again = post(port_a, &action, &nonce);
+    assert_eq!(again.status, 409, "{}\n{}", again.body, server_a.logs());
+    assert!(
+        again.body.contains("Already released")
+            && again.body.contains("already released to you on"),
+        "{}",
+        again.body
+    );
+    assert_eq!(inbox().len(), 1, "exactly one copy");
+    let page = http(port_a, "GET", &format!("/q/{view}"), "", "");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains("This message was released to you on"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("<form"), "no buttons once released");
+    let entries = list(&a.config_path, &[]);
+    assert_eq!(entries.len(), 1, "no new entry: {entries:?}");
+    let releases = entries[0]["releases"].as_array().expect("releases");
+    assert_eq!(releases.len(), 1, "{entries:?}");
+    assert_eq!(releases[0]["rcpt"], "alice@example.test");
+    assert_eq!(releases[0]["released_by"], "web:alice@example.test");
+    drop((server_a, server_b));
 }
