@@ -261,19 +261,7 @@ pub fn release_choice(entry: &QuarantineEntry, only: &[String]) -> Result<Vec<St
     }
     let mut chosen: Vec<String> = Vec::new();
     for want in only {
-        let found = entry
-            .recipients
-            .iter()
-            .zip(
-                entry
-                    .resolved
-                    .iter()
-                    .chain(std::iter::repeat(&String::new())),
-            )
-            .find(|(given, resolved)| {
-                given.eq_ignore_ascii_case(want) || resolved.eq_ignore_ascii_case(want)
-            })
-            .map(|(given, _)| given.as_str());
+        let found = entry.recipient_matching(want, |_| true);
         let Some(given) = found else {
             return Err(AdminError::BadRecipient(format!(
                 "{} is not a recipient of {} (its recipients: {})",

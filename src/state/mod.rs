@@ -278,6 +278,20 @@ pub struct RcptRelease {
 }
 
 impl QuarantineEntry {
+    /// The recipient as given at RCPT whose given or resolved form is `rcpt` (ASCII
+    /// case-insensitively, as the CLI's `--rcpt` and the links match), the first of those
+    /// `keep` accepts.
+    pub fn recipient_matching(&self, rcpt: &str, keep: impl Fn(&str) -> bool) -> Option<&str> {
+        self.recipients
+            .iter()
+            .zip((self.resolved.iter().map(String::as_str)).chain(std::iter::repeat("")))
+            .find(|(given, resolved)| {
+                keep(given)
+                    && (given.eq_ignore_ascii_case(rcpt) || resolved.eq_ignore_ascii_case(rcpt))
+            })
+            .map(|(given, _)| given.as_str())
+    }
+
     /// The recipients not released yet, in RCPT order.
     pub fn held(&self) -> Vec<&str> {
         self.recipients

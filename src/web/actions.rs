@@ -99,20 +99,7 @@ pub fn is_infected(entry: &QuarantineEntry) -> bool {
 /// The entry's own spelling (as given in RCPT TO) of the link's recipient, matched like
 /// the CLI's `--rcpt`: the address as given or as resolved, case-insensitively.
 pub fn recipient_of(entry: &QuarantineEntry, rcpt: &str) -> Option<String> {
-    entry
-        .recipients
-        .iter()
-        .zip(
-            entry
-                .resolved
-                .iter()
-                .map(String::as_str)
-                .chain(std::iter::repeat("")),
-        )
-        .find(|(given, resolved)| {
-            given.eq_ignore_ascii_case(rcpt) || resolved.eq_ignore_ascii_case(rcpt)
-        })
-        .map(|(given, _)| given.clone())
+    entry.recipient_matching(rcpt, |_| true).map(str::to_string)
 }
 
 /// Where `given`'s copy of `entry` stands.

@@ -45,20 +45,8 @@ pub struct Held {
 pub fn held_copy(entry: &QuarantineEntry, rcpt: &str) -> Option<String> {
     let held = entry.held();
     entry
-        .recipients
-        .iter()
-        .zip(
-            entry
-                .resolved
-                .iter()
-                .map(String::as_str)
-                .chain(std::iter::repeat("")),
-        )
-        .find(|(given, resolved)| {
-            held.contains(&given.as_str())
-                && (given.eq_ignore_ascii_case(rcpt) || resolved.eq_ignore_ascii_case(rcpt))
-        })
-        .map(|(given, _)| given.clone())
+        .recipient_matching(rcpt, |given| held.contains(&given))
+        .map(str::to_string)
 }
 
 /// `entries` (as the state store lists them, oldest first) reduced to those still held for
