@@ -70,13 +70,7 @@ fn setup_with_mailbox(extra: &[&str], mailbox: &[&str]) -> Setup {
     options.extra_sections = vec![section];
     let env = Env::new(options);
     let server = Running::start(&env.config_path);
-    let logs = server.wait_for_log("managesieve at 0.0.0.0");
-    let addrs: Vec<SocketAddr> = logs
-        .lines()
-        .filter_map(|l| l.split("managesieve at ").nth(1))
-        .filter_map(|rest| rest.split(|c: char| c.is_whitespace() || c == '"').next())
-        .filter_map(|a| a.parse().ok())
-        .collect();
+    let addrs = listeners(&server.wait_for_log("managesieve at 0.0.0.0"));
     let local = *addrs
         .iter()
         .find(|a| a.ip().is_loopback())
@@ -96,7 +90,40 @@ fn setup_with_mailbox(extra: &[&str], mailbox: &[&str]) -> Setup {
     }
 }
 
+/// The ManageSieve listeners a server's startup log names (`managesieve at ADDR`).
+fn listeners(logs: &str) -> Vec<SocketAddr> {
+    logs.lines()
+        .filter_map(|l| l.split("managesieve at ").nth(1))
+        .filter_map(|rest| rest.split(|c: char| c.is_whitespace() || c == '"').next())
+        .filter_map(|a| a.parse().ok())
+        .collect()
+}
+
 impl Setup {
+    /// A second server on this setup's config with `[sieve]` pointed at Pigeonhole's
+    /// layout under `root` (`sieve = file:<root>/sieve/%n;active=.../personal.sieve`), and
+    /// its loopback ManageSieve listener.
+    fn on_pigeonhole_layout(&self, root: &Path) -> (Running, SocketAddr) {
+        let root = root.display();
+        let config = std::fs::read_to_string(&self.env.config_path).expect("config");
+        let config = config
+            .replace(
+                "personal = \"mail/%d/%n/.dovecot.sieve\"",
+                &format!("personal = \"{root}/sieve/%n/personal.sieve\""),
+            )
+            .replace(
+                "personal_dir = \"mail/%d/%n/sieve\"",
+                &format!("personal_dir = \"{root}/sieve/%n\""),
+            );
+        std::fs::write(&self.env.config_path, config).expect("config");
+        let server = Running::start(&self.env.config_path);
+        let addr = *listeners(&server.wait_for_log("managesieve at 127.0.0.1"))
+            .iter()
+            .find(|a| a.ip().is_loopback())
+            .expect("loopback listener");
+        (server, addr)
+    }
+
     fn sieve_dir(&self, user: &str) -> PathBuf {
         self.env
             .dir
@@ -741,27 +768,8 @@ fn a_script_uploaded_here_is_the_one_pigeonhole_runs() {
     // The user's directory exists, owned by the mail user (as Dovecot's own would be).
     dovecot.set_personal_include("alice", "old", "keep;\r\n");
     let s = setup(&[]);
-    // Point [sieve] at Pigeonhole's layout: sieve = file:<root>/sieve/%n;active=.../personal.sieve
-    let root = dovecot.root().display().to_string();
-    let config = std::fs::read_to_string(&s.env.config_path).expect("config");
-    let config = config.replace(
-        "personal = \"mail/%d/%n/.dovecot.sieve\"",
-        &format!("personal = \"{root}/sieve/%n/personal.sieve\""),
-    );
-    let config = config.replace(
-        "personal_dir = \"mail/%d/%n/sieve\"",
-        &format!("personal_dir = \"{root}/sieve/%n\""),
-    );
-    std::fs::write(&s.env.config_path, config).expect("config");
-    let server = Running::start(&s.env.config_path);
-    let logs = server.wait_for_log("managesieve at 127.0.0.1");
-    let addr: SocketAddr = logs
-        .lines()
-        .filter_map(|l| l.split("managesieve at ").nth(1))
-        .filter_map(|rest| rest.split(|c: char| c.is_whitespace() || c == '"').next())
-        .filter_map(|a| a.parse().ok())
-        .find(|a: &SocketAddr| a.ip().is_loopback())
-        .expect("loopback listener");
+    // Point [sieve] at Pigeonhole's layout.
+    let (_server, addr) = s.on_pigeonhole_layout(dovecot.root());
     let mut c = Client::connect(addr);
     assert!(c.login("alice@example.test", PASSWORD).starts_with("OK"));
     assert!(c.put("rules", SCRIPT).starts_with("OK"));
@@ -805,27 +813,7 @@ fn a_script_pigeonhole_activated_is_the_one_listed_here() {
         String::from_utf8_lossy(&out.stderr)
     );
     let s = setup(&[]);
-    let root = dovecot.root().display().to_string();
-    let config = std::fs::read_to_string(&s.env.config_path).expect("config");
-    let config = config
-        .replace(
-            "personal = \"mail/%d/%n/.dovecot.sieve\"",
-            &format!("personal = \"{root}/sieve/%n/personal.sieve\""),
-        )
-        .replace(
-            "personal_dir = \"mail/%d/%n/sieve\"",
-            &format!("personal_dir = \"{root}/sieve/%n\""),
-        );
-    std::fs::write(&s.env.config_path, config).expect("config");
-    let server = Running::start(&s.env.config_path);
-    let logs = server.wait_for_log("managesieve at 127.0.0.1");
-    let addr: SocketAddr = logs
-        .lines()
-        .filter_map(|l| l.split("managesieve at ").nth(1))
-        .filter_map(|rest| rest.split(|c: char| c.is_whitespace() || c == '"').next())
-        .filter_map(|a| a.parse().ok())
-        .find(|a: &SocketAddr| a.ip().is_loopback())
-        .expect("loopback listener");
+    let (server, addr) = s.on_pigeonhole_layout(dovecot.root());
     let mut c = Client::connect(addr);
     assert!(c.login("alice@example.test", PASSWORD).starts_with("OK"));
     let r = c.command(b"LISTSCRIPTS\r\n");
