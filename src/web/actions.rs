@@ -205,7 +205,10 @@ pub fn header_text(section: &[u8]) -> String {
 }
 
 /// Does what `claims` names, only that, for its recipient; the action lock is held from
-/// the check of the recipient's standing to its record. It runs in its own task: a client
+/// the check of the recipient's standing to its record. Across processes and hosts the
+/// release claim in the state store ([`crate::delivery::release::claim`]) is what keeps a
+/// recipient from being delivered twice; this process's lock only makes a second click
+/// here wait and read "already released" rather than "try again". It runs in its own task: a client
 /// that goes away (or the request timeout) cannot stop a release between the delivery and
 /// its record.
 pub async fn perform(state: Arc<WebState>, claims: Claims) -> Result<Done, Refused> {
